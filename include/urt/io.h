@@ -1,0 +1,118 @@
+/*
+ * urt I/O operations with caller-owned completions.
+ *
+ * A struct urt_io describes one operation and receives its result.  The
+ * caller owns it (on its stack, in its own struct, anywhere) and must keep
+ * it alive until the callback runs; urt never allocates per I/O.
+ *
+ *     struct urt_io io;
+ *     urt_io_prep_read(&io, dev, buf, 4096, off);
+ *     io.timeout_ns = 5000000;              // optional deadline
+ *     urt_io_submit(&io, read_done, ctx);   // on a reactor thread
+ *
+ * The callback runs on the same core, exactly once, with the final result:
+ * bytes transferred (reads and writes; a short count only at end of file),
+ * 0 (flush, nop, timeout), or a negative errno.  EAGAIN, EINTR and short
+ * transfers are resubmitted; transient errors are retried with backoff;
+ * docs/runtime.md has the full table.
+ *
+ * Deadlines: when timeout_ns passes, the op is cancelled and the callback
+ * gets -ETIMEDOUT once.  Block I/O already issued cannot be cancelled: the
+ * runtime keeps the request until the device completes it.  If the buffer
+ * came from urt_buf_get, -ETIMEDOUT is delivered at once and the buffer is
+ * only recycled after the device is done with it.  For any other memory,
+ * -ETIMEDOUT is delivered when the device has finished with the buffer.
+ */
+#ifndef URT_IO_H
+#define URT_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "urt/common.h"
+
+URT_BEGIN_DECLS
+
+struct urt_dev;
+struct urt_io;
+
+enum urt_op {
+	URT_OP_NOP = 0,
+	URT_OP_READ,
+	URT_OP_WRITE,
+	URT_OP_READV,
+	URT_OP_WRITEV,
+	URT_OP_FSYNC,		/* Data and metadata durable. */
+	URT_OP_FLUSH,		/* fdatasync / NVMe Flush: data durable. */
+	URT_OP_TIMEOUT,		/* Sleep for timeout_ns (no device). */
+	URT_OP_WRITE_ZEROES,	/* Zero [off, off+len). */
+	URT_OP_DEALLOCATE,	/* Discard [off, off+len) (trim / DSM deallocate). */
+	URT_OP_COUNT,
+};
+
+enum urt_io_flags {
+	URT_IO_FUA = 1u << 0,	/* Write: durable on completion (RWF_DSYNC / NVMe FUA). */
+};
+
+typedef void (*urt_io_cb)(struct urt_io *io, int res, void *arg);
+
+struct urt_io {
+	uint8_t op;		/* enum urt_op. */
+	uint8_t flags;		/* enum urt_io_flags. */
+	uint16_t nr_iov;	/* READV/WRITEV: entries in iov. */
+	int32_t res;		/* Final result, also passed to the callback. */
+	struct urt_dev *dev;	/* Target device (NULL for NOP and TIMEOUT). */
+	union {
+		void *buf;		/* READ/WRITE buffer. */
+		const struct iovec *iov;/* READV/WRITEV vector, kept alive by the caller. */
+	};
+	uint64_t len;		/* Bytes (READ, WRITE, WRITE_ZEROES, DEALLOCATE). */
+	uint64_t off;		/* Device offset in bytes. */
+	uint64_t timeout_ns;	/* Deadline relative to submission; 0 = none. For TIMEOUT: the sleep. */
+	urt_io_cb cb;		/* Set by urt_io_submit. */
+	void *arg;		/* Set by urt_io_submit. */
+	void *priv;		/* Runtime-private: the request while in flight. */
+};
+
+URT_API void urt_io_prep_nop(struct urt_io *io);
+URT_API void urt_io_prep_read(struct urt_io *io, struct urt_dev *dev, void *buf, size_t len, uint64_t off);
+URT_API void urt_io_prep_write(struct urt_io *io, struct urt_dev *dev, const void *buf, size_t len,
+			       uint64_t off);
+URT_API void urt_io_prep_readv(struct urt_io *io, struct urt_dev *dev, const struct iovec *iov,
+			       unsigned nr_iov, uint64_t off);
+URT_API void urt_io_prep_writev(struct urt_io *io, struct urt_dev *dev, const struct iovec *iov,
+				unsigned nr_iov, uint64_t off);
+URT_API void urt_io_prep_fsync(struct urt_io *io, struct urt_dev *dev);
+URT_API void urt_io_prep_flush(struct urt_io *io, struct urt_dev *dev);
+URT_API void urt_io_prep_timeout(struct urt_io *io, uint64_t ns);
+URT_API void urt_io_prep_write_zeroes(struct urt_io *io, struct urt_dev *dev, uint64_t len, uint64_t off);
+URT_API void urt_io_prep_deallocate(struct urt_io *io, struct urt_dev *dev, uint64_t len, uint64_t off);
+
+/*
+ * Queue io on the calling core; it reaches the kernel in this loop
+ * iteration's single io_uring_enter.  Returns 0, or a negative errno and
+ * the callback never runs:
+ *   -EINVAL     misaligned O_DIRECT buffer, offset or length (see
+ *               urt_dev_info: mem_align, off_align), or a bad op;
+ *   -EOPNOTSUPP the device cannot do this op (or IOPOLL on a device
+ *               without poll queues);
+ *   -EAGAIN     req_max ops already in flight on this core;
+ *   -EPERM      a write to a read-only device;
+ *   -ESHUTDOWN  the runtime is stopping;
+ *   the device's sticky error for writes and flushes after a failed flush.
+ * Must run on a reactor thread (asserted).
+ */
+URT_API int urt_io_submit(struct urt_io *io, urt_io_cb cb, void *arg);
+
+/*
+ * Ask the kernel to cancel io.  Its callback still runs once, with
+ * -ECANCELED or, when the op could not be stopped, its real result.
+ * Returns 0, or -ENOENT when io is not in flight.
+ */
+URT_API int urt_io_cancel(struct urt_io *io);
+
+URT_END_DECLS
+
+#endif /* URT_IO_H */

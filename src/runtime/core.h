@@ -1,0 +1,289 @@
+/*
+ * Internal structures of the runtime: the runtime, its cores, their rings
+ * and the in-flight requests.  Only src/ includes this.
+ *
+ * Ownership: every field of a struct urt_core is touched only by its own
+ * reactor thread, except those marked "shared", which are atomics.
+ */
+#ifndef URT_RUNTIME_CORE_H
+#define URT_RUNTIME_CORE_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "urt/buf.h"
+#include "urt/dev.h"
+#include "urt/fiber.h"
+#include "urt/io.h"
+#include "urt/rt.h"
+#include "runtime/compat.h"
+#include "runtime/context.h"
+#include "runtime/stack.h"
+
+#define URT_CACHELINE 64
+
+#define urt_container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - __builtin_offsetof(type, member)))
+
+/*
+ * user_data of an SQE: a request pointer (64-byte aligned) with a tag in
+ * the low bits, or one of the constants below for runtime-internal CQEs.
+ */
+enum ud_tag {
+	UD_TAG_OP = 0,		/* The op itself. */
+	UD_TAG_TIMER = 1,	/* Its deadline (LINK_TIMEOUT or a standalone TIMEOUT). */
+	UD_TAG_BACKOFF = 2,	/* The backoff sleep before a retry. */
+	UD_TAG_CANCEL = 3,	/* An ASYNC_CANCEL or TIMEOUT_REMOVE aimed at it. */
+	UD_TAG_HOLD = 4,	/* Fault DELAY: the end of the hold. */
+	UD_TAG_MASK = 7,
+};
+#define UD_WAKE_MSG	((uint64_t)8)	/* MSG_RING wakeup from another core. */
+#define UD_WAKE_EFD	((uint64_t)16)	/* Read of the wake eventfd completed. */
+#define UD_RING_EFD	((uint64_t)24)	/* Read of a secondary ring's eventfd completed. */
+#define UD_IGNORE	((uint64_t)32)	/* Fire-and-forget internal SQE. */
+#define UD_SPECIAL_MAX	((uint64_t)64)
+
+enum ring_kind {
+	RING_MAIN = 0,	/* Messages, timers, files without polling. */
+	RING_POLL,	/* IORING_SETUP_IOPOLL, for poll-capable devices. */
+	RING_BIG,	/* SQE128|CQE32, for NVMe passthrough. */
+	RING_KINDS,
+};
+
+struct urt_ring {
+	struct io_uring ring;	/* The liburing ring. */
+	bool ready;		/* Set up. */
+	bool polled;		/* IORING_SETUP_IOPOLL: must poll, cannot sleep. */
+	uint32_t flags;		/* Setup flags the kernel accepted. */
+	uint32_t inflight;	/* CQEs still expected on this ring. */
+	uint32_t queued;	/* SQEs prepared and not yet submitted. */
+	int efd;		/* Eventfd registered on this ring (RING_BIG), or -1. */
+	bool efd_armed;		/* A read of efd is in flight on the main ring. */
+	uint64_t efd_val;	/* Target of that read. */
+};
+
+enum req_state {
+	REQ_FREE = 0,
+	REQ_BACKLOG,	/* Waiting for SQ space. */
+	REQ_INFLIGHT,	/* Op CQE pending. */
+	REQ_BACKOFF,	/* Sleeping before a retry. */
+	REQ_HELD,	/* Fault injection holds its completion. */
+};
+
+/*
+ * One in-flight op.  Lives in the core's pool; user_data points at it.
+ * It outlives its caller's urt_io when a deadline fires first: then io is
+ * NULL (detached) and the request only waits for its remaining CQEs.
+ */
+struct urt_req {
+	struct urt_io *io;	/* Caller's completion; NULL once delivered. */
+	struct urt_core *core;	/* Owner. */
+	struct urt_dev *dev;	/* Target device or NULL. */
+	struct urt_req *next;	/* Free list, backlog or held list link. */
+	uint8_t op;		/* enum urt_op. */
+	uint8_t flags;		/* enum urt_io_flags. */
+	uint8_t state;		/* enum req_state. */
+	uint8_t ring;		/* enum ring_kind the op is on. */
+	uint8_t pending;	/* CQEs still expected (op, timer, cancel). */
+	uint8_t retries;	/* Transient-error retries so far. */
+	bool timer_fired;	/* The deadline passed. */
+	bool timer_linked;	/* The deadline is a LINK_TIMEOUT (else standalone). */
+	bool timer_armed;	/* A timer CQE is pending. */
+	bool cancel_asked;	/* urt_io_cancel was called. */
+	bool stalled;		/* Fault: replaced by a never-completing op. */
+	bool buf_ref;		/* Holds a reference on the urt_buf at buf_ref_ptr. */
+	bool timer_remove_sent;	/* A TIMEOUT_REMOVE for the standalone timer is out. */
+	bool hold_expired;	/* Fault DELAY: the hold timer fired. */
+	uint16_t nr_rest;	/* Entries in iov_rest. */
+	void *buf_ref_ptr;	/* The referenced urt_buf. */
+	const struct iovec *iov_rest;	/* Vector entries after a split entry. */
+	uint64_t seg;		/* Bytes the current SQE transfers. */
+	uint16_t nr_iov;	/* Entries left in iov. */
+	int32_t held_res;	/* Fault DELAY: the result being held. */
+	uint64_t done;		/* Bytes transferred so far (short transfers). */
+	void *buf;		/* Remaining buffer (READ/WRITE). */
+	struct iovec *iov;	/* Remaining vector (points into iov_copy or the caller's). */
+	uint64_t len;		/* Remaining length. */
+	uint64_t off;		/* Remaining offset. */
+	uint64_t submit_ns;	/* Submission time, for the latency histogram. */
+	uint64_t deadline_ns;	/* Absolute deadline (CLOCK_MONOTONIC) or 0. */
+	uint64_t release_ns;	/* Fault DELAY: when the held result is released. */
+	struct __kernel_timespec ts;	/* Timespec read by the kernel at submit. */
+	struct __kernel_timespec ts2;	/* Second timespec (backoff). */
+	struct iovec iov_copy[1];	/* A partly transferred vector entry being resumed. */
+	uint64_t be[6];		/* Backend scratch (passthrough command state). */
+} __attribute__((aligned(64)));
+
+_Static_assert(_Alignof(struct urt_req) >= 8, "tag bits need 8-byte alignment");
+
+/* A posted function. */
+struct post_msg {
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+/*
+ * Single-producer single-consumer queue from one source to one core.  The
+ * producer's and consumer's counters sit on separate cache lines.
+ */
+struct post_queue {
+	_Alignas(URT_CACHELINE) _Atomic uint32_t tail;	/* Written by the producer. */
+	_Alignas(URT_CACHELINE) _Atomic uint32_t head;	/* Written by the consumer. */
+	_Alignas(URT_CACHELINE) uint32_t mask;		/* Capacity - 1. */
+	struct post_msg *slots;				/* Capacity entries. */
+};
+
+/* A fiber: context, stack and links.  Pooled per core. */
+struct urt_fiber {
+	struct urt_ctx ctx;		/* Saved registers. */
+	struct urt_stack stack;		/* Guarded stack. */
+	struct urt_fiber *next;		/* Run queue, wait queue or free list. */
+	struct urt_fiber *all_next;	/* Every fiber of the core, for teardown. */
+	void (*fn)(void *arg);		/* Entry. */
+	void *arg;			/* Its argument. */
+	struct urt_core *core;		/* Owner. */
+	int io_res;			/* Result of the op the fiber waits for. */
+	bool io_done;			/* That op completed. */
+	bool runnable;			/* On the run queue. */
+	bool exited;			/* fn returned: recycle. */
+};
+
+/* The registered buffer region of one core, see buf.c. */
+struct buf_region {
+	uint8_t *base;		/* Start of the mapping. */
+	size_t bytes;		/* Size of the mapping. */
+	size_t tail;		/* Carving offset of never-used space. */
+	bool huge;		/* Backed by huge pages. */
+	bool registered;	/* Registered with the rings. */
+	void *free_head[11];	/* Free lists by class: 4 KiB << class. */
+	uint8_t *page_class;	/* Per 4 KiB page: class of the block starting there. */
+	uint16_t *page_refs;	/* Per 4 KiB page: references of the block starting there. */
+};
+
+struct urt_core {
+	struct urt_rt *rt;		/* Owner runtime. */
+	unsigned index;			/* Core index in rt. */
+	int cpu;			/* CPU it runs on. */
+	pthread_t thread;		/* Reactor thread. */
+	struct urt_ring rings[RING_KINDS];/* Main, IOPOLL, SQE128. */
+	/* Requests. */
+	struct urt_req *reqs;		/* Pool of req_max. */
+	struct urt_req *req_free;	/* Free list. */
+	struct urt_req *backlog_head;	/* Waiting for SQ space, FIFO. */
+	struct urt_req *backlog_tail;
+	struct urt_req *held;		/* Fault DELAY: held results. */
+	uint32_t reqs_used;		/* Requests not free. */
+	/* Cross-core. */
+	struct post_queue **inq;	/* Per source (ncores + 1 external): queues to us. */
+	_Alignas(URT_CACHELINE) _Atomic int doorbell;	/* Shared: a wakeup is on its way. */
+	_Atomic int posters;		/* Shared: producers between check and push. */
+	_Atomic bool accepting;		/* Shared: posts accepted. */
+	pthread_mutex_t ext_lock;	/* Serialises outside threads on inq[ncores]. */
+	int wake_efd;			/* Eventfd outside threads write to. */
+	uint64_t wake_efd_val;		/* Read target. */
+	int stall_efd;			/* Never-signalled eventfd for STALL faults. */
+	/* Fibers. */
+	struct urt_ctx loop_ctx;	/* The reactor loop's own context. */
+	struct urt_fiber *cur;		/* Running fiber or NULL. */
+	struct urt_fiber *run_head;	/* Run queue. */
+	struct urt_fiber *run_tail;
+	struct urt_fiber *fiber_free;	/* Recycled fibers (stacks kept). */
+	struct urt_fiber *fiber_all;	/* Every fiber allocated, for teardown. */
+	unsigned fibers_live;		/* Fibers not yet exited. */
+	/* Buffers. */
+	struct buf_region bufs;
+	/* Hybrid polling. */
+	uint64_t spin_budget_ns;	/* Current spin budget. */
+	uint64_t lat_ewma_ns;		/* Smoothed completion latency. */
+	/* Faults. */
+	uint64_t rng;			/* xorshift state. */
+	uint32_t faults_left;		/* count_max budget. */
+	/* State. */
+	bool stopping;			/* urt_rt_stop began. */
+	bool cancel_sent;		/* Stop: in-flight ops were cancelled. */
+	int arena;			/* jemalloc arena of this core (mem.h). */
+	int start_err;			/* Setup result reported to urt_rt_start. */
+	char start_msg[512];		/* urt_last_error() of a failed setup. */
+	struct urt_stats stats;		/* Counters (own thread only). */
+};
+
+struct urt_rt {
+	struct urt_rt_opts opts;	/* Copy of the options. */
+	unsigned ncores;		/* Reactors. */
+	struct urt_core *cores;		/* ncores entries. */
+	sem_t started;			/* Posted by each core after setup. */
+	pthread_mutex_t dev_lock;	/* Guards devs[]. */
+	struct urt_dev **devs;		/* Registered devices by fixed-file slot. */
+	int sq_wq_fd;			/* SQPOLL shared: ring fd to attach to, or -1. */
+	_Atomic bool stopping;		/* urt_rt_stop began. */
+};
+
+/* The core of the calling thread, or NULL. */
+extern __thread struct urt_core *urt__self;
+
+static inline struct urt_core *core_self(void)
+{
+	return urt__self;
+}
+
+uint64_t urt_now_ns(void);
+
+/* rt.c */
+void urt_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void urt_clear_error(void);
+
+/* ring.c */
+int ring_setup(struct urt_core *c, enum ring_kind kind);
+void ring_teardown(struct urt_core *c, enum ring_kind kind);
+struct io_uring_sqe *ring_sqe(struct urt_core *c, enum ring_kind kind);
+int ring_submit(struct urt_core *c, enum ring_kind kind, bool wait);
+unsigned ring_reap(struct urt_core *c, enum ring_kind kind);
+void ring_wait(struct urt_core *c);
+void ring_arm_efd(struct urt_core *c, enum ring_kind kind);
+
+/* req.c */
+struct urt_req *req_get(struct urt_core *c);
+void req_start(struct urt_core *c, struct urt_req *req);
+void req_cancel(struct urt_core *c, struct urt_req *req);
+int req_pool_init(struct urt_core *c);
+void req_pool_exit(struct urt_core *c);
+void req_complete_cqe(struct urt_core *c, uint64_t ud, int32_t res, const struct io_uring_cqe *cqe);
+void req_backlog_flush(struct urt_core *c);
+void req_held_release(struct urt_core *c, bool all);
+void req_cancel_all(struct urt_core *c);
+
+/* msg.c */
+int msg_init(struct urt_core *c);
+void msg_exit(struct urt_core *c);
+void msg_drain(struct urt_core *c);
+
+/* buf.c */
+int buf_region_init(struct urt_core *c);
+void buf_region_exit(struct urt_core *c);
+int buf_register(struct urt_core *c, struct io_uring *ring);
+bool buf_region_contains(const struct urt_core *c, const void *p, size_t len);
+void buf_ref(struct urt_core *c, void *p);
+void buf_unref(struct urt_core *c, void *p);
+
+/* fiber.c */
+void fiber_run_ready(struct urt_core *c);
+bool fiber_has_ready(const struct urt_core *c);
+void fiber_exit_all(struct urt_core *c);
+
+/* fault.c: the fault to inject now, or 0. */
+uint32_t fault_pick(struct urt_core *c, unsigned op);		/* At completion. */
+uint32_t fault_pick_submit(struct urt_core *c, unsigned op);	/* At submission (STALL). */
+
+/* dev.c: registered-file slot of dev on core c, or -1. */
+int dev_fixed_slot(const struct urt_dev *dev, const struct urt_core *c);
+void dev_registry_drop(struct urt_rt *rt);
+int dev_registry_ring_init(struct urt_core *c, struct io_uring *ring);
+
+/* Run fn(arg) on every core and wait; from outside or from a fiber. */
+int rt_run_everywhere(struct urt_rt *rt, void (*fn)(void *arg), void *arg);
+
+#endif /* URT_RUNTIME_CORE_H */

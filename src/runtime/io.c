@@ -1,0 +1,265 @@
+/*
+ * The public op API: prep helpers, validation and submission.
+ *
+ * Everything that can be known wrong before the kernel sees an op is
+ * rejected here with a negative errno and a message in urt_last_error(), and
+ * the callback never runs.  That covers misaligned O_DIRECT I/O, which the
+ * kernel would otherwise report as a bare EINVAL far from its cause.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/backend.h"
+#include "runtime/core.h"
+
+static void io_prep(struct urt_io *io, unsigned op, struct urt_dev *dev, void *buf, uint64_t len,
+		    uint64_t off)
+{
+	memset(io, 0, sizeof(*io));
+	io->op = (uint8_t)op;
+	io->dev = dev;
+	io->buf = buf;
+	io->len = len;
+	io->off = off;
+}
+
+URT_API void urt_io_prep_nop(struct urt_io *io)
+{
+	io_prep(io, URT_OP_NOP, NULL, NULL, 0, 0);
+}
+
+URT_API void urt_io_prep_read(struct urt_io *io, struct urt_dev *dev, void *buf, size_t len, uint64_t off)
+{
+	io_prep(io, URT_OP_READ, dev, buf, len, off);
+}
+
+URT_API void urt_io_prep_write(struct urt_io *io, struct urt_dev *dev, const void *buf, size_t len,
+			       uint64_t off)
+{
+	io_prep(io, URT_OP_WRITE, dev, (void *)buf, len, off);
+}
+
+URT_API void urt_io_prep_readv(struct urt_io *io, struct urt_dev *dev, const struct iovec *iov,
+			       unsigned nr_iov, uint64_t off)
+{
+	io_prep(io, URT_OP_READV, dev, NULL, 0, off);
+	io->iov = iov;
+	io->nr_iov = (uint16_t)nr_iov;
+}
+
+URT_API void urt_io_prep_writev(struct urt_io *io, struct urt_dev *dev, const struct iovec *iov,
+				unsigned nr_iov, uint64_t off)
+{
+	io_prep(io, URT_OP_WRITEV, dev, NULL, 0, off);
+	io->iov = iov;
+	io->nr_iov = (uint16_t)nr_iov;
+}
+
+URT_API void urt_io_prep_fsync(struct urt_io *io, struct urt_dev *dev)
+{
+	io_prep(io, URT_OP_FSYNC, dev, NULL, 0, 0);
+}
+
+URT_API void urt_io_prep_flush(struct urt_io *io, struct urt_dev *dev)
+{
+	io_prep(io, URT_OP_FLUSH, dev, NULL, 0, 0);
+}
+
+URT_API void urt_io_prep_timeout(struct urt_io *io, uint64_t ns)
+{
+	io_prep(io, URT_OP_TIMEOUT, NULL, NULL, 0, 0);
+	io->timeout_ns = ns;
+}
+
+URT_API void urt_io_prep_write_zeroes(struct urt_io *io, struct urt_dev *dev, uint64_t len, uint64_t off)
+{
+	io_prep(io, URT_OP_WRITE_ZEROES, dev, NULL, len, off);
+}
+
+URT_API void urt_io_prep_deallocate(struct urt_io *io, struct urt_dev *dev, uint64_t len, uint64_t off)
+{
+	io_prep(io, URT_OP_DEALLOCATE, dev, NULL, len, off);
+}
+
+static bool op_writes(unsigned op)
+{
+	return op == URT_OP_WRITE || op == URT_OP_WRITEV || op == URT_OP_FLUSH || op == URT_OP_FSYNC ||
+	       op == URT_OP_WRITE_ZEROES || op == URT_OP_DEALLOCATE;
+}
+
+static int io_check_align(const struct urt_dev *dev, const void *buf, uint64_t len, uint64_t off,
+			  const char *what)
+{
+	const struct urt_dev_info *in = &dev->info;
+
+	if (!in->direct)
+		return 0;
+	if ((uintptr_t)buf % in->mem_align) {
+		urt_set_error("%s: %s buffer %p is not aligned to %u bytes (O_DIRECT memory alignment of %s); "
+			      "use urt_buf_get or aligned_alloc", dev->path, what, buf, in->mem_align, dev->path);
+		return -EINVAL;
+	}
+	if (off % in->off_align || len % in->off_align) {
+		urt_set_error("%s: %s at offset %llu length %llu is not a multiple of %u bytes "
+			      "(O_DIRECT block size of %s)", dev->path, what, (unsigned long long)off,
+			      (unsigned long long)len, in->off_align, dev->path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int io_validate(struct urt_core *c, const struct urt_io *io)
+{
+	struct urt_dev *dev = io->dev;
+	int ret;
+
+	if (io->op >= URT_OP_COUNT) {
+		urt_set_error("unknown op %u", io->op);
+		return -EINVAL;
+	}
+	if (io->op == URT_OP_NOP || io->op == URT_OP_TIMEOUT)
+		return 0;
+	if (!dev) {
+		urt_set_error("op %u needs a device", io->op);
+		return -EINVAL;
+	}
+	if (op_writes(io->op)) {
+		if (dev->readonly) {
+			urt_set_error("%s: opened read-only", dev->path);
+			return -EPERM;
+		}
+		ret = atomic_load_explicit(&dev->error, memory_order_relaxed);
+		if (ret) {
+			urt_set_error("%s: an earlier flush failed (%s); the device's data is in doubt, "
+				      "so writes and flushes are refused until it is reopened",
+				      dev->path, strerror(-ret));
+			return ret;
+		}
+	}
+	switch (io->op) {
+	case URT_OP_READ:
+	case URT_OP_WRITE:
+		if (io->len == 0 || io->len > (1ull << 31)) {
+			urt_set_error("%s: length %llu out of range (1 B..2 GiB)", dev->path,
+				      (unsigned long long)io->len);
+			return -EINVAL;
+		}
+		ret = io_check_align(dev, io->buf, io->len, io->off, io->op == URT_OP_READ ? "read" : "write");
+		if (ret)
+			return ret;
+		break;
+	case URT_OP_READV:
+	case URT_OP_WRITEV: {
+		uint64_t total = 0;
+
+		if (io->nr_iov == 0 || io->nr_iov > 1024) {
+			urt_set_error("%s: %u iovecs out of range (1..1024)", dev->path, io->nr_iov);
+			return -EINVAL;
+		}
+		for (unsigned i = 0; i < io->nr_iov; i++) {
+			ret = io_check_align(dev, io->iov[i].iov_base, io->iov[i].iov_len, io->off,
+					     io->op == URT_OP_READV ? "readv" : "writev");
+			if (ret)
+				return ret;
+			total += io->iov[i].iov_len;
+		}
+		if (total == 0 || total > (1ull << 31)) {
+			urt_set_error("%s: vector of %llu bytes out of range", dev->path, (unsigned long long)total);
+			return -EINVAL;
+		}
+		break;
+	}
+	case URT_OP_WRITE_ZEROES:
+	case URT_OP_DEALLOCATE:
+		if (io->len == 0 || io->off % dev->info.block_bytes || io->len % dev->info.block_bytes) {
+			urt_set_error("%s: range must be whole %u-byte blocks", dev->path, dev->info.block_bytes);
+			return -EINVAL;
+		}
+		if ((io->op == URT_OP_WRITE_ZEROES && !dev->info.write_zeroes) ||
+		    (io->op == URT_OP_DEALLOCATE && !dev->info.deallocate)) {
+			urt_set_error("%s: the device does not support %s", dev->path,
+				      io->op == URT_OP_WRITE_ZEROES ? "Write Zeroes" : "deallocate");
+			return -EOPNOTSUPP;
+		}
+		break;
+	default:
+		break;
+	}
+	if (c->rt->opts.mode == URT_POLL_IOPOLL && !dev->info.poll_capable && !dev->be->needs_big_sqe &&
+	    (io->op == URT_OP_READ || io->op == URT_OP_WRITE || io->op == URT_OP_READV ||
+	     io->op == URT_OP_WRITEV)) {
+		urt_set_error("%s: IOPOLL needs a device with poll queues (NVMe with nvme.poll_queues>0, "
+			      "O_DIRECT); this one has none: use the interrupt or hybrid mode", dev->path);
+		return -EOPNOTSUPP;
+	}
+	if (dev->be->validate)
+		return dev->be->validate(dev, io);
+	return 0;
+}
+
+URT_API int urt_io_submit(struct urt_io *io, urt_io_cb cb, void *arg)
+{
+	struct urt_core *c = core_self();
+	struct urt_req *req;
+	int ret;
+
+	assert(c && "urt_io_submit runs on a reactor thread");
+	if (!c)
+		abort();
+	if (c->stopping)
+		return -ESHUTDOWN;
+	ret = io_validate(c, io);
+	if (ret)
+		return ret;
+	req = req_get(c);
+	if (!req) {
+		urt_set_error("%u requests already in flight on core %u (req_max)", c->rt->opts.req_max, c->index);
+		return -EAGAIN;
+	}
+	io->cb = cb;
+	io->arg = arg;
+	io->res = 0;
+	io->priv = req;
+	req->io = io;
+	req->dev = io->dev;
+	req->op = io->op;
+	req->flags = io->flags;
+	req->buf = io->buf;
+	req->off = io->off;
+	req->len = io->len;
+	if (io->op == URT_OP_TIMEOUT) {
+		req->len = io->timeout_ns;
+	} else if (io->op == URT_OP_READV || io->op == URT_OP_WRITEV) {
+		req->iov = (struct iovec *)io->iov;
+		req->nr_iov = io->nr_iov;
+		req->len = 0;
+		for (unsigned i = 0; i < io->nr_iov; i++)
+			req->len += io->iov[i].iov_len;
+	}
+	req->submit_ns = urt_now_ns();
+	if (io->timeout_ns && io->op != URT_OP_TIMEOUT)
+		req->deadline_ns = req->submit_ns + io->timeout_ns;
+	/* Hold the urt_buf while the op may outlive its answer (see io.h). */
+	if (req->deadline_ns && (io->op == URT_OP_READ || io->op == URT_OP_WRITE) &&
+	    buf_region_contains(c, io->buf, io->len)) {
+		req->buf_ref = true;
+		req->buf_ref_ptr = io->buf;
+		buf_ref(c, io->buf);
+	}
+	c->stats.submitted++;
+	req_start(c, req);
+	return 0;
+}
+
+URT_API int urt_io_cancel(struct urt_io *io)
+{
+	struct urt_core *c = core_self();
+	struct urt_req *req = io->priv;
+
+	if (!c || !req || req->io != io)
+		return -ENOENT;
+	req_cancel(c, req);
+	return 0;
+}

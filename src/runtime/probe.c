@@ -1,0 +1,60 @@
+/*
+ * Probe what the running kernel's io_uring accepts.  Each setup flag is
+ * tried on a tiny ring of its own, each opcode through IORING_REGISTER_PROBE.
+ * The header we compile against (liburing 2.3) is older than the kernel, so
+ * compile-time constants say nothing about the machine we run on.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "runtime/compat.h"
+#include "runtime/probe.h"
+
+static struct urt_kernel_features features;
+static pthread_once_t features_once = PTHREAD_ONCE_INIT;
+
+static bool flags_work(uint32_t flags)
+{
+	struct io_uring_params p;
+	struct io_uring ring;
+
+	memset(&p, 0, sizeof(p));
+	p.flags = flags;
+	if (flags & IORING_SETUP_SQPOLL)
+		p.sq_thread_idle = 1;
+	if (io_uring_queue_init_params(4, &ring, &p))
+		return false;
+	io_uring_queue_exit(&ring);
+	return true;
+}
+
+static void probe_once(void)
+{
+	struct io_uring_probe *pr;
+
+	features.single_issuer = flags_work(IORING_SETUP_SINGLE_ISSUER);
+	features.defer_taskrun = flags_work(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+	features.sqpoll = flags_work(IORING_SETUP_SQPOLL);
+	features.iopoll = flags_work(IORING_SETUP_IOPOLL);
+	features.hybrid_iopoll = flags_work(IORING_SETUP_IOPOLL | IORING_SETUP_HYBRID_IOPOLL);
+	features.sqe128 = flags_work(IORING_SETUP_SQE128 | IORING_SETUP_CQE32);
+	pr = io_uring_get_probe();
+	if (pr) {
+		features.msg_ring = io_uring_opcode_supported(pr, IORING_OP_MSG_RING);
+		features.uring_cmd = io_uring_opcode_supported(pr, IORING_OP_URING_CMD);
+		features.link_timeout = io_uring_opcode_supported(pr, IORING_OP_LINK_TIMEOUT);
+		io_uring_free_probe(pr);
+	}
+}
+
+const struct urt_kernel_features *probe_features(void)
+{
+	pthread_once(&features_once, probe_once);
+	return &features;
+}
+
+URT_API int urt_kernel_probe(struct urt_kernel_features *out)
+{
+	*out = *probe_features();
+	return 0;
+}

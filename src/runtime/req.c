@@ -1,0 +1,633 @@
+/*
+ * Requests: the life of one op from urt_io_submit to its single delivery.
+ *
+ * Design notes
+ * ------------
+ * A request (struct urt_req) comes from the core's fixed pool; user_data of
+ * every SQE that concerns it is the request pointer plus a tag (core.h).
+ * It counts the CQEs it still expects in `pending` and is recycled only
+ * when that count is zero and its caller has been answered, so a CQE can
+ * never find a recycled request.
+ *
+ * States (req->state):
+ *
+ *   BACKLOG --SQ room--> INFLIGHT --CQE--+--> delivered (io = NULL)
+ *      ^                    ^            |
+ *      |                    |            +--EAGAIN/EINTR/short--> INFLIGHT
+ *      |                    +--timer--- BACKOFF <--transient error--+
+ *      |                                 HELD <--fault DELAY--------+
+ *
+ * Delivery happens exactly once, through req_deliver(), which detaches the
+ * caller's urt_io.  After that the request may still wait for CQEs (an op
+ * the kernel could not cancel, a timer): its memory, and a urt_buf it
+ * references, stay owned until then.
+ *
+ * Deadlines.  On the main ring an op with a deadline is linked to an
+ * IORING_OP_LINK_TIMEOUT; elsewhere (IOPOLL and passthrough rings, whose
+ * ops cannot be cancelled, and held faults) a standalone TIMEOUT on the
+ * main ring stands in, followed by an ASYNC_CANCEL when it fires.  When the
+ * timer fires:
+ *   - the buffer is a urt_buf (reference held) or there is none: deliver
+ *     -ETIMEDOUT now; the buffer is recycled at the real completion;
+ *   - other memory: deliver -ETIMEDOUT when the op's CQE says the device
+ *     is done with it (at once if the cancel worked).
+ *
+ * Retry classification (docs/runtime.md has the table):
+ *   -EAGAIN, -EINTR            resubmit at once, no limit but the deadline
+ *   short read/write           resubmit the remainder if it stays aligned
+ *   -EIO, -ENOMEM, -EBUSY,     retry after backoff (doubling), retry_max
+ *   -ETIMEDOUT, -ENOLINK       times, then deliver the error
+ *   a failed FLUSH/FSYNC       never retried: sticky on the device
+ *   anything else              delivered as is
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/backend.h"
+#include "runtime/core.h"
+#include "runtime/mem.h"
+
+static void req_issue(struct urt_core *c, struct urt_req *req);
+
+int req_pool_init(struct urt_core *c)
+{
+	unsigned n = c->rt->opts.req_max;
+
+	c->reqs = aligned_alloc(_Alignof(struct urt_req), n * sizeof(*c->reqs));
+	if (!c->reqs)
+		return -ENOMEM;
+	memset(c->reqs, 0, n * sizeof(*c->reqs));
+	for (unsigned i = n; i-- > 0;) {
+		c->reqs[i].core = c;
+		c->reqs[i].next = c->req_free;
+		c->req_free = &c->reqs[i];
+	}
+	return 0;
+}
+
+void req_pool_exit(struct urt_core *c)
+{
+	free(c->reqs);
+	c->reqs = NULL;
+	c->req_free = NULL;
+}
+
+struct urt_req *req_get(struct urt_core *c)
+{
+	struct urt_req *req = c->req_free;
+
+	if (!req)
+		return NULL;
+	c->req_free = req->next;
+	c->reqs_used++;
+	memset(req, 0, sizeof(*req));
+	req->core = c;
+	return req;
+}
+
+static void req_put(struct urt_core *c, struct urt_req *req)
+{
+	if (req->buf_ref)
+		buf_unref(c, req->buf_ref_ptr);
+	req->state = REQ_FREE;
+	req->next = c->req_free;
+	c->req_free = req;
+	c->reqs_used--;
+}
+
+static void req_maybe_free(struct urt_core *c, struct urt_req *req)
+{
+	if (!req->io && req->pending == 0 && req->state != REQ_HELD && req->state != REQ_FREE)
+		req_put(c, req);
+}
+
+static bool op_is_xfer(unsigned op)
+{
+	return op == URT_OP_READ || op == URT_OP_WRITE || op == URT_OP_READV || op == URT_OP_WRITEV;
+}
+
+static void req_deliver(struct urt_core *c, struct urt_req *req, int res)
+{
+	struct urt_io *io = req->io;
+	uint64_t lat;
+
+	if (!io)
+		return;
+	req->io = NULL;
+	io->priv = NULL;
+	io->res = res;
+	lat = urt_now_ns() - req->submit_ns;
+	urt_hist_add(&c->stats.lat, lat);
+	/* Smoothed latency for the hybrid spin budget: ewma with weight 1/8. */
+	c->lat_ewma_ns = c->lat_ewma_ns ? (7 * c->lat_ewma_ns + lat) / 8 : lat;
+	c->stats.completed++;
+	if (res == -ETIMEDOUT)
+		c->stats.timed_out++;
+	else if (res < 0)
+		c->stats.failed++;
+	io->cb(io, res, io->arg);
+}
+
+static struct __kernel_timespec ns_to_ts(uint64_t ns)
+{
+	struct __kernel_timespec ts = {
+		.tv_sec = (long long)(ns / 1000000000ull),
+		.tv_nsec = (long long)(ns % 1000000000ull),
+	};
+	return ts;
+}
+
+/* A standalone TIMEOUT on the main ring, tagged for req. */
+static void req_arm_timer(struct urt_core *c, struct urt_req *req, enum ud_tag tag, uint64_t ns,
+			  struct __kernel_timespec *ts)
+{
+	struct io_uring_sqe *sqe = ring_sqe(c, RING_MAIN);
+
+	*ts = ns_to_ts(ns);
+	io_uring_prep_timeout(sqe, ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | tag);
+	c->rings[RING_MAIN].inflight++;
+	req->pending++;
+}
+
+/* Cancel req's op (tag OP) or its standalone timer (tag TIMER). */
+static void req_send_cancel(struct urt_core *c, struct urt_req *req, enum ud_tag target)
+{
+	struct io_uring_sqe *sqe;
+	enum ring_kind kind = target == UD_TAG_OP ? (enum ring_kind)req->ring : RING_MAIN;
+
+	/* IOPOLL rings refuse ASYNC_CANCEL, and polled I/O cannot be cancelled anyway. */
+	if (c->rings[kind].polled)
+		return;
+	sqe = ring_sqe(c, kind);
+	if (target == UD_TAG_TIMER)
+		io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)req | UD_TAG_TIMER, 0);
+	else
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)req | UD_TAG_OP, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | UD_TAG_CANCEL);
+	c->rings[kind].inflight++;
+	req->pending++;
+}
+
+static bool req_buffer_safe(const struct urt_req *req)
+{
+	/* Either no memory is involved or the runtime holds a reference on it. */
+	return req->buf_ref || !(op_is_xfer(req->op));
+}
+
+static enum ring_kind req_pick_ring(struct urt_core *c, struct urt_req *req)
+{
+	struct urt_dev *dev = req->dev;
+
+	if (!dev)
+		return RING_MAIN;
+	if (dev->be->needs_big_sqe)
+		return RING_BIG;
+	if (c->rings[RING_POLL].ready && dev->info.poll_capable && op_is_xfer(req->op))
+		return RING_POLL;
+	return RING_MAIN;
+}
+
+static void backlog_push(struct urt_core *c, struct urt_req *req)
+{
+	req->state = REQ_BACKLOG;
+	req->next = NULL;
+	if (c->backlog_tail)
+		c->backlog_tail->next = req;
+	else
+		c->backlog_head = req;
+	c->backlog_tail = req;
+}
+
+void req_backlog_flush(struct urt_core *c)
+{
+	struct urt_req *req = c->backlog_head;
+
+	c->backlog_head = c->backlog_tail = NULL;
+	while (req) {
+		struct urt_req *next = req->next;
+
+		req_issue(c, req);
+		req = next;
+	}
+}
+
+/*
+ * Put req's (remaining) op on its ring, with its deadline.  Requests that
+ * find no SQ room wait in the backlog; their order is kept.
+ */
+static void req_issue(struct urt_core *c, struct urt_req *req)
+{
+	enum ring_kind kind;
+	struct urt_ring *r;
+	struct io_uring_sqe *sqe;
+	uint64_t now = urt_now_ns();
+	bool link = false;
+	int64_t n = 0;
+
+	if (!req->io) {
+		/* Delivered while in the backlog or in backoff (its deadline passed). */
+		req_maybe_free(c, req);
+		return;
+	}
+	if (req->deadline_ns && now >= req->deadline_ns) {
+		req->timer_fired = true;
+		req_deliver(c, req, -ETIMEDOUT);
+		req_maybe_free(c, req);
+		return;
+	}
+	if (c->backlog_head && req->state != REQ_BACKLOG) {
+		backlog_push(c, req);	/* Keep FIFO order behind earlier waiters. */
+		return;
+	}
+	kind = req_pick_ring(c, req);
+	if (kind != RING_MAIN && !c->rings[kind].ready) {
+		int ret = ring_setup(c, kind);
+
+		if (ret) {
+			req_deliver(c, req, ret);
+			req_maybe_free(c, req);
+			return;
+		}
+	}
+	r = &c->rings[kind];
+	link = kind == RING_MAIN && req->deadline_ns && req->op != URT_OP_TIMEOUT &&
+	       (!req->dev || req->dev->be->cancellable);
+	if (io_uring_sq_space_left(&r->ring) < (link ? 2u : 1u) ||
+	    (req->deadline_ns && !link && io_uring_sq_space_left(&c->rings[RING_MAIN].ring) < 2u)) {
+		ring_submit(c, kind, false);
+		if (io_uring_sq_space_left(&r->ring) < (link ? 2u : 1u)) {
+			backlog_push(c, req);
+			return;
+		}
+	}
+	req->ring = (uint8_t)kind;
+	req->state = REQ_INFLIGHT;
+	sqe = ring_sqe(c, kind);
+	if (req->stalled) {
+		/* Fault STALL: an op that only a cancel ends. */
+		io_uring_prep_poll_add(sqe, c->stall_efd, POLLIN);
+	} else if (req->op == URT_OP_NOP) {
+		io_uring_prep_nop(sqe);
+	} else if (req->op == URT_OP_TIMEOUT) {
+		req->ts = ns_to_ts(req->len);
+		io_uring_prep_timeout(sqe, &req->ts, 0, 0);
+	} else {
+		n = req->dev->be->prep(req->dev, c, req, sqe);
+		if (n < 0) {
+			/* Turn the prepared SQE into a harmless NOP and deliver the error. */
+			io_uring_prep_nop(sqe);
+			io_uring_sqe_set_data64(sqe, UD_IGNORE);
+			r->inflight++;
+			req->state = REQ_BACKOFF;
+			req_deliver(c, req, (int)n);
+			req_maybe_free(c, req);
+			return;
+		}
+	}
+	req->seg = (uint64_t)n;
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | UD_TAG_OP);
+	r->inflight++;
+	req->pending++;
+	if (kind == RING_BIG)
+		ring_arm_efd(c, RING_BIG);
+	if (!req->deadline_ns || req->op == URT_OP_TIMEOUT)
+		return;
+	if (link) {
+		sqe->flags |= IOSQE_IO_LINK;
+		sqe = ring_sqe(c, RING_MAIN);
+		req->ts = ns_to_ts(req->deadline_ns - now);
+		io_uring_prep_link_timeout(sqe, &req->ts, 0);
+		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | UD_TAG_TIMER);
+		r->inflight++;
+		req->pending++;
+		req->timer_linked = true;
+	} else if (!req->timer_armed) {
+		req_arm_timer(c, req, UD_TAG_TIMER, req->deadline_ns - now, &req->ts);
+		req->timer_linked = false;
+		req->timer_armed = true;
+	}
+}
+
+/* Advance the remaining buffer of req by n bytes. */
+static void req_advance(struct urt_req *req, uint64_t n)
+{
+	req->done += n;
+	req->off += n;
+	if (req->op == URT_OP_READ || req->op == URT_OP_WRITE) {
+		req->buf = (uint8_t *)req->buf + n;
+		req->len -= n;
+		return;
+	}
+	/* Vectors: skip whole entries, then split the first one if needed. */
+	while (n && req->nr_iov) {
+		if (n >= req->iov[0].iov_len) {
+			n -= req->iov[0].iov_len;
+			if (req->iov == req->iov_copy) {
+				req->iov = (struct iovec *)req->iov_rest;
+				req->nr_iov = req->nr_rest;
+			} else {
+				req->iov++;
+				req->nr_iov--;
+			}
+			continue;
+		}
+		/* Split: the partial entry goes alone, the rest follows unmodified. */
+		req->iov_copy[0].iov_base = (uint8_t *)req->iov[0].iov_base + n;
+		req->iov_copy[0].iov_len = req->iov[0].iov_len - n;
+		if (req->iov != req->iov_copy) {
+			req->iov_rest = req->iov + 1;
+			req->nr_rest = (uint16_t)(req->nr_iov - 1);
+		}
+		req->iov = req->iov_copy;
+		req->nr_iov = 1;
+		n = 0;
+	}
+	req->len = 0;
+	for (unsigned i = 0; i < req->nr_iov; i++)
+		req->len += req->iov[i].iov_len;
+	if (req->iov == req->iov_copy)
+		for (unsigned i = 0; i < req->nr_rest; i++)
+			req->len += req->iov_rest[i].iov_len;
+}
+
+static bool errno_transient(int res)
+{
+	return res == -EIO || res == -ENOMEM || res == -EBUSY || res == -ETIMEDOUT || res == -ENOLINK;
+}
+
+/* Decide what a result means for req (see the classification above). */
+static void req_result(struct urt_core *c, struct urt_req *req, int res)
+{
+	const struct urt_rt_opts *o = &c->rt->opts;
+	struct urt_dev *dev = req->dev;
+
+	if (!req->io)
+		goto out;
+	if (res == -ECANCELED) {
+		if (req->cancel_asked || c->stopping || !req->deadline_ns)
+			req_deliver(c, req, -ECANCELED);
+		else
+			req_deliver(c, req, -ETIMEDOUT);
+		goto out;
+	}
+	if (req->timer_fired) {
+		req_deliver(c, req, -ETIMEDOUT);
+		goto out;
+	}
+	if (res == -EAGAIN || res == -EINTR) {
+		c->stats.retried++;
+		req_issue(c, req);
+		goto out;
+	}
+	if (res >= 0 && op_is_xfer(req->op)) {
+		uint32_t align = dev->info.direct ? dev->info.off_align : 1;
+
+		if (res == 0 && req->seg) {
+			req_deliver(c, req, (int)req->done);	/* End of file. */
+			goto out;
+		}
+		req_advance(req, (uint64_t)res);
+		if (req->len == 0 || c->stopping) {
+			req_deliver(c, req, (int)req->done);
+			goto out;
+		}
+		if ((uint64_t)res < req->seg) {
+			/* A short transfer: resume unless the rest is misaligned (end of file). */
+			if ((uint64_t)res % align) {
+				req_deliver(c, req, (int)req->done);
+				goto out;
+			}
+			c->stats.retried++;
+		}
+		req_issue(c, req);	/* The remainder, or the next split by max_io_bytes. */
+		goto out;
+	}
+	if (res < 0 && (req->op == URT_OP_FLUSH || req->op == URT_OP_FSYNC)) {
+		/* fsyncgate: the cache may have dropped data; never pretend otherwise. */
+		dev_set_sticky(dev, res);
+		req_deliver(c, req, res);
+		goto out;
+	}
+	if (res < 0 && dev && !c->stopping &&
+	    (dev->be->retryable ? dev->be->retryable(dev, res) : errno_transient(res)) &&
+	    req->retries < o->retry_max) {
+		req->retries++;
+		c->stats.retried++;
+		req->state = REQ_BACKOFF;
+		req_arm_timer(c, req, UD_TAG_BACKOFF, o->retry_backoff_ns << (req->retries - 1), &req->ts2);
+		goto out;
+	}
+	if (res >= 0 && req->op != URT_OP_NOP && req->op != URT_OP_TIMEOUT)
+		res = 0;	/* Flush, fsync, zeroes, deallocate: success is 0. */
+	req_deliver(c, req, res);
+out:
+	/* A standalone timer must not outlive the answer by its whole deadline. */
+	if (!req->io && req->timer_armed && !req->timer_linked && !req->timer_fired &&
+	    !req->timer_remove_sent) {
+		req->timer_remove_sent = true;
+		req_send_cancel(c, req, UD_TAG_TIMER);
+	}
+	req_maybe_free(c, req);
+}
+
+static void req_hold(struct urt_core *c, struct urt_req *req, int res)
+{
+	uint64_t now = urt_now_ns();
+
+	req->state = REQ_HELD;
+	req->held_res = res;
+	req->next = c->held;
+	c->held = req;
+	/* The release is a timer of its own, so that the core wakes up for it. */
+	req_arm_timer(c, req, UD_TAG_HOLD, c->rt->opts.fault.delay_ns, &req->ts2);
+	/* The op already finished in the kernel, so its LINK_TIMEOUT is gone. */
+	if (req->io && req->deadline_ns && !req->timer_armed) {
+		req_arm_timer(c, req, UD_TAG_TIMER, req->deadline_ns > now ? req->deadline_ns - now : 1, &req->ts);
+		req->timer_armed = true;
+		req->timer_linked = false;
+	}
+	(void)now;
+}
+
+/* Release held results: all of them, or those whose hold timer fired. */
+void req_held_release(struct urt_core *c, bool all)
+{
+	struct urt_req **pp = &c->held;
+
+	while (*pp) {
+		struct urt_req *req = *pp;
+
+		if (!all && !req->hold_expired) {
+			pp = &req->next;
+			continue;
+		}
+		*pp = req->next;
+		req->state = REQ_INFLIGHT;
+		req_result(c, req, req->held_res);
+	}
+}
+
+static void req_on_op(struct urt_core *c, struct urt_req *req, int32_t res, const struct io_uring_cqe *cqe)
+{
+	uint32_t fault;
+
+	req->pending--;
+	if (!req->stalled && req->dev && req->dev->be->complete)
+		res = req->dev->be->complete(req->dev, req, res, cqe);
+	req->stalled = false;
+	fault = req->io && !c->stopping ? fault_pick(c, req->op) : 0;
+	switch (fault) {
+	case URT_FAULT_EIO:
+		res = -EIO;
+		break;
+	case URT_FAULT_EAGAIN:
+		res = -EAGAIN;
+		break;
+	case URT_FAULT_SHORT:
+		if (op_is_xfer(req->op) && res > 0) {
+			uint32_t align = req->dev->info.direct ? req->dev->info.off_align : 1;
+			int32_t half = (res / 2) / (int32_t)align * (int32_t)align;
+
+			if (half > 0)
+				res = half;
+		}
+		break;
+	case URT_FAULT_DELAY:
+		req_hold(c, req, res);
+		return;
+	default:
+		break;
+	}
+	req->state = REQ_INFLIGHT;
+	req_result(c, req, res);
+}
+
+static void req_on_timer(struct urt_core *c, struct urt_req *req, int32_t res)
+{
+	req->pending--;
+	req->timer_armed = false;
+	if (res != -ETIME) {
+		/* -ECANCELED/-ENOENT: the op finished first, or we removed the timer. */
+		req_maybe_free(c, req);
+		return;
+	}
+	req->timer_fired = true;
+	if (req->io && (req_buffer_safe(req) || req->state == REQ_HELD || req->state == REQ_BACKOFF ||
+			req->state == REQ_BACKLOG))
+		req_deliver(c, req, -ETIMEDOUT);
+	/* A linked timeout already cancelled the op; a standalone one has to ask. */
+	if (!req->timer_linked && req->state == REQ_INFLIGHT)
+		req_send_cancel(c, req, UD_TAG_OP);
+	req_maybe_free(c, req);
+}
+
+static void req_on_backoff(struct urt_core *c, struct urt_req *req)
+{
+	req->pending--;
+	if (req->io && !c->stopping) {
+		req_issue(c, req);
+		return;
+	}
+	if (req->io)
+		req_deliver(c, req, -ECANCELED);
+	req_maybe_free(c, req);
+}
+
+void req_complete_cqe(struct urt_core *c, uint64_t ud, int32_t res, const struct io_uring_cqe *cqe)
+{
+	struct urt_req *req = (struct urt_req *)(uintptr_t)(ud & ~(uint64_t)UD_TAG_MASK);
+
+	switch (ud & UD_TAG_MASK) {
+	case UD_TAG_OP:
+		req_on_op(c, req, res, cqe);
+		break;
+	case UD_TAG_TIMER:
+		req_on_timer(c, req, res);
+		break;
+	case UD_TAG_BACKOFF:
+		req_on_backoff(c, req);
+		break;
+	case UD_TAG_HOLD:
+		req->pending--;
+		req->hold_expired = true;
+		if (req->state != REQ_HELD)
+			req_maybe_free(c, req);
+		break;
+	case UD_TAG_CANCEL:
+		req->pending--;
+		req_maybe_free(c, req);
+		break;
+	default:
+		abort();	/* A tag we never set. */
+	}
+}
+
+/*
+ * Stop: ask every ring to cancel everything.  Each op still delivers once
+ * (-ECANCELED or its real result); timers and backoffs end early.
+ */
+void req_cancel_all(struct urt_core *c)
+{
+	for (int k = 0; k < RING_KINDS; k++) {
+		struct urt_ring *r = &c->rings[k];
+		struct io_uring_sqe *sqe;
+
+		if (!r->ready || r->polled || r->inflight == 0)
+			continue;
+		sqe = ring_sqe(c, (enum ring_kind)k);
+		io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+		io_uring_sqe_set_data64(sqe, UD_IGNORE);
+		r->inflight++;
+	}
+	/* Requests waiting in user space never reached the kernel. */
+	while (c->backlog_head) {
+		struct urt_req *req = c->backlog_head;
+
+		c->backlog_head = req->next;
+		if (!c->backlog_head)
+			c->backlog_tail = NULL;
+		req->state = REQ_INFLIGHT;
+		req_deliver(c, req, -ECANCELED);
+		req_maybe_free(c, req);
+	}
+}
+
+/* urt_io_cancel: answer at once if the op is not in the kernel, else ask it. */
+void req_cancel(struct urt_core *c, struct urt_req *req)
+{
+	req->cancel_asked = true;
+	if (req->state == REQ_INFLIGHT) {
+		req_send_cancel(c, req, UD_TAG_OP);
+		return;
+	}
+	if (req->state == REQ_BACKLOG) {
+		struct urt_req **pp = &c->backlog_head;
+
+		c->backlog_tail = NULL;
+		while (*pp) {
+			if (*pp == req) {
+				*pp = req->next;
+				continue;
+			}
+			c->backlog_tail = *pp;
+			pp = &(*pp)->next;
+		}
+		req->state = REQ_INFLIGHT;
+	}
+	/* BACKOFF and HELD keep their timers; the request waits for those CQEs. */
+	req_deliver(c, req, -ECANCELED);
+	req_maybe_free(c, req);
+}
+
+/* Submission from io.c: req is filled in. */
+void req_start(struct urt_core *c, struct urt_req *req)
+{
+	uint32_t fault = fault_pick_submit(c, req->op);
+
+	if (fault == URT_FAULT_STALL)
+		req->stalled = true;
+	req_issue(c, req);
+}

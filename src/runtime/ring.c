@@ -1,0 +1,442 @@
+/*
+ * The rings of one core: setup with flag fallback, submission, waiting in
+ * each poll mode, and batched reaping.
+ *
+ * Design notes
+ * ------------
+ * A core has up to three rings:
+ *   RING_MAIN  always; wakeups, timers, fsync, and data ops of devices
+ *              that cannot be polled.  The only ring a core sleeps on.
+ *   RING_POLL  IORING_SETUP_IOPOLL (+HYBRID_IOPOLL), for poll-capable
+ *              devices in IOPOLL or HYBRID mode.  IOPOLL rings cannot carry
+ *              timers, sockets or non-polled files, hence the main ring.
+ *   RING_BIG   SQE128|CQE32 for NVMe passthrough, created at first use.
+ *              When not polled it signals an eventfd that the main ring
+ *              reads, so sleeping on the main ring also waits for it.
+ *
+ * Setup flags: we ask for SINGLE_ISSUER|DEFER_TASKRUN|COOP_TASKRUN|
+ * TASKRUN_FLAG|SUBMIT_ALL and, when the kernel answers EINVAL, drop one
+ * optional flag at a time (DEFER_TASKRUN first: it is refused with SQPOLL)
+ * and retry.  The flags that define the mode (SQPOLL, IOPOLL, SQE128) are
+ * never dropped; a kernel without them gets a clear error.
+ *
+ * Waiting (ring_wait), with "idle" meaning nothing runnable on the core:
+ *   not idle     submit queued SQEs and collect finished task work,
+ *                without sleeping (one enter per ring with work).
+ *   INTERRUPT    submit and sleep in io_uring_enter until >= 1 CQE.
+ *   SQPOLL       same, but submission needs no syscall unless the SQ
+ *                thread sleeps (NEED_WAKEUP); liburing honours the flag.
+ *   HYBRID       spin on the CQ for a budget derived from the observed
+ *                completion latency (ewma * 5/4), running task work when
+ *                the kernel flags it; a miss halves the budget and sleeps.
+ *                If the latency exceeds hybrid_spin_max_ns, do not spin.
+ *   IOPOLL       while polled ops are in flight, poll (enter GETEVENTS)
+ *                and never sleep; otherwise sleep on the main ring.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "runtime/core.h"
+#include "runtime/probe.h"
+
+static const uint32_t optional_flags[] = {
+	IORING_SETUP_DEFER_TASKRUN,
+	IORING_SETUP_TASKRUN_FLAG,
+	IORING_SETUP_COOP_TASKRUN,
+	IORING_SETUP_SINGLE_ISSUER,
+	IORING_SETUP_SUBMIT_ALL,
+};
+
+static uint32_t ring_wanted_flags(struct urt_core *c, enum ring_kind kind)
+{
+	const struct urt_rt_opts *o = &c->rt->opts;
+	uint32_t f = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP |
+		     IORING_SETUP_SINGLE_ISSUER;
+
+	switch (kind) {
+	case RING_MAIN:
+		f |= IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+		if (o->mode == URT_POLL_SQPOLL)
+			f |= IORING_SETUP_SQPOLL;
+		break;
+	case RING_POLL:
+		f |= IORING_SETUP_IOPOLL | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+		if (o->mode == URT_POLL_HYBRID || o->kernel_hybrid_iopoll)
+			f |= IORING_SETUP_HYBRID_IOPOLL;
+		break;
+	case RING_BIG:
+		/*
+		 * No task-run deferral: completions must post CQEs (and signal
+		 * the eventfd) while the core sleeps on the main ring.
+		 */
+		f |= IORING_SETUP_SQE128 | IORING_SETUP_CQE32;
+		if (o->mode == URT_POLL_IOPOLL)
+			f |= IORING_SETUP_IOPOLL;
+		break;
+	default:
+		break;
+	}
+	return f;
+}
+
+static int ring_init_fallback(struct urt_core *c, enum ring_kind kind, struct io_uring *ring,
+			      uint32_t flags)
+{
+	const struct urt_rt_opts *o = &c->rt->opts;
+	struct io_uring_params p;
+	unsigned cq = o->cq_entries;
+	size_t next = 0;
+	int ret;
+
+	/* Every request can hold an op, a timer and a cancel CQE, plus wakeups. */
+	if (!cq)
+		cq = 4 * o->req_max + 2 * o->sq_entries + 64;
+	for (;;) {
+		memset(&p, 0, sizeof(p));
+		p.flags = flags;
+		p.cq_entries = cq;
+		if (flags & IORING_SETUP_SQPOLL) {
+			p.sq_thread_idle = o->sq_thread_idle_ms;
+			if (o->sq_thread_cpu >= 0 || o->sq_thread_cpu == -1) {
+				long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+				p.flags |= IORING_SETUP_SQ_AFF;
+				p.sq_thread_cpu = o->sq_thread_cpu >= 0 ? (unsigned)o->sq_thread_cpu
+									: (unsigned)((c->cpu + 1) % (n > 0 ? n : 1));
+			}
+			if (o->sq_thread_shared && c->rt->sq_wq_fd >= 0) {
+				p.flags |= IORING_SETUP_ATTACH_WQ;
+				p.wq_fd = (unsigned)c->rt->sq_wq_fd;
+			}
+		}
+		ret = io_uring_queue_init_params(o->sq_entries, ring, &p);
+		if (ret != -EINVAL)
+			break;
+		/* Drop the next optional flag that is still set. */
+		while (next < sizeof(optional_flags) / sizeof(optional_flags[0]) &&
+		       !(flags & optional_flags[next]))
+			next++;
+		if (next == sizeof(optional_flags) / sizeof(optional_flags[0]))
+			break;
+		flags &= ~optional_flags[next];
+		/* TASKRUN_FLAG is only valid with COOP_TASKRUN or DEFER_TASKRUN. */
+		if (!(flags & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN)))
+			flags &= ~IORING_SETUP_TASKRUN_FLAG;
+	}
+	if (ret == 0 && kind == RING_MAIN)
+		c->stats.ring_flags = p.flags;
+	if (ret == 0 && kind == RING_POLL)
+		c->stats.poll_ring_flags = p.flags;
+	if (ret == 0)
+		c->rings[kind].flags = p.flags;
+	return ret;
+}
+
+int ring_setup(struct urt_core *c, enum ring_kind kind)
+{
+	struct urt_ring *r = &c->rings[kind];
+	const struct urt_kernel_features *kf = probe_features();
+	uint32_t flags = ring_wanted_flags(c, kind);
+	int ret;
+
+	if ((flags & IORING_SETUP_SQPOLL) && !kf->sqpoll) {
+		urt_set_error("this kernel refuses IORING_SETUP_SQPOLL; use the interrupt mode");
+		return -EOPNOTSUPP;
+	}
+	if ((flags & IORING_SETUP_IOPOLL) && !kf->iopoll) {
+		urt_set_error("this kernel refuses IORING_SETUP_IOPOLL");
+		return -EOPNOTSUPP;
+	}
+	if ((flags & IORING_SETUP_HYBRID_IOPOLL) && !kf->hybrid_iopoll) {
+		urt_set_error("this kernel lacks IORING_SETUP_HYBRID_IOPOLL (Linux 6.13+)%s",
+			      c->rt->opts.mode == URT_POLL_HYBRID ? "; hybrid mode spins in user space only" : "");
+		return -EOPNOTSUPP;
+	}
+	if ((flags & IORING_SETUP_SQE128) && !kf->sqe128) {
+		urt_set_error("this kernel lacks IORING_SETUP_SQE128 (Linux 5.19+), needed for NVMe passthrough");
+		return -EOPNOTSUPP;
+	}
+	ret = ring_init_fallback(c, kind, &r->ring, flags);
+	if (ret) {
+		urt_set_error("io_uring_queue_init(flags 0x%x) failed: %s", flags, strerror(-ret));
+		return ret;
+	}
+	r->ready = true;
+	r->polled = flags & IORING_SETUP_IOPOLL;
+	r->efd = -1;
+	if (kind == RING_MAIN && (flags & IORING_SETUP_SQPOLL) && c->rt->opts.sq_thread_shared &&
+	    c->rt->sq_wq_fd < 0)
+		c->rt->sq_wq_fd = dup(r->ring.ring_fd);
+	ret = io_uring_register_files_sparse(&r->ring, c->rt->opts.files_max);
+	if (ret) {
+		urt_set_error("registering %u file slots failed: %s", c->rt->opts.files_max, strerror(-ret));
+		goto err_exit;
+	}
+	ret = dev_registry_ring_init(c, &r->ring);
+	if (ret)
+		goto err_exit;
+	ret = buf_register(c, &r->ring);
+	if (ret)
+		goto err_exit;
+	if (kind == RING_BIG && !r->polled) {
+		r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (r->efd < 0) {
+			ret = -errno;
+			goto err_exit;
+		}
+		ret = io_uring_register_eventfd(&r->ring, r->efd);
+		if (ret)
+			goto err_exit;
+	}
+	return 0;
+
+err_exit:
+	if (r->efd >= 0)
+		close(r->efd);
+	r->efd = -1;
+	io_uring_queue_exit(&r->ring);
+	r->ready = false;
+	return ret;
+}
+
+void ring_teardown(struct urt_core *c, enum ring_kind kind)
+{
+	struct urt_ring *r = &c->rings[kind];
+
+	if (!r->ready)
+		return;
+	io_uring_queue_exit(&r->ring);
+	if (r->efd >= 0)
+		close(r->efd);
+	r->efd = -1;
+	r->ready = false;
+}
+
+/*
+ * Keep a read of the wake eventfd (RING_MAIN) or of a secondary ring's
+ * eventfd armed on the main ring.  Called at setup and after each CQE.
+ */
+void ring_arm_efd(struct urt_core *c, enum ring_kind kind)
+{
+	struct urt_ring *main = &c->rings[RING_MAIN];
+	struct io_uring_sqe *sqe;
+
+	if (c->stopping)
+		return;
+	if (kind == RING_MAIN) {
+		if (c->wake_efd < 0)
+			return;
+		sqe = ring_sqe(c, RING_MAIN);
+		io_uring_prep_read(sqe, c->wake_efd, &c->wake_efd_val, sizeof(c->wake_efd_val), 0);
+		io_uring_sqe_set_data64(sqe, UD_WAKE_EFD);
+	} else {
+		struct urt_ring *r = &c->rings[kind];
+
+		if (r->efd < 0 || r->efd_armed)
+			return;
+		sqe = ring_sqe(c, RING_MAIN);
+		io_uring_prep_read(sqe, r->efd, &r->efd_val, sizeof(r->efd_val), 0);
+		io_uring_sqe_set_data64(sqe, UD_RING_EFD + (uint64_t)kind);
+		r->efd_armed = true;
+	}
+	main->inflight++;
+}
+
+/*
+ * An SQE on ring kind.  When the SQ is full, submit what is queued and try
+ * again; the SQ is sized so that this stays rare.  Never NULL: a ring that
+ * still has no room after submitting means the kernel stopped consuming,
+ * which only SQPOLL can do briefly, so we wait for the SQ thread.
+ */
+struct io_uring_sqe *ring_sqe(struct urt_core *c, enum ring_kind kind)
+{
+	struct urt_ring *r = &c->rings[kind];
+	struct io_uring_sqe *sqe;
+
+	while (!(sqe = io_uring_get_sqe(&r->ring))) {
+		int ret = ring_submit(c, kind, false);
+
+		if (ret < 0 && ret != -EAGAIN && ret != -EBUSY && ret != -EINTR)
+			abort();	/* The ring itself is broken: nothing can recover. */
+		if (r->ring.flags & IORING_SETUP_SQPOLL)
+			io_uring_sqring_wait(&r->ring);
+	}
+	r->queued++;
+	return sqe;
+}
+
+static bool ring_sqpoll_needs_wakeup(const struct urt_ring *r)
+{
+	return IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_NEED_WAKEUP;
+}
+
+/*
+ * Submit what is queued on ring kind; with wait, also sleep until one CQE.
+ * Handles io_uring_enter's EAGAIN/EBUSY (the kernel is short of resources or
+ * the CQ is backed up) by reaping before trying again, and never waits with
+ * nothing in flight.
+ */
+int ring_submit(struct urt_core *c, enum ring_kind kind, bool wait)
+{
+	struct urt_ring *r = &c->rings[kind];
+	bool sqpoll = r->ring.flags & IORING_SETUP_SQPOLL;
+	bool entered;
+	int ret;
+
+	if (wait && r->inflight == 0 && r->queued == 0)
+		wait = false;
+	if (!wait && r->queued == 0 && r->inflight == 0)
+		return 0;
+	if (wait)
+		entered = true;
+	else if (sqpoll)
+		entered = ring_sqpoll_needs_wakeup(r);
+	else
+		entered = true;
+	if (wait)
+		ret = io_uring_submit_and_wait(&r->ring, 1);
+	else if (sqpoll)
+		ret = io_uring_submit(&r->ring);
+	else
+		ret = io_uring_submit_and_get_events(&r->ring);
+	if (entered)
+		c->stats.enters++;
+	if (ret >= 0) {
+		c->stats.sqes_submitted += (unsigned)ret;
+		/* Under SQPOLL the SQ thread may not have consumed everything yet. */
+		r->queued = io_uring_sq_ready(&r->ring);
+		return ret;
+	}
+	/*
+	 * EAGAIN/EBUSY: the kernel is short of resources or the CQ is backed
+	 * up; the caller's loop reaps before submitting again.  EINTR: a
+	 * signal; just loop.
+	 */
+	return ret;
+}
+
+
+static void cpu_relax(void)
+{
+	__builtin_ia32_pause();
+}
+
+/* HYBRID: spin for a completion.  Returns true on a hit. */
+static bool ring_spin(struct urt_core *c)
+{
+	struct urt_ring *r = &c->rings[RING_MAIN];
+	const uint64_t max = c->rt->opts.hybrid_spin_max_ns;
+	uint64_t budget, t0, t;
+
+	if (c->lat_ewma_ns > max)
+		return false;	/* Slow device: spinning would only burn the core. */
+	budget = c->lat_ewma_ns + c->lat_ewma_ns / 4 + 1000;
+	if (budget > max)
+		budget = max;
+	if (budget > c->spin_budget_ns * 2)
+		budget = c->spin_budget_ns * 2;
+	if (r->queued)
+		ring_submit(c, RING_MAIN, false);
+	t0 = urt_now_ns();
+	for (;;) {
+		if (io_uring_cq_ready(&r->ring)) {
+			c->stats.spin_hits++;
+			c->spin_budget_ns = budget;
+			return true;
+		}
+		if (IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_TASKRUN) {
+			io_uring_get_events(&r->ring);
+			c->stats.enters++;
+			continue;
+		}
+		t = urt_now_ns();
+		if (t - t0 >= budget)
+			break;
+		for (int i = 0; i < 32; i++)
+			cpu_relax();
+	}
+	c->stats.spin_misses++;
+	c->spin_budget_ns = budget / 2 > 1000 ? budget / 2 : 1000;
+	return false;
+}
+
+void ring_wait(struct urt_core *c)
+{
+	bool idle = !fiber_has_ready(c) && !atomic_load_explicit(&c->doorbell, memory_order_acquire) &&
+		    !c->backlog_head;
+	bool polling = false;
+
+	for (int k = RING_POLL; k < RING_KINDS; k++) {
+		struct urt_ring *r = &c->rings[k];
+
+		if (!r->ready || (!r->queued && !r->inflight))
+			continue;
+		if (r->polled && r->inflight)
+			polling = true;
+		ring_submit(c, k, false);
+	}
+	if (!idle || polling) {
+		ring_submit(c, RING_MAIN, false);
+		return;
+	}
+	if (c->rt->opts.mode == URT_POLL_HYBRID && c->rings[RING_MAIN].inflight > 1 && ring_spin(c))
+		return;
+	ring_submit(c, RING_MAIN, true);
+}
+
+struct cqe_copy {
+	struct io_uring_cqe cqe;	/* The 16-byte CQE. */
+	uint64_t big[2];		/* CQE32 extra words (passthrough result). */
+};
+
+#define REAP_BATCH 128
+
+unsigned ring_reap(struct urt_core *c, enum ring_kind kind)
+{
+	struct urt_ring *r = &c->rings[kind];
+	struct io_uring_cqe *cqes[REAP_BATCH];
+	struct cqe_copy batch[REAP_BATCH];
+	bool big = r->ring.flags & IORING_SETUP_CQE32;
+	unsigned total = 0, n;
+
+	do {
+		n = io_uring_peek_batch_cqe(&r->ring, cqes, REAP_BATCH);
+		for (unsigned i = 0; i < n; i++) {
+			batch[i].cqe = *cqes[i];
+			if (big) {
+				batch[i].big[0] = cqes[i]->big_cqe[0];
+				batch[i].big[1] = cqes[i]->big_cqe[1];
+			}
+		}
+		/* Release the slots before any callback can submit and need CQ room. */
+		io_uring_cq_advance(&r->ring, n);
+		c->stats.cqes_reaped += n;
+		for (unsigned i = 0; i < n; i++) {
+			uint64_t ud = batch[i].cqe.user_data;
+
+			if (ud != UD_WAKE_MSG) {
+				if (r->inflight == 0)
+					abort();	/* Accounting bug: a CQE we never asked for. */
+				r->inflight--;
+			}
+			if (ud >= UD_SPECIAL_MAX) {
+				req_complete_cqe(c, ud, batch[i].cqe.res, &batch[i].cqe);
+				continue;
+			}
+			if (ud == UD_WAKE_EFD) {
+				ring_arm_efd(c, RING_MAIN);
+			} else if (ud >= UD_RING_EFD && ud < UD_RING_EFD + RING_KINDS) {
+				c->rings[ud - UD_RING_EFD].efd_armed = false;
+				ring_arm_efd(c, (enum ring_kind)(ud - UD_RING_EFD));
+			}
+			/* UD_WAKE_MSG and UD_IGNORE need nothing: the loop drains posts. */
+		}
+		total += n;
+	} while (n == REAP_BATCH);
+	return total;
+}

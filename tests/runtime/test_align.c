@@ -1,0 +1,117 @@
+/*
+ * Misaligned O_DIRECT I/O is rejected with -EINVAL before it reaches the
+ * kernel, with a message naming the rule; the callback never runs.
+ */
+#include "fixture.h"
+
+struct align_run {
+	struct urt_dev *dev;
+	int res[5];
+	char msg[5][256];
+	int callbacks;
+};
+
+static void never_cb(struct urt_io *io, int res, void *arg)
+{
+	(void)io;
+	(void)res;
+	((struct align_run *)arg)->callbacks++;
+}
+
+static void align_body(void *p)
+{
+	struct align_run *r = p;
+	uint8_t *buf = urt_buf_get(16384);
+	struct iovec iov[2] = { { buf, 4096 }, { buf + 4096 + 1, 4096 } };
+	struct urt_io io;
+
+	urt_io_prep_read(&io, r->dev, buf + 1, 4096, 0);		/* Buffer address. */
+	r->res[0] = urt_io_submit(&io, never_cb, r);
+	snprintf(r->msg[0], sizeof(r->msg[0]), "%s", urt_last_error());
+	urt_io_prep_write(&io, r->dev, buf, 4096, 100);		/* Offset. */
+	r->res[1] = urt_io_submit(&io, never_cb, r);
+	snprintf(r->msg[1], sizeof(r->msg[1]), "%s", urt_last_error());
+	urt_io_prep_read(&io, r->dev, buf, 1000, 0);			/* Length. */
+	r->res[2] = urt_io_submit(&io, never_cb, r);
+	snprintf(r->msg[2], sizeof(r->msg[2]), "%s", urt_last_error());
+	urt_io_prep_readv(&io, r->dev, iov, 2, 0);			/* One bad vector entry. */
+	r->res[3] = urt_io_submit(&io, never_cb, r);
+	urt_io_prep_read(&io, r->dev, buf, 4096, 4096);		/* Aligned: accepted. */
+	r->res[4] = (int)urt_io_wait(&io);
+	urt_buf_put(buf);
+}
+
+Test(align, misaligned_direct_io_rejected)
+{
+	struct urt_rt_opts o;
+	struct urt_rt *rt;
+	struct fx_file f;
+	struct align_run r = { 0 };
+
+	urt_rt_opts_default(&o);
+	rt = fx_start(&o);
+	fx_file_open(&f, 1 << 20, true);
+	cr_assert(urt_dev_info(f.dev)->direct);
+	cr_assert_gt(urt_dev_info(f.dev)->off_align, 1);
+	r.dev = f.dev;
+	fx_run(rt, 0, align_body, &r);
+	fx_file_close(&f);
+	urt_rt_stop(rt);
+	for (int i = 0; i < 4; i++)
+		cr_expect_eq(r.res[i], -EINVAL, "case %d gave %d", i, r.res[i]);
+	cr_expect(strstr(r.msg[0], "not aligned") != NULL, "%s", r.msg[0]);
+	cr_expect(strstr(r.msg[1], "offset 100") != NULL, "%s", r.msg[1]);
+	cr_expect(strstr(r.msg[2], "length 1000") != NULL, "%s", r.msg[2]);
+	cr_expect_eq(r.res[4], 4096);
+	cr_expect_eq(r.callbacks, 0, "a rejected op must not call back");
+}
+
+/* Buffered I/O has no alignment rule: the same odd request succeeds. */
+static void buffered_body(void *p)
+{
+	struct align_run *r = p;
+	static uint8_t odd[3000];
+	struct urt_io io;
+
+	memset(odd, 0x5a, sizeof(odd));
+	urt_io_prep_write(&io, r->dev, odd + 1, 1000, 100);
+	r->res[0] = urt_io_wait(&io);
+	memset(odd, 0, sizeof(odd));
+	urt_io_prep_read(&io, r->dev, odd + 1, 1000, 100);
+	r->res[1] = urt_io_wait(&io);
+	r->callbacks = odd[1] == 0x5a && odd[1000] == 0x5a && odd[1001] == 0;
+}
+
+Test(align, buffered_io_unrestricted)
+{
+	struct urt_rt_opts o;
+	struct urt_rt *rt;
+	struct fx_file f;
+	struct align_run r = { 0 };
+
+	urt_rt_opts_default(&o);
+	rt = fx_start(&o);
+	fx_file_open(&f, 1 << 20, false);
+	r.dev = f.dev;
+	fx_run(rt, 0, buffered_body, &r);
+	fx_file_close(&f);
+	urt_rt_stop(rt);
+	cr_expect_eq(r.res[0], 1000);
+	cr_expect_eq(r.res[1], 1000);
+	cr_expect_eq(r.callbacks, 1, "data read back differs");
+}
+
+Test(align, bad_paths)
+{
+	struct urt_dev *dev;
+	struct urt_dev_opts o;
+
+	urt_dev_opts_default(&o);
+	cr_expect_eq(urt_dev_open("/nonexistent/urt/file", &o, &dev), -ENOENT);
+	cr_expect(strstr(urt_last_error(), "/nonexistent/urt/file") != NULL);
+	cr_expect_eq(urt_dev_open("/dev/null", &o, &dev), -EINVAL);
+	cr_expect(strstr(urt_last_error(), "not a regular file or block device") != NULL, "%s",
+		  urt_last_error());
+	o.backend = "nosuch";
+	cr_expect_eq(urt_dev_open("/tmp", &o, &dev), -ENODEV);
+}

@@ -1,0 +1,151 @@
+/*
+ * Retry classification, driven by seeded fault injection: transient errors
+ * are retried retry_max times and then surfaced, EAGAIN and short transfers
+ * are resubmitted transparently, and a failed flush is never retried but
+ * becomes sticky on the device.
+ */
+#include "fixture.h"
+
+struct retry_run {
+	struct urt_rt *rt;
+	struct urt_dev *dev;
+	ssize_t res[4];
+	uint64_t mismatches;
+	int dev_error;
+};
+
+static struct urt_rt *start_faulty(uint32_t kinds, uint32_t op_mask, uint32_t count_max)
+{
+	struct urt_rt_opts o;
+	static const int cpu0[] = { 0 };
+
+	urt_rt_opts_default(&o);
+	o.cpus = cpu0;
+	o.ncpus = 1;
+	o.retry_backoff_ns = 100000;
+	o.fault.seed = 42;
+	o.fault.rate_ppm = 1000000;
+	o.fault.kinds = kinds;
+	o.fault.op_mask = op_mask;
+	o.fault.count_max = count_max;
+	return fx_start(&o);
+}
+
+static void read_body(void *p)
+{
+	struct retry_run *r = p;
+	uint8_t *buf = urt_buf_get(65536);
+
+	r->res[0] = urt_read(r->dev, buf, 65536, 0);
+	for (uint64_t k = 0; k < 65536; k++)
+		r->mismatches += buf[k] != fx_pattern(3, k);
+	urt_buf_put(buf);
+}
+
+/* Fill the first 64 KiB with a known pattern through plain pwrite. */
+static void fill_pattern(struct fx_file *f)
+{
+	FILE *fp = fopen(f->path, "r+b");
+	uint8_t b[4096];
+
+	cr_assert(fp);
+	for (uint64_t off = 0; off < 65536; off += 4096) {
+		for (int k = 0; k < 4096; k++)
+			b[k] = fx_pattern(3, off + (uint64_t)k);
+		cr_assert_eq(fwrite(b, 1, 4096, fp), 4096);
+	}
+	fclose(fp);
+}
+
+Test(retry, eio_retried_three_times_then_surfaced)
+{
+	struct urt_rt *rt = start_faulty(URT_FAULT_EIO, 1u << URT_OP_READ, 0);
+	struct retry_run r = { 0 };
+	struct urt_stats st;
+	struct fx_file f;
+
+	fx_file_open(&f, 1 << 20, true);
+	r.dev = f.dev;
+	fx_run(rt, 0, read_body, &r);
+	cr_assert_eq(urt_rt_stats(rt, 0, &st), 0);
+	fx_file_close(&f);
+	urt_rt_stop(rt);
+	cr_expect_eq(r.res[0], -EIO);
+	cr_expect_eq(st.retried, 3, "retried %llu", (unsigned long long)st.retried);
+	cr_expect_eq(st.faults, 4, "faults %llu", (unsigned long long)st.faults);
+	cr_expect_eq(st.failed, 1);
+}
+
+Test(retry, eagain_resubmitted_transparently)
+{
+	struct urt_rt *rt = start_faulty(URT_FAULT_EAGAIN, 1u << URT_OP_READ, 5);
+	struct retry_run r = { 0 };
+	struct urt_stats st;
+	struct fx_file f;
+
+	fx_file_open(&f, 1 << 20, true);
+	fill_pattern(&f);
+	r.dev = f.dev;
+	fx_run(rt, 0, read_body, &r);
+	cr_assert_eq(urt_rt_stats(rt, 0, &st), 0);
+	fx_file_close(&f);
+	urt_rt_stop(rt);
+	cr_expect_eq(r.res[0], 65536);
+	cr_expect_eq(r.mismatches, 0);
+	cr_expect_eq(st.retried, 5);
+}
+
+Test(retry, short_read_completed)
+{
+	struct urt_rt *rt = start_faulty(URT_FAULT_SHORT, 1u << URT_OP_READ, 0);
+	struct retry_run r = { 0 };
+	struct urt_stats st;
+	struct fx_file f;
+
+	fx_file_open(&f, 1 << 20, true);
+	fill_pattern(&f);
+	r.dev = f.dev;
+	fx_run(rt, 0, read_body, &r);
+	cr_assert_eq(urt_rt_stats(rt, 0, &st), 0);
+	fx_file_close(&f);
+	urt_rt_stop(rt);
+	/* 64 KiB halves down to one 512-byte block: every step is a resubmission. */
+	cr_expect_eq(r.res[0], 65536);
+	cr_expect_eq(r.mismatches, 0, "%llu bytes differ", (unsigned long long)r.mismatches);
+	cr_expect_geq(st.retried, 6, "retried %llu", (unsigned long long)st.retried);
+}
+
+static void flush_body(void *p)
+{
+	struct retry_run *r = p;
+	uint8_t *buf = urt_buf_get(4096);
+
+	memset(buf, 1, 4096);
+	r->res[0] = urt_write(r->dev, buf, 4096, 0);
+	r->res[1] = urt_flush(r->dev);
+	r->res[2] = urt_write(r->dev, buf, 4096, 4096);
+	r->res[3] = urt_read(r->dev, buf, 4096, 0);
+	r->dev_error = urt_dev_error(r->dev);
+	urt_buf_put(buf);
+}
+
+Test(retry, failed_flush_is_sticky_and_not_retried)
+{
+	struct urt_rt *rt = start_faulty(URT_FAULT_EIO, 1u << URT_OP_FLUSH, 1);
+	struct retry_run r = { 0 };
+	struct urt_stats st;
+	struct fx_file f;
+
+	fx_file_open(&f, 1 << 20, true);
+	r.dev = f.dev;
+	fx_run(rt, 0, flush_body, &r);
+	cr_assert_eq(urt_rt_stats(rt, 0, &st), 0);
+	fx_file_close(&f);
+	urt_rt_stop(rt);
+	cr_expect_eq(r.res[0], 4096);
+	cr_expect_eq(r.res[1], -EIO);
+	cr_expect_eq(st.retried, 0, "a flush error must never be retried");
+	cr_expect_eq(r.dev_error, -EIO);
+	cr_expect_eq(r.res[2], -EIO, "writes after a failed flush are refused");
+	cr_expect_eq(r.res[3], 4096, "reads still work");
+}

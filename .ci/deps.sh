@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install every Debian 12 package urt needs to build, test and benchmark.
+# Runs as root, or through sudo when it is available.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+	SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+	build-essential cmake pkg-config git ca-certificates \
+	liburing-dev libnvme-dev libjson-c-dev libssl-dev libjemalloc-dev libcriterion-dev libisal-dev \
+	clang llvm \
+	fio gnuplot-nox python3 \
+	qemu-system-x86 busybox-static cpio xz-utils kmod \
+	redis-tools redis-server \
+	doxygen \
+	> /dev/null

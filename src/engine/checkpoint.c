@@ -1,0 +1,140 @@
+/*
+ * Checkpoints: bound the log that recovery must replay, and recycle it.
+ *
+ * Design notes.
+ *
+ * A checkpoint picks B, the LSN where the fill batch starts (every sealed
+ * batch ends at or before B), then:
+ *   1. waits until the log is durable up to B;
+ *   2. writes home every dirty frame whose page_lsn < B (from a scratch
+ *      copy, so commits may keep installing into the frame meanwhile);
+ *   3. flushes, so those page writes are durable;
+ *   4. writes the superblock copy of the next generation with
+ *      checkpoint_lsn = B, then flushes;
+ *   5. only now sets ckpt_lsn = B, which lets the WAL overwrite the log
+ *      before B, and wakes committers waiting for space.
+ * Why the order is safe:
+ *  - Step 1 before 2 is the WAL rule: no page reaches home before the log
+ *    record of its image is durable.
+ *  - A dirty frame with page_lsn >= B is skipped: its latest full image is
+ *    logged at or after B, so replay from B rebuilds it.  Hence after step
+ *    5 every dirty frame's latest image lies at or after the checkpoint
+ *    (pool.c invariant 4), and a page write torn by a crash, whether by a
+ *    checkpoint or an eviction, is repaired by replay.
+ *  - Step 3 before 4: the superblock must not claim pages are home before
+ *    they are.  A crash before step 4 completes leaves the older copy (other
+ *    slot) valid with the older checkpoint, whose log is still intact
+ *    because step 5 has not happened.
+ *  - Step 4's flush before 5: log space is reused only once the new
+ *    checkpoint is durable.
+ * Frames being evicted are waited for, so their home write is inside the
+ * flush of step 3.
+ *
+ * One checkpoint runs at a time (ckpt_busy); a background fiber runs them
+ * when the WAL asks (log use above checkpoint_pct, or a committer out of
+ * space), and urt_ps_checkpoint runs one in the caller's fiber.
+ */
+#include <errno.h>
+
+#include "engine/ps_impl.h"
+#include "urt/error.h"
+
+int ckpt_run(struct urt_ps *ps)
+{
+	uint64_t b_lsn, epoch;
+	int ret;
+
+	while (ps->ckpt_busy)
+		urt_waitq_wait(&ps->ckpt_wq);
+	if (ps->sticky)
+		return URT_E_STICKY;
+	ps->ckpt_busy = true;
+	b_lsn = wal_checkpoint_lsn(ps);
+	epoch = ps->epoch;
+
+	ret = wal_wait_durable(ps, b_lsn);
+	if (ret)
+		goto out;
+	for (uint32_t i = 0; i < ps->nframes; i++) {
+		struct frame *f = &ps->frames[i];
+		uint64_t lsn;
+
+		while (f->state == FRAME_EVICTING)
+			urt_waitq_wait(&f->wq);
+		if (f->state != FRAME_VALID || !f->dirty || f->page_lsn >= b_lsn)
+			continue;
+		lsn = f->page_lsn;
+		/* The pin keeps eviction away while the copy is written. */
+		f->pins++;
+		ret = pool_write_home(ps, f, ps->io_page);
+		f->pins--;
+		if (ret) {
+			ps_set_sticky(ps, ret, "writing a page home during a checkpoint");
+			goto out;
+		}
+		if (f->page_lsn == lsn)
+			f->dirty = false;
+		ps->stats.checkpoint_pages++;
+	}
+	ret = ps_flush(ps);
+	if (ret) {
+		ps_set_sticky(ps, ret, "flushing pages during a checkpoint");
+		goto out;
+	}
+	ret = ps_sb_write(ps, b_lsn, epoch);
+	if (ret) {
+		ps_set_sticky(ps, ret, "writing the superblock");
+		goto out;
+	}
+	ps->ckpt_lsn = b_lsn;
+	ps->stats.checkpoints++;
+	urt_waitq_wake_all(&ps->space_wq);
+out:
+	ps->ckpt_busy = false;
+	urt_waitq_wake_all(&ps->ckpt_wq);
+	if (ret)
+		urt_waitq_wake_all(&ps->space_wq);
+	return ret;
+}
+
+static void ckpt_main(void *arg)
+{
+	struct urt_ps *ps = arg;
+
+	for (;;) {
+		if (ps->stopping)
+			break;
+		if (!ps->ckpt_wanted) {
+			urt_waitq_wait(&ps->ckpt_fiber_wq);
+			continue;
+		}
+		ps->ckpt_wanted = false;
+		if (ckpt_run(ps))
+			urt_waitq_wake_all(&ps->space_wq);
+	}
+	ps->ckpt_running = false;
+	urt_waitq_wake_all(&ps->writer_exit_wq);
+}
+
+void ckpt_request(struct urt_ps *ps)
+{
+	ps->ckpt_wanted = true;
+	urt_waitq_wake_one(&ps->ckpt_fiber_wq);
+}
+
+int ckpt_start(struct urt_ps *ps)
+{
+	int ret = urt_fiber_spawn(ckpt_main, ps);
+
+	if (ret == 0)
+		ps->ckpt_running = true;
+	return ret;
+}
+
+void ckpt_stop(struct urt_ps *ps)
+{
+	ps->stopping = true;
+	urt_waitq_wake_all(&ps->ckpt_fiber_wq);
+	while (ps->ckpt_running)
+		urt_waitq_wait(&ps->writer_exit_wq);
+}

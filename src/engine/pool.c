@@ -1,0 +1,315 @@
+/*
+ * Buffer pool: a bounded set of page frames carved from the core's
+ * registered buffer region, so every page read and write is READ_FIXED /
+ * WRITE_FIXED on an O_DIRECT device.
+ *
+ * Design notes.
+ *
+ * Invariants:
+ *  1. A page is in at most one frame, found through the hash chains; a
+ *     frame is on a chain exactly when its state is not FREE.
+ *  2. A frame holds committed bytes only: transactions write private
+ *     copies (tx.c) that commit installs, so eviction and checkpoints never
+ *     see uncommitted data and there is no undo.
+ *  3. WAL rule: a dirty frame is written home only when its page_lsn is
+ *     below durable_lsn (its image is durable in the log).
+ *  4. A dirty frame's latest image lies in the log at or after the durable
+ *     checkpoint LSN (checkpoint.c keeps this), so a torn home write is
+ *     always repaired by recovery.
+ *  5. A pinned frame (pins > 0) is never evicted.
+ *
+ * States: FREE -> READING (pool_get miss) -> VALID (read done) or FREE (read
+ * failed); VALID -> EVICTING (CLOCK picked a dirty victim) -> FREE/reused.
+ * Fibers that find a frame READING or EVICTING wait on its wait queue and
+ * look the page up again when woken; this is how two fibers asking for the
+ * same missing page share one read.
+ *
+ * Eviction is CLOCK: the hand clears reference bits and takes the first
+ * unpinned VALID frame whose bit is clear; it skips dirty frames whose image
+ * is not durable yet.  When every frame is pinned the caller gets
+ * URT_E_FULL at once (never a wait that could deadlock); when some are only
+ * waiting for log durability, it waits for the log writer.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "engine/ps_impl.h"
+#include "runtime/core.h"
+#include "urt/buf.h"
+#include "urt/error.h"
+
+static uint32_t hash_pgno(const struct urt_ps *ps, uint64_t pgno)
+{
+	/* Fibonacci hashing spreads consecutive page numbers over the buckets. */
+	return (uint32_t)((pgno * 0x9e3779b97f4a7c15ull) >> 32) & ps->hash_mask;
+}
+
+int pool_init(struct urt_ps *ps)
+{
+	uint32_t buckets = 1;
+
+	ps->nframes = ps->opts.pool_pages;
+	while (buckets < 2 * ps->nframes)
+		buckets <<= 1;
+	ps->hash_mask = buckets - 1;
+	ps->frames = calloc(ps->nframes, sizeof(*ps->frames));
+	ps->hash = malloc(buckets * sizeof(*ps->hash));
+	if (!ps->frames || !ps->hash)
+		goto err_free;
+	memset(ps->hash, 0xff, buckets * sizeof(*ps->hash));
+	for (uint32_t i = 0; i < ps->nframes; i++) {
+		ps->frames[i].data = urt_buf_get(ps->page_size);
+		ps->frames[i].next = -1;
+		if (!ps->frames[i].data)
+			goto err_free;
+	}
+	ps->io_page = urt_buf_get(ps->page_size);
+	if (!ps->io_page)
+		goto err_free;
+	return 0;
+
+err_free:
+	urt_set_error("page store: %u pool frames of %u bytes do not fit the core's buffer region "
+		      "(raise buf_region_bytes or lower pool_pages)", ps->nframes, ps->page_size);
+	pool_exit(ps);
+	return -ENOMEM;
+}
+
+void pool_exit(struct urt_ps *ps)
+{
+	if (ps->frames)
+		for (uint32_t i = 0; i < ps->nframes; i++)
+			urt_buf_put(ps->frames[i].data);
+	urt_buf_put(ps->io_page);
+	free(ps->frames);
+	free(ps->hash);
+	ps->frames = NULL;
+	ps->hash = NULL;
+	ps->io_page = NULL;
+}
+
+static struct frame *lookup(struct urt_ps *ps, uint64_t pgno)
+{
+	for (int32_t i = ps->hash[hash_pgno(ps, pgno)]; i >= 0; i = ps->frames[i].next)
+		if (ps->frames[i].pgno == pgno)
+			return &ps->frames[i];
+	return NULL;
+}
+
+static void hash_insert(struct urt_ps *ps, struct frame *f)
+{
+	uint32_t b = hash_pgno(ps, f->pgno);
+
+	f->next = ps->hash[b];
+	ps->hash[b] = (int32_t)(f - ps->frames);
+}
+
+static void hash_remove(struct urt_ps *ps, struct frame *f)
+{
+	int32_t *link = &ps->hash[hash_pgno(ps, f->pgno)];
+	int32_t idx = (int32_t)(f - ps->frames);
+
+	while (*link != idx) {
+		PS_ASSERT(*link >= 0);
+		link = &ps->frames[*link].next;
+	}
+	*link = f->next;
+	f->next = -1;
+}
+
+/*
+ * Seals a copy of frame f into scratch (or into the frame itself when
+ * scratch is NULL) and writes it to the page's home.
+ */
+int pool_write_home(struct urt_ps *ps, struct frame *f, uint8_t *scratch)
+{
+	uint8_t *p = scratch ? scratch : f->data;
+
+	if (scratch)
+		memcpy(scratch, f->data, ps->page_size);
+	page_seal(p, ps->page_size, f->pgno, f->page_lsn);
+	return ps_write(ps, p, ps->page_size, ps_page_off(ps, f->pgno), false);
+}
+
+/*
+ * Finds a frame to reuse: FREE, or the CLOCK victim (written home first
+ * when dirty).  Returns the frame (FREE, off the hash) or NULL with
+ * *err: URT_E_FULL (all pinned) or a sticky error.
+ */
+static struct frame *victim(struct urt_ps *ps, int *err)
+{
+	for (;;) {
+		uint32_t pinned = 0, waiting = 0;
+
+		if (ps->sticky) {
+			*err = URT_E_STICKY;
+			return NULL;
+		}
+		/* Two sweeps: the first may only clear reference bits. */
+		for (uint32_t n = 0; n < 2 * ps->nframes; n++) {
+			struct frame *f = &ps->frames[ps->clock_hand];
+
+			ps->clock_hand = (ps->clock_hand + 1) % ps->nframes;
+			if (f->state == FRAME_FREE)
+				return f;
+			if (f->state != FRAME_VALID || f->pins) {
+				pinned += n < ps->nframes;
+				continue;
+			}
+			if (f->ref) {
+				f->ref = false;
+				continue;
+			}
+			if (f->dirty && f->page_lsn >= ps->durable_lsn) {
+				waiting += n < ps->nframes;
+				continue;
+			}
+			ps->stats.evictions++;
+			if (f->dirty) {
+				int ret;
+
+				/* Readers of this page wait until the write is done (invariant 1). */
+				f->state = FRAME_EVICTING;
+				ret = pool_write_home(ps, f, NULL);
+				ps->stats.evict_writes++;
+				if (ret) {
+					ps_set_sticky(ps, ret, "writing an evicted page home");
+					f->state = FRAME_VALID;
+					urt_waitq_wake_all(&f->wq);
+					*err = ret;
+					return NULL;
+				}
+				f->dirty = false;
+				/* A reader may have pinned it meanwhile?  No: readers wait while EVICTING. */
+			}
+			hash_remove(ps, f);
+			f->state = FRAME_FREE;
+			urt_waitq_wake_all(&f->wq);
+			return f;
+		}
+		if (pinned >= ps->nframes) {
+			*err = URT_E_FULL;
+			urt_set_error("page store: all %u pool frames are pinned", ps->nframes);
+			return NULL;
+		}
+		if (waiting) {
+			/* Dirty frames become evictable once their batch is durable. */
+			int ret = wal_wait_durable(ps, ps->durable_lsn + 1);
+
+			if (ret) {
+				*err = ret;
+				return NULL;
+			}
+		}
+		/* Otherwise frames were busy reading or evicting: look again. */
+		if (!waiting)
+			urt_fiber_yield();
+	}
+}
+
+static int read_page(struct urt_ps *ps, struct frame *f)
+{
+	const char *why = NULL;
+	int ret = 0;
+
+	for (uint32_t attempt = 0; attempt <= ps->opts.read_retry_max; attempt++) {
+		if (attempt)
+			ps->stats.read_retries++;
+		ret = ps_read(ps, f->data, ps->page_size, ps_page_off(ps, f->pgno));
+		if (ret == 0)
+			break;
+	}
+	if (ret) {
+		ps->stats.bad_pgno = f->pgno;
+		urt_set_error("page store: reading page %llu failed after %u attempts: %s",
+			      (unsigned long long)f->pgno, ps->opts.read_retry_max + 1,
+			      strerror(-ret));
+		return ret;
+	}
+	ret = page_verify(f->data, ps->page_size, f->pgno, ps->sb.store_id, &why);
+	if (ret == PAGE_UNUSED) {
+		page_init(f->data, ps->page_size, f->pgno, PS_PAGE_TYPE_DATA, ps->sb.store_id);
+		f->page_lsn = 0;
+		return 0;
+	}
+	if (ret) {
+		ps->stats.bad_pgno = f->pgno;
+		urt_set_error("page store: page %llu is corrupt (%s) and the log holds no image of it",
+			      (unsigned long long)f->pgno, why ? why : "?");
+		return URT_E_CORRUPT;
+	}
+	{
+		struct page_hdr h;
+
+		page_hdr_read(f->data, &h);
+		f->page_lsn = h.lsn;
+	}
+	return 0;
+}
+
+/*
+ * Returns pgno's frame pinned.  load false: the caller overwrites the
+ * whole page (recovery), so a miss does not read the device.
+ */
+int pool_get(struct urt_ps *ps, uint64_t pgno, bool load, struct frame **out)
+{
+	struct frame *f;
+	int ret;
+
+	for (;;) {
+		if (ps->sticky)
+			return URT_E_STICKY;
+		f = lookup(ps, pgno);
+		if (!f)
+			break;
+		if (f->state == FRAME_VALID) {
+			f->pins++;
+			f->ref = true;
+			ps->stats.hits++;
+			*out = f;
+			return 0;
+		}
+		/* READING or EVICTING: share the read, or wait for the write-out. */
+		urt_waitq_wait(&f->wq);
+	}
+	f = victim(ps, &ret);
+	if (!f)
+		return ret;
+	/* victim() may have blocked: another fiber may have loaded pgno meanwhile. */
+	if (lookup(ps, pgno))
+		return pool_get(ps, pgno, load, out);
+	f->pgno = pgno;
+	f->pins = 1;
+	f->dirty = false;
+	f->ref = true;
+	f->writer = NULL;
+	f->page_lsn = 0;
+	hash_insert(ps, f);
+	if (!load) {
+		f->state = FRAME_VALID;
+		ps->stats.misses++;
+		*out = f;
+		return 0;
+	}
+	f->state = FRAME_READING;
+	ret = read_page(ps, f);
+	ps->stats.misses++;
+	if (ret) {
+		hash_remove(ps, f);
+		f->state = FRAME_FREE;
+		f->pins = 0;
+		urt_waitq_wake_all(&f->wq);
+		return ret;
+	}
+	f->state = FRAME_VALID;
+	urt_waitq_wake_all(&f->wq);
+	*out = f;
+	return 0;
+}
+
+void pool_unpin(struct urt_ps *ps, struct frame *f)
+{
+	(void)ps;
+	PS_ASSERT(f->pins > 0);
+	f->pins--;
+}

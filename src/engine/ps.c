@@ -1,0 +1,431 @@
+/*
+ * Page store shard: open (format or recover), close, device I/O helpers,
+ * superblock writes and the sticky error state.
+ *
+ * Design notes.
+ *
+ * States of a shard:
+ *   opening  -> superblock picked (or formatted) -> recovery replay ->
+ *   open-checkpoint (pages home, superblock with the new epoch) -> open
+ *   open     -> sticky (any failed log write, flush or home write)
+ *   open or sticky -> closed (urt_ps_close: final checkpoint unless sticky)
+ *
+ * Region layout (format.h): two 4 KiB superblock slots, the circular log,
+ * the page region.  Every offset below is relative to the region start
+ * `base`, so several shards can share one device in disjoint regions.
+ *
+ * Superblock writes alternate slots by generation parity: a write tears at
+ * most the slot being written, and the other slot still holds the previous
+ * generation.  Format writes both slots (B then A) so no copy of a
+ * previous store on the device can win the pick.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "engine/ps_impl.h"
+#include "runtime/core.h"
+#include "urt/buf.h"
+#include "urt/error.h"
+
+#define PS_LOG_MIN (256u << 10)		/* Smallest default log: four 64 KiB batches. */
+#define PS_LOG_MAX (1ull << 30)		/* Largest default log. */
+#define PS_ZERO_CHUNK (1u << 20)	/* Zeroing unit at format. */
+
+void urt_ps_opts_default(struct urt_ps_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->format_zero_pages = true;
+	o->page_size = URT_PAGE_SIZE_DEFAULT;
+	o->pool_pages = 256;
+	o->sync = URT_PS_SYNC_AUTO;
+	o->batch_bytes_max = 1u << 20;
+	o->tx_pages_max = 32;
+	o->checkpoint_pct = 50;
+	o->read_retry_max = 2;
+	o->shard_count = 1;
+}
+
+void ps_set_sticky(struct urt_ps *ps, int err, const char *what)
+{
+	if (ps->sticky)
+		return;
+	ps->sticky = err;
+	ps->stats.sticky_error = err;
+	urt_set_error("page store: %s failed (%s); the store refuses further work",
+		      what, urt_strerror(err));
+	/* Wake everybody: no wait may outlive the error. */
+	urt_waitq_wake_all(&ps->space_wq);
+	urt_waitq_wake_all(&ps->durable_wq);
+	urt_waitq_wake_all(&ps->sealed_wq);
+	urt_waitq_wake_all(&ps->ckpt_wq);
+}
+
+int ps_read(struct urt_ps *ps, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n = urt_read(ps->dev, buf, len, ps->base + off);
+
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+int ps_write(struct urt_ps *ps, const void *buf, size_t len, uint64_t off, bool fua)
+{
+	ssize_t n = fua ? urt_write_fua(ps->dev, buf, len, ps->base + off)
+			: urt_write(ps->dev, buf, len, ps->base + off);
+
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+/* Flushes the device cache; also under NONE_UNSAFE, where only log batches skip it. */
+int ps_flush(struct urt_ps *ps)
+{
+	ps->stats.flushes++;
+	return urt_flush(ps->dev);
+}
+
+uint64_t ps_page_off(const struct urt_ps *ps, uint64_t pgno)
+{
+	return ps->sb.page_start + pgno * ps->page_size;
+}
+
+/* Writes the next superblock generation (other slot) and flushes it. */
+int ps_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch)
+{
+	struct superblock sb = ps->sb;
+	const char *why = NULL;
+	uint8_t *buf = urt_buf_get(URT_SB_SLOT_SIZE);
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	sb.generation++;
+	sb.checkpoint_lsn = ckpt_lsn;
+	sb.checkpoint_epoch = ckpt_epoch;
+	sb.log_epoch = ps->epoch;
+	ret = superblock_encode(&sb, buf, URT_SB_SLOT_SIZE, &why);
+	PS_ASSERT(ret == 0);
+	ret = ps_write(ps, buf, URT_SB_SLOT_SIZE, superblock_slot_offset(sb.generation), false);
+	if (ret == 0)
+		ret = ps_flush(ps);
+	if (ret == 0)
+		ps->sb = sb;
+	urt_buf_put(buf);
+	return ret;
+}
+
+static int zero_pages(struct urt_ps *ps, const struct superblock *sb)
+{
+	uint64_t off = sb->page_start, end = sb->page_start + sb->page_count * sb->page_size;
+	uint8_t *buf;
+	int ret = 0;
+
+	if (urt_dev_info(ps->dev)->write_zeroes) {
+		struct urt_io io;
+
+		urt_io_prep_write_zeroes(&io, ps->dev, end - off, ps->base + off);
+		if (urt_io_wait(&io) == 0)
+			return 0;
+	}
+	buf = urt_buf_get(PS_ZERO_CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	memset(buf, 0, PS_ZERO_CHUNK);
+	while (off < end && ret == 0) {
+		uint64_t n = end - off < PS_ZERO_CHUNK ? end - off : PS_ZERO_CHUNK;
+
+		ret = ps_write(ps, buf, n, off, false);
+		off += n;
+	}
+	urt_buf_put(buf);
+	return ret;
+}
+
+static int format(struct urt_ps *ps, uint64_t region_bytes)
+{
+	struct superblock sb;
+	const char *why = NULL;
+	uint64_t log_len = ps->opts.log_bytes;
+	uint8_t *buf;
+	struct timespec ts;
+	int ret;
+
+	if (!log_len) {
+		log_len = region_bytes / 8;
+		log_len = log_len < PS_LOG_MIN ? PS_LOG_MIN : log_len > PS_LOG_MAX ? PS_LOG_MAX : log_len;
+	}
+	log_len = log_len / ps->block_size * ps->block_size;
+	ret = superblock_plan(&sb, region_bytes,
+			      ps->opts.page_size ? ps->opts.page_size : URT_PAGE_SIZE_DEFAULT, ps->block_size, log_len, &why);
+	if (ret) {
+		urt_set_error("page store: cannot format %llu bytes: %s",
+			      (unsigned long long)region_bytes, why);
+		return ret;
+	}
+	do {
+		if (getrandom(&sb.store_id, sizeof(sb.store_id), 0) != sizeof(sb.store_id) ||
+		    getrandom(sb.store_uuid, sizeof(sb.store_uuid), 0) != sizeof(sb.store_uuid))
+			return -errno;
+	} while (sb.store_id == 0);
+	sb.shard_id = ps->opts.shard_id;
+	sb.shard_count = ps->opts.shard_count;
+	sb.checkpoint_lsn = 0;
+	sb.checkpoint_epoch = 1;
+	sb.log_epoch = 1;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	sb.created_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (ps->opts.format_zero_pages) {
+		ret = zero_pages(ps, &sb);
+		if (ret)
+			return ret;
+	}
+	buf = urt_buf_get(URT_SB_SLOT_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	/* Slot B gets generation 1, then slot A generation 2: both name this store. */
+	for (uint64_t gen = 1; gen <= 2 && ret == 0; gen++) {
+		sb.generation = gen;
+		ret = superblock_encode(&sb, buf, URT_SB_SLOT_SIZE, &why);
+		PS_ASSERT(ret == 0);
+		ret = ps_write(ps, buf, URT_SB_SLOT_SIZE, superblock_slot_offset(gen), false);
+	}
+	urt_buf_put(buf);
+	if (ret == 0)
+		ret = ps_flush(ps);
+	if (ret == 0)
+		ps->sb = sb;
+	return ret;
+}
+
+/* Reads both slots and picks; formats when asked to and the region is blank. */
+static int load_superblock(struct urt_ps *ps, uint64_t region_bytes)
+{
+	struct superblock_pick_info info;
+	uint8_t *buf;
+	int ret;
+
+	if (ps->opts.format)
+		return format(ps, region_bytes);
+	buf = urt_buf_get(URT_SB_REGION_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	ret = ps_read(ps, buf, URT_SB_REGION_SIZE, 0);
+	if (ret)
+		goto out;
+	ret = superblock_pick(buf, buf + URT_SB_SLOT_SIZE, URT_SB_SLOT_SIZE, &ps->sb, &info);
+	if (ret == URT_E_BADFORMAT && info.err[0] == URT_E_BADFORMAT &&
+	    info.err[1] == URT_E_BADFORMAT && ps->opts.create) {
+		urt_buf_put(buf);
+		return format(ps, region_bytes);
+	}
+	if (ret)
+		urt_set_error("page store: no usable superblock (slot A: %s; slot B: %s)",
+			      info.why[0] ? info.why[0] : "valid", info.why[1] ? info.why[1] : "valid");
+out:
+	urt_buf_put(buf);
+	return ret;
+}
+
+static int check_opts(struct urt_ps *ps, const struct urt_dev_info *info, uint64_t *region_bytes)
+{
+	struct urt_ps_opts *o = &ps->opts;
+	uint32_t bs = info->block_bytes > 512 ? info->block_bytes : 512;
+
+	if (info->off_align > bs)
+		bs = info->off_align;
+	ps->block_size = bs;
+	if (!urt_block_size_valid(bs)) {
+		urt_set_error("page store: device block size %u is not supported", bs);
+		return -EINVAL;
+	}
+	if ((o->page_size && !urt_page_size_valid(o->page_size)) || o->region_offset % 4096 ||
+	    o->region_offset > info->size_bytes || o->pool_pages < 2 || o->tx_pages_max == 0 ||
+	    o->checkpoint_pct == 0 || o->checkpoint_pct > 100 || o->shard_count == 0 ||
+	    o->shard_id >= o->shard_count) {
+		urt_set_error("page store: invalid options (page size, region offset, pool, tx or "
+			      "shard fields)");
+		return -EINVAL;
+	}
+	*region_bytes = o->region_bytes ? o->region_bytes : info->size_bytes - o->region_offset;
+	if (o->region_offset + *region_bytes > info->size_bytes) {
+		urt_set_error("page store: region ends past the device (%llu bytes)",
+			      (unsigned long long)info->size_bytes);
+		return URT_E_BADFORMAT;
+	}
+	if (o->batch_bytes_max > URT_BUF_MAX_BYTES)
+		o->batch_bytes_max = URT_BUF_MAX_BYTES;
+	return 0;
+}
+
+/* Checks the picked superblock against the device and options; sizes the batch. */
+static int check_sb(struct urt_ps *ps, uint64_t region_bytes)
+{
+	struct superblock *sb = &ps->sb;
+	struct urt_ps_opts *o = &ps->opts;
+	uint64_t tx_bytes;
+
+	if (sb->device_size > region_bytes) {
+		urt_set_error("page store: the store spans %llu bytes but the region has only %llu "
+			      "(truncated device?)", (unsigned long long)sb->device_size,
+			      (unsigned long long)region_bytes);
+		return URT_E_BADFORMAT;
+	}
+	if (o->page_size && sb->page_size != o->page_size) {
+		urt_set_error("page store: the store has %u-byte pages, %u were asked for",
+			      sb->page_size, o->page_size);
+		return URT_E_BADFORMAT;
+	}
+	if (sb->block_size < ps->block_size || sb->block_size % ps->block_size) {
+		urt_set_error("page store: log block size %u does not suit this device (%u)",
+			      sb->block_size, ps->block_size);
+		return -EINVAL;
+	}
+	ps->block_size = sb->block_size;
+	ps->page_size = sb->page_size;
+	logrec_geom_from_sb(&ps->geom, sb);
+	/* A batch must be at most a quarter of the log, and hold one full transaction. */
+	if (o->batch_bytes_max > sb->log_len / 4)
+		o->batch_bytes_max = (uint32_t)(sb->log_len / 4);
+	o->batch_bytes_max = o->batch_bytes_max / ps->block_size * ps->block_size;
+	/* Clamp tx_pages_max so that one transaction always fits one batch. */
+	tx_bytes = URT_LOG_BATCH_HDR_SIZE + URT_LOG_REC_HDR_SIZE + ps->block_size;
+	if (tx_bytes + URT_LOG_REC_HDR_SIZE + sb->page_size > o->batch_bytes_max) {
+		urt_set_error("page store: the log (%llu bytes) is too small for even one page per "
+			      "transaction", (unsigned long long)sb->log_len);
+		return -EINVAL;
+	}
+	if (tx_bytes + o->tx_pages_max * (uint64_t)(URT_LOG_REC_HDR_SIZE + sb->page_size) >
+	    o->batch_bytes_max)
+		o->tx_pages_max = (uint32_t)((o->batch_bytes_max - tx_bytes) /
+					      (URT_LOG_REC_HDR_SIZE + sb->page_size));
+	return 0;
+}
+
+int urt_ps_open(struct urt_dev *dev, const struct urt_ps_opts *opts, struct urt_ps **out)
+{
+	const struct urt_dev_info *info = urt_dev_info(dev);
+	uint64_t region_bytes = 0;
+	struct urt_ps *ps;
+	int ret;
+
+	PS_ASSERT(urt_in_fiber());
+	ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return -ENOMEM;
+	ps->dev = dev;
+	ps->core = urt_core_id();
+	ps->opts = *opts;
+	ps->stats.bad_pgno = UINT64_MAX;
+	ret = check_opts(ps, info, &region_bytes);
+	if (ret)
+		goto err_free;
+	ps->base = opts->region_offset;
+	ret = load_superblock(ps, region_bytes);
+	if (ret)
+		goto err_free;
+	ret = check_sb(ps, region_bytes);
+	if (ret)
+		goto err_free;
+	switch (opts->sync) {
+	case URT_PS_SYNC_AUTO:
+		ps->use_fua = info->fua || !info->volatile_cache;
+		ps->use_flush = true;
+		break;
+	case URT_PS_SYNC_FUA:
+		ps->use_fua = true;
+		ps->use_flush = true;
+		break;
+	case URT_PS_SYNC_FLUSH:
+		ps->use_flush = true;
+		break;
+	case URT_PS_SYNC_NONE_UNSAFE:
+		break;
+	}
+	ret = pool_init(ps);
+	if (ret)
+		goto err_free;
+	ret = wal_init(ps);
+	if (ret)
+		goto err_pool;
+	ps->txid_next = 1;
+	ret = recovery_run(ps);
+	if (ret)
+		goto err_wal;
+	ret = wal_start(ps);
+	if (ret)
+		goto err_wal;
+	/* The open checkpoint: replayed pages home, new epoch durable. */
+	ret = ckpt_run(ps);
+	if (ret)
+		goto err_writer;
+	ret = ckpt_start(ps);
+	if (ret)
+		goto err_writer;
+	ps->stats.checkpoint_lsn = ps->ckpt_lsn;
+	*out = ps;
+	return 0;
+
+err_writer:
+	wal_stop(ps);
+err_wal:
+	wal_exit(ps);
+err_pool:
+	pool_exit(ps);
+err_free:
+	free(ps);
+	return ret;
+}
+
+int urt_ps_close(struct urt_ps *ps)
+{
+	int ret = 0;
+
+	PS_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
+	PS_ASSERT(ps->tx_open == 0);
+	if (!ps->sticky)
+		ret = ckpt_run(ps);
+	ckpt_stop(ps);
+	wal_stop(ps);
+	if (ps->sticky)
+		ret = ps->sticky;
+	tx_free_all(ps);
+	wal_exit(ps);
+	pool_exit(ps);
+	free(ps);
+	return ret;
+}
+
+uint64_t urt_ps_page_count(const struct urt_ps *ps)
+{
+	return ps->sb.page_count;
+}
+
+size_t urt_ps_page_data_bytes(const struct urt_ps *ps)
+{
+	return ps->page_size - URT_PAGE_HDR_SIZE;
+}
+
+int urt_ps_checkpoint(struct urt_ps *ps)
+{
+	PS_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
+	return ckpt_run(ps);
+}
+
+int urt_ps_stats(const struct urt_ps *ps, struct urt_ps_stats *out)
+{
+	*out = ps->stats;
+	out->commits_per_batch = ps->stats.batches ? (double)ps->stats.commits / ps->stats.batches : 0;
+	out->checkpoint_lsn = ps->ckpt_lsn;
+	out->durable_lsn = ps->durable_lsn;
+	out->sticky_error = ps->sticky;
+	return 0;
+}
+
+int urt_ps_error(const struct urt_ps *ps)
+{
+	return ps->sticky;
+}

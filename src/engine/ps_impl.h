@@ -1,0 +1,167 @@
+/*
+ * Internal state of one page-store shard, shared by ps.c (open, close,
+ * format), pool.c (buffer pool), wal.c (log writer and group commit),
+ * checkpoint.c, recovery.c and tx.c.  docs/engine.md explains how the
+ * pieces fit; each .c file opens with the design notes of its part.
+ */
+#ifndef URT_ENGINE_PS_IMPL_H
+#define URT_ENGINE_PS_IMPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "engine/format.h"
+#include "urt/dev.h"
+#include "urt/fiber.h"
+#include "urt/ps.h"
+
+/* Always-on check of a programmer error inside the engine. */
+#define PS_ASSERT(cond)                                                         \
+	do {                                                                    \
+		if (__builtin_expect(!(cond), 0)) {                             \
+			fprintf(stderr, "%s:%d: engine assertion failed: %s\n", \
+				__FILE__, __LINE__, #cond);                     \
+			abort();                                                \
+		}                                                               \
+	} while (0)
+
+/* The type stamped on every page the engine writes (format.h requires nonzero). */
+#define PS_PAGE_TYPE_DATA 1
+
+enum frame_state {
+	FRAME_FREE = 0,		/* Holds no page; on no hash chain. */
+	FRAME_READING,		/* A read of pgno is in flight; others wait on wq. */
+	FRAME_VALID,		/* Holds the committed image of pgno. */
+	FRAME_EVICTING,		/* Being written home before reuse; others wait on wq. */
+};
+
+struct frame {
+	uint8_t *data;		/* page_size bytes from urt_buf_get (registered). */
+	uint64_t pgno;		/* Page held (valid unless FREE). */
+	uint64_t page_lsn;	/* LSN of the log record of the installed image. */
+	uint32_t pins;		/* Transactions using the frame. */
+	int32_t next;		/* Next frame on the hash chain, -1 = end. */
+	struct urt_tx *writer;	/* Transaction holding the write lock, or NULL. */
+	struct urt_waitq wq;	/* Fibers waiting for READING/EVICTING to end. */
+	uint8_t state;		/* enum frame_state. */
+	bool dirty;		/* Installed image not yet written home. */
+	bool ref;		/* CLOCK reference bit. */
+};
+
+/* One log batch buffer; two of them alternate (fill / in flight). */
+struct batch {
+	uint8_t *buf;		/* batch_bytes_max bytes, registered. */
+	uint8_t *wrap_buf;	/* One block for a WRAP batch before this one. */
+	struct logrec_enc enc;	/* Encoder over buf. */
+	uint64_t seq;		/* Sequence number; durable once ps->durable_seq >= seq. */
+	uint64_t wrap_lsn;	/* LSN of the WRAP batch when has_wrap. */
+	uint32_t ncommits;	/* Transactions in the batch. */
+	bool open;		/* The encoder has been started. */
+	bool has_wrap;		/* A WRAP block must be written before the data. */
+	struct urt_waitq wq;	/* Committers waiting for this batch to be durable. */
+};
+
+struct urt_tx {
+	struct urt_ps *ps;	/* Owning store. */
+	struct urt_tx *next_free;/* Free list link. */
+	uint32_t nread;		/* Entries of rd. */
+	uint32_t nwrite;	/* Entries of wr. */
+	struct frame **rd;	/* Frames pinned for reading (tx_pages_max * 4 entries). */
+	struct frame **wr;	/* Frames write-locked and pinned (tx_pages_max entries). */
+	uint8_t **shadow;	/* Private copy per wr entry (page_size, registered). */
+};
+
+struct urt_ps {
+	struct urt_dev *dev;		/* Device. */
+	unsigned core;			/* Core that owns the shard. */
+	struct urt_ps_opts opts;	/* Options, normalised. */
+	struct superblock sb;		/* Last superblock written or read. */
+	struct logrec_geom geom;	/* Log geometry from sb. */
+	uint64_t base;			/* Region offset on the device. */
+	uint32_t page_size;		/* Page size. */
+	uint32_t block_size;		/* Log block size. */
+	bool use_fua;			/* Log batches are written with FUA. */
+	bool use_flush;			/* Flushes are issued (false only for NONE_UNSAFE). */
+	int sticky;			/* First fatal error, 0 when healthy. */
+
+	/* Buffer pool (pool.c). */
+	struct frame *frames;		/* pool_pages frames. */
+	uint32_t nframes;		/* Frames. */
+	int32_t *hash;			/* Bucket heads, hash_mask + 1 entries. */
+	uint32_t hash_mask;		/* Buckets - 1 (power of two). */
+	uint32_t clock_hand;		/* Next frame the CLOCK looks at. */
+	uint8_t *io_page;		/* Scratch page for checkpoint write-out. */
+
+	/* Log (wal.c). */
+	struct batch batch[2];		/* Double buffer. */
+	struct batch *fill;		/* The batch commits append to. */
+	uint64_t epoch;			/* Epoch stamped on new batches. */
+	uint64_t next_lsn;		/* LSN where the next batch begins (after fill if sealed). */
+	uint64_t durable_lsn;		/* Every batch below this LSN is durable. */
+	uint64_t seq_next;		/* Sequence of the next batch to open. */
+	uint64_t durable_seq;		/* Highest durable batch sequence. */
+	uint64_t ckpt_lsn;		/* Durable checkpoint LSN: log before it is free. */
+	uint64_t txid_next;		/* Next transaction id. */
+	bool writer_busy;		/* A batch is on the device. */
+	bool stopping;			/* Close in progress: the writer exits when idle. */
+	bool writer_running;		/* The writer fiber exists. */
+	struct urt_waitq writer_wq;	/* The writer waits here for work. */
+	struct urt_waitq sealed_wq;	/* Committers waiting for a fresh fill batch. */
+	struct urt_waitq space_wq;	/* Committers waiting for log space. */
+	struct urt_waitq durable_wq;	/* Fibers waiting for durable_lsn to move. */
+	struct urt_waitq writer_exit_wq;/* Close waits here for the writer to exit. */
+
+	/* Checkpoint (checkpoint.c). */
+	bool ckpt_busy;			/* A checkpoint runs. */
+	bool ckpt_wanted;		/* The checkpointer fiber should run one. */
+	bool ckpt_running;		/* The checkpointer fiber exists. */
+	struct urt_waitq ckpt_wq;	/* Fibers waiting for a checkpoint to end. */
+	struct urt_waitq ckpt_fiber_wq;	/* The checkpointer fiber sleeps here. */
+
+	/* Transactions (tx.c). */
+	struct urt_tx *tx_free;		/* Free list of transactions. */
+	uint32_t tx_open;		/* Open transactions. */
+
+	struct urt_ps_stats stats;	/* Counters. */
+};
+
+/* ps.c */
+void ps_set_sticky(struct urt_ps *ps, int err, const char *what);
+int ps_read(struct urt_ps *ps, void *buf, size_t len, uint64_t off);
+int ps_write(struct urt_ps *ps, const void *buf, size_t len, uint64_t off, bool fua);
+int ps_flush(struct urt_ps *ps);
+int ps_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch);
+uint64_t ps_page_off(const struct urt_ps *ps, uint64_t pgno);
+
+/* pool.c */
+int pool_init(struct urt_ps *ps);
+void pool_exit(struct urt_ps *ps);
+int pool_get(struct urt_ps *ps, uint64_t pgno, bool load, struct frame **out);
+void pool_unpin(struct urt_ps *ps, struct frame *f);
+int pool_write_home(struct urt_ps *ps, struct frame *f, uint8_t *scratch);
+
+/* wal.c */
+int wal_init(struct urt_ps *ps);
+void wal_exit(struct urt_ps *ps);
+int wal_start(struct urt_ps *ps);
+void wal_stop(struct urt_ps *ps);
+int wal_commit(struct urt_ps *ps, struct urt_tx *tx);
+uint64_t wal_checkpoint_lsn(struct urt_ps *ps);
+int wal_wait_durable(struct urt_ps *ps, uint64_t lsn);
+uint64_t wal_used(const struct urt_ps *ps);
+
+/* checkpoint.c */
+int ckpt_run(struct urt_ps *ps);
+int ckpt_start(struct urt_ps *ps);
+void ckpt_stop(struct urt_ps *ps);
+void ckpt_request(struct urt_ps *ps);
+
+/* recovery.c */
+int recovery_run(struct urt_ps *ps);
+
+/* tx.c */
+void tx_free_all(struct urt_ps *ps);
+
+#endif /* URT_ENGINE_PS_IMPL_H */

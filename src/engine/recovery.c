@@ -1,0 +1,152 @@
+/*
+ * Crash recovery: replay the log from the checkpoint to its last valid
+ * batch.
+ *
+ * Design notes.
+ *
+ * The log end is decided by the batches themselves (format.h): starting at
+ * checkpoint_lsn, each batch must carry this store's id, the LSN it is
+ * expected at (so stale batches of an earlier lap end the log), an epoch no
+ * lower than the previous batch's (so stale batches of a crashed
+ * incarnation end it), a good header CRC and a good body CRC (so a torn
+ * batch ends it).  A good checksum over impossible contents is
+ * URT_E_CORRUPT, never a silent end.
+ *
+ * Every record of a valid batch is applied: a batch holds whole
+ * transactions only (wal.c invariant 1), and only durable batches can be
+ * followed by further valid ones in LSN order (wal.c invariant 2), so the
+ * valid prefix is exactly a prefix of acknowledged-or-in-flight commits.
+ *
+ * Page images are installed into pool frames without reading the page
+ * from the device: the image replaces the page whole, so a home copy torn
+ * by the crash is never even looked at.  Replayed frames are dirty; the
+ * checkpoint that ends urt_ps_open writes them home.  During replay the
+ * whole log is durable, so durable_lsn is infinite and eviction may write
+ * replayed pages home early when the pool is smaller than the replay set.
+ *
+ * After replay the epoch is bumped (max seen + 1) and the open checkpoint
+ * records it, so batches left past the end by the crashed incarnation can
+ * never be mistaken for new ones.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "engine/ps_impl.h"
+#include "runtime/core.h"
+#include "urt/buf.h"
+#include "urt/error.h"
+
+static int apply_batch(struct urt_ps *ps, const uint8_t *buf, uint64_t len,
+		       const struct logrec_batch *b)
+{
+	struct logrec_iter it;
+	struct logrec rec;
+	const char *why = NULL;
+	int ret;
+
+	logrec_iter_init(&it, buf, len, &ps->geom, b);
+	while ((ret = logrec_iter_next(&it, &rec, &why)) == 1) {
+		struct frame *f;
+
+		if (rec.type != LOGREC_PAGE_IMAGE && rec.type != LOGREC_PAGE_DELTA)
+			continue;
+		ret = pool_get(ps, rec.pgno, rec.type == LOGREC_PAGE_DELTA, &f);
+		if (ret)
+			return ret;
+		if (rec.type == LOGREC_PAGE_IMAGE)
+			memcpy(f->data, rec.payload, ps->page_size);
+		else
+			ret = logrec_apply(f->data, ps->page_size, &rec, &why);
+		if (ret == 0) {
+			f->page_lsn = rec.lsn;
+			f->dirty = true;
+			ps->stats.recovered_pages++;
+		}
+		pool_unpin(ps, f);
+		if (ret)
+			break;
+	}
+	if (ret < 0)
+		urt_set_error("page store: log record in batch at LSN %llu: %s",
+			      (unsigned long long)b->lsn, why ? why : "?");
+	return ret < 0 ? ret : 0;
+}
+
+int recovery_run(struct urt_ps *ps)
+{
+	uint64_t lsn = ps->sb.checkpoint_lsn;
+	uint64_t min_epoch = ps->sb.checkpoint_epoch;
+	uint64_t max_epoch = ps->sb.log_epoch;
+	size_t cap = ps->opts.batch_bytes_max;
+	uint8_t *buf = urt_buf_get(cap);
+	uint8_t *big = NULL;
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	/* The whole log is durable while it is replayed (see the notes). */
+	ps->durable_lsn = UINT64_MAX;
+	for (;;) {
+		struct logrec_batch b;
+		const char *why = NULL;
+		uint64_t off = ps->sb.log_start + lsn % ps->sb.log_len;
+		uint8_t *p = buf;
+
+		ret = ps_read(ps, buf, ps->block_size, off);
+		if (ret)
+			goto out;
+		ret = logrec_batch_check_header(buf, ps->block_size, &ps->geom, lsn, min_epoch, &b,
+						&why);
+		if (ret == LOGREC_END)
+			break;
+		if (ret < 0) {
+			urt_set_error("page store: log batch at LSN %llu: %s",
+				      (unsigned long long)lsn, why ? why : "?");
+			goto out;
+		}
+		if (b.type == LOGREC_BATCH_DATA) {
+			if (b.span > cap) {
+				/* Written with a larger batch_bytes_max: read it unregistered. */
+				free(big);
+				big = NULL;
+				if (posix_memalign((void **)&big, 4096, b.span)) {
+					ret = -ENOMEM;
+					goto out;
+				}
+				p = big;
+			}
+			if (b.span > ps->block_size || p != buf) {
+				ret = ps_read(ps, p, b.span, off);
+				if (ret)
+					goto out;
+			}
+			ret = logrec_batch_check_body(p, b.span, &ps->geom, &b, &why);
+			if (ret == LOGREC_END)
+				break;
+			if (ret < 0) {
+				urt_set_error("page store: log batch at LSN %llu: %s",
+					      (unsigned long long)lsn, why ? why : "?");
+				goto out;
+			}
+			ret = apply_batch(ps, p, b.span, &b);
+			if (ret)
+				goto out;
+			ps->stats.recovered_batches++;
+		}
+		min_epoch = b.epoch;
+		if (b.epoch > max_epoch)
+			max_epoch = b.epoch;
+		lsn += b.span;
+	}
+	ret = 0;
+	ps->next_lsn = lsn;
+	ps->durable_lsn = lsn;
+	ps->ckpt_lsn = ps->sb.checkpoint_lsn;
+	ps->epoch = max_epoch + 1;
+out:
+	if (ret)
+		ps->durable_lsn = 0;
+	free(big);
+	urt_buf_put(buf);
+	return ret;
+}

@@ -1,0 +1,241 @@
+/*
+ * Transactions of the page store: commit makes data visible and durable
+ * across close/open, abort discards, read-your-writes, write-write
+ * conflicts fail fast, page sizes and bounds are enforced.
+ */
+#include "ps_fixture.h"
+
+struct tx_state {
+	struct urt_dev *dev;
+	uint32_t page_size;
+	int ret[32];
+	uint64_t seen[32];
+	struct psx_fail fail;
+};
+
+static struct urt_ps *open_store(struct tx_state *s, bool create)
+{
+	struct urt_ps_opts o;
+	struct urt_ps *ps = NULL;
+	int ret;
+
+	urt_ps_opts_default(&o);
+	o.create = create;
+	o.page_size = s->page_size;
+	o.pool_pages = 16;
+	ret = urt_ps_open(s->dev, &o, &ps);
+	if (ret)
+		psx_failf(&s->fail, "urt_ps_open: %s (%s)", urt_strerror(ret), urt_last_error());
+	return ps;
+}
+
+static int write_page(struct urt_ps *ps, uint64_t pgno, uint64_t txid)
+{
+	struct urt_tx *tx;
+	void *p;
+	int ret = urt_tx_begin(ps, &tx);
+
+	if (ret)
+		return ret;
+	ret = urt_page_get(tx, pgno, URT_PAGE_WRITE, &p);
+	if (ret) {
+		urt_tx_abort(tx);
+		return ret;
+	}
+	psx_fill(p, urt_ps_page_data_bytes(ps), txid, pgno);
+	return urt_tx_commit(tx);
+}
+
+static uint64_t read_page(struct urt_ps *ps, uint64_t pgno, int *err)
+{
+	struct urt_tx *tx;
+	void *p;
+	uint64_t v = UINT64_MAX;
+
+	*err = urt_tx_begin(ps, &tx);
+	if (*err)
+		return v;
+	*err = urt_page_get(tx, pgno, URT_PAGE_READ, &p);
+	if (*err == 0)
+		v = psx_check(p, urt_ps_page_data_bytes(ps), pgno);
+	urt_tx_abort(tx);
+	return v;
+}
+
+static void body_roundtrip(void *arg)
+{
+	struct tx_state *s = arg;
+	struct urt_ps *ps = open_store(s, true);
+	int err;
+
+	if (!ps)
+		return;
+	/* Fresh pages read as zeros. */
+	s->seen[0] = read_page(ps, 3, &s->ret[0]);
+	/* Pages 0..9 across two transactions; page 5 twice. */
+	for (uint64_t i = 0; i < 10; i++)
+		s->ret[1] |= write_page(ps, i, 100 + i);
+	s->ret[2] = write_page(ps, 5, 777);
+	s->ret[3] = urt_ps_close(ps);
+	ps = open_store(s, false);
+	if (!ps)
+		return;
+	for (uint64_t i = 0; i < 10; i++) {
+		uint64_t v = read_page(ps, i, &err);
+
+		if (err || v != (i == 5 ? 777 : 100 + i))
+			psx_failf(&s->fail, "page %llu after reopen: err %d txid %llu",
+				  (unsigned long long)i, err, (unsigned long long)v);
+	}
+	s->ret[4] = urt_ps_close(ps);
+}
+
+Test(tx, commit_survives_reopen)
+{
+	struct urt_rt *rt = psx_start();
+	struct tx_state s = { .page_size = 4096 };
+
+	s.dev = psx_sim(8u << 20, 1);
+	psx_run(rt, body_roundtrip, &s);
+	urt_rt_stop(rt);
+	urt_dev_close(s.dev);
+	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	cr_expect_eq(s.ret[0], 0);
+	cr_expect_eq(s.seen[0], 0, "a fresh page must read as zeros");
+	cr_expect_eq(s.ret[1], 0);
+	cr_expect_eq(s.ret[2], 0);
+	cr_expect_eq(s.ret[3], 0);
+	cr_expect_eq(s.ret[4], 0);
+}
+
+static void body_page_sizes(void *arg)
+{
+	struct tx_state *s = arg;
+	struct urt_ps *ps = open_store(s, true);
+	struct urt_ps_opts o;
+	int err;
+
+	if (!ps)
+		return;
+	s->seen[0] = urt_ps_page_data_bytes(ps);
+	s->ret[0] = write_page(ps, 1, 42);
+	s->ret[1] = urt_ps_close(ps);
+	/* Asking for another page size is a clear error. */
+	urt_ps_opts_default(&o);
+	o.page_size = s->page_size == 4096 ? 8192 : 4096;
+	s->ret[2] = urt_ps_open(s->dev, &o, &ps);
+	o.page_size = 0;
+	s->ret[3] = urt_ps_open(s->dev, &o, &ps);
+	if (s->ret[3] == 0) {
+		s->seen[1] = read_page(ps, 1, &err);
+		s->ret[4] = err;
+		s->ret[5] = urt_ps_close(ps);
+	}
+}
+
+static void run_page_size(uint32_t page_size)
+{
+	struct urt_rt *rt = psx_start();
+	struct tx_state s = { .page_size = page_size };
+
+	s.dev = psx_sim(8u << 20, 2);
+	psx_run(rt, body_page_sizes, &s);
+	urt_rt_stop(rt);
+	urt_dev_close(s.dev);
+	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	cr_expect_eq(s.seen[0], page_size - 32);
+	cr_expect_eq(s.ret[0], 0);
+	cr_expect_eq(s.ret[1], 0);
+	cr_expect_eq(s.ret[2], URT_E_BADFORMAT, "wrong page size: %d", s.ret[2]);
+	cr_expect_eq(s.ret[3], 0);
+	cr_expect_eq(s.ret[4], 0);
+	cr_expect_eq(s.seen[1], 42);
+	cr_expect_eq(s.ret[5], 0);
+}
+
+Test(tx, page_size_4k) { run_page_size(4096); }
+Test(tx, page_size_8k) { run_page_size(8192); }
+Test(tx, page_size_16k) { run_page_size(16384); }
+
+static void body_abort(void *arg)
+{
+	struct tx_state *s = arg;
+	struct urt_ps *ps = open_store(s, true);
+	struct urt_tx *a, *b;
+	void *pa, *pb, *p2;
+	int err;
+
+	if (!ps)
+		return;
+	s->ret[0] = write_page(ps, 2, 11);
+	/* Abort discards: the committed image stays. */
+	urt_tx_begin(ps, &a);
+	s->ret[1] = urt_page_get(a, 2, URT_PAGE_WRITE, &pa);
+	psx_fill(pa, urt_ps_page_data_bytes(ps), 12, 2);
+	/* Read-your-writes inside a. */
+	s->ret[2] = urt_page_get(a, 2, URT_PAGE_READ, &p2);
+	s->seen[0] = p2 == pa;
+	/* A concurrent writer of page 2 fails at once; a reader sees committed data. */
+	urt_tx_begin(ps, &b);
+	s->ret[3] = urt_page_get(b, 2, URT_PAGE_WRITE, &pb);
+	s->ret[4] = urt_page_get(b, 2, URT_PAGE_READ, &pb);
+	if (s->ret[4] == 0)
+		s->seen[1] = psx_check(pb, urt_ps_page_data_bytes(ps), 2);
+	urt_tx_abort(b);
+	urt_tx_abort(a);
+	s->seen[2] = read_page(ps, 2, &err);
+	/* Once a is gone, the lock is free again. */
+	s->ret[5] = write_page(ps, 2, 13);
+	s->seen[3] = read_page(ps, 2, &err);
+	/* Out of range. */
+	urt_tx_begin(ps, &a);
+	s->ret[6] = urt_page_get(a, urt_ps_page_count(ps), URT_PAGE_READ, &pa);
+	urt_tx_abort(a);
+	s->ret[7] = urt_ps_close(ps);
+}
+
+Test(tx, abort_and_conflicts)
+{
+	struct urt_rt *rt = psx_start();
+	struct tx_state s = { .page_size = 4096 };
+
+	s.dev = psx_sim(8u << 20, 3);
+	psx_run(rt, body_abort, &s);
+	urt_rt_stop(rt);
+	urt_dev_close(s.dev);
+	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	cr_expect_eq(s.ret[0], 0);
+	cr_expect_eq(s.ret[1], 0);
+	cr_expect_eq(s.ret[2], 0);
+	cr_expect_eq(s.seen[0], 1, "read-your-writes must return the private copy");
+	cr_expect_eq(s.ret[3], -EBUSY);
+	cr_expect_eq(s.ret[4], 0);
+	cr_expect_eq(s.seen[1], 11, "a reader must see the committed image, not the copy");
+	cr_expect_eq(s.seen[2], 11, "abort must leave the committed image");
+	cr_expect_eq(s.ret[5], 0);
+	cr_expect_eq(s.seen[3], 13);
+	cr_expect_eq(s.ret[6], -ERANGE);
+	cr_expect_eq(s.ret[7], 0);
+}
+
+static void body_blank(void *arg)
+{
+	struct tx_state *s = arg;
+	struct urt_ps_opts o;
+	struct urt_ps *ps;
+
+	urt_ps_opts_default(&o);
+	s->ret[0] = urt_ps_open(s->dev, &o, &ps);
+}
+
+Test(tx, blank_device_without_create)
+{
+	struct urt_rt *rt = psx_start();
+	struct tx_state s = { .page_size = 4096 };
+
+	s.dev = psx_sim(8u << 20, 4);
+	psx_run(rt, body_blank, &s);
+	urt_rt_stop(rt);
+	urt_dev_close(s.dev);
+	cr_expect_eq(s.ret[0], URT_E_BADFORMAT, "%d", s.ret[0]);
+}

@@ -1,0 +1,133 @@
+/*
+ * The urbench program (see app.h).
+ *
+ * Without arguments it runs the README's job: a 1 GiB file in $TMPDIR
+ * (default /tmp) is created and filled, then 4 KiB O_DIRECT random reads
+ * run at QD1 and at QD32, psync against uring+fixedbufs+regfiles, 5 s each
+ * after a 1 s ramp, and the file is removed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "urbench/app.h"
+#include "urbench/engine.h"
+#include "urbench/report.h"
+#include "urbench/target.h"
+
+static int run_modes(const struct ub_opts *o, const struct ub_target *t, FILE *out, FILE *errf)
+{
+	const struct ub_mode *modes = o->ncompare ? o->compare : &o->mode;
+	unsigned n = o->ncompare ? o->ncompare : 1, done = 0;
+	struct ub_result *r;
+	int status = UB_EXIT_OK;
+	char err[512];
+
+	r = calloc(n, sizeof(*r));
+	if (!r) {
+		fprintf(errf, "urbench: out of memory\n");
+		return UB_EXIT_FAIL;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		int s = ub_run_mode(o, &modes[i], t, &r[i]);
+
+		done++;
+		if (s == UB_EXIT_USAGE) {
+			/* A mode this kernel or device cannot do: one line, nothing else. */
+			fprintf(errf, "urbench: %s\n", r[i].errmsg);
+			free(r);
+			return UB_EXIT_USAGE;
+		}
+		if (s != UB_EXIT_OK) {
+			status = s;
+			fprintf(errf, "urbench: %s\n", r[i].errmsg[0] ? r[i].errmsg : "the run failed");
+		}
+	}
+	if (o->json)
+		ub_report_json(out, o, r, done);
+	else
+		ub_report_text(out, o, r, done);
+	fflush(out);
+	if (o->plot[0]) {
+		int ret = ub_plot(o, r, done, err, sizeof(err));
+
+		if (ret) {
+			fprintf(errf, "urbench: %s\n", err);
+			if (status == UB_EXIT_OK)
+				status = ret == -ENOENT ? UB_EXIT_USAGE : UB_EXIT_FAIL;
+		} else if (!o->json) {
+			fprintf(out, "plot written to %s\n", o->plot);
+		}
+	}
+	free(r);
+	return status;
+}
+
+static int run_default(struct ub_opts *o, FILE *out, FILE *errf)
+{
+	static const unsigned qds[] = { 1, 32 };
+	const char *dir = getenv("TMPDIR");
+	struct ub_target t;
+	bool created;
+	char err[512];
+	int status = UB_EXIT_OK, ret;
+
+	if (!dir || !*dir)
+		dir = "/tmp";
+	snprintf(o->target, sizeof(o->target), "%s/urbench-%ld.tmp", dir, (long)getpid());
+	o->target_kind = UB_TARGET_PATH;
+	fprintf(out, "urbench with no arguments: 4 KiB O_DIRECT random reads on a 1 GiB file, QD1 and QD32,\n"
+		"psync vs uring+fixedbufs+regfiles, %.0f s each after a %.0f s ramp (urbench --help for more).\n"
+		"Creating %s ...\n", o->runtime_s, o->ramp_s, o->target);
+	fflush(out);
+	ret = ub_target_open(o, o->compare, o->ncompare, &t, &created, err, sizeof(err));
+	if (ret) {
+		fprintf(errf, "urbench: %s (set TMPDIR to a directory on a disk with 1 GiB free)\n", err);
+		return UB_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(qds) / sizeof(qds[0]) && status == UB_EXIT_OK; i++) {
+		o->qd = qds[i];
+		fprintf(out, "\n");
+		status = run_modes(o, &t, out, errf);
+	}
+	if (created)
+		unlink(o->target);
+	return status;
+}
+
+int ub_main(int argc, char **argv, FILE *out, FILE *errf)
+{
+	struct ub_opts o;
+	struct ub_target t;
+	bool created = false;
+	char err[512];
+	int ret;
+
+	ub_opts_default(&o);
+	ret = ub_opts_parse(argc, argv, &o, err, sizeof(err));
+	if (ret) {
+		fprintf(errf, "urbench: %s\n", err);
+		return UB_EXIT_USAGE;
+	}
+	if (o.help) {
+		fputs(ub_usage, out);
+		return UB_EXIT_OK;
+	}
+	if (o.defaulted)
+		return run_default(&o, out, errf);
+	if (o.plot[0] && !ub_gnuplot_found()) {
+		fprintf(errf, "urbench: gnuplot not found: install gnuplot-nox (or drop --plot)\n");
+		return UB_EXIT_USAGE;
+	}
+	ret = ub_target_open(&o, o.ncompare ? o.compare : &o.mode, o.ncompare ? o.ncompare : 1, &t, &created, err,
+			     sizeof(err));
+	if (ret) {
+		fprintf(errf, "urbench: %s\n", err);
+		return UB_EXIT_USAGE;
+	}
+	if (created && !o.json)
+		fprintf(out, "created %s (%llu bytes, filled with the verification signature)\n", o.target,
+			(unsigned long long)o.size_bytes);
+	return run_modes(&o, &t, out, errf);
+}

@@ -1,0 +1,14 @@
+/*
+ * The urbench program as a function, so that tests drive exactly what the
+ * tool does: parse, check the target, run one mode or a --compare list,
+ * report, plot.  main.c only calls ub_main.
+ */
+#ifndef URBENCH_APP_H
+#define URBENCH_APP_H
+
+#include <stdio.h>
+
+/* Run urbench with argv; results go to out, errors (one line) to err.  Returns enum ub_exit. */
+int ub_main(int argc, char **argv, FILE *out, FILE *err);
+
+#endif /* URBENCH_APP_H */

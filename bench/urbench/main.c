@@ -1,0 +1,13 @@
+/*
+ * urbench: a fio-style benchmark of the urt runtime.  See urbench(1).
+ */
+#include <stdio.h>
+
+#include "urbench/app.h"
+#include "urbench/run.h"
+
+int main(int argc, char **argv)
+{
+	ub_run_catch_sigint();
+	return ub_main(argc, argv, stdout, stderr);
+}

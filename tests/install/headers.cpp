@@ -1,0 +1,17 @@
+/* Every public header compiles on its own as C++17 (this file) and C11 (headers.c). */
+#include <urt/buf.h>
+#include <urt/common.h>
+#include <urt/dev.h>
+#include <urt/error.h>
+#include <urt/fiber.h>
+#include <urt/hist.h>
+#include <urt/io.h>
+#include <urt/rt.h>
+
+int main(void)
+{
+	struct urt_rt_opts o;
+
+	urt_rt_opts_default(&o);
+	return o.sq_entries == 256 ? 0 : 1;
+}

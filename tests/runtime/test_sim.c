@@ -618,7 +618,8 @@ Test(sim, latency_delays_completions)
 static uint8_t *workload_image(uint64_t dev_seed, uint64_t crash_seed, struct urt_sim_stats *st)
 {
 	struct urt_sim_opts o;
-	struct urt_dev *dev;
+	struct urt_dev *dev, *re = NULL;
+	uint8_t *whole;
 	uint64_t rng = 0x1234567;
 	uint8_t *b = abuf(65536), *img = malloc(1 << 20);
 
@@ -639,6 +640,13 @@ static uint8_t *workload_image(uint64_t dev_seed, uint64_t crash_seed, struct ur
 	cr_assert_eq(urt_sim_crash(dev, crash_seed), 0);
 	cr_assert_eq(urt_sim_read_durable(dev, img, 1 << 20, 0), 0);
 	*st = sim_st(dev);
+	/* The reopened device serves the whole image, every chunk of it, through the runtime. */
+	cr_assert_eq(urt_sim_reopen(dev, &re), 0);
+	whole = abuf(1 << 20);
+	cr_assert_eq(run_op(OP_READ, re, whole, 1 << 20, 0), 1 << 20);
+	cr_assert_eq(memcmp(whole, img, 1 << 20), 0);
+	free(whole);
+	urt_dev_close(re);
 	urt_dev_close(dev);
 	free(b);
 	return img;
@@ -793,4 +801,158 @@ Test(sim, api_rejects_misuse)
 	cr_assert_eq(urt_sim_crash(dev, 1), 0);
 	cr_assert_eq(urt_sim_crash_after(dev, 3), -EALREADY);
 	urt_dev_close(dev);
+}
+
+/*
+ * Model check against the contract, with writes and flushes overlapping in
+ * flight: after the crash every sector must hold the newest write that was
+ * guaranteed durable (a completed FUA write, or a write that completed
+ * before a flush was submitted that then completed), or a write submitted
+ * after it.  Each sector carries the id of the write that put it there.
+ */
+#define MC_OPS 160
+#define MC_BLOCKS 32
+
+struct mc_op {
+	struct urt_io io;
+	struct mc_state *s;
+	int kind;		/* 0 write, 1 FUA write, 2 flush. */
+	uint64_t id;		/* Write id (submission order, from 1). */
+	uint64_t off, len;
+	uint64_t submit_clock;	/* Completions seen when it was submitted. */
+	uint64_t done_clock;	/* Its completion's clock value; 0 = not completed. */
+	int res;
+	uint8_t *buf;
+};
+
+struct mc_state {
+	struct urt_dev *dev;
+	uint64_t seed;
+	uint64_t clock;		/* Completions so far. */
+	unsigned n, pending;
+	struct mc_op ops[MC_OPS];
+	struct urt_waitq wq;
+	int crash_res;
+};
+
+static void mc_done(struct urt_io *io, int res, void *arg)
+{
+	struct mc_op *op = arg;
+
+	(void)io;
+	op->res = res;
+	op->done_clock = ++op->s->clock;
+	op->s->pending--;
+	urt_waitq_wake_all(&op->s->wq);
+}
+
+static void mc_fiber(void *p)
+{
+	struct mc_state *s = p;
+	uint64_t rng = s->seed * 0x9e3779b97f4a7c15ull + 1, next_id = 1;
+	unsigned crash_at = (unsigned)(fx_rand(&rng) % MC_OPS);
+
+	for (s->n = 0; s->n < MC_OPS; s->n++) {
+		struct mc_op *op = &s->ops[s->n];
+		uint64_t r = fx_rand(&rng) % 10;
+
+		if (s->n == crash_at)
+			break;
+		op->s = s;
+		op->kind = r < 6 ? 0 : r < 8 ? 1 : 2;
+		op->submit_clock = s->clock;
+		if (op->kind == 2) {
+			urt_io_prep_flush(&op->io, s->dev);
+		} else {
+			uint64_t blocks = fx_rand(&rng) % 3 + 1;
+
+			op->id = next_id++;
+			op->off = fx_rand(&rng) % (MC_BLOCKS - blocks + 1) * 4096;
+			op->len = blocks * 4096;
+			op->buf = aligned_alloc(4096, op->len);
+			for (uint64_t k = 0; k < op->len; k += URT_SIM_SECTOR_BYTES) {
+				memcpy(op->buf + k, &op->id, 8);
+				memcpy(op->buf + k + 8, &(uint64_t){ op->off + k }, 8);
+			}
+			urt_io_prep_write(&op->io, s->dev, op->buf, op->len, op->off);
+			if (op->kind == 1)
+				op->io.flags |= URT_IO_FUA;
+		}
+		s->pending++;
+		if (urt_io_submit(&op->io, mc_done, op))
+			abort();
+		/* Sometimes let completions arrive, sometimes pile up in flight. */
+		if (fx_rand(&rng) % 3 == 0)
+			urt_sleep_ns(fx_rand(&rng) % 400000);
+	}
+	s->crash_res = urt_sim_crash(s->dev, s->seed);
+	while (s->pending)
+		urt_waitq_wait(&s->wq);
+}
+
+static void slow_everything(struct urt_sim_opts *o)
+{
+	o->size_bytes = MC_BLOCKS * 4096;
+	o->write_latency_ns = 300000;
+	o->flush_latency_ns = 150000;
+}
+
+Test(sim, crash_respects_the_durability_contract)
+{
+	uint8_t *img = abuf(MC_BLOCKS * 4096);
+	uint64_t guaranteed_checks = 0, newer_seen = 0;
+
+	for (uint64_t seed = 1; seed <= 40; seed++) {
+		struct mc_state *s = calloc(1, sizeof(*s));
+
+		s->seed = seed;
+		s->dev = sim_open_with(MC_BLOCKS * 4096, 4096, slow_everything);
+		fx_run(rt, 0, mc_fiber, s);
+		cr_assert_eq(s->crash_res, 0);
+		cr_assert_eq(urt_sim_read_durable(s->dev, img, MC_BLOCKS * 4096, 0), 0);
+		for (uint64_t sec = 0; sec < MC_BLOCKS * 4096; sec += URT_SIM_SECTOR_BYTES) {
+			uint64_t g = 0, got, where;	/* Newest guaranteed write id of this sector. */
+			bool allowed;
+
+			for (unsigned i = 0; i < s->n; i++) {
+				struct mc_op *w = &s->ops[i];
+				bool durable = false;
+
+				if (w->kind == 2 || sec < w->off || sec >= w->off + w->len || w->res < 0 || !w->done_clock)
+					continue;
+				durable = w->kind == 1;
+				for (unsigned j = 0; j < s->n && !durable; j++) {
+					struct mc_op *f = &s->ops[j];
+
+					durable = f->kind == 2 && f->res == 0 && f->done_clock &&
+						  w->done_clock <= f->submit_clock;
+				}
+				if (durable && w->id > g)
+					g = w->id;
+			}
+			memcpy(&got, img + sec, 8);
+			memcpy(&where, img + sec + 8, 8);
+			if (got == 0) {
+				allowed = g == 0 && all_zero(img + sec, URT_SIM_SECTOR_BYTES);
+			} else {
+				allowed = got >= g && where == sec;
+				for (unsigned i = 0; i < s->n && allowed; i++)
+					if (s->ops[i].kind != 2 && s->ops[i].id == got)
+						allowed = sec >= s->ops[i].off && sec < s->ops[i].off + s->ops[i].len;
+			}
+			cr_assert(allowed, "seed %llu sector %llu: holds write %llu, newest guaranteed is %llu",
+				  (unsigned long long)seed, (unsigned long long)sec, (unsigned long long)got,
+				  (unsigned long long)g);
+			guaranteed_checks += g != 0;
+			newer_seen += got > g;
+		}
+		for (unsigned i = 0; i < s->n; i++)
+			free(s->ops[i].buf);
+		urt_dev_close(s->dev);
+		free(s);
+	}
+	/* The workload did exercise both sides of the contract. */
+	cr_assert_gt(guaranteed_checks, 100);
+	cr_assert_gt(newer_seen, 10);
+	free(img);
 }

@@ -17,6 +17,7 @@
 
 /* Backends tried in order by path; the file backend accepts anything. */
 static const struct urt_backend *const backends[] = {
+	&urt_backend_passthru,
 	&urt_backend_sim,
 	&urt_backend_psync,
 	&urt_backend_file,

@@ -1,0 +1,60 @@
+/*
+ * Internal interface of the NVMe passthrough backend (src/passthru).
+ *
+ * dev_passthru.c drives I/O; nvme_id.c finds out what the namespace and
+ * its controller are (Identify through libnvme, limits through sysfs).
+ */
+#ifndef URT_PASSTHRU_PASSTHRU_H
+#define URT_PASSTHRU_PASSTHRU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "urt/dev.h"
+
+/* NVM command set opcodes the backend sends. */
+enum pt_io_opcode {
+	PT_IO_FLUSH = 0x00,
+	PT_IO_WRITE = 0x01,
+	PT_IO_READ = 0x02,
+	PT_IO_WRITE_ZEROES = 0x08,
+	PT_IO_DSM = 0x09,
+};
+
+#define NVME_RW_FUA (1u << 30)		/* CDW12 bit 30 of Read/Write: force unit access. */
+#define NVME_DSM_ATTR_DEALLOCATE (1u << 2)	/* CDW11 bit 2 of DSM: deallocate the ranges. */
+#define NVME_NLB_MAX 65536u		/* CDW12 NLB is 16 bits, zero-based. */
+
+/* One range of Dataset Management (NVM Command Set, figure 40). */
+struct nvme_dsm_range_le {
+	uint32_t cattr;		/* Context attributes (0: none). */
+	uint32_t nlb;		/* Length in logical blocks (not zero-based). */
+	uint64_t slba;		/* Starting LBA. */
+};
+_Static_assert(sizeof(struct nvme_dsm_range_le) == 16, "DSM range is 16 bytes on the wire");
+
+/* What identify found beyond struct urt_dev_info. */
+struct pt_geometry {
+	uint32_t lba_shift;	/* log2 of the LBA data size. */
+	uint32_t mdts_bytes;	/* MDTS limit in bytes, 0 = none reported. */
+	uint32_t kernel_max_bytes;/* max_hw_sectors_kb and max_segments limit, 0 = unknown. */
+	char ctrl_name[32];	/* "nvme0": the controller behind the namespace. */
+	char blk_name[32];	/* "nvme0n1": the block device of the same namespace. */
+};
+
+/*
+ * The name of the nvme-generic device behind path ("ng0n1") if path is a
+ * character device of class nvme-generic; false otherwise.
+ */
+bool nvme_id_generic_name(const char *path, char *name, unsigned len);
+
+/*
+ * Identify the namespace open on fd (name from nvme_id_generic_name) and
+ * fill in: size, block and alignment sizes, max_io_bytes, cache, FUA,
+ * Write Zeroes and deallocate support, atomic write size, polling, nsid.
+ * 0 or -errno with urt_set_error() describing what failed.
+ */
+int nvme_id_probe(int fd, const char *path, const char *name, struct urt_dev_info *in,
+		  struct pt_geometry *geo);
+
+#endif /* URT_PASSTHRU_PASSTHRU_H */

@@ -10,7 +10,8 @@
  *     io.timeout_ns = 5000000;              // optional deadline
  *     urt_io_submit(&io, read_done, ctx);   // on a reactor thread
  *
- * The callback runs on the same core, exactly once, with the final result:
+ * The callback runs on the same core, exactly once, with the final result
+ * (multishot socket ops are the exception, see net.h):
  * bytes transferred (reads and writes; a short count only at end of file),
  * 0 (flush, nop, timeout), or a negative errno.  EAGAIN, EINTR and short
  * transfers are resubmitted; transient errors are retried with backoff;
@@ -49,11 +50,16 @@ enum urt_op {
 	URT_OP_TIMEOUT,		/* Sleep for timeout_ns (no device). */
 	URT_OP_WRITE_ZEROES,	/* Zero [off, off+len). */
 	URT_OP_DEALLOCATE,	/* Discard [off, off+len) (trim / DSM deallocate). */
+	URT_OP_ACCEPT,		/* Accept on a listening socket (net.h). */
+	URT_OP_RECV,		/* Receive from a socket (net.h). */
+	URT_OP_SEND,		/* Send all of buf on a socket (net.h). */
 	URT_OP_COUNT,
 };
 
 enum urt_io_flags {
-	URT_IO_FUA = 1u << 0,	/* Write: durable on completion (RWF_DSYNC / NVMe FUA). */
+	URT_IO_FUA = 1u << 0,		/* Write: durable on completion (RWF_DSYNC / NVMe FUA). */
+	URT_IO_MULTISHOT = 1u << 1,	/* ACCEPT/RECV: one submission, many completions (net.h). */
+	URT_IO_MORE = 1u << 7,		/* Set by urt on a multishot result: more will follow. */
 };
 
 typedef void (*urt_io_cb)(struct urt_io *io, int res, void *arg);
@@ -63,12 +69,15 @@ struct urt_io {
 	uint8_t flags;		/* enum urt_io_flags. */
 	uint16_t nr_iov;	/* READV/WRITEV: entries in iov. */
 	int32_t res;		/* Final result, also passed to the callback. */
+	int32_t fd;		/* ACCEPT/RECV/SEND: the socket. */
+	uint16_t buf_id;	/* RECV multishot: the provided buffer holding the data. */
+	uint16_t reserved;	/* Zero. */
 	struct urt_dev *dev;	/* Target device (NULL for NOP and TIMEOUT). */
 	union {
 		void *buf;		/* READ/WRITE buffer. */
 		const struct iovec *iov;/* READV/WRITEV vector, kept alive by the caller. */
 	};
-	uint64_t len;		/* Bytes (READ, WRITE, WRITE_ZEROES, DEALLOCATE). */
+	uint64_t len;		/* Bytes (READ, WRITE, WRITE_ZEROES, DEALLOCATE, RECV, SEND). */
 	uint64_t off;		/* Device offset in bytes. */
 	uint64_t timeout_ns;	/* Deadline relative to submission; 0 = none. For TIMEOUT: the sleep. */
 	urt_io_cb cb;		/* Set by urt_io_submit. */

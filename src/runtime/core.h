@@ -99,6 +99,7 @@ struct urt_req {
 	bool timer_remove_sent;	/* A TIMEOUT_REMOVE for the standalone timer is out. */
 	bool hold_expired;	/* Fault DELAY: the hold timer fired. */
 	uint16_t nr_rest;	/* Entries in iov_rest. */
+	int32_t fd;		/* Socket ops: the socket. */
 	void *buf_ref_ptr;	/* The referenced urt_buf. */
 	const struct iovec *iov_rest;	/* Vector entries after a split entry. */
 	uint64_t seg;		/* Bytes the current SQE transfers. */
@@ -206,6 +207,7 @@ struct urt_core {
 	bool stopping;			/* urt_rt_stop began. */
 	bool cancel_sent;		/* Stop: in-flight ops were cancelled. */
 	int arena;			/* jemalloc arena of this core (mem.h). */
+	uint16_t next_bgid;		/* Next provided-buffer group id (net.c). */
 	int start_err;			/* Setup result reported to urt_rt_start. */
 	char start_msg[512];		/* urt_last_error() of a failed setup. */
 	struct urt_stats stats;		/* Counters (own thread only). */
@@ -273,6 +275,9 @@ void buf_unref(struct urt_core *c, void *p);
 void fiber_run_ready(struct urt_core *c);
 bool fiber_has_ready(const struct urt_core *c);
 void fiber_exit_all(struct urt_core *c);
+
+/* net.c */
+void net_prep(struct urt_req *req, struct io_uring_sqe *sqe, int fd);
 
 /* fault.c: the fault to inject now, or 0. */
 uint32_t fault_pick(struct urt_core *c, unsigned op);		/* At completion. */

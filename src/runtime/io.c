@@ -121,6 +121,31 @@ static int io_validate(struct urt_core *c, const struct urt_io *io)
 	}
 	if (io->op == URT_OP_NOP || io->op == URT_OP_TIMEOUT)
 		return 0;
+	if (io->op == URT_OP_ACCEPT || io->op == URT_OP_RECV || io->op == URT_OP_SEND) {
+		if (io->fd < 0) {
+			urt_set_error("socket op on fd %d", io->fd);
+			return -EBADF;
+		}
+		if ((io->flags & URT_IO_MULTISHOT) && io->timeout_ns) {
+			urt_set_error("multishot ops take no deadline (the kernel cannot link them to a timeout)");
+			return -EINVAL;
+		}
+		if ((io->flags & URT_IO_MULTISHOT) && io->op == URT_OP_RECV && !io->buf) {
+			urt_set_error("multishot recv needs a provided-buffer ring (urt_pbuf_create)");
+			return -EINVAL;
+		}
+		if ((io->flags & URT_IO_MULTISHOT) && io->op == URT_OP_SEND) {
+			urt_set_error("send has no multishot form");
+			return -EINVAL;
+		}
+		if (io->op != URT_OP_ACCEPT && !(io->flags & URT_IO_MULTISHOT) &&
+		    (io->len == 0 || io->len > (1u << 30) || !io->buf)) {
+			urt_set_error("%s of %llu bytes: length must be 1 B..1 GiB with a buffer",
+				      io->op == URT_OP_RECV ? "recv" : "send", (unsigned long long)io->len);
+			return -EINVAL;
+		}
+		return 0;
+	}
 	if (!dev) {
 		urt_set_error("op %u needs a device", io->op);
 		return -EINVAL;
@@ -221,9 +246,12 @@ URT_API int urt_io_submit(struct urt_io *io, urt_io_cb cb, void *arg)
 	io->cb = cb;
 	io->arg = arg;
 	io->res = 0;
+	io->buf_id = 0;
+	io->flags &= (uint8_t)~URT_IO_MORE;
 	io->priv = req;
 	req->io = io;
 	req->dev = io->dev;
+	req->fd = io->fd;
 	req->op = io->op;
 	req->flags = io->flags;
 	req->buf = io->buf;

@@ -103,6 +103,11 @@ static void req_maybe_free(struct urt_core *c, struct urt_req *req)
 		req_put(c, req);
 }
 
+static bool op_is_socket(unsigned op)
+{
+	return op == URT_OP_ACCEPT || op == URT_OP_RECV || op == URT_OP_SEND;
+}
+
 static bool op_is_xfer(unsigned op)
 {
 	return op == URT_OP_READ || op == URT_OP_WRITE || op == URT_OP_READV || op == URT_OP_WRITEV;
@@ -274,6 +279,9 @@ static void req_issue(struct urt_core *c, struct urt_req *req)
 	} else if (req->op == URT_OP_TIMEOUT) {
 		req->ts = ns_to_ts(req->len);
 		io_uring_prep_timeout(sqe, &req->ts, 0, 0);
+	} else if (op_is_socket(req->op)) {
+		net_prep(req, sqe, req->fd);
+		n = req->op == URT_OP_SEND ? (int64_t)req->len : 0;
 	} else {
 		n = req->dev->be->prep(req->dev, c, req, sqe);
 		if (n < 0) {
@@ -382,6 +390,18 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 		req_issue(c, req);
 		goto out;
 	}
+	if (res >= 0 && req->op == URT_OP_SEND) {
+		req->done += (uint64_t)res;
+		req->buf = (uint8_t *)req->buf + res;
+		req->len -= (uint64_t)res;
+		if (req->len == 0 || res == 0 || c->stopping) {
+			req_deliver(c, req, req->len == 0 ? (int)req->done : -EPIPE);
+			goto out;
+		}
+		c->stats.retried++;
+		req_issue(c, req);	/* A short send: the rest. */
+		goto out;
+	}
 	if (res >= 0 && op_is_xfer(req->op)) {
 		uint32_t align = dev->info.direct ? dev->info.off_align : 1;
 
@@ -475,6 +495,24 @@ static void req_on_op(struct urt_core *c, struct urt_req *req, int32_t res, cons
 	uint32_t fault;
 
 	req->pending--;
+	if ((req->flags & URT_IO_MULTISHOT) && req->io) {
+		struct urt_io *io = req->io;
+
+		io->buf_id = (cqe->flags & IORING_CQE_F_BUFFER) ? (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT) : 0;
+		if (cqe->flags & IORING_CQE_F_MORE) {
+			/* One of many results: the op stays armed, the request stays ours. */
+			req->pending++;
+			io->res = res;
+			io->flags |= URT_IO_MORE;
+			io->cb(io, res, io->arg);
+			return;
+		}
+		io->flags &= (uint8_t)~URT_IO_MORE;
+		req->state = REQ_INFLIGHT;
+		req_deliver(c, req, res == -ECANCELED && !req->cancel_asked && !c->stopping ? -ECANCELED : res);
+		req_maybe_free(c, req);
+		return;
+	}
 	if (!req->stalled && req->dev && req->dev->be->complete)
 		res = req->dev->be->complete(req->dev, req, res, cqe);
 	req->stalled = false;

@@ -419,7 +419,8 @@ unsigned ring_reap(struct urt_core *c, enum ring_kind kind)
 		for (unsigned i = 0; i < n; i++) {
 			uint64_t ud = batch[i].cqe.user_data;
 
-			if (ud != UD_WAKE_MSG) {
+			/* A multishot result with MORE is not the op's last CQE. */
+			if (ud != UD_WAKE_MSG && !(batch[i].cqe.flags & IORING_CQE_F_MORE)) {
 				if (r->inflight == 0)
 					abort();	/* Accounting bug: a CQE we never asked for. */
 				r->inflight--;

@@ -1,0 +1,684 @@
+/*
+ * The NVMe passthrough backend (src/passthru) through the urt runtime.
+ *
+ * Two groups:
+ *   pt_host  runs anywhere: the status table and its decoding, the retry
+ *            rule, and the errors for a path that is not an NVMe generic
+ *            device.
+ *   pt       runs inside the NVMe test guest (tests/nvme-vm/run-vm.sh),
+ *            which exports URT_NVME_* with the namespaces: data round trips
+ *            on 512 B and 4 KiB LBAs (checked against the block device),
+ *            FUA and Flush, registered and heap buffers, vectors, IOPOLL,
+ *            MDTS splitting, Write Zeroes and deallocate, an LBA out of
+ *            range, a media error injected by blkdebug with its retries,
+ *            and a deadline on a throttled namespace.  Outside the guest
+ *            these skip; inside it a missing variable is a failure.
+ *
+ * Criterion's assertions run on the main thread only: code on a reactor
+ * records what it saw and the test asserts after fx_run returns.
+ */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "../runtime/fixture.h"
+#include "passthru/nvme_status.h"
+#include "runtime/backend.h"
+#include "urt/error.h"
+
+/* Seeds of the data patterns, fixed so that a failure repeats. */
+#define SEED_A 0x70617373u
+#define SEED_B 0x74687275u
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* --- Guest environment --------------------------------------------------- */
+
+static const char *env_or_skip(const char *name)
+{
+	const char *v = getenv(name);
+
+	if (v && *v)
+		return v;
+	if (getenv("URT_NVME_VM"))
+		cr_assert_fail("%s is not set inside the NVMe test guest", name);
+	cr_skip_test("%s is not set: run this inside tests/nvme-vm/run-vm.sh", name);
+	return NULL;
+}
+
+static uint64_t env_u64(const char *name)
+{
+	return strtoull(env_or_skip(name), NULL, 0);
+}
+
+/* A namespace of the guest, by role (512, 4K, FAULT, SLOW). */
+struct ns {
+	const char *ng;		/* /dev/ngXnY. */
+	const char *blk;	/* /dev/nvmeXnY, the same namespace. */
+	uint32_t lbs;		/* Logical block size the guest reported. */
+	uint32_t nsid;		/* Namespace id. */
+	struct urt_dev *dev;	/* Opened through urt (backend chosen by path). */
+};
+
+static void ns_open(const char *role, struct ns *ns)
+{
+	char name[64];
+	int ret;
+
+	snprintf(name, sizeof(name), "URT_NVME_NS%s", role);
+	ns->ng = env_or_skip(name);
+	snprintf(name, sizeof(name), "URT_NVME_BLK%s", role);
+	ns->blk = env_or_skip(name);
+	snprintf(name, sizeof(name), "URT_NVME_LBS%s", role);
+	ns->lbs = (uint32_t)env_u64(name);
+	snprintf(name, sizeof(name), "URT_NVME_NSID%s", role);
+	ns->nsid = (uint32_t)env_u64(name);
+	ret = urt_dev_open(ns->ng, NULL, &ns->dev);
+	cr_assert_eq(ret, 0, "urt_dev_open(%s): %d (%s)", ns->ng, ret, urt_last_error());
+}
+
+/* Check what identify found against what the guest says about the namespace. */
+static void ns_check_info(const struct ns *ns)
+{
+	const struct urt_dev_info *in = urt_dev_info(ns->dev);
+
+	cr_assert_str_eq(in->backend, "passthru", "%s was opened by %s", ns->ng, in->backend);
+	cr_assert(in->is_nvme && in->direct && in->fua);
+	cr_assert_eq(in->nsid, ns->nsid);
+	cr_assert_eq(in->block_bytes, ns->lbs);
+	cr_assert_eq(in->off_align, ns->lbs);
+	cr_assert_geq(in->max_io_bytes, ns->lbs);
+	cr_assert_eq(in->max_io_bytes % ns->lbs, 0);
+	cr_assert_gt(in->size_bytes, 0);
+	cr_assert_eq(in->size_bytes % ns->lbs, 0);
+	cr_assert_geq(in->atomic_write_bytes, ns->lbs);
+}
+
+/* Read len bytes at off from the namespace's block device, O_DIRECT. */
+static void blk_pread(const struct ns *ns, void *buf, size_t len, uint64_t off)
+{
+	int fd = open(ns->blk, O_RDONLY | O_DIRECT);
+	ssize_t n;
+
+	cr_assert_geq(fd, 0, "open %s: %s", ns->blk, strerror(errno));
+	n = pread(fd, buf, len, (off_t)off);
+	close(fd);
+	cr_assert_eq(n, (ssize_t)len, "pread %s: %zd (%s)", ns->blk, n, strerror(errno));
+}
+
+static void fill(uint8_t *p, size_t len, uint64_t seed, uint64_t off)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = fx_pattern(seed, off + i);
+}
+
+/* Index of the first byte that differs from the pattern, or -1. */
+static ssize_t mismatch(const uint8_t *p, size_t len, uint64_t seed, uint64_t off)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != fx_pattern(seed, off + i))
+			return (ssize_t)i;
+	return -1;
+}
+
+static struct urt_rt *start_rt(enum urt_poll_mode mode)
+{
+	static const int cpu0[] = { 0 };
+	struct urt_rt_opts o;
+
+	urt_rt_opts_default(&o);
+	o.cpus = cpu0;
+	o.ncpus = 1;
+	o.mode = mode;
+	o.retry_backoff_ns = 1000000;
+	return fx_start(&o);
+}
+
+/* --- Host: status decoding and bad input ----------------------------------- */
+
+Test(pt_host, status_table_and_strerror)
+{
+	char buf[96];
+	int err = URT_E_NVME(0x281);
+
+	cr_assert(nvme_status_table_sorted(), "the status table must be sorted for its binary search");
+	cr_assert_str_eq(nvme_status_name(0x281), "Unrecovered Read Error");
+	cr_assert_str_eq(nvme_status_name(0x4080), "LBA Out of Range", "DNR must not change the name");
+	cr_assert_str_eq(nvme_status_name(0x002), "Invalid Field in Command");
+	cr_assert_str_eq(nvme_status_name(0x371), "Command Aborted By Host");
+	cr_assert_null(nvme_status_name(0x2ff));
+	cr_assert(urt_err_is_nvme(err));
+	cr_assert_eq(urt_err_nvme_status(err), 0x281);
+	cr_assert_str_eq(urt_strerror(err), "NVMe: Unrecovered Read Error (SCT 2, SC 0x81)");
+	cr_assert_str_eq(urt_strerror(URT_E_NVME(0x4080)), "NVMe: LBA Out of Range (SCT 0, SC 0x80, do not retry)");
+	cr_assert_str_eq(nvme_status_format(0x4281, buf, sizeof(buf)),
+			 "Unrecovered Read Error (SCT 2h, SC 81h, DNR 1)");
+	cr_assert_str_eq(nvme_status_format(0x7ee, buf, sizeof(buf)), "Vendor Specific (SCT 7h, SC EEh, DNR 0)");
+}
+
+Test(pt_host, retry_rule)
+{
+	const struct urt_backend *be = &urt_backend_passthru;
+
+	cr_assert(be->needs_big_sqe && !be->cancellable);
+	cr_assert(be->retryable(NULL, URT_E_NVME(0x281)), "DNR clear: retry");
+	cr_assert_not(be->retryable(NULL, URT_E_NVME(0x4281)), "DNR set: never retry");
+	cr_assert_not(be->retryable(NULL, URT_E_NVME(0x4080)));
+	cr_assert(be->retryable(NULL, -EIO));
+	cr_assert(be->retryable(NULL, -EBUSY));
+	cr_assert_not(be->retryable(NULL, -EINVAL));
+	cr_assert_not(be->retryable(NULL, -EOPNOTSUPP));
+}
+
+Test(pt_host, not_an_nvme_device)
+{
+	struct urt_dev_opts o;
+	struct urt_dev *dev = NULL;
+	char path[] = "/tmp/urt-pt-XXXXXX";
+	int fd, ret;
+
+	urt_dev_opts_default(&o);
+	o.backend = "passthru";
+	ret = urt_dev_open("/dev/null", &o, &dev);
+	cr_assert_eq(ret, -ENODEV, "a character device that is not nvme-generic: %d", ret);
+	cr_assert(strstr(urt_last_error(), "not an NVMe generic character device"), "%s", urt_last_error());
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	ret = urt_dev_open(path, &o, &dev);
+	unlink(path);
+	cr_assert_eq(ret, -ENODEV, "a regular file: %d", ret);
+	ret = urt_dev_open("/dev/urt-no-such-ng0n1", &o, &dev);
+	cr_assert_eq(ret, -ENOENT);
+	/* Chosen by path, /dev/null is never taken for an NVMe device. */
+	cr_assert_not(urt_backend_passthru.match("/dev/null"));
+}
+
+/* --- Guest: identify and permissions ----------------------------------------- */
+
+Test(pt, identify_both_lba_sizes)
+{
+	struct ns a, b;
+
+	ns_open("512", &a);
+	ns_open("4K", &b);
+	ns_check_info(&a);
+	ns_check_info(&b);
+	cr_assert_eq(urt_dev_info(a.dev)->block_bytes, 512);
+	cr_assert_eq(urt_dev_info(b.dev)->block_bytes, 4096);
+	cr_assert(urt_backend_passthru.match(a.ng));
+	cr_assert_not(urt_backend_passthru.match(a.blk), "the block device belongs to the file backend");
+	urt_dev_close(a.dev);
+	urt_dev_close(b.dev);
+}
+
+Test(pt, permission_denied_message)
+{
+	const char *ng = env_or_skip("URT_NVME_NS512");
+	struct stat st;
+	int status;
+	pid_t pid;
+
+	cr_assert_eq(stat(ng, &st), 0);
+	if (st.st_mode & 0006)
+		cr_skip_test("%s is world-accessible here", ng);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct urt_dev *dev;
+		int ret;
+
+		/* An unprivileged user, as on a machine without a udev rule. */
+		if (setgid(65534) || setuid(65534))
+			_exit(3);
+		ret = urt_dev_open(ng, NULL, &dev);
+		_exit(ret == -EACCES && strstr(urt_last_error(), "udev") ? 0 : 1);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "opening %s as nobody must give -EACCES with a permissions hint (child status %d)", ng, status);
+}
+
+/* --- Guest: data paths ------------------------------------------------------- */
+
+struct rw_run {
+	struct urt_dev *dev;
+	uint32_t lbs;
+	bool registered;	/* Use urt_buf (FIXED) rather than heap memory. */
+	uint64_t off;		/* Where the test writes. */
+	size_t len;
+	ssize_t w, r, wf, fl, rv, wv;
+	ssize_t bad, bad_fua, bad_vec;
+	bool bufs_fixed;	/* The buffer was in the registered region. */
+	uint8_t *copy;		/* What was written, for the block-device check. */
+};
+
+static void *rw_alloc(const struct rw_run *r, size_t len)
+{
+	return r->registered ? urt_buf_get(len) : aligned_alloc(4096, len);
+}
+
+static void rw_free(const struct rw_run *r, void *p)
+{
+	if (r->registered)
+		urt_buf_put(p);
+	else
+		free(p);
+}
+
+static void rw_body(void *p)
+{
+	struct rw_run *r = p;
+	uint8_t *buf = rw_alloc(r, r->len), *a, *b, *c;
+	struct iovec iov[3];
+
+	r->bufs_fixed = urt_buf_owns(buf);
+	/* Plain write, read back. */
+	fill(buf, r->len, SEED_A, r->off);
+	r->w = urt_write(r->dev, buf, r->len, r->off);
+	memset(buf, 0, r->len);
+	r->r = urt_read(r->dev, buf, r->len, r->off);
+	r->bad = mismatch(buf, r->len, SEED_A, r->off);
+	/* FUA write of the next range, then a flush; read back. */
+	fill(buf, r->len, SEED_B, r->off + r->len);
+	r->wf = urt_write_fua(r->dev, buf, r->len, r->off + r->len);
+	r->fl = urt_flush(r->dev);
+	memset(buf, 0, r->len);
+	r->rv = urt_read(r->dev, buf, r->len, r->off + r->len);
+	r->bad_fua = mismatch(buf, r->len, SEED_B, r->off + r->len);
+	memcpy(r->copy, buf, r->len);
+	/* A three-entry vector over the first range, with a second pattern. */
+	a = rw_alloc(r, r->lbs);
+	b = rw_alloc(r, 2 * (size_t)r->lbs);
+	c = rw_alloc(r, r->lbs);
+	iov[0] = (struct iovec){ a, r->lbs };
+	iov[1] = (struct iovec){ b, 2 * (size_t)r->lbs };
+	iov[2] = (struct iovec){ c, r->lbs };
+	fill(a, r->lbs, SEED_B, r->off);
+	fill(b, 2 * (size_t)r->lbs, SEED_B, r->off + r->lbs);
+	fill(c, r->lbs, SEED_B, r->off + 3 * (uint64_t)r->lbs);
+	r->wv = urt_writev(r->dev, iov, 3, r->off);
+	memset(buf, 0, r->len);
+	r->bad_vec = urt_read(r->dev, buf, 4 * (size_t)r->lbs, r->off) == 4 * (ssize_t)r->lbs
+			     ? mismatch(buf, 4 * (size_t)r->lbs, SEED_B, r->off)
+			     : -2;
+	rw_free(r, a);
+	rw_free(r, b);
+	rw_free(r, c);
+	rw_free(r, buf);
+}
+
+static void roundtrip(const char *role, bool registered, enum urt_poll_mode mode)
+{
+	struct urt_rt *rt;
+	struct rw_run r = { 0 };
+	struct urt_stats st;
+	struct ns ns;
+	uint8_t *blk;
+
+	ns_open(role, &ns);
+	rt = start_rt(mode);
+	r.dev = ns.dev;
+	r.lbs = ns.lbs;
+	r.registered = registered;
+	r.len = 64 * 1024;
+	r.off = (registered ? 1 : 3) * (1ull << 20) + (mode == URT_POLL_IOPOLL ? 8ull << 20 : 0);
+	r.copy = malloc(r.len);
+	blk = aligned_alloc(4096, r.len);
+	cr_assert_eq(urt_dev_register(rt, ns.dev), 0, "%s", urt_last_error());
+	fx_run(rt, 0, rw_body, &r);
+	cr_assert_eq(urt_rt_stats_total(rt, &st), 0);
+	urt_rt_stop(rt);
+	cr_assert_eq(r.bufs_fixed, registered);
+	cr_assert(!registered || st.bufs_registered, "the urt_buf region is not registered: FIXED untested");
+	cr_assert_eq(r.w, (ssize_t)r.len, "write: %zd (%s)", r.w, urt_strerror((int)r.w));
+	cr_assert_eq(r.r, (ssize_t)r.len, "read: %zd (%s)", r.r, urt_strerror((int)r.r));
+	cr_assert_eq(r.bad, -1, "read back differs at byte %zd", r.bad);
+	cr_assert_eq(r.wf, (ssize_t)r.len, "FUA write: %zd (%s)", r.wf, urt_strerror((int)r.wf));
+	cr_assert_eq(r.fl, 0, "flush: %zd (%s)", r.fl, urt_strerror((int)r.fl));
+	cr_assert_eq(r.rv, (ssize_t)r.len);
+	cr_assert_eq(r.bad_fua, -1, "FUA data differs at byte %zd", r.bad_fua);
+	cr_assert_eq(r.wv, 4 * (ssize_t)ns.lbs, "writev: %zd (%s)", r.wv, urt_strerror((int)r.wv));
+	cr_assert_eq(r.bad_vec, -1, "vector data differs at byte %zd", r.bad_vec);
+	cr_assert_eq(st.failed, 0);
+	/* The device put the data where the block layer sees it: LBA * block size. */
+	blk_pread(&ns, blk, r.len, r.off + r.len);
+	cr_assert_eq(memcmp(blk, r.copy, r.len), 0, "the block device sees other data at %llu",
+		     (unsigned long long)(r.off + r.len));
+	free(blk);
+	free(r.copy);
+	urt_dev_close(ns.dev);
+}
+
+Test(pt, roundtrip_512_heap) { roundtrip("512", false, URT_POLL_INTERRUPT); }
+Test(pt, roundtrip_512_fixed) { roundtrip("512", true, URT_POLL_INTERRUPT); }
+Test(pt, roundtrip_4k_heap) { roundtrip("4K", false, URT_POLL_INTERRUPT); }
+Test(pt, roundtrip_4k_fixed) { roundtrip("4K", true, URT_POLL_INTERRUPT); }
+
+Test(pt, iopoll_512)
+{
+	struct urt_kernel_features kf;
+	struct ns ns;
+
+	urt_kernel_probe(&kf);
+	if (!kf.iopoll)
+		cr_skip_test("the kernel refuses IORING_SETUP_IOPOLL");
+	ns_open("512", &ns);
+	cr_assert(urt_dev_info(ns.dev)->poll_capable, "the guest loads nvme with poll_queues=%s",
+		  getenv("URT_NVME_POLL_QUEUES"));
+	urt_dev_close(ns.dev);
+	roundtrip("512", true, URT_POLL_IOPOLL);
+	roundtrip("512", false, URT_POLL_IOPOLL);
+}
+
+/* --- Guest: splitting by MDTS ------------------------------------------------- */
+
+struct split_run {
+	struct urt_dev *dev;
+	size_t len;
+	ssize_t w, r, rv;
+	ssize_t bad, bad_vec;
+};
+
+static void split_body(void *p)
+{
+	struct split_run *r = p;
+	uint8_t *buf = aligned_alloc(4096, r->len);
+	struct iovec iov;
+
+	fill(buf, r->len, SEED_A, 16ull << 20);
+	r->w = urt_write(r->dev, buf, r->len, 16ull << 20);
+	memset(buf, 0, r->len);
+	r->r = urt_read(r->dev, buf, r->len, 16ull << 20);
+	r->bad = mismatch(buf, r->len, SEED_A, 16ull << 20);
+	/* One vector entry larger than the limit: sent in plain pieces. */
+	memset(buf, 0, r->len);
+	iov = (struct iovec){ buf, r->len };
+	r->rv = urt_readv(r->dev, &iov, 1, 16ull << 20);
+	r->bad_vec = mismatch(buf, r->len, SEED_A, 16ull << 20);
+	free(buf);
+}
+
+Test(pt, mdts_split_2mib)
+{
+	struct split_run r = { .len = 2u << 20 };
+	struct urt_stats st;
+	struct urt_rt *rt;
+	struct ns ns;
+
+	ns_open("512", &ns);
+	if (urt_dev_info(ns.dev)->max_io_bytes >= r.len)
+		cr_skip_test("max_io_bytes %u is not below 2 MiB", urt_dev_info(ns.dev)->max_io_bytes);
+	rt = start_rt(URT_POLL_INTERRUPT);
+	r.dev = ns.dev;
+	fx_run(rt, 0, split_body, &r);
+	urt_rt_stats_total(rt, &st);
+	urt_rt_stop(rt);
+	cr_assert_eq(r.w, (ssize_t)r.len, "2 MiB write: %zd (%s)", r.w, urt_strerror((int)r.w));
+	cr_assert_eq(r.r, (ssize_t)r.len, "2 MiB read: %zd (%s)", r.r, urt_strerror((int)r.r));
+	cr_assert_eq(r.bad, -1, "split read differs at byte %zd", r.bad);
+	cr_assert_eq(r.rv, (ssize_t)r.len, "2 MiB readv: %zd (%s)", r.rv, urt_strerror((int)r.rv));
+	cr_assert_eq(r.bad_vec, -1, "split readv differs at byte %zd", r.bad_vec);
+	/* Each op went to the kernel in ceil(len / max) commands. */
+	cr_assert_geq(st.sqes_submitted, 3 * ((r.len + urt_dev_info(ns.dev)->max_io_bytes - 1) /
+					       urt_dev_info(ns.dev)->max_io_bytes));
+	urt_dev_close(ns.dev);
+}
+
+/* --- Guest: Write Zeroes and deallocate ----------------------------------------- */
+
+struct zero_run {
+	struct urt_dev *dev;
+	bool zeroes, dealloc;
+	int wz, dsm;
+	ssize_t w, r1, r2;
+	bool all_zero, dealloc_ok;
+};
+
+static bool is_zero(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+static void zero_body(void *p)
+{
+	struct zero_run *r = p;
+	const size_t len = 64 * 1024;
+	const uint64_t off = 24ull << 20;
+	uint8_t *buf = urt_buf_get(len);
+	struct urt_io io;
+
+	fill(buf, len, SEED_A, off);
+	r->w = urt_write(r->dev, buf, len, off);
+	if (r->zeroes) {
+		urt_io_prep_write_zeroes(&io, r->dev, len, off);
+		r->wz = urt_io_wait(&io);
+		r->r1 = urt_read(r->dev, buf, len, off);
+		r->all_zero = is_zero(buf, len);
+	}
+	if (r->dealloc) {
+		fill(buf, len, SEED_B, off);
+		urt_write(r->dev, buf, len, off);
+		urt_io_prep_deallocate(&io, r->dev, len, off);
+		r->dsm = urt_io_wait(&io);
+		r->r2 = urt_read(r->dev, buf, len, off);
+		/* Deallocated blocks read as zeroes or keep their data (DLFEAT, QEMU's discard=ignore). */
+		r->dealloc_ok = is_zero(buf, len) || mismatch(buf, len, SEED_B, off) == -1;
+	}
+	urt_buf_put(buf);
+}
+
+Test(pt, write_zeroes_and_deallocate)
+{
+	struct zero_run r = { 0 };
+	struct urt_rt *rt;
+	struct ns ns;
+
+	ns_open("4K", &ns);
+	r.dev = ns.dev;
+	r.zeroes = urt_dev_info(ns.dev)->write_zeroes;
+	r.dealloc = urt_dev_info(ns.dev)->deallocate;
+	if (!r.zeroes && !r.dealloc)
+		cr_skip_test("the controller's ONCS has neither Write Zeroes nor DSM");
+	rt = start_rt(URT_POLL_INTERRUPT);
+	fx_run(rt, 0, zero_body, &r);
+	urt_rt_stop(rt);
+	cr_assert_eq(r.w, 64 * 1024);
+	if (r.zeroes) {
+		cr_assert_eq(r.wz, 0, "Write Zeroes: %d (%s)", r.wz, urt_strerror(r.wz));
+		cr_assert_eq(r.r1, 64 * 1024);
+		cr_assert(r.all_zero, "Write Zeroes left data behind");
+	}
+	if (r.dealloc) {
+		cr_assert_eq(r.dsm, 0, "deallocate: %d (%s)", r.dsm, urt_strerror(r.dsm));
+		cr_assert_eq(r.r2, 64 * 1024);
+		cr_assert(r.dealloc_ok, "deallocated blocks read as neither zeroes nor their old data");
+	}
+	urt_dev_close(ns.dev);
+}
+
+/* --- Guest: NVMe errors ---------------------------------------------------------- */
+
+struct err_run {
+	struct urt_dev *dev;
+	uint64_t off;
+	bool write;
+	ssize_t res;
+	char msg[128];
+};
+
+static void err_body(void *p)
+{
+	struct err_run *r = p;
+	uint8_t *buf = urt_buf_get(4096);
+
+	memset(buf, 0x5a, 4096);
+	r->res = r->write ? urt_write(r->dev, buf, 4096, r->off) : urt_read(r->dev, buf, 4096, r->off);
+	snprintf(r->msg, sizeof(r->msg), "%s", urt_strerror((int)r->res));
+	urt_buf_put(buf);
+}
+
+/* Run one failing op; returns the runtime's retry count for it. */
+static uint64_t run_err(struct err_run *r)
+{
+	struct urt_rt *rt = start_rt(URT_POLL_INTERRUPT);
+	struct urt_stats st;
+
+	fx_run(rt, 0, err_body, r);
+	urt_rt_stats_total(rt, &st);
+	urt_rt_stop(rt);
+	return st.retried;
+}
+
+Test(pt, lba_out_of_range_is_decoded)
+{
+	struct err_run r = { 0 };
+	uint64_t retried;
+	uint16_t status;
+	struct ns ns;
+
+	ns_open("512", &ns);
+	r.dev = ns.dev;
+	r.off = urt_dev_info(ns.dev)->size_bytes;	/* The first LBA past the end. */
+	retried = run_err(&r);
+	cr_assert(urt_err_is_nvme((int)r.res), "got %zd (%s), not an NVMe status", r.res, r.msg);
+	status = urt_err_nvme_status((int)r.res);
+	cr_assert_eq(status & NVME_STATUS_CODE_MASK, 0x080, "status %#x", status);
+	cr_assert(strstr(r.msg, "LBA Out of Range"), "%s", r.msg);
+	/* Retried exactly when the controller left DNR clear. */
+	cr_assert_eq(retried, (status & NVME_STATUS_DNR) ? 0 : 3, "status %#x retried %llu", status,
+		     (unsigned long long)retried);
+	urt_dev_close(ns.dev);
+}
+
+Test(pt, media_errors_are_decoded_and_retried)
+{
+	struct err_run r = { 0 };
+	uint64_t retried;
+	uint16_t status;
+	struct ns ns;
+
+	ns_open("FAULT", &ns);
+	r.dev = ns.dev;
+	r.off = env_u64("URT_NVME_FAULT_READ_LBA") * ns.lbs;
+	retried = run_err(&r);
+	cr_assert(urt_err_is_nvme((int)r.res), "got %zd (%s), not an NVMe status", r.res, r.msg);
+	status = urt_err_nvme_status((int)r.res);
+	cr_assert_eq(status & NVME_STATUS_CODE_MASK, 0x281, "status %#x", status);
+	cr_assert(strstr(r.msg, "Unrecovered Read Error (SCT 2, SC 0x81"), "%s", r.msg);
+	/* QEMU reports an I/O error without DNR: the runtime retries it retry_max (3) times. */
+	cr_assert_eq(retried, (status & NVME_STATUS_DNR) ? 0 : 3, "status %#x retried %llu", status,
+		     (unsigned long long)retried);
+
+	r.off = env_u64("URT_NVME_FAULT_WRITE_LBA") * ns.lbs;
+	r.write = true;
+	run_err(&r);
+	cr_assert(urt_err_is_nvme((int)r.res), "got %zd (%s), not an NVMe status", r.res, r.msg);
+	cr_assert_eq(urt_err_nvme_status((int)r.res) & NVME_STATUS_CODE_MASK, 0x280);
+	cr_assert(strstr(r.msg, "Write Fault"), "%s", r.msg);
+
+	/* Next to the bad sectors the namespace works. */
+	r.off = 0;
+	r.write = false;
+	run_err(&r);
+	cr_assert_eq(r.res, 4096, "%zd (%s)", r.res, r.msg);
+	urt_dev_close(ns.dev);
+}
+
+/* --- Guest: deadlines on a throttled namespace ------------------------------------ */
+
+struct slow_run {
+	struct urt_dev *dev;
+	int res_load, res_read;		/* Results of the load write and the timed read. */
+	int calls_read;			/* Deliveries of the timed read. */
+	uint64_t t_deliver_ns;		/* Submit to -ETIMEDOUT. */
+	size_t free_before, free_after_put, free_released;
+	uint64_t t_release_ns;		/* Submit to the buffer's return. */
+};
+
+static void slow_load_cb(struct urt_io *io, int res, void *arg)
+{
+	(void)io;
+	((struct slow_run *)arg)->res_load = res;
+}
+
+static void slow_read_cb(struct urt_io *io, int res, void *arg)
+{
+	struct slow_run *r = arg;
+
+	(void)io;
+	r->res_read = res;
+	r->calls_read++;
+}
+
+static void slow_body(void *p)
+{
+	struct slow_run *r = p;
+	uint8_t *load = aligned_alloc(4096, 64 * 1024);
+	uint8_t *buf;
+	struct urt_io io_load, io_read;
+	uint64_t t0;
+
+	memset(load, 0x11, 64 * 1024);
+	r->res_load = 1;
+	/* 64 KiB first: the throttle makes every I/O after it wait seconds. */
+	urt_io_prep_write(&io_load, r->dev, load, 64 * 1024, 0);
+	urt_io_submit(&io_load, slow_load_cb, r);
+	buf = urt_buf_get(4096);
+	r->free_before = urt_buf_free_bytes();
+	urt_io_prep_read(&io_read, r->dev, buf, 4096, 1u << 20);
+	io_read.timeout_ns = 200000000;
+	t0 = now_ns();
+	if (urt_io_submit(&io_read, slow_read_cb, r)) {
+		r->res_read = 1;
+		goto out;
+	}
+	while (!r->calls_read)
+		urt_sleep_ns(5000000);
+	r->t_deliver_ns = now_ns() - t0;
+	/* The caller gave up, but the device still owns the buffer. */
+	urt_buf_put(buf);
+	r->free_after_put = urt_buf_free_bytes();
+	while (urt_buf_free_bytes() == r->free_after_put && now_ns() - t0 < 60000000000ull)
+		urt_sleep_ns(20000000);
+	r->free_released = urt_buf_free_bytes();
+	r->t_release_ns = now_ns() - t0;
+	while (r->res_load == 1 && now_ns() - t0 < 120000000000ull)
+		urt_sleep_ns(20000000);
+out:
+	free(load);
+}
+
+Test(pt, deadline_on_throttled_namespace_keeps_buffer)
+{
+	struct slow_run r = { 0 };
+	struct urt_rt *rt;
+	struct ns ns;
+
+	ns_open("SLOW", &ns);
+	r.dev = ns.dev;
+	rt = start_rt(URT_POLL_INTERRUPT);
+	fx_run(rt, 0, slow_body, &r);
+	urt_rt_stop(rt);
+	cr_assert_eq(r.res_read, -ETIMEDOUT, "timed read: %d (%s)", r.res_read, urt_strerror(r.res_read));
+	cr_assert_eq(r.calls_read, 1, "delivered %d times", r.calls_read);
+	cr_assert_lt(r.t_deliver_ns, 2000000000ull, "-ETIMEDOUT came after %llu ns",
+		     (unsigned long long)r.t_deliver_ns);
+	cr_assert_geq(r.t_deliver_ns, 150000000ull);
+	cr_assert_eq(r.free_after_put, r.free_before, "the buffer was recycled while the device owned it");
+	cr_assert_eq(r.free_released, r.free_before + 4096, "the buffer never came back (after %llu ns)",
+		     (unsigned long long)r.t_release_ns);
+	cr_assert_gt(r.t_release_ns, r.t_deliver_ns);
+	cr_assert_eq(r.res_load, 64 * 1024, "load write: %d (%s)", r.res_load, urt_strerror(r.res_load));
+	urt_dev_close(ns.dev);
+}

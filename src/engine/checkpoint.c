@@ -17,9 +17,14 @@
  *  - Step 1 before 2 is the WAL rule: no page reaches home before the log
  *    record of its image is durable.
  *  - A dirty frame with page_lsn >= B is skipped: its latest full image is
- *    logged at or after B, so replay from B rebuilds it.  Hence after step
- *    5 every dirty frame's latest image lies at or after the checkpoint
- *    (pool.c invariant 4), and a page write torn by a crash, whether by a
+ *    logged at or after B, so replay from B rebuilds it.  But that image
+ *    may still sit in a batch that is not durable, while the older image
+ *    it replaces lies before B: so before step 4 the checkpoint waits until
+ *    the log is durable past the highest skipped page_lsn (found by the
+ *    crash test: without the wait, a crash right after the superblock
+ *    write lost an acknowledged commit).  Hence after step 5 every dirty
+ *    frame's latest durable image lies at or after the checkpoint (pool.c
+ *    invariant 4), and a page write torn by a crash, whether by a
  *    checkpoint or an eviction, is repaired by replay.
  *  - Step 3 before 4: the superblock must not claim pages are home before
  *    they are.  A crash before step 4 completes leaves the older copy (other
@@ -41,7 +46,7 @@
 
 int ckpt_run(struct urt_ps *ps)
 {
-	uint64_t b_lsn, epoch;
+	uint64_t b_lsn, epoch, skipped_lsn = 0;
 	int ret;
 
 	while (ps->ckpt_busy)
@@ -61,8 +66,13 @@ int ckpt_run(struct urt_ps *ps)
 
 		while (f->state == FRAME_EVICTING)
 			urt_waitq_wait(&f->wq);
-		if (f->state != FRAME_VALID || !f->dirty || f->page_lsn >= b_lsn)
+		if (f->state != FRAME_VALID || !f->dirty)
 			continue;
+		if (f->page_lsn >= b_lsn) {
+			if (f->page_lsn > skipped_lsn)
+				skipped_lsn = f->page_lsn;
+			continue;
+		}
 		lsn = f->page_lsn;
 		/* The pin keeps eviction away while the copy is written. */
 		f->pins++;
@@ -80,6 +90,12 @@ int ckpt_run(struct urt_ps *ps)
 	if (ret) {
 		ps_set_sticky(ps, ret, "flushing pages during a checkpoint");
 		goto out;
+	}
+	/* The images of the skipped frames replace the ones before B: they must be durable. */
+	if (skipped_lsn) {
+		ret = wal_wait_durable(ps, skipped_lsn + 1);
+		if (ret)
+			goto out;
 	}
 	ret = ps_sb_write(ps, b_lsn, epoch);
 	if (ret) {

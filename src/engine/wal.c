@@ -158,8 +158,12 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 		if (!b->open)
 			batch_open(ps, b, need);
 		if (logrec_enc_room(&b->enc) < need) {
+			if (b->ncommits == 0) {
+				/* Opened empty for a smaller commit: start it again for this one. */
+				b->open = false;
+				continue;
+			}
 			/* Full: this commit goes into the next batch. */
-			PS_ASSERT(b->ncommits > 0);
 			urt_waitq_wake_one(&ps->writer_wq);
 			urt_waitq_wait(&ps->sealed_wq);
 			continue;

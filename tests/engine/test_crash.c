@@ -1,0 +1,406 @@
+/*
+ * Crash consistency of the page store on the simulated SSD.
+ *
+ * Each iteration formats a small store, runs concurrent committer fibers
+ * (random transactions writing a recognisable pattern to 1-4 pages, plus
+ * explicit checkpoints, a tiny log that wraps and checkpoints itself, and a
+ * pool smaller than the working set so pages are evicted), and cuts the
+ * power after a random number of device commands: mid-commit, mid-
+ * checkpoint, mid-superblock update, mid-eviction alike.  It then reopens
+ * the post-crash image, recovers, and checks every page:
+ *   - nothing corrupt is returned and every page holds an intact pattern;
+ *   - every acknowledged commit is present: each page holds its last
+ *     acknowledged writer or a later one;
+ *   - no transaction is half-applied: if a page shows transaction t, every
+ *     page t wrote shows t or a later writer;
+ *   - no aborted transaction is visible.
+ * Then it writes more on the recovered store and crashes again (the second
+ * round checks that the stale log tail of the first incarnation is never
+ * replayed).  The seed of a failing iteration is printed; URT_SEED=<n>
+ * reruns one, URT_SOAK=1 runs many more.
+ */
+#include <stdint.h>
+#include <time.h>
+
+#include "ps_fixture.h"
+
+#define NPAGES 24		/* Pages the workload touches. */
+#define NFIBERS 6		/* Concurrent committers. */
+#define TX_PER_FIBER 6		/* Transactions per committer per round. */
+#define PAGES_PER_TX_MAX 4	/* Pages one transaction writes. */
+#define HIST_MAX 1024		/* Lock acquisitions per page per iteration. */
+#define TX_MAX 4096		/* Transactions per iteration (retries included). */
+#define ROUNDS 2		/* Crashes per iteration. */
+#define DEV_BYTES (1u << 20)	/* A small device: fast iterations. */
+
+enum tx_status { TX_OPEN = 0, TX_ACKED, TX_ABORTED, TX_FAILED };
+
+struct crash_tx {
+	uint8_t status;			/* enum tx_status. */
+	uint8_t npages;			/* Pages in pages[]. */
+	uint16_t pages[PAGES_PER_TX_MAX];/* Pages the transaction wrote (locked). */
+};
+
+struct crash_state {
+	uint64_t seed;			/* Iteration seed. */
+	uint64_t rng;			/* Generator state. */
+	struct urt_dev *dev;		/* Current device (fresh or reopened). */
+	struct urt_dev *devs[ROUNDS + 1];/* Every device opened, closed at the end. */
+	struct urt_ps *ps;		/* Store of the current round. */
+	uint64_t txid_next;		/* Next transaction id (0 = never written). */
+	struct crash_tx tx[TX_MAX];	/* Per transaction. */
+	uint32_t hist[NPAGES][HIST_MAX];/* Write-lock order per page. */
+	uint32_t nhist[NPAGES];		/* Entries of hist. */
+	unsigned live;			/* Committer fibers still running. */
+	struct urt_waitq done_wq;	/* The driver waits here for them. */
+	bool sync_flush;		/* Use the flush policy instead of FUA. */
+	uint64_t crash_cmds;		/* Commands before the crash of this round. */
+	uint64_t acked;			/* Commits acknowledged (for the report). */
+	uint64_t recovered_pages;	/* Page images replayed (for the report). */
+	struct psx_fail fail;		/* First failure. */
+};
+
+static uint64_t rnd(struct crash_state *s)
+{
+	uint64_t x = s->rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	s->rng = x;
+	return x;
+}
+
+static void committer(void *arg)
+{
+	struct crash_state *s = arg;
+
+	for (int i = 0; i < TX_PER_FIBER; i++) {
+		uint64_t txid;
+		struct crash_tx *t;
+		struct urt_tx *tx;
+		int n, ret;
+
+		if (s->txid_next >= TX_MAX)
+			break;
+		txid = s->txid_next++;
+		t = &s->tx[txid];
+		if (urt_tx_begin(s->ps, &tx))
+			break;	/* Sticky: the power is gone. */
+		n = 1 + (int)(rnd(s) % PAGES_PER_TX_MAX);
+		ret = 0;
+		for (int k = 0; k < n && ret == 0; k++) {
+			uint16_t pg = (uint16_t)(rnd(s) % NPAGES);
+			void *p;
+			bool dup = false;
+
+			for (int j = 0; j < t->npages; j++)
+				dup |= t->pages[j] == pg;
+			if (dup)
+				continue;
+			ret = urt_page_get(tx, pg, URT_PAGE_WRITE, &p);
+			if (ret == 0) {
+				t->pages[t->npages++] = pg;
+				if (s->nhist[pg] < HIST_MAX)
+					s->hist[pg][s->nhist[pg]++] = (uint32_t)txid;
+				psx_fill(p, urt_ps_page_data_bytes(s->ps), txid, pg);
+			} else if (ret == URT_E_CORRUPT) {
+				psx_failf(&s->fail, "seed %llu: page %u corrupt before the crash: %s",
+					  (unsigned long long)s->seed, pg, urt_last_error());
+			}
+		}
+		if (ret) {
+			/* -EBUSY / URT_E_FULL: give up this one, let others finish. */
+			t->status = TX_ABORTED;
+			urt_tx_abort(tx);
+			urt_fiber_yield();
+			continue;
+		}
+		if (rnd(s) % 8 == 0) {
+			t->status = TX_ABORTED;
+			urt_tx_abort(tx);
+			continue;
+		}
+		ret = urt_tx_commit(tx);
+		t->status = ret == 0 ? TX_ACKED : TX_FAILED;
+		s->acked += ret == 0;
+		if (ret && urt_ps_error(s->ps) == 0)
+			psx_failf(&s->fail, "seed %llu: commit failed (%s) on a healthy store",
+				  (unsigned long long)s->seed, urt_strerror(ret));
+	}
+	if (--s->live == 0)
+		urt_waitq_wake_all(&s->done_wq);
+}
+
+static void checkpointer(void *arg)
+{
+	struct crash_state *s = arg;
+
+	for (int i = 0; i < 3 && urt_ps_error(s->ps) == 0; i++) {
+		urt_fiber_yield();
+		urt_fiber_yield();
+		if (urt_ps_checkpoint(s->ps))
+			break;
+	}
+	if (--s->live == 0)
+		urt_waitq_wake_all(&s->done_wq);
+}
+
+/* URT_TRACE=1: print every write-type command (for debugging one seed). */
+static bool trace_hook(void *arg, const struct urt_sim_cmd *cmd)
+{
+	(void)arg;
+	fprintf(stderr, "cmd %llu op %u fua %d off %llu len %llu\n",
+		(unsigned long long)cmd->index, cmd->op, cmd->fua, (unsigned long long)cmd->off,
+		(unsigned long long)cmd->len);
+	return false;
+}
+
+static int open_store(struct crash_state *s, bool create)
+{
+	struct urt_ps_opts o;
+
+	urt_ps_opts_default(&o);
+	o.create = create;
+	o.format_zero_pages = false;	/* The sim image starts zeroed. */
+	o.pool_pages = 16;
+	o.log_bytes = 128u << 10;
+	o.tx_pages_max = PAGES_PER_TX_MAX;
+	o.sync = s->sync_flush ? URT_PS_SYNC_FLUSH : URT_PS_SYNC_AUTO;
+	return urt_ps_open(s->dev, &o, &s->ps);
+}
+
+static int64_t hist_index(const struct crash_state *s, unsigned pg, uint64_t txid)
+{
+	for (int64_t i = (int64_t)s->nhist[pg] - 1; i >= 0; i--)
+		if (s->hist[pg][i] == txid)
+			return i;
+	return -1;
+}
+
+/* Reads the txid shown by every page (one transaction per page: the pool is small). */
+static int read_final(struct crash_state *s, int round, uint64_t *final)
+{
+	for (unsigned pg = 0; pg < NPAGES; pg++) {
+		struct urt_tx *tx;
+		void *p;
+		int ret = urt_tx_begin(s->ps, &tx);
+
+		if (ret == 0) {
+			ret = urt_page_get(tx, pg, URT_PAGE_READ, &p);
+			if (ret == 0)
+				final[pg] = psx_check(p, urt_ps_page_data_bytes(s->ps), pg);
+			urt_tx_abort(tx);
+		}
+		if (ret) {
+			psx_failf(&s->fail, "seed %llu round %d: page %u: %s (%s)",
+				  (unsigned long long)s->seed, round, pg, urt_strerror(ret),
+				  urt_last_error());
+			return ret;
+		}
+		if (final[pg] == UINT64_MAX) {
+			psx_failf(&s->fail, "seed %llu round %d: page %u holds a broken pattern",
+				  (unsigned long long)s->seed, round, pg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Reads every page through the recovered store and checks the rules above. */
+static void verify(struct crash_state *s, int round)
+{
+	uint64_t final[NPAGES];
+
+	if (read_final(s, round, final))
+		return;
+	for (unsigned pg = 0; pg < NPAGES; pg++) {
+		uint64_t t = final[pg];
+		int64_t idx = t ? hist_index(s, pg, t) : -1;
+		int64_t last_acked = -1;
+
+		for (uint32_t i = 0; i < s->nhist[pg]; i++)
+			if (s->tx[s->hist[pg][i]].status == TX_ACKED)
+				last_acked = i;
+		if (t && (idx < 0 || s->tx[t].status == TX_ABORTED || s->tx[t].status == TX_OPEN)) {
+			psx_failf(&s->fail, "seed %llu round %d: page %u shows tx %llu (status %d) "
+				  "which never committed it", (unsigned long long)s->seed, round, pg,
+				  (unsigned long long)t, t < TX_MAX ? s->tx[t].status : -1);
+			return;
+		}
+		if (idx < last_acked) {
+			psx_failf(&s->fail, "seed %llu round %d: page %u lost acknowledged tx %u "
+				  "(shows tx %llu)", (unsigned long long)s->seed, round, pg,
+				  s->hist[pg][last_acked], (unsigned long long)t);
+			return;
+		}
+		if (!t)
+			continue;
+		/* Atomicity: every page of t shows t or a later writer. */
+		for (int k = 0; k < s->tx[t].npages; k++) {
+			unsigned q = s->tx[t].pages[k];
+			int64_t tq = hist_index(s, q, t);
+			int64_t fq = final[q] ? hist_index(s, q, final[q]) : -1;
+
+			if (fq < tq) {
+				psx_failf(&s->fail, "seed %llu round %d: tx %llu half-applied: page %u "
+					  "has it, page %u shows tx %llu", (unsigned long long)s->seed,
+					  round, (unsigned long long)t, pg, q,
+					  (unsigned long long)final[q]);
+				return;
+			}
+		}
+	}
+}
+
+/*
+ * A transaction whose commit failed may or may not be durable; recovery
+ * has decided.  Visible on a page: it is durable, so it now counts as
+ * acknowledged.  Every page of it showing an earlier writer: it is gone for
+ * good, so it counts as aborted and must never reappear (a stale log tail
+ * replayed by a later recovery would bring it back).
+ */
+static void decide(struct crash_state *s)
+{
+	uint64_t final[NPAGES];
+
+	if (s->fail.failed || read_final(s, -1, final))
+		return;
+	for (uint64_t t = 1; t < s->txid_next; t++) {
+		struct crash_tx *x = &s->tx[t];
+		bool seen = false, gone = true;
+
+		if (x->status != TX_FAILED)
+			continue;
+		for (int k = 0; k < x->npages; k++) {
+			unsigned q = x->pages[k];
+			int64_t fq = final[q] ? hist_index(s, q, final[q]) : -1;
+
+			seen |= final[q] == t;
+			gone &= fq < hist_index(s, q, t);
+		}
+		if (seen)
+			x->status = TX_ACKED;
+		else if (gone)
+			x->status = TX_ABORTED;
+	}
+}
+
+/* One iteration: format, then ROUNDS times: work, crash, reopen, recover, verify. */
+static void iteration(void *arg)
+{
+	struct crash_state *s = arg;
+	int ret;
+
+	ret = open_store(s, true);
+	if (ret) {
+		psx_failf(&s->fail, "seed %llu: format: %s", (unsigned long long)s->seed,
+			  urt_strerror(ret));
+		return;
+	}
+	for (int round = 0; round < ROUNDS && !s->fail.failed; round++) {
+		struct urt_dev *next = NULL;
+		struct urt_ps_stats st;
+
+		s->crash_cmds = 1 + rnd(s) % 160;
+		urt_sim_crash_after(s->dev, s->crash_cmds);
+		if (getenv("URT_TRACE")) {
+			fprintf(stderr, "round %d: crash after %llu commands\n", round,
+				(unsigned long long)s->crash_cmds);
+			urt_sim_set_hook(s->dev, trace_hook, NULL);
+		}
+		s->live = NFIBERS + 1;
+		for (int i = 0; i < NFIBERS; i++)
+			if (urt_fiber_spawn(committer, s))
+				abort();
+		if (urt_fiber_spawn(checkpointer, s))
+			abort();
+		while (s->live)
+			urt_waitq_wait(&s->done_wq);
+		/* A crash point past the end of the workload: cut the power now. */
+		urt_sim_crash(s->dev, s->seed ^ 0x5bd1e995u);
+		urt_ps_close(s->ps);
+		s->ps = NULL;
+		ret = urt_sim_reopen(s->dev, &next);
+		if (ret) {
+			psx_failf(&s->fail, "seed %llu: sim reopen: %d", (unsigned long long)s->seed,
+				  ret);
+			return;
+		}
+		s->devs[round + 1] = next;
+		s->dev = next;
+		ret = open_store(s, false);
+		if (ret) {
+			psx_failf(&s->fail, "seed %llu round %d (crash after %llu commands): "
+				  "recovery failed: %s (%s)", (unsigned long long)s->seed, round,
+				  (unsigned long long)s->crash_cmds, urt_strerror(ret),
+				  urt_last_error());
+			return;
+		}
+		urt_ps_stats(s->ps, &st);
+		s->recovered_pages += st.recovered_pages;
+		if (getenv("URT_TRACE"))
+			fprintf(stderr, "recovered: %llu batches, %llu pages, log end %llu\n",
+				(unsigned long long)st.recovered_batches,
+				(unsigned long long)st.recovered_pages,
+				(unsigned long long)st.durable_lsn);
+		verify(s, round);
+		decide(s);
+	}
+	if (s->ps) {
+		urt_ps_close(s->ps);
+		s->ps = NULL;
+	}
+}
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strtoull(v, NULL, 0) : dflt;
+}
+
+Test(crash, random_crash_points, .timeout = 600)
+{
+	struct urt_rt *rt = psx_start();
+	bool soak = env_u64("URT_SOAK", 0) != 0;
+	uint64_t one = env_u64("URT_SEED", 0);
+	uint64_t iters = one ? 1 : env_u64("URT_CRASH_ITERS", soak ? 200000 : 5000);
+	uint64_t first = one ? one : 1;
+	struct crash_state *s = malloc(sizeof(*s));
+	uint64_t acked = 0, crashes = 0, replayed = 0;
+	struct timespec t0, t1;
+
+	cr_assert(s);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (uint64_t seed = first; seed < first + iters; seed++) {
+		memset(s, 0, sizeof(*s));
+		s->seed = seed;
+		s->rng = seed * 0x9e3779b97f4a7c15ull | 1;
+		s->txid_next = 1;
+		s->sync_flush = seed & 1;
+		s->dev = psx_sim(DEV_BYTES, seed);
+		s->devs[0] = s->dev;
+		psx_run(rt, iteration, s);
+		for (int i = 0; i <= ROUNDS; i++)
+			if (s->devs[i])
+				urt_dev_close(s->devs[i]);
+		cr_assert_eq(s->fail.failed, 0, "%s (rerun with URT_SEED=%llu)", s->fail.msg,
+			     (unsigned long long)seed);
+		acked += s->acked;
+		crashes += ROUNDS;
+		replayed += s->recovered_pages;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	urt_rt_stop(rt);
+	free(s);
+	cr_log_info("%llu crash points, %llu acknowledged commits checked, %llu page images "
+		    "replayed, %.1f s", (unsigned long long)crashes, (unsigned long long)acked,
+		    (unsigned long long)replayed,
+		    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	fprintf(stderr, "crash: %llu crash points, %llu acknowledged commits checked, %llu page "
+		"images replayed\n", (unsigned long long)crashes, (unsigned long long)acked,
+		(unsigned long long)replayed);
+	cr_expect_geq(crashes, one ? 1 : 10000, "fewer crash points than required");
+	cr_expect_gt(acked, 0, "no commit was ever acknowledged: the workload did nothing");
+}

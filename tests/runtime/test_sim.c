@@ -956,3 +956,76 @@ Test(sim, crash_respects_the_durability_contract)
 	cr_assert_gt(newer_seen, 10);
 	free(img);
 }
+
+/* Every core of a runtime writes its own blocks of one device, then flushes. */
+struct mc_core {
+	struct urt_dev *dev;
+	unsigned core;
+	int bad;		/* Ops that failed. */
+	sem_t *done;
+};
+
+#define CORE_BLOCKS 16
+#define CORE_ROUNDS 200
+
+static void core_worker(void *p)
+{
+	struct mc_core *w = p;
+	uint8_t *b = aligned_alloc(4096, 4096), *r = aligned_alloc(4096, 4096);
+
+	for (unsigned i = 0; i < CORE_ROUNDS; i++) {
+		uint64_t off = (w->core * CORE_BLOCKS + i % CORE_BLOCKS) * 4096ull;
+
+		fill(b, 4096, i, off);
+		w->bad += urt_write(w->dev, b, 4096, off) != 4096;
+		w->bad += urt_read(w->dev, r, 4096, off) != 4096 || memcmp(b, r, 4096) != 0;
+		if (i % 10 == 9)
+			w->bad += urt_flush(w->dev) != 0;
+	}
+	w->bad += urt_flush(w->dev) != 0;
+	free(b);
+	free(r);
+	sem_post(w->done);
+}
+
+Test(sim, cores_share_one_device)
+{
+	struct urt_rt_opts o;
+	struct urt_rt *rt2;
+	struct urt_dev *dev = sim_open_with(1 << 20, 4096, NULL);
+	struct mc_core w[8];
+	uint8_t *img = abuf(4096);
+	unsigned n;
+	sem_t done;
+
+	urt_rt_opts_default(&o);
+	o.buf_region_bytes = 1u << 20;
+	o.buf_hugepages = false;
+	o.buf_allow_unregistered = true;
+	rt2 = fx_start(&o);
+	n = urt_rt_ncores(rt2) < 8 ? urt_rt_ncores(rt2) : 8;
+	sem_init(&done, 0, 0);
+	for (unsigned c = 0; c < n; c++) {
+		w[c] = (struct mc_core){ .dev = dev, .core = c, .done = &done };
+		cr_assert_eq(urt_fiber_spawn_on(rt2, c, core_worker, &w[c]), 0);
+	}
+	for (unsigned c = 0; c < n; c++)
+		sem_wait(&done);
+	urt_rt_stop(rt2);
+	cr_assert_eq(urt_sim_crash(dev, 3), 0);
+	for (unsigned c = 0; c < n; c++) {
+		cr_assert_eq(w[c].bad, 0, "core %u", c);
+		for (unsigned k = 0; k < CORE_BLOCKS; k++) {
+			uint64_t off = (c * CORE_BLOCKS + k) * 4096ull;
+			/* The last round that wrote block k. */
+			unsigned last = k + (CORE_ROUNDS - 1 - k) / CORE_BLOCKS * CORE_BLOCKS;
+
+			cr_assert_eq(urt_sim_read_durable(dev, img, 4096, off), 0);
+			cr_assert(matches(img, 4096, last, off), "core %u block %u", c, k);
+		}
+	}
+	cr_assert_eq(sim_st(dev).writes, (uint64_t)n * CORE_ROUNDS);
+	urt_dev_close(dev);
+	free(img);
+	sem_destroy(&done);
+}

@@ -1,0 +1,313 @@
+/*
+ * urbench engines against a small file: each mode moves exactly the ops and
+ * bytes asked for, reads return the data that was written, and a mode the
+ * device cannot do ends with status 2 and a clear line.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "urbench/engine.h"
+#include "urbench/target.h"
+#include "urt/rt.h"
+
+#define FILE_BYTES (8u << 20)
+
+static char dir[200];
+static char path[240];
+static struct ub_result *res;
+
+static void setup(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(dir, sizeof(dir), "%s/urbench-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/target.dat", dir);
+	res = calloc(1, sizeof(*res));
+	cr_assert_not_null(res);
+}
+
+static void teardown(void)
+{
+	unlink(path);
+	rmdir(dir);
+	free(res);
+}
+
+TestSuite(urbench_engines, .init = setup, .fini = teardown);
+
+/* Options for a short run of `ops` ops on path. */
+static void opts_for(struct ub_opts *o, enum ub_rw rw, unsigned qd, uint64_t ops)
+{
+	ub_opts_default(o);
+	snprintf(o->target, sizeof(o->target), "%s", path);
+	o->target_kind = UB_TARGET_PATH;
+	o->size_bytes = FILE_BYTES;
+	o->rw = rw;
+	o->qd = qd;
+	o->ops = ops;
+	o->ramp_s = 0;
+	o->verify = true;
+	o->progress = 0;
+}
+
+static int run(const struct ub_opts *o, const char *mode_name)
+{
+	struct ub_mode m;
+	struct ub_target t;
+	bool created;
+	char err[512];
+	int ret;
+
+	cr_assert_eq(ub_mode_parse(mode_name, &m, err, sizeof(err)), 0, "%s", err);
+	ret = ub_target_open(o, &m, 1, &t, &created, err, sizeof(err));
+	cr_assert_eq(ret, 0, "%s", err);
+	return ub_run_mode(o, &m, &t, res);
+}
+
+static void assert_reads_ok(const char *mode, uint64_t ops)
+{
+	struct ub_opts o;
+	int status;
+
+	opts_for(&o, UB_RW_RANDREAD, 8, ops);
+	status = run(&o, mode);
+	cr_assert_eq(status, UB_EXIT_OK, "%s: %s", mode, res->errmsg);
+	cr_assert_eq(res->total.ops, ops, "%s: %llu ops", mode, (unsigned long long)res->total.ops);
+	cr_assert_eq(res->total.reads, ops);
+	cr_assert_eq(res->total.writes, 0);
+	cr_assert_eq(res->total.bytes, ops * 4096);
+	cr_assert_eq(res->total.hist.count, ops);
+	cr_assert_eq(res->verify_errors, 0);
+	cr_assert_eq(res->errors, 0);
+	cr_assert_gt(res->total.secs, 0);
+	cr_assert_gt(res->total.hist.min, 0);
+}
+
+/* Skip when the kernel refuses the mode's ring setup (not the device). */
+static void skip_unless_mode_starts(enum urt_poll_mode mode, const char *name)
+{
+	struct urt_rt_opts ro;
+	struct urt_rt *rt;
+	int cpu = 0;
+
+	urt_rt_opts_default(&ro);
+	ro.mode = mode;
+	ro.ncpus = 1;
+	{
+		struct ub_opts o;
+
+		ub_opts_default(&o);
+		cpu = o.cpus[0];
+	}
+	ro.cpus = &cpu;
+	ro.buf_region_bytes = 64u << 10;
+	if (urt_rt_start(&ro, &rt))
+		cr_skip_test("%s: this kernel refuses the ring setup: %s", name, urt_last_error());
+	urt_rt_stop(rt);
+}
+
+Test(urbench_engines, created_file_holds_the_signature_psync)
+{
+	assert_reads_ok("psync", 2000);
+	cr_assert_str_eq(res->backend, "psync");
+	/* One syscall per op. */
+	cr_assert_eq(res->total.enters, 2000);
+}
+
+Test(urbench_engines, uring)
+{
+	assert_reads_ok("uring", 2000);
+	cr_assert_str_eq(res->backend, "file");
+	cr_assert_gt(res->total.enters, 0);
+	cr_assert_not(res->bufs_registered);
+}
+
+Test(urbench_engines, uring_fixedbufs_regfiles)
+{
+	assert_reads_ok("uring+fixedbufs+regfiles", 2000);
+	cr_assert(res->bufs_registered, "fixed buffers were not registered");
+	/* At QD8 the reactor batches: more than one SQE per enter on average. */
+	cr_assert_gt(ub_core_batch(&res->total), 1.0);
+}
+
+Test(urbench_engines, uring_sqpoll)
+{
+	skip_unless_mode_starts(URT_POLL_SQPOLL, "sqpoll");
+	assert_reads_ok("uring+fixedbufs+regfiles+sqpoll", 2000);
+	cr_assert(res->ring_flags & 2u /* IORING_SETUP_SQPOLL */, "ring flags 0x%x", res->ring_flags);
+}
+
+Test(urbench_engines, uring_hybrid)
+{
+	assert_reads_ok("uring+hybrid", 2000);
+}
+
+Test(urbench_engines, iopoll_on_a_file_is_a_clear_error)
+{
+	struct ub_opts o;
+	int status;
+
+	opts_for(&o, UB_RW_RANDREAD, 4, 100);
+	status = run(&o, "uring+iopoll");
+	if (status == UB_EXIT_OK)
+		cr_skip_test("this file system polls O_DIRECT reads: nothing to refuse");
+	cr_assert_eq(status, UB_EXIT_USAGE, "%s", res->errmsg);
+	cr_assert_eq(res->err, -EOPNOTSUPP, "%d: %s", res->err, res->errmsg);
+	cr_assert(strstr(res->errmsg, "IOPOLL"), "%s", res->errmsg);
+	cr_assert_null(strchr(res->errmsg, '\n'));
+}
+
+/* Write the signature with the tool's write workload, then read it back. */
+static void write_then_verify(const char *writer, const char *reader, unsigned qd)
+{
+	struct ub_opts o;
+	uint64_t blocks = FILE_BYTES / 4096;
+	int fd, status;
+
+	/* A file of zeroes: reading it with --verify must fail. */
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, FILE_BYTES), 0);
+	close(fd);
+	opts_for(&o, UB_RW_READ, 1, 16);
+	status = run(&o, reader);
+	cr_assert_eq(status, UB_EXIT_FAIL, "zeroes passed verification");
+	cr_assert_gt(res->verify_errors, 0);
+	cr_assert(strstr(res->errmsg, "verification failed"), "%s", res->errmsg);
+
+	/* Sequential writes of every block, by qd workers or slots. */
+	opts_for(&o, UB_RW_WRITE, qd, blocks);
+	status = run(&o, writer);
+	cr_assert_eq(status, UB_EXIT_OK, "%s: %s", writer, res->errmsg);
+	cr_assert_eq(res->total.writes, blocks);
+	cr_assert_eq(res->total.bytes, blocks * 4096);
+
+	/* Every block now checks, in order and at random. */
+	opts_for(&o, UB_RW_READ, 1, blocks);
+	status = run(&o, reader);
+	cr_assert_eq(status, UB_EXIT_OK, "%s after %s: %s", reader, writer, res->errmsg);
+	cr_assert_eq(res->total.reads, blocks);
+	opts_for(&o, UB_RW_RANDREAD, 16, 4000);
+	status = run(&o, reader);
+	cr_assert_eq(status, UB_EXIT_OK, "%s: %s", reader, res->errmsg);
+}
+
+Test(urbench_engines, uring_writes_verify_with_psync)
+{
+	write_then_verify("uring+fixedbufs+regfiles", "psync", 8);
+}
+
+Test(urbench_engines, psync_writes_verify_with_uring)
+{
+	write_then_verify("psync", "uring", 4);
+}
+
+Test(urbench_engines, randrw_with_flushes_and_fua)
+{
+	static const char *const modes[] = { "psync", "uring+fixedbufs" };
+
+	for (size_t i = 0; i < 2; i++) {
+		struct ub_opts o;
+		int status;
+
+		opts_for(&o, UB_RW_RANDRW, 4, 2000);
+		o.rwmix_read = 50;
+		o.fsync_every = 16;
+		o.fua = i == 1;
+		status = run(&o, modes[i]);
+		cr_assert_eq(status, UB_EXIT_OK, "%s: %s", modes[i], res->errmsg);
+		cr_assert_eq(res->total.ops, 2000);
+		cr_assert_eq(res->total.reads + res->total.writes, 2000);
+		cr_assert(res->total.writes > 800 && res->total.writes < 1200, "%llu writes",
+			  (unsigned long long)res->total.writes);
+		/* About one flush per 16 writes per worker. */
+		cr_assert_geq(res->total.syncs, res->total.writes / 16 - 4, "%llu flushes for %llu writes",
+			      (unsigned long long)res->total.syncs, (unsigned long long)res->total.writes);
+	}
+}
+
+Test(urbench_engines, nop_target)
+{
+	struct ub_opts o;
+	int status;
+
+	ub_opts_default(&o);
+	snprintf(o.target, sizeof(o.target), "nop");
+	o.target_kind = UB_TARGET_NOP;
+	o.qd = 32;
+	o.ops = 100000;
+	o.progress = 0;
+	status = run(&o, "uring");
+	cr_assert_eq(status, UB_EXIT_OK, "%s", res->errmsg);
+	cr_assert_eq(res->total.ops, 100000);
+	cr_assert_eq(res->total.bytes, 0);
+	cr_assert_str_eq(res->backend, "nop");
+	/* 32 in flight: far fewer than one enter per op. */
+	cr_assert_lt(ub_core_syscalls_per_io(&res->total), 0.5);
+}
+
+Test(urbench_engines, timed_run_with_ramp)
+{
+	struct ub_opts o;
+	int status;
+
+	opts_for(&o, UB_RW_RANDREAD, 4, 0);
+	o.runtime_s = 0.5;
+	o.ramp_s = 0.2;
+	status = run(&o, "uring");
+	cr_assert_eq(status, UB_EXIT_OK, "%s", res->errmsg);
+	cr_assert_gt(res->total.ops, 0);
+	cr_assert(res->total.secs > 0.3 && res->total.secs < 3, "%.3f s measured", res->total.secs);
+	cr_assert_gt(res->nseries, 0);
+}
+
+Test(urbench_engines, target_errors)
+{
+	struct ub_opts o;
+	struct ub_target t;
+	struct ub_mode m;
+	bool created;
+	char err[512];
+
+	/* Misaligned block size for O_DIRECT. */
+	opts_for(&o, UB_RW_RANDREAD, 1, 10);
+	cr_assert_eq(ub_mode_parse("uring", &m, err, sizeof(err)), 0);
+	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), 0, "%s", err);
+	cr_assert(created);
+	o.bs = 1000;
+	o.verify = false;
+	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "not a multiple of"), "%s", err);
+	/* Buffered I/O takes any size. */
+	o.direct = false;
+	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), 0, "%s", err);
+	o.direct = true;
+	o.bs = 4096;
+
+	/* Passthrough on a regular file. */
+	cr_assert_eq(ub_mode_parse("passthru", &m, err, sizeof(err)), 0);
+	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "not an NVMe generic char device"), "%s", err);
+
+	/* A char device that is not NVMe. */
+	snprintf(o.target, sizeof(o.target), "/dev/null");
+	cr_assert_eq(ub_mode_parse("uring", &m, err, sizeof(err)), 0);
+	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), -ENODEV);
+	cr_assert(strstr(err, "not an NVMe generic device"), "%s", err);
+
+	/* A file in a directory that does not exist. */
+	snprintf(o.target, sizeof(o.target), "%s/no/such/dir/f", dir);
+	cr_assert_lt(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), 0);
+	cr_assert(strstr(err, "cannot create"), "%s", err);
+
+	/* A missing device node is not created. */
+	snprintf(o.target, sizeof(o.target), "/dev/urbench-no-such-device");
+	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), -ENOENT);
+	cr_assert(strstr(err, "does not exist"), "%s", err);
+}

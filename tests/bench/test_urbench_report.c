@@ -1,0 +1,224 @@
+/*
+ * urbench as a program (ub_main): JSON that parses, --compare with one row
+ * per mode and the baseline's ratio at 1.00x, exit statuses with one-line
+ * errors, --help, and --plot.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "urbench/app.h"
+#include "urbench/opts.h"
+#include "urbench/report.h"
+
+static char dir[200];
+static char path[240];
+
+static void setup(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(dir, sizeof(dir), "%s/urbench-rep-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/target.dat", dir);
+}
+
+static void teardown(void)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(urbench_report, .init = setup, .fini = teardown);
+
+/* Run ub_main; its stdout and stderr come back in out and err (malloc'ed). */
+static int run_main(char **out, char **err, const char *const *args)
+{
+	char *argv[64];
+	size_t olen, elen;
+	FILE *fo = open_memstream(out, &olen), *fe = open_memstream(err, &elen);
+	int argc = 0, status;
+
+	argv[argc++] = (char *)"urbench";
+	for (; *args; args++)
+		argv[argc++] = (char *)*args;
+	argv[argc] = NULL;
+	status = ub_main(argc, argv, fo, fe);
+	fclose(fo);
+	fclose(fe);
+	return status;
+}
+
+#define RUN(out, err, ...) run_main(out, err, (const char *const[]){ __VA_ARGS__, NULL })
+
+static bool have_python(void)
+{
+	return system("python3 -c 'import json' >/dev/null 2>&1") == 0;
+}
+
+/* Check text with a python3 program reading JSON from stdin; true when it exits 0. */
+static bool python_check(const char *text, const char *program)
+{
+	char file[400], cmd[2400];
+	FILE *f;
+
+	snprintf(file, sizeof(file), "%s/out.json", dir);
+	f = fopen(file, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "python3 -c \"%s\" < '%s'", program, file);
+	return system(cmd) == 0;
+}
+
+static unsigned count_lines(const char *s)
+{
+	unsigned n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+Test(urbench_report, json_parses)
+{
+	char *out, *err;
+	int status = RUN(&out, &err, path, "--size", "8M", "--json", "--ops", "3000", "--qd", "4", "--verify");
+
+	cr_assert_eq(status, 0, "%s", err);
+	cr_assert(strstr(out, "\"tool\": \"urbench\""), "%s", out);
+	cr_assert(strstr(out, "\"ops\": 3000"), "%s", out);
+	if (!have_python()) {
+		free(out);
+		free(err);
+		cr_skip_test("python3 not found: JSON syntax not checked");
+	}
+	cr_assert(python_check(out, "import json,sys; d=json.load(sys.stdin); r=d['runs'][0]; "
+				    "assert r['total']['ops']==3000, r['total']; "
+				    "assert r['total']['bytes']==3000*4096; assert r['status']==0; "
+				    "assert r['ratio_iops']==1.0; assert len(r['cores'])==1; "
+				    "assert r['total']['lat_us']['p50']>0; assert d['bs']==4096"),
+		  "JSON did not parse or lacked fields:\n%s", out);
+	free(out);
+	free(err);
+}
+
+Test(urbench_report, compare_one_row_per_mode)
+{
+	static const char *const modes[] = { "psync", "uring", "uring+fixedbufs+regfiles" };
+	char *out, *err;
+	int status = RUN(&out, &err, path, "--size", "8M", "--ops", "2000", "--qd", "4", "--compare",
+			 "psync,uring,uring+fixedbufs+regfiles");
+
+	cr_assert_eq(status, 0, "%s", err);
+	for (size_t i = 0; i < 3; i++) {
+		unsigned rows = 0;
+		size_t n = strlen(modes[i]);
+
+		for (const char *line = out; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+			if (strncmp(line, modes[i], n) == 0 && line[n] == ' ')
+				rows++;
+		cr_assert_eq(rows, 1, "%u rows for %s in:\n%s", rows, modes[i], out);
+	}
+	/* The baseline's ratio to itself. */
+	cr_assert(strstr(out, "1.00x"), "%s", out);
+	free(out);
+	free(err);
+}
+
+Test(urbench_report, compare_json_has_every_mode)
+{
+	char *out, *err;
+	int status = RUN(&out, &err, path, "--size", "8M", "--ops", "1000", "--json", "--compare", "psync,uring");
+
+	cr_assert_eq(status, 0, "%s", err);
+	if (!have_python()) {
+		free(out);
+		free(err);
+		cr_skip_test("python3 not found");
+	}
+	cr_assert(python_check(out, "import json,sys; d=json.load(sys.stdin); "
+				    "assert [r['mode'] for r in d['runs']]==['psync','uring']; "
+				    "assert d['runs'][0]['ratio_iops']==1.0; "
+				    "assert all(r['total']['ops']==1000 for r in d['runs'])"),
+		  "%s", out);
+	free(out);
+	free(err);
+}
+
+Test(urbench_report, bad_input_exits_2_with_one_line)
+{
+	const char *const *cases[] = {
+		(const char *const[]){ path, "--qd", "0", NULL },
+		(const char *const[]){ path, "--size", "8M", "--bs", "1000", "--ops", "10", NULL },
+		(const char *const[]){ path, "--size", "8M", "--mode", "passthru", "--ops", "10", NULL },
+		(const char *const[]){ path, "--size", "8M", "--mode", "uring+iopoll", "--ops", "10", NULL },
+		(const char *const[]){ "/dev/null", "--ops", "10", NULL },
+		(const char *const[]){ "/nonexistent-dir/f", "--ops", "10", NULL },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *out, *err;
+		int status = run_main(&out, &err, cases[i]);
+
+		cr_assert_eq(status, 2, "case %zu: status %d, stderr %s", i, status, err);
+		cr_assert_eq(count_lines(err), 1, "case %zu: stderr is not one line: %s", i, err);
+		cr_assert(strncmp(err, "urbench: ", 9) == 0, "case %zu: %s", i, err);
+		free(out);
+		free(err);
+	}
+}
+
+Test(urbench_report, help)
+{
+	char *out, *err;
+	int status = RUN(&out, &err, "--help");
+
+	cr_assert_eq(status, 0);
+	cr_assert(strstr(out, "usage: urbench"), "%s", out);
+	cr_assert_str_eq(err, "");
+	free(out);
+	free(err);
+}
+
+Test(urbench_report, plot_draws_an_svg)
+{
+	char *out, *err, svg[400], head[512] = { 0 };
+	FILE *f;
+	int status;
+
+	if (!ub_gnuplot_found())
+		cr_skip_test("gnuplot not found: install gnuplot-nox");
+	snprintf(svg, sizeof(svg), "%s/chart.svg", dir);
+	status = RUN(&out, &err, path, "--size", "8M", "--runtime", "1.2", "--qd", "4", "--compare", "psync,uring",
+		     "--plot", svg);
+	cr_assert_eq(status, 0, "%s", err);
+	f = fopen(svg, "r");
+	cr_assert_not_null(f, "no %s", svg);
+	cr_assert_gt(fread(head, 1, sizeof(head) - 1, f), 0);
+	fclose(f);
+	cr_assert(strstr(head, "<svg"), "not an SVG: %s", head);
+	free(out);
+	free(err);
+}
+
+Test(urbench_report, plot_without_gnuplot_says_what_to_install)
+{
+	char *out, *err, svg[400], *old = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+	int status;
+
+	snprintf(svg, sizeof(svg), "%s/chart.svg", dir);
+	setenv("PATH", dir, 1);
+	status = RUN(&out, &err, path, "--size", "8M", "--ops", "10", "--plot", svg);
+	if (old)
+		setenv("PATH", old, 1);
+	free(old);
+	cr_assert_eq(status, 2);
+	cr_assert(strstr(err, "gnuplot not found: install gnuplot-nox"), "%s", err);
+	free(out);
+	free(err);
+}

@@ -1,0 +1,259 @@
+/*
+ * The write-ahead log: concurrent commits are grouped into few batches and
+ * all survive a power cut; the sync policy picks FUA or write+flush from
+ * the device's capabilities (and `none` issues neither for the log); a log
+ * much smaller than the data written wraps and checkpoints itself, and
+ * commits wait for space instead of overwriting live log.
+ */
+#include "ps_fixture.h"
+
+#define NCOMMITTERS 64
+#define COMMITS_EACH 8
+
+struct wl_state {
+	struct urt_dev *dev;
+	struct urt_dev *crashed;
+	struct urt_ps *ps;
+	struct urt_ps_opts o;
+	unsigned live;
+	struct urt_waitq wq;
+	int errors;
+	int ret[8];
+	uint64_t bad;
+	struct urt_ps_stats st;
+	struct urt_sim_stats ss0, ss1;
+	struct psx_fail fail;
+};
+
+struct wl_arg {
+	struct wl_state *s;
+	unsigned id;
+};
+
+static void committer(void *arg)
+{
+	struct wl_arg *a = arg;
+	struct wl_state *s = a->s;
+
+	for (unsigned i = 0; i < COMMITS_EACH; i++) {
+		struct urt_tx *tx;
+		void *p;
+		uint64_t pg = a->id;	/* Each committer owns one page: no conflicts. */
+
+		if (urt_tx_begin(s->ps, &tx) || urt_page_get(tx, pg, URT_PAGE_WRITE, &p)) {
+			s->errors++;
+			break;
+		}
+		psx_fill(p, urt_ps_page_data_bytes(s->ps), 1 + a->id * 1000 + i, pg);
+		if (urt_tx_commit(tx))
+			s->errors++;
+	}
+	if (--s->live == 0)
+		urt_waitq_wake_all(&s->wq);
+}
+
+static void check_pages(struct wl_state *s, unsigned n)
+{
+	for (unsigned pg = 0; pg < n; pg++) {
+		struct urt_tx *tx;
+		void *p;
+
+		if (urt_tx_begin(s->ps, &tx) || urt_page_get(tx, pg, URT_PAGE_READ, &p) ||
+		    psx_check(p, urt_ps_page_data_bytes(s->ps), pg) != 1 + pg * 1000 + COMMITS_EACH - 1)
+			s->bad++;
+		urt_tx_abort(tx);
+	}
+}
+
+static void body_group(void *arg)
+{
+	static struct wl_arg args[NCOMMITTERS];
+	struct wl_state *s = arg;
+	int ret = urt_ps_open(s->dev, &s->o, &s->ps);
+
+	if (ret) {
+		psx_failf(&s->fail, "open: %s (%s)", urt_strerror(ret), urt_last_error());
+		return;
+	}
+	urt_sim_stats(s->dev, &s->ss0);
+	s->live = NCOMMITTERS;
+	for (unsigned i = 0; i < NCOMMITTERS; i++) {
+		args[i].s = s;
+		args[i].id = i;
+		urt_fiber_spawn(committer, &args[i]);
+	}
+	while (s->live)
+		urt_waitq_wait(&s->wq);
+	urt_sim_stats(s->dev, &s->ss1);
+	urt_ps_stats(s->ps, &s->st);
+	/* Power cut right after the last acknowledgement: everything must be there. */
+	s->crashed = s->dev;
+	urt_sim_crash(s->dev, 99);
+	urt_ps_close(s->ps);
+	s->ret[0] = urt_sim_reopen(s->crashed, &s->dev);
+	if (s->ret[0])
+		return;
+	s->o.create = false;
+	s->ret[1] = urt_ps_open(s->dev, &s->o, &s->ps);
+	if (s->ret[1])
+		return;
+	check_pages(s, NCOMMITTERS);
+	s->ret[2] = urt_ps_close(s->ps);
+}
+
+static void run_group(bool fua_dev, enum urt_ps_sync sync, struct wl_state *s)
+{
+	struct urt_rt *rt = psx_start();
+	struct urt_sim_opts so;
+
+	urt_sim_opts_default(&so);
+	so.size_bytes = 16u << 20;
+	so.fua = fua_dev;
+	so.flush_latency_ns = 500000;	/* 0.5 ms: commits pile up behind each flush. */
+	cr_assert_eq(urt_sim_open(&so, &s->dev), 0);
+	urt_ps_opts_default(&s->o);
+	s->o.create = true;
+	s->o.sync = sync;
+	s->o.pool_pages = 128;
+	psx_run(rt, body_group, s);
+	urt_rt_stop(rt);
+	urt_dev_close(s->dev);
+	if (s->crashed)
+		urt_dev_close(s->crashed);
+	cr_assert_eq(s->fail.failed, 0, "%s", s->fail.msg);
+	cr_expect_eq(s->errors, 0);
+	cr_expect_eq(s->st.commits, NCOMMITTERS * COMMITS_EACH);
+	cr_expect_eq(s->ret[0], 0);
+	cr_expect_eq(s->ret[1], 0, "recovery: %d", s->ret[1]);
+	cr_expect_eq(s->bad, 0, "%llu pages lost their last acknowledged commit",
+		     (unsigned long long)s->bad);
+	cr_expect_eq(s->ret[2], 0);
+}
+
+Test(wal, group_commit_flush_device)
+{
+	struct wl_state s = { 0 };
+
+	/* No native FUA: AUTO must pick write + flush. */
+	run_group(false, URT_PS_SYNC_AUTO, &s);
+	cr_expect_gt(s.st.commits_per_batch, 4.0, "commits per batch %.2f", s.st.commits_per_batch);
+	cr_expect_eq(s.st.fua_writes, 0);
+	cr_expect_geq(s.ss1.flushes - s.ss0.flushes, s.st.batches);
+	cr_expect_leq(s.ss1.flushes - s.ss0.flushes, s.st.batches + 4 * (s.st.checkpoints + 1),
+		      "about one flush per batch: %llu flushes for %llu batches",
+		      (unsigned long long)(s.ss1.flushes - s.ss0.flushes),
+		      (unsigned long long)s.st.batches);
+}
+
+Test(wal, group_commit_fua_device)
+{
+	struct wl_state s = { 0 };
+
+	/* Native FUA: AUTO must write each batch with FUA, and no flush for the log. */
+	run_group(true, URT_PS_SYNC_AUTO, &s);
+	cr_expect_gt(s.st.commits_per_batch, 4.0, "commits per batch %.2f", s.st.commits_per_batch);
+	cr_expect_eq(s.st.fua_writes, s.st.log_writes);
+	cr_expect_geq(s.ss1.fua_writes - s.ss0.fua_writes, s.st.batches);
+	cr_expect_leq(s.ss1.flushes - s.ss0.flushes, 4 * s.st.checkpoints,
+		      "flushes come from checkpoints only: %llu",
+		      (unsigned long long)(s.ss1.flushes - s.ss0.flushes));
+}
+
+static void body_none(void *arg)
+{
+	struct wl_state *s = arg;
+	struct urt_tx *tx;
+	void *p;
+	int ret = urt_ps_open(s->dev, &s->o, &s->ps);
+
+	if (ret) {
+		psx_failf(&s->fail, "open: %s", urt_strerror(ret));
+		return;
+	}
+	urt_sim_stats(s->dev, &s->ss0);
+	for (int i = 0; i < 10; i++) {
+		urt_tx_begin(s->ps, &tx);
+		urt_page_get(tx, (uint64_t)i, URT_PAGE_WRITE, &p);
+		s->ret[0] |= urt_tx_commit(tx);
+	}
+	urt_sim_stats(s->dev, &s->ss1);
+	urt_ps_stats(s->ps, &s->st);
+	s->ret[1] = urt_ps_close(s->ps);
+}
+
+Test(wal, none_policy_skips_log_durability)
+{
+	struct urt_rt *rt = psx_start();
+	struct wl_state s = { 0 };
+
+	s.dev = psx_sim(8u << 20, 31);
+	urt_ps_opts_default(&s.o);
+	s.o.create = true;
+	s.o.sync = URT_PS_SYNC_NONE_UNSAFE;
+	psx_run(rt, body_none, &s);
+	urt_rt_stop(rt);
+	urt_dev_close(s.dev);
+	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	cr_expect_eq(s.ret[0], 0);
+	cr_expect_eq(s.ret[1], 0);
+	cr_expect_eq(s.st.batches, 10);
+	cr_expect_eq(s.ss1.flushes - s.ss0.flushes, 0);
+	cr_expect_eq(s.ss1.fua_writes - s.ss0.fua_writes, 0);
+}
+
+static void body_small_log(void *arg)
+{
+	static struct wl_arg args[NCOMMITTERS];
+	struct wl_state *s = arg;
+	int ret = urt_ps_open(s->dev, &s->o, &s->ps);
+
+	if (ret) {
+		psx_failf(&s->fail, "open: %s (%s)", urt_strerror(ret), urt_last_error());
+		return;
+	}
+	s->live = NCOMMITTERS;
+	for (unsigned i = 0; i < NCOMMITTERS; i++) {
+		args[i].s = s;
+		args[i].id = i;
+		urt_fiber_spawn(committer, &args[i]);
+	}
+	while (s->live)
+		urt_waitq_wait(&s->wq);
+	urt_ps_stats(s->ps, &s->st);
+	s->crashed = s->dev;
+	urt_sim_crash(s->dev, 98);
+	urt_ps_close(s->ps);
+	s->ret[0] = urt_sim_reopen(s->crashed, &s->dev);
+	if (s->ret[0])
+		return;
+	s->o.create = false;
+	s->ret[1] = urt_ps_open(s->dev, &s->o, &s->ps);
+	if (s->ret[1])
+		return;
+	check_pages(s, NCOMMITTERS);
+	s->ret[2] = urt_ps_close(s->ps);
+}
+
+Test(wal, small_log_wraps_and_waits_for_checkpoints)
+{
+	struct urt_rt *rt = psx_start();
+	struct wl_state s = { 0 };
+
+	s.dev = psx_sim(8u << 20, 32);
+	urt_ps_opts_default(&s.o);
+	s.o.create = true;
+	s.o.log_bytes = 128u << 10;	/* 512 commits of 4 KiB: about 20 laps of the log. */
+	s.o.pool_pages = 96;
+	psx_run(rt, body_small_log, &s);
+	urt_rt_stop(rt);
+	urt_dev_close(s.dev);
+	if (s.crashed)
+		urt_dev_close(s.crashed);
+	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	cr_expect_eq(s.errors, 0);
+	cr_expect_gt(s.st.log_bytes, 8 * (128u << 10), "the log wrapped: %llu bytes",
+		     (unsigned long long)s.st.log_bytes);
+	cr_expect_gt(s.st.checkpoints, 4);
+	cr_expect_eq(s.ret[0] | s.ret[1] | s.ret[2], 0);
+	cr_expect_eq(s.bad, 0);
+}

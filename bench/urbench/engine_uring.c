@@ -20,6 +20,9 @@
  *               queues with -EOPNOTSUPP, which ends the run with status 2.
  *   +hybrid     URT_POLL_HYBRID.
  *
+ * The sim:SIZE target is the runtime's simulated SSD (urt/sim.h), opened
+ * with its defaults (no added latency) and starting all zeroes.
+ *
  * A core is finished when it may issue no more and its last op completed;
  * it then reads its own runtime counters and gives its buffers back, on its
  * own thread as urt_buf_put requires.  The main thread closes the device
@@ -36,6 +39,7 @@
 #include "urt/dev.h"
 #include "urt/io.h"
 #include "urt/rt.h"
+#include "urt/sim.h"
 
 struct uring_core;
 
@@ -310,10 +314,23 @@ int ub_engine_uring(struct ub_run *run)
 			}
 		}
 	} else if (run->t->kind == UB_TARGET_SIM) {
-		ret = -EOPNOTSUPP;
-		ub_run_fail(run, ret, "sim:SIZE: this urbench was built without the simulated device "
-			    "(include/urt/sim.h); use a file or nop");
-		goto err_stop;
+		struct urt_sim_opts so;
+
+		/* The in-memory SSD, all zeroes at first, with no added latency. */
+		urt_sim_opts_default(&so);
+		so.size_bytes = o->size_bytes;
+		so.block_bytes = o->bs % 4096 == 0 && o->size_bytes % 4096 == 0 ? 4096 : 512;
+		ret = urt_sim_open(&so, &dev);
+		if (ret) {
+			setup_fail(run, ret, "cannot open the simulated device");
+			goto err_stop;
+		}
+		if (o->bs % urt_dev_info(dev)->block_bytes) {
+			ret = -EINVAL;
+			ub_run_fail(run, ret, "--bs %u is not a multiple of %u, the block size of %s: use a multiple",
+				    o->bs, urt_dev_info(dev)->block_bytes, o->target);
+			goto err_close;
+		}
 	}
 	snprintf(run->r->backend, sizeof(run->r->backend), "%s", dev ? urt_dev_info(dev)->backend : "nop");
 	for (unsigned i = 0; i < o->ncpus; i++) {

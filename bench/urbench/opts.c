@@ -449,6 +449,9 @@ static int opts_check(struct ub_opts *o, bool size_given, bool rwmix_given, bool
 			return fail(err, errlen, "--mode %s: the nop target has no file or buffer to register; "
 				    "use uring, uring+sqpoll or uring+hybrid", name);
 	}
+	if (o->verify && o->target_kind == UB_TARGET_SIM && o->rw != UB_RW_WRITE && o->rw != UB_RW_RANDWRITE)
+		return fail(err, errlen, "--verify on sim:SIZE needs --rw write or randwrite: the simulated device "
+			    "starts zeroed and lives only for one run");
 	if (o->verify && o->target_kind == UB_TARGET_NOP)
 		return fail(err, errlen, "--verify needs data: the nop target moves none");
 	if (o->verify && o->bs % 8)

@@ -311,3 +311,24 @@ Test(urbench_engines, target_errors)
 	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), -ENOENT);
 	cr_assert(strstr(err, "does not exist"), "%s", err);
 }
+
+Test(urbench_engines, sim_target)
+{
+	struct ub_opts o;
+	int status;
+
+	ub_opts_default(&o);
+	snprintf(o.target, sizeof(o.target), "sim:16M");
+	o.target_kind = UB_TARGET_SIM;
+	o.size_bytes = 16u << 20;
+	o.rw = UB_RW_RANDWRITE;
+	o.verify = true;
+	o.qd = 16;
+	o.ops = 5000;
+	o.progress = 0;
+	status = run(&o, "uring+fixedbufs");
+	cr_assert_eq(status, UB_EXIT_OK, "%s", res->errmsg);
+	cr_assert_str_eq(res->backend, "sim");
+	cr_assert_eq(res->total.writes, 5000);
+	cr_assert_eq(res->total.bytes, 5000ull * 4096);
+}

@@ -241,6 +241,7 @@ static const struct bad_case bad_cases[] = {
 	{ { "nop", "--mode", "psync" }, "psync has no nop target" },
 	{ { "nop", "--mode", "uring+regfiles" }, "no file or buffer to register" },
 	{ { "sim:lots" }, "give sim:SIZE" },
+	{ { "sim:1G", "--verify" }, "starts zeroed" },
 	{ { "f", "--size", "0" }, "bad --size" },
 	{ { "nop", "--size", "1G" }, "--size means nothing" },
 	{ { "f", "g" }, "two targets" },

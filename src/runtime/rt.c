@@ -193,6 +193,7 @@ static int core_setup(struct urt_core *c)
 	if (!c->rng)
 		c->rng = 1;
 	c->faults_left = rt->opts.fault.count_max;
+	urt_hist_init(&c->stats.lat);
 	c->spin_budget_ns = 10000;
 	c->stall_efd = eventfd(0, EFD_CLOEXEC);
 	if (c->stall_efd < 0)

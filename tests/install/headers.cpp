@@ -6,7 +6,10 @@
 #include <urt/fiber.h>
 #include <urt/hist.h>
 #include <urt/io.h>
+#include <urt/net.h>
+#include <urt/ps.h>
 #include <urt/rt.h>
+#include <urt/sim.h>
 
 int main(void)
 {

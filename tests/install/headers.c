@@ -10,11 +10,12 @@
 #include <urt/ps.h>
 #include <urt/rt.h>
 #include <urt/sim.h>
+#include <urt/version.h>
 
 int main(void)
 {
 	struct urt_rt_opts o;
 
 	urt_rt_opts_default(&o);
-	return o.sq_entries == 256 ? 0 : 1;
+	return o.sq_entries == 256 && urt_version()[0] == URT_VERSION_STRING[0] ? 0 : 1;
 }

@@ -266,7 +266,8 @@ struct rw_run {
 
 static void *rw_alloc(const struct rw_run *r, size_t len)
 {
-	return r->registered ? urt_buf_get(len) : aligned_alloc(4096, len);
+	/* aligned_alloc wants a size that is a multiple of the alignment. */
+	return r->registered ? urt_buf_get(len) : aligned_alloc(4096, (len + 4095) & ~(size_t)4095);
 }
 
 static void rw_free(const struct rw_run *r, void *p)

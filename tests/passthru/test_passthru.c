@@ -708,3 +708,102 @@ Test(pt, deadline_on_throttled_namespace_keeps_buffer)
 	cr_assert_eq(r.res_load, 64 * 1024, "load write: %d (%s)", r.res_load, urt_strerror(r.res_load));
 	urt_dev_close(ns.dev);
 }
+
+/* --- Guest: passthrough against the block path (a measurement) -------------------- */
+
+#define BENCH_QD 32
+#define BENCH_SPAN (64ull << 20)	/* Reads land in the first 64 MiB. */
+
+struct bench_run {
+	struct urt_dev *dev;
+	uint64_t end_ns;		/* Stop issuing after this time. */
+	uint64_t rng;			/* Offsets, fixed seed. */
+	uint64_t done, errors;		/* Completed reads; failed ones. */
+	unsigned inflight;
+	int first_err;
+	uint8_t *bufs[BENCH_QD];
+	struct urt_io ios[BENCH_QD];
+};
+
+static void bench_issue(struct bench_run *r, unsigned i);
+
+static void bench_cb(struct urt_io *io, int res, void *arg)
+{
+	struct bench_run *r = arg;
+
+	r->inflight--;
+	if (res == 4096) {
+		r->done++;
+	} else {
+		r->errors++;
+		if (!r->first_err)
+			r->first_err = res;
+	}
+	if (now_ns() < r->end_ns)
+		bench_issue(r, (unsigned)(io - r->ios));
+}
+
+static void bench_issue(struct bench_run *r, unsigned i)
+{
+	uint64_t off = (fx_rand(&r->rng) % (BENCH_SPAN / 4096)) * 4096;
+
+	urt_io_prep_read(&r->ios[i], r->dev, r->bufs[i], 4096, off);
+	if (urt_io_submit(&r->ios[i], bench_cb, r) == 0)
+		r->inflight++;
+	else
+		r->errors++;
+}
+
+static void bench_body(void *p)
+{
+	struct bench_run *r = p;
+
+	for (unsigned i = 0; i < BENCH_QD; i++)
+		r->bufs[i] = urt_buf_get(4096);
+	r->end_ns = now_ns() + 1500000000ull;
+	for (unsigned i = 0; i < BENCH_QD; i++)
+		bench_issue(r, i);
+	while (r->inflight)
+		urt_sleep_ns(10000000);
+	for (unsigned i = 0; i < BENCH_QD; i++)
+		urt_buf_put(r->bufs[i]);
+}
+
+/* 4 KiB random reads at QD 32 for 1.5 s; returns reads per second. */
+static double bench_one(const char *path, enum urt_poll_mode mode)
+{
+	struct bench_run *r = calloc(1, sizeof(*r));
+	struct urt_rt *rt = start_rt(mode);
+	struct urt_dev *dev;
+	double iops;
+	int ret;
+
+	ret = urt_dev_open(path, NULL, &dev);
+	cr_assert_eq(ret, 0, "%s: %s", path, urt_last_error());
+	cr_assert_eq(urt_dev_register(rt, dev), 0);
+	r->dev = dev;
+	r->rng = 0x62656e6368ull;
+	fx_run(rt, 0, bench_body, r);
+	urt_rt_stop(rt);
+	cr_assert_eq(r->errors, 0, "%s: %llu failed reads, first %d (%s)", path, (unsigned long long)r->errors,
+		     r->first_err, urt_strerror(r->first_err));
+	cr_assert_gt(r->done, BENCH_QD);
+	iops = (double)r->done / 1.5;
+	cr_log_info("%s (%s, %s): %.0f reads/s", path, urt_dev_info(dev)->backend,
+		    mode == URT_POLL_IOPOLL ? "iopoll" : "interrupt", iops);
+	urt_dev_close(dev);
+	free(r);
+	return iops;
+}
+
+Test(pt_bench, passthru_vs_block_randread_qd32)
+{
+	const char *ng = env_or_skip("URT_NVME_NS512");
+	const char *blk = env_or_skip("URT_NVME_BLK512");
+
+	/* Figures only: under TCG emulation they say little about real hardware. */
+	bench_one(ng, URT_POLL_INTERRUPT);
+	bench_one(blk, URT_POLL_INTERRUPT);
+	bench_one(ng, URT_POLL_IOPOLL);
+	bench_one(blk, URT_POLL_IOPOLL);
+}

@@ -364,6 +364,9 @@ err_stop:
 err_free:
 	if (ret && posted == 0)
 		atomic_store(&run->done, run->nworkers);
+	/* Every core finished and the runtime is gone: no op can touch a slot any more. */
+	for (unsigned i = 0; i < o->ncpus; i++)
+		free(cores[i].slots);
 	free(cores);
 	return ret;
 }

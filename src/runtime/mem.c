@@ -2,7 +2,9 @@
  * Per-core jemalloc arenas; see mem.h.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "runtime/mem.h"
 #include "runtime/sanitize.h"
@@ -27,12 +29,37 @@ int mem_arena_create(void)
 	return (int)ind;
 }
 
+void mem_arena_destroy(int arena)
+{
+	char name[64];
+
+	if (arena < 0 || !mem_use_jemalloc)
+		return;
+	snprintf(name, sizeof(name), "arena.%d.destroy", arena);
+	mallctl(name, NULL, NULL, NULL, 0);
+}
+
 void *mem_alloc(int arena, size_t bytes)
 {
 	if (arena < 0 || !mem_use_jemalloc)
 		return calloc(1, bytes);
 	/* The thread cache is bypassed so that frees from other threads stay correct. */
 	return mallocx(bytes, MALLOCX_ARENA((unsigned)arena) | MALLOCX_TCACHE_NONE | MALLOCX_ZERO);
+}
+
+void *mem_alloc_aligned(int arena, size_t bytes, size_t align)
+{
+	void *p;
+
+	if (arena < 0 || !mem_use_jemalloc) {
+		bytes = (bytes + align - 1) / align * align;
+		p = aligned_alloc(align, bytes);
+		if (p)
+			memset(p, 0, bytes);
+		return p;
+	}
+	return mallocx(bytes, MALLOCX_ARENA((unsigned)arena) | MALLOCX_TCACHE_NONE | MALLOCX_ZERO |
+				      MALLOCX_ALIGN(align));
 }
 
 void mem_free(int arena, void *p)

@@ -13,8 +13,12 @@
 
 /* Create the calling core's arena; returns its index or -errno. */
 int mem_arena_create(void);
+/* Destroy an arena whose every allocation has been freed. */
+void mem_arena_destroy(int arena);
 /* Zeroed memory from arena (or from libc when arena < 0). */
 void *mem_alloc(int arena, size_t bytes);
+/* Zeroed memory aligned to align (a power of two). */
+void *mem_alloc_aligned(int arena, size_t bytes, size_t align);
 void mem_free(int arena, void *p);
 
 #endif /* URT_RUNTIME_MEM_H */

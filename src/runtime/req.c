@@ -55,10 +55,9 @@ int req_pool_init(struct urt_core *c)
 {
 	unsigned n = c->rt->opts.req_max;
 
-	c->reqs = aligned_alloc(_Alignof(struct urt_req), n * sizeof(*c->reqs));
+	c->reqs = mem_alloc_aligned(c->arena, n * sizeof(*c->reqs), _Alignof(struct urt_req));
 	if (!c->reqs)
 		return -ENOMEM;
-	memset(c->reqs, 0, n * sizeof(*c->reqs));
 	for (unsigned i = n; i-- > 0;) {
 		c->reqs[i].core = c;
 		c->reqs[i].next = c->req_free;
@@ -69,7 +68,7 @@ int req_pool_init(struct urt_core *c)
 
 void req_pool_exit(struct urt_core *c)
 {
-	free(c->reqs);
+	mem_free(c->arena, c->reqs);
 	c->reqs = NULL;
 	c->req_free = NULL;
 }

@@ -41,6 +41,7 @@
 
 
 #include "runtime/core.h"
+#include "runtime/mem.h"
 
 __thread struct urt_core *urt__self;
 static __thread char last_error[512];
@@ -182,6 +183,8 @@ static void core_teardown(struct urt_core *c)
 	if (c->stall_efd >= 0)
 		close(c->stall_efd);
 	c->stall_efd = -1;
+	mem_arena_destroy(c->arena);
+	c->arena = -1;
 }
 
 static int core_setup(struct urt_core *c)
@@ -194,6 +197,8 @@ static int core_setup(struct urt_core *c)
 		c->rng = 1;
 	c->faults_left = rt->opts.fault.count_max;
 	urt_hist_init(&c->stats.lat);
+	/* Runtime objects of this core come from its own arena (mem.h); -1 means libc. */
+	c->arena = mem_arena_create();
 	c->spin_budget_ns = 10000;
 	c->stall_efd = eventfd(0, EFD_CLOEXEC);
 	if (c->stall_efd < 0)
@@ -348,6 +353,7 @@ URT_API int urt_rt_start(const struct urt_rt_opts *opts, struct urt_rt **out)
 		c->cpu = cpus[i];
 		c->stall_efd = -1;
 		c->wake_efd = -1;
+		c->arena = -1;
 		pthread_mutex_init(&c->ext_lock, NULL);
 		atomic_init(&c->accepting, true);
 		ret = msg_init(c);

@@ -77,7 +77,7 @@ static void iov_body(void *p)
 	urt_buf_put(a), urt_buf_put(b), urt_buf_put(c);
 }
 
-static void run_mode(enum urt_poll_mode mode, bool regfiles)
+static void run_mode_opts(enum urt_poll_mode mode, bool regfiles, bool sq_shared)
 {
 	struct urt_kernel_features kf;
 	struct urt_rt_opts o;
@@ -90,6 +90,7 @@ static void run_mode(enum urt_poll_mode mode, bool regfiles)
 		cr_skip_test("the kernel refuses IORING_SETUP_SQPOLL");
 	urt_rt_opts_default(&o);
 	o.mode = mode;
+	o.sq_thread_shared = sq_shared;
 	rt = fx_start(&o);
 	fx_file_open(&f, FILE_BYTES, true);
 	if (regfiles)
@@ -118,7 +119,14 @@ static void run_mode(enum urt_poll_mode mode, bool regfiles)
 	urt_rt_stop(rt);
 }
 
+static void run_mode(enum urt_poll_mode mode, bool regfiles)
+{
+	run_mode_opts(mode, regfiles, false);
+}
+
 Test(io, interrupt) { run_mode(URT_POLL_INTERRUPT, false); }
+/* One SQ thread serves every core's ring (IORING_SETUP_ATTACH_WQ). */
+Test(io, sqpoll_shared_thread) { run_mode_opts(URT_POLL_SQPOLL, true, true); }
 Test(io, interrupt_regfiles) { run_mode(URT_POLL_INTERRUPT, true); }
 Test(io, sqpoll) { run_mode(URT_POLL_SQPOLL, true); }
 Test(io, hybrid) { run_mode(URT_POLL_HYBRID, false); }

@@ -25,7 +25,12 @@
  *    and the caller see everything the device said.
  * 5. The DSM range must stay valid until the command completes; it lives
  *    in req->be[0..1], which the runtime keeps until the last CQE.
- * 6. Passthrough commands cannot be cancelled once issued (cancellable is
+ * 6. The driver completes a command it had to abort (its timeout fired,
+ *    or the controller was reset) with -EINTR.  The runtime would resubmit
+ *    -EINTR at once and without bound, so complete() reports it as
+ *    -ETIMEDOUT: retried with backoff up to retry_max, and sticky on a
+ *    flush, whose effect is then unknown.
+ * 7. Passthrough commands cannot be cancelled once issued (cancellable is
  *    false): a deadline is a standalone timer, the caller hears -ETIMEDOUT
  *    and the request and its urt_buf stay owned until the real CQE.
  */
@@ -137,7 +142,13 @@ static int pt_validate(struct urt_dev *dev, const struct urt_io *io)
 	case URT_OP_WRITEV:
 	case URT_OP_FLUSH:
 	case URT_OP_FSYNC:
+		return 0;
 	case URT_OP_DEALLOCATE:
+		if (io->len / dev->info.block_bytes > UINT32_MAX) {
+			urt_set_error("%s: deallocate of %llu bytes is more than one range's 2^32 - 1 blocks; "
+				      "split it", dev->path, (unsigned long long)io->len);
+			return -EINVAL;
+		}
 		return 0;
 	case URT_OP_WRITE_ZEROES:
 		if (io->len / dev->info.block_bytes > NVME_NLB_MAX) {
@@ -279,8 +290,10 @@ static int pt_complete(struct urt_dev *dev, struct urt_req *req, int32_t res, co
 {
 	(void)dev;
 	(void)cqe;
+	if (res == -EINTR)
+		return -ETIMEDOUT;	/* The driver aborted the command (note 6). */
 	if (res < 0)
-		return res;	/* The kernel's own error (mapping, -EINTR on a reset, ...). */
+		return res;	/* The kernel's own error (mapping the buffer, ...). */
 	if (res > 0)
 		return nvme_status_to_err((uint16_t)res);
 	/* Success carries no count: the SQE moved what prep said it would. */

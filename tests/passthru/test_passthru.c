@@ -25,6 +25,7 @@
 #include "../runtime/fixture.h"
 #include "passthru/nvme_status.h"
 #include "runtime/backend.h"
+#include "runtime/core.h"
 #include "urt/error.h"
 
 /* Seeds of the data patterns, fixed so that a failure repeats. */
@@ -179,6 +180,23 @@ Test(pt_host, retry_rule)
 	cr_assert(be->retryable(NULL, -EBUSY));
 	cr_assert_not(be->retryable(NULL, -EINVAL));
 	cr_assert_not(be->retryable(NULL, -EOPNOTSUPP));
+}
+
+Test(pt_host, completion_mapping)
+{
+	const struct urt_backend *be = &urt_backend_passthru;
+	struct urt_req req = { .op = URT_OP_READ, .seg = 520192 };
+
+	/* A passthrough CQE has no byte count: success is the SQE's share. */
+	cr_assert_eq(be->complete(NULL, &req, 0, NULL), 520192);
+	req.op = URT_OP_FLUSH;
+	req.seg = 0;
+	cr_assert_eq(be->complete(NULL, &req, 0, NULL), 0);
+	cr_assert_eq(be->complete(NULL, &req, 0x281, NULL), URT_E_NVME(0x281));
+	cr_assert_eq(be->complete(NULL, &req, 0x4080, NULL), URT_E_NVME(0x4080), "DNR is kept");
+	cr_assert_eq(be->complete(NULL, &req, -EFAULT, NULL), -EFAULT);
+	/* The driver's abort (timeout or reset) becomes a bounded, retryable timeout. */
+	cr_assert_eq(be->complete(NULL, &req, -EINTR, NULL), -ETIMEDOUT);
 }
 
 Test(pt_host, not_an_nvme_device)

@@ -389,10 +389,6 @@ void ring_wait(struct urt_core *c)
 	ring_submit(c, RING_MAIN, true);
 }
 
-struct cqe_copy {
-	struct io_uring_cqe cqe;	/* The 16-byte CQE. */
-	uint64_t big[2];		/* CQE32 extra words (passthrough result). */
-};
 
 #define REAP_BATCH 128
 
@@ -400,33 +396,33 @@ unsigned ring_reap(struct urt_core *c, enum ring_kind kind)
 {
 	struct urt_ring *r = &c->rings[kind];
 	struct io_uring_cqe *cqes[REAP_BATCH];
-	struct cqe_copy batch[REAP_BATCH];
+	/*
+	 * Local copies, two 16-byte slots per CQE: the second holds the CQE32
+	 * extra words (big_cqe[], the passthrough result) of a big ring.
+	 */
+	struct io_uring_cqe batch[2 * REAP_BATCH];
 	bool big = r->ring.flags & IORING_SETUP_CQE32;
 	unsigned total = 0, n;
 
 	do {
 		n = io_uring_peek_batch_cqe(&r->ring, cqes, REAP_BATCH);
-		for (unsigned i = 0; i < n; i++) {
-			batch[i].cqe = *cqes[i];
-			if (big) {
-				batch[i].big[0] = cqes[i]->big_cqe[0];
-				batch[i].big[1] = cqes[i]->big_cqe[1];
-			}
-		}
+		for (unsigned i = 0; i < n; i++)
+			memcpy(&batch[2 * i], cqes[i], big ? 2 * sizeof(batch[0]) : sizeof(batch[0]));
 		/* Release the slots before any callback can submit and need CQ room. */
 		io_uring_cq_advance(&r->ring, n);
 		c->stats.cqes_reaped += n;
 		for (unsigned i = 0; i < n; i++) {
-			uint64_t ud = batch[i].cqe.user_data;
+			const struct io_uring_cqe *cqe = &batch[2 * i];
+			uint64_t ud = cqe->user_data;
 
 			/* A multishot result with MORE is not the op's last CQE. */
-			if (ud != UD_WAKE_MSG && !(batch[i].cqe.flags & IORING_CQE_F_MORE)) {
+			if (ud != UD_WAKE_MSG && !(cqe->flags & IORING_CQE_F_MORE)) {
 				if (r->inflight == 0)
 					abort();	/* Accounting bug: a CQE we never asked for. */
 				r->inflight--;
 			}
 			if (ud >= UD_SPECIAL_MAX) {
-				req_complete_cqe(c, ud, batch[i].cqe.res, &batch[i].cqe);
+				req_complete_cqe(c, ud, cqe->res, cqe);
 				continue;
 			}
 			if (ud == UD_WAKE_EFD) {

@@ -1,0 +1,524 @@
+/*
+ * bench_commit: durable commits per second and commit latency of the page
+ * store, against a baseline that makes every commit durable on its own.
+ *
+ * For N = 1, 4, 16, 64, 256 concurrent committers (fibers on one core),
+ * each committing a transaction that changes one 4 KiB page:
+ *   engine/file   urt page store on an O_DIRECT file (sync AUTO: on this
+ *                 disk, write + flush per batch);
+ *   base/file     N threads, each pwrite(4 KiB, O_DIRECT) + fdatasync per
+ *                 commit (the kernel may merge concurrent flushes);
+ *   engine/sim    the page store on the sim device, flush latency 1 ms, no
+ *                 native FUA (write + flush per batch);
+ *   base/sim      N fibers, each write + flush per commit on the same sim
+ *                 device (the sim overlaps concurrent flushes, which a real
+ *                 drive draining one cache does not);
+ *   serial/sim    one write + flush at a time: what a drive that serialises
+ *                 cache flushes gives any number of committers without
+ *                 group commit (1 / flush latency).
+ * Steal time from /proc/stat is printed with every figure.
+ *
+ * Usage: bench_commit [-f file] [-s seconds] [-m file|sim|all]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "urt/buf.h"
+#include "urt/dev.h"
+#include "urt/error.h"
+#include "urt/fiber.h"
+#include "urt/hist.h"
+#include "urt/ps.h"
+#include "urt/rt.h"
+#include "urt/sim.h"
+
+#define FILE_BYTES (256ull << 20)
+#define ENGINE_REGION (64ull << 20)	/* The store's region of the file (zeroed before each run). */
+#define COMMITTERS_MAX 256
+
+static const unsigned committer_counts[] = { 1, 4, 16, 64, 256 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Steal and total jiffies from the first line of /proc/stat. */
+static void cpu_times(uint64_t *steal, uint64_t *total)
+{
+	unsigned long long v[10] = { 0 };
+	FILE *f = fopen("/proc/stat", "r");
+
+	*steal = *total = 0;
+	if (!f)
+		return;
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &v[6], &v[7]) == 8) {
+		for (int i = 0; i < 8; i++)
+			*total += v[i];
+		*steal = v[7];
+	}
+	fclose(f);
+}
+
+struct result {
+	double commits_per_s;
+	uint64_t p50_ns, p99_ns;
+	double per_batch;
+	double steal_pct;
+};
+
+static void print_result(const char *what, unsigned n, const struct result *r)
+{
+	printf("%-12s N=%-4u %10.0f commits/s  p50 %8.1f us  p99 %8.1f us", what, n,
+	       r->commits_per_s, r->p50_ns / 1e3, r->p99_ns / 1e3);
+	if (r->per_batch > 0)
+		printf("  %6.1f commits/batch", r->per_batch);
+	printf("  steal %4.1f%%\n", r->steal_pct);
+	fflush(stdout);
+}
+
+/* ---- The engine, in fibers on core 0 ------------------------------------- */
+
+struct eng_run {
+	struct urt_dev *dev;
+	enum urt_ps_sync sync;
+	unsigned n;
+	uint64_t seconds;
+	bool format;
+	struct urt_ps *ps;
+	uint64_t deadline;
+	unsigned live;
+	struct urt_waitq wq;
+	struct urt_hist hist;
+	uint64_t commits;
+	int err;
+	struct urt_ps_stats st;
+	sem_t done;
+};
+
+struct eng_arg {
+	struct eng_run *r;
+	unsigned id;
+};
+
+static void eng_committer(void *p)
+{
+	struct eng_arg *a = p;
+	struct eng_run *r = a->r;
+	uint64_t seq = 0;
+
+	while (now_ns() < r->deadline && !r->err) {
+		uint64_t t0 = now_ns();
+		struct urt_tx *tx;
+		void *data;
+		int ret = urt_tx_begin(r->ps, &tx);
+
+		if (ret == 0) {
+			ret = urt_page_get(tx, a->id, URT_PAGE_WRITE, &data);
+			if (ret == 0) {
+				memset(data, (int)(++seq & 0xff), urt_ps_page_data_bytes(r->ps));
+				ret = urt_tx_commit(tx);
+			} else {
+				urt_tx_abort(tx);
+			}
+		}
+		if (ret) {
+			r->err = ret;
+			break;
+		}
+		urt_hist_add(&r->hist, now_ns() - t0);
+		r->commits++;
+	}
+	if (--r->live == 0)
+		urt_waitq_wake_all(&r->wq);
+}
+
+static void eng_main(void *p)
+{
+	static struct eng_arg args[COMMITTERS_MAX];
+	struct eng_run *r = p;
+	struct urt_ps_opts o;
+	int ret;
+
+	urt_ps_opts_default(&o);
+	o.create = true;
+	o.format = r->format;
+	/* The bench zeroes the file region itself (real blocks); the sim zeroes cheaply. */
+	o.format_zero_pages = urt_sim_is(r->dev);
+	o.sync = r->sync;
+	o.pool_pages = 2 * COMMITTERS_MAX;
+	o.log_bytes = (getenv("URT_BENCH_LOG_MB") ? strtoull(getenv("URT_BENCH_LOG_MB"), NULL, 0) : 16) << 20;
+	o.region_bytes = r->format ? ENGINE_REGION : 0;
+	ret = urt_ps_open(r->dev, &o, &r->ps);
+	if (ret) {
+		fprintf(stderr, "urt_ps_open: %s (%s)\n", urt_strerror(ret), urt_last_error());
+		r->err = ret;
+		goto out;
+	}
+	urt_hist_init(&r->hist);
+	r->live = r->n;
+	r->deadline = now_ns() + r->seconds * 1000000000ull;
+	for (unsigned i = 0; i < r->n; i++) {
+		args[i].r = r;
+		args[i].id = i;
+		urt_fiber_spawn(eng_committer, &args[i]);
+	}
+	while (r->live)
+		urt_waitq_wait(&r->wq);
+	urt_ps_stats(r->ps, &r->st);
+	ret = urt_ps_close(r->ps);
+	if (ret && !r->err)
+		r->err = ret;
+out:
+	sem_post(&r->done);
+}
+
+static const char *file_path;
+
+/*
+ * Writes zeros over a file range with real (not unwritten) blocks, so that
+ * later writes need no extent conversion and a flush is just a cache flush.
+ */
+static int file_zero(const char *path, uint64_t bytes)
+{
+	const size_t chunk = 1u << 20;
+	void *buf;
+	int fd = open(path, O_RDWR | O_DIRECT);
+
+	if (fd < 0 || posix_memalign(&buf, 4096, chunk))
+		return -1;
+	memset(buf, 0, chunk);
+	for (uint64_t off = 0; off < bytes; off += chunk)
+		if (pwrite(fd, buf, chunk, (off_t)off) != (ssize_t)chunk)
+			break;
+	fdatasync(fd);
+	free(buf);
+	close(fd);
+	return 0;
+}
+
+static void o_region_zero(struct urt_dev *dev)
+{
+	(void)dev;
+	file_zero(file_path, ENGINE_REGION);
+}
+
+static int run_engine(struct urt_rt *rt, struct urt_dev *dev, enum urt_ps_sync sync, unsigned n,
+		      uint64_t seconds, bool format, struct result *res)
+{
+	struct eng_run *r = calloc(1, sizeof(*r));
+	uint64_t s0, t0, s1, t1;
+	int err;
+
+	r->dev = dev;
+	r->sync = sync;
+	r->n = n;
+	r->seconds = seconds;
+	r->format = format;
+	if (format && !urt_sim_is(dev))
+		o_region_zero(dev);
+	sem_init(&r->done, 0, 0);
+	cpu_times(&s0, &t0);
+	urt_fiber_spawn_on(rt, 0, eng_main, r);
+	sem_wait(&r->done);
+	cpu_times(&s1, &t1);
+	res->commits_per_s = (double)r->commits / (double)seconds;
+	res->p50_ns = urt_hist_percentile(&r->hist, 50);
+	res->p99_ns = urt_hist_percentile(&r->hist, 99);
+	res->per_batch = r->st.commits_per_batch;
+	if (getenv("URT_BENCH_VERBOSE"))
+		fprintf(stderr, "  batches %llu checkpoints %llu log_waits %llu flushes %llu misses %llu\n",
+			(unsigned long long)r->st.batches, (unsigned long long)r->st.checkpoints,
+			(unsigned long long)r->st.log_waits, (unsigned long long)r->st.flushes,
+			(unsigned long long)r->st.misses);
+	res->steal_pct = t1 > t0 ? 100.0 * (double)(s1 - s0) / (double)(t1 - t0) : 0;
+	err = r->err;
+	if (err)
+		fprintf(stderr, "engine run failed: %s\n", urt_strerror(err));
+	free(r);
+	return err;
+}
+
+/* ---- Baseline: write + flush per commit, fibers on the sim ---------------- */
+
+struct sim_base {
+	struct urt_dev *dev;
+	unsigned n;
+	uint64_t deadline;
+	unsigned live;
+	struct urt_waitq wq;
+	struct urt_hist hist;
+	uint64_t commits;
+	int err;
+	sem_t done;
+	uint64_t seconds;
+	bool serial;		/* One commit at a time (a mutex around write + flush). */
+	bool busy;		/* serial: a commit is in progress. */
+	struct urt_waitq turn;	/* serial: waiters for the device. */
+};
+
+struct sb_arg {
+	struct sim_base *b;
+	unsigned id;
+};
+
+static void sb_committer(void *p)
+{
+	struct sb_arg *a = p;
+	struct sim_base *b = a->b;
+	uint8_t *buf = urt_buf_get(4096);
+
+	memset(buf, (int)a->id, 4096);
+	while (now_ns() < b->deadline && !b->err) {
+		uint64_t t0 = now_ns();
+		ssize_t w;
+		int f;
+
+		while (b->serial && b->busy)
+			urt_waitq_wait(&b->turn);
+		b->busy = true;
+		w = urt_write(b->dev, buf, 4096, ENGINE_REGION + (uint64_t)a->id * 4096);
+		f = w == 4096 ? urt_flush(b->dev) : -EIO;
+		b->busy = false;
+		urt_waitq_wake_one(&b->turn);
+		if (f) {
+			b->err = f;
+			break;
+		}
+		urt_hist_add(&b->hist, now_ns() - t0);
+		b->commits++;
+	}
+	urt_buf_put(buf);
+	if (--b->live == 0)
+		urt_waitq_wake_all(&b->wq);
+}
+
+static void sb_main(void *p)
+{
+	static struct sb_arg args[COMMITTERS_MAX];
+	struct sim_base *b = p;
+
+	urt_hist_init(&b->hist);
+	b->live = b->n;
+	b->deadline = now_ns() + b->seconds * 1000000000ull;
+	for (unsigned i = 0; i < b->n; i++) {
+		args[i].b = b;
+		args[i].id = i;
+		urt_fiber_spawn(sb_committer, &args[i]);
+	}
+	while (b->live)
+		urt_waitq_wait(&b->wq);
+	sem_post(&b->done);
+}
+
+static void run_sim_base(struct urt_rt *rt, struct urt_dev *dev, unsigned n, uint64_t seconds,
+			 bool serial, struct result *res)
+{
+	struct sim_base *b = calloc(1, sizeof(*b));
+	uint64_t s0, t0, s1, t1;
+
+	b->dev = dev;
+	b->n = n;
+	b->seconds = seconds;
+	b->serial = serial;
+	sem_init(&b->done, 0, 0);
+	cpu_times(&s0, &t0);
+	urt_fiber_spawn_on(rt, 0, sb_main, b);
+	sem_wait(&b->done);
+	cpu_times(&s1, &t1);
+	res->commits_per_s = (double)b->commits / (double)seconds;
+	res->p50_ns = urt_hist_percentile(&b->hist, 50);
+	res->p99_ns = urt_hist_percentile(&b->hist, 99);
+	res->per_batch = 0;
+	res->steal_pct = t1 > t0 ? 100.0 * (double)(s1 - s0) / (double)(t1 - t0) : 0;
+	free(b);
+}
+
+/* ---- Baseline: threads doing pwrite + fdatasync on a file ----------------- */
+
+struct thr_base {
+	int fd;
+	unsigned id;
+	uint64_t deadline;
+	uint64_t commits;
+	struct urt_hist hist;
+};
+
+static void *thr_committer(void *p)
+{
+	struct thr_base *t = p;
+	void *buf;
+
+	if (posix_memalign(&buf, 4096, 4096))
+		return NULL;
+	memset(buf, (int)t->id, 4096);
+	urt_hist_init(&t->hist);
+	while (now_ns() < t->deadline) {
+		uint64_t t0 = now_ns();
+
+		if (pwrite(t->fd, buf, 4096, (off_t)(ENGINE_REGION + t->id * 4096)) != 4096 || fdatasync(t->fd))
+			break;
+		urt_hist_add(&t->hist, now_ns() - t0);
+		t->commits++;
+	}
+	free(buf);
+	return NULL;
+}
+
+static int run_file_base(const char *path, unsigned n, uint64_t seconds, struct result *res)
+{
+	struct thr_base *t = calloc(n, sizeof(*t));
+	pthread_t *th = calloc(n, sizeof(*th));
+	struct urt_hist *all = malloc(sizeof(*all));
+	uint64_t deadline, commits = 0, s0, t0, s1, t1;
+	int fd = open(path, O_RDWR | O_DIRECT);
+
+	if (fd < 0 || !t || !th || !all) {
+		perror("baseline open");
+		return -1;
+	}
+	urt_hist_init(all);
+	cpu_times(&s0, &t0);
+	deadline = now_ns() + seconds * 1000000000ull;
+	for (unsigned i = 0; i < n; i++) {
+		t[i].fd = fd;
+		t[i].id = i;
+		t[i].deadline = deadline;
+		pthread_create(&th[i], NULL, thr_committer, &t[i]);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		urt_hist_merge(all, &t[i].hist);
+		commits += t[i].commits;
+	}
+	cpu_times(&s1, &t1);
+	res->commits_per_s = (double)commits / (double)seconds;
+	res->p50_ns = urt_hist_percentile(all, 50);
+	res->p99_ns = urt_hist_percentile(all, 99);
+	res->per_batch = 0;
+	res->steal_pct = t1 > t0 ? 100.0 * (double)(s1 - s0) / (double)(t1 - t0) : 0;
+	close(fd);
+	free(t);
+	free(th);
+	free(all);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = "/tmp/urt-bench-commit.dat";
+	const char *mode = "all";
+	uint64_t seconds = 2;
+	struct urt_rt_opts ro;
+	struct urt_rt *rt;
+	static const int cpu0 = 0;
+	int opt, ret;
+
+	while ((opt = getopt(argc, argv, "f:s:m:")) != -1) {
+		switch (opt) {
+		case 'f': path = optarg; break;
+		case 's': seconds = strtoull(optarg, NULL, 0); break;
+		case 'm': mode = optarg; break;
+		default:
+			fprintf(stderr, "usage: %s [-f file] [-s seconds] [-m file|sim|all]\n", argv[0]);
+			return 2;
+		}
+	}
+	urt_rt_opts_default(&ro);
+	ro.cpus = &cpu0;
+	ro.ncpus = 1;
+	ro.buf_region_bytes = 32u << 20;
+	ro.fiber_stack_bytes = 64u << 10;
+	ret = urt_rt_start(&ro, &rt);
+	if (ret) {
+		fprintf(stderr, "urt_rt_start: %s (%s)\n", urt_strerror(ret), urt_last_error());
+		return 1;
+	}
+	if (strcmp(mode, "sim") != 0) {
+		struct urt_dev_opts d;
+		struct urt_dev *dev;
+		int fd;
+
+		printf("# O_DIRECT file %s (%llu MiB), %llu s per point\n", path,
+		       (unsigned long long)(FILE_BYTES >> 20), (unsigned long long)seconds);
+		unlink(path);
+		fd = open(path, O_RDWR | O_CREAT, 0600);
+		if (fd < 0 || ftruncate(fd, (off_t)FILE_BYTES)) {
+			perror(path);
+			return 1;
+		}
+		close(fd);
+		file_path = path;
+		file_zero(path, FILE_BYTES);
+		urt_dev_opts_default(&d);
+		ret = urt_dev_open(path, &d, &dev);
+		if (ret) {
+			fprintf(stderr, "urt_dev_open: %s (%s)\n", urt_strerror(ret), urt_last_error());
+			return 1;
+		}
+		printf("# device: volatile cache %d, native FUA %d\n", urt_dev_info(dev)->volatile_cache,
+		       urt_dev_info(dev)->fua);
+		for (size_t i = 0; i < sizeof(committer_counts) / sizeof(committer_counts[0]); i++) {
+			unsigned n = committer_counts[i];
+			struct result e, b;
+
+			if (run_engine(rt, dev, URT_PS_SYNC_AUTO, n, seconds, true, &e))
+				return 1;
+			run_file_base(path, n, seconds, &b);
+			print_result("engine/file", n, &e);
+			print_result("base/file", n, &b);
+			printf("%-12s N=%-4u %10.1fx\n", "speedup", n, e.commits_per_s / b.commits_per_s);
+		}
+		urt_dev_close(dev);
+		unlink(path);
+	}
+	if (strcmp(mode, "file") != 0) {
+		struct urt_sim_opts so;
+		struct urt_dev *dev;
+		struct result s;
+
+		urt_sim_opts_default(&so);
+		so.size_bytes = 256ull << 20;
+		so.fua = false;
+		so.flush_latency_ns = 1000000;
+		so.cache_bytes_max = 256ull << 20;
+		so.cache_entries_max = 1u << 20;
+		printf("# sim device, flush latency 1 ms, no native FUA, %llu s per point\n",
+		       (unsigned long long)seconds);
+		ret = urt_sim_open(&so, &dev);
+		if (ret) {
+			fprintf(stderr, "urt_sim_open: %d\n", ret);
+			return 1;
+		}
+		run_sim_base(rt, dev, 1, seconds, true, &s);
+		print_result("serial/sim", 1, &s);
+		for (size_t i = 0; i < sizeof(committer_counts) / sizeof(committer_counts[0]); i++) {
+			unsigned n = committer_counts[i];
+			struct result e, b;
+
+			if (run_engine(rt, dev, URT_PS_SYNC_AUTO, n, seconds, true, &e))
+				return 1;
+			run_sim_base(rt, dev, n, seconds, false, &b);
+			print_result("engine/sim", n, &e);
+			print_result("base/sim", n, &b);
+			printf("%-12s N=%-4u %10.1fx vs serial flushes, %6.1fx vs overlapping flushes; "
+			       "p99 = %.2f x flush latency\n", "speedup", n,
+			       e.commits_per_s / s.commits_per_s, e.commits_per_s / b.commits_per_s,
+			       e.p99_ns / 1e6);
+		}
+		urt_dev_close(dev);
+	}
+	urt_rt_stop(rt);
+	return 0;
+}

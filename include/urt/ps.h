@@ -157,6 +157,25 @@ URT_API int urt_ps_stats(const struct urt_ps *ps, struct urt_ps_stats *out);
 /* The sticky error (0 when healthy). */
 URT_API int urt_ps_error(const struct urt_ps *ps);
 
+/*
+ * Splits a device of device_bytes into shard_count equal regions aligned to
+ * 1 MiB and gives shard_id's region (for urt_ps_opts region_offset and
+ * region_bytes).  Pure arithmetic; callable from any thread.
+ */
+URT_API void urt_ps_shard_region(uint64_t device_bytes, uint32_t shard_count, uint32_t shard_id,
+				 uint64_t *offset, uint64_t *bytes);
+
+struct urt_rt;
+
+/*
+ * Runs fn(arg) in a fiber on core and suspends the calling fiber until it
+ * returns: the way to reach a shard owned by another core (the request
+ * travels by urt_core_post, the answer comes back the same way).  On the
+ * calling core itself fn runs inline.  Fiber only.  Returns 0, or the
+ * spawn error (-EAGAIN past fiber_max, -ESHUTDOWN, -EINVAL).
+ */
+URT_API int urt_ps_run_on(struct urt_rt *rt, unsigned core, void (*fn)(void *arg), void *arg);
+
 /* Starts a transaction.  Returns 0, URT_E_STICKY, or -ENOMEM. */
 URT_API int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out);
 

@@ -825,3 +825,41 @@ Test(pt_bench, passthru_vs_block_randread_qd32)
 	bench_one(ng, URT_POLL_IOPOLL);
 	bench_one(blk, URT_POLL_IOPOLL);
 }
+
+/* --- Guest: a read-only open ---------------------------------------------------- */
+
+struct ro_run {
+	struct urt_dev *dev;
+	ssize_t r, w;
+};
+
+static void ro_body(void *p)
+{
+	struct ro_run *r = p;
+	uint8_t *buf = urt_buf_get(4096);
+
+	r->r = urt_read(r->dev, buf, 4096, 0);
+	r->w = urt_write(r->dev, buf, 4096, 0);
+	urt_buf_put(buf);
+}
+
+Test(pt, readonly_open_reads_and_refuses_writes)
+{
+	const char *ng = env_or_skip("URT_NVME_NS4K");
+	struct ro_run r = { 0 };
+	struct urt_dev_opts o;
+	struct urt_rt *rt;
+	int ret;
+
+	urt_dev_opts_default(&o);
+	o.readonly = true;
+	ret = urt_dev_open(ng, &o, &r.dev);
+	cr_assert_eq(ret, 0, "%s: %s", ng, urt_last_error());
+	cr_assert_str_eq(urt_dev_info(r.dev)->backend, "passthru");
+	rt = start_rt(URT_POLL_INTERRUPT);
+	fx_run(rt, 0, ro_body, &r);
+	urt_rt_stop(rt);
+	cr_assert_eq(r.r, 4096, "read: %zd (%s)", r.r, urt_strerror((int)r.r));
+	cr_assert_eq(r.w, -EPERM, "write on a read-only device: %zd", r.w);
+	urt_dev_close(r.dev);
+}

@@ -212,7 +212,7 @@ static int io_validate(struct urt_core *c, const struct urt_io *io)
 	default:
 		break;
 	}
-	if (c->rt->opts.mode == URT_POLL_IOPOLL && !dev->info.poll_capable && !dev->be->needs_big_sqe &&
+	if (c->rt->opts.mode == URT_POLL_IOPOLL && !dev->info.poll_capable &&
 	    (io->op == URT_OP_READ || io->op == URT_OP_WRITE || io->op == URT_OP_READV ||
 	     io->op == URT_OP_WRITEV)) {
 		urt_set_error("%s: IOPOLL needs a device with poll queues (NVMe with nvme.poll_queues>0, "

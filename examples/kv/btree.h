@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * btree.h - the urkv B+tree: sorted byte-string keys to byte-string values,
+ * stored in pages reached only through a struct kv_pager_ops (pager.h).
+ *
+ * Keys are 1..KV_BTREE_KEY_MAX bytes, compared as unsigned bytes (a shorter
+ * key sorts before its extensions).  Values are 0..KV_BTREE_VALUE_MAX bytes;
+ * large ones live in chains of overflow pages.  The tree keeps its root, its
+ * height and (unless created without) its key count in a meta page, which
+ * the pager's root pointer names.
+ *
+ * Errors: every call returns 0 (or a count) on success and a negative value
+ * on failure (urt_strerror() explains all of them): a pager error passed
+ * through unchanged, or one of
+ *   -EINVAL        an empty key, or a page size the tree cannot use;
+ *   URT_E_TOOBIG   a key or value above the limits below;
+ *   -ENOENT        no such key (get, del, put with KV_BTREE_XX);
+ *   -EEXIST        the key exists (put with KV_BTREE_NX);
+ *   URT_E_CORRUPT  a page that does not hold what the tree expects.
+ * Absent keys are -ENOENT rather than URT_E_NOTFOUND so that they cannot be
+ * mistaken for a pager reporting a missing page.
+ * After a failed put or del the pages may hold a half-done change; the
+ * caller must roll the pager back (abort the transaction) before reusing the
+ * tree.  Reads never modify pages.
+ *
+ * Concurrency: a struct kv_btree serves one call at a time.  It owns
+ * scratch buffers that stay in use across pager calls, and a pager may
+ * block inside a call (a fiber waiting for a page read), so fibers or
+ * threads must not share a handle without serializing whole calls.  The
+ * handle caches nothing about the tree, so several handles may work on one
+ * tree, e.g. one per fiber, each pointed at its own transaction's pager
+ * instance with kv_btree_set_pager().  With a page store that refuses two
+ * writers of one page, note that every insert and delete of a tree that
+ * counts keys writes the meta page, so such writers always collide; see
+ * struct kv_btree_opts.
+ */
+#ifndef URKV_BTREE_H
+#define URKV_BTREE_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pager.h"
+#include "urt/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Longest key, in bytes. */
+#define KV_BTREE_KEY_MAX 1024u
+/* Longest value, in bytes (1 MiB). */
+#define KV_BTREE_VALUE_MAX (1024u * 1024u)
+
+/* kv_btree_put() flags. */
+enum kv_btree_put_flags {
+	KV_BTREE_NX = 1u << 0, /* Only insert: fail with -EEXIST if the key exists. */
+	KV_BTREE_XX = 1u << 1, /* Only overwrite: fail with -ENOENT if it does not. */
+};
+
+struct kv_btree;
+
+/* Options of kv_btree_open(); start from kv_btree_opts_default(). */
+struct kv_btree_opts {
+	/*
+	 * Used when the first put creates the tree, then fixed: keep the key
+	 * count in the meta page, which makes kv_btree_count() O(1) but makes
+	 * every insert and delete write the meta page too (with a page store
+	 * that logs full page images, twice the log bytes of an insert that
+	 * fits its leaf).  Without it kv_btree_count() walks the leaves; a
+	 * caller can still keep a count of its own from the return values of
+	 * kv_btree_put() and kv_btree_del().  Default true.
+	 */
+	bool count_keys;
+};
+
+void kv_btree_opts_default(struct kv_btree_opts *o);
+
+/*
+ * Opens the tree kept in the pager; o may be NULL for the defaults.  No page
+ * is written: a pager whose root pointer is 0 holds an empty tree, created
+ * by the first put.  Fails with -EINVAL if ops->page_usable is outside
+ * [KV_BTREE_PAGE_USABLE_MIN, 65535] or differs from the one the tree was
+ * built with.
+ */
+int kv_btree_open(const struct kv_pager_ops *ops, struct kv_pager *pager,
+		  const struct kv_btree_opts *o, struct kv_btree **out);
+void kv_btree_close(struct kv_btree *t);
+/*
+ * Points the handle at another instance of the same pager (same ops), e.g.
+ * the transaction of the next operation.  Open cursors re-seek.
+ */
+void kv_btree_set_pager(struct kv_btree *t, struct kv_pager *pager);
+
+/* Smallest page_usable that holds three maximal cells per node. */
+#define KV_BTREE_PAGE_USABLE_MIN 3200u
+
+/*
+ * Copies up to buf_len bytes of the value of key into buf and sets *vlen to
+ * the full value length (buf may be NULL when buf_len is 0).
+ */
+int kv_btree_get(struct kv_btree *t, const void *key, size_t klen, void *buf,
+		 size_t buf_len, size_t *vlen);
+/* Returns 1 if key exists, 0 if not, or a negative error. */
+int kv_btree_exists(struct kv_btree *t, const void *key, size_t klen);
+/*
+ * Inserts or overwrites key; flags is 0 or one of enum kv_btree_put_flags.
+ * Returns 1 if the key was added, 0 if its value was replaced, or an error.
+ */
+int kv_btree_put(struct kv_btree *t, const void *key, size_t klen,
+		 const void *val, size_t vlen, unsigned flags);
+/* Deletes key; -ENOENT if it is absent. */
+int kv_btree_del(struct kv_btree *t, const void *key, size_t klen);
+/*
+ * Sets *count to the number of keys: read from the meta page (O(1)) if the
+ * tree counts keys, else summed over the leaves (one page read per leaf).
+ */
+int kv_btree_count(struct kv_btree *t, uint64_t *count);
+
+/*
+ * Sets *pages to an upper bound on the distinct pages that one put of a
+ * vlen-byte value, or one del (vlen 0), writes or allocates in the tree as
+ * it is now: two per level (the node on the path and one sibling, split off
+ * or rebalanced with), a new root, the meta page and the value's overflow
+ * chain.  Pages a pager writes for its own bookkeeping, such as a free list
+ * that takes a replaced value's chain, are not included.  For callers whose
+ * transactions bound the pages they may write.
+ */
+int kv_btree_write_bound(struct kv_btree *t, size_t vlen, uint64_t *pages);
+
+/*
+ * Tells the tree that its pages changed behind its back (the pager rolled a
+ * transaction back), so that open cursors re-seek by key on their next call.
+ */
+void kv_btree_invalidate_cursors(struct kv_btree *t);
+
+/*
+ * A cursor over the keys in order.  It remembers its key, so it survives
+ * modifications of the tree: after a put or del through its handle it
+ * re-seeks to the first key after the one it was on.  It cannot see changes
+ * made through another handle or rolled back by the pager: call
+ * kv_btree_invalidate_cursors() after those.  The fields are private; the
+ * struct is declared here only so that callers can embed it without an
+ * allocation.
+ */
+struct kv_btree_cursor {
+	struct kv_btree *tree; /* Tree the cursor walks. */
+	uint64_t gen;	       /* Tree generation at which leaf/idx were valid. */
+	uint64_t leaf;	       /* Page of the leaf that holds the current key. */
+	uint32_t idx;	       /* Slot of the current key in that leaf. */
+	bool valid;	       /* True if positioned on a key, false at the end. */
+	uint16_t klen;	       /* Length of key. */
+	size_t vlen;	       /* Length of the current value. */
+	uint8_t key[KV_BTREE_KEY_MAX]; /* Copy of the current key. */
+};
+
+void kv_btree_cursor_init(struct kv_btree_cursor *c, struct kv_btree *t);
+/*
+ * Positions the cursor on the first key >= key (klen 0: the first key).  On
+ * success the cursor is valid unless no such key exists.
+ */
+int kv_btree_cursor_seek(struct kv_btree_cursor *c, const void *key, size_t klen);
+/* Moves to the next key; the cursor becomes invalid past the last key. */
+int kv_btree_cursor_next(struct kv_btree_cursor *c);
+/* True if the cursor is on a key. */
+bool kv_btree_cursor_valid(const struct kv_btree_cursor *c);
+/* The current key; valid until the next cursor call. */
+const void *kv_btree_cursor_key(const struct kv_btree_cursor *c, size_t *klen);
+/* Length of the current value. */
+size_t kv_btree_cursor_value_len(const struct kv_btree_cursor *c);
+/*
+ * Copies up to buf_len bytes of the current value into buf and sets *vlen to
+ * its full length.  -ENOENT if the key was deleted since the cursor moved.
+ */
+int kv_btree_cursor_value(struct kv_btree_cursor *c, void *buf, size_t buf_len,
+			  size_t *vlen);
+
+/* Levels counted separately by struct kv_btree_counters. */
+#define KV_BTREE_LEVELS 8
+
+/*
+ * Structural changes made through a handle since kv_btree_open(), indexed by
+ * level - 1 (0: leaves; the last entry also counts every higher level).
+ * Changes that a transaction abort later undid are counted too.
+ */
+struct kv_btree_counters {
+	uint64_t splits[KV_BTREE_LEVELS];	   /* Nodes split in two. */
+	uint64_t merges[KV_BTREE_LEVELS];	   /* Sibling pairs merged into one. */
+	uint64_t redistributions[KV_BTREE_LEVELS]; /* Sibling pairs rebalanced. */
+	uint64_t rebalance_splits; /* Parents split by a longer separator. */
+	uint64_t root_grows;	   /* New roots (the tree got taller). */
+	uint64_t root_shrinks;	   /* Roots dropped (the tree got shorter). */
+	uint64_t overflow_pages_written; /* Pages of new overflow chains. */
+	uint64_t overflow_pages_freed;	 /* Pages of dropped overflow chains. */
+};
+
+void kv_btree_get_counters(const struct kv_btree *t, struct kv_btree_counters *out);
+
+/* What kv_btree_check() saw. */
+struct kv_btree_stats {
+	uint32_t height;	 /* Levels; 1 if the root is a leaf, 0 if no tree. */
+	uint64_t keys;		 /* Keys found in the leaves. */
+	uint64_t meta_pages;	 /* 1, or 0 if no tree exists. */
+	uint64_t internal_pages; /* Internal nodes. */
+	uint64_t leaf_pages;	 /* Leaves. */
+	uint64_t overflow_pages; /* Pages of overflow value chains. */
+	uint64_t node_bytes_used; /* Bytes in use in leaves and internal nodes. */
+	char why[256];		 /* First violation found, or empty. */
+};
+
+/*
+ * Walks the whole tree and checks every invariant: page types, slot and cell
+ * bounds, strictly increasing keys, separators bounding their subtrees, all
+ * leaves at the meta page's height, the leaf chain visiting the leaves in
+ * key order, overflow chains matching their value lengths, no page reached
+ * twice, and the meta page's key count if it keeps one.  Returns 0, URT_E_CORRUPT with
+ * st->why set, or a pager error.  st may be NULL.  O(pages); for tests.
+ */
+int kv_btree_check(struct kv_btree *t, struct kv_btree_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* URKV_BTREE_H */

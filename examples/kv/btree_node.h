@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * btree_node.h - on-page formats of the urkv B+tree (internal to btree*.c).
+ *
+ * Every page the tree owns starts with a one-byte type.  Nodes (leaves and
+ * internal nodes) are slotted pages of page_usable (u) bytes:
+ *
+ *	0                16          16+2*count     cell_start            u
+ *	| kv_node_hdr    | slot[0..count) | free ...   | cells (any order)  |
+ *
+ * slot[i] is the uint16 offset of cell i; slots are sorted by key, cells are
+ * packed down from the end of the page.  Removing a cell adds its bytes to
+ * frag; an insert that finds too little contiguous room compacts the page.
+ * Hence, for every node:  cell_start = u - (sum of live cell sizes) - frag.
+ *
+ * Leaf cell:     u16 klen | u8 flags | u8 0 | u32 vlen | key | value or u64
+ *                first overflow page (flags & KV_CELL_OVERFLOW)
+ * Internal cell: u16 klen | u64 child | key
+ *
+ * An internal node with n cells has n + 1 children: the header's link is
+ * child 0 (keys below cell 0's key) and cell i's child is child i + 1 (keys
+ * from cell i's key up to, not including, cell i + 1's key).  A leaf's link
+ * is the next leaf in key order, 0 for the last one.
+ *
+ * Overflow page: kv_ovf_hdr, then len bytes of the value; next is the
+ * following page of the chain, 0 for the last.  Every page but the last is
+ * full, so the chain of a value of vlen bytes has ceil(vlen / (u - 16))
+ * pages.
+ *
+ * Multi-byte fields are in host order (the engine runs on little-endian
+ * x86-64 and aarch64 only).  Cells sit at any offset, so they are read and
+ * written with memcpy; headers are 8-byte aligned (the pager guarantees it).
+ */
+#ifndef URKV_BTREE_NODE_H
+#define URKV_BTREE_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * An assertion that stays on in release builds: the tree's assertions are
+ * cheap (API misuse, cut points, cell fits) and a broken one means a page is
+ * about to be written wrong.
+ */
+#define KV_ASSERT(cond)                                                            \
+	do {                                                                       \
+		if (__builtin_expect(!(cond), 0)) {                                \
+			fprintf(stderr, "%s:%d: %s: assertion '%s' failed\n",      \
+				__FILE__, __LINE__, __func__, #cond);              \
+			abort();                                                   \
+		}                                                                  \
+	} while (0)
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	       "urkv pages are little-endian");
+
+/* Page types; 0 is left unused so that a zeroed page is never valid. */
+enum kv_page_type {
+	KV_PAGE_META = 1,
+	KV_PAGE_LEAF = 2,
+	KV_PAGE_INTERNAL = 3,
+	KV_PAGE_OVERFLOW = 4,
+};
+
+/* Header of a leaf or internal node. */
+struct kv_node_hdr {
+	uint8_t type;	     /* KV_PAGE_LEAF or KV_PAGE_INTERNAL. */
+	uint8_t reserved;    /* Zero. */
+	uint16_t count;	     /* Number of cells (and slots). */
+	uint16_t cell_start; /* Offset of the lowest cell byte; u if none. */
+	uint16_t frag;	     /* Dead bytes between cell_start and u. */
+	uint64_t link;	     /* Leaf: next leaf or 0.  Internal: child 0. */
+};
+_Static_assert(sizeof(struct kv_node_hdr) == 16, "on-disk node header");
+
+/* Header of an overflow page. */
+struct kv_ovf_hdr {
+	uint8_t type;	     /* KV_PAGE_OVERFLOW. */
+	uint8_t reserved[3]; /* Zero. */
+	uint32_t len;	     /* Value bytes held by this page. */
+	uint64_t next;	     /* Next page of the chain, or 0. */
+};
+_Static_assert(sizeof(struct kv_ovf_hdr) == 16, "on-disk overflow header");
+
+/* The meta page, named by the pager's root pointer. */
+struct kv_btree_meta {
+	uint8_t type;	      /* KV_PAGE_META. */
+	uint8_t version;      /* KV_BTREE_META_VERSION. */
+	uint16_t flags;	      /* KV_META_* flags. */
+	uint32_t magic;	      /* KV_BTREE_META_MAGIC. */
+	uint32_t page_usable; /* page_usable the tree was built with. */
+	uint32_t height;      /* Levels: 1 when the root is a leaf. */
+	uint64_t root;	      /* Root node. */
+	uint64_t count;	      /* Keys in the tree, if KV_BTREE_META_COUNTED; else 0. */
+};
+_Static_assert(sizeof(struct kv_btree_meta) == 32, "on-disk meta page");
+
+#define KV_BTREE_META_MAGIC 0x42564b55u /* "UKVB" read as little-endian bytes. */
+#define KV_BTREE_META_VERSION 1
+#define KV_BTREE_META_COUNTED 0x0001u /* count is maintained by every insert and delete. */
+
+#define KV_NODE_HDR_SIZE sizeof(struct kv_node_hdr)
+#define KV_OVF_HDR_SIZE sizeof(struct kv_ovf_hdr)
+#define KV_SLOT_SIZE 2u
+#define KV_LEAF_CELL_HDR 8u
+#define KV_INTERNAL_CELL_HDR 10u
+#define KV_CELL_OVERFLOW 0x01u /* Leaf cell flag: the value is in overflow pages. */
+/* Largest internal cell: a maximal key plus its header. */
+#define KV_INTERNAL_CELL_MAX (KV_INTERNAL_CELL_HDR + 1024u)
+
+/* A decoded leaf cell; pointers point into the page. */
+struct kv_leaf_cell {
+	const uint8_t *key; /* Key bytes. */
+	uint16_t klen;	    /* Key length. */
+	bool overflow;	    /* Value lives in an overflow chain. */
+	uint32_t vlen;	    /* Full value length. */
+	const uint8_t *val; /* Inline value bytes (when !overflow). */
+	uint64_t ovf;	    /* First overflow page (when overflow). */
+};
+
+static inline struct kv_node_hdr *kv_node_hdr(void *pg)
+{
+	return (struct kv_node_hdr *)pg;
+}
+
+static inline const struct kv_node_hdr *kv_node_hdr_const(const void *pg)
+{
+	return (const struct kv_node_hdr *)pg;
+}
+
+static inline unsigned kv_node_count(const void *pg)
+{
+	return kv_node_hdr_const(pg)->count;
+}
+
+static inline bool kv_node_is_leaf(const void *pg)
+{
+	return kv_node_hdr_const(pg)->type == KV_PAGE_LEAF;
+}
+
+static inline uint16_t kv_ld16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline uint32_t kv_ld32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline uint64_t kv_ld64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline void kv_st16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static inline void kv_st64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+/* Offset of cell i, read from slot i. */
+static inline unsigned kv_node_slot(const void *pg, unsigned i)
+{
+	return kv_ld16((const uint8_t *)pg + KV_NODE_HDR_SIZE + KV_SLOT_SIZE * i);
+}
+
+static inline const uint8_t *kv_node_cell(const void *pg, unsigned i)
+{
+	return (const uint8_t *)pg + kv_node_slot(pg, i);
+}
+
+/* Key of cell i of a leaf or internal node. */
+static inline const uint8_t *kv_node_key(const void *pg, unsigned i, uint16_t *klen)
+{
+	const uint8_t *c = kv_node_cell(pg, i);
+
+	*klen = kv_ld16(c);
+	return c + (kv_node_is_leaf(pg) ? KV_LEAF_CELL_HDR : KV_INTERNAL_CELL_HDR);
+}
+
+/* Compares two keys as unsigned bytes; a prefix sorts first. */
+static inline int kv_key_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+	int r = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (r != 0)
+		return r;
+	return (alen > blen) - (alen < blen);
+}
+
+/* Size of a leaf cell holding a key of klen and an inline or overflow value. */
+static inline size_t kv_leaf_cell_size(size_t klen, size_t vlen, bool overflow)
+{
+	return KV_LEAF_CELL_HDR + klen + (overflow ? sizeof(uint64_t) : vlen);
+}
+
+static inline size_t kv_internal_cell_size(size_t klen)
+{
+	return KV_INTERNAL_CELL_HDR + klen;
+}
+
+void kv_node_init(void *pg, size_t u, uint8_t type, uint64_t link);
+/* Bytes the cells and slots occupy, fragmentation excluded. */
+size_t kv_node_used(const void *pg, size_t u);
+/* Size of cell i, slot excluded. */
+size_t kv_node_cell_size(const void *pg, unsigned i);
+/* Size of the cell at c in a node of the given type, slot excluded. */
+size_t kv_cell_size(const uint8_t *c, bool leaf);
+
+void kv_leaf_cell_decode(const uint8_t *c, struct kv_leaf_cell *out);
+/* Encodes a leaf cell into buf; val is copied inline unless overflow. */
+size_t kv_leaf_cell_encode(uint8_t *buf, const void *key, size_t klen,
+			   const void *val, size_t vlen, bool overflow, uint64_t ovf);
+size_t kv_internal_cell_encode(uint8_t *buf, const void *key, size_t klen,
+			       uint64_t child);
+static inline uint64_t kv_internal_cell_child(const uint8_t *c)
+{
+	return kv_ld64(c + 2);
+}
+
+/*
+ * Index of the first cell whose key is >= key; *found tells whether it is
+ * equal.  Works on leaves and internal nodes.
+ */
+unsigned kv_node_lower_bound(const void *pg, const void *key, size_t klen, bool *found);
+/* Index (0..count) of the child of an internal node whose range holds key. */
+unsigned kv_internal_child_index(const void *pg, const void *key, size_t klen);
+uint64_t kv_internal_child(const void *pg, unsigned ci);
+void kv_internal_set_child(void *pg, unsigned ci, uint64_t child);
+
+/*
+ * Inserts a copy of the size-byte cell as cell idx (0..count), compacting
+ * through the u-byte buffer tmp if needed.  Returns false, leaving the page
+ * untouched, if the cell and its slot do not fit.
+ */
+bool kv_node_insert(void *pg, size_t u, unsigned idx, const void *cell,
+		    size_t size, void *tmp);
+/* Removes cell idx. */
+void kv_node_remove(void *pg, size_t u, unsigned idx);
+
+/*
+ * Checks the header and the slot and cell bounds of a node against a page of
+ * u bytes.  Returns NULL or a static description of the first problem.  The
+ * cheap form checks the header only; the full form is O(count log count).
+ */
+const char *kv_node_check_header(const void *pg, size_t u);
+const char *kv_node_check_layout(const void *pg, size_t u, void *tmp);
+
+#endif /* URKV_BTREE_NODE_H */

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pager.h - the page interface the urkv B+tree is written against.
+ *
+ * The tree never touches storage directly: it pins pages through this table
+ * of function pointers, so it can run on the urt page store (whose
+ * transactions log every page the tree marks writable) or on the in-memory
+ * pager of the tests.  The rules a pager may rely on, and the tree keeps:
+ *
+ *   1. A page's bytes are read or written only between get()/alloc() and the
+ *      matching put().  Every pin is released on every path, errors included.
+ *   2. A page is modified only after it was pinned with write = true, came
+ *      from alloc(), or was upgraded with make_writable().  The pointer
+ *      returned by make_writable() replaces the one from get(): a pager may
+ *      move the page to log or copy it.
+ *   3. free() is called only on an unpinned page the tree owns.
+ *   4. Any call but put() may fail.  The tree then returns that error at
+ *      once.  Pages it already modified in the same operation stay modified:
+ *      the caller must roll them back (abort the transaction) before using
+ *      the tree again.
+ *
+ * A pager holds one durable root pointer for the tree (get_root/set_root).
+ */
+#ifndef URKV_PAGER_H
+#define URKV_PAGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A pager instance; opaque to the tree. */
+struct kv_pager;
+
+struct kv_pager_ops {
+	/*
+	 * Pins page pgno and points *data at its usable bytes (page_usable of
+	 * them, 8-byte aligned).  write = true announces that the caller will
+	 * modify the page, so the pager logs it.  Returns 0 or a negative error.
+	 */
+	int (*get)(struct kv_pager *p, uint64_t pgno, bool write, void **data);
+	/* Upgrades a page pinned read-only to write intent; *data may move. */
+	int (*make_writable)(struct kv_pager *p, uint64_t pgno, void **data);
+	/* Unpins a page pinned by get() or alloc(); cannot fail. */
+	void (*put)(struct kv_pager *p, uint64_t pgno);
+	/* Allocates a zeroed page, pinned for write.  Page numbers are never 0. */
+	int (*alloc)(struct kv_pager *p, uint64_t *pgno, void **data);
+	/* Returns an unpinned page to the free space. */
+	int (*free)(struct kv_pager *p, uint64_t pgno);
+	/* Reads the durable root pointer; 0 means that no tree exists yet. */
+	int (*get_root)(struct kv_pager *p, uint64_t *pgno);
+	/* Writes the durable root pointer. */
+	int (*set_root)(struct kv_pager *p, uint64_t pgno);
+	/* Usable bytes per page: the page size minus the pager's own header. */
+	size_t page_usable;
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* URKV_PAGER_H */

@@ -11,7 +11,9 @@
  *   3. flushes, so those page writes are durable;
  *   4. writes the superblock copy of the next generation with
  *      checkpoint_lsn = B, then flushes;
- *   5. only now sets ckpt_lsn = B, which lets the WAL overwrite the log
+ *   5. only now sets ckpt_lsn = B (and ckpt_lsn_old to the previous
+ *      checkpoint, still named by the other superblock copy), which lets
+ *      the WAL overwrite the log before the older of the two;
  *      before B, and wakes committers waiting for space.
  * Why the order is safe:
  *  - Step 1 before 2 is the WAL rule: no page reaches home before the log
@@ -102,6 +104,7 @@ int ckpt_run(struct urt_ps *ps)
 		ps_set_sticky(ps, ret, "writing the superblock");
 		goto out;
 	}
+	ps->ckpt_lsn_old = ps->ckpt_lsn;
 	ps->ckpt_lsn = b_lsn;
 	ps->stats.checkpoints++;
 	urt_waitq_wake_all(&ps->space_wq);

@@ -102,7 +102,8 @@ struct urt_ps {
 	uint64_t durable_lsn;		/* Every batch below this LSN is durable. */
 	uint64_t seq_next;		/* Sequence of the next batch to open. */
 	uint64_t durable_seq;		/* Highest durable batch sequence. */
-	uint64_t ckpt_lsn;		/* Durable checkpoint LSN: log before it is free. */
+	uint64_t ckpt_lsn;		/* Checkpoint LSN of the newest durable superblock copy. */
+	uint64_t ckpt_lsn_old;		/* Checkpoint LSN of the other copy: log before it is free. */
 	uint64_t txid_next;		/* Next transaction id. */
 	bool writer_busy;		/* A batch is on the device. */
 	bool stopping;			/* Close in progress: the writer exits when idle. */

@@ -142,6 +142,7 @@ int recovery_run(struct urt_ps *ps)
 	ps->next_lsn = lsn;
 	ps->durable_lsn = lsn;
 	ps->ckpt_lsn = ps->sb.checkpoint_lsn;
+	ps->ckpt_lsn_old = ps->sb.checkpoint_lsn;
 	ps->epoch = max_epoch + 1;
 out:
 	if (ret)

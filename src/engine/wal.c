@@ -20,8 +20,12 @@
  *     commit N is acknowledged, every batch before it is durable too, so the
  *     valid prefix recovery finds contains every acknowledged commit.
  *  3. The log never overwrites itself: a batch ending at `end` is only
- *     started when end - ckpt_lsn <= log_len.  Otherwise the committer asks
- *     for a checkpoint and waits on space_wq.
+ *     started when end - ckpt_lsn_old <= log_len, where ckpt_lsn_old is the
+ *     checkpoint of the *older* superblock copy (format.md rule W3, the
+ *     stricter option).  So either copy alone can recover the store: when
+ *     the newest copy rots, the fallback to the other one still finds its
+ *     whole log.  Otherwise the committer asks for a checkpoint and waits
+ *     on space_wq (each checkpoint moves ckpt_lsn_old up).
  *  4. A batch that would cross the end of the log region is preceded by a
  *     one-block WRAP batch, and starts at the next lap.
  *  5. A failed log write or flush makes the store sticky: the batch's
@@ -169,7 +173,7 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 			continue;
 		}
 		end = b->enc.lsn + round_up(b->enc.off + need, ps->block_size);
-		if (end - ps->ckpt_lsn > ps->sb.log_len) {
+		if (end - ps->ckpt_lsn_old > ps->sb.log_len) {
 			/* Invariant 3: wait for a checkpoint to recycle log space. */
 			ps->stats.log_waits++;
 			ckpt_request(ps);

@@ -201,9 +201,10 @@ URT_API int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent 
 /*
  * Commits: logs a full image of each written page and a COMMIT record,
  * installs the pages, and returns once the batch holding them is durable
- * (per opts.sync).  Frees tx in every case.  Returns 0, the I/O error of
- * the failed batch, URT_E_STICKY, or URT_E_FULL when the log cannot make
- * room (the transaction is then aborted).
+ * (per opts.sync).  When the log is full the commit waits for a checkpoint
+ * to recycle space (it never overwrites live log).  Frees tx in every
+ * case.  Returns 0, the I/O error of the failed batch (the store is then
+ * sticky; the commit may or may not be durable), or URT_E_STICKY.
  */
 URT_API int urt_tx_commit(struct urt_tx *tx);
 

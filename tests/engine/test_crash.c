@@ -16,7 +16,9 @@
  *   - no aborted transaction is visible.
  * Then it writes more on the recovered store and crashes again (the second
  * round checks that the stale log tail of the first incarnation is never
- * replayed).  The seed of a failing iteration is printed; URT_SEED=<n>
+ * replayed).  One recovery in four is itself cut short by a crash a few
+ * commands in, and recovered again.  Policies alternate (FUA / FLUSH) and
+ * one iteration in four uses 8 KiB pages.  The seed of a failing iteration is printed; URT_SEED=<n>
  * reruns one, URT_SOAK=1 runs many more.
  */
 #include <stdint.h>
@@ -45,7 +47,10 @@ struct crash_state {
 	uint64_t seed;			/* Iteration seed. */
 	uint64_t rng;			/* Generator state. */
 	struct urt_dev *dev;		/* Current device (fresh or reopened). */
-	struct urt_dev *devs[ROUNDS + 1];/* Every device opened, closed at the end. */
+	struct urt_dev *devs[2 * ROUNDS + 1];/* Every device opened, closed at the end. */
+	unsigned ndevs;			/* Entries of devs. */
+	uint32_t page_size;		/* Page size of this iteration. */
+	uint64_t recovery_crashes;	/* Crashes placed inside a recovery. */
 	struct urt_ps *ps;		/* Store of the current round. */
 	uint64_t txid_next;		/* Next transaction id (0 = never written). */
 	struct crash_tx tx[TX_MAX];	/* Per transaction. */
@@ -164,7 +169,8 @@ static int open_store(struct crash_state *s, bool create)
 	o.create = create;
 	o.format_zero_pages = false;	/* The sim image starts zeroed. */
 	o.pool_pages = 16;
-	o.log_bytes = 128u << 10;
+	o.page_size = s->page_size;
+	o.log_bytes = s->page_size == 4096 ? 128u << 10 : 256u << 10;
 	o.tx_pages_max = PAGES_PER_TX_MAX;
 	o.sync = s->sync_flush ? URT_PS_SYNC_FLUSH : URT_PS_SYNC_AUTO;
 	return urt_ps_open(s->dev, &o, &s->ps);
@@ -327,9 +333,31 @@ static void iteration(void *arg)
 				  ret);
 			return;
 		}
-		s->devs[round + 1] = next;
+		s->devs[s->ndevs++] = next;
 		s->dev = next;
-		ret = open_store(s, false);
+		if (rnd(s) % 4 == 0) {
+			/* A crash inside recovery (its replay write-back or checkpoint). */
+			urt_sim_crash_after(s->dev, 1 + rnd(s) % 6);
+			ret = open_store(s, false);
+			if (ret == 0) {
+				/* Recovery needed fewer commands: disarm, go on. */
+				urt_sim_crash_after(s->dev, 0);
+			} else {
+				s->recovery_crashes++;
+				urt_sim_crash(s->dev, s->seed ^ 0x1234567u);
+				ret = urt_sim_reopen(s->dev, &next);
+				if (ret) {
+					psx_failf(&s->fail, "seed %llu: sim reopen: %d",
+						  (unsigned long long)s->seed, ret);
+					return;
+				}
+				s->devs[s->ndevs++] = next;
+				s->dev = next;
+				ret = open_store(s, false);
+			}
+		} else {
+			ret = open_store(s, false);
+		}
 		if (ret) {
 			psx_failf(&s->fail, "seed %llu round %d (crash after %llu commands): "
 				  "recovery failed: %s (%s)", (unsigned long long)s->seed, round,
@@ -368,7 +396,7 @@ Test(crash, random_crash_points, .timeout = 600)
 	uint64_t iters = one ? 1 : env_u64("URT_CRASH_ITERS", soak ? 200000 : 5000);
 	uint64_t first = one ? one : 1;
 	struct crash_state *s = malloc(sizeof(*s));
-	uint64_t acked = 0, crashes = 0, replayed = 0;
+	uint64_t acked = 0, crashes = 0, replayed = 0, rec_crashes = 0;
 	struct timespec t0, t1;
 
 	cr_assert(s);
@@ -379,17 +407,18 @@ Test(crash, random_crash_points, .timeout = 600)
 		s->rng = seed * 0x9e3779b97f4a7c15ull | 1;
 		s->txid_next = 1;
 		s->sync_flush = seed & 1;
+		s->page_size = seed % 4 == 3 ? 8192 : 4096;
 		s->dev = psx_sim(DEV_BYTES, seed);
-		s->devs[0] = s->dev;
+		s->devs[s->ndevs++] = s->dev;
 		psx_run(rt, iteration, s);
-		for (int i = 0; i <= ROUNDS; i++)
-			if (s->devs[i])
-				urt_dev_close(s->devs[i]);
+		for (unsigned i = 0; i < s->ndevs; i++)
+			urt_dev_close(s->devs[i]);
 		cr_assert_eq(s->fail.failed, 0, "%s (rerun with URT_SEED=%llu)", s->fail.msg,
 			     (unsigned long long)seed);
 		acked += s->acked;
 		crashes += ROUNDS;
 		replayed += s->recovered_pages;
+		rec_crashes += s->recovery_crashes;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	urt_rt_stop(rt);
@@ -398,8 +427,9 @@ Test(crash, random_crash_points, .timeout = 600)
 		    "replayed, %.1f s", (unsigned long long)crashes, (unsigned long long)acked,
 		    (unsigned long long)replayed,
 		    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-	fprintf(stderr, "crash: %llu crash points, %llu acknowledged commits checked, %llu page "
-		"images replayed\n", (unsigned long long)crashes, (unsigned long long)acked,
+	fprintf(stderr, "crash: %llu crash points (+%llu inside recovery), %llu acknowledged commits "
+		"checked, %llu page images replayed\n", (unsigned long long)crashes,
+		(unsigned long long)rec_crashes, (unsigned long long)acked,
 		(unsigned long long)replayed);
 	/* The default run must place at least 10,000 crash points. */
 	cr_expect_geq(crashes, one || getenv("URT_CRASH_ITERS") ? ROUNDS * iters : 10000,

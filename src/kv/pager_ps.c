@@ -1,0 +1,361 @@
+/*
+ * The B+tree's pager over a page-store transaction.
+ *
+ * Design notes.
+ *
+ * Every page the tree reads or writes goes through urt_page_get on the
+ * bound transaction, so every change of one tree operation (splits,
+ * merges, overflow chains, the free list, the root pointer) lands in that
+ * transaction: it commits as a whole or not at all, and a crash at any
+ * point leaves the tree as the last durable commit left it.
+ *
+ * Page 0 is the shard meta page (struct kv_shard_meta).  A writer pins it
+ * for write as the first step of every transaction, which has two effects:
+ *  1. write transactions of one shard exclude each other (the second gets
+ *     -EBUSY at once, before it has read anything stale);
+ *  2. tx_seq, bumped by each write transaction, changes in the committed
+ *     page exactly when a transaction is installed, which is what readers
+ *     check to detect that pages changed while they were suspended.
+ *
+ * Allocation takes the top entry of the head free-list trunk, else the
+ * empty head trunk itself, else the high-water mark.  Freeing pushes onto
+ * the head trunk, or makes the freed page the new head trunk when it is
+ * full.  A page's number is valid for the tree iff 0 < pgno < hwm; a
+ * pointer outside that range is reported as URT_E_CORRUPT.
+ *
+ * A transaction pins every page it touches until it ends (the page store
+ * releases pins at commit or abort), so put() does nothing.  Writers count
+ * the distinct pages they touch in a small generation-tagged hash set, so
+ * the shard can size its batches to the page store's per-transaction
+ * limit without an allocation per transaction.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv/pager_ps.h"
+#include "urt/error.h"
+#include "urt/ps.h"
+
+static struct kv_pps *pps(struct kv_pager *p)
+{
+	return (struct kv_pps *)p;
+}
+
+static uint32_t slot_hash(uint64_t pgno)
+{
+	return (uint32_t)((pgno * 0x9e3779b97f4a7c15ull) >> 32);
+}
+
+/* Records that tx touched pgno (writer only). */
+static void track(struct kv_pps *p, uint64_t pgno, bool write)
+{
+	uint32_t i = slot_hash(pgno) & p->set_mask;
+
+	if (!p->set)
+		return;
+	for (;;) {
+		struct kv_pps_slot *s = &p->set[i];
+
+		if (s->gen != p->gen) {
+			s->gen = p->gen;
+			s->pgno = pgno;
+			s->written = write;
+			if (write)
+				p->nwritten++;
+			else
+				p->nread++;
+			return;
+		}
+		if (s->pgno == pgno) {
+			/* A page read first and written later counts as both, as in the store. */
+			if (write && !s->written) {
+				s->written = 1;
+				p->nwritten++;
+			}
+			return;
+		}
+		i = (i + 1) & p->set_mask;
+	}
+}
+
+static int page(struct kv_pps *p, uint64_t pgno, bool write, void **data)
+{
+	int ret = urt_page_get(p->tx, pgno, write ? URT_PAGE_WRITE : URT_PAGE_READ, data);
+
+	if (ret == 0) {
+		p->gets++;
+		track(p, pgno, write);
+	}
+	return ret;
+}
+
+/* A page number the tree may use: allocated, not the meta page. */
+static bool pgno_valid(const struct kv_pps *p, uint64_t pgno)
+{
+	return pgno != 0 && pgno < p->meta->hwm;
+}
+
+static int pps_get(struct kv_pager *kp, uint64_t pgno, bool write, void **data)
+{
+	struct kv_pps *p = pps(kp);
+
+	if (!pgno_valid(p, pgno))
+		return URT_E_CORRUPT;
+	if (write && !p->writer)
+		return -EPERM;
+	return page(p, pgno, write, data);
+}
+
+static int pps_make_writable(struct kv_pager *kp, uint64_t pgno, void **data)
+{
+	return pps_get(kp, pgno, true, data);
+}
+
+static void pps_put(struct kv_pager *kp, uint64_t pgno)
+{
+	/* The transaction holds every pin until it ends. */
+	(void)kp;
+	(void)pgno;
+}
+
+static uint32_t trunk_cap(const struct kv_pps *p)
+{
+	return (uint32_t)((p->ops.page_usable - sizeof(struct kv_free_trunk)) / sizeof(uint64_t));
+}
+
+static int pps_alloc(struct kv_pager *kp, uint64_t *out, void **data)
+{
+	struct kv_pps *p = pps(kp);
+	struct kv_shard_meta *m = p->meta;
+	struct kv_free_trunk *t;
+	uint64_t pgno;
+	void *pg;
+	int ret;
+
+	if (!p->writer)
+		return -EPERM;
+	p->store_full = false;
+	if (m->free_head) {
+		if (!pgno_valid(p, m->free_head))
+			return URT_E_CORRUPT;
+		ret = page(p, m->free_head, true, &pg);
+		if (ret)
+			return ret;
+		t = pg;
+		if (t->magic != KV_TRUNK_MAGIC || t->count > trunk_cap(p))
+			return URT_E_CORRUPT;
+		if (t->count) {
+			pgno = t->pgno[--t->count];
+			if (!pgno_valid(p, pgno))
+				return URT_E_CORRUPT;
+		} else {
+			/* The empty trunk is the page handed out. */
+			pgno = m->free_head;
+			m->free_head = t->next;
+		}
+		if (m->free_pages == 0)
+			return URT_E_CORRUPT;
+		m->free_pages--;
+	} else {
+		if (m->hwm >= p->page_count) {
+			p->store_full = true;
+			return URT_E_FULL;
+		}
+		pgno = m->hwm++;
+	}
+	ret = page(p, pgno, true, &pg);
+	if (ret)
+		return ret;
+	memset(pg, 0, p->ops.page_usable);
+	*out = pgno;
+	*data = pg;
+	return 0;
+}
+
+static int pps_free(struct kv_pager *kp, uint64_t pgno)
+{
+	struct kv_pps *p = pps(kp);
+	struct kv_shard_meta *m = p->meta;
+	struct kv_free_trunk *t;
+	void *pg;
+	int ret;
+
+	if (!p->writer)
+		return -EPERM;
+	if (!pgno_valid(p, pgno))
+		return URT_E_CORRUPT;
+	if (m->free_head) {
+		if (!pgno_valid(p, m->free_head))
+			return URT_E_CORRUPT;
+		ret = page(p, m->free_head, true, &pg);
+		if (ret)
+			return ret;
+		t = pg;
+		if (t->magic != KV_TRUNK_MAGIC || t->count > trunk_cap(p))
+			return URT_E_CORRUPT;
+		if (t->count < trunk_cap(p)) {
+			t->pgno[t->count++] = pgno;
+			m->free_pages++;
+			return 0;
+		}
+	}
+	/* No trunk, or a full one: the freed page becomes the head trunk. */
+	ret = page(p, pgno, true, &pg);
+	if (ret)
+		return ret;
+	memset(pg, 0, p->ops.page_usable);
+	t = pg;
+	t->magic = KV_TRUNK_MAGIC;
+	t->count = 0;
+	t->next = m->free_head;
+	m->free_head = pgno;
+	m->free_pages++;
+	return 0;
+}
+
+static int pps_get_root(struct kv_pager *kp, uint64_t *pgno)
+{
+	struct kv_pps *p = pps(kp);
+
+	*pgno = p->meta->root;
+	if (*pgno && !pgno_valid(p, *pgno))
+		return URT_E_CORRUPT;
+	return 0;
+}
+
+static int pps_set_root(struct kv_pager *kp, uint64_t pgno)
+{
+	struct kv_pps *p = pps(kp);
+
+	if (!p->writer)
+		return -EPERM;
+	p->meta->root = pgno;
+	return 0;
+}
+
+const struct kv_pager_ops kv_pps_ops_template = {
+	.get = pps_get,
+	.make_writable = pps_make_writable,
+	.put = pps_put,
+	.alloc = pps_alloc,
+	.free = pps_free,
+	.get_root = pps_get_root,
+	.set_root = pps_set_root,
+};
+
+int kv_pps_init(struct kv_pps *p, struct urt_ps *ps, bool writer, uint32_t pages_write_max,
+		uint32_t pages_read_max)
+{
+	memset(p, 0, sizeof(*p));
+	p->ops = kv_pps_ops_template;
+	p->ops.page_usable = urt_ps_page_data_bytes(ps);
+	p->ps = ps;
+	p->page_count = urt_ps_page_count(ps);
+	p->writer = writer;
+	p->pages_write_max = pages_write_max;
+	p->pages_read_max = pages_read_max;
+	if (writer) {
+		uint32_t n = 16;
+
+		/* At most half full, so probes stay short. */
+		while (n < 2 * (pages_write_max + pages_read_max))
+			n <<= 1;
+		p->set = calloc(n, sizeof(*p->set));
+		if (!p->set)
+			return -ENOMEM;
+		p->set_mask = n - 1;
+	}
+	return 0;
+}
+
+void kv_pps_exit(struct kv_pps *p)
+{
+	free(p->set);
+	p->set = NULL;
+}
+
+static bool meta_valid(const struct kv_pps *p, const struct kv_shard_meta *m)
+{
+	return m->magic == KV_META_MAGIC && m->version == KV_META_VERSION &&
+	       m->page_usable == p->ops.page_usable && m->hwm >= 1 && m->hwm <= p->page_count &&
+	       m->root < m->hwm && m->free_head < m->hwm && m->free_pages < m->hwm;
+}
+
+int kv_pps_bind(struct kv_pps *p, struct urt_tx *tx)
+{
+	void *pg;
+	int ret;
+
+	p->tx = tx;
+	p->nwritten = 0;
+	p->nread = 0;
+	p->gets = 0;
+	p->store_full = false;
+	if (++p->gen == 0) {
+		/* Generation wrapped: clear the set once so no stale slot matches. */
+		if (p->set)
+			memset(p->set, 0, (p->set_mask + 1) * sizeof(*p->set));
+		p->gen = 1;
+	}
+	ret = urt_page_get(tx, 0, p->writer ? URT_PAGE_WRITE : URT_PAGE_READ, &pg);
+	if (ret) {
+		p->tx = NULL;
+		return ret;
+	}
+	p->meta = pg;
+	track(p, 0, p->writer);
+	if (!meta_valid(p, p->meta)) {
+		p->tx = NULL;
+		p->meta = NULL;
+		return URT_E_CORRUPT;
+	}
+	return 0;
+}
+
+void kv_pps_unbind(struct kv_pps *p)
+{
+	p->tx = NULL;
+	p->meta = NULL;
+}
+
+int kv_pps_format(struct urt_tx *tx, size_t page_usable, uint32_t id, uint32_t count,
+		  uint64_t store_id)
+{
+	struct kv_shard_meta *m;
+	void *pg;
+	int ret = urt_page_get(tx, 0, URT_PAGE_WRITE, &pg);
+
+	if (ret)
+		return ret;
+	memset(pg, 0, page_usable);
+	m = pg;
+	m->magic = KV_META_MAGIC;
+	m->version = KV_META_VERSION;
+	m->page_usable = (uint32_t)page_usable;
+	m->shard_id = id;
+	m->shard_count = count;
+	m->store_id = store_id;
+	m->root = 0;
+	m->hwm = 1;
+	m->free_head = 0;
+	m->free_pages = 0;
+	m->tx_seq = 1;
+	m->keys = 0;
+	return 0;
+}
+
+void kv_pps_clear(struct kv_pps *p)
+{
+	/* Pages at or above hwm are garbage; alloc zeroes each page it hands out. */
+	p->meta->root = 0;
+	p->meta->hwm = 1;
+	p->meta->free_head = 0;
+	p->meta->free_pages = 0;
+	p->meta->keys = 0;
+}
+
+bool kv_pps_has_room(const struct kv_pps *p, uint32_t w, uint32_t r)
+{
+	return p->nwritten + w <= p->pages_write_max && p->nread + r <= p->pages_read_max;
+}

@@ -1,0 +1,892 @@
+/*
+ * One shard of the key-value store: a B+tree in its own page-store region,
+ * run by one core.
+ *
+ * Design notes.
+ *
+ * Writes.  Writes are queued (kv_shard_write) and applied by committer
+ * fibers, several requests per page-store transaction:
+ *
+ *   idle --(queue not empty, nobody building)--> building
+ *   building: begin tx, pin page 0 for write, apply queued requests in
+ *             order while the transaction has room, bump meta.tx_seq
+ *   building --> committing: hand the build turn to the other committer,
+ *             then urt_tx_commit (installs the pages at once, then waits
+ *             for the log batch to be durable)
+ *   committing --> idle: complete the requests of the transaction
+ *
+ * With two committers the next transaction is built while the previous
+ * one's log batch is being written, so the page store's group commit
+ * always has a batch ready.  Invariants:
+ *  1. At most one transaction is being built at a time (s->building).  The
+ *     build turn passes before urt_tx_commit, and the commit installs the
+ *     pages before it first suspends, so the next builder sees them.  In
+ *     the rare case that the commit suspends before installing (waiting for
+ *     log space), the next builder gets -EBUSY on page 0, aborts, and waits
+ *     for that commit to return: no request is ever applied to stale pages.
+ *  2. Requests are applied in queue order and a transaction carries a
+ *     prefix of the queue, so the writes of one caller to one shard take
+ *     effect in the order they were issued.
+ *  3. A request is completed only after its transaction's commit returned
+ *     (durable), or, with URT_KV_NOSYNC, after the ack fiber saw its
+ *     transaction installed (committed page 0 shows its tx_seq).
+ *  4. A request that fails alone (a logical result such as -EEXIST is not
+ *     a failure) makes the transaction abort; the other requests are put
+ *     back at the head of the queue and redone without it, so a failed
+ *     request never takes its neighbours down.  A transaction that grows
+ *     past the page store's page limit is redone with fewer requests.
+ *
+ * Reads.  A read runs in its own read-only transaction in the caller's
+ * fiber (or a worker fiber for reads forwarded from other cores).  Pages
+ * are installed by commits while a reader may be suspended on a page read,
+ * so a reader could combine an old parent with a new child.  Readers
+ * therefore check page 0's tx_seq before and after (a seqlock: installs
+ * are atomic with respect to fibers) and retry when it moved; after
+ * KV_READ_TRIES attempts a reader takes the build turn and waits for every
+ * commit to return, which stops installs while it reads.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv/btree.h"
+#include "kv/kv_impl.h"
+#include "runtime/core.h"
+#include "urt/error.h"
+#include "urt/rt.h"
+
+#define KV_READ_TRIES 4		/* Optimistic read attempts before the exclusive one. */
+#define KV_WORKERS_MAX 16	/* Fibers serving reads forwarded from other cores. */
+#define KV_INCR_TEXT_MAX 20	/* Longest decimal int64: "-9223372036854775808". */
+
+/* Maps the tree's and the store's errors onto the store's public codes. */
+static int map_err(int ret)
+{
+	if (ret == -ENOENT)
+		return URT_E_NOTFOUND;
+	if (ret == -EUCLEAN)
+		return URT_E_CORRUPT;
+	if (ret == -E2BIG)
+		return URT_E_TOOBIG;
+	return ret;
+}
+
+/* A result that is an answer, not a failure: the transaction goes on. */
+static bool is_answer(int ret)
+{
+	return ret >= 0 || ret == URT_E_NOTFOUND || ret == -EEXIST || ret == -EINVAL ||
+	       ret == -ERANGE;
+}
+
+static void exit_fiber(struct kv_shard *s)
+{
+	s->fibers_live--;
+	urt_waitq_wake_all(&s->exit_wq);
+}
+
+/* Build-turn helpers. */
+
+static void build_end(struct kv_shard *s)
+{
+	s->building = false;
+	urt_waitq_wake_one(&s->commit_wq);
+	urt_waitq_wake_all(&s->state_wq);
+}
+
+/* Waits until no transaction is built or committing, and takes the build turn. */
+static void exclusive_begin(struct kv_shard *s)
+{
+	s->excl_waiting++;
+	while (s->building || s->commits_inflight)
+		urt_waitq_wait(&s->state_wq);
+	s->excl_waiting--;
+	s->building = true;
+}
+
+/* Integer values of INCR: strict decimal, as Redis's string2ll. */
+static int parse_i64(const char *s, size_t len, int64_t *out)
+{
+	uint64_t v = 0;
+	bool neg = false;
+	size_t i = 0;
+
+	if (len == 0 || len > KV_INCR_TEXT_MAX)
+		return -EINVAL;
+	if (s[0] == '-') {
+		neg = true;
+		i = 1;
+		if (len == 1)
+			return -EINVAL;
+	}
+	if (s[i] == '0' && len > i + 1)
+		return -EINVAL;
+	if (s[i] == '0' && neg)
+		return -EINVAL;
+	for (; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		if (v > (UINT64_MAX - 9) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (neg) {
+		if (v > (uint64_t)INT64_MAX + 1)
+			return -EINVAL;
+		*out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+	} else {
+		if (v > (uint64_t)INT64_MAX)
+			return -EINVAL;
+		*out = (int64_t)v;
+	}
+	return 0;
+}
+
+/* Write path. */
+
+static int apply_incr(struct kv_writer *w, struct urt_kv_req *req)
+{
+	char text[KV_INCR_TEXT_MAX + 2];
+	size_t vlen = 0;
+	int64_t cur = 0;
+	int n, ret;
+
+	ret = map_err(kv_btree_get(w->tree, req->key, req->klen, text, sizeof(text), &vlen));
+	if (ret == 0) {
+		if (vlen > KV_INCR_TEXT_MAX || parse_i64(text, vlen, &cur))
+			return -EINVAL;
+	} else if (ret != URT_E_NOTFOUND) {
+		return ret;
+	}
+	if (__builtin_add_overflow(cur, req->delta, &cur))
+		return -ERANGE;
+	n = snprintf(text, sizeof(text), "%" PRId64, cur);
+	ret = map_err(kv_btree_put(w->tree, req->key, req->klen, text, (size_t)n, 0));
+	if (ret < 0)
+		return ret;
+	if (ret == 1)
+		w->pager.meta->keys++;
+	req->num = cur;
+	return 0;
+}
+
+/* Applies req inside the bound transaction; returns its result. */
+static int apply(struct kv_writer *w, struct urt_kv_req *req)
+{
+	unsigned bf = 0;
+	int ret;
+
+	switch (req->op) {
+	case URT_KV_OP_PUT:
+		if (req->flags & URT_KV_NX)
+			bf |= KV_BTREE_NX;
+		if (req->flags & URT_KV_XX)
+			bf |= KV_BTREE_XX;
+		ret = map_err(kv_btree_put(w->tree, req->key, req->klen, req->val, req->vlen, bf));
+		if (ret == 1)
+			w->pager.meta->keys++;
+		return ret < 0 ? ret : 0;
+	case URT_KV_OP_DEL:
+		ret = map_err(kv_btree_del(w->tree, req->key, req->klen));
+		if (ret >= 0) {
+			if (w->pager.meta->keys == 0)
+				return URT_E_CORRUPT;
+			w->pager.meta->keys--;
+		}
+		return ret < 0 ? ret : 0;
+	case URT_KV_OP_INCR:
+		return apply_incr(w, req);
+	case KV_OP_CLEAR:
+		kv_pps_clear(&w->pager);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* Pages a request may write and read beyond what the tree reports. */
+#define KV_PAGER_EXTRA_W 4u	/* Free-list trunks, page 0. */
+#define KV_FREE_CHAIN_READS ((URT_KV_VALUE_MAX + 4095u) / 4000u + 2u) /* A replaced chain. */
+
+/* Would req fit in the transaction being built? */
+static bool has_room(struct kv_writer *w, const struct urt_kv_req *req)
+{
+	uint64_t bound = 0;
+	size_t vlen = req->op == URT_KV_OP_PUT ? req->vlen : KV_INCR_TEXT_MAX;
+
+	if (req->op == KV_OP_CLEAR)
+		return kv_pps_has_room(&w->pager, 1, 1);
+	if (kv_btree_write_bound(w->tree, req->op == URT_KV_OP_DEL ? 0 : vlen, &bound))
+		return false;
+	return kv_pps_has_room(&w->pager, (uint32_t)bound + KV_PAGER_EXTRA_W,
+			       (uint32_t)bound + KV_PAGER_EXTRA_W + KV_FREE_CHAIN_READS);
+}
+
+/* Removes from the ack queue the requests of transaction seq and fails them. */
+static void acks_fail(struct kv_shard *s, uint64_t seq, int err)
+{
+	struct kv_queue keep = { 0 };
+	struct urt_kv_req *r;
+
+	while ((r = kv_queue_pop(&s->acks))) {
+		if (r->seq == seq) {
+			r->res = err;
+			kv_req_complete(r);
+		} else {
+			kv_queue_push(&keep, r);
+		}
+	}
+	s->acks = keep;
+}
+
+/* Fails every queued write with err (the store cannot start transactions). */
+static void fail_queued(struct kv_shard *s, int err)
+{
+	struct urt_kv_req *r;
+
+	while ((r = kv_queue_pop(&s->wq))) {
+		r->res = err;
+		kv_req_complete(r);
+	}
+}
+
+/* Waits until fewer commits than now are in flight (or a moment, if none). */
+static void wait_commit_return(struct kv_shard *s)
+{
+	unsigned n = s->commits_inflight;
+
+	if (n == 0) {
+		urt_fiber_yield();
+		return;
+	}
+	while (s->commits_inflight >= n)
+		urt_waitq_wait(&s->state_wq);
+}
+
+/*
+ * Builds one transaction from the head of the queue and commits it.  Called
+ * with the build turn free; returns with it free.
+ */
+static void commit_batch(struct kv_writer *w)
+{
+	struct kv_shard *s = w->shard;
+	struct kv_queue batch = { 0 };
+	struct urt_kv_req *req;
+	struct urt_tx *tx;
+	unsigned n, limit;
+	uint64_t seq;
+	bool has_acks = false;
+	int ret;
+
+	s->building = true;
+again:
+	batch = (struct kv_queue){ 0 };
+	n = 0;
+	limit = w->limit ? w->limit : UINT32_MAX;
+	w->limit = 0;
+	if (!s->wq.head) {
+		build_end(s);
+		return;
+	}
+	ret = urt_tx_begin(s->ps, &tx);
+	if (ret) {
+		fail_queued(s, ret);
+		build_end(s);
+		return;
+	}
+	ret = kv_pps_bind(&w->pager, tx);
+	if (ret) {
+		urt_tx_abort(tx);
+		if (ret == -EBUSY) {
+			/* Another commit holds page 0 before installing it (invariant 1). */
+			s->write_tx_retries++;
+			wait_commit_return(s);
+			goto again;
+		}
+		fail_queued(s, ret);
+		build_end(s);
+		return;
+	}
+	while ((req = s->wq.head) && n < limit) {
+		if (n > 0 && !has_room(w, req))
+			break;
+		kv_queue_pop(&s->wq);
+		ret = apply(w, req);
+		if (is_answer(ret)) {
+			req->res = ret;
+			kv_queue_push(&batch, req);
+			n++;
+			continue;
+		}
+		/* A failure: drop the transaction and redo the others (invariant 4). */
+		kv_pps_unbind(&w->pager);
+		urt_tx_abort(tx);
+		s->write_tx_retries++;
+		if (ret == -EBUSY) {
+			kv_queue_push(&batch, req);
+			kv_queue_prepend(&s->wq, &batch);
+			wait_commit_return(s);
+			goto again;
+		}
+		if (n > 0 && (ret == URT_E_TOOBIG || (ret == URT_E_FULL && !w->pager.store_full))) {
+			/* Too many pages for one transaction (or the pool): fewer requests. */
+			kv_queue_push(&batch, req);
+			kv_queue_prepend(&s->wq, &batch);
+			w->limit = n;
+			goto again;
+		}
+		kv_queue_prepend(&s->wq, &batch);
+		req->res = ret;
+		kv_req_complete(req);
+		goto again;
+	}
+	seq = ++w->pager.meta->tx_seq;
+	kv_pps_unbind(&w->pager);
+	s->write_txs++;
+	s->writes += n;
+
+	/* NOSYNC requests are acknowledged by the ack fiber once installed. */
+	{
+		struct kv_queue durable = { 0 };
+
+		while ((req = kv_queue_pop(&batch))) {
+			req->seq = seq;
+			if (req->flags & URT_KV_NOSYNC) {
+				kv_queue_push(&s->acks, req);
+				has_acks = true;
+			} else {
+				kv_queue_push(&durable, req);
+			}
+		}
+		batch = durable;
+	}
+	build_end(s);
+	if (has_acks)
+		urt_waitq_wake_one(&s->ack_wq);
+	s->commits_inflight++;
+	ret = urt_tx_commit(tx);
+	s->commits_inflight--;
+	urt_waitq_wake_all(&s->state_wq);
+	if (ret && has_acks)
+		acks_fail(s, seq, ret);
+	if (has_acks)
+		urt_waitq_wake_one(&s->ack_wq);
+	while ((req = kv_queue_pop(&batch))) {
+		if (ret)
+			req->res = ret;
+		kv_req_complete(req);
+	}
+}
+
+static void committer_main(void *arg)
+{
+	struct kv_writer *w = arg;
+	struct kv_shard *s = w->shard;
+
+	for (;;) {
+		while (s->building || s->excl_waiting || !s->wq.head) {
+			if (s->stopping && !s->wq.head)
+				goto out;
+			urt_waitq_wait(&s->commit_wq);
+		}
+		commit_batch(w);
+	}
+out:
+	s->writers_live--;
+	/* The other committer and the ack fiber may be waiting to see this. */
+	urt_waitq_wake_all(&s->commit_wq);
+	urt_waitq_wake_all(&s->ack_wq);
+	exit_fiber(s);
+}
+
+/* The tx_seq of the committed page 0: every transaction up to it is installed. */
+static int installed_seq(struct kv_shard *s, uint64_t *seq)
+{
+	struct urt_tx *tx;
+	void *pg;
+	int ret = urt_tx_begin(s->ps, &tx);
+
+	if (ret)
+		return ret;
+	ret = urt_page_get(tx, 0, URT_PAGE_READ, &pg);
+	if (ret == 0)
+		*seq = ((const struct kv_shard_meta *)pg)->tx_seq;
+	urt_tx_commit(tx);
+	return ret;
+}
+
+static void ack_main(void *arg)
+{
+	struct kv_shard *s = arg;
+
+	for (;;) {
+		uint64_t seq = 0;
+
+		while (!s->acks.head) {
+			if (s->stopping && s->writers_live == 0)
+				goto out;
+			urt_waitq_wait(&s->ack_wq);
+		}
+		if (installed_seq(s, &seq) == 0) {
+			while (s->acks.head && s->acks.head->seq <= seq)
+				kv_req_complete(kv_queue_pop(&s->acks));
+		}
+		/* Still pending: their commit wakes us when it returns. */
+		if (s->acks.head)
+			urt_waitq_wait(&s->ack_wq);
+	}
+out:
+	exit_fiber(s);
+}
+
+void kv_shard_write(struct kv_shard *s, struct urt_kv_req *req)
+{
+	kv_queue_push(&s->wq, req);
+	if (!s->building)
+		urt_waitq_wake_one(&s->commit_wq);
+}
+
+/* Read path. */
+
+static struct kv_reader *reader_get(struct kv_shard *s)
+{
+	struct kv_reader *rd;
+
+	while (!s->reader_free)
+		urt_waitq_wait(&s->reader_wq);
+	rd = s->reader_free;
+	s->reader_free = rd->next_free;
+	return rd;
+}
+
+static void reader_put(struct kv_shard *s, struct kv_reader *rd)
+{
+	rd->next_free = s->reader_free;
+	s->reader_free = rd;
+	urt_waitq_wake_one(&s->reader_wq);
+}
+
+/* One attempt of fn under a read transaction; *changed when a commit was installed meanwhile. */
+typedef int (*kv_read_fn)(struct kv_reader *rd, void *arg);
+
+static int read_once(struct kv_shard *s, struct kv_reader *rd, kv_read_fn fn, void *arg,
+		     bool *changed)
+{
+	struct urt_tx *tx;
+	uint64_t seq;
+	int ret;
+
+	*changed = false;
+	ret = urt_tx_begin(s->ps, &tx);
+	if (ret)
+		return ret;
+	ret = kv_pps_bind(&rd->pager, tx);
+	if (ret) {
+		urt_tx_abort(tx);
+		return ret;
+	}
+	seq = rd->pager.meta->tx_seq;
+	ret = fn(rd, arg);
+	/* rd->pager.meta is the pinned committed frame: commits install into it. */
+	*changed = rd->pager.meta->tx_seq != seq;
+	kv_pps_unbind(&rd->pager);
+	urt_tx_commit(tx);
+	return ret;
+}
+
+/* Runs fn until it saw a consistent tree (see the design notes). */
+static int read_consistent(struct kv_shard *s, kv_read_fn fn, void *arg)
+{
+	struct kv_reader *rd = reader_get(s);
+	bool changed = false;
+	int ret = 0;
+
+	for (unsigned attempt = 0; attempt <= KV_READ_TRIES; attempt++) {
+		bool excl = attempt == KV_READ_TRIES;
+
+		if (excl)
+			exclusive_begin(s);
+		ret = read_once(s, rd, fn, arg, &changed);
+		if (excl)
+			build_end(s);
+		if (!changed)
+			break;
+		s->read_retries++;
+	}
+	reader_put(s, rd);
+	s->reads++;
+	return ret;
+}
+
+static int read_req(struct kv_reader *rd, void *arg)
+{
+	struct urt_kv_req *req = arg;
+	int ret;
+
+	if (req->op == URT_KV_OP_GET) {
+		req->vlen_out = 0;
+		return map_err(kv_btree_get(rd->tree, req->key, req->klen, req->buf, req->buf_len,
+					    &req->vlen_out));
+	}
+	ret = map_err(kv_btree_exists(rd->tree, req->key, req->klen));
+	return ret == URT_E_NOTFOUND ? 0 : ret;
+}
+
+int kv_shard_read(struct kv_shard *s, struct urt_kv_req *req)
+{
+	req->res = read_consistent(s, read_req, req);
+	return req->res;
+}
+
+void kv_shard_read_async(struct kv_shard *s, struct urt_kv_req *req)
+{
+	kv_queue_push(&s->rq, req);
+	urt_waitq_wake_one(&s->rq_wq);
+}
+
+static void worker_main(void *arg)
+{
+	struct kv_shard *s = arg;
+	struct urt_kv_req *req;
+
+	for (;;) {
+		while (!s->rq.head) {
+			if (s->stopping)
+				goto out;
+			urt_waitq_wait(&s->rq_wq);
+		}
+		req = kv_queue_pop(&s->rq);
+		kv_shard_read(s, req);
+		kv_req_complete(req);
+	}
+out:
+	exit_fiber(s);
+}
+
+static int count_fn(struct kv_reader *rd, void *arg)
+{
+	*(uint64_t *)arg = rd->pager.meta->keys;
+	return 0;
+}
+
+int kv_shard_count(struct kv_shard *s, uint64_t *count)
+{
+	return read_consistent(s, count_fn, count);
+}
+
+static size_t align8(size_t x)
+{
+	return (x + 7) & ~(size_t)7;
+}
+
+static int scan_fn(struct kv_reader *rd, void *arg)
+{
+	struct kv_scan_part *part = arg;
+	struct kv_btree_cursor c;
+	uint32_t gets_max = rd->pager.pages_read_max;
+	size_t off = 0;
+	int ret;
+
+	part->count = 0;
+	part->more = false;
+	part->need = 0;
+	kv_btree_cursor_init(&c, rd->tree);
+	ret = map_err(kv_btree_cursor_seek(&c, part->start, part->slen));
+	if (ret)
+		return ret;
+	if (part->exclusive && kv_btree_cursor_valid(&c)) {
+		size_t klen;
+		const void *k = kv_btree_cursor_key(&c, &klen);
+
+		if (klen == part->slen && memcmp(k, part->start, klen) == 0) {
+			ret = map_err(kv_btree_cursor_next(&c));
+			if (ret)
+				return ret;
+		}
+	}
+	while (kv_btree_cursor_valid(&c)) {
+		struct kv_scan_rec rec = { 0 };
+		const void *k;
+		size_t klen, vlen = kv_btree_cursor_value_len(&c), size;
+
+		if (part->count == part->max || rd->pager.gets >= gets_max / 2) {
+			part->more = true;
+			break;
+		}
+		k = kv_btree_cursor_key(&c, &klen);
+		size = align8(sizeof(rec) + klen + (part->keys_only ? 0 : vlen));
+		if (off + size > part->buf_len) {
+			if (part->count == 0)
+				part->need = size;
+			part->more = true;
+			break;
+		}
+		rec.klen = (uint32_t)klen;
+		rec.vlen = (uint32_t)vlen;
+		memcpy(part->buf + off + sizeof(rec), k, klen);
+		if (!part->keys_only) {
+			size_t got = 0;
+
+			ret = map_err(kv_btree_cursor_value(&c, part->buf + off + sizeof(rec) + klen,
+							    vlen, &got));
+			if (ret)
+				return ret;
+			if (got != vlen)
+				return URT_E_CORRUPT;
+			rec.vcopied = (uint32_t)vlen;
+		}
+		memcpy(part->buf + off, &rec, sizeof(rec));
+		off += size;
+		part->count++;
+		ret = map_err(kv_btree_cursor_next(&c));
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+void kv_shard_scan(struct kv_shard *s, struct kv_scan_part *part)
+{
+	part->res = read_consistent(s, scan_fn, part);
+}
+
+int kv_shard_checkpoint(struct kv_shard *s)
+{
+	return urt_ps_checkpoint(s->ps);
+}
+
+static int meta_fn(struct kv_reader *rd, void *arg)
+{
+	struct urt_kv_shard_stats *st = arg;
+
+	st->keys = rd->pager.meta->keys;
+	st->pages_used = rd->pager.meta->hwm;
+	st->pages_free = rd->pager.meta->free_pages;
+	return 0;
+}
+
+int kv_shard_stats(struct kv_shard *s, struct urt_kv_shard_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->core = s->core;
+	st->page_count = urt_ps_page_count(s->ps);
+	st->reads = s->reads;
+	st->read_retries = s->read_retries;
+	st->writes = s->writes;
+	st->write_txs = s->write_txs;
+	st->write_tx_retries = s->write_tx_retries;
+	st->forwarded = s->forwarded;
+	urt_ps_stats(s->ps, &st->ps);
+	return read_consistent(s, meta_fn, st);
+}
+
+/* Open and close. */
+
+/* Pages one write transaction may write with batches of batch bytes. */
+uint32_t kv_tx_pages(uint32_t batch_bytes, uint32_t page_size)
+{
+	/* Each page image takes a 32-byte record header; keep two blocks for the rest. */
+	return (batch_bytes - 8192u) / (page_size + 64u);
+}
+
+/* Reads page 0 and formats it if the shard is new; checks it belongs to this store. */
+static int shard_meta_init(struct kv_shard *s)
+{
+	struct urt_kv *kv = s->kv;
+	const struct kv_shard_meta *m;
+	struct urt_tx *tx;
+	void *pg;
+	int ret = urt_tx_begin(s->ps, &tx);
+
+	if (ret)
+		return ret;
+	ret = urt_page_get(tx, 0, URT_PAGE_READ, &pg);
+	if (ret)
+		goto err_abort;
+	m = pg;
+	if (m->magic == 0) {
+		ret = kv_pps_format(tx, urt_ps_page_data_bytes(s->ps), s->id, kv->nshards,
+				    kv->hdr.store_id);
+		if (ret)
+			goto err_abort;
+		return urt_tx_commit(tx);
+	}
+	if (m->magic != KV_META_MAGIC || m->version != KV_META_VERSION ||
+	    m->shard_id != s->id || m->shard_count != kv->nshards ||
+	    m->store_id != kv->hdr.store_id || m->page_usable != urt_ps_page_data_bytes(s->ps)) {
+		urt_set_error("kv: shard %u: page 0 is not this store's meta page for shard %u of %u",
+			      s->id, s->id, kv->nshards);
+		ret = URT_E_CORRUPT;
+		goto err_abort;
+	}
+	urt_tx_commit(tx);
+	return 0;
+
+err_abort:
+	urt_tx_abort(tx);
+	return ret;
+}
+
+/* Opens the tree handle of pager inside a transaction (opening reads the tree's meta page). */
+static int tree_open(struct kv_shard *s, struct kv_pps *pager, struct kv_btree **out)
+{
+	struct kv_btree_opts bo;
+	struct urt_tx *tx;
+	int ret = urt_tx_begin(s->ps, &tx);
+
+	if (ret)
+		return ret;
+	ret = kv_pps_bind(pager, tx);
+	if (ret == 0) {
+		kv_btree_opts_default(&bo);
+		bo.count_keys = false;	/* The shard counts keys in page 0, which every tx writes. */
+		ret = map_err(kv_btree_open(&pager->ops, (struct kv_pager *)pager, &bo, out));
+		kv_pps_unbind(pager);
+	}
+	urt_tx_abort(tx);
+	return ret;
+}
+
+static void shard_free(struct kv_shard *s)
+{
+	for (unsigned i = 0; i < KV_WRITERS; i++) {
+		if (s->writers[i].tree)
+			kv_btree_close(s->writers[i].tree);
+		kv_pps_exit(&s->writers[i].pager);
+	}
+	if (s->readers) {
+		for (unsigned i = 0; i < s->kv->opts.readers_max; i++) {
+			if (s->readers[i].tree)
+				kv_btree_close(s->readers[i].tree);
+			kv_pps_exit(&s->readers[i].pager);
+		}
+		free(s->readers);
+	}
+	free(s);
+}
+
+static int spawn(struct kv_shard *s, void (*fn)(void *), void *arg)
+{
+	int ret = urt_fiber_spawn(fn, arg);
+
+	if (ret == 0)
+		s->fibers_live++;
+	return ret;
+}
+
+int kv_shard_open(struct urt_kv *kv, unsigned id, struct kv_shard **out)
+{
+	const struct urt_kv_opts *ko = &kv->opts;
+	struct urt_ps_opts o;
+	struct kv_shard *s;
+	uint64_t cache_pages;
+	uint32_t workers;
+	int ret;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->kv = kv;
+	s->id = id;
+	s->core = urt_core_id();
+	s->tx_pages_max = kv_tx_pages(kv->batch_bytes, kv->hdr.page_size);
+
+	urt_ps_opts_default(&o);
+	o.create = ko->create;
+	o.format_zero_pages = !kv->fresh;
+	o.page_size = kv->hdr.page_size;
+	o.region_offset = kv->hdr.region_offset + (uint64_t)id * kv->hdr.region_bytes;
+	o.region_bytes = kv->hdr.region_bytes;
+	o.log_bytes = kv->hdr.log_bytes;
+	cache_pages = ko->cache_bytes / kv->nshards / kv->hdr.page_size;
+	if (cache_pages < 4ull * s->tx_pages_max + 256)
+		cache_pages = 4ull * s->tx_pages_max + 256;
+	o.pool_pages = (uint32_t)cache_pages;
+	o.sync = ko->sync;
+	o.group_delay_ns = ko->group_delay_ns;
+	o.batch_bytes_max = kv->batch_bytes;
+	o.tx_pages_max = s->tx_pages_max;
+	o.shard_id = id;
+	o.shard_count = kv->nshards;
+	ret = urt_ps_open(kv->dev, &o, &s->ps);
+	if (ret)
+		goto err_free;
+	ret = shard_meta_init(s);
+	if (ret)
+		goto err_close_ps;
+
+	for (unsigned i = 0; i < KV_WRITERS; i++) {
+		struct kv_writer *w = &s->writers[i];
+
+		w->shard = s;
+		/* The store pins up to 4 read pages per write slot; keep a margin. */
+		ret = kv_pps_init(&w->pager, s->ps, true, s->tx_pages_max, 3 * s->tx_pages_max);
+		if (ret)
+			goto err_close_ps;
+		ret = tree_open(s, &w->pager, &w->tree);
+		if (ret)
+			goto err_close_ps;
+	}
+	s->readers = calloc(ko->readers_max, sizeof(*s->readers));
+	if (!s->readers) {
+		ret = -ENOMEM;
+		goto err_close_ps;
+	}
+	for (unsigned i = 0; i < ko->readers_max; i++) {
+		struct kv_reader *rd = &s->readers[i];
+
+		ret = kv_pps_init(&rd->pager, s->ps, false, 0, 3 * s->tx_pages_max);
+		if (ret)
+			goto err_close_ps;
+		ret = tree_open(s, &rd->pager, &rd->tree);
+		if (ret)
+			goto err_close_ps;
+		rd->next_free = s->reader_free;
+		s->reader_free = rd;
+	}
+
+	for (unsigned i = 0; i < KV_WRITERS; i++) {
+		ret = spawn(s, committer_main, &s->writers[i]);
+		if (ret)
+			goto err_stop;
+		s->writers_live++;
+	}
+	ret = spawn(s, ack_main, s);
+	if (ret)
+		goto err_stop;
+	workers = ko->readers_max < KV_WORKERS_MAX ? ko->readers_max : KV_WORKERS_MAX;
+	for (unsigned i = 0; i < workers; i++) {
+		ret = spawn(s, worker_main, s);
+		if (ret)
+			goto err_stop;
+	}
+	*out = s;
+	return 0;
+
+err_stop:
+	kv_shard_close(s);
+	return ret;
+err_close_ps:
+	urt_ps_close(s->ps);
+err_free:
+	shard_free(s);
+	return ret;
+}
+
+int kv_shard_close(struct kv_shard *s)
+{
+	int ret;
+
+	s->stopping = true;
+	urt_waitq_wake_all(&s->commit_wq);
+	urt_waitq_wake_all(&s->rq_wq);
+	urt_waitq_wake_all(&s->ack_wq);
+	urt_waitq_wake_all(&s->state_wq);
+	while (s->fibers_live)
+		urt_waitq_wait(&s->exit_wq);
+	KV_CHECK(!s->wq.head && !s->rq.head && !s->acks.head);
+	ret = urt_ps_close(s->ps);
+	shard_free(s);
+	return ret;
+}

@@ -1,0 +1,732 @@
+/*
+ * The key-value store's public API (urt/kv.h) on two cores and two shards:
+ * every call and error, forwarding between cores, NOSYNC, the async
+ * request API, ordered scans with cursors, clear, persistence across a
+ * close and reopen, and concurrent fibers on both cores against a model.
+ */
+#include <stdint.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "kv/kv_impl.h"
+#include "kv_fixture.h"
+
+#define DEV_BYTES (256ull << 20)
+
+struct env {
+	struct urt_rt *rt;
+	struct urt_dev *dev;
+	struct urt_kv *kv;
+	struct urt_kv_opts o;
+};
+
+static void env_open(struct env *e, unsigned ncores, uint64_t seed)
+{
+	int ret;
+
+	e->dev = kvx_sim(DEV_BYTES, seed);
+	kvx_opts(&e->o, e->dev);
+	e->rt = kvx_start(ncores, &e->o);
+	ret = urt_kv_open(e->rt, &e->o, &e->kv);
+	cr_assert_eq(ret, 0, "urt_kv_open: %d (%s) %s", ret, urt_strerror(ret), urt_last_error());
+}
+
+static __attribute__((unused)) void env_reopen(struct env *e)
+{
+	int ret = urt_kv_close(e->kv);
+
+	cr_assert_eq(ret, 0, "urt_kv_close: %d (%s)", ret, urt_strerror(ret));
+	ret = urt_kv_open(e->rt, &e->o, &e->kv);
+	cr_assert_eq(ret, 0, "urt_kv_open again: %d (%s) %s", ret, urt_strerror(ret), urt_last_error());
+}
+
+static void env_close(struct env *e)
+{
+	cr_assert_eq(urt_kv_close(e->kv), 0);
+	urt_rt_stop(e->rt);
+	urt_dev_close(e->dev);
+}
+
+/* Basic calls, from one core, on keys of both shards. */
+
+struct basic {
+	struct urt_kv *kv;
+	struct kvx_fail f;
+	unsigned shards_seen;
+};
+
+#define CHECK(b, cond, ...)                          \
+	do {                                         \
+		if (!(cond))                         \
+			kvx_failf(&(b)->f, __VA_ARGS__); \
+	} while (0)
+
+static void basic_body(void *p)
+{
+	struct basic *b = p;
+	struct urt_kv *kv = b->kv;
+	char key[32], buf[64];
+	uint8_t big_key[URT_KV_KEY_MAX + 1];
+	size_t vlen;
+	int64_t num = 0;
+	int ret;
+
+	for (int i = 0; i < 64; i++) {
+		int n = snprintf(key, sizeof(key), "key:%d", i);
+
+		b->shards_seen |= 1u << urt_kv_shard_of(kv, key, (size_t)n);
+		ret = urt_kv_put(kv, key, (size_t)n, key, (size_t)n, 0);
+		CHECK(b, ret == 0, "put %s: %d", key, ret);
+	}
+	for (int i = 0; i < 64; i++) {
+		int n = snprintf(key, sizeof(key), "key:%d", i);
+
+		ret = urt_kv_get(kv, key, (size_t)n, buf, sizeof(buf), &vlen);
+		CHECK(b, ret == 0 && vlen == (size_t)n && memcmp(buf, key, vlen) == 0,
+		      "get %s: %d vlen %zu", key, ret, vlen);
+		CHECK(b, urt_kv_exists(kv, key, (size_t)n) == 1, "exists %s", key);
+	}
+	/* Truncated get: vlen is the full length. */
+	ret = urt_kv_get(kv, "key:10", 6, buf, 2, &vlen);
+	CHECK(b, ret == 0 && vlen == 6 && memcmp(buf, "ke", 2) == 0, "short get: %d %zu", ret, vlen);
+	ret = urt_kv_get(kv, "key:10", 6, NULL, 0, &vlen);
+	CHECK(b, ret == 0 && vlen == 6, "length-only get: %d %zu", ret, vlen);
+	/* Missing keys. */
+	ret = urt_kv_get(kv, "nope", 4, buf, sizeof(buf), &vlen);
+	CHECK(b, ret == URT_E_NOTFOUND, "get missing: %d", ret);
+	CHECK(b, urt_kv_exists(kv, "nope", 4) == 0, "exists missing");
+	CHECK(b, urt_kv_del(kv, "nope", 4, 0) == URT_E_NOTFOUND, "del missing");
+	/* NX and XX. */
+	CHECK(b, urt_kv_put(kv, "key:1", 5, "x", 1, URT_KV_NX) == -EEXIST, "NX on existing");
+	CHECK(b, urt_kv_put(kv, "new", 3, "x", 1, URT_KV_XX) == URT_E_NOTFOUND, "XX on missing");
+	CHECK(b, urt_kv_exists(kv, "new", 3) == 0, "XX must not create");
+	CHECK(b, urt_kv_put(kv, "new", 3, "n", 1, URT_KV_NX) == 0, "NX on missing");
+	CHECK(b, urt_kv_put(kv, "new", 3, "xx", 2, URT_KV_XX) == 0, "XX on existing");
+	ret = urt_kv_get(kv, "new", 3, buf, sizeof(buf), &vlen);
+	CHECK(b, ret == 0 && vlen == 2 && memcmp(buf, "xx", 2) == 0, "XX value");
+	CHECK(b, urt_kv_put(kv, "new", 3, "x", 1, URT_KV_NX | URT_KV_XX) == -EINVAL, "NX|XX");
+	/* Delete. */
+	CHECK(b, urt_kv_del(kv, "new", 3, 0) == 0, "del");
+	CHECK(b, urt_kv_exists(kv, "new", 3) == 0, "deleted");
+	/* Empty values exist. */
+	CHECK(b, urt_kv_put(kv, "empty", 5, NULL, 0, 0) == 0, "empty value");
+	ret = urt_kv_get(kv, "empty", 5, buf, sizeof(buf), &vlen);
+	CHECK(b, ret == 0 && vlen == 0, "get empty: %d %zu", ret, vlen);
+	/* Incr and decr. */
+	CHECK(b, urt_kv_incr(kv, "ctr", 3, 5, 0, &num) == 0 && num == 5, "incr new: %lld",
+	      (long long)num);
+	CHECK(b, urt_kv_incr(kv, "ctr", 3, -7, 0, &num) == 0 && num == -2, "decr: %lld",
+	      (long long)num);
+	ret = urt_kv_get(kv, "ctr", 3, buf, sizeof(buf), &vlen);
+	CHECK(b, ret == 0 && vlen == 2 && memcmp(buf, "-2", 2) == 0, "incr stores text");
+	CHECK(b, urt_kv_incr(kv, "key:1", 5, 1, 0, &num) == -EINVAL, "incr of text");
+	CHECK(b, urt_kv_put(kv, "max", 3, "9223372036854775807", 19, 0) == 0, "put max");
+	CHECK(b, urt_kv_incr(kv, "max", 3, 1, 0, &num) == -ERANGE, "incr overflow");
+	CHECK(b, urt_kv_put(kv, "lead0", 5, "01", 2, 0) == 0, "put 01");
+	CHECK(b, urt_kv_incr(kv, "lead0", 5, 1, 0, &num) == -EINVAL, "incr of 01");
+	/* Limits and bad arguments. */
+	memset(big_key, 'k', sizeof(big_key));
+	CHECK(b, urt_kv_put(kv, big_key, URT_KV_KEY_MAX + 1, "v", 1, 0) == URT_E_TOOBIG, "long key");
+	CHECK(b, urt_kv_put(kv, big_key, URT_KV_KEY_MAX, "v", 1, 0) == 0, "1 KiB key");
+	ret = urt_kv_get(kv, big_key, URT_KV_KEY_MAX, buf, sizeof(buf), &vlen);
+	CHECK(b, ret == 0 && vlen == 1 && buf[0] == 'v', "get 1 KiB key: %d", ret);
+	CHECK(b, urt_kv_put(kv, "", 0, "v", 1, 0) == -EINVAL, "empty key");
+	CHECK(b, urt_kv_get(kv, "", 0, buf, sizeof(buf), &vlen) == -EINVAL, "get empty key");
+	CHECK(b, urt_kv_put(kv, "k", 1, "v", URT_KV_VALUE_MAX + 1, 0) == URT_E_TOOBIG, "2 big");
+	CHECK(b, urt_kv_put(kv, "k", 1, "v", 1, 1u << 9) == -EINVAL, "unknown flag");
+	CHECK(b, urt_kv_del(kv, "k", 1, URT_KV_NX) == -EINVAL, "NX on del");
+	/* The next run (on the other core) starts from the same state. */
+	CHECK(b, urt_kv_del(kv, "ctr", 3, 0) == 0, "del ctr");
+	CHECK(b, urt_kv_del(kv, "max", 3, 0) == 0, "del max");
+	CHECK(b, urt_kv_del(kv, "lead0", 5, URT_KV_NOSYNC) == 0, "del lead0");
+}
+
+struct count_arg {
+	struct urt_kv *kv;
+	uint64_t count;
+	int ret;
+};
+
+static void count_body(void *p)
+{
+	struct count_arg *a = p;
+
+	a->ret = urt_kv_count(a->kv, &a->count);
+}
+
+Test(kv, basic_calls_on_both_cores)
+{
+	struct env e;
+	uint64_t count = 0;
+
+	env_open(&e, 2, 1);
+	cr_assert_eq(urt_kv_shards(e.kv), 2);
+	cr_expect_eq(urt_kv_shard_core(e.kv, 0), 0);
+	cr_expect_eq(urt_kv_shard_core(e.kv, 1), 1);
+	for (unsigned core = 0; core < 2; core++) {
+		struct basic b = { .kv = e.kv };
+
+		kvx_run(e.rt, core, basic_body, &b);
+		kvx_assert_ok(&b.f);
+		cr_expect_eq(b.shards_seen, 3u, "keys land on both shards");
+	}
+	{
+		struct count_arg a = { .kv = e.kv };
+
+		kvx_run(e.rt, 1, count_body, &a);
+		cr_expect_eq(a.ret, 0);
+		count = a.count;
+	}
+	/* 64 keys, "empty" and the 1 KiB key. */
+	cr_expect_eq(count, 66, "count %llu", (unsigned long long)count);
+	env_close(&e);
+}
+
+
+/* Values up to 1 MiB, overflow chains replaced and freed, pages reused. */
+
+struct big {
+	struct urt_kv *kv;
+	struct kvx_fail f;
+	struct urt_kv_shard_stats st[2];
+	uint64_t hwm_after_first, hwm_after_cycles, live;
+};
+
+static void big_body(void *p)
+{
+	struct big *b = p;
+	size_t sizes[] = { 9, 1000, 1017, 4000, 4097, 65536, 300000, URT_KV_VALUE_MAX };
+	uint8_t *val = malloc(URT_KV_VALUE_MAX), *got = malloc(URT_KV_VALUE_MAX);
+	size_t vlen;
+	int ret;
+
+	for (int cycle = 0; cycle < 8; cycle++) {
+		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			char key[16];
+			int n = snprintf(key, sizeof(key), "big%zu", i);
+			/* Each cycle replaces every value by one of another size. */
+			size_t len = sizes[(i + (size_t)cycle) % (sizeof(sizes) / sizeof(sizes[0]))];
+
+			kvx_fill(val, len, i, (uint64_t)cycle);
+			ret = urt_kv_put(b->kv, key, (size_t)n, val, len, 0);
+			CHECK(b, ret == 0, "put %s %zu: %d (%s)", key, len, ret, urt_strerror(ret));
+			memset(got, 0, len);
+			ret = urt_kv_get(b->kv, key, (size_t)n, got, URT_KV_VALUE_MAX, &vlen);
+			CHECK(b, ret == 0 && vlen == len && memcmp(got, val, len) == 0,
+			      "get %s: %d, %zu of %zu bytes", key, ret, vlen, len);
+		}
+		if (getenv("KV_DEBUG"))
+			for (unsigned s = 0; s < 2; s++) {
+				urt_kv_shard_stats(b->kv, s, &b->st[s]);
+				fprintf(stderr, "cycle %d shard %u used %llu free %llu keys %llu\n", cycle, s,
+					(unsigned long long)b->st[s].pages_used,
+					(unsigned long long)b->st[s].pages_free,
+					(unsigned long long)b->st[s].keys);
+			}
+		if (cycle == 0)
+			for (unsigned s = 0; s < 2; s++) {
+				urt_kv_shard_stats(b->kv, s, &b->st[s]);
+				b->hwm_after_first += b->st[s].pages_used;
+			}
+	}
+	for (unsigned s = 0; s < 2; s++) {
+		urt_kv_shard_stats(b->kv, s, &b->st[s]);
+		b->hwm_after_cycles += b->st[s].pages_used;
+		/* Page 0 is the shard's meta page, not the tree's. */
+		b->live += b->st[s].pages_used - 1 - b->st[s].pages_free;
+	}
+	free(val);
+	free(got);
+}
+
+Test(kv, large_values_and_page_reuse)
+{
+	struct env e;
+	struct big b = { 0 };
+
+	env_open(&e, 2, 2);
+	b.kv = e.kv;
+	kvx_run(e.rt, 0, big_body, &b);
+	kvx_assert_ok(&b.f);
+	/*
+	 * The values need ~355 overflow pages whatever the cycle.  Replaced
+	 * chains go to the free list, so the pages in use stay at that plus a
+	 * few tree pages, and the high-water mark stays below what two copies
+	 * of everything on one shard would need (a new chain is written
+	 * before the old one is freed), though eight cycles wrote 11 MiB.
+	 */
+	uint64_t ovf = 0;
+	size_t sizes[] = { 4000, 4097, 65536, 300000, URT_KV_VALUE_MAX };
+
+	for (size_t i = 0; i < 5; i++)
+		ovf += (sizes[i] + 4047) / 4048;
+	cr_expect(b.live >= ovf && b.live <= ovf + 16, "live pages %llu, overflow pages %llu",
+		  (unsigned long long)b.live, (unsigned long long)ovf);
+	cr_expect_lt(b.hwm_after_cycles, 4 * ovf + 64, "high-water mark %llu pages",
+		     (unsigned long long)b.hwm_after_cycles);
+	cr_expect_gt(b.st[0].pages_free + b.st[1].pages_free, 0, "freed pages are on the free list");
+	env_close(&e);
+}
+
+/* Concurrent fibers on both cores, each on its own keys, against a model. */
+
+#define RAND_FIBERS 3
+#define RAND_OPS 1500
+#define RAND_KEYS 300
+
+struct rand_fiber {
+	struct urt_kv *kv;
+	unsigned id;
+	uint64_t rng;
+	struct kvx_model m;
+	struct kvx_fail f;
+	struct urt_waitq *wq;
+	unsigned *live;
+};
+
+static size_t rand_key(struct rand_fiber *r, uint64_t k, char *key)
+{
+	/* Some keys are long, so leaves split often and internal levels grow. */
+	int n = snprintf(key, 64, "f%u:%06llu:", r->id, (unsigned long long)k);
+
+	if (k % 7 == 0) {
+		memset(key + n, 'x', 200);
+		n += 200;
+	}
+	return (size_t)n;
+}
+
+static void rand_body(void *p)
+{
+	struct rand_fiber *r = p;
+	char key[300];
+	uint8_t *val = malloc(70000), *got = malloc(70000);
+
+	for (int i = 0; i < RAND_OPS && !r->f.failed; i++) {
+		uint64_t k = kvx_rnd(&r->rng) % RAND_KEYS, op = kvx_rnd(&r->rng) % 100;
+		size_t klen = rand_key(r, k, key), vlen;
+		const struct kvx_ent *me = kvx_model_get(&r->m, key, klen);
+		unsigned flags = (kvx_rnd(&r->rng) % 4 == 0) ? URT_KV_NOSYNC : 0;
+		int ret;
+
+		if (op < 50) {
+			size_t len = kvx_rnd(&r->rng) % 10 == 0 ? kvx_rnd(&r->rng) % 70000
+								 : kvx_rnd(&r->rng) % 200;
+
+			kvx_fill(val, len, k, (uint64_t)i);
+			ret = urt_kv_put(r->kv, key, klen, val, len, flags);
+			if (ret == 0)
+				kvx_model_put(&r->m, key, klen, val, len);
+			else
+				kvx_failf(&r->f, "put: %d", ret);
+		} else if (op < 65) {
+			ret = urt_kv_del(r->kv, key, klen, flags);
+			if (ret != (me ? 0 : URT_E_NOTFOUND))
+				kvx_failf(&r->f, "del: %d, model %d", ret, me != NULL);
+			kvx_model_del(&r->m, key, klen);
+		} else if (op < 70) {
+			ret = urt_kv_put(r->kv, key, klen, "nx", 2, URT_KV_NX | flags);
+			if (ret != (me ? -EEXIST : 0))
+				kvx_failf(&r->f, "put NX: %d, model %d", ret, me != NULL);
+			if (!me)
+				kvx_model_put(&r->m, key, klen, "nx", 2);
+		} else if (op < 75) {
+			ret = urt_kv_exists(r->kv, key, klen);
+			if (ret != (me != NULL))
+				kvx_failf(&r->f, "exists: %d, model %d", ret, me != NULL);
+		} else {
+			ret = urt_kv_get(r->kv, key, klen, got, 70000, &vlen);
+			if (me ? (ret != 0 || vlen != me->vlen || memcmp(got, me->val, vlen))
+			       : ret != URT_E_NOTFOUND)
+				kvx_failf(&r->f, "get op %d: %d vlen %zu, model %zu", i, ret, vlen,
+					  me ? me->vlen : 0);
+		}
+	}
+	free(val);
+	free(got);
+	if (--*r->live == 0)
+		urt_waitq_wake_one(r->wq);
+}
+
+struct rand_run {
+	struct urt_kv *kv;
+	struct rand_fiber fib[RAND_FIBERS];
+	unsigned core;
+	struct urt_waitq wq;
+	unsigned live;
+};
+
+static void rand_driver(void *p)
+{
+	struct rand_run *run = p;
+
+	run->live = RAND_FIBERS;
+	for (unsigned i = 0; i < RAND_FIBERS; i++) {
+		struct rand_fiber *r = &run->fib[i];
+
+		r->kv = run->kv;
+		r->id = run->core * 10 + i;
+		r->rng = 0x1234567ull + r->id * 7919;
+		r->wq = &run->wq;
+		r->live = &run->live;
+		cr_assert_eq(urt_fiber_spawn(rand_body, r), 0);
+	}
+	while (run->live)
+		urt_waitq_wait(&run->wq);
+}
+
+struct scan_check {
+	struct urt_kv *kv;
+	struct kvx_model *m;
+	size_t chunk;
+	struct kvx_fail f;
+};
+
+static void scan_check_body(void *p)
+{
+	struct scan_check *sc = p;
+
+	kvx_check_scan(sc->kv, sc->m, sc->chunk, &sc->f);
+}
+
+static void *run_core(void *p)
+{
+	struct { struct urt_rt *rt; struct rand_run *run; } *a = p;
+
+	kvx_run(a->rt, a->run->core, rand_driver, a->run);
+	return NULL;
+}
+
+Test(kv, concurrent_fibers_on_both_cores_match_the_model, .timeout = 240)
+{
+	struct env e;
+	struct rand_run *runs = calloc(2, sizeof(*runs));
+	struct kvx_model all = { 0 };
+	struct { struct urt_rt *rt; struct rand_run *run; } args[2];
+	pthread_t th[2];
+
+	env_open(&e, 2, 3);
+	for (unsigned c = 0; c < 2; c++) {
+		runs[c].kv = e.kv;
+		runs[c].core = c;
+		args[c].rt = e.rt;
+		args[c].run = &runs[c];
+		pthread_create(&th[c], NULL, run_core, &args[c]);
+	}
+	for (unsigned c = 0; c < 2; c++)
+		pthread_join(th[c], NULL);
+	for (unsigned c = 0; c < 2; c++)
+		for (unsigned i = 0; i < RAND_FIBERS; i++) {
+			struct rand_fiber *r = &runs[c].fib[i];
+
+			kvx_assert_ok(&r->f);
+			for (size_t j = 0; j < r->m.n; j++)
+				kvx_model_put(&all, r->m.e[j].key, r->m.e[j].klen, r->m.e[j].val,
+					      r->m.e[j].vlen);
+		}
+	{
+		struct scan_check sc = { .kv = e.kv, .m = &all, .chunk = 37 };
+
+		kvx_run(e.rt, 1, scan_check_body, &sc);
+		kvx_assert_ok(&sc.f);
+	}
+	/* The same after a close and reopen (recovery of both shards). */
+	env_reopen(&e);
+	{
+		struct scan_check sc = { .kv = e.kv, .m = &all, .chunk = 1000 };
+		struct count_arg ca = { .kv = e.kv };
+
+		kvx_run(e.rt, 0, scan_check_body, &sc);
+		kvx_assert_ok(&sc.f);
+		kvx_run(e.rt, 0, count_body, &ca);
+		cr_expect_eq(ca.count, all.n, "count %llu, model %zu", (unsigned long long)ca.count,
+			     all.n);
+	}
+	for (unsigned c = 0; c < 2; c++)
+		for (unsigned i = 0; i < RAND_FIBERS; i++)
+			kvx_model_free(&runs[c].fib[i].m);
+	kvx_model_free(&all);
+	free(runs);
+	env_close(&e);
+}
+
+/* Scans: order across shards, cursors, bounds, small buffers, keys only. */
+
+struct scan_t {
+	struct urt_kv *kv;
+	struct kvx_fail f;
+	struct kvx_model m;
+};
+
+static void scan_body(void *p)
+{
+	struct scan_t *t = p;
+	struct urt_kv_entry ents[16];
+	struct urt_kv_cursor c;
+	uint8_t buf[4096], *big = malloc(5000);
+	char key[32];
+	size_t at;
+	int n;
+
+	for (int i = 0; i < 500; i++) {
+		int kl = snprintf(key, sizeof(key), "s%03d", (i * 7) % 500);
+		char v[16];
+		int vl = snprintf(v, sizeof(v), "v%d", (i * 7) % 500);
+
+		if (urt_kv_put(t->kv, key, (size_t)kl, v, (size_t)vl, URT_KV_NOSYNC) != 0)
+			kvx_failf(&t->f, "put %s", key);
+		kvx_model_put(&t->m, key, (size_t)kl, v, (size_t)vl);
+	}
+	/* Chunks of 16 through the whole store, in order, both shards merged. */
+	kvx_check_scan(t->kv, &t->m, 16, &t->f);
+	kvx_check_scan(t->kv, &t->m, 1, &t->f);
+	/* From a start key between keys: the first is the next one. */
+	urt_kv_cursor_init(&c, "s2505", 5);
+	n = urt_kv_scan(t->kv, &c, ents, 3, buf, sizeof(buf), 0);
+	if (n != 3 || ents[0].klen != 4 || memcmp(ents[0].key, "s251", 4) ||
+	    memcmp(ents[2].key, "s253", 4) || ents[2].vlen != 4 || memcmp(ents[2].val, "v253", 4))
+		kvx_failf(&t->f, "scan from s2505: %d", n);
+	/* The cursor goes on after the last key returned. */
+	n = urt_kv_scan(t->kv, &c, ents, 1, buf, sizeof(buf), 0);
+	if (n != 1 || memcmp(ents[0].key, "s254", 4))
+		kvx_failf(&t->f, "scan continues: %d", n);
+	/* Keys only: no values copied, lengths still given. */
+	urt_kv_cursor_init(&c, "s498", 4);
+	n = urt_kv_scan(t->kv, &c, ents, 16, buf, sizeof(buf), URT_KV_KEYS_ONLY);
+	if (n != 2 || ents[0].val != NULL || ents[0].vlen != 4 || !c.done)
+		kvx_failf(&t->f, "keys-only tail: %d done %d", n, c.done);
+	n = urt_kv_scan(t->kv, &c, ents, 16, buf, sizeof(buf), 0);
+	if (n != 0)
+		kvx_failf(&t->f, "scan past the end: %d", n);
+	/* A buffer too small for one entry: -ENOSPC and the size that works. */
+	kvx_fill(big, 5000, 1, 2);
+	if (urt_kv_put(t->kv, "s000", 4, big, 5000, 0) != 0)
+		kvx_failf(&t->f, "put big");
+	urt_kv_cursor_init(&c, NULL, 0);
+	n = urt_kv_scan(t->kv, &c, ents, 4, buf, sizeof(buf), 0);
+	if (n != -ENOSPC || c.need_bytes < 5000 || c.need_bytes > 2 * (5000 + 64))
+		kvx_failf(&t->f, "small buffer: %d need %zu", n, c.need_bytes);
+	{
+		uint8_t *b2 = malloc(c.need_bytes);
+
+		n = urt_kv_scan(t->kv, &c, ents, 4, b2, c.need_bytes, 0);
+		if (n < 1 || ents[0].vlen != 5000 || memcmp(ents[0].val, big, 5000))
+			kvx_failf(&t->f, "with need_bytes: %d", n);
+		free(b2);
+	}
+	/* Every key once, in order, however small the chunks: count them. */
+	urt_kv_cursor_init(&c, NULL, 0);
+	at = 0;
+	while (!c.done && at < 10000) {
+		n = urt_kv_scan(t->kv, &c, ents, 7, big, 5000 * 2 + 256, URT_KV_KEYS_ONLY);
+		if (n < 0) {
+			kvx_failf(&t->f, "keys scan: %d", n);
+			break;
+		}
+		at += (size_t)n;
+	}
+	if (at != 500)
+		kvx_failf(&t->f, "keys scan saw %zu keys", at);
+	if (urt_kv_cursor_init(&c, key, URT_KV_KEY_MAX + 1) != URT_E_TOOBIG)
+		kvx_failf(&t->f, "cursor with a long key");
+	free(big);
+}
+
+Test(kv, scan_in_order_with_cursors)
+{
+	struct env e;
+	struct scan_t t = { 0 };
+
+	env_open(&e, 2, 4);
+	t.kv = e.kv;
+	kvx_run(e.rt, 0, scan_body, &t);
+	kvx_assert_ok(&t.f);
+	kvx_model_free(&t.m);
+	env_close(&e);
+}
+
+/* NOSYNC writes are visible at once; the async API; clear. */
+
+struct async_t {
+	struct urt_kv *kv;
+	struct kvx_fail f;
+	unsigned pending;
+	struct urt_waitq wq;
+	unsigned done_order[64];
+	unsigned ndone;
+};
+
+static void async_done(struct urt_kv_req *req)
+{
+	struct async_t *t = req->arg;
+
+	if (urt_core_id() != 1)
+		kvx_failf(&t->f, "done ran on core %u, not the submitter's", urt_core_id());
+	if (--t->pending == 0)
+		urt_waitq_wake_one(&t->wq);
+}
+
+static void async_body(void *p)
+{
+	struct async_t *t = p;
+	struct urt_kv_req reqs[64];
+	char keys[64][16], vals[64][16], buf[16];
+	size_t vlen;
+	uint64_t count = 1;
+
+	/* 64 writes in flight at once, half of them to the same key: the last one wins. */
+	memset(reqs, 0, sizeof(reqs));
+	for (unsigned i = 0; i < 64; i++) {
+		int kl = i % 2 ? snprintf(keys[i], 16, "same") : snprintf(keys[i], 16, "a%u", i);
+		int vl = snprintf(vals[i], 16, "%u", i);
+
+		reqs[i] = (struct urt_kv_req){ .op = URT_KV_OP_PUT, .key = keys[i], .klen = (size_t)kl,
+					       .val = vals[i], .vlen = (size_t)vl,
+					       .flags = i % 3 ? URT_KV_NOSYNC : 0,
+					       .done = async_done, .arg = t };
+		t->pending++;
+		if (urt_kv_submit(t->kv, &reqs[i]) != 0) {
+			t->pending--;
+			kvx_failf(&t->f, "submit %u", i);
+		}
+	}
+	while (t->pending)
+		urt_waitq_wait(&t->wq);
+	for (unsigned i = 0; i < 64; i++)
+		if (reqs[i].res != 0)
+			kvx_failf(&t->f, "req %u: %d", i, reqs[i].res);
+	if (urt_kv_get(t->kv, "same", 4, buf, sizeof(buf), &vlen) != 0 || vlen != 2 ||
+	    memcmp(buf, "63", 2))
+		kvx_failf(&t->f, "same key: the last write must win");
+	/* A NOSYNC put is visible to the next read. */
+	for (int i = 0; i < 50; i++) {
+		char v[8];
+		int vl = snprintf(v, sizeof(v), "n%d", i);
+
+		if (urt_kv_put(t->kv, "ns", 2, v, (size_t)vl, URT_KV_NOSYNC) != 0 ||
+		    urt_kv_get(t->kv, "ns", 2, buf, sizeof(buf), &vlen) != 0 || vlen != (size_t)vl ||
+		    memcmp(buf, v, vlen))
+			kvx_failf(&t->f, "NOSYNC put %d not visible", i);
+	}
+	/* Bad requests are refused at submit and never call back. */
+	{
+		struct urt_kv_req bad = { .op = 99, .key = "k", .klen = 1, .done = async_done,
+					  .arg = t };
+
+		if (urt_kv_submit(t->kv, &bad) != -EINVAL)
+			kvx_failf(&t->f, "bad op accepted");
+		bad.op = URT_KV_OP_GET;
+		bad.klen = 0;
+		if (urt_kv_submit(t->kv, &bad) != -EINVAL)
+			kvx_failf(&t->f, "empty key accepted");
+	}
+	/* Clear drops everything on both shards. */
+	if (urt_kv_clear(t->kv, 0) != 0 || urt_kv_count(t->kv, &count) != 0 || count != 0)
+		kvx_failf(&t->f, "clear: %llu keys left", (unsigned long long)count);
+	if (urt_kv_exists(t->kv, "same", 4) != 0)
+		kvx_failf(&t->f, "a key survived clear");
+	if (urt_kv_put(t->kv, "after", 5, "x", 1, 0) != 0 ||
+	    urt_kv_count(t->kv, &count) != 0 || count != 1)
+		kvx_failf(&t->f, "put after clear");
+	if (urt_kv_checkpoint(t->kv) != 0)
+		kvx_failf(&t->f, "checkpoint");
+}
+
+Test(kv, nosync_async_and_clear)
+{
+	struct env e;
+	struct async_t t = { 0 };
+	struct count_arg ca;
+
+	env_open(&e, 2, 5);
+	t.kv = e.kv;
+	kvx_run(e.rt, 1, async_body, &t);
+	kvx_assert_ok(&t.f);
+	env_reopen(&e);
+	ca = (struct count_arg){ .kv = e.kv };
+	kvx_run(e.rt, 0, count_body, &ca);
+	cr_expect_eq(ca.count, 1, "after reopen: %llu keys", (unsigned long long)ca.count);
+	env_close(&e);
+}
+
+/* A data file: created on first open, reopened, shard count fixed at creation. */
+
+struct file_t {
+	struct urt_kv *kv;
+	int put, get;
+	char buf[8];
+	size_t vlen;
+};
+
+static void file_put(void *p)
+{
+	struct file_t *t = p;
+
+	t->put = urt_kv_put(t->kv, "persist", 7, "yes", 3, 0);
+}
+
+static void file_get(void *p)
+{
+	struct file_t *t = p;
+
+	t->get = urt_kv_get(t->kv, "persist", 7, t->buf, sizeof(t->buf), &t->vlen);
+}
+
+Test(kv, data_file_create_and_reopen)
+{
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char path[256];
+	struct urt_kv_opts o;
+	struct urt_rt *rt;
+	struct urt_kv *kv;
+	struct file_t t = { 0 };
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/urkv-test-%d", tmp, getpid());
+	unlink(path);
+	urt_kv_opts_default(&o);
+	o.path = path;
+	o.size_bytes = 64ull << 20;
+	o.cache_bytes = 4u << 20;
+	o.batch_bytes_max = 512u << 10;
+	o.readers_max = 4;
+	rt = kvx_start(2, &o);
+	ret = urt_kv_open(rt, &o, &kv);
+	cr_assert_eq(ret, 0, "open: %d %s", ret, urt_last_error());
+	cr_expect_eq(urt_kv_shards(kv), 2);
+	t.kv = kv;
+	kvx_run(rt, 0, file_put, &t);
+	cr_expect_eq(t.put, 0);
+	cr_assert_eq(urt_kv_close(kv), 0);
+
+	/* Asking for 3 shards on reopen: the store keeps its 2. */
+	o.shards = 3;
+	ret = urt_kv_open(rt, &o, &kv);
+	cr_assert_eq(ret, 0, "reopen: %d %s", ret, urt_last_error());
+	cr_expect_eq(urt_kv_shards(kv), 2);
+	t.kv = kv;
+	kvx_run(rt, 1, file_get, &t);
+	cr_expect(t.get == 0 && t.vlen == 3 && memcmp(t.buf, "yes", 3) == 0, "get: %d", t.get);
+	cr_assert_eq(urt_kv_close(kv), 0);
+
+	/* No store and create unset; a file that is not a store. */
+	o.create = false;
+	unlink(path);
+	ret = urt_kv_open(rt, &o, &kv);
+	cr_expect_eq(ret, -ENOENT, "missing file without create: %d", ret);
+	{
+		FILE *f = fopen(path, "w");
+
+		for (int i = 0; i < 8 << 20; i += 4)
+			fwrite("junk", 1, 4, f);
+		fclose(f);
+	}
+	o.create = true;
+	ret = urt_kv_open(rt, &o, &kv);
+	cr_expect_eq(ret, URT_E_BADFORMAT, "junk file: %d", ret);
+	o.path = NULL;
+	ret = urt_kv_open(rt, &o, &kv);
+	cr_expect_eq(ret, -EINVAL, "neither path nor dev: %d", ret);
+	unlink(path);
+	urt_rt_stop(rt);
+}

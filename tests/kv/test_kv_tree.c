@@ -1,0 +1,349 @@
+/*
+ * The B+tree through the page-store pager (src/kv/pager_ps.c) against an
+ * ordered model: random puts, deletes and NX/XX puts with keys up to 1 KiB
+ * (so internal nodes hold few keys and the tree grows tall quickly) and
+ * values up to 1 MiB (overflow chains), each change in a page-store
+ * transaction of which some are aborted (the model must not see them).
+ * It checks every invariant of the tree regularly, that splits and merges
+ * happened at every level, that the free list loses no page, and that the
+ * tree survives closing and reopening the page store.
+ */
+#include <stdint.h>
+
+#include "kv/btree.h"
+#include "kv/pager_ps.h"
+#include "kv_fixture.h"
+#include "urt/buf.h"
+#include "urt/ps.h"
+
+#define DEV_BYTES (256ull << 20)
+#define BATCH_BYTES (4u << 20)		/* Holds a 1 MiB value and a check of the whole tree. */
+
+struct tree_t {
+	struct urt_dev *dev;
+	struct urt_ps *ps;
+	struct kv_pps pager;
+	struct kv_btree *tree;
+	struct kvx_model m;
+	uint64_t rng;
+	struct kvx_fail f;
+	unsigned height_max;
+	uint64_t aborted, committed, checks;
+	struct kv_btree_counters cnt;
+	struct kv_btree_stats st;
+	uint64_t live_pages, tree_pages;
+};
+
+static uint32_t tx_pages(void)
+{
+	return (BATCH_BYTES - 8192u) / (4096u + 64u);
+}
+
+static int ps_open(struct tree_t *t, bool create)
+{
+	struct urt_ps_opts o;
+
+	urt_ps_opts_default(&o);
+	o.create = create;
+	o.batch_bytes_max = BATCH_BYTES;
+	o.log_bytes = 32u << 20;
+	o.tx_pages_max = tx_pages();
+	o.pool_pages = 8192;
+	return urt_ps_open(t->dev, &o, &t->ps);
+}
+
+/* Begins a write transaction with the pager bound. */
+static struct urt_tx *begin(struct tree_t *t)
+{
+	struct urt_tx *tx = NULL;
+	int ret = urt_tx_begin(t->ps, &tx);
+
+	if (ret == 0)
+		ret = kv_pps_bind(&t->pager, tx);
+	if (ret)
+		kvx_failf(&t->f, "begin: %d (%s)", ret, urt_strerror(ret));
+	return ret ? NULL : tx;
+}
+
+static void end(struct tree_t *t, struct urt_tx *tx, bool commit)
+{
+	t->pager.meta->tx_seq++;
+	kv_pps_unbind(&t->pager);
+	if (commit) {
+		int ret = urt_tx_commit(tx);
+
+		if (ret)
+			kvx_failf(&t->f, "commit: %d (%s)", ret, urt_strerror(ret));
+		t->committed++;
+	} else {
+		urt_tx_abort(tx);
+		kv_btree_invalidate_cursors(t->tree);
+		t->aborted++;
+	}
+}
+
+/* Full check: invariants, then every key and value against the model by a cursor. */
+static void check(struct tree_t *t)
+{
+	struct urt_tx *tx = begin(t);
+	struct kv_btree_cursor c;
+	uint8_t *buf = malloc(URT_KV_VALUE_MAX);
+	size_t at = 0;
+	int ret;
+
+	if (!tx)
+		goto out;
+	t->checks++;
+	ret = kv_btree_check(t->tree, &t->st);
+	if (ret)
+		kvx_failf(&t->f, "check: %d: %s", ret, t->st.why);
+	if (getenv("KV_DEBUG"))
+		fprintf(stderr, "check: model %zu keys height %u leaves %llu internal %llu ovf %llu committed %llu\n", t->m.n, t->st.height, (unsigned long long)t->st.leaf_pages, (unsigned long long)t->st.internal_pages, (unsigned long long)t->st.overflow_pages, (unsigned long long)t->committed);
+	if (t->st.height > t->height_max)
+		t->height_max = t->st.height;
+	kv_btree_cursor_init(&c, t->tree);
+	ret = kv_btree_cursor_seek(&c, NULL, 0);
+	while (ret == 0 && kv_btree_cursor_valid(&c)) {
+		size_t klen, vlen = 0;
+		const void *k = kv_btree_cursor_key(&c, &klen);
+
+		if (at >= t->m.n || kvx_cmp(k, klen, t->m.e[at].key, t->m.e[at].klen)) {
+			kvx_failf(&t->f, "cursor key %zu differs from the model", at);
+			break;
+		}
+		ret = kv_btree_cursor_value(&c, buf, URT_KV_VALUE_MAX, &vlen);
+		if (ret || vlen != t->m.e[at].vlen || memcmp(buf, t->m.e[at].val, vlen)) {
+			kvx_failf(&t->f, "value %zu differs: %d, %zu vs %zu bytes", at, ret, vlen,
+				  t->m.e[at].vlen);
+			break;
+		}
+		at++;
+		ret = kv_btree_cursor_next(&c);
+	}
+	if (ret)
+		kvx_failf(&t->f, "cursor: %d", ret);
+	if (at != t->m.n)
+		kvx_failf(&t->f, "cursor saw %zu keys, model %zu", at, t->m.n);
+	/* Every page is the tree's, on the free list, or page 0: none lost. */
+	t->live_pages = t->pager.meta->hwm - 1 - t->pager.meta->free_pages;
+	t->tree_pages = t->st.meta_pages + t->st.internal_pages + t->st.leaf_pages +
+			t->st.overflow_pages;
+	if (t->live_pages != t->tree_pages)
+		kvx_failf(&t->f, "%llu pages in use but the tree has %llu",
+			  (unsigned long long)t->live_pages, (unsigned long long)t->tree_pages);
+	end(t, tx, false);
+out:
+	free(buf);
+}
+
+static size_t make_key(struct tree_t *t, uint64_t k, uint8_t *key)
+{
+	/*
+	 * Four keys in five share a 900-byte prefix before their digits, so
+	 * separators are long and internal nodes hold a handful of children:
+	 * the tree grows tall with a few thousand keys.  The others are short
+	 * or up to 1 KiB.  A key always has one spelling.
+	 */
+	size_t len;
+
+	(void)t;
+	if (k % 5) {
+		memset(key, 'p', 900);
+		snprintf((char *)key + 900, 16, "%08u", (unsigned)(k % 100000000));
+		return 908;
+	}
+	len = (k * 2654435761u) % 17 == 0 ? URT_KV_KEY_MAX : 9 + (k * 40503u) % 300;
+	snprintf((char *)key, 16, "q%08u", (unsigned)(k % 100000000));
+	memset(key + 9, 'a' + (int)(k % 26), len - 9);
+	return len;
+}
+
+static size_t value_len(struct tree_t *t)
+{
+	uint64_t r = kvx_rnd(&t->rng) % 1000;
+
+	if (r == 0 && kvx_rnd(&t->rng) % 2)
+		return URT_KV_VALUE_MAX;
+	if (r < 10)
+		return kvx_rnd(&t->rng) % 100000;
+	if (r < 200)
+		return kvx_rnd(&t->rng) % 3000;
+	return kvx_rnd(&t->rng) % 100;
+}
+
+/* One random change in its own transaction, aborted one time in eight. */
+static void step(struct tree_t *t, uint64_t keys, int insert_pct, uint8_t *key, uint8_t *val,
+		 uint64_t i)
+{
+	uint64_t k = kvx_rnd(&t->rng) % keys;
+	size_t klen = make_key(t, k, key);
+	const struct kvx_ent *me = kvx_model_get(&t->m, key, klen);
+	bool commit = kvx_rnd(&t->rng) % 8 != 0;
+	uint64_t op = kvx_rnd(&t->rng) % 100;
+	struct urt_tx *tx = begin(t);
+	int ret;
+
+	if (!tx)
+		return;
+	if (op < (uint64_t)insert_pct) {
+		size_t vlen = value_len(t);
+		unsigned flags = op % 10 == 0 ? KV_BTREE_NX : op % 10 == 1 ? KV_BTREE_XX : 0;
+		int want = flags == KV_BTREE_NX && me ? -EEXIST
+			 : flags == KV_BTREE_XX && !me ? -ENOENT
+			 : me ? 0 : 1;
+
+		kvx_fill(val, vlen, k, i);
+		ret = kv_btree_put(t->tree, key, klen, val, vlen, flags);
+		if (ret != want)
+			kvx_failf(&t->f, "put %llu: %d, want %d", (unsigned long long)k, ret, want);
+		if (ret >= 0 && commit)
+			kvx_model_put(&t->m, key, klen, val, vlen);
+	} else {
+		ret = kv_btree_del(t->tree, key, klen);
+		if (ret != (me ? 0 : -ENOENT))
+			kvx_failf(&t->f, "del %llu: %d, model %d", (unsigned long long)k, ret,
+				  me != NULL);
+		if (ret == 0 && commit)
+			kvx_model_del(&t->m, key, klen);
+	}
+	end(t, tx, commit);
+}
+
+static void tree_body(void *p)
+{
+	struct tree_t *t = p;
+	uint8_t *key = malloc(URT_KV_KEY_MAX), *val = malloc(URT_KV_VALUE_MAX);
+	struct urt_tx *tx = NULL;
+	int ret;
+
+	ret = ps_open(t, true);
+	if (ret) {
+		kvx_failf(&t->f, "ps open: %d %s", ret, urt_last_error());
+		goto out;
+	}
+	ret = urt_tx_begin(t->ps, &tx);
+	if (ret == 0)
+		ret = kv_pps_format(tx, urt_ps_page_data_bytes(t->ps), 0, 1, 42);
+	if (ret == 0)
+		ret = urt_tx_commit(tx);
+	if (ret == 0)
+		ret = kv_pps_init(&t->pager, t->ps, true, tx_pages(), 3 * tx_pages());
+	tx = ret ? NULL : begin(t);
+	if (tx) {
+		ret = kv_btree_open(&t->pager.ops, (struct kv_pager *)&t->pager, NULL, &t->tree);
+		end(t, tx, false);
+	}
+	if (ret || !t->tree) {
+		kvx_failf(&t->f, "setup: %d", ret);
+		goto out;
+	}
+	/* Grow: mostly inserts over 4000 keys, long keys make the tree tall. */
+	for (uint64_t i = 0; i < 10000 && !t->f.failed; i++) {
+		step(t, 4000, 85, key, val, i);
+		if (i % 1000 == 999)
+			check(t);
+	}
+	check(t);
+	/* Shrink: mostly deletes, merges and root drops at every level. */
+	for (uint64_t i = 0; i < 20000 && !t->f.failed && t->m.n > 0; i++) {
+		step(t, 4000, 10, key, val, 10000 + i);
+		if (i % 1000 == 999)
+			check(t);
+	}
+	/* Delete what is left, then only the meta page and an empty root leaf remain. */
+	while (t->m.n && !t->f.failed) {
+		tx = begin(t);
+		if (!tx)
+			break;
+		ret = kv_btree_del(t->tree, t->m.e[0].key, t->m.e[0].klen);
+		if (ret)
+			kvx_failf(&t->f, "final del: %d", ret);
+		kvx_model_del(&t->m, t->m.e[0].key, t->m.e[0].klen);
+		end(t, tx, true);
+	}
+	check(t);
+	kv_btree_get_counters(t->tree, &t->cnt);
+
+	/* Reopen the page store: the (now small) tree and the free list come back. */
+	{
+		uint64_t live = t->live_pages;
+
+		for (int i = 0; i < 50; i++) {
+			tx = begin(t);
+			if (!tx)
+				break;
+			make_key(t, (uint64_t)i, key);
+			kvx_fill(val, 5000, (uint64_t)i, 1);
+			ret = kv_btree_put(t->tree, key, 20, val, 5000, 0);
+			if (ret < 0)
+				kvx_failf(&t->f, "put before reopen: %d", ret);
+			kvx_model_put(&t->m, key, 20, val, 5000);
+			end(t, tx, true);
+		}
+		kv_btree_close(t->tree);
+		t->tree = NULL;
+		ret = urt_ps_close(t->ps);
+		if (ret == 0)
+			ret = ps_open(t, false);
+		if (ret) {
+			kvx_failf(&t->f, "reopen: %d", ret);
+			goto out;
+		}
+		kv_pps_exit(&t->pager);
+		kv_pps_init(&t->pager, t->ps, true, tx_pages(), 3 * tx_pages());
+		tx = begin(t);
+		if (!tx)
+			goto out;
+		ret = kv_btree_open(&t->pager.ops, (struct kv_pager *)&t->pager, NULL, &t->tree);
+		end(t, tx, false);
+		if (ret) {
+			kvx_failf(&t->f, "tree reopen: %d", ret);
+			goto out;
+		}
+		check(t);
+		if (live > 2)
+			kvx_failf(&t->f, "an empty tree used %llu pages", (unsigned long long)live);
+	}
+out:
+	if (t->tree)
+		kv_btree_close(t->tree);
+	kv_pps_exit(&t->pager);
+	if (t->ps)
+		urt_ps_close(t->ps);
+	free(key);
+	free(val);
+}
+
+Test(kv_tree, random_ops_against_the_model, .timeout = 600)
+{
+	struct urt_kv_opts ko;
+	struct tree_t *t = calloc(1, sizeof(*t));
+	struct urt_rt *rt;
+
+	urt_kv_opts_default(&ko);
+	ko.shards = 1;
+	ko.cache_bytes = 8192ull * 4096;
+	ko.batch_bytes_max = BATCH_BYTES;
+	rt = kvx_start(1, &ko);
+	t->dev = kvx_sim(DEV_BYTES, 7);
+	t->rng = 0x9e3779b97f4a7c15ull;
+	kvx_run(rt, 0, tree_body, t);
+	urt_rt_stop(rt);
+	urt_dev_close(t->dev);
+	kvx_assert_ok(&t->f);
+	cr_expect_geq(t->height_max, 4, "the tree reached height %u", t->height_max);
+	for (unsigned l = 0; l + 1 < t->height_max && l < KV_BTREE_LEVELS; l++) {
+		cr_expect_gt(t->cnt.splits[l], 0, "no split at level %u", l + 1);
+		cr_expect_gt(t->cnt.merges[l] + t->cnt.redistributions[l], 0,
+			     "no merge or redistribution at level %u", l + 1);
+	}
+	cr_expect_gt(t->cnt.merges[0], 0, "leaves merged");
+	cr_expect_gt(t->cnt.merges[1], 0, "internal nodes merged");
+	cr_expect_gt(t->cnt.root_grows, 2);
+	cr_expect_gt(t->cnt.root_shrinks, 2);
+	cr_expect_gt(t->cnt.overflow_pages_freed, 0);
+	cr_expect_gt(t->aborted, 100, "aborted transactions: %llu", (unsigned long long)t->aborted);
+	cr_expect_gt(t->checks, 10);
+	kvx_model_free(&t->m);
+	free(t);
+}

@@ -292,11 +292,7 @@ int ub_engine_uring(struct ub_run *run)
 			dopts.backend = "passthru";
 		ret = urt_dev_open(o->target, &dopts, &dev);
 		if (ret) {
-			if (run->mode.engine == UB_ENGINE_PASSTHRU && ret == -ENODEV)
-				ub_run_fail(run, ret, "%s: this urt has no NVMe passthrough backend yet (%s): use "
-					    "--mode uring on the block device /dev/nvmeXnY", run->r->mode_name, why(ret));
-			else
-				setup_fail(run, ret, "cannot open the target");
+			setup_fail(run, ret, "cannot open the target");
 			goto err_stop;
 		}
 		if (o->direct && o->bs % urt_dev_info(dev)->off_align) {

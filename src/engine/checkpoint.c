@@ -42,13 +42,84 @@
  * space), and urt_ps_checkpoint runs one in the caller's fiber.
  */
 #include <errno.h>
+#include <string.h>
 
 #include "engine/ps_impl.h"
+#include "urt/buf.h"
 #include "urt/error.h"
+
+/* One page write of a checkpoint in flight (CKPT_WRITES_MAX at once). */
+struct ckpt_write {
+	struct urt_io io;		/* The write; its callback is ckpt_write_done. */
+	struct urt_ps *ps;		/* Owning store. */
+	struct frame *f;		/* Frame being written (pinned). */
+	uint64_t lsn;			/* page_lsn of the copy being written. */
+	bool busy;			/* In flight. */
+};
+
+struct ckpt_ctx {
+	struct ckpt_write w[CKPT_WRITES_MAX];	/* Write slots, buffers in ps->ckpt_bufs. */
+	unsigned inflight;		/* Writes in flight. */
+	int err;			/* First write error. */
+	struct urt_waitq wq;		/* The checkpoint waits here for a free slot. */
+};
+
+static void ckpt_write_done(struct urt_io *io, int res, void *arg)
+{
+	struct ckpt_ctx *c = arg;
+	struct ckpt_write *w = (struct ckpt_write *)io;	/* io is the first member. */
+	struct urt_ps *ps = w->ps;
+
+	if (res >= 0 && (uint64_t)res != ps->page_size)
+		res = -EIO;
+	if (res < 0) {
+		if (!c->err)
+			c->err = res;
+	} else {
+		/* Clean unless a commit installed a newer image meanwhile. */
+		if (w->f->page_lsn == w->lsn)
+			w->f->dirty = false;
+		ps->stats.checkpoint_pages++;
+	}
+	pool_unpin(ps, w->f);
+	w->busy = false;
+	c->inflight--;
+	urt_waitq_wake_all(&c->wq);
+}
+
+/* Copies, seals and submits frame f's page into a free slot (one exists); never blocks. */
+static int ckpt_write_page(struct urt_ps *ps, struct ckpt_ctx *c, struct frame *f)
+{
+	struct ckpt_write *w = NULL;
+	int ret;
+
+	for (unsigned k = 0; k < CKPT_WRITES_MAX && !w; k++)
+		if (!c->w[k].busy)
+			w = &c->w[k];
+	PS_ASSERT(w);
+	memcpy(ps->ckpt_bufs[w - c->w], f->data, ps->page_size);
+	page_seal(ps->ckpt_bufs[w - c->w], ps->page_size, f->pgno, f->page_lsn);
+	w->ps = ps;
+	w->f = f;
+	w->lsn = f->page_lsn;
+	/* The pin keeps eviction away while the copy is written. */
+	f->pins++;
+	urt_io_prep_write(&w->io, ps->dev, ps->ckpt_bufs[w - c->w], ps->page_size,
+			  ps->base + ps_page_off(ps, f->pgno));
+	ret = urt_io_submit(&w->io, ckpt_write_done, c);
+	if (ret) {
+		pool_unpin(ps, f);
+		return ret;
+	}
+	w->busy = true;
+	c->inflight++;
+	return 0;
+}
 
 int ckpt_run(struct urt_ps *ps)
 {
 	uint64_t b_lsn, epoch, skipped_lsn = 0;
+	struct ckpt_ctx c;
 	int ret;
 
 	while (ps->ckpt_busy)
@@ -59,13 +130,21 @@ int ckpt_run(struct urt_ps *ps)
 	b_lsn = wal_checkpoint_lsn(ps);
 	epoch = ps->epoch;
 
+	memset(&c, 0, sizeof(c));
 	ret = wal_wait_durable(ps, b_lsn);
 	if (ret)
 		goto out;
 	for (uint32_t i = 0; i < ps->nframes; i++) {
 		struct frame *f = &ps->frames[i];
-		uint64_t lsn;
 
+		/*
+		 * Wait for a free slot first, then for an eviction of this frame:
+		 * nothing may block between the checks below and the submit.
+		 */
+		while (c.inflight == CKPT_WRITES_MAX)
+			urt_waitq_wait(&c.wq);
+		if (c.err)
+			break;
 		while (f->state == FRAME_EVICTING)
 			urt_waitq_wait(&f->wq);
 		if (f->state != FRAME_VALID || !f->dirty)
@@ -75,18 +154,18 @@ int ckpt_run(struct urt_ps *ps)
 				skipped_lsn = f->page_lsn;
 			continue;
 		}
-		lsn = f->page_lsn;
-		/* The pin keeps eviction away while the copy is written. */
-		f->pins++;
-		ret = pool_write_home(ps, f, ps->io_page);
-		f->pins--;
-		if (ret) {
-			ps_set_sticky(ps, ret, "writing a page home during a checkpoint");
-			goto out;
-		}
-		if (f->page_lsn == lsn)
-			f->dirty = false;
-		ps->stats.checkpoint_pages++;
+		ret = ckpt_write_page(ps, &c, f);
+		if (ret)
+			break;
+	}
+	/* Every page write must be complete before the flush that covers it. */
+	while (c.inflight)
+		urt_waitq_wait(&c.wq);
+	if (!ret)
+		ret = c.err;
+	if (ret) {
+		ps_set_sticky(ps, ret, "writing a page home during a checkpoint");
+		goto out;
 	}
 	ret = ps_flush(ps);
 	if (ret) {

@@ -63,9 +63,11 @@ int pool_init(struct urt_ps *ps)
 		if (!ps->frames[i].data)
 			goto err_free;
 	}
-	ps->io_page = urt_buf_get(ps->page_size);
-	if (!ps->io_page)
-		goto err_free;
+	for (int i = 0; i < CKPT_WRITES_MAX; i++) {
+		ps->ckpt_bufs[i] = urt_buf_get(ps->page_size);
+		if (!ps->ckpt_bufs[i])
+			goto err_free;
+	}
 	return 0;
 
 err_free:
@@ -80,12 +82,14 @@ void pool_exit(struct urt_ps *ps)
 	if (ps->frames)
 		for (uint32_t i = 0; i < ps->nframes; i++)
 			urt_buf_put(ps->frames[i].data);
-	urt_buf_put(ps->io_page);
+	for (int i = 0; i < CKPT_WRITES_MAX; i++) {
+		urt_buf_put(ps->ckpt_bufs[i]);
+		ps->ckpt_bufs[i] = NULL;
+	}
 	free(ps->frames);
 	free(ps->hash);
 	ps->frames = NULL;
 	ps->hash = NULL;
-	ps->io_page = NULL;
 }
 
 static struct frame *lookup(struct urt_ps *ps, uint64_t pgno)

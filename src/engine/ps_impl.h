@@ -27,6 +27,9 @@
 		}                                                               \
 	} while (0)
 
+/* Page writes a checkpoint keeps in flight at once. */
+#define CKPT_WRITES_MAX 16
+
 /* The type stamped on every page the engine writes (format.h requires nonzero). */
 #define PS_PAGE_TYPE_DATA 1
 
@@ -92,7 +95,7 @@ struct urt_ps {
 	int32_t *hash;			/* Bucket heads, hash_mask + 1 entries. */
 	uint32_t hash_mask;		/* Buckets - 1 (power of two). */
 	uint32_t clock_hand;		/* Next frame the CLOCK looks at. */
-	uint8_t *io_page;		/* Scratch page for checkpoint write-out. */
+	uint8_t *ckpt_bufs[CKPT_WRITES_MAX];/* Sealed copies of pages being checkpointed. */
 
 	/* Log (wal.c). */
 	struct batch batch[2];		/* Double buffer. */

@@ -257,3 +257,78 @@ Test(wal, small_log_wraps_and_waits_for_checkpoints)
 	cr_expect_eq(s.ret[0] | s.ret[1] | s.ret[2], 0);
 	cr_expect_eq(s.bad, 0);
 }
+
+/* ---- Bounded delay window ----------------------------------------------- */
+
+struct dl_arg {
+	struct wl_state *s;
+	unsigned id;
+};
+
+static void late_committer(void *arg)
+{
+	struct dl_arg *a = arg;
+	struct wl_state *s = a->s;
+	struct urt_tx *tx;
+	void *p;
+
+	/* Arrive 2 ms apart: without a window each gets its own batch. */
+	urt_sleep_ns(2000000ull * a->id);
+	if (urt_tx_begin(s->ps, &tx) || urt_page_get(tx, a->id, URT_PAGE_WRITE, &p))
+		s->errors++;
+	else if (urt_tx_commit(tx))
+		s->errors++;
+	if (--s->live == 0)
+		urt_waitq_wake_all(&s->wq);
+}
+
+static void body_delay(void *arg)
+{
+	static struct dl_arg args[8];
+	struct wl_state *s = arg;
+	int ret = urt_ps_open(s->dev, &s->o, &s->ps);
+
+	if (ret) {
+		psx_failf(&s->fail, "open: %s", urt_strerror(ret));
+		return;
+	}
+	s->live = 8;
+	for (unsigned i = 0; i < 8; i++) {
+		args[i].s = s;
+		args[i].id = i;
+		urt_fiber_spawn(late_committer, &args[i]);
+	}
+	while (s->live)
+		urt_waitq_wait(&s->wq);
+	urt_ps_stats(s->ps, &s->st);
+	s->ret[0] = urt_ps_close(s->ps);
+}
+
+static void run_delay(uint64_t delay_ns, struct wl_state *s)
+{
+	struct urt_rt *rt = psx_start();
+
+	s->dev = psx_sim(8u << 20, 33);
+	urt_ps_opts_default(&s->o);
+	s->o.create = true;
+	s->o.group_delay_ns = delay_ns;
+	psx_run(rt, body_delay, s);
+	urt_rt_stop(rt);
+	urt_dev_close(s->dev);
+	cr_assert_eq(s->fail.failed, 0, "%s", s->fail.msg);
+	cr_expect_eq(s->errors, 0);
+	cr_expect_eq(s->ret[0], 0);
+	cr_expect_eq(s->st.commits, 8);
+}
+
+Test(wal, delay_window_gathers_late_commits)
+{
+	struct wl_state with = { 0 }, without = { 0 };
+
+	run_delay(30000000, &with);	/* 30 ms window > 7 x 2 ms of arrivals. */
+	run_delay(0, &without);
+	cr_expect_leq(with.st.batches, 2, "window: %llu batches for 8 commits",
+		      (unsigned long long)with.st.batches);
+	cr_expect_geq(without.st.batches, 6, "no window: %llu batches for 8 commits",
+		      (unsigned long long)without.st.batches);
+}

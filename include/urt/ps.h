@@ -67,7 +67,9 @@ enum urt_page_intent {
 struct urt_ps_opts {
 	bool create;		/* Format when the region holds no store (blank). */
 	bool format;		/* Always format, destroying what is there. */
-	bool format_zero_pages;	/* On format, zero the page region (default true; false for fresh files). */
+	bool format_zero_pages;	/* On format, zero the page region (default true).  False only on a
+				 * region that reads as zeros: a page left by an earlier store
+				 * reads as URT_E_CORRUPT (foreign store id), never as data. */
 	uint32_t page_size;	/* 4096 (default), 8192 or 16384; on open, 0 = accept any. */
 	uint64_t region_offset;	/* Start of this shard's region on the device (block aligned). */
 	uint64_t region_bytes;	/* Bytes of the region; 0 = to the end of the device. */

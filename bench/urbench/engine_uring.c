@@ -99,7 +99,11 @@ static const char *why(int ret)
 	return m && *m ? m : strerror(-ret);
 }
 
-static bool slot_issue(struct uring_slot *s)
+/*
+ * Issue slot s.  now is the current time: a completion callback passes the
+ * time it read for the finished op, which saves one clock read per op.
+ */
+static bool slot_issue(struct uring_slot *s, uint64_t now)
 {
 	struct uring_core *uc = s->uc;
 	struct ub_run *run = uc->run;
@@ -132,7 +136,7 @@ static bool slot_issue(struct uring_slot *s)
 			urt_io_prep_read(&s->io, uc->dev, s->buf, o->bs, off);
 		}
 	}
-	s->t0 = ub_now_ns();
+	s->t0 = now;
 	ret = urt_io_submit(&s->io, slot_done, s);
 	if (ret) {
 		ub_run_fail(run, ret, "%s: %s", run->r->mode_name, why(ret));
@@ -182,7 +186,7 @@ static void slot_done(struct urt_io *io, int res, void *arg)
 		if (!was_measuring && w->measuring)
 			core_snapshot(uc, &uc->enters0, &uc->sqes0);
 	}
-	if (slot_issue(s))
+	if (slot_issue(s, now))
 		return;
 	if (uc->inflight == 0)
 		core_finish(uc);
@@ -220,7 +224,7 @@ static void core_start(void *arg)
 	if (uc->w->measuring)
 		core_snapshot(uc, &uc->enters0, &uc->sqes0);
 	for (unsigned i = 0; i < o->qd; i++)
-		if (!slot_issue(&uc->slots[i]))
+		if (!slot_issue(&uc->slots[i], ub_now_ns()))
 			break;
 	if (uc->inflight == 0)
 		core_finish(uc);

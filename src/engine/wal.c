@@ -126,13 +126,18 @@ uint64_t wal_checkpoint_lsn(struct urt_ps *ps)
 	return ps->next_lsn;
 }
 
-/* Bytes of log between the checkpoint and the end of what has been appended. */
+/*
+ * Bytes of log that cannot be reused yet: from the older checkpoint (the
+ * bound of invariant 3) to the end of what has been appended.  The
+ * checkpoint trigger uses it, so that a checkpoint starts early enough for
+ * committers not to wait for space.
+ */
 uint64_t wal_used(const struct urt_ps *ps)
 {
 	const struct batch *b = ps->fill;
 	uint64_t end = b->open ? b->enc.lsn + b->enc.off : ps->next_lsn;
 
-	return end - ps->ckpt_lsn;
+	return end - ps->ckpt_lsn_old;
 }
 
 int wal_wait_durable(struct urt_ps *ps, uint64_t lsn)

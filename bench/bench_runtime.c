@@ -23,7 +23,8 @@
  * Usage: bench_runtime [nop_ops [runs [file]]]  (defaults 2000000, 5,
  *        $TMPDIR/bench_runtime.dat); page-cache runs use nop_ops / 4.
  * For profiling one side alone (perf record), set BENCH_ONLY=urt or
- * BENCH_ONLY=raw: the other side is skipped and its ratio shows as 0.
+ * BENCH_ONLY=raw: the other side is skipped and its ratio shows as 0;
+ * BENCH_WORKLOAD=nop or pagecache runs one workload only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -293,6 +294,7 @@ int main(int argc, char **argv)
 	const char *only = getenv("BENCH_ONLY");
 	bool skip_urt = only && strcmp(only, "raw") == 0;
 	bool skip_raw = only && strcmp(only, "urt") == 0;
+	const char *workload = getenv("BENCH_WORKLOAD");
 
 	if (argc > 3)
 		snprintf(path, sizeof(path), "%s", argv[3]);
@@ -334,6 +336,8 @@ int main(int argc, char **argv)
 	printf("%-10s %5s %14s %14s %7s %13s %7s\n", "workload", "batch", "urt ops/s", "raw ops/s", "ratio",
 	       "urt enters/op", "steal%");
 	for (int w = 0; w < 2; w++) {
+		if (workload && strcmp(workload, w ? "pagecache" : "nop") != 0)
+			continue;
 		for (size_t b = 0; b < sizeof(batches) / sizeof(batches[0]); b++) {
 			double u[RUNS_MAX], r[RUNS_MAX];
 			struct cpu_times s0, s1;

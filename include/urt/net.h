@@ -50,6 +50,7 @@ URT_API void urt_io_prep_send(struct urt_io *io, int fd, const void *buf, size_t
  * kernel's error from the registration.
  */
 URT_API int urt_pbuf_create(unsigned nbufs, uint32_t buf_bytes, struct urt_pbuf **out);
+/* Unregister and free (no op may still use it).  urt_rt_stop frees the rest. */
 URT_API void urt_pbuf_destroy(struct urt_pbuf *pb);
 URT_API void *urt_pbuf_addr(const struct urt_pbuf *pb, unsigned buf_id);
 URT_API uint32_t urt_pbuf_size(const struct urt_pbuf *pb);

@@ -208,6 +208,7 @@ struct urt_core {
 	bool cancel_sent;		/* Stop: in-flight ops were cancelled. */
 	int arena;			/* jemalloc arena of this core (mem.h). */
 	uint16_t next_bgid;		/* Next provided-buffer group id (net.c). */
+	struct urt_pbuf *pbufs;		/* Live provided-buffer rings (net.c). */
 	int start_err;			/* Setup result reported to urt_rt_start. */
 	char start_msg[512];		/* urt_last_error() of a failed setup. */
 	struct urt_stats stats;		/* Counters (own thread only). */
@@ -278,6 +279,7 @@ void fiber_exit_all(struct urt_core *c);
 
 /* net.c */
 void net_prep(struct urt_req *req, struct io_uring_sqe *sqe, int fd);
+void net_exit(struct urt_core *c);
 
 /* fault.c: the fault to inject now, or 0. */
 uint32_t fault_pick(struct urt_core *c, unsigned op);		/* At completion. */

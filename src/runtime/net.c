@@ -24,6 +24,7 @@ struct urt_pbuf {
 	unsigned nbufs;			/* Power of two. */
 	uint32_t buf_bytes;		/* Size of each buffer. */
 	uint16_t bgid;			/* Buffer group id. */
+	struct urt_pbuf *next;		/* The core's list, freed at teardown. */
 };
 
 static void io_prep_sock(struct urt_io *io, unsigned op, int fd, void *buf, size_t len)
@@ -133,6 +134,8 @@ URT_API int urt_pbuf_create(unsigned nbufs, uint32_t buf_bytes, struct urt_pbuf 
 		io_uring_buf_ring_add(pb->br, pb->bufs + (size_t)i * buf_bytes, buf_bytes, (unsigned short)i,
 				      io_uring_buf_ring_mask(nbufs), (int)i);
 	io_uring_buf_ring_advance(pb->br, (int)nbufs);
+	pb->next = c->pbufs;
+	c->pbufs = pb;
 	*out = pb;
 	return 0;
 
@@ -145,18 +148,39 @@ err_free:
 	return ret;
 }
 
+static void pbuf_free(struct urt_core *c, struct urt_pbuf *pb)
+{
+	if (c->rings[RING_MAIN].ready)
+		io_uring_unregister_buf_ring(&c->rings[RING_MAIN].ring, pb->bgid);
+	munmap(pb->bufs, (size_t)pb->nbufs * pb->buf_bytes);
+	munmap(pb->br, pb->br_bytes);
+	mem_free(c->arena, pb);
+}
+
 URT_API void urt_pbuf_destroy(struct urt_pbuf *pb)
 {
 	struct urt_core *c = core_self();
+	struct urt_pbuf **pp;
 
 	if (!pb)
 		return;
 	if (c != pb->core)
 		abort();	/* Core-local object used on another core. */
-	io_uring_unregister_buf_ring(&c->rings[RING_MAIN].ring, pb->bgid);
-	munmap(pb->bufs, (size_t)pb->nbufs * pb->buf_bytes);
-	munmap(pb->br, pb->br_bytes);
-	mem_free(c->arena, pb);
+	for (pp = &c->pbufs; *pp != pb; pp = &(*pp)->next)
+		;
+	*pp = pb->next;
+	pbuf_free(c, pb);
+}
+
+/* Teardown: rings that outlive their users are the runtime's to free. */
+void net_exit(struct urt_core *c)
+{
+	while (c->pbufs) {
+		struct urt_pbuf *pb = c->pbufs;
+
+		c->pbufs = pb->next;
+		pbuf_free(c, pb);
+	}
 }
 
 URT_API void *urt_pbuf_addr(const struct urt_pbuf *pb, unsigned buf_id)

@@ -176,6 +176,7 @@ static void core_loop(struct urt_core *c)
 static void core_teardown(struct urt_core *c)
 {
 	fiber_exit_all(c);
+	net_exit(c);
 	for (int k = RING_KINDS - 1; k >= 0; k--)
 		ring_teardown(c, k);
 	buf_region_exit(c);

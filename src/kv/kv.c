@@ -548,7 +548,8 @@ int urt_kv_cursor_init(struct urt_kv_cursor *c, const void *start, size_t slen)
 		return URT_E_TOOBIG;
 	if (slen && !start)
 		return -EINVAL;
-	memcpy(c->key, start, slen);
+	if (slen)
+		memcpy(c->key, start, slen);	/* memcpy(NULL, 0) is undefined. */
 	c->klen = slen;
 	c->exclusive = false;
 	c->done = false;

@@ -195,6 +195,73 @@ static void run_log_eio(enum urt_ps_sync sync)
 Test(faults, log_write_eio_is_sticky) { run_log_eio(URT_PS_SYNC_FUA); }
 Test(faults, log_flush_eio_is_sticky) { run_log_eio(URT_PS_SYNC_FLUSH); }
 
+/* ---- EIO on a checkpoint's page write or superblock write ---------------- */
+
+static void body_ckpt_eio(void *arg)
+{
+	struct ft_state *s = arg;
+	struct urt_ps *ps = ft_open(s);
+	int err;
+
+	if (!ps)
+		return;
+	for (uint64_t i = 0; i < 10; i++)
+		s->ret[0] |= write_page(ps, i, 100 + i);
+	/* v[3] selects the target: 0 = the page region, 1 = both superblock slots. */
+	if (s->v[3] == 0)
+		urt_sim_inject(s->dev, URT_SIM_FAULT_WRITE_EIO, PAGE_START, 64 * 4096, URT_SIM_FOREVER);
+	else
+		urt_sim_inject(s->dev, URT_SIM_FAULT_WRITE_EIO, 0, URT_SB_REGION_SIZE, URT_SIM_FOREVER);
+	s->ret[1] = urt_ps_checkpoint(ps);
+	s->ret[2] = write_page(ps, 20, 200);
+	s->ret[3] = urt_ps_close(ps);
+	urt_sim_inject(s->dev, URT_SIM_FAULT_WRITE_EIO, 0, 0, 0);
+	s->crashed = s->dev;
+	urt_sim_crash(s->dev, 8);
+	if (urt_sim_reopen(s->crashed, &s->dev)) {
+		psx_failf(&s->fail, "sim reopen failed");
+		s->dev = s->crashed;
+		s->crashed = NULL;
+		return;
+	}
+	s->o.create = false;
+	ps = ft_open(s);
+	if (!ps)
+		return;
+	for (uint64_t i = 0; i < 10; i++)
+		if (read_page(ps, i, &err) != 100 + i || err)
+			s->v[0]++;
+	s->v[1] = read_page(ps, 20, &err);
+	s->ret[4] = urt_ps_close(ps);
+}
+
+static void run_ckpt_eio(uint64_t target)
+{
+	struct urt_rt *rt = psx_start();
+	struct ft_state s = { 0 };
+
+	ft_opts(&s);
+	s.o.pool_pages = 32;
+	s.v[3] = target;
+	s.dev = psx_sim(8u << 20, 18);
+	psx_run(rt, body_ckpt_eio, &s);
+	urt_rt_stop(rt);
+	urt_dev_close(s.dev);
+	if (s.crashed)
+		urt_dev_close(s.crashed);
+	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	cr_expect_eq(s.ret[0], 0);
+	cr_expect_eq(s.ret[1], -EIO, "the checkpoint reports the write error: %d", s.ret[1]);
+	cr_expect_eq(s.ret[2], URT_E_STICKY, "and the store is sticky: %d", s.ret[2]);
+	cr_expect_eq(s.ret[3], -EIO);
+	cr_expect_eq(s.v[0], 0, "%llu acknowledged pages lost", (unsigned long long)s.v[0]);
+	cr_expect_eq(s.v[1], 0, "a commit refused as sticky must not appear");
+	cr_expect_eq(s.ret[4], 0);
+}
+
+Test(faults, checkpoint_page_write_eio_is_sticky) { run_ckpt_eio(0); }
+Test(faults, superblock_write_eio_is_sticky) { run_ckpt_eio(1); }
+
 /* ---- EIO on a page read --------------------------------------------------- */
 
 static void body_read_eio(void *arg)

@@ -17,11 +17,13 @@
  *
  * Threading (thread per core): a store handle is one shard and belongs to
  * the core whose fiber opened it.  Every function below must be called from
- * a fiber on that core (asserted); work for a shard owned by another core
- * is sent there with urt_fiber_spawn_on / urt_core_post.  To run one shard
- * per core on one device, open each shard on its own core over its own
- * region (opts.region_offset / region_bytes): the regions never overlap and
- * each shard has its own log, page range and superblocks.
+ * a fiber on that core (asserted; urt_ps_opts_default and
+ * urt_ps_shard_region excepted); work for a shard owned by another core is
+ * sent there with urt_ps_run_on (or urt_fiber_spawn_on / urt_core_post).
+ * To run one shard per core on one device, open shard i on core i over
+ * region i (urt_ps_shard_region gives opts.region_offset / region_bytes):
+ * the regions never overlap and each shard has its own log, page range,
+ * superblocks, checkpoints and recovery.  Transactions never span shards.
  *
  * Isolation: a transaction's writes go to private copies of the pages and
  * are installed at commit, so no other transaction, checkpoint or eviction
@@ -32,7 +34,7 @@
  * transaction (read committed).
  *
  * Errors are 0 / negative errno / URT_E_* (urt/error.h).  After a failed log
- * write, flush or page write the store is in a sticky error state: the
+ * write, flush, page write or superblock write the store is in a sticky error state: the
  * commits whose batch failed get the original error, every later call gets
  * URT_E_STICKY, and nothing is retried as if it had succeeded.
  */
@@ -53,7 +55,7 @@ struct urt_tx;
 
 /* How a log batch is made durable. */
 enum urt_ps_sync {
-	URT_PS_SYNC_AUTO = 0,	/* FUA when the device has native FUA, else write + flush. */
+	URT_PS_SYNC_AUTO = 0,	/* FUA when the device has native FUA (or no volatile cache), else write + flush. */
 	URT_PS_SYNC_FUA,	/* One write with FUA per batch (emulated by the kernel if not native). */
 	URT_PS_SYNC_FLUSH,	/* A plain write, then a device flush. */
 	URT_PS_SYNC_NONE_UNSAFE,/* No FUA, no flush: a crash may lose acknowledged commits. Benchmarks only. */

@@ -256,6 +256,7 @@ int ub_engine_uring(struct ub_run *run)
 	const unsigned mods = run->mode.mods;
 	struct urt_rt_opts ro;
 	struct urt_dev_opts dopts;
+	struct ub_target target;
 	struct uring_core *cores;
 	struct urt_rt *rt = NULL;
 	struct urt_dev *dev = NULL;
@@ -298,6 +299,21 @@ int ub_engine_uring(struct ub_run *run)
 		if (ret) {
 			setup_fail(run, ret, "cannot open the target");
 			goto err_stop;
+		}
+		if (run->t->is_chardev) {
+			/* Only now is the namespace's capacity known: bound the region by it. */
+			uint64_t cap = urt_dev_info(dev)->size_bytes;
+
+			target = *run->t;
+			if (cap < target.span_bytes)
+				target.span_bytes = cap - cap % o->bs;
+			run->t = &target;
+			if (target.span_bytes < o->bs) {
+				ret = -EINVAL;
+				ub_run_fail(run, ret, "%s holds %llu bytes, less than one --bs %u block", o->target,
+					    (unsigned long long)cap, o->bs);
+				goto err_close;
+			}
 		}
 		if (o->direct && o->bs % urt_dev_info(dev)->off_align) {
 			ret = -EINVAL;

@@ -33,7 +33,8 @@ const char ub_usage[] =
 	"\n"
 	"Workload:\n"
 	"  -t, --target PATH      the target (or give it as the first argument)\n"
-	"  -s, --size SIZE        size of a created file or of sim (K/M/G/T suffixes; default 1G)\n"
+	"  -s, --size SIZE        size of a created file or of sim; on an existing target,\n"
+	"                         the region to use (K/M/G/T suffixes; default 1G / whole)\n"
 	"  -w, --rw KIND          randread|randwrite|read|write|randrw (default randread)\n"
 	"      --rwmix PCT        randrw: percent of reads (default 50)\n"
 	"  -b, --bs SIZE          block size (default 4K)\n"
@@ -391,6 +392,7 @@ static int opts_check(struct ub_opts *o, bool size_given, bool rwmix_given, bool
 		o->target_kind = UB_TARGET_NOP;
 	} else if (strncmp(o->target, "sim:", 4) == 0) {
 		o->target_kind = UB_TARGET_SIM;
+		o->size_given = true;
 		if (ub_size_parse(o->target + 4, &o->size_bytes) || o->size_bytes == 0)
 			return fail(err, errlen, "bad target %s: give sim:SIZE, e.g. sim:1G", o->target);
 	} else {
@@ -496,6 +498,7 @@ int ub_opts_parse(int argc, char **argv, struct ub_opts *o, char *err, size_t er
 				return fail(err, errlen, "bad --size %s: give bytes with an optional K/M/G/T suffix, e.g. 1G",
 					    optarg);
 			size_given = true;
+			o->size_given = true;
 			break;
 		case 'w': {
 			size_t i;

@@ -61,7 +61,8 @@ enum ub_target_kind {
 struct ub_opts {
 	char target[UB_PATH_MAX];	/* Path, "nop" or "sim:SIZE". */
 	enum ub_target_kind target_kind;/* What target names. */
-	uint64_t size_bytes;		/* --size: size of a created file or of sim; 0 = as found. */
+	uint64_t size_bytes;		/* --size: size of a created file or of sim. */
+	bool size_given;		/* --size was given: also the region of an existing target. */
 	enum ub_rw rw;			/* Workload. */
 	unsigned rwmix_read;		/* randrw: percent of reads (0..100). */
 	uint32_t bs;			/* Block size in bytes. */

@@ -182,8 +182,8 @@ int ub_target_open(const struct ub_opts *o, const struct ub_mode *modes, unsigne
 			return fail(err, errlen, -EINVAL, "%s is an NVMe generic char device: use --mode passthru "
 				    "(or the block device /dev/nvmeXnY with psync/uring)", o->target);
 		t->is_chardev = true;
-		/* The passthrough backend reports the real geometry when it opens the device. */
-		t->span_bytes = o->size_bytes - o->size_bytes % o->bs;
+		/* The passthrough backend reports the capacity when it opens the device (engine_uring.c). */
+		t->span_bytes = o->size_given ? o->size_bytes - o->size_bytes % o->bs : UINT64_MAX - UINT64_MAX % o->bs;
 		return 0;
 	}
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
@@ -213,6 +213,12 @@ int ub_target_open(const struct ub_opts *o, const struct ub_mode *modes, unsigne
 		return fail(err, errlen, -EINVAL, "--bs %u is not a multiple of %u, the O_DIRECT block size of %s: "
 			    "use --bs %u or a multiple, or --buffered", o->bs, t->off_align, o->target,
 			    t->off_align);
+	/* Like fio's size=, --size bounds the region used on an existing target. */
+	if (o->size_given && !*created && o->size_bytes < size)
+		size = o->size_bytes;
+	if (size < o->bs)
+		return fail(err, errlen, -EINVAL, "--size %llu is less than one --bs %u block", (unsigned long long)size,
+			    o->bs);
 	t->span_bytes = size - size % o->bs;
 	return 0;
 }

@@ -332,3 +332,26 @@ Test(urbench_engines, sim_target)
 	cr_assert_eq(res->total.writes, 5000);
 	cr_assert_eq(res->total.bytes, 5000ull * 4096);
 }
+
+Test(urbench_engines, size_bounds_an_existing_target)
+{
+	struct ub_opts o;
+	struct ub_target t;
+	struct ub_mode m;
+	bool created;
+	char err[512];
+
+	opts_for(&o, UB_RW_READ, 1, 10);
+	cr_assert_eq(ub_mode_parse("uring", &m, err, sizeof(err)), 0);
+	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(t.span_bytes, FILE_BYTES, "without --size the whole file is used");
+	o.size_bytes = 1u << 20;
+	o.size_given = true;
+	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not(created);
+	cr_assert_eq(t.span_bytes, 1u << 20, "--size 1M on an 8 MiB file");
+	/* A larger --size than the file does not grow it. */
+	o.size_bytes = 64u << 20;
+	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(t.span_bytes, FILE_BYTES);
+}

@@ -43,6 +43,7 @@ Test(urbench_opts, defaults_with_only_a_target)
 	cr_assert_eq(o.ops, 0);
 	cr_assert_float_eq(o.runtime_s, 10.0, 1e-9);
 	cr_assert_eq(o.size_bytes, 1ull << 30);
+	cr_assert_not(o.size_given);
 	cr_assert_eq(o.ncompare, 0);
 	cr_assert_not(o.defaulted);
 }
@@ -85,6 +86,7 @@ Test(urbench_opts, every_setting)
 	cr_assert(o.json);
 	cr_assert_str_eq(o.plot, "x.svg");
 	cr_assert_eq(o.size_bytes, 64ull << 20);
+	cr_assert(o.size_given);
 	cr_assert_eq(o.progress, 0);
 }
 

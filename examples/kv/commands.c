@@ -1,0 +1,777 @@
+/*
+ * urkv's command table: argument checks, the store requests each command
+ * makes, and the replies, in the words Redis uses (clients and tests
+ * compare the error texts).
+ *
+ * Read and write commands (GET, MGET, EXISTS / SET, DEL, MSET, INCR...)
+ * are split in two: prepare submits their store requests and returns at
+ * once, reply writes the answer after the connection has waited for
+ * them, so a pipeline of them runs concurrently.  The others run whole
+ * (run), alone in their pipeline position.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "urkv.h"
+#include "urt/error.h"
+#include "urt/rt.h"
+
+#define SCAN_COUNT_DEFAULT 10
+#define SCAN_COUNT_MAX 1000		/* Keys one SCAN call may look at. */
+
+/* Helpers. */
+
+static bool arg_is(const struct resp_arg *a, const char *name)
+{
+	return resp_arg_eq_nocase(a, name);
+}
+
+/* The message of a store error, in Redis's words where Redis has them. */
+static const char *store_error(int err, const struct resp_arg *key, size_t vlen)
+{
+	switch (err) {
+	case URT_E_TOOBIG:
+		if (key && key->len > URT_KV_KEY_MAX)
+			return "ERR key too large (urkv keys are at most 1024 bytes)";
+		if (vlen > URT_KV_VALUE_MAX)
+			return "ERR value too large (urkv values are at most 1048576 bytes)";
+		return "ERR request too large for the store";
+	case URT_E_FULL:
+		return "ERR store full (the data file has no free pages)";
+	case -ESHUTDOWN:
+		return "ERR server is shutting down";
+	case -EINVAL:
+		return "ERR value is not an integer or out of range";
+	case -ERANGE:
+		return "ERR increment or decrement would overflow";
+	default:
+		return NULL;
+	}
+}
+
+static void out_store_error(struct urkv_conn *c, int err, const struct resp_arg *key, size_t vlen)
+{
+	const char *msg = store_error(err, key, vlen);
+
+	if (msg)
+		urkv_out_error(c, msg);
+	else
+		urkv_out_errorf(c, "ERR store error: %s", urt_strerror(err));
+}
+
+/* A key the store can never hold: answered without a request. */
+static const char *key_check(const struct resp_arg *key)
+{
+	if (key->len == 0)
+		return "ERR empty keys are not supported by urkv";
+	if (key->len > URT_KV_KEY_MAX)
+		return "ERR key too large (urkv keys are at most 1024 bytes)";
+	return NULL;
+}
+
+static void req_key(struct urt_kv_req *req, const struct resp_arg *key)
+{
+	memset(req, 0, sizeof(*req));
+	req->key = key->ptr;
+	req->klen = key->len;
+}
+
+/* GET, MGET, EXISTS. */
+
+static void get_prepare(struct urkv_conn *c, struct urkv_slot *s)
+{
+	for (unsigned i = 0; i < s->nreq; i++) {
+		struct urt_kv_req *req = urkv_conn_req(c, s, i);
+		const struct resp_arg *key = &s->argv[1 + i];
+
+		req_key(req, key);
+		req->op = URT_KV_OP_GET;
+		urkv_conn_value_buf(c, req);
+		if (key_check(key))
+			req->res = URT_E_NOTFOUND;	/* Such a key cannot exist. */
+		else
+			urkv_conn_submit(c, req);
+	}
+}
+
+static void get_reply(struct urkv_conn *c, struct urkv_slot *s)
+{
+	struct urt_kv_req *req = urkv_conn_req(c, s, 0);
+
+	if (req->res != 0 && req->res != URT_E_NOTFOUND)
+		out_store_error(c, req->res, &s->argv[1], 0);
+	else
+		urkv_out_value(c, req);
+}
+
+static void mget_reply(struct urkv_conn *c, struct urkv_slot *s)
+{
+	urkv_out_array(c, s->nreq);
+	for (unsigned i = 0; i < s->nreq; i++) {
+		struct urt_kv_req *req = urkv_conn_req(c, s, i);
+
+		/* Redis answers nil for anything that is not a readable string. */
+		if (req->res != 0 && req->res != URT_E_NOTFOUND)
+			urkv_out_null(c);
+		else
+			urkv_out_value(c, req);
+	}
+}
+
+static void exists_prepare(struct urkv_conn *c, struct urkv_slot *s)
+{
+	for (unsigned i = 0; i < s->nreq; i++) {
+		struct urt_kv_req *req = urkv_conn_req(c, s, i);
+		const struct resp_arg *key = &s->argv[1 + i];
+
+		req_key(req, key);
+		req->op = URT_KV_OP_EXISTS;
+		if (key_check(key))
+			req->res = 0;
+		else
+			urkv_conn_submit(c, req);
+	}
+}
+
+/* Counts results equal to hit (EXISTS: 1, DEL: 0); keeps the first real error. */
+static void tally(struct urkv_conn *c, struct urkv_slot *s, int hit, int miss)
+{
+	s->num = 0;
+	for (unsigned i = 0; i < s->nreq; i++) {
+		struct urt_kv_req *req = urkv_conn_req(c, s, i);
+
+		if (req->res == hit)
+			s->num++;
+		else if (req->res != miss && !s->err) {
+			const char *msg = store_error(req->res, &s->argv[1 + i], 0);
+
+			if (msg) {
+				s->err = msg;
+			} else {
+				snprintf(s->errbuf, sizeof(s->errbuf), "ERR store error: %s",
+					 urt_strerror(req->res));
+				s->err = s->errbuf;
+			}
+		}
+	}
+}
+
+static void exists_tally(struct urkv_conn *c, struct urkv_slot *s)
+{
+	tally(c, s, 1, 0);
+}
+
+static void count_reply(struct urkv_conn *c, struct urkv_slot *s)
+{
+	s->cmd->tally(c, s);
+	if (s->err)
+		urkv_out_error(c, s->err);
+	else
+		urkv_out_int(c, s->num);
+}
+
+/* SET, SETNX, DEL, MSET, INCR family. */
+
+static void set_prepare(struct urkv_conn *c, struct urkv_slot *s)
+{
+	struct urt_kv_req *req = urkv_conn_req(c, s, 0);
+	unsigned flags = urkv_conn_write_flags(c);
+
+	for (size_t i = 3; i < s->argc; i++) {
+		const struct resp_arg *a = &s->argv[i];
+
+		if (arg_is(a, "NX") && !(flags & URT_KV_XX)) {
+			flags |= URT_KV_NX;
+		} else if (arg_is(a, "XX") && !(flags & URT_KV_NX)) {
+			flags |= URT_KV_XX;
+		} else if (arg_is(a, "EX") || arg_is(a, "PX") || arg_is(a, "EXAT") ||
+			   arg_is(a, "PXAT") || arg_is(a, "KEEPTTL")) {
+			s->err = "ERR urkv does not support key expiry (EX, PX, EXAT, PXAT, KEEPTTL)";
+			return;
+		} else if (arg_is(a, "GET")) {
+			s->err = "ERR urkv does not support SET ... GET";
+			return;
+		} else {
+			s->err = "ERR syntax error";
+			return;
+		}
+	}
+	s->err = key_check(&s->argv[1]);
+	if (s->err)
+		return;
+	if (s->argv[2].len > URT_KV_VALUE_MAX) {
+		s->err = "ERR value too large (urkv values are at most 1048576 bytes)";
+		return;
+	}
+	req_key(req, &s->argv[1]);
+	req->op = URT_KV_OP_PUT;
+	req->flags = flags;
+	req->val = s->argv[2].ptr;
+	req->vlen = s->argv[2].len;
+	urkv_conn_submit(c, req);
+}
+
+static void set_reply(struct urkv_conn *c, struct urkv_slot *s)
+{
+	struct urt_kv_req *req = urkv_conn_req(c, s, 0);
+
+	if (s->err)
+		urkv_out_error(c, s->err);
+	else if (req->res == 0)
+		urkv_out_simple(c, "OK");
+	else if (req->res == -EEXIST || req->res == URT_E_NOTFOUND)
+		urkv_out_null(c);	/* NX or XX not met. */
+	else
+		out_store_error(c, req->res, &s->argv[1], s->argv[2].len);
+}
+
+static void setnx_prepare(struct urkv_conn *c, struct urkv_slot *s)
+{
+	struct urt_kv_req *req = urkv_conn_req(c, s, 0);
+
+	s->err = key_check(&s->argv[1]);
+	if (!s->err && s->argv[2].len > URT_KV_VALUE_MAX)
+		s->err = "ERR value too large (urkv values are at most 1048576 bytes)";
+	if (s->err)
+		return;
+	req_key(req, &s->argv[1]);
+	req->op = URT_KV_OP_PUT;
+	req->flags = urkv_conn_write_flags(c) | URT_KV_NX;
+	req->val = s->argv[2].ptr;
+	req->vlen = s->argv[2].len;
+	urkv_conn_submit(c, req);
+}
+
+static void setnx_reply(struct urkv_conn *c, struct urkv_slot *s)
+{
+	struct urt_kv_req *req = urkv_conn_req(c, s, 0);
+
+	if (s->err)
+		urkv_out_error(c, s->err);
+	else if (req->res == 0 || req->res == -EEXIST)
+		urkv_out_int(c, req->res == 0);
+	else
+		out_store_error(c, req->res, &s->argv[1], s->argv[2].len);
+}
+
+static void del_prepare(struct urkv_conn *c, struct urkv_slot *s)
+{
+	for (unsigned i = 0; i < s->nreq; i++) {
+		struct urt_kv_req *req = urkv_conn_req(c, s, i);
+		const struct resp_arg *key = &s->argv[1 + i];
+
+		req_key(req, key);
+		req->op = URT_KV_OP_DEL;
+		req->flags = urkv_conn_write_flags(c);
+		if (key_check(key))
+			req->res = URT_E_NOTFOUND;
+		else
+			urkv_conn_submit(c, req);
+	}
+}
+
+static void del_tally(struct urkv_conn *c, struct urkv_slot *s)
+{
+	tally(c, s, 0, URT_E_NOTFOUND);
+}
+
+static void mset_prepare(struct urkv_conn *c, struct urkv_slot *s)
+{
+	/* Nothing is written if any pair is unwritable (as close to Redis's all-or-nothing as a check gets). */
+	for (unsigned i = 0; i < s->nreq; i++) {
+		const char *err = key_check(&s->argv[1 + 2 * i]);
+
+		if (!err && s->argv[2 + 2 * i].len > URT_KV_VALUE_MAX)
+			err = "ERR value too large (urkv values are at most 1048576 bytes)";
+		if (err) {
+			s->err = err;
+			for (unsigned j = 0; j < s->nreq; j++)
+				urkv_conn_req(c, s, j)->res = 0;
+			return;
+		}
+	}
+	for (unsigned i = 0; i < s->nreq; i++) {
+		struct urt_kv_req *req = urkv_conn_req(c, s, i);
+
+		req_key(req, &s->argv[1 + 2 * i]);
+		req->op = URT_KV_OP_PUT;
+		req->flags = urkv_conn_write_flags(c);
+		req->val = s->argv[2 + 2 * i].ptr;
+		req->vlen = s->argv[2 + 2 * i].len;
+		urkv_conn_submit(c, req);
+	}
+}
+
+static void mset_tally(struct urkv_conn *c, struct urkv_slot *s)
+{
+	const char *err = s->err;
+
+	s->err = NULL;
+	tally(c, s, 0, 0);
+	if (err)
+		s->err = err;
+}
+
+static void ok_reply(struct urkv_conn *c, struct urkv_slot *s)
+{
+	s->cmd->tally(c, s);
+	if (s->err)
+		urkv_out_error(c, s->err);
+	else
+		urkv_out_simple(c, "OK");
+}
+
+static void incr_common(struct urkv_conn *c, struct urkv_slot *s, int64_t delta)
+{
+	struct urt_kv_req *req = urkv_conn_req(c, s, 0);
+
+	s->err = key_check(&s->argv[1]);
+	if (s->err)
+		return;
+	req_key(req, &s->argv[1]);
+	req->op = URT_KV_OP_INCR;
+	req->flags = urkv_conn_write_flags(c);
+	req->delta = delta;
+	urkv_conn_submit(c, req);
+}
+
+static void incr_prepare(struct urkv_conn *c, struct urkv_slot *s)
+{
+	incr_common(c, s, 1);
+}
+
+static void decr_prepare(struct urkv_conn *c, struct urkv_slot *s)
+{
+	incr_common(c, s, -1);
+}
+
+static void incrby_prepare(struct urkv_conn *c, struct urkv_slot *s)
+{
+	long long v;
+
+	if (resp_parse_ll(s->argv[2].ptr, s->argv[2].len, &v) != 0) {
+		s->err = "ERR value is not an integer or out of range";
+		return;
+	}
+	incr_common(c, s, v);
+}
+
+static void decrby_prepare(struct urkv_conn *c, struct urkv_slot *s)
+{
+	long long v;
+
+	if (resp_parse_ll(s->argv[2].ptr, s->argv[2].len, &v) != 0 || v == INT64_MIN) {
+		s->err = "ERR value is not an integer or out of range";
+		return;
+	}
+	incr_common(c, s, -v);
+}
+
+static void incr_reply(struct urkv_conn *c, struct urkv_slot *s)
+{
+	struct urt_kv_req *req = urkv_conn_req(c, s, 0);
+
+	if (s->err)
+		urkv_out_error(c, s->err);
+	else if (req->res == 0)
+		urkv_out_int(c, req->num);
+	else
+		out_store_error(c, req->res, &s->argv[1], 0);
+}
+
+/* Commands that run alone. */
+
+static void ping_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	if (s->argc > 2)
+		urkv_out_error(c, "ERR wrong number of arguments for 'ping' command");
+	else if (s->argc == 2)
+		urkv_out_bulk(c, s->argv[1].ptr, s->argv[1].len);
+	else
+		urkv_out_simple(c, "PONG");
+}
+
+static void echo_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	urkv_out_bulk(c, s->argv[1].ptr, s->argv[1].len);
+}
+
+static void quit_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	(void)s;
+	urkv_out_simple(c, "OK");
+	urkv_conn_close_after_reply(c);
+}
+
+static void dbsize_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	uint64_t n = 0;
+	int ret = urt_kv_count(urkv_conn_server(c)->kv, &n);
+
+	(void)s;
+	if (ret)
+		out_store_error(c, ret, NULL, 0);
+	else
+		urkv_out_int(c, (long long)n);
+}
+
+static void flushall_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	int ret;
+
+	if (s->argc > 2 || (s->argc == 2 && !arg_is(&s->argv[1], "ASYNC") &&
+			    !arg_is(&s->argv[1], "SYNC"))) {
+		urkv_out_error(c, "ERR syntax error");
+		return;
+	}
+	ret = urt_kv_clear(urkv_conn_server(c)->kv, urkv_conn_write_flags(c));
+	if (ret)
+		out_store_error(c, ret, NULL, 0);
+	else
+		urkv_out_simple(c, "OK");
+}
+
+static void save_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	int ret = urt_kv_checkpoint(urkv_conn_server(c)->kv);
+
+	(void)s;
+	if (ret)
+		out_store_error(c, ret, NULL, 0);
+	else
+		urkv_out_simple(c, "OK");
+}
+
+static bool parse_u64(const struct resp_arg *a, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (a->len == 0 || a->len > 20)
+		return false;
+	for (size_t i = 0; i < a->len; i++) {
+		if (a->ptr[i] < '0' || a->ptr[i] > '9' || v > (UINT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(a->ptr[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/*
+ * SCAN cursor [MATCH pattern] [COUNT n] [TYPE type].  Cursor numbers are
+ * handles to positions kept by the connection (the store's order is by
+ * key, not by a number); 0 starts a scan and is returned when it ends.  A
+ * key present for the whole scan is returned exactly once.
+ */
+static void scan_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	struct urkv_server *srv = urkv_conn_server(c);
+	const struct resp_arg *match = NULL;
+	struct urt_kv_entry *ents = NULL;
+	struct urt_kv_cursor *cur;
+	uint64_t id, count = SCAN_COUNT_DEFAULT, next_id = 0;
+	size_t buf_len;
+	char *buf = NULL;
+	bool type_ok = true;
+	int n;
+
+	if (!parse_u64(&s->argv[1], &id)) {
+		urkv_out_error(c, "ERR invalid cursor");
+		return;
+	}
+	for (size_t i = 2; i < s->argc; i += 2) {
+		if (i + 1 >= s->argc) {
+			urkv_out_error(c, "ERR syntax error");
+			return;
+		}
+		if (arg_is(&s->argv[i], "MATCH")) {
+			match = &s->argv[i + 1];
+		} else if (arg_is(&s->argv[i], "COUNT")) {
+			if (!parse_u64(&s->argv[i + 1], &count) || count == 0) {
+				urkv_out_error(c, count == 0 ? "ERR syntax error"
+							     : "ERR value is not an integer or out of range");
+				return;
+			}
+		} else if (arg_is(&s->argv[i], "TYPE")) {
+			type_ok = arg_is(&s->argv[i + 1], "string");
+		} else {
+			urkv_out_error(c, "ERR syntax error");
+			return;
+		}
+	}
+	if (count > SCAN_COUNT_MAX)
+		count = SCAN_COUNT_MAX;
+	if (id == 0) {
+		cur = urkv_conn_cursor(c, 0, true, &next_id);
+		if (cur)
+			urt_kv_cursor_init(cur, NULL, 0);
+	} else {
+		cur = urkv_conn_cursor(c, id, false, NULL);
+		next_id = id;
+		if (!cur) {
+			urkv_out_error(c, "ERR invalid cursor (unknown on this connection, or expired)");
+			return;
+		}
+	}
+	buf_len = urt_kv_shards(srv->kv) * (count * (URT_KV_KEY_MAX / 4 + 32) + URT_KV_KEY_MAX + 64);
+	ents = calloc(count, sizeof(*ents));
+	buf = malloc(buf_len);
+	if (!cur || !ents || !buf) {
+		urkv_out_error(c, "ERR out of memory");
+		goto out;
+	}
+	n = urt_kv_scan(srv->kv, cur, ents, count, buf, buf_len, URT_KV_KEYS_ONLY);
+	if (n < 0) {
+		urkv_conn_cursor_drop(c, next_id);
+		out_store_error(c, n, NULL, 0);
+		goto out;
+	}
+	if (cur->done) {
+		urkv_conn_cursor_drop(c, next_id);
+		next_id = 0;
+	}
+	{
+		size_t matched = 0;
+		char num[24];
+		int len = snprintf(num, sizeof(num), "%" PRIu64, next_id);
+
+		for (int i = 0; i < n && type_ok; i++)
+			if (!match || urkv_glob_match(match->ptr, match->len, ents[i].key, ents[i].klen,
+						      false))
+				matched++;
+		urkv_out_array(c, 2);
+		urkv_out_bulk(c, num, (size_t)len);
+		urkv_out_array(c, matched);
+		for (int i = 0; i < n && type_ok; i++)
+			if (!match || urkv_glob_match(match->ptr, match->len, ents[i].key, ents[i].klen,
+						      false))
+				urkv_out_bulk(c, ents[i].key, ents[i].klen);
+	}
+out:
+	free(ents);
+	free(buf);
+}
+
+static void info_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	char *text = urkv_info(c, s->argc > 1 ? s->argv[1].ptr : NULL, s->argc > 1 ? s->argv[1].len : 0);
+
+	if (!text) {
+		urkv_out_error(c, "ERR out of memory");
+		return;
+	}
+	urkv_out_bulk(c, text, strlen(text));
+	free(text);
+}
+
+static void select_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	if (s->argv[1].len == 1 && s->argv[1].ptr[0] == '0')
+		urkv_out_simple(c, "OK");
+	else
+		urkv_out_error(c, "ERR DB index is out of range");
+}
+
+static void nosync_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	if (arg_is(&s->argv[1], "ON"))
+		urkv_conn_set_nosync(c, true);
+	else if (arg_is(&s->argv[1], "OFF"))
+		urkv_conn_set_nosync(c, false);
+	else {
+		urkv_out_error(c, "ERR syntax error (NOSYNC ON|OFF)");
+		return;
+	}
+	urkv_out_simple(c, "OK");
+}
+
+/* CONFIG GET: the few parameters clients ask about at start. */
+static void config_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	struct urkv_server *srv = urkv_conn_server(c);
+	char maxclients[16], port[8], timeout[24];
+	const char *params[][2] = {
+		{ "save", "" },
+		{ "appendonly", "yes" },
+		{ "appendfsync", srv->o.nosync ? "no" : "always" },
+		{ "databases", "1" },
+		{ "maxclients", maxclients },
+		{ "port", port },
+		{ "bind", srv->o.bind_addr },
+		{ "timeout", timeout },
+		{ "proto-max-bulk-len", "1048576" },
+	};
+	size_t n = sizeof(params) / sizeof(params[0]), matched = 0;
+
+	snprintf(maxclients, sizeof(maxclients), "%u", srv->o.max_clients);
+	snprintf(port, sizeof(port), "%u", srv->port);
+	snprintf(timeout, sizeof(timeout), "%llu",
+		 (unsigned long long)(srv->o.idle_timeout_ns / 1000000000ull));
+	if (arg_is(&s->argv[1], "GET")) {
+		if (s->argc < 3) {
+			urkv_out_error(c, "ERR wrong number of arguments for 'config|get' command");
+			return;
+		}
+		for (size_t i = 0; i < n; i++)
+			for (size_t a = 2; a < s->argc; a++)
+				if (urkv_glob_match(s->argv[a].ptr, s->argv[a].len, params[i][0],
+						    strlen(params[i][0]), true)) {
+					matched++;
+					break;
+				}
+		urkv_out_array(c, 2 * matched);
+		for (size_t i = 0; i < n; i++)
+			for (size_t a = 2; a < s->argc; a++)
+				if (urkv_glob_match(s->argv[a].ptr, s->argv[a].len, params[i][0],
+						    strlen(params[i][0]), true)) {
+					urkv_out_bulk(c, params[i][0], strlen(params[i][0]));
+					urkv_out_bulk(c, params[i][1], strlen(params[i][1]));
+					break;
+				}
+	} else if (arg_is(&s->argv[1], "RESETSTAT")) {
+		urkv_out_simple(c, "OK");
+	} else if (arg_is(&s->argv[1], "SET")) {
+		urkv_out_error(c, "ERR urkv does not support CONFIG SET; use its command-line options");
+	} else {
+		urkv_out_errorf(c, "ERR unknown subcommand '%.*s'. Try CONFIG GET.",
+				(int)(s->argv[1].len > 64 ? 64 : s->argv[1].len), s->argv[1].ptr);
+	}
+}
+
+static void client_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	if (arg_is(&s->argv[1], "SETNAME") || arg_is(&s->argv[1], "SETINFO"))
+		urkv_out_simple(c, "OK");
+	else if (arg_is(&s->argv[1], "GETNAME"))
+		urkv_out_null(c);
+	else if (arg_is(&s->argv[1], "ID"))
+		urkv_out_int(c, (long long)(uintptr_t)c);
+	else
+		urkv_out_errorf(c, "ERR unknown subcommand '%.*s'. Try CLIENT SETNAME.",
+				(int)(s->argv[1].len > 64 ? 64 : s->argv[1].len), s->argv[1].ptr);
+}
+
+static void command_run(struct urkv_conn *c, struct urkv_slot *s);
+
+static const struct urkv_cmd cmds[] = {
+	{ "get", 2, URKV_READ, 0, true, get_prepare, NULL, get_reply, NULL, false },
+	{ "mget", -2, URKV_READ, 1, true, get_prepare, NULL, mget_reply, NULL, false },
+	{ "exists", -2, URKV_READ, 1, false, exists_prepare, exists_tally, count_reply, NULL, false },
+	{ "set", -3, URKV_WRITE, 0, false, set_prepare, NULL, set_reply, NULL, false },
+	{ "setnx", 3, URKV_WRITE, 0, false, setnx_prepare, NULL, setnx_reply, NULL, false },
+	{ "del", -2, URKV_WRITE, 1, false, del_prepare, del_tally, count_reply, NULL, false },
+	{ "unlink", -2, URKV_WRITE, 1, false, del_prepare, del_tally, count_reply, NULL, false },
+	{ "mset", -3, URKV_WRITE, 2, false, mset_prepare, mset_tally, ok_reply, NULL, true },
+	{ "incr", 2, URKV_WRITE, 0, false, incr_prepare, NULL, incr_reply, NULL, false },
+	{ "decr", 2, URKV_WRITE, 0, false, decr_prepare, NULL, incr_reply, NULL, false },
+	{ "incrby", 3, URKV_WRITE, 0, false, incrby_prepare, NULL, incr_reply, NULL, false },
+	{ "decrby", 3, URKV_WRITE, 0, false, decrby_prepare, NULL, incr_reply, NULL, false },
+	{ "ping", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, ping_run, false },
+	{ "echo", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, echo_run, false },
+	{ "quit", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, quit_run, false },
+	{ "dbsize", 1, URKV_SYNC, 0, false, NULL, NULL, NULL, dbsize_run, false },
+	{ "scan", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, scan_run, false },
+	{ "flushall", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, flushall_run, false },
+	{ "flushdb", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, flushall_run, false },
+	{ "save", 1, URKV_SYNC, 0, false, NULL, NULL, NULL, save_run, false },
+	{ "info", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, info_run, false },
+	{ "select", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, select_run, false },
+	{ "config", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, config_run, false },
+	{ "client", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, client_run, false },
+	{ "command", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, command_run, false },
+	{ "nosync", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, nosync_run, false },
+};
+
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+/* COMMAND [COUNT | DOCS | INFO name... | LIST]: what redis-cli asks at start. */
+static void command_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	if (s->argc == 1 || arg_is(&s->argv[1], "DOCS")) {
+		/* No documentation: redis-cli then simply offers no hints. */
+		urkv_out_array(c, 0);
+	} else if (arg_is(&s->argv[1], "COUNT")) {
+		urkv_out_int(c, (long long)NCMDS);
+	} else if (arg_is(&s->argv[1], "LIST")) {
+		urkv_out_array(c, NCMDS);
+		for (size_t i = 0; i < NCMDS; i++)
+			urkv_out_bulk(c, cmds[i].name, strlen(cmds[i].name));
+	} else if (arg_is(&s->argv[1], "INFO")) {
+		urkv_out_array(c, s->argc - 2);
+		for (size_t a = 2; a < s->argc; a++) {
+			const struct urkv_cmd *cmd = urkv_cmd_lookup(&s->argv[a]);
+
+			if (!cmd) {
+				urkv_out_null(c);
+				continue;
+			}
+			/* name, arity, flags, first key, last key, step. */
+			urkv_out_array(c, 6);
+			urkv_out_bulk(c, cmd->name, strlen(cmd->name));
+			urkv_out_int(c, cmd->arity);
+			urkv_out_array(c, 0);
+			urkv_out_int(c, cmd->key_stride || cmd->cls != URKV_SYNC ? 1 : 0);
+			urkv_out_int(c, cmd->key_stride ? -1 : cmd->cls != URKV_SYNC ? 1 : 0);
+			urkv_out_int(c, cmd->key_stride ? (long long)cmd->key_stride
+							: cmd->cls != URKV_SYNC ? 1 : 0);
+		}
+	} else {
+		urkv_out_errorf(c, "ERR unknown subcommand '%.*s'. Try COMMAND COUNT.",
+				(int)(s->argv[1].len > 64 ? 64 : s->argv[1].len), s->argv[1].ptr);
+	}
+}
+
+const struct urkv_cmd *urkv_cmd_lookup(const struct resp_arg *name)
+{
+	if (name->len == 0 || name->len > 8)
+		return NULL;
+	for (size_t i = 0; i < NCMDS; i++)
+		if (strlen(cmds[i].name) == name->len &&
+		    strncasecmp(cmds[i].name, name->ptr, name->len) == 0)
+			return &cmds[i];
+	return NULL;
+}
+
+/* Appends 'arg' (at most 48 bytes of it, printable) to buf. */
+static size_t quote_arg(char *buf, size_t len, size_t at, const struct resp_arg *a)
+{
+	size_t n = a->len > 48 ? 48 : a->len;
+
+	if (at + n + 4 >= len)
+		return at;
+	buf[at++] = '\'';
+	for (size_t i = 0; i < n; i++)
+		buf[at++] = a->ptr[i] >= 32 && a->ptr[i] < 127 ? a->ptr[i] : '?';
+	buf[at++] = '\'';
+	buf[at++] = ' ';
+	buf[at] = 0;
+	return at;
+}
+
+const char *urkv_cmd_check(const struct urkv_cmd *cmd, const struct resp_arg *argv, size_t argc,
+			   char *buf, size_t len)
+{
+	if (!cmd) {
+		/* Redis: ERR unknown command 'foo', with args beginning with: 'a' 'b' */
+		size_t at = (size_t)snprintf(buf, len, "ERR unknown command ");
+
+		at = quote_arg(buf, len, at, &argv[0]);
+		if (at > 0 && buf[at - 1] == ' ')
+			at--;
+		at += (size_t)snprintf(buf + at, len - at, ", with args beginning with: ");
+		for (size_t i = 1; i < argc && at < len; i++)
+			at = quote_arg(buf, len, at, &argv[i]);
+		return buf;
+	}
+	if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
+	    (cmd->arity < 0 && argc < (size_t)-cmd->arity) ||
+	    (cmd->key_stride == 2 && (argc - 1) % 2 != 0)) {
+		snprintf(buf, len, "ERR wrong number of arguments for '%s' command", cmd->name);
+		return buf;
+	}
+	return NULL;
+}

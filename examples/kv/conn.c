@@ -1,0 +1,895 @@
+/*
+ * One client connection of urkv: a fiber that receives requests, runs
+ * them as pipelined batches and sends the replies.
+ *
+ * Design notes.
+ *
+ * Loop: parse every complete command in the input buffer into a batch
+ * (bounded: CONN_SLOTS commands, CONN_ARGS arguments, CONN_REQS store
+ * requests, CONN_ARENA bytes of value buffers), run the batch, write the
+ * replies, send them, and receive more only when no complete command is
+ * left.  A client that pipelines 16 SETs therefore has 16 writes in its
+ * shards' queues at once, and they share log batches.
+ *
+ * Order.  Replies go out in command order.  Reads of a batch run
+ * concurrently with each other, writes with each other; before a read
+ * that follows a write (or the reverse) the connection waits for what is
+ * in flight, so a client always reads its own writes.  SYNC commands
+ * (DBSIZE, SCAN, FLUSHALL, INFO, ...) run alone.  Writes of one
+ * connection to one shard are applied in order by the store.
+ *
+ * Memory.  Everything a connection holds is bounded: the input buffer
+ * grows to max_request + CONN_IN_MIN and shrinks back after a large
+ * request, the output buffer is CONN_OUT_CAP (larger bulks are sent
+ * straight from their buffer), the argument vector grows to max_args, a
+ * value that does not fit its CONN_VALUE_SLICE is fetched again into a
+ * buffer of its size (at most 1 MiB) while its reply is written.  A
+ * command that needs more requests or value buffers than a batch holds
+ * runs alone, in chunks.
+ *
+ * Errors.  A malformed or oversized request gets a RESP error and the
+ * connection is closed; nothing else is affected.  A failed send, an idle
+ * timeout or the server stopping also ends the connection.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "urkv.h"
+#include "urt/error.h"
+#include "urt/net.h"
+#include "urt/rt.h"
+
+#define CONN_IN_MIN (16u << 10)		/* Input buffer when idle. */
+#define CONN_OUT_CAP (64u << 10)	/* Output buffer; flushed when full. */
+#define CONN_SLOTS 128u			/* Commands per batch. */
+#define CONN_ARGS 2048u			/* Arguments per batch. */
+#define CONN_REQS 256u			/* Store requests per batch. */
+#define CONN_ARENA (64u << 10)		/* Value buffers per batch. */
+#define CONN_VALUE_SLICE 2048u		/* Value buffer of one GET; larger values are refetched. */
+#define CONN_ARGV_MIN 64u		/* Parser argument vector to start with. */
+#define CONN_CURSORS 8u			/* SCAN cursors kept per connection. */
+#define CONN_BIG_BULK (16u << 10)	/* Bulks above this are sent from their own buffer. */
+#define CONN_REFETCH_MAX 8u		/* Attempts to fetch a value that keeps growing. */
+
+struct conn_cursor {
+	uint64_t id;			/* Cursor number given to the client; 0 = free. */
+	uint64_t used;			/* Last use (for replacement). */
+	struct urt_kv_cursor cur;	/* Position. */
+};
+
+struct urkv_conn {
+	struct urkv_core *cc;		/* Core. */
+	struct urkv_conn *next, *prev;	/* The core's list. */
+	int fd;				/* Socket. */
+	struct urt_io rx;		/* The multishot receive. */
+	bool rx_active;			/* rx is armed: its last callback has not run. */
+	bool rx_paused;			/* rx was cancelled because stage is full. */
+	bool eof;			/* No more input: peer gone, error, timeout or stop. */
+	bool waiting;			/* The fiber waits for input (idle). */
+	bool timed_out;			/* Closed by the idle timeout. */
+	uint64_t last_active_ns;	/* Last input. */
+	struct urt_waitq rx_wq;		/* The fiber, waiting for input or rx's end. */
+	char *stage;			/* Bytes received, not yet moved to in. */
+	size_t stage_len, stage_cap;	/* Held and allocated bytes of stage. */
+	bool close_after;		/* QUIT: close once the replies are out. */
+	bool send_failed;		/* The peer is gone: drop output. */
+	bool nosync;			/* Writes with URT_KV_NOSYNC. */
+	/* Input (only the fiber touches it, between batches). */
+	char *in;			/* Received bytes. */
+	size_t in_cap, in_len, in_off;	/* Size, bytes held, first unparsed byte. */
+	struct resp_parser parser;	/* Parser state. */
+	struct resp_arg *pargv;		/* Parser's argument vector. */
+	size_t pargv_cap;		/* Entries of pargv. */
+	bool held;			/* pargv holds a parsed command for the next batch. */
+	size_t held_argc;		/* Its arguments. */
+	/* Batch. */
+	struct urkv_slot slots[CONN_SLOTS];
+	unsigned nslots;
+	struct resp_arg args[CONN_ARGS];
+	unsigned nargs;
+	struct urt_kv_req reqs[CONN_REQS];
+	unsigned nreqs;
+	char *arena;			/* CONN_ARENA bytes of value buffers. */
+	size_t arena_used;		/* Handed out by urkv_conn_value_buf. */
+	size_t arena_res;		/* Reserved by the commands of the batch. */
+	unsigned pending;		/* Requests submitted and not done. */
+	struct urt_waitq wq;		/* The fiber, waiting for them. */
+	enum urkv_class cur_cls;	/* Class of what is in flight. */
+	unsigned fmt_next;		/* First slot whose reply is not written. */
+	/* Output. */
+	char *out;			/* CONN_OUT_CAP bytes. */
+	size_t out_len;
+	/* SCAN. */
+	struct conn_cursor *cursors;	/* CONN_CURSORS entries, allocated on first SCAN. */
+	uint64_t cursor_clock;		/* Use counter. */
+	uint64_t cursor_next;		/* Next cursor number. */
+};
+
+struct urkv_server *urkv_conn_server(struct urkv_conn *c)
+{
+	return c->cc->srv;
+}
+
+struct urkv_core *urkv_conn_core(struct urkv_conn *c)
+{
+	return c->cc;
+}
+
+unsigned urkv_conn_write_flags(struct urkv_conn *c)
+{
+	return c->nosync ? URT_KV_NOSYNC : 0;
+}
+
+void urkv_conn_set_nosync(struct urkv_conn *c, bool on)
+{
+	c->nosync = on;
+}
+
+void urkv_conn_close_after_reply(struct urkv_conn *c)
+{
+	c->close_after = true;
+}
+
+/* Output. */
+
+static void send_all(struct urkv_conn *c, const void *buf, size_t len)
+{
+	struct urt_io io;
+	int ret;
+
+	if (c->send_failed || len == 0)
+		return;
+	urt_io_prep_send(&io, c->fd, buf, len);
+	/* A client that stops reading must not hold the fiber forever. */
+	io.timeout_ns = c->cc->srv->o.idle_timeout_ns ? c->cc->srv->o.idle_timeout_ns
+						      : 60ull * 1000000000ull;
+	ret = urt_io_wait(&io);
+	if (ret < 0 || (size_t)ret != len)
+		c->send_failed = true;
+	else
+		atomic_fetch_add_explicit(&c->cc->st.bytes_out, len, memory_order_relaxed);
+}
+
+static void flush(struct urkv_conn *c)
+{
+	send_all(c, c->out, c->out_len);
+	c->out_len = 0;
+}
+
+/* Room for len more bytes in out (len <= CONN_OUT_CAP). */
+static char *out_room(struct urkv_conn *c, size_t len)
+{
+	if (c->out_len + len > CONN_OUT_CAP)
+		flush(c);
+	return c->out + c->out_len;
+}
+
+static void out_put(struct urkv_conn *c, const void *p, size_t len)
+{
+	while (len) {
+		size_t n;
+
+		out_room(c, 1);
+		n = CONN_OUT_CAP - c->out_len < len ? CONN_OUT_CAP - c->out_len : len;
+		memcpy(c->out + c->out_len, p, n);
+		c->out_len += n;
+		p = (const char *)p + n;
+		len -= n;
+	}
+}
+
+void urkv_out_simple(struct urkv_conn *c, const char *s)
+{
+	out_put(c, "+", 1);
+	out_put(c, s, strlen(s));
+	out_put(c, "\r\n", 2);
+}
+
+void urkv_out_error(struct urkv_conn *c, const char *msg)
+{
+	size_t len = strlen(msg);
+
+	out_put(c, "-", 1);
+	for (size_t i = 0; i < len; i++)
+		out_put(c, msg[i] == '\r' || msg[i] == '\n' ? " " : &msg[i], 1);
+	out_put(c, "\r\n", 2);
+}
+
+void urkv_out_errorf(struct urkv_conn *c, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	urkv_out_error(c, buf);
+}
+
+void urkv_out_int(struct urkv_conn *c, long long v)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), ":%lld\r\n", v);
+
+	out_put(c, buf, (size_t)n);
+}
+
+void urkv_out_array(struct urkv_conn *c, size_t n)
+{
+	char buf[32];
+	int len = snprintf(buf, sizeof(buf), "*%zu\r\n", n);
+
+	out_put(c, buf, (size_t)len);
+}
+
+void urkv_out_null(struct urkv_conn *c)
+{
+	out_put(c, "$-1\r\n", 5);
+}
+
+void urkv_out_bulk(struct urkv_conn *c, const void *data, size_t len)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "$%zu\r\n", len);
+
+	out_put(c, buf, (size_t)n);
+	if (len > CONN_BIG_BULK) {
+		/* Straight from its buffer: the output buffer stays small. */
+		flush(c);
+		send_all(c, data, len);
+	} else {
+		out_put(c, data, len);
+	}
+	out_put(c, "\r\n", 2);
+}
+
+void urkv_out_value(struct urkv_conn *c, struct urt_kv_req *req)
+{
+	struct urt_kv *kv = c->cc->srv->kv;
+	size_t vlen = req->vlen_out;
+	int ret = req->res;
+
+	if (ret == URT_E_NOTFOUND) {
+		urkv_out_null(c);
+		return;
+	}
+	if (ret == 0 && vlen <= req->buf_len) {
+		urkv_out_bulk(c, req->buf, vlen);
+		return;
+	}
+	/* Larger than its slice: fetch it again into a buffer of its size. */
+	for (unsigned i = 0; ret == 0 && i < CONN_REFETCH_MAX; i++) {
+		size_t cap = vlen;
+		char *buf = malloc(cap ? cap : 1);
+
+		if (!buf) {
+			ret = -ENOMEM;
+			break;
+		}
+		ret = urt_kv_get(kv, req->key, req->klen, buf, cap, &vlen);
+		if (ret == 0 && vlen <= cap) {
+			urkv_out_bulk(c, buf, vlen);
+			free(buf);
+			return;
+		}
+		free(buf);
+	}
+	if (ret == URT_E_NOTFOUND)
+		urkv_out_null(c);
+	else
+		urkv_out_errorf(c, "ERR store: %s", ret ? urt_strerror(ret) : "value keeps changing");
+}
+
+/* Requests. */
+
+struct urt_kv_req *urkv_conn_req(struct urkv_conn *c, struct urkv_slot *s, unsigned i)
+{
+	return &c->reqs[s->req0 + i];
+}
+
+static void req_done(struct urt_kv_req *req)
+{
+	struct urkv_conn *c = req->arg;
+
+	if (--c->pending == 0)
+		urt_waitq_wake_one(&c->wq);
+}
+
+void urkv_conn_submit(struct urkv_conn *c, struct urt_kv_req *req)
+{
+	int ret;
+
+	req->done = req_done;
+	req->arg = c;
+	c->pending++;
+	ret = urt_kv_submit(c->cc->srv->kv, req);
+	if (ret) {
+		req->res = ret;
+		c->pending--;
+	}
+}
+
+void urkv_conn_value_buf(struct urkv_conn *c, struct urt_kv_req *req)
+{
+	/* The parser reserved the room (batch_add). */
+	req->buf = c->arena + c->arena_used;
+	req->buf_len = CONN_VALUE_SLICE;
+	c->arena_used += CONN_VALUE_SLICE;
+}
+
+void urkv_conn_wait(struct urkv_conn *c)
+{
+	while (c->pending)
+		urt_waitq_wait(&c->wq);
+}
+
+/* SCAN cursors. */
+
+struct urt_kv_cursor *urkv_conn_cursor(struct urkv_conn *c, uint64_t id, bool create,
+				       uint64_t *new_id)
+{
+	struct conn_cursor *victim;
+
+	if (!c->cursors) {
+		c->cursors = calloc(CONN_CURSORS, sizeof(*c->cursors));
+		if (!c->cursors)
+			return NULL;
+	}
+	c->cursor_clock++;
+	if (!create) {
+		for (unsigned i = 0; i < CONN_CURSORS; i++)
+			if (c->cursors[i].id == id && id) {
+				c->cursors[i].used = c->cursor_clock;
+				return &c->cursors[i].cur;
+			}
+		return NULL;
+	}
+	victim = &c->cursors[0];
+	for (unsigned i = 0; i < CONN_CURSORS; i++) {
+		if (c->cursors[i].id == 0) {
+			victim = &c->cursors[i];
+			break;
+		}
+		if (c->cursors[i].used < victim->used)
+			victim = &c->cursors[i];
+	}
+	/* Numbers never repeat on a connection, so a stale cursor is never confused. */
+	victim->id = ++c->cursor_next;
+	victim->used = c->cursor_clock;
+	*new_id = victim->id;
+	return &victim->cur;
+}
+
+void urkv_conn_cursor_drop(struct urkv_conn *c, uint64_t id)
+{
+	for (unsigned i = 0; c->cursors && i < CONN_CURSORS; i++)
+		if (c->cursors[i].id == id)
+			c->cursors[i].id = 0;
+}
+
+/* Batches. */
+
+/* Store requests and value bytes a command needs. */
+static void needs(const struct urkv_slot *s, unsigned *nreq, size_t *arena)
+{
+	*nreq = 0;
+	*arena = 0;
+	if (!s->cmd || s->cmd->cls == URKV_SYNC || s->cmd->cls == URKV_NONE)
+		return;
+	*nreq = s->cmd->key_stride ? (unsigned)((s->argc - 1) / s->cmd->key_stride) : 1;
+	if (s->cmd->values)
+		*arena = (size_t)*nreq * CONN_VALUE_SLICE;
+}
+
+enum add_result { ADD_OK, ADD_FULL, ADD_ALONE };
+
+/*
+ * Adds the command in pargv to the batch.  ADD_FULL: it does not fit, run
+ * the batch first (the command stays held).  ADD_ALONE: it was added and
+ * must run alone (it is too big for a batch and runs in chunks).
+ */
+static enum add_result batch_add(struct urkv_conn *c, size_t argc)
+{
+	struct urkv_slot *s = &c->slots[c->nslots];
+	const char *err;
+	unsigned nreq;
+	size_t arena;
+	bool alone = false;
+
+	memset(s, 0, offsetof(struct urkv_slot, errbuf));
+	s->argc = argc;
+	s->cmd = urkv_cmd_lookup(&c->pargv[0]);
+	s->argv = c->pargv;
+	err = urkv_cmd_check(s->cmd, c->pargv, argc, s->errbuf, sizeof(s->errbuf));
+	if (err) {
+		s->cmd = NULL;
+		s->err = err;
+	}
+	needs(s, &nreq, &arena);
+	if (argc > CONN_ARGS || nreq > CONN_REQS || arena > CONN_ARENA) {
+		/* Too big for any batch: alone, straight from the parser's vector. */
+		if (c->nslots)
+			return ADD_FULL;
+		alone = true;
+	} else if (c->nargs + argc > CONN_ARGS || c->nreqs + nreq > CONN_REQS ||
+		   c->arena_res + arena > CONN_ARENA) {
+		return ADD_FULL;
+	} else {
+		memcpy(&c->args[c->nargs], c->pargv, argc * sizeof(*c->pargv));
+		s->argv = &c->args[c->nargs];
+		c->nargs += (unsigned)argc;
+		s->req0 = c->nreqs;
+		s->nreq = nreq;
+		c->nreqs += nreq;
+		c->arena_res += arena;
+	}
+	c->nslots++;
+	return alone ? ADD_ALONE : ADD_OK;
+}
+
+/* Writes the replies of slots [fmt_next, upto). */
+static void format_upto(struct urkv_conn *c, unsigned upto)
+{
+	for (; c->fmt_next < upto; c->fmt_next++) {
+		struct urkv_slot *s = &c->slots[c->fmt_next];
+
+		if (!s->cmd)
+			urkv_out_error(c, s->err);
+		else if (s->cmd->reply)
+			s->cmd->reply(c, s);
+	}
+}
+
+/* Runs a multi-key command too big for a batch: its keys in chunks that fit one. */
+static void run_alone(struct urkv_conn *c, struct urkv_slot *s)
+{
+	const struct urkv_cmd *cmd = s->cmd;
+	size_t stride = cmd->key_stride;
+	size_t nkeys, per = CONN_REQS;
+
+	c->nreqs = 0;
+	c->arena_used = 0;
+	if (stride == 0) {
+		/* One request, but too many arguments for a batch (a syntax error, surely). */
+		s->req0 = 0;
+		s->nreq = 1;
+		cmd->prepare(c, s);
+		urkv_conn_wait(c);
+		cmd->reply(c, s);
+		return;
+	}
+	nkeys = (s->argc - 1) / stride;
+
+	if (cmd->values && per > CONN_ARENA / CONN_VALUE_SLICE)
+		per = CONN_ARENA / CONN_VALUE_SLICE;
+	if (cmd->values)
+		urkv_out_array(c, nkeys);
+	for (size_t k = 0; k < nkeys; k += per) {
+		struct urkv_slot sub = *s;
+		size_t n = nkeys - k < per ? nkeys - k : per;
+
+		/* sub.argv[0] is not the name: prepare and tally look at argv[1..] only. */
+		sub.argv = s->argv + k * stride;
+		sub.argc = 1 + n * stride;
+		sub.req0 = 0;
+		sub.nreq = (unsigned)n;
+		sub.num = 0;
+		sub.err = NULL;
+		c->nreqs = 0;
+		c->arena_used = 0;
+		cmd->prepare(c, &sub);
+		urkv_conn_wait(c);
+		if (cmd->values) {
+			for (unsigned i = 0; i < sub.nreq; i++)
+				urkv_out_value(c, urkv_conn_req(c, &sub, i));
+			continue;
+		}
+		cmd->tally(c, &sub);
+		s->num += sub.num;
+		if (sub.err && !s->err) {
+			snprintf(s->errbuf, sizeof(s->errbuf), "%s", sub.err);
+			s->err = s->errbuf;
+		}
+	}
+	if (cmd->values)
+		return;
+	if (s->err)
+		urkv_out_error(c, s->err);
+	else if (cmd->ok_reply)
+		urkv_out_simple(c, "OK");
+	else
+		urkv_out_int(c, s->num);
+}
+
+static void batch_run(struct urkv_conn *c, bool alone)
+{
+	c->fmt_next = 0;
+	c->cur_cls = URKV_NONE;
+	c->arena_used = 0;
+	for (unsigned i = 0; i < c->nslots; i++) {
+		struct urkv_slot *s = &c->slots[i];
+		enum urkv_class cls = s->cmd ? s->cmd->cls : URKV_NONE;
+
+		atomic_fetch_add_explicit(&c->cc->st.commands, 1, memory_order_relaxed);
+		if (cls == URKV_NONE)
+			continue;
+		if (cls == URKV_SYNC || alone || (c->pending && cls != c->cur_cls)) {
+			urkv_conn_wait(c);
+			format_upto(c, i);
+		}
+		c->cur_cls = cls;
+		if (cls == URKV_SYNC) {
+			s->cmd->run(c, s);
+			c->fmt_next = i + 1;
+		} else if (alone) {
+			run_alone(c, s);
+			c->fmt_next = i + 1;
+		} else {
+			s->cmd->prepare(c, s);
+		}
+	}
+	urkv_conn_wait(c);
+	format_upto(c, c->nslots);
+	c->nslots = 0;
+	c->nargs = 0;
+	c->nreqs = 0;
+	c->arena_used = 0;
+	c->arena_res = 0;
+}
+
+enum parse_result { PARSE_MORE, PARSE_RUN, PARSE_ERROR };
+
+/* Fills the batch from the input buffer. */
+static enum parse_result batch_fill(struct urkv_conn *c, int *err, bool *alone)
+{
+	struct urkv_server *srv = c->cc->srv;
+
+	*alone = false;
+	if (c->held) {
+		enum add_result r;
+
+		c->held = false;
+		r = batch_add(c, c->held_argc);
+		if (r == ADD_ALONE) {
+			*alone = true;
+			return PARSE_RUN;
+		}
+	}
+	while (c->nslots < CONN_SLOTS) {
+		struct resp_cmd cmd = { .argv = c->pargv, .argv_max = c->pargv_cap };
+		ssize_t n = resp_parse(&c->parser, c->in + c->in_off, c->in_len - c->in_off, &cmd);
+		enum add_result r;
+
+		if (n == RESP_E_TOO_MANY_ARGS && c->pargv_cap < srv->o.max_args) {
+			/* A long command: a larger vector, and parse it again from its start. */
+			size_t cap = c->pargv_cap * 4 < srv->o.max_args ? c->pargv_cap * 4
+									 : srv->o.max_args;
+			struct resp_arg *v;
+
+			if (c->nslots)
+				return PARSE_RUN;	/* Run the batch; the error sticks until then. */
+			v = realloc(c->pargv, cap * sizeof(*v));
+			if (!v) {
+				*err = -ENOMEM;
+				return PARSE_ERROR;
+			}
+			c->pargv = v;
+			c->pargv_cap = cap;
+			resp_parser_reset(&c->parser);
+			continue;
+		}
+		if (n == 0)
+			return c->nslots ? PARSE_RUN : PARSE_MORE;
+		if (n < 0) {
+			*err = (int)n;
+			return PARSE_ERROR;
+		}
+		c->in_off += (size_t)n;
+		if (cmd.argc == 0)
+			continue;
+		r = batch_add(c, cmd.argc);
+		if (r == ADD_FULL) {
+			c->held = true;
+			c->held_argc = cmd.argc;
+			return PARSE_RUN;
+		}
+		if (r == ADD_ALONE) {
+			*alone = true;
+			return PARSE_RUN;
+		}
+	}
+	return PARSE_RUN;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Receiving.  One multishot receive per connection into the core's
+ * provided buffers.  Its callback (reactor context) copies the bytes to
+ * stage and recycles the buffer at once, so one slow connection never
+ * holds buffers the others need; the fiber moves stage into in between
+ * batches, when no argument points into in.  When stage passes the limit,
+ * the receive is cancelled (back-pressure) and re-armed once drained.
+ */
+static size_t stage_max(const struct urkv_conn *c)
+{
+	return c->cc->srv->o.max_request + 4 * CONN_IN_MIN;
+}
+
+static void conn_rx(struct urt_io *io, int res, void *arg);
+
+static void rx_arm(struct urkv_conn *c)
+{
+	urt_io_prep_recv_multishot(&c->rx, c->fd, c->cc->pb);
+	if (urt_io_submit(&c->rx, conn_rx, c) == 0) {
+		c->rx_active = true;
+		c->rx_paused = false;
+	} else {
+		c->eof = true;
+	}
+}
+
+static void stage_append(struct urkv_conn *c, const void *p, size_t n)
+{
+	if (c->stage_len + n > c->stage_cap) {
+		size_t cap = c->stage_cap ? c->stage_cap : CONN_IN_MIN;
+		char *q;
+
+		while (cap < c->stage_len + n)
+			cap *= 2;
+		q = realloc(c->stage, cap);
+		if (!q) {
+			c->eof = true;
+			return;
+		}
+		c->stage = q;
+		c->stage_cap = cap;
+	}
+	memcpy(c->stage + c->stage_len, p, n);
+	c->stage_len += n;
+}
+
+static void conn_rx(struct urt_io *io, int res, void *arg)
+{
+	struct urkv_conn *c = arg;
+
+	if (res > 0) {
+		struct urt_pbuf *pb = c->cc->pb;
+
+		if (!c->eof)
+			stage_append(c, urt_pbuf_addr(pb, io->buf_id), (size_t)res);
+		urt_pbuf_recycle(pb, io->buf_id);
+		c->last_active_ns = now_ns();
+		atomic_fetch_add_explicit(&c->cc->st.bytes_in, (uint64_t)res, memory_order_relaxed);
+		if (c->stage_len > stage_max(c) && !c->rx_paused && (io->flags & URT_IO_MORE)) {
+			c->rx_paused = true;
+			urt_io_cancel(&c->rx);
+		}
+	}
+	if (!(io->flags & URT_IO_MORE)) {
+		c->rx_active = false;
+		if (res == -ENOBUFS && !c->eof && !c->rx_paused)
+			rx_arm(c);	/* The core's buffers ran out for a moment. */
+		else if (res == -ECANCELED && c->rx_paused && !c->eof)
+			;		/* Back-pressure: in_take re-arms. */
+		else if (res > 0 && !c->eof && !c->rx_paused)
+			rx_arm(c);	/* Ended with data (the kernel may end a multishot so). */
+		else if (!c->rx_paused || res != -ECANCELED)
+			c->eof = true;	/* End of stream, error, timeout or stop. */
+	}
+	urt_waitq_wake_one(&c->rx_wq);
+}
+
+/* Moves the staged bytes into in (between batches only); false: out of memory. */
+static bool in_take(struct urkv_conn *c)
+{
+	size_t used = c->in_len - c->in_off;
+	size_t need = used + c->stage_len;
+
+	/* Drop what was parsed; the parser only keeps offsets into the command. */
+	if (c->in_off) {
+		memmove(c->in, c->in + c->in_off, used);
+		c->in_len = used;
+		c->in_off = 0;
+	}
+	if (need > c->in_cap || (c->in_cap > 4 * (need + CONN_IN_MIN) && c->in_cap > 2 * CONN_IN_MIN)) {
+		/* Grow for a large request, or give the memory back after one. */
+		size_t cap = need + CONN_IN_MIN;
+		char *p = realloc(c->in, cap);
+
+		if (!p)
+			return false;
+		c->in = p;
+		c->in_cap = cap;
+	}
+	memcpy(c->in + c->in_len, c->stage, c->stage_len);
+	c->in_len += c->stage_len;
+	c->stage_len = 0;
+	if (c->stage_cap > 4 * CONN_IN_MIN) {
+		free(c->stage);
+		c->stage = NULL;
+		c->stage_cap = 0;
+	}
+	if (c->rx_paused && !c->rx_active && !c->eof)
+		rx_arm(c);
+	return true;
+}
+
+static void conn_free(struct urkv_conn *c)
+{
+	struct urkv_core *cc = c->cc;
+
+	/* rx lives in c: wait for its last callback. */
+	c->eof = true;
+	if (c->rx_active)
+		urt_io_cancel(&c->rx);
+	while (c->rx_active)
+		urt_waitq_wait(&c->rx_wq);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		cc->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	cc->nconns--;
+	atomic_fetch_sub(&cc->srv->clients, 1);
+	if (cc->nconns == 0)
+		urt_waitq_wake_all(&cc->drained_wq);
+	free(c->pargv);
+	free(c->in);
+	free(c->stage);
+	free(c->out);
+	free(c->arena);
+	free(c->cursors);
+	free(c);
+}
+
+static void conn_main(void *arg)
+{
+	struct urkv_conn *c = arg;
+	struct urkv_server *srv = c->cc->srv;
+
+	rx_arm(c);
+	for (;;) {
+		bool alone = false;
+		int err = 0;
+		enum parse_result r;
+
+		if (atomic_load(&srv->stopping))
+			break;
+		if (!c->held && c->stage_len && !in_take(c)) {
+			urkv_out_error(c, "ERR out of memory");
+			break;
+		}
+		r = batch_fill(c, &err, &alone);
+		if (c->nslots)
+			batch_run(c, alone);
+		if (r == PARSE_ERROR) {
+			urkv_out_errorf(c, "ERR %s", err == -ENOMEM ? "out of memory"
+								   : resp_strerror(err));
+			atomic_fetch_add_explicit(&c->cc->st.protocol_errors, 1,
+						  memory_order_relaxed);
+			break;
+		}
+		if (c->close_after || c->send_failed)
+			break;
+		if (r == PARSE_RUN || c->stage_len)
+			continue;
+		/* Nothing complete left: send the replies, then wait for more bytes. */
+		flush(c);
+		if (c->send_failed)
+			break;
+		c->waiting = true;
+		while (!c->stage_len && !c->eof)
+			urt_waitq_wait(&c->rx_wq);
+		c->waiting = false;
+		if (!c->stage_len)
+			break;
+	}
+	flush(c);
+	if (c->timed_out)
+		atomic_fetch_add_explicit(&c->cc->st.timeouts, 1, memory_order_relaxed);
+	conn_free(c);
+}
+
+void urkv_conn_start(struct urkv_core *cc, int fd)
+{
+	struct urkv_server *srv = cc->srv;
+	struct resp_opts ro = resp_opts_default();
+	struct urkv_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		goto err_close;
+	c->cc = cc;
+	c->fd = fd;
+	c->nosync = srv->o.nosync;
+	c->last_active_ns = now_ns();
+	c->in_cap = 2 * CONN_IN_MIN;
+	c->in = malloc(c->in_cap);
+	c->out = malloc(CONN_OUT_CAP);
+	c->arena = malloc(CONN_ARENA);
+	c->pargv_cap = CONN_ARGV_MIN;
+	c->pargv = malloc(c->pargv_cap * sizeof(*c->pargv));
+	ro.args_max = srv->o.max_args;
+	ro.request_len_max = srv->o.max_request;
+	if (ro.bulk_len_max > srv->o.max_request)
+		ro.bulk_len_max = srv->o.max_request;
+	if (ro.inline_len_max > srv->o.max_request - 2)
+		ro.inline_len_max = srv->o.max_request - 2;
+	if (!c->in || !c->out || !c->arena || !c->pargv || resp_parser_init(&c->parser, &ro))
+		goto err_free;
+	c->next = cc->conns;
+	if (cc->conns)
+		cc->conns->prev = c;
+	cc->conns = c;
+	cc->nconns++;
+	if (urt_fiber_spawn(conn_main, c) != 0) {
+		c->fd = -1;
+		conn_free(c);
+		goto err_close;
+	}
+	return;
+
+err_free:
+	free(c->pargv);
+	free(c->in);
+	free(c->out);
+	free(c->arena);
+	free(c);
+err_close:
+	atomic_fetch_sub(&srv->clients, 1);
+	close(fd);
+}
+
+void urkv_conn_stop_all(struct urkv_core *cc)
+{
+	for (struct urkv_conn *c = cc->conns; c; c = c->next) {
+		/* Idle ones leave now; busy ones after their batch (they check stopping). */
+		if (c->waiting)
+			c->eof = true;
+		if (c->rx_active)
+			urt_io_cancel(&c->rx);
+		urt_waitq_wake_one(&c->rx_wq);
+	}
+}
+
+void urkv_conn_reaper(void *arg)
+{
+	struct urkv_core *cc = arg;
+	struct urkv_server *srv = cc->srv;
+	uint64_t timeout = srv->o.idle_timeout_ns;
+	uint64_t tick = timeout / 4 < 1000000000ull ? timeout / 4 : 1000000000ull;
+
+	if (tick < 1000000)
+		tick = 1000000;
+	while (!atomic_load(&srv->stopping)) {
+		uint64_t now = now_ns();
+
+		for (struct urkv_conn *c = cc->conns; c; c = c->next) {
+			if (!c->waiting || c->eof || now - c->last_active_ns < timeout)
+				continue;
+			c->timed_out = true;
+			c->eof = true;
+			if (c->rx_active)
+				urt_io_cancel(&c->rx);
+			urt_waitq_wake_one(&c->rx_wq);
+		}
+		urt_sleep_ns(tick);
+	}
+	cc->reaper = false;
+	urt_waitq_wake_all(&cc->drained_wq);
+}

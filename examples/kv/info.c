@@ -1,0 +1,150 @@
+/*
+ * The INFO reply: Redis's sections that clients read (server, clients,
+ * stats, persistence, keyspace) and urt's own: each core's runtime
+ * counters and each shard's page store.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "urkv.h"
+#include "urt/error.h"
+#include "urt/rt.h"
+#include "urt/version.h"
+
+struct core_stats_arg {
+	struct urt_rt *rt;		/* Runtime. */
+	unsigned core;			/* Core asked. */
+	struct urt_stats st;		/* Its counters. */
+	int ret;			/* urt_rt_stats's result. */
+};
+
+static void core_stats(void *p)
+{
+	struct core_stats_arg *a = p;
+
+	a->ret = urt_rt_stats(a->rt, a->core, &a->st);
+}
+
+static bool want(const char *section, size_t len, const char *name)
+{
+	if (!section || len == 0)
+		return true;
+	if ((len == 3 && strncasecmp(section, "all", 3) == 0) ||
+	    (len == 7 && strncasecmp(section, "default", 7) == 0) ||
+	    (len == 10 && strncasecmp(section, "everything", 10) == 0))
+		return true;
+	return strlen(name) == len && strncasecmp(section, name, len) == 0;
+}
+
+static uint64_t sum(struct urkv_server *srv, size_t off)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < srv->ncores; i++)
+		n += atomic_load_explicit((_Atomic uint64_t *)((char *)&srv->cores[i].st + off),
+					  memory_order_relaxed);
+	return n;
+}
+
+#define SUM(srv, field) sum(srv, offsetof(struct urkv_core_stats, field))
+
+char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
+{
+	struct urkv_server *srv = urkv_conn_server(c);
+	struct timespec ts;
+	char *text = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&text, &size);
+	uint64_t keys = 0;
+
+	if (!f)
+		return NULL;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (want(section, len, "server")) {
+		fprintf(f, "# Server\r\nredis_version:7.0.0\r\nurkv_version:%s\r\n"
+			   "redis_mode:standalone\r\nprocess_id:%d\r\ntcp_port:%u\r\n"
+			   "uptime_in_seconds:%llu\r\nio_threads_active:0\r\nurt_cores:%u\r\n"
+			   "urt_shards:%u\r\n\r\n",
+			urt_version(), (int)getpid(), srv->port,
+			(unsigned long long)(((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec -
+					      srv->start_ns) / 1000000000ull),
+			srv->ncores, urt_kv_shards(srv->kv));
+	}
+	if (want(section, len, "clients"))
+		fprintf(f, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n\r\n",
+			atomic_load(&srv->clients), srv->o.max_clients);
+	if (want(section, len, "stats"))
+		fprintf(f, "# Stats\r\ntotal_connections_received:%llu\r\n"
+			   "total_commands_processed:%llu\r\nrejected_connections:%llu\r\n"
+			   "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
+			   "protocol_errors:%llu\r\nidle_timeouts:%llu\r\n\r\n",
+			(unsigned long long)SUM(srv, connections), (unsigned long long)SUM(srv, commands),
+			(unsigned long long)SUM(srv, rejected), (unsigned long long)SUM(srv, bytes_in),
+			(unsigned long long)SUM(srv, bytes_out),
+			(unsigned long long)SUM(srv, protocol_errors),
+			(unsigned long long)SUM(srv, timeouts));
+	if (want(section, len, "persistence"))
+		fprintf(f, "# Persistence\r\nloading:0\r\naof_enabled:1\r\nurkv_durability:%s\r\n\r\n",
+			srv->o.nosync ? "nosync (acknowledged once applied)"
+				      : "sync (acknowledged once durable)");
+	if (want(section, len, "urt")) {
+		fprintf(f, "# urt\r\n");
+		for (unsigned i = 0; i < srv->ncores; i++) {
+			struct core_stats_arg a = { .rt = srv->rt, .core = i };
+
+			urkv_run_on(srv, i, core_stats, &a);
+			if (a.ret)
+				continue;
+			fprintf(f, "urt_core%u:submitted=%llu,completed=%llu,failed=%llu,enters=%llu,"
+				   "ops_per_enter=%.2f,posts_sent=%llu,posts_run=%llu,fibers_spawned=%llu,"
+				   "lat_p50_us=%.1f,lat_p99_us=%.1f\r\n",
+				i, (unsigned long long)a.st.submitted, (unsigned long long)a.st.completed,
+				(unsigned long long)a.st.failed, (unsigned long long)a.st.enters,
+				a.st.enters ? (double)a.st.sqes_submitted / (double)a.st.enters : 0.0,
+				(unsigned long long)a.st.posts_sent, (unsigned long long)a.st.posts_run,
+				(unsigned long long)a.st.fibers_spawned,
+				(double)urt_hist_percentile(&a.st.lat, 50) / 1000.0,
+				(double)urt_hist_percentile(&a.st.lat, 99) / 1000.0);
+		}
+	}
+	for (unsigned s = 0; s < urt_kv_shards(srv->kv); s++) {
+		struct urt_kv_shard_stats st;
+
+		if (urt_kv_shard_stats(srv->kv, s, &st) != 0)
+			continue;
+		keys += st.keys;
+		if (!want(section, len, "urt"))
+			continue;
+		fprintf(f, "urt_shard%u:core=%u,keys=%llu,pages=%llu,pages_used=%llu,pages_free=%llu,"
+			   "reads=%llu,read_retries=%llu,writes=%llu,write_txs=%llu,"
+			   "write_tx_retries=%llu,forwarded=%llu,commits=%llu,batches=%llu,"
+			   "commits_per_batch=%.2f,log_bytes=%llu,flushes=%llu,fua_writes=%llu,"
+			   "hits=%llu,misses=%llu,evictions=%llu,checkpoints=%llu,log_waits=%llu,"
+			   "recovered_batches=%llu,sticky_error=%d\r\n",
+			s, st.core, (unsigned long long)st.keys, (unsigned long long)st.page_count,
+			(unsigned long long)st.pages_used, (unsigned long long)st.pages_free,
+			(unsigned long long)st.reads, (unsigned long long)st.read_retries,
+			(unsigned long long)st.writes, (unsigned long long)st.write_txs,
+			(unsigned long long)st.write_tx_retries, (unsigned long long)st.forwarded,
+			(unsigned long long)st.ps.commits, (unsigned long long)st.ps.batches,
+			st.ps.commits_per_batch, (unsigned long long)st.ps.log_bytes,
+			(unsigned long long)st.ps.flushes, (unsigned long long)st.ps.fua_writes,
+			(unsigned long long)st.ps.hits, (unsigned long long)st.ps.misses,
+			(unsigned long long)st.ps.evictions, (unsigned long long)st.ps.checkpoints,
+			(unsigned long long)st.ps.log_waits, (unsigned long long)st.ps.recovered_batches,
+			st.ps.sticky_error);
+	}
+	if (want(section, len, "urt"))
+		fprintf(f, "\r\n");
+	if (want(section, len, "keyspace")) {
+		fprintf(f, "# Keyspace\r\n");
+		if (keys)
+			fprintf(f, "db0:keys=%llu,expires=0,avg_ttl=0\r\n", (unsigned long long)keys);
+	}
+	fclose(f);
+	return text;
+}

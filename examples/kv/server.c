@@ -1,0 +1,266 @@
+/*
+ * urkv's listeners: one listening socket per core (SO_REUSEPORT, so the
+ * kernel spreads connections over the cores), each with a multishot
+ * accept on that core's ring; and the orderly stop.
+ *
+ * Stop (SIGTERM/SIGINT, from the main thread): set `stopping`, then on
+ * each core cancel the accept and the receives of idle connections.  A
+ * connection that is running a batch finishes it (its writes are durable
+ * before their replies go out), sends the replies and leaves; the main
+ * thread waits until every core has no connection left, and only then
+ * closes the store (which checkpoints).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "urkv.h"
+#include "urt/error.h"
+#include "urt/net.h"
+#include "urt/rt.h"
+
+static int listen_socket(const char *addr, uint16_t port, uint16_t *bound)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len;
+	int fd, one = 1;
+
+	if (strchr(addr, ':')) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(port);
+		if (inet_pton(AF_INET6, addr, &a->sin6_addr) != 1)
+			return -EINVAL;
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(port);
+		if (inet_pton(AF_INET, addr, &a->sin_addr) != 1)
+			return -EINVAL;
+		len = sizeof(*a);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 511) ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	*bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						: ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+static void on_accept(struct urt_io *io, int res, void *arg);
+
+static int accept_arm(struct urkv_core *cc)
+{
+	int ret;
+
+	urt_io_prep_accept(&cc->acc, cc->lfd, true);
+	ret = urt_io_submit(&cc->acc, on_accept, cc);
+	cc->accepting = ret == 0;
+	return ret;
+}
+
+static void reject(struct urkv_core *cc, int fd, const char *msg)
+{
+	/* A fresh socket's send buffer is empty: this never blocks. */
+	if (send(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		(void)0;
+	close(fd);
+	atomic_fetch_add_explicit(&cc->st.rejected, 1, memory_order_relaxed);
+}
+
+static void on_accept(struct urt_io *io, int res, void *arg)
+{
+	struct urkv_core *cc = arg;
+	struct urkv_server *srv = cc->srv;
+
+	if (!(io->flags & URT_IO_MORE)) {
+		cc->accepting = false;
+		if (cc->nconns == 0)
+			urt_waitq_wake_all(&cc->drained_wq);
+	}
+	if (res >= 0) {
+		int one = 1;
+
+		if (atomic_load(&srv->stopping)) {
+			close(res);
+		} else if (atomic_fetch_add(&srv->clients, 1) >= srv->o.max_clients) {
+			atomic_fetch_sub(&srv->clients, 1);
+			reject(cc, res, "-ERR max number of clients reached\r\n");
+		} else {
+			setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			atomic_fetch_add_explicit(&cc->st.connections, 1, memory_order_relaxed);
+			urkv_conn_start(cc, res);
+		}
+	} else if (res != -ECANCELED && !atomic_load(&srv->stopping)) {
+		/* -EMFILE and the like: the next connection may succeed. */
+		if (!cc->srv->o.quiet)
+			fprintf(stderr, "urkv: accept on core %u: %s\n", cc->core, urt_strerror(res));
+	}
+	if (!cc->accepting && !atomic_load(&srv->stopping) && accept_arm(cc) != 0 && !srv->o.quiet)
+		fprintf(stderr, "urkv: core %u stopped accepting\n", cc->core);
+}
+
+struct start_arg {
+	struct urkv_core *cc;
+	int ret;
+	sem_t done;
+};
+
+#define PBUF_COUNT 256u		/* Provided buffers per core (power of two). */
+#define PBUF_BYTES (16u << 10)	/* Bytes of each. */
+
+static void core_start(void *p)
+{
+	struct start_arg *a = p;
+	struct urkv_core *cc = a->cc;
+
+	a->ret = urt_pbuf_create(PBUF_COUNT, PBUF_BYTES, &cc->pb);
+	if (a->ret == 0 && cc->srv->o.idle_timeout_ns) {
+		a->ret = urt_fiber_spawn(urkv_conn_reaper, cc);
+		cc->reaper = a->ret == 0;
+	}
+	if (a->ret == 0)
+		a->ret = accept_arm(cc);
+	sem_post(&a->done);
+}
+
+int urkv_server_start(struct urkv_server *srv)
+{
+	uint16_t port = srv->o.port;
+	int ret;
+
+	srv->cores = calloc(srv->ncores, sizeof(*srv->cores));
+	if (!srv->cores)
+		return -ENOMEM;
+	for (unsigned i = 0; i < srv->ncores; i++) {
+		struct urkv_core *cc = &srv->cores[i];
+
+		cc->srv = srv;
+		cc->core = i;
+		/* The first socket may pick the port (0); the others share it. */
+		cc->lfd = listen_socket(srv->o.bind_addr, port, &port);
+		if (cc->lfd < 0) {
+			ret = cc->lfd;
+			fprintf(stderr, "urkv: cannot listen on %s:%u: %s\n", srv->o.bind_addr,
+				srv->o.port, strerror(-ret));
+			return ret;
+		}
+	}
+	srv->port = port;
+	for (unsigned i = 0; i < srv->ncores; i++) {
+		struct start_arg a = { .cc = &srv->cores[i] };
+
+		sem_init(&a.done, 0, 0);
+		ret = urt_core_post(srv->rt, i, core_start, &a);
+		if (ret == 0)
+			sem_wait(&a.done);
+		sem_destroy(&a.done);
+		if (ret || a.ret) {
+			fprintf(stderr, "urkv: cannot accept on core %u: %s\n", i,
+				urt_strerror(ret ? ret : a.ret));
+			return ret ? ret : a.ret;
+		}
+	}
+	return 0;
+}
+
+struct stop_arg {
+	struct urkv_core *cc;
+	sem_t done;
+};
+
+static void core_stop(void *p)
+{
+	struct stop_arg *a = p;
+	struct urkv_core *cc = a->cc;
+
+	if (cc->accepting)
+		urt_io_cancel(&cc->acc);
+	urt_waitq_wake_all(&cc->drained_wq);
+	urkv_conn_stop_all(cc);
+	while (cc->nconns || cc->accepting || cc->reaper)
+		urt_waitq_wait(&cc->drained_wq);
+	close(cc->lfd);
+	cc->lfd = -1;
+	if (cc->pb)
+		urt_pbuf_destroy(cc->pb);
+	cc->pb = NULL;
+	sem_post(&a->done);
+}
+
+void urkv_server_stop(struct urkv_server *srv)
+{
+	struct stop_arg *args = calloc(srv->ncores, sizeof(*args));
+
+	atomic_store(&srv->stopping, true);
+	for (unsigned i = 0; args && i < srv->ncores; i++) {
+		args[i].cc = &srv->cores[i];
+		sem_init(&args[i].done, 0, 0);
+		while (urt_fiber_spawn_on(srv->rt, i, core_stop, &args[i]) == -EAGAIN)
+			usleep(1000);
+	}
+	for (unsigned i = 0; args && i < srv->ncores; i++) {
+		sem_wait(&args[i].done);
+		sem_destroy(&args[i].done);
+	}
+	free(args);
+}
+
+struct run_on {
+	void (*fn)(void *);	/* Work. */
+	void *arg;		/* Its argument. */
+	struct urt_rt *rt;	/* Runtime. */
+	unsigned origin;	/* Core of the waiting fiber. */
+	bool done;		/* fn returned. */
+	struct urt_waitq wq;	/* The waiting fiber. */
+};
+
+static void run_on_wake(void *p)
+{
+	struct run_on *r = p;
+
+	r->done = true;
+	urt_waitq_wake_one(&r->wq);
+}
+
+static void run_on_main(void *p)
+{
+	struct run_on *r = p;
+
+	r->fn(r->arg);
+	while (urt_core_post(r->rt, r->origin, run_on_wake, r) == -EAGAIN)
+		urt_fiber_yield();
+}
+
+void urkv_run_on(struct urkv_server *srv, unsigned core, void (*fn)(void *), void *arg)
+{
+	struct run_on r = { .fn = fn, .arg = arg, .rt = srv->rt, .origin = urt_core_id() };
+
+	if (core == r.origin) {
+		fn(arg);
+		return;
+	}
+	while (urt_fiber_spawn_on(srv->rt, core, run_on_main, &r) == -EAGAIN)
+		urt_fiber_yield();
+	while (!r.done)
+		urt_waitq_wait(&r.wq);
+}

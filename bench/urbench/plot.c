@@ -71,13 +71,13 @@ int ub_plot(const struct ub_opts *o, const struct ub_result *r, unsigned n, char
 			fprintf(g, "%u %llu\n", s + 1, (unsigned long long)r[i].series[s]);
 		fprintf(g, "EOD\n");
 	}
-	fprintf(g, "set terminal svg size 1200,500 dynamic background rgb 'white'\n");
+	fprintf(g, "set terminal svg size 1200,500 dynamic noenhanced background rgb 'white'\n");
 	fprintf(g, "set output \"%s\"\n", o->plot);
-	fprintf(g, "set multiplot layout 1,2 title \"urbench %s, bs %u, QD %u per core, %u core(s), %s\"\n",
+	fprintf(g, "set multiplot layout 1,2 title \"urbench: %s, bs %u, QD %u per core, %u core(s), %s\"\n",
 		ub_rw_name(o->rw), o->bs, o->qd, o->ncpus, o->direct ? "O_DIRECT" : "buffered");
 	fprintf(g, "set title 'Latency distribution'\nset xlabel 'percentile'\nset ylabel 'latency (us)'\n"
 		"set logscale y\nset grid\nset key top left\n"
-		"set xtics ('1' 0.00436, '50' 0.301, '90' 1, '99' 2, '99.9' 3, '99.99' 4, '99.999' 5)\n");
+		"set xtics ('50' 0.301, '90' 1, '99' 2, '99.9' 3, '99.99' 4, '99.999' 5)\n");
 	fprintf(g, "plot ");
 	for (unsigned i = 0; i < n; i++)
 		fprintf(g, "%s$LAT%u using 1:2 with linespoints title '%s'", i ? ", " : "", i, r[i].mode_name);

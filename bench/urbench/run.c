@@ -257,4 +257,10 @@ void ub_run_collect(struct ub_run *run)
 	for (unsigned s = 0; s < UB_SERIES_MAX; s++)
 		if (r->series[s])
 			r->nseries = s + 1;
+	/*
+	 * Keep the seconds that are mostly inside the measurement: a last
+	 * partial one (the drain after STOP) would read as a collapse.
+	 */
+	if (r->total.secs >= 1 && r->nseries > (unsigned)(r->total.secs + 0.5))
+		r->nseries = (unsigned)(r->total.secs + 0.5);
 }

@@ -509,10 +509,12 @@ static void run_alone(struct urkv_conn *c, struct urkv_slot *s)
 
 static void batch_run(struct urkv_conn *c, bool alone)
 {
+	unsigned end = c->nslots;
+
 	c->fmt_next = 0;
 	c->cur_cls = URKV_NONE;
 	c->arena_used = 0;
-	for (unsigned i = 0; i < c->nslots; i++) {
+	for (unsigned i = 0; i < end; i++) {
 		struct urkv_slot *s = &c->slots[i];
 		enum urkv_class cls = s->cmd ? s->cmd->cls : URKV_NONE;
 
@@ -527,6 +529,8 @@ static void batch_run(struct urkv_conn *c, bool alone)
 		if (cls == URKV_SYNC) {
 			s->cmd->run(c, s);
 			c->fmt_next = i + 1;
+			if (c->close_after)
+				end = i + 1;	/* QUIT: nothing after it runs. */
 		} else if (alone) {
 			run_alone(c, s);
 			c->fmt_next = i + 1;
@@ -535,7 +539,7 @@ static void batch_run(struct urkv_conn *c, bool alone)
 		}
 	}
 	urkv_conn_wait(c);
-	format_upto(c, c->nslots);
+	format_upto(c, end);
 	c->nslots = 0;
 	c->nargs = 0;
 	c->nreqs = 0;

@@ -37,7 +37,8 @@
  *   short read/write           resubmit the remainder if it stays aligned
  *   -EIO, -ENOMEM, -EBUSY,     retry after backoff (doubling), retry_max
  *   -ETIMEDOUT, -ENOLINK       times, then deliver the error
- *   a failed FLUSH/FSYNC       never retried: sticky on the device
+ *   a failed FLUSH/FSYNC or    never retried: sticky on the device
+ *   FUA write
  *   anything else              delivered as is
  */
 #include <errno.h>
@@ -424,8 +425,13 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 		req_issue(c, req);	/* The remainder, or the next split by max_io_bytes. */
 		goto out;
 	}
-	if (res < 0 && (req->op == URT_OP_FLUSH || req->op == URT_OP_FSYNC)) {
-		/* fsyncgate: the cache may have dropped data; never pretend otherwise. */
+	if (res < 0 && (req->op == URT_OP_FLUSH || req->op == URT_OP_FSYNC ||
+			((req->op == URT_OP_WRITE || req->op == URT_OP_WRITEV) && (req->flags & URT_IO_FUA)))) {
+		/*
+		 * fsyncgate: the cache may have dropped data; never pretend
+		 * otherwise.  A FUA write counts too: without native FUA it is a
+		 * write plus a flush, and the error may be the flush's.
+		 */
 		dev_set_sticky(dev, res);
 		req_deliver(c, req, res);
 		goto out;

@@ -149,3 +149,36 @@ Test(retry, failed_flush_is_sticky_and_not_retried)
 	cr_expect_eq(r.res[2], -EIO, "writes after a failed flush are refused");
 	cr_expect_eq(r.res[3], 4096, "reads still work");
 }
+
+static void fua_body(void *p)
+{
+	struct retry_run *r = p;
+	uint8_t *buf = urt_buf_get(4096);
+
+	memset(buf, 2, 4096);
+	r->res[0] = urt_write_fua(r->dev, buf, 4096, 0);
+	r->res[1] = urt_write(r->dev, buf, 4096, 4096);
+	r->res[2] = urt_read(r->dev, buf, 4096, 0);
+	r->dev_error = urt_dev_error(r->dev);
+	urt_buf_put(buf);
+}
+
+Test(retry, failed_fua_write_is_sticky_and_not_retried)
+{
+	struct urt_rt *rt = start_faulty(URT_FAULT_EIO, 1u << URT_OP_WRITE, 1);
+	struct retry_run r = { 0 };
+	struct urt_stats st;
+	struct fx_file f;
+
+	fx_file_open(&f, 1 << 20, true);
+	r.dev = f.dev;
+	fx_run(rt, 0, fua_body, &r);
+	cr_assert_eq(urt_rt_stats(rt, 0, &st), 0);
+	fx_file_close(&f);
+	urt_rt_stop(rt);
+	cr_expect_eq(r.res[0], -EIO);
+	cr_expect_eq(st.retried, 0, "a FUA write error must never be retried");
+	cr_expect_eq(r.dev_error, -EIO);
+	cr_expect_eq(r.res[1], -EIO, "writes after a failed FUA write are refused");
+	cr_expect_eq(r.res[2], 4096);
+}

@@ -197,6 +197,13 @@ struct urt_core {
 	unsigned fibers_live;		/* Fibers not yet exited. */
 	/* Buffers. */
 	struct buf_region bufs;
+	/*
+	 * The loop's clock: CLOCK_MONOTONIC read once per loop iteration (after
+	 * waiting), so an op costs no clock read of its own.  Latencies and
+	 * deadlines are therefore measured at loop-iteration granularity.
+	 */
+	uint64_t now_ns;
+	bool faults_on;			/* opts.fault.rate_ppm != 0: consult fault.c. */
 	/* Hybrid polling. */
 	uint64_t spin_budget_ns;	/* Current spin budget. */
 	uint64_t lat_ewma_ns;		/* Smoothed completion latency. */

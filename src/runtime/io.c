@@ -266,7 +266,7 @@ URT_API int urt_io_submit(struct urt_io *io, urt_io_cb cb, void *arg)
 		for (unsigned i = 0; i < io->nr_iov; i++)
 			req->len += io->iov[i].iov_len;
 	}
-	req->submit_ns = urt_now_ns();
+	req->submit_ns = c->now_ns;
 	if (io->timeout_ns && io->op != URT_OP_TIMEOUT)
 		req->deadline_ns = req->submit_ns + io->timeout_ns;
 	/* Hold the urt_buf while the op may outlive its answer (see io.h). */

@@ -167,6 +167,7 @@ static void core_loop(struct urt_core *c)
 			req_cancel_all(c);
 		}
 		ring_wait(c);
+		c->now_ns = urt_now_ns();
 		for (int k = 0; k < RING_KINDS; k++)
 			if (c->rings[k].ready)
 				ring_reap(c, k);
@@ -197,6 +198,8 @@ static int core_setup(struct urt_core *c)
 	if (!c->rng)
 		c->rng = 1;
 	c->faults_left = rt->opts.fault.count_max;
+	c->faults_on = rt->opts.fault.rate_ppm != 0 && rt->opts.fault.kinds != 0;
+	c->now_ns = urt_now_ns();
 	urt_hist_init(&c->stats.lat);
 	/* Runtime objects of this core come from its own arena (mem.h); -1 means libc. */
 	c->arena = mem_arena_create();

@@ -26,6 +26,8 @@
 #include "urt/error.h"
 #include "urt/rt.h"
 
+#define URKV_REGION_MAX (1ull << 30)	/* Largest buffer region a core may register. */
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -237,6 +239,14 @@ int main(int argc, char **argv)
 	}
 	srv.ncores = o->cores ? o->cores : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	ro.buf_region_bytes = urt_kv_buf_region_bytes(&ko, srv.ncores);
+	while (ro.buf_region_bytes > URKV_REGION_MAX && ko.cache_bytes > (64ull << 20)) {
+		/* A core's registered region is at most 1 GiB: fewer cores get less cache. */
+		ko.cache_bytes -= 64ull << 20;
+		ro.buf_region_bytes = urt_kv_buf_region_bytes(&ko, srv.ncores);
+	}
+	if (ko.cache_bytes != o->cache_bytes && !o->quiet)
+		fprintf(stderr, "urkv: --cache lowered to %llu MiB (1 GiB of registered buffers per core)\n",
+			(unsigned long long)(ko.cache_bytes >> 20));
 	ro.fiber_max = o->max_clients + 1024;
 	ro.fiber_stack_bytes = 128u << 10;
 	ret = urt_rt_start(&ro, &srv.rt);

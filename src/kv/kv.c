@@ -74,12 +74,16 @@ static uint64_t pow2_at_least(uint64_t x)
 
 size_t urt_kv_buf_region_bytes(const struct urt_kv_opts *o, unsigned ncores)
 {
-	unsigned shards = o->shards ? o->shards : ncores;
-	unsigned per_core = ncores ? (shards + ncores - 1) / ncores : shards;
+	unsigned shards, per_core;
 	uint32_t page = o->page_size ? o->page_size : 4096;
 	uint64_t tx_pages = kv_tx_pages(o->batch_bytes_max, page);
-	uint64_t cache_pages = o->cache_bytes / (shards ? shards : 1) / page;
-	uint64_t per_shard;
+	uint64_t cache_pages, per_shard;
+
+	if (ncores == 0)
+		ncores = 1;
+	shards = o->shards ? o->shards : ncores;
+	per_core = (shards + ncores - 1) / ncores;
+	cache_pages = o->cache_bytes / shards / page;
 
 	if (cache_pages < 4 * tx_pages + 256)
 		cache_pages = 4 * tx_pages + 256;

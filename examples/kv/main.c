@@ -48,6 +48,8 @@ static void usage(FILE *f)
 		"                        (a crash may lose the last writes; per connection: NOSYNC ON)\n"
 		"  --sync POLICY         log durability: auto (default), fua, flush, none (unsafe)\n"
 		"  --group-delay-us N    extra wait of the log writer to fill a batch (default 0)\n"
+		"  --poll MODE           reactor wait: interrupt (default), hybrid (spin, then sleep),\n"
+		"                        sqpoll\n"
 		"  --quiet               no messages on stderr but errors\n");
 }
 
@@ -92,6 +94,7 @@ static int parse_opts(int argc, char **argv, struct urkv_opts *o)
 		{ "nosync", no_argument, NULL, 'N' },
 		{ "sync", required_argument, NULL, 'S' },
 		{ "group-delay-us", required_argument, NULL, 'g' },
+		{ "poll", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -153,6 +156,16 @@ static int parse_opts(int argc, char **argv, struct urkv_opts *o)
 			if (parse_size(optarg, &v))
 				goto bad;
 			o->group_delay_ns = v * 1000;
+			break;
+		case 'o':
+			if (strcmp(optarg, "interrupt") == 0)
+				o->poll_mode = URT_POLL_INTERRUPT;
+			else if (strcmp(optarg, "hybrid") == 0)
+				o->poll_mode = URT_POLL_HYBRID;
+			else if (strcmp(optarg, "sqpoll") == 0)
+				o->poll_mode = URT_POLL_SQPOLL;
+			else
+				goto bad;
 			break;
 		case 'q': o->quiet = true; break;
 		case 'h': usage(stdout); exit(0);
@@ -248,6 +261,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "urkv: --cache lowered to %llu MiB (1 GiB of registered buffers per core)\n",
 			(unsigned long long)(ko.cache_bytes >> 20));
 	ro.fiber_max = o->max_clients + 1024;
+	ro.mode = (enum urt_poll_mode)o->poll_mode;
 	ro.fiber_stack_bytes = 128u << 10;
 	ret = urt_rt_start(&ro, &srv.rt);
 	if (ret) {

@@ -42,6 +42,7 @@ struct urkv_opts {
 	bool nosync;			/* Acknowledge writes before they are durable (URT_KV_NOSYNC). */
 	enum urt_ps_sync sync;		/* Log durability policy (default AUTO). */
 	uint64_t group_delay_ns;	/* Log writer's extra batching delay (default 0). */
+	int poll_mode;			/* enum urt_poll_mode of the reactors (default INTERRUPT). */
 	bool quiet;			/* No informational messages on stderr. */
 };
 

@@ -17,8 +17,10 @@
  *   3. Every node but the root has at least one cell; an internal root has
  *      at least one (a root with one child is replaced by that child).
  *   4. A value is in overflow pages iff it is longer than 8 bytes and its
- *      inline leaf cell would take more than a quarter of the node
+ *      inline leaf cell would take more than a third of the node
  *      (value_overflows()), so the decision depends on klen and vlen only.
+ *      A third, not less, keeps 1 KiB values next to short keys inline on
+ *      4 KiB pages: one page per put and per get instead of two or three.
  *   5. meta.count is the number of leaf cells if meta.flags has
  *      KV_BTREE_META_COUNTED, else 0.
  *   6. No page is reachable twice; every page the tree allocated is reachable
@@ -26,9 +28,9 @@
  *      an empty root leaf remain.
  *
  * Cell sizes.  A node has cap = page_usable - 16 bytes for slots and cells.
- * The largest cell with its slot is max(cap / 4, 1042) bytes (a 1 KiB key
- * with an overflow pointer), and KV_BTREE_PAGE_USABLE_MIN keeps that at most
- * cap / 3.  Hence a node that overflows holds at least four cells (the new
+ * The largest cell with its slot is max(cap / 3, 1042) bytes (an inline
+ * value, or a 1 KiB key with an overflow pointer), and
+ * KV_BTREE_PAGE_USABLE_MIN keeps 1042 at most cap / 3.  Hence a node that overflows holds at least four cells (the new
  * one included), and a split can leave both halves non-empty and at most
  * cap.  So can rebalancing two siblings of which one is underfull (below
  * cap / 4): their cells, and between internal nodes the separator, total
@@ -135,7 +137,7 @@ static bool value_overflows(const struct kv_btree *t, size_t klen, size_t vlen)
 	/* An overflow pointer costs 8 bytes, so shorter values stay inline. */
 	if (vlen <= sizeof(uint64_t))
 		return false;
-	return KV_SLOT_SIZE + kv_leaf_cell_size(klen, vlen, false) > t->cap / 4;
+	return KV_SLOT_SIZE + kv_leaf_cell_size(klen, vlen, false) > t->cap / 3;
 }
 
 /* Pager wrappers: they check alignment and node headers. */

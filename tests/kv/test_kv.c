@@ -463,7 +463,7 @@ static void scan_body(void *p)
 	struct scan_t *t = p;
 	struct urt_kv_entry ents[16];
 	struct urt_kv_cursor c;
-	uint8_t buf[4096], *big = malloc(5000);
+	uint8_t buf[4096], *big = malloc(5000 * 2 + 256);
 	char key[32];
 	size_t at;
 	int n;

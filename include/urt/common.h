@@ -1,10 +1,11 @@
-/*
+/**
+ * @file
  * Definitions shared by every public urt header.
  */
 #ifndef URT_COMMON_H
 #define URT_COMMON_H
 
-/*
+/**
  * Marks a function as part of the public ABI.  liburt is compiled with
  * -fvisibility=hidden, so anything without URT_API stays internal.
  */
@@ -12,7 +13,7 @@
 #define URT_API __attribute__((visibility("default")))
 #endif
 
-/* Wraps declarations so that the headers also compile as C++. */
+/** Wraps declarations so that the headers also compile as C++. */
 #ifndef URT_BEGIN_DECLS
 #ifdef __cplusplus
 #define URT_BEGIN_DECLS extern "C" {

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * Fibers: lightweight stackful tasks on a reactor.
  *
  * A fiber runs on the core that spawned it and never migrates.  The blocking
@@ -26,46 +27,55 @@ URT_BEGIN_DECLS
 struct urt_dev;
 struct urt_rt;
 
-/* Start fn(arg) as a fiber on the calling core.  -EAGAIN past fiber_max. */
+/** Start fn(arg) as a fiber on the calling core.  -EAGAIN past fiber_max. */
 URT_API int urt_fiber_spawn(void (*fn)(void *arg), void *arg);
 
-/* Start a fiber on another core (posts; any thread may call it). */
+/** Start a fiber on another core (posts; any thread may call it). */
 URT_API int urt_fiber_spawn_on(struct urt_rt *rt, unsigned core, void (*fn)(void *arg), void *arg);
 
+/** Whether the caller runs inside a fiber (false in callbacks and off-reactor). */
 URT_API bool urt_in_fiber(void);
 
-/* Let the other runnable fibers and the reactor loop run. */
+/** Let the other runnable fibers and the reactor loop run. */
 URT_API void urt_fiber_yield(void);
 
-/* Submit io and suspend until it completes.  Returns io->res or a submit error. */
+/** Submit io and suspend until it completes.  Returns io->res or a submit error. */
 URT_API int urt_io_wait(struct urt_io *io);
 
-/* Blocking shorthands (fiber only).  Same results as urt_io_submit + callback. */
+/** Blocking shorthands (fiber only).  Same results as urt_io_submit + callback. */
+/** Read len bytes at off into buf; returns bytes or -errno. */
 URT_API ssize_t urt_read(struct urt_dev *dev, void *buf, size_t len, uint64_t off);
+/** Write len bytes at off; returns bytes or -errno. */
 URT_API ssize_t urt_write(struct urt_dev *dev, const void *buf, size_t len, uint64_t off);
+/** Write with FUA: durable when it returns; a failure makes the device sticky. */
 URT_API ssize_t urt_write_fua(struct urt_dev *dev, const void *buf, size_t len, uint64_t off);
+/** Vectored read; returns bytes or -errno. */
 URT_API ssize_t urt_readv(struct urt_dev *dev, const struct iovec *iov, unsigned nr, uint64_t off);
+/** Vectored write; returns bytes or -errno. */
 URT_API ssize_t urt_writev(struct urt_dev *dev, const struct iovec *iov, unsigned nr, uint64_t off);
+/** fsync the device: 0 or -errno (a failure makes it sticky). */
 URT_API int urt_fsync(struct urt_dev *dev);
+/** Flush the device's write cache: 0 or -errno (a failure makes it sticky). */
 URT_API int urt_flush(struct urt_dev *dev);
+/** Sleep ns nanoseconds on the ring; returns 0, or -ECANCELED at stop. */
 URT_API int urt_sleep_ns(uint64_t ns);
 
-/*
+/**
  * A wait queue of fibers on one core: the building block for locks,
  * conditions and group-commit waiters.  Zero-initialise it.
  */
 struct urt_waitq {
-	void *head;	/* First waiting fiber (private). */
-	void *tail;	/* Last waiting fiber (private). */
+	void *head;	/**< First waiting fiber (private). */
+	void *tail;	/**< Last waiting fiber (private). */
 };
 
-/* Suspend the calling fiber until woken. */
+/** Suspend the calling fiber until woken. */
 URT_API void urt_waitq_wait(struct urt_waitq *wq);
 
-/* Make the first waiter runnable; returns whether there was one. */
+/** Make the first waiter runnable; returns whether there was one. */
 URT_API bool urt_waitq_wake_one(struct urt_waitq *wq);
 
-/* Make every waiter runnable; returns how many. */
+/** Make every waiter runnable; returns how many. */
 URT_API unsigned urt_waitq_wake_all(struct urt_waitq *wq);
 
 URT_END_DECLS

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * urt I/O operations with caller-owned completions.
  *
  * A struct urt_io describes one operation and receives its result.  The
@@ -39,67 +40,81 @@ URT_BEGIN_DECLS
 struct urt_dev;
 struct urt_io;
 
+/** The operation a struct urt_io describes. */
 enum urt_op {
-	URT_OP_NOP = 0,
-	URT_OP_READ,
-	URT_OP_WRITE,
-	URT_OP_READV,
-	URT_OP_WRITEV,
-	URT_OP_FSYNC,		/* Data and metadata durable. */
-	URT_OP_FLUSH,		/* fdatasync / NVMe Flush: data durable. */
-	URT_OP_TIMEOUT,		/* Sleep for timeout_ns (no device). */
-	URT_OP_WRITE_ZEROES,	/* Zero [off, off+len). */
-	URT_OP_DEALLOCATE,	/* Discard [off, off+len) (trim / DSM deallocate). */
-	URT_OP_ACCEPT,		/* Accept on a listening socket (net.h). */
-	URT_OP_RECV,		/* Receive from a socket (net.h). */
-	URT_OP_SEND,		/* Send all of buf on a socket (net.h). */
-	URT_OP_COUNT,
+	URT_OP_NOP = 0,		/**< Nothing: a round trip through the ring. */
+	URT_OP_READ,		/**< Read len bytes at off into buf. */
+	URT_OP_WRITE,		/**< Write len bytes of buf at off. */
+	URT_OP_READV,		/**< Read into the iovec array. */
+	URT_OP_WRITEV,		/**< Write the iovec array. */
+	URT_OP_FSYNC,		/**< Data and metadata durable. */
+	URT_OP_FLUSH,		/**< fdatasync / NVMe Flush: data durable. */
+	URT_OP_TIMEOUT,		/**< Sleep for timeout_ns (no device). */
+	URT_OP_WRITE_ZEROES,	/**< Zero [off, off+len). */
+	URT_OP_DEALLOCATE,	/**< Discard [off, off+len) (trim / DSM deallocate). */
+	URT_OP_ACCEPT,		/**< Accept on a listening socket (net.h). */
+	URT_OP_RECV,		/**< Receive from a socket (net.h). */
+	URT_OP_SEND,		/**< Send all of buf on a socket (net.h). */
+	URT_OP_COUNT,		/**< Number of ops (not an op). */
 };
 
+/** Flags of struct urt_io. */
 enum urt_io_flags {
-	URT_IO_FUA = 1u << 0,		/* Write: durable on completion (RWF_DSYNC / NVMe FUA). */
-	URT_IO_MULTISHOT = 1u << 1,	/* ACCEPT/RECV: one submission, many completions (net.h). */
-	URT_IO_MORE = 1u << 7,		/* Set by urt on a multishot result: more will follow. */
+	URT_IO_FUA = 1u << 0,		/**< Write: durable on completion (RWF_DSYNC / NVMe FUA). */
+	URT_IO_MULTISHOT = 1u << 1,	/**< ACCEPT/RECV: one submission, many completions (net.h). */
+	URT_IO_MORE = 1u << 7,		/**< Set by urt on a multishot result: more will follow. */
 };
 
+/** Completion callback: runs once on the submitting core with the final result res. */
 typedef void (*urt_io_cb)(struct urt_io *io, int res, void *arg);
 
+/** One operation and its result; owned by the caller (see the file comment). */
 struct urt_io {
-	uint8_t op;		/* enum urt_op. */
-	uint8_t flags;		/* enum urt_io_flags. */
-	uint16_t nr_iov;	/* READV/WRITEV: entries in iov. */
-	int32_t res;		/* Final result, also passed to the callback. */
-	int32_t fd;		/* ACCEPT/RECV/SEND: the socket. */
-	uint16_t buf_id;	/* RECV multishot: the provided buffer holding the data. */
-	uint16_t reserved;	/* Zero. */
-	struct urt_dev *dev;	/* Target device (NULL for NOP and TIMEOUT). */
+	uint8_t op;		/**< enum urt_op. */
+	uint8_t flags;		/**< enum urt_io_flags. */
+	uint16_t nr_iov;	/**< READV/WRITEV: entries in iov. */
+	int32_t res;		/**< Final result, also passed to the callback. */
+	int32_t fd;		/**< ACCEPT/RECV/SEND: the socket. */
+	uint16_t buf_id;	/**< RECV multishot: the provided buffer holding the data. */
+	uint16_t reserved;	/**< Zero. */
+	struct urt_dev *dev;	/**< Target device (NULL for NOP and TIMEOUT). */
 	union {
-		void *buf;		/* READ/WRITE buffer. */
-		const struct iovec *iov;/* READV/WRITEV vector, kept alive by the caller. */
+		void *buf;		/**< READ/WRITE buffer. */
+		const struct iovec *iov;/**< READV/WRITEV vector, kept alive by the caller. */
 	};
-	uint64_t len;		/* Bytes (READ, WRITE, WRITE_ZEROES, DEALLOCATE, RECV, SEND). */
-	uint64_t off;		/* Device offset in bytes. */
-	uint64_t timeout_ns;	/* Deadline relative to submission; 0 = none. For TIMEOUT: the sleep. */
-	urt_io_cb cb;		/* Set by urt_io_submit. */
-	void *arg;		/* Set by urt_io_submit. */
-	void *priv;		/* Runtime-private: the request while in flight. */
+	uint64_t len;		/**< Bytes (READ, WRITE, WRITE_ZEROES, DEALLOCATE, RECV, SEND). */
+	uint64_t off;		/**< Device offset in bytes. */
+	uint64_t timeout_ns;	/**< Deadline relative to submission; 0 = none. For TIMEOUT: the sleep. */
+	urt_io_cb cb;		/**< Set by urt_io_submit. */
+	void *arg;		/**< Set by urt_io_submit. */
+	void *priv;		/**< Runtime-private: the request while in flight. */
 };
 
+/** Prepare a NOP.  The prep functions only fill *io (zeroing the rest); any thread may call them. */
 URT_API void urt_io_prep_nop(struct urt_io *io);
+/** Prepare a read of len bytes at device offset off into buf. */
 URT_API void urt_io_prep_read(struct urt_io *io, struct urt_dev *dev, void *buf, size_t len, uint64_t off);
+/** Prepare a write of len bytes of buf at device offset off (set URT_IO_FUA in flags for FUA). */
 URT_API void urt_io_prep_write(struct urt_io *io, struct urt_dev *dev, const void *buf, size_t len,
 			       uint64_t off);
+/** Prepare a vectored read; iov must stay valid until the callback. */
 URT_API void urt_io_prep_readv(struct urt_io *io, struct urt_dev *dev, const struct iovec *iov,
 			       unsigned nr_iov, uint64_t off);
+/** Prepare a vectored write; iov must stay valid until the callback. */
 URT_API void urt_io_prep_writev(struct urt_io *io, struct urt_dev *dev, const struct iovec *iov,
 				unsigned nr_iov, uint64_t off);
+/** Prepare an fsync: data and metadata durable. */
 URT_API void urt_io_prep_fsync(struct urt_io *io, struct urt_dev *dev);
+/** Prepare a flush (fdatasync, NVMe Flush): the device's write cache drained. */
 URT_API void urt_io_prep_flush(struct urt_io *io, struct urt_dev *dev);
+/** Prepare a sleep of ns nanoseconds; it completes with 0. */
 URT_API void urt_io_prep_timeout(struct urt_io *io, uint64_t ns);
+/** Prepare zeroing of [off, off+len), whole blocks (fallocate ZERO_RANGE, NVMe Write Zeroes). */
 URT_API void urt_io_prep_write_zeroes(struct urt_io *io, struct urt_dev *dev, uint64_t len, uint64_t off);
+/** Prepare a discard of [off, off+len), whole blocks (PUNCH_HOLE, NVMe DSM deallocate). */
 URT_API void urt_io_prep_deallocate(struct urt_io *io, struct urt_dev *dev, uint64_t len, uint64_t off);
 
-/*
+/**
  * Queue io on the calling core; it reaches the kernel in this loop
  * iteration's single io_uring_enter.  Returns 0, or a negative errno and
  * the callback never runs:
@@ -115,7 +130,7 @@ URT_API void urt_io_prep_deallocate(struct urt_io *io, struct urt_dev *dev, uint
  */
 URT_API int urt_io_submit(struct urt_io *io, urt_io_cb cb, void *arg);
 
-/*
+/**
  * Ask the kernel to cancel io.  Its callback still runs once, with
  * -ECANCELED or, when the op could not be stopped, its real result.
  * Returns 0, or -ENOENT when io is not in flight.

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * urt kv: an ordered key-value store on the urt page store, one shard per
  * core.
  *
@@ -71,40 +72,41 @@ struct urt_dev;
 struct urt_kv;
 struct urt_rt;
 
-/* Longest key, in bytes. */
+/** Longest key, in bytes. */
 #define URT_KV_KEY_MAX 1024u
-/* Longest value, in bytes (1 MiB). */
+/** Longest value, in bytes (1 MiB). */
 #define URT_KV_VALUE_MAX (1024u * 1024u)
-/* Most shards a store may have. */
+/** Most shards a store may have. */
 #define URT_KV_SHARDS_MAX 256u
 
-/* Flags of the calls below; each call names the ones it accepts. */
+/** Flags of the calls below; each call names the ones it accepts. */
 enum urt_kv_flags {
-	URT_KV_NX = 1u << 0,		/* put: only if the key is absent, else -EEXIST. */
-	URT_KV_XX = 1u << 1,		/* put: only if the key exists, else URT_E_NOTFOUND. */
-	URT_KV_NOSYNC = 1u << 2,	/* put/del/incr/clear: return once installed, not durable. */
-	URT_KV_KEYS_ONLY = 1u << 3,	/* scan: return keys without values. */
+	URT_KV_NX = 1u << 0,		/**< put: only if the key is absent, else -EEXIST. */
+	URT_KV_XX = 1u << 1,		/**< put: only if the key exists, else URT_E_NOTFOUND. */
+	URT_KV_NOSYNC = 1u << 2,	/**< put/del/incr/clear: return once installed, not durable. */
+	URT_KV_KEYS_ONLY = 1u << 3,	/**< scan: return keys without values. */
 };
 
+/** Store options; start from urt_kv_opts_default(). */
 struct urt_kv_opts {
-	const char *path;	/* Data file or block device; a missing file is created. */
-	struct urt_dev *dev;	/* Or an open device (path NULL); the store never closes it. */
-	bool create;		/* Format a device that holds no store (default true). */
-	uint64_t size_bytes;	/* Size of a newly created file (default 1 GiB). */
-	unsigned shards;	/* Shards of a new store; 0 = one per core.  Fixed at format. */
-	uint64_t cache_bytes;	/* Page cache of all shards together (default 64 MiB). */
-	uint32_t page_size;	/* 4096, 8192 or 16384; 0 (default): 4096 for a new store, any on open. */
-	uint64_t log_bytes;	/* Log of each shard at format; 0 = 1/8 of its region, >= 4 batches. */
-	uint32_t batch_bytes_max;/* Largest log batch (default 2 MiB; holds a 1 MiB value). */
-	enum urt_ps_sync sync;	/* How log batches are made durable (default URT_PS_SYNC_AUTO). */
-	uint64_t group_delay_ns;/* Extra wait of the log writer to fill a batch (default 0). */
-	unsigned readers_max;	/* Concurrent reads per shard before callers queue (default 64). */
+	const char *path;	/**< Data file or block device; a missing file is created. */
+	struct urt_dev *dev;	/**< Or an open device (path NULL); the store never closes it. */
+	bool create;		/**< Format a device that holds no store (default true). */
+	uint64_t size_bytes;	/**< Size of a newly created file (default 1 GiB). */
+	unsigned shards;	/**< Shards of a new store; 0 = one per core.  Fixed at format. */
+	uint64_t cache_bytes;	/**< Page cache of all shards together (default 64 MiB). */
+	uint32_t page_size;	/**< 4096, 8192 or 16384; 0 (default): 4096 for a new store, any on open. */
+	uint64_t log_bytes;	/**< Log of each shard at format; 0 = 1/8 of its region, >= 4 batches. */
+	uint32_t batch_bytes_max;/**< Largest log batch (default 2 MiB; holds a 1 MiB value). */
+	enum urt_ps_sync sync;	/**< How log batches are made durable (default URT_PS_SYNC_AUTO). */
+	uint64_t group_delay_ns;/**< Extra wait of the log writer to fill a batch (default 0). */
+	unsigned readers_max;	/**< Concurrent reads per shard before callers queue (default 64). */
 };
 
-/* Fills o with the defaults documented above. */
+/** Fills o with the defaults documented above. */
 URT_API void urt_kv_opts_default(struct urt_kv_opts *o);
 
-/*
+/**
  * Bytes of registered buffer region (struct urt_rt_opts.buf_region_bytes)
  * each core needs for the shards it runs with options o on a runtime of
  * ncores cores: page cache, log batches and transaction page copies.
@@ -112,7 +114,7 @@ URT_API void urt_kv_opts_default(struct urt_kv_opts *o);
  */
 URT_API size_t urt_kv_buf_region_bytes(const struct urt_kv_opts *o, unsigned ncores);
 
-/*
+/**
  * Opens (creating and formatting when allowed) the store described by o on
  * runtime rt: shard s is opened on core s % ncores, recovering its log.
  * Call it from a thread outside rt or from a fiber of rt; it blocks until
@@ -130,7 +132,7 @@ URT_API size_t urt_kv_buf_region_bytes(const struct urt_kv_opts *o, unsigned nco
  */
 URT_API int urt_kv_open(struct urt_rt *rt, const struct urt_kv_opts *o, struct urt_kv **out);
 
-/*
+/**
  * Closes the store: refuses new calls (-ESHUTDOWN), lets every accepted
  * write finish (durable), checkpoints each shard and closes the device when
  * the store opened it.  No call of the store may be in progress on the
@@ -139,16 +141,16 @@ URT_API int urt_kv_open(struct urt_rt *rt, const struct urt_kv_opts *o, struct u
  */
 URT_API int urt_kv_close(struct urt_kv *kv);
 
-/* Number of shards.  Runs anywhere. */
+/** Number of shards.  Runs anywhere. */
 URT_API unsigned urt_kv_shards(const struct urt_kv *kv);
 
-/* Shard that holds key (a fixed hash, stable across versions).  Runs anywhere. */
+/** Shard that holds key (a fixed hash, stable across versions).  Runs anywhere. */
 URT_API unsigned urt_kv_shard_of(const struct urt_kv *kv, const void *key, size_t klen);
 
-/* Core that runs shard.  Runs anywhere. */
+/** Core that runs shard.  Runs anywhere. */
 URT_API unsigned urt_kv_shard_core(const struct urt_kv *kv, unsigned shard);
 
-/*
+/**
  * Copies up to buf_len bytes of key's value into buf (NULL when buf_len is
  * 0) and sets *vlen to the full length, which may exceed buf_len.  Fiber on
  * a core of the runtime; blocks for page reads (and, on another core's
@@ -157,10 +159,10 @@ URT_API unsigned urt_kv_shard_core(const struct urt_kv *kv, unsigned shard);
 URT_API int urt_kv_get(struct urt_kv *kv, const void *key, size_t klen, void *buf, size_t buf_len,
 		       size_t *vlen);
 
-/* Returns 1 if key exists, 0 if not, or a negative error.  Same rules as get. */
+/** Returns 1 if key exists, 0 if not, or a negative error.  Same rules as get. */
 URT_API int urt_kv_exists(struct urt_kv *kv, const void *key, size_t klen);
 
-/*
+/**
  * Inserts or overwrites key.  flags: URT_KV_NX or URT_KV_XX (not both),
  * URT_KV_NOSYNC.  Fiber; blocks until durable (installed with NOSYNC).
  * Returns 0, -EEXIST (NX), URT_E_NOTFOUND (XX), URT_E_TOOBIG, or an error.
@@ -168,10 +170,10 @@ URT_API int urt_kv_exists(struct urt_kv *kv, const void *key, size_t klen);
 URT_API int urt_kv_put(struct urt_kv *kv, const void *key, size_t klen, const void *val, size_t vlen,
 		       unsigned flags);
 
-/* Deletes key.  flags: URT_KV_NOSYNC.  Returns 0 or URT_E_NOTFOUND or an error. */
+/** Deletes key.  flags: URT_KV_NOSYNC.  Returns 0 or URT_E_NOTFOUND or an error. */
 URT_API int urt_kv_del(struct urt_kv *kv, const void *key, size_t klen, unsigned flags);
 
-/*
+/**
  * Adds delta to the value of key read as a decimal 64-bit integer (a missing
  * key counts as 0), stores the result as decimal text and sets *result
  * (may be NULL).  Atomic: it runs inside the shard's write transaction.
@@ -181,44 +183,44 @@ URT_API int urt_kv_del(struct urt_kv *kv, const void *key, size_t klen, unsigned
 URT_API int urt_kv_incr(struct urt_kv *kv, const void *key, size_t klen, int64_t delta, unsigned flags,
 			int64_t *result);
 
-/* Sets *count to the number of keys of all shards (each read in O(1)).  Fiber. */
+/** Sets *count to the number of keys of all shards (each read in O(1)).  Fiber. */
 URT_API int urt_kv_count(struct urt_kv *kv, uint64_t *count);
 
-/*
+/**
  * Deletes every key of every shard: each shard drops its whole tree in one
  * transaction.  flags: URT_KV_NOSYNC.  Fiber; blocks.  Returns 0 or the
  * first shard's error.
  */
 URT_API int urt_kv_clear(struct urt_kv *kv, unsigned flags);
 
-/* Checkpoints every shard (writes dirty pages home, trims the log).  Fiber. */
+/** Checkpoints every shard (writes dirty pages home, trims the log).  Fiber. */
 URT_API int urt_kv_checkpoint(struct urt_kv *kv);
 
-/*
+/**
  * Ordered range scan.  A cursor is the position of a scan over all shards:
  * the next call returns keys >= its key in key order.  Caller-owned, no
  * allocation; the fields are private.
  */
 struct urt_kv_cursor {
-	uint8_t key[URT_KV_KEY_MAX];	/* Next key to return is >= this. */
-	size_t klen;			/* Length of key; 0 = from the first key. */
-	bool exclusive;			/* The next key is > key (key was returned already). */
-	bool done;			/* Past the last key. */
-	size_t need_bytes;		/* After -ENOSPC: buf_len that lets the scan go on. */
+	uint8_t key[URT_KV_KEY_MAX];	/**< Next key to return is >= this. */
+	size_t klen;			/**< Length of key; 0 = from the first key. */
+	bool exclusive;			/**< The next key is > key (key was returned already). */
+	bool done;			/**< Past the last key. */
+	size_t need_bytes;		/**< After -ENOSPC: buf_len that lets the scan go on. */
 };
 
-/* One entry of a scan; key and val point into the caller's buffer. */
+/** One entry of a scan; key and val point into the caller's buffer. */
 struct urt_kv_entry {
-	const void *key;	/* Key bytes. */
-	size_t klen;		/* Key length. */
-	const void *val;	/* Value bytes (NULL with URT_KV_KEYS_ONLY). */
-	size_t vlen;		/* Value length (the full length, also with KEYS_ONLY). */
+	const void *key;	/**< Key bytes. */
+	size_t klen;		/**< Key length. */
+	const void *val;	/**< Value bytes (NULL with URT_KV_KEYS_ONLY). */
+	size_t vlen;		/**< Value length (the full length, also with KEYS_ONLY). */
 };
 
-/* Starts a cursor at the first key >= start (slen 0: the first key). -EINVAL/URT_E_TOOBIG. */
+/** Starts a cursor at the first key >= start (slen 0: the first key). -EINVAL/URT_E_TOOBIG. */
 URT_API int urt_kv_cursor_init(struct urt_kv_cursor *c, const void *start, size_t slen);
 
-/*
+/**
  * Fills ents with up to max entries from the cursor on, in key order, their
  * bytes copied into buf, and advances the cursor past them.  Returns the
  * number of entries (0 and c->done at the end), or -ENOSPC when buf_len
@@ -231,65 +233,66 @@ URT_API int urt_kv_cursor_init(struct urt_kv_cursor *c, const void *start, size_
 URT_API int urt_kv_scan(struct urt_kv *kv, struct urt_kv_cursor *c, struct urt_kv_entry *ents,
 			size_t max, void *buf, size_t buf_len, unsigned flags);
 
-/* Counters of one shard. */
+/** Counters of one shard. */
 struct urt_kv_shard_stats {
-	unsigned core;		/* Core that runs the shard. */
-	uint64_t keys;		/* Keys in the shard. */
-	uint64_t page_count;	/* Pages of the shard's region. */
-	uint64_t pages_used;	/* Pages ever allocated (the high-water mark). */
-	uint64_t pages_free;	/* Of those, pages on the free list. */
-	uint64_t reads;		/* get, exists and scan calls served. */
-	uint64_t read_retries;	/* Reads redone because a commit changed pages under them. */
-	uint64_t writes;	/* put, del, incr and clear operations applied. */
-	uint64_t write_txs;	/* Page-store transactions that carried them. */
-	uint64_t write_tx_retries;/* Transactions rebuilt (a write lock held, a tx too big). */
-	uint64_t forwarded;	/* Operations that came from another core. */
-	struct urt_ps_stats ps;	/* The shard's page store. */
+	unsigned core;		/**< Core that runs the shard. */
+	uint64_t keys;		/**< Keys in the shard. */
+	uint64_t page_count;	/**< Pages of the shard's region. */
+	uint64_t pages_used;	/**< Pages ever allocated (the high-water mark). */
+	uint64_t pages_free;	/**< Of those, pages on the free list. */
+	uint64_t reads;		/**< get, exists and scan calls served. */
+	uint64_t read_retries;	/**< Reads redone because a commit changed pages under them. */
+	uint64_t writes;	/**< put, del, incr and clear operations applied. */
+	uint64_t write_txs;	/**< Page-store transactions that carried them. */
+	uint64_t write_tx_retries;/**< Transactions rebuilt (a write lock held, a tx too big). */
+	uint64_t forwarded;	/**< Operations that came from another core. */
+	struct urt_ps_stats ps;	/**< The shard's page store. */
 };
 
-/* Copies shard's counters.  Fiber; blocks for the round trip.  0 or -EINVAL. */
+/** Copies shard's counters.  Fiber; blocks for the round trip.  0 or -EINVAL. */
 URT_API int urt_kv_shard_stats(struct urt_kv *kv, unsigned shard, struct urt_kv_shard_stats *out);
 
-/*
+/**
  * Asynchronous operations, for callers that keep many in flight (the urkv
  * server submits a whole pipeline at once).
  */
 enum urt_kv_op {
-	URT_KV_OP_GET = 1,	/* buf, buf_len -> res, vlen_out. */
-	URT_KV_OP_EXISTS,	/* -> res 1 or 0. */
-	URT_KV_OP_PUT,		/* val, vlen, flags NX/XX/NOSYNC -> res. */
-	URT_KV_OP_DEL,		/* flags NOSYNC -> res 0 or URT_E_NOTFOUND. */
-	URT_KV_OP_INCR,		/* delta, flags NOSYNC -> res, num. */
+	URT_KV_OP_GET = 1,	/**< buf, buf_len -> res, vlen_out. */
+	URT_KV_OP_EXISTS,	/**< -> res 1 or 0. */
+	URT_KV_OP_PUT,		/**< val, vlen, flags NX/XX/NOSYNC -> res. */
+	URT_KV_OP_DEL,		/**< flags NOSYNC -> res 0 or URT_E_NOTFOUND. */
+	URT_KV_OP_INCR,		/**< delta, flags NOSYNC -> res, num. */
 };
 
 struct urt_kv_req;
+/** Completion of an asynchronous request: runs once, on the submitting core. */
 typedef void (*urt_kv_done_fn)(struct urt_kv_req *req);
 
-/* One operation; caller-owned and untouched by the caller until done runs. */
+/** One operation; caller-owned and untouched by the caller until done runs. */
 struct urt_kv_req {
-	uint8_t op;		/* enum urt_kv_op. */
-	unsigned flags;		/* enum urt_kv_flags the op accepts. */
-	const void *key;	/* Key; must stay valid until done. */
-	size_t klen;		/* Key length. */
-	const void *val;	/* PUT: value; must stay valid until done. */
-	size_t vlen;		/* PUT: value length. */
-	void *buf;		/* GET: where the value goes. */
-	size_t buf_len;		/* GET: bytes of buf. */
-	int64_t delta;		/* INCR: amount added. */
-	int res;		/* Out: the result, as for the blocking call. */
-	size_t vlen_out;	/* Out, GET: the full value length. */
-	int64_t num;		/* Out, INCR: the new value. */
-	urt_kv_done_fn done;	/* Called once, on the submitting core; must not block. */
-	void *arg;		/* For the caller. */
-	/* Private to the store. */
-	struct urt_kv_req *next;	/* Queue link. */
-	struct urt_kv *kv;		/* Store. */
-	unsigned origin;		/* Submitting core. */
-	unsigned shard;			/* Target shard. */
-	uint64_t seq;			/* Write transaction that carried it. */
+	uint8_t op;		/**< enum urt_kv_op. */
+	unsigned flags;		/**< enum urt_kv_flags the op accepts. */
+	const void *key;	/**< Key; must stay valid until done. */
+	size_t klen;		/**< Key length. */
+	const void *val;	/**< PUT: value; must stay valid until done. */
+	size_t vlen;		/**< PUT: value length. */
+	void *buf;		/**< GET: where the value goes. */
+	size_t buf_len;		/**< GET: bytes of buf. */
+	int64_t delta;		/**< INCR: amount added. */
+	int res;		/**< Out: the result, as for the blocking call. */
+	size_t vlen_out;	/**< Out, GET: the full value length. */
+	int64_t num;		/**< Out, INCR: the new value. */
+	urt_kv_done_fn done;	/**< Called once, on the submitting core; must not block. */
+	void *arg;		/**< For the caller. */
+	/** Private to the store. */
+	struct urt_kv_req *next;	/**< Queue link. */
+	struct urt_kv *kv;		/**< Store. */
+	unsigned origin;		/**< Submitting core. */
+	unsigned shard;			/**< Target shard. */
+	uint64_t seq;			/**< Write transaction that carried it. */
 };
 
-/*
+/**
  * Starts req on its key's shard.  Reactor thread of the runtime (fiber or
  * not).  req->done runs exactly once, on this core: possibly before
  * urt_kv_submit returns (a local read served at once), otherwise from the

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * urt page store: fixed-size pages on any urt device, with transactions,
  * a write-ahead log with pipelined group commit, checkpoints and crash
  * recovery.  docs/engine.md explains the protocol; docs/format.md the bytes.
@@ -53,70 +54,73 @@ struct urt_dev;
 struct urt_ps;
 struct urt_tx;
 
-/* How a log batch is made durable. */
+/** How a log batch is made durable. */
 enum urt_ps_sync {
-	URT_PS_SYNC_AUTO = 0,	/* FUA when the device has native FUA (or no volatile cache), else write + flush. */
-	URT_PS_SYNC_FUA,	/* One write with FUA per batch (emulated by the kernel if not native). */
-	URT_PS_SYNC_FLUSH,	/* A plain write, then a device flush. */
-	URT_PS_SYNC_NONE_UNSAFE,/* No FUA, no flush: a crash may lose acknowledged commits. Benchmarks only. */
+	URT_PS_SYNC_AUTO = 0,	/**< FUA when the device has native FUA (or no volatile cache), else write + flush. */
+	URT_PS_SYNC_FUA,	/**< One write with FUA per batch (emulated by the kernel if not native). */
+	URT_PS_SYNC_FLUSH,	/**< A plain write, then a device flush. */
+	URT_PS_SYNC_NONE_UNSAFE,/**< No FUA, no flush: a crash may lose acknowledged commits. Benchmarks only. */
 };
 
+/** What urt_page_get gives access for. */
 enum urt_page_intent {
-	URT_PAGE_READ = 0,	/* Read the committed page. */
-	URT_PAGE_WRITE = 1,	/* Get a private copy that commit installs. */
+	URT_PAGE_READ = 0,	/**< Read the committed page. */
+	URT_PAGE_WRITE = 1,	/**< Get a private copy that commit installs. */
 };
 
+/** Page-store options; start from urt_ps_opts_default(). */
 struct urt_ps_opts {
-	bool create;		/* Format when the region holds no store (blank). */
-	bool format;		/* Always format, destroying what is there. */
-	bool format_zero_pages;	/* On format, zero the page region (default true).  False only on a
+	bool create;		/**< Format when the region holds no store (blank). */
+	bool format;		/**< Always format, destroying what is there. */
+	bool format_zero_pages;	/**< On format, zero the page region (default true).  False only on a
 				 * region that reads as zeros: a page left by an earlier store
 				 * reads as URT_E_CORRUPT (foreign store id), never as data. */
-	uint32_t page_size;	/* 4096 (default), 8192 or 16384; on open, 0 = accept any. */
-	uint64_t region_offset;	/* Start of this shard's region on the device (block aligned). */
-	uint64_t region_bytes;	/* Bytes of the region; 0 = to the end of the device. */
-	uint64_t log_bytes;	/* Log size at format; 0 = 1/8 of the region, clamped to [256 KiB, 1 GiB]. */
-	uint32_t pool_pages;	/* Buffer pool frames (bounded memory, default 256). */
-	enum urt_ps_sync sync;	/* Durability policy of log batches (default AUTO). */
-	uint64_t group_delay_ns;/* Extra time the log writer waits to fill a batch (default 0). */
-	uint32_t batch_bytes_max;/* Largest log batch (default 1 MiB; at most log_bytes / 4). */
-	uint32_t tx_pages_max;	/* Pages one transaction may write (default 32; lowered so a tx fits a batch). */
-	uint32_t checkpoint_pct;/* Start a checkpoint when the log is this full (default 50). */
-	uint32_t read_retry_max;/* Extra attempts of a failing page read (default 2). */
-	uint32_t shard_id;	/* Recorded at format; this shard's index. */
-	uint32_t shard_count;	/* Recorded at format; shards of the store (default 1). */
+	uint32_t page_size;	/**< 4096 (default), 8192 or 16384; on open, 0 = accept any. */
+	uint64_t region_offset;	/**< Start of this shard's region on the device (block aligned). */
+	uint64_t region_bytes;	/**< Bytes of the region; 0 = to the end of the device. */
+	uint64_t log_bytes;	/**< Log size at format; 0 = 1/8 of the region, clamped to [256 KiB, 1 GiB]. */
+	uint32_t pool_pages;	/**< Buffer pool frames (bounded memory, default 256). */
+	enum urt_ps_sync sync;	/**< Durability policy of log batches (default AUTO). */
+	uint64_t group_delay_ns;/**< Extra time the log writer waits to fill a batch (default 0). */
+	uint32_t batch_bytes_max;/**< Largest log batch (default 1 MiB; at most log_bytes / 4). */
+	uint32_t tx_pages_max;	/**< Pages one transaction may write (default 32; lowered so a tx fits a batch). */
+	uint32_t checkpoint_pct;/**< Start a checkpoint when the log is this full (default 50). */
+	uint32_t read_retry_max;/**< Extra attempts of a failing page read (default 2). */
+	uint32_t shard_id;	/**< Recorded at format; this shard's index. */
+	uint32_t shard_count;	/**< Recorded at format; shards of the store (default 1). */
 };
 
+/** Counters of one shard, from urt_ps_stats(). */
 struct urt_ps_stats {
-	uint64_t commits;	/* Transactions made durable (with at least one page write). */
-	uint64_t commits_readonly;/* Commits without writes (no log record). */
-	uint64_t aborts;	/* Transactions aborted. */
-	uint64_t batches;	/* Log batches written. */
-	double commits_per_batch;/* commits / batches. */
-	uint64_t log_bytes;	/* Bytes written to the log. */
-	uint64_t log_writes;	/* Log write operations (WRAP blocks included). */
-	uint64_t flushes;	/* Device flushes issued (log and checkpoint). */
-	uint64_t fua_writes;	/* Log writes issued with FUA. */
-	uint64_t hits;		/* Page lookups found in the pool. */
-	uint64_t misses;	/* Page lookups that read the device. */
-	uint64_t evictions;	/* Frames reused for another page. */
-	uint64_t evict_writes;	/* Dirty pages written home by eviction. */
-	uint64_t checkpoints;	/* Checkpoints completed. */
-	uint64_t checkpoint_pages;/* Pages written home by checkpoints. */
-	uint64_t log_waits;	/* Commits that waited for log space. */
-	uint64_t read_retries;	/* Page reads retried after an error. */
-	uint64_t recovered_batches;/* Batches replayed by the last open. */
-	uint64_t recovered_pages;/* Page images replayed by the last open. */
-	uint64_t checkpoint_lsn;/* Current checkpoint LSN. */
-	uint64_t durable_lsn;	/* Log durable up to this LSN. */
-	uint64_t bad_pgno;	/* Page of the last URT_E_CORRUPT or read error; UINT64_MAX if none. */
-	int sticky_error;	/* 0, or the error that made the store sticky. */
+	uint64_t commits;	/**< Transactions made durable (with at least one page write). */
+	uint64_t commits_readonly;/**< Commits without writes (no log record). */
+	uint64_t aborts;	/**< Transactions aborted. */
+	uint64_t batches;	/**< Log batches written. */
+	double commits_per_batch;/**< commits / batches. */
+	uint64_t log_bytes;	/**< Bytes written to the log. */
+	uint64_t log_writes;	/**< Log write operations (WRAP blocks included). */
+	uint64_t flushes;	/**< Device flushes issued (log and checkpoint). */
+	uint64_t fua_writes;	/**< Log writes issued with FUA. */
+	uint64_t hits;		/**< Page lookups found in the pool. */
+	uint64_t misses;	/**< Page lookups that read the device. */
+	uint64_t evictions;	/**< Frames reused for another page. */
+	uint64_t evict_writes;	/**< Dirty pages written home by eviction. */
+	uint64_t checkpoints;	/**< Checkpoints completed. */
+	uint64_t checkpoint_pages;/**< Pages written home by checkpoints. */
+	uint64_t log_waits;	/**< Commits that waited for log space. */
+	uint64_t read_retries;	/**< Page reads retried after an error. */
+	uint64_t recovered_batches;/**< Batches replayed by the last open. */
+	uint64_t recovered_pages;/**< Page images replayed by the last open. */
+	uint64_t checkpoint_lsn;/**< Current checkpoint LSN. */
+	uint64_t durable_lsn;	/**< Log durable up to this LSN. */
+	uint64_t bad_pgno;	/**< Page of the last URT_E_CORRUPT or read error; UINT64_MAX if none. */
+	int sticky_error;	/**< 0, or the error that made the store sticky. */
 };
 
-/* Fills opts with the defaults documented above. */
+/** Fills opts with the defaults documented above. */
 URT_API void urt_ps_opts_default(struct urt_ps_opts *opts);
 
-/*
+/**
  * Opens the store in the region of dev described by opts, on the calling
  * core (fiber only).  Reads both superblock copies and uses the newest
  * valid one, replays the log from its checkpoint to the last valid batch,
@@ -135,33 +139,33 @@ URT_API void urt_ps_opts_default(struct urt_ps_opts *opts);
  */
 URT_API int urt_ps_open(struct urt_dev *dev, const struct urt_ps_opts *opts, struct urt_ps **out);
 
-/*
+/**
  * Checkpoints (unless sticky), stops the log writer and frees the store.
  * No transaction may be open.  Returns 0, or the error that prevented a
  * clean shutdown (the store is freed anyway; recovery handles the rest).
  */
 URT_API int urt_ps_close(struct urt_ps *ps);
 
-/* Number of pages (page numbers are 0 .. count-1). */
+/** Number of pages (page numbers are 0 .. count-1). */
 URT_API uint64_t urt_ps_page_count(const struct urt_ps *ps);
 
-/* Usable bytes per page (page size minus the 32-byte header). */
+/** Usable bytes per page (page size minus the 32-byte header). */
 URT_API size_t urt_ps_page_data_bytes(const struct urt_ps *ps);
 
-/*
+/**
  * Writes every dirty page whose last change is durable home, flushes,
  * advances the checkpoint LSN in the superblock and recycles log space.
  * Returns 0 or the (sticky) error.
  */
 URT_API int urt_ps_checkpoint(struct urt_ps *ps);
 
-/* Copies the counters.  Returns 0. */
+/** Copies the counters.  Returns 0. */
 URT_API int urt_ps_stats(const struct urt_ps *ps, struct urt_ps_stats *out);
 
-/* The sticky error (0 when healthy). */
+/** The sticky error (0 when healthy). */
 URT_API int urt_ps_error(const struct urt_ps *ps);
 
-/*
+/**
  * Splits a device of device_bytes into shard_count equal regions aligned to
  * 1 MiB and gives shard_id's region (for urt_ps_opts region_offset and
  * region_bytes).  Pure arithmetic; callable from any thread.
@@ -171,7 +175,7 @@ URT_API void urt_ps_shard_region(uint64_t device_bytes, uint32_t shard_count, ui
 
 struct urt_rt;
 
-/*
+/**
  * Runs fn(arg) in a fiber on core and suspends the calling fiber until it
  * returns: the way to reach a shard owned by another core (the request
  * travels by urt_core_post, the answer comes back the same way).  On the
@@ -180,10 +184,10 @@ struct urt_rt;
  */
 URT_API int urt_ps_run_on(struct urt_rt *rt, unsigned core, void (*fn)(void *arg), void *arg);
 
-/* Starts a transaction.  Returns 0, URT_E_STICKY, or -ENOMEM. */
+/** Starts a transaction.  Returns 0, URT_E_STICKY, or -ENOMEM. */
 URT_API int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out);
 
-/*
+/**
  * Gives access to page pgno's data (urt_ps_page_data_bytes bytes), valid
  * until the transaction ends.  READ: the committed page.  WRITE: a private
  * copy that commit installs and abort discards; a second get of the same
@@ -202,7 +206,7 @@ URT_API int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out);
  */
 URT_API int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, void **data);
 
-/*
+/**
  * Commits: logs a full image of each written page and a COMMIT record,
  * installs the pages, and returns once the batch holding them is durable
  * (per opts.sync).  When the log is full the commit waits for a checkpoint
@@ -212,7 +216,7 @@ URT_API int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent 
  */
 URT_API int urt_tx_commit(struct urt_tx *tx);
 
-/* Discards the transaction's writes and frees tx. */
+/** Discards the transaction's writes and frees tx. */
 URT_API void urt_tx_abort(struct urt_tx *tx);
 
 URT_END_DECLS

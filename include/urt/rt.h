@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * urt runtime: one reactor thread per CPU, each owning its io_uring.
  *
  * Lifecycle: urt_rt_opts_default() -> adjust fields -> urt_rt_start() ->
@@ -23,90 +24,93 @@ URT_BEGIN_DECLS
 
 struct urt_rt;
 
-/* How a reactor waits for completions; one choice per runtime. */
+/** How a reactor waits for completions; one choice per runtime. */
 enum urt_poll_mode {
-	URT_POLL_INTERRUPT = 0,	/* Sleep in io_uring_enter; for slow devices. */
-	URT_POLL_SQPOLL,	/* A kernel thread polls the SQ; no submit syscalls. */
-	URT_POLL_IOPOLL,	/* Kernel completion polling; needs poll queues. */
-	URT_POLL_HYBRID,	/* Spin on the CQ for an adaptive budget, then sleep. */
+	URT_POLL_INTERRUPT = 0,	/**< Sleep in io_uring_enter; for slow devices. */
+	URT_POLL_SQPOLL,	/**< A kernel thread polls the SQ; no submit syscalls. */
+	URT_POLL_IOPOLL,	/**< Kernel completion polling; needs poll queues. */
+	URT_POLL_HYBRID,	/**< Spin on the CQ for an adaptive budget, then sleep. */
 };
 
-/* Fault injection: seeded, so that a failure reproduces. */
+/** Fault injection: seeded, so that a failure reproduces. */
 enum urt_fault_kind {
-	URT_FAULT_EIO = 1u << 0,	/* Completion turned into -EIO. */
-	URT_FAULT_EAGAIN = 1u << 1,	/* Completion turned into -EAGAIN. */
-	URT_FAULT_SHORT = 1u << 2,	/* Transfer cut to half (aligned). */
-	URT_FAULT_STALL = 1u << 3,	/* Op never completes until cancelled. */
-	URT_FAULT_DELAY = 1u << 4,	/* Completion held back for delay_ns. */
+	URT_FAULT_EIO = 1u << 0,	/**< Completion turned into -EIO. */
+	URT_FAULT_EAGAIN = 1u << 1,	/**< Completion turned into -EAGAIN. */
+	URT_FAULT_SHORT = 1u << 2,	/**< Transfer cut to half (aligned). */
+	URT_FAULT_STALL = 1u << 3,	/**< Op never completes until cancelled. */
+	URT_FAULT_DELAY = 1u << 4,	/**< Completion held back for delay_ns. */
 };
 
+/** Fault injection settings; zeroed means no faults (see docs/runtime.md). */
 struct urt_fault_opts {
-	uint64_t seed;		/* Seed of each core's generator (xor core index). */
-	uint32_t rate_ppm;	/* Probability per op, in parts per million. */
-	uint32_t kinds;		/* Mask of enum urt_fault_kind to pick from. */
-	uint32_t op_mask;	/* Mask of (1u << URT_OP_*) that may be hit; 0 = all. */
-	uint32_t count_max;	/* Stop after this many faults per core; 0 = no bound. */
-	uint64_t delay_ns;	/* Hold time of URT_FAULT_DELAY. */
+	uint64_t seed;		/**< Seed of each core's generator (xor core index). */
+	uint32_t rate_ppm;	/**< Probability per op, in parts per million. */
+	uint32_t kinds;		/**< Mask of enum urt_fault_kind to pick from. */
+	uint32_t op_mask;	/**< Mask of (1u << URT_OP_*) that may be hit; 0 = all. */
+	uint32_t count_max;	/**< Stop after this many faults per core; 0 = no bound. */
+	uint64_t delay_ns;	/**< Hold time of URT_FAULT_DELAY. */
 };
 
+/** Runtime options; start from urt_rt_opts_default(). */
 struct urt_rt_opts {
-	const int *cpus;		/* CPUs to run reactors on; NULL = all online. */
-	unsigned ncpus;			/* Entries in cpus. */
-	bool pin;			/* Pin each reactor to its CPU (default true). */
-	enum urt_poll_mode mode;	/* Default URT_POLL_INTERRUPT. */
-	unsigned sq_entries;		/* SQ size per ring (power of two, default 256). */
-	unsigned cq_entries;		/* CQ size; 0 = sized from req_max so it never overflows. */
-	unsigned sq_thread_idle_ms;	/* SQPOLL idle time before the thread sleeps (default 50). */
-	int sq_thread_cpu;		/* SQPOLL: pin the SQ thread here; -1 = next CPU to the reactor; -2 = unpinned. */
-	bool sq_thread_shared;		/* SQPOLL: one SQ thread for all rings (ATTACH_WQ). */
-	bool kernel_hybrid_iopoll;	/* IOPOLL: ask for IORING_SETUP_HYBRID_IOPOLL (6.13+). */
-	unsigned req_max;		/* In-flight requests per core (default 1024). */
-	unsigned post_queue_max;	/* Cross-core queue bound per core pair (default 1024). */
-	size_t buf_region_bytes;	/* Registered buffer region per core (default 8 MiB). */
-	bool buf_hugepages;		/* Try 2 MiB huge pages for the region (default true). */
-	bool buf_allow_unregistered;	/* On ENOMEM/EPERM from registration, run unregistered. */
-	unsigned files_max;		/* Registered file slots per core (default 64). */
-	unsigned retry_max;		/* Retries of a transient error (default 3). */
-	uint64_t retry_backoff_ns;	/* First backoff; doubles each retry (default 1 ms). */
-	uint64_t hybrid_spin_max_ns;	/* HYBRID: upper bound of the spin budget (default 100 us). */
-	size_t fiber_stack_bytes;	/* Stack size of a fiber (default 256 KiB). */
-	unsigned fiber_max;		/* Live fibers per core (default 4096). */
-	struct urt_fault_opts fault;	/* Zeroed: no faults. */
+	const int *cpus;		/**< CPUs to run reactors on; NULL = all online. */
+	unsigned ncpus;			/**< Entries in cpus. */
+	bool pin;			/**< Pin each reactor to its CPU (default true). */
+	enum urt_poll_mode mode;	/**< Default URT_POLL_INTERRUPT. */
+	unsigned sq_entries;		/**< SQ size per ring (power of two, default 256). */
+	unsigned cq_entries;		/**< CQ size; 0 = sized from req_max so it never overflows. */
+	unsigned sq_thread_idle_ms;	/**< SQPOLL idle time before the thread sleeps (default 50). */
+	int sq_thread_cpu;		/**< SQPOLL: pin the SQ thread here; -1 = next CPU to the reactor; -2 = unpinned. */
+	bool sq_thread_shared;		/**< SQPOLL: one SQ thread for all rings (ATTACH_WQ). */
+	bool kernel_hybrid_iopoll;	/**< IOPOLL: ask for IORING_SETUP_HYBRID_IOPOLL (6.13+). */
+	unsigned req_max;		/**< In-flight requests per core (default 1024). */
+	unsigned post_queue_max;	/**< Cross-core queue bound per core pair (default 1024). */
+	size_t buf_region_bytes;	/**< Registered buffer region per core (default 8 MiB). */
+	bool buf_hugepages;		/**< Try 2 MiB huge pages for the region (default true). */
+	bool buf_allow_unregistered;	/**< On ENOMEM/EPERM from registration, run unregistered. */
+	unsigned files_max;		/**< Registered file slots per core (default 64). */
+	unsigned retry_max;		/**< Retries of a transient error (default 3). */
+	uint64_t retry_backoff_ns;	/**< First backoff; doubles each retry (default 1 ms). */
+	uint64_t hybrid_spin_max_ns;	/**< HYBRID: upper bound of the spin budget (default 100 us). */
+	size_t fiber_stack_bytes;	/**< Stack size of a fiber (default 256 KiB). */
+	unsigned fiber_max;		/**< Live fibers per core (default 4096). */
+	struct urt_fault_opts fault;	/**< Zeroed: no faults. */
 };
 
-/* Per-core counters.  ops_per_enter = sqes_submitted / enters. */
+/** Per-core counters.  ops_per_enter = sqes_submitted / enters. */
 struct urt_stats {
-	uint64_t submitted;	/* Ops accepted by urt_io_submit. */
-	uint64_t completed;	/* Ops delivered to their caller. */
-	uint64_t retried;	/* Resubmissions: EAGAIN, EINTR, short transfer, transient error. */
-	uint64_t timed_out;	/* Ops delivered as -ETIMEDOUT. */
-	uint64_t failed;	/* Ops delivered with another negative result. */
-	uint64_t enters;	/* io_uring_enter syscalls. */
-	uint64_t sqes_submitted;/* SQEs handed to the kernel. */
-	uint64_t cqes_reaped;	/* CQEs consumed. */
-	uint64_t faults;	/* Faults injected. */
-	uint64_t posts_sent;	/* urt_core_post calls from this core. */
-	uint64_t posts_run;	/* Posted functions run on this core. */
-	uint64_t wakeups_sent;	/* MSG_RING or eventfd wakeups sent. */
-	uint64_t spin_hits;	/* HYBRID: completions found while spinning. */
-	uint64_t spin_misses;	/* HYBRID: spins that ended in a sleep. */
-	uint64_t fibers_spawned;/* Fibers created. */
-	uint32_t ring_flags;	/* Setup flags the kernel accepted for the main ring. */
-	uint32_t poll_ring_flags;/* Setup flags of the IOPOLL ring, 0 if none. */
-	bool bufs_registered;	/* The buffer region is registered with the kernel. */
-	struct urt_hist lat;	/* Submit-to-delivery latency of ops, in ns. */
+	uint64_t submitted;	/**< Ops accepted by urt_io_submit. */
+	uint64_t completed;	/**< Ops delivered to their caller. */
+	uint64_t retried;	/**< Resubmissions: EAGAIN, EINTR, short transfer, transient error. */
+	uint64_t timed_out;	/**< Ops delivered as -ETIMEDOUT. */
+	uint64_t failed;	/**< Ops delivered with another negative result. */
+	uint64_t enters;	/**< io_uring_enter syscalls. */
+	uint64_t sqes_submitted;/**< SQEs handed to the kernel. */
+	uint64_t cqes_reaped;	/**< CQEs consumed. */
+	uint64_t faults;	/**< Faults injected. */
+	uint64_t posts_sent;	/**< urt_core_post calls from this core. */
+	uint64_t posts_run;	/**< Posted functions run on this core. */
+	uint64_t wakeups_sent;	/**< MSG_RING or eventfd wakeups sent. */
+	uint64_t spin_hits;	/**< HYBRID: completions found while spinning. */
+	uint64_t spin_misses;	/**< HYBRID: spins that ended in a sleep. */
+	uint64_t fibers_spawned;/**< Fibers created. */
+	uint32_t ring_flags;	/**< Setup flags the kernel accepted for the main ring. */
+	uint32_t poll_ring_flags;/**< Setup flags of the IOPOLL ring, 0 if none. */
+	bool bufs_registered;	/**< The buffer region is registered with the kernel. */
+	struct urt_hist lat;	/**< Submit-to-delivery latency of ops, in ns. */
 };
 
+/** Fill *opts with the defaults (interrupt mode, all CPUs, 8 MiB buffers per core, ...). */
 URT_API void urt_rt_opts_default(struct urt_rt_opts *opts);
 
-/*
+/**
  * Start the reactors.  Returns 0 or a negative errno; on failure
  * urt_last_error() says what to change (for example which limit to raise).
  * Blocks until every reactor is running.
  */
 URT_API int urt_rt_start(const struct urt_rt_opts *opts, struct urt_rt **out);
 
-/*
+/**
  * Stop: refuse new posts, cancel in-flight ops (their callers get
  * -ECANCELED or the real result), wait for every completion, run the posted
  * functions already accepted, join the threads and free everything.
@@ -115,12 +119,13 @@ URT_API int urt_rt_start(const struct urt_rt_opts *opts, struct urt_rt **out);
  */
 URT_API int urt_rt_stop(struct urt_rt *rt);
 
+/** Number of reactors (cores) of rt.  Any thread. */
 URT_API unsigned urt_rt_ncores(const struct urt_rt *rt);
 
-/* The CPU that core index runs on. */
+/** The CPU that core index runs on. */
 URT_API int urt_rt_core_cpu(const struct urt_rt *rt, unsigned core);
 
-/*
+/**
  * Run fn(arg) on core `core`.  Any thread may call it.  The queue from each
  * core (and from all outside threads together) to each core is bounded by
  * post_queue_max: a full queue returns -EAGAIN and fn does not run.
@@ -128,43 +133,45 @@ URT_API int urt_rt_core_cpu(const struct urt_rt *rt, unsigned core);
  */
 URT_API int urt_core_post(struct urt_rt *rt, unsigned core, void (*fn)(void *arg), void *arg);
 
+/** urt_core_id() of a thread that is not a reactor. */
 #define URT_CORE_NONE (~0u)
 
-/* Index of the reactor running the caller, or URT_CORE_NONE. */
+/** Index of the reactor running the caller, or URT_CORE_NONE. */
 URT_API unsigned urt_core_id(void);
 
-/* The runtime of the calling reactor, or NULL off-reactor. */
+/** The runtime of the calling reactor, or NULL off-reactor. */
 URT_API struct urt_rt *urt_rt_self(void);
 
-/*
+/**
  * Copy a core's counters into *out.  Call it from outside the runtime (it
  * posts to the core and waits) or from the core itself.  -EINVAL for a bad
  * core, -EDEADLK when called from another reactor of rt.
  */
 URT_API int urt_rt_stats(struct urt_rt *rt, unsigned core, struct urt_stats *out);
 
-/* Sum of all cores' counters (histograms merged).  Same rules as urt_rt_stats. */
+/** Sum of all cores' counters (histograms merged).  Same rules as urt_rt_stats. */
 URT_API int urt_rt_stats_total(struct urt_rt *rt, struct urt_stats *out);
 
-/*
+/**
  * A detailed description of the last error returned to this thread by urt
  * (for example "RLIMIT_MEMLOCK is 8192 KiB, the buffer region needs ...").
  * Empty string when there is none.
  */
 URT_API const char *urt_last_error(void);
 
-/* Kernel features found by probing, for reports and for skips in tests. */
+/** Kernel features found by probing, for reports and for skips in tests. */
 struct urt_kernel_features {
-	bool single_issuer;	/* IORING_SETUP_SINGLE_ISSUER accepted. */
-	bool defer_taskrun;	/* IORING_SETUP_DEFER_TASKRUN accepted. */
-	bool sqpoll;		/* IORING_SETUP_SQPOLL accepted. */
-	bool iopoll;		/* IORING_SETUP_IOPOLL accepted (device support is separate). */
-	bool hybrid_iopoll;	/* IORING_SETUP_HYBRID_IOPOLL accepted. */
-	bool sqe128;		/* IORING_SETUP_SQE128|CQE32 accepted. */
-	bool msg_ring;		/* IORING_OP_MSG_RING supported. */
-	bool uring_cmd;		/* IORING_OP_URING_CMD supported. */
-	bool link_timeout;	/* IORING_OP_LINK_TIMEOUT supported. */
+	bool single_issuer;	/**< IORING_SETUP_SINGLE_ISSUER accepted. */
+	bool defer_taskrun;	/**< IORING_SETUP_DEFER_TASKRUN accepted. */
+	bool sqpoll;		/**< IORING_SETUP_SQPOLL accepted. */
+	bool iopoll;		/**< IORING_SETUP_IOPOLL accepted (device support is separate). */
+	bool hybrid_iopoll;	/**< IORING_SETUP_HYBRID_IOPOLL accepted. */
+	bool sqe128;		/**< IORING_SETUP_SQE128|CQE32 accepted. */
+	bool msg_ring;		/**< IORING_OP_MSG_RING supported. */
+	bool uring_cmd;		/**< IORING_OP_URING_CMD supported. */
+	bool link_timeout;	/**< IORING_OP_LINK_TIMEOUT supported. */
 };
+/** Probe the running kernel once (cached) and copy the result; returns 0.  Any thread. */
 URT_API int urt_kernel_probe(struct urt_kernel_features *out);
 
 URT_END_DECLS

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * The simulated SSD ("sim" backend): an in-memory device with a volatile
  * write cache that can lose power at any point, for crash-consistency tests.
  *
@@ -39,67 +40,69 @@ URT_BEGIN_DECLS
 
 struct urt_dev;
 
-/* The unit a crash tears writes at: each such sector is old or new, never mixed. */
+/** The unit a crash tears writes at: each such sector is old or new, never mixed. */
 #define URT_SIM_SECTOR_BYTES 512u
 
-/* A fault count meaning "every matching command, until cleared". */
+/** A fault count meaning "every matching command, until cleared". */
 #define URT_SIM_FOREVER UINT32_MAX
 
+/** Options of a simulated device; start from urt_sim_opts_default(). */
 struct urt_sim_opts {
-	uint64_t size_bytes;		/* Capacity, a multiple of block_bytes (default 64 MiB). */
-	uint32_t block_bytes;		/* Logical block: 512 or 4096 (default 4096). */
-	uint32_t max_io_bytes;		/* Largest command; bigger ops are split (default 1 MiB). */
-	bool volatile_cache;		/* Writes are cached until flushed (default true). */
-	bool fua;			/* FUA writes are native: durable on completion (default true). */
-	bool emulate_fua;		/* fua = false: a FUA write acts as write + flush (default true);
+	uint64_t size_bytes;		/**< Capacity, a multiple of block_bytes (default 64 MiB). */
+	uint32_t block_bytes;		/**< Logical block: 512 or 4096 (default 4096). */
+	uint32_t max_io_bytes;		/**< Largest command; bigger ops are split (default 1 MiB). */
+	bool volatile_cache;		/**< Writes are cached until flushed (default true). */
+	bool fua;			/**< FUA writes are native: durable on completion (default true). */
+	bool emulate_fua;		/**< fua = false: a FUA write acts as write + flush (default true);
 					 * false: the FUA flag is ignored, as by a lying device. */
-	uint64_t seed;			/* Seed of the crashes started by crash_after or the hook. */
-	uint64_t read_latency_ns;	/* Per read command; 0 = complete at once (default 0). */
-	uint64_t write_latency_ns;	/* Per write, write-zeroes or deallocate command (default 0). */
-	uint64_t flush_latency_ns;	/* Per flush; also added to an emulated FUA write (default 0). */
-	uint32_t cache_entries_max;	/* Cached writes before the oldest is evicted (default 4096). */
-	uint64_t cache_bytes_max;	/* Cached bytes before the oldest is evicted (default 16 MiB). */
+	uint64_t seed;			/**< Seed of the crashes started by crash_after or the hook. */
+	uint64_t read_latency_ns;	/**< Per read command; 0 = complete at once (default 0). */
+	uint64_t write_latency_ns;	/**< Per write, write-zeroes or deallocate command (default 0). */
+	uint64_t flush_latency_ns;	/**< Per flush; also added to an emulated FUA write (default 0). */
+	uint32_t cache_entries_max;	/**< Cached writes before the oldest is evicted (default 4096). */
+	uint64_t cache_bytes_max;	/**< Cached bytes before the oldest is evicted (default 16 MiB). */
 };
 
-/* Faults that urt_sim_inject arms. */
+/** Faults that urt_sim_inject arms. */
 enum urt_sim_fault {
-	URT_SIM_FAULT_READ_EIO = 1,	/* A read overlapping the range fails with -EIO. */
-	URT_SIM_FAULT_WRITE_EIO,	/* A write overlapping the range fails with -EIO; nothing lands. */
-	URT_SIM_FAULT_FLUSH_EIO,	/* A flush fails with -EIO and makes nothing durable. */
-	URT_SIM_FAULT_MISDIRECT,	/* A write overlapping the range succeeds but lands one
+	URT_SIM_FAULT_READ_EIO = 1,	/**< A read overlapping the range fails with -EIO. */
+	URT_SIM_FAULT_WRITE_EIO,	/**< A write overlapping the range fails with -EIO; nothing lands. */
+	URT_SIM_FAULT_FLUSH_EIO,	/**< A flush fails with -EIO and makes nothing durable. */
+	URT_SIM_FAULT_MISDIRECT,	/**< A write overlapping the range succeeds but lands one
 					 * block further (one block back at the end of the device). */
 };
 
+/** Counters of a simulated device, from urt_sim_stats(). */
 struct urt_sim_stats {
-	uint64_t reads;			/* Read commands. */
-	uint64_t writes;		/* Write commands, FUA or not (write-zeroes and deallocate apart). */
-	uint64_t fua_writes;		/* Write commands with the FUA flag. */
-	uint64_t flushes;		/* Flush commands (FLUSH and FSYNC). */
-	uint64_t zeroes;		/* Write-zeroes commands. */
-	uint64_t deallocates;		/* Deallocate commands. */
-	uint64_t bytes_read;		/* Bytes returned by reads. */
-	uint64_t bytes_written;		/* Bytes carried by writes. */
-	uint64_t commands;		/* Write-type and flush commands since open: what crash_after counts. */
-	uint64_t evictions;		/* Cached writes made durable because the cache was full. */
-	uint64_t faults;		/* Injected faults that fired. */
-	uint64_t cache_entries;		/* Writes cached now (completed or in flight, not durable). */
-	uint64_t cache_bytes;		/* Data bytes cached now. */
-	bool crashed;			/* The device lost power. */
-	uint64_t crash_dropped;		/* At the crash: cached writes of which no sector landed. */
-	uint64_t crash_applied;		/* At the crash: cached writes of which every sector landed. */
-	uint64_t crash_torn;		/* At the crash: cached writes of which some sectors landed. */
+	uint64_t reads;			/**< Read commands. */
+	uint64_t writes;		/**< Write commands, FUA or not (write-zeroes and deallocate apart). */
+	uint64_t fua_writes;		/**< Write commands with the FUA flag. */
+	uint64_t flushes;		/**< Flush commands (FLUSH and FSYNC). */
+	uint64_t zeroes;		/**< Write-zeroes commands. */
+	uint64_t deallocates;		/**< Deallocate commands. */
+	uint64_t bytes_read;		/**< Bytes returned by reads. */
+	uint64_t bytes_written;		/**< Bytes carried by writes. */
+	uint64_t commands;		/**< Write-type and flush commands since open: what crash_after counts. */
+	uint64_t evictions;		/**< Cached writes made durable because the cache was full. */
+	uint64_t faults;		/**< Injected faults that fired. */
+	uint64_t cache_entries;		/**< Writes cached now (completed or in flight, not durable). */
+	uint64_t cache_bytes;		/**< Data bytes cached now. */
+	bool crashed;			/**< The device lost power. */
+	uint64_t crash_dropped;		/**< At the crash: cached writes of which no sector landed. */
+	uint64_t crash_applied;		/**< At the crash: cached writes of which every sector landed. */
+	uint64_t crash_torn;		/**< At the crash: cached writes of which some sectors landed. */
 };
 
-/* A write-type or flush command, as passed to the hook. */
+/** A write-type or flush command, as passed to the hook. */
 struct urt_sim_cmd {
-	uint64_t index;			/* Its number, counted from 1 since the device was opened. */
-	uint8_t op;			/* enum urt_op: WRITE, WRITEV, WRITE_ZEROES, DEALLOCATE, FLUSH, FSYNC. */
-	bool fua;			/* A FUA write. */
-	uint64_t off;			/* Byte offset (0 for flushes). */
-	uint64_t len;			/* Byte length (0 for flushes). */
+	uint64_t index;			/**< Its number, counted from 1 since the device was opened. */
+	uint8_t op;			/**< enum urt_op: WRITE, WRITEV, WRITE_ZEROES, DEALLOCATE, FLUSH, FSYNC. */
+	bool fua;			/**< A FUA write. */
+	uint64_t off;			/**< Byte offset (0 for flushes). */
+	uint64_t len;			/**< Byte length (0 for flushes). */
 };
 
-/*
+/**
  * Called for every write-type and flush command right after the device has
  * accepted it (it is in flight, in the cache).  Returning true cuts the
  * power at that point, exactly as urt_sim_crash(dev, seed) would with the
@@ -109,10 +112,10 @@ struct urt_sim_cmd {
  */
 typedef bool (*urt_sim_hook_fn)(void *arg, const struct urt_sim_cmd *cmd);
 
-/* Fill o with the defaults listed in struct urt_sim_opts. */
+/** Fill o with the defaults listed in struct urt_sim_opts. */
 URT_API void urt_sim_opts_default(struct urt_sim_opts *o);
 
-/*
+/**
  * Open a sim device with an all-zero image.  NULL o means the defaults.
  * Returns 0, -EINVAL for an inconsistent option (urt_last_error() says
  * which), or -ENOMEM.  urt_dev_open("sim:SIZE", opts with backend "sim" or
@@ -121,10 +124,10 @@ URT_API void urt_sim_opts_default(struct urt_sim_opts *o);
  */
 URT_API int urt_sim_open(const struct urt_sim_opts *o, struct urt_dev **out);
 
-/* Whether dev is a sim device. */
+/** Whether dev is a sim device. */
 URT_API bool urt_sim_is(const struct urt_dev *dev);
 
-/*
+/**
  * Cut the power now.  Every cached write, in submission order, is dropped,
  * applied or torn (each 512-byte sector independently old or new), drawn
  * from a generator seeded with seed; a sector that a newer durable write
@@ -135,7 +138,7 @@ URT_API bool urt_sim_is(const struct urt_dev *dev);
  */
 URT_API int urt_sim_crash(struct urt_dev *dev, uint64_t seed);
 
-/*
+/**
  * Arm a crash right after the n-th write-type or flush command submitted
  * from now on (n >= 1; split parts of a large op and retries each count
  * once).  That command is in flight when the power goes, so it may land
@@ -146,10 +149,10 @@ URT_API int urt_sim_crash(struct urt_dev *dev, uint64_t seed);
  */
 URT_API int urt_sim_crash_after(struct urt_dev *dev, uint64_t n);
 
-/* Install (fn != NULL) or remove the command hook.  0 or -EINVAL. */
+/** Install (fn != NULL) or remove the command hook.  0 or -EINVAL. */
 URT_API int urt_sim_set_hook(struct urt_dev *dev, urt_sim_hook_fn fn, void *arg);
 
-/*
+/**
  * Open a new sim device whose image is the post-crash durable image of
  * crashed, with the same options.  crashed stays valid (and frozen) until
  * closed, and may be reopened again, giving the same image each time.
@@ -158,14 +161,14 @@ URT_API int urt_sim_set_hook(struct urt_dev *dev, urt_sim_hook_fn fn, void *arg)
  */
 URT_API int urt_sim_reopen(struct urt_dev *crashed, struct urt_dev **out);
 
-/*
+/**
  * Copy [off, off+len) of the durable image into buf: what would survive a
  * crash that drops every cached write, or after a crash, the post-crash
  * image.  Any alignment.  0, or -EINVAL (not a sim device, out of range).
  */
 URT_API int urt_sim_read_durable(struct urt_dev *dev, void *buf, uint64_t len, uint64_t off);
 
-/*
+/**
  * Arm a fault for the next count commands of its kind that overlap
  * [off, off+len) (len 0: the whole device; ignored for flushes).  count
  * URT_SIM_FOREVER never runs out; count 0 removes every armed fault of that
@@ -175,7 +178,7 @@ URT_API int urt_sim_read_durable(struct urt_dev *dev, void *buf, uint64_t len, u
 URT_API int urt_sim_inject(struct urt_dev *dev, enum urt_sim_fault kind, uint64_t off, uint64_t len,
 			   uint32_t count);
 
-/* Copy the device's counters into out.  0 or -EINVAL. */
+/** Copy the device's counters into out.  0 or -EINVAL. */
 URT_API int urt_sim_stats(const struct urt_dev *dev, struct urt_sim_stats *out);
 
 URT_END_DECLS

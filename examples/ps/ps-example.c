@@ -1,0 +1,139 @@
+/*
+ * ps-example: the urt page store embedded in a program, through the public
+ * headers only.
+ *
+ *   ps-example DATA_FILE
+ *
+ * The first run formats DATA_FILE (8 MiB) and commits 16 transactions, each
+ * writing a counter into page 1 and a line into page 2 + i; every commit
+ * returns only once its log batch is durable.  Each later run reopens the
+ * store (recovering from the log if the last run crashed), checks what the
+ * earlier runs committed, and commits 16 more.  Exit 0 when everything
+ * committed before is there.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <inttypes.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <urt/dev.h>
+#include <urt/error.h>
+#include <urt/fiber.h>
+#include <urt/ps.h>
+#include <urt/rt.h>
+
+#define PER_RUN 16
+
+struct demo {
+	struct urt_dev *dev;	/* The data file. */
+	int ret;		/* First error, or 0. */
+	uint64_t before;	/* Transactions committed by earlier runs. */
+	sem_t done;		/* Posted when the fiber is done. */
+};
+
+static int check_and_commit(struct demo *d, struct urt_ps *ps)
+{
+	struct urt_tx *tx;
+	void *p;
+	int ret;
+
+	/* Page 1 holds the number of transactions committed so far. */
+	if ((ret = urt_tx_begin(ps, &tx)) || (ret = urt_page_get(tx, 1, URT_PAGE_READ, &p)))
+		return ret;
+	memcpy(&d->before, p, sizeof(d->before));
+	for (uint64_t i = 0; i < d->before; i++) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "transaction %" PRIu64, i);
+		ret = urt_page_get(tx, 2 + i % 1000, URT_PAGE_READ, &p);
+		if (ret)
+			return ret;
+		if (i + 1000 >= d->before && strcmp(p, want) != 0) {
+			fprintf(stderr, "page %" PRIu64 " lost \"%s\"\n", 2 + i % 1000, want);
+			urt_tx_abort(tx);
+			return URT_E_CORRUPT;
+		}
+	}
+	if ((ret = urt_tx_commit(tx)))
+		return ret;
+	for (uint64_t i = d->before; i < d->before + PER_RUN; i++) {
+		uint64_t n = i + 1;
+
+		if ((ret = urt_tx_begin(ps, &tx)))
+			return ret;
+		if ((ret = urt_page_get(tx, 1, URT_PAGE_WRITE, &p))) {
+			urt_tx_abort(tx);
+			return ret;
+		}
+		memcpy(p, &n, sizeof(n));
+		if ((ret = urt_page_get(tx, 2 + i % 1000, URT_PAGE_WRITE, &p))) {
+			urt_tx_abort(tx);
+			return ret;
+		}
+		snprintf(p, 64, "transaction %" PRIu64, i);
+		if ((ret = urt_tx_commit(tx)))	/* Returns once durable. */
+			return ret;
+	}
+	return 0;
+}
+
+static void demo_fiber(void *arg)
+{
+	struct demo *d = arg;
+	struct urt_ps_opts o;
+	struct urt_ps *ps;
+
+	urt_ps_opts_default(&o);
+	o.create = true;	/* Format a blank file; recover an existing store. */
+	d->ret = urt_ps_open(d->dev, &o, &ps);
+	if (d->ret == 0) {
+		d->ret = check_and_commit(d, ps);
+		if (urt_ps_close(ps) && !d->ret)
+			d->ret = -EIO;
+	}
+	sem_post(&d->done);
+}
+
+int main(int argc, char **argv)
+{
+	struct urt_rt_opts ro;
+	struct urt_dev_opts dopts;
+	struct demo d = { 0 };
+	struct urt_rt *rt;
+	int ret;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: ps-example DATA_FILE\n");
+		return 2;
+	}
+	urt_rt_opts_default(&ro);
+	ret = urt_rt_start(&ro, &rt);
+	if (ret) {
+		fprintf(stderr, "ps-example: %s (%s)\n", urt_strerror(ret), urt_last_error());
+		return 1;
+	}
+	urt_dev_opts_default(&dopts);
+	dopts.create = true;
+	dopts.size_bytes = 8u << 20;
+	ret = urt_dev_open(argv[1], &dopts, &d.dev);
+	if (ret) {
+		fprintf(stderr, "ps-example: %s\n", urt_last_error());
+		urt_rt_stop(rt);
+		return 1;
+	}
+	sem_init(&d.done, 0, 0);
+	urt_fiber_spawn_on(rt, 0, demo_fiber, &d);
+	sem_wait(&d.done);
+	urt_dev_close(d.dev);
+	urt_rt_stop(rt);
+	if (d.ret) {
+		fprintf(stderr, "ps-example: %s\n", urt_strerror(d.ret));
+		return 1;
+	}
+	printf("ps-example: %" PRIu64 " transactions found, %d more committed\n", d.before, PER_RUN);
+	return 0;
+}

@@ -3,7 +3,7 @@
  *
  *   urkv [--bind ADDR] [--port N] [--data PATH] [--size BYTES] [--cache BYTES]
  *        [--cores N] [--max-clients N] [--max-request BYTES] [--idle-timeout SEC]
- *        [--nosync] [--sync auto|fua|flush|none] [--group-delay-us N]
+ *        [--nosync] [--sync auto|fua|flush|none] [--group-delay-us N] [--poll MODE] [--no-pin]
  *        [--port-file PATH] [--quiet]
  *
  * Startup opens (or creates) the data file, recovers every shard's log,
@@ -50,6 +50,7 @@ static void usage(FILE *f)
 		"  --group-delay-us N    extra wait of the log writer to fill a batch (default 0)\n"
 		"  --poll MODE           reactor wait: interrupt (default), hybrid (spin, then sleep),\n"
 		"                        sqpoll\n"
+		"  --no-pin              do not pin each reactor to its CPU\n"
 		"  --quiet               no messages on stderr but errors\n");
 }
 
@@ -95,6 +96,7 @@ static int parse_opts(int argc, char **argv, struct urkv_opts *o)
 		{ "sync", required_argument, NULL, 'S' },
 		{ "group-delay-us", required_argument, NULL, 'g' },
 		{ "poll", required_argument, NULL, 'o' },
+		{ "no-pin", no_argument, NULL, 'U' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -167,6 +169,7 @@ static int parse_opts(int argc, char **argv, struct urkv_opts *o)
 			else
 				goto bad;
 			break;
+		case 'U': o->no_pin = true; break;
 		case 'q': o->quiet = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
@@ -262,6 +265,8 @@ int main(int argc, char **argv)
 			(unsigned long long)(ko.cache_bytes >> 20));
 	ro.fiber_max = o->max_clients + 1024;
 	ro.mode = (enum urt_poll_mode)o->poll_mode;
+	if (o->no_pin)
+		ro.pin = false;
 	ro.fiber_stack_bytes = 128u << 10;
 	ret = urt_rt_start(&ro, &srv.rt);
 	if (ret) {

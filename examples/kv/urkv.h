@@ -43,6 +43,7 @@ struct urkv_opts {
 	enum urt_ps_sync sync;		/* Log durability policy (default AUTO). */
 	uint64_t group_delay_ns;	/* Log writer's extra batching delay (default 0). */
 	int poll_mode;			/* enum urt_poll_mode of the reactors (default INTERRUPT). */
+	bool no_pin;			/* Let the scheduler move the reactors between CPUs. */
 	bool quiet;			/* No informational messages on stderr. */
 };
 

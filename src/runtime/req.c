@@ -468,8 +468,8 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 		req_arm_timer(c, req, UD_TAG_BACKOFF, o->retry_backoff_ns << (req->retries - 1), &req->ts2);
 		goto out;
 	}
-	if (res >= 0 && req->op != URT_OP_NOP && req->op != URT_OP_TIMEOUT)
-		res = 0;	/* Flush, fsync, zeroes, deallocate: success is 0. */
+	if (res >= 0 && req->op != URT_OP_NOP && req->op != URT_OP_TIMEOUT && !op_is_socket(req->op))
+		res = 0;	/* Flush, fsync, zeroes, deallocate: success is 0 (recv: bytes, accept: the fd). */
 	req_deliver(c, req, res);
 out:
 	/* A standalone timer must not outlive the answer by its whole deadline. */

@@ -6,6 +6,7 @@
 #include <urt/fiber.h>
 #include <urt/hist.h>
 #include <urt/io.h>
+#include <urt/kv.h>
 #include <urt/net.h>
 #include <urt/ps.h>
 #include <urt/rt.h>

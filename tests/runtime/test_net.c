@@ -279,3 +279,58 @@ Test(net, bad_socket_ops_rejected)
 	cr_expect_eq(b.res[2], -EINVAL, "multishot with a deadline");
 	cr_expect_eq(b.res[3], -EINVAL, "multishot recv without buffers");
 }
+
+/* Single-shot accept gives the new fd, single-shot recv the byte count. */
+struct single {
+	int lfd;
+	int afd;
+	ssize_t got;
+	char buf[64];
+};
+
+static void single_body(void *p)
+{
+	struct single *s = p;
+	struct urt_io io;
+
+	urt_io_prep_accept(&io, s->lfd, false);
+	s->afd = urt_io_wait(&io);
+	if (s->afd < 0)
+		return;
+	urt_io_prep_recv(&io, s->afd, s->buf, sizeof(s->buf));
+	s->got = urt_io_wait(&io);
+	close(s->afd);
+}
+
+static void *single_client(void *p)
+{
+	int fd = dial(*(uint16_t *)p);
+
+	if (fd >= 0) {
+		if (send(fd, "hello urt", 9, MSG_NOSIGNAL) != 9)
+			abort();
+		close(fd);
+	}
+	return NULL;
+}
+
+Test(net, single_shot_accept_and_recv_results)
+{
+	struct urt_rt_opts o;
+	struct urt_rt *rt;
+	struct single s = { 0 };
+	pthread_t th;
+	uint16_t port;
+
+	urt_rt_opts_default(&o);
+	rt = fx_start(&o);
+	s.lfd = listen_any(&port);
+	pthread_create(&th, NULL, single_client, &port);
+	fx_run(rt, 0, single_body, &s);
+	pthread_join(th, NULL);
+	urt_rt_stop(rt);
+	close(s.lfd);
+	cr_expect_gt(s.afd, 2, "accept must return the new fd, got %d", s.afd);
+	cr_expect_eq(s.got, 9, "recv must return the byte count, got %zd", s.got);
+	cr_expect_eq(memcmp(s.buf, "hello urt", 9), 0);
+}

@@ -57,19 +57,33 @@ static void fill_pattern(struct fx_file *f)
 	fclose(fp);
 }
 
-Test(retry, eio_retried_three_times_then_surfaced)
+/*
+ * Run body in a fiber on a one-core runtime whose faults hit op_mask, over a
+ * fresh 1 MiB O_DIRECT file (pre-filled with the pattern when fill), and
+ * return core 0's counters.
+ */
+static void run_faulty(uint32_t kinds, uint32_t op_mask, uint32_t count_max, bool fill,
+		       void (*body)(void *), struct retry_run *r, struct urt_stats *st)
 {
-	struct urt_rt *rt = start_faulty(URT_FAULT_EIO, 1u << URT_OP_READ, 0);
-	struct retry_run r = { 0 };
-	struct urt_stats st;
+	struct urt_rt *rt = start_faulty(kinds, op_mask, count_max);
 	struct fx_file f;
 
 	fx_file_open(&f, 1 << 20, true);
-	r.dev = f.dev;
-	fx_run(rt, 0, read_body, &r);
-	cr_assert_eq(urt_rt_stats(rt, 0, &st), 0);
+	if (fill)
+		fill_pattern(&f);
+	r->dev = f.dev;
+	fx_run(rt, 0, body, r);
+	cr_assert_eq(urt_rt_stats(rt, 0, st), 0);
 	fx_file_close(&f);
 	urt_rt_stop(rt);
+}
+
+Test(retry, eio_retried_three_times_then_surfaced)
+{
+	struct retry_run r = { 0 };
+	struct urt_stats st;
+
+	run_faulty(URT_FAULT_EIO, 1u << URT_OP_READ, 0, false, read_body, &r, &st);
 	cr_expect_eq(r.res[0], -EIO);
 	cr_expect_eq(st.retried, 3, "retried %llu", (unsigned long long)st.retried);
 	cr_expect_eq(st.faults, 4, "faults %llu", (unsigned long long)st.faults);
@@ -78,18 +92,10 @@ Test(retry, eio_retried_three_times_then_surfaced)
 
 Test(retry, eagain_resubmitted_transparently)
 {
-	struct urt_rt *rt = start_faulty(URT_FAULT_EAGAIN, 1u << URT_OP_READ, 5);
 	struct retry_run r = { 0 };
 	struct urt_stats st;
-	struct fx_file f;
 
-	fx_file_open(&f, 1 << 20, true);
-	fill_pattern(&f);
-	r.dev = f.dev;
-	fx_run(rt, 0, read_body, &r);
-	cr_assert_eq(urt_rt_stats(rt, 0, &st), 0);
-	fx_file_close(&f);
-	urt_rt_stop(rt);
+	run_faulty(URT_FAULT_EAGAIN, 1u << URT_OP_READ, 5, true, read_body, &r, &st);
 	cr_expect_eq(r.res[0], 65536);
 	cr_expect_eq(r.mismatches, 0);
 	cr_expect_eq(st.retried, 5);
@@ -97,18 +103,10 @@ Test(retry, eagain_resubmitted_transparently)
 
 Test(retry, short_read_completed)
 {
-	struct urt_rt *rt = start_faulty(URT_FAULT_SHORT, 1u << URT_OP_READ, 0);
 	struct retry_run r = { 0 };
 	struct urt_stats st;
-	struct fx_file f;
 
-	fx_file_open(&f, 1 << 20, true);
-	fill_pattern(&f);
-	r.dev = f.dev;
-	fx_run(rt, 0, read_body, &r);
-	cr_assert_eq(urt_rt_stats(rt, 0, &st), 0);
-	fx_file_close(&f);
-	urt_rt_stop(rt);
+	run_faulty(URT_FAULT_SHORT, 1u << URT_OP_READ, 0, true, read_body, &r, &st);
 	/* 64 KiB halves down to one 512-byte block: every step is a resubmission. */
 	cr_expect_eq(r.res[0], 65536);
 	cr_expect_eq(r.mismatches, 0, "%llu bytes differ", (unsigned long long)r.mismatches);
@@ -131,17 +129,10 @@ static void flush_body(void *p)
 
 Test(retry, failed_flush_is_sticky_and_not_retried)
 {
-	struct urt_rt *rt = start_faulty(URT_FAULT_EIO, 1u << URT_OP_FLUSH, 1);
 	struct retry_run r = { 0 };
 	struct urt_stats st;
-	struct fx_file f;
 
-	fx_file_open(&f, 1 << 20, true);
-	r.dev = f.dev;
-	fx_run(rt, 0, flush_body, &r);
-	cr_assert_eq(urt_rt_stats(rt, 0, &st), 0);
-	fx_file_close(&f);
-	urt_rt_stop(rt);
+	run_faulty(URT_FAULT_EIO, 1u << URT_OP_FLUSH, 1, false, flush_body, &r, &st);
 	cr_expect_eq(r.res[0], 4096);
 	cr_expect_eq(r.res[1], -EIO);
 	cr_expect_eq(st.retried, 0, "a flush error must never be retried");
@@ -165,17 +156,10 @@ static void fua_body(void *p)
 
 Test(retry, failed_fua_write_is_sticky_and_not_retried)
 {
-	struct urt_rt *rt = start_faulty(URT_FAULT_EIO, 1u << URT_OP_WRITE, 1);
 	struct retry_run r = { 0 };
 	struct urt_stats st;
-	struct fx_file f;
 
-	fx_file_open(&f, 1 << 20, true);
-	r.dev = f.dev;
-	fx_run(rt, 0, fua_body, &r);
-	cr_assert_eq(urt_rt_stats(rt, 0, &st), 0);
-	fx_file_close(&f);
-	urt_rt_stop(rt);
+	run_faulty(URT_FAULT_EIO, 1u << URT_OP_WRITE, 1, false, fua_body, &r, &st);
 	cr_expect_eq(r.res[0], -EIO);
 	cr_expect_eq(st.retried, 0, "a FUA write error must never be retried");
 	cr_expect_eq(r.dev_error, -EIO);

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,11 +29,15 @@ static sem_t done;
 static void hop(void *arg)
 {
 	long left = (long)arg;
+
 	atomic_fetch_add(&hops, 1);
-	if (left > 0)
-		urt_core_post(rt, (urt_core_id() + 1) % urt_rt_ncores(rt), hop, (void *)(left - 1));
-	else
+	if (left == 0) {
 		sem_post(&done);
+		return;
+	}
+	/* The queue between two cores holds one hop at a time here, so it is never full. */
+	if (urt_core_post(rt, (urt_core_id() + 1) % urt_rt_ncores(rt), hop, (void *)(left - 1)))
+		abort();
 }
 
 static void io_fiber(void *arg)
@@ -73,6 +78,7 @@ int main(void)
 	struct urt_stats st;
 	pthread_t th[2];
 	unsigned ncores;
+	int ret;
 
 	sem_init(&done, 0, 0);
 	if (urt_rt_start(NULL, &rt))
@@ -91,9 +97,20 @@ int main(void)
 		return 1;
 	pthread_create(&th[0], NULL, poster, NULL);
 	pthread_create(&th[1], NULL, poster, NULL);
-	urt_core_post(rt, 0, hop, (void *)20000L);
-	for (unsigned c = 0; c < urt_rt_ncores(rt); c++)
-		urt_fiber_spawn_on(rt, c, io_fiber, NULL);
+	/*
+	 * The queue from outside threads is shared with the two posters, so it
+	 * may be full: -EAGAIN is the runtime saying so, and we retry.
+	 */
+	while ((ret = urt_core_post(rt, 0, hop, (void *)20000L)) == -EAGAIN)
+		sched_yield();
+	if (ret)
+		return 1;
+	for (unsigned c = 0; c < urt_rt_ncores(rt); c++) {
+		while ((ret = urt_fiber_spawn_on(rt, c, io_fiber, NULL)) == -EAGAIN)
+			sched_yield();
+		if (ret)
+			return 1;
+	}
 	for (unsigned c = 0; c <= urt_rt_ncores(rt); c++)
 		sem_wait(&done);
 	pthread_join(th[0], NULL);

@@ -75,6 +75,7 @@ struct result {
 	double commits_per_s;
 	uint64_t p50_ns, p99_ns;
 	double per_batch;
+	double log_bytes_per_commit;	/* Engine: log written per commit (for the physical limit). */
 	double steal_pct;
 };
 
@@ -83,7 +84,7 @@ static void print_result(const char *what, unsigned n, const struct result *r)
 	printf("%-12s N=%-4u %10.0f commits/s  p50 %8.1f us  p99 %8.1f us", what, n,
 	       r->commits_per_s, r->p50_ns / 1e3, r->p99_ns / 1e3);
 	if (r->per_batch > 0)
-		printf("  %6.1f commits/batch", r->per_batch);
+		printf("  %6.1f commits/batch  %6.0f log B/commit", r->per_batch, r->log_bytes_per_commit);
 	printf("  steal %4.1f%%\n", r->steal_pct);
 	fflush(stdout);
 }
@@ -237,6 +238,7 @@ static int run_engine(struct urt_rt *rt, struct urt_dev *dev, enum urt_ps_sync s
 	res->p50_ns = urt_hist_percentile(&r->hist, 50);
 	res->p99_ns = urt_hist_percentile(&r->hist, 99);
 	res->per_batch = r->st.commits_per_batch;
+	res->log_bytes_per_commit = r->st.commits ? (double)r->st.log_bytes / (double)r->st.commits : 0;
 	if (getenv("URT_BENCH_VERBOSE"))
 		fprintf(stderr, "  batches %llu checkpoints %llu log_waits %llu flushes %llu misses %llu\n",
 			(unsigned long long)r->st.batches, (unsigned long long)r->st.checkpoints,

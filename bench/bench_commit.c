@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "urbench/result.h"
 #include "urt/buf.h"
 #include "urt/dev.h"
 #include "urt/error.h"
@@ -51,24 +52,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* Steal and total jiffies from the first line of /proc/stat. */
-static void cpu_times(uint64_t *steal, uint64_t *total)
-{
-	unsigned long long v[10] = { 0 };
-	FILE *f = fopen("/proc/stat", "r");
-
-	*steal = *total = 0;
-	if (!f)
-		return;
-	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-		   &v[4], &v[5], &v[6], &v[7]) == 8) {
-		for (int i = 0; i < 8; i++)
-			*total += v[i];
-		*steal = v[7];
-	}
-	fclose(f);
 }
 
 struct result {
@@ -219,7 +202,7 @@ static int run_engine(struct urt_rt *rt, struct urt_dev *dev, enum urt_ps_sync s
 		      uint64_t seconds, bool format, struct result *res)
 {
 	struct eng_run *r = calloc(1, sizeof(*r));
-	uint64_t s0, t0, s1, t1;
+	struct ub_cpu_times c0, c1;
 	int err;
 
 	r->dev = dev;
@@ -230,10 +213,10 @@ static int run_engine(struct urt_rt *rt, struct urt_dev *dev, enum urt_ps_sync s
 	if (format && !urt_sim_is(dev))
 		o_region_zero(dev);
 	sem_init(&r->done, 0, 0);
-	cpu_times(&s0, &t0);
+	ub_cpu_times_read(&c0);
 	urt_fiber_spawn_on(rt, 0, eng_main, r);
 	sem_wait(&r->done);
-	cpu_times(&s1, &t1);
+	ub_cpu_times_read(&c1);
 	res->commits_per_s = (double)r->commits / (double)seconds;
 	res->p50_ns = urt_hist_percentile(&r->hist, 50);
 	res->p99_ns = urt_hist_percentile(&r->hist, 99);
@@ -244,7 +227,7 @@ static int run_engine(struct urt_rt *rt, struct urt_dev *dev, enum urt_ps_sync s
 			(unsigned long long)r->st.batches, (unsigned long long)r->st.checkpoints,
 			(unsigned long long)r->st.log_waits, (unsigned long long)r->st.flushes,
 			(unsigned long long)r->st.misses);
-	res->steal_pct = t1 > t0 ? 100.0 * (double)(s1 - s0) / (double)(t1 - t0) : 0;
+	res->steal_pct = ub_steal_pct(&c0, &c1);
 	err = r->err;
 	if (err)
 		fprintf(stderr, "engine run failed: %s\n", urt_strerror(err));
@@ -328,22 +311,22 @@ static void run_sim_base(struct urt_rt *rt, struct urt_dev *dev, unsigned n, uin
 			 bool serial, struct result *res)
 {
 	struct sim_base *b = calloc(1, sizeof(*b));
-	uint64_t s0, t0, s1, t1;
+	struct ub_cpu_times c0, c1;
 
 	b->dev = dev;
 	b->n = n;
 	b->seconds = seconds;
 	b->serial = serial;
 	sem_init(&b->done, 0, 0);
-	cpu_times(&s0, &t0);
+	ub_cpu_times_read(&c0);
 	urt_fiber_spawn_on(rt, 0, sb_main, b);
 	sem_wait(&b->done);
-	cpu_times(&s1, &t1);
+	ub_cpu_times_read(&c1);
 	res->commits_per_s = (double)b->commits / (double)seconds;
 	res->p50_ns = urt_hist_percentile(&b->hist, 50);
 	res->p99_ns = urt_hist_percentile(&b->hist, 99);
 	res->per_batch = 0;
-	res->steal_pct = t1 > t0 ? 100.0 * (double)(s1 - s0) / (double)(t1 - t0) : 0;
+	res->steal_pct = ub_steal_pct(&c0, &c1);
 	free(b);
 }
 
@@ -383,7 +366,8 @@ static int run_file_base(const char *path, unsigned n, uint64_t seconds, struct 
 	struct thr_base *t = calloc(n, sizeof(*t));
 	pthread_t *th = calloc(n, sizeof(*th));
 	struct urt_hist *all = malloc(sizeof(*all));
-	uint64_t deadline, commits = 0, s0, t0, s1, t1;
+	struct ub_cpu_times c0, c1;
+	uint64_t deadline, commits = 0;
 	int fd = open(path, O_RDWR | O_DIRECT);
 
 	if (fd < 0 || !t || !th || !all) {
@@ -391,7 +375,7 @@ static int run_file_base(const char *path, unsigned n, uint64_t seconds, struct 
 		return -1;
 	}
 	urt_hist_init(all);
-	cpu_times(&s0, &t0);
+	ub_cpu_times_read(&c0);
 	deadline = now_ns() + seconds * 1000000000ull;
 	for (unsigned i = 0; i < n; i++) {
 		t[i].fd = fd;
@@ -404,12 +388,12 @@ static int run_file_base(const char *path, unsigned n, uint64_t seconds, struct 
 		urt_hist_merge(all, &t[i].hist);
 		commits += t[i].commits;
 	}
-	cpu_times(&s1, &t1);
+	ub_cpu_times_read(&c1);
 	res->commits_per_s = (double)commits / (double)seconds;
 	res->p50_ns = urt_hist_percentile(all, 50);
 	res->p99_ns = urt_hist_percentile(all, 99);
 	res->per_batch = 0;
-	res->steal_pct = t1 > t0 ? 100.0 * (double)(s1 - s0) / (double)(t1 - t0) : 0;
+	res->steal_pct = ub_steal_pct(&c0, &c1);
 	close(fd);
 	free(t);
 	free(th);

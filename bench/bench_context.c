@@ -23,36 +23,11 @@
 #include <ucontext.h>
 
 #include "runtime/context.h"
+#include "urbench/result.h"
 #include "runtime/stack.h"
 
 #define RUNS_MAX 101
 #define STACK_BYTES (64 * 1024)
-
-struct cpu_times {
-	uint64_t steal; /* Jiffies stolen by the hypervisor, all CPUs. */
-	uint64_t total; /* All jiffies, all CPUs. */
-};
-
-static int read_cpu_times(struct cpu_times *t)
-{
-	uint64_t v[10] = { 0 };
-	FILE *f = fopen("/proc/stat", "r");
-	int n;
-
-	if (f == NULL)
-		return -errno;
-	n = fscanf(f, "cpu %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
-		   " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64,
-		   &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
-	fclose(f);
-	if (n < 8)
-		return -EIO;
-	/* Fields: user nice system idle iowait irq softirq steal [guest guest_nice]. */
-	t->steal = v[7];
-	/* guest and guest_nice are already counted in user and nice. */
-	t->total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
-	return 0;
-}
 
 static uint64_t now_ns(void)
 {
@@ -200,7 +175,7 @@ int main(int argc, char **argv)
 	int runs = argc > 2 ? atoi(argv[2]) : 5;
 	double urt_ns[RUNS_MAX], sched_ns[RUNS_MAX], uc_ns[RUNS_MAX];
 	struct urt_stack st, uc_st;
-	struct cpu_times before, after;
+	struct ub_cpu_times before, after;
 	double steal_pct = -1;
 	cpu_set_t set;
 	int cpu = sched_getcpu();
@@ -235,7 +210,7 @@ int main(int argc, char **argv)
 	run_sched(switches / 10 + 2);
 	run_swapcontext(switches / 100 + 2);
 
-	if (read_cpu_times(&before) != 0)
+	if (ub_cpu_times_read(&before) != 0)
 		before.total = 0;
 	for (int i = 0; i < runs; i++) {
 		urt_ns[i] = run_urt(switches);
@@ -243,9 +218,8 @@ int main(int argc, char **argv)
 		/* swapcontext is ~50x slower; a tenth of the switches is plenty. */
 		uc_ns[i] = run_swapcontext(switches / 10 + 2);
 	}
-	if (before.total != 0 && read_cpu_times(&after) == 0 && after.total > before.total)
-		steal_pct = 100.0 * (double)(after.steal - before.steal) /
-			    (double)(after.total - before.total);
+	if (before.total != 0 && ub_cpu_times_read(&after) == 0)
+		steal_pct = ub_steal_pct(&before, &after);
 
 	for (int i = 0; i < runs; i++)
 		printf("run %d: ping-pong %.2f, sched over %d fibers %.2f, swapcontext %.2f "

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "urbench/result.h"
 #include "urt/dev.h"
 #include "urt/error.h"
 #include "urt/fiber.h"
@@ -33,23 +34,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void cpu_times(uint64_t *steal, uint64_t *total)
-{
-	unsigned long long v[8] = { 0 };
-	FILE *f = fopen("/proc/stat", "r");
-
-	*steal = *total = 0;
-	if (!f)
-		return;
-	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-		   &v[4], &v[5], &v[6], &v[7]) == 8) {
-		for (int i = 0; i < 8; i++)
-			*total += v[i];
-		*steal = v[7];
-	}
-	fclose(f);
 }
 
 struct pool_run {
@@ -152,7 +136,7 @@ int main(int argc, char **argv)
 	struct urt_rt_opts ro;
 	struct urt_sim_opts so;
 	struct urt_rt *rt;
-	uint64_t s0, t0, s1, t1;
+	struct ub_cpu_times c0, c1;
 	int opt, ret;
 
 	while ((opt = getopt(argc, argv, "s:n:")) != -1) {
@@ -178,10 +162,10 @@ int main(int argc, char **argv)
 	if (urt_sim_open(&so, &r.dev))
 		return 1;
 	sem_init(&r.done, 0, 0);
-	cpu_times(&s0, &t0);
+	ub_cpu_times_read(&c0);
 	urt_fiber_spawn_on(rt, 0, pool_main, &r);
 	sem_wait(&r.done);
-	cpu_times(&s1, &t1);
+	ub_cpu_times_read(&c1);
 	urt_rt_stop(rt);
 	urt_dev_close(r.dev);
 	if (r.err) {
@@ -190,7 +174,7 @@ int main(int argc, char **argv)
 	}
 	printf("# one core, %u cached pages of 4 KiB, %llu s per figure, steal %.1f%%\n", r.pages,
 	       (unsigned long long)r.seconds,
-	       t1 > t0 ? 100.0 * (double)(s1 - s0) / (double)(t1 - t0) : 0.0);
+	       ub_steal_pct(&c0, &c1));
 	printf("tx/1-read    %12.0f tx/s (begin + 1 page_get READ + commit)\n", r.rate[0]);
 	printf("gets-in-tx   %12.0f page hits/s (32 page_get READ per tx)\n", r.rate[1]);
 	printf("tx/1-write   %12.0f tx/s (begin + 1 page_get WRITE (private copy) + abort)\n",

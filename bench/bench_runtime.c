@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "urbench/result.h"
 #include "urt/dev.h"
 #include "urt/io.h"
 #include "urt/rt.h"
@@ -47,31 +48,6 @@
 #define BATCH_MAX 32
 #define FILE_BYTES (64u << 20)
 #define BLOCK 4096u
-
-struct cpu_times {
-	uint64_t steal;	/* Jiffies stolen by the hypervisor, all CPUs. */
-	uint64_t total;	/* All jiffies, all CPUs. */
-};
-
-static int read_cpu_times(struct cpu_times *t)
-{
-	uint64_t v[8] = { 0 };
-	FILE *f = fopen("/proc/stat", "re");
-	int n;
-
-	if (!f)
-		return -errno;
-	n = fscanf(f, "cpu %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
-		   " %" SCNu64, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
-	fclose(f);
-	if (n < 8)
-		return -EIO;
-	t->steal = v[7];
-	t->total = 0;
-	for (int i = 0; i < 8; i++)
-		t->total += v[i];
-	return 0;
-}
 
 static uint64_t now_ns(void)
 {
@@ -340,14 +316,14 @@ int main(int argc, char **argv)
 			continue;
 		for (size_t b = 0; b < sizeof(batches) / sizeof(batches[0]); b++) {
 			double u[RUNS_MAX], r[RUNS_MAX];
-			struct cpu_times s0, s1;
+			struct ub_cpu_times s0, s1;
 			double um, rm, steal;
 			uint64_t enters0 = 0, ops0 = 0;
 
 			j->read = w == 1;
 			j->batch = batches[b];
 			j->ops = j->read ? nop_ops / 4 : nop_ops;
-			read_cpu_times(&s0);
+			ub_cpu_times_read(&s0);
 			if (urt_rt_stats(rt, 0, st) == 0) {
 				enters0 = st->enters;
 				ops0 = st->completed;
@@ -366,14 +342,14 @@ int main(int argc, char **argv)
 					u[i] = skip_urt ? 0 : run_urt(rt, j);
 				}
 			}
-			read_cpu_times(&s1);
+			ub_cpu_times_read(&s1);
 			if (urt_rt_stats(rt, 0, st) == 0 && st->completed > ops0) {
 				enters0 = st->enters - enters0;
 				ops0 = st->completed - ops0;
 			}
 			um = median(u, runs);
 			rm = median(r, runs);
-			steal = s1.total > s0.total ? 100.0 * (double)(s1.steal - s0.steal) / (double)(s1.total - s0.total) : 0;
+			steal = ub_steal_pct(&s0, &s1);
 			printf("%-10s %5u %14.0f %14.0f %6.2fx %13.3f %7.1f\n", j->read ? "pagecache" : "nop", j->batch, um,
 			       rm, rm > 0 ? um / rm : 0, ops0 ? (double)enters0 / (double)ops0 : 0, steal);
 			fflush(stdout);

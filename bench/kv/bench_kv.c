@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "urbench/result.h"
 #include "urt/error.h"
 #include "urt/fiber.h"
 #include "urt/hist.h"
@@ -123,29 +124,6 @@ static void worker_main(void *arg)
 	sem_post(&r->done);
 }
 
-static double steal_pct(uint64_t *last_steal, uint64_t *last_total)
-{
-	unsigned long long v[10] = { 0 };
-	uint64_t total = 0, steal;
-	FILE *f = fopen("/proc/stat", "r");
-	double pct = 0;
-
-	if (!f)
-		return 0;
-	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-		   &v[4], &v[5], &v[6], &v[7]) == 8) {
-		for (int i = 0; i < 8; i++)
-			total += v[i];
-		steal = v[7];
-		if (*last_total && total > *last_total)
-			pct = 100.0 * (double)(steal - *last_steal) / (double)(total - *last_total);
-		*last_steal = steal;
-		*last_total = total;
-	}
-	fclose(f);
-	return pct;
-}
-
 /* Runs one phase on every core; returns ops/s and merges the latencies into lat. */
 static double phase_run(struct urt_rt *rt, struct run *r, enum phase ph, struct urt_hist *lat)
 {
@@ -198,7 +176,7 @@ static int scenario(const struct cfg *c, const char *name, uint64_t cache_bytes)
 	struct run r = { .cfg = c };
 	struct urt_hist lat;
 	struct ckpt_arg ca;
-	uint64_t ls = 0, lt = 0;
+	struct ub_cpu_times c0, c1;
 	double load, get, put, steal;
 	uint64_t get_p50, get_p99;
 	int ret;
@@ -229,12 +207,13 @@ static int scenario(const struct cfg *c, const char *name, uint64_t cache_bytes)
 	sem_init(&ca.done, 0, 0);
 	urt_fiber_spawn_on(rt, 0, ckpt_fiber, &ca);
 	sem_wait(&ca.done);
-	steal_pct(&ls, &lt);
+	ub_cpu_times_read(&c0);
 	get = phase_run(rt, &r, PH_GET, &lat);
 	get_p50 = urt_hist_percentile(&lat, 50);
 	get_p99 = urt_hist_percentile(&lat, 99);
 	put = phase_run(rt, &r, PH_PUT, &lat);
-	steal = steal_pct(&ls, &lt);
+	ub_cpu_times_read(&c1);
+	steal = ub_steal_pct(&c0, &c1);
 	printf("%-7s cache %5" PRIu64 " MiB  load %8.0f/s  get %8.0f/s (p50 %5.1f us, p99 %6.1f us)"
 	       "  durable put %8.0f/s (p50 %6.1f us, p99 %7.1f us)  errors %d  steal %.1f%%\n",
 	       name, cache_bytes >> 20, load, get, (double)get_p50 / 1e3, (double)get_p99 / 1e3, put,

@@ -25,30 +25,12 @@
 #include "urt/ps.h"
 #include "urt/rt.h"
 #include "urt/sim.h"
-
-struct psx_call {
-	void (*fn)(void *arg);
-	void *arg;
-	sem_t done;
-};
-
-static inline void psx_trampoline(void *p)
-{
-	struct psx_call *call = p;
-
-	call->fn(call->arg);
-	sem_post(&call->done);
-}
+#include "../fiber_run.h"
 
 /* Run fn(arg) in a fiber on core 0 of rt and wait until it returns. */
 static inline void psx_run(struct urt_rt *rt, void (*fn)(void *arg), void *arg)
 {
-	struct psx_call call = { .fn = fn, .arg = arg };
-
-	sem_init(&call.done, 0, 0);
-	cr_assert_eq(urt_fiber_spawn_on(rt, 0, psx_trampoline, &call), 0);
-	sem_wait(&call.done);
-	sem_destroy(&call.done);
+	tests_fiber_run(rt, 0, fn, arg);
 }
 
 static inline struct urt_rt *psx_start(void)

@@ -24,30 +24,12 @@
 #include "urt/kv.h"
 #include "urt/rt.h"
 #include "urt/sim.h"
-
-struct kvx_call {
-	void (*fn)(void *arg);
-	void *arg;
-	sem_t done;
-};
-
-static inline void kvx_trampoline(void *p)
-{
-	struct kvx_call *call = p;
-
-	call->fn(call->arg);
-	sem_post(&call->done);
-}
+#include "../fiber_run.h"
 
 /* Runs fn(arg) in a fiber on core and waits until it returns. */
 static inline void kvx_run(struct urt_rt *rt, unsigned core, void (*fn)(void *arg), void *arg)
 {
-	struct kvx_call call = { .fn = fn, .arg = arg };
-
-	sem_init(&call.done, 0, 0);
-	cr_assert_eq(urt_fiber_spawn_on(rt, core, kvx_trampoline, &call), 0);
-	sem_wait(&call.done);
-	sem_destroy(&call.done);
+	tests_fiber_run(rt, core, fn, arg);
 }
 
 /* Store options for tests: small cache, default batches (1 MiB values fit). */

@@ -22,30 +22,12 @@
 #include "urt/fiber.h"
 #include "urt/io.h"
 #include "urt/rt.h"
-
-struct fx_call {
-	void (*fn)(void *arg);
-	void *arg;
-	sem_t done;
-};
-
-static inline void fx_trampoline(void *p)
-{
-	struct fx_call *call = p;
-
-	call->fn(call->arg);
-	sem_post(&call->done);
-}
+#include "../fiber_run.h"
 
 /* Run fn(arg) in a fiber on core and wait until it returns. */
 static inline void fx_run(struct urt_rt *rt, unsigned core, void (*fn)(void *arg), void *arg)
 {
-	struct fx_call call = { .fn = fn, .arg = arg };
-
-	sem_init(&call.done, 0, 0);
-	cr_assert_eq(urt_fiber_spawn_on(rt, core, fx_trampoline, &call), 0);
-	sem_wait(&call.done);
-	sem_destroy(&call.done);
+	tests_fiber_run(rt, core, fn, arg);
 }
 
 static inline struct urt_rt *fx_start(const struct urt_rt_opts *o)

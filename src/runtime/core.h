@@ -112,7 +112,6 @@ struct urt_req {
 	uint64_t off;		/* Remaining offset. */
 	uint64_t submit_ns;	/* Submission time, for the latency histogram. */
 	uint64_t deadline_ns;	/* Absolute deadline (CLOCK_MONOTONIC) or 0. */
-	uint64_t release_ns;	/* Fault DELAY: when the held result is released. */
 	struct __kernel_timespec ts;	/* Timespec read by the kernel at submit. */
 	struct __kernel_timespec ts2;	/* Second timespec (backoff). */
 	struct iovec iov_copy[1];	/* A partly transferred vector entry being resumed. */
@@ -212,7 +211,6 @@ struct urt_core {
 	uint32_t faults_left;		/* count_max budget. */
 	/* State. */
 	bool stopping;			/* urt_rt_stop began. */
-	bool cancel_sent;		/* Stop: in-flight ops were cancelled. */
 	int arena;			/* jemalloc arena of this core (mem.h). */
 	uint16_t next_bgid;		/* Next provided-buffer group id (net.c). */
 	struct urt_pbuf *pbufs;		/* Live provided-buffer rings (net.c). */

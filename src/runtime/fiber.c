@@ -28,8 +28,6 @@
 #include "runtime/core.h"
 #include "runtime/mem.h"
 
-struct fiber_list_node;
-
 static void run_push(struct urt_core *c, struct urt_fiber *f)
 {
 	if (f->runnable)

@@ -34,6 +34,7 @@
  *
  * Retry classification (docs/runtime.md has the table):
  *   -EAGAIN, -EINTR            resubmit at once, no limit but the deadline
+ *                              (during stop: deliver -ECANCELED)
  *   short read/write           resubmit the remainder if it stays aligned
  *   -EIO, -ENOMEM, -EBUSY,     retry after backoff (doubling), retry_max
  *   -ETIMEDOUT, -ENOLINK       times, then deliver the error
@@ -406,6 +407,10 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 	}
 	if (req->timer_fired) {
 		req_deliver(c, req, -ETIMEDOUT);
+		goto out;
+	}
+	if ((res == -EAGAIN || res == -EINTR) && c->stopping) {
+		req_deliver(c, req, -ECANCELED);	/* The stop's cancel-all has passed: no resubmission. */
 		goto out;
 	}
 	if (res == -EAGAIN || res == -EINTR) {

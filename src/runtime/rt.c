@@ -160,12 +160,13 @@ static void core_loop(struct urt_core *c)
 			core_begin_stop(c);
 			continue;
 		}
-		if (c->stopping) {
-			if (core_quiescent(c))
-				break;
-			/* Ops submitted by fibers resumed during the stop are cancelled too. */
-			req_cancel_all(c);
-		}
+		/*
+		 * One cancel-all at the start of the stop suffices: nothing is
+		 * submitted or resubmitted afterwards (urt_io_submit says
+		 * -ESHUTDOWN, req_result delivers instead of retrying).
+		 */
+		if (c->stopping && core_quiescent(c))
+			break;
 		ring_wait(c);
 		c->now_ns = urt_now_ns();
 		for (int k = 0; k < RING_KINDS; k++)

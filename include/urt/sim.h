@@ -18,7 +18,10 @@
  *   - urt_sim_crash_after() and urt_sim_set_hook() crash at an exact
  *     command, so a test can place a crash point anywhere in a protocol;
  *   - urt_sim_inject() makes chosen reads, writes or flushes fail with EIO,
- *     or sends a write to the wrong block.
+ *     or sends a write to the wrong block;
+ *   - optional latencies, completed by kernel timers without using CPU;
+ *     flushes queue one behind another, as in a drive without power-loss
+ *     protection draining its cache (flush_serial).
  *
  * Everything is deterministic: the same seeds and the same sequence of
  * commands give the same images, byte for byte.  docs/sim.md has the exact
@@ -59,6 +62,11 @@ struct urt_sim_opts {
 	uint64_t read_latency_ns;	/**< Per read command; 0 = complete at once (default 0). */
 	uint64_t write_latency_ns;	/**< Per write, write-zeroes or deallocate command (default 0). */
 	uint64_t flush_latency_ns;	/**< Per flush; also added to an emulated FUA write (default 0). */
+	bool flush_serial;		/**< Flushes run one at a time in submission order, as a drive
+					 * drains its one cache: a flush submitted at t completes at
+					 * max(t, end of the previous flush) + flush_latency_ns, and
+					 * an emulated FUA write's flush queues the same way (default
+					 * true); false: concurrent flushes overlap freely. */
 	uint32_t cache_entries_max;	/**< Cached writes before the oldest is evicted (default 4096). */
 	uint64_t cache_bytes_max;	/**< Cached bytes before the oldest is evicted (default 16 MiB). */
 };
@@ -85,6 +93,8 @@ struct urt_sim_stats {
 	uint64_t commands;		/**< Write-type and flush commands since open: what crash_after counts. */
 	uint64_t evictions;		/**< Cached writes made durable because the cache was full. */
 	uint64_t faults;		/**< Injected faults that fired. */
+	uint64_t flushes_queued;	/**< Flushes (and emulated FUA writes) that waited for an earlier flush. */
+	uint64_t flush_queued_ns;	/**< Total time they waited for earlier flushes (flush_serial). */
 	uint64_t cache_entries;		/**< Writes cached now (completed or in flight, not durable). */
 	uint64_t cache_bytes;		/**< Data bytes cached now. */
 	bool crashed;			/**< The device lost power. */

@@ -11,12 +11,23 @@
  *             (seq), each with a copy of its data or marked "zeroes".
  *
  * Every op takes effect synchronously in sim_prep, as in dev_psync.c, and
- * the ring only carries a NOP, or an IORING_OP_TIMEOUT of the configured
- * latency so that simulated latency costs no CPU.  The model's notion of
- * "completed" is the moment the runtime reaps that CQE (sim_complete),
- * which is before the caller hears of it: a flush that a caller submits
- * after seeing a write complete therefore always covers that write, and a
- * flush submitted while the write is still in flight never does.
+ * the ring only carries a NOP, or an IORING_OP_TIMEOUT that expires at the
+ * op's simulated completion time (absolute, CLOCK_MONOTONIC) so that
+ * simulated latency costs no CPU.  The model's notion of "completed" is the
+ * moment the runtime reaps that CQE (sim_complete), which is before the
+ * caller hears of it: a flush that a caller submits after seeing a write
+ * complete therefore always covers that write, and a flush submitted while
+ * the write is still in flight never does.
+ *
+ * Timing: a read or write completes its latency after submission, however
+ * many others are in flight.  Flushes queue (flush_serial): a drive with a
+ * volatile cache and no power-loss protection programs its whole cache to
+ * NAND on a flush and runs flushes one at a time, so a flush submitted at
+ * t completes at max(t, flush_end) + flush_latency_ns, and flush_end moves
+ * there.  An emulated FUA write is a write then a flush: its flush joins
+ * the queue when its write part is done.  The queue only sets *when* a
+ * flush completes; *what* it covers is still fixed at submission (the
+ * stamp), so waiting in the queue never makes a flush cover more.
  *
  * Invariants
  *   I1. current equals durable with every cache entry applied in seq
@@ -43,7 +54,7 @@
  * Transition table:
  *   write submitted             sim_prep -> sim_write_start (seq, copy, current)
  *   write completed             sim_complete -> sim_write_done (done = ++stamp)
- *   flush submitted             sim_prep: cover = stamp
+ *   flush submitted             sim_prep: cover = stamp; sim_deadline (queue)
  *   flush completed             sim_complete -> sim_persist_completed(cover)
  *   FUA / write-through write   sim_write_done -> sim_persist
  *   emulated FUA write          sim_write_done -> sim_persist_completed(its stamp)
@@ -130,6 +141,7 @@ struct sim {
 	uint64_t seq;			/* Last seq handed out. */
 	uint64_t stamp;			/* Last completion stamp handed out. */
 	uint64_t crash_at;		/* Command index that crashes the device, 0 = none. */
+	uint64_t flush_end_ns;		/* When the last queued flush completes (CLOCK_MONOTONIC). */
 	urt_sim_hook_fn hook;		/* Command hook or NULL. */
 	void *hook_arg;			/* Its argument. */
 	struct sim_rule rules[SIM_RULES_MAX];/* Armed faults. */
@@ -177,6 +189,7 @@ URT_API void urt_sim_opts_default(struct urt_sim_opts *o)
 	o->volatile_cache = true;
 	o->fua = true;
 	o->emulate_fua = true;
+	o->flush_serial = true;
 	o->cache_entries_max = 4096;
 	o->cache_bytes_max = 16ull << 20;
 }
@@ -651,10 +664,32 @@ static void sim_write_done(struct sim *s, struct sim_entry *e)
 		sim_persist(s, e);
 }
 
+/*
+ * When a command submitted at now completes: after lat of its own, then,
+ * when it includes a flush (flush_lat > 0), after its turn in the flush
+ * queue.  Advances the queue; called with the lock held, once per command.
+ */
+static uint64_t sim_deadline(struct sim *s, uint64_t now, uint64_t lat, uint64_t flush_lat)
+{
+	uint64_t t = now + lat;
+
+	if (!flush_lat)
+		return t;
+	if (s->o.flush_serial) {
+		if (s->flush_end_ns > t) {
+			s->st.flushes_queued++;
+			s->st.flush_queued_ns += s->flush_end_ns - t;
+			t = s->flush_end_ns;
+		}
+		s->flush_end_ns = t + flush_lat;
+	}
+	return t + flush_lat;
+}
+
 static int64_t sim_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req *req, struct io_uring_sqe *sqe)
 {
 	struct sim *s = dev->priv;
-	uint64_t lat = 0, n = 0;
+	uint64_t lat = 0, flush_lat = 0, n = 0, deadline = 0;
 	int64_t res;
 
 	(void)c;
@@ -687,7 +722,7 @@ static int64_t sim_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req 
 			n = sim_req_len(s, req);
 		lat = s->o.write_latency_ns;
 		if ((req->flags & URT_IO_FUA) && !s->o.fua && s->o.emulate_fua && s->o.volatile_cache)
-			lat += s->o.flush_latency_ns;
+			flush_lat = s->o.flush_latency_ns;
 		if (atomic_load(&s->crashed)) {
 			res = -EIO;
 			break;
@@ -696,7 +731,7 @@ static int64_t sim_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req 
 		break;
 	case URT_OP_FLUSH:
 	case URT_OP_FSYNC:
-		lat = s->o.flush_latency_ns;
+		flush_lat = s->o.flush_latency_ns;
 		if (atomic_load(&s->crashed)) {
 			res = -EIO;
 			break;
@@ -716,19 +751,27 @@ static int64_t sim_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req 
 		pthread_mutex_unlock(&s->lock);
 		return -EOPNOTSUPP;
 	}
-	if (atomic_load(&s->crashed))
-		lat = 0;	/* Nothing to wait for once the power is gone. */
+	/* Nothing to wait for once the power is gone. */
+	if ((lat || flush_lat) && !atomic_load(&s->crashed))
+		deadline = sim_deadline(s, urt_now_ns(), lat, flush_lat);
 	pthread_mutex_unlock(&s->lock);
 	req->be[BE_RES] = (uint64_t)res;
-	if (lat) {
+	if (deadline) {
 		struct __kernel_timespec ts = {
-			.tv_sec = (long long)(lat / 1000000000ull),
-			.tv_nsec = (long long)(lat % 1000000000ull),
+			.tv_sec = (long long)(deadline / 1000000000ull),
+			.tv_nsec = (long long)(deadline % 1000000000ull),
 		};
 
-		/* The kernel reads the timespec when it takes the SQE; the request outlives that. */
+		/*
+		 * An absolute CLOCK_MONOTONIC expiry (the timeout's default
+		 * clock), so the time between prep and the kernel taking the
+		 * SQE is not added on top, and queued flushes keep their order.
+		 * The kernel reads the timespec when it takes the SQE; the
+		 * request outlives that.
+		 */
 		memcpy(&req->be[BE_TS], &ts, sizeof(ts));
-		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)(void *)&req->be[BE_TS], 0, 0);
+		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)(void *)&req->be[BE_TS], 0,
+				      IORING_TIMEOUT_ABS);
 	} else {
 		io_uring_prep_nop(sqe);
 	}

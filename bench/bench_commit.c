@@ -2,10 +2,13 @@
  * bench_commit: durable commits per second and commit latency of the page
  * store, against a baseline that makes every commit durable on its own.
  *
- * For N = 1, 4, 16, 64, 256 concurrent committers (fibers on one core),
- * each committing a transaction that changes one 4 KiB page:
+ * For N = 1, 4, 16, 64, 256 concurrent committers (fibers), each
+ * committing a transaction that changes one 4 KiB page:
  *   engine/file   urt page store on an O_DIRECT file (sync AUTO: on this
- *                 disk, write + flush per batch);
+ *                 disk, write + flush per batch), thread per core: one
+ *                 shard per CPU (its own log and pages, urt_ps_shard_region),
+ *                 the N committers split evenly across the shards, as many
+ *                 shards as CPUs but at most N (-S sets the count);
  *   base/file     N threads, each pwrite(4 KiB, O_DIRECT) + fdatasync per
  *                 commit (the kernel may merge concurrent flushes);
  *   engine/sim    the page store on the sim device, flush latency 1 ms, no
@@ -28,7 +31,10 @@
  * share the queue with the log's).
  * Steal time from /proc/stat is printed with every figure.
  *
- * Usage: bench_commit [-f file] [-s seconds] [-m file|sim|all]
+ * The sim section runs one shard: the sim is one drive with one flush
+ * queue, and the issue's sim target is about that queue.
+ *
+ * Usage: bench_commit [-f file] [-s seconds] [-m file|sim|all] [-S shards]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,8 +56,9 @@
 #include "urt/rt.h"
 #include "urt/sim.h"
 
-#define FILE_BYTES (256ull << 20)
-#define ENGINE_REGION (64ull << 20)	/* The store's region of the file (zeroed before each run). */
+#define FILE_BYTES (512ull << 20)
+#define ENGINE_REGION (256ull << 20)	/* The store's region (all shards; zeroed before each run). */
+#define LOG_MB_DEFAULT 64		/* Log per shard: checkpoints (two flushes each) every ~log/4 bytes. */
 #define COMMITTERS_MAX 256
 
 static const unsigned committer_counts[] = { 1, 4, 16, 64, 256 };
@@ -69,6 +76,7 @@ struct result {
 	uint64_t p50_ns, p99_ns;
 	double per_batch;
 	double log_bytes_per_commit;	/* Engine: log written per commit (for the physical limit). */
+	unsigned shards;		/* Engine: shards (cores) the committers ran on. */
 	double steal_pct;
 };
 
@@ -77,18 +85,21 @@ static void print_result(const char *what, unsigned n, const struct result *r)
 	printf("%-12s N=%-4u %10.0f commits/s  p50 %8.1f us  p99 %8.1f us", what, n,
 	       r->commits_per_s, r->p50_ns / 1e3, r->p99_ns / 1e3);
 	if (r->per_batch > 0)
-		printf("  %6.1f commits/batch  %6.0f log B/commit", r->per_batch, r->log_bytes_per_commit);
+		printf("  %6.1f commits/batch  %6.0f log B/commit  %u shard%s", r->per_batch,
+		       r->log_bytes_per_commit, r->shards, r->shards == 1 ? " " : "s");
 	printf("  steal %4.1f%%\n", r->steal_pct);
 	fflush(stdout);
 }
 
-/* ---- The engine, in fibers on core 0 ------------------------------------- */
+/* ---- The engine: one shard per core, its committers in fibers there ------- */
 
+/* One shard's run, on core `core`. */
 struct eng_run {
 	struct urt_dev *dev;
 	enum urt_ps_sync sync;
-	unsigned n;
-	uint64_t seconds;
+	unsigned core;
+	unsigned shards;
+	unsigned n;		/* Committers on this shard. */
 	bool format;
 	struct urt_ps *ps;
 	uint64_t deadline;
@@ -98,7 +109,8 @@ struct eng_run {
 	uint64_t commits;
 	int err;
 	struct urt_ps_stats st;
-	sem_t done;
+	struct eng_arg *args;
+	sem_t *done;
 };
 
 struct eng_arg {
@@ -140,9 +152,9 @@ static void eng_committer(void *p)
 
 static void eng_main(void *p)
 {
-	static struct eng_arg args[COMMITTERS_MAX];
 	struct eng_run *r = p;
 	struct urt_ps_opts o;
+	uint64_t off, bytes;
 	int ret;
 
 	urt_ps_opts_default(&o);
@@ -152,21 +164,24 @@ static void eng_main(void *p)
 	o.format_zero_pages = urt_sim_is(r->dev);
 	o.sync = r->sync;
 	o.pool_pages = 2 * COMMITTERS_MAX;
-	o.log_bytes = (getenv("URT_BENCH_LOG_MB") ? strtoull(getenv("URT_BENCH_LOG_MB"), NULL, 0) : 16) << 20;
-	o.region_bytes = r->format ? ENGINE_REGION : 0;
+	o.log_bytes = (getenv("URT_BENCH_LOG_MB") ? strtoull(getenv("URT_BENCH_LOG_MB"), NULL, 0) : LOG_MB_DEFAULT) << 20;
+	urt_ps_shard_region(ENGINE_REGION, r->shards, r->core, &off, &bytes);
+	o.region_offset = off;
+	o.region_bytes = bytes;
+	o.shard_id = r->core;
+	o.shard_count = r->shards;
 	ret = urt_ps_open(r->dev, &o, &r->ps);
 	if (ret) {
-		fprintf(stderr, "urt_ps_open: %s (%s)\n", urt_strerror(ret), urt_last_error());
+		fprintf(stderr, "urt_ps_open (shard %u): %s (%s)\n", r->core, urt_strerror(ret),
+			urt_last_error());
 		r->err = ret;
 		goto out;
 	}
-	urt_hist_init(&r->hist);
 	r->live = r->n;
-	r->deadline = now_ns() + r->seconds * 1000000000ull;
 	for (unsigned i = 0; i < r->n; i++) {
-		args[i].r = r;
-		args[i].id = i;
-		urt_fiber_spawn(eng_committer, &args[i]);
+		r->args[i].r = r;
+		r->args[i].id = i;
+		urt_fiber_spawn(eng_committer, &r->args[i]);
 	}
 	while (r->live)
 		urt_waitq_wait(&r->wq);
@@ -175,7 +190,7 @@ static void eng_main(void *p)
 	if (ret && !r->err)
 		r->err = ret;
 out:
-	sem_post(&r->done);
+	sem_post(r->done);
 }
 
 static const char *file_path;
@@ -202,46 +217,80 @@ static int file_zero(const char *path, uint64_t bytes)
 	return 0;
 }
 
-static void o_region_zero(struct urt_dev *dev)
-{
-	(void)dev;
-	file_zero(file_path, ENGINE_REGION);
-}
-
+/*
+ * Runs n committers for `seconds` on `shards` shards (cores 0..shards-1 of
+ * rt, at most n), formatting each shard's region first, and merges the
+ * shards' figures into res.
+ */
 static int run_engine(struct urt_rt *rt, struct urt_dev *dev, enum urt_ps_sync sync, unsigned n,
-		      uint64_t seconds, bool format, struct result *res)
+		      unsigned shards, uint64_t seconds, struct result *res)
 {
-	struct eng_run *r = calloc(1, sizeof(*r));
+	struct eng_run *r;
+	struct eng_arg *args = calloc(n, sizeof(*args));
+	struct urt_hist *all = malloc(sizeof(*all));
 	struct ub_cpu_times c0, c1;
-	int err;
+	uint64_t commits = 0, st_commits = 0, batches = 0, log_bytes = 0, deadline;
+	sem_t done;
+	int err = 0;
 
-	r->dev = dev;
-	r->sync = sync;
-	r->n = n;
-	r->seconds = seconds;
-	r->format = format;
-	if (format && !urt_sim_is(dev))
-		o_region_zero(dev);
-	sem_init(&r->done, 0, 0);
+	if (shards > n)
+		shards = n;
+	r = calloc(shards, sizeof(*r));
+	if (!r || !args || !all) {
+		free(r);
+		free(args);
+		free(all);
+		return -ENOMEM;
+	}
+	if (!urt_sim_is(dev))
+		file_zero(file_path, ENGINE_REGION);
+	sem_init(&done, 0, 0);
+	urt_hist_init(all);
 	ub_cpu_times_read(&c0);
-	urt_fiber_spawn_on(rt, 0, eng_main, r);
-	sem_wait(&r->done);
+	deadline = now_ns() + seconds * 1000000000ull;
+	for (unsigned i = 0, first = 0; i < shards; i++) {
+		r[i].dev = dev;
+		r[i].sync = sync;
+		r[i].core = i;
+		r[i].shards = shards;
+		r[i].n = n / shards + (i < n % shards);
+		r[i].format = true;
+		r[i].deadline = deadline;
+		r[i].args = args + first;
+		r[i].done = &done;
+		urt_hist_init(&r[i].hist);
+		first += r[i].n;
+		urt_fiber_spawn_on(rt, i, eng_main, &r[i]);
+	}
+	for (unsigned i = 0; i < shards; i++)
+		sem_wait(&done);
 	ub_cpu_times_read(&c1);
-	res->commits_per_s = (double)r->commits / (double)seconds;
-	res->p50_ns = urt_hist_percentile(&r->hist, 50);
-	res->p99_ns = urt_hist_percentile(&r->hist, 99);
-	res->per_batch = r->st.commits_per_batch;
-	res->log_bytes_per_commit = r->st.commits ? (double)r->st.log_bytes / (double)r->st.commits : 0;
-	if (getenv("URT_BENCH_VERBOSE"))
-		fprintf(stderr, "  batches %llu checkpoints %llu log_waits %llu flushes %llu misses %llu\n",
-			(unsigned long long)r->st.batches, (unsigned long long)r->st.checkpoints,
-			(unsigned long long)r->st.log_waits, (unsigned long long)r->st.flushes,
-			(unsigned long long)r->st.misses);
+	for (unsigned i = 0; i < shards; i++) {
+		urt_hist_merge(all, &r[i].hist);
+		commits += r[i].commits;
+		st_commits += r[i].st.commits;
+		batches += r[i].st.batches;
+		log_bytes += r[i].st.log_bytes;
+		if (r[i].err && !err)
+			err = r[i].err;
+		if (getenv("URT_BENCH_VERBOSE"))
+			fprintf(stderr, "  shard %u: batches %llu checkpoints %llu log_waits %llu flushes %llu "
+				"misses %llu\n", i, (unsigned long long)r[i].st.batches,
+				(unsigned long long)r[i].st.checkpoints, (unsigned long long)r[i].st.log_waits,
+				(unsigned long long)r[i].st.flushes, (unsigned long long)r[i].st.misses);
+	}
+	res->commits_per_s = (double)commits / (double)seconds;
+	res->p50_ns = urt_hist_percentile(all, 50);
+	res->p99_ns = urt_hist_percentile(all, 99);
+	res->per_batch = batches ? (double)st_commits / (double)batches : 0;
+	res->log_bytes_per_commit = st_commits ? (double)log_bytes / (double)st_commits : 0;
+	res->shards = shards;
 	res->steal_pct = ub_steal_pct(&c0, &c1);
-	err = r->err;
 	if (err)
 		fprintf(stderr, "engine run failed: %s\n", urt_strerror(err));
 	free(r);
+	free(args);
+	free(all);
 	return err;
 }
 
@@ -409,22 +458,23 @@ int main(int argc, char **argv)
 	uint64_t seconds = 2;
 	struct urt_rt_opts ro;
 	struct urt_rt *rt;
-	static const int cpu0 = 0;
+	unsigned shards = 0;
 	int opt, ret;
 
-	while ((opt = getopt(argc, argv, "f:s:m:")) != -1) {
+	while ((opt = getopt(argc, argv, "f:s:m:S:")) != -1) {
 		switch (opt) {
 		case 'f': path = optarg; break;
 		case 's': seconds = strtoull(optarg, NULL, 0); break;
 		case 'm': mode = optarg; break;
+		case 'S': shards = (unsigned)strtoul(optarg, NULL, 0); break;
 		default:
-			fprintf(stderr, "usage: %s [-f file] [-s seconds] [-m file|sim|all]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-f file] [-s seconds] [-m file|sim|all] [-S shards]\n",
+				argv[0]);
 			return 2;
 		}
 	}
+	/* One reactor per online CPU (the default); the file runs use them all. */
 	urt_rt_opts_default(&ro);
-	ro.cpus = &cpu0;
-	ro.ncpus = 1;
 	ro.buf_region_bytes = 32u << 20;
 	ro.fiber_stack_bytes = 64u << 10;
 	ret = urt_rt_start(&ro, &rt);
@@ -432,6 +482,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "urt_rt_start: %s (%s)\n", urt_strerror(ret), urt_last_error());
 		return 1;
 	}
+	if (shards == 0 || shards > urt_rt_ncores(rt))
+		shards = urt_rt_ncores(rt);
 	if (strcmp(mode, "sim") != 0) {
 		struct urt_dev_opts d;
 		struct urt_dev *dev;
@@ -460,12 +512,13 @@ int main(int argc, char **argv)
 			unsigned n = committer_counts[i];
 			struct result e, b;
 
-			if (run_engine(rt, dev, URT_PS_SYNC_AUTO, n, seconds, true, &e))
+			if (run_engine(rt, dev, URT_PS_SYNC_AUTO, n, shards, seconds, &e))
 				return 1;
 			run_file_base(path, n, seconds, &b);
 			print_result("engine/file", n, &e);
 			print_result("base/file", n, &b);
 			printf("%-12s N=%-4u %10.1fx\n", "speedup", n, e.commits_per_s / b.commits_per_s);
+			fflush(stdout);
 		}
 		urt_dev_close(dev);
 		unlink(path);
@@ -475,7 +528,7 @@ int main(int argc, char **argv)
 		struct urt_dev *dev;
 
 		urt_sim_opts_default(&so);
-		so.size_bytes = 256ull << 20;
+		so.size_bytes = FILE_BYTES;
 		so.fua = false;
 		so.flush_latency_ns = 1000000;
 		so.cache_bytes_max = 256ull << 20;
@@ -494,7 +547,7 @@ int main(int argc, char **argv)
 			uint64_t flushes;
 
 			urt_sim_stats(dev, &s0);
-			if (run_engine(rt, dev, URT_PS_SYNC_AUTO, n, seconds, true, &e))
+			if (run_engine(rt, dev, URT_PS_SYNC_AUTO, n, 1, seconds, &e))
 				return 1;
 			urt_sim_stats(dev, &s1);
 			run_sim_base(rt, dev, n, seconds, &b);

@@ -1,7 +1,8 @@
 /*
  * Shared helpers of the page-store tests: a one-core runtime, running a
- * function in a fiber and waiting for it, sim devices and the page
- * pattern every test writes and checks.
+ * function in a fiber and waiting for it, sim devices, power cuts, the page
+ * pattern every test writes and checks, and one-page transactions that
+ * write and read it.
  *
  * Criterion's assertions must run on the test's main thread, so code in a
  * fiber records what it saw in a struct (or a message in psx_fail) and the
@@ -13,7 +14,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <semaphore.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +26,7 @@
 #include "urt/rt.h"
 #include "urt/sim.h"
 #include "../fiber_run.h"
+#include "../sim_open.h"
 
 /* Run fn(arg) in a fiber on core 0 of rt and wait until it returns. */
 static inline void psx_run(struct urt_rt *rt, void (*fn)(void *arg), void *arg)
@@ -37,50 +38,76 @@ static inline struct urt_rt *psx_start(void)
 {
 	static const int cpu0 = 0;
 	struct urt_rt_opts o;
-	struct urt_rt *rt = NULL;
-	int ret;
 
 	urt_rt_opts_default(&o);
 	o.cpus = &cpu0;
 	o.ncpus = 1;
 	o.buf_region_bytes = 16u << 20;
 	o.fiber_stack_bytes = 64u << 10;
-	ret = urt_rt_start(&o, &rt);
-	cr_assert_eq(ret, 0, "urt_rt_start: %d (%s)", ret, urt_last_error());
-	return rt;
+	return tests_rt_start(&o);
 }
 
 static inline struct urt_dev *psx_sim(uint64_t size, uint64_t seed)
 {
 	struct urt_sim_opts o;
-	struct urt_dev *dev = NULL;
-	int ret;
 
 	urt_sim_opts_default(&o);
 	o.size_bytes = size;
 	o.seed = seed;
-	ret = urt_sim_open(&o, &dev);
-	cr_assert_eq(ret, 0, "urt_sim_open: %d", ret);
-	return dev;
+	return tests_sim_open(&o);
 }
 
-/* A first failure message recorded in a fiber, asserted on the main thread. */
-struct psx_fail {
-	char msg[512];
-	int failed;
-};
+/* A first failure message recorded in a fiber, asserted on the main thread (fiber_run.h). */
+#define psx_fail tests_fail
+#define psx_failf tests_failf
 
-static inline void psx_failf(struct psx_fail *f, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static inline void psx_failf(struct psx_fail *f, const char *fmt, ...)
+/*
+ * The main-thread half of a test: runs body(state) in a fiber on a fresh
+ * one-core runtime and stops it, closes the test's device *dev and the
+ * frozen device a power cut left in *crashed (NULL when the test never
+ * cuts power), then asserts that body recorded no failure in *fail.
+ */
+static inline void psx_run_and_close(void (*body)(void *state), void *state, struct urt_dev **dev,
+				     struct urt_dev **crashed, const struct psx_fail *fail)
 {
-	va_list ap;
+	struct urt_rt *rt = psx_start();
 
-	if (f->failed++)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(f->msg, sizeof(f->msg), fmt, ap);
-	va_end(ap);
+	psx_run(rt, body, state);
+	urt_rt_stop(rt);
+	urt_dev_close(*dev);
+	if (crashed)
+		urt_dev_close(*crashed);
+	cr_assert_eq(fail->failed, 0, "%s", fail->msg);
+}
+
+/*
+ * After urt_sim_crash(*dev): moves the frozen device to *crashed (the test
+ * closes it at the end) and puts a device holding the post-crash image in
+ * *dev.  Returns 0, or the error of urt_sim_reopen with *dev unchanged.
+ */
+static inline int psx_reopen_crashed(struct urt_dev **dev, struct urt_dev **crashed)
+{
+	struct urt_dev *frozen = *dev;
+	int ret = urt_sim_reopen(frozen, dev);
+
+	if (ret) {
+		*dev = frozen;
+		return ret;
+	}
+	*crashed = frozen;
+	return 0;
+}
+
+/* Opens the store on dev with o; on failure records why in f and returns NULL. */
+static inline struct urt_ps *psx_open(struct urt_dev *dev, const struct urt_ps_opts *o,
+				      struct psx_fail *f)
+{
+	struct urt_ps *ps = NULL;
+	int ret = urt_ps_open(dev, o, &ps);
+
+	if (ret)
+		psx_failf(f, "urt_ps_open: %s (%s)", urt_strerror(ret), urt_last_error());
+	return ps;
 }
 
 /*
@@ -122,6 +149,41 @@ static inline uint64_t psx_check(const void *data, size_t len, uint64_t pgno)
 		return UINT64_MAX;
 	psx_fill(want, len, txid, pgno);
 	return memcmp(want, data, len) ? UINT64_MAX : txid;
+}
+
+/* Commits the pattern of txid to page pgno in a transaction of its own. */
+static inline int psx_write_page(struct urt_ps *ps, uint64_t pgno, uint64_t txid)
+{
+	struct urt_tx *tx;
+	void *p;
+	int ret = urt_tx_begin(ps, &tx);
+
+	if (ret)
+		return ret;
+	ret = urt_page_get(tx, pgno, URT_PAGE_WRITE, &p);
+	if (ret) {
+		urt_tx_abort(tx);
+		return ret;
+	}
+	psx_fill(p, urt_ps_page_data_bytes(ps), txid, pgno);
+	return urt_tx_commit(tx);
+}
+
+/* The txid on pgno (psx_check) as a read-only transaction sees it; *err gets the read error. */
+static inline uint64_t psx_read_page(struct urt_ps *ps, uint64_t pgno, int *err)
+{
+	struct urt_tx *tx;
+	void *p;
+	uint64_t v = UINT64_MAX;
+
+	*err = urt_tx_begin(ps, &tx);
+	if (*err)
+		return v;
+	*err = urt_page_get(tx, pgno, URT_PAGE_READ, &p);
+	if (*err == 0)
+		v = psx_check(p, urt_ps_page_data_bytes(ps), pgno);
+	urt_tx_abort(tx);
+	return v;
 }
 
 #endif /* URT_TESTS_PS_FIXTURE_H */

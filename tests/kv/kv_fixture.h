@@ -13,7 +13,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <semaphore.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,7 @@
 #include "urt/rt.h"
 #include "urt/sim.h"
 #include "../fiber_run.h"
+#include "../sim_open.h"
 
 /* Runs fn(arg) in a fiber on core and waits until it returns. */
 static inline void kvx_run(struct urt_rt *rt, unsigned core, void (*fn)(void *arg), void *arg)
@@ -46,8 +46,6 @@ static inline struct urt_rt *kvx_start(unsigned ncores, const struct urt_kv_opts
 {
 	static const int cpus[4] = { 0, 1, 0, 1 };
 	struct urt_rt_opts ro;
-	struct urt_rt *rt = NULL;
-	int ret;
 
 	urt_rt_opts_default(&ro);
 	ro.cpus = cpus;
@@ -55,45 +53,24 @@ static inline struct urt_rt *kvx_start(unsigned ncores, const struct urt_kv_opts
 	ro.pin = false;
 	ro.buf_region_bytes = urt_kv_buf_region_bytes(o, ncores);
 	ro.fiber_stack_bytes = 128u << 10;
-	ret = urt_rt_start(&ro, &rt);
-	cr_assert_eq(ret, 0, "urt_rt_start: %d (%s)", ret, urt_last_error());
-	return rt;
+	return tests_rt_start(&ro);
 }
 
 static inline struct urt_dev *kvx_sim(uint64_t size, uint64_t seed)
 {
 	struct urt_sim_opts o;
-	struct urt_dev *dev = NULL;
-	int ret;
 
 	urt_sim_opts_default(&o);
 	o.size_bytes = size;
 	o.seed = seed;
 	o.cache_bytes_max = 64u << 20;
 	o.cache_entries_max = 1u << 16;
-	ret = urt_sim_open(&o, &dev);
-	cr_assert_eq(ret, 0, "urt_sim_open: %d", ret);
-	return dev;
+	return tests_sim_open(&o);
 }
 
-/* The first failure seen in a fiber, asserted on the main thread. */
-struct kvx_fail {
-	char msg[512];
-	int failed;
-};
-
-static inline void kvx_failf(struct kvx_fail *f, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static inline void kvx_failf(struct kvx_fail *f, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (f->failed++)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(f->msg, sizeof(f->msg), fmt, ap);
-	va_end(ap);
-}
+/* The first failure seen in a fiber, asserted on the main thread (fiber_run.h). */
+#define kvx_fail tests_fail
+#define kvx_failf tests_failf
 
 #define kvx_assert_ok(f) cr_assert_eq((f)->failed, 0, "%d failures, first: %s", (f)->failed, (f)->msg)
 

@@ -37,48 +37,19 @@ static void ft_opts(struct ft_state *s)
 	s->o.pool_pages = 8;
 }
 
-static int write_page(struct urt_ps *ps, uint64_t pgno, uint64_t txid)
-{
-	struct urt_tx *tx;
-	void *p;
-	int ret = urt_tx_begin(ps, &tx);
-
-	if (ret)
-		return ret;
-	ret = urt_page_get(tx, pgno, URT_PAGE_WRITE, &p);
-	if (ret) {
-		urt_tx_abort(tx);
-		return ret;
-	}
-	psx_fill(p, urt_ps_page_data_bytes(ps), txid, pgno);
-	return urt_tx_commit(tx);
-}
-
-/* The txid on pgno; *err gets the read error. */
-static uint64_t read_page(struct urt_ps *ps, uint64_t pgno, int *err)
-{
-	struct urt_tx *tx;
-	void *p;
-	uint64_t v = UINT64_MAX;
-
-	*err = urt_tx_begin(ps, &tx);
-	if (*err)
-		return v;
-	*err = urt_page_get(tx, pgno, URT_PAGE_READ, &p);
-	if (*err == 0)
-		v = psx_check(p, urt_ps_page_data_bytes(ps), pgno);
-	urt_tx_abort(tx);
-	return v;
-}
-
 static struct urt_ps *ft_open(struct ft_state *s)
 {
-	struct urt_ps *ps = NULL;
-	int ret = urt_ps_open(s->dev, &s->o, &ps);
+	return psx_open(s->dev, &s->o, &s->fail);
+}
 
-	if (ret)
-		psx_failf(&s->fail, "urt_ps_open: %s (%s)", urt_strerror(ret), urt_last_error());
-	return ps;
+/*
+ * The main-thread half of a test: body runs against a fresh 8 MiB sim
+ * device whose crashes draw from seed, and must record no failure.
+ */
+static void ft_run(struct ft_state *s, uint64_t seed, void (*body)(void *arg))
+{
+	s->dev = psx_sim(8u << 20, seed);
+	psx_run_and_close(body, s, &s->dev, &s->crashed, &s->fail);
 }
 
 /* Overwrites [off, off+len) of the device with bytes derived from seed. */
@@ -115,6 +86,35 @@ static int flip_byte(struct urt_dev *dev, uint64_t off)
 	return (int)(n < 0 ? n : 0);
 }
 
+/*
+ * Power cycle after the store was closed (a failure may have left the
+ * device in an unknown state): cuts the power (seed draws which cached
+ * writes land), then reopens the device and the existing store.  NULL, with
+ * the failure recorded, when either does not open.
+ */
+static struct urt_ps *ft_power_cycle(struct ft_state *s, uint64_t seed)
+{
+	urt_sim_crash(s->dev, seed);
+	if (psx_reopen_crashed(&s->dev, &s->crashed)) {
+		psx_failf(&s->fail, "sim reopen failed");
+		return NULL;
+	}
+	s->o.create = false;
+	return ft_open(s);
+}
+
+/* Flips a byte in the newer of the two superblock copies: the store must fall back to the other. */
+static int corrupt_newest_superblock(struct urt_dev *dev)
+{
+	uint8_t *buf = urt_buf_get(URT_SB_REGION_SIZE);
+	int newest;
+
+	urt_read(dev, buf, URT_SB_REGION_SIZE, 0);
+	newest = urt_load_le64(buf + 32) > urt_load_le64(buf + URT_SB_SLOT_SIZE + 32) ? 0 : 1;
+	urt_buf_put(buf);
+	return flip_byte(dev, (uint64_t)newest * URT_SB_SLOT_SIZE + 100);
+}
+
 /* ---- EIO on the log ------------------------------------------------------ */
 
 static void body_log_eio(void *arg)
@@ -126,52 +126,36 @@ static void body_log_eio(void *arg)
 
 	if (!ps)
 		return;
-	s->ret[0] = write_page(ps, 1, 10);
+	s->ret[0] = psx_write_page(ps, 1, 10);
 	/* Forever: the runtime retries a failed write before reporting it. */
 	urt_sim_inject(s->dev, s->o.sync == URT_PS_SYNC_FLUSH ? URT_SIM_FAULT_FLUSH_EIO
 							       : URT_SIM_FAULT_WRITE_EIO,
 		       URT_SB_REGION_SIZE, LOG_BYTES, URT_SIM_FOREVER);
-	s->ret[1] = write_page(ps, 2, 20);		/* The failing batch. */
-	s->ret[2] = write_page(ps, 3, 30);		/* Sticky from now on. */
+	s->ret[1] = psx_write_page(ps, 2, 20);		/* The failing batch. */
+	s->ret[2] = psx_write_page(ps, 3, 30);		/* Sticky from now on. */
 	s->ret[3] = urt_tx_begin(ps, &tx);
 	s->ret[4] = urt_ps_error(ps);
 	s->ret[5] = urt_ps_checkpoint(ps);
 	s->ret[6] = urt_ps_close(ps);
 	/* Power cycle: the device was left in an unknown state (a failed flush is sticky). */
-	s->crashed = s->dev;
-	urt_sim_crash(s->dev, 7);
-	if (urt_sim_reopen(s->crashed, &s->dev)) {
-		psx_failf(&s->fail, "sim reopen failed");
-		s->dev = s->crashed;
-		s->crashed = NULL;
-		return;
-	}
-	s->o.create = false;
-	ps = ft_open(s);
+	ps = ft_power_cycle(s, 7);
 	if (!ps)
 		return;
-	s->v[0] = read_page(ps, 1, &err);
+	s->v[0] = psx_read_page(ps, 1, &err);
 	s->ret[7] = err;
-	s->v[1] = read_page(ps, 2, &err);
-	s->v[2] = read_page(ps, 3, &err);
-	s->ret[8] = write_page(ps, 4, 40);
+	s->v[1] = psx_read_page(ps, 2, &err);
+	s->v[2] = psx_read_page(ps, 3, &err);
+	s->ret[8] = psx_write_page(ps, 4, 40);
 	s->ret[9] = urt_ps_close(ps);
 }
 
 static void run_log_eio(enum urt_ps_sync sync)
 {
-	struct urt_rt *rt = psx_start();
 	struct ft_state s = { 0 };
 
 	ft_opts(&s);
 	s.o.sync = sync;
-	s.dev = psx_sim(8u << 20, 11);
-	psx_run(rt, body_log_eio, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
-	if (s.crashed)
-		urt_dev_close(s.crashed);
-	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	ft_run(&s, 11, body_log_eio);
 	cr_expect_eq(s.ret[0], 0);
 	cr_expect_eq(s.ret[1], -EIO, "the failed batch's commit gets the I/O error: %d", s.ret[1]);
 	cr_expect_eq(s.ret[2], URT_E_STICKY, "later commits: %d", s.ret[2]);
@@ -206,50 +190,34 @@ static void body_ckpt_eio(void *arg)
 	if (!ps)
 		return;
 	for (uint64_t i = 0; i < 10; i++)
-		s->ret[0] |= write_page(ps, i, 100 + i);
+		s->ret[0] |= psx_write_page(ps, i, 100 + i);
 	/* v[3] selects the target: 0 = the page region, 1 = both superblock slots. */
 	if (s->v[3] == 0)
 		urt_sim_inject(s->dev, URT_SIM_FAULT_WRITE_EIO, PAGE_START, 64 * 4096, URT_SIM_FOREVER);
 	else
 		urt_sim_inject(s->dev, URT_SIM_FAULT_WRITE_EIO, 0, URT_SB_REGION_SIZE, URT_SIM_FOREVER);
 	s->ret[1] = urt_ps_checkpoint(ps);
-	s->ret[2] = write_page(ps, 20, 200);
+	s->ret[2] = psx_write_page(ps, 20, 200);
 	s->ret[3] = urt_ps_close(ps);
 	urt_sim_inject(s->dev, URT_SIM_FAULT_WRITE_EIO, 0, 0, 0);
-	s->crashed = s->dev;
-	urt_sim_crash(s->dev, 8);
-	if (urt_sim_reopen(s->crashed, &s->dev)) {
-		psx_failf(&s->fail, "sim reopen failed");
-		s->dev = s->crashed;
-		s->crashed = NULL;
-		return;
-	}
-	s->o.create = false;
-	ps = ft_open(s);
+	ps = ft_power_cycle(s, 8);
 	if (!ps)
 		return;
 	for (uint64_t i = 0; i < 10; i++)
-		if (read_page(ps, i, &err) != 100 + i || err)
+		if (psx_read_page(ps, i, &err) != 100 + i || err)
 			s->v[0]++;
-	s->v[1] = read_page(ps, 20, &err);
+	s->v[1] = psx_read_page(ps, 20, &err);
 	s->ret[4] = urt_ps_close(ps);
 }
 
 static void run_ckpt_eio(uint64_t target)
 {
-	struct urt_rt *rt = psx_start();
 	struct ft_state s = { 0 };
 
 	ft_opts(&s);
 	s.o.pool_pages = 32;
 	s.v[3] = target;
-	s.dev = psx_sim(8u << 20, 18);
-	psx_run(rt, body_ckpt_eio, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
-	if (s.crashed)
-		urt_dev_close(s.crashed);
-	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	ft_run(&s, 18, body_ckpt_eio);
 	cr_expect_eq(s.ret[0], 0);
 	cr_expect_eq(s.ret[1], -EIO, "the checkpoint reports the write error: %d", s.ret[1]);
 	cr_expect_eq(s.ret[2], URT_E_STICKY, "and the store is sticky: %d", s.ret[2]);
@@ -272,7 +240,7 @@ static void body_read_eio(void *arg)
 
 	if (!ps)
 		return;
-	s->ret[0] = write_page(ps, 5, 50);
+	s->ret[0] = psx_write_page(ps, 5, 50);
 	s->ret[1] = urt_ps_close(ps);		/* Checkpoint: page 5 is home, pool is gone. */
 	s->o.create = false;
 	ps = ft_open(s);
@@ -283,7 +251,7 @@ static void body_read_eio(void *arg)
 	 * first urt_read fails and the store's own retry succeeds.
 	 */
 	urt_sim_inject(s->dev, URT_SIM_FAULT_READ_EIO, PAGE_START + 5 * 4096, 4096, 5);
-	s->v[0] = read_page(ps, 5, &err);
+	s->v[0] = psx_read_page(ps, 5, &err);
 	s->ret[2] = err;
 	urt_ps_stats(ps, &s->st);
 	s->v[1] = s->st.read_retries;
@@ -292,27 +260,22 @@ static void body_read_eio(void *arg)
 	if (!ps)
 		return;
 	urt_sim_inject(s->dev, URT_SIM_FAULT_READ_EIO, PAGE_START + 5 * 4096, 4096, URT_SIM_FOREVER);
-	s->v[2] = read_page(ps, 5, &err);
+	s->v[2] = psx_read_page(ps, 5, &err);
 	s->ret[4] = err;
 	urt_ps_stats(ps, &s->st);
 	/* The store stays healthy: a read error is not sticky. */
 	s->ret[5] = urt_ps_error(ps);
-	s->ret[6] = write_page(ps, 6, 60);
+	s->ret[6] = psx_write_page(ps, 6, 60);
 	urt_sim_inject(s->dev, URT_SIM_FAULT_READ_EIO, 0, 0, 0);
 	s->ret[7] = urt_ps_close(ps);
 }
 
 Test(faults, page_read_eio_retried_then_reported)
 {
-	struct urt_rt *rt = psx_start();
 	struct ft_state s = { 0 };
 
 	ft_opts(&s);
-	s.dev = psx_sim(8u << 20, 12);
-	psx_run(rt, body_read_eio, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
-	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	ft_run(&s, 12, body_read_eio);
 	cr_expect_eq(s.ret[0], 0);
 	cr_expect_eq(s.ret[1], 0);
 	cr_expect_eq(s.ret[2], 0, "transient failures are retried: %d", s.ret[2]);
@@ -332,12 +295,11 @@ static void body_corrupt_page(void *arg)
 {
 	struct ft_state *s = arg;
 	struct urt_ps *ps = ft_open(s);
-	struct urt_dev *crashed = s->dev;
 	int err;
 
 	if (!ps)
 		return;
-	s->ret[0] = write_page(ps, 7, 70);
+	s->ret[0] = psx_write_page(ps, 7, 70);
 	s->ret[1] = urt_ps_close(ps);		/* Page 7 home, log recycled. */
 	s->o.create = false;
 	/* Flip bytes in the middle of page 7's home copy. */
@@ -345,15 +307,15 @@ static void body_corrupt_page(void *arg)
 	ps = ft_open(s);
 	if (!ps)
 		return;
-	s->v[0] = read_page(ps, 7, &err);
+	s->v[0] = psx_read_page(ps, 7, &err);
 	s->ret[3] = err;
 	urt_ps_stats(ps, &s->st);
 	s->v[1] = s->st.bad_pgno;
 	/* Page 8: committed (in the log, not checkpointed), then the power fails. */
-	s->ret[4] = write_page(ps, 8, 80);
-	urt_sim_crash(crashed, 5);
+	s->ret[4] = psx_write_page(ps, 8, 80);
+	urt_sim_crash(s->dev, 5);
 	urt_ps_close(ps);
-	s->ret[5] = urt_sim_reopen(crashed, &s->dev);
+	s->ret[5] = psx_reopen_crashed(&s->dev, &s->crashed);
 	if (s->ret[5])
 		return;
 	/* Garbage over page 8's home (as a torn write would leave): the log repairs it. */
@@ -361,25 +323,19 @@ static void body_corrupt_page(void *arg)
 	ps = ft_open(s);
 	if (!ps)
 		return;
-	s->v[2] = read_page(ps, 8, &err);
+	s->v[2] = psx_read_page(ps, 8, &err);
 	s->ret[7] = err;
 	urt_ps_stats(ps, &s->st);
 	s->v[3] = s->st.recovered_pages;
 	s->ret[8] = urt_ps_close(ps);
-	urt_dev_close(crashed);
 }
 
 Test(faults, corrupt_page_reported_or_repaired)
 {
-	struct urt_rt *rt = psx_start();
 	struct ft_state s = { 0 };
 
 	ft_opts(&s);
-	s.dev = psx_sim(8u << 20, 13);
-	psx_run(rt, body_corrupt_page, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
-	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	ft_run(&s, 13, body_corrupt_page);
 	cr_expect_eq(s.ret[0], 0);
 	cr_expect_eq(s.ret[1], 0);
 	cr_expect_eq(s.ret[2], 0);
@@ -400,27 +356,21 @@ static void body_sb_fallback(void *arg)
 {
 	struct ft_state *s = arg;
 	struct urt_ps *ps = ft_open(s);
-	uint8_t *buf;
-	int newest, err;
+	int err;
 
 	if (!ps)
 		return;
-	s->ret[0] = write_page(ps, 9, 90);
+	s->ret[0] = psx_write_page(ps, 9, 90);
 	s->ret[1] = urt_ps_checkpoint(ps);
-	s->ret[2] = write_page(ps, 10, 100);
+	s->ret[2] = psx_write_page(ps, 10, 100);
 	s->ret[3] = urt_ps_close(ps);
 	s->o.create = false;
-	/* Find the newest copy and corrupt it. */
-	buf = urt_buf_get(URT_SB_REGION_SIZE);
-	urt_read(s->dev, buf, URT_SB_REGION_SIZE, 0);
-	newest = urt_load_le64(buf + 32) > urt_load_le64(buf + URT_SB_SLOT_SIZE + 32) ? 0 : 1;
-	urt_buf_put(buf);
-	s->ret[4] = flip_byte(s->dev, (uint64_t)newest * URT_SB_SLOT_SIZE + 100);
+	s->ret[4] = corrupt_newest_superblock(s->dev);
 	ps = ft_open(s);
 	if (!ps)
 		return;
-	s->v[0] = read_page(ps, 9, &err);
-	s->v[1] = read_page(ps, 10, &err);
+	s->v[0] = psx_read_page(ps, 9, &err);
+	s->v[1] = psx_read_page(ps, 10, &err);
 	s->ret[5] = err;
 	s->ret[6] = urt_ps_close(ps);
 	/* Both copies corrupt: a clear error. */
@@ -431,15 +381,10 @@ static void body_sb_fallback(void *arg)
 
 Test(faults, superblock_copy_fallback)
 {
-	struct urt_rt *rt = psx_start();
 	struct ft_state s = { 0 };
 
 	ft_opts(&s);
-	s.dev = psx_sim(8u << 20, 14);
-	psx_run(rt, body_sb_fallback, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
-	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	ft_run(&s, 14, body_sb_fallback);
 	for (int i = 0; i <= 8; i++)
 		cr_expect_eq(s.ret[i], 0, "step %d: %d", i, s.ret[i]);
 	cr_expect_eq(s.v[0], 90, "data through the older copy");
@@ -456,37 +401,28 @@ static void body_sb_fallback_wrapped(void *arg)
 {
 	struct ft_state *s = arg;
 	struct urt_ps *ps = ft_open(s);
-	uint8_t *buf;
-	int newest, err;
+	int err;
 
 	if (!ps)
 		return;
 	for (uint64_t i = 0; i < 300; i++)
-		s->ret[0] |= write_page(ps, i % 40, 1 + i);
+		s->ret[0] |= psx_write_page(ps, i % 40, 1 + i);
 	urt_ps_stats(ps, &s->st);
 	/* Power cut while running: no closing checkpoint. */
-	s->crashed = s->dev;
 	urt_sim_crash(s->dev, 17);
 	urt_ps_close(ps);
-	s->ret[1] = urt_sim_reopen(s->crashed, &s->dev);
-	if (s->ret[1]) {
-		s->dev = s->crashed;
-		s->crashed = NULL;
+	s->ret[1] = psx_reopen_crashed(&s->dev, &s->crashed);
+	if (s->ret[1])
 		return;
-	}
 	s->o.create = false;
-	buf = urt_buf_get(URT_SB_REGION_SIZE);
-	urt_read(s->dev, buf, URT_SB_REGION_SIZE, 0);
-	newest = urt_load_le64(buf + 32) > urt_load_le64(buf + URT_SB_SLOT_SIZE + 32) ? 0 : 1;
-	urt_buf_put(buf);
-	s->ret[2] = flip_byte(s->dev, (uint64_t)newest * URT_SB_SLOT_SIZE + 100);
+	s->ret[2] = corrupt_newest_superblock(s->dev);
 	ps = ft_open(s);
 	if (!ps)
 		return;
 	for (uint64_t pg = 0; pg < 40; pg++) {
 		uint64_t want = 1 + 260 + (pg + 20) % 40;	/* The last write i < 300 with i % 40 == pg. */
 
-		uint64_t got = read_page(ps, pg, &err);
+		uint64_t got = psx_read_page(ps, pg, &err);
 
 		if (got != want || err) {
 			if (!s->v[0]++)
@@ -500,20 +436,13 @@ static void body_sb_fallback_wrapped(void *arg)
 
 Test(faults, superblock_copy_fallback_after_log_wraps)
 {
-	struct urt_rt *rt = psx_start();
 	struct ft_state s = { 0 };
 
 	ft_opts(&s);
 	s.o.log_bytes = 64u << 10;	/* 300 commits of 4 KiB: about 20 laps. */
 	s.o.pool_pages = 48;
 	s.o.checkpoint_pct = 95;	/* Late checkpoints: the log runs full between them. */
-	s.dev = psx_sim(8u << 20, 16);
-	psx_run(rt, body_sb_fallback_wrapped, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
-	if (s.crashed)
-		urt_dev_close(s.crashed);
-	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	ft_run(&s, 16, body_sb_fallback_wrapped);
 	cr_expect_eq(s.ret[0], 0);
 	cr_expect_gt(s.st.checkpoints, 10, "checkpoints %llu", (unsigned long long)s.st.checkpoints);
 	cr_expect_eq(s.ret[1], 0);
@@ -567,15 +496,10 @@ static void body_garbage(void *arg)
 
 Test(faults, garbage_newer_and_truncated_devices)
 {
-	struct urt_rt *rt = psx_start();
 	struct ft_state s = { 0 };
 
 	ft_opts(&s);
-	s.dev = psx_sim(8u << 20, 15);
-	psx_run(rt, body_garbage, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
-	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	ft_run(&s, 15, body_garbage);
 	cr_expect_eq(s.ret[0], 0);
 	cr_expect_eq(s.ret[1], URT_E_BADFORMAT, "garbage: %d", s.ret[1]);
 	cr_expect_eq(s.ret[2], 0);

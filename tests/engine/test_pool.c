@@ -21,31 +21,17 @@ struct pl_state {
 	struct psx_fail fail;
 };
 
-static int write_page(struct urt_ps *ps, uint64_t pgno, uint64_t txid)
-{
-	struct urt_tx *tx;
-	void *p;
-	int ret = urt_tx_begin(ps, &tx);
-
-	if (ret)
-		return ret;
-	ret = urt_page_get(tx, pgno, URT_PAGE_WRITE, &p);
-	if (ret) {
-		urt_tx_abort(tx);
-		return ret;
-	}
-	psx_fill(p, urt_ps_page_data_bytes(ps), txid, pgno);
-	return urt_tx_commit(tx);
-}
-
 static struct urt_ps *pl_open(struct pl_state *s)
 {
-	struct urt_ps *ps = NULL;
-	int ret = urt_ps_open(s->dev, &s->o, &ps);
+	return psx_open(s->dev, &s->o, &s->fail);
+}
 
-	if (ret)
-		psx_failf(&s->fail, "urt_ps_open: %s (%s)", urt_strerror(ret), urt_last_error());
-	return ps;
+/* Options of a new store whose pool holds pool_pages frames. */
+static void pl_opts(struct pl_state *s, uint32_t pool_pages)
+{
+	urt_ps_opts_default(&s->o);
+	s->o.create = true;
+	s->o.pool_pages = pool_pages;
 }
 
 static void reader(void *arg)
@@ -73,7 +59,7 @@ static void body_shared_read(void *arg)
 	s->ps = pl_open(s);
 	if (!s->ps)
 		return;
-	s->ret[0] = write_page(s->ps, 3, 33);
+	s->ret[0] = psx_write_page(s->ps, 3, 33);
 	s->ret[1] = urt_ps_close(s->ps);
 	s->o.create = false;
 	s->ps = pl_open(s);
@@ -92,21 +78,15 @@ static void body_shared_read(void *arg)
 
 Test(pool, concurrent_misses_share_one_read)
 {
-	struct urt_rt *rt = psx_start();
 	struct pl_state s = { 0 };
 	struct urt_sim_opts so;
 
 	urt_sim_opts_default(&so);
 	so.size_bytes = 8u << 20;
 	so.read_latency_ns = 2000000;	/* 2 ms: both fibers ask while the read is in flight. */
-	cr_assert_eq(urt_sim_open(&so, &s.dev), 0);
-	urt_ps_opts_default(&s.o);
-	s.o.create = true;
-	s.o.pool_pages = 8;
-	psx_run(rt, body_shared_read, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
-	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	s.dev = tests_sim_open(&so);
+	pl_opts(&s, 8);
+	psx_run_and_close(body_shared_read, &s, &s.dev, NULL, &s.fail);
 	cr_expect_eq(s.ret[0] | s.ret[1] | s.ret[2], 0);
 	cr_expect_eq(s.ret[4], 0);
 	cr_expect_eq(s.ret[5], 0);
@@ -148,17 +128,11 @@ static void body_full(void *arg)
 
 Test(pool, all_frames_pinned_is_full_not_a_hang, .timeout = 30)
 {
-	struct urt_rt *rt = psx_start();
 	struct pl_state s = { 0 };
 
 	s.dev = psx_sim(8u << 20, 21);
-	urt_ps_opts_default(&s.o);
-	s.o.create = true;
-	s.o.pool_pages = 4;
-	psx_run(rt, body_full, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
-	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	pl_opts(&s, 4);
+	psx_run_and_close(body_full, &s, &s.dev, NULL, &s.fail);
 	cr_expect_eq(s.ret[0], 0);
 	cr_expect_eq(s.ret[1], URT_E_FULL, "%d", s.ret[1]);
 	cr_expect_eq(s.ret[2], URT_E_FULL, "%d", s.ret[2]);
@@ -179,7 +153,7 @@ static void body_evict(void *arg)
 		return;
 	s->free1 = urt_buf_free_bytes();
 	for (uint64_t i = 0; i < n; i++)
-		s->ret[0] |= write_page(s->ps, i, 1000 + i);
+		s->ret[0] |= psx_write_page(s->ps, i, 1000 + i);
 	/* Read back through the 4-frame pool: most come from the device. */
 	for (uint64_t i = 0; i < n; i++) {
 		struct urt_tx *tx;
@@ -198,18 +172,12 @@ static void body_evict(void *arg)
 
 Test(pool, eviction_round_trip_and_bounded_memory)
 {
-	struct urt_rt *rt = psx_start();
 	struct pl_state s = { 0 };
 
 	s.dev = psx_sim(8u << 20, 22);
-	urt_ps_opts_default(&s.o);
-	s.o.create = true;
-	s.o.pool_pages = 4;
+	pl_opts(&s, 4);
 	s.o.batch_bytes_max = 256u << 10;
-	psx_run(rt, body_evict, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
-	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	psx_run_and_close(body_evict, &s, &s.dev, NULL, &s.fail);
 	cr_expect_eq(s.ret[0], 0);
 	cr_expect_eq(s.v[0], 0, "%llu pages read back wrong", (unsigned long long)s.v[0]);
 	cr_expect_gt(s.st.evictions, 50, "evictions %llu", (unsigned long long)s.st.evictions);

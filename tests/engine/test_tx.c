@@ -16,50 +16,22 @@ struct tx_state {
 static struct urt_ps *open_store(struct tx_state *s, bool create)
 {
 	struct urt_ps_opts o;
-	struct urt_ps *ps = NULL;
-	int ret;
 
 	urt_ps_opts_default(&o);
 	o.create = create;
 	o.page_size = s->page_size;
 	o.pool_pages = 16;
-	ret = urt_ps_open(s->dev, &o, &ps);
-	if (ret)
-		psx_failf(&s->fail, "urt_ps_open: %s (%s)", urt_strerror(ret), urt_last_error());
-	return ps;
+	return psx_open(s->dev, &o, &s->fail);
 }
 
-static int write_page(struct urt_ps *ps, uint64_t pgno, uint64_t txid)
+/*
+ * The main-thread half of a test: body runs against a fresh 8 MiB sim
+ * device made with seed, and must record no failure.
+ */
+static void tx_run(struct tx_state *s, uint64_t seed, void (*body)(void *arg))
 {
-	struct urt_tx *tx;
-	void *p;
-	int ret = urt_tx_begin(ps, &tx);
-
-	if (ret)
-		return ret;
-	ret = urt_page_get(tx, pgno, URT_PAGE_WRITE, &p);
-	if (ret) {
-		urt_tx_abort(tx);
-		return ret;
-	}
-	psx_fill(p, urt_ps_page_data_bytes(ps), txid, pgno);
-	return urt_tx_commit(tx);
-}
-
-static uint64_t read_page(struct urt_ps *ps, uint64_t pgno, int *err)
-{
-	struct urt_tx *tx;
-	void *p;
-	uint64_t v = UINT64_MAX;
-
-	*err = urt_tx_begin(ps, &tx);
-	if (*err)
-		return v;
-	*err = urt_page_get(tx, pgno, URT_PAGE_READ, &p);
-	if (*err == 0)
-		v = psx_check(p, urt_ps_page_data_bytes(ps), pgno);
-	urt_tx_abort(tx);
-	return v;
+	s->dev = psx_sim(8u << 20, seed);
+	psx_run_and_close(body, s, &s->dev, NULL, &s->fail);
 }
 
 static void body_roundtrip(void *arg)
@@ -71,17 +43,17 @@ static void body_roundtrip(void *arg)
 	if (!ps)
 		return;
 	/* Fresh pages read as zeros. */
-	s->seen[0] = read_page(ps, 3, &s->ret[0]);
+	s->seen[0] = psx_read_page(ps, 3, &s->ret[0]);
 	/* Pages 0..9 across two transactions; page 5 twice. */
 	for (uint64_t i = 0; i < 10; i++)
-		s->ret[1] |= write_page(ps, i, 100 + i);
-	s->ret[2] = write_page(ps, 5, 777);
+		s->ret[1] |= psx_write_page(ps, i, 100 + i);
+	s->ret[2] = psx_write_page(ps, 5, 777);
 	s->ret[3] = urt_ps_close(ps);
 	ps = open_store(s, false);
 	if (!ps)
 		return;
 	for (uint64_t i = 0; i < 10; i++) {
-		uint64_t v = read_page(ps, i, &err);
+		uint64_t v = psx_read_page(ps, i, &err);
 
 		if (err || v != (i == 5 ? 777 : 100 + i))
 			psx_failf(&s->fail, "page %llu after reopen: err %d txid %llu",
@@ -92,14 +64,9 @@ static void body_roundtrip(void *arg)
 
 Test(tx, commit_survives_reopen)
 {
-	struct urt_rt *rt = psx_start();
 	struct tx_state s = { .page_size = 4096 };
 
-	s.dev = psx_sim(8u << 20, 1);
-	psx_run(rt, body_roundtrip, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
-	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	tx_run(&s, 1, body_roundtrip);
 	cr_expect_eq(s.ret[0], 0);
 	cr_expect_eq(s.seen[0], 0, "a fresh page must read as zeros");
 	cr_expect_eq(s.ret[1], 0);
@@ -118,7 +85,7 @@ static void body_page_sizes(void *arg)
 	if (!ps)
 		return;
 	s->seen[0] = urt_ps_page_data_bytes(ps);
-	s->ret[0] = write_page(ps, 1, 42);
+	s->ret[0] = psx_write_page(ps, 1, 42);
 	s->ret[1] = urt_ps_close(ps);
 	/* Asking for another page size is a clear error. */
 	urt_ps_opts_default(&o);
@@ -127,7 +94,7 @@ static void body_page_sizes(void *arg)
 	o.page_size = 0;
 	s->ret[3] = urt_ps_open(s->dev, &o, &ps);
 	if (s->ret[3] == 0) {
-		s->seen[1] = read_page(ps, 1, &err);
+		s->seen[1] = psx_read_page(ps, 1, &err);
 		s->ret[4] = err;
 		s->ret[5] = urt_ps_close(ps);
 	}
@@ -135,14 +102,9 @@ static void body_page_sizes(void *arg)
 
 static void run_page_size(uint32_t page_size)
 {
-	struct urt_rt *rt = psx_start();
 	struct tx_state s = { .page_size = page_size };
 
-	s.dev = psx_sim(8u << 20, 2);
-	psx_run(rt, body_page_sizes, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
-	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	tx_run(&s, 2, body_page_sizes);
 	cr_expect_eq(s.seen[0], page_size - 32);
 	cr_expect_eq(s.ret[0], 0);
 	cr_expect_eq(s.ret[1], 0);
@@ -167,7 +129,7 @@ static void body_abort(void *arg)
 
 	if (!ps)
 		return;
-	s->ret[0] = write_page(ps, 2, 11);
+	s->ret[0] = psx_write_page(ps, 2, 11);
 	/* Abort discards: the committed image stays. */
 	urt_tx_begin(ps, &a);
 	s->ret[1] = urt_page_get(a, 2, URT_PAGE_WRITE, &pa);
@@ -183,10 +145,10 @@ static void body_abort(void *arg)
 		s->seen[1] = psx_check(pb, urt_ps_page_data_bytes(ps), 2);
 	urt_tx_abort(b);
 	urt_tx_abort(a);
-	s->seen[2] = read_page(ps, 2, &err);
+	s->seen[2] = psx_read_page(ps, 2, &err);
 	/* Once a is gone, the lock is free again. */
-	s->ret[5] = write_page(ps, 2, 13);
-	s->seen[3] = read_page(ps, 2, &err);
+	s->ret[5] = psx_write_page(ps, 2, 13);
+	s->seen[3] = psx_read_page(ps, 2, &err);
 	/* Out of range. */
 	urt_tx_begin(ps, &a);
 	s->ret[6] = urt_page_get(a, urt_ps_page_count(ps), URT_PAGE_READ, &pa);
@@ -196,14 +158,9 @@ static void body_abort(void *arg)
 
 Test(tx, abort_and_conflicts)
 {
-	struct urt_rt *rt = psx_start();
 	struct tx_state s = { .page_size = 4096 };
 
-	s.dev = psx_sim(8u << 20, 3);
-	psx_run(rt, body_abort, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
-	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	tx_run(&s, 3, body_abort);
 	cr_expect_eq(s.ret[0], 0);
 	cr_expect_eq(s.ret[1], 0);
 	cr_expect_eq(s.ret[2], 0);
@@ -230,12 +187,8 @@ static void body_blank(void *arg)
 
 Test(tx, blank_device_without_create)
 {
-	struct urt_rt *rt = psx_start();
 	struct tx_state s = { .page_size = 4096 };
 
-	s.dev = psx_sim(8u << 20, 4);
-	psx_run(rt, body_blank, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
+	tx_run(&s, 4, body_blank);
 	cr_expect_eq(s.ret[0], URT_E_BADFORMAT, "%d", s.ret[0]);
 }

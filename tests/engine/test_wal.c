@@ -25,6 +25,7 @@ struct wl_state {
 	struct psx_fail fail;
 };
 
+/* What a committer fiber gets: the test and its number. */
 struct wl_arg {
 	struct wl_state *s;
 	unsigned id;
@@ -65,32 +66,30 @@ static void check_pages(struct wl_state *s, unsigned n)
 	}
 }
 
-static void body_group(void *arg)
+/* Runs fiber fn for ids 0..n-1 (n <= NCOMMITTERS) and waits until all have returned. */
+static void run_committers(struct wl_state *s, void (*fn)(void *arg), unsigned n)
 {
 	static struct wl_arg args[NCOMMITTERS];
-	struct wl_state *s = arg;
-	int ret = urt_ps_open(s->dev, &s->o, &s->ps);
 
-	if (ret) {
-		psx_failf(&s->fail, "open: %s (%s)", urt_strerror(ret), urt_last_error());
-		return;
-	}
-	urt_sim_stats(s->dev, &s->ss0);
-	s->live = NCOMMITTERS;
-	for (unsigned i = 0; i < NCOMMITTERS; i++) {
+	s->live = n;
+	for (unsigned i = 0; i < n; i++) {
 		args[i].s = s;
 		args[i].id = i;
-		urt_fiber_spawn(committer, &args[i]);
+		urt_fiber_spawn(fn, &args[i]);
 	}
 	while (s->live)
 		urt_waitq_wait(&s->wq);
-	urt_sim_stats(s->dev, &s->ss1);
-	urt_ps_stats(s->ps, &s->st);
-	/* Power cut right after the last acknowledgement: everything must be there. */
-	s->crashed = s->dev;
-	urt_sim_crash(s->dev, 99);
+}
+
+/*
+ * Power cut right after the last acknowledgement (seed draws which cached
+ * writes land), then recovery: every committer's last commit must be there.
+ */
+static void crash_and_check_pages(struct wl_state *s, uint64_t seed)
+{
+	urt_sim_crash(s->dev, seed);
 	urt_ps_close(s->ps);
-	s->ret[0] = urt_sim_reopen(s->crashed, &s->dev);
+	s->ret[0] = psx_reopen_crashed(&s->dev, &s->crashed);
 	if (s->ret[0])
 		return;
 	s->o.create = false;
@@ -101,26 +100,40 @@ static void body_group(void *arg)
 	s->ret[2] = urt_ps_close(s->ps);
 }
 
+/* Options of a new store that syncs its log by policy sync. */
+static void wl_opts(struct wl_state *s, enum urt_ps_sync sync)
+{
+	urt_ps_opts_default(&s->o);
+	s->o.create = true;
+	s->o.sync = sync;
+}
+
+static void body_group(void *arg)
+{
+	struct wl_state *s = arg;
+
+	s->ps = psx_open(s->dev, &s->o, &s->fail);
+	if (!s->ps)
+		return;
+	urt_sim_stats(s->dev, &s->ss0);
+	run_committers(s, committer, NCOMMITTERS);
+	urt_sim_stats(s->dev, &s->ss1);
+	urt_ps_stats(s->ps, &s->st);
+	crash_and_check_pages(s, 99);
+}
+
 static void run_group(bool fua_dev, enum urt_ps_sync sync, struct wl_state *s)
 {
-	struct urt_rt *rt = psx_start();
 	struct urt_sim_opts so;
 
 	urt_sim_opts_default(&so);
 	so.size_bytes = 16u << 20;
 	so.fua = fua_dev;
 	so.flush_latency_ns = 500000;	/* 0.5 ms: commits pile up behind each flush. */
-	cr_assert_eq(urt_sim_open(&so, &s->dev), 0);
-	urt_ps_opts_default(&s->o);
-	s->o.create = true;
-	s->o.sync = sync;
+	s->dev = tests_sim_open(&so);
+	wl_opts(s, sync);
 	s->o.pool_pages = 128;
-	psx_run(rt, body_group, s);
-	urt_rt_stop(rt);
-	urt_dev_close(s->dev);
-	if (s->crashed)
-		urt_dev_close(s->crashed);
-	cr_assert_eq(s->fail.failed, 0, "%s", s->fail.msg);
+	psx_run_and_close(body_group, s, &s->dev, &s->crashed, &s->fail);
 	cr_expect_eq(s->errors, 0);
 	cr_expect_eq(s->st.commits, NCOMMITTERS * COMMITS_EACH);
 	cr_expect_eq(s->ret[0], 0);
@@ -164,12 +177,10 @@ static void body_none(void *arg)
 	struct wl_state *s = arg;
 	struct urt_tx *tx;
 	void *p;
-	int ret = urt_ps_open(s->dev, &s->o, &s->ps);
 
-	if (ret) {
-		psx_failf(&s->fail, "open: %s", urt_strerror(ret));
+	s->ps = psx_open(s->dev, &s->o, &s->fail);
+	if (!s->ps)
 		return;
-	}
 	urt_sim_stats(s->dev, &s->ss0);
 	for (int i = 0; i < 10; i++) {
 		urt_tx_begin(s->ps, &tx);
@@ -183,17 +194,11 @@ static void body_none(void *arg)
 
 Test(wal, none_policy_skips_log_durability)
 {
-	struct urt_rt *rt = psx_start();
 	struct wl_state s = { 0 };
 
 	s.dev = psx_sim(8u << 20, 31);
-	urt_ps_opts_default(&s.o);
-	s.o.create = true;
-	s.o.sync = URT_PS_SYNC_NONE_UNSAFE;
-	psx_run(rt, body_none, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
-	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	wl_opts(&s, URT_PS_SYNC_NONE_UNSAFE);
+	psx_run_and_close(body_none, &s, &s.dev, NULL, &s.fail);
 	cr_expect_eq(s.ret[0], 0);
 	cr_expect_eq(s.ret[1], 0);
 	cr_expect_eq(s.st.batches, 10);
@@ -203,53 +208,25 @@ Test(wal, none_policy_skips_log_durability)
 
 static void body_small_log(void *arg)
 {
-	static struct wl_arg args[NCOMMITTERS];
 	struct wl_state *s = arg;
-	int ret = urt_ps_open(s->dev, &s->o, &s->ps);
 
-	if (ret) {
-		psx_failf(&s->fail, "open: %s (%s)", urt_strerror(ret), urt_last_error());
+	s->ps = psx_open(s->dev, &s->o, &s->fail);
+	if (!s->ps)
 		return;
-	}
-	s->live = NCOMMITTERS;
-	for (unsigned i = 0; i < NCOMMITTERS; i++) {
-		args[i].s = s;
-		args[i].id = i;
-		urt_fiber_spawn(committer, &args[i]);
-	}
-	while (s->live)
-		urt_waitq_wait(&s->wq);
+	run_committers(s, committer, NCOMMITTERS);
 	urt_ps_stats(s->ps, &s->st);
-	s->crashed = s->dev;
-	urt_sim_crash(s->dev, 98);
-	urt_ps_close(s->ps);
-	s->ret[0] = urt_sim_reopen(s->crashed, &s->dev);
-	if (s->ret[0])
-		return;
-	s->o.create = false;
-	s->ret[1] = urt_ps_open(s->dev, &s->o, &s->ps);
-	if (s->ret[1])
-		return;
-	check_pages(s, NCOMMITTERS);
-	s->ret[2] = urt_ps_close(s->ps);
+	crash_and_check_pages(s, 98);
 }
 
 Test(wal, small_log_wraps_and_waits_for_checkpoints)
 {
-	struct urt_rt *rt = psx_start();
 	struct wl_state s = { 0 };
 
 	s.dev = psx_sim(8u << 20, 32);
-	urt_ps_opts_default(&s.o);
-	s.o.create = true;
+	wl_opts(&s, URT_PS_SYNC_AUTO);
 	s.o.log_bytes = 128u << 10;	/* 512 commits of 4 KiB: about 20 laps of the log. */
 	s.o.pool_pages = 96;
-	psx_run(rt, body_small_log, &s);
-	urt_rt_stop(rt);
-	urt_dev_close(s.dev);
-	if (s.crashed)
-		urt_dev_close(s.crashed);
-	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	psx_run_and_close(body_small_log, &s, &s.dev, &s.crashed, &s.fail);
 	cr_expect_eq(s.errors, 0);
 	cr_expect_gt(s.st.log_bytes, 8 * (128u << 10), "the log wrapped: %llu bytes",
 		     (unsigned long long)s.st.log_bytes);
@@ -260,14 +237,9 @@ Test(wal, small_log_wraps_and_waits_for_checkpoints)
 
 /* ---- Bounded delay window ----------------------------------------------- */
 
-struct dl_arg {
-	struct wl_state *s;
-	unsigned id;
-};
-
 static void late_committer(void *arg)
 {
-	struct dl_arg *a = arg;
+	struct wl_arg *a = arg;
 	struct wl_state *s = a->s;
 	struct urt_tx *tx;
 	void *p;
@@ -284,38 +256,22 @@ static void late_committer(void *arg)
 
 static void body_delay(void *arg)
 {
-	static struct dl_arg args[8];
 	struct wl_state *s = arg;
-	int ret = urt_ps_open(s->dev, &s->o, &s->ps);
 
-	if (ret) {
-		psx_failf(&s->fail, "open: %s", urt_strerror(ret));
+	s->ps = psx_open(s->dev, &s->o, &s->fail);
+	if (!s->ps)
 		return;
-	}
-	s->live = 8;
-	for (unsigned i = 0; i < 8; i++) {
-		args[i].s = s;
-		args[i].id = i;
-		urt_fiber_spawn(late_committer, &args[i]);
-	}
-	while (s->live)
-		urt_waitq_wait(&s->wq);
+	run_committers(s, late_committer, 8);
 	urt_ps_stats(s->ps, &s->st);
 	s->ret[0] = urt_ps_close(s->ps);
 }
 
 static void run_delay(uint64_t delay_ns, struct wl_state *s)
 {
-	struct urt_rt *rt = psx_start();
-
 	s->dev = psx_sim(8u << 20, 33);
-	urt_ps_opts_default(&s->o);
-	s->o.create = true;
+	wl_opts(s, URT_PS_SYNC_AUTO);
 	s->o.group_delay_ns = delay_ns;
-	psx_run(rt, body_delay, s);
-	urt_rt_stop(rt);
-	urt_dev_close(s->dev);
-	cr_assert_eq(s->fail.failed, 0, "%s", s->fail.msg);
+	psx_run_and_close(body_delay, s, &s->dev, NULL, &s->fail);
 	cr_expect_eq(s->errors, 0);
 	cr_expect_eq(s->ret[0], 0);
 	cr_expect_eq(s->st.commits, 8);

@@ -316,117 +316,119 @@ static void encode_gen(uint8_t *slot, uint64_t gen)
 	encode_sb(&sb, slot);
 }
 
+/* Two superblock slots and what superblock_pick made of them. */
+struct pick {
+	uint8_t a[URT_SB_SLOT_SIZE];		/* Slot A. */
+	uint8_t b[URT_SB_SLOT_SIZE];		/* Slot B. */
+	struct superblock out;			/* The copy picked. */
+	struct superblock_pick_info info;	/* Which slot, and why the other was refused. */
+};
+
+/* Slot A holds generation gen_a and slot B generation gen_b. */
+static void pick_init(struct pick *p, uint64_t gen_a, uint64_t gen_b)
+{
+	encode_gen(p->a, gen_a);
+	encode_gen(p->b, gen_b);
+}
+
+static int pick(struct pick *p)
+{
+	return superblock_pick(p->a, p->b, sizeof(p->a), &p->out, &p->info);
+}
+
 Test(superblock, pick_newest_valid_copy)
 {
-	uint8_t a[URT_SB_SLOT_SIZE], b[URT_SB_SLOT_SIZE];
-	struct superblock out;
-	struct superblock_pick_info info;
+	struct pick p;
 
-	encode_gen(a, 4);
-	encode_gen(b, 5);
-	cr_assert_eq(superblock_pick(a, b, sizeof(a), &out, &info), 0);
-	cr_assert_eq(out.generation, 5);
-	cr_assert_eq(out.checkpoint_lsn, 5 * 4096);
-	cr_assert_eq(info.slot, 1);
-	cr_assert_eq(superblock_slot_offset(out.generation + 1), 0, "the next write goes to slot A");
+	pick_init(&p, 4, 5);
+	cr_assert_eq(pick(&p), 0);
+	cr_assert_eq(p.out.generation, 5);
+	cr_assert_eq(p.out.checkpoint_lsn, 5 * 4096);
+	cr_assert_eq(p.info.slot, 1);
+	cr_assert_eq(superblock_slot_offset(p.out.generation + 1), 0, "the next write goes to slot A");
 
-	encode_gen(a, 6);
-	cr_assert_eq(superblock_pick(a, b, sizeof(a), &out, &info), 0);
-	cr_assert_eq(out.generation, 6);
-	cr_assert_eq(info.slot, 0);
-	cr_assert_eq(superblock_pick(a, b, sizeof(a), &out, NULL), 0, "info is optional");
-	cr_assert_eq(out.generation, 6);
+	encode_gen(p.a, 6);
+	cr_assert_eq(pick(&p), 0);
+	cr_assert_eq(p.out.generation, 6);
+	cr_assert_eq(p.info.slot, 0);
+	cr_assert_eq(superblock_pick(p.a, p.b, sizeof(p.a), &p.out, NULL), 0, "info is optional");
+	cr_assert_eq(p.out.generation, 6);
 }
 
 Test(superblock, pick_falls_back_when_newest_is_corrupt)
 {
-	uint8_t a[URT_SB_SLOT_SIZE], b[URT_SB_SLOT_SIZE];
-	struct superblock out;
-	struct superblock_pick_info info;
+	struct pick p;
 
-	encode_gen(a, 6);
-	encode_gen(b, 5);
-	a[offsetof(sbd, checkpoint_lsn)] ^= 0x10;
-	cr_assert_eq(superblock_pick(a, b, sizeof(a), &out, &info), 0);
-	cr_assert_eq(out.generation, 5);
-	cr_assert_eq(info.slot, 1);
-	cr_assert_eq(info.err[0], URT_E_CORRUPT);
-	cr_assert(why_has(info.why[0], "checksum"));
-	cr_assert_eq(info.err[1], 0);
+	pick_init(&p, 6, 5);
+	p.a[offsetof(sbd, checkpoint_lsn)] ^= 0x10;
+	cr_assert_eq(pick(&p), 0);
+	cr_assert_eq(p.out.generation, 5);
+	cr_assert_eq(p.info.slot, 1);
+	cr_assert_eq(p.info.err[0], URT_E_CORRUPT);
+	cr_assert(why_has(p.info.why[0], "checksum"));
+	cr_assert_eq(p.info.err[1], 0);
 
 	/* A blank slot (format wrote only one copy so far) also falls back. */
-	memset(a, 0, sizeof(a));
-	cr_assert_eq(superblock_pick(a, b, sizeof(a), &out, &info), 0);
-	cr_assert_eq(out.generation, 5);
-	cr_assert_eq(info.err[0], URT_E_BADFORMAT);
+	memset(p.a, 0, sizeof(p.a));
+	cr_assert_eq(pick(&p), 0);
+	cr_assert_eq(p.out.generation, 5);
+	cr_assert_eq(p.info.err[0], URT_E_BADFORMAT);
 }
 
 Test(superblock, pick_fails_when_both_are_invalid)
 {
-	uint8_t a[URT_SB_SLOT_SIZE], b[URT_SB_SLOT_SIZE];
-	struct superblock out;
-	struct superblock_pick_info info;
+	struct pick p;
 
-	encode_gen(a, 6);
-	encode_gen(b, 5);
-	a[100] ^= 1;
-	b[200] ^= 0x80;
-	cr_assert_eq(superblock_pick(a, b, sizeof(a), &out, &info), URT_E_CORRUPT);
-	cr_assert_eq(info.slot, -1);
-	cr_assert_eq(info.err[0], URT_E_CORRUPT);
-	cr_assert_eq(info.err[1], URT_E_CORRUPT);
+	pick_init(&p, 6, 5);
+	p.a[100] ^= 1;
+	p.b[200] ^= 0x80;
+	cr_assert_eq(pick(&p), URT_E_CORRUPT);
+	cr_assert_eq(p.info.slot, -1);
+	cr_assert_eq(p.info.err[0], URT_E_CORRUPT);
+	cr_assert_eq(p.info.err[1], URT_E_CORRUPT);
 
-	memset(a, 0, sizeof(a));
-	cr_assert_eq(superblock_pick(a, b, sizeof(a), &out, &info), URT_E_CORRUPT,
-		     "a corrupt copy beats 'not formatted'");
-	memset(b, 0, sizeof(b));
-	cr_assert_eq(superblock_pick(a, b, sizeof(a), &out, &info), URT_E_BADFORMAT,
-		     "a blank device is not a urt store");
+	memset(p.a, 0, sizeof(p.a));
+	cr_assert_eq(pick(&p), URT_E_CORRUPT, "a corrupt copy beats 'not formatted'");
+	memset(p.b, 0, sizeof(p.b));
+	cr_assert_eq(pick(&p), URT_E_BADFORMAT, "a blank device is not a urt store");
 }
 
 Test(superblock, pick_rejects_a_copy_in_the_wrong_slot)
 {
-	uint8_t a[URT_SB_SLOT_SIZE], b[URT_SB_SLOT_SIZE];
-	struct superblock out;
-	struct superblock_pick_info info;
+	struct pick p;
 
 	/* Generation 7 belongs in slot B; found in slot A it is a misdirected write. */
-	encode_gen(a, 7);
-	encode_gen(b, 3);
-	cr_assert_eq(superblock_pick(a, b, sizeof(a), &out, &info), 0);
-	cr_assert_eq(out.generation, 3);
-	cr_assert_eq(info.err[0], URT_E_CORRUPT);
-	cr_assert(why_has(info.why[0], "parity"));
+	pick_init(&p, 7, 3);
+	cr_assert_eq(pick(&p), 0);
+	cr_assert_eq(p.out.generation, 3);
+	cr_assert_eq(p.info.err[0], URT_E_CORRUPT);
+	cr_assert(why_has(p.info.why[0], "parity"));
 }
 
 Test(superblock, pick_refuses_copies_of_different_stores)
 {
-	uint8_t a[URT_SB_SLOT_SIZE], b[URT_SB_SLOT_SIZE];
-	struct superblock sb = make_sb(0), out;
-	struct superblock_pick_info info;
+	struct superblock sb = make_sb(0);
+	struct pick p;
 
 	/* A reformat that wrote slot A only, over an older store's slot B. */
-	encode_sb(&sb, a);
+	encode_sb(&sb, p.a);
 	sb = make_sb(1001);
 	sb.store_id ^= 1;
-	encode_sb(&sb, b);
-	cr_assert_eq(superblock_pick(a, b, sizeof(a), &out, &info), URT_E_CORRUPT);
-	cr_assert(why_has(info.why[0], "different stores"));
+	encode_sb(&sb, p.b);
+	cr_assert_eq(pick(&p), URT_E_CORRUPT);
+	cr_assert(why_has(p.info.why[0], "different stores"));
 }
 
 Test(superblock, pick_never_rolls_back_past_a_newer_format)
 {
-	uint8_t a[URT_SB_SLOT_SIZE], b[URT_SB_SLOT_SIZE];
-	struct superblock out;
-	struct superblock_pick_info info;
+	struct pick p;
 
-	encode_gen(a, 6);
-	encode_gen(b, 7);
-	urt_store_le32(b + offsetof(sbd, version), URT_FORMAT_VERSION + 1);
-	sb_refresh_crc(b);
-	cr_assert_eq(superblock_pick(a, b, sizeof(a), &out, &info), URT_E_VERSION);
-	cr_assert_eq(info.err[0], 0);
-	cr_assert_eq(info.err[1], URT_E_VERSION);
+	pick_init(&p, 6, 7);
+	urt_store_le32(p.b + offsetof(sbd, version), URT_FORMAT_VERSION + 1);
+	sb_refresh_crc(p.b);
+	cr_assert_eq(pick(&p), URT_E_VERSION);
+	cr_assert_eq(p.info.err[0], 0);
+	cr_assert_eq(p.info.err[1], URT_E_VERSION);
 }
 
 Test(superblock, torn_write_at_every_byte_falls_back_or_is_complete)
@@ -973,71 +975,57 @@ Test(logrec, record_length_overrun_is_corrupt)
 	expect_corrupt(buf, span, &g, 0, "commit record");
 }
 
+/* Stores value little-endian in the width bytes at p. */
+static void put_le(uint8_t *p, size_t width, uint64_t value)
+{
+	for (size_t i = 0; i < width; i++)
+		p[i] = (uint8_t)(value >> (8 * i));
+}
+
+/* The offset and the width of field f of the on-disk struct st, for tables of edits. */
+#define FIELD(st, f) offsetof(st, f), sizeof(((st *)0)->f)
+
 Test(logrec, inconsistent_batches_under_good_checksums_are_corrupt)
 {
 	static uint8_t buf[8192];
 	struct logrec_geom g = make_geom(512, 4096, 1u << 20);
-	uint64_t span;
+	uint64_t span = small_batch(buf, sizeof(buf), &g, 0, 1);
+	uint32_t body_len = URT_GET32(buf, lbd, body_len);
 	uint8_t *image = buf + 64 + 32;
+	/*
+	 * One field of a fresh small_batch, in the batch header or in its
+	 * page-image record, set to a value that breaks one rule; every
+	 * checksum is recomputed, so the rule's own check must fire.
+	 */
+	const struct {
+		bool in_image;		/* The field is in the page-image record, not the batch header. */
+		size_t off, width;	/* Where the field is and its size in bytes. */
+		uint64_t value;		/* What the field is set to. */
+		const char *why;	/* What the decoder's reason must say. */
+	} cases[] = {
+		{ false, FIELD(lbd, nrec), 3, "record header runs past" },
+		{ false, FIELD(lbd, nrec), 1, "after its last record" },
+		{ false, FIELD(lbd, nrec), 0, "no record" },
+		{ false, FIELD(lbd, span), span + 512, "span" },
+		{ false, FIELD(lbd, body_len), body_len + 4, "8-byte aligned" },
+		{ false, FIELD(lbd, type), 7, "unknown batch type" },
+		{ false, FIELD(lbd, flags), 1, "flags" },
+		{ false, offsetof(lbd, reserved) + 3, 1, 1, "reserved" },
+		{ true, FIELD(lrd, type), 9, "unknown record type" },
+		{ true, FIELD(lrd, pgno), 1000, "past the page region" },
+		{ true, FIELD(lrd, flags), 1, "flags" },
+	};
 
-	span = small_batch(buf, sizeof(buf), &g, 0, 1);
-	URT_PUT32(buf, lbd, nrec, 3);
-	batch_reseal(buf);
-	expect_corrupt(buf, span, &g, 0, "record header runs past");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		span = small_batch(buf, sizeof(buf), &g, 0, 1);
+		put_le((cases[i].in_image ? image : buf) + cases[i].off, cases[i].width, cases[i].value);
+		if (cases[i].in_image)
+			rec_reseal(image, 4096);
+		batch_reseal(buf);
+		expect_corrupt(buf, span, &g, 0, cases[i].why);
+	}
 
-	span = small_batch(buf, sizeof(buf), &g, 0, 1);
-	URT_PUT32(buf, lbd, nrec, 1);
-	batch_reseal(buf);
-	expect_corrupt(buf, span, &g, 0, "after its last record");
-
-	span = small_batch(buf, sizeof(buf), &g, 0, 1);
-	URT_PUT32(buf, lbd, nrec, 0);
-	batch_reseal(buf);
-	expect_corrupt(buf, span, &g, 0, "no record");
-
-	span = small_batch(buf, sizeof(buf), &g, 0, 1);
-	URT_PUT64(buf, lbd, span, span + 512);
-	batch_reseal(buf);
-	expect_corrupt(buf, span, &g, 0, "span");
-
-	span = small_batch(buf, sizeof(buf), &g, 0, 1);
-	URT_PUT32(buf, lbd, body_len, URT_GET32(buf, lbd, body_len) + 4);
-	batch_reseal(buf);
-	expect_corrupt(buf, span, &g, 0, "8-byte aligned");
-
-	span = small_batch(buf, sizeof(buf), &g, 0, 1);
-	URT_PUT16(buf, lbd, type, 7);
-	batch_reseal(buf);
-	expect_corrupt(buf, span, &g, 0, "unknown batch type");
-
-	span = small_batch(buf, sizeof(buf), &g, 0, 1);
-	URT_PUT16(buf, lbd, flags, 1);
-	batch_reseal(buf);
-	expect_corrupt(buf, span, &g, 0, "flags");
-
-	span = small_batch(buf, sizeof(buf), &g, 0, 1);
-	buf[offsetof(lbd, reserved) + 3] = 1;
-	batch_reseal(buf);
-	expect_corrupt(buf, span, &g, 0, "reserved");
-
-	span = small_batch(buf, sizeof(buf), &g, 0, 1);
-	URT_PUT8(image, lrd, type, 9);
-	rec_reseal(image, 4096);
-	batch_reseal(buf);
-	expect_corrupt(buf, span, &g, 0, "unknown record type");
-
-	span = small_batch(buf, sizeof(buf), &g, 0, 1);
-	URT_PUT64(image, lrd, pgno, 1000);
-	rec_reseal(image, 4096);
-	batch_reseal(buf);
-	expect_corrupt(buf, span, &g, 0, "past the page region");
-
-	span = small_batch(buf, sizeof(buf), &g, 0, 1);
-	URT_PUT8(image, lrd, flags, 1);
-	rec_reseal(image, 4096);
-	batch_reseal(buf);
-	expect_corrupt(buf, span, &g, 0, "flags");
-
+	/* A payload byte changed without resealing its record. */
 	span = small_batch(buf, sizeof(buf), &g, 0, 1);
 	image[40] ^= 1;
 	batch_reseal(buf);

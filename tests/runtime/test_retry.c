@@ -4,11 +4,13 @@
  * are resubmitted transparently, and a failed flush is never retried but
  * becomes sticky on the device.
  */
+#include "fault_opts.h"
 #include "fixture.h"
 
 struct retry_run {
 	struct urt_rt *rt;
 	struct urt_dev *dev;
+	bool fua;		/* durable_write_body: a FUA write instead of write + flush. */
 	ssize_t res[4];
 	uint64_t mismatches;
 	int dev_error;
@@ -17,16 +19,9 @@ struct retry_run {
 static struct urt_rt *start_faulty(uint32_t kinds, uint32_t op_mask, uint32_t count_max)
 {
 	struct urt_rt_opts o;
-	static const int cpu0[] = { 0 };
 
-	urt_rt_opts_default(&o);
-	o.cpus = cpu0;
-	o.ncpus = 1;
+	fx_fault_opts(&o, 42, kinds, op_mask);
 	o.retry_backoff_ns = 100000;
-	o.fault.seed = 42;
-	o.fault.rate_ppm = 1000000;
-	o.fault.kinds = kinds;
-	o.fault.op_mask = op_mask;
 	o.fault.count_max = count_max;
 	return fx_start(&o);
 }
@@ -113,18 +108,41 @@ Test(retry, short_read_completed)
 	cr_expect_geq(st.retried, 6, "retried %llu", (unsigned long long)st.retried);
 }
 
-static void flush_body(void *p)
+/*
+ * A write made durable, by a flush after it or as a FUA write (r->fua),
+ * then a later write and a read: res[0] is the plain write and res[1] the
+ * flush, or res[1] the FUA write; res[2] the later write, res[3] the read.
+ */
+static void durable_write_body(void *p)
 {
 	struct retry_run *r = p;
 	uint8_t *buf = urt_buf_get(4096);
 
 	memset(buf, 1, 4096);
-	r->res[0] = urt_write(r->dev, buf, 4096, 0);
-	r->res[1] = urt_flush(r->dev);
+	if (r->fua) {
+		r->res[1] = urt_write_fua(r->dev, buf, 4096, 0);
+	} else {
+		r->res[0] = urt_write(r->dev, buf, 4096, 0);
+		r->res[1] = urt_flush(r->dev);
+	}
 	r->res[2] = urt_write(r->dev, buf, 4096, 4096);
 	r->res[3] = urt_read(r->dev, buf, 4096, 0);
 	r->dev_error = urt_dev_error(r->dev);
 	urt_buf_put(buf);
+}
+
+/*
+ * The durable step (what) failed with EIO: reported once, never retried,
+ * and the device is sticky, refusing writes but still serving reads.
+ */
+static void expect_sticky_after_failed(const char *what, const struct retry_run *r,
+				       const struct urt_stats *st)
+{
+	cr_expect_eq(r->res[1], -EIO, "the failed %s reports EIO: %zd", what, r->res[1]);
+	cr_expect_eq(st->retried, 0, "a %s error must never be retried", what);
+	cr_expect_eq(r->dev_error, -EIO);
+	cr_expect_eq(r->res[2], -EIO, "writes after a failed %s are refused", what);
+	cr_expect_eq(r->res[3], 4096, "reads still work");
 }
 
 Test(retry, failed_flush_is_sticky_and_not_retried)
@@ -132,37 +150,16 @@ Test(retry, failed_flush_is_sticky_and_not_retried)
 	struct retry_run r = { 0 };
 	struct urt_stats st;
 
-	run_faulty(URT_FAULT_EIO, 1u << URT_OP_FLUSH, 1, false, flush_body, &r, &st);
+	run_faulty(URT_FAULT_EIO, 1u << URT_OP_FLUSH, 1, false, durable_write_body, &r, &st);
 	cr_expect_eq(r.res[0], 4096);
-	cr_expect_eq(r.res[1], -EIO);
-	cr_expect_eq(st.retried, 0, "a flush error must never be retried");
-	cr_expect_eq(r.dev_error, -EIO);
-	cr_expect_eq(r.res[2], -EIO, "writes after a failed flush are refused");
-	cr_expect_eq(r.res[3], 4096, "reads still work");
-}
-
-static void fua_body(void *p)
-{
-	struct retry_run *r = p;
-	uint8_t *buf = urt_buf_get(4096);
-
-	memset(buf, 2, 4096);
-	r->res[0] = urt_write_fua(r->dev, buf, 4096, 0);
-	r->res[1] = urt_write(r->dev, buf, 4096, 4096);
-	r->res[2] = urt_read(r->dev, buf, 4096, 0);
-	r->dev_error = urt_dev_error(r->dev);
-	urt_buf_put(buf);
+	expect_sticky_after_failed("flush", &r, &st);
 }
 
 Test(retry, failed_fua_write_is_sticky_and_not_retried)
 {
-	struct retry_run r = { 0 };
+	struct retry_run r = { .fua = true };
 	struct urt_stats st;
 
-	run_faulty(URT_FAULT_EIO, 1u << URT_OP_WRITE, 1, false, fua_body, &r, &st);
-	cr_expect_eq(r.res[0], -EIO);
-	cr_expect_eq(st.retried, 0, "a FUA write error must never be retried");
-	cr_expect_eq(r.dev_error, -EIO);
-	cr_expect_eq(r.res[1], -EIO, "writes after a failed FUA write are refused");
-	cr_expect_eq(r.res[2], 4096);
+	run_faulty(URT_FAULT_EIO, 1u << URT_OP_WRITE, 1, false, durable_write_body, &r, &st);
+	expect_sticky_after_failed("FUA write", &r, &st);
 }

@@ -5,6 +5,7 @@
  */
 #include <stdatomic.h>
 
+#include "fault_opts.h"
 #include "fixture.h"
 
 #define STALLED 16
@@ -63,15 +64,8 @@ Test(shutdown, stop_with_ops_in_flight)
 	struct urt_rt *rt;
 	struct fx_file f;
 	struct sd_state *s = calloc(1, sizeof(*s));
-	static const int cpu0[] = { 0 };
 
-	urt_rt_opts_default(&o);
-	o.cpus = cpu0;
-	o.ncpus = 1;
-	o.fault.seed = 3;
-	o.fault.rate_ppm = 1000000;
-	o.fault.kinds = URT_FAULT_STALL;
-	o.fault.op_mask = 1u << URT_OP_READ;
+	fx_fault_opts(&o, 3, URT_FAULT_STALL, 1u << URT_OP_READ);
 	rt = fx_start(&o);
 	fx_file_open(&f, 1 << 20, true);
 	s->dev = f.dev;

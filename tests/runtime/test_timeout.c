@@ -5,6 +5,7 @@
  */
 #include <time.h>
 
+#include "fault_opts.h"
 #include "fixture.h"
 
 struct to_run {
@@ -36,21 +37,28 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static struct urt_rt *start(uint32_t kinds, uint64_t delay_ns)
+/*
+ * Runs body(r) in a fiber on a one-core runtime whose first read gets a
+ * fault of kinds (held delay_ns for DELAY), over a fresh 1 MiB O_DIRECT
+ * file, and returns core 0's counters in *st.
+ */
+static void run_faulty(uint32_t kinds, uint64_t delay_ns, void (*body)(void *), struct to_run *r,
+		       struct urt_stats *st)
 {
 	struct urt_rt_opts o;
-	static const int cpu0[] = { 0 };
+	struct urt_rt *rt;
+	struct fx_file f;
 
-	urt_rt_opts_default(&o);
-	o.cpus = cpu0;
-	o.ncpus = 1;
-	o.fault.seed = 7;
-	o.fault.rate_ppm = 1000000;
-	o.fault.kinds = kinds;
-	o.fault.op_mask = 1u << URT_OP_READ;
+	fx_fault_opts(&o, 7, kinds, 1u << URT_OP_READ);
 	o.fault.count_max = 1;
 	o.fault.delay_ns = delay_ns;
-	return fx_start(&o);
+	rt = fx_start(&o);
+	fx_file_open(&f, 1 << 20, true);
+	r->dev = f.dev;
+	fx_run(rt, 0, body, r);
+	cr_assert_eq(urt_rt_stats(rt, 0, st), 0);
+	fx_file_close(&f);
+	urt_rt_stop(rt);
 }
 
 /* STALL: the op never completes on its own; the LINK_TIMEOUT cancels it. */
@@ -70,17 +78,10 @@ static void stall_body(void *p)
 
 Test(timeout, stalled_op_times_out_once)
 {
-	struct urt_rt *rt = start(URT_FAULT_STALL, 0);
 	struct to_run r = { 0 };
 	struct urt_stats st;
-	struct fx_file f;
 
-	fx_file_open(&f, 1 << 20, true);
-	r.dev = f.dev;
-	fx_run(rt, 0, stall_body, &r);
-	cr_assert_eq(urt_rt_stats(rt, 0, &st), 0);
-	fx_file_close(&f);
-	urt_rt_stop(rt);
+	run_faulty(URT_FAULT_STALL, 0, stall_body, &r, &st);
 	cr_expect_eq(r.wait_res, 0);
 	cr_expect_eq(r.calls, 1);
 	cr_expect_eq(r.res, -ETIMEDOUT);
@@ -115,17 +116,10 @@ static void delay_body(void *p)
 
 Test(timeout, held_op_keeps_buffer_until_real_completion)
 {
-	struct urt_rt *rt = start(URT_FAULT_DELAY, 300000000);
 	struct to_run r = { 0 };
 	struct urt_stats st;
-	struct fx_file f;
 
-	fx_file_open(&f, 1 << 20, true);
-	r.dev = f.dev;
-	fx_run(rt, 0, delay_body, &r);
-	cr_assert_eq(urt_rt_stats(rt, 0, &st), 0);
-	fx_file_close(&f);
-	urt_rt_stop(rt);
+	run_faulty(URT_FAULT_DELAY, 300000000, delay_body, &r, &st);
 	cr_expect_eq(r.calls, 1, "delivered %d times", r.calls);
 	cr_expect_eq(r.res, -ETIMEDOUT);
 	cr_expect_lt(r.t_deliver - r.t_submit, 300000000ull, "-ETIMEDOUT must not wait for the held completion");
@@ -154,15 +148,10 @@ static void cancel_body(void *p)
 
 Test(timeout, cancel_delivers_once)
 {
-	struct urt_rt *rt = start(URT_FAULT_STALL, 0);
 	struct to_run r = { 0 };
-	struct fx_file f;
+	struct urt_stats st;
 
-	fx_file_open(&f, 1 << 20, true);
-	r.dev = f.dev;
-	fx_run(rt, 0, cancel_body, &r);
-	fx_file_close(&f);
-	urt_rt_stop(rt);
+	run_faulty(URT_FAULT_STALL, 0, cancel_body, &r, &st);
 	cr_expect_eq(r.calls, 1);
 	cr_expect_eq(r.res, -ECANCELED);
 	cr_expect_eq((int)r.free_held, -ENOENT);
@@ -183,17 +172,10 @@ static void no_timeout_body(void *p)
 
 Test(timeout, deadline_not_reached)
 {
-	struct urt_rt *rt = start(0, 0);
 	struct to_run r = { 0 };
 	struct urt_stats st;
-	struct fx_file f;
 
-	fx_file_open(&f, 1 << 20, true);
-	r.dev = f.dev;
-	fx_run(rt, 0, no_timeout_body, &r);
-	cr_assert_eq(urt_rt_stats(rt, 0, &st), 0);
-	fx_file_close(&f);
-	urt_rt_stop(rt);
+	run_faulty(0, 0, no_timeout_body, &r, &st);
 	cr_expect_eq(r.res, 4096);
 	cr_expect_eq(r.wait_res, 0, "sleep returns 0");
 	cr_expect_eq(st.timed_out, 0);

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest_env.h"
+
 /* NVMe I/O command opcodes (NVM command set). */
 #define NVME_OP_WRITE 0x01
 #define NVME_OP_READ 0x02
@@ -55,43 +57,12 @@ struct ns {
 	const char *blk;    /* Path of the block device of the same namespace. */
 };
 
-static const char *env_or_skip(const char *name)
-{
-	const char *v = getenv(name);
-
-	if (v && *v)
-		return v;
-	if (getenv("URT_NVME_VM"))
-		cr_assert_fail("%s is not set inside the NVMe test guest", name);
-	cr_skip_test("%s is not set: run this inside tests/nvme-vm/run-vm.sh", name);
-	return NULL;
-}
-
-static uint64_t env_u64(const char *name)
-{
-	const char *v = env_or_skip(name);
-	char *end;
-	unsigned long long x = strtoull(v, &end, 0);
-
-	cr_assert(*end == '\0', "%s=%s is not a number", name, v);
-	return x;
-}
-
 /* Opens the namespace of a role (512, 4K, FAULT, SLOW) and checks its nsid. */
 static void ns_open(const char *role, struct ns *ns)
 {
-	char name[64];
 	int id;
 
-	snprintf(name, sizeof(name), "URT_NVME_NS%s", role);
-	ns->ng = env_or_skip(name);
-	snprintf(name, sizeof(name), "URT_NVME_BLK%s", role);
-	ns->blk = env_or_skip(name);
-	snprintf(name, sizeof(name), "URT_NVME_LBS%s", role);
-	ns->lbs = (uint32_t)env_u64(name);
-	snprintf(name, sizeof(name), "URT_NVME_NSID%s", role);
-	ns->nsid = (uint32_t)env_u64(name);
-
+	guest_ns_env(role, &ns->ng, &ns->blk, &ns->lbs, &ns->nsid);
 	ns->fd = open(ns->ng, O_RDWR);
 	cr_assert(ns->fd >= 0, "open %s: %s", ns->ng, strerror(errno));
 	id = ioctl(ns->fd, NVME_IOCTL_ID);
@@ -224,60 +195,73 @@ Test(nvme_vm, roundtrip_4k)
 	roundtrip("4K", 10, 16 * 1024);
 }
 
-Test(nvme_vm, fault_read_is_unrecovered_read_error)
-{
+/* The FAULT namespace with a ring and a 4 KiB buffer, around its bad LBA. */
+struct fault_run {
 	struct io_uring ring;
 	struct ns ns;
-	uint64_t bad = env_u64("URT_NVME_FAULT_READ_LBA");
-	uint8_t *buf = buf_alloc(4096);
+	uint64_t bad;		/* The LBA that fails, from the variable lba_var. */
+	uint8_t *buf;
+};
+
+static void fault_open(struct fault_run *f, const char *lba_var)
+{
+	f->bad = env_u64(lba_var);
+	f->buf = buf_alloc(4096);
+	ns_open("FAULT", &f->ns);
+	ring_init(&f->ring, 0);
+}
+
+static void fault_close(struct fault_run *f)
+{
+	io_uring_queue_exit(&f->ring);
+	close(f->ns.fd);
+	free(f->buf);
+}
+
+/*
+ * One block of opcode at the bad LBA must fail with the NVMe status sc
+ * (type and code), not with a kernel error; what names the op.
+ */
+static void expect_media_error(struct fault_run *f, uint8_t opcode, int sc, const char *what)
+{
+	int res = pt_rw(&f->ring, &f->ns, opcode, f->bad, f->buf, f->ns.lbs);
+
+	cr_assert(res > 0, "%s of LBA %llu gave res %d, want an NVMe status", what,
+		  (unsigned long long)f->bad, res);
+	cr_assert_eq(res & NVME_STATUS_MASK, sc, "%s of the fault LBA: status %#x", what, res);
+	cr_log_info("%s of the fault LBA: res %#x", what, res);
+}
+
+Test(nvme_vm, fault_read_is_unrecovered_read_error)
+{
+	struct fault_run f;
 	int res;
 
-	ns_open("FAULT", &ns);
-	ring_init(&ring, 0);
-	res = pt_rw(&ring, &ns, NVME_OP_READ, bad, buf, ns.lbs);
-	cr_assert(res > 0, "read of LBA %llu gave res %d, want an NVMe status",
-		  (unsigned long long)bad, res);
-	cr_assert_eq(res & NVME_STATUS_MASK, NVME_SC_UNRECOVERED_READ,
-		     "read of the fault LBA: status %#x", res);
-	cr_log_info("read of the fault LBA: res %#x", res);
+	fault_open(&f, "URT_NVME_FAULT_READ_LBA");
+	expect_media_error(&f, NVME_OP_READ, NVME_SC_UNRECOVERED_READ, "read");
 	/* An I/O that merely overlaps the sector fails the same way. */
-	res = pt_rw(&ring, &ns, NVME_OP_READ, bad - 4, buf, 8 * ns.lbs);
+	res = pt_rw(&f.ring, &f.ns, NVME_OP_READ, f.bad - 4, f.buf, 8 * f.ns.lbs);
 	cr_assert_eq(res & NVME_STATUS_MASK, NVME_SC_UNRECOVERED_READ,
 		     "overlapping read: status %#x", res);
 	/* Its neighbours and writes to it are healthy. */
-	res = pt_rw(&ring, &ns, NVME_OP_READ, bad + 1, buf, ns.lbs);
+	res = pt_rw(&f.ring, &f.ns, NVME_OP_READ, f.bad + 1, f.buf, f.ns.lbs);
 	cr_assert_eq(res, 0, "read after the fault LBA: res %#x", res);
-	res = pt_rw(&ring, &ns, NVME_OP_WRITE, bad, buf, ns.lbs);
+	res = pt_rw(&f.ring, &f.ns, NVME_OP_WRITE, f.bad, f.buf, f.ns.lbs);
 	cr_assert_eq(res, 0, "write to the read-fault LBA: res %#x", res);
-
-	io_uring_queue_exit(&ring);
-	close(ns.fd);
-	free(buf);
+	fault_close(&f);
 }
 
 Test(nvme_vm, fault_write_is_write_fault)
 {
-	struct io_uring ring;
-	struct ns ns;
-	uint64_t bad = env_u64("URT_NVME_FAULT_WRITE_LBA");
-	uint8_t *buf = buf_alloc(4096);
+	struct fault_run f;
 	int res;
 
-	ns_open("FAULT", &ns);
-	ring_init(&ring, 0);
-	pattern_fill(buf, 4096, 7);
-	res = pt_rw(&ring, &ns, NVME_OP_WRITE, bad, buf, ns.lbs);
-	cr_assert(res > 0, "write of LBA %llu gave res %d, want an NVMe status",
-		  (unsigned long long)bad, res);
-	cr_assert_eq(res & NVME_STATUS_MASK, NVME_SC_WRITE_FAULT,
-		     "write of the fault LBA: status %#x", res);
-	cr_log_info("write of the fault LBA: res %#x", res);
-	res = pt_rw(&ring, &ns, NVME_OP_READ, bad, buf, ns.lbs);
+	fault_open(&f, "URT_NVME_FAULT_WRITE_LBA");
+	pattern_fill(f.buf, 4096, 7);
+	expect_media_error(&f, NVME_OP_WRITE, NVME_SC_WRITE_FAULT, "write");
+	res = pt_rw(&f.ring, &f.ns, NVME_OP_READ, f.bad, f.buf, f.ns.lbs);
 	cr_assert_eq(res, 0, "read of the write-fault LBA: res %#x", res);
-
-	io_uring_queue_exit(&ring);
-	close(ns.fd);
-	free(buf);
+	fault_close(&f);
 }
 
 static double now_s(void)

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "../nvme-vm/guest_env.h"
 #include "../runtime/fixture.h"
 #include "passthru/nvme_status.h"
 #include "runtime/backend.h"
@@ -42,23 +43,6 @@ static uint64_t now_ns(void)
 
 /* --- Guest environment --------------------------------------------------- */
 
-static const char *env_or_skip(const char *name)
-{
-	const char *v = getenv(name);
-
-	if (v && *v)
-		return v;
-	if (getenv("URT_NVME_VM"))
-		cr_assert_fail("%s is not set inside the NVMe test guest", name);
-	cr_skip_test("%s is not set: run this inside tests/nvme-vm/run-vm.sh", name);
-	return NULL;
-}
-
-static uint64_t env_u64(const char *name)
-{
-	return strtoull(env_or_skip(name), NULL, 0);
-}
-
 /* A namespace of the guest, by role (512, 4K, FAULT, SLOW). */
 struct ns {
 	const char *ng;		/* /dev/ngXnY. */
@@ -70,17 +54,9 @@ struct ns {
 
 static void ns_open(const char *role, struct ns *ns)
 {
-	char name[64];
 	int ret;
 
-	snprintf(name, sizeof(name), "URT_NVME_NS%s", role);
-	ns->ng = env_or_skip(name);
-	snprintf(name, sizeof(name), "URT_NVME_BLK%s", role);
-	ns->blk = env_or_skip(name);
-	snprintf(name, sizeof(name), "URT_NVME_LBS%s", role);
-	ns->lbs = (uint32_t)env_u64(name);
-	snprintf(name, sizeof(name), "URT_NVME_NSID%s", role);
-	ns->nsid = (uint32_t)env_u64(name);
+	guest_ns_env(role, &ns->ng, &ns->blk, &ns->lbs, &ns->nsid);
 	ret = urt_dev_open(ns->ng, NULL, &ns->dev);
 	cr_assert_eq(ret, 0, "urt_dev_open(%s): %d (%s)", ns->ng, ret, urt_last_error());
 }
@@ -144,6 +120,20 @@ static struct urt_rt *start_rt(enum urt_poll_mode mode)
 	o.mode = mode;
 	o.retry_backoff_ns = 1000000;
 	return fx_start(&o);
+}
+
+/*
+ * Runs body(state) in a fiber on a fresh interrupt-driven runtime; *st gets
+ * the runtime's counters before it stops (when st is not NULL).
+ */
+static void run_interrupt(void (*body)(void *), void *state, struct urt_stats *st)
+{
+	struct urt_rt *rt = start_rt(URT_POLL_INTERRUPT);
+
+	fx_run(rt, 0, body, state);
+	if (st)
+		cr_assert_eq(urt_rt_stats_total(rt, st), 0);
+	urt_rt_stop(rt);
 }
 
 /* --- Host: status decoding and bad input ----------------------------------- */
@@ -446,17 +436,13 @@ Test(pt, mdts_split_2mib)
 {
 	struct split_run r = { .len = 2u << 20 };
 	struct urt_stats st;
-	struct urt_rt *rt;
 	struct ns ns;
 
 	ns_open("512", &ns);
 	if (urt_dev_info(ns.dev)->max_io_bytes >= r.len)
 		cr_skip_test("max_io_bytes %u is not below 2 MiB", urt_dev_info(ns.dev)->max_io_bytes);
-	rt = start_rt(URT_POLL_INTERRUPT);
 	r.dev = ns.dev;
-	fx_run(rt, 0, split_body, &r);
-	urt_rt_stats_total(rt, &st);
-	urt_rt_stop(rt);
+	run_interrupt(split_body, &r, &st);
 	cr_assert_eq(r.w, (ssize_t)r.len, "2 MiB write: %zd (%s)", r.w, urt_strerror((int)r.w));
 	cr_assert_eq(r.r, (ssize_t)r.len, "2 MiB read: %zd (%s)", r.r, urt_strerror((int)r.r));
 	cr_assert_eq(r.bad, -1, "split read differs at byte %zd", r.bad);
@@ -522,7 +508,6 @@ static void zero_body(void *p)
 Test(pt, write_zeroes_and_deallocate)
 {
 	struct zero_run r = { 0 };
-	struct urt_rt *rt;
 	struct ns ns;
 
 	ns_open("4K", &ns);
@@ -531,9 +516,7 @@ Test(pt, write_zeroes_and_deallocate)
 	r.dealloc = urt_dev_info(ns.dev)->deallocate;
 	if (!r.zeroes && !r.dealloc)
 		cr_skip_test("the controller's ONCS has neither Write Zeroes nor DSM");
-	rt = start_rt(URT_POLL_INTERRUPT);
-	fx_run(rt, 0, zero_body, &r);
-	urt_rt_stop(rt);
+	run_interrupt(zero_body, &r, NULL);
 	cr_assert_eq(r.w, 64 * 1024);
 	if (r.zeroes) {
 		cr_assert_eq(r.wz, 0, "Write Zeroes: %d (%s)", r.wz, urt_strerror(r.wz));
@@ -569,38 +552,56 @@ static void err_body(void *p)
 	urt_buf_put(buf);
 }
 
-/* Run one failing op; returns the runtime's retry count for it. */
+/* Run one op; returns the runtime's retry count for it. */
 static uint64_t run_err(struct err_run *r)
 {
-	struct urt_rt *rt = start_rt(URT_POLL_INTERRUPT);
 	struct urt_stats st;
 
-	fx_run(rt, 0, err_body, r);
-	urt_rt_stats_total(rt, &st);
-	urt_rt_stop(rt);
+	run_interrupt(err_body, r, &st);
 	return st.retried;
+}
+
+/*
+ * Runs r's op, which must fail with an NVMe status whose type and code are
+ * sc (DNR aside) and whose message contains name; returns the status, and
+ * the op's retries in *retried.
+ */
+static uint16_t expect_nvme_error(struct err_run *r, uint16_t sc, const char *name, uint64_t *retried)
+{
+	uint16_t status;
+
+	*retried = run_err(r);
+	cr_assert(urt_err_is_nvme((int)r->res), "got %zd (%s), not an NVMe status", r->res, r->msg);
+	status = urt_err_nvme_status((int)r->res);
+	cr_assert_eq(status & NVME_STATUS_CODE_MASK, sc, "status %#x", status);
+	cr_assert(strstr(r->msg, name), "%s", r->msg);
+	cr_log_info("%s at byte %llu: status %#x, \"%s\", retried %llu", r->write ? "write" : "read",
+		    (unsigned long long)r->off, status, r->msg, (unsigned long long)*retried);
+	return status;
+}
+
+/*
+ * A read of ns at off must fail with the NVMe error sc (named name), and
+ * the runtime retries it retry_max (3) times exactly when the controller
+ * left DNR clear.
+ */
+static void expect_read_error(const struct ns *ns, uint64_t off, uint16_t sc, const char *name)
+{
+	struct err_run r = { .dev = ns->dev, .off = off };
+	uint64_t retried;
+	uint16_t status = expect_nvme_error(&r, sc, name, &retried);
+
+	cr_assert_eq(retried, (status & NVME_STATUS_DNR) ? 0 : 3, "status %#x retried %llu", status,
+		     (unsigned long long)retried);
 }
 
 Test(pt, lba_out_of_range_is_decoded)
 {
-	struct err_run r = { 0 };
-	uint64_t retried;
-	uint16_t status;
 	struct ns ns;
 
 	ns_open("512", &ns);
-	r.dev = ns.dev;
-	r.off = urt_dev_info(ns.dev)->size_bytes;	/* The first LBA past the end. */
-	retried = run_err(&r);
-	cr_assert(urt_err_is_nvme((int)r.res), "got %zd (%s), not an NVMe status", r.res, r.msg);
-	status = urt_err_nvme_status((int)r.res);
-	cr_assert_eq(status & NVME_STATUS_CODE_MASK, 0x080, "status %#x", status);
-	cr_log_info("read past the end: status %#x, \"%s\", retried %llu", status, r.msg,
-		    (unsigned long long)retried);
-	cr_assert(strstr(r.msg, "LBA Out of Range"), "%s", r.msg);
-	/* Retried exactly when the controller left DNR clear. */
-	cr_assert_eq(retried, (status & NVME_STATUS_DNR) ? 0 : 3, "status %#x retried %llu", status,
-		     (unsigned long long)retried);
+	/* The first LBA past the end. */
+	expect_read_error(&ns, urt_dev_info(ns.dev)->size_bytes, 0x080, "LBA Out of Range");
 	urt_dev_close(ns.dev);
 }
 
@@ -608,28 +609,17 @@ Test(pt, media_errors_are_decoded_and_retried)
 {
 	struct err_run r = { 0 };
 	uint64_t retried;
-	uint16_t status;
 	struct ns ns;
 
 	ns_open("FAULT", &ns);
-	r.dev = ns.dev;
-	r.off = env_u64("URT_NVME_FAULT_READ_LBA") * ns.lbs;
-	retried = run_err(&r);
-	cr_assert(urt_err_is_nvme((int)r.res), "got %zd (%s), not an NVMe status", r.res, r.msg);
-	status = urt_err_nvme_status((int)r.res);
-	cr_assert_eq(status & NVME_STATUS_CODE_MASK, 0x281, "status %#x", status);
-	cr_assert(strstr(r.msg, "Unrecovered Read Error (SCT 2, SC 0x81"), "%s", r.msg);
-	cr_log_info("fault read: status %#x, \"%s\", retried %llu", status, r.msg, (unsigned long long)retried);
 	/* QEMU reports an I/O error without DNR: the runtime retries it retry_max (3) times. */
-	cr_assert_eq(retried, (status & NVME_STATUS_DNR) ? 0 : 3, "status %#x retried %llu", status,
-		     (unsigned long long)retried);
+	expect_read_error(&ns, env_u64("URT_NVME_FAULT_READ_LBA") * ns.lbs, 0x281,
+			  "Unrecovered Read Error (SCT 2, SC 0x81");
 
+	r.dev = ns.dev;
 	r.off = env_u64("URT_NVME_FAULT_WRITE_LBA") * ns.lbs;
 	r.write = true;
-	run_err(&r);
-	cr_assert(urt_err_is_nvme((int)r.res), "got %zd (%s), not an NVMe status", r.res, r.msg);
-	cr_assert_eq(urt_err_nvme_status((int)r.res) & NVME_STATUS_CODE_MASK, 0x280);
-	cr_assert(strstr(r.msg, "Write Fault"), "%s", r.msg);
+	expect_nvme_error(&r, 0x280, "Write Fault", &retried);
 
 	/* Next to the bad sectors the namespace works. */
 	r.off = 0;
@@ -706,14 +696,11 @@ out:
 Test(pt, deadline_on_throttled_namespace_keeps_buffer)
 {
 	struct slow_run r = { 0 };
-	struct urt_rt *rt;
 	struct ns ns;
 
 	ns_open("SLOW", &ns);
 	r.dev = ns.dev;
-	rt = start_rt(URT_POLL_INTERRUPT);
-	fx_run(rt, 0, slow_body, &r);
-	urt_rt_stop(rt);
+	run_interrupt(slow_body, &r, NULL);
 	cr_assert_eq(r.res_read, -ETIMEDOUT, "timed read: %d (%s)", r.res_read, urt_strerror(r.res_read));
 	cr_assert_eq(r.calls_read, 1, "delivered %d times", r.calls_read);
 	cr_assert_lt(r.t_deliver_ns, 2000000000ull, "-ETIMEDOUT came after %llu ns",
@@ -848,7 +835,6 @@ Test(pt, readonly_open_reads_and_refuses_writes)
 	const char *ng = env_or_skip("URT_NVME_NS4K");
 	struct ro_run r = { 0 };
 	struct urt_dev_opts o;
-	struct urt_rt *rt;
 	int ret;
 
 	urt_dev_opts_default(&o);
@@ -856,9 +842,7 @@ Test(pt, readonly_open_reads_and_refuses_writes)
 	ret = urt_dev_open(ng, &o, &r.dev);
 	cr_assert_eq(ret, 0, "%s: %s", ng, urt_last_error());
 	cr_assert_str_eq(urt_dev_info(r.dev)->backend, "passthru");
-	rt = start_rt(URT_POLL_INTERRUPT);
-	fx_run(rt, 0, ro_body, &r);
-	urt_rt_stop(rt);
+	run_interrupt(ro_body, &r, NULL);
 	cr_assert_eq(r.r, 4096, "read: %zd (%s)", r.r, urt_strerror((int)r.r));
 	cr_assert_eq(r.w, -EPERM, "write on a read-only device: %zd", r.w);
 	urt_dev_close(r.dev);

@@ -93,6 +93,19 @@ static struct mp_page *mp_page(struct mem_pager *mp, uint64_t pgno)
 	return &mp->pages[pgno];
 }
 
+/*
+ * A fallible call on allocated page pgno: counts the call and returns the
+ * injected error if this is the one; else 0, with the page in *pg.
+ */
+static int mp_call_page(struct mem_pager *mp, uint64_t pgno, struct mp_page **pg)
+{
+	int rc = mp_call(mp);
+
+	if (rc == 0)
+		*pg = mp_page(mp, pgno);
+	return rc;
+}
+
 /* Moves a page's bytes to a fresh buffer, so stale pointers hit freed memory. */
 static void mp_relocate(struct mem_pager *mp, struct mp_page *pg)
 {
@@ -125,11 +138,10 @@ static int mp_get(struct kv_pager *p, uint64_t pgno, bool write, void **data)
 {
 	struct mem_pager *mp = from_pager(p);
 	struct mp_page *pg;
-	int rc = mp_call(mp);
+	int rc = mp_call_page(mp, pgno, &pg);
 
 	if (rc != 0)
 		return rc;
-	pg = mp_page(mp, pgno);
 	if (pg->pins == 0) {
 		if (mp->relocate)
 			mp_relocate(mp, pg);
@@ -152,11 +164,10 @@ static int mp_make_writable(struct kv_pager *p, uint64_t pgno, void **data)
 {
 	struct mem_pager *mp = from_pager(p);
 	struct mp_page *pg;
-	int rc = mp_call(mp);
+	int rc = mp_call_page(mp, pgno, &pg);
 
 	if (rc != 0)
 		return rc;
-	pg = mp_page(mp, pgno);
 	if (pg->pins == 0)
 		die("make_writable of an unpinned page", pgno);
 	if (!pg->writable && pg->shadow != NULL &&
@@ -227,11 +238,10 @@ static int mp_free(struct kv_pager *p, uint64_t pgno)
 {
 	struct mem_pager *mp = from_pager(p);
 	struct mp_page *pg;
-	int rc = mp_call(mp);
+	int rc = mp_call_page(mp, pgno, &pg);
 
 	if (rc != 0)
 		return rc;
-	pg = mp_page(mp, pgno);
 	if (pg->pins != 0)
 		die("free of a pinned page", pgno);
 	if (mp->nfree == mp->free_cap) {

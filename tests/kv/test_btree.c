@@ -1004,11 +1004,52 @@ static uint64_t first_leaf(struct fx *f, uint64_t *parent)
 	}
 }
 
-/* Each kind of damage must make kv_btree_check() fail and say why. */
-Test(btree, check_detects_corruption)
+/*
+ * Opens a tree of 4 KiB pages with nkeys keys to damage: key 0 holds a
+ * 20000-byte value (an overflow chain), the others 30 bytes.  The tree is
+ * verified against the model and snapshotted, so that mem_pager_rollback
+ * undoes the damage.  Returns its first leaf, and that leaf's parent in
+ * *parent (0 when the leaf is the root).
+ */
+static uint64_t fx_open_damage_target(struct fx *f, struct model *m, unsigned nkeys,
+				      uint64_t *parent)
 {
 	const struct profile p = { .prefix = 300, .key_min = 310, .key_max = 600 };
 	uint8_t key[KV_BTREE_KEY_MAX], *val = malloc(20000);
+
+	cr_assert_not_null(val);
+	fx_open(f, 4096);
+	for (unsigned i = 0; i < nkeys; i++) {
+		size_t klen = make_key(&p, i, key);
+
+		fill_pattern(val, 20000, i);
+		put_both(f, m, key, klen, val, i == 0 ? 20000 : 30);
+	}
+	free(val);
+	verify(f, m);
+	cr_assert_eq(mem_pager_snapshot(f->mp), 0);
+	return first_leaf(f, parent);
+}
+
+/* Swaps the first two slots of leaf, so that its keys are out of order. */
+static void swap_first_slots(struct fx *f, uint64_t leaf)
+{
+	const struct kv_pager_ops *ops = mem_pager_ops(f->mp);
+	struct kv_pager *pp = mem_pager_pager(f->mp);
+	uint8_t *s, t[2];
+	void *pg;
+
+	cr_assert_eq(ops->get(pp, leaf, true, &pg), 0);
+	s = (uint8_t *)pg + KV_NODE_HDR_SIZE;
+	memcpy(t, s, 2);
+	memcpy(s, s + 2, 2);
+	memcpy(s + 2, t, 2);
+	ops->put(pp, leaf);
+}
+
+/* Each kind of damage must make kv_btree_check() fail and say why. */
+Test(btree, check_detects_corruption)
+{
 	struct kv_btree_stats st;
 	struct model m = { 0 };
 	struct kv_pager *pp;
@@ -1017,34 +1058,16 @@ Test(btree, check_detects_corruption)
 	struct fx f;
 	void *pg;
 
-	cr_assert_not_null(val);
-	fx_open(&f, 4096);
+	leaf = fx_open_damage_target(&f, &m, 200, &parent);
 	pp = mem_pager_pager(f.mp);
 	ops = mem_pager_ops(f.mp);
-	for (unsigned i = 0; i < 200; i++) {
-		size_t klen = make_key(&p, i, key);
-
-		fill_pattern(val, 20000, i);
-		put_both(&f, &m, key, klen, val, i == 0 ? 20000 : 30);
-	}
-	verify(&f, &m);
-	cr_assert_eq(mem_pager_snapshot(f.mp), 0);
 	cr_assert_eq(ops->get_root(pp, &meta), 0);
-	leaf = first_leaf(&f, &parent);
 	cr_assert_neq(parent, 0, "the tree has a single level");
 
 	for (unsigned kind = 0; kind < 10; kind++) {
 		switch (kind) {
 		case 0: /* Two slots of a leaf swapped: keys out of order. */
-			cr_assert_eq(ops->get(pp, leaf, true, &pg), 0);
-			{
-				uint8_t *s = (uint8_t *)pg + KV_NODE_HDR_SIZE, t[2];
-
-				memcpy(t, s, 2);
-				memcpy(s, s + 2, 2);
-				memcpy(s + 2, t, 2);
-			}
-			ops->put(pp, leaf);
+			swap_first_slots(&f, leaf);
 			break;
 		case 1: /* Meta key count off by one. */
 			cr_assert_eq(ops->get(pp, meta, true, &pg), 0);
@@ -1127,7 +1150,6 @@ Test(btree, check_detects_corruption)
 	}
 	model_free(&m);
 	fx_close(&f);
-	free(val);
 }
 
 /* One modification of the fault tests. */
@@ -1515,8 +1537,6 @@ Test(btree, rebalance_splits_a_full_parent)
 /* Reads and writes that meet a damaged page fail with URT_E_CORRUPT, pinning nothing. */
 Test(btree, operations_report_corruption)
 {
-	const struct profile p = { .prefix = 300, .key_min = 310, .key_max = 600 };
-	uint8_t key[KV_BTREE_KEY_MAX], *val = malloc(20000);
 	const struct kv_pager_ops *ops;
 	struct kv_btree_cursor c;
 	struct model m = { 0 };
@@ -1527,19 +1547,9 @@ Test(btree, operations_report_corruption)
 	struct fx f;
 	void *pg;
 
-	cr_assert_not_null(val);
-	fx_open(&f, 4096);
+	leaf = fx_open_damage_target(&f, &m, 100, &parent);
 	pp = mem_pager_pager(f.mp);
 	ops = mem_pager_ops(f.mp);
-	for (unsigned i = 0; i < 100; i++) {
-		size_t klen = make_key(&p, i, key);
-
-		fill_pattern(val, 20000, i);
-		put_both(&f, &m, key, klen, val, i == 0 ? 20000 : 30);
-	}
-	verify(&f, &m);
-	cr_assert_eq(mem_pager_snapshot(f.mp), 0);
-	leaf = first_leaf(&f, &parent);
 
 	/* A node page of the wrong type, met by every kind of operation. */
 	cr_assert_eq(ops->get(pp, leaf, true, &pg), 0);
@@ -1571,15 +1581,7 @@ Test(btree, operations_report_corruption)
 
 	/* Pages changed under a positioned cursor without invalidating it. */
 	cr_assert_eq(kv_btree_cursor_seek(&c, m.e[0].key, m.e[0].klen), 0);
-	cr_assert_eq(ops->get(pp, leaf, true, &pg), 0);
-	{
-		uint8_t *slot = (uint8_t *)pg + KV_NODE_HDR_SIZE, t[2];
-
-		memcpy(t, slot, 2);
-		memcpy(slot, slot + 2, 2);
-		memcpy(slot + 2, t, 2);
-	}
-	ops->put(pp, leaf);
+	swap_first_slots(&f, leaf);
 	cr_assert_eq(kv_btree_cursor_value(&c, f.vbuf, 100, &vlen), URT_E_CORRUPT);
 	cr_assert_eq(ops->get(pp, leaf, true, &pg), 0);
 	kv_node_hdr(pg)->count = 0;
@@ -1594,7 +1596,6 @@ Test(btree, operations_report_corruption)
 	verify(&f, &m);
 	model_free(&m);
 	fx_close(&f);
-	free(val);
 }
 
 /*

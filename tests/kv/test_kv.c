@@ -40,6 +40,14 @@ static __attribute__((unused)) void env_reopen(struct env *e)
 	cr_assert_eq(ret, 0, "urt_kv_open again: %d (%s) %s", ret, urt_strerror(ret), urt_last_error());
 }
 
+/* Runs body(state) in a fiber on core and asserts that it recorded no failure in *f. */
+static void env_run_ok(struct env *e, unsigned core, void (*body)(void *), void *state,
+		       const struct kvx_fail *f)
+{
+	kvx_run(e->rt, core, body, state);
+	kvx_assert_ok(f);
+}
+
 static void env_close(struct env *e)
 {
 	cr_assert_eq(urt_kv_close(e->kv), 0);
@@ -166,8 +174,7 @@ Test(kv, basic_calls_on_both_cores)
 	for (unsigned core = 0; core < 2; core++) {
 		struct basic b = { .kv = e.kv };
 
-		kvx_run(e.rt, core, basic_body, &b);
-		kvx_assert_ok(&b.f);
+		env_run_ok(&e, core, basic_body, &b, &b.f);
 		cr_expect_eq(b.shards_seen, 3u, "keys land on both shards");
 	}
 	{
@@ -246,8 +253,7 @@ Test(kv, large_values_and_page_reuse)
 
 	env_open(&e, 2, 2);
 	b.kv = e.kv;
-	kvx_run(e.rt, 0, big_body, &b);
-	kvx_assert_ok(&b.f);
+	env_run_ok(&e, 0, big_body, &b, &b.f);
 	/*
 	 * The values need ~355 overflow pages whatever the cycle.  Replaced
 	 * chains go to the free list, so the pages in use stay at that plus a
@@ -427,8 +433,7 @@ Test(kv, concurrent_fibers_on_both_cores_match_the_model, .timeout = 240)
 	{
 		struct scan_check sc = { .kv = e.kv, .m = &all, .chunk = 37 };
 
-		kvx_run(e.rt, 1, scan_check_body, &sc);
-		kvx_assert_ok(&sc.f);
+		env_run_ok(&e, 1, scan_check_body, &sc, &sc.f);
 	}
 	/* The same after a close and reopen (recovery of both shards). */
 	env_reopen(&e);
@@ -436,8 +441,7 @@ Test(kv, concurrent_fibers_on_both_cores_match_the_model, .timeout = 240)
 		struct scan_check sc = { .kv = e.kv, .m = &all, .chunk = 1000 };
 		struct count_arg ca = { .kv = e.kv };
 
-		kvx_run(e.rt, 0, scan_check_body, &sc);
-		kvx_assert_ok(&sc.f);
+		env_run_ok(&e, 0, scan_check_body, &sc, &sc.f);
 		kvx_run(e.rt, 0, count_body, &ca);
 		cr_expect_eq(ca.count, all.n, "count %llu, model %zu", (unsigned long long)ca.count,
 			     all.n);
@@ -539,8 +543,7 @@ Test(kv, scan_in_order_with_cursors)
 
 	env_open(&e, 2, 4);
 	t.kv = e.kv;
-	kvx_run(e.rt, 0, scan_body, &t);
-	kvx_assert_ok(&t.f);
+	env_run_ok(&e, 0, scan_body, &t, &t.f);
 	kvx_model_free(&t.m);
 	env_close(&e);
 }
@@ -640,8 +643,7 @@ Test(kv, nosync_async_and_clear)
 
 	env_open(&e, 2, 5);
 	t.kv = e.kv;
-	kvx_run(e.rt, 1, async_body, &t);
-	kvx_assert_ok(&t.f);
+	env_run_ok(&e, 1, async_body, &t, &t.f);
 	env_reopen(&e);
 	ca = (struct count_arg){ .kv = e.kv };
 	kvx_run(e.rt, 0, count_body, &ca);

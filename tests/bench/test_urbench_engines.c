@@ -56,28 +56,58 @@ static void opts_for(struct ub_opts *o, enum ub_rw rw, unsigned qd, uint64_t ops
 	o->progress = 0;
 }
 
+/* ub_target_open's inputs and outputs. */
+struct target_case {
+	struct ub_opts o;	/* What to open; the test edits it between opens. */
+	struct ub_mode m;	/* The mode it is opened for. */
+	struct ub_target t;	/* The target the last open returned. */
+	bool created;		/* The last open created the file. */
+	char err[512];		/* Why the last open failed. */
+};
+
+static int target_case_open(struct target_case *x)
+{
+	return ub_target_open(&x->o, &x->m, 1, &x->t, &x->created, x->err, sizeof(x->err));
+}
+
+/* Sets the mode to the one named name, which must parse. */
+static void target_case_mode(struct target_case *x, const char *name)
+{
+	cr_assert_eq(ub_mode_parse(name, &x->m, x->err, sizeof(x->err)), 0, "%s", x->err);
+}
+
+/* Ten ops of rw on path at QD 1 in mode "uring": this first open must succeed. */
+static void target_case_init(struct target_case *x, enum ub_rw rw)
+{
+	opts_for(&x->o, rw, 1, 10);
+	target_case_mode(x, "uring");
+	cr_assert_eq(target_case_open(x), 0, "%s", x->err);
+}
+
+/* Opens path as o says for the mode named mode_name and runs it; returns the exit status. */
 static int run(const struct ub_opts *o, const char *mode_name)
 {
-	struct ub_mode m;
-	struct ub_target t;
-	bool created;
-	char err[512];
-	int ret;
+	struct target_case x = { .o = *o };
 
-	cr_assert_eq(ub_mode_parse(mode_name, &m, err, sizeof(err)), 0, "%s", err);
-	ret = ub_target_open(o, &m, 1, &t, &created, err, sizeof(err));
-	cr_assert_eq(ret, 0, "%s", err);
-	return ub_run_mode(o, &m, &t, res);
+	target_case_mode(&x, mode_name);
+	cr_assert_eq(target_case_open(&x), 0, "%s", x.err);
+	return ub_run_mode(&x.o, &x.m, &x.t, res);
+}
+
+/* Runs o in the mode named mode_name; the run must end with UB_EXIT_OK. */
+static void run_ok(const struct ub_opts *o, const char *mode_name)
+{
+	int status = run(o, mode_name);
+
+	cr_assert_eq(status, UB_EXIT_OK, "%s: %s", mode_name, res->errmsg);
 }
 
 static void assert_reads_ok(const char *mode, uint64_t ops)
 {
 	struct ub_opts o;
-	int status;
 
 	opts_for(&o, UB_RW_RANDREAD, 8, ops);
-	status = run(&o, mode);
-	cr_assert_eq(status, UB_EXIT_OK, "%s: %s", mode, res->errmsg);
+	run_ok(&o, mode);
 	cr_assert_eq(res->total.ops, ops, "%s: %llu ops", mode, (unsigned long long)res->total.ops);
 	cr_assert_eq(res->total.reads, ops);
 	cr_assert_eq(res->total.writes, 0);
@@ -183,8 +213,7 @@ static void write_then_verify(const char *writer, const char *reader, unsigned q
 
 	/* Sequential writes of every block, by qd workers or slots. */
 	opts_for(&o, UB_RW_WRITE, qd, blocks);
-	status = run(&o, writer);
-	cr_assert_eq(status, UB_EXIT_OK, "%s: %s", writer, res->errmsg);
+	run_ok(&o, writer);
 	cr_assert_eq(res->total.writes, blocks);
 	cr_assert_eq(res->total.bytes, blocks * 4096);
 
@@ -194,8 +223,7 @@ static void write_then_verify(const char *writer, const char *reader, unsigned q
 	cr_assert_eq(status, UB_EXIT_OK, "%s after %s: %s", reader, writer, res->errmsg);
 	cr_assert_eq(res->total.reads, blocks);
 	opts_for(&o, UB_RW_RANDREAD, 16, 4000);
-	status = run(&o, reader);
-	cr_assert_eq(status, UB_EXIT_OK, "%s: %s", reader, res->errmsg);
+	run_ok(&o, reader);
 }
 
 Test(urbench_engines, uring_writes_verify_with_psync)
@@ -214,14 +242,12 @@ Test(urbench_engines, randrw_with_flushes_and_fua)
 
 	for (size_t i = 0; i < 2; i++) {
 		struct ub_opts o;
-		int status;
 
 		opts_for(&o, UB_RW_RANDRW, 4, 2000);
 		o.rwmix_read = 50;
 		o.fsync_every = 16;
 		o.fua = i == 1;
-		status = run(&o, modes[i]);
-		cr_assert_eq(status, UB_EXIT_OK, "%s: %s", modes[i], res->errmsg);
+		run_ok(&o, modes[i]);
 		cr_assert_eq(res->total.ops, 2000);
 		cr_assert_eq(res->total.reads + res->total.writes, 2000);
 		cr_assert(res->total.writes > 800 && res->total.writes < 1200, "%llu writes",
@@ -235,7 +261,6 @@ Test(urbench_engines, randrw_with_flushes_and_fua)
 Test(urbench_engines, nop_target)
 {
 	struct ub_opts o;
-	int status;
 
 	ub_opts_default(&o);
 	snprintf(o.target, sizeof(o.target), "nop");
@@ -243,8 +268,7 @@ Test(urbench_engines, nop_target)
 	o.qd = 32;
 	o.ops = 100000;
 	o.progress = 0;
-	status = run(&o, "uring");
-	cr_assert_eq(status, UB_EXIT_OK, "%s", res->errmsg);
+	run_ok(&o, "uring");
 	cr_assert_eq(res->total.ops, 100000);
 	cr_assert_eq(res->total.bytes, 0);
 	cr_assert_str_eq(res->backend, "nop");
@@ -255,13 +279,11 @@ Test(urbench_engines, nop_target)
 Test(urbench_engines, timed_run_with_ramp)
 {
 	struct ub_opts o;
-	int status;
 
 	opts_for(&o, UB_RW_RANDREAD, 4, 0);
 	o.runtime_s = 0.5;
 	o.ramp_s = 0.2;
-	status = run(&o, "uring");
-	cr_assert_eq(status, UB_EXIT_OK, "%s", res->errmsg);
+	run_ok(&o, "uring");
 	cr_assert_gt(res->total.ops, 0);
 	cr_assert(res->total.secs > 0.3 && res->total.secs < 3, "%.3f s measured", res->total.secs);
 	cr_assert_gt(res->nseries, 0);
@@ -269,53 +291,46 @@ Test(urbench_engines, timed_run_with_ramp)
 
 Test(urbench_engines, target_errors)
 {
-	struct ub_opts o;
-	struct ub_target t;
-	struct ub_mode m;
-	bool created;
-	char err[512];
+	struct target_case x;
 
 	/* Misaligned block size for O_DIRECT. */
-	opts_for(&o, UB_RW_RANDREAD, 1, 10);
-	cr_assert_eq(ub_mode_parse("uring", &m, err, sizeof(err)), 0);
-	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), 0, "%s", err);
-	cr_assert(created);
-	o.bs = 1000;
-	o.verify = false;
-	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), -EINVAL);
-	cr_assert(strstr(err, "not a multiple of"), "%s", err);
+	target_case_init(&x, UB_RW_RANDREAD);
+	cr_assert(x.created);
+	x.o.bs = 1000;
+	x.o.verify = false;
+	cr_assert_eq(target_case_open(&x), -EINVAL);
+	cr_assert(strstr(x.err, "not a multiple of"), "%s", x.err);
 	/* Buffered I/O takes any size. */
-	o.direct = false;
-	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), 0, "%s", err);
-	o.direct = true;
-	o.bs = 4096;
+	x.o.direct = false;
+	cr_assert_eq(target_case_open(&x), 0, "%s", x.err);
+	x.o.direct = true;
+	x.o.bs = 4096;
 
 	/* Passthrough on a regular file. */
-	cr_assert_eq(ub_mode_parse("passthru", &m, err, sizeof(err)), 0);
-	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), -EINVAL);
-	cr_assert(strstr(err, "not an NVMe generic char device"), "%s", err);
+	target_case_mode(&x, "passthru");
+	cr_assert_eq(target_case_open(&x), -EINVAL);
+	cr_assert(strstr(x.err, "not an NVMe generic char device"), "%s", x.err);
 
 	/* A char device that is not NVMe. */
-	snprintf(o.target, sizeof(o.target), "/dev/null");
-	cr_assert_eq(ub_mode_parse("uring", &m, err, sizeof(err)), 0);
-	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), -ENODEV);
-	cr_assert(strstr(err, "not an NVMe generic device"), "%s", err);
+	snprintf(x.o.target, sizeof(x.o.target), "/dev/null");
+	target_case_mode(&x, "uring");
+	cr_assert_eq(target_case_open(&x), -ENODEV);
+	cr_assert(strstr(x.err, "not an NVMe generic device"), "%s", x.err);
 
 	/* A file in a directory that does not exist. */
-	snprintf(o.target, sizeof(o.target), "%s/no/such/dir/f", dir);
-	cr_assert_lt(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), 0);
-	cr_assert(strstr(err, "cannot create"), "%s", err);
+	snprintf(x.o.target, sizeof(x.o.target), "%s/no/such/dir/f", dir);
+	cr_assert_lt(target_case_open(&x), 0);
+	cr_assert(strstr(x.err, "cannot create"), "%s", x.err);
 
 	/* A missing device node is not created. */
-	snprintf(o.target, sizeof(o.target), "/dev/urbench-no-such-device");
-	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), -ENOENT);
-	cr_assert(strstr(err, "does not exist"), "%s", err);
+	snprintf(x.o.target, sizeof(x.o.target), "/dev/urbench-no-such-device");
+	cr_assert_eq(target_case_open(&x), -ENOENT);
+	cr_assert(strstr(x.err, "does not exist"), "%s", x.err);
 }
 
 Test(urbench_engines, sim_target)
 {
 	struct ub_opts o;
-	int status;
 
 	ub_opts_default(&o);
 	snprintf(o.target, sizeof(o.target), "sim:16M");
@@ -326,8 +341,7 @@ Test(urbench_engines, sim_target)
 	o.qd = 16;
 	o.ops = 5000;
 	o.progress = 0;
-	status = run(&o, "uring+fixedbufs");
-	cr_assert_eq(status, UB_EXIT_OK, "%s", res->errmsg);
+	run_ok(&o, "uring+fixedbufs");
 	cr_assert_str_eq(res->backend, "sim");
 	cr_assert_eq(res->total.writes, 5000);
 	cr_assert_eq(res->total.bytes, 5000ull * 4096);
@@ -335,23 +349,17 @@ Test(urbench_engines, sim_target)
 
 Test(urbench_engines, size_bounds_an_existing_target)
 {
-	struct ub_opts o;
-	struct ub_target t;
-	struct ub_mode m;
-	bool created;
-	char err[512];
+	struct target_case x;
 
-	opts_for(&o, UB_RW_READ, 1, 10);
-	cr_assert_eq(ub_mode_parse("uring", &m, err, sizeof(err)), 0);
-	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(t.span_bytes, FILE_BYTES, "without --size the whole file is used");
-	o.size_bytes = 1u << 20;
-	o.size_given = true;
-	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), 0, "%s", err);
-	cr_assert_not(created);
-	cr_assert_eq(t.span_bytes, 1u << 20, "--size 1M on an 8 MiB file");
+	target_case_init(&x, UB_RW_READ);
+	cr_assert_eq(x.t.span_bytes, FILE_BYTES, "without --size the whole file is used");
+	x.o.size_bytes = 1u << 20;
+	x.o.size_given = true;
+	cr_assert_eq(target_case_open(&x), 0, "%s", x.err);
+	cr_assert_not(x.created);
+	cr_assert_eq(x.t.span_bytes, 1u << 20, "--size 1M on an 8 MiB file");
 	/* A larger --size than the file does not grow it. */
-	o.size_bytes = 64u << 20;
-	cr_assert_eq(ub_target_open(&o, &m, 1, &t, &created, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(t.span_bytes, FILE_BYTES);
+	x.o.size_bytes = 64u << 20;
+	cr_assert_eq(target_case_open(&x), 0, "%s", x.err);
+	cr_assert_eq(x.t.span_bytes, FILE_BYTES);
 }

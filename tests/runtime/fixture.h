@@ -30,13 +30,10 @@ static inline void fx_run(struct urt_rt *rt, unsigned core, void (*fn)(void *arg
 	tests_fiber_run(rt, core, fn, arg);
 }
 
+/* Start a runtime with o, failing the test if it does not start. */
 static inline struct urt_rt *fx_start(const struct urt_rt_opts *o)
 {
-	struct urt_rt *rt = NULL;
-	int ret = urt_rt_start(o, &rt);
-
-	cr_assert_eq(ret, 0, "urt_rt_start: %d (%s)", ret, urt_last_error());
-	return rt;
+	return tests_rt_start(o);
 }
 
 /* A scratch file of size bytes in $TMPDIR (unlinked by fx_file_close). */

@@ -14,12 +14,14 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "urt/buf.h"
 #include "urt/dev.h"
 #include "urt/fiber.h"
 #include "urt/io.h"
 #include "urt/rt.h"
+#include "runtime/backend.h"
 #include "runtime/compat.h"
 #include "runtime/context.h"
 #include "runtime/stack.h"
@@ -39,6 +41,7 @@ enum ud_tag {
 	UD_TAG_BACKOFF = 2,	/* The backoff sleep before a retry. */
 	UD_TAG_CANCEL = 3,	/* An ASYNC_CANCEL or TIMEOUT_REMOVE aimed at it. */
 	UD_TAG_HOLD = 4,	/* Fault DELAY: the end of the hold. */
+	UD_TAG_PLAIN = 5,	/* The op itself, of a plain request (req_plain_ok). */
 	UD_TAG_MASK = 7,
 };
 #define UD_WAKE_MSG	((uint64_t)8)	/* MSG_RING wakeup from another core. */
@@ -78,46 +81,63 @@ enum req_state {
  * One in-flight op.  Lives in the core's pool; user_data points at it.
  * It outlives its caller's urt_io when a deadline fires first: then io is
  * NULL (detached) and the request only waits for its remaining CQEs.
+ *
+ * Layout: the first cache line holds what every op reads or writes on its
+ * way (submission, SQE, CQE, delivery); the lifecycle bytes sit together in
+ * `life` so that req_get clears them with two stores.
  */
 struct urt_req {
+	/* Hot: every op. */
 	struct urt_io *io;	/* Caller's completion; NULL once delivered. */
-	struct urt_core *core;	/* Owner. */
-	struct urt_dev *dev;	/* Target device or NULL. */
 	struct urt_req *next;	/* Free list, backlog or held list link. */
-	uint8_t op;		/* enum urt_op. */
-	uint8_t flags;		/* enum urt_io_flags. */
-	uint8_t state;		/* enum req_state. */
-	uint8_t ring;		/* enum ring_kind the op is on. */
-	uint8_t pending;	/* CQEs still expected (op, timer, cancel). */
-	uint8_t retries;	/* Transient-error retries so far. */
-	bool timer_fired;	/* The deadline passed. */
-	bool timer_linked;	/* The deadline is a LINK_TIMEOUT (else standalone). */
-	bool timer_armed;	/* A timer CQE is pending. */
-	bool cancel_asked;	/* urt_io_cancel was called. */
-	bool stalled;		/* Fault: replaced by a never-completing op. */
-	bool buf_ref;		/* Holds a reference on the urt_buf at buf_ref_ptr. */
-	bool timer_remove_sent;	/* A TIMEOUT_REMOVE for the standalone timer is out. */
-	bool hold_expired;	/* Fault DELAY: the hold timer fired. */
-	uint16_t nr_rest;	/* Entries in iov_rest. */
-	int32_t fd;		/* Socket ops: the socket. */
-	void *buf_ref_ptr;	/* The referenced urt_buf. */
-	const struct iovec *iov_rest;	/* Vector entries after a split entry. */
-	uint64_t seg;		/* Bytes the current SQE transfers. */
-	uint16_t nr_iov;	/* Entries left in iov. */
-	int32_t held_res;	/* Fault DELAY: the result being held. */
-	uint64_t done;		/* Bytes transferred so far (short transfers). */
+	struct urt_dev *dev;	/* Target device or NULL. */
 	void *buf;		/* Remaining buffer (READ/WRITE). */
-	struct iovec *iov;	/* Remaining vector (points into iov_copy or the caller's). */
 	uint64_t len;		/* Remaining length. */
 	uint64_t off;		/* Remaining offset. */
 	uint64_t submit_ns;	/* Submission time, for the latency histogram. */
+	uint8_t op;		/* enum urt_op. */
+	uint8_t flags;		/* enum urt_io_flags. */
+	int32_t fd;		/* Socket ops: the socket. */
+	/* Second line: the lifecycle, zeroed by req_get, and transfer progress. */
+	union {
+		struct {
+			uint8_t state;		/* enum req_state. */
+			uint8_t ring;		/* enum ring_kind the op is on. */
+			uint8_t pending;	/* CQEs still expected (op, timer, cancel). */
+			uint8_t retries;	/* Transient-error retries so far. */
+			bool plain;		/* req_plain_ok() held at submission. */
+			bool timer_fired;	/* The deadline passed. */
+			bool timer_linked;	/* The deadline is a LINK_TIMEOUT (else standalone). */
+			bool timer_armed;	/* A timer CQE is pending. */
+			bool cancel_asked;	/* urt_io_cancel was called. */
+			bool stalled;		/* Fault: replaced by a never-completing op. */
+			bool buf_ref;		/* Holds a reference on the urt_buf at buf_ref_ptr. */
+			bool timer_remove_sent;	/* A TIMEOUT_REMOVE for the standalone timer is out. */
+			bool hold_expired;	/* Fault DELAY: the hold timer fired. */
+		};
+		uint64_t life[2];	/* The fields above as two words, for req_get. */
+	};
+	/* Zeroed by req_get as well: everything from life to nr_rest. */
+	uint64_t seg;		/* Bytes the current SQE transfers. */
+	uint64_t done;		/* Bytes transferred so far (short transfers). */
 	uint64_t deadline_ns;	/* Absolute deadline (CLOCK_MONOTONIC) or 0. */
+	struct iovec *iov;	/* Remaining vector (points into iov_copy or the caller's). */
+	const struct iovec *iov_rest;	/* Vector entries after a split entry. */
+	uint16_t nr_iov;	/* Entries left in iov. */
+	uint16_t nr_rest;	/* Entries in iov_rest. */
+	int32_t held_res;	/* Fault DELAY: the result being held. */
+	/* Cold. */
+	struct urt_core *core;	/* Owner. */
+	void *buf_ref_ptr;	/* The referenced urt_buf. */
 	struct __kernel_timespec ts;	/* Timespec read by the kernel at submit. */
 	struct __kernel_timespec ts2;	/* Second timespec (backoff). */
 	struct iovec iov_copy[1];	/* A partly transferred vector entry being resumed. */
 	uint64_t be[6];		/* Backend scratch (passthrough command state). */
 } __attribute__((aligned(64)));
 
+_Static_assert(__builtin_offsetof(struct urt_req, life) == 64, "the hot fields fill the first cache line");
+_Static_assert(sizeof(((struct urt_req *)0)->life) >= __builtin_offsetof(struct urt_req, hold_expired) + 1 -
+	       __builtin_offsetof(struct urt_req, life), "life covers every lifecycle field");
 _Static_assert(_Alignof(struct urt_req) >= 8, "tag bits need 8-byte alignment");
 
 /* A posted function. */
@@ -203,6 +223,7 @@ struct urt_core {
 	 */
 	uint64_t now_ns;
 	bool faults_on;			/* opts.fault.rate_ppm != 0: consult fault.c. */
+	bool lat_ewma_on;		/* HYBRID mode: keep lat_ewma_ns for the spin budget. */
 	/* Hybrid polling. */
 	uint64_t spin_budget_ns;	/* Current spin budget. */
 	uint64_t lat_ewma_ns;		/* Smoothed completion latency. */
@@ -230,8 +251,13 @@ struct urt_rt {
 	_Atomic bool stopping;		/* urt_rt_stop began. */
 };
 
-/* The core of the calling thread, or NULL. */
-extern __thread struct urt_core *urt__self;
+/*
+ * The core of the calling thread, or NULL.  Initial-exec TLS: every op reads
+ * it, and the default model of a shared library (general dynamic) makes
+ * each read a call to __tls_get_addr.  Eight bytes fit the static TLS that
+ * the C library keeps for libraries loaded at run time.
+ */
+extern __thread struct urt_core *urt__self __attribute__((tls_model("initial-exec")));
 
 static inline struct urt_core *core_self(void)
 {
@@ -239,6 +265,117 @@ static inline struct urt_core *core_self(void)
 }
 
 uint64_t urt_now_ns(void);
+
+#define urt_likely(x)	__builtin_expect(!!(x), 1)
+#define urt_unlikely(x)	__builtin_expect(!!(x), 0)
+
+/*
+ * urt_hist_add, inlined into the completion path.  The bucket layout is
+ * explained in hist.c, which defines urt_hist_add with this function.
+ */
+static inline void hist_record(struct urt_hist *h, uint64_t v)
+{
+	const uint64_t sub = (uint64_t)1 << URT_HIST_SUB_BITS;
+	unsigned g = (unsigned)(63 - __builtin_clzll(v | sub)) - URT_HIST_SUB_BITS;
+
+	h->buckets[((uint64_t)g << URT_HIST_SUB_BITS) + (v >> g)]++;
+	h->count++;
+	h->sum += v;
+	/* Written as selects so the compiler emits cmov, not branches. */
+	h->min = v < h->min ? v : h->min;
+	h->max = v > h->max ? v : h->max;
+}
+
+/* Smoothed completion latency for the hybrid spin budget: ewma with weight 1/8. */
+static inline void lat_ewma_add(struct urt_core *c, uint64_t lat)
+{
+	c->lat_ewma_ns = c->lat_ewma_ns ? (7 * c->lat_ewma_ns + lat) / 8 : lat;
+}
+
+/*
+ * The request pool (req.c has the design notes).  A new request has every
+ * lifecycle field clear and no progress; urt_io_submit fills in the op.
+ * ts, ts2, iov_copy and be[] are written before they are read.
+ */
+void buf_unref(struct urt_core *c, void *p);
+
+static inline struct urt_req *req_get(struct urt_core *c)
+{
+	struct urt_req *req = c->req_free;
+
+	if (urt_unlikely(!req))
+		return NULL;
+	c->req_free = req->next;
+	c->reqs_used++;
+	req->life[0] = 0;
+	req->life[1] = 0;
+	req->seg = 0;
+	req->done = 0;
+	req->deadline_ns = 0;
+	req->iov = NULL;
+	req->iov_rest = NULL;
+	req->nr_iov = 0;
+	req->nr_rest = 0;
+	return req;
+}
+
+static inline void req_put(struct urt_core *c, struct urt_req *req)
+{
+	if (req->buf_ref)
+		buf_unref(c, req->buf_ref_ptr);
+	req->state = REQ_FREE;
+	req->next = c->req_free;
+	c->req_free = req;
+	c->reqs_used--;
+}
+
+/*
+ * The whole life after its op's CQE of a plain request (req_plain_ok) that
+ * succeeded in full, inlined into the reap loop.  It does what req_on_op,
+ * req_result and req_deliver would do for such a request, in a straight
+ * line, since no timer, retry or fault state can exist.  Anything else (an
+ * error, a short or split transfer, another tag) returns false, having
+ * changed nothing, for req_complete_cqe.
+ *
+ * The request goes back to the pool before the callback runs, so that an
+ * op the callback submits reuses it while its cache lines are hot; the
+ * callback sees only the urt_io, which no longer points at it.  With a
+ * cancel still on its way (urt_io_cancel), it waits for that CQE instead.
+ */
+static inline bool req_complete_fast(struct urt_core *c, uint64_t ud, int32_t res)
+{
+	struct urt_req *req = (struct urt_req *)(uintptr_t)(ud & ~(uint64_t)UD_TAG_MASK);
+	struct urt_io *io;
+	uint64_t lat;
+
+	if ((ud & UD_TAG_MASK) != UD_TAG_PLAIN || res < 0)
+		return false;
+	if (req->op != URT_OP_NOP) {
+		/* Not the whole remainder: req_result resumes or ends it (short, EOF, split). */
+		if ((uint64_t)res != req->len)
+			return false;
+		res = (int32_t)(req->done + (uint64_t)res);
+	}
+	/*
+	 * Without a deadline nothing answers a request before its op's CQE: a
+	 * cancel only asks the kernel, and the stop answers only the backlog.
+	 */
+	io = req->io;
+	if (urt_unlikely(!io))
+		abort();
+	req->io = NULL;
+	io->priv = NULL;
+	io->res = res;
+	lat = c->now_ns - req->submit_ns;
+	hist_record(&c->stats.lat, lat);
+	if (c->lat_ewma_on)
+		lat_ewma_add(c, lat);
+	c->stats.completed++;
+	if (--req->pending == 0)
+		req_put(c, req);
+	io->cb(io, res, io->arg);
+	return true;
+}
 
 /* rt.c */
 void urt_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -254,8 +391,9 @@ void ring_wait(struct urt_core *c);
 void ring_arm_efd(struct urt_core *c, enum ring_kind kind);
 
 /* req.c */
-struct urt_req *req_get(struct urt_core *c);
-void req_start(struct urt_core *c, struct urt_req *req);
+int req_start_slow(struct urt_core *c, struct urt_req *req);
+void req_prep_failed(struct urt_core *c, struct urt_ring *r, struct urt_req *req, struct io_uring_sqe *sqe,
+		     int err);
 void req_cancel(struct urt_core *c, struct urt_req *req);
 int req_pool_init(struct urt_core *c);
 void req_pool_exit(struct urt_core *c);
@@ -263,6 +401,87 @@ void req_complete_cqe(struct urt_core *c, uint64_t ud, int32_t res, const struct
 void req_backlog_flush(struct urt_core *c);
 void req_held_release(struct urt_core *c, bool all);
 void req_cancel_all(struct urt_core *c);
+
+/*
+ * An SQE of ring r, or NULL when its SQ is full.  This is liburing's
+ * io_uring_get_sqe for rings with 64-byte SQEs (not RING_BIG), without its
+ * per-call tests of the setup flags.  The kernel's head is read with
+ * acquire, as liburing does under SQPOLL: an SQ thread may still be reading
+ * the slot it releases.
+ */
+static inline struct io_uring_sqe *ring_sqe_try(struct urt_ring *r)
+{
+	struct io_uring_sq *sq = &r->ring.sq;
+	unsigned tail = sq->sqe_tail;
+
+	if (tail - io_uring_smp_load_acquire(sq->khead) >= sq->ring_entries)
+		return NULL;
+	sq->sqe_tail = tail + 1;
+	r->queued++;
+	return &sq->sqes[tail & sq->ring_mask];
+}
+
+/*
+ * Whether io makes a plain request on core c: no deadline, no fault
+ * injection, not multishot, and a NOP, or a READ/WRITE that goes to the
+ * main ring (not passthrough, not polled) on a backend with no complete
+ * hook.  Those are the requests whose whole life can take the short paths
+ * below, req_issue_plain and req_complete_fast.
+ */
+static inline bool req_plain_ok(const struct urt_core *c, const struct urt_io *io, unsigned op)
+{
+	const struct urt_dev *dev = io->dev;
+
+	if (io->timeout_ns || c->faults_on || (io->flags & URT_IO_MULTISHOT))
+		return false;
+	if (op == URT_OP_NOP)
+		return true;
+	return (op == URT_OP_READ || op == URT_OP_WRITE) && !dev->be->complete && !dev->be->needs_big_sqe &&
+	       !(c->rings[RING_POLL].ready && dev->info.poll_capable);
+}
+
+/* The tag of req's op in user_data. */
+static inline uint64_t req_op_tag(const struct urt_req *req)
+{
+	return req->plain ? UD_TAG_PLAIN : UD_TAG_OP;
+}
+
+/*
+ * req_issue for a plain request (req_plain_ok) that has its caller (req->io
+ * set), while nobody waits in the backlog and the SQ has room: the common
+ * case, without the checks that cannot apply to it.  Returns false, having
+ * changed nothing, when any of that does not hold; req_issue in req.c then
+ * takes the general path.
+ */
+static inline bool req_issue_plain(struct urt_core *c, struct urt_req *req, unsigned op)
+{
+	struct urt_ring *r = &c->rings[RING_MAIN];
+	struct urt_dev *dev = req->dev;
+	struct io_uring_sqe *sqe;
+	int64_t n = 0;
+
+	if (c->backlog_head)
+		return false;
+	sqe = ring_sqe_try(r);
+	if (urt_unlikely(!sqe))
+		return false;
+	req->ring = RING_MAIN;
+	req->state = REQ_INFLIGHT;
+	if (op == URT_OP_NOP) {
+		io_uring_prep_nop(sqe);
+	} else {
+		n = dev->be->prep(dev, c, req, sqe);
+		if (urt_unlikely(n < 0)) {
+			req_prep_failed(c, r, req, sqe, (int)n);
+			return true;
+		}
+	}
+	req->seg = (uint64_t)n;
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | UD_TAG_PLAIN);
+	r->inflight++;
+	req->pending++;
+	return true;
+}
 
 /* msg.c */
 int msg_init(struct urt_core *c);

@@ -15,18 +15,13 @@
 
 #include <string.h>
 
+#include "runtime/core.h"
+
 #define SUB_BITS URT_HIST_SUB_BITS
 #define SUB      ((uint64_t)1 << SUB_BITS)
 
 _Static_assert(URT_HIST_BUCKETS == (65 - SUB_BITS) * SUB,
 	       "the largest value, UINT64_MAX, must land in the last bucket");
-
-static inline unsigned hist_bucket(uint64_t v)
-{
-	unsigned g = (unsigned)(63 - __builtin_clzll(v | SUB)) - SUB_BITS;
-
-	return (unsigned)(((uint64_t)g << SUB_BITS) + (v >> g));
-}
 
 /* Lowest value of bucket b, and log2 of its width. */
 static uint64_t hist_bucket_low(unsigned b, unsigned *width_log2)
@@ -46,14 +41,10 @@ void urt_hist_init(struct urt_hist *h)
 	h->min = UINT64_MAX;
 }
 
+/* The body is hist_record() in core.h, which the completion path inlines. */
 void urt_hist_add(struct urt_hist *h, uint64_t v)
 {
-	h->buckets[hist_bucket(v)]++;
-	h->count++;
-	h->sum += v;
-	/* Written as selects so the compiler emits cmov, not branches. */
-	h->min = v < h->min ? v : h->min;
-	h->max = v > h->max ? v : h->max;
+	hist_record(h, v);
 }
 
 void urt_hist_merge(struct urt_hist *dst, const struct urt_hist *src)

@@ -224,25 +224,57 @@ static int io_validate(struct urt_core *c, const struct urt_io *io)
 	return 0;
 }
 
-URT_API int urt_io_submit(struct urt_io *io, urt_io_cb cb, void *arg)
+/* The parts of a request that only some ops have: a sleep, a vector, a deadline. */
+static void io_req_extras(struct urt_core *c, struct urt_io *io, struct urt_req *req)
 {
-	struct urt_core *c = core_self();
-	struct urt_req *req;
-	int ret;
-
-	assert(c && "urt_io_submit runs on a reactor thread");
-	if (!c)
-		abort();
-	if (c->stopping)
-		return -ESHUTDOWN;
-	ret = io_validate(c, io);
-	if (ret)
-		return ret;
-	req = req_get(c);
-	if (!req) {
-		urt_set_error("%u requests already in flight on core %u (req_max)", c->rt->opts.req_max, c->index);
-		return -EAGAIN;
+	if (io->op == URT_OP_TIMEOUT) {
+		req->len = io->timeout_ns;
+		return;
 	}
+	if (io->op == URT_OP_READV || io->op == URT_OP_WRITEV) {
+		req->iov = (struct iovec *)io->iov;
+		req->nr_iov = io->nr_iov;
+		req->len = 0;
+		for (unsigned i = 0; i < io->nr_iov; i++)
+			req->len += io->iov[i].iov_len;
+	}
+	if (io->timeout_ns)
+		req->deadline_ns = req->submit_ns + io->timeout_ns;
+	/* Hold the urt_buf while the op may outlive its answer (see io.h). */
+	if (req->deadline_ns && (io->op == URT_OP_READ || io->op == URT_OP_WRITE) &&
+	    buf_region_contains(c, io->buf, io->len)) {
+		req->buf_ref = true;
+		req->buf_ref_ptr = io->buf;
+		buf_ref(c, io->buf);
+	}
+}
+
+static int io_pool_empty(const struct urt_core *c)
+{
+	urt_set_error("%u requests already in flight on core %u (req_max)", c->rt->opts.req_max, c->index);
+	return -EAGAIN;
+}
+
+/* The rest of io_queue for ops with a deadline, a sleep or a vector. */
+static __attribute__((noinline)) int io_queue_extras(struct urt_core *c, struct urt_io *io, struct urt_req *req)
+{
+	io_req_extras(c, io, req);
+	c->stats.submitted++;
+	return req_start_slow(c, req);
+}
+
+/*
+ * Queue a validated io: take a request, copy the op into it, issue it.
+ * Inlined twice: with op a constant NOP, and for everything else.  Every
+ * call on the common path is a tail call, so that it needs no stack frame.
+ */
+static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, struct urt_io *io, urt_io_cb cb,
+							  void *arg, unsigned op)
+{
+	struct urt_req *req = req_get(c);
+
+	if (urt_unlikely(!req))
+		return io_pool_empty(c);
 	io->cb = cb;
 	io->arg = arg;
 	io->res = 0;
@@ -252,33 +284,44 @@ URT_API int urt_io_submit(struct urt_io *io, urt_io_cb cb, void *arg)
 	req->io = io;
 	req->dev = io->dev;
 	req->fd = io->fd;
-	req->op = io->op;
+	req->op = (uint8_t)op;
 	req->flags = io->flags;
 	req->buf = io->buf;
 	req->off = io->off;
 	req->len = io->len;
-	if (io->op == URT_OP_TIMEOUT) {
-		req->len = io->timeout_ns;
-	} else if (io->op == URT_OP_READV || io->op == URT_OP_WRITEV) {
-		req->iov = (struct iovec *)io->iov;
-		req->nr_iov = io->nr_iov;
-		req->len = 0;
-		for (unsigned i = 0; i < io->nr_iov; i++)
-			req->len += io->iov[i].iov_len;
-	}
 	req->submit_ns = c->now_ns;
-	if (io->timeout_ns && io->op != URT_OP_TIMEOUT)
-		req->deadline_ns = req->submit_ns + io->timeout_ns;
-	/* Hold the urt_buf while the op may outlive its answer (see io.h). */
-	if (req->deadline_ns && (io->op == URT_OP_READ || io->op == URT_OP_WRITE) &&
-	    buf_region_contains(c, io->buf, io->len)) {
-		req->buf_ref = true;
-		req->buf_ref_ptr = io->buf;
-		buf_ref(c, io->buf);
-	}
+	if (urt_unlikely(io->timeout_ns || op == URT_OP_TIMEOUT || op == URT_OP_READV || op == URT_OP_WRITEV))
+		return io_queue_extras(c, io, req);
+	req->plain = req_plain_ok(c, io, op);
 	c->stats.submitted++;
-	req_start(c, req);
-	return 0;
+	if (urt_likely(req->plain) && req_issue_plain(c, req, op))
+		return 0;
+	return req_start_slow(c, req);
+}
+
+static __attribute__((noinline)) int io_submit_checked(struct urt_core *c, struct urt_io *io, urt_io_cb cb,
+						       void *arg)
+{
+	int ret = io_validate(c, io);
+
+	if (ret)
+		return ret;
+	return io_queue(c, io, cb, arg, io->op);
+}
+
+URT_API int urt_io_submit(struct urt_io *io, urt_io_cb cb, void *arg)
+{
+	struct urt_core *c = core_self();
+
+	assert(c && "urt_io_submit runs on a reactor thread");
+	if (urt_unlikely(!c))
+		abort();
+	if (urt_unlikely(c->stopping))
+		return -ESHUTDOWN;
+	/* A NOP has nothing to check. */
+	if (io->op != URT_OP_NOP)
+		return io_submit_checked(c, io, cb, arg);
+	return io_queue(c, io, cb, arg, URT_OP_NOP);
 }
 
 URT_API int urt_io_cancel(struct urt_io *io)

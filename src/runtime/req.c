@@ -32,6 +32,17 @@
  *   - other memory: deliver -ETIMEDOUT when the op's CQE says the device
  *     is done with it (at once if the cancel worked).
  *
+ * Plain requests.  A request with no deadline and no fault injection, for a
+ * NOP or a READ/WRITE on the main ring whose backend has no complete hook
+ * (req_plain_ok in core.h), can hold none of the timer, backoff or hold
+ * state above.  Its op carries the tag UD_TAG_PLAIN, it is issued by
+ * req_issue_plain when the SQ has room and nobody waits in the backlog,
+ * and a CQE that completes it in full is handled by req_complete_fast in
+ * the reap loop: the same counters, histogram and single delivery as
+ * req_deliver, without this file's general path.  Everything else a plain
+ * request meets (an error, a short transfer, a cancel, a full SQ) goes
+ * through the general path below, unchanged.
+ *
  * Retry classification (docs/runtime.md has the table):
  *   -EAGAIN, -EINTR            resubmit at once, no limit but the deadline
  *                              (during stop: deliver -ECANCELED)
@@ -75,52 +86,6 @@ void req_pool_exit(struct urt_core *c)
 	c->req_free = NULL;
 }
 
-struct urt_req *req_get(struct urt_core *c)
-{
-	struct urt_req *req = c->req_free;
-
-	if (!req)
-		return NULL;
-	c->req_free = req->next;
-	c->reqs_used++;
-	/*
-	 * Not a memset of the whole request (it is four cache lines): the
-	 * fields below are all that a new request reads before writing them.
-	 * urt_io_submit sets the op description; ts, ts2, iov_copy and be[]
-	 * are written before they are read.
-	 */
-	req->next = NULL;
-	req->state = REQ_FREE;
-	req->pending = 0;
-	req->retries = 0;
-	req->timer_fired = false;
-	req->timer_linked = false;
-	req->timer_armed = false;
-	req->cancel_asked = false;
-	req->stalled = false;
-	req->buf_ref = false;
-	req->timer_remove_sent = false;
-	req->hold_expired = false;
-	req->nr_iov = 0;
-	req->nr_rest = 0;
-	req->iov = NULL;
-	req->iov_rest = NULL;
-	req->done = 0;
-	req->seg = 0;
-	req->deadline_ns = 0;
-	return req;
-}
-
-static void req_put(struct urt_core *c, struct urt_req *req)
-{
-	if (req->buf_ref)
-		buf_unref(c, req->buf_ref_ptr);
-	req->state = REQ_FREE;
-	req->next = c->req_free;
-	c->req_free = req;
-	c->reqs_used--;
-}
-
 static void req_maybe_free(struct urt_core *c, struct urt_req *req)
 {
 	if (!req->io && req->pending == 0 && req->state != REQ_HELD && req->state != REQ_FREE)
@@ -148,9 +113,9 @@ static void req_deliver(struct urt_core *c, struct urt_req *req, int res)
 	io->priv = NULL;
 	io->res = res;
 	lat = c->now_ns - req->submit_ns;
-	urt_hist_add(&c->stats.lat, lat);
-	/* Smoothed latency for the hybrid spin budget: ewma with weight 1/8. */
-	c->lat_ewma_ns = c->lat_ewma_ns ? (7 * c->lat_ewma_ns + lat) / 8 : lat;
+	hist_record(&c->stats.lat, lat);
+	if (c->lat_ewma_on)
+		lat_ewma_add(c, lat);
 	c->stats.completed++;
 	if (res == -ETIMEDOUT)
 		c->stats.timed_out++;
@@ -194,7 +159,7 @@ static void req_send_cancel(struct urt_core *c, struct urt_req *req, enum ud_tag
 	if (target == UD_TAG_TIMER)
 		io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)req | UD_TAG_TIMER, 0);
 	else
-		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)req | UD_TAG_OP, 0);
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)req | req_op_tag(req), 0);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | UD_TAG_CANCEL);
 	c->rings[kind].inflight++;
 	req->pending++;
@@ -244,6 +209,21 @@ void req_backlog_flush(struct urt_core *c)
 }
 
 /*
+ * The backend could not prepare req's op: turn the SQE it was given into a
+ * harmless NOP and deliver the error.
+ */
+void req_prep_failed(struct urt_core *c, struct urt_ring *r, struct urt_req *req, struct io_uring_sqe *sqe,
+		     int err)
+{
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, UD_IGNORE);
+	r->inflight++;
+	req->state = REQ_BACKOFF;
+	req_deliver(c, req, err);
+	req_maybe_free(c, req);
+}
+
+/*
  * Put req's (remaining) op on its ring, with its deadline.  Requests that
  * find no SQ room wait in the backlog; their order is kept.
  */
@@ -256,6 +236,8 @@ static void req_issue(struct urt_core *c, struct urt_req *req)
 	bool link = false;
 	int64_t n = 0;
 
+	if (req->plain && req->io && req_issue_plain(c, req, req->op))
+		return;
 	if (!req->io) {
 		/* Delivered while in the backlog or in backoff (its deadline passed). */
 		req_maybe_free(c, req);
@@ -309,18 +291,12 @@ static void req_issue(struct urt_core *c, struct urt_req *req)
 	} else {
 		n = req->dev->be->prep(req->dev, c, req, sqe);
 		if (n < 0) {
-			/* Turn the prepared SQE into a harmless NOP and deliver the error. */
-			io_uring_prep_nop(sqe);
-			io_uring_sqe_set_data64(sqe, UD_IGNORE);
-			r->inflight++;
-			req->state = REQ_BACKOFF;
-			req_deliver(c, req, (int)n);
-			req_maybe_free(c, req);
+			req_prep_failed(c, r, req, sqe, (int)n);
 			return;
 		}
 	}
 	req->seg = (uint64_t)n;
-	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | UD_TAG_OP);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | req_op_tag(req));
 	r->inflight++;
 	req->pending++;
 	if (kind == RING_BIG)
@@ -613,6 +589,7 @@ void req_complete_cqe(struct urt_core *c, uint64_t ud, int32_t res, const struct
 
 	switch (ud & UD_TAG_MASK) {
 	case UD_TAG_OP:
+	case UD_TAG_PLAIN:
 		req_on_op(c, req, res, cqe);
 		break;
 	case UD_TAG_TIMER:
@@ -693,10 +670,11 @@ void req_cancel(struct urt_core *c, struct urt_req *req)
 	req_maybe_free(c, req);
 }
 
-/* Submission from io.c: req is filled in. */
-void req_start(struct urt_core *c, struct urt_req *req)
+/* Submission from io.c when the plain path (req_issue_plain in core.h) does not apply. */
+int req_start_slow(struct urt_core *c, struct urt_req *req)
 {
 	if (c->faults_on && fault_pick_submit(c, req->op) == URT_FAULT_STALL)
 		req->stalled = true;
 	req_issue(c, req);
+	return 0;
 }

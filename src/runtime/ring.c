@@ -392,10 +392,44 @@ void ring_wait(struct urt_core *c)
 
 #define REAP_BATCH 128
 
+/*
+ * Copy up to REAP_BATCH CQEs of r into batch (two 16-byte slots per CQE)
+ * and release their ring slots.  This is io_uring_peek_batch_cqe without
+ * the array of pointers and the library call: the ring is read once, from
+ * head to the tail the kernel published.  As in liburing, an empty CQ with
+ * IORING_SQ_CQ_OVERFLOW or IORING_SQ_TASKRUN set means completions wait in
+ * the kernel: one enter flushes them, then the ring is read again.
+ */
+static unsigned ring_peek_batch(struct urt_ring *r, struct io_uring_cqe *batch, bool big)
+{
+	struct io_uring_cq *cq = &r->ring.cq;
+	unsigned head = *cq->khead;
+	/* Acquire: the CQE contents are read after the tail that publishes them. */
+	unsigned n = io_uring_smp_load_acquire(cq->ktail) - head;
+
+	if (n == 0) {
+		if (!(IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
+			return 0;
+		io_uring_get_events(&r->ring);
+		n = io_uring_smp_load_acquire(cq->ktail) - head;
+	}
+	if (n > REAP_BATCH)
+		n = REAP_BATCH;
+	if (big) {
+		for (unsigned i = 0; i < n; i++)
+			memcpy(&batch[2 * i], &cq->cqes[((head + i) & cq->ring_mask) << 1], 2 * sizeof(batch[0]));
+	} else {
+		for (unsigned i = 0; i < n; i++)
+			batch[2 * i] = cq->cqes[(head + i) & cq->ring_mask];
+	}
+	/* Release the slots before any callback can submit and need CQ room. */
+	io_uring_cq_advance(&r->ring, n);
+	return n;
+}
+
 unsigned ring_reap(struct urt_core *c, enum ring_kind kind)
 {
 	struct urt_ring *r = &c->rings[kind];
-	struct io_uring_cqe *cqes[REAP_BATCH];
 	/*
 	 * Local copies, two 16-byte slots per CQE: the second holds the CQE32
 	 * extra words (big_cqe[], the passthrough result) of a big ring.
@@ -405,11 +439,7 @@ unsigned ring_reap(struct urt_core *c, enum ring_kind kind)
 	unsigned total = 0, n;
 
 	do {
-		n = io_uring_peek_batch_cqe(&r->ring, cqes, REAP_BATCH);
-		for (unsigned i = 0; i < n; i++)
-			memcpy(&batch[2 * i], cqes[i], big ? 2 * sizeof(batch[0]) : sizeof(batch[0]));
-		/* Release the slots before any callback can submit and need CQ room. */
-		io_uring_cq_advance(&r->ring, n);
+		n = ring_peek_batch(r, batch, big);
 		c->stats.cqes_reaped += n;
 		for (unsigned i = 0; i < n; i++) {
 			const struct io_uring_cqe *cqe = &batch[2 * i];
@@ -417,12 +447,13 @@ unsigned ring_reap(struct urt_core *c, enum ring_kind kind)
 
 			/* A multishot result with MORE is not the op's last CQE. */
 			if (ud != UD_WAKE_MSG && !(cqe->flags & IORING_CQE_F_MORE)) {
-				if (r->inflight == 0)
+				if (urt_unlikely(r->inflight == 0))
 					abort();	/* Accounting bug: a CQE we never asked for. */
 				r->inflight--;
 			}
-			if (ud >= UD_SPECIAL_MAX) {
-				req_complete_cqe(c, ud, cqe->res, cqe);
+			if (urt_likely(ud >= UD_SPECIAL_MAX)) {
+				if (!req_complete_fast(c, ud, cqe->res))
+					req_complete_cqe(c, ud, cqe->res, cqe);
 				continue;
 			}
 			if (ud == UD_WAKE_EFD) {

@@ -43,7 +43,7 @@
 #include "runtime/core.h"
 #include "runtime/mem.h"
 
-__thread struct urt_core *urt__self;
+__thread struct urt_core *urt__self __attribute__((tls_model("initial-exec")));
 static __thread char last_error[512];
 
 uint64_t urt_now_ns(void)
@@ -200,6 +200,7 @@ static int core_setup(struct urt_core *c)
 		c->rng = 1;
 	c->faults_left = rt->opts.fault.count_max;
 	c->faults_on = rt->opts.fault.rate_ppm != 0 && rt->opts.fault.kinds != 0;
+	c->lat_ewma_on = rt->opts.mode == URT_POLL_HYBRID;
 	c->now_ns = urt_now_ns();
 	urt_hist_init(&c->stats.lat);
 	/* Runtime objects of this core come from its own arena (mem.h); -1 means libc. */

@@ -61,6 +61,7 @@ struct urt_ring {
 	struct io_uring ring;	/* The liburing ring. */
 	bool ready;		/* Set up. */
 	bool polled;		/* IORING_SETUP_IOPOLL: must poll, cannot sleep. */
+	bool fd_registered;	/* Its fd is registered with the reactor thread (enters skip fget). */
 	uint32_t flags;		/* Setup flags the kernel accepted. */
 	uint32_t inflight;	/* CQEs still expected on this ring. */
 	uint32_t queued;	/* SQEs prepared and not yet submitted. */

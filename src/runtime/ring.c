@@ -193,6 +193,14 @@ int ring_setup(struct urt_core *c, enum ring_kind kind)
 		if (ret)
 			goto err_exit;
 	}
+	/*
+	 * Register the ring's fd with this thread (Linux 5.18+), so that each
+	 * io_uring_enter skips the fd table lookup.  The registration belongs
+	 * to the calling thread, which is fine: only the reactor thread enters
+	 * its rings (other cores reach it by MSG_RING on the plain fd).  A
+	 * kernel without it keeps the plain fd.
+	 */
+	r->fd_registered = io_uring_register_ring_fd(&r->ring) == 1;
 	return 0;
 
 err_exit:
@@ -210,6 +218,9 @@ void ring_teardown(struct urt_core *c, enum ring_kind kind)
 
 	if (!r->ready)
 		return;
+	if (r->fd_registered)
+		io_uring_unregister_ring_fd(&r->ring);
+	r->fd_registered = false;
 	io_uring_queue_exit(&r->ring);
 	if (r->efd >= 0)
 		close(r->efd);

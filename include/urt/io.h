@@ -4,7 +4,8 @@
  *
  * A struct urt_io describes one operation and receives its result.  The
  * caller owns it (on its stack, in its own struct, anywhere) and must keep
- * it alive until the callback runs; urt never allocates per I/O.
+ * it alive, and leave it unchanged, until the callback runs; urt never
+ * allocates per I/O, and a simple op (no deadline) has no other record.
  *
  *     struct urt_io io;
  *     urt_io_prep_read(&io, dev, buf, 4096, off);

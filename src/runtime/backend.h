@@ -7,6 +7,7 @@
  *
  *   urt_io_submit -> validate      (may reject before anything is queued)
  *   reactor      -> prep           (fill the SQE for the remaining part)
+ *                   prep_rw        (optional: a whole READ/WRITE, no request)
  *   reactor      -> complete       (turn the CQE into bytes or -errno)
  *
  * Adding a backend is adding one file that defines a struct urt_backend and
@@ -42,6 +43,14 @@ struct urt_backend {
 	 * ops without a length, or -errno.
 	 */
 	int64_t (*prep)(struct urt_dev *dev, struct urt_core *c, struct urt_req *req, struct io_uring_sqe *sqe);
+	/*
+	 * Optional: fill sqe for a whole READ or WRITE (op, flags as in struct
+	 * urt_io) of len <= info.max_io_bytes bytes at buf and off, without a
+	 * request; it cannot fail.  A backend that has it and no complete hook
+	 * runs reads and writes without a deadline as bare ops (io.c).
+	 */
+	void (*prep_rw)(struct urt_dev *dev, struct urt_core *c, struct io_uring_sqe *sqe, unsigned op, void *buf,
+			uint64_t len, uint64_t off, unsigned flags);
 	/* Map the CQE to a result; NULL means cqe->res as is. */
 	int (*complete)(struct urt_dev *dev, struct urt_req *req, int32_t res, const struct io_uring_cqe *cqe);
 	/* Whether a failed result may be retried; NULL = the runtime's table. */

@@ -33,7 +33,8 @@
 
 /*
  * user_data of an SQE: a request pointer (64-byte aligned) with a tag in
- * the low bits, or one of the constants below for runtime-internal CQEs.
+ * the low bits, the urt_io of a bare op (8-byte aligned) with UD_TAG_BARE,
+ * or one of the constants below for runtime-internal CQEs.
  */
 enum ud_tag {
 	UD_TAG_OP = 0,		/* The op itself. */
@@ -41,7 +42,7 @@ enum ud_tag {
 	UD_TAG_BACKOFF = 2,	/* The backoff sleep before a retry. */
 	UD_TAG_CANCEL = 3,	/* An ASYNC_CANCEL or TIMEOUT_REMOVE aimed at it. */
 	UD_TAG_HOLD = 4,	/* Fault DELAY: the end of the hold. */
-	UD_TAG_PLAIN = 5,	/* The op itself, of a plain request (req_plain_ok). */
+	UD_TAG_BARE = 5,	/* Not a request: the caller's urt_io of a bare op (io.c). */
 	UD_TAG_MASK = 7,
 };
 #define UD_WAKE_MSG	((uint64_t)8)	/* MSG_RING wakeup from another core. */
@@ -85,7 +86,7 @@ enum req_state {
  *
  * Layout: the first cache line holds what every op reads or writes on its
  * way (submission, SQE, CQE, delivery); the lifecycle bytes sit together in
- * `life` so that req_get clears them with two stores.
+ * `life` so that req_take clears them with two stores.
  */
 struct urt_req {
 	/* Hot: every op. */
@@ -99,14 +100,13 @@ struct urt_req {
 	uint8_t op;		/* enum urt_op. */
 	uint8_t flags;		/* enum urt_io_flags. */
 	int32_t fd;		/* Socket ops: the socket. */
-	/* Second line: the lifecycle, zeroed by req_get, and transfer progress. */
+	/* Second line: the lifecycle, zeroed by req_take, and transfer progress. */
 	union {
 		struct {
 			uint8_t state;		/* enum req_state. */
 			uint8_t ring;		/* enum ring_kind the op is on. */
 			uint8_t pending;	/* CQEs still expected (op, timer, cancel). */
 			uint8_t retries;	/* Transient-error retries so far. */
-			bool plain;		/* req_plain_ok() held at submission. */
 			bool timer_fired;	/* The deadline passed. */
 			bool timer_linked;	/* The deadline is a LINK_TIMEOUT (else standalone). */
 			bool timer_armed;	/* A timer CQE is pending. */
@@ -116,9 +116,9 @@ struct urt_req {
 			bool timer_remove_sent;	/* A TIMEOUT_REMOVE for the standalone timer is out. */
 			bool hold_expired;	/* Fault DELAY: the hold timer fired. */
 		};
-		uint64_t life[2];	/* The fields above as two words, for req_get. */
+		uint64_t life[2];	/* The fields above as two words, for req_take. */
 	};
-	/* Zeroed by req_get as well: everything from life to nr_rest. */
+	/* Zeroed by req_take as well: everything from life to nr_rest. */
 	uint64_t seg;		/* Bytes the current SQE transfers. */
 	uint64_t done;		/* Bytes transferred so far (short transfers). */
 	uint64_t deadline_ns;	/* Absolute deadline (CLOCK_MONOTONIC) or 0. */
@@ -128,6 +128,7 @@ struct urt_req {
 	uint16_t nr_rest;	/* Entries in iov_rest. */
 	int32_t held_res;	/* Fault DELAY: the result being held. */
 	/* Cold. */
+	uint64_t op_ud;		/* user_data of the op's SQE in flight, for ASYNC_CANCEL. */
 	struct urt_core *core;	/* Owner. */
 	void *buf_ref_ptr;	/* The referenced urt_buf. */
 	struct __kernel_timespec ts;	/* Timespec read by the kernel at submit. */
@@ -140,6 +141,8 @@ _Static_assert(__builtin_offsetof(struct urt_req, life) == 64, "the hot fields f
 _Static_assert(sizeof(((struct urt_req *)0)->life) >= __builtin_offsetof(struct urt_req, hold_expired) + 1 -
 	       __builtin_offsetof(struct urt_req, life), "life covers every lifecycle field");
 _Static_assert(_Alignof(struct urt_req) >= 8, "tag bits need 8-byte alignment");
+_Static_assert(_Alignof(struct urt_io) >= 8, "a bare op's user_data is its urt_io with a tag");
+_Static_assert(sizeof(void *) == 8, "a bare op's io->priv holds a 63-bit time");
 
 /* A posted function. */
 struct post_msg {
@@ -197,7 +200,8 @@ struct urt_core {
 	struct urt_req *backlog_head;	/* Waiting for SQ space, FIFO. */
 	struct urt_req *backlog_tail;
 	struct urt_req *held;		/* Fault DELAY: held results. */
-	uint32_t reqs_used;		/* Requests not free. */
+	uint32_t ops_live;		/* Ops in flight: requests not free plus bare ops; <= req_max. */
+	uint32_t req_max;		/* rt->opts.req_max, the size of the pool. */
 	/* Cross-core. */
 	struct post_queue **inq;	/* Per source (ncores + 1 external): queues to us. */
 	_Alignas(URT_CACHELINE) _Atomic int doorbell;	/* Shared: a wakeup is on its way. */
@@ -282,9 +286,14 @@ static inline void hist_record(struct urt_hist *h, uint64_t v)
 	h->buckets[((uint64_t)g << URT_HIST_SUB_BITS) + (v >> g)]++;
 	h->count++;
 	h->sum += v;
-	/* Written as selects so the compiler emits cmov, not branches. */
-	h->min = v < h->min ? v : h->min;
-	h->max = v > h->max ? v : h->max;
+	/*
+	 * Branches, not selects: a new minimum or maximum is rare once values
+	 * have been seen, and an untaken branch leaves min and max unwritten.
+	 */
+	if (urt_unlikely(v < h->min))
+		h->min = v;
+	if (urt_unlikely(v > h->max))
+		h->max = v;
 }
 
 /* Smoothed completion latency for the hybrid spin budget: ewma with weight 1/8. */
@@ -294,20 +303,22 @@ static inline void lat_ewma_add(struct urt_core *c, uint64_t lat)
 }
 
 /*
- * The request pool (req.c has the design notes).  A new request has every
- * lifecycle field clear and no progress; urt_io_submit fills in the op.
- * ts, ts2, iov_copy and be[] are written before they are read.
+ * The request pool (req.c has the design notes).  req_take gives a request
+ * with every lifecycle field clear and no progress, for an op already
+ * counted in ops_live; urt_io_submit fills in the op.  ts, ts2, iov_copy
+ * and be[] are written before they are read.  The pool holds req_max
+ * requests and ops_live never exceeds req_max, so an op counted there
+ * always finds one.
  */
 void buf_unref(struct urt_core *c, void *p);
 
-static inline struct urt_req *req_get(struct urt_core *c)
+static inline struct urt_req *req_take(struct urt_core *c)
 {
 	struct urt_req *req = c->req_free;
 
 	if (urt_unlikely(!req))
-		return NULL;
+		abort();	/* More requests than ops in flight: an accounting bug. */
 	c->req_free = req->next;
-	c->reqs_used++;
 	req->life[0] = 0;
 	req->life[1] = 0;
 	req->seg = 0;
@@ -327,53 +338,50 @@ static inline void req_put(struct urt_core *c, struct urt_req *req)
 	req->state = REQ_FREE;
 	req->next = c->req_free;
 	c->req_free = req;
-	c->reqs_used--;
+	c->ops_live--;
 }
 
 /*
- * The whole life after its op's CQE of a plain request (req_plain_ok) that
- * succeeded in full, inlined into the reap loop.  It does what req_on_op,
- * req_result and req_deliver would do for such a request, in a straight
- * line, since no timer, retry or fault state can exist.  Anything else (an
- * error, a short or split transfer, another tag) returns false, having
- * changed nothing, for req_complete_cqe.
- *
- * The request goes back to the pool before the callback runs, so that an
- * op the callback submits reuses it while its cache lines are hot; the
- * callback sees only the urt_io, which no longer points at it.  With a
- * cancel still on its way (urt_io_cancel), it waits for that CQE instead.
+ * Bare ops (io.c has the design notes).  While one is in flight, its
+ * io->priv holds its submission time shifted left by one, with bit 0 set;
+ * a request pointer, 64-byte aligned, never has bit 0 set.
  */
-static inline bool req_complete_fast(struct urt_core *c, uint64_t ud, int32_t res)
+static inline void *bare_priv(uint64_t submit_ns)
 {
-	struct urt_req *req = (struct urt_req *)(uintptr_t)(ud & ~(uint64_t)UD_TAG_MASK);
-	struct urt_io *io;
+	return (void *)(uintptr_t)(submit_ns << 1 | 1);
+}
+
+static inline bool io_is_bare(const struct urt_io *io)
+{
+	return (uintptr_t)io->priv & 1;
+}
+
+static inline uint64_t bare_submit_ns(const struct urt_io *io)
+{
+	return (uint64_t)(uintptr_t)io->priv >> 1;
+}
+
+/*
+ * The CQE of a bare op, inlined into the reap loop.  A NOP, or a READ/WRITE
+ * that moved all its bytes, is done: record it and call back, which is what
+ * req_deliver does for a request.  Anything else (an error, a short
+ * transfer, a cancel) returns false, having changed nothing; the caller
+ * then hands the op to req_bare_slow, which gives it a request.
+ */
+static inline bool bare_complete(struct urt_core *c, struct urt_io *io, int32_t res)
+{
 	uint64_t lat;
 
-	if ((ud & UD_TAG_MASK) != UD_TAG_PLAIN || res < 0)
+	if (res < 0 || (io->op != URT_OP_NOP && (uint64_t)res != io->len))
 		return false;
-	if (req->op != URT_OP_NOP) {
-		/* Not the whole remainder: req_result resumes or ends it (short, EOF, split). */
-		if ((uint64_t)res != req->len)
-			return false;
-		res = (int32_t)(req->done + (uint64_t)res);
-	}
-	/*
-	 * Without a deadline nothing answers a request before its op's CQE: a
-	 * cancel only asks the kernel, and the stop answers only the backlog.
-	 */
-	io = req->io;
-	if (urt_unlikely(!io))
-		abort();
-	req->io = NULL;
+	lat = c->now_ns - bare_submit_ns(io);
 	io->priv = NULL;
 	io->res = res;
-	lat = c->now_ns - req->submit_ns;
 	hist_record(&c->stats.lat, lat);
 	if (c->lat_ewma_on)
 		lat_ewma_add(c, lat);
 	c->stats.completed++;
-	if (--req->pending == 0)
-		req_put(c, req);
+	c->ops_live--;
 	io->cb(io, res, io->arg);
 	return true;
 }
@@ -392,9 +400,9 @@ void ring_wait(struct urt_core *c);
 void ring_arm_efd(struct urt_core *c, enum ring_kind kind);
 
 /* req.c */
-int req_start_slow(struct urt_core *c, struct urt_req *req);
-void req_prep_failed(struct urt_core *c, struct urt_ring *r, struct urt_req *req, struct io_uring_sqe *sqe,
-		     int err);
+int req_start(struct urt_core *c, struct urt_req *req);
+void req_bare_slow(struct urt_core *c, struct urt_io *io, int32_t res, const struct io_uring_cqe *cqe);
+void req_bare_cancel(struct urt_core *c, struct urt_io *io);
 void req_cancel(struct urt_core *c, struct urt_req *req);
 int req_pool_init(struct urt_core *c);
 void req_pool_exit(struct urt_core *c);
@@ -404,84 +412,26 @@ void req_held_release(struct urt_core *c, bool all);
 void req_cancel_all(struct urt_core *c);
 
 /*
- * An SQE of ring r, or NULL when its SQ is full.  This is liburing's
- * io_uring_get_sqe for rings with 64-byte SQEs (not RING_BIG), without its
- * per-call tests of the setup flags.  The kernel's head is read with
- * acquire, as liburing does under SQPOLL: an SQ thread may still be reading
- * the slot it releases.
+ * Whether the SQ of ring r is full, and its next SQE.  Together they are
+ * liburing's io_uring_get_sqe for rings with 64-byte SQEs (not RING_BIG),
+ * without its per-call tests of the setup flags.  The kernel's head is
+ * read with acquire, as liburing does under SQPOLL: an SQ thread may still
+ * be reading the slot it releases.
  */
-static inline struct io_uring_sqe *ring_sqe_try(struct urt_ring *r)
+static inline bool ring_sq_full(const struct urt_ring *r)
+{
+	return r->ring.sq.sqe_tail - io_uring_smp_load_acquire(r->ring.sq.khead) >= r->ring.sq.ring_entries;
+}
+
+/* The next SQE of ring r, which must not be full (ring_sq_full). */
+static inline struct io_uring_sqe *ring_sqe_take(struct urt_ring *r)
 {
 	struct io_uring_sq *sq = &r->ring.sq;
 	unsigned tail = sq->sqe_tail;
 
-	if (tail - io_uring_smp_load_acquire(sq->khead) >= sq->ring_entries)
-		return NULL;
 	sq->sqe_tail = tail + 1;
 	r->queued++;
 	return &sq->sqes[tail & sq->ring_mask];
-}
-
-/*
- * Whether io makes a plain request on core c: no deadline, no fault
- * injection, not multishot, and a NOP, or a READ/WRITE that goes to the
- * main ring (not passthrough, not polled) on a backend with no complete
- * hook.  Those are the requests whose whole life can take the short paths
- * below, req_issue_plain and req_complete_fast.
- */
-static inline bool req_plain_ok(const struct urt_core *c, const struct urt_io *io, unsigned op)
-{
-	const struct urt_dev *dev = io->dev;
-
-	if (io->timeout_ns || c->faults_on || (io->flags & URT_IO_MULTISHOT))
-		return false;
-	if (op == URT_OP_NOP)
-		return true;
-	return (op == URT_OP_READ || op == URT_OP_WRITE) && !dev->be->complete && !dev->be->needs_big_sqe &&
-	       !(c->rings[RING_POLL].ready && dev->info.poll_capable);
-}
-
-/* The tag of req's op in user_data. */
-static inline uint64_t req_op_tag(const struct urt_req *req)
-{
-	return req->plain ? UD_TAG_PLAIN : UD_TAG_OP;
-}
-
-/*
- * req_issue for a plain request (req_plain_ok) that has its caller (req->io
- * set), while nobody waits in the backlog and the SQ has room: the common
- * case, without the checks that cannot apply to it.  Returns false, having
- * changed nothing, when any of that does not hold; req_issue in req.c then
- * takes the general path.
- */
-static inline bool req_issue_plain(struct urt_core *c, struct urt_req *req, unsigned op)
-{
-	struct urt_ring *r = &c->rings[RING_MAIN];
-	struct urt_dev *dev = req->dev;
-	struct io_uring_sqe *sqe;
-	int64_t n = 0;
-
-	if (c->backlog_head)
-		return false;
-	sqe = ring_sqe_try(r);
-	if (urt_unlikely(!sqe))
-		return false;
-	req->ring = RING_MAIN;
-	req->state = REQ_INFLIGHT;
-	if (op == URT_OP_NOP) {
-		io_uring_prep_nop(sqe);
-	} else {
-		n = dev->be->prep(dev, c, req, sqe);
-		if (urt_unlikely(n < 0)) {
-			req_prep_failed(c, r, req, sqe, (int)n);
-			return true;
-		}
-	}
-	req->seg = (uint64_t)n;
-	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | UD_TAG_PLAIN);
-	r->inflight++;
-	req->pending++;
-	return true;
 }
 
 /* msg.c */

@@ -184,33 +184,45 @@ static void file_close(struct urt_dev *dev)
 	dev->fd = -1;
 }
 
-static int64_t file_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req *req, struct io_uring_sqe *sqe)
+/* READ or WRITE of len bytes (at most max_io_bytes): fixed buffer and fixed file when registered. */
+static void file_prep_rw(struct urt_dev *dev, struct urt_core *c, struct io_uring_sqe *sqe, unsigned op, void *buf,
+			 uint64_t len, uint64_t off, unsigned flags)
 {
 	int slot = dev_fixed_slot(dev, c);
 	int fd = slot >= 0 ? slot : dev->fd;
-	uint64_t len = req->len < dev->info.max_io_bytes ? req->len : dev->info.max_io_bytes;
-	int64_t n = 0;
-	int idx;
+	int idx = dev_buf_index(c, buf, len);
 
-	switch (req->op) {
-	case URT_OP_READ:
-		idx = dev_buf_index(c, req->buf, len);
+	if (op == URT_OP_READ) {
 		if (idx >= 0)
-			io_uring_prep_read_fixed(sqe, fd, req->buf, (unsigned)len, req->off, idx);
+			io_uring_prep_read_fixed(sqe, fd, buf, (unsigned)len, off, idx);
 		else
-			io_uring_prep_read(sqe, fd, req->buf, (unsigned)len, req->off);
-		n = (int64_t)len;
-		break;
-	case URT_OP_WRITE:
-		idx = dev_buf_index(c, req->buf, len);
+			io_uring_prep_read(sqe, fd, buf, (unsigned)len, off);
+	} else {
 		if (idx >= 0)
-			io_uring_prep_write_fixed(sqe, fd, req->buf, (unsigned)len, req->off, idx);
+			io_uring_prep_write_fixed(sqe, fd, buf, (unsigned)len, off, idx);
 		else
-			io_uring_prep_write(sqe, fd, req->buf, (unsigned)len, req->off);
-		if (req->flags & URT_IO_FUA)
+			io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
+		if (flags & URT_IO_FUA)
 			sqe->rw_flags = RWF_DSYNC;
-		n = (int64_t)len;
-		break;
+	}
+	/* After the prep helper, which zeroes sqe->flags. */
+	if (slot >= 0)
+		sqe->flags |= IOSQE_FIXED_FILE;
+}
+
+static int64_t file_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req *req, struct io_uring_sqe *sqe)
+{
+	uint64_t len = req->len < dev->info.max_io_bytes ? req->len : dev->info.max_io_bytes;
+	int slot, fd;
+	int64_t n = 0;
+
+	if (req->op == URT_OP_READ || req->op == URT_OP_WRITE) {
+		file_prep_rw(dev, c, sqe, req->op, req->buf, len, req->off, req->flags);
+		return (int64_t)len;
+	}
+	slot = dev_fixed_slot(dev, c);
+	fd = slot >= 0 ? slot : dev->fd;
+	switch (req->op) {
 	case URT_OP_READV:
 	case URT_OP_WRITEV:
 		if (req->op == URT_OP_READV)
@@ -249,5 +261,6 @@ const struct urt_backend urt_backend_file = {
 	.open = file_open,
 	.close = file_close,
 	.prep = file_prep,
+	.prep_rw = file_prep_rw,
 	.cancellable = true,
 };

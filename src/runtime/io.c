@@ -5,6 +5,34 @@
  * rejected here with a negative errno and a message in urt_last_error(), and
  * the callback never runs.  That covers misaligned O_DIRECT I/O, which the
  * kernel would otherwise report as a bare EINVAL far from its cause.
+ *
+ * Design notes: bare ops
+ * ----------------------
+ * Most ops need nothing beyond what their urt_io already holds.  An op is
+ * bare when it has no deadline, fault injection is off, it is not
+ * multishot, and it is a NOP, or a READ/WRITE of at most max_io_bytes on
+ * the main ring whose backend fills the SQE without a request (prep_rw)
+ * and has no complete hook.  A bare op takes no request:
+ *
+ *   submit  its SQE's user_data is the urt_io tagged UD_TAG_BARE, and
+ *           io->priv holds its submission time with bit 0 set (core.h);
+ *   CQE     a NOP, or a READ/WRITE that moved all its bytes, is done:
+ *           bare_complete (core.h) records it in the histogram and the
+ *           counters and calls back, as req_deliver does;
+ *   else    any other result (an error, a short transfer, -EAGAIN), and
+ *           urt_io_cancel, give it a request at that moment, in the state
+ *           it would have had from the start (req_from_bare, req.c), and
+ *           req.c's rules take over.
+ *
+ * Invariants:
+ *   B1. ops_live counts bare ops like requests, so req_max bounds both and
+ *       the pool (req_max requests) always has one for a bare op.
+ *   B2. A bare op needs SQ room and an empty backlog; otherwise the op
+ *       takes a request at once, which keeps the backlog's FIFO order.
+ *   B3. While a bare op is in flight, io->priv is its time (bit 0 set) or,
+ *       after urt_io_cancel, its request (64-byte aligned); the caller
+ *       leaves the urt_io alone until the callback (io.h), so its op, len
+ *       and callback are still there when the CQE arrives.
  */
 #include <assert.h>
 #include <errno.h>
@@ -17,12 +45,7 @@
 static void io_prep(struct urt_io *io, unsigned op, struct urt_dev *dev, void *buf, uint64_t len,
 		    uint64_t off)
 {
-	memset(io, 0, sizeof(*io));
-	io->op = (uint8_t)op;
-	io->dev = dev;
-	io->buf = buf;
-	io->len = len;
-	io->off = off;
+	*io = (struct urt_io){ .op = (uint8_t)op, .dev = dev, .buf = buf, .len = len, .off = off };
 }
 
 URT_API void urt_io_prep_nop(struct urt_io *io)
@@ -249,54 +272,77 @@ static void io_req_extras(struct urt_core *c, struct urt_io *io, struct urt_req 
 	}
 }
 
-static int io_pool_empty(const struct urt_core *c)
+static __attribute__((noinline, cold)) int io_pool_empty(const struct urt_core *c)
 {
 	urt_set_error("%u requests already in flight on core %u (req_max)", c->rt->opts.req_max, c->index);
 	return -EAGAIN;
 }
 
-/* The rest of io_queue for ops with a deadline, a sleep or a vector. */
-static __attribute__((noinline)) int io_queue_extras(struct urt_core *c, struct urt_io *io, struct urt_req *req)
+/* Whether io, with op io->op, can go bare on core c (see the design notes). */
+static inline bool io_bare_ok(const struct urt_core *c, const struct urt_io *io, unsigned op)
 {
+	const struct urt_dev *dev = io->dev;
+
+	if (io->timeout_ns || c->faults_on || (io->flags & URT_IO_MULTISHOT) || c->backlog_head ||
+	    ring_sq_full(&c->rings[RING_MAIN]))
+		return false;
+	if (op == URT_OP_NOP)
+		return true;
+	return (op == URT_OP_READ || op == URT_OP_WRITE) && dev->be->prep_rw && !dev->be->complete &&
+	       !dev->be->needs_big_sqe && !(c->rings[RING_POLL].ready && dev->info.poll_capable) &&
+	       io->len <= dev->info.max_io_bytes;
+}
+
+/* Give io, counted in ops_live, a request, copy the op into it and issue it. */
+static __attribute__((noinline)) int io_queue_req(struct urt_core *c, struct urt_io *io)
+{
+	struct urt_req *req = req_take(c);
+
+	io->priv = req;
+	req->io = io;
+	req->dev = io->dev;
+	req->op = io->op;
+	req->flags = io->flags;
+	req->fd = io->fd;
+	req->buf = io->buf;
+	req->off = io->off;
+	req->len = io->len;
+	req->submit_ns = c->now_ns;
 	io_req_extras(c, io, req);
-	c->stats.submitted++;
-	return req_start_slow(c, req);
+	return req_start(c, req);
 }
 
 /*
- * Queue a validated io: take a request, copy the op into it, issue it.
- * Inlined twice: with op a constant NOP, and for everything else.  Every
- * call on the common path is a tail call, so that it needs no stack frame.
+ * Queue a validated io: bare when it can be, else with a request.  Inlined
+ * twice: with op a constant NOP, and for everything else.  Every call on
+ * the common path is a tail call, so that it needs no stack frame.
  */
 static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, struct urt_io *io, urt_io_cb cb,
 							  void *arg, unsigned op)
 {
-	struct urt_req *req = req_get(c);
+	struct urt_ring *r = &c->rings[RING_MAIN];
+	struct io_uring_sqe *sqe;
 
-	if (urt_unlikely(!req))
+	if (urt_unlikely(c->ops_live >= c->req_max))
 		return io_pool_empty(c);
+	c->ops_live++;
+	c->stats.submitted++;
 	io->cb = cb;
 	io->arg = arg;
 	io->res = 0;
 	io->buf_id = 0;
 	io->flags &= (uint8_t)~URT_IO_MORE;
-	io->priv = req;
-	req->io = io;
-	req->dev = io->dev;
-	req->fd = io->fd;
-	req->op = (uint8_t)op;
-	req->flags = io->flags;
-	req->buf = io->buf;
-	req->off = io->off;
-	req->len = io->len;
-	req->submit_ns = c->now_ns;
-	if (urt_unlikely(io->timeout_ns || op == URT_OP_TIMEOUT || op == URT_OP_READV || op == URT_OP_WRITEV))
-		return io_queue_extras(c, io, req);
-	req->plain = req_plain_ok(c, io, op);
-	c->stats.submitted++;
-	if (urt_likely(req->plain) && req_issue_plain(c, req, op))
-		return 0;
-	return req_start_slow(c, req);
+	if (!io_bare_ok(c, io, op))
+		return io_queue_req(c, io);
+	io->priv = bare_priv(c->now_ns);
+	sqe = ring_sqe_take(r);
+	if (op == URT_OP_NOP)
+		io_uring_prep_nop(sqe);
+	else
+		io->dev->be->prep_rw(io->dev, c, sqe, op, io->buf, io->len, io->off, io->flags);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)io | UD_TAG_BARE);
+	r->inflight++;
+	return 0;
 }
 
 static __attribute__((noinline)) int io_submit_checked(struct urt_core *c, struct urt_io *io, urt_io_cb cb,
@@ -329,7 +375,13 @@ URT_API int urt_io_cancel(struct urt_io *io)
 	struct urt_core *c = core_self();
 	struct urt_req *req = io->priv;
 
-	if (!c || !req || req->io != io)
+	if (!c || !req)
+		return -ENOENT;
+	if (io_is_bare(io)) {
+		req_bare_cancel(c, io);
+		return 0;
+	}
+	if (req->io != io)
 		return -ENOENT;
 	req_cancel(c, req);
 	return 0;

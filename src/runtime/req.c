@@ -32,16 +32,13 @@
  *   - other memory: deliver -ETIMEDOUT when the op's CQE says the device
  *     is done with it (at once if the cancel worked).
  *
- * Plain requests.  A request with no deadline and no fault injection, for a
- * NOP or a READ/WRITE on the main ring whose backend has no complete hook
- * (req_plain_ok in core.h), can hold none of the timer, backoff or hold
- * state above.  Its op carries the tag UD_TAG_PLAIN, it is issued by
- * req_issue_plain when the SQ has room and nobody waits in the backlog,
- * and a CQE that completes it in full is handled by req_complete_fast in
- * the reap loop: the same counters, histogram and single delivery as
- * req_deliver, without this file's general path.  Everything else a plain
- * request meets (an error, a short transfer, a cancel, a full SQ) goes
- * through the general path below, unchanged.
+ * Bare ops (io.c) have no request while all goes well.  The first time one
+ * needs this file (a result other than complete success, or
+ * urt_io_cancel), req_from_bare gives it a request in the state it would
+ * have had from the start: INFLIGHT on the main ring with its op's CQE
+ * pending.  Its op's SQE still carries the urt_io as user_data, which
+ * req->op_ud records for ASYNC_CANCEL, and that CQE reaches req_on_op
+ * through req_bare_slow.
  *
  * Retry classification (docs/runtime.md has the table):
  *   -EAGAIN, -EINTR            resubmit at once, no limit but the deadline
@@ -68,6 +65,7 @@ int req_pool_init(struct urt_core *c)
 {
 	unsigned n = c->rt->opts.req_max;
 
+	c->req_max = n;
 	c->reqs = mem_alloc_aligned(c->arena, n * sizeof(*c->reqs), _Alignof(struct urt_req));
 	if (!c->reqs)
 		return -ENOMEM;
@@ -159,7 +157,7 @@ static void req_send_cancel(struct urt_core *c, struct urt_req *req, enum ud_tag
 	if (target == UD_TAG_TIMER)
 		io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)req | UD_TAG_TIMER, 0);
 	else
-		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)req | req_op_tag(req), 0);
+		io_uring_prep_cancel64(sqe, req->op_ud, 0);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | UD_TAG_CANCEL);
 	c->rings[kind].inflight++;
 	req->pending++;
@@ -212,8 +210,8 @@ void req_backlog_flush(struct urt_core *c)
  * The backend could not prepare req's op: turn the SQE it was given into a
  * harmless NOP and deliver the error.
  */
-void req_prep_failed(struct urt_core *c, struct urt_ring *r, struct urt_req *req, struct io_uring_sqe *sqe,
-		     int err)
+static void req_prep_failed(struct urt_core *c, struct urt_ring *r, struct urt_req *req, struct io_uring_sqe *sqe,
+			    int err)
 {
 	io_uring_prep_nop(sqe);
 	io_uring_sqe_set_data64(sqe, UD_IGNORE);
@@ -236,8 +234,6 @@ static void req_issue(struct urt_core *c, struct urt_req *req)
 	bool link = false;
 	int64_t n = 0;
 
-	if (req->plain && req->io && req_issue_plain(c, req, req->op))
-		return;
 	if (!req->io) {
 		/* Delivered while in the backlog or in backoff (its deadline passed). */
 		req_maybe_free(c, req);
@@ -296,7 +292,8 @@ static void req_issue(struct urt_core *c, struct urt_req *req)
 		}
 	}
 	req->seg = (uint64_t)n;
-	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | req_op_tag(req));
+	req->op_ud = (uint64_t)(uintptr_t)req | UD_TAG_OP;
+	io_uring_sqe_set_data64(sqe, req->op_ud);
 	r->inflight++;
 	req->pending++;
 	if (kind == RING_BIG)
@@ -589,7 +586,6 @@ void req_complete_cqe(struct urt_core *c, uint64_t ud, int32_t res, const struct
 
 	switch (ud & UD_TAG_MASK) {
 	case UD_TAG_OP:
-	case UD_TAG_PLAIN:
 		req_on_op(c, req, res, cqe);
 		break;
 	case UD_TAG_TIMER:
@@ -670,11 +666,62 @@ void req_cancel(struct urt_core *c, struct urt_req *req)
 	req_maybe_free(c, req);
 }
 
-/* Submission from io.c when the plain path (req_issue_plain in core.h) does not apply. */
-int req_start_slow(struct urt_core *c, struct urt_req *req)
+/* Submission from io.c: req is filled in.  Always 0 (the op is under way or answered). */
+int req_start(struct urt_core *c, struct urt_req *req)
 {
 	if (c->faults_on && fault_pick_submit(c, req->op) == URT_FAULT_STALL)
 		req->stalled = true;
 	req_issue(c, req);
 	return 0;
+}
+
+/*
+ * Give the bare op io a request, in the state a request would have had
+ * from the start: its op on the main ring, that op's CQE pending.
+ */
+static struct urt_req *req_from_bare(struct urt_core *c, struct urt_io *io)
+{
+	struct urt_req *req = req_take(c);	/* The op is already counted in ops_live. */
+
+	req->io = io;
+	req->dev = io->dev;
+	req->op = io->op;
+	req->flags = io->flags;
+	req->fd = io->fd;
+	req->buf = io->buf;
+	req->off = io->off;
+	req->len = io->len;
+	req->submit_ns = bare_submit_ns(io);
+	req->seg = io->op == URT_OP_NOP ? 0 : io->len;
+	req->op_ud = (uint64_t)(uintptr_t)io | UD_TAG_BARE;
+	req->ring = RING_MAIN;
+	req->state = REQ_INFLIGHT;
+	req->pending = 1;
+	io->priv = req;
+	return req;
+}
+
+/*
+ * The CQE of a bare op that bare_complete did not finish (an error, a
+ * short transfer), or of one that urt_io_cancel already gave a request.
+ */
+void req_bare_slow(struct urt_core *c, struct urt_io *io, int32_t res, const struct io_uring_cqe *cqe)
+{
+	struct urt_req *req;
+
+	if (io_is_bare(io)) {
+		req = req_from_bare(c, io);
+	} else {
+		req = io->priv;
+		/* Without a deadline nothing answers the op before its CQE. */
+		if (!req || req->io != io || req->op_ud != ((uint64_t)(uintptr_t)io | UD_TAG_BARE))
+			abort();
+	}
+	req_on_op(c, req, res, cqe);
+}
+
+/* urt_io_cancel of a bare op: it becomes a request, which req_cancel handles. */
+void req_bare_cancel(struct urt_core *c, struct urt_io *io)
+{
+	req_cancel(c, req_from_bare(c, io));
 }

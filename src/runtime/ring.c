@@ -456,15 +456,25 @@ unsigned ring_reap(struct urt_core *c, enum ring_kind kind)
 			const struct io_uring_cqe *cqe = &batch[2 * i];
 			uint64_t ud = cqe->user_data;
 
+			/* First the common case: the only CQE of a bare op (io.c). */
+			if ((ud & UD_TAG_MASK) == UD_TAG_BARE) {
+				struct urt_io *io = (struct urt_io *)(uintptr_t)(ud & ~(uint64_t)UD_TAG_MASK);
+
+				if (urt_unlikely(r->inflight == 0))
+					abort();	/* Accounting bug: a CQE we never asked for. */
+				r->inflight--;
+				if (!io_is_bare(io) || !bare_complete(c, io, cqe->res))
+					req_bare_slow(c, io, cqe->res, cqe);
+				continue;
+			}
 			/* A multishot result with MORE is not the op's last CQE. */
 			if (ud != UD_WAKE_MSG && !(cqe->flags & IORING_CQE_F_MORE)) {
 				if (urt_unlikely(r->inflight == 0))
 					abort();	/* Accounting bug: a CQE we never asked for. */
 				r->inflight--;
 			}
-			if (urt_likely(ud >= UD_SPECIAL_MAX)) {
-				if (!req_complete_fast(c, ud, cqe->res))
-					req_complete_cqe(c, ud, cqe->res, cqe);
+			if (ud >= UD_SPECIAL_MAX) {
+				req_complete_cqe(c, ud, cqe->res, cqe);
 				continue;
 			}
 			if (ud == UD_WAKE_EFD) {

@@ -132,7 +132,7 @@ static bool core_quiescent(const struct urt_core *c)
 	for (int k = 0; k < RING_KINDS; k++)
 		if (c->rings[k].inflight || c->rings[k].queued)
 			return false;
-	return c->reqs_used == 0 && !fiber_has_ready(c) && !atomic_load(&c->doorbell);
+	return c->ops_live == 0 && !fiber_has_ready(c) && !atomic_load(&c->doorbell);
 }
 
 static void core_begin_stop(struct urt_core *c)

@@ -229,6 +229,8 @@ struct urt_core {
 	uint64_t now_ns;
 	bool faults_on;			/* opts.fault.rate_ppm != 0: consult fault.c. */
 	bool lat_ewma_on;		/* HYBRID mode: keep lat_ewma_ns for the spin budget. */
+	uint64_t lat_run_v;		/* Latency of the run of ops not yet in stats.lat (lat_record). */
+	uint64_t lat_run_n;		/* Ops in that run. */
 	/* Hybrid polling. */
 	uint64_t spin_budget_ns;	/* Current spin budget. */
 	uint64_t lat_ewma_ns;		/* Smoothed completion latency. */
@@ -275,17 +277,17 @@ uint64_t urt_now_ns(void);
 #define urt_unlikely(x)	__builtin_expect(!!(x), 0)
 
 /*
- * urt_hist_add, inlined into the completion path.  The bucket layout is
- * explained in hist.c, which defines urt_hist_add with this function.
+ * n values v into h: urt_hist_add n times.  The bucket layout is explained
+ * in hist.c, which defines urt_hist_add with this function.
  */
-static inline void hist_record(struct urt_hist *h, uint64_t v)
+static inline void hist_record_n(struct urt_hist *h, uint64_t v, uint64_t n)
 {
 	const uint64_t sub = (uint64_t)1 << URT_HIST_SUB_BITS;
 	unsigned g = (unsigned)(63 - __builtin_clzll(v | sub)) - URT_HIST_SUB_BITS;
 
-	h->buckets[((uint64_t)g << URT_HIST_SUB_BITS) + (v >> g)]++;
-	h->count++;
-	h->sum += v;
+	h->buckets[((uint64_t)g << URT_HIST_SUB_BITS) + (v >> g)] += n;
+	h->count += n;
+	h->sum += v * n;
 	/*
 	 * Branches, not selects: a new minimum or maximum is rare once values
 	 * have been seen, and an untaken branch leaves min and max unwritten.
@@ -294,6 +296,33 @@ static inline void hist_record(struct urt_hist *h, uint64_t v)
 		h->min = v;
 	if (urt_unlikely(v > h->max))
 		h->max = v;
+}
+
+/*
+ * The latency of every delivered op goes to stats.lat through lat_record.
+ * Latencies are measured at loop-iteration granularity (now_ns), so the
+ * ops completed in one iteration and submitted in one iteration have the
+ * same latency: lat_record only counts a run of equal values, and
+ * lat_flush adds the run to the histogram at once when a different value
+ * comes, and before anyone reads the statistics (urt_rt_stats).
+ */
+static inline void lat_flush(struct urt_core *c)
+{
+	if (c->lat_run_n) {
+		hist_record_n(&c->stats.lat, c->lat_run_v, c->lat_run_n);
+		c->lat_run_n = 0;
+	}
+}
+
+static inline void lat_record(struct urt_core *c, uint64_t lat)
+{
+	if (urt_likely(lat == c->lat_run_v)) {
+		c->lat_run_n++;
+		return;
+	}
+	lat_flush(c);
+	c->lat_run_v = lat;
+	c->lat_run_n = 1;
 }
 
 /* Smoothed completion latency for the hybrid spin budget: ewma with weight 1/8. */
@@ -377,7 +406,7 @@ static inline bool bare_complete(struct urt_core *c, struct urt_io *io, int32_t 
 	lat = c->now_ns - bare_submit_ns(io);
 	io->priv = NULL;
 	io->res = res;
-	hist_record(&c->stats.lat, lat);
+	lat_record(c, lat);
 	if (c->lat_ewma_on)
 		lat_ewma_add(c, lat);
 	c->stats.completed++;

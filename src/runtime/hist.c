@@ -41,10 +41,10 @@ void urt_hist_init(struct urt_hist *h)
 	h->min = UINT64_MAX;
 }
 
-/* The body is hist_record() in core.h, which the completion path inlines. */
+/* The body is hist_record_n() in core.h, which the completion path inlines. */
 void urt_hist_add(struct urt_hist *h, uint64_t v)
 {
-	hist_record(h, v);
+	hist_record_n(h, v, 1);
 }
 
 void urt_hist_merge(struct urt_hist *dst, const struct urt_hist *src)

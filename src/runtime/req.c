@@ -111,7 +111,7 @@ static void req_deliver(struct urt_core *c, struct urt_req *req, int res)
 	io->priv = NULL;
 	io->res = res;
 	lat = c->now_ns - req->submit_ns;
-	hist_record(&c->stats.lat, lat);
+	lat_record(c, lat);
 	if (c->lat_ewma_on)
 		lat_ewma_add(c, lat);
 	c->stats.completed++;

@@ -479,8 +479,11 @@ struct stats_req {
 static void stats_copy(void *arg)
 {
 	struct stats_req *sr = arg;
+	struct urt_core *c = core_self();
 
-	*sr->out = core_self()->stats;
+	/* The histogram is exact once the pending run of latencies is in it. */
+	lat_flush(c);
+	*sr->out = c->stats;
 	sem_post(&sr->done);
 }
 
@@ -495,6 +498,7 @@ URT_API int urt_rt_stats(struct urt_rt *rt, unsigned core, struct urt_stats *out
 	if (self && self->rt == rt) {
 		if (self->index != core)
 			return -EDEADLK;
+		lat_flush(self);
 		*out = self->stats;
 		return 0;
 	}

@@ -273,11 +273,9 @@ URT_API int urt_flush(struct urt_dev *dev)
 URT_API int urt_sleep_ns(uint64_t ns)
 {
 	struct urt_io io;
-	int ret;
 
 	urt_io_prep_timeout(&io, ns);
-	ret = urt_io_wait(&io);
-	return ret == -ETIME ? 0 : ret;
+	return urt_io_wait(&io);
 }
 
 URT_API void urt_waitq_wait(struct urt_waitq *wq)

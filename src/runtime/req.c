@@ -371,6 +371,9 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 
 	if (!req->io)
 		goto out;
+	/* A sleep that ran its course is a success (io.h), not a failed op. */
+	if (req->op == URT_OP_TIMEOUT && res == -ETIME)
+		res = 0;
 	if (res == -ECANCELED) {
 		if (req->cancel_asked || c->stopping || !req->deadline_ns)
 			req_deliver(c, req, -ECANCELED);

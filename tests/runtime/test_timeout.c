@@ -180,3 +180,33 @@ Test(timeout, deadline_not_reached)
 	cr_expect_eq(r.wait_res, 0, "sleep returns 0");
 	cr_expect_eq(st.timed_out, 0);
 }
+
+/* A sleep op that runs its course: its callback sees 0 (io.h) and it is no failure. */
+static void sleep_op_body(void *p)
+{
+	struct to_run *r = p;
+	struct urt_io io;
+
+	urt_io_prep_timeout(&io, 1000000);
+	r->t_submit = now_ns();
+	r->res = urt_io_submit(&io, count_cb, r);
+	if (r->res)
+		return;		/* calls stays 0: the test fails outside the fiber. */
+	while (r->calls == 0)
+		urt_fiber_yield();
+	r->wait_res = io.res;
+}
+
+Test(timeout, sleep_op_completes_with_zero)
+{
+	struct to_run r = { 0 };
+	struct urt_stats st;
+
+	run_faulty(0, 0, sleep_op_body, &r, &st);
+	cr_expect_eq(r.calls, 1);
+	cr_expect_eq(r.res, 0, "sleep callback got %d", r.res);
+	cr_expect_eq(r.wait_res, 0, "io.res %d", r.wait_res);
+	cr_expect_geq(r.t_deliver - r.t_submit, 1000000, "the sleep lasted its 1 ms");
+	cr_expect_eq(st.failed, 0, "a finished sleep counted as failed");
+	cr_expect_eq(st.timed_out, 0);
+}

@@ -360,6 +360,20 @@ static inline struct urt_req *req_take(struct urt_core *c)
 	return req;
 }
 
+/* Copy the op io describes into req, which takes charge of io. */
+static inline void req_bind_io(struct urt_req *req, struct urt_io *io)
+{
+	req->io = io;
+	req->dev = io->dev;
+	req->op = io->op;
+	req->flags = io->flags;
+	req->fd = io->fd;
+	req->buf = io->buf;
+	req->off = io->off;
+	req->len = io->len;
+	io->priv = req;
+}
+
 static inline void req_put(struct urt_core *c, struct urt_req *req)
 {
 	if (req->buf_ref)

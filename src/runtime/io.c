@@ -298,15 +298,7 @@ static __attribute__((noinline)) int io_queue_req(struct urt_core *c, struct urt
 {
 	struct urt_req *req = req_take(c);
 
-	io->priv = req;
-	req->io = io;
-	req->dev = io->dev;
-	req->op = io->op;
-	req->flags = io->flags;
-	req->fd = io->fd;
-	req->buf = io->buf;
-	req->off = io->off;
-	req->len = io->len;
+	req_bind_io(req, io);
 	req->submit_ns = c->now_ns;
 	io_req_extras(c, io, req);
 	return req_start(c, req);

@@ -685,22 +685,15 @@ int req_start(struct urt_core *c, struct urt_req *req)
 static struct urt_req *req_from_bare(struct urt_core *c, struct urt_io *io)
 {
 	struct urt_req *req = req_take(c);	/* The op is already counted in ops_live. */
+	uint64_t submit_ns = bare_submit_ns(io);	/* Read before io->priv becomes req. */
 
-	req->io = io;
-	req->dev = io->dev;
-	req->op = io->op;
-	req->flags = io->flags;
-	req->fd = io->fd;
-	req->buf = io->buf;
-	req->off = io->off;
-	req->len = io->len;
-	req->submit_ns = bare_submit_ns(io);
+	req_bind_io(req, io);
+	req->submit_ns = submit_ns;
 	req->seg = io->op == URT_OP_NOP ? 0 : io->len;
 	req->op_ud = (uint64_t)(uintptr_t)io | UD_TAG_BARE;
 	req->ring = RING_MAIN;
 	req->state = REQ_INFLIGHT;
 	req->pending = 1;
-	io->priv = req;
 	return req;
 }
 

@@ -405,27 +405,40 @@ static inline uint64_t bare_submit_ns(const struct urt_io *io)
 }
 
 /*
- * The CQE of a bare op, inlined into the reap loop.  A NOP, or a READ/WRITE
- * that moved all its bytes, is done: record it and call back, which is what
- * req_deliver does for a request.  Anything else (an error, a short
- * transfer, a cancel) returns false, having changed nothing; the caller
- * then hands the op to req_bare_slow, which gives it a request.
+ * The one answer to an op submitted at submit_ns, bare or with a request:
+ * its latency and counters, then its callback.  The caller has already
+ * detached io from its request, if it had one.
  */
-static inline bool bare_complete(struct urt_core *c, struct urt_io *io, int32_t res)
+static inline void io_answer(struct urt_core *c, struct urt_io *io, int res, uint64_t submit_ns)
 {
-	uint64_t lat;
+	uint64_t lat = c->now_ns - submit_ns;
 
-	if (res < 0 || (io->op != URT_OP_NOP && (uint64_t)res != io->len))
-		return false;
-	lat = c->now_ns - bare_submit_ns(io);
 	io->priv = NULL;
 	io->res = res;
 	lat_record(c, lat);
 	if (c->lat_ewma_on)
 		lat_ewma_add(c, lat);
 	c->stats.completed++;
-	c->ops_live--;
+	if (res == -ETIMEDOUT)
+		c->stats.timed_out++;
+	else if (res < 0)
+		c->stats.failed++;
 	io->cb(io, res, io->arg);
+}
+
+/*
+ * The CQE of a bare op, inlined into the reap loop.  A NOP, or a READ/WRITE
+ * that moved all its bytes, is done: it is answered here.  Anything else
+ * (an error, a short transfer, a cancel) returns false, having changed
+ * nothing; the caller then hands the op to req_bare_slow, which gives it a
+ * request.
+ */
+static inline bool bare_complete(struct urt_core *c, struct urt_io *io, int32_t res)
+{
+	if (res < 0 || (io->op != URT_OP_NOP && (uint64_t)res != io->len))
+		return false;
+	c->ops_live--;
+	io_answer(c, io, res, bare_submit_ns(io));
 	return true;
 }
 

@@ -103,23 +103,11 @@ static bool op_is_xfer(unsigned op)
 static void req_deliver(struct urt_core *c, struct urt_req *req, int res)
 {
 	struct urt_io *io = req->io;
-	uint64_t lat;
 
 	if (!io)
 		return;
 	req->io = NULL;
-	io->priv = NULL;
-	io->res = res;
-	lat = c->now_ns - req->submit_ns;
-	lat_record(c, lat);
-	if (c->lat_ewma_on)
-		lat_ewma_add(c, lat);
-	c->stats.completed++;
-	if (res == -ETIMEDOUT)
-		c->stats.timed_out++;
-	else if (res < 0)
-		c->stats.failed++;
-	io->cb(io, res, io->arg);
+	io_answer(c, io, res, req->submit_ns);
 }
 
 static struct __kernel_timespec ns_to_ts(uint64_t ns)

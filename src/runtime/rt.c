@@ -476,14 +476,21 @@ struct stats_req {
 	sem_t done;
 };
 
+/*
+ * Core c's statistics, read on c's thread: the histogram is exact once the
+ * pending run of equal latencies (lat_record) is in it.
+ */
+static void stats_read(struct urt_core *c, struct urt_stats *out)
+{
+	lat_flush(c);
+	*out = c->stats;
+}
+
 static void stats_copy(void *arg)
 {
 	struct stats_req *sr = arg;
-	struct urt_core *c = core_self();
 
-	/* The histogram is exact once the pending run of latencies is in it. */
-	lat_flush(c);
-	*sr->out = c->stats;
+	stats_read(core_self(), sr->out);
 	sem_post(&sr->done);
 }
 
@@ -498,8 +505,7 @@ URT_API int urt_rt_stats(struct urt_rt *rt, unsigned core, struct urt_stats *out
 	if (self && self->rt == rt) {
 		if (self->index != core)
 			return -EDEADLK;
-		lat_flush(self);
-		*out = self->stats;
+		stats_read(self, out);
 		return 0;
 	}
 	sem_init(&sr.done, 0, 0);

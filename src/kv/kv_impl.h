@@ -96,7 +96,6 @@ struct kv_shard {
 	/* NOSYNC acknowledgements, waiting until their transaction is installed. */
 	struct kv_queue acks;		/* In transaction order. */
 	struct urt_waitq ack_wq;	/* The ack fiber. */
-	uint64_t ack_kicks;		/* Bumped with every wake of ack_wq (ack_kick). */
 	uint64_t committed_seq;		/* Highest tx_seq whose commit returned 0: installed. */
 	/* Read path. */
 	struct kv_reader *readers;	/* Array of readers_max contexts. */

@@ -224,16 +224,6 @@ static bool has_room(struct kv_writer *w, const struct urt_kv_req *req)
 }
 
 /* Removes from the ack queue the requests of transaction seq and fails them. */
-/*
- * Wakes the ack fiber.  The count lets it see a wake that came while it was
- * blocked elsewhere (reading page 0 may wait for the pool), not on ack_wq.
- */
-static void ack_kick(struct kv_shard *s)
-{
-	s->ack_kicks++;
-	urt_waitq_wake_one(&s->ack_wq);
-}
-
 static void acks_fail(struct kv_shard *s, uint64_t seq, int err)
 {
 	struct kv_queue keep = { 0 };
@@ -373,7 +363,7 @@ again:
 	}
 	build_end(s);
 	if (has_acks)
-		ack_kick(s);
+		urt_waitq_wake_one(&s->ack_wq);
 	s->commits_inflight++;
 	ret = urt_tx_commit(tx);
 	s->commits_inflight--;
@@ -383,7 +373,7 @@ again:
 	if (ret && has_acks)
 		acks_fail(s, seq, ret);
 	if (has_acks)
-		ack_kick(s);
+		urt_waitq_wake_one(&s->ack_wq);
 	while ((req = kv_queue_pop(&batch))) {
 		if (ret)
 			req->res = ret;
@@ -408,7 +398,6 @@ out:
 	s->writers_live--;
 	/* The other committer and the ack fiber may be waiting to see this. */
 	urt_waitq_wake_all(&s->commit_wq);
-	s->ack_kicks++;
 	urt_waitq_wake_all(&s->ack_wq);
 	exit_fiber(s);
 }
@@ -434,19 +423,20 @@ static void ack_main(void *arg)
 	struct kv_shard *s = arg;
 
 	for (;;) {
-		uint64_t seq = 0, kicks;
+		uint64_t seq = 0;
 
 		while (!s->acks.head) {
 			if (s->stopping && s->writers_live == 0)
 				goto out;
 			urt_waitq_wait(&s->ack_wq);
 		}
-		kicks = s->ack_kicks;
 		/*
 		 * Installed: up to page 0's tx_seq, and every transaction whose
 		 * commit returned 0 (page 0 cannot be read once the store is
 		 * sticky, but those are installed all the same).  An ack whose
-		 * commit failed was answered by acks_fail.
+		 * commit failed was answered by acks_fail.  committed_seq is read
+		 * after installed_seq, which may block: a commit that returned
+		 * meanwhile (and whose wake found us elsewhere) counts too.
 		 */
 		if (installed_seq(s, &seq) != 0)
 			seq = 0;
@@ -454,11 +444,8 @@ static void ack_main(void *arg)
 			seq = s->committed_seq;
 		while (s->acks.head && s->acks.head->seq <= seq)
 			kv_req_complete(kv_queue_pop(&s->acks));
-		/*
-		 * Still pending: their commit wakes us when it returns, unless it
-		 * already did while installed_seq was blocked (then look again).
-		 */
-		if (s->acks.head && s->ack_kicks == kicks)
+		/* Still pending: their commits are in flight and wake us when they return. */
+		if (s->acks.head)
 			urt_waitq_wait(&s->ack_wq);
 	}
 out:
@@ -906,7 +893,6 @@ int kv_shard_close(struct kv_shard *s)
 	s->stopping = true;
 	urt_waitq_wake_all(&s->commit_wq);
 	urt_waitq_wake_all(&s->rq_wq);
-	s->ack_kicks++;
 	urt_waitq_wake_all(&s->ack_wq);
 	urt_waitq_wake_all(&s->state_wq);
 	while (s->fibers_live)

@@ -100,7 +100,6 @@ struct eng_run {
 	unsigned core;
 	unsigned shards;
 	unsigned n;		/* Committers on this shard. */
-	bool format;
 	struct urt_ps *ps;
 	uint64_t deadline;
 	unsigned live;
@@ -159,7 +158,7 @@ static void eng_main(void *p)
 
 	urt_ps_opts_default(&o);
 	o.create = true;
-	o.format = r->format;
+	o.format = true;
 	/* The bench zeroes the file region itself (real blocks); the sim zeroes cheaply. */
 	o.format_zero_pages = urt_sim_is(r->dev);
 	o.sync = r->sync;
@@ -254,7 +253,6 @@ static int run_engine(struct urt_rt *rt, struct urt_dev *dev, enum urt_ps_sync s
 		r[i].core = i;
 		r[i].shards = shards;
 		r[i].n = n / shards + (i < n % shards);
-		r[i].format = true;
 		r[i].deadline = deadline;
 		r[i].args = args + first;
 		r[i].done = &done;

@@ -30,6 +30,14 @@
  * Errors.  A malformed or oversized request gets a RESP error and the
  * connection is closed; nothing else is affected.  A failed send, an idle
  * timeout or the server stopping also ends the connection.
+ *
+ * Closing.  When the server ends a connection the client is still
+ * sending on (a protocol error, QUIT followed by more commands), a plain
+ * close() with unread input makes the kernel answer with a reset, and the
+ * client may lose the error reply it has not read yet.  So the close is
+ * lingering, as in nginx: send the replies, shut down the write side (the
+ * client reads the reply, then end of stream), discard input until the
+ * client closes too or CONN_LINGER_NS pass, and only then close().
  */
 #include <errno.h>
 #include <stddef.h>
@@ -39,6 +47,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include "urkv.h"
 #include "urt/error.h"
@@ -56,6 +65,7 @@
 #define CONN_CURSORS 8u			/* SCAN cursors kept per connection. */
 #define CONN_BIG_BULK (16u << 10)	/* Bulks above this are sent from their own buffer. */
 #define CONN_REFETCH_MAX 8u		/* Attempts to fetch a value that keeps growing. */
+#define CONN_LINGER_NS 2000000000ull	/* Longest lingering close. */
 
 struct conn_cursor {
 	uint64_t id;			/* Cursor number given to the client; 0 = free. */
@@ -78,6 +88,8 @@ struct urkv_conn {
 	char *stage;			/* Bytes received, not yet moved to in. */
 	size_t stage_len, stage_cap;	/* Held and allocated bytes of stage. */
 	bool close_after;		/* QUIT: close once the replies are out. */
+	bool lingering;			/* Write side shut: input is discarded. */
+	bool linger_over;		/* The linger timer fired (or was cancelled). */
 	bool send_failed;		/* The peer is gone: drop output. */
 	struct urt_io *sending;		/* The send in flight (cancelled at stop), or NULL. */
 	bool nosync;			/* Writes with URT_KV_NOSYNC. */
@@ -678,7 +690,7 @@ static void conn_rx(struct urt_io *io, int res, void *arg)
 	if (res > 0) {
 		struct urt_pbuf *pb = c->cc->pb;
 
-		if (!c->eof)
+		if (!c->eof && !c->lingering)
 			stage_append(c, urt_pbuf_addr(pb, io->buf_id), (size_t)res);
 		urt_pbuf_recycle(pb, io->buf_id);
 		c->last_active_ns = now_ns();
@@ -690,7 +702,10 @@ static void conn_rx(struct urt_io *io, int res, void *arg)
 	}
 	if (!(io->flags & URT_IO_MORE)) {
 		c->rx_active = false;
-		if (res == -ENOBUFS && !c->eof && !c->rx_paused)
+		if (c->lingering && !c->eof && (res > 0 || res == -ENOBUFS ||
+						(res == -ECANCELED && c->rx_paused)))
+			rx_arm(c);	/* Keep reading to the client's end of stream. */
+		else if (res == -ENOBUFS && !c->eof && !c->rx_paused)
 			rx_arm(c);	/* The core's buffers ran out for a moment. */
 		else if (res == -ECANCELED && c->rx_paused && !c->eof)
 			;		/* Back-pressure: in_take re-arms. */
@@ -737,6 +752,49 @@ static bool in_take(struct urkv_conn *c)
 	return true;
 }
 
+static void linger_fired(struct urt_io *io, int res, void *arg)
+{
+	struct urkv_conn *c = arg;
+
+	(void)io;
+	(void)res;
+	c->linger_over = true;
+	urt_waitq_wake_one(&c->rx_wq);
+}
+
+/*
+ * Lingering close (see the notes at the top): the replies are out; shut
+ * the write side and read to the client's end of stream, for at most
+ * CONN_LINGER_NS, so that close() finds no unread input.
+ */
+static void conn_linger(struct urkv_conn *c)
+{
+	struct urkv_server *srv = c->cc->srv;
+	struct urt_io timer;
+
+	if (c->eof || c->send_failed || atomic_load(&srv->stopping))
+		return;
+	if (shutdown(c->fd, SHUT_WR) != 0)
+		return;
+	c->lingering = true;
+	c->stage_len = 0;
+	if (!c->rx_active)
+		rx_arm(c);
+	if (c->eof)
+		return;
+	urt_io_prep_timeout(&timer, CONN_LINGER_NS);
+	if (urt_io_submit(&timer, linger_fired, c) != 0)
+		return;
+	c->waiting = true;	/* The server's stop ends the linger. */
+	while (!c->eof && !c->linger_over)
+		urt_waitq_wait(&c->rx_wq);
+	c->waiting = false;
+	if (!c->linger_over)
+		urt_io_cancel(&timer);
+	while (!c->linger_over)
+		urt_waitq_wait(&c->rx_wq);	/* timer lives on this stack. */
+}
+
 static void conn_free(struct urkv_conn *c)
 {
 	struct urkv_core *cc = c->cc;
@@ -772,6 +830,7 @@ static void conn_main(void *arg)
 {
 	struct urkv_conn *c = arg;
 	struct urkv_server *srv = c->cc->srv;
+	bool linger = false;
 
 	rx_arm(c);
 	for (;;) {
@@ -783,20 +842,22 @@ static void conn_main(void *arg)
 			break;
 		if (!c->held && c->stage_len && !in_take(c)) {
 			urkv_out_error(c, "ERR out of memory");
+			linger = true;
 			break;
 		}
 		r = batch_fill(c, &err, &alone);
 		if (c->nslots)
 			batch_run(c, alone);
-		if (r == PARSE_ERROR) {
+		if (r == PARSE_ERROR && !c->close_after) {	/* Bytes after QUIT get no reply. */
 			urkv_out_errorf(c, "ERR %s", err == -ENOMEM ? "out of memory"
 								   : resp_strerror(err));
 			atomic_fetch_add_explicit(&c->cc->st.protocol_errors, 1,
 						  memory_order_relaxed);
+		}
+		if (r == PARSE_ERROR || c->close_after || c->send_failed) {
+			linger = true;	/* conn_linger skips it when the peer is gone. */
 			break;
 		}
-		if (c->close_after || c->send_failed)
-			break;
 		if (r == PARSE_RUN || c->stage_len)
 			continue;
 		/* Nothing complete left: send the replies, then wait for more bytes. */
@@ -811,6 +872,8 @@ static void conn_main(void *arg)
 			break;
 	}
 	flush(c);
+	if (linger)
+		conn_linger(c);
 	if (c->timed_out)
 		atomic_fetch_add_explicit(&c->cc->st.timeouts, 1, memory_order_relaxed);
 	conn_free(c);
@@ -892,7 +955,7 @@ void urkv_conn_reaper(void *arg)
 		uint64_t now = now_ns();
 
 		for (struct urkv_conn *c = cc->conns; c; c = c->next) {
-			if (!c->waiting || c->eof || now - c->last_active_ns < timeout)
+			if (!c->waiting || c->eof || c->lingering || now - c->last_active_ns < timeout)
 				continue;
 			c->timed_out = true;
 			c->eof = true;

@@ -16,7 +16,15 @@ raw_open() { eval "exec $1<>/dev/tcp/127.0.0.1/$PORT"; }
 raw_send() { ( printf "%b" "$2" >&"$1" ) 2>/dev/null; }
 raw_read() { timeout 5 head -c "$2" <&"$1" | od -An -c | tr -s ' \n' ' '; }
 # raw_eof FD: 0 if the server closed the connection within 5 s (reads it to the end).
+# A reset (the server closing with unread input) fails it: cat reports ECONNRESET.
 raw_eof() { timeout 5 cat <&"$1" > /dev/null; }
+# raw_tail FD: the last line the server sent before a clean end of stream,
+# or "reset/timeout" when the stream did not end cleanly within 5 s.
+raw_tail() {
+	local out
+	out=$(timeout 5 cat <&"$1" 2>/dev/null) || { echo "reset/timeout"; return; }
+	printf '%s' "$out" | tr -d '\r' | tail -n 1
+}
 esc() { printf "%b" "$1" | od -An -c | tr -s ' \n' ' '; }
 
 echo "== commands"
@@ -172,17 +180,45 @@ raw_open 6
 reply=$(timeout 10 head -c 200 <&6 | tr -d '\r')
 case "$reply" in -ERR*) ;; *) fail "oversized request: reply [$reply]" ;; esac
 exec 6>&-
-# Random garbage, 256 KiB of it.
+# Random garbage, 256 KiB of it, still being sent when the server gives up:
+# the lingering close still lets the client read the error, then a clean end.
 raw_open 6
 ( timeout 10 head -c 262144 /dev/urandom >&6 ) 2>/dev/null &
-raw_eof 6 || fail "garbage: connection not closed"
+sender=$!
+tail_line=$(raw_tail 6)
+case "$tail_line" in
+"-ERR Protocol error"*) ;;
+*) fail "garbage: want a protocol error, then end of stream; got [$tail_line]" ;;
+esac
 exec 6>&-
+wait $sender
+# A protocol error with a flood behind it, still coming when the server
+# answers.  Without a lingering close the server closes with unread input,
+# the kernel sends a reset instead of an end of stream, and the client's
+# read after the error reply fails.
+raw_open 6
+( printf '*x\r\n'; timeout 1 cat /dev/zero ) >&6 2>/dev/null &
+sender=$!
+tail_line=$(raw_tail 6)
+case "$tail_line" in
+"-ERR Protocol error"*) ;;
+*) fail "error then a flood: want a protocol error, then end of stream; got [$tail_line]" ;;
+esac
+exec 6>&-
+wait $sender
+# QUIT with more commands behind it that the server never reads.
+raw_open 6
+( { printf 'PING\r\nQUIT\r\n'; head -c 200000 /dev/zero | tr '\0' 'x'; } >&6 ) 2>/dev/null &
+sender=$!
+expect "QUIT with unread input" "+OK" "$(raw_tail 6)"
+exec 6>&-
+wait $sender
 raw_send 5 'PING\r\n'
 expect "good after" "$(esc '+PONG\r\n')" "$(raw_read 5 7)"
 exec 5>&-
 expect "server alive" PONG "$(cli PING)"
 pe=$(cli INFO stats | tr -d '\r' | sed -n 's/^protocol_errors://p')
-[ "${pe:-0}" -ge 7 ] || fail "protocol_errors $pe, want >= 7"
+[ "${pe:-0}" -ge 9 ] || fail "protocol_errors $pe, want >= 9"
 
 echo "== QUIT closes after its reply"
 raw_open 3

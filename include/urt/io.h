@@ -134,7 +134,12 @@ URT_API int urt_io_submit(struct urt_io *io, urt_io_cb cb, void *arg);
 /**
  * Ask the kernel to cancel io.  Its callback still runs once, with
  * -ECANCELED or, when the op could not be stopped, its real result.
- * Returns 0, or -ENOENT when io is not in flight.
+ * Call it on the core that submitted io (from another core, post the
+ * cancel there with urt_core_post).  Returns 0, -ENOENT when io is not in
+ * flight, or -EXDEV when io is another core's op that holds a request (one
+ * with a deadline, faults, or after an error); for a bare op (no deadline,
+ * no faults) that check is not possible and a cancel from another core is
+ * undefined behaviour.
  */
 URT_API int urt_io_cancel(struct urt_io *io);
 

@@ -373,6 +373,9 @@ URT_API int urt_io_cancel(struct urt_io *io)
 		req_bare_cancel(c, io);
 		return 0;
 	}
+	/* Another core's request: cancelling it here would race that core. */
+	if ((uintptr_t)req - (uintptr_t)c->reqs >= (uintptr_t)c->req_max * sizeof(*req))
+		return -EXDEV;
 	if (req->io != io)
 		return -ENOENT;
 	req_cancel(c, req);

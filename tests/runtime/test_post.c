@@ -158,3 +158,67 @@ Test(post, full_queue_is_eagain)
 		cr_expect_eq(r.res[i], -EAGAIN);
 	cr_expect_eq(r.ran, 4);
 }
+
+/* urt_io_cancel from a core that does not own the op is refused, not raced. */
+struct xcancel {
+	struct urt_rt *rt;
+	struct urt_io io;
+	_Atomic int xres;	/* urt_io_cancel on core 1; 1 = not run yet. */
+	int local_res;		/* urt_io_cancel on the owning core. */
+	int cb_res;
+	int calls;
+	int post_res;
+};
+
+static void xcancel_cb(struct urt_io *io, int res, void *arg)
+{
+	struct xcancel *x = arg;
+
+	(void)io;
+	x->cb_res = res;
+	x->calls++;
+}
+
+static void xcancel_remote(void *arg)
+{
+	struct xcancel *x = arg;
+
+	atomic_store(&x->xres, urt_io_cancel(&x->io));
+}
+
+static void xcancel_body(void *arg)
+{
+	struct xcancel *x = arg;
+
+	urt_io_prep_timeout(&x->io, 10000000000ull);	/* 10 s: only a cancel ends it early. */
+	if (urt_io_submit(&x->io, xcancel_cb, x) != 0)
+		return;
+	x->post_res = urt_core_post(x->rt, 1, xcancel_remote, x);
+	while (x->post_res == 0 && atomic_load(&x->xres) == 1)
+		urt_sleep_ns(1000000);
+	x->local_res = urt_io_cancel(&x->io);
+	while (x->calls == 0)
+		urt_sleep_ns(1000000);
+}
+
+Test(post, cancel_from_other_core_refused)
+{
+	struct urt_rt_opts o;
+	struct urt_rt *rt;
+	struct xcancel x = { .xres = 1, .cb_res = 1, .local_res = 1 };
+
+	urt_rt_opts_default(&o);
+	rt = fx_start(&o);
+	if (urt_rt_ncores(rt) < 2) {
+		urt_rt_stop(rt);
+		cr_skip_test("needs two cores");
+	}
+	x.rt = rt;
+	fx_run(rt, 0, xcancel_body, &x);
+	urt_rt_stop(rt);
+	cr_expect_eq(x.post_res, 0);
+	cr_expect_eq(atomic_load(&x.xres), -EXDEV, "cancel from core 1: %d", atomic_load(&x.xres));
+	cr_expect_eq(x.local_res, 0);
+	cr_expect_eq(x.calls, 1);
+	cr_expect_eq(x.cb_res, -ECANCELED, "callback got %d", x.cb_res);
+}

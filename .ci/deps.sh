@@ -14,6 +14,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 	clang llvm \
 	fio gnuplot-nox python3 \
 	qemu-system-x86 busybox-static cpio xz-utils kmod \
+	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static \
 	redis-tools redis-server \
 	doxygen \
 	> /dev/null

@@ -10,7 +10,11 @@
  *                 the N committers split evenly across the shards, as many
  *                 shards as CPUs but at most N (-S sets the count);
  *   base/file     N threads, each pwrite(4 KiB, O_DIRECT) + fdatasync per
- *                 commit (the kernel may merge concurrent flushes);
+ *                 commit (the kernel may merge concurrent flushes), pinned
+ *                 round-robin to the CPUs the engine's shards used for that
+ *                 N, so both sides run on the same CPUs (on this VM the
+ *                 disk's interrupt lands on CPU 1, which alone changes a
+ *                 QD1 write by ~25 %);
  *   engine/sim    the page store on the sim device, flush latency 1 ms, no
  *                 native FUA (write + flush per batch);
  *   base/sim      the issue's baseline on the same device: N committers
@@ -39,6 +43,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,6 +388,7 @@ static void run_sim_base(struct urt_rt *rt, struct urt_dev *dev, unsigned n, uin
 struct thr_base {
 	int fd;
 	unsigned id;
+	int cpu;		/* Pinned to this CPU. */
 	uint64_t deadline;
 	uint64_t commits;
 	struct urt_hist hist;
@@ -393,6 +399,14 @@ static void *thr_committer(void *p)
 	struct thr_base *t = p;
 	void *buf;
 
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(t->cpu, &set);
+	if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0) {
+		fprintf(stderr, "baseline: cannot pin a thread to CPU %d\n", t->cpu);
+		return NULL;
+	}
 	if (posix_memalign(&buf, 4096, 4096))
 		return NULL;
 	memset(buf, (int)t->id, 4096);
@@ -409,7 +423,9 @@ static void *thr_committer(void *p)
 	return NULL;
 }
 
-static int run_file_base(const char *path, unsigned n, uint64_t seconds, struct result *res)
+/* n baseline committers, thread i pinned to cpus[i % ncpus]. */
+static int run_file_base(const char *path, unsigned n, const int *cpus, unsigned ncpus,
+			 uint64_t seconds, struct result *res)
 {
 	struct thr_base *t = calloc(n, sizeof(*t));
 	pthread_t *th = calloc(n, sizeof(*th));
@@ -429,6 +445,7 @@ static int run_file_base(const char *path, unsigned n, uint64_t seconds, struct 
 		t[i].fd = fd;
 		t[i].id = i;
 		t[i].deadline = deadline;
+		t[i].cpu = cpus[i % ncpus];
 		pthread_create(&th[i], NULL, thr_committer, &t[i]);
 	}
 	for (unsigned i = 0; i < n; i++) {
@@ -509,10 +526,18 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < sizeof(committer_counts) / sizeof(committer_counts[0]); i++) {
 			unsigned n = committer_counts[i];
 			struct result e, b;
+			int cpus[64];
+			unsigned ncpus = 0;
 
 			if (run_engine(rt, dev, URT_PS_SYNC_AUTO, n, shards, seconds, &e))
 				return 1;
-			run_file_base(path, n, seconds, &b);
+			/* The baseline runs on the CPUs the engine's shards ran on. */
+			while (ncpus < e.shards && ncpus < 64) {
+				cpus[ncpus] = urt_rt_core_cpu(rt, ncpus);
+				ncpus++;
+			}
+			if (run_file_base(path, n, cpus, ncpus, seconds, &b))
+				return 1;
 			print_result("engine/file", n, &e);
 			print_result("base/file", n, &b);
 			printf("%-12s N=%-4u %10.1fx\n", "speedup", n, e.commits_per_s / b.commits_per_s);

@@ -180,32 +180,48 @@ raw_open 6
 reply=$(timeout 10 head -c 200 <&6 | tr -d '\r')
 case "$reply" in -ERR*) ;; *) fail "oversized request: reply [$reply]" ;; esac
 exec 6>&-
-# Random garbage, 256 KiB of it, still being sent when the server gives up:
-# the lingering close still lets the client read the error, then a clean end.
+# error_then_eof NAME FUNC: FUNC writes to a new connection in the
+# background; the server must answer a protocol error and then end the
+# stream cleanly (the lingering close), even while FUNC is still sending.
+error_then_eof() {
+	local sender tail_line
+	raw_open 6
+	"$2" >&6 2>/dev/null &
+	sender=$!
+	tail_line=$(raw_tail 6)
+	case "$tail_line" in
+	"-ERR Protocol error"*) ;;
+	*) fail "$1: want a protocol error, then end of stream; got [$tail_line]" ;;
+	esac
+	exec 6>&-
+	wait $sender
+}
+# Random garbage, 256 KiB of it, still being sent when the server gives up.
+garbage() { timeout 10 head -c 262144 /dev/urandom; }
+error_then_eof garbage garbage
+# A protocol error with a flood behind it.  Without a lingering close the
+# server closes with unread input, the kernel sends a reset instead of an
+# end of stream, and the client's read after the error reply fails.
+error_flood() { printf '*x\r\n'; timeout 1 cat /dev/zero; }
+error_then_eof "error then a flood" error_flood
+# The same, step by step and without a race: after the error reply and the
+# end of stream, the client can still send for a while (the server reads
+# and discards).  After a plain close, the first late write draws a reset
+# and the next one fails with EPIPE.
 raw_open 6
-( timeout 10 head -c 262144 /dev/urandom >&6 ) 2>/dev/null &
-sender=$!
+raw_send 6 '*x\r\n'
 tail_line=$(raw_tail 6)
 case "$tail_line" in
 "-ERR Protocol error"*) ;;
-*) fail "garbage: want a protocol error, then end of stream; got [$tail_line]" ;;
+*) fail "lingering: want a protocol error, then end of stream; got [$tail_line]" ;;
 esac
+late=0
+for i in 1 2 3; do
+	sleep 0.2
+	( head -c 65536 /dev/zero >&6 ) 2>/dev/null && late=$((late + 1))
+done
+expect "late writes accepted during the lingering close" 3 "$late"
 exec 6>&-
-wait $sender
-# A protocol error with a flood behind it, still coming when the server
-# answers.  Without a lingering close the server closes with unread input,
-# the kernel sends a reset instead of an end of stream, and the client's
-# read after the error reply fails.
-raw_open 6
-( printf '*x\r\n'; timeout 1 cat /dev/zero ) >&6 2>/dev/null &
-sender=$!
-tail_line=$(raw_tail 6)
-case "$tail_line" in
-"-ERR Protocol error"*) ;;
-*) fail "error then a flood: want a protocol error, then end of stream; got [$tail_line]" ;;
-esac
-exec 6>&-
-wait $sender
 # QUIT with more commands behind it that the server never reads.
 raw_open 6
 ( { printf 'PING\r\nQUIT\r\n'; head -c 200000 /dev/zero | tr '\0' 'x'; } >&6 ) 2>/dev/null &

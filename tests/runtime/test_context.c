@@ -232,104 +232,7 @@ Test(context, ring_of_fibers)
 
 /* ------------------------------------------------- callee-saved registers */
 
-/*
- * test_switch_regs(from, to, in, out) loads in[] into the callee-saved
- * registers, calls urt_ctx_switch(from, to), and when control comes back
- * stores those registers into out[].  Anything the switch fails to restore
- * shows up as out[i] != in[i].
- */
-void test_switch_regs(struct urt_ctx *from, struct urt_ctx *to, const uint64_t *in,
-		      uint64_t *out);
-
-#if defined(__x86_64__)
-#define NREGS 6 /* rbx rbp r12 r13 r14 r15 */
-__asm__(".text\n"
-	".globl test_switch_regs\n"
-	".type test_switch_regs, @function\n"
-	"test_switch_regs:\n"
-	"	pushq %rbp\n"
-	"	pushq %rbx\n"
-	"	pushq %r12\n"
-	"	pushq %r13\n"
-	"	pushq %r14\n"
-	"	pushq %r15\n"
-	"	pushq %rcx\n" /* out; also makes rsp 16-byte aligned for the call. */
-	"	movq 0(%rdx), %rbx\n"
-	"	movq 8(%rdx), %rbp\n"
-	"	movq 16(%rdx), %r12\n"
-	"	movq 24(%rdx), %r13\n"
-	"	movq 32(%rdx), %r14\n"
-	"	movq 40(%rdx), %r15\n"
-	"	call urt_ctx_switch@PLT\n"
-	"	popq %rcx\n"
-	"	movq %rbx, 0(%rcx)\n"
-	"	movq %rbp, 8(%rcx)\n"
-	"	movq %r12, 16(%rcx)\n"
-	"	movq %r13, 24(%rcx)\n"
-	"	movq %r14, 32(%rcx)\n"
-	"	movq %r15, 40(%rcx)\n"
-	"	popq %r15\n"
-	"	popq %r14\n"
-	"	popq %r13\n"
-	"	popq %r12\n"
-	"	popq %rbx\n"
-	"	popq %rbp\n"
-	"	ret\n"
-	".size test_switch_regs, .-test_switch_regs\n");
-#elif defined(__aarch64__)
-#define NREGS 19 /* x19-x29, d8-d15 */
-__asm__(".text\n"
-	".globl test_switch_regs\n"
-	".type test_switch_regs, %function\n"
-	"test_switch_regs:\n"
-	"	stp x29, x30, [sp, #-176]!\n"
-	"	stp x19, x20, [sp, #16]\n"
-	"	stp x21, x22, [sp, #32]\n"
-	"	stp x23, x24, [sp, #48]\n"
-	"	stp x25, x26, [sp, #64]\n"
-	"	stp x27, x28, [sp, #80]\n"
-	"	stp d8, d9, [sp, #96]\n"
-	"	stp d10, d11, [sp, #112]\n"
-	"	stp d12, d13, [sp, #128]\n"
-	"	stp d14, d15, [sp, #144]\n"
-	"	str x3, [sp, #160]\n"
-	"	ldp x19, x20, [x2, #0]\n"
-	"	ldp x21, x22, [x2, #16]\n"
-	"	ldp x23, x24, [x2, #32]\n"
-	"	ldp x25, x26, [x2, #48]\n"
-	"	ldp x27, x28, [x2, #64]\n"
-	"	ldr x29, [x2, #80]\n"
-	"	ldp d8, d9, [x2, #88]\n"
-	"	ldp d10, d11, [x2, #104]\n"
-	"	ldp d12, d13, [x2, #120]\n"
-	"	ldp d14, d15, [x2, #136]\n"
-	"	bl urt_ctx_switch\n"
-	"	ldr x3, [sp, #160]\n"
-	"	stp x19, x20, [x3, #0]\n"
-	"	stp x21, x22, [x3, #16]\n"
-	"	stp x23, x24, [x3, #32]\n"
-	"	stp x25, x26, [x3, #48]\n"
-	"	stp x27, x28, [x3, #64]\n"
-	"	str x29, [x3, #80]\n"
-	"	stp d8, d9, [x3, #88]\n"
-	"	stp d10, d11, [x3, #104]\n"
-	"	stp d12, d13, [x3, #120]\n"
-	"	stp d14, d15, [x3, #136]\n"
-	"	ldp x19, x20, [sp, #16]\n"
-	"	ldp x21, x22, [sp, #32]\n"
-	"	ldp x23, x24, [sp, #48]\n"
-	"	ldp x25, x26, [sp, #64]\n"
-	"	ldp x27, x28, [sp, #80]\n"
-	"	ldp d8, d9, [sp, #96]\n"
-	"	ldp d10, d11, [sp, #112]\n"
-	"	ldp d12, d13, [sp, #128]\n"
-	"	ldp d14, d15, [sp, #144]\n"
-	"	ldp x29, x30, [sp], #176\n"
-	"	ret\n"
-	".size test_switch_regs, .-test_switch_regs\n");
-#else
-#define NREGS 0
-#endif
+#include "switch_regs.h"
 
 struct regs_test {
 	struct urt_ctx main, fiber;
@@ -376,8 +279,8 @@ Test(context, callee_saved_registers_survive_switches)
 			in[r] = pattern(1, r, round);
 		test_switch_regs(&t.main, &t.fiber, in, out);
 		for (unsigned r = 0; r < NREGS; r++)
-			cr_assert_eq(out[r], in[r], "main reg %u, round %u: %#" PRIx64 " != %#" PRIx64,
-				     r, round, out[r], in[r]);
+			cr_assert_eq(out[r], in[r], "main %s, round %u: %#" PRIx64 " != %#" PRIx64,
+				     switch_reg_names[r], round, out[r], in[r]);
 		/* The fiber checked its registers from the previous round trip. */
 		cr_assert_eq(t.rounds, round);
 		cr_assert_eq(t.bad_fiber, 0);

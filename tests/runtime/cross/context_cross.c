@@ -32,6 +32,7 @@
 
 #include "runtime/context.h"
 #include "runtime/stack.h"
+#include "../switch_regs.h"
 
 #define STACK_SIZE (64 * 1024)
 
@@ -66,74 +67,14 @@ static void stack_alloc_or_die(struct urt_stack *st, size_t size)
 /* ------------------------------------------------ per-architecture code */
 
 /*
- * cross_regs_switch(from, to, in, out) loads in[] into every callee-saved
- * register, calls urt_ctx_switch(from, to), and once control comes back
- * stores those registers into out[].  Whatever the switch fails to restore
- * shows up as out[i] != in[i].  cross_sp_at_call() returns the stack pointer
- * its caller had at the call, which the ABI requires to be 16-byte aligned.
+ * test_switch_regs() and the register names come from ../switch_regs.h.
+ * cross_sp_at_call() returns the stack pointer its caller had at the call,
+ * which the ABI requires to be 16-byte aligned.
  */
-void cross_regs_switch(struct urt_ctx *from, struct urt_ctx *to, const uint64_t *in,
-		       uint64_t *out);
 uintptr_t cross_sp_at_call(void);
 
 #if defined(__aarch64__)
-/* x19-x28, x29 (the frame pointer), d8-d15. */
-#define NREGS 19
-static const char *const reg_names[NREGS] = {
-	"x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28",
-	"x29", "d8",  "d9",  "d10", "d11", "d12", "d13", "d14", "d15",
-};
 __asm__(".text\n"
-	".globl cross_regs_switch\n"
-	".type cross_regs_switch, %function\n"
-	".p2align 2\n"
-	"cross_regs_switch:\n"
-	/* Save the caller's callee-saved registers and the out pointer. */
-	"	stp x29, x30, [sp, #-176]!\n"
-	"	stp x19, x20, [sp, #16]\n"
-	"	stp x21, x22, [sp, #32]\n"
-	"	stp x23, x24, [sp, #48]\n"
-	"	stp x25, x26, [sp, #64]\n"
-	"	stp x27, x28, [sp, #80]\n"
-	"	stp d8, d9, [sp, #96]\n"
-	"	stp d10, d11, [sp, #112]\n"
-	"	stp d12, d13, [sp, #128]\n"
-	"	stp d14, d15, [sp, #144]\n"
-	"	str x3, [sp, #160]\n"
-	"	ldp x19, x20, [x2, #0]\n"
-	"	ldp x21, x22, [x2, #16]\n"
-	"	ldp x23, x24, [x2, #32]\n"
-	"	ldp x25, x26, [x2, #48]\n"
-	"	ldp x27, x28, [x2, #64]\n"
-	"	ldr x29, [x2, #80]\n"
-	"	ldp d8, d9, [x2, #88]\n"
-	"	ldp d10, d11, [x2, #104]\n"
-	"	ldp d12, d13, [x2, #120]\n"
-	"	ldp d14, d15, [x2, #136]\n"
-	"	bl urt_ctx_switch\n"
-	"	ldr x3, [sp, #160]\n"
-	"	stp x19, x20, [x3, #0]\n"
-	"	stp x21, x22, [x3, #16]\n"
-	"	stp x23, x24, [x3, #32]\n"
-	"	stp x25, x26, [x3, #48]\n"
-	"	stp x27, x28, [x3, #64]\n"
-	"	str x29, [x3, #80]\n"
-	"	stp d8, d9, [x3, #88]\n"
-	"	stp d10, d11, [x3, #104]\n"
-	"	stp d12, d13, [x3, #120]\n"
-	"	stp d14, d15, [x3, #136]\n"
-	"	ldp x19, x20, [sp, #16]\n"
-	"	ldp x21, x22, [sp, #32]\n"
-	"	ldp x23, x24, [sp, #48]\n"
-	"	ldp x25, x26, [sp, #64]\n"
-	"	ldp x27, x28, [sp, #80]\n"
-	"	ldp d8, d9, [sp, #96]\n"
-	"	ldp d10, d11, [sp, #112]\n"
-	"	ldp d12, d13, [sp, #128]\n"
-	"	ldp d14, d15, [sp, #144]\n"
-	"	ldp x29, x30, [sp], #176\n"
-	"	ret\n"
-	".size cross_regs_switch, .-cross_regs_switch\n"
 	".globl cross_sp_at_call\n"
 	".type cross_sp_at_call, %function\n"
 	".p2align 2\n"
@@ -174,44 +115,7 @@ static uint64_t fpctl_extra(uint64_t v)
 #define ARCH "aarch64"
 
 #elif defined(__x86_64__)
-/* rbx rbp r12-r15. */
-#define NREGS 6
-static const char *const reg_names[NREGS] = { "rbx", "rbp", "r12", "r13", "r14", "r15" };
 __asm__(".text\n"
-	".globl cross_regs_switch\n"
-	".type cross_regs_switch, @function\n"
-	".p2align 4\n"
-	"cross_regs_switch:\n"
-	"	pushq %rbp\n"
-	"	pushq %rbx\n"
-	"	pushq %r12\n"
-	"	pushq %r13\n"
-	"	pushq %r14\n"
-	"	pushq %r15\n"
-	/* out; the seventh push also aligns rsp to 16 bytes for the call. */
-	"	pushq %rcx\n"
-	"	movq 0(%rdx), %rbx\n"
-	"	movq 8(%rdx), %rbp\n"
-	"	movq 16(%rdx), %r12\n"
-	"	movq 24(%rdx), %r13\n"
-	"	movq 32(%rdx), %r14\n"
-	"	movq 40(%rdx), %r15\n"
-	"	call urt_ctx_switch\n"
-	"	popq %rcx\n"
-	"	movq %rbx, 0(%rcx)\n"
-	"	movq %rbp, 8(%rcx)\n"
-	"	movq %r12, 16(%rcx)\n"
-	"	movq %r13, 24(%rcx)\n"
-	"	movq %r14, 32(%rcx)\n"
-	"	movq %r15, 40(%rcx)\n"
-	"	popq %r15\n"
-	"	popq %r14\n"
-	"	popq %r13\n"
-	"	popq %r12\n"
-	"	popq %rbx\n"
-	"	popq %rbp\n"
-	"	ret\n"
-	".size cross_regs_switch, .-cross_regs_switch\n"
 	".globl cross_sp_at_call\n"
 	".type cross_sp_at_call, @function\n"
 	".p2align 4\n"
@@ -498,7 +402,7 @@ static void regs_fiber(void *arg)
 
 		for (unsigned r = 0; r < NREGS; r++)
 			in[r] = reg_pattern(2, r, round);
-		cross_regs_switch(&t->fiber, &t->main, in, out);
+		test_switch_regs(&t->fiber, &t->main, in, out);
 		for (unsigned r = 0; r < NREGS; r++) {
 			if (out[r] != in[r] && t->fiber_bad++ == 0)
 				t->fiber_first_bad_reg = r;
@@ -525,11 +429,11 @@ static void test_registers_asm(void)
 
 		for (unsigned r = 0; r < NREGS; r++)
 			in[r] = reg_pattern(1, r, round);
-		cross_regs_switch(&t.main, &t.fiber, in, out);
+		test_switch_regs(&t.main, &t.fiber, in, out);
 		for (unsigned r = 0; r < NREGS; r++) {
 			if (out[r] != in[r] && bad++ < 5)
 				fprintf(stderr, "main %s round %u: %#" PRIx64 ", want %#" PRIx64 "\n",
-					reg_names[r], round, out[r], in[r]);
+					switch_reg_names[r], round, out[r], in[r]);
 		}
 		if (t.fiber_rounds != round)
 			break;
@@ -538,7 +442,7 @@ static void test_registers_asm(void)
 	CHECK(t.fiber_rounds == REG_ROUNDS - 1, "fiber completed %u round trips, want %u",
 	      t.fiber_rounds, REG_ROUNDS - 1);
 	CHECK(t.fiber_bad == 0, "%u register values on the fiber changed, first %s",
-	      t.fiber_bad, reg_names[t.fiber_first_bad_reg]);
+	      t.fiber_bad, switch_reg_names[t.fiber_first_bad_reg]);
 	urt_ctx_destroy(&t.fiber);
 	urt_stack_free(&st);
 }

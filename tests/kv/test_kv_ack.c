@@ -214,27 +214,19 @@ static bool probe_all_done(const struct probe *pr)
 	return true;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Polls the completions from the main thread until all have run or
  * DEADLINE_S passed; a hung ack must fail the test, not hang the suite.
  */
 static void wait_completions(struct urt_rt *rt, struct race *r, struct probe *pr)
 {
-	uint64_t deadline = mono_ns() + DEADLINE_S * 1000000000ull;
+	uint64_t deadline = tests_now_ns() + DEADLINE_S * 1000000000ull;
 	const struct timespec tick = { .tv_nsec = 5 * 1000 * 1000 };
 
 	pr->r = r;
 	for (;;) {
 		kvx_run(rt, 0, probe_body, pr);
-		if (probe_all_done(pr) || mono_ns() > deadline)
+		if (probe_all_done(pr) || tests_now_ns() > deadline)
 			return;
 		nanosleep(&tick, NULL);
 	}

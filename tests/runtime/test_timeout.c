@@ -29,14 +29,6 @@ static void count_cb(struct urt_io *io, int res, void *arg)
 	r->res = res;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Runs body(r) in a fiber on a one-core runtime whose first read gets a
  * fault of kinds (held delay_ns for DELAY), over a fresh 1 MiB O_DIRECT
@@ -70,7 +62,7 @@ static void stall_body(void *p)
 
 	urt_io_prep_read(&io, r->dev, buf, 4096, 0);
 	io.timeout_ns = 20000000;
-	r->t_submit = now_ns();
+	r->t_submit = tests_now_ns();
 	r->wait_res = urt_io_submit(&io, count_cb, r);
 	urt_sleep_ns(100000000);	/* Long after the deadline: a second delivery would show. */
 	urt_buf_put(buf);
@@ -104,7 +96,7 @@ static void delay_body(void *p)
 	buf = urt_buf_get(4096);
 	urt_io_prep_read(&io, r->dev, buf, 4096, 0);
 	io.timeout_ns = 20000000;
-	r->t_submit = now_ns();
+	r->t_submit = tests_now_ns();
 	r->wait_res = urt_io_submit(&io, count_cb, r);
 	while (r->calls == 0)
 		urt_sleep_ns(1000000);
@@ -188,7 +180,7 @@ static void sleep_op_body(void *p)
 	struct urt_io io;
 
 	urt_io_prep_timeout(&io, 1000000);
-	r->t_submit = now_ns();
+	r->t_submit = tests_now_ns();
 	r->res = urt_io_submit(&io, count_cb, r);
 	if (r->res)
 		return;		/* calls stays 0: the test fails outside the fiber. */

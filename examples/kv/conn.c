@@ -765,7 +765,9 @@ static void linger_fired(struct urt_io *io, int res, void *arg)
 /*
  * Lingering close (see the notes at the top): the replies are out; shut
  * the write side and read to the client's end of stream, for at most
- * CONN_LINGER_NS, so that close() finds no unread input.
+ * CONN_LINGER_NS, so that close() finds no unread input.  Nothing to do
+ * when the client already ended its stream (or timed out), cannot take
+ * output, or the server is stopping.
  */
 static void conn_linger(struct urkv_conn *c)
 {
@@ -830,7 +832,6 @@ static void conn_main(void *arg)
 {
 	struct urkv_conn *c = arg;
 	struct urkv_server *srv = c->cc->srv;
-	bool linger = false;
 
 	rx_arm(c);
 	for (;;) {
@@ -842,7 +843,6 @@ static void conn_main(void *arg)
 			break;
 		if (!c->held && c->stage_len && !in_take(c)) {
 			urkv_out_error(c, "ERR out of memory");
-			linger = true;
 			break;
 		}
 		r = batch_fill(c, &err, &alone);
@@ -854,10 +854,8 @@ static void conn_main(void *arg)
 			atomic_fetch_add_explicit(&c->cc->st.protocol_errors, 1,
 						  memory_order_relaxed);
 		}
-		if (r == PARSE_ERROR || c->close_after || c->send_failed) {
-			linger = true;	/* conn_linger skips it when the peer is gone. */
+		if (r == PARSE_ERROR || c->close_after || c->send_failed)
 			break;
-		}
 		if (r == PARSE_RUN || c->stage_len)
 			continue;
 		/* Nothing complete left: send the replies, then wait for more bytes. */
@@ -872,8 +870,7 @@ static void conn_main(void *arg)
 			break;
 	}
 	flush(c);
-	if (linger)
-		conn_linger(c);
+	conn_linger(c);	/* Only when the client may still be sending. */
 	if (c->timed_out)
 		atomic_fetch_add_explicit(&c->cc->st.timeouts, 1, memory_order_relaxed);
 	conn_free(c);

@@ -22,9 +22,9 @@
 #include <time.h>
 #include <ucontext.h>
 
-#include "runtime/context.h"
+#include "runtime/fiber/context.h"
 #include "urbench/result.h"
-#include "runtime/stack.h"
+#include "runtime/fiber/stack.h"
 
 #define RUNS_MAX 101
 #define STACK_BYTES (64 * 1024)

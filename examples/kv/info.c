@@ -19,14 +19,13 @@ struct core_stats_arg {
 	struct urt_rt *rt;		/* Runtime. */
 	unsigned core;			/* Core asked. */
 	struct urt_stats st;		/* Its counters. */
-	int ret;			/* urt_rt_stats's result. */
 };
 
-static void core_stats(void *p)
+static int core_stats(void *p)
 {
 	struct core_stats_arg *a = p;
 
-	a->ret = urt_rt_stats(a->rt, a->core, &a->st);
+	return urt_rt_stats(a->rt, a->core, &a->st);
 }
 
 static bool want(const char *section, size_t len, const char *name)
@@ -96,8 +95,7 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 		for (unsigned i = 0; i < srv->ncores; i++) {
 			struct core_stats_arg a = { .rt = srv->rt, .core = i };
 
-			urkv_run_on(srv, i, core_stats, &a);
-			if (a.ret)
+			if (urt_core_run(srv->rt, i, core_stats, &a))
 				continue;
 			fprintf(f, "urt_core%u:submitted=%llu,completed=%llu,failed=%llu,enters=%llu,"
 				   "ops_per_enter=%.2f,posts_sent=%llu,posts_run=%llu,fibers_spawned=%llu,"

@@ -119,28 +119,23 @@ static void on_accept(struct urt_io *io, int res, void *arg)
 		fprintf(stderr, "urkv: core %u stopped accepting\n", cc->core);
 }
 
-struct start_arg {
-	struct urkv_core *cc;
-	int ret;
-	sem_t done;
-};
-
 #define PBUF_COUNT 256u		/* Provided buffers per core (power of two). */
 #define PBUF_BYTES (16u << 10)	/* Bytes of each. */
 
-static void core_start(void *p)
+/* Runs on core cc->core (urt_core_run): buffers, the reaper, the first accept. */
+static int core_start(void *p)
 {
-	struct start_arg *a = p;
-	struct urkv_core *cc = a->cc;
+	struct urkv_core *cc = p;
+	int ret;
 
-	a->ret = urt_pbuf_create(PBUF_COUNT, PBUF_BYTES, &cc->pb);
-	if (a->ret == 0 && cc->srv->o.idle_timeout_ns) {
-		a->ret = urt_fiber_spawn(urkv_conn_reaper, cc);
-		cc->reaper = a->ret == 0;
+	ret = urt_pbuf_create(PBUF_COUNT, PBUF_BYTES, &cc->pb);
+	if (ret == 0 && cc->srv->o.idle_timeout_ns) {
+		ret = urt_fiber_spawn(urkv_conn_reaper, cc);
+		cc->reaper = ret == 0;
 	}
-	if (a->ret == 0)
-		a->ret = accept_arm(cc);
-	sem_post(&a->done);
+	if (ret == 0)
+		ret = accept_arm(cc);
+	return ret;
 }
 
 int urkv_server_start(struct urkv_server *srv)
@@ -167,31 +162,19 @@ int urkv_server_start(struct urkv_server *srv)
 	}
 	srv->port = port;
 	for (unsigned i = 0; i < srv->ncores; i++) {
-		struct start_arg a = { .cc = &srv->cores[i] };
-
-		sem_init(&a.done, 0, 0);
-		ret = urt_core_post(srv->rt, i, core_start, &a);
-		if (ret == 0)
-			sem_wait(&a.done);
-		sem_destroy(&a.done);
-		if (ret || a.ret) {
-			fprintf(stderr, "urkv: cannot accept on core %u: %s\n", i,
-				urt_strerror(ret ? ret : a.ret));
-			return ret ? ret : a.ret;
+		ret = urt_core_run(srv->rt, i, core_start, &srv->cores[i]);
+		if (ret) {
+			fprintf(stderr, "urkv: cannot accept on core %u: %s\n", i, urt_strerror(ret));
+			return ret;
 		}
 	}
 	return 0;
 }
 
-struct stop_arg {
-	struct urkv_core *cc;
-	sem_t done;
-};
-
-static void core_stop(void *p)
+/* Runs on core cc->core (urt_core_run_jobs): waits until its connections have left. */
+static int core_stop(void *p)
 {
-	struct stop_arg *a = p;
-	struct urkv_core *cc = a->cc;
+	struct urkv_core *cc = p;
 
 	if (cc->accepting)
 		urt_io_cancel(&cc->acc);
@@ -204,63 +187,22 @@ static void core_stop(void *p)
 	if (cc->pb)
 		urt_pbuf_destroy(cc->pb);
 	cc->pb = NULL;
-	sem_post(&a->done);
+	return 0;
 }
 
 void urkv_server_stop(struct urkv_server *srv)
 {
-	struct stop_arg *args = calloc(srv->ncores, sizeof(*args));
+	struct urt_core_job *jobs = calloc(srv->ncores, sizeof(*jobs));
 
 	atomic_store(&srv->stopping, true);
-	for (unsigned i = 0; args && i < srv->ncores; i++) {
-		args[i].cc = &srv->cores[i];
-		sem_init(&args[i].done, 0, 0);
-		while (urt_fiber_spawn_on(srv->rt, i, core_stop, &args[i]) == -EAGAIN)
-			usleep(1000);
-	}
-	for (unsigned i = 0; args && i < srv->ncores; i++) {
-		sem_wait(&args[i].done);
-		sem_destroy(&args[i].done);
-	}
-	free(args);
-}
-
-struct run_on {
-	void (*fn)(void *);	/* Work. */
-	void *arg;		/* Its argument. */
-	struct urt_rt *rt;	/* Runtime. */
-	unsigned origin;	/* Core of the waiting fiber. */
-	bool done;		/* fn returned. */
-	struct urt_waitq wq;	/* The waiting fiber. */
-};
-
-static void run_on_wake(void *p)
-{
-	struct run_on *r = p;
-
-	r->done = true;
-	urt_waitq_wake_one(&r->wq);
-}
-
-static void run_on_main(void *p)
-{
-	struct run_on *r = p;
-
-	r->fn(r->arg);
-	while (urt_core_post(r->rt, r->origin, run_on_wake, r) == -EAGAIN)
-		urt_fiber_yield();
-}
-
-void urkv_run_on(struct urkv_server *srv, unsigned core, void (*fn)(void *), void *arg)
-{
-	struct run_on r = { .fn = fn, .arg = arg, .rt = srv->rt, .origin = urt_core_id() };
-
-	if (core == r.origin) {
-		fn(arg);
+	if (!jobs) {
+		/* No memory for the fan-out: stop the cores one after the other. */
+		for (unsigned i = 0; i < srv->ncores; i++)
+			urt_core_run(srv->rt, i, core_stop, &srv->cores[i]);
 		return;
 	}
-	while (urt_fiber_spawn_on(srv->rt, core, run_on_main, &r) == -EAGAIN)
-		urt_fiber_yield();
-	while (!r.done)
-		urt_waitq_wait(&r.wq);
+	for (unsigned i = 0; i < srv->ncores; i++)
+		jobs[i] = (struct urt_core_job){ .core = i, .fn = core_stop, .arg = &srv->cores[i] };
+	urt_core_run_jobs(srv->rt, jobs, srv->ncores);
+	free(jobs);
 }

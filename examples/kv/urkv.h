@@ -91,8 +91,6 @@ struct urkv_server {
 int urkv_server_start(struct urkv_server *srv);
 /* Stops accepting, lets every connection finish its request and leave; blocks (main thread). */
 void urkv_server_stop(struct urkv_server *srv);
-/* Runs fn(arg) in a fiber on core and waits (from a fiber). */
-void urkv_run_on(struct urkv_server *srv, unsigned core, void (*fn)(void *), void *arg);
 
 /* conn.c */
 /* Serves an accepted socket on the calling core (reactor context); takes fd. */

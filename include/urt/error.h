@@ -87,6 +87,13 @@ static inline uint16_t urt_err_nvme_status(int err)
  */
 URT_API const char *urt_strerror(int err);
 
+/**
+ * A detailed description of the last error returned to this thread by urt
+ * (for example "RLIMIT_MEMLOCK is 8192 KiB, the buffer region needs ...").
+ * Empty string when there is none.
+ */
+URT_API const char *urt_last_error(void);
+
 URT_END_DECLS
 
 #endif /* URT_ERROR_H */

@@ -20,7 +20,7 @@
  * the core whose fiber opened it.  Every function below must be called from
  * a fiber on that core (asserted; urt_ps_opts_default and
  * urt_ps_shard_region excepted); work for a shard owned by another core is
- * sent there with urt_ps_run_on (or urt_fiber_spawn_on / urt_core_post).
+ * sent there with urt_core_run (include/urt/rt.h), or urt_core_post.
  * To run one shard per core on one device, open shard i on core i over
  * region i (urt_ps_shard_region gives opts.region_offset / region_bytes):
  * the regions never overlap and each shard has its own log, page range,
@@ -172,17 +172,6 @@ URT_API int urt_ps_error(const struct urt_ps *ps);
  */
 URT_API void urt_ps_shard_region(uint64_t device_bytes, uint32_t shard_count, uint32_t shard_id,
 				 uint64_t *offset, uint64_t *bytes);
-
-struct urt_rt;
-
-/**
- * Runs fn(arg) in a fiber on core and suspends the calling fiber until it
- * returns: the way to reach a shard owned by another core (the request
- * travels by urt_core_post, the answer comes back the same way).  On the
- * calling core itself fn runs inline.  Fiber only.  Returns 0, or the
- * spawn error (-EAGAIN past fiber_max, -ESHUTDOWN, -EINVAL).
- */
-URT_API int urt_ps_run_on(struct urt_rt *rt, unsigned core, void (*fn)(void *arg), void *arg);
 
 /** Starts a transaction.  Returns 0, URT_E_STICKY, or -ENOMEM. */
 URT_API int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out);

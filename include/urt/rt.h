@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "urt/common.h"
+#include "urt/error.h"
 #include "urt/hist.h"
 
 URT_BEGIN_DECLS
@@ -133,6 +134,34 @@ URT_API int urt_rt_core_cpu(const struct urt_rt *rt, unsigned core);
  */
 URT_API int urt_core_post(struct urt_rt *rt, unsigned core, void (*fn)(void *arg), void *arg);
 
+/**
+ * One call for urt_core_run_jobs: fn(arg) on core.  fn runs in a fiber on
+ * that core (inline in the caller's fiber when it is the caller's core), so
+ * it may block on I/O; its return value lands in res.
+ */
+struct urt_core_job {
+	unsigned core;			/**< Core to run on. */
+	int (*fn)(void *arg);		/**< The work; returns 0 or -errno. */
+	void *arg;			/**< Its argument. */
+	int res;			/**< fn's result, or why it could not run (-ESHUTDOWN, -EINVAL). */
+	void *priv;			/**< Private to the runtime. */
+};
+
+/**
+ * Run every job on its core at once and wait until all have finished.
+ * Call from a fiber (it suspends) or from a thread that is not a reactor
+ * (it sleeps); a plain reactor callback cannot wait (asserted).  A full
+ * post queue is retried, never reported.  Returns 0 when every job
+ * returned 0, else the first nonzero res in array order.
+ */
+URT_API int urt_core_run_jobs(struct urt_rt *rt, struct urt_core_job *jobs, unsigned n);
+
+/** urt_core_run_jobs with one job: fn(arg) on core; returns fn's result. */
+URT_API int urt_core_run(struct urt_rt *rt, unsigned core, int (*fn)(void *arg), void *arg);
+
+/** fn(arg) once on every core of rt; returns the first nonzero result by core, or -ENOMEM. */
+URT_API int urt_core_run_all(struct urt_rt *rt, int (*fn)(void *arg), void *arg);
+
 /** urt_core_id() of a thread that is not a reactor. */
 #define URT_CORE_NONE (~0u)
 
@@ -151,13 +180,6 @@ URT_API int urt_rt_stats(struct urt_rt *rt, unsigned core, struct urt_stats *out
 
 /** Sum of all cores' counters (histograms merged).  Same rules as urt_rt_stats. */
 URT_API int urt_rt_stats_total(struct urt_rt *rt, struct urt_stats *out);
-
-/**
- * A detailed description of the last error returned to this thread by urt
- * (for example "RLIMIT_MEMLOCK is 8192 KiB, the buffer region needs ...").
- * Empty string when there is none.
- */
-URT_API const char *urt_last_error(void);
 
 /** Kernel features found by probing, for reports and for skips in tests. */
 struct urt_kernel_features {

@@ -34,7 +34,7 @@
 #include <string.h>
 
 #include "engine/ps_impl.h"
-#include "runtime/core.h"
+#include "base/error.h"
 #include "urt/buf.h"
 #include "urt/error.h"
 

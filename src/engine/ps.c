@@ -25,7 +25,7 @@
 #include <time.h>
 
 #include "engine/ps_impl.h"
-#include "runtime/core.h"
+#include "base/error.h"
 #include "urt/buf.h"
 #include "urt/error.h"
 

@@ -12,10 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "engine/format.h"
+#include "engine/format/format.h"
 #include "urt/dev.h"
 #include "urt/fiber.h"
 #include "urt/ps.h"
+#include "urt/rt.h"
 
 /* Always-on check of a programmer error inside the engine. */
 #define PS_ASSERT(cond)                                                         \

@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "engine/ps_impl.h"
-#include "runtime/core.h"
+#include "base/error.h"
 #include "urt/buf.h"
 #include "urt/error.h"
 

@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 #include "kv/kv_impl.h"
-#include "runtime/core.h"
+#include "base/error.h"
 #include "urt/buf.h"
 #include "urt/dev.h"
 #include "urt/error.h"

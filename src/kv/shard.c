@@ -53,7 +53,7 @@
 
 #include "kv/btree.h"
 #include "kv/kv_impl.h"
-#include "runtime/core.h"
+#include "base/error.h"
 #include "urt/error.h"
 #include "urt/rt.h"
 

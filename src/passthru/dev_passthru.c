@@ -45,7 +45,7 @@
 
 #include "passthru/nvme_status.h"
 #include "passthru/passthru.h"
-#include "runtime/backend.h"
+#include "runtime/dev/backend.h"
 #include "runtime/core.h"
 #include "runtime/probe.h"
 #include "urt/error.h"

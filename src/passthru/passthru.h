@@ -12,6 +12,11 @@
 
 #include "urt/dev.h"
 
+struct urt_backend;
+
+/* The backend table, listed in src/backends.c. */
+extern const struct urt_backend urt_backend_passthru;
+
 /* NVM command set opcodes the backend sends. */
 enum pt_io_opcode {
 	PT_IO_FLUSH = 0x00,

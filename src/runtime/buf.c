@@ -36,7 +36,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "runtime/backend.h"
+#include "runtime/dev/backend.h"
 #include "runtime/core.h"
 
 #define BUF_PAGE 4096u

@@ -16,20 +16,18 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "base/compiler.h"
+#include "base/error.h"
+#include "base/hist.h"
 #include "urt/buf.h"
 #include "urt/dev.h"
 #include "urt/fiber.h"
 #include "urt/io.h"
 #include "urt/rt.h"
-#include "runtime/backend.h"
+#include "runtime/dev/backend.h"
 #include "runtime/compat.h"
-#include "runtime/context.h"
-#include "runtime/stack.h"
-
-#define URT_CACHELINE 64
-
-#define urt_container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - __builtin_offsetof(type, member)))
+#include "runtime/fiber/context.h"
+#include "runtime/fiber/stack.h"
 
 /*
  * user_data of an SQE: a request pointer (64-byte aligned) with a tag in
@@ -271,33 +269,6 @@ static inline struct urt_core *core_self(void)
 	return urt__self;
 }
 
-uint64_t urt_now_ns(void);
-
-#define urt_likely(x)	__builtin_expect(!!(x), 1)
-#define urt_unlikely(x)	__builtin_expect(!!(x), 0)
-
-/*
- * n values v into h: urt_hist_add n times.  The bucket layout is explained
- * in hist.c, which defines urt_hist_add with this function.
- */
-static inline void hist_record_n(struct urt_hist *h, uint64_t v, uint64_t n)
-{
-	const uint64_t sub = (uint64_t)1 << URT_HIST_SUB_BITS;
-	unsigned g = (unsigned)(63 - __builtin_clzll(v | sub)) - URT_HIST_SUB_BITS;
-
-	h->buckets[((uint64_t)g << URT_HIST_SUB_BITS) + (v >> g)] += n;
-	h->count += n;
-	h->sum += v * n;
-	/*
-	 * Branches, not selects: a new minimum or maximum is rare once values
-	 * have been seen, and an untaken branch leaves min and max unwritten.
-	 */
-	if (urt_unlikely(v < h->min))
-		h->min = v;
-	if (urt_unlikely(v > h->max))
-		h->max = v;
-}
-
 /*
  * The latency of every delivered op goes to stats.lat through lat_record.
  * Latencies are measured at loop-iteration granularity (now_ns), so the
@@ -442,10 +413,6 @@ static inline bool bare_complete(struct urt_core *c, struct urt_io *io, int32_t 
 	return true;
 }
 
-/* rt.c */
-void urt_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void urt_clear_error(void);
-
 /* ring.c */
 int ring_setup(struct urt_core *c, enum ring_kind kind);
 void ring_teardown(struct urt_core *c, enum ring_kind kind);
@@ -520,8 +487,5 @@ uint32_t fault_pick_submit(struct urt_core *c, unsigned op);	/* At submission (S
 int dev_fixed_slot(const struct urt_dev *dev, const struct urt_core *c);
 void dev_registry_drop(struct urt_rt *rt);
 int dev_registry_ring_init(struct urt_core *c, struct io_uring *ring);
-
-/* Run fn(arg) on every core and wait; from outside or from a fiber. */
-int rt_run_everywhere(struct urt_rt *rt, void (*fn)(void *arg), void *arg);
 
 #endif /* URT_RUNTIME_CORE_H */

@@ -39,7 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/backend.h"
+#include "runtime/dev/backend.h"
 #include "runtime/core.h"
 
 static void io_prep(struct urt_io *io, unsigned op, struct urt_dev *dev, void *buf, uint64_t len,

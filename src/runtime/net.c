@@ -14,7 +14,7 @@
 
 #include "urt/net.h"
 #include "runtime/core.h"
-#include "runtime/mem.h"
+#include "base/mem.h"
 
 struct urt_pbuf {
 	struct urt_core *core;		/* Owner. */

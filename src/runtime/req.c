@@ -55,9 +55,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/backend.h"
+#include "runtime/dev/backend.h"
 #include "runtime/core.h"
-#include "runtime/mem.h"
+#include "base/mem.h"
 
 static void req_issue(struct urt_core *c, struct urt_req *req);
 

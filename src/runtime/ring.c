@@ -41,6 +41,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "runtime/core.h"
 #include "runtime/probe.h"
 
@@ -353,7 +354,7 @@ static bool ring_spin(struct urt_core *c)
 		budget = c->spin_budget_ns * 2;
 	if (r->queued)
 		ring_submit(c, RING_MAIN, false);
-	t0 = urt_now_ns();
+	t0 = urt_clock_ns();
 	for (;;) {
 		if (io_uring_cq_ready(&r->ring)) {
 			c->stats.spin_hits++;
@@ -365,7 +366,7 @@ static bool ring_spin(struct urt_core *c)
 			c->stats.enters++;
 			continue;
 		}
-		t = urt_now_ns();
+		t = urt_clock_ns();
 		if (t - t0 >= budget)
 			break;
 		for (int i = 0; i < 32; i++)

@@ -39,40 +39,12 @@
 #include <time.h>
 #include <unistd.h>
 
-
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/mem.h"
 #include "runtime/core.h"
-#include "runtime/mem.h"
 
 __thread struct urt_core *urt__self __attribute__((tls_model("initial-exec")));
-static __thread char last_error[512];
-
-uint64_t urt_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-void urt_set_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
-	va_end(ap);
-}
-
-void urt_clear_error(void)
-{
-	last_error[0] = '\0';
-}
-
-URT_API const char *urt_last_error(void)
-{
-	return last_error;
-}
-
 URT_API void urt_rt_opts_default(struct urt_rt_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -168,7 +140,7 @@ static void core_loop(struct urt_core *c)
 		if (c->stopping && core_quiescent(c))
 			break;
 		ring_wait(c);
-		c->now_ns = urt_now_ns();
+		c->now_ns = urt_clock_ns();
 		for (int k = 0; k < RING_KINDS; k++)
 			if (c->rings[k].ready)
 				ring_reap(c, k);
@@ -201,7 +173,7 @@ static int core_setup(struct urt_core *c)
 	c->faults_left = rt->opts.fault.count_max;
 	c->faults_on = rt->opts.fault.rate_ppm != 0 && rt->opts.fault.kinds != 0;
 	c->lat_ewma_on = rt->opts.mode == URT_POLL_HYBRID;
-	c->now_ns = urt_now_ns();
+	c->now_ns = urt_clock_ns();
 	urt_hist_init(&c->stats.lat);
 	/* Runtime objects of this core come from its own arena (mem.h); -1 means libc. */
 	c->arena = mem_arena_create();

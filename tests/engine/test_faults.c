@@ -12,8 +12,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "engine/crc32c.h"
-#include "engine/format.h"
+#include "base/crc32c.h"
+#include "engine/format/format.h"
 #include "ps_fixture.h"
 
 #define LOG_BYTES (256u << 10)

@@ -1,7 +1,7 @@
 /*
  * Thread per core: one shard per core over disjoint regions of one device.
  * Each core opens its own shard; a fiber on core 0 commits to both shards,
- * reaching core 1's shard through urt_ps_run_on; the data lands in the
+ * reaching core 1's shard through urt_core_run; the data lands in the
  * right shard (and only there), survives a power cut, and each shard
  * recovers on its own core.
  */
@@ -62,8 +62,8 @@ static void close_shard(void *p)
 	sem_post(&s->sem);
 }
 
-/* Runs on the shard's core (through urt_ps_run_on). */
-static void shard_op(void *p)
+/* Runs on the shard's core (through urt_core_run); returns op->ret. */
+static int shard_op(void *p)
 {
 	struct sh_op *op = p;
 	struct urt_ps *ps = op->s->ps[op->shard];
@@ -73,11 +73,11 @@ static void shard_op(void *p)
 	op->core = urt_core_id();
 	op->ret = urt_tx_begin(ps, &tx);
 	if (op->ret)
-		return;
+		return op->ret;
 	op->ret = urt_page_get(tx, op->pgno, op->write ? URT_PAGE_WRITE : URT_PAGE_READ, &data);
 	if (op->ret) {
 		urt_tx_abort(tx);
-		return;
+		return op->ret;
 	}
 	if (op->write) {
 		psx_fill(data, urt_ps_page_data_bytes(ps), op->txid, op->pgno);
@@ -86,6 +86,7 @@ static void shard_op(void *p)
 		op->seen = psx_check(data, urt_ps_page_data_bytes(ps), op->pgno);
 		urt_tx_abort(tx);
 	}
+	return op->ret;
 }
 
 static void driver_write(void *p)
@@ -96,7 +97,7 @@ static void driver_write(void *p)
 		struct sh_op op = { .s = s, .shard = (unsigned)(k % NSHARDS), .pgno = k / NSHARDS,
 				    .txid = k + 1, .write = true };
 
-		if (urt_ps_run_on(s->rt, op.shard, shard_op, &op) || op.ret)
+		if (urt_core_run(s->rt, op.shard, shard_op, &op) || op.ret)
 			s->errors++;
 		if (op.shard == 1)
 			s->remote_core_seen = op.core;
@@ -112,10 +113,10 @@ static void driver_check(void *p)
 		struct sh_op op = { .s = s, .shard = shard, .pgno = k / NSHARDS };
 		struct sh_op other = { .s = s, .shard = 1 - shard, .pgno = NTX + k };
 
-		if (urt_ps_run_on(s->rt, shard, shard_op, &op) || op.ret || op.seen != k + 1)
+		if (urt_core_run(s->rt, shard, shard_op, &op) || op.ret || op.seen != k + 1)
 			s->bad++;
 		/* Pages past what was written are untouched on both shards. */
-		if (urt_ps_run_on(s->rt, other.shard, shard_op, &other) || other.ret || other.seen)
+		if (urt_core_run(s->rt, other.shard, shard_op, &other) || other.ret || other.seen)
 			s->bad++;
 	}
 }

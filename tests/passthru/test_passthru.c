@@ -25,7 +25,8 @@
 #include "../nvme-vm/guest_env.h"
 #include "../runtime/fixture.h"
 #include "passthru/nvme_status.h"
-#include "runtime/backend.h"
+#include "passthru/passthru.h"
+#include "runtime/dev/backend.h"
 #include "runtime/core.h"
 #include "urt/error.h"
 

@@ -1,0 +1,94 @@
+/*
+ * The device backend interface.
+ *
+ * A backend is a table of functions in one file (dev_file.c,
+ * passthru/dev_passthru.c, dev_sim.c, dev_psync.c).  The runtime calls it
+ * at three points of a request's life:
+ *
+ *   urt_io_submit -> validate      (may reject before anything is queued)
+ *   reactor      -> prep           (fill the SQE for the remaining part)
+ *                   prep_rw        (optional: a whole READ/WRITE, no request)
+ *   reactor      -> complete       (turn the CQE into bytes or -errno)
+ *
+ * Adding a backend is adding one file that defines a struct urt_backend and
+ * one line in the table in dev.c; no caller changes.
+ */
+#ifndef URT_RUNTIME_BACKEND_H
+#define URT_RUNTIME_BACKEND_H
+
+#include <liburing.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "urt/dev.h"
+
+struct urt_core;
+struct urt_io;
+struct urt_req;
+
+struct urt_backend {
+	const char *name;
+	/* Whether this backend takes path (used when opts->backend is NULL). */
+	bool (*match)(const char *path);
+	/* Open: fill dev->fd, dev->info, dev->priv.  0 or -errno with urt_set_error. */
+	int (*open)(struct urt_dev *dev, const char *path, const struct urt_dev_opts *opts);
+	void (*close)(struct urt_dev *dev);
+	/* Extra checks before queueing (op supported, limits); 0 or -errno. */
+	int (*validate)(struct urt_dev *dev, const struct urt_io *io);
+	/*
+	 * Fill sqe for the remaining part of req (req->buf/len/off or iov).
+	 * The runtime sets user_data and may add IOSQE_IO_LINK afterwards.
+	 * Returns the number of bytes this SQE transfers (for splits), 0 for
+	 * ops without a length, or -errno.
+	 */
+	int64_t (*prep)(struct urt_dev *dev, struct urt_core *c, struct urt_req *req, struct io_uring_sqe *sqe);
+	/*
+	 * Optional: fill sqe for a whole READ or WRITE (op, flags as in struct
+	 * urt_io) of len <= info.max_io_bytes bytes at buf and off, without a
+	 * request; it cannot fail.  A backend that has it and no complete hook
+	 * runs reads and writes without a deadline as bare ops (io.c).
+	 */
+	void (*prep_rw)(struct urt_dev *dev, struct urt_core *c, struct io_uring_sqe *sqe, unsigned op, void *buf,
+			uint64_t len, uint64_t off, unsigned flags);
+	/* Map the CQE to a result; NULL means cqe->res as is. */
+	int (*complete)(struct urt_dev *dev, struct urt_req *req, int32_t res, const struct io_uring_cqe *cqe);
+	/* Whether a failed result may be retried; NULL = the runtime's table. */
+	bool (*retryable)(struct urt_dev *dev, int res);
+	/* Which ring the device's data ops go to. */
+	bool needs_big_sqe;	/* SQE128|CQE32 (passthrough). */
+	bool cancellable;	/* In-flight ops can be cancelled by the kernel. */
+};
+
+struct urt_dev {
+	const struct urt_backend *be;	/* Backend table. */
+	int fd;				/* File descriptor, -1 if none. */
+	struct urt_dev_info info;	/* What the backend found. */
+	void *priv;			/* Backend state. */
+	_Atomic int error;		/* Sticky error after a failed flush. */
+	_Atomic int slot;		/* Fixed-file slot in rt's tables, -1 if none. */
+	struct urt_rt *reg_rt;		/* Runtime it is registered with. */
+	bool readonly;			/* Opened read-only: writes get -EPERM. */
+	char path[256];			/* For messages. */
+};
+
+/* The runtime's own backends (one file each under src/runtime/dev/). */
+extern const struct urt_backend urt_backend_file;
+extern const struct urt_backend urt_backend_psync;
+extern const struct urt_backend urt_backend_sim;
+
+/*
+ * Every backend compiled into the library, in the order urt_dev_open tries
+ * them by path (the file backend, which accepts anything, last).  Defined
+ * in src/backends.c, the one place that names backends from other folders
+ * (src/passthru), so the runtime never includes them.
+ */
+extern const struct urt_backend *const urt_backends[];
+extern const unsigned urt_backends_count;
+
+/* Helpers for backends. */
+void dev_set_sticky(struct urt_dev *dev, int err);
+/* The registered buffer index for [p, p+len) on core c, or -1. */
+int dev_buf_index(const struct urt_core *c, const void *p, uint64_t len);
+
+#endif /* URT_RUNTIME_BACKEND_H */

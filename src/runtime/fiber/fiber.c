@@ -1,0 +1,338 @@
+/*
+ * Fibers on a reactor: spawn, run queue, suspension on I/O and wait queues.
+ *
+ * Design notes
+ * ------------
+ * The reactor loop runs in its own context (core->loop_ctx).  It resumes
+ * runnable fibers one at a time; a fiber runs until it suspends (waits for
+ * I/O or a wait queue), yields, or returns, and then switches back to the
+ * loop.  Fibers never switch to each other directly, so at most one fiber
+ * stack is live in the loop's call chain and the loop always regains
+ * control between two fibers.
+ *
+ * A fiber is on at most one list at a time: the run queue, one wait queue,
+ * or the free list.  `runnable` marks run-queue membership, so a double
+ * wake is harmless.
+ *
+ * Each pass runs only the fibers that were runnable when it started, so a
+ * fiber that keeps yielding cannot starve I/O completions.
+ *
+ * Exited fibers keep their stack for the next spawn (mmap and the guard
+ * page cost microseconds).  At teardown every fiber is freed, including
+ * those still blocked on a wait queue (rt.c documents that).
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+
+#include "runtime/core.h"
+#include "base/mem.h"
+
+static void run_push(struct urt_core *c, struct urt_fiber *f)
+{
+	if (f->runnable)
+		return;
+	f->runnable = true;
+	f->next = NULL;
+	if (c->run_tail)
+		c->run_tail->next = f;
+	else
+		c->run_head = f;
+	c->run_tail = f;
+}
+
+static void fiber_entry(void *arg)
+{
+	struct urt_fiber *f = arg;
+
+	f->fn(f->arg);
+	f->exited = true;
+	urt_ctx_switch(&f->ctx, &f->core->loop_ctx);
+	abort();	/* The loop never resumes an exited fiber. */
+}
+
+bool fiber_has_ready(const struct urt_core *c)
+{
+	return c->run_head != NULL;
+}
+
+void fiber_run_ready(struct urt_core *c)
+{
+	struct urt_fiber *last = c->run_tail;
+
+	while (c->run_head) {
+		struct urt_fiber *f = c->run_head;
+
+		c->run_head = f->next;
+		if (!c->run_head)
+			c->run_tail = NULL;
+		f->runnable = false;
+		f->next = NULL;
+		c->cur = f;
+		urt_ctx_switch(&c->loop_ctx, &f->ctx);
+		c->cur = NULL;
+		if (f->exited) {
+			urt_ctx_destroy(&f->ctx);
+			c->fibers_live--;
+			f->next = c->fiber_free;
+			c->fiber_free = f;
+		}
+		if (f == last)
+			break;
+	}
+}
+
+static void fiber_suspend(struct urt_core *c)
+{
+	struct urt_fiber *f = c->cur;
+
+	assert(f && "blocking urt calls run inside a fiber");
+	if (!f)
+		abort();
+	urt_ctx_switch(&f->ctx, &c->loop_ctx);
+}
+
+URT_API int urt_fiber_spawn(void (*fn)(void *arg), void *arg)
+{
+	struct urt_core *c = core_self();
+	struct urt_fiber *f;
+	int ret;
+
+	if (!c || !fn)
+		return -EINVAL;
+	if (c->fibers_live >= c->rt->opts.fiber_max) {
+		urt_set_error("core %u already runs %u fibers (fiber_max)", c->index, c->fibers_live);
+		return -EAGAIN;
+	}
+	f = c->fiber_free;
+	if (f) {
+		c->fiber_free = f->next;
+		urt_stack_unpoison(&f->stack);
+	} else {
+		f = mem_alloc(c->arena, sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		ret = urt_stack_alloc(&f->stack, c->rt->opts.fiber_stack_bytes);
+		if (ret) {
+			mem_free(c->arena, f);
+			urt_set_error("allocating a %zu KiB fiber stack: %d", c->rt->opts.fiber_stack_bytes / 1024, ret);
+			return ret;
+		}
+		f->all_next = c->fiber_all;
+		c->fiber_all = f;
+	}
+	f->fn = fn;
+	f->arg = arg;
+	f->core = c;
+	f->exited = false;
+	f->runnable = false;
+	urt_ctx_make(&f->ctx, &f->stack, fiber_entry, f);
+	c->fibers_live++;
+	c->stats.fibers_spawned++;
+	run_push(c, f);
+	return 0;
+}
+
+struct spawn_msg {
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static void spawn_remote(void *p)
+{
+	struct spawn_msg *m = p;
+	void (*fn)(void *) = m->fn;
+	void *arg = m->arg;
+
+	free(m);
+	if (urt_fiber_spawn(fn, arg))
+		abort();	/* fiber_max reached on a remote core: the caller cannot be told. */
+}
+
+URT_API int urt_fiber_spawn_on(struct urt_rt *rt, unsigned core, void (*fn)(void *arg), void *arg)
+{
+	struct urt_core *c = core_self();
+	struct spawn_msg *m;
+	int ret;
+
+	if (c && c->rt == rt && c->index == core)
+		return urt_fiber_spawn(fn, arg);
+	m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->fn = fn;
+	m->arg = arg;
+	ret = urt_core_post(rt, core, spawn_remote, m);
+	if (ret)
+		free(m);
+	return ret;
+}
+
+URT_API bool urt_in_fiber(void)
+{
+	struct urt_core *c = core_self();
+
+	return c && c->cur;
+}
+
+URT_API void urt_fiber_yield(void)
+{
+	struct urt_core *c = core_self();
+
+	if (!c || !c->cur)
+		return;
+	run_push(c, c->cur);
+	fiber_suspend(c);
+}
+
+static void fiber_io_done(struct urt_io *io, int res, void *arg)
+{
+	struct urt_fiber *f = arg;
+
+	(void)io;
+	f->io_res = res;
+	f->io_done = true;
+	run_push(f->core, f);
+}
+
+URT_API int urt_io_wait(struct urt_io *io)
+{
+	struct urt_core *c = core_self();
+	struct urt_fiber *f = c ? c->cur : NULL;
+	int ret;
+
+	assert(f && "urt_io_wait runs inside a fiber");
+	if (!f)
+		abort();
+	f->io_done = false;
+	ret = urt_io_submit(io, fiber_io_done, f);
+	if (ret)
+		return ret;
+	while (!f->io_done)
+		fiber_suspend(c);
+	return f->io_res;
+}
+
+URT_API ssize_t urt_read(struct urt_dev *dev, void *buf, size_t len, uint64_t off)
+{
+	struct urt_io io;
+
+	urt_io_prep_read(&io, dev, buf, len, off);
+	return urt_io_wait(&io);
+}
+
+URT_API ssize_t urt_write(struct urt_dev *dev, const void *buf, size_t len, uint64_t off)
+{
+	struct urt_io io;
+
+	urt_io_prep_write(&io, dev, buf, len, off);
+	return urt_io_wait(&io);
+}
+
+URT_API ssize_t urt_write_fua(struct urt_dev *dev, const void *buf, size_t len, uint64_t off)
+{
+	struct urt_io io;
+
+	urt_io_prep_write(&io, dev, buf, len, off);
+	io.flags |= URT_IO_FUA;
+	return urt_io_wait(&io);
+}
+
+URT_API ssize_t urt_readv(struct urt_dev *dev, const struct iovec *iov, unsigned nr, uint64_t off)
+{
+	struct urt_io io;
+
+	urt_io_prep_readv(&io, dev, iov, nr, off);
+	return urt_io_wait(&io);
+}
+
+URT_API ssize_t urt_writev(struct urt_dev *dev, const struct iovec *iov, unsigned nr, uint64_t off)
+{
+	struct urt_io io;
+
+	urt_io_prep_writev(&io, dev, iov, nr, off);
+	return urt_io_wait(&io);
+}
+
+URT_API int urt_fsync(struct urt_dev *dev)
+{
+	struct urt_io io;
+
+	urt_io_prep_fsync(&io, dev);
+	return urt_io_wait(&io);
+}
+
+URT_API int urt_flush(struct urt_dev *dev)
+{
+	struct urt_io io;
+
+	urt_io_prep_flush(&io, dev);
+	return urt_io_wait(&io);
+}
+
+URT_API int urt_sleep_ns(uint64_t ns)
+{
+	struct urt_io io;
+
+	urt_io_prep_timeout(&io, ns);
+	return urt_io_wait(&io);
+}
+
+URT_API void urt_waitq_wait(struct urt_waitq *wq)
+{
+	struct urt_core *c = core_self();
+	struct urt_fiber *f = c ? c->cur : NULL;
+
+	assert(f && "urt_waitq_wait runs inside a fiber");
+	if (!f)
+		abort();
+	f->next = NULL;
+	if (wq->tail)
+		((struct urt_fiber *)wq->tail)->next = f;
+	else
+		wq->head = f;
+	wq->tail = f;
+	fiber_suspend(c);
+}
+
+URT_API bool urt_waitq_wake_one(struct urt_waitq *wq)
+{
+	struct urt_fiber *f = wq->head;
+
+	if (!f)
+		return false;
+	wq->head = f->next;
+	if (!wq->head)
+		wq->tail = NULL;
+	f->next = NULL;
+	run_push(f->core, f);
+	return true;
+}
+
+URT_API unsigned urt_waitq_wake_all(struct urt_waitq *wq)
+{
+	unsigned n = 0;
+
+	while (urt_waitq_wake_one(wq))
+		n++;
+	return n;
+}
+
+void fiber_exit_all(struct urt_core *c)
+{
+	struct urt_fiber *f = c->fiber_all;
+
+	while (f) {
+		struct urt_fiber *next = f->all_next;
+
+		if (!f->exited && f->ctx.sp)
+			urt_ctx_destroy(&f->ctx);
+		urt_stack_free(&f->stack);
+		mem_free(c->arena, f);
+		f = next;
+	}
+	c->fiber_all = NULL;
+	c->fiber_free = NULL;
+	c->run_head = c->run_tail = NULL;
+	c->fibers_live = 0;
+}

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -60,13 +61,14 @@ URT_API int urt_flush(struct urt_dev *dev);
 /** Sleep ns nanoseconds on the ring; returns 0, or -ECANCELED at stop. */
 URT_API int urt_sleep_ns(uint64_t ns);
 
+struct urt_fiber;
+
 /**
  * A wait queue of fibers on one core: the building block for locks,
  * conditions and group-commit waiters.  Zero-initialise it.
  */
 struct urt_waitq {
-	void *head;	/**< First waiting fiber (private). */
-	void *tail;	/**< Last waiting fiber (private). */
+	STAILQ_HEAD(, urt_fiber) fibers;	/**< Waiting fibers, oldest first (private). */
 };
 
 /** Suspend the calling fiber until woken. */

@@ -8,10 +8,10 @@
  * statuses an I/O path or the Linux driver can produce are listed; any
  * other status still gets its raw SCT and SC printed by urt_strerror.
  */
-#include <assert.h>
 #include <stddef.h>
 #include <stdio.h>
 
+#include "base/assert.h"
 #include "passthru/nvme_status.h"
 #include "urt/error.h"
 
@@ -164,7 +164,7 @@ const char *nvme_status_name(uint16_t status)
 	uint16_t code = (uint16_t)(status & NVME_STATUS_CODE_MASK);
 	size_t lo = 0, hi = STATUS_COUNT;
 
-	assert(nvme_status_table_sorted());
+	URT_DEBUG_ASSERT(nvme_status_table_sorted());	/* A walk of the whole table. */
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
@@ -199,7 +199,7 @@ const char *nvme_sct_name(unsigned sct)
 int nvme_status_to_err(uint16_t status)
 {
 	/* Status 0 is success and must never be turned into an error. */
-	assert(status != 0);
+	URT_ASSERT(status != 0);
 	return URT_E_NVME(status);
 }
 

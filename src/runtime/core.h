@@ -16,7 +16,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "base/assert.h"
 #include "base/compiler.h"
+#include "base/fifo.h"
 #include "base/error.h"
 #include "base/hist.h"
 #include "urt/buf.h"
@@ -69,12 +71,14 @@ struct urt_ring {
 	uint64_t efd_val;	/* Target of that read. */
 };
 
+/* The states of a request; req.c's design notes have the transition table. */
 enum req_state {
-	REQ_FREE = 0,
-	REQ_BACKLOG,	/* Waiting for SQ space. */
+	REQ_FREE = 0,	/* In the core's pool, or taken and not yet issued. */
+	REQ_BACKLOG,	/* Waiting for SQ space (linked in core->backlog while `queued`). */
 	REQ_INFLIGHT,	/* Op CQE pending. */
-	REQ_BACKOFF,	/* Sleeping before a retry. */
+	REQ_BACKOFF,	/* Sleeping before a retry, or answered at prep and waiting for its timers. */
 	REQ_HELD,	/* Fault injection holds its completion. */
+	REQ_STATES,
 };
 
 /*
@@ -89,7 +93,10 @@ enum req_state {
 struct urt_req {
 	/* Hot: every op. */
 	struct urt_io *io;	/* Caller's completion; NULL once delivered. */
-	struct urt_req *next;	/* Free list, backlog or held list link. */
+	union {
+		struct urt_req *next;		/* Free list or held list link. */
+		STAILQ_ENTRY(urt_req) link;	/* Backlog link (base/fifo.h). */
+	};
 	struct urt_dev *dev;	/* Target device or NULL. */
 	void *buf;		/* Remaining buffer (READ/WRITE). */
 	uint64_t len;		/* Remaining length. */
@@ -113,6 +120,7 @@ struct urt_req {
 			bool buf_ref;		/* Holds a reference on the urt_buf at buf_ref_ptr. */
 			bool timer_remove_sent;	/* A TIMEOUT_REMOVE for the standalone timer is out. */
 			bool hold_expired;	/* Fault DELAY: the hold timer fired. */
+			bool queued;		/* Linked in core->backlog. */
 		};
 		uint64_t life[2];	/* The fields above as two words, for req_take. */
 	};
@@ -136,7 +144,7 @@ struct urt_req {
 } __attribute__((aligned(64)));
 
 _Static_assert(__builtin_offsetof(struct urt_req, life) == 64, "the hot fields fill the first cache line");
-_Static_assert(sizeof(((struct urt_req *)0)->life) >= __builtin_offsetof(struct urt_req, hold_expired) + 1 -
+_Static_assert(sizeof(((struct urt_req *)0)->life) >= __builtin_offsetof(struct urt_req, queued) + 1 -
 	       __builtin_offsetof(struct urt_req, life), "life covers every lifecycle field");
 _Static_assert(_Alignof(struct urt_req) >= 8, "tag bits need 8-byte alignment");
 _Static_assert(_Alignof(struct urt_io) >= 8, "a bare op's user_data is its urt_io with a tag");
@@ -163,7 +171,8 @@ struct post_queue {
 struct urt_fiber {
 	struct urt_ctx ctx;		/* Saved registers. */
 	struct urt_stack stack;		/* Guarded stack. */
-	struct urt_fiber *next;		/* Run queue, wait queue or free list. */
+	STAILQ_ENTRY(urt_fiber) link;	/* Run queue or one wait queue. */
+	struct urt_fiber *next;		/* Free list. */
 	struct urt_fiber *all_next;	/* Every fiber of the core, for teardown. */
 	void (*fn)(void *arg);		/* Entry. */
 	void *arg;			/* Its argument. */
@@ -195,8 +204,7 @@ struct urt_core {
 	/* Requests. */
 	struct urt_req *reqs;		/* Pool of req_max. */
 	struct urt_req *req_free;	/* Free list. */
-	struct urt_req *backlog_head;	/* Waiting for SQ space, FIFO. */
-	struct urt_req *backlog_tail;
+	STAILQ_HEAD(, urt_req) backlog;	/* Waiting for SQ space, FIFO. */
 	struct urt_req *held;		/* Fault DELAY: held results. */
 	uint32_t ops_live;		/* Ops in flight: requests not free plus bare ops; <= req_max. */
 	uint32_t req_max;		/* rt->opts.req_max, the size of the pool. */
@@ -212,8 +220,7 @@ struct urt_core {
 	/* Fibers. */
 	struct urt_ctx loop_ctx;	/* The reactor loop's own context. */
 	struct urt_fiber *cur;		/* Running fiber or NULL. */
-	struct urt_fiber *run_head;	/* Run queue. */
-	struct urt_fiber *run_tail;
+	STAILQ_HEAD(, urt_fiber) run_q;	/* Runnable fibers, FIFO. */
 	struct urt_fiber *fiber_free;	/* Recycled fibers (stacks kept). */
 	struct urt_fiber *fiber_all;	/* Every fiber allocated, for teardown. */
 	unsigned fibers_live;		/* Fibers not yet exited. */
@@ -347,6 +354,9 @@ static inline void req_bind_io(struct urt_req *req, struct urt_io *io)
 
 static inline void req_put(struct urt_core *c, struct urt_req *req)
 {
+	/* Transition X -> FREE (req.c): answered, no CQE left, on no list. */
+	URT_ASSERT(req->state != REQ_FREE && req->state != REQ_HELD && !req->queued && !req->io &&
+		   req->pending == 0);
 	if (req->buf_ref)
 		buf_unref(c, req->buf_ref_ptr);
 	req->state = REQ_FREE;

@@ -34,7 +34,6 @@
  *       leaves the urt_io alone until the callback (io.h), so its op, len
  *       and callback are still there when the CQE arrives.
  */
-#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,7 +282,7 @@ static inline bool io_bare_ok(const struct urt_core *c, const struct urt_io *io,
 {
 	const struct urt_dev *dev = io->dev;
 
-	if (io->timeout_ns || c->faults_on || (io->flags & URT_IO_MULTISHOT) || c->backlog_head ||
+	if (io->timeout_ns || c->faults_on || (io->flags & URT_IO_MULTISHOT) || !STAILQ_EMPTY(&c->backlog) ||
 	    ring_sq_full(&c->rings[RING_MAIN]))
 		return false;
 	if (op == URT_OP_NOP)
@@ -351,9 +350,7 @@ URT_API int urt_io_submit(struct urt_io *io, urt_io_cb cb, void *arg)
 {
 	struct urt_core *c = core_self();
 
-	assert(c && "urt_io_submit runs on a reactor thread");
-	if (urt_unlikely(!c))
-		abort();
+	URT_ASSERT(c && "urt_io_submit runs on a reactor thread");
 	if (urt_unlikely(c->stopping))
 		return -ESHUTDOWN;
 	/* A NOP has nothing to check. */

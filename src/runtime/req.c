@@ -9,14 +9,40 @@
  * when that count is zero and its caller has been answered, so a CQE can
  * never find a recycled request.
  *
- * States (req->state):
+ * States (req->state, enum req_state in core.h):
  *
- *   BACKLOG --SQ room--> INFLIGHT --CQE--+--> delivered (io = NULL)
- *      ^                    ^            |
- *      |                    |            +--EAGAIN/EINTR/short--> INFLIGHT
- *      |                    +--timer--- BACKOFF <--transient error--+
- *      |                                 HELD <--fault DELAY--------+
+ *   FREE --issue--> INFLIGHT --CQE--+--> answered (io = NULL) --last CQE--> FREE
+ *     |               ^   ^         |
+ *     +--no SQ room--> BACKLOG      +--EAGAIN/EINTR/short--> INFLIGHT or BACKLOG
+ *                     ^   |         +--transient error--> BACKOFF --timer--> INFLIGHT
+ *                     +---+         +--fault DELAY------> HELD ----release-> INFLIGHT
  *
+ * Transitions, and the function that performs each.  req_set_state asserts
+ * every one against req_next_state[]; each transition function asserts the
+ * state it is entered in.
+ *
+ *   from                     to          function
+ *   FREE                     INFLIGHT    req_issue (from req_start), req_from_bare
+ *   FREE, INFLIGHT, BACKOFF  BACKLOG     backlog_push (from req_issue: no SQ room)
+ *   BACKLOG                  BACKLOG     backlog_push (still no room at a flush)
+ *   BACKLOG, BACKOFF         INFLIGHT    req_issue (from req_backlog_flush, req_on_backoff)
+ *   INFLIGHT                 INFLIGHT    req_issue (a resubmission from req_result), req_on_op
+ *   BACKLOG                  INFLIGHT    req_cancel, req_cancel_all (answered -ECANCELED)
+ *   INFLIGHT                 BACKOFF     req_result (a transient error: retry after a timer)
+ *   any but HELD             BACKOFF     req_prep_failed (answered; only timers remain)
+ *   INFLIGHT                 HELD        req_hold (fault DELAY)
+ *   HELD                     INFLIGHT    req_held_release
+ *   BACKLOG, INFLIGHT,       FREE        req_put (from req_maybe_free: answered, no CQE
+ *   BACKOFF                              pending, not linked in the backlog)
+ *
+ * Invariants
+ *   R1. A request is recycled only when io == NULL, pending == 0, it is not
+ *       HELD and not linked in the backlog (`queued`); req_put asserts it.
+ *   R2. A request linked in core->backlog is in state BACKLOG.  One whose
+ *       deadline answers it while it waits stays linked until the next
+ *       flush takes it off and recycles it (never recycled while linked).
+ *   R3. Its caller is answered exactly once, by req_deliver.
+
  * Delivery happens exactly once, through req_deliver(), which detaches the
  * caller's urt_io.  After that the request may still wait for CQEs (an op
  * the kernel could not cancel, a timer): its memory, and a urt_buf it
@@ -61,6 +87,26 @@
 
 static void req_issue(struct urt_core *c, struct urt_req *req);
 
+#define REQ_BIT(state) (1u << (state))
+
+/* The transition table of the design notes: req_next_state[from] has bit `to`. */
+static const uint8_t req_next_state[REQ_STATES] = {
+	[REQ_FREE] = REQ_BIT(REQ_INFLIGHT) | REQ_BIT(REQ_BACKLOG) | REQ_BIT(REQ_BACKOFF),
+	[REQ_BACKLOG] = REQ_BIT(REQ_BACKLOG) | REQ_BIT(REQ_INFLIGHT) | REQ_BIT(REQ_BACKOFF) |
+			REQ_BIT(REQ_FREE),
+	[REQ_INFLIGHT] = REQ_BIT(REQ_INFLIGHT) | REQ_BIT(REQ_BACKLOG) | REQ_BIT(REQ_BACKOFF) |
+			 REQ_BIT(REQ_HELD) | REQ_BIT(REQ_FREE),
+	[REQ_BACKOFF] = REQ_BIT(REQ_INFLIGHT) | REQ_BIT(REQ_BACKLOG) | REQ_BIT(REQ_BACKOFF) |
+			REQ_BIT(REQ_FREE),
+	[REQ_HELD] = REQ_BIT(REQ_INFLIGHT),
+};
+
+static void req_set_state(struct urt_req *req, enum req_state to)
+{
+	URT_ASSERT(req->state < REQ_STATES && (req_next_state[req->state] & REQ_BIT(to)));
+	req->state = (uint8_t)to;
+}
+
 int req_pool_init(struct urt_core *c)
 {
 	unsigned n = c->rt->opts.req_max;
@@ -84,9 +130,10 @@ void req_pool_exit(struct urt_core *c)
 	c->req_free = NULL;
 }
 
+/* Recycle req once invariant R1 allows it. */
 static void req_maybe_free(struct urt_core *c, struct urt_req *req)
 {
-	if (!req->io && req->pending == 0 && req->state != REQ_HELD && req->state != REQ_FREE)
+	if (!req->io && req->pending == 0 && req->state != REQ_HELD && req->state != REQ_FREE && !req->queued)
 		req_put(c, req);
 }
 
@@ -170,27 +217,27 @@ static enum ring_kind req_pick_ring(struct urt_core *c, struct urt_req *req)
 	return RING_MAIN;
 }
 
+/* Park req until the SQ has room (its order behind earlier waiters is kept). */
 static void backlog_push(struct urt_core *c, struct urt_req *req)
 {
-	req->state = REQ_BACKLOG;
-	req->next = NULL;
-	if (c->backlog_tail)
-		c->backlog_tail->next = req;
-	else
-		c->backlog_head = req;
-	c->backlog_tail = req;
+	URT_ASSERT(!req->queued && req->state != REQ_HELD);
+	req_set_state(req, REQ_BACKLOG);
+	req->queued = true;
+	STAILQ_INSERT_TAIL(&c->backlog, req, link);
 }
 
 void req_backlog_flush(struct urt_core *c)
 {
-	struct urt_req *req = c->backlog_head;
+	STAILQ_HEAD(, urt_req) waiting = STAILQ_HEAD_INITIALIZER(waiting);
+	struct urt_req *req;
 
-	c->backlog_head = c->backlog_tail = NULL;
-	while (req) {
-		struct urt_req *next = req->next;
-
+	/* Each waiter either gets its SQE or goes back to c->backlog, in order. */
+	STAILQ_CONCAT(&waiting, &c->backlog);
+	while ((req = STAILQ_FIRST(&waiting))) {
+		STAILQ_REMOVE_HEAD(&waiting, link);
+		URT_ASSERT(req->state == REQ_BACKLOG && req->queued);
+		req->queued = false;
 		req_issue(c, req);
-		req = next;
 	}
 }
 
@@ -204,7 +251,7 @@ static void req_prep_failed(struct urt_core *c, struct urt_ring *r, struct urt_r
 	io_uring_prep_nop(sqe);
 	io_uring_sqe_set_data64(sqe, UD_IGNORE);
 	r->inflight++;
-	req->state = REQ_BACKOFF;
+	req_set_state(req, REQ_BACKOFF);
 	req_deliver(c, req, err);
 	req_maybe_free(c, req);
 }
@@ -222,6 +269,7 @@ static void req_issue(struct urt_core *c, struct urt_req *req)
 	bool link = false;
 	int64_t n = 0;
 
+	URT_ASSERT(req->state != REQ_HELD && !req->queued);
 	if (!req->io) {
 		/* Delivered while in the backlog or in backoff (its deadline passed). */
 		req_maybe_free(c, req);
@@ -233,7 +281,7 @@ static void req_issue(struct urt_core *c, struct urt_req *req)
 		req_maybe_free(c, req);
 		return;
 	}
-	if (c->backlog_head && req->state != REQ_BACKLOG) {
+	if (!STAILQ_EMPTY(&c->backlog) && req->state != REQ_BACKLOG) {
 		backlog_push(c, req);	/* Keep FIFO order behind earlier waiters. */
 		return;
 	}
@@ -259,7 +307,7 @@ static void req_issue(struct urt_core *c, struct urt_req *req)
 		}
 	}
 	req->ring = (uint8_t)kind;
-	req->state = REQ_INFLIGHT;
+	req_set_state(req, REQ_INFLIGHT);
 	sqe = ring_sqe(c, kind);
 	if (req->stalled) {
 		/* Fault STALL: an op that only a cancel ends. */
@@ -433,7 +481,7 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 	    req->retries < o->retry_max) {
 		req->retries++;
 		c->stats.retried++;
-		req->state = REQ_BACKOFF;
+		req_set_state(req, REQ_BACKOFF);
 		req_arm_timer(c, req, UD_TAG_BACKOFF, o->retry_backoff_ns << (req->retries - 1), &req->ts2);
 		goto out;
 	}
@@ -454,7 +502,7 @@ static void req_hold(struct urt_core *c, struct urt_req *req, int res)
 {
 	uint64_t now = c->now_ns;
 
-	req->state = REQ_HELD;
+	req_set_state(req, REQ_HELD);
 	req->held_res = res;
 	req->next = c->held;
 	c->held = req;
@@ -472,6 +520,7 @@ static void req_hold(struct urt_core *c, struct urt_req *req, int res)
 /* Release held results: all of them, or those whose hold timer fired. */
 void req_held_release(struct urt_core *c, bool all)
 {
+	/* Transition HELD -> INFLIGHT for each released request. */
 	struct urt_req **pp = &c->held;
 
 	while (*pp) {
@@ -482,7 +531,7 @@ void req_held_release(struct urt_core *c, bool all)
 			continue;
 		}
 		*pp = req->next;
-		req->state = REQ_INFLIGHT;
+		req_set_state(req, REQ_INFLIGHT);
 		req_result(c, req, req->held_res);
 	}
 }
@@ -491,6 +540,7 @@ static void req_on_op(struct urt_core *c, struct urt_req *req, int32_t res, cons
 {
 	uint32_t fault;
 
+	URT_ASSERT(req->state == REQ_INFLIGHT && req->pending > 0);
 	req->pending--;
 	if ((req->flags & URT_IO_MULTISHOT) && req->io) {
 		struct urt_io *io = req->io;
@@ -505,7 +555,6 @@ static void req_on_op(struct urt_core *c, struct urt_req *req, int32_t res, cons
 			return;
 		}
 		io->flags &= (uint8_t)~URT_IO_MORE;
-		req->state = REQ_INFLIGHT;
 		req_deliver(c, req, res == -ECANCELED && !req->cancel_asked && !c->stopping ? -ECANCELED : res);
 		req_maybe_free(c, req);
 		return;
@@ -536,12 +585,12 @@ static void req_on_op(struct urt_core *c, struct urt_req *req, int32_t res, cons
 	default:
 		break;
 	}
-	req->state = REQ_INFLIGHT;
 	req_result(c, req, res);
 }
 
 static void req_on_timer(struct urt_core *c, struct urt_req *req, int32_t res)
 {
+	URT_ASSERT(req->state != REQ_FREE && req->pending > 0);
 	req->pending--;
 	req->timer_armed = false;
 	if (res != -ETIME) {
@@ -561,6 +610,7 @@ static void req_on_timer(struct urt_core *c, struct urt_req *req, int32_t res)
 
 static void req_on_backoff(struct urt_core *c, struct urt_req *req)
 {
+	URT_ASSERT(req->state == REQ_BACKOFF && req->pending > 0);
 	req->pending--;
 	if (req->io && !c->stopping) {
 		req_issue(c, req);
@@ -606,6 +656,8 @@ void req_complete_cqe(struct urt_core *c, uint64_t ud, int32_t res, const struct
  */
 void req_cancel_all(struct urt_core *c)
 {
+	struct urt_req *req;
+
 	for (int k = 0; k < RING_KINDS; k++) {
 		struct urt_ring *r = &c->rings[k];
 		struct io_uring_sqe *sqe;
@@ -618,13 +670,10 @@ void req_cancel_all(struct urt_core *c)
 		r->inflight++;
 	}
 	/* Requests waiting in user space never reached the kernel. */
-	while (c->backlog_head) {
-		struct urt_req *req = c->backlog_head;
-
-		c->backlog_head = req->next;
-		if (!c->backlog_head)
-			c->backlog_tail = NULL;
-		req->state = REQ_INFLIGHT;
+	while ((req = STAILQ_FIRST(&c->backlog))) {
+		STAILQ_REMOVE_HEAD(&c->backlog, link);
+		req->queued = false;
+		req_set_state(req, REQ_INFLIGHT);
 		req_deliver(c, req, -ECANCELED);
 		req_maybe_free(c, req);
 	}
@@ -639,18 +688,10 @@ void req_cancel(struct urt_core *c, struct urt_req *req)
 		return;
 	}
 	if (req->state == REQ_BACKLOG) {
-		struct urt_req **pp = &c->backlog_head;
-
-		c->backlog_tail = NULL;
-		while (*pp) {
-			if (*pp == req) {
-				*pp = req->next;
-				continue;
-			}
-			c->backlog_tail = *pp;
-			pp = &(*pp)->next;
-		}
-		req->state = REQ_INFLIGHT;
+		URT_ASSERT(req->queued);
+		STAILQ_REMOVE(&c->backlog, req, urt_req, link);
+		req->queued = false;
+		req_set_state(req, REQ_INFLIGHT);
 	}
 	/* BACKOFF and HELD keep their timers; the request waits for those CQEs. */
 	req_deliver(c, req, -ECANCELED);
@@ -680,7 +721,7 @@ static struct urt_req *req_from_bare(struct urt_core *c, struct urt_io *io)
 	req->seg = io->op == URT_OP_NOP ? 0 : io->len;
 	req->op_ud = (uint64_t)(uintptr_t)io | UD_TAG_BARE;
 	req->ring = RING_MAIN;
-	req->state = REQ_INFLIGHT;
+	req_set_state(req, REQ_INFLIGHT);
 	req->pending = 1;
 	return req;
 }

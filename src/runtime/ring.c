@@ -380,7 +380,7 @@ static bool ring_spin(struct urt_core *c)
 void ring_wait(struct urt_core *c)
 {
 	bool idle = !fiber_has_ready(c) && !atomic_load_explicit(&c->doorbell, memory_order_acquire) &&
-		    !c->backlog_head;
+		    STAILQ_EMPTY(&c->backlog);
 	bool polling = false;
 
 	for (int k = RING_POLL; k < RING_KINDS; k++) {

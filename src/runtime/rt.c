@@ -124,7 +124,7 @@ static void core_loop(struct urt_core *c)
 	for (;;) {
 		msg_drain(c);
 		fiber_run_ready(c);
-		if (c->backlog_head)
+		if (!STAILQ_EMPTY(&c->backlog))
 			req_backlog_flush(c);
 		if (c->held)
 			req_held_release(c, false);
@@ -332,6 +332,8 @@ URT_API int urt_rt_start(const struct urt_rt_opts *opts, struct urt_rt **out)
 		c->stall_efd = -1;
 		c->wake_efd = -1;
 		c->arena = -1;
+		STAILQ_INIT(&c->backlog);
+		STAILQ_INIT(&c->run_q);
 		pthread_mutex_init(&c->ext_lock, NULL);
 		atomic_init(&c->accepting, true);
 		ret = msg_init(c);

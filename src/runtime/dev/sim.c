@@ -82,6 +82,7 @@
 #include "urt/sim.h"
 #include "runtime/dev/backend.h"
 #include "base/clock.h"
+#include "base/fifo.h"
 #include "runtime/core.h"
 
 #define SIM_SECTOR	URT_SIM_SECTOR_BYTES
@@ -108,8 +109,7 @@ enum sim_done {
 };
 
 struct sim_entry {
-	struct sim_entry *prev;	/* Older entry, or NULL. */
-	struct sim_entry *next;	/* Newer entry, or NULL. */
+	TAILQ_ENTRY(sim_entry) link;	/* The cache, oldest first (base/fifo.h). */
 	uint64_t seq;		/* Submission order, from 1. */
 	uint64_t done;		/* Completion stamp; 0 while in flight. */
 	uint64_t off;		/* Target offset (after a misdirection). */
@@ -135,8 +135,7 @@ struct sim {
 	uint8_t *current;		/* size_bytes: what reads return. */
 	uint64_t *sector_seq;		/* Per 512-byte sector: seq of its durable data (I2). */
 	uint64_t *dirty;		/* Bitmap of durable chunks ever written. */
-	struct sim_entry *head;		/* Oldest cached write. */
-	struct sim_entry *tail;		/* Newest cached write. */
+	TAILQ_HEAD(, sim_entry) cache;	/* Cached writes, oldest first; entries leave from anywhere. */
 	uint64_t nentries;		/* Entries in the cache. */
 	uint64_t cache_bytes;		/* Data bytes in the cache. */
 	uint64_t seq;			/* Last seq handed out. */
@@ -269,13 +268,11 @@ static void sim_image_free(uint8_t *p, uint64_t bytes)
 
 static void sim_free(struct sim *s)
 {
-	struct sim_entry *e = s->head;
+	struct sim_entry *e;
 
-	while (e) {
-		struct sim_entry *next = e->next;
-
+	while ((e = TAILQ_FIRST(&s->cache))) {
+		TAILQ_REMOVE(&s->cache, e, link);
 		free(e);
-		e = next;
 	}
 	free(s->dirty);
 	free(s->sector_seq);
@@ -334,6 +331,7 @@ static int sim_open(struct urt_dev *dev, const char *path, const struct urt_dev_
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
+	TAILQ_INIT(&s->cache);
 	s->dev = dev;
 	s->o = o;
 	atomic_init(&s->crashed, false);
@@ -490,14 +488,7 @@ static void sim_durable_sector(struct sim *s, uint64_t sector, const uint8_t *sr
 
 static void sim_unlink(struct sim *s, struct sim_entry *e)
 {
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		s->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		s->tail = e->prev;
+	TAILQ_REMOVE(&s->cache, e, link);
 	s->nentries--;
 	if (!e->zeroes)
 		s->cache_bytes -= e->len;
@@ -517,10 +508,10 @@ static void sim_persist(struct sim *s, struct sim_entry *e)
 /* A flush: every write completed by stamp `cover` becomes durable. */
 static void sim_persist_completed(struct sim *s, uint64_t cover)
 {
-	struct sim_entry *e = s->head;
+	struct sim_entry *e = TAILQ_FIRST(&s->cache);
 
 	while (e) {
-		struct sim_entry *next = e->next;
+		struct sim_entry *next = TAILQ_NEXT(e, link);
 
 		if (e->done && e->done <= cover)
 			sim_persist(s, e);
@@ -531,10 +522,10 @@ static void sim_persist_completed(struct sim *s, uint64_t cover)
 /* Keep the cache within its bounds by writing back the oldest completed entries. */
 static void sim_evict(struct sim *s)
 {
-	struct sim_entry *e = s->head;
+	struct sim_entry *e = TAILQ_FIRST(&s->cache);
 
 	while (e && (s->nentries > s->o.cache_entries_max || s->cache_bytes > s->o.cache_bytes_max)) {
-		struct sim_entry *next = e->next;
+		struct sim_entry *next = TAILQ_NEXT(e, link);
 
 		/* In-flight writes stay (I3); the bound then holds only for completed ones. */
 		if (e->done) {
@@ -555,7 +546,7 @@ static void sim_crash_locked(struct sim *s, uint64_t seed)
 	uint64_t rng = seed;
 	struct sim_entry *e;
 
-	while ((e = s->head)) {
+	while ((e = TAILQ_FIRST(&s->cache))) {
 		uint64_t nsec = e->len / SIM_SECTOR, landed = 0, bits = 0;
 		uint64_t mode = splitmix64(&rng) % (nsec > 1 ? 3 : 2);	/* 0 drop, 1 apply, 2 tear. */
 
@@ -642,12 +633,7 @@ static int64_t sim_write_start(struct sim *s, struct urt_req *req, uint64_t n)
 		s->st.bytes_written += n;
 		s->cache_bytes += n;
 	}
-	e->prev = s->tail;
-	if (s->tail)
-		s->tail->next = e;
-	else
-		s->head = e;
-	s->tail = e;
+	TAILQ_INSERT_TAIL(&s->cache, e, link);
 	s->nentries++;
 	req->be[BE_ARG] = (uint64_t)(uintptr_t)e;
 	req->be[BE_DONE] = DONE_WRITE;

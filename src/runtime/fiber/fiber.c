@@ -21,24 +21,19 @@
  * page cost microseconds).  At teardown every fiber is freed, including
  * those still blocked on a wait queue (rt.c documents that).
  */
-#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
-#include "runtime/core.h"
+#include "base/assert.h"
 #include "base/mem.h"
+#include "runtime/core.h"
 
 static void run_push(struct urt_core *c, struct urt_fiber *f)
 {
 	if (f->runnable)
 		return;
 	f->runnable = true;
-	f->next = NULL;
-	if (c->run_tail)
-		c->run_tail->next = f;
-	else
-		c->run_head = f;
-	c->run_tail = f;
+	STAILQ_INSERT_TAIL(&c->run_q, f, link);
 }
 
 static void fiber_entry(void *arg)
@@ -53,21 +48,19 @@ static void fiber_entry(void *arg)
 
 bool fiber_has_ready(const struct urt_core *c)
 {
-	return c->run_head != NULL;
+	return !STAILQ_EMPTY(&c->run_q);
 }
 
 void fiber_run_ready(struct urt_core *c)
 {
-	struct urt_fiber *last = c->run_tail;
+	/* This pass runs the fibers runnable now; those woken meanwhile wait for the next. */
+	STAILQ_HEAD(, urt_fiber) pass = STAILQ_HEAD_INITIALIZER(pass);
+	struct urt_fiber *f;
 
-	while (c->run_head) {
-		struct urt_fiber *f = c->run_head;
-
-		c->run_head = f->next;
-		if (!c->run_head)
-			c->run_tail = NULL;
+	STAILQ_CONCAT(&pass, &c->run_q);
+	while ((f = STAILQ_FIRST(&pass))) {
+		STAILQ_REMOVE_HEAD(&pass, link);
 		f->runnable = false;
-		f->next = NULL;
 		c->cur = f;
 		urt_ctx_switch(&c->loop_ctx, &f->ctx);
 		c->cur = NULL;
@@ -77,8 +70,6 @@ void fiber_run_ready(struct urt_core *c)
 			f->next = c->fiber_free;
 			c->fiber_free = f;
 		}
-		if (f == last)
-			break;
 	}
 }
 
@@ -86,9 +77,7 @@ static void fiber_suspend(struct urt_core *c)
 {
 	struct urt_fiber *f = c->cur;
 
-	assert(f && "blocking urt calls run inside a fiber");
-	if (!f)
-		abort();
+	URT_ASSERT(f && "blocking urt calls run inside a fiber");
 	urt_ctx_switch(&f->ctx, &c->loop_ctx);
 }
 
@@ -201,9 +190,7 @@ URT_API int urt_io_wait(struct urt_io *io)
 	struct urt_fiber *f = c ? c->cur : NULL;
 	int ret;
 
-	assert(f && "urt_io_wait runs inside a fiber");
-	if (!f)
-		abort();
+	URT_ASSERT(f && "urt_io_wait runs inside a fiber");
 	f->io_done = false;
 	ret = urt_io_submit(io, fiber_io_done, f);
 	if (ret)
@@ -283,28 +270,19 @@ URT_API void urt_waitq_wait(struct urt_waitq *wq)
 	struct urt_core *c = core_self();
 	struct urt_fiber *f = c ? c->cur : NULL;
 
-	assert(f && "urt_waitq_wait runs inside a fiber");
-	if (!f)
-		abort();
-	f->next = NULL;
-	if (wq->tail)
-		((struct urt_fiber *)wq->tail)->next = f;
-	else
-		wq->head = f;
-	wq->tail = f;
+	URT_ASSERT(f && "urt_waitq_wait runs inside a fiber");
+	URT_STAILQ_READY(&wq->fibers);
+	STAILQ_INSERT_TAIL(&wq->fibers, f, link);
 	fiber_suspend(c);
 }
 
 URT_API bool urt_waitq_wake_one(struct urt_waitq *wq)
 {
-	struct urt_fiber *f = wq->head;
+	struct urt_fiber *f = STAILQ_FIRST(&wq->fibers);
 
 	if (!f)
 		return false;
-	wq->head = f->next;
-	if (!wq->head)
-		wq->tail = NULL;
-	f->next = NULL;
+	STAILQ_REMOVE_HEAD(&wq->fibers, link);
 	run_push(f->core, f);
 	return true;
 }
@@ -333,6 +311,6 @@ void fiber_exit_all(struct urt_core *c)
 	}
 	c->fiber_all = NULL;
 	c->fiber_free = NULL;
-	c->run_head = c->run_tail = NULL;
+	STAILQ_INIT(&c->run_q);
 	c->fibers_live = 0;
 }

@@ -51,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "urbench/result.h"
 #include "urt/buf.h"
 #include "urt/dev.h"
@@ -67,14 +68,6 @@
 #define COMMITTERS_MAX 256
 
 static const unsigned committer_counts[] = { 1, 4, 16, 64, 256 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct result {
 	double commits_per_s;
@@ -128,8 +121,8 @@ static void eng_committer(void *p)
 	struct eng_run *r = a->r;
 	uint64_t seq = 0;
 
-	while (now_ns() < r->deadline && !r->err) {
-		uint64_t t0 = now_ns();
+	while (urt_clock_ns() < r->deadline && !r->err) {
+		uint64_t t0 = urt_clock_ns();
 		struct urt_tx *tx;
 		void *data;
 		int ret = urt_tx_begin(r->ps, &tx);
@@ -147,7 +140,7 @@ static void eng_committer(void *p)
 			r->err = ret;
 			break;
 		}
-		urt_hist_add(&r->hist, now_ns() - t0);
+		urt_hist_add(&r->hist, urt_clock_ns() - t0);
 		r->commits++;
 	}
 	if (--r->live == 0)
@@ -251,7 +244,7 @@ static int run_engine(struct urt_rt *rt, struct urt_dev *dev, enum urt_ps_sync s
 	sem_init(&done, 0, 0);
 	urt_hist_init(all);
 	ub_cpu_times_read(&c0);
-	deadline = now_ns() + seconds * 1000000000ull;
+	deadline = urt_clock_ns() + seconds * 1000000000ull;
 	for (unsigned i = 0, first = 0; i < shards; i++) {
 		r[i].dev = dev;
 		r[i].sync = sync;
@@ -324,8 +317,8 @@ static void sb_committer(void *p)
 	uint8_t *buf = urt_buf_get(4096);
 
 	memset(buf, (int)a->id, 4096);
-	while (now_ns() < b->deadline && !b->err) {
-		uint64_t t0 = now_ns();
+	while (urt_clock_ns() < b->deadline && !b->err) {
+		uint64_t t0 = urt_clock_ns();
 		ssize_t w;
 		int f;
 
@@ -335,7 +328,7 @@ static void sb_committer(void *p)
 			b->err = f;
 			break;
 		}
-		urt_hist_add(&b->hist, now_ns() - t0);
+		urt_hist_add(&b->hist, urt_clock_ns() - t0);
 		b->commits++;
 	}
 	urt_buf_put(buf);
@@ -350,7 +343,7 @@ static void sb_main(void *p)
 
 	urt_hist_init(&b->hist);
 	b->live = b->n;
-	b->deadline = now_ns() + b->seconds * 1000000000ull;
+	b->deadline = urt_clock_ns() + b->seconds * 1000000000ull;
 	for (unsigned i = 0; i < b->n; i++) {
 		args[i].b = b;
 		args[i].id = i;
@@ -411,12 +404,12 @@ static void *thr_committer(void *p)
 		return NULL;
 	memset(buf, (int)t->id, 4096);
 	urt_hist_init(&t->hist);
-	while (now_ns() < t->deadline) {
-		uint64_t t0 = now_ns();
+	while (urt_clock_ns() < t->deadline) {
+		uint64_t t0 = urt_clock_ns();
 
 		if (pwrite(t->fd, buf, 4096, (off_t)(ENGINE_REGION + t->id * 4096)) != 4096 || fdatasync(t->fd))
 			break;
-		urt_hist_add(&t->hist, now_ns() - t0);
+		urt_hist_add(&t->hist, urt_clock_ns() - t0);
 		t->commits++;
 	}
 	free(buf);
@@ -440,7 +433,7 @@ static int run_file_base(const char *path, unsigned n, const int *cpus, unsigned
 	}
 	urt_hist_init(all);
 	ub_cpu_times_read(&c0);
-	deadline = now_ns() + seconds * 1000000000ull;
+	deadline = urt_clock_ns() + seconds * 1000000000ull;
 	for (unsigned i = 0; i < n; i++) {
 		t[i].fd = fd;
 		t[i].id = i;

@@ -22,20 +22,13 @@
 #include <time.h>
 #include <ucontext.h>
 
+#include "base/clock.h"
 #include "runtime/fiber/context.h"
 #include "urbench/result.h"
 #include "runtime/fiber/stack.h"
 
 #define RUNS_MAX 101
 #define STACK_BYTES (64 * 1024)
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -63,10 +56,10 @@ static double run_urt(uint64_t switches)
 	uint64_t rounds = switches / 2, start, end;
 
 	fiber_rounds = 0;
-	start = now_ns();
+	start = urt_clock_ns();
 	for (uint64_t i = 0; i < rounds; i++)
 		urt_ctx_switch(&main_ctx, &fiber_ctx);
-	end = now_ns();
+	end = urt_clock_ns();
 	if (fiber_rounds != rounds) {
 		fprintf(stderr, "bench_context: fiber ran %" PRIu64 " rounds, expected %" PRIu64 "\n",
 			fiber_rounds, rounds);
@@ -115,10 +108,10 @@ static double run_sched(uint64_t switches)
 	uint64_t rounds = switches / 2, start, end;
 
 	sched_resumes = 0;
-	start = now_ns();
+	start = urt_clock_ns();
 	for (uint64_t i = 0; i < rounds; i++)
 		urt_ctx_switch(&sched_ctx, &sched_fibers[i % FIBERS]);
-	end = now_ns();
+	end = urt_clock_ns();
 	if (sched_resumes != rounds) {
 		fprintf(stderr, "bench_context: %" PRIu64 " resumes, expected %" PRIu64 "\n",
 			sched_resumes, rounds);
@@ -145,10 +138,10 @@ static double run_swapcontext(uint64_t switches)
 	uint64_t rounds = switches / 2, start, end;
 
 	uc_rounds = 0;
-	start = now_ns();
+	start = urt_clock_ns();
 	for (uint64_t i = 0; i < rounds; i++)
 		swapcontext(&uc_main, &uc_fiber);
-	end = now_ns();
+	end = urt_clock_ns();
 	if (uc_rounds != rounds) {
 		fprintf(stderr, "bench_context: swapcontext fiber ran %" PRIu64 " rounds\n",
 			uc_rounds);

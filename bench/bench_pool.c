@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "urbench/result.h"
 #include "urt/dev.h"
 #include "urt/error.h"
@@ -27,14 +28,6 @@
 #include "urt/ps.h"
 #include "urt/rt.h"
 #include "urt/sim.h"
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct pool_run {
 	struct urt_dev *dev;
@@ -85,21 +78,21 @@ static void pool_main(void *p)
 	}
 	/* 1: one-read transactions. */
 	n = 0;
-	t0 = now_ns();
+	t0 = urt_clock_ns();
 	end = t0 + r->seconds * 1000000000ull;
-	while ((n & 1023) || now_ns() < end) {
+	while ((n & 1023) || urt_clock_ns() < end) {
 		urt_tx_begin(ps, &tx);
 		if (urt_page_get(tx, rng_next(&x) % r->pages, URT_PAGE_READ, &data))
 			r->err = -1;
 		urt_tx_commit(tx);
 		n++;
 	}
-	r->rate[0] = (double)n / ((double)(now_ns() - t0) / 1e9);
+	r->rate[0] = (double)n / ((double)(urt_clock_ns() - t0) / 1e9);
 	/* 2: 32 gets per transaction. */
 	n = 0;
-	t0 = now_ns();
+	t0 = urt_clock_ns();
 	end = t0 + r->seconds * 1000000000ull;
-	while ((n & 1023) || now_ns() < end) {
+	while ((n & 1023) || urt_clock_ns() < end) {
 		uint64_t base = rng_next(&x) % r->pages;
 
 		urt_tx_begin(ps, &tx);
@@ -109,19 +102,19 @@ static void pool_main(void *p)
 		urt_tx_commit(tx);
 		n += 32;
 	}
-	r->rate[1] = (double)n / ((double)(now_ns() - t0) / 1e9);
+	r->rate[1] = (double)n / ((double)(urt_clock_ns() - t0) / 1e9);
 	/* 3: write-intent hits, aborted. */
 	n = 0;
-	t0 = now_ns();
+	t0 = urt_clock_ns();
 	end = t0 + r->seconds * 1000000000ull;
-	while ((n & 1023) || now_ns() < end) {
+	while ((n & 1023) || urt_clock_ns() < end) {
 		urt_tx_begin(ps, &tx);
 		if (urt_page_get(tx, rng_next(&x) % r->pages, URT_PAGE_WRITE, &data))
 			r->err = -1;
 		urt_tx_abort(tx);
 		n++;
 	}
-	r->rate[2] = (double)n / ((double)(now_ns() - t0) / 1e9);
+	r->rate[2] = (double)n / ((double)(urt_clock_ns() - t0) / 1e9);
 	urt_ps_stats(ps, &r->st);
 close:
 	urt_ps_close(ps);

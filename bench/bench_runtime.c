@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "urbench/result.h"
 #include "urt/dev.h"
 #include "urt/io.h"
@@ -48,14 +49,6 @@
 #define BATCH_MAX 32
 #define FILE_BYTES (64u << 20)
 #define BLOCK 4096u
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* xorshift64: the next random block offset of the file. */
 static uint64_t next_off(uint64_t *s)
@@ -135,7 +128,7 @@ static double run_urt(struct urt_rt *rt, struct job *j)
 	j->completed = 0;
 	j->rng = 88172645463325252ull;
 	sem_init(&j->done, 0, 0);
-	t0 = now_ns();
+	t0 = urt_clock_ns();
 	if (urt_core_post(rt, 0, urt_start, j))
 		abort();
 	sem_wait(&j->done);
@@ -144,7 +137,7 @@ static double run_urt(struct urt_rt *rt, struct job *j)
 		fprintf(stderr, "urt op failed: %s\n", strerror(-j->err));
 		exit(1);
 	}
-	return (double)j->ops / ((double)(now_ns() - t0) / 1e9);
+	return (double)j->ops / ((double)(urt_clock_ns() - t0) / 1e9);
 }
 
 static void *raw_main(void *arg)
@@ -167,7 +160,7 @@ static void *raw_main(void *arg)
 		fprintf(stderr, "io_uring_queue_init: %s\n", strerror(-ret));
 		exit(1);
 	}
-	t0 = now_ns();
+	t0 = urt_clock_ns();
 	while (done < j->ops) {
 		unsigned n = j->ops - done < j->batch ? (unsigned)(j->ops - done) : j->batch, head, seen = 0;
 
@@ -195,7 +188,7 @@ static void *raw_main(void *arg)
 		done += seen;
 	}
 	/* Hand the elapsed time back through issued (the raw side does not use it otherwise). */
-	j->issued = now_ns() - t0;
+	j->issued = urt_clock_ns() - t0;
 	io_uring_queue_exit(&ring);
 	return NULL;
 }

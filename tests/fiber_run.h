@@ -15,18 +15,10 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "urt/error.h"
 #include "urt/fiber.h"
 #include "urt/rt.h"
-
-/* CLOCK_MONOTONIC in nanoseconds, for the tests' deadlines and timings. */
-static inline uint64_t tests_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Starts a runtime with o and asserts that it started. */
 static inline struct urt_rt *tests_rt_start(const struct urt_rt_opts *o)

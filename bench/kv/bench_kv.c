@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "urbench/result.h"
 #include "urt/error.h"
 #include "urt/fiber.h"
@@ -57,14 +58,6 @@ struct worker {
 	uint64_t rng;		/* Generator. */
 	struct urt_hist lat;	/* Latency of its operations (ns). */
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -101,19 +94,19 @@ static void worker_main(void *arg)
 			if (k >= c->keys)
 				break;
 		} else {
-			if ((n & 15) == 0 && now_ns() >= r->deadline_ns)
+			if ((n & 15) == 0 && urt_clock_ns() >= r->deadline_ns)
 				break;
 			k = rnd(&w->rng) % c->keys;
 		}
 		klen = key_of(k, key);
-		t0 = now_ns();
+		t0 = urt_clock_ns();
 		if (r->phase == PH_GET)
 			ret = urt_kv_get(r->kv, key, klen, buf, c->value + 64, &vlen);
 		else
 			ret = urt_kv_put(r->kv, key, klen, val, c->value,
 					 r->phase == PH_LOAD ? URT_KV_NOSYNC : 0);
 		if (r->phase != PH_LOAD)
-			urt_hist_add(&w->lat, now_ns() - t0);
+			urt_hist_add(&w->lat, urt_clock_ns() - t0);
 		if (ret)
 			atomic_fetch_add(&r->errors, 1);
 		n++;
@@ -135,7 +128,7 @@ static double phase_run(struct urt_rt *rt, struct run *r, enum phase ph, struct 
 	r->phase = ph;
 	atomic_store(&r->ops, 0);
 	atomic_store(&r->next, 0);
-	t0 = now_ns();
+	t0 = urt_clock_ns();
 	r->deadline_ns = t0 + (uint64_t)(r->cfg->seconds * 1e9);
 	for (unsigned i = 0; i < nw; i++) {
 		ws[i].run = r;
@@ -146,7 +139,7 @@ static double phase_run(struct urt_rt *rt, struct run *r, enum phase ph, struct 
 	}
 	for (unsigned i = 0; i < nw; i++)
 		sem_wait(&r->done);
-	secs = (double)(now_ns() - t0) / 1e9;
+	secs = (double)(urt_clock_ns() - t0) / 1e9;
 	urt_hist_init(lat);
 	for (unsigned i = 0; i < nw; i++)
 		urt_hist_merge(lat, &ws[i].lat);

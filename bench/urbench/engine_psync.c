@@ -67,7 +67,7 @@ static void *psync_main(void *arg)
 		write = ub_gen_next(&w->gen, &off);
 		if (write && o->verify)
 			ub_pattern_fill(buf, o->bs, off);
-		t0 = ub_now_ns();
+		t0 = urt_clock_ns();
 		if (write && o->fua) {
 			struct iovec iov = { .iov_base = buf, .iov_len = o->bs };
 
@@ -77,7 +77,7 @@ static void *psync_main(void *arg)
 		} else {
 			n = pread(pt->fd, buf, o->bs, (off_t)off);
 		}
-		now = ub_now_ns();
+		now = urt_clock_ns();
 		if (n != (ssize_t)o->bs) {
 			w->errors++;
 			ub_run_fail(run, n < 0 ? -errno : -EIO, "%s at offset %llu: %s", write ? "pwrite" : "pread",

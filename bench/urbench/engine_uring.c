@@ -155,7 +155,7 @@ static void slot_done(struct urt_io *io, int res, void *arg)
 	struct ub_run *run = uc->run;
 	struct ub_worker *w = uc->w;
 	const struct ub_opts *o = run->o;
-	uint64_t now = ub_now_ns();
+	uint64_t now = urt_clock_ns();
 	bool was_measuring;
 
 	uc->inflight--;
@@ -224,7 +224,7 @@ static void core_start(void *arg)
 	if (uc->w->measuring)
 		core_snapshot(uc, &uc->enters0, &uc->sqes0);
 	for (unsigned i = 0; i < o->qd; i++)
-		if (!slot_issue(&uc->slots[i], ub_now_ns()))
+		if (!slot_issue(&uc->slots[i], urt_clock_ns()))
 			break;
 	if (uc->inflight == 0)
 		core_finish(uc);

@@ -50,7 +50,7 @@ int ub_run_init(struct ub_run *run, const struct ub_opts *o, const struct ub_mod
 		return -ENOMEM;
 	pthread_mutex_init(&run->err_lock, NULL);
 	atomic_init(&run->phase, o->ramp_s > 0 ? UB_PHASE_RAMP : UB_PHASE_MEASURE);
-	run->t_begin_ns = ub_now_ns();
+	run->t_begin_ns = urt_clock_ns();
 	if (o->ramp_s <= 0)
 		sample_begin(run);
 	return 0;
@@ -67,7 +67,7 @@ void ub_worker_init(struct ub_run *run, unsigned i, int core)
 {
 	struct ub_worker *w = &run->workers[i];
 	const struct ub_opts *o = run->o;
-	uint64_t now = ub_now_ns();
+	uint64_t now = urt_clock_ns();
 
 	urt_hist_init(&w->hist);
 	urt_hist_init(&w->tick_hist);
@@ -182,7 +182,7 @@ void ub_run_drive(struct ub_run *run)
 		if (atomic_load_explicit(&run->done, memory_order_acquire) == run->nworkers)
 			break;
 		nanosleep(&ts, NULL);
-		now = ub_now_ns();
+		now = urt_clock_ns();
 		phase = atomic_load(&run->phase);
 		if (phase == UB_PHASE_RAMP && now - run->t_begin_ns >= (uint64_t)(o->ramp_s * 1e9)) {
 			sample_begin(run);

@@ -32,6 +32,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "urbench/job.h"
 #include "urbench/opts.h"
 #include "urbench/result.h"
@@ -96,15 +97,6 @@ struct ub_run {
 	struct rusage ru0;		/* At MEASURE. */
 	struct ub_cpu_times st0;	/* At MEASURE. */
 };
-
-/* The monotonic clock in ns. */
-static inline uint64_t ub_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Set SIGINT to end the measurement early (the run still reports). */
 void ub_run_catch_sigint(void);

@@ -19,12 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <urt/buf.h>
-#include <urt/dev.h>
-#include <urt/error.h>
-#include <urt/fiber.h>
-#include <urt/io.h>
-#include <urt/rt.h>
+#include <urt/urt.h>
 
 #define QD 8
 #define CHUNK (256u << 10)

@@ -17,8 +17,7 @@
 #include <strings.h>
 
 #include "urkv.h"
-#include "urt/error.h"
-#include "urt/rt.h"
+#include "urt/urt.h"
 
 #define SCAN_COUNT_DEFAULT 10
 #define SCAN_COUNT_MAX 1000		/* Keys one SCAN call may look at. */

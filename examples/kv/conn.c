@@ -49,10 +49,9 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include "base/clock.h"
 #include "urkv.h"
-#include "urt/error.h"
-#include "urt/net.h"
-#include "urt/rt.h"
+#include "urt/urt.h"
 
 #define CONN_IN_MIN (16u << 10)		/* Input buffer when idle. */
 #define CONN_OUT_CAP (64u << 10)	/* Output buffer; flushed when full. */
@@ -629,14 +628,6 @@ static enum parse_result batch_fill(struct urkv_conn *c, int *err, bool *alone)
 	return PARSE_RUN;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Receiving.  One multishot receive per connection into the core's
  * provided buffers.  Its callback (reactor context) copies the bytes to
@@ -693,7 +684,7 @@ static void conn_rx(struct urt_io *io, int res, void *arg)
 		if (!c->eof && !c->lingering)
 			stage_append(c, urt_pbuf_addr(pb, io->buf_id), (size_t)res);
 		urt_pbuf_recycle(pb, io->buf_id);
-		c->last_active_ns = now_ns();
+		c->last_active_ns = urt_clock_ns();
 		atomic_fetch_add_explicit(&c->cc->st.bytes_in, (uint64_t)res, memory_order_relaxed);
 		if (c->stage_len > stage_max(c) && !c->rx_paused && (io->flags & URT_IO_MORE)) {
 			c->rx_paused = true;
@@ -887,7 +878,7 @@ void urkv_conn_start(struct urkv_core *cc, int fd)
 	c->cc = cc;
 	c->fd = fd;
 	c->nosync = srv->o.nosync;
-	c->last_active_ns = now_ns();
+	c->last_active_ns = urt_clock_ns();
 	c->in_cap = 2 * CONN_IN_MIN;
 	c->in = malloc(c->in_cap);
 	c->out = malloc(CONN_OUT_CAP);
@@ -949,7 +940,7 @@ void urkv_conn_reaper(void *arg)
 	if (tick < 1000000)
 		tick = 1000000;
 	while (!atomic_load(&srv->stopping)) {
-		uint64_t now = now_ns();
+		uint64_t now = urt_clock_ns();
 
 		for (struct urkv_conn *c = cc->conns; c; c = c->next) {
 			if (!c->waiting || c->eof || c->lingering || now - c->last_active_ns < timeout)

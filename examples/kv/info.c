@@ -10,10 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "urkv.h"
-#include "urt/error.h"
-#include "urt/rt.h"
-#include "urt/version.h"
+#include "urt/urt.h"
 
 struct core_stats_arg {
 	struct urt_rt *rt;		/* Runtime. */
@@ -54,7 +53,6 @@ static uint64_t sum(struct urkv_server *srv, size_t off)
 char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 {
 	struct urkv_server *srv = urkv_conn_server(c);
-	struct timespec ts;
 	char *text = NULL;
 	size_t size = 0;
 	FILE *f = open_memstream(&text, &size);
@@ -62,15 +60,13 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 
 	if (!f)
 		return NULL;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	if (want(section, len, "server")) {
 		fprintf(f, "# Server\r\nredis_version:7.0.0\r\nurkv_version:%s\r\n"
 			   "redis_mode:standalone\r\nprocess_id:%d\r\ntcp_port:%u\r\n"
 			   "uptime_in_seconds:%llu\r\nio_threads_active:0\r\nurt_cores:%u\r\n"
 			   "urt_shards:%u\r\n\r\n",
 			urt_version(), (int)getpid(), srv->port,
-			(unsigned long long)(((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec -
-					      srv->start_ns) / 1000000000ull),
+			(unsigned long long)((urt_clock_ns() - srv->start_ns) / 1000000000ull),
 			srv->ncores, urt_kv_shards(srv->kv));
 	}
 	if (want(section, len, "clients"))

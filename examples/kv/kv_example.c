@@ -17,10 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <urt/error.h>
-#include <urt/fiber.h>
-#include <urt/kv.h>
-#include <urt/rt.h>
+#include <urt/urt.h>
 
 struct demo {
 	struct urt_kv *kv;	/* The store. */

@@ -22,9 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "urkv.h"
-#include "urt/error.h"
-#include "urt/rt.h"
+#include "urt/urt.h"
 
 #define URKV_REGION_MAX (1ull << 30)	/* Largest buffer region a core may register. */
 
@@ -209,7 +209,6 @@ int main(int argc, char **argv)
 	struct urkv_opts *o = &srv.o;
 	struct urt_rt_opts ro;
 	struct urt_kv_opts ko;
-	struct timespec ts;
 	sigset_t sigs;
 	int sig = 0, ret;
 
@@ -282,8 +281,7 @@ int main(int argc, char **argv)
 		urt_rt_stop(srv.rt);
 		return 1;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	srv.start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	srv.start_ns = urt_clock_ns();
 	ret = urkv_server_start(&srv);
 	if (ret == 0 && o->port_file && write_port_file(o->port_file, srv.port) != 0) {
 		fprintf(stderr, "urkv: cannot write %s: %s\n", o->port_file, strerror(errno));

@@ -22,9 +22,7 @@
 #include <unistd.h>
 
 #include "urkv.h"
-#include "urt/error.h"
-#include "urt/net.h"
-#include "urt/rt.h"
+#include "urt/urt.h"
 
 static int listen_socket(const char *addr, uint16_t port, uint16_t *bound)
 {

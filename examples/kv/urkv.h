@@ -21,9 +21,7 @@
 #include <stdint.h>
 
 #include "resp.h"
-#include "urt/fiber.h"
-#include "urt/io.h"
-#include "urt/kv.h"
+#include "urt/urt.h"
 
 struct urt_rt;
 

@@ -20,11 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <urt/dev.h>
-#include <urt/error.h>
-#include <urt/fiber.h>
-#include <urt/ps.h>
-#include <urt/rt.h>
+#include <urt/urt.h>
 
 #define PER_RUN 16
 

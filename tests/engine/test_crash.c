@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "ps_fixture.h"
 
 #define NPAGES 24		/* Pages the workload touches. */
@@ -397,10 +398,10 @@ Test(crash, random_crash_points, .timeout = 600)
 	uint64_t first = one ? one : 1;
 	struct crash_state *s = malloc(sizeof(*s));
 	uint64_t acked = 0, crashes = 0, replayed = 0, rec_crashes = 0;
-	struct timespec t0, t1;
+	uint64_t t0, t1;
 
 	cr_assert(s);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = urt_clock_ns();
 	for (uint64_t seed = first; seed < first + iters; seed++) {
 		memset(s, 0, sizeof(*s));
 		s->seed = seed;
@@ -420,13 +421,13 @@ Test(crash, random_crash_points, .timeout = 600)
 		replayed += s->recovered_pages;
 		rec_crashes += s->recovery_crashes;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
+	t1 = urt_clock_ns();
 	urt_rt_stop(rt);
 	free(s);
 	cr_log_info("%llu crash points, %llu acknowledged commits checked, %llu page images "
 		    "replayed, %.1f s", (unsigned long long)crashes, (unsigned long long)acked,
 		    (unsigned long long)replayed,
-		    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+		    (double)(t1 - t0) / 1e9);
 	fprintf(stderr, "crash: %llu crash points (+%llu inside recovery), %llu acknowledged commits "
 		"checked, %llu page images replayed\n", (unsigned long long)crashes,
 		(unsigned long long)rec_crashes, (unsigned long long)acked,

@@ -11,6 +11,7 @@
 #include <urt/ps.h>
 #include <urt/rt.h>
 #include <urt/sim.h>
+#include <urt/urt.h>
 #include <urt/version.h>
 
 int main(void)

@@ -220,13 +220,13 @@ static bool probe_all_done(const struct probe *pr)
  */
 static void wait_completions(struct urt_rt *rt, struct race *r, struct probe *pr)
 {
-	uint64_t deadline = tests_now_ns() + DEADLINE_S * 1000000000ull;
+	uint64_t deadline = urt_clock_ns() + DEADLINE_S * 1000000000ull;
 	const struct timespec tick = { .tv_nsec = 5 * 1000 * 1000 };
 
 	pr->r = r;
 	for (;;) {
 		kvx_run(rt, 0, probe_body, pr);
-		if (probe_all_done(pr) || tests_now_ns() > deadline)
+		if (probe_all_done(pr) || urt_clock_ns() > deadline)
 			return;
 		nanosleep(&tick, NULL);
 	}

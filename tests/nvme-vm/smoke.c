@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "guest_env.h"
 
 /* NVMe I/O command opcodes (NVM command set). */
@@ -266,10 +267,7 @@ Test(nvme_vm, fault_write_is_write_fault)
 
 static double now_s(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)urt_clock_ns() / 1e9;
 }
 
 Test(nvme_vm, slow_io_after_a_64k_io_takes_seconds)

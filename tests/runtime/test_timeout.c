@@ -5,6 +5,7 @@
  */
 #include <time.h>
 
+#include "base/clock.h"
 #include "fault_opts.h"
 #include "fixture.h"
 
@@ -20,11 +21,8 @@ struct to_run {
 static void count_cb(struct urt_io *io, int res, void *arg)
 {
 	struct to_run *r = arg;
-	struct timespec ts;
-
 	(void)io;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	r->t_deliver = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	r->t_deliver = urt_clock_ns();
 	r->calls++;
 	r->res = res;
 }
@@ -62,7 +60,7 @@ static void stall_body(void *p)
 
 	urt_io_prep_read(&io, r->dev, buf, 4096, 0);
 	io.timeout_ns = 20000000;
-	r->t_submit = tests_now_ns();
+	r->t_submit = urt_clock_ns();
 	r->wait_res = urt_io_submit(&io, count_cb, r);
 	urt_sleep_ns(100000000);	/* Long after the deadline: a second delivery would show. */
 	urt_buf_put(buf);
@@ -96,7 +94,7 @@ static void delay_body(void *p)
 	buf = urt_buf_get(4096);
 	urt_io_prep_read(&io, r->dev, buf, 4096, 0);
 	io.timeout_ns = 20000000;
-	r->t_submit = tests_now_ns();
+	r->t_submit = urt_clock_ns();
 	r->wait_res = urt_io_submit(&io, count_cb, r);
 	while (r->calls == 0)
 		urt_sleep_ns(1000000);
@@ -180,7 +178,7 @@ static void sleep_op_body(void *p)
 	struct urt_io io;
 
 	urt_io_prep_timeout(&io, 1000000);
-	r->t_submit = tests_now_ns();
+	r->t_submit = urt_clock_ns();
 	r->res = urt_io_submit(&io, count_cb, r);
 	if (r->res)
 		return;		/* calls stays 0: the test fails outside the fiber. */

@@ -20,7 +20,7 @@
  *                        bit 13 more, bit 14 do-not-retry.
  *
  * Adding a code: append it to the enum below and to the table in
- * src/runtime/strerror.c (a test checks that every code has a message).
+ * src/base/strerror.c (a test checks that every code has a message).
  */
 #ifndef URT_ERROR_H
 #define URT_ERROR_H

@@ -1,4 +1,9 @@
 /*
+ * src/base: support code every folder of src/ may use: assert.h (this
+ * file), error.h, clock.h, compiler.h, fifo.h, hist.h, crc32c.h, mem.h,
+ * sanitize.h, and the error strings (strerror.c) and version.  It includes
+ * nothing of src/ outside itself, only include/urt/ and system headers.
+ *
  * The one assertion family of urt (docs/STYLE: "always-on assertions for
  * invariants").
  *

@@ -1,4 +1,10 @@
 /*
+ * src/passthru: the NVMe passthrough backend.  dev_passthru.c (this file)
+ * drives I/O; nvme_id.c identifies the namespace and its controller;
+ * nvme_status.c maps NVMe status codes.  It plugs into the runtime through
+ * src/runtime/dev/backend.h and is listed in src/backends.c.  May include
+ * src/base and src/runtime.
+ *
  * NVMe passthrough backend: NVM commands on /dev/ngXnY through
  * IORING_OP_URING_CMD (NVME_URING_CMD_IO), on the per-core SQE128|CQE32
  * ring (RING_BIG).

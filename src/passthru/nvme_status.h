@@ -33,7 +33,7 @@ enum pt_sct {
 /*
  * The name of a status ("Unrecovered Read Error"), looking only at SCT and
  * SC; NULL for a status the table does not know.  urt_strerror calls this
- * (src/runtime/strerror.c holds a weak reference to it).
+ * (src/base/strerror.c holds a weak reference to it).
  */
 const char *nvme_status_name(uint16_t status);
 

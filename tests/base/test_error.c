@@ -1,5 +1,5 @@
 /*
- * urt_strerror (include/urt/error.h, src/runtime/strerror.c): one function
+ * urt_strerror (include/urt/error.h, src/base/strerror.c): one function
  * explains 0, -errno, every URT_E_* code and the NVMe status band.
  */
 #include <criterion/criterion.h>

@@ -1,5 +1,5 @@
 /*
- * Log-linear histogram (include/urt/hist.h, src/runtime/hist.c).
+ * Log-linear histogram (include/urt/hist.h, src/base/hist.c).
  *
  * Every percentile is compared with the exact nearest-rank percentile of the
  * same data, sorted, and must lie within the documented bound:

@@ -1,8 +1,8 @@
 /*
  * The device backend interface.
  *
- * A backend is a table of functions in one file (dev_file.c,
- * passthru/dev_passthru.c, dev_sim.c, dev_psync.c).  The runtime calls it
+ * A backend is a table of functions in one file (dev/file.c,
+ * dev/psync.c, dev/sim.c, passthru/dev_passthru.c).  The runtime calls it
  * at three points of a request's life:
  *
  *   urt_io_submit -> validate      (may reject before anything is queued)

@@ -1,4 +1,10 @@
 /*
+ * src/runtime/dev: devices.  dev.c (this file): urt_dev_open's dispatch to a
+ * backend and the registry of fixed files; backend.h: the interface every
+ * backend implements; file.c, psync.c, sim.c: one backend each.  Backends
+ * from other folders (src/passthru) are listed in src/backends.c, never
+ * named here.  May include src/base and src/runtime.
+ *
  * Device dispatch and the per-runtime registry of fixed files.
  *
  * urt_dev_open picks a backend from urt_backends[] (src/backends.c: by

@@ -10,7 +10,7 @@
  *   cache     the writes that are not durable yet, in submission order
  *             (seq), each with a copy of its data or marked "zeroes".
  *
- * Every op takes effect synchronously in sim_prep, as in dev_psync.c, and
+ * Every op takes effect synchronously in sim_prep, as in psync.c, and
  * the ring only carries a NOP, or an IORING_OP_TIMEOUT that expires at the
  * op's simulated completion time (absolute, CLOCK_MONOTONIC) so that
  * simulated latency costs no CPU.  The model's notion of "completed" is the

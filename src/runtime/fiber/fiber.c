@@ -1,4 +1,8 @@
 /*
+ * src/runtime/fiber: fibers (this file), the context switch (context.c,
+ * context_*.S) and guarded stacks (stack.c).  May include src/base and
+ * src/runtime.
+ *
  * Fibers on a reactor: spawn, run queue, suspension on I/O and wait queues.
  *
  * Design notes

@@ -1,4 +1,9 @@
 /*
+ * src/runtime/xcore: how cores reach each other.  msg.c: bounded SPSC post
+ * queues with MSG_RING / eventfd wakeups (urt_core_post); run.c (this
+ * file): running work on other cores and waiting for it.  May include
+ * src/base and src/runtime.
+ *
  * Run work on other cores and wait for it: urt_core_run, urt_core_run_all
  * and urt_core_run_jobs (include/urt/rt.h).  The one mechanism every layer
  * uses to ship a call to the core that owns the state it touches (a page

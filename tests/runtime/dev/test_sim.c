@@ -1,5 +1,5 @@
 /*
- * The simulated SSD (include/urt/sim.h, src/runtime/dev_sim.c), driven
+ * The simulated SSD (include/urt/sim.h, src/runtime/dev/sim.c), driven
  * through the real runtime: every op runs in a fiber on a reactor and goes
  * through urt_io_submit, the ring and the completion path.
  *

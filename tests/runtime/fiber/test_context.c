@@ -1,5 +1,5 @@
 /*
- * Context switching and guarded stacks (src/runtime/context.c, stack.c).
+ * Context switching and guarded stacks (src/runtime/fiber/context.c, stack.c).
  *
  * The register test needs a few instructions of assembly per architecture,
  * which is why this file has the only #if blocks in the tests: they select

@@ -1,6 +1,10 @@
 /*
  * Internal structures of the runtime: the runtime, its cores, their rings
- * and the in-flight requests.  Only src/ includes this.
+ * and the in-flight requests.  Only src/runtime, src/passthru and the
+ * white-box tests include this.  It holds the structs (and core_self); the
+ * functions of each file are declared in that file's header (req.h,
+ * ring.h, buf.h, net.h, fault.h, fiber/fiber.h, xcore/msg.h, dev/dev.h),
+ * which core.h includes at its end.
  *
  * Ownership: every field of a struct urt_core is touched only by its own
  * reactor thread, except those marked "shared", which are atomics.
@@ -277,225 +281,16 @@ static inline struct urt_core *core_self(void)
 }
 
 /*
- * The latency of every delivered op goes to stats.lat through lat_record.
- * Latencies are measured at loop-iteration granularity (now_ns), so the
- * ops completed in one iteration and submitted in one iteration have the
- * same latency: lat_record only counts a run of equal values, and
- * lat_flush adds the run to the histogram at once when a different value
- * comes, and before anyone reads the statistics (urt_rt_stats).
+ * The runtime's internal interfaces, one header per file that defines them;
+ * a runtime file includes core.h and gets them all.
  */
-static inline void lat_flush(struct urt_core *c)
-{
-	if (c->lat_run_n) {
-		hist_record_n(&c->stats.lat, c->lat_run_v, c->lat_run_n);
-		c->lat_run_n = 0;
-	}
-}
-
-static inline void lat_record(struct urt_core *c, uint64_t lat)
-{
-	if (urt_likely(lat == c->lat_run_v)) {
-		c->lat_run_n++;
-		return;
-	}
-	lat_flush(c);
-	c->lat_run_v = lat;
-	c->lat_run_n = 1;
-}
-
-/* Smoothed completion latency for the hybrid spin budget: ewma with weight 1/8. */
-static inline void lat_ewma_add(struct urt_core *c, uint64_t lat)
-{
-	c->lat_ewma_ns = c->lat_ewma_ns ? (7 * c->lat_ewma_ns + lat) / 8 : lat;
-}
-
-/*
- * The request pool (req.c has the design notes).  req_take gives a request
- * with every lifecycle field clear and no progress, for an op already
- * counted in ops_live; urt_io_submit fills in the op.  ts, ts2, iov_copy
- * and be[] are written before they are read.  The pool holds req_max
- * requests and ops_live never exceeds req_max, so an op counted there
- * always finds one.
- */
-void buf_unref(struct urt_core *c, void *p);
-
-static inline struct urt_req *req_take(struct urt_core *c)
-{
-	struct urt_req *req = c->req_free;
-
-	if (urt_unlikely(!req))
-		abort();	/* More requests than ops in flight: an accounting bug. */
-	c->req_free = req->next;
-	req->life[0] = 0;
-	req->life[1] = 0;
-	req->seg = 0;
-	req->done = 0;
-	req->deadline_ns = 0;
-	req->iov = NULL;
-	req->iov_rest = NULL;
-	req->nr_iov = 0;
-	req->nr_rest = 0;
-	return req;
-}
-
-/* Copy the op io describes into req, which takes charge of io. */
-static inline void req_bind_io(struct urt_req *req, struct urt_io *io)
-{
-	req->io = io;
-	req->dev = io->dev;
-	req->op = io->op;
-	req->flags = io->flags;
-	req->fd = io->fd;
-	req->buf = io->buf;
-	req->off = io->off;
-	req->len = io->len;
-	io->priv = req;
-}
-
-static inline void req_put(struct urt_core *c, struct urt_req *req)
-{
-	/* Transition X -> FREE (req.c): answered, no CQE left, on no list. */
-	URT_ASSERT(req->state != REQ_FREE && req->state != REQ_HELD && !req->queued && !req->io &&
-		   req->pending == 0);
-	if (req->buf_ref)
-		buf_unref(c, req->buf_ref_ptr);
-	req->state = REQ_FREE;
-	req->next = c->req_free;
-	c->req_free = req;
-	c->ops_live--;
-}
-
-/*
- * Bare ops (io.c has the design notes).  While one is in flight, its
- * io->priv holds its submission time shifted left by one, with bit 0 set;
- * a request pointer, 64-byte aligned, never has bit 0 set.
- */
-static inline void *bare_priv(uint64_t submit_ns)
-{
-	return (void *)(uintptr_t)(submit_ns << 1 | 1);
-}
-
-static inline bool io_is_bare(const struct urt_io *io)
-{
-	return (uintptr_t)io->priv & 1;
-}
-
-static inline uint64_t bare_submit_ns(const struct urt_io *io)
-{
-	return (uint64_t)(uintptr_t)io->priv >> 1;
-}
-
-/*
- * The one answer to an op submitted at submit_ns, bare or with a request:
- * its latency and counters, then its callback.  The caller has already
- * detached io from its request, if it had one.
- */
-static inline void io_answer(struct urt_core *c, struct urt_io *io, int res, uint64_t submit_ns)
-{
-	uint64_t lat = c->now_ns - submit_ns;
-
-	io->priv = NULL;
-	io->res = res;
-	lat_record(c, lat);
-	if (c->lat_ewma_on)
-		lat_ewma_add(c, lat);
-	c->stats.completed++;
-	if (res == -ETIMEDOUT)
-		c->stats.timed_out++;
-	else if (res < 0)
-		c->stats.failed++;
-	io->cb(io, res, io->arg);
-}
-
-/*
- * The CQE of a bare op, inlined into the reap loop.  A NOP, or a READ/WRITE
- * that moved all its bytes, is done: it is answered here.  Anything else
- * (an error, a short transfer, a cancel) returns false, having changed
- * nothing; the caller then hands the op to req_bare_slow, which gives it a
- * request.
- */
-static inline bool bare_complete(struct urt_core *c, struct urt_io *io, int32_t res)
-{
-	if (res < 0 || (io->op != URT_OP_NOP && (uint64_t)res != io->len))
-		return false;
-	c->ops_live--;
-	io_answer(c, io, res, bare_submit_ns(io));
-	return true;
-}
-
-/* ring.c */
-int ring_setup(struct urt_core *c, enum ring_kind kind);
-void ring_teardown(struct urt_core *c, enum ring_kind kind);
-struct io_uring_sqe *ring_sqe(struct urt_core *c, enum ring_kind kind);
-int ring_submit(struct urt_core *c, enum ring_kind kind, bool wait);
-unsigned ring_reap(struct urt_core *c, enum ring_kind kind);
-void ring_wait(struct urt_core *c);
-void ring_arm_efd(struct urt_core *c, enum ring_kind kind);
-
-/* req.c */
-int req_start(struct urt_core *c, struct urt_req *req);
-void req_bare_slow(struct urt_core *c, struct urt_io *io, int32_t res, const struct io_uring_cqe *cqe);
-void req_bare_cancel(struct urt_core *c, struct urt_io *io);
-void req_cancel(struct urt_core *c, struct urt_req *req);
-int req_pool_init(struct urt_core *c);
-void req_pool_exit(struct urt_core *c);
-void req_complete_cqe(struct urt_core *c, uint64_t ud, int32_t res, const struct io_uring_cqe *cqe);
-void req_backlog_flush(struct urt_core *c);
-void req_held_release(struct urt_core *c, bool all);
-void req_cancel_all(struct urt_core *c);
-
-/*
- * Whether the SQ of ring r is full, and its next SQE.  Together they are
- * liburing's io_uring_get_sqe for rings with 64-byte SQEs (not RING_BIG),
- * without its per-call tests of the setup flags.  The kernel's head is
- * read with acquire, as liburing does under SQPOLL: an SQ thread may still
- * be reading the slot it releases.
- */
-static inline bool ring_sq_full(const struct urt_ring *r)
-{
-	return r->ring.sq.sqe_tail - io_uring_smp_load_acquire(r->ring.sq.khead) >= r->ring.sq.ring_entries;
-}
-
-/* The next SQE of ring r, which must not be full (ring_sq_full). */
-static inline struct io_uring_sqe *ring_sqe_take(struct urt_ring *r)
-{
-	struct io_uring_sq *sq = &r->ring.sq;
-	unsigned tail = sq->sqe_tail;
-
-	sq->sqe_tail = tail + 1;
-	r->queued++;
-	return &sq->sqes[tail & sq->ring_mask];
-}
-
-/* msg.c */
-int msg_init(struct urt_core *c);
-void msg_exit(struct urt_core *c);
-void msg_drain(struct urt_core *c);
-
-/* buf.c */
-int buf_region_init(struct urt_core *c);
-void buf_region_exit(struct urt_core *c);
-int buf_register(struct urt_core *c, struct io_uring *ring);
-bool buf_region_contains(const struct urt_core *c, const void *p, size_t len);
-void buf_ref(struct urt_core *c, void *p);
-void buf_unref(struct urt_core *c, void *p);
-
-/* fiber.c */
-void fiber_run_ready(struct urt_core *c);
-bool fiber_has_ready(const struct urt_core *c);
-void fiber_exit_all(struct urt_core *c);
-
-/* net.c */
-void net_prep(struct urt_req *req, struct io_uring_sqe *sqe, int fd);
-void net_exit(struct urt_core *c);
-
-/* fault.c: the fault to inject now, or 0. */
-uint32_t fault_pick(struct urt_core *c, unsigned op);		/* At completion. */
-uint32_t fault_pick_submit(struct urt_core *c, unsigned op);	/* At submission (STALL). */
-
-/* dev.c: registered-file slot of dev on core c, or -1. */
-int dev_fixed_slot(const struct urt_dev *dev, const struct urt_core *c);
-void dev_registry_drop(struct urt_rt *rt);
-int dev_registry_ring_init(struct urt_core *c, struct io_uring *ring);
+#include "runtime/buf.h"
+#include "runtime/dev/dev.h"
+#include "runtime/fault.h"
+#include "runtime/fiber/fiber.h"
+#include "runtime/net.h"
+#include "runtime/req.h"
+#include "runtime/ring.h"
+#include "runtime/xcore/msg.h"
 
 #endif /* URT_RUNTIME_CORE_H */

@@ -62,6 +62,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "urt/common.h"
 #include "urt/ps.h"
@@ -285,7 +286,7 @@ struct urt_kv_req {
 	urt_kv_done_fn done;	/**< Called once, on the submitting core; must not block. */
 	void *arg;		/**< For the caller. */
 	/** Private to the store. */
-	struct urt_kv_req *next;	/**< Queue link. */
+	STAILQ_ENTRY(urt_kv_req) next;	/**< Link in a shard's request queue (<sys/queue.h>). */
 	struct urt_kv *kv;		/**< Store. */
 	unsigned origin;		/**< Submitting core. */
 	unsigned shard;			/**< Target shard. */

@@ -70,7 +70,10 @@
  *
  * Trust.  Every node's header is checked when it is pinned (type, slot array
  * and cell area bounds); cells are trusted, since the page store checksums
- * pages.  kv_btree_check() verifies everything.
+ * pages.  kv_btree_check() verifies everything.  The assertions (URT_ASSERT,
+ * here and in btree_node.c) stay on in release builds: they are cheap (API
+ * misuse, cut points, cell fits) and a failed one means a page is about to
+ * be written wrong.
  */
 #include "btree.h"
 #include "btree_node.h"
@@ -78,6 +81,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "base/assert.h"
 
 /* Longest chain an overflow value may have, for the loop guards. */
 #define OVF_PAGES_MAX(chunk) (KV_BTREE_VALUE_MAX / (chunk) + 1)
@@ -147,7 +152,7 @@ static int page_get(struct kv_btree *t, uint64_t pgno, bool write, void **pg)
 	int rc = t->ops->get(t->pager, pgno, write, pg);
 
 	if (rc == 0)
-		KV_ASSERT(((uintptr_t)*pg & 7) == 0);
+		URT_ASSERT(((uintptr_t)*pg & 7) == 0);
 	return rc;
 }
 
@@ -413,7 +418,7 @@ static unsigned choose_cut(const struct kv_btree *t, unsigned n, bool leaf)
 			best = m;
 		}
 	}
-	KV_ASSERT(best != 0);
+	URT_ASSERT(best != 0);
 	return best;
 }
 
@@ -424,7 +429,7 @@ static void fill(struct kv_btree *t, void *pg, unsigned a, unsigned b)
 		bool ok = kv_node_insert(pg, t->u, kv_node_count(pg), t->ent[i].cell,
 					 t->ent[i].size, t->compact);
 
-		KV_ASSERT(ok);
+		URT_ASSERT(ok);
 	}
 }
 
@@ -440,7 +445,7 @@ static size_t leaf_separator(uint8_t *buf, const uint8_t *lk, size_t ll,
 
 	while (n < ll && n < rl && lk[n] == rk[n])
 		n++;
-	KV_ASSERT(n < rl);
+	URT_ASSERT(n < rl);
 	return kv_internal_cell_encode(buf, rk, n + 1, child);
 }
 
@@ -554,13 +559,13 @@ static int fix_child(struct kv_btree *t, uint64_t ppgno, unsigned level, unsigne
 		if (!leaf) {
 			bool ok = kv_node_insert(lpg, t->u, kv_node_count(lpg), t->mid,
 						 mid_size, t->compact);
-			KV_ASSERT(ok);
+			URT_ASSERT(ok);
 		}
 		for (unsigned i = 0; i < kv_node_count(rpg); i++) {
 			bool ok = kv_node_insert(lpg, t->u, kv_node_count(lpg),
 						 kv_node_cell(rpg, i),
 						 kv_node_cell_size(rpg, i), t->compact);
-			KV_ASSERT(ok);
+			URT_ASSERT(ok);
 		}
 		if (leaf)
 			kv_node_hdr(lpg)->link = kv_node_hdr(rpg)->link;
@@ -742,7 +747,7 @@ static int root_grow(struct kv_btree *t, struct kv_btree_meta *m, const struct k
 		return rc;
 	kv_node_init(pg, t->u, KV_PAGE_INTERNAL, m->root);
 	ok = kv_node_insert(pg, t->u, 0, up->cell, up->cell_size, t->compact);
-	KV_ASSERT(ok);
+	URT_ASSERT(ok);
 	page_put(t, pgno);
 	m->root = pgno;
 	m->height++;
@@ -834,7 +839,7 @@ static int key_valid(const void *key, size_t klen)
 		return -EINVAL;
 	if (klen > KV_BTREE_KEY_MAX)
 		return URT_E_TOOBIG;
-	KV_ASSERT(key != NULL);
+	URT_ASSERT(key != NULL);
 	return 0;
 }
 
@@ -851,9 +856,9 @@ int kv_btree_put(struct kv_btree *t, const void *key, size_t klen, const void *v
 		return rc;
 	if (vlen > KV_BTREE_VALUE_MAX)
 		return URT_E_TOOBIG;
-	KV_ASSERT(val != NULL || vlen == 0);
-	KV_ASSERT((flags & ~(unsigned)(KV_BTREE_NX | KV_BTREE_XX)) == 0);
-	KV_ASSERT((flags & (KV_BTREE_NX | KV_BTREE_XX)) != (KV_BTREE_NX | KV_BTREE_XX));
+	URT_ASSERT(val != NULL || vlen == 0);
+	URT_ASSERT((flags & ~(unsigned)(KV_BTREE_NX | KV_BTREE_XX)) == 0);
+	URT_ASSERT((flags & (KV_BTREE_NX | KV_BTREE_XX)) != (KV_BTREE_NX | KV_BTREE_XX));
 	return tree_modify(t, &op);
 }
 
@@ -932,7 +937,7 @@ int kv_btree_get(struct kv_btree *t, const void *key, size_t klen, void *buf,
 
 	if (rc != 0)
 		return rc;
-	KV_ASSERT(buf != NULL || buf_len == 0);
+	URT_ASSERT(buf != NULL || buf_len == 0);
 	rc = descend(t, key, klen, &pgno, &pg);
 	if (rc != 0)
 		return rc;
@@ -1171,14 +1176,14 @@ bool kv_btree_cursor_valid(const struct kv_btree_cursor *c)
 
 const void *kv_btree_cursor_key(const struct kv_btree_cursor *c, size_t *klen)
 {
-	KV_ASSERT(c->valid);
+	URT_ASSERT(c->valid);
 	*klen = c->klen;
 	return c->key;
 }
 
 size_t kv_btree_cursor_value_len(const struct kv_btree_cursor *c)
 {
-	KV_ASSERT(c->valid);
+	URT_ASSERT(c->valid);
 	return c->vlen;
 }
 
@@ -1193,7 +1198,7 @@ int kv_btree_cursor_value(struct kv_btree_cursor *c, void *buf, size_t buf_len,
 
 	if (!c->valid)
 		return -EINVAL;
-	KV_ASSERT(buf != NULL || buf_len == 0);
+	URT_ASSERT(buf != NULL || buf_len == 0);
 	if (c->gen != t->gen)
 		return kv_btree_get(t, c->key, c->klen, buf, buf_len, vlen);
 	rc = node_get(t, c->leaf, false, 1, &pg);

@@ -9,11 +9,13 @@
 
 #include <stdlib.h>
 
+#include "base/assert.h"
+
 void kv_node_init(void *pg, size_t u, uint8_t type, uint64_t link)
 {
 	struct kv_node_hdr *h = kv_node_hdr(pg);
 
-	KV_ASSERT(u <= UINT16_MAX);
+	URT_ASSERT(u <= UINT16_MAX);
 	memset(pg, 0, u);
 	h->type = type;
 	h->count = 0;
@@ -161,7 +163,7 @@ bool kv_node_insert(void *pg, size_t u, unsigned idx, const void *cell,
 	size_t slots_end = KV_NODE_HDR_SIZE + KV_SLOT_SIZE * h->count;
 	size_t gap = h->cell_start - slots_end;
 
-	KV_ASSERT(idx <= h->count);
+	URT_ASSERT(idx <= h->count);
 	if (KV_SLOT_SIZE + size > gap + h->frag)
 		return false;
 	if (KV_SLOT_SIZE + size > gap)
@@ -183,7 +185,7 @@ void kv_node_remove(void *pg, size_t u, unsigned idx)
 	unsigned off;
 	size_t sz;
 
-	KV_ASSERT(idx < h->count);
+	URT_ASSERT(idx < h->count);
 	off = kv_node_slot(pg, idx);
 	sz = kv_node_cell_size(pg, idx);
 	memset(p + off, 0, sz);

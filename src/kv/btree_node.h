@@ -37,23 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-/*
- * An assertion that stays on in release builds: the tree's assertions are
- * cheap (API misuse, cut points, cell fits) and a broken one means a page is
- * about to be written wrong.
- */
-#define KV_ASSERT(cond)                                                            \
-	do {                                                                       \
-		if (__builtin_expect(!(cond), 0)) {                                \
-			fprintf(stderr, "%s:%d: %s: assertion '%s' failed\n",      \
-				__FILE__, __LINE__, __func__, #cond);              \
-			abort();                                                   \
-		}                                                                  \
-	} while (0)
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 	       "urkv pages are little-endian");

@@ -1,7 +1,15 @@
 /*
- * The key-value store's public API: open and close, routing of keys to
- * shards, forwarding of requests to the core that owns a shard, and the
- * operations that span every shard (count, clear, scan, checkpoint).
+ * src/kv holds the key-value store of include/urt/kv.h: this file (the
+ * public API), shard.c (one shard on its core), layout.c (the store header
+ * and the device layout), btree.c and btree_node.c (the B+tree over an
+ * abstract pager), pager_ps.c (that pager over a page-store transaction)
+ * and hash.c (the key hash).  Its files include only the public headers
+ * (include/urt: the runtime, the page store, the device), src/base and
+ * src/kv's own headers; never a header of src/runtime or src/engine.
+ *
+ * This file: open and close, routing of keys to shards, forwarding of
+ * requests to the core that owns a shard, and the operations that span
+ * every shard (count, clear, scan, checkpoint, stats).
  *
  * Design notes.
  *
@@ -19,38 +27,27 @@
  * sets `closing` (new submits fail) and waits for inflight to reach 0
  * before it stops the shards, so no request can arrive at a stopped shard.
  *
- * Work on every shard (open, close, count, scan, ...) runs as one job per
- * shard, a fiber spawned on the shard's core; the caller waits for all of
- * them on a semaphore (a thread outside the runtime) or a wait queue woken
- * by a post (a fiber).
+ * Work on shards (open, close, count, scan, checkpoint, stats) is one job
+ * per shard run by urt_core_run_jobs (include/urt/rt.h) on the shard's
+ * core: in a fiber there, inline when it is the caller's core.  The caller
+ * waits for all of them, from a fiber or from a thread outside the runtime.
+ * Clear is different: it is a request per shard that goes through the
+ * write queues, ordered with the other writes (kv_wait below).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "kv/kv_impl.h"
+#include "kv/layout.h"
+#include "base/assert.h"
 #include "base/error.h"
 #include "urt/buf.h"
 #include "urt/dev.h"
 #include "urt/error.h"
 #include "urt/rt.h"
-
-
-#define KV_LOG_MAX (1ull << 30)		/* Largest automatic log per shard. */
-#define KV_REGION_PAGES_MIN 256u	/* Smallest page region a shard may have. */
-#define KV_ZERO_CHUNK (1u << 20)	/* Unit of zero-filling a new file's logs. */
-
-void kv_check_failed(const char *file, int line, const char *what)
-{
-	fprintf(stderr, "%s:%d: kv: assertion '%s' failed\n", file, line, what);
-	abort();
-}
 
 void urt_kv_opts_default(struct urt_kv_opts *o)
 {
@@ -144,12 +141,15 @@ static void req_finish_posted(void *arg)
 
 void kv_req_complete(struct urt_kv_req *req)
 {
+	int ret;
+
 	if (req->origin == urt_core_id()) {
 		req_finish(req);
 		return;
 	}
+	ret = post(req->kv, req->origin, req_finish_posted, req);
 	/* Fails only when the runtime stops under a live store (a usage error). */
-	KV_CHECK(post(req->kv, req->origin, req_finish_posted, req) == 0);
+	URT_ASSERT(ret == 0);
 }
 
 static void req_arrive(void *arg)
@@ -210,7 +210,7 @@ static int submit_to(struct urt_kv *kv, struct urt_kv_req *req, unsigned shard)
 	struct kv_shard *s;
 	int ret;
 
-	KV_CHECK(core != URT_CORE_NONE && req->done != NULL);
+	URT_ASSERT(core != URT_CORE_NONE && req->done != NULL);
 	atomic_fetch_add(&kv->inflight, 1);
 	if (atomic_load(&kv->closing)) {
 		atomic_fetch_sub(&kv->inflight, 1);
@@ -219,7 +219,6 @@ static int submit_to(struct urt_kv *kv, struct urt_kv_req *req, unsigned shard)
 	req->kv = kv;
 	req->origin = core;
 	req->shard = shard;
-	req->next = NULL;
 	s = kv->shards[shard];
 	if (s->core == core) {
 		if (!is_read(req->op)) {
@@ -249,7 +248,13 @@ int urt_kv_submit(struct urt_kv *kv, struct urt_kv_req *req)
 	return submit_to(kv, req, urt_kv_shard_of(kv, req->key, req->klen));
 }
 
-/* Blocking calls: submit, then wait in the calling fiber. */
+/*
+ * Blocking calls: submit, then wait in the calling fiber until the
+ * requests' done callbacks have run.  These wait for requests that travel
+ * through the shards' queues (ordered with every other write of the
+ * shard), not for functions run on a core, so urt_core_run_jobs does not
+ * apply: a kv_wait counts the acknowledgements still to come.
+ */
 
 struct kv_wait {
 	struct urt_waitq wq;	/* The waiting fiber. */
@@ -275,7 +280,7 @@ static int call(struct urt_kv *kv, struct urt_kv_req *req)
 	struct kv_wait w = { .pending = 1 };
 	int ret;
 
-	KV_CHECK(urt_in_fiber());
+	URT_ASSERT(urt_in_fiber());
 	req->done = wait_done;
 	req->arg = &w;
 	ret = urt_kv_submit(kv, req);
@@ -338,7 +343,7 @@ int urt_kv_clear(struct urt_kv *kv, unsigned flags)
 	struct kv_wait w = { 0 };
 	int ret = 0;
 
-	KV_CHECK(urt_in_fiber());
+	URT_ASSERT(urt_in_fiber());
 	if (flags & ~(unsigned)URT_KV_NOSYNC)
 		return -EINVAL;
 	reqs = calloc(kv->nshards, sizeof(*reqs));
@@ -363,114 +368,67 @@ int urt_kv_clear(struct urt_kv *kv, unsigned flags)
 	return ret;
 }
 
-/* Jobs: a function run in a fiber on each shard's core, waited for by the caller. */
+/*
+ * Work on shards: job i runs fn(kv, i, arg) on shard i's core, all at once
+ * (urt_core_run_jobs); the caller waits for every one.
+ */
 
-struct kv_fan {
+/* Work on one shard, on its core; returns 0 or an error. */
+typedef int (*kv_shard_fn)(struct urt_kv *kv, unsigned shard, void *arg);
+
+/* The argument of one shard's job. */
+struct shard_call {
 	struct urt_kv *kv;	/* Store. */
-	bool thread;		/* The waiter is a thread outside the runtime. */
-	unsigned origin;	/* Else: its core. */
-	sem_t sem;		/* Thread waiter: one post per job. */
-	struct kv_wait w;	/* Fiber waiter. */
-};
-
-struct kv_job {
-	struct kv_fan *fan;	/* Shared by the jobs of one call. */
 	unsigned shard;		/* Shard it works on. */
-	void (*fn)(struct kv_job *job);	/* Work, on the shard's core. */
-	void *arg;		/* Per-call argument. */
-	int res;		/* Result. */
+	kv_shard_fn fn;		/* The work. */
+	void *arg;		/* The operation's argument, the same for every shard. */
 };
+_Static_assert(sizeof(struct urt_core_job) % _Alignof(struct shard_call) == 0,
+	       "shard_jobs_alloc places the calls right after the jobs");
 
-static void fan_one_done(void *arg)
+static int shard_call_main(void *arg)
 {
-	struct kv_fan *fan = arg;
+	struct shard_call *c = arg;
 
-	if (--fan->w.pending == 0)
-		urt_waitq_wake_one(&fan->w.wq);
+	return c->fn(c->kv, c->shard, c->arg);
 }
 
-static void job_main(void *arg)
+/* The jobs of n shards and, after them, their calls, in one block; NULL without memory. */
+static struct urt_core_job *shard_jobs_alloc(unsigned n)
 {
-	struct kv_job *job = arg;
-	struct kv_fan *fan = job->fan;
-
-	job->fn(job);
-	if (fan->thread)
-		sem_post(&fan->sem);
-	else if (fan->origin == urt_core_id())
-		fan_one_done(fan);
-	else
-		KV_CHECK(post(fan->kv, fan->origin, fan_one_done, fan) == 0);
+	return calloc(n, sizeof(struct urt_core_job) + sizeof(struct shard_call));
 }
 
-/* Runs fn for shards [0, n) in parallel and waits; returns the first error. */
-static int run_jobs(struct urt_kv *kv, struct kv_job *jobs, unsigned n, void (*fn)(struct kv_job *),
-		    void *arg)
+/* Runs fn on shards [0, n) in jobs from shard_jobs_alloc(n); returns the first error by shard. */
+static int shard_jobs_run(struct urt_kv *kv, struct urt_core_job *jobs, unsigned n, kv_shard_fn fn,
+			  void *arg)
 {
-	struct kv_fan fan = { .kv = kv };
-	unsigned started = 0;
-	int ret = 0;
+	struct shard_call *calls = (struct shard_call *)(jobs + n);
 
-	fan.origin = urt_core_id();
-	fan.thread = fan.origin == URT_CORE_NONE;
-	KV_CHECK(fan.thread || urt_in_fiber());
-	if (fan.thread)
-		sem_init(&fan.sem, 0, 0);
 	for (unsigned i = 0; i < n; i++) {
-		jobs[i] = (struct kv_job){ .fan = &fan, .shard = i, .fn = fn, .arg = arg };
-		if (!fan.thread)
-			fan.w.pending++;
-		for (;;) {
-			ret = urt_fiber_spawn_on(kv->rt, urt_kv_shard_core(kv, i), job_main, &jobs[i]);
-			if (ret != -EAGAIN)
-				break;
-			/* The core's post queue is full: let it drain. */
-			if (fan.thread)
-				usleep(100);
-			else
-				urt_fiber_yield();
-		}
-		if (ret) {
-			if (!fan.thread)
-				fan.w.pending--;
-			break;
-		}
-		started++;
+		calls[i] = (struct shard_call){ .kv = kv, .shard = i, .fn = fn, .arg = arg };
+		jobs[i] = (struct urt_core_job){ .core = urt_kv_shard_core(kv, i),
+						 .fn = shard_call_main, .arg = &calls[i] };
 	}
-	if (fan.thread) {
-		for (unsigned i = 0; i < started; i++)
-			sem_wait(&fan.sem);
-		sem_destroy(&fan.sem);
-	} else {
-		wait_all(&fan.w);
-	}
-	for (unsigned i = 0; i < started && ret == 0; i++)
-		ret = jobs[i].res;
-	return ret;
+	return urt_core_run_jobs(kv->rt, jobs, n);
 }
 
-static struct kv_job *jobs_alloc(const struct urt_kv *kv)
+static int count_one(struct urt_kv *kv, unsigned shard, void *arg)
 {
-	return calloc(kv->nshards, sizeof(struct kv_job));
-}
+	uint64_t *counts = arg;
 
-static void count_job(struct kv_job *job)
-{
-	uint64_t *counts = job->arg;
-	struct urt_kv *kv = job->fan->kv;
-
-	job->res = kv_shard_count(kv->shards[job->shard], &counts[job->shard]);
+	return kv_shard_count(kv->shards[shard], &counts[shard]);
 }
 
 int urt_kv_count(struct urt_kv *kv, uint64_t *count)
 {
-	struct kv_job *jobs = jobs_alloc(kv);
+	struct urt_core_job *jobs = shard_jobs_alloc(kv->nshards);
 	uint64_t *counts = calloc(kv->nshards, sizeof(*counts));
 	int ret = -ENOMEM;
 
-	KV_CHECK(urt_in_fiber());
+	URT_ASSERT(urt_in_fiber());
 	if (jobs && counts) {
-		ret = run_jobs(kv, jobs, kv->nshards, count_job, counts);
+		ret = shard_jobs_run(kv, jobs, kv->nshards, count_one, counts);
 		*count = 0;
 		for (unsigned i = 0; i < kv->nshards; i++)
 			*count += counts[i];
@@ -480,70 +438,47 @@ int urt_kv_count(struct urt_kv *kv, uint64_t *count)
 	return ret;
 }
 
-static void checkpoint_job(struct kv_job *job)
+static int checkpoint_one(struct urt_kv *kv, unsigned shard, void *arg)
 {
-	job->res = kv_shard_checkpoint(job->fan->kv->shards[job->shard]);
+	(void)arg;
+	return kv_shard_checkpoint(kv->shards[shard]);
 }
 
 int urt_kv_checkpoint(struct urt_kv *kv)
 {
-	struct kv_job *jobs = jobs_alloc(kv);
+	struct urt_core_job *jobs = shard_jobs_alloc(kv->nshards);
 	int ret = -ENOMEM;
 
-	KV_CHECK(urt_in_fiber());
+	URT_ASSERT(urt_in_fiber());
 	if (jobs)
-		ret = run_jobs(kv, jobs, kv->nshards, checkpoint_job, NULL);
+		ret = shard_jobs_run(kv, jobs, kv->nshards, checkpoint_one, NULL);
 	free(jobs);
 	return ret;
 }
 
-struct stats_arg {
-	unsigned shard;				/* The shard asked for. */
-	struct urt_kv_shard_stats *out;		/* Where its counters go. */
-};
-
-static void stats_job(struct kv_job *job)
+static int stats_one(struct urt_kv *kv, unsigned shard, void *arg)
 {
-	struct kv_shard *s = job->fan->kv->shards[job->shard];
-
-	job->res = kv_shard_stats(s, job->arg);
+	return kv_shard_stats(kv->shards[shard], arg);
 }
 
 int urt_kv_shard_stats(struct urt_kv *kv, unsigned shard, struct urt_kv_shard_stats *out)
 {
-	struct kv_fan fan = { .kv = kv };
-	struct kv_job job = { .fan = &fan, .shard = shard, .fn = stats_job, .arg = out };
-	int ret;
+	struct shard_call call = { .kv = kv, .shard = shard, .fn = stats_one, .arg = out };
 
-	KV_CHECK(urt_in_fiber());
+	URT_ASSERT(urt_in_fiber());
 	if (shard >= kv->nshards)
 		return -EINVAL;
-	fan.origin = urt_core_id();
-	fan.w.pending = 1;
-	do {
-		ret = urt_fiber_spawn_on(kv->rt, urt_kv_shard_core(kv, shard), job_main, &job);
-		if (ret == -EAGAIN)
-			urt_fiber_yield();
-	} while (ret == -EAGAIN);
-	if (ret)
-		return ret;
-	wait_all(&fan.w);
-	return job.res;
+	return urt_core_run(kv->rt, urt_kv_shard_core(kv, shard), shard_call_main, &call);
 }
 
 /* Scan: each shard fills a slice of the caller's buffer; the slices are merged here. */
 
-struct scan_arg {
-	struct kv_scan_part *parts;	/* One per shard. */
-};
-
-static void scan_job(struct kv_job *job)
+static int scan_one(struct urt_kv *kv, unsigned shard, void *arg)
 {
-	struct scan_arg *a = job->arg;
-	struct kv_scan_part *part = &a->parts[job->shard];
+	struct kv_scan_part *parts = arg;
 
-	kv_shard_scan(job->fan->kv->shards[job->shard], part);
-	job->res = part->res;
+	kv_shard_scan(kv->shards[shard], &parts[shard]);
+	return parts[shard].res;
 }
 
 int urt_kv_cursor_init(struct urt_kv_cursor *c, const void *start, size_t slen)
@@ -592,22 +527,21 @@ int urt_kv_scan(struct urt_kv *kv, struct urt_kv_cursor *c, struct urt_kv_entry 
 	unsigned n = kv->nshards;
 	struct kv_scan_part *parts;
 	struct scan_pos *pos;
-	struct kv_job *jobs;
-	struct scan_arg arg;
+	struct urt_core_job *jobs;
 	size_t slice = (buf_len / n) & ~(size_t)7, count = 0, need = 0;
 	const uint8_t *bound = NULL;
 	size_t bound_len = 0;
 	bool bounded = false, more = false;
 	int ret;
 
-	KV_CHECK(urt_in_fiber());
+	URT_ASSERT(urt_in_fiber());
 	if (flags & ~(unsigned)URT_KV_KEYS_ONLY)
 		return -EINVAL;
 	if (c->done || max == 0)
 		return 0;
 	parts = calloc(n, sizeof(*parts));
 	pos = calloc(n, sizeof(*pos));
-	jobs = jobs_alloc(kv);
+	jobs = shard_jobs_alloc(n);
 	if (!parts || !pos || !jobs) {
 		ret = -ENOMEM;
 		goto out;
@@ -619,8 +553,7 @@ int urt_kv_scan(struct urt_kv *kv, struct urt_kv_cursor *c, struct urt_kv_entry 
 			.buf = (uint8_t *)buf + i * slice, .buf_len = slice,
 		};
 	}
-	arg.parts = parts;
-	ret = run_jobs(kv, jobs, n, scan_job, &arg);
+	ret = shard_jobs_run(kv, jobs, n, scan_one, parts);
 	if (ret)
 		goto out;
 
@@ -714,219 +647,35 @@ out:
 
 /* Open and close. */
 
-/* Region layout of a device of dev_bytes for shards; fills hdr's layout fields. */
-static int plan_layout(const struct urt_kv_opts *o, uint64_t dev_bytes, unsigned shards,
-		       struct kv_store_hdr *h)
+/* Shards of a new store: as asked, else one per core. */
+static unsigned shards_wanted(const struct urt_kv *kv)
 {
-	uint32_t page_size = o->page_size ? o->page_size : 4096;
-	uint64_t region, log;
-
-	if (dev_bytes < 2ull * KV_REGION_ALIGN) {
-		urt_set_error("kv: the device has %llu bytes, too few for a store",
-			      (unsigned long long)dev_bytes);
-		return -EINVAL;
-	}
-	region = (dev_bytes - KV_REGION_ALIGN) / shards / KV_REGION_ALIGN * KV_REGION_ALIGN;
-	log = o->log_bytes;
-	if (!log) {
-		log = region / 8;
-		if (log < 4ull * o->batch_bytes_max)
-			log = 4ull * o->batch_bytes_max;
-		if (log > KV_LOG_MAX)
-			log = KV_LOG_MAX;
-	}
-	log = log / 4096 * 4096;
-	if (log + 8192 + (uint64_t)KV_REGION_PAGES_MIN * page_size > region) {
-		urt_set_error("kv: %llu bytes give each of %u shards %llu bytes, too few for a "
-			      "%llu-byte log and %u pages", (unsigned long long)dev_bytes, shards,
-			      (unsigned long long)region, (unsigned long long)log, KV_REGION_PAGES_MIN);
-		return -EINVAL;
-	}
-	h->shard_count = shards;
-	h->region_offset = KV_REGION_ALIGN;
-	h->region_bytes = region;
-	h->log_bytes = log;
-	h->page_size = page_size;
-	return 0;
+	return kv->opts.shards ? kv->opts.shards : kv->ncores;
 }
 
-static uint64_t hdr_check(const struct kv_store_hdr *h)
+/* Reads the store header, or writes a new one on a blank device (device I/O: in a fiber). */
+static int hdr_load(void *arg)
 {
-	return kv_hash64(h, offsetof(struct kv_store_hdr, check), KV_HDR_MAGIC);
+	struct urt_kv *kv = arg;
+
+	return kv_layout_load(kv->dev, &kv->opts, shards_wanted(kv), &kv->hdr);
 }
 
-static bool all_zero(const uint8_t *p, size_t len)
+static int open_one(struct urt_kv *kv, unsigned shard, void *arg)
 {
-	for (size_t i = 0; i < len; i++)
-		if (p[i])
-			return false;
-	return true;
+	(void)arg;
+	return kv_shard_open(kv, shard, &kv->shards[shard]);
 }
 
-/* Reads the store header, or writes a new one on a blank device (core 0's fiber). */
-static int hdr_setup(struct urt_kv *kv)
+static int close_one(struct urt_kv *kv, unsigned shard, void *arg)
 {
-	const struct urt_dev_info *info = urt_dev_info(kv->dev);
-	struct kv_store_hdr h;
-	uint8_t *buf = urt_buf_get(KV_HDR_BYTES);
-	struct timespec ts;
-	ssize_t n;
 	int ret;
 
-	if (!buf)
-		return -ENOMEM;
-	n = urt_read(kv->dev, buf, KV_HDR_BYTES, 0);
-	if (n != KV_HDR_BYTES) {
-		ret = n < 0 ? (int)n : -EIO;
-		urt_set_error("kv: reading the store header failed (%s)", urt_strerror(ret));
-		goto out;
-	}
-	memcpy(&h, buf, sizeof(h));
-	if (h.magic == KV_HDR_MAGIC && h.check == hdr_check(&h)) {
-		if (h.version != KV_HDR_VERSION) {
-			urt_set_error("kv: store header version %u, this build reads %u", h.version,
-				      KV_HDR_VERSION);
-			ret = URT_E_VERSION;
-			goto out;
-		}
-		if (h.shard_count == 0 || h.shard_count > URT_KV_SHARDS_MAX ||
-		    h.region_offset + h.shard_count * h.region_bytes > info->size_bytes) {
-			urt_set_error("kv: the store header describes %u shards of %llu bytes, which do "
-				      "not fit the device", h.shard_count,
-				      (unsigned long long)h.region_bytes);
-			ret = URT_E_CORRUPT;
-			goto out;
-		}
-		if (kv->opts.page_size && h.page_size != kv->opts.page_size) {
-			urt_set_error("kv: the store has %u-byte pages, %u were asked for", h.page_size,
-				      kv->opts.page_size);
-			ret = -EINVAL;
-			goto out;
-		}
-		kv->hdr = h;
-		ret = 0;
-		goto out;
-	}
-	if (!all_zero(buf, KV_HDR_BYTES) || !kv->opts.create) {
-		urt_set_error(all_zero(buf, KV_HDR_BYTES) ? "kv: no store on the device (create not set)"
-							  : "kv: the device holds something that is "
-							    "not a urt kv store");
-		ret = URT_E_BADFORMAT;
-		goto out;
-	}
-	memset(&h, 0, sizeof(h));
-	ret = plan_layout(&kv->opts, info->size_bytes, kv->opts.shards ? kv->opts.shards : kv->ncores,
-			  &h);
-	if (ret)
-		goto out;
-	h.magic = KV_HDR_MAGIC;
-	h.version = KV_HDR_VERSION;
-	do {
-		if (getrandom(&h.store_id, sizeof(h.store_id), 0) != sizeof(h.store_id)) {
-			ret = -errno;
-			goto out;
-		}
-	} while (h.store_id == 0);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	h.created_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	h.check = hdr_check(&h);
-	memset(buf, 0, KV_HDR_BYTES);
-	memcpy(buf, &h, sizeof(h));
-	/* One 512-byte sector holds the header, so a crash leaves it whole or blank. */
-	n = urt_write(kv->dev, buf, KV_HDR_BYTES, 0);
-	ret = n == KV_HDR_BYTES ? urt_flush(kv->dev) : n < 0 ? (int)n : -EIO;
-	if (ret) {
-		urt_set_error("kv: writing the store header failed (%s)", urt_strerror(ret));
-		goto out;
-	}
-	kv->hdr = h;
-out:
-	urt_buf_put(buf);
-	return ret;
-}
-
-static void hdr_job(struct kv_job *job)
-{
-	job->res = hdr_setup(job->fan->kv);
-}
-
-static void open_job(struct kv_job *job)
-{
-	struct urt_kv *kv = job->fan->kv;
-
-	job->res = kv_shard_open(kv, job->shard, &kv->shards[job->shard]);
-}
-
-static void close_job(struct kv_job *job)
-{
-	struct urt_kv *kv = job->fan->kv;
-
-	if (!kv->shards[job->shard])
-		return;
-	job->res = kv_shard_close(kv->shards[job->shard]);
-	kv->shards[job->shard] = NULL;
-}
-
-/*
- * Creates path with size bytes: allocated, and with every shard's superblocks
- * and log written as zeros, so that the log's first lap costs no file-system
- * metadata commit.  Thread context (plain syscalls).
- */
-static int file_create(struct urt_kv *kv, const char *path, unsigned shards)
-{
-	struct kv_store_hdr h = { 0 };
-	uint8_t *zero;
-	int fd, ret;
-
-	ret = plan_layout(&kv->opts, kv->opts.size_bytes, shards, &h);
-	if (ret)
-		return ret;
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		ret = -errno;
-		urt_set_error("kv: cannot create %s: %s", path, strerror(errno));
-		return ret;
-	}
-	zero = calloc(1, KV_ZERO_CHUNK);
-	if (!zero) {
-		ret = -ENOMEM;
-		goto err_unlink;
-	}
-	if (posix_fallocate(fd, 0, (off_t)kv->opts.size_bytes) != 0 &&
-	    ftruncate(fd, (off_t)kv->opts.size_bytes) != 0) {
-		ret = -errno;
-		urt_set_error("kv: cannot size %s to %llu bytes: %s", path,
-			      (unsigned long long)kv->opts.size_bytes, strerror(errno));
-		goto err_free;
-	}
-	for (unsigned s = 0; s < shards; s++) {
-		uint64_t off = h.region_offset + s * h.region_bytes;
-		uint64_t end = off + 8192 + h.log_bytes;
-
-		while (off < end) {
-			size_t len = end - off < KV_ZERO_CHUNK ? (size_t)(end - off) : KV_ZERO_CHUNK;
-
-			if (pwrite(fd, zero, len, (off_t)off) != (ssize_t)len) {
-				ret = -EIO;
-				urt_set_error("kv: cannot write %s: %s", path, strerror(errno));
-				goto err_free;
-			}
-			off += len;
-		}
-	}
-	if (fsync(fd) != 0) {
-		ret = -errno;
-		goto err_free;
-	}
-	free(zero);
-	close(fd);
-	return 0;
-
-err_free:
-	free(zero);
-err_unlink:
-	close(fd);
-	unlink(path);
+	(void)arg;
+	if (!kv->shards[shard])
+		return 0;
+	ret = kv_shard_close(kv->shards[shard]);
+	kv->shards[shard] = NULL;
 	return ret;
 }
 
@@ -942,7 +691,7 @@ static int dev_open(struct urt_kv *kv, const char *path)
 			urt_set_error("kv: %s: %s", path, strerror(errno));
 			return ret;
 		}
-		ret = file_create(kv, path, kv->opts.shards ? kv->opts.shards : kv->ncores);
+		ret = kv_layout_file_create(&kv->opts, path, shards_wanted(kv));
 		if (ret)
 			return ret;
 		kv->fresh = true;
@@ -990,7 +739,7 @@ static void kv_free(struct urt_kv *kv)
 
 int urt_kv_open(struct urt_rt *rt, const struct urt_kv_opts *o, struct urt_kv **out)
 {
-	struct kv_job *jobs = NULL;
+	struct urt_core_job *jobs = NULL;
 	struct urt_kv *kv;
 	int ret;
 
@@ -1013,13 +762,8 @@ int urt_kv_open(struct urt_rt *rt, const struct urt_kv_opts *o, struct urt_kv **
 	} else {
 		kv->dev = o->dev;
 	}
-	kv->nshards = 1;	/* Until the header is read: one job, on core 0. */
-	jobs = calloc(URT_KV_SHARDS_MAX, sizeof(*jobs));
-	if (!jobs) {
-		ret = -ENOMEM;
-		goto err_free;
-	}
-	ret = run_jobs(kv, jobs, 1, hdr_job, NULL);
+	/* Core 0, which runs shard 0, reads the header. */
+	ret = urt_core_run(rt, 0, hdr_load, kv);
 	if (ret)
 		goto err_free;
 	kv->nshards = kv->hdr.shard_count;
@@ -1027,9 +771,15 @@ int urt_kv_open(struct urt_rt *rt, const struct urt_kv_opts *o, struct urt_kv **
 	kv->batch_bytes = o->batch_bytes_max;
 	if (kv->batch_bytes > kv->hdr.log_bytes / 4)
 		kv->batch_bytes = (uint32_t)(kv->hdr.log_bytes / 4);
-	ret = run_jobs(kv, jobs, kv->nshards, open_job, NULL);
+	/* One block of jobs for both runs: closing after a failed open needs no memory. */
+	jobs = shard_jobs_alloc(kv->nshards);
+	if (!jobs) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	ret = shard_jobs_run(kv, jobs, kv->nshards, open_one, NULL);
 	if (ret) {
-		run_jobs(kv, jobs, kv->nshards, close_job, NULL);
+		shard_jobs_run(kv, jobs, kv->nshards, close_one, NULL);
 		goto err_free;
 	}
 	free(jobs);
@@ -1044,7 +794,7 @@ err_free:
 
 int urt_kv_close(struct urt_kv *kv)
 {
-	struct kv_job *jobs = jobs_alloc(kv);
+	struct urt_core_job *jobs = shard_jobs_alloc(kv->nshards);
 	int ret;
 
 	atomic_store(&kv->closing, true);
@@ -1055,8 +805,8 @@ int urt_kv_close(struct urt_kv *kv)
 		else
 			usleep(100);
 	}
-	KV_CHECK(jobs != NULL);
-	ret = run_jobs(kv, jobs, kv->nshards, close_job, NULL);
+	URT_ASSERT(jobs != NULL);
+	ret = shard_jobs_run(kv, jobs, kv->nshards, close_one, NULL);
 	free(jobs);
 	kv_free(kv);
 	return ret;

@@ -1,58 +1,29 @@
 /*
  * Internals of the key-value store shared by kv.c (the public API, routing
- * and cross-core forwarding) and shard.c (one shard on its core).
+ * and the work over every shard), shard.c (one shard on its core) and
+ * layout.c (the store header and the device layout, kv/layout.h).
  */
 #ifndef URT_KV_IMPL_H
 #define URT_KV_IMPL_H
 
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kv/layout.h"
 #include "kv/pager_ps.h"
+#include "base/fifo.h"
 #include "urt/fiber.h"
 #include "urt/kv.h"
 #include "urt/ps.h"
 
 struct kv_btree;
 
-/* Assertion that stays on in release builds (API misuse, broken invariants). */
-#define KV_CHECK(cond)                                                                  \
-	do {                                                                            \
-		if (__builtin_expect(!(cond), 0))                                       \
-			kv_check_failed(__FILE__, __LINE__, #cond);                     \
-	} while (0)
-void kv_check_failed(const char *file, int line, const char *what) __attribute__((noreturn));
-
 /* Internal operations carried by struct urt_kv_req beside enum urt_kv_op. */
 enum kv_op_internal {
 	KV_OP_CLEAR = 64,	/* Drop the whole tree (write path). */
 };
-
-/* Device layout: the store header in the first 4 KiB, shard regions from 1 MiB. */
-#define KV_HDR_BYTES 4096u
-#define KV_REGION_ALIGN (1u << 20)
-#define KV_HDR_MAGIC 0x3176726b76727575ull	/* "uurvkrv1" little-endian. */
-#define KV_HDR_VERSION 1u
-
-/* The store header at device offset 0, written once when the store is created. */
-struct kv_store_hdr {
-	uint64_t magic;		/* KV_HDR_MAGIC. */
-	uint32_t version;	/* KV_HDR_VERSION. */
-	uint32_t shard_count;	/* Shards of the store. */
-	uint64_t region_offset;	/* Device offset of shard 0's region. */
-	uint64_t region_bytes;	/* Bytes of each shard's region. */
-	uint64_t store_id;	/* Random id, also in every shard's meta page. */
-	uint32_t page_size;	/* Page size of the shards. */
-	uint32_t reserved0;	/* Zero. */
-	uint64_t created_ns;	/* CLOCK_REALTIME at creation. */
-	uint64_t log_bytes;	/* Log of each shard. */
-	uint8_t reserved[56];	/* Zero. */
-	uint64_t check;		/* kv_hash64 of the bytes above. */
-};
-_Static_assert(sizeof(struct kv_store_hdr) == 128, "on-disk store header");
 
 /* A read context: a pager and a tree handle bound to one read transaction at a time. */
 struct kv_reader {
@@ -71,12 +42,8 @@ struct kv_writer {
 
 #define KV_WRITERS 2	/* Committers per shard: one builds while the other's batch is written. */
 
-/* A FIFO of requests. */
-struct kv_queue {
-	struct urt_kv_req *head;	/* Oldest. */
-	struct urt_kv_req *tail;	/* Newest. */
-	unsigned len;			/* Entries. */
-};
+/* A FIFO of requests (base/fifo.h), linked through urt_kv_req.next; oldest first. */
+STAILQ_HEAD(kv_queue, urt_kv_req);
 
 struct kv_shard {
 	struct urt_kv *kv;		/* Store. */
@@ -128,46 +95,6 @@ struct urt_kv {
 
 /* The store's key hash: fixed forever (it decides where keys live on disk). */
 uint64_t kv_hash64(const void *data, size_t len, uint64_t seed);
-
-/* Queue helpers. */
-static inline void kv_queue_push(struct kv_queue *q, struct urt_kv_req *r)
-{
-	r->next = NULL;
-	if (q->tail)
-		q->tail->next = r;
-	else
-		q->head = r;
-	q->tail = r;
-	q->len++;
-}
-
-static inline struct urt_kv_req *kv_queue_pop(struct kv_queue *q)
-{
-	struct urt_kv_req *r = q->head;
-
-	if (r) {
-		q->head = r->next;
-		if (!q->head)
-			q->tail = NULL;
-		q->len--;
-		r->next = NULL;
-	}
-	return r;
-}
-
-/* Puts the requests of q back in front of dst, keeping their order. */
-static inline void kv_queue_prepend(struct kv_queue *dst, struct kv_queue *q)
-{
-	if (!q->head)
-		return;
-	q->tail->next = dst->head;
-	if (!dst->tail)
-		dst->tail = q->tail;
-	dst->head = q->head;
-	dst->len += q->len;
-	q->head = q->tail = NULL;
-	q->len = 0;
-}
 
 /* Pages a write transaction may write with log batches of batch_bytes. */
 uint32_t kv_tx_pages(uint32_t batch_bytes, uint32_t page_size);

@@ -53,6 +53,7 @@
 
 #include "kv/btree.h"
 #include "kv/kv_impl.h"
+#include "base/assert.h"
 #include "base/error.h"
 #include "urt/error.h"
 #include "urt/rt.h"
@@ -226,18 +227,19 @@ static bool has_room(struct kv_writer *w, const struct urt_kv_req *req)
 /* Removes from the ack queue the requests of transaction seq and fails them. */
 static void acks_fail(struct kv_shard *s, uint64_t seq, int err)
 {
-	struct kv_queue keep = { 0 };
+	struct kv_queue keep = STAILQ_HEAD_INITIALIZER(keep);
 	struct urt_kv_req *r;
 
-	while ((r = kv_queue_pop(&s->acks))) {
+	while ((r = STAILQ_FIRST(&s->acks))) {
+		STAILQ_REMOVE_HEAD(&s->acks, next);
 		if (r->seq == seq) {
 			r->res = err;
 			kv_req_complete(r);
 		} else {
-			kv_queue_push(&keep, r);
+			STAILQ_INSERT_TAIL(&keep, r, next);
 		}
 	}
-	s->acks = keep;
+	STAILQ_CONCAT(&s->acks, &keep);
 }
 
 /* Fails every queued write with err (the store cannot start transactions). */
@@ -245,10 +247,18 @@ static void fail_queued(struct kv_shard *s, int err)
 {
 	struct urt_kv_req *r;
 
-	while ((r = kv_queue_pop(&s->wq))) {
+	while ((r = STAILQ_FIRST(&s->wq))) {
+		STAILQ_REMOVE_HEAD(&s->wq, next);
 		r->res = err;
 		kv_req_complete(r);
 	}
+}
+
+/* Puts the requests of batch back in front of the write queue, in order (invariant 2). */
+static void requeue_front(struct kv_shard *s, struct kv_queue *batch)
+{
+	STAILQ_CONCAT(batch, &s->wq);	/* batch + queue; the queue is left empty... */
+	STAILQ_CONCAT(&s->wq, batch);	/* ...and takes all of it back. */
 }
 
 /* Waits until fewer commits than now are in flight (or a moment, if none). */
@@ -271,7 +281,7 @@ static void wait_commit_return(struct kv_shard *s)
 static void commit_batch(struct kv_writer *w)
 {
 	struct kv_shard *s = w->shard;
-	struct kv_queue batch = { 0 };
+	struct kv_queue batch;
 	struct urt_kv_req *req;
 	struct urt_tx *tx;
 	unsigned n, limit;
@@ -281,11 +291,11 @@ static void commit_batch(struct kv_writer *w)
 
 	s->building = true;
 again:
-	batch = (struct kv_queue){ 0 };
+	STAILQ_INIT(&batch);
 	n = 0;
 	limit = w->limit ? w->limit : UINT32_MAX;
 	w->limit = 0;
-	if (!s->wq.head) {
+	if (STAILQ_EMPTY(&s->wq)) {
 		build_end(s);
 		return;
 	}
@@ -308,14 +318,14 @@ again:
 		build_end(s);
 		return;
 	}
-	while ((req = s->wq.head) && n < limit) {
+	while ((req = STAILQ_FIRST(&s->wq)) && n < limit) {
 		if (n > 0 && !has_room(w, req))
 			break;
-		kv_queue_pop(&s->wq);
+		STAILQ_REMOVE_HEAD(&s->wq, next);
 		ret = apply(w, req);
 		if (is_answer(ret)) {
 			req->res = ret;
-			kv_queue_push(&batch, req);
+			STAILQ_INSERT_TAIL(&batch, req, next);
 			n++;
 			continue;
 		}
@@ -324,19 +334,19 @@ again:
 		urt_tx_abort(tx);
 		s->write_tx_retries++;
 		if (ret == -EBUSY) {
-			kv_queue_push(&batch, req);
-			kv_queue_prepend(&s->wq, &batch);
+			STAILQ_INSERT_TAIL(&batch, req, next);
+			requeue_front(s, &batch);
 			wait_commit_return(s);
 			goto again;
 		}
 		if (n > 0 && (ret == URT_E_TOOBIG || (ret == URT_E_FULL && !w->pager.store_full))) {
 			/* Too many pages for one transaction (or the pool): fewer requests. */
-			kv_queue_push(&batch, req);
-			kv_queue_prepend(&s->wq, &batch);
+			STAILQ_INSERT_TAIL(&batch, req, next);
+			requeue_front(s, &batch);
 			w->limit = n;
 			goto again;
 		}
-		kv_queue_prepend(&s->wq, &batch);
+		requeue_front(s, &batch);
 		req->res = ret;
 		kv_req_complete(req);
 		goto again;
@@ -348,18 +358,19 @@ again:
 
 	/* NOSYNC requests are acknowledged by the ack fiber once installed. */
 	{
-		struct kv_queue durable = { 0 };
+		struct kv_queue durable = STAILQ_HEAD_INITIALIZER(durable);
 
-		while ((req = kv_queue_pop(&batch))) {
+		while ((req = STAILQ_FIRST(&batch))) {
+			STAILQ_REMOVE_HEAD(&batch, next);
 			req->seq = seq;
 			if (req->flags & URT_KV_NOSYNC) {
-				kv_queue_push(&s->acks, req);
+				STAILQ_INSERT_TAIL(&s->acks, req, next);
 				has_acks = true;
 			} else {
-				kv_queue_push(&durable, req);
+				STAILQ_INSERT_TAIL(&durable, req, next);
 			}
 		}
-		batch = durable;
+		STAILQ_CONCAT(&batch, &durable);
 	}
 	build_end(s);
 	if (has_acks)
@@ -374,7 +385,8 @@ again:
 		acks_fail(s, seq, ret);
 	if (has_acks)
 		urt_waitq_wake_one(&s->ack_wq);
-	while ((req = kv_queue_pop(&batch))) {
+	while ((req = STAILQ_FIRST(&batch))) {
+		STAILQ_REMOVE_HEAD(&batch, next);
 		if (ret)
 			req->res = ret;
 		kv_req_complete(req);
@@ -387,8 +399,8 @@ static void committer_main(void *arg)
 	struct kv_shard *s = w->shard;
 
 	for (;;) {
-		while (s->building || s->excl_waiting || !s->wq.head) {
-			if (s->stopping && !s->wq.head)
+		while (s->building || s->excl_waiting || STAILQ_EMPTY(&s->wq)) {
+			if (s->stopping && STAILQ_EMPTY(&s->wq))
 				goto out;
 			urt_waitq_wait(&s->commit_wq);
 		}
@@ -421,11 +433,12 @@ static int installed_seq(struct kv_shard *s, uint64_t *seq)
 static void ack_main(void *arg)
 {
 	struct kv_shard *s = arg;
+	struct urt_kv_req *req;
 
 	for (;;) {
 		uint64_t seq = 0;
 
-		while (!s->acks.head) {
+		while (STAILQ_EMPTY(&s->acks)) {
 			if (s->stopping && s->writers_live == 0)
 				goto out;
 			urt_waitq_wait(&s->ack_wq);
@@ -442,10 +455,12 @@ static void ack_main(void *arg)
 			seq = 0;
 		if (seq < s->committed_seq)
 			seq = s->committed_seq;
-		while (s->acks.head && s->acks.head->seq <= seq)
-			kv_req_complete(kv_queue_pop(&s->acks));
+		while ((req = STAILQ_FIRST(&s->acks)) && req->seq <= seq) {
+			STAILQ_REMOVE_HEAD(&s->acks, next);
+			kv_req_complete(req);
+		}
 		/* Still pending: their commits are in flight and wake us when they return. */
-		if (s->acks.head)
+		if (!STAILQ_EMPTY(&s->acks))
 			urt_waitq_wait(&s->ack_wq);
 	}
 out:
@@ -454,7 +469,7 @@ out:
 
 void kv_shard_write(struct kv_shard *s, struct urt_kv_req *req)
 {
-	kv_queue_push(&s->wq, req);
+	STAILQ_INSERT_TAIL(&s->wq, req, next);
 	if (!s->building)
 		urt_waitq_wake_one(&s->commit_wq);
 }
@@ -553,7 +568,7 @@ int kv_shard_read(struct kv_shard *s, struct urt_kv_req *req)
 
 void kv_shard_read_async(struct kv_shard *s, struct urt_kv_req *req)
 {
-	kv_queue_push(&s->rq, req);
+	STAILQ_INSERT_TAIL(&s->rq, req, next);
 	urt_waitq_wake_one(&s->rq_wq);
 }
 
@@ -563,12 +578,13 @@ static void worker_main(void *arg)
 	struct urt_kv_req *req;
 
 	for (;;) {
-		while (!s->rq.head) {
+		while (STAILQ_EMPTY(&s->rq)) {
 			if (s->stopping)
 				goto out;
 			urt_waitq_wait(&s->rq_wq);
 		}
-		req = kv_queue_pop(&s->rq);
+		req = STAILQ_FIRST(&s->rq);
+		STAILQ_REMOVE_HEAD(&s->rq, next);
 		kv_shard_read(s, req);
 		kv_req_complete(req);
 	}
@@ -802,6 +818,9 @@ int kv_shard_open(struct urt_kv *kv, unsigned id, struct kv_shard **out)
 	s->kv = kv;
 	s->id = id;
 	s->core = urt_core_id();
+	STAILQ_INIT(&s->wq);
+	STAILQ_INIT(&s->acks);
+	STAILQ_INIT(&s->rq);
 	s->tx_pages_max = kv_tx_pages(kv->batch_bytes, kv->hdr.page_size);
 
 	urt_ps_opts_default(&o);
@@ -897,7 +916,7 @@ int kv_shard_close(struct kv_shard *s)
 	urt_waitq_wake_all(&s->state_wq);
 	while (s->fibers_live)
 		urt_waitq_wait(&s->exit_wq);
-	KV_CHECK(!s->wq.head && !s->rq.head && !s->acks.head);
+	URT_ASSERT(STAILQ_EMPTY(&s->wq) && STAILQ_EMPTY(&s->rq) && STAILQ_EMPTY(&s->acks));
 	ret = urt_ps_close(s->ps);
 	shard_free(s);
 	return ret;

@@ -1,0 +1,258 @@
+/*
+ * The key-value store's device layout: the store header, the plan that
+ * places the shard regions, and the creation of a new data file.
+ *
+ * Design notes.
+ *
+ *   device: | store header (4 KiB) | ... | shard 0 region | shard 1 region | ...
+ *                                    1 MiB
+ *   region: | superblocks (8 KiB) | log | page 0 (shard meta) | tree pages ... |
+ *
+ * Each region is one page-store shard (urt_ps_open with region_offset and
+ * region_bytes; docs/format.md has its inside).  Invariants:
+ *  1. The header fills one sector at offset 0 and the rest of the first
+ *     4 KiB is zero.  It is written once, then flushed, so a crash leaves
+ *     it whole or blank, never half written.
+ *  2. A valid header's regions fit the device: region_offset +
+ *     shard_count * region_bytes <= device size.  Regions are 1 MiB
+ *     aligned, and each holds the superblocks, a log of whole 4 KiB blocks
+ *     and at least KV_REGION_PAGES_MIN pages (kv_layout_plan).
+ *  3. A device whose first 4 KiB is neither blank nor a valid header is
+ *     never written to (URT_E_BADFORMAT): it may hold someone's data.
+ *
+ * States of a store's device and the function performing each transition:
+ *
+ *   no file --kv_layout_file_create--> blank (sized, superblocks and logs
+ *       zero, fsynced)
+ *   blank --kv_layout_load (create set)--> header written (flushed)
+ *   header written --kv_shard_open (shard.c), per shard--> page 0 formatted
+ *
+ * A crash between two steps is resumed by the next open: a blank file gets
+ * its header, and a shard whose page 0 is still zero is formatted then.
+ * Block devices and caller-opened devices start at "blank" (or later).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "kv/kv_impl.h"
+#include "kv/layout.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "urt/buf.h"
+#include "urt/dev.h"
+#include "urt/error.h"
+
+#define KV_LOG_MAX (1ull << 30)		/* Largest automatic log per shard. */
+#define KV_REGION_PAGES_MIN 256u	/* Smallest page region a shard may have. */
+#define KV_SUPERBLOCKS_BYTES 8192u	/* The page store's two 4 KiB superblock slots. */
+#define KV_ZERO_CHUNK (1u << 20)	/* Unit of zero-filling a new file's logs. */
+
+int kv_layout_plan(const struct urt_kv_opts *o, uint64_t dev_bytes, unsigned shards,
+		   struct kv_store_hdr *h)
+{
+	uint32_t page_size = o->page_size ? o->page_size : 4096;
+	uint64_t region, log;
+
+	if (dev_bytes < 2ull * KV_REGION_ALIGN) {
+		urt_set_error("kv: the device has %llu bytes, too few for a store",
+			      (unsigned long long)dev_bytes);
+		return -EINVAL;
+	}
+	region = (dev_bytes - KV_REGION_ALIGN) / shards / KV_REGION_ALIGN * KV_REGION_ALIGN;
+	log = o->log_bytes;
+	if (!log) {
+		log = region / 8;
+		if (log < 4ull * o->batch_bytes_max)
+			log = 4ull * o->batch_bytes_max;
+		if (log > KV_LOG_MAX)
+			log = KV_LOG_MAX;
+	}
+	log = log / 4096 * 4096;
+	if (log + KV_SUPERBLOCKS_BYTES + (uint64_t)KV_REGION_PAGES_MIN * page_size > region) {
+		urt_set_error("kv: %llu bytes give each of %u shards %llu bytes, too few for a "
+			      "%llu-byte log and %u pages", (unsigned long long)dev_bytes, shards,
+			      (unsigned long long)region, (unsigned long long)log, KV_REGION_PAGES_MIN);
+		return -EINVAL;
+	}
+	h->shard_count = shards;
+	h->region_offset = KV_REGION_ALIGN;
+	h->region_bytes = region;
+	h->log_bytes = log;
+	h->page_size = page_size;
+	return 0;
+}
+
+static uint64_t hdr_check(const struct kv_store_hdr *h)
+{
+	return kv_hash64(h, offsetof(struct kv_store_hdr, check), KV_HDR_MAGIC);
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+int kv_layout_hdr_decode(const void *buf, uint64_t dev_bytes, uint32_t page_size,
+			 struct kv_store_hdr *out)
+{
+	struct kv_store_hdr h;
+
+	memcpy(&h, buf, sizeof(h));
+	if (h.magic != KV_HDR_MAGIC || h.check != hdr_check(&h)) {
+		if (all_zero(buf, KV_HDR_BYTES))
+			return KV_HDR_BLANK;
+		urt_set_error("kv: the device holds something that is not a urt kv store");
+		return URT_E_BADFORMAT;
+	}
+	if (h.version != KV_HDR_VERSION) {
+		urt_set_error("kv: store header version %u, this build reads %u", h.version,
+			      KV_HDR_VERSION);
+		return URT_E_VERSION;
+	}
+	if (h.shard_count == 0 || h.shard_count > URT_KV_SHARDS_MAX ||
+	    h.region_offset + h.shard_count * h.region_bytes > dev_bytes) {
+		urt_set_error("kv: the store header describes %u shards of %llu bytes, which do "
+			      "not fit the device", h.shard_count, (unsigned long long)h.region_bytes);
+		return URT_E_CORRUPT;
+	}
+	if (page_size && h.page_size != page_size) {
+		urt_set_error("kv: the store has %u-byte pages, %u were asked for", h.page_size,
+			      page_size);
+		return -EINVAL;
+	}
+	*out = h;
+	return 0;
+}
+
+void kv_layout_hdr_encode(struct kv_store_hdr *h, void *buf)
+{
+	h->magic = KV_HDR_MAGIC;
+	h->version = KV_HDR_VERSION;
+	h->check = hdr_check(h);
+	memset(buf, 0, KV_HDR_BYTES);
+	memcpy(buf, h, sizeof(*h));
+}
+
+/* Writes a new, flushed header for `shards` shards on the blank device dev; buf is scratch. */
+static int hdr_write_new(struct urt_dev *dev, const struct urt_kv_opts *o, unsigned shards,
+			 uint8_t *buf, struct kv_store_hdr *h)
+{
+	ssize_t n;
+	int ret;
+
+	if (!o->create) {
+		urt_set_error("kv: no store on the device (create not set)");
+		return URT_E_BADFORMAT;
+	}
+	memset(h, 0, sizeof(*h));
+	ret = kv_layout_plan(o, urt_dev_info(dev)->size_bytes, shards, h);
+	if (ret)
+		return ret;
+	/* Never 0: that is the store_id of a zeroed meta page. */
+	do {
+		if (getrandom(&h->store_id, sizeof(h->store_id), 0) != sizeof(h->store_id))
+			return -errno;
+	} while (h->store_id == 0);
+	h->created_ns = urt_clock_wall_ns();
+	kv_layout_hdr_encode(h, buf);
+	/* One 512-byte sector holds the header, so a crash leaves it whole or blank (invariant 1). */
+	n = urt_write(dev, buf, KV_HDR_BYTES, 0);
+	ret = n == KV_HDR_BYTES ? urt_flush(dev) : n < 0 ? (int)n : -EIO;
+	if (ret)
+		urt_set_error("kv: writing the store header failed (%s)", urt_strerror(ret));
+	return ret;
+}
+
+int kv_layout_load(struct urt_dev *dev, const struct urt_kv_opts *o, unsigned shards,
+		   struct kv_store_hdr *out)
+{
+	uint8_t *buf = urt_buf_get(KV_HDR_BYTES);
+	struct kv_store_hdr h;
+	ssize_t n;
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	n = urt_read(dev, buf, KV_HDR_BYTES, 0);
+	if (n != KV_HDR_BYTES) {
+		ret = n < 0 ? (int)n : -EIO;
+		urt_set_error("kv: reading the store header failed (%s)", urt_strerror(ret));
+		goto out;
+	}
+	ret = kv_layout_hdr_decode(buf, urt_dev_info(dev)->size_bytes, o->page_size, &h);
+	if (ret == KV_HDR_BLANK)
+		ret = hdr_write_new(dev, o, shards, buf, &h);
+	if (ret == 0)
+		*out = h;
+out:
+	urt_buf_put(buf);
+	return ret;
+}
+
+int kv_layout_file_create(const struct urt_kv_opts *o, const char *path, unsigned shards)
+{
+	struct kv_store_hdr h = { 0 };
+	uint8_t *zero;
+	int fd, ret;
+
+	ret = kv_layout_plan(o, o->size_bytes, shards, &h);
+	if (ret)
+		return ret;
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		ret = -errno;
+		urt_set_error("kv: cannot create %s: %s", path, strerror(errno));
+		return ret;
+	}
+	zero = calloc(1, KV_ZERO_CHUNK);
+	if (!zero) {
+		ret = -ENOMEM;
+		goto err_unlink;
+	}
+	if (posix_fallocate(fd, 0, (off_t)o->size_bytes) != 0 &&
+	    ftruncate(fd, (off_t)o->size_bytes) != 0) {
+		ret = -errno;
+		urt_set_error("kv: cannot size %s to %llu bytes: %s", path,
+			      (unsigned long long)o->size_bytes, strerror(errno));
+		goto err_free;
+	}
+	/* Superblocks and log as zeros: the log's first lap then needs no metadata commit. */
+	for (unsigned s = 0; s < shards; s++) {
+		uint64_t off = h.region_offset + s * h.region_bytes;
+		uint64_t end = off + KV_SUPERBLOCKS_BYTES + h.log_bytes;
+
+		while (off < end) {
+			size_t len = end - off < KV_ZERO_CHUNK ? (size_t)(end - off) : KV_ZERO_CHUNK;
+
+			if (pwrite(fd, zero, len, (off_t)off) != (ssize_t)len) {
+				ret = -EIO;
+				urt_set_error("kv: cannot write %s: %s", path, strerror(errno));
+				goto err_free;
+			}
+			off += len;
+		}
+	}
+	if (fsync(fd) != 0) {
+		ret = -errno;
+		goto err_free;
+	}
+	free(zero);
+	close(fd);
+	return 0;
+
+err_free:
+	free(zero);
+err_unlink:
+	close(fd);
+	unlink(path);
+	return ret;
+}

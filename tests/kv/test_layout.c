@@ -1,0 +1,230 @@
+/*
+ * The key-value store's device layout (src/kv/layout.c) on its own: the
+ * plan of the shard regions (sizes, clamps, the smallest device), the
+ * store header (round trip, its on-disk magic, every way decoding refuses
+ * one) and the creation of a data file.  These need no runtime;
+ * kv_layout_load, which reads and writes a urt device, runs in every store
+ * open of test_kv.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kv/kv_impl.h"
+#include "kv/layout.h"
+#include "urt/error.h"
+#include "urt/kv.h"
+
+#define MiB (1ull << 20)
+#define GiB (1ull << 30)
+
+static struct kv_store_hdr planned(const struct urt_kv_opts *o, uint64_t dev_bytes, unsigned shards)
+{
+	struct kv_store_hdr h = { 0 };
+	int ret = kv_layout_plan(o, dev_bytes, shards, &h);
+
+	cr_assert_eq(ret, 0, "plan %llu bytes, %u shards: %d %s", (unsigned long long)dev_bytes,
+		     shards, ret, urt_last_error());
+	return h;
+}
+
+/* The header check of the format: kv_hash64 of the bytes before `check`, seeded with the magic. */
+static void reseal(struct kv_store_hdr *h)
+{
+	h->check = kv_hash64(h, offsetof(struct kv_store_hdr, check), KV_HDR_MAGIC);
+}
+
+Test(layout, plan_places_aligned_regions_that_fit)
+{
+	struct urt_kv_opts o;
+	struct kv_store_hdr h;
+
+	urt_kv_opts_default(&o);
+	h = planned(&o, GiB, 2);
+	cr_expect_eq(h.shard_count, 2);
+	cr_expect_eq(h.page_size, 4096, "default page size");
+	cr_expect_eq(h.region_offset, KV_REGION_ALIGN);
+	cr_expect_eq(h.region_bytes, 511 * MiB, "(1 GiB - 1 MiB) / 2, down to whole MiB");
+	cr_expect_eq(h.log_bytes, 511 * MiB / 8 / 4096 * 4096, "an eighth of the region, whole blocks");
+	cr_expect_leq(h.region_offset + h.shard_count * h.region_bytes, GiB);
+
+	/* An odd device size: regions round down, never past the end. */
+	h = planned(&o, GiB + 12345, 3);
+	cr_expect_eq(h.region_bytes % KV_REGION_ALIGN, 0);
+	cr_expect_leq(h.region_offset + 3 * h.region_bytes, GiB + 12345);
+	cr_expect_gt(h.region_offset + 3 * (h.region_bytes + MiB), GiB + 12345,
+		     "the largest whole-MiB regions");
+
+	o.page_size = 16384;
+	cr_expect_eq(planned(&o, GiB, 1).page_size, 16384);
+}
+
+Test(layout, plan_clamps_the_automatic_log)
+{
+	struct urt_kv_opts o;
+
+	urt_kv_opts_default(&o);
+	/* Small regions: at least four batches of log. */
+	cr_expect_eq(planned(&o, 64 * MiB, 2).log_bytes, 4ull * o.batch_bytes_max);
+	/* Large regions: at most 1 GiB of log. */
+	cr_expect_eq(planned(&o, 64 * GiB, 1).log_bytes, GiB);
+	/* An explicit log is kept, rounded down to whole 4 KiB blocks. */
+	o.log_bytes = 5 * MiB + 100;
+	cr_expect_eq(planned(&o, GiB, 1).log_bytes, 5 * MiB);
+}
+
+Test(layout, plan_refuses_devices_too_small)
+{
+	struct urt_kv_opts o;
+	struct kv_store_hdr h = { 0 };
+
+	urt_kv_opts_default(&o);
+	o.batch_bytes_max = 256u << 10;	/* Smallest log: 1 MiB. */
+	cr_expect_eq(kv_layout_plan(&o, MiB, 1, &h), -EINVAL, "no room after the header");
+	cr_expect(strstr(urt_last_error(), "too few"), "message: %s", urt_last_error());
+	/* A 2 MiB region cannot hold 8 KiB of superblocks, a 1 MiB log and 256 pages... */
+	cr_expect_eq(kv_layout_plan(&o, 3 * MiB, 1, &h), -EINVAL);
+	cr_expect_eq(h.shard_count, 0, "nothing planned on failure");
+	/* ...a 3 MiB one can. */
+	h = planned(&o, 4 * MiB, 1);
+	cr_expect_eq(h.region_bytes, 3 * MiB);
+	cr_expect_eq(h.log_bytes, MiB);
+	/* The same device split into more shards than it has room for. */
+	cr_expect_eq(kv_layout_plan(&o, 4 * MiB, 2, &h), -EINVAL);
+}
+
+Test(layout, header_round_trip_and_magic)
+{
+	struct urt_kv_opts o;
+	struct kv_store_hdr h, got;
+	uint8_t buf[KV_HDR_BYTES];
+
+	urt_kv_opts_default(&o);
+	h = planned(&o, GiB, 2);
+	h.store_id = 0x1122334455667788ull;
+	h.created_ns = 42;
+	memset(buf, 0xa5, sizeof(buf));
+	kv_layout_hdr_encode(&h, buf);
+	cr_expect_eq(memcmp(buf, "uurvkrv1", 8), 0, "the on-disk magic");
+	for (size_t i = sizeof(h); i < sizeof(buf); i++)
+		cr_assert_eq(buf[i], 0, "byte %zu after the header is not zero", i);
+	memset(&got, 0, sizeof(got));
+	cr_assert_eq(kv_layout_hdr_decode(buf, GiB, 0, &got), 0, "%s", urt_last_error());
+	cr_expect_eq(memcmp(&got, &h, sizeof(h)), 0);
+	cr_expect_eq(got.version, KV_HDR_VERSION);
+	/* The page size asked for must be the store's, or 0 for any. */
+	cr_expect_eq(kv_layout_hdr_decode(buf, GiB, 4096, &got), 0);
+	cr_expect_eq(kv_layout_hdr_decode(buf, GiB, 8192, &got), -EINVAL);
+}
+
+Test(layout, decode_tells_blank_from_foreign)
+{
+	uint8_t buf[KV_HDR_BYTES] = { 0 };
+	struct kv_store_hdr h = { 0 }, got = { 0 };
+
+	cr_expect_eq(kv_layout_hdr_decode(buf, GiB, 0, &got), KV_HDR_BLANK);
+	/* One stray byte anywhere in the first 4 KiB: not blank, not ours. */
+	buf[KV_HDR_BYTES - 1] = 1;
+	cr_expect_eq(kv_layout_hdr_decode(buf, GiB, 0, &got), URT_E_BADFORMAT);
+
+	/* A sealed header with one bit flipped: the check catches it. */
+	h.shard_count = 1;
+	h.region_offset = KV_REGION_ALIGN;
+	h.region_bytes = 8 * MiB;
+	h.page_size = 4096;
+	kv_layout_hdr_encode(&h, buf);
+	buf[offsetof(struct kv_store_hdr, store_id)] ^= 1;
+	cr_expect_eq(kv_layout_hdr_decode(buf, GiB, 0, &got), URT_E_BADFORMAT);
+	cr_expect(strstr(urt_last_error(), "not a urt kv store"), "message: %s", urt_last_error());
+	cr_expect_eq(got.shard_count, 0, "nothing decoded on failure");
+}
+
+Test(layout, decode_refuses_other_versions_and_regions_off_the_device)
+{
+	struct kv_store_hdr h = { 0 }, bad, got = { 0 };
+	uint8_t buf[KV_HDR_BYTES];
+
+	h.shard_count = 2;
+	h.region_offset = KV_REGION_ALIGN;
+	h.region_bytes = 8 * MiB;
+	h.page_size = 4096;
+	kv_layout_hdr_encode(&h, buf);
+	cr_assert_eq(kv_layout_hdr_decode(buf, 17 * MiB, 0, &got), 0, "exactly fits");
+	/* One byte short of the last region. */
+	cr_expect_eq(kv_layout_hdr_decode(buf, 17 * MiB - 1, 0, &got), URT_E_CORRUPT);
+
+	bad = h;
+	bad.version = KV_HDR_VERSION + 1;
+	reseal(&bad);
+	memcpy(buf, &bad, sizeof(bad));
+	cr_expect_eq(kv_layout_hdr_decode(buf, GiB, 0, &got), URT_E_VERSION);
+
+	bad = h;
+	bad.shard_count = 0;
+	reseal(&bad);
+	memcpy(buf, &bad, sizeof(bad));
+	cr_expect_eq(kv_layout_hdr_decode(buf, GiB, 0, &got), URT_E_CORRUPT);
+
+	bad = h;
+	bad.shard_count = URT_KV_SHARDS_MAX + 1;
+	bad.region_bytes = MiB;
+	reseal(&bad);
+	memcpy(buf, &bad, sizeof(bad));
+	cr_expect_eq(kv_layout_hdr_decode(buf, GiB, 0, &got), URT_E_CORRUPT);
+}
+
+static void tmp_path(char *path, size_t len, const char *what)
+{
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+
+	snprintf(path, len, "%s/urt-layout-%s-%d", tmp, what, getpid());
+	unlink(path);
+}
+
+Test(layout, file_create_sizes_the_file_and_leaves_the_header_blank)
+{
+	struct urt_kv_opts o;
+	struct kv_store_hdr got;
+	uint8_t buf[KV_HDR_BYTES];
+	char path[256];
+	struct stat st;
+	int fd;
+
+	urt_kv_opts_default(&o);
+	o.size_bytes = 32 * MiB;
+	tmp_path(path, sizeof(path), "create");
+	cr_assert_eq(kv_layout_file_create(&o, path, 2), 0, "%s", urt_last_error());
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq((uint64_t)st.st_size, o.size_bytes);
+	fd = open(path, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, buf, KV_HDR_BYTES, 0), KV_HDR_BYTES);
+	cr_expect_eq(kv_layout_hdr_decode(buf, o.size_bytes, 0, &got), KV_HDR_BLANK);
+	close(fd);
+
+	/* Never over an existing file, which stays as it was. */
+	cr_expect_eq(kv_layout_file_create(&o, path, 2), -EEXIST);
+	cr_assert_eq(stat(path, &st), 0, "the existing file was removed");
+	cr_expect_eq((uint64_t)st.st_size, o.size_bytes);
+	unlink(path);
+}
+
+Test(layout, file_create_too_small_leaves_no_file)
+{
+	struct urt_kv_opts o;
+	char path[256];
+
+	urt_kv_opts_default(&o);
+	o.size_bytes = 4 * MiB;	/* A 3 MiB region, too small for an 8 MiB log. */
+	tmp_path(path, sizeof(path), "small");
+	cr_expect_eq(kv_layout_file_create(&o, path, 1), -EINVAL);
+	cr_expect_neq(access(path, F_OK), 0, "a file was left behind");
+	unlink(path);
+}

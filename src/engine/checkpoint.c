@@ -96,7 +96,7 @@ static int ckpt_write_page(struct urt_ps *ps, struct ckpt_ctx *c, struct frame *
 	for (unsigned k = 0; k < CKPT_WRITES_MAX && !w; k++)
 		if (!c->w[k].busy)
 			w = &c->w[k];
-	PS_ASSERT(w);
+	URT_ASSERT(w);
 	memcpy(ps->ckpt_bufs[w - c->w], f->data, ps->page_size);
 	page_seal(ps->ckpt_bufs[w - c->w], ps->page_size, f->pgno, f->page_lsn);
 	w->ps = ps;
@@ -105,7 +105,7 @@ static int ckpt_write_page(struct urt_ps *ps, struct ckpt_ctx *c, struct frame *
 	/* The pin keeps eviction away while the copy is written. */
 	f->pins++;
 	urt_io_prep_write(&w->io, ps->dev, ps->ckpt_bufs[w - c->w], ps->page_size,
-			  ps->base + ps_page_off(ps, f->pgno));
+			  ps->base + disk_page_off(ps, f->pgno));
 	ret = urt_io_submit(&w->io, ckpt_write_done, c);
 	if (ret) {
 		pool_unpin(ps, f);
@@ -164,12 +164,12 @@ int ckpt_run(struct urt_ps *ps)
 	if (!ret)
 		ret = c.err;
 	if (ret) {
-		ps_set_sticky(ps, ret, "writing a page home during a checkpoint");
+		disk_set_sticky(ps, ret, "writing a page home during a checkpoint");
 		goto out;
 	}
-	ret = ps_flush(ps);
+	ret = disk_flush(ps);
 	if (ret) {
-		ps_set_sticky(ps, ret, "flushing pages during a checkpoint");
+		disk_set_sticky(ps, ret, "flushing pages during a checkpoint");
 		goto out;
 	}
 	/* The images of the skipped frames replace the ones before B: they must be durable. */
@@ -178,9 +178,9 @@ int ckpt_run(struct urt_ps *ps)
 		if (ret)
 			goto out;
 	}
-	ret = ps_sb_write(ps, b_lsn, epoch);
+	ret = disk_sb_write(ps, b_lsn, epoch);
 	if (ret) {
-		ps_set_sticky(ps, ret, "writing the superblock");
+		disk_set_sticky(ps, ret, "writing the superblock");
 		goto out;
 	}
 	ps->ckpt_lsn_old = ps->ckpt_lsn;

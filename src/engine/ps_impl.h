@@ -1,32 +1,23 @@
 /*
- * Internal state of one page-store shard, shared by ps.c (open, close,
- * format), pool.c (buffer pool), wal.c (log writer and group commit),
- * checkpoint.c, recovery.c and tx.c.  docs/engine.md explains how the
- * pieces fit; each .c file opens with the design notes of its part.
+ * Internal state of one page-store shard, shared by ps.c (open, close, the
+ * store's state), disk.c (device I/O, superblock writes, the sticky error),
+ * pool.c (buffer pool), wal.c (log writer and group commit), checkpoint.c,
+ * recovery.c and tx.c.  docs/engine.md explains how the pieces fit; each .c
+ * file opens with the design notes of its part.
  */
 #ifndef URT_ENGINE_PS_IMPL_H
 #define URT_ENGINE_PS_IMPL_H
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 
+#include "base/assert.h"
 #include "engine/format/format.h"
 #include "urt/dev.h"
 #include "urt/fiber.h"
 #include "urt/ps.h"
 #include "urt/rt.h"
-
-/* Always-on check of a programmer error inside the engine. */
-#define PS_ASSERT(cond)                                                         \
-	do {                                                                    \
-		if (__builtin_expect(!(cond), 0)) {                             \
-			fprintf(stderr, "%s:%d: engine assertion failed: %s\n", \
-				__FILE__, __LINE__, #cond);                     \
-			abort();                                                \
-		}                                                               \
-	} while (0)
 
 /* Page writes a checkpoint keeps in flight at once. */
 #define CKPT_WRITES_MAX 16
@@ -132,13 +123,15 @@ struct urt_ps {
 	struct urt_ps_stats stats;	/* Counters. */
 };
 
-/* ps.c */
-void ps_set_sticky(struct urt_ps *ps, int err, const char *what);
-int ps_read(struct urt_ps *ps, void *buf, size_t len, uint64_t off);
-int ps_write(struct urt_ps *ps, const void *buf, size_t len, uint64_t off, bool fua);
-int ps_flush(struct urt_ps *ps);
-int ps_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch);
-uint64_t ps_page_off(const struct urt_ps *ps, uint64_t pgno);
+/* disk.c */
+void disk_set_sticky(struct urt_ps *ps, int err, const char *what);
+int disk_read(struct urt_ps *ps, void *buf, size_t len, uint64_t off);
+int disk_write(struct urt_ps *ps, const void *buf, size_t len, uint64_t off, bool fua);
+int disk_flush(struct urt_ps *ps);
+int disk_zero(struct urt_ps *ps, uint64_t off, uint64_t len);
+uint64_t disk_page_off(const struct urt_ps *ps, uint64_t pgno);
+int disk_sb_format(struct urt_ps *ps, const struct superblock *sb);
+int disk_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch);
 
 /* pool.c */
 int pool_init(struct urt_ps *ps);

@@ -92,7 +92,7 @@ int recovery_run(struct urt_ps *ps)
 		uint64_t off = ps->sb.log_start + lsn % ps->sb.log_len;
 		uint8_t *p = buf;
 
-		ret = ps_read(ps, buf, ps->block_size, off);
+		ret = disk_read(ps, buf, ps->block_size, off);
 		if (ret)
 			goto out;
 		ret = logrec_batch_check_header(buf, ps->block_size, &ps->geom, lsn, min_epoch, &b,
@@ -116,7 +116,7 @@ int recovery_run(struct urt_ps *ps)
 				p = big;
 			}
 			if (b.span > ps->block_size || p != buf) {
-				ret = ps_read(ps, p, b.span, off);
+				ret = disk_read(ps, p, b.span, off);
 				if (ret)
 					goto out;
 			}

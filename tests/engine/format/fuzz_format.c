@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the on-disk format decoders (src/engine/format.h).
+ * libFuzzer target for the on-disk format decoders (src/engine/format/format.h).
  *
  * The first input byte picks a mode; the rest is the untrusted image.  Raw
  * modes hand the bytes to a decoder as they are.  "Fixed" modes first
@@ -16,7 +16,7 @@
  *
  * ISA-L is not compiled with AddressSanitizer, so a CRC over bytes past a
  * buffer would go unnoticed inside it.  This target therefore links its own
- * urt_crc32c (instead of src/engine/crc32c.c): it asks ASan whether the
+ * urt_crc32c (instead of src/base/crc32c.c): it asks ASan whether the
  * whole range is addressable (and makes ASan report the first bad byte if
  * not) before calling ISA-L, and checks ISA-L against a table-driven
  * reference on short buffers.

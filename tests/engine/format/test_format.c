@@ -1,5 +1,5 @@
 /*
- * On-disk format layer (src/engine/format.h): CRC32C, superblock, page
+ * On-disk format layer (src/engine/format/format.h): CRC32C, superblock, page
  * header, log batches and records.
  *
  * Each suite checks one codec: round trips compare every decoded field

@@ -40,6 +40,12 @@
  * One checkpoint runs at a time (ckpt_busy); a background fiber runs them
  * when the WAL asks (log use above checkpoint_pct, or a committer out of
  * space), and urt_ps_checkpoint runs one in the caller's fiber.
+ *
+ * Store states (ps.c): a checkpoint of an open store moves it from OPEN to
+ * CHECKPOINTING and back.  The open checkpoint runs in RECOVERING and
+ * leaves that state alone (urt_ps_open moves on to OPEN).  Every failure
+ * makes the store sticky, so a failed checkpoint ends in ERROR, and ERROR
+ * is never turned back into OPEN here.
  */
 #include <errno.h>
 #include <string.h>
@@ -122,11 +128,17 @@ int ckpt_run(struct urt_ps *ps)
 	struct ckpt_ctx c;
 	int ret;
 
+	URT_ASSERT(ps->state == PS_RECOVERING || ps_is_serving(ps));
+	URT_ASSERT(ps_state_consistent(ps));
 	while (ps->ckpt_busy)
 		urt_waitq_wait(&ps->ckpt_wq);
 	if (ps->sticky)
 		return URT_E_STICKY;
+	/* ps.c invariant 4: with the lock free, no checkpoint state is left over. */
+	URT_ASSERT(ps->state == PS_RECOVERING || ps->state == PS_OPEN);
 	ps->ckpt_busy = true;
+	if (ps->state == PS_OPEN)
+		ps->state = PS_CHECKPOINTING;
 	b_lsn = wal_checkpoint_lsn(ps);
 	epoch = ps->epoch;
 
@@ -188,6 +200,10 @@ int ckpt_run(struct urt_ps *ps)
 	ps->stats.checkpoints++;
 	urt_waitq_wake_all(&ps->space_wq);
 out:
+	/* A checkpoint fails only by making the store sticky (ps.c invariant 4). */
+	URT_ASSERT(ret == 0 || ps->state == PS_ERROR);
+	if (ps->state == PS_CHECKPOINTING)
+		ps->state = PS_OPEN;
 	ps->ckpt_busy = false;
 	urt_waitq_wake_all(&ps->ckpt_wq);
 	if (ret)

@@ -24,8 +24,8 @@
  *  4. Format writes both slots (B with generation 1, then A with 2) before
  *     one flush, so no copy of a previous store on the device can win the
  *     pick.
- *  5. disk_set_sticky is the only way to make the store sticky, and the
- *     first error wins: ps->sticky is set once and never cleared; every wait that could
+ *  5. disk_set_sticky is the only way into PS_ERROR, and the first error
+ *     wins: ps->sticky is set once and never cleared; every wait that could
  *     outlive the error is woken, and each waiter finds the error when it
  *     looks again.  Callers decide which failures are fatal (a failed log
  *     write, flush, page write home or superblock write; not a failed page
@@ -44,9 +44,13 @@
 void disk_set_sticky(struct urt_ps *ps, int err, const char *what)
 {
 	URT_ASSERT(err < 0);
+	URT_ASSERT(ps_state_consistent(ps));
+	URT_ASSERT(ps->state == PS_RECOVERING || ps->state == PS_OPEN ||
+		   ps->state == PS_CHECKPOINTING || ps->state == PS_ERROR);
 	if (ps->sticky)
 		return;
 	ps->sticky = err;
+	ps->state = PS_ERROR;
 	ps->stats.sticky_error = err;
 	urt_set_error("page store: %s failed (%s); the store refuses further work",
 		      what, urt_strerror(err));

@@ -1,6 +1,6 @@
 /*
- * Page store shard: open (format or recover), close, and the small public
- * accessors.
+ * Page store shard: open (format or recover), close, the store's state,
+ * and the small public accessors.
  *
  * Design notes.
  *
@@ -11,7 +11,7 @@
  * whose work reaches it only through urt_dev, urt_io and the fibers.  Its
  * files, top to bottom:
  *
- *   ps.c          open, close, accessors (this file)
+ *   ps.c          open, close, lifecycle state, accessors (this file)
  *   tx.c          transactions (public calls)
  *   checkpoint.c  checkpoints and the background checkpointer
  *   recovery.c    log replay on open
@@ -24,13 +24,57 @@
  * A file calls only files below it, with one exception: a committer short
  * of log space asks for a checkpoint (wal.c calls ckpt_request, which only
  * sets a flag and wakes the checkpointer fiber).  Nothing calls back into
- * ps.c: it is the top of the engine, and disk.c is its floor.
+ * ps.c, so the store's state is set only by the functions in the table
+ * below, each in the file that does the work.
  *
- * States of a shard:
- *   opening  -> superblock picked (or formatted) -> recovery replay ->
- *   open-checkpoint (pages home, superblock with the new epoch) -> open
- *   open     -> sticky (any failed log write, flush or home write)
- *   open or sticky -> closed (urt_ps_close: final checkpoint unless sticky)
+ * Invariants:
+ *  1. A store belongs to the core whose fiber opened it, and every call runs
+ *     there (asserted): nothing needs a lock.
+ *  2. ps->state changes only in the functions of the table below, and each
+ *     asserts on entry the states it may be called in.
+ *  3. Errors are sticky.  ps->sticky is nonzero exactly when the store has
+ *     entered ERROR, and ERROR is left only for CLOSED.  After an unclear
+ *     I/O failure (a log write or flush, a page written home, a superblock
+ *     write) the committers of the failed batch get the original error,
+ *     every later call URT_E_STICKY, and urt_ps_error and urt_ps_close the
+ *     original error.  Nothing is retried as if it had succeeded: after a
+ *     failed flush the device cache may have dropped the data (fsyncgate).
+ *     The next open recovers from what is really on the device.
+ *  4. CHECKPOINTING implies ckpt_busy.  ckpt_busy is the checkpoint lock and
+ *     is also held without that state: by the open checkpoint (RECOVERING)
+ *     and by a failed checkpoint unwinding (ERROR).  A checkpoint fails only
+ *     by making the store sticky.
+ *  5. The store is handed out only in OPEN: after the open checkpoint has
+ *     written the replayed pages home and made the new epoch durable, so
+ *     batches a crashed incarnation left past the log end are never
+ *     replayed (recovery.c), and with the writer and checkpointer running.
+ *
+ * States (enum ps_state in ps_impl.h):
+ *
+ *   (new) --> OPENING --> RECOVERING --> OPEN <------> CHECKPOINTING
+ *                             |           |  \               |
+ *                             |           |   `--> CLOSED    |
+ *                             |           v          ^       |
+ *                             +------->  ERROR ------'       |
+ *                                         ^                  |
+ *                                         +------------------+
+ *
+ * A failed urt_ps_open frees the store from OPENING, RECOVERING or ERROR
+ * without handing it out.  Transitions and the function performing each:
+ *
+ *   from                        to             function
+ *   (none)                      OPENING        urt_ps_open (ps.c)
+ *   OPENING                     RECOVERING     recovery_run (recovery.c)
+ *   RECOVERING                  OPEN           urt_ps_open (ps.c)
+ *   OPEN                        CHECKPOINTING  ckpt_run (checkpoint.c)
+ *   CHECKPOINTING               OPEN           ckpt_run (checkpoint.c)
+ *   RECOVERING, OPEN,
+ *     CHECKPOINTING             ERROR          disk_set_sticky (disk.c)
+ *   OPEN, ERROR                 CLOSED         urt_ps_close (ps.c)
+ *
+ * urt_ps_close may be called in CHECKPOINTING (the checkpointer fiber is
+ * running one): its final checkpoint waits for that one first, so by the
+ * time the fibers are stopped the store is OPEN or ERROR.
  *
  * Region layout (format.h): two 4 KiB superblock slots, the circular log,
  * the page region.  Every offset below is relative to the region start
@@ -217,6 +261,7 @@ int urt_ps_open(struct urt_dev *dev, const struct urt_ps_opts *opts, struct urt_
 	ps = calloc(1, sizeof(*ps));
 	if (!ps)
 		return -ENOMEM;
+	ps->state = PS_OPENING;
 	ps->dev = dev;
 	ps->core = urt_core_id();
 	ps->opts = *opts;
@@ -267,6 +312,9 @@ int urt_ps_open(struct urt_dev *dev, const struct urt_ps_opts *opts, struct urt_
 	if (ret)
 		goto err_writer;
 	ps->stats.checkpoint_lsn = ps->ckpt_lsn;
+	/* Invariant 5: handed out only now; the open checkpoint cannot leave it sticky and succeed. */
+	URT_ASSERT(ps->state == PS_RECOVERING && ps_state_consistent(ps));
+	ps->state = PS_OPEN;
 	*out = ps;
 	return 0;
 
@@ -286,11 +334,15 @@ int urt_ps_close(struct urt_ps *ps)
 	int ret = 0;
 
 	URT_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
+	URT_ASSERT(ps_is_serving(ps) && ps_state_consistent(ps));
 	URT_ASSERT(ps->tx_open == 0);
 	if (!ps->sticky)
 		ret = ckpt_run(ps);
 	ckpt_stop(ps);
 	wal_stop(ps);
+	/* The fibers are gone, so no checkpoint can be running (invariant 4). */
+	URT_ASSERT(ps->state == PS_OPEN || ps->state == PS_ERROR);
+	ps->state = PS_CLOSED;
 	if (ps->sticky)
 		ret = ps->sticky;
 	tx_free_all(ps);
@@ -313,6 +365,7 @@ size_t urt_ps_page_data_bytes(const struct urt_ps *ps)
 int urt_ps_checkpoint(struct urt_ps *ps)
 {
 	URT_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
+	URT_ASSERT(ps_is_serving(ps));
 	return ckpt_run(ps);
 }
 

@@ -32,6 +32,7 @@ int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out)
 	uint32_t n = ps->opts.tx_pages_max;
 
 	URT_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
+	URT_ASSERT(ps_is_serving(ps));
 	if (ps->sticky)
 		return URT_E_STICKY;
 	tx = ps->tx_free;

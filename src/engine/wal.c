@@ -28,9 +28,9 @@
  *     on space_wq (each checkpoint moves ckpt_lsn_old up).
  *  4. A batch that would cross the end of the log region is preceded by a
  *     one-block WRAP batch, and starts at the next lap.
- *  5. A failed log write or flush makes the store sticky (disk_set_sticky):
- *     the batch's committers get the error, later ones URT_E_STICKY, and
- *     nothing written after it is ever acknowledged.
+ *  5. A failed log write or flush makes the store sticky (disk_set_sticky
+ *     moves it to ERROR, ps.c): the batch's committers get the error, later
+ *     ones URT_E_STICKY, and nothing written after it is ever acknowledged.
  *
  * Durability of one batch, by policy (docs/engine.md has the reasoning):
  *   FUA    the WRAP block (if any) and the batch are written with FUA;

@@ -40,6 +40,12 @@
  * One checkpoint runs at a time (ckpt_busy); a background fiber runs them
  * when the WAL asks (log use above checkpoint_pct, or a committer out of
  * space), and urt_ps_checkpoint runs one in the caller's fiber.
+ *
+ * Store states (ps.c): a checkpoint of an open store moves it from OPEN to
+ * CHECKPOINTING and back.  The open checkpoint runs in RECOVERING and
+ * leaves that state alone (urt_ps_open moves on to OPEN).  Every failure
+ * makes the store sticky, so a failed checkpoint ends in ERROR, and ERROR
+ * is never turned back into OPEN here.
  */
 #include <errno.h>
 #include <string.h>
@@ -96,7 +102,7 @@ static int ckpt_write_page(struct urt_ps *ps, struct ckpt_ctx *c, struct frame *
 	for (unsigned k = 0; k < CKPT_WRITES_MAX && !w; k++)
 		if (!c->w[k].busy)
 			w = &c->w[k];
-	PS_ASSERT(w);
+	URT_ASSERT(w);
 	memcpy(ps->ckpt_bufs[w - c->w], f->data, ps->page_size);
 	page_seal(ps->ckpt_bufs[w - c->w], ps->page_size, f->pgno, f->page_lsn);
 	w->ps = ps;
@@ -105,7 +111,7 @@ static int ckpt_write_page(struct urt_ps *ps, struct ckpt_ctx *c, struct frame *
 	/* The pin keeps eviction away while the copy is written. */
 	f->pins++;
 	urt_io_prep_write(&w->io, ps->dev, ps->ckpt_bufs[w - c->w], ps->page_size,
-			  ps->base + ps_page_off(ps, f->pgno));
+			  ps->base + disk_page_off(ps, f->pgno));
 	ret = urt_io_submit(&w->io, ckpt_write_done, c);
 	if (ret) {
 		pool_unpin(ps, f);
@@ -122,11 +128,17 @@ int ckpt_run(struct urt_ps *ps)
 	struct ckpt_ctx c;
 	int ret;
 
+	URT_ASSERT(ps->state == PS_RECOVERING || ps_is_serving(ps));
+	URT_ASSERT(ps_state_consistent(ps));
 	while (ps->ckpt_busy)
 		urt_waitq_wait(&ps->ckpt_wq);
 	if (ps->sticky)
 		return URT_E_STICKY;
+	/* ps.c invariant 4: with the lock free, no checkpoint state is left over. */
+	URT_ASSERT(ps->state == PS_RECOVERING || ps->state == PS_OPEN);
 	ps->ckpt_busy = true;
+	if (ps->state == PS_OPEN)
+		ps->state = PS_CHECKPOINTING;
 	b_lsn = wal_checkpoint_lsn(ps);
 	epoch = ps->epoch;
 
@@ -164,12 +176,12 @@ int ckpt_run(struct urt_ps *ps)
 	if (!ret)
 		ret = c.err;
 	if (ret) {
-		ps_set_sticky(ps, ret, "writing a page home during a checkpoint");
+		disk_set_sticky(ps, ret, "writing a page home during a checkpoint");
 		goto out;
 	}
-	ret = ps_flush(ps);
+	ret = disk_flush(ps);
 	if (ret) {
-		ps_set_sticky(ps, ret, "flushing pages during a checkpoint");
+		disk_set_sticky(ps, ret, "flushing pages during a checkpoint");
 		goto out;
 	}
 	/* The images of the skipped frames replace the ones before B: they must be durable. */
@@ -178,9 +190,9 @@ int ckpt_run(struct urt_ps *ps)
 		if (ret)
 			goto out;
 	}
-	ret = ps_sb_write(ps, b_lsn, epoch);
+	ret = disk_sb_write(ps, b_lsn, epoch);
 	if (ret) {
-		ps_set_sticky(ps, ret, "writing the superblock");
+		disk_set_sticky(ps, ret, "writing the superblock");
 		goto out;
 	}
 	ps->ckpt_lsn_old = ps->ckpt_lsn;
@@ -188,6 +200,10 @@ int ckpt_run(struct urt_ps *ps)
 	ps->stats.checkpoints++;
 	urt_waitq_wake_all(&ps->space_wq);
 out:
+	/* A checkpoint fails only by making the store sticky (ps.c invariant 4). */
+	URT_ASSERT(ret == 0 || ps->state == PS_ERROR);
+	if (ps->state == PS_CHECKPOINTING)
+		ps->state = PS_OPEN;
 	ps->ckpt_busy = false;
 	urt_waitq_wake_all(&ps->ckpt_wq);
 	if (ret)

@@ -114,7 +114,7 @@ static void hash_remove(struct urt_ps *ps, struct frame *f)
 	int32_t idx = (int32_t)(f - ps->frames);
 
 	while (*link != idx) {
-		PS_ASSERT(*link >= 0);
+		URT_ASSERT(*link >= 0);
 		link = &ps->frames[*link].next;
 	}
 	*link = f->next;
@@ -132,7 +132,7 @@ int pool_write_home(struct urt_ps *ps, struct frame *f, uint8_t *scratch)
 	if (scratch)
 		memcpy(scratch, f->data, ps->page_size);
 	page_seal(p, ps->page_size, f->pgno, f->page_lsn);
-	return ps_write(ps, p, ps->page_size, ps_page_off(ps, f->pgno), false);
+	return disk_write(ps, p, ps->page_size, disk_page_off(ps, f->pgno), false);
 }
 
 /*
@@ -177,7 +177,7 @@ static struct frame *victim(struct urt_ps *ps, int *err)
 				ret = pool_write_home(ps, f, NULL);
 				ps->stats.evict_writes++;
 				if (ret) {
-					ps_set_sticky(ps, ret, "writing an evicted page home");
+					disk_set_sticky(ps, ret, "writing an evicted page home");
 					f->state = FRAME_VALID;
 					urt_waitq_wake_all(&f->wq);
 					*err = ret;
@@ -219,7 +219,7 @@ static int read_page(struct urt_ps *ps, struct frame *f)
 	for (uint32_t attempt = 0; attempt <= ps->opts.read_retry_max; attempt++) {
 		if (attempt)
 			ps->stats.read_retries++;
-		ret = ps_read(ps, f->data, ps->page_size, ps_page_off(ps, f->pgno));
+		ret = disk_read(ps, f->data, ps->page_size, disk_page_off(ps, f->pgno));
 		if (ret == 0)
 			break;
 	}
@@ -314,6 +314,6 @@ int pool_get(struct urt_ps *ps, uint64_t pgno, bool load, struct frame **out)
 void pool_unpin(struct urt_ps *ps, struct frame *f)
 {
 	(void)ps;
-	PS_ASSERT(f->pins > 0);
+	URT_ASSERT(f->pins > 0);
 	f->pins--;
 }

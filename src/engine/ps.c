@@ -1,37 +1,97 @@
 /*
- * Page store shard: open (format or recover), close, device I/O helpers,
- * superblock writes and the sticky error state.
+ * Page store shard: open (format or recover), close, the store's state,
+ * and the small public accessors.
  *
  * Design notes.
  *
- * States of a shard:
- *   opening  -> superblock picked (or formatted) -> recovery replay ->
- *   open-checkpoint (pages home, superblock with the new epoch) -> open
- *   open     -> sticky (any failed log write, flush or home write)
- *   open or sticky -> closed (urt_ps_close: final checkpoint unless sticky)
+ * src/engine is the page store: a transactional store of fixed-size pages
+ * on one region of a urt device (docs/engine.md).  It may include only the
+ * public API (include/urt/) and the support code of src/base/, plus its own
+ * headers: never the runtime's internal headers nor the io_uring library,
+ * whose work reaches it only through urt_dev, urt_io and the fibers.  Its
+ * files, top to bottom:
+ *
+ *   ps.c          open, close, lifecycle state, accessors (this file)
+ *   tx.c          transactions (public calls)
+ *   checkpoint.c  checkpoints and the background checkpointer
+ *   recovery.c    log replay on open
+ *   pool.c        buffer pool (eviction waits for the log)
+ *   wal.c         log writer fiber and group commit
+ *   disk.c        device I/O, superblock writes, the sticky error
+ *   format/       the on-disk format: pure codecs, no I/O
+ *   region.c      splitting a device into per-core regions (stands alone)
+ *
+ * A file calls only files below it, with one exception: a committer short
+ * of log space asks for a checkpoint (wal.c calls ckpt_request, which only
+ * sets a flag and wakes the checkpointer fiber).  Nothing calls back into
+ * ps.c, so the store's state is set only by the functions in the table
+ * below, each in the file that does the work.
+ *
+ * Invariants:
+ *  1. A store belongs to the core whose fiber opened it, and every call runs
+ *     there (asserted): nothing needs a lock.
+ *  2. ps->state changes only in the functions of the table below, and each
+ *     asserts on entry the states it may be called in.
+ *  3. Errors are sticky.  ps->sticky is nonzero exactly when the store has
+ *     entered ERROR, and ERROR is left only for CLOSED.  After an unclear
+ *     I/O failure (a log write or flush, a page written home, a superblock
+ *     write) the committers of the failed batch get the original error,
+ *     every later call URT_E_STICKY, and urt_ps_error and urt_ps_close the
+ *     original error.  Nothing is retried as if it had succeeded: after a
+ *     failed flush the device cache may have dropped the data (fsyncgate).
+ *     The next open recovers from what is really on the device.
+ *  4. CHECKPOINTING implies ckpt_busy.  ckpt_busy is the checkpoint lock and
+ *     is also held without that state: by the open checkpoint (RECOVERING)
+ *     and by a failed checkpoint unwinding (ERROR).  A checkpoint fails only
+ *     by making the store sticky.
+ *  5. The store is handed out only in OPEN: after the open checkpoint has
+ *     written the replayed pages home and made the new epoch durable, so
+ *     batches a crashed incarnation left past the log end are never
+ *     replayed (recovery.c), and with the writer and checkpointer running.
+ *
+ * States (enum ps_state in ps_impl.h):
+ *
+ *   (new) --> OPENING --> RECOVERING --> OPEN <------> CHECKPOINTING
+ *                             |           |  \               |
+ *                             |           |   `--> CLOSED    |
+ *                             |           v          ^       |
+ *                             +------->  ERROR ------'       |
+ *                                         ^                  |
+ *                                         +------------------+
+ *
+ * A failed urt_ps_open frees the store from OPENING, RECOVERING or ERROR
+ * without handing it out.  Transitions and the function performing each:
+ *
+ *   from                        to             function
+ *   (none)                      OPENING        urt_ps_open (ps.c)
+ *   OPENING                     RECOVERING     recovery_run (recovery.c)
+ *   RECOVERING                  OPEN           urt_ps_open (ps.c)
+ *   OPEN                        CHECKPOINTING  ckpt_run (checkpoint.c)
+ *   CHECKPOINTING               OPEN           ckpt_run (checkpoint.c)
+ *   RECOVERING, OPEN,
+ *     CHECKPOINTING             ERROR          disk_set_sticky (disk.c)
+ *   OPEN, ERROR                 CLOSED         urt_ps_close (ps.c)
+ *
+ * urt_ps_close may be called in CHECKPOINTING (the checkpointer fiber is
+ * running one): its final checkpoint waits for that one first, so by the
+ * time the fibers are stopped the store is OPEN or ERROR.
  *
  * Region layout (format.h): two 4 KiB superblock slots, the circular log,
  * the page region.  Every offset below is relative to the region start
  * `base`, so several shards can share one device in disjoint regions.
- *
- * Superblock writes alternate slots by generation parity: a write tears at
- * most the slot being written, and the other slot still holds the previous
- * generation.  Format writes both slots (B then A) so no copy of a
- * previous store on the device can win the pick.
  */
 #include <errno.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include "engine/ps_impl.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "urt/buf.h"
 #include "urt/error.h"
 
 #define PS_LOG_MIN (256u << 10)		/* Smallest default log: four 64 KiB batches. */
 #define PS_LOG_MAX (1ull << 30)		/* Largest default log. */
-#define PS_ZERO_CHUNK (1u << 20)	/* Zeroing unit at format. */
 
 void urt_ps_opts_default(struct urt_ps_opts *o)
 {
@@ -47,111 +107,12 @@ void urt_ps_opts_default(struct urt_ps_opts *o)
 	o->shard_count = 1;
 }
 
-void ps_set_sticky(struct urt_ps *ps, int err, const char *what)
-{
-	if (ps->sticky)
-		return;
-	ps->sticky = err;
-	ps->stats.sticky_error = err;
-	urt_set_error("page store: %s failed (%s); the store refuses further work",
-		      what, urt_strerror(err));
-	/* Wake everybody: no wait may outlive the error. */
-	urt_waitq_wake_all(&ps->space_wq);
-	urt_waitq_wake_all(&ps->durable_wq);
-	urt_waitq_wake_all(&ps->sealed_wq);
-	urt_waitq_wake_all(&ps->ckpt_wq);
-}
-
-int ps_read(struct urt_ps *ps, void *buf, size_t len, uint64_t off)
-{
-	ssize_t n = urt_read(ps->dev, buf, len, ps->base + off);
-
-	if (n < 0)
-		return (int)n;
-	return (size_t)n == len ? 0 : -EIO;
-}
-
-int ps_write(struct urt_ps *ps, const void *buf, size_t len, uint64_t off, bool fua)
-{
-	ssize_t n = fua ? urt_write_fua(ps->dev, buf, len, ps->base + off)
-			: urt_write(ps->dev, buf, len, ps->base + off);
-
-	if (n < 0)
-		return (int)n;
-	return (size_t)n == len ? 0 : -EIO;
-}
-
-/* Flushes the device cache; also under NONE_UNSAFE, where only log batches skip it. */
-int ps_flush(struct urt_ps *ps)
-{
-	ps->stats.flushes++;
-	return urt_flush(ps->dev);
-}
-
-uint64_t ps_page_off(const struct urt_ps *ps, uint64_t pgno)
-{
-	return ps->sb.page_start + pgno * ps->page_size;
-}
-
-/* Writes the next superblock generation (other slot) and flushes it. */
-int ps_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch)
-{
-	struct superblock sb = ps->sb;
-	const char *why = NULL;
-	uint8_t *buf = urt_buf_get(URT_SB_SLOT_SIZE);
-	int ret;
-
-	if (!buf)
-		return -ENOMEM;
-	sb.generation++;
-	sb.checkpoint_lsn = ckpt_lsn;
-	sb.checkpoint_epoch = ckpt_epoch;
-	sb.log_epoch = ps->epoch;
-	ret = superblock_encode(&sb, buf, URT_SB_SLOT_SIZE, &why);
-	PS_ASSERT(ret == 0);
-	ret = ps_write(ps, buf, URT_SB_SLOT_SIZE, superblock_slot_offset(sb.generation), false);
-	if (ret == 0)
-		ret = ps_flush(ps);
-	if (ret == 0)
-		ps->sb = sb;
-	urt_buf_put(buf);
-	return ret;
-}
-
-static int zero_pages(struct urt_ps *ps, const struct superblock *sb)
-{
-	uint64_t off = sb->page_start, end = sb->page_start + sb->page_count * sb->page_size;
-	uint8_t *buf;
-	int ret = 0;
-
-	if (urt_dev_info(ps->dev)->write_zeroes) {
-		struct urt_io io;
-
-		urt_io_prep_write_zeroes(&io, ps->dev, end - off, ps->base + off);
-		if (urt_io_wait(&io) == 0)
-			return 0;
-	}
-	buf = urt_buf_get(PS_ZERO_CHUNK);
-	if (!buf)
-		return -ENOMEM;
-	memset(buf, 0, PS_ZERO_CHUNK);
-	while (off < end && ret == 0) {
-		uint64_t n = end - off < PS_ZERO_CHUNK ? end - off : PS_ZERO_CHUNK;
-
-		ret = ps_write(ps, buf, n, off, false);
-		off += n;
-	}
-	urt_buf_put(buf);
-	return ret;
-}
-
+/* Plans a new store over the region, zeroes its pages if asked, and writes its superblock. */
 static int format(struct urt_ps *ps, uint64_t region_bytes)
 {
 	struct superblock sb;
 	const char *why = NULL;
 	uint64_t log_len = ps->opts.log_bytes;
-	uint8_t *buf;
-	struct timespec ts;
 	int ret;
 
 	if (!log_len) {
@@ -176,29 +137,13 @@ static int format(struct urt_ps *ps, uint64_t region_bytes)
 	sb.checkpoint_lsn = 0;
 	sb.checkpoint_epoch = 1;
 	sb.log_epoch = 1;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	sb.created_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	sb.created_ns = urt_clock_wall_ns();
 	if (ps->opts.format_zero_pages) {
-		ret = zero_pages(ps, &sb);
+		ret = disk_zero(ps, sb.page_start, sb.page_count * sb.page_size);
 		if (ret)
 			return ret;
 	}
-	buf = urt_buf_get(URT_SB_SLOT_SIZE);
-	if (!buf)
-		return -ENOMEM;
-	/* Slot B gets generation 1, then slot A generation 2: both name this store. */
-	for (uint64_t gen = 1; gen <= 2 && ret == 0; gen++) {
-		sb.generation = gen;
-		ret = superblock_encode(&sb, buf, URT_SB_SLOT_SIZE, &why);
-		PS_ASSERT(ret == 0);
-		ret = ps_write(ps, buf, URT_SB_SLOT_SIZE, superblock_slot_offset(gen), false);
-	}
-	urt_buf_put(buf);
-	if (ret == 0)
-		ret = ps_flush(ps);
-	if (ret == 0)
-		ps->sb = sb;
-	return ret;
+	return disk_sb_format(ps, &sb);
 }
 
 /* Reads both slots and picks; formats when asked to and the region is blank. */
@@ -213,7 +158,7 @@ static int load_superblock(struct urt_ps *ps, uint64_t region_bytes)
 	buf = urt_buf_get(URT_SB_REGION_SIZE);
 	if (!buf)
 		return -ENOMEM;
-	ret = ps_read(ps, buf, URT_SB_REGION_SIZE, 0);
+	ret = disk_read(ps, buf, URT_SB_REGION_SIZE, 0);
 	if (ret)
 		goto out;
 	ret = superblock_pick(buf, buf + URT_SB_SLOT_SIZE, URT_SB_SLOT_SIZE, &ps->sb, &info);
@@ -312,10 +257,11 @@ int urt_ps_open(struct urt_dev *dev, const struct urt_ps_opts *opts, struct urt_
 	struct urt_ps *ps;
 	int ret;
 
-	PS_ASSERT(urt_in_fiber());
+	URT_ASSERT(urt_in_fiber());
 	ps = calloc(1, sizeof(*ps));
 	if (!ps)
 		return -ENOMEM;
+	ps->state = PS_OPENING;
 	ps->dev = dev;
 	ps->core = urt_core_id();
 	ps->opts = *opts;
@@ -366,6 +312,9 @@ int urt_ps_open(struct urt_dev *dev, const struct urt_ps_opts *opts, struct urt_
 	if (ret)
 		goto err_writer;
 	ps->stats.checkpoint_lsn = ps->ckpt_lsn;
+	/* Invariant 5: handed out only now; the open checkpoint cannot leave it sticky and succeed. */
+	URT_ASSERT(ps->state == PS_RECOVERING && ps_state_consistent(ps));
+	ps->state = PS_OPEN;
 	*out = ps;
 	return 0;
 
@@ -384,12 +333,16 @@ int urt_ps_close(struct urt_ps *ps)
 {
 	int ret = 0;
 
-	PS_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
-	PS_ASSERT(ps->tx_open == 0);
+	URT_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
+	URT_ASSERT(ps_is_serving(ps) && ps_state_consistent(ps));
+	URT_ASSERT(ps->tx_open == 0);
 	if (!ps->sticky)
 		ret = ckpt_run(ps);
 	ckpt_stop(ps);
 	wal_stop(ps);
+	/* The fibers are gone, so no checkpoint can be running (invariant 4). */
+	URT_ASSERT(ps->state == PS_OPEN || ps->state == PS_ERROR);
+	ps->state = PS_CLOSED;
 	if (ps->sticky)
 		ret = ps->sticky;
 	tx_free_all(ps);
@@ -411,7 +364,8 @@ size_t urt_ps_page_data_bytes(const struct urt_ps *ps)
 
 int urt_ps_checkpoint(struct urt_ps *ps)
 {
-	PS_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
+	URT_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
+	URT_ASSERT(ps_is_serving(ps));
 	return ckpt_run(ps);
 }
 

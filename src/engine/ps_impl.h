@@ -1,38 +1,40 @@
 /*
- * Internal state of one page-store shard, shared by ps.c (open, close,
- * format), pool.c (buffer pool), wal.c (log writer and group commit),
- * checkpoint.c, recovery.c and tx.c.  docs/engine.md explains how the
- * pieces fit; each .c file opens with the design notes of its part.
+ * Internal state of one page-store shard, shared by ps.c (open, close, the
+ * store's state), disk.c (device I/O, superblock writes, the sticky error),
+ * pool.c (buffer pool), wal.c (log writer and group commit), checkpoint.c,
+ * recovery.c and tx.c.  docs/engine.md explains how the pieces fit; each .c
+ * file opens with the design notes of its part, and ps.c with the states
+ * of enum ps_state and the function that performs each transition.
  */
 #ifndef URT_ENGINE_PS_IMPL_H
 #define URT_ENGINE_PS_IMPL_H
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 
+#include "base/assert.h"
 #include "engine/format/format.h"
 #include "urt/dev.h"
 #include "urt/fiber.h"
 #include "urt/ps.h"
 #include "urt/rt.h"
 
-/* Always-on check of a programmer error inside the engine. */
-#define PS_ASSERT(cond)                                                         \
-	do {                                                                    \
-		if (__builtin_expect(!(cond), 0)) {                             \
-			fprintf(stderr, "%s:%d: engine assertion failed: %s\n", \
-				__FILE__, __LINE__, #cond);                     \
-			abort();                                                \
-		}                                                               \
-	} while (0)
-
 /* Page writes a checkpoint keeps in flight at once. */
 #define CKPT_WRITES_MAX 16
 
 /* The type stamped on every page the engine writes (format.h requires nonzero). */
 #define PS_PAGE_TYPE_DATA 1
+
+/* Lifecycle of a store; ps.c's design notes give the transitions. */
+enum ps_state {
+	PS_OPENING = 1,		/* urt_ps_open: options, superblock (or format), buffers. */
+	PS_RECOVERING,		/* Log replay, then the open checkpoint; not handed out yet. */
+	PS_OPEN,		/* Handed out, serving transactions; no checkpoint runs. */
+	PS_CHECKPOINTING,	/* Open, serving transactions, and ckpt_run runs a checkpoint. */
+	PS_ERROR,		/* Sticky: a fatal I/O failure; sticky holds its error. */
+	PS_CLOSED,		/* urt_ps_close stopped the fibers; the store is being freed. */
+};
 
 enum frame_state {
 	FRAME_FREE = 0,		/* Holds no page; on no hash chain. */
@@ -88,7 +90,8 @@ struct urt_ps {
 	uint32_t block_size;		/* Log block size. */
 	bool use_fua;			/* Log batches are written with FUA. */
 	bool use_flush;			/* Flushes are issued (false only for NONE_UNSAFE). */
-	int sticky;			/* First fatal error, 0 when healthy. */
+	enum ps_state state;		/* Lifecycle state (ps.c). */
+	int sticky;			/* First fatal error, 0 when healthy (nonzero iff ERROR was entered). */
 
 	/* Buffer pool (pool.c). */
 	struct frame *frames;		/* pool_pages frames. */
@@ -119,7 +122,7 @@ struct urt_ps {
 	struct urt_waitq writer_exit_wq;/* Close waits here for the writer to exit. */
 
 	/* Checkpoint (checkpoint.c). */
-	bool ckpt_busy;			/* A checkpoint runs. */
+	bool ckpt_busy;			/* A checkpoint runs (also one unwinding in ERROR). */
 	bool ckpt_wanted;		/* The checkpointer fiber should run one. */
 	bool ckpt_running;		/* The checkpointer fiber exists. */
 	struct urt_waitq ckpt_wq;	/* Fibers waiting for a checkpoint to end. */
@@ -132,13 +135,37 @@ struct urt_ps {
 	struct urt_ps_stats stats;	/* Counters. */
 };
 
-/* ps.c */
-void ps_set_sticky(struct urt_ps *ps, int err, const char *what);
-int ps_read(struct urt_ps *ps, void *buf, size_t len, uint64_t off);
-int ps_write(struct urt_ps *ps, const void *buf, size_t len, uint64_t off, bool fua);
-int ps_flush(struct urt_ps *ps);
-int ps_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch);
-uint64_t ps_page_off(const struct urt_ps *ps, uint64_t pgno);
+/*
+ * Whether the store has been handed out by urt_ps_open and not closed yet:
+ * the states in which its public calls are valid.
+ */
+static inline bool ps_is_serving(const struct urt_ps *ps)
+{
+	return ps->state == PS_OPEN || ps->state == PS_CHECKPOINTING || ps->state == PS_ERROR;
+}
+
+/*
+ * ps.c invariants 3 and 4, asserted on entry to every state transition:
+ * sticky is set exactly in ERROR (and in CLOSED after it), and a store in
+ * CHECKPOINTING holds the checkpoint lock.
+ */
+static inline bool ps_state_consistent(const struct urt_ps *ps)
+{
+	if (ps->state == PS_CLOSED)
+		return true;
+	return (ps->sticky != 0) == (ps->state == PS_ERROR) &&
+	       (ps->state != PS_CHECKPOINTING || ps->ckpt_busy);
+}
+
+/* disk.c */
+void disk_set_sticky(struct urt_ps *ps, int err, const char *what);
+int disk_read(struct urt_ps *ps, void *buf, size_t len, uint64_t off);
+int disk_write(struct urt_ps *ps, const void *buf, size_t len, uint64_t off, bool fua);
+int disk_flush(struct urt_ps *ps);
+int disk_zero(struct urt_ps *ps, uint64_t off, uint64_t len);
+uint64_t disk_page_off(const struct urt_ps *ps, uint64_t pgno);
+int disk_sb_format(struct urt_ps *ps, const struct superblock *sb);
+int disk_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch);
 
 /* pool.c */
 int pool_init(struct urt_ps *ps);

@@ -27,6 +27,10 @@
  * After replay the epoch is bumped (max seen + 1) and the open checkpoint
  * records it, so batches left past the end by the crashed incarnation can
  * never be mistaken for new ones.
+ *
+ * Store states (ps.c): recovery_run moves the store from OPENING to
+ * RECOVERING, where it stays through the open checkpoint; an eviction
+ * that fails to write a replayed page home moves it to ERROR.
  */
 #include <errno.h>
 #include <string.h>
@@ -82,8 +86,10 @@ int recovery_run(struct urt_ps *ps)
 	uint8_t *big = NULL;
 	int ret = 0;
 
+	URT_ASSERT(ps->state == PS_OPENING && ps_state_consistent(ps));
 	if (!buf)
 		return -ENOMEM;
+	ps->state = PS_RECOVERING;
 	/* The whole log is durable while it is replayed (see the notes). */
 	ps->durable_lsn = UINT64_MAX;
 	for (;;) {
@@ -92,7 +98,7 @@ int recovery_run(struct urt_ps *ps)
 		uint64_t off = ps->sb.log_start + lsn % ps->sb.log_len;
 		uint8_t *p = buf;
 
-		ret = ps_read(ps, buf, ps->block_size, off);
+		ret = disk_read(ps, buf, ps->block_size, off);
 		if (ret)
 			goto out;
 		ret = logrec_batch_check_header(buf, ps->block_size, &ps->geom, lsn, min_epoch, &b,
@@ -116,7 +122,7 @@ int recovery_run(struct urt_ps *ps)
 				p = big;
 			}
 			if (b.span > ps->block_size || p != buf) {
-				ret = ps_read(ps, p, b.span, off);
+				ret = disk_read(ps, p, b.span, off);
 				if (ret)
 					goto out;
 			}

@@ -5,7 +5,7 @@
  * A page store (struct urt_ps) is single-threaded: every call runs on its
  * core, so it needs no locks.  To run one store per core on one device,
  * store i gets region i; a call for a store on another core is shipped
- * there with urt_core_run (src/runtime/xcore/run.c).
+ * there with urt_core_run (include/urt/rt.h).
  */
 #include "engine/ps_impl.h"
 

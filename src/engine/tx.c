@@ -31,7 +31,8 @@ int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out)
 	struct urt_tx *tx;
 	uint32_t n = ps->opts.tx_pages_max;
 
-	PS_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
+	URT_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
+	URT_ASSERT(ps_is_serving(ps));
 	if (ps->sticky)
 		return URT_E_STICKY;
 	tx = ps->tx_free;
@@ -90,7 +91,7 @@ int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, 
 	uint8_t *shadow;
 	int ret;
 
-	PS_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
+	URT_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
 	if (ps->sticky)
 		return URT_E_STICKY;
 	if (pgno >= ps->sb.page_count)
@@ -148,7 +149,7 @@ int urt_tx_commit(struct urt_tx *tx)
 	struct urt_ps *ps = tx->ps;
 	int ret = 0;
 
-	PS_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
+	URT_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
 	if (tx->nwrite == 0) {
 		ps->stats.commits_readonly++;
 		tx_end(tx);
@@ -163,7 +164,7 @@ int urt_tx_commit(struct urt_tx *tx)
 
 void urt_tx_abort(struct urt_tx *tx)
 {
-	PS_ASSERT(urt_core_id() == tx->ps->core);
+	URT_ASSERT(urt_core_id() == tx->ps->core);
 	tx->ps->stats.aborts++;
 	tx_end(tx);
 }

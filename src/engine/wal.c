@@ -28,9 +28,9 @@
  *     on space_wq (each checkpoint moves ckpt_lsn_old up).
  *  4. A batch that would cross the end of the log region is preceded by a
  *     one-block WRAP batch, and starts at the next lap.
- *  5. A failed log write or flush makes the store sticky: the batch's
- *     committers get the error, later ones URT_E_STICKY, and nothing written
- *     after it is ever acknowledged.
+ *  5. A failed log write or flush makes the store sticky (disk_set_sticky
+ *     moves it to ERROR, ps.c): the batch's committers get the error, later
+ *     ones URT_E_STICKY, and nothing written after it is ever acknowledged.
  *
  * Durability of one batch, by policy (docs/engine.md has the reasoning):
  *   FUA    the WRAP block (if any) and the batch are written with FUA;
@@ -109,7 +109,7 @@ static int batch_open(struct urt_ps *ps, struct batch *b, uint64_t need)
 	cap = ps->opts.batch_bytes_max < room ? ps->opts.batch_bytes_max : room;
 	cap = cap / ps->block_size * ps->block_size;
 	ret = logrec_enc_begin(&b->enc, b->buf, cap, &ps->geom, lsn, ps->epoch);
-	PS_ASSERT(ret == 0);
+	URT_ASSERT(ret == 0);
 	b->seq = ++ps->seq_next;
 	b->ncommits = 0;
 	b->open = true;
@@ -198,14 +198,14 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 
 		ret = logrec_enc_add(&b->enc, LOGREC_PAGE_IMAGE, txid, f->pgno, tx->shadow[i],
 				     ps->page_size, &lsn);
-		PS_ASSERT(ret == 0);
+		URT_ASSERT(ret == 0);
 		memcpy(f->data, tx->shadow[i], ps->page_size);
 		f->page_lsn = lsn;
 		f->dirty = true;
 		f->writer = NULL;
 	}
 	ret = logrec_enc_add(&b->enc, LOGREC_COMMIT, txid, 0, NULL, 0, NULL);
-	PS_ASSERT(ret == 0);
+	URT_ASSERT(ret == 0);
 	b->ncommits++;
 	seq = b->seq;
 	if (!ps->writer_busy)
@@ -228,21 +228,21 @@ static int batch_write(struct urt_ps *ps, struct batch *b, uint64_t span)
 	int ret = 0;
 
 	if (b->has_wrap) {
-		ret = ps_write(ps, b->wrap_buf, ps->block_size, log_off(ps, b->wrap_lsn), ps->use_fua);
+		ret = disk_write(ps, b->wrap_buf, ps->block_size, log_off(ps, b->wrap_lsn), ps->use_fua);
 		ps->stats.log_writes++;
 		ps->stats.log_bytes += ps->block_size;
 		ps->stats.fua_writes += ps->use_fua;
 		if (ret)
 			return ret;
 	}
-	ret = ps_write(ps, b->buf, span, log_off(ps, b->enc.lsn), ps->use_fua);
+	ret = disk_write(ps, b->buf, span, log_off(ps, b->enc.lsn), ps->use_fua);
 	ps->stats.log_writes++;
 	ps->stats.log_bytes += span;
 	ps->stats.fua_writes += ps->use_fua;
 	if (ret)
 		return ret;
 	if (ps->use_flush && !ps->use_fua)
-		ret = ps_flush(ps);
+		ret = disk_flush(ps);
 	return ret;
 }
 
@@ -266,22 +266,22 @@ static void writer_main(void *arg)
 			urt_sleep_ns(ps->opts.group_delay_ns);
 
 		ret = logrec_enc_finish(&b->enc, &span);
-		PS_ASSERT(ret == 0);
+		URT_ASSERT(ret == 0);
 		if (b->has_wrap) {
 			ret = logrec_wrap_encode(b->wrap_buf, ps->block_size, &ps->geom, b->wrap_lsn,
 						 ps->epoch, &wspan);
-			PS_ASSERT(ret == 0 && b->wrap_lsn + wspan == b->enc.lsn);
+			URT_ASSERT(ret == 0 && b->wrap_lsn + wspan == b->enc.lsn);
 		}
 		ps->next_lsn = b->enc.lsn + span;
 		/* Swap: new commits fill the other buffer while this one is written. */
 		ps->fill = b == &ps->batch[0] ? &ps->batch[1] : &ps->batch[0];
-		PS_ASSERT(!ps->fill->open);
+		URT_ASSERT(!ps->fill->open);
 		ps->writer_busy = true;
 		urt_waitq_wake_all(&ps->sealed_wq);
 
 		ret = ps->sticky ? URT_E_STICKY : batch_write(ps, b, span);
 		if (ret) {
-			ps_set_sticky(ps, ret, "writing a log batch");
+			disk_set_sticky(ps, ret, "writing a log batch");
 		} else {
 			ps->durable_lsn = ps->next_lsn > b->enc.lsn + span ? b->enc.lsn + span
 									    : ps->next_lsn;

@@ -111,6 +111,25 @@ static inline struct urt_ps *psx_open(struct urt_dev *dev, const struct urt_ps_o
 }
 
 /*
+ * Power cycle after the store was closed (a failure may have left the
+ * device in an unknown state): cuts the power (seed draws which cached
+ * writes land), then reopens the device (psx_reopen_crashed) and, with
+ * o->create cleared, the existing store.  NULL, with the failure recorded
+ * in f, when either does not open.
+ */
+static inline struct urt_ps *psx_power_cycle(struct urt_dev **dev, struct urt_dev **crashed,
+					     struct urt_ps_opts *o, uint64_t seed, struct psx_fail *f)
+{
+	urt_sim_crash(*dev, seed);
+	if (psx_reopen_crashed(dev, crashed)) {
+		psx_failf(f, "sim reopen failed");
+		return NULL;
+	}
+	o->create = false;
+	return psx_open(*dev, o, f);
+}
+
+/*
  * The pattern of transaction txid on page pgno: a header (txid, pgno) and
  * bytes derived from both, so that a page from a different transaction,
  * a different page or a half-written page is recognised.

@@ -86,21 +86,10 @@ static int flip_byte(struct urt_dev *dev, uint64_t off)
 	return (int)(n < 0 ? n : 0);
 }
 
-/*
- * Power cycle after the store was closed (a failure may have left the
- * device in an unknown state): cuts the power (seed draws which cached
- * writes land), then reopens the device and the existing store.  NULL, with
- * the failure recorded, when either does not open.
- */
+/* Power cycle after the store was closed (psx_power_cycle). */
 static struct urt_ps *ft_power_cycle(struct ft_state *s, uint64_t seed)
 {
-	urt_sim_crash(s->dev, seed);
-	if (psx_reopen_crashed(&s->dev, &s->crashed)) {
-		psx_failf(&s->fail, "sim reopen failed");
-		return NULL;
-	}
-	s->o.create = false;
-	return ft_open(s);
+	return psx_power_cycle(&s->dev, &s->crashed, &s->o, seed, &s->fail);
 }
 
 /* Flips a byte in the newer of the two superblock copies: the store must fall back to the other. */

@@ -29,29 +29,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "urt/error.h"
-
-/*
- * Always-on assertion for programmer errors at the format layer's API
- * boundary (a bad page size, an uninitialised page): cheap, and a wrong
- * on-disk image is worse than a crash.
- */
-#define FMT_ASSERT(cond)                                                        \
-	do {                                                                    \
-		if (__builtin_expect(!(cond), 0))                               \
-			fmt_assert_fail(#cond, __FILE__, __LINE__);             \
-	} while (0)
-
-__attribute__((noreturn, cold)) static inline void fmt_assert_fail(const char *expr,
-								    const char *file, int line)
-{
-	fprintf(stderr, "%s:%d: format assertion failed: %s\n", file, line, expr);
-	abort();
-}
 
 /* ---- Little-endian access to possibly unaligned bytes ------------------ */
 

@@ -35,6 +35,7 @@
  */
 #include <errno.h>
 
+#include "base/assert.h"
 #include "base/crc32c.h"
 #include "engine/format/format.h"
 
@@ -57,9 +58,9 @@ static uint64_t rec_size(uint64_t len)
 
 static void geom_assert(const struct logrec_geom *g)
 {
-	FMT_ASSERT(urt_block_size_valid(g->block_size));
-	FMT_ASSERT(urt_page_size_valid(g->page_size));
-	FMT_ASSERT(g->log_len > 0 && g->log_len % g->block_size == 0);
+	URT_ASSERT(urt_block_size_valid(g->block_size));
+	URT_ASSERT(urt_page_size_valid(g->page_size));
+	URT_ASSERT(g->log_len > 0 && g->log_len % g->block_size == 0);
 }
 
 void logrec_geom_from_sb(struct logrec_geom *g, const struct superblock *sb)
@@ -570,7 +571,7 @@ int logrec_enc_finish(struct logrec_enc *e, uint64_t *span)
 		return -EINVAL;
 	body_len = (uint32_t)(e->off - URT_LOG_BATCH_HDR_SIZE);
 	end = round_up(e->off, e->geom.block_size);
-	FMT_ASSERT(end <= e->cap);
+	URT_ASSERT(end <= e->cap);
 	memset(e->buf + e->off, 0, end - e->off);
 	enc_batch_hdr(e->buf, &e->geom, e->lsn, e->epoch, end, body_len,
 		      urt_crc32c(0, e->buf + URT_LOG_BATCH_HDR_SIZE, body_len), e->nrec,

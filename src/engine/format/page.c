@@ -16,6 +16,7 @@
  * else in the header means anything before it holds; then store and page
  * identity.
  */
+#include "base/assert.h"
 #include "base/crc32c.h"
 #include "engine/format/format.h"
 
@@ -23,9 +24,9 @@ typedef struct urt_page_hdr_disk phd;
 
 void page_init(void *page, size_t page_size, uint64_t pgno, uint16_t type, uint64_t store_id)
 {
-	FMT_ASSERT(urt_page_size_valid(page_size));
-	FMT_ASSERT(type != 0);
-	FMT_ASSERT(store_id != 0);
+	URT_ASSERT(urt_page_size_valid(page_size));
+	URT_ASSERT(type != 0);
+	URT_ASSERT(store_id != 0);
 	memset(page, 0, page_size);
 	URT_PUT16(page, phd, type, type);
 	URT_PUT64(page, phd, pgno, pgno);
@@ -37,7 +38,7 @@ uint32_t page_crc(const void *page, size_t page_size)
 	static const uint8_t zero[4];
 	uint32_t crc;
 
-	FMT_ASSERT(page_size > URT_PAGE_HDR_SIZE);
+	URT_ASSERT(page_size > URT_PAGE_HDR_SIZE);
 	_Static_assert(offsetof(phd, crc) == 0, "the crc field opens the page");
 	crc = urt_crc32c(0, zero, sizeof(zero));
 	return urt_crc32c(crc, (const uint8_t *)page + 4, page_size - 4);
@@ -45,10 +46,10 @@ uint32_t page_crc(const void *page, size_t page_size)
 
 void page_seal(void *page, size_t page_size, uint64_t pgno, uint64_t lsn)
 {
-	FMT_ASSERT(urt_page_size_valid(page_size));
+	URT_ASSERT(urt_page_size_valid(page_size));
 	/* A zero type or store id means page_init never ran on this buffer. */
-	FMT_ASSERT(URT_GET16(page, phd, type) != 0);
-	FMT_ASSERT(URT_GET64(page, phd, store_id) != 0);
+	URT_ASSERT(URT_GET16(page, phd, type) != 0);
+	URT_ASSERT(URT_GET64(page, phd, store_id) != 0);
 	URT_PUT64(page, phd, pgno, pgno);
 	URT_PUT64(page, phd, lsn, lsn);
 	URT_PUT32(page, phd, crc, page_crc(page, page_size));
@@ -69,7 +70,7 @@ int page_verify(const void *page, size_t page_size, uint64_t pgno, uint64_t stor
 {
 	struct page_hdr h;
 
-	FMT_ASSERT(urt_page_size_valid(page_size));
+	URT_ASSERT(urt_page_size_valid(page_size));
 	page_hdr_read(page, &h);
 	/* An all-zero page has a zero crc field; only then is the full scan needed. */
 	if (h.crc == 0 && urt_is_zero(page, page_size))

@@ -169,10 +169,11 @@ int urkv_server_start(struct urkv_server *srv)
 	return 0;
 }
 
-/* Runs on core cc->core (urt_core_run_jobs): waits until its connections have left. */
+/* Runs on every core (urt_core_run_all): waits until that core's connections have left. */
 static int core_stop(void *p)
 {
-	struct urkv_core *cc = p;
+	struct urkv_server *srv = p;
+	struct urkv_core *cc = &srv->cores[urt_core_id()];
 
 	if (cc->accepting)
 		urt_io_cancel(&cc->acc);
@@ -190,17 +191,10 @@ static int core_stop(void *p)
 
 void urkv_server_stop(struct urkv_server *srv)
 {
-	struct urt_core_job *jobs = calloc(srv->ncores, sizeof(*jobs));
-
 	atomic_store(&srv->stopping, true);
-	if (!jobs) {
+	if (urt_core_run_all(srv->rt, core_stop, srv) == -ENOMEM) {
 		/* No memory for the fan-out: stop the cores one after the other. */
 		for (unsigned i = 0; i < srv->ncores; i++)
-			urt_core_run(srv->rt, i, core_stop, &srv->cores[i]);
-		return;
+			urt_core_run(srv->rt, i, core_stop, srv);
 	}
-	for (unsigned i = 0; i < srv->ncores; i++)
-		jobs[i] = (struct urt_core_job){ .core = i, .fn = core_stop, .arg = &srv->cores[i] };
-	urt_core_run_jobs(srv->rt, jobs, srv->ncores);
-	free(jobs);
 }

@@ -16,5 +16,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 	qemu-system-x86 busybox-static cpio xz-utils kmod \
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static \
 	redis-tools redis-server \
+	librocksdb-dev liblmdb-dev libwiredtiger-dev libinih-dev libseccomp-dev \
 	doxygen \
 	> /dev/null

@@ -15,6 +15,29 @@
 #include "urbench/engine.h"
 #include "urbench/report.h"
 #include "urbench/target.h"
+#include "urt/rt.h"
+
+/*
+ * An io_uring mode when io_uring is blocked for this process (sysctl,
+ * seccomp): the row is kept, marked not runnable with the runtime's reason,
+ * so that the psync rows still run and report; the exit status is 2.
+ */
+static bool mode_not_runnable(const struct ub_mode *m, struct ub_result *r)
+{
+	char why[UB_ERRMSG_MAX];
+
+	if (m->engine == UB_ENGINE_PSYNC || urt_io_uring_check(why, sizeof(why)) == 0)
+		return false;
+	memset(r, 0, sizeof(*r));
+	r->mode = *m;
+	ub_mode_name(m, r->mode_name, sizeof(r->mode_name));
+	urt_hist_init(&r->total.hist);
+	r->err = urt_io_uring_check(NULL, 0);
+	r->status = UB_EXIT_USAGE;
+	r->not_runnable = true;
+	snprintf(r->errmsg, sizeof(r->errmsg), "%s", why);
+	return true;
+}
 
 static int run_modes(const struct ub_opts *o, const struct ub_target *t, FILE *out, FILE *errf)
 {
@@ -30,8 +53,16 @@ static int run_modes(const struct ub_opts *o, const struct ub_target *t, FILE *o
 		return UB_EXIT_FAIL;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		int s = ub_run_mode(o, &modes[i], t, &r[i]);
+		int s;
 
+		if (n > 1 && mode_not_runnable(&modes[i], &r[i])) {
+			done++;
+			status = UB_EXIT_USAGE;
+			if (o->json)	/* The text table has the reason in the row itself. */
+				fprintf(errf, "urbench: %s not runnable: %s\n", r[i].mode_name, r[i].errmsg);
+			continue;
+		}
+		s = ub_run_mode(o, &modes[i], t, &r[i]);
 		done++;
 		if (s == UB_EXIT_USAGE) {
 			/* A mode this kernel or device cannot do: one line, nothing else. */
@@ -86,10 +117,13 @@ static int run_default(struct ub_opts *o, FILE *out, FILE *errf)
 		fprintf(errf, "urbench: %s (set TMPDIR to a directory on a disk with 1 GiB free)\n", err);
 		return UB_EXIT_USAGE;
 	}
-	for (size_t i = 0; i < sizeof(qds) / sizeof(qds[0]) && status == UB_EXIT_OK; i++) {
+	for (size_t i = 0; i < sizeof(qds) / sizeof(qds[0]); i++) {
 		o->qd = qds[i];
 		fprintf(out, "\n");
 		status = run_modes(o, &t, out, errf);
+		/* Blocked io_uring still leaves the psync rows of every QD to run. */
+		if (status != UB_EXIT_OK && !(status == UB_EXIT_USAGE && urt_io_uring_check(NULL, 0)))
+			break;
 	}
 	if (created)
 		unlink(o->target);

@@ -99,6 +99,10 @@ void ub_report_text(FILE *f, const struct ub_opts *o, const struct ub_result *r,
 		const struct ub_result *x = &r[i];
 		struct ub_lat l;
 
+		if (x->not_runnable) {
+			fprintf(f, "%-30s not runnable: %s\n", x->mode_name, x->errmsg);
+			continue;
+		}
 		if (x->status != UB_EXIT_OK && x->total.ops == 0) {
 			fprintf(f, "%-30s failed: %s\n", x->mode_name, x->errmsg);
 			continue;

@@ -57,6 +57,7 @@ struct ub_result {
 	unsigned nseries;			/* Seconds in series. */
 	int err;				/* 0 or the -errno that ended the run. */
 	int status;				/* enum ub_exit. */
+	bool not_runnable;			/* Not run: io_uring is blocked here (errmsg says why). */
 	char errmsg[UB_ERRMSG_MAX];		/* One line when err or errors. */
 };
 

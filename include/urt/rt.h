@@ -183,6 +183,7 @@ URT_API int urt_rt_stats_total(struct urt_rt *rt, struct urt_stats *out);
 
 /** Kernel features found by probing, for reports and for skips in tests. */
 struct urt_kernel_features {
+	bool io_uring;		/**< io_uring_setup works for this process (not blocked); else all below are false. */
 	bool single_issuer;	/**< IORING_SETUP_SINGLE_ISSUER accepted. */
 	bool defer_taskrun;	/**< IORING_SETUP_DEFER_TASKRUN accepted. */
 	bool sqpoll;		/**< IORING_SETUP_SQPOLL accepted. */
@@ -195,6 +196,15 @@ struct urt_kernel_features {
 };
 /** Probe the running kernel once (cached) and copy the result; returns 0.  Any thread. */
 URT_API int urt_kernel_probe(struct urt_kernel_features *out);
+
+/**
+ * Whether this process may use io_uring at all.  Returns 0, or the -errno
+ * of io_uring_setup (-EPERM when kernel.io_uring_disabled or a seccomp
+ * filter blocks it, -ENOSYS without io_uring) with why (len bytes, may be
+ * NULL) naming the likely cause and what to do.  Cached; any thread.
+ * urt_rt_start fails the same way, with the same text in urt_last_error().
+ */
+URT_API int urt_io_uring_check(char *why, size_t len);
 
 URT_END_DECLS
 

@@ -4,6 +4,7 @@
  * The header we compile against (liburing 2.3) is older than the kernel, so
  * compile-time constants say nothing about the machine we run on.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -12,6 +13,24 @@
 
 static struct urt_kernel_features features;
 static pthread_once_t features_once = PTHREAD_ONCE_INIT;
+static int uring_err;
+static pthread_once_t uring_once = PTHREAD_ONCE_INIT;
+
+/* A plain ring with no flags: what every mode needs first. */
+static void uring_once_check(void)
+{
+	struct io_uring ring;
+
+	uring_err = io_uring_queue_init(2, &ring, 0);
+	if (uring_err == 0)
+		io_uring_queue_exit(&ring);
+}
+
+int probe_uring_usable(void)
+{
+	pthread_once(&uring_once, uring_once_check);
+	return uring_err;
+}
 
 static bool flags_work(uint32_t flags)
 {
@@ -32,6 +51,10 @@ static void probe_once(void)
 {
 	struct io_uring_probe *pr;
 
+	/* Blocked (sysctl, seccomp): every flag would read as refused, which says nothing. */
+	features.io_uring = probe_uring_usable() == 0;
+	if (!features.io_uring)
+		return;
 	features.single_issuer = flags_work(IORING_SETUP_SINGLE_ISSUER);
 	features.defer_taskrun = flags_work(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
 	features.sqpoll = flags_work(IORING_SETUP_SQPOLL);
@@ -57,4 +80,15 @@ URT_API int urt_kernel_probe(struct urt_kernel_features *out)
 {
 	*out = *probe_features();
 	return 0;
+}
+
+URT_API int urt_io_uring_check(char *why, size_t len)
+{
+	int err = probe_uring_usable();
+
+	if (err && why && len)
+		uring_blocked_explain(err, why, len);
+	else if (why && len)
+		why[0] = '\0';
+	return err;
 }

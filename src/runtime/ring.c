@@ -143,8 +143,14 @@ int ring_setup(struct urt_core *c, enum ring_kind kind)
 	struct urt_ring *r = &c->rings[kind];
 	const struct urt_kernel_features *kf = probe_features();
 	uint32_t flags = ring_wanted_flags(c, kind);
+	char why[512];
 	int ret;
 
+	ret = probe_uring_usable();
+	if (ret) {
+		urt_set_error("%s", (uring_blocked_explain(ret, why, sizeof(why)), why));
+		return ret;
+	}
 	if ((flags & IORING_SETUP_SQPOLL) && !kf->sqpoll) {
 		urt_set_error("this kernel refuses IORING_SETUP_SQPOLL; use the interrupt mode");
 		return -EOPNOTSUPP;
@@ -163,6 +169,11 @@ int ring_setup(struct urt_core *c, enum ring_kind kind)
 		return -EOPNOTSUPP;
 	}
 	ret = ring_init_fallback(c, kind, &r->ring, flags);
+	if (ret == -EPERM || ret == -EACCES || ret == -ENOSYS) {
+		/* Blocked since the probe (the sysctl changed): the same words as urt_rt_start's check. */
+		urt_set_error("%s", (uring_blocked_explain(ret, why, sizeof(why)), why));
+		return ret;
+	}
 	if (ret) {
 		urt_set_error("io_uring_queue_init(flags 0x%x) failed: %s", flags, strerror(-ret));
 		return ret;

@@ -51,6 +51,7 @@
 #include "base/error.h"
 #include "base/mem.h"
 #include "runtime/core.h"
+#include "runtime/probe.h"
 
 __thread struct urt_core *urt__self __attribute__((tls_model("initial-exec")));
 URT_API void urt_rt_opts_default(struct urt_rt_opts *o)
@@ -309,6 +310,14 @@ URT_API int urt_rt_start(const struct urt_rt_opts *opts, struct urt_rt **out)
 	ret = opts_check(opts);
 	if (ret)
 		return ret;
+	/* Blocked io_uring (sysctl, seccomp) is said once, with its cause, before any thread starts. */
+	ret = probe_uring_usable();
+	if (ret) {
+		char why[512];
+
+		urt_set_error("%s", (uring_blocked_explain(ret, why, sizeof(why)), why));
+		return ret;
+	}
 	rt = calloc(1, sizeof(*rt));
 	if (!rt)
 		return -ENOMEM;

@@ -23,56 +23,27 @@
  * the device has finished with it.
  *
  * Memory limit: registering pins the pages, which counts against
- * RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK.  We check first, so
- * the error names the limit instead of surfacing as ENOMEM from the kernel.
+ * RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK, once per ring the
+ * region is registered with.  memlock.c checks first, counting every ring
+ * of every core, so the error names the limit instead of surfacing as
+ * ENOMEM from the kernel.
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <linux/capability.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "runtime/dev/backend.h"
 #include "runtime/core.h"
+#include "runtime/memlock.h"
 
 #define BUF_PAGE 4096u
 #define BUF_CLASSES 11
 #define HUGE_2M (2u << 20)
 
 _Static_assert((BUF_PAGE << (BUF_CLASSES - 1)) == URT_BUF_MAX_BYTES, "classes cover URT_BUF_MAX_BYTES");
-
-static bool has_cap_ipc_lock(void)
-{
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
-	struct __user_cap_data_struct data[2];
-
-	if (syscall(SYS_capget, &hdr, data))
-		return false;
-	return data[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32));
-}
-
-/* Pinned bytes the whole runtime will register: every core, every ring kind it may open. */
-static int buf_check_memlock(struct urt_core *c)
-{
-	const struct urt_rt_opts *o = &c->rt->opts;
-	uint64_t need = (uint64_t)o->buf_region_bytes * c->rt->ncores;
-	struct rlimit rl;
-
-	if (has_cap_ipc_lock() || getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY)
-		return 0;
-	if (need <= rl.rlim_cur)
-		return 0;
-	urt_set_error("RLIMIT_MEMLOCK is %llu KiB but registering %u x %zu KiB buffer regions needs %llu KiB: "
-		      "raise it (ulimit -l %llu, or LimitMEMLOCK= / limits.conf memlock), lower "
-		      "buf_region_bytes, or set buf_allow_unregistered",
-		      (unsigned long long)rl.rlim_cur / 1024, c->rt->ncores, o->buf_region_bytes / 1024,
-		      (unsigned long long)need / 1024, (unsigned long long)need / 1024);
-	return -ENOMEM;
-}
 
 int buf_region_init(struct urt_core *c)
 {
@@ -126,7 +97,10 @@ int buf_register(struct urt_core *c, struct io_uring *ring)
 
 	if (!b->registered && c->rings[RING_MAIN].ready && ring != &c->rings[RING_MAIN].ring)
 		return 0;	/* The main ring already fell back to unregistered memory. */
-	ret = buf_check_memlock(c);
+	/* Every ring of every core registers the region: count them all, this ring's kind included. */
+	ret = memlock_check(&c->rt->opts, c->rt->ncores,
+			    memlock_start_kinds(&c->rt->opts) |
+				    (ring == &c->rings[RING_BIG].ring ? 1u << RING_BIG : 0u), true);
 	if (!ret) {
 		ret = io_uring_register_buffers(ring, &iov, 1);
 		if (ret == -ENOMEM || ret == -EPERM || ret == -ENOBUFS || ret == -EFAULT)

@@ -43,6 +43,7 @@
 
 #include "base/clock.h"
 #include "runtime/core.h"
+#include "runtime/memlock.h"
 #include "runtime/probe.h"
 
 static const uint32_t optional_flags[] = {
@@ -168,7 +169,19 @@ int ring_setup(struct urt_core *c, enum ring_kind kind)
 		urt_set_error("this kernel lacks IORING_SETUP_SQE128 (Linux 5.19+), needed for NVMe passthrough");
 		return -EOPNOTSUPP;
 	}
+	/* A passthrough ring opens at first use: count it, for every core, before it is made. */
+	ret = memlock_check(&c->rt->opts, c->rt->ncores, memlock_start_kinds(&c->rt->opts) | (1u << kind),
+			    !c->rt->opts.buf_allow_unregistered);
+	if (ret)
+		return ret;
 	ret = ring_init_fallback(c, kind, &r->ring, flags);
+	if (ret == -ENOMEM && !memlock_unlimited()) {
+		/* Our count fell short (other rings of this user count too): still name the limit. */
+		urt_set_error("io_uring_setup: %s: the ring's memory counts against RLIMIT_MEMLOCK (%llu KiB for "
+			      "this ring): raise it (ulimit -l), or lower sq_entries, req_max or cq_entries",
+			      strerror(-ret), (unsigned long long)memlock_ring_bytes(&c->rt->opts, kind) / 1024);
+		return ret;
+	}
 	if (ret == -EPERM || ret == -EACCES || ret == -ENOSYS) {
 		/* Blocked since the probe (the sysctl changed): the same words as urt_rt_start's check. */
 		urt_set_error("%s", (uring_blocked_explain(ret, why, sizeof(why)), why));

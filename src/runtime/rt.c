@@ -51,6 +51,7 @@
 #include "base/error.h"
 #include "base/mem.h"
 #include "runtime/core.h"
+#include "runtime/memlock.h"
 #include "runtime/probe.h"
 
 __thread struct urt_core *urt__self __attribute__((tls_model("initial-exec")));
@@ -281,7 +282,8 @@ static int cpus_pick(const struct urt_rt_opts *o, int **out, unsigned *n)
 
 static void rt_free(struct urt_rt *rt)
 {
-	for (unsigned i = 0; i < rt->ncores; i++) {
+	/* cores is NULL when the start failed before allocating it. */
+	for (unsigned i = 0; rt->cores && i < rt->ncores; i++) {
 		msg_exit(&rt->cores[i]);
 		pthread_mutex_destroy(&rt->cores[i].ext_lock);
 	}
@@ -334,6 +336,10 @@ URT_API int urt_rt_start(const struct urt_rt_opts *opts, struct urt_rt **out)
 		ret = -EINVAL;
 		goto err_free;
 	}
+	/* Every ring of every core, and the buffer region on each unless it may go unregistered. */
+	ret = memlock_check(opts, rt->ncores, memlock_start_kinds(opts), !opts->buf_allow_unregistered);
+	if (ret)
+		goto err_free;
 	rt->devs = calloc(opts->files_max, sizeof(*rt->devs));
 	rt->cores = calloc(rt->ncores, sizeof(*rt->cores));
 	if (!rt->devs || !rt->cores) {

@@ -94,6 +94,11 @@ struct urt_stats {
 	uint64_t wakeups_sent;	/**< MSG_RING or eventfd wakeups sent. */
 	uint64_t spin_hits;	/**< HYBRID: completions found while spinning. */
 	uint64_t spin_misses;	/**< HYBRID: spins that ended in a sleep. */
+	uint64_t spin_skipped;	/**< HYBRID: sleeps without a spin (latency above hybrid_spin_max_ns). */
+	uint64_t sqes_fixed_file;/**< Device SQEs naming a registered file (IOSQE_FIXED_FILE). */
+	uint64_t sqes_plain_fd;	/**< Device SQEs naming a plain fd. */
+	uint64_t fixed_file_misses;/**< Of those, SQEs of a device registered with this runtime (a silent fallback). */
+	uint64_t sqes_fixed_buf;/**< READ_FIXED/WRITE_FIXED SQEs (registered buffers). */
 	uint64_t fibers_spawned;/**< Fibers created. */
 	uint32_t ring_flags;	/**< Setup flags the kernel accepted for the main ring. */
 	uint32_t poll_ring_flags;/**< Setup flags of the IOPOLL ring, 0 if none. */

@@ -329,8 +329,10 @@ static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, st
 	sqe = ring_sqe_take(r);
 	if (op == URT_OP_NOP)
 		io_uring_prep_nop(sqe);
-	else
+	else {
 		io->dev->be->prep_rw(io->dev, c, sqe, op, io->buf, io->len, io->off, io->flags);
+		ring_count_dev_sqe(c, io->dev, sqe);
+	}
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)io | UD_TAG_BARE);
 	r->inflight++;
 	return 0;

@@ -326,6 +326,7 @@ static void req_issue(struct urt_core *c, struct urt_req *req)
 			req_prep_failed(c, r, req, sqe, (int)n);
 			return;
 		}
+		ring_count_dev_sqe(c, req->dev, sqe);
 	}
 	req->seg = (uint64_t)n;
 	req->op_ud = (uint64_t)(uintptr_t)req | UD_TAG_OP;

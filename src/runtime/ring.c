@@ -27,9 +27,11 @@
  *   SQPOLL       same, but submission needs no syscall unless the SQ
  *                thread sleeps (NEED_WAKEUP); liburing honours the flag.
  *   HYBRID       spin on the CQ for a budget derived from the observed
- *                completion latency (ewma * 5/4), running task work when
- *                the kernel flags it; a miss halves the budget and sleeps.
- *                If the latency exceeds hybrid_spin_max_ns, do not spin.
+ *                completion latency (target ewma * 5/4, reached by at most
+ *                doubling per spin), running task work when the kernel
+ *                flags it; a miss at the target halves the budget, and
+ *                every miss sleeps.  If the latency exceeds
+ *                hybrid_spin_max_ns, do not spin (stats.spin_skipped).
  *   IOPOLL       while polled ops are in flight, poll (enter GETEVENTS)
  *                and never sleep; otherwise sleep on the main ring.
  */
@@ -367,13 +369,17 @@ static bool ring_spin(struct urt_core *c)
 {
 	struct urt_ring *r = &c->rings[RING_MAIN];
 	const uint64_t max = c->rt->opts.hybrid_spin_max_ns;
-	uint64_t budget, t0, t;
+	uint64_t target, budget, t0, t;
 
-	if (c->lat_ewma_ns > max)
+	if (c->lat_ewma_ns > max) {
+		c->stats.spin_skipped++;
 		return false;	/* Slow device: spinning would only burn the core. */
-	budget = c->lat_ewma_ns + c->lat_ewma_ns / 4 + 1000;
-	if (budget > max)
-		budget = max;
+	}
+	/* What the observed latency asks for; the budget grows to it by doubling. */
+	target = c->lat_ewma_ns + c->lat_ewma_ns / 4 + 1000;
+	if (target > max)
+		target = max;
+	budget = target;
 	if (budget > c->spin_budget_ns * 2)
 		budget = c->spin_budget_ns * 2;
 	if (r->queued)
@@ -397,7 +403,17 @@ static bool ring_spin(struct urt_core *c)
 			cpu_relax();
 	}
 	c->stats.spin_misses++;
-	c->spin_budget_ns = budget / 2 > 1000 ? budget / 2 : 1000;
+	/*
+	 * A miss below the target only means the budget has not grown to it
+	 * yet: keep it, so the next spin may double.  A miss at the target is
+	 * an outlier of the latency: halve, so a noisy device costs less.
+	 * (Halving in both cases kept the budget at most what had just
+	 * missed, so it never reached a latency above it: every spin missed.)
+	 */
+	if (budget < target)
+		c->spin_budget_ns = budget;
+	else
+		c->spin_budget_ns = budget / 2 > 1000 ? budget / 2 : 1000;
 	return false;
 }
 

@@ -40,4 +40,23 @@ static inline struct io_uring_sqe *ring_sqe_take(struct urt_ring *r)
 	return &sq->sqes[tail & sq->ring_mask];
 }
 
+/*
+ * Count a device's SQE by how it names its file and memory, so that a
+ * registered file or buffer that silently went by the plain fd or plain
+ * memory shows in the stats (fixed_file_misses stays 0 when it works).
+ */
+static inline void ring_count_dev_sqe(struct urt_core *c, const struct urt_dev *dev,
+				      const struct io_uring_sqe *sqe)
+{
+	if (sqe->flags & IOSQE_FIXED_FILE) {
+		c->stats.sqes_fixed_file++;
+	} else {
+		c->stats.sqes_plain_fd++;
+		if (urt_unlikely(dev->reg_rt == c->rt))
+			c->stats.fixed_file_misses++;
+	}
+	if (sqe->opcode == IORING_OP_READ_FIXED || sqe->opcode == IORING_OP_WRITE_FIXED)
+		c->stats.sqes_fixed_buf++;
+}
+
 #endif /* URT_RUNTIME_RING_H */

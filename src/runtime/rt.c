@@ -541,6 +541,11 @@ URT_API int urt_rt_stats_total(struct urt_rt *rt, struct urt_stats *out)
 		out->wakeups_sent += one->wakeups_sent;
 		out->spin_hits += one->spin_hits;
 		out->spin_misses += one->spin_misses;
+		out->spin_skipped += one->spin_skipped;
+		out->sqes_fixed_file += one->sqes_fixed_file;
+		out->sqes_plain_fd += one->sqes_plain_fd;
+		out->fixed_file_misses += one->fixed_file_misses;
+		out->sqes_fixed_buf += one->sqes_fixed_buf;
 		out->fibers_spawned += one->fibers_spawned;
 		out->ring_flags = one->ring_flags;
 		out->poll_ring_flags = one->poll_ring_flags;

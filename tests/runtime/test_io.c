@@ -115,6 +115,17 @@ static void run_mode_opts(enum urt_poll_mode mode, bool regfiles, bool sq_shared
 	cr_expect_eq(st.failed, 0);
 	cr_expect_gt(st.enters, 0);
 	cr_expect(st.bufs_registered);
+	/* The fixed paths really ran: READ/WRITE_FIXED for urt_buf_get memory, and the file by its slot. */
+	cr_expect_gt(st.sqes_fixed_buf, 0, "no READ_FIXED/WRITE_FIXED although the buffers are registered");
+	cr_expect_eq(st.fixed_file_misses, 0, "%llu SQEs of the registered file went by the plain fd",
+		     (unsigned long long)st.fixed_file_misses);
+	if (regfiles) {
+		cr_expect_gt(st.sqes_fixed_file, 0);
+		cr_expect_eq(st.sqes_plain_fd, 0, "%llu SQEs used the plain fd", (unsigned long long)st.sqes_plain_fd);
+	} else {
+		cr_expect_eq(st.sqes_fixed_file, 0);
+		cr_expect_gt(st.sqes_plain_fd, 0);
+	}
 	fx_file_close(&f);
 	urt_rt_stop(rt);
 }

@@ -243,6 +243,34 @@ static size_t pow2_at_least(size_t v)
 	return p;
 }
 
+/*
+ * +regfiles and +fixedbufs must not degrade silently: the runtime counts
+ * how each device SQE named its file and memory, and a run in which the
+ * registered file went by its plain fd, or no op used a fixed buffer,
+ * fails (status 1) instead of reporting figures of another mode.  st is
+ * scratch for the counters.
+ */
+static void fixed_paths_check(struct ub_run *run, struct urt_rt *rt, struct urt_stats *st)
+{
+	uint64_t fixed_file = 0, plain_fd = 0, misses = 0, fixed_buf = 0;
+
+	if (run->t->kind != UB_TARGET_PATH || run->mode.engine != UB_ENGINE_URING || run->r->total.ops == 0)
+		return;
+	for (unsigned c = 0; c < run->o->ncpus; c++) {
+		if (urt_rt_stats(rt, c, st))
+			return;
+		fixed_file += st->sqes_fixed_file;
+		plain_fd += st->sqes_plain_fd;
+		misses += st->fixed_file_misses;
+		fixed_buf += st->sqes_fixed_buf;
+	}
+	if ((run->mode.mods & UB_MOD_REGFILES) && (misses || fixed_file == 0))
+		ub_run_fail(run, -EIO, "%s: +regfiles, but %llu of %llu device SQEs named the plain fd", run->r->mode_name,
+			    (unsigned long long)plain_fd, (unsigned long long)(plain_fd + fixed_file));
+	else if ((run->mode.mods & UB_MOD_FIXEDBUFS) && fixed_buf == 0)
+		ub_run_fail(run, -EIO, "%s: +fixedbufs, but no op used READ_FIXED/WRITE_FIXED", run->r->mode_name);
+}
+
 /* Errors of setup that mean "change the command line", with the runtime's reason. */
 static int setup_fail(struct ub_run *run, int ret, const char *what)
 {
@@ -372,6 +400,7 @@ int ub_engine_uring(struct ub_run *run)
 		run->r->bufs_registered = cores[0].st.bufs_registered && (mods & UB_MOD_FIXEDBUFS);
 		run->r->ring_flags = cores[0].st.ring_flags;
 	}
+	fixed_paths_check(run, rt, &cores[0].st);
 	ret = 0;
 err_close:
 	urt_dev_close(dev);

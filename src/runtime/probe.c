@@ -16,14 +16,20 @@ static pthread_once_t features_once = PTHREAD_ONCE_INIT;
 static int uring_err;
 static pthread_once_t uring_once = PTHREAD_ONCE_INIT;
 
-/* A plain ring with no flags: what every mode needs first. */
+/*
+ * A plain ring with no flags: what every mode needs first.  Only the errors
+ * that mean "not allowed or not there" count as unavailable; a transient
+ * one (ENOMEM from a low RLIMIT_MEMLOCK) is left to the ring setup that
+ * meets it, which names the limit, and must not stick for the process.
+ */
 static void uring_once_check(void)
 {
 	struct io_uring ring;
+	int ret = io_uring_queue_init(2, &ring, 0);
 
-	uring_err = io_uring_queue_init(2, &ring, 0);
-	if (uring_err == 0)
+	if (ret == 0)
 		io_uring_queue_exit(&ring);
+	uring_err = ret == -EPERM || ret == -EACCES || ret == -ENOSYS ? ret : 0;
 }
 
 int probe_uring_usable(void)

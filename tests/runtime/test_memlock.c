@@ -42,15 +42,27 @@ static void ml_body(void *p)
 
 /* Child: exit code bit 0 = refused with -ENOMEM, bit 1 = message names the limit,
  * bit 2 = fallback started, bit 3 = fallback unregistered, bit 4 = I/O worked. */
+static int become_nobody(void);
+
 static int child(void)
 {
 	struct rlimit rl = { 1 << 20, 1 << 20 };
 	struct urt_rt_opts o;
 	struct urt_rt *rt;
 	struct urt_stats st;
+	struct fx_file f;
 	int code = 0;
 
-	if (drop_ipc_lock() || setrlimit(RLIMIT_MEMLOCK, &rl))
+	/*
+	 * The file is opened first and its name dropped, so that the child
+	 * may then run as nobody: the kernel counts locked memory per user,
+	 * and other processes of root without CAP_IPC_LOCK (the same test in
+	 * another build) would share root's count.  Without setuid, drop the
+	 * capability and stay root.
+	 */
+	fx_file_open(&f, 1 << 20, true);
+	unlink(f.path);
+	if ((become_nobody() && drop_ipc_lock()) || setrlimit(RLIMIT_MEMLOCK, &rl))
 		return 100;
 	urt_rt_opts_default(&o);
 	o.buf_region_bytes = 8u << 20;
@@ -60,20 +72,18 @@ static int child(void)
 		code |= 2;
 	o.buf_allow_unregistered = true;
 	if (urt_rt_start(&o, &rt) == 0) {
-		struct fx_file f;
 		struct ml_run r = { 0 };
 
 		code |= 4;
 		if (urt_rt_stats(rt, 0, &st) == 0 && !st.bufs_registered)
 			code |= 8;
-		fx_file_open(&f, 1 << 20, true);
 		r.dev = f.dev;
 		fx_run(rt, 0, ml_body, &r);
 		if (r.res == 4096)
 			code |= 16;
-		fx_file_close(&f);
 		urt_rt_stop(rt);
 	}
+	urt_dev_close(f.dev);
 	return code;
 }
 

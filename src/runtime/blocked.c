@@ -24,6 +24,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "runtime/probe.h"
 
 /* The first integer of a /proc file, or -1 when it is absent or unreadable. */
@@ -124,4 +125,12 @@ int uring_blocked_explain(int err, char *buf, size_t len)
 			 "log (dmesg | grep -i denied) and allow io_uring for this program", disabled, seccomp);
 	}
 	return err;
+}
+
+void uring_blocked_set_error(int err)
+{
+	char why[512];
+
+	uring_blocked_explain(err, why, sizeof(why));
+	urt_set_error("%s", why);
 }

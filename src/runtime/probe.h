@@ -25,4 +25,7 @@ int probe_uring_usable(void);
  */
 int uring_blocked_explain(int err, char *buf, size_t len);
 
+/* The same words as urt_last_error() of the calling thread. */
+void uring_blocked_set_error(int err);
+
 #endif /* URT_RUNTIME_PROBE_H */

@@ -146,12 +146,11 @@ int ring_setup(struct urt_core *c, enum ring_kind kind)
 	struct urt_ring *r = &c->rings[kind];
 	const struct urt_kernel_features *kf = probe_features();
 	uint32_t flags = ring_wanted_flags(c, kind);
-	char why[512];
 	int ret;
 
 	ret = probe_uring_usable();
 	if (ret) {
-		urt_set_error("%s", (uring_blocked_explain(ret, why, sizeof(why)), why));
+		uring_blocked_set_error(ret);
 		return ret;
 	}
 	if ((flags & IORING_SETUP_SQPOLL) && !kf->sqpoll) {
@@ -171,11 +170,18 @@ int ring_setup(struct urt_core *c, enum ring_kind kind)
 		urt_set_error("this kernel lacks IORING_SETUP_SQE128 (Linux 5.19+), needed for NVMe passthrough");
 		return -EOPNOTSUPP;
 	}
-	/* A passthrough ring opens at first use: count it, for every core, before it is made. */
-	ret = memlock_check(&c->rt->opts, c->rt->ncores, memlock_start_kinds(&c->rt->opts) | (1u << kind),
-			    !c->rt->opts.buf_allow_unregistered);
-	if (ret)
-		return ret;
+	/*
+	 * urt_rt_start counted the rings every core opens at start; a
+	 * passthrough ring opens at first use: count it, for every core,
+	 * before it is made.
+	 */
+	if (kind == RING_BIG) {
+		ret = memlock_check(&c->rt->opts, c->rt->ncores,
+				    memlock_start_kinds(&c->rt->opts) | (1u << RING_BIG),
+				    !c->rt->opts.buf_allow_unregistered);
+		if (ret)
+			return ret;
+	}
 	ret = ring_init_fallback(c, kind, &r->ring, flags);
 	if (ret == -ENOMEM && !memlock_unlimited()) {
 		/* Our count fell short (other rings of this user count too): still name the limit. */
@@ -186,7 +192,7 @@ int ring_setup(struct urt_core *c, enum ring_kind kind)
 	}
 	if (ret == -EPERM || ret == -EACCES || ret == -ENOSYS) {
 		/* Blocked since the probe (the sysctl changed): the same words as urt_rt_start's check. */
-		urt_set_error("%s", (uring_blocked_explain(ret, why, sizeof(why)), why));
+		uring_blocked_set_error(ret);
 		return ret;
 	}
 	if (ret) {

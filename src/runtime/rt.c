@@ -315,9 +315,7 @@ URT_API int urt_rt_start(const struct urt_rt_opts *opts, struct urt_rt **out)
 	/* Blocked io_uring (sysctl, seccomp) is said once, with its cause, before any thread starts. */
 	ret = probe_uring_usable();
 	if (ret) {
-		char why[512];
-
-		urt_set_error("%s", (uring_blocked_explain(ret, why, sizeof(why)), why));
+		uring_blocked_set_error(ret);
 		return ret;
 	}
 	rt = calloc(1, sizeof(*rt));

@@ -86,6 +86,7 @@ struct figures {
 	double wbytes_op;	/* Bytes the process wrote to the block layer per op. */
 	double rbytes_op;	/* Bytes it read from the block layer per op. */
 	double steal_pct;	/* Host steal time during the phase. */
+	double secs;		/* Length of the phase, until its last worker ended. */
 	bool valid;		/* The phase ran. */
 };
 
@@ -374,6 +375,7 @@ static int phase_run(const struct opts *o, const struct ce_engine *e, void *db, 
 		f->wbytes_op = ops ? (double)(s1.wbytes - s0.wbytes) / (double)ops : 0;
 		f->rbytes_op = ops ? (double)(s1.rbytes - s0.rbytes) / (double)ops : 0;
 		f->steal_pct = ub_steal_pct(&s0.host, &s1.host);
+		f->secs = secs;
 		f->valid = ret == 0 && ops > 0;
 		if (ret == 0 && ops == 0) {
 			fprintf(stderr, "compare-engines: %s: a phase of %.1f s completed no operation\n",
@@ -389,9 +391,9 @@ static void row_print(unsigned round, const struct ce_engine *e, enum wl wl, uns
 		      const struct figures *f)
 {
 	printf("row round=%u engine=%-10s workload=%-10s workers=%-2u ops/s=%-9.0f p50_us=%-8.1f "
-	       "p99_us=%-8.1f cpu_us/op=%-7.2f wbytes/op=%-7.0f rbytes/op=%-7.0f steal=%.1f%%\n",
+	       "p99_us=%-8.1f cpu_us/op=%-7.2f wbytes/op=%-7.0f rbytes/op=%-7.0f steal=%.1f%% secs=%.2f\n",
 	       round, e->name, wl_name[wl], workers, f->ops_s, f->p50_us, f->p99_us, f->cpu_us_op,
-	       f->wbytes_op, f->rbytes_op, f->steal_pct);
+	       f->wbytes_op, f->rbytes_op, f->steal_pct, f->secs);
 	fflush(stdout);
 }
 
@@ -677,7 +679,7 @@ static void usage(void)
 		"                       [--engines urt,rocksdb,lmdb,wiredtiger] [--readers N] [--scan-keys N]\n"
 		"                       [--urt-cores N]\n"
 		"  full run (default): 500000 keys, 2 s phases, 3 rounds (a few minutes)\n"
-		"  --quick:            20000 keys, 0.25 s phases, 1 round (seconds; the smoke test)\n");
+		"  --quick:            10000 keys, 0.2 s phases, 1 round (seconds; the smoke test)\n");
 }
 
 static int parse_u64(const char *name, const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -726,9 +728,9 @@ int main(int argc, char **argv)
 		switch (ch) {
 		case 'q':
 			if (!keys_set)
-				o.keys = 20000;
+				o.keys = 10000;
 			if (!seconds_set)
-				o.seconds = 0.25;
+				o.seconds = 0.2;
 			if (!rounds_set)
 				o.rounds = 1;
 			break;

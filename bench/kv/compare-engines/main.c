@@ -60,6 +60,8 @@ static const char *const wl_name[WL_COUNT] = { "put-1", "put-16", "put-64", "get
 
 #define ENGINES_MAX 4u
 #define ROUNDS_MAX 15u
+/* Workers of the load (urt's NOSYNC puts need many in flight). */
+#define LOAD_WORKERS 16u
 /* Keys a load worker takes at a time. */
 #define LOAD_CHUNK 10000u
 
@@ -87,6 +89,7 @@ struct figures {
 	double rbytes_op;	/* Bytes it read from the block layer per op. */
 	double steal_pct;	/* Host steal time during the phase. */
 	double secs;		/* Length of the phase, until its last worker ended. */
+	double load1;		/* 1-minute load average at its end (other jobs on the machine). */
 	bool valid;		/* The phase ran. */
 };
 
@@ -190,6 +193,20 @@ static void proc_sample_read(struct proc_sample *s)
 		fclose(f);
 	}
 	ub_cpu_times_read(&s->host);
+}
+
+/* The 1-minute load average: runnable tasks, this benchmark's own included. */
+static double load_avg(void)
+{
+	double l = 0;
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = 0;
+		fclose(f);
+	}
+	return l;
 }
 
 static int worker_fail(struct worker *w, int err, const char *what)
@@ -376,6 +393,7 @@ static int phase_run(const struct opts *o, const struct ce_engine *e, void *db, 
 		f->rbytes_op = ops ? (double)(s1.rbytes - s0.rbytes) / (double)ops : 0;
 		f->steal_pct = ub_steal_pct(&s0.host, &s1.host);
 		f->secs = secs;
+		f->load1 = load_avg();
 		f->valid = ret == 0 && ops > 0;
 		if (ret == 0 && ops == 0) {
 			fprintf(stderr, "compare-engines: %s: a phase of %.1f s completed no operation\n",
@@ -391,9 +409,9 @@ static void row_print(unsigned round, const struct ce_engine *e, enum wl wl, uns
 		      const struct figures *f)
 {
 	printf("row round=%u engine=%-10s workload=%-10s workers=%-2u ops/s=%-9.0f p50_us=%-8.1f "
-	       "p99_us=%-8.1f cpu_us/op=%-7.2f wbytes/op=%-7.0f rbytes/op=%-7.0f steal=%.1f%% secs=%.2f\n",
+	       "p99_us=%-8.1f cpu_us/op=%-7.2f wbytes/op=%-7.0f rbytes/op=%-7.0f steal=%.1f%% load=%.1f secs=%.2f\n",
 	       round, e->name, wl_name[wl], workers, f->ops_s, f->p50_us, f->p99_us, f->cpu_us_op,
-	       f->wbytes_op, f->rbytes_op, f->steal_pct, f->secs);
+	       f->wbytes_op, f->rbytes_op, f->steal_pct, f->load1, f->secs);
 	fflush(stdout);
 }
 
@@ -449,7 +467,7 @@ static int engine_load(const struct opts *o, const struct ce_engine *e)
 			strerror(-ret));
 		return ret;
 	}
-	ret = phase_run(o, e, db, K_LOAD, 4, &f);
+	ret = phase_run(o, e, db, K_LOAD, LOAD_WORKERS, &f);
 	if (ret == 0) {
 		ret = e->sync(db);
 		if (ret)
@@ -578,22 +596,23 @@ static void table_print(const struct opts *o, const struct figures *res, double 
 		if (strcmp(o->engines[i]->name, "urt") == 0)
 			urt = (int)i;
 	printf("\n== medians of %u round(s); %" PRIu64 " keys, %zu-byte values, %.1f s phases; "
-	       "steal over the whole run %.1f%%\n\n", o->rounds, o->keys, o->value, o->seconds, steal_run);
+	       "steal over the whole run %.1f%%; steal and load columns: mean over the engines of "
+	       "each one's median\n\n", o->rounds, o->keys, o->value, o->seconds, steal_run);
 	printf("| workload | ");
 	for (unsigned i = 0; i < ne; i++)
 		printf("%s ops/s (p99 µs) | ", o->engines[i]->name);
 	for (unsigned i = 0; urt >= 0 && i < ne; i++)
 		if ((int)i != urt)
 			printf("urt/%s | ", o->engines[i]->name);
-	printf("steal %% |\n|---|");
+	printf("steal %% | load |\n|---|");
 	for (unsigned i = 0; i < ne; i++)
 		printf("---|");
 	for (unsigned i = 0; urt >= 0 && i < ne; i++)
 		if ((int)i != urt)
 			printf("---|");
-	printf("---|\n");
+	printf("---|---|\n");
 	for (unsigned w = 0; w < WL_COUNT; w++) {
-		double ops[ENGINES_MAX], steal = 0;
+		double ops[ENGINES_MAX], steal = 0, load = 0;
 
 		printf("| %s | ", wl_name[w]);
 		for (unsigned i = 0; i < ne; i++) {
@@ -604,11 +623,12 @@ static void table_print(const struct opts *o, const struct figures *res, double 
 			fmt_rate(r, sizeof(r), ops[i]);
 			printf("%s (%.0f) | ", r, median(f, stride, o->rounds, offsetof(struct figures, p99_us)));
 			steal += median(f, stride, o->rounds, offsetof(struct figures, steal_pct)) / ne;
+			load += median(f, stride, o->rounds, offsetof(struct figures, load1)) / ne;
 		}
 		for (unsigned i = 0; urt >= 0 && i < ne; i++)
 			if ((int)i != urt)
 				printf("%.2fx | ", ops[i] > 0 ? ops[urt] / ops[i] : 0);
-		printf("%.1f |\n", steal);
+		printf("%.1f | %.1f |\n", steal, load);
 	}
 	printf("\nPer operation, medians (process CPU µs / bytes written to the device / bytes read):\n\n");
 	printf("| workload | ");

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke run of bench/kv/compare-engines --quick: every engine (urt, RocksDB,
+# Smoke run of bench/kv/compare-engines --quick: every engine (urt, urt-local, RocksDB,
 # LMDB, WiredTiger) must run every workload without an error and print its
 # row, and the ratio table must have every workload.  No figure is checked:
 # this shared machine is too noisy for timed assertions (the figures come
@@ -18,7 +18,7 @@ if [ "$status" -ne 0 ] || [ -s "$tmp/err" ]; then
 	cat "$tmp/out" "$tmp/err" >&2
 	fail "compare-engines exited $status$( [ -s "$tmp/err" ] && echo ' and wrote to stderr')"
 fi
-for e in urt rocksdb lmdb wiredtiger; do
+for e in urt urt-local rocksdb lmdb wiredtiger; do
 	grep -qE "^load engine=$e +keys=[0-9]+ " "$tmp/out" || { cat "$tmp/out" >&2; fail "no load line for $e"; }
 	for w in put-1 put-16 put-64 get-cached get-10x scan-10k; do
 		n=$(grep -cE "^row round=1 engine=$e +workload=$w +workers=[0-9]+ +ops/s=[0-9]+ " "$tmp/out" || true)
@@ -31,4 +31,4 @@ for w in put-1 put-16 put-64 get-cached get-10x scan-10k; do
 done
 # The run removes its store files.
 [ -z "$(ls -A "$tmp" | grep -v -e '^out$' -e '^err$')" ] || fail "compare-engines left files in $tmp"
-echo "compare-engines-smoke: 4 engines x 6 workloads ran and printed their rows and the ratio table"
+echo "compare-engines-smoke: 5 engines x 6 workloads ran and printed their rows and the ratio table"

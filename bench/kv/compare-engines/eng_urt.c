@@ -8,7 +8,12 @@
  * with O_DIRECT, so the only cache is urt's own (cache_bytes).
  *
  * A store is one runtime (a reactor per CPU, one shard each) and one data
- * file; workers are fibers, worker i on core i % ncores.
+ * file; workers are fibers, worker i on core i % ncores.  As "urt" they
+ * use any key, so about half their calls go to the other core's shard and
+ * back (urt_core_post both ways).  As "urt-local" they are shard-aware
+ * callers, as kv.h allows (urt_kv_shard_of, urt_kv_shard_core): each puts
+ * and gets only keys whose shard runs on its own core, so no call crosses
+ * cores.  Scans cover every shard in both.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -38,6 +43,7 @@ struct urt_db {
 
 struct urt_worker {
 	struct urt_db *db;		/* Store. */
+	unsigned core;			/* Reactor the worker's fiber runs on. */
 	struct urt_kv_entry *ents;	/* SCAN_BATCH entries. */
 	void *buf;			/* Their bytes. */
 	size_t buf_len;			/* Bytes of buf. */
@@ -151,8 +157,16 @@ static int urt_worker_open(void *p, void **out)
 	if (!w)
 		return -ENOMEM;
 	w->db = db;
+	w->core = urt_core_id();
 	*out = w;
 	return 0;
+}
+
+static bool urt_key_local(void *p, const void *key, size_t klen)
+{
+	struct urt_worker *w = p;
+
+	return urt_kv_shard_core(w->db->kv, urt_kv_shard_of(w->db->kv, key, klen)) == w->core;
 }
 
 static void urt_worker_close(void *p)
@@ -266,7 +280,7 @@ static void urt_report(void *p, FILE *out)
 			hits += sc->st[s].ps.hits;
 			misses += sc->st[s].ps.misses;
 		}
-		fprintf(out, "note engine=urt     since open: %" PRIu64 " commits in %" PRIu64 " log batches "
+		fprintf(out, "note engine=urt*    since open: %" PRIu64 " commits in %" PRIu64 " log batches "
 			"(%.1f per batch), %.0f log bytes per commit, %" PRIu64 " flushes; page hits %" PRIu64
 			", misses %" PRIu64 "\n", commits, batches, batches ? (double)commits / (double)batches : 0,
 			commits ? (double)log_bytes / (double)commits : 0, flushes, hits, misses);
@@ -288,5 +302,23 @@ const struct ce_engine ce_engine_urt = {
 	.put = urt_put,
 	.get = urt_get,
 	.scan = urt_scan,
+	.report = urt_report,
+};
+
+const struct ce_engine ce_engine_urt_local = {
+	.name = "urt-local",
+	.durable_mode = "as urt, with shard-aware callers: each worker puts and gets only keys of the "
+			"shard on its own core (urt_kv_shard_of/shard_core), so no call crosses cores",
+	.open = urt_open,
+	.sync = urt_sync,
+	.close = urt_close,
+	.spawn = urt_spawn,
+	.worker_open = urt_worker_open,
+	.worker_close = urt_worker_close,
+	.load = urt_load,
+	.put = urt_put,
+	.get = urt_get,
+	.scan = urt_scan,
+	.key_wanted = urt_key_local,
 	.report = urt_report,
 };

@@ -66,11 +66,18 @@ struct ce_engine {
 	int (*get)(void *w, const void *key, size_t klen, void *buf, size_t buf_len, size_t *vlen);
 	/* Reads up to n entries in key order from the first key >= start; sets *got. */
 	int (*scan)(void *w, const void *start, size_t slen, uint64_t n, uint64_t *got);
+	/*
+	 * May be NULL.  Whether this worker should use key (urt-local: the key's
+	 * shard runs on the worker's core); the driver draws random keys until
+	 * one passes, for puts and gets.
+	 */
+	bool (*key_wanted)(void *w, const void *key, size_t klen);
 	/* Prints engine counters worth quoting (may be NULL). */
 	void (*report)(void *db, FILE *out);
 };
 
 extern const struct ce_engine ce_engine_urt;
+extern const struct ce_engine ce_engine_urt_local;
 extern const struct ce_engine ce_engine_rocksdb;
 extern const struct ce_engine ce_engine_lmdb;
 extern const struct ce_engine ce_engine_wiredtiger;

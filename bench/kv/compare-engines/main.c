@@ -4,7 +4,7 @@
  * one run, on the same machine and the same data.
  *
  *   compare-engines [--quick] [--dir DIR] [--keys N] [--seconds S]
- *                   [--rounds R] [--engines urt,rocksdb,lmdb,wiredtiger]
+ *                   [--rounds R] [--engines urt,urt-local,rocksdb,lmdb,wiredtiger]
  *                   [--readers N] [--scan-keys N] [--urt-cores N]
  *
  * Each engine first gets a fresh store in DIR/<engine>.<pid> holding keys
@@ -25,10 +25,13 @@
  *     get       random point gets from `readers` workers        -> get-10x
  *
  * Workers are threads for RocksDB, LMDB and WiredTiger, and fibers spread
- * over the runtime's cores for urt.  Every timed phase prints one "row"
+ * over the runtime's cores for urt.  "urt" workers use any key (about half
+ * their calls cross to the other core's shard); "urt-local" workers use
+ * only keys of their own core's shard (eng_urt.c).  Every timed phase prints one "row"
  * line (ops/s, p50/p99 latency, process CPU and device bytes per op from
  * /proc/self, the host's steal time); the end prints the medians of the
- * rounds as one table of urt / each engine, in Markdown for docs/engine.md.
+ * rounds as one table with urt (and urt-local) / each other engine, in
+ * Markdown for docs/engine.md.
  * Any failed operation is an error: the program prints it and exits 1.
  *
  * --quick is a run of seconds (the ctest smoke test); the defaults are the
@@ -58,7 +61,7 @@ enum wl { WL_PUT1, WL_PUT16, WL_PUT64, WL_GET_CACHED, WL_GET_10X, WL_SCAN, WL_CO
 static const char *const wl_name[WL_COUNT] = { "put-1", "put-16", "put-64", "get-cached", "get-10x",
 					       "scan-10k" };
 
-#define ENGINES_MAX 4u
+#define ENGINES_MAX 5u
 #define ROUNDS_MAX 15u
 /* Workers of the load (urt's NOSYNC puts need many in flight). */
 #define LOAD_WORKERS 16u
@@ -219,6 +222,16 @@ static int worker_fail(struct worker *w, int err, const char *what)
 	return err;
 }
 
+/* A random key of the data set that the engine wants this worker to use. */
+static void pick_key(struct worker *w, void *h, char *key)
+{
+	const struct ce_engine *e = w->ph->e;
+
+	do
+		ce_key(rnd(&w->rng) % w->ph->o->keys, key);
+	while (e->key_wanted && !e->key_wanted(h, key, CE_KEY_BYTES));
+}
+
 static void worker_loop(struct worker *w, void *h)
 {
 	struct phase *ph = w->ph;
@@ -272,14 +285,14 @@ static void worker_loop(struct worker *w, void *h)
 		t0 = now_ns();
 		switch (ph->kind) {
 		case K_PUT:
-			ce_key(rnd(&w->rng) % o->keys, key);
+			pick_key(w, h, key);
 			val[w->ops % o->value] = (char)w->ops;	/* Each put writes a new value. */
 			ret = e->put(h, key, CE_KEY_BYTES, val, o->value);
 			if (ret)
 				worker_fail(w, ret, "put");
 			break;
 		case K_GET:
-			ce_key(rnd(&w->rng) % o->keys, key);
+			pick_key(w, h, key);
 			ret = e->get(h, key, CE_KEY_BYTES, buf, buf_len, &vlen);
 			if (ret)
 				worker_fail(w, ret, "get");
@@ -586,30 +599,34 @@ static void fmt_rate(char *buf, size_t len, double v)
 		snprintf(buf, len, "%.0f", v);
 }
 
+/* Whether engine i is one of urt's (its ratios are taken against the others). */
+static bool is_urt(const struct opts *o, unsigned i)
+{
+	return strncmp(o->engines[i]->name, "urt", 3) == 0;
+}
+
 /* res[round][engine][wl] */
 static void table_print(const struct opts *o, const struct figures *res, double steal_run)
 {
 	unsigned ne = o->nengines, stride = ne * WL_COUNT;
-	int urt = -1;
 
-	for (unsigned i = 0; i < ne; i++)
-		if (strcmp(o->engines[i]->name, "urt") == 0)
-			urt = (int)i;
 	printf("\n== medians of %u round(s); %" PRIu64 " keys, %zu-byte values, %.1f s phases; "
 	       "steal over the whole run %.1f%%; steal and load columns: mean over the engines of "
 	       "each one's median\n\n", o->rounds, o->keys, o->value, o->seconds, steal_run);
 	printf("| workload | ");
 	for (unsigned i = 0; i < ne; i++)
 		printf("%s ops/s (p99 µs) | ", o->engines[i]->name);
-	for (unsigned i = 0; urt >= 0 && i < ne; i++)
-		if ((int)i != urt)
-			printf("urt/%s | ", o->engines[i]->name);
+	for (unsigned u = 0; u < ne; u++)
+		for (unsigned i = 0; is_urt(o, u) && i < ne; i++)
+			if (!is_urt(o, i))
+				printf("%s/%s | ", o->engines[u]->name, o->engines[i]->name);
 	printf("steal %% | load |\n|---|");
 	for (unsigned i = 0; i < ne; i++)
 		printf("---|");
-	for (unsigned i = 0; urt >= 0 && i < ne; i++)
-		if ((int)i != urt)
-			printf("---|");
+	for (unsigned u = 0; u < ne; u++)
+		for (unsigned i = 0; is_urt(o, u) && i < ne; i++)
+			if (!is_urt(o, i))
+				printf("---|");
 	printf("---|---|\n");
 	for (unsigned w = 0; w < WL_COUNT; w++) {
 		double ops[ENGINES_MAX], steal = 0, load = 0;
@@ -625,9 +642,10 @@ static void table_print(const struct opts *o, const struct figures *res, double 
 			steal += median(f, stride, o->rounds, offsetof(struct figures, steal_pct)) / ne;
 			load += median(f, stride, o->rounds, offsetof(struct figures, load1)) / ne;
 		}
-		for (unsigned i = 0; urt >= 0 && i < ne; i++)
-			if ((int)i != urt)
-				printf("%.2fx | ", ops[i] > 0 ? ops[urt] / ops[i] : 0);
+		for (unsigned u = 0; u < ne; u++)
+			for (unsigned i = 0; is_urt(o, u) && i < ne; i++)
+				if (!is_urt(o, i))
+					printf("%.2fx | ", ops[i] > 0 ? ops[u] / ops[i] : 0);
 		printf("%.1f | %.1f |\n", steal, load);
 	}
 	printf("\nPer operation, medians (process CPU µs / bytes written to the device / bytes read):\n\n");
@@ -654,8 +672,8 @@ static void table_print(const struct opts *o, const struct figures *res, double 
 
 static const struct ce_engine *engine_by_name(const char *name, size_t len)
 {
-	static const struct ce_engine *const all[] = { &ce_engine_urt, &ce_engine_rocksdb, &ce_engine_lmdb,
-						       &ce_engine_wiredtiger };
+	static const struct ce_engine *const all[] = { &ce_engine_urt, &ce_engine_urt_local, &ce_engine_rocksdb,
+						       &ce_engine_lmdb, &ce_engine_wiredtiger };
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (strlen(all[i]->name) == len && strncmp(all[i]->name, name, len) == 0)
@@ -671,7 +689,7 @@ static int parse_engines(struct opts *o, const char *list)
 		const struct ce_engine *e = engine_by_name(list, len);
 
 		if (!e) {
-			fprintf(stderr, "compare-engines: unknown engine '%.*s' (urt, rocksdb, lmdb, wiredtiger)\n",
+			fprintf(stderr, "compare-engines: unknown engine '%.*s' (urt, urt-local, rocksdb, lmdb, wiredtiger)\n",
 				(int)len, list);
 			return -EINVAL;
 		}
@@ -696,7 +714,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: compare-engines [--quick] [--dir DIR] [--keys N] [--seconds S] [--rounds R]\n"
-		"                       [--engines urt,rocksdb,lmdb,wiredtiger] [--readers N] [--scan-keys N]\n"
+		"                       [--engines urt,urt-local,rocksdb,lmdb,wiredtiger]\n"
+		"                       [--readers N] [--scan-keys N]\n"
 		"                       [--urt-cores N]\n"
 		"  full run (default): 500000 keys, 2 s phases, 3 rounds (a few minutes)\n"
 		"  --quick:            10000 keys, 0.2 s phases, 1 round (seconds; the smoke test)\n");
@@ -736,7 +755,7 @@ int main(int argc, char **argv)
 	struct opts o = { .dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", .keys = 500000, .value = 100,
 			  .seconds = 2, .rounds = 3, .readers = 16, .writers = { 1, 16, 64 },
 			  .scan_keys = 10000 };
-	const char *engines = "urt,rocksdb,lmdb,wiredtiger";
+	const char *engines = "urt,urt-local,rocksdb,lmdb,wiredtiger";
 	bool keys_set = false, seconds_set = false, rounds_set = false;
 	struct figures *res;
 	struct proc_sample run0, run1;

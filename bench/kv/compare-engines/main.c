@@ -717,7 +717,7 @@ static void usage(void)
 		"                       [--engines urt,urt-local,rocksdb,lmdb,wiredtiger]\n"
 		"                       [--readers N] [--scan-keys N]\n"
 		"                       [--urt-cores N]\n"
-		"  full run (default): 500000 keys, 2 s phases, 3 rounds (a few minutes)\n"
+		"  full run (default): 500000 keys, 1.5 s phases, 3 rounds (about 6 minutes)\n"
 		"  --quick:            10000 keys, 0.2 s phases, 1 round (seconds; the smoke test)\n");
 }
 
@@ -753,7 +753,7 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	struct opts o = { .dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", .keys = 500000, .value = 100,
-			  .seconds = 2, .rounds = 3, .readers = 16, .writers = { 1, 16, 64 },
+			  .seconds = 1.5, .rounds = 3, .readers = 16, .writers = { 1, 16, 64 },
 			  .scan_keys = 10000 };
 	const char *engines = "urt,urt-local,rocksdb,lmdb,wiredtiger";
 	bool keys_set = false, seconds_set = false, rounds_set = false;

@@ -36,8 +36,11 @@
  *
  * --quick is a run of seconds (the ctest smoke test); the defaults are the
  * full run (minutes).  Wrap timed runs in `flock /work/locks/bench`.
+ * Exit status: 0, 1 (an engine failed), 2 (bad usage), 3 (DIR cannot take
+ * O_DIRECT, e.g. tmpfs).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -830,6 +833,24 @@ int main(int argc, char **argv)
 	if (mkdir(top, 0755)) {
 		fprintf(stderr, "compare-engines: mkdir %s: %s\n", top, strerror(errno));
 		return 1;
+	}
+	/* The 10x phase reads past the page cache: the directory must take O_DIRECT. */
+	{
+		char probe[4200];
+		int fd;
+
+		snprintf(probe, sizeof(probe), "%s/odirect-probe", top);
+		fd = open(probe, O_RDWR | O_CREAT | O_DIRECT, 0644);
+		if (fd < 0) {
+			fprintf(stderr, "compare-engines: %s does not take O_DIRECT (%s; tmpfs?): the 10x phase "
+					"needs direct reads, so give --dir a directory on a disk file system\n",
+				o.dir, strerror(errno));
+			unlink(probe);
+			rmdir(top);
+			return 3;
+		}
+		close(fd);
+		unlink(probe);
 	}
 	printf("compare-engines: %" PRIu64 " keys of %u+%zu bytes (%.0f MiB of data), %u round(s), "
 	       "%.2f s per phase, %u readers, writers %u/%u/%u, %ld CPUs, files in %s\n",

@@ -397,7 +397,7 @@ static void needs(const struct urkv_slot *s, unsigned *nreq, size_t *arena)
 {
 	*nreq = 0;
 	*arena = 0;
-	if (!s->cmd || s->cmd->cls == URKV_SYNC || s->cmd->cls == URKV_NONE)
+	if (urkv_slot_class(s) == URKV_SYNC || urkv_slot_class(s) == URKV_NONE)
 		return;
 	*nreq = s->cmd->key_stride ? (unsigned)((s->argc - 1) / s->cmd->key_stride) : 1;
 	if (s->cmd->values)
@@ -533,7 +533,7 @@ static void batch_run(struct urkv_conn *c, bool alone)
 	c->arena_used = 0;
 	for (unsigned i = 0; i < end; i++) {
 		struct urkv_slot *s = &c->slots[i];
-		enum urkv_class cls = s->cmd ? s->cmd->cls : URKV_NONE;
+		enum urkv_class cls = urkv_slot_class(s);
 
 		atomic_fetch_add_explicit(&c->cc->st.commands, 1, memory_order_relaxed);
 		if (cls == URKV_NONE)

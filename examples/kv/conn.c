@@ -840,8 +840,16 @@ static void conn_main(void *arg)
 		if (c->nslots)
 			batch_run(c, alone);
 		if (r == PARSE_ERROR && !c->close_after) {	/* Bytes after QUIT get no reply. */
-			urkv_out_errorf(c, "ERR %s", err == -ENOMEM ? "out of memory"
-								   : resp_strerror(err));
+			/* A limit that was hit is named with its option and value. */
+			bool big = err == RESP_E_ARG_TOO_LARGE || err == RESP_E_REQUEST_TOO_LARGE;
+
+			if (big || err == RESP_E_TOO_MANY_ARGS)
+				urkv_out_errorf(c, "ERR %s (over urkv's --%s %zu)", resp_strerror(err),
+						big ? "max-request" : "max-args",
+						big ? srv->o.max_request : srv->o.max_args);
+			else
+				urkv_out_errorf(c, "ERR %s", err == -ENOMEM ? "out of memory"
+									   : resp_strerror(err));
 			atomic_fetch_add_explicit(&c->cc->st.protocol_errors, 1,
 						  memory_order_relaxed);
 		}

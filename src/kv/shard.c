@@ -704,7 +704,7 @@ int kv_shard_read(struct kv_shard *s, struct urt_kv_req *req)
 {
 	int ret = read_consistent(s, read_req, req);
 
-	if (ret == 0 && expired(req->expire_out, urt_kv_now_ms(s->kv))) {
+	if (ret == 0 && req->expire_out != 0 && expired(req->expire_out, urt_kv_now_ms(s->kv))) {
 		expire_note(s, req->key, req->klen);
 		req->vlen_out = 0;
 		req->expire_out = 0;
@@ -951,6 +951,10 @@ static int expire_collect_fn(struct kv_reader *rd, void *arg)
 	s->exp_n = 0;
 	s->exp_seen = 0;
 	s->exp_wrapped = false;
+	if (rd->pager.meta->volatile_keys == 0) {
+		s->exp_wrapped = true;	/* No key has an expiry: nothing to walk. */
+		return 0;
+	}
 	kv_btree_cursor_init(&cur, rd->tree);
 	ret = map_err(kv_btree_cursor_seek(&cur, s->exp_pos, s->exp_pos_len));
 	if (ret)

@@ -270,7 +270,8 @@ void urkv_getset_run(struct urkv_conn *c, struct urkv_slot *s)
  * deleted again, each only if it still holds this command's value.  A
  * repeated key is written once, with its last value, as in Redis.
  */
-static const struct resp_arg *msetnx_argv;
+/* The arguments qsort compares (per thread: a core sorts without yielding). */
+static _Thread_local const struct resp_arg *msetnx_argv;
 
 static int msetnx_cmp(const void *a, const void *b)
 {

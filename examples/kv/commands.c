@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cmd_ext.h"
 #include "urkv.h"
 #include "urt/urt.h"
 
@@ -178,27 +179,15 @@ static void count_reply(struct urkv_conn *c, struct urkv_slot *s)
 static void set_prepare(struct urkv_conn *c, struct urkv_slot *s)
 {
 	struct urt_kv_req *req = urkv_conn_req(c, s, 0);
-	unsigned flags = urkv_conn_write_flags(c);
+	unsigned flags = 0;
+	uint64_t expire_at = 0;
+	bool get;
 
-	for (size_t i = 3; i < s->argc; i++) {
-		const struct resp_arg *a = &s->argv[i];
-
-		if (arg_is(a, "NX") && !(flags & URT_KV_XX)) {
-			flags |= URT_KV_NX;
-		} else if (arg_is(a, "XX") && !(flags & URT_KV_NX)) {
-			flags |= URT_KV_XX;
-		} else if (arg_is(a, "EX") || arg_is(a, "PX") || arg_is(a, "EXAT") ||
-			   arg_is(a, "PXAT") || arg_is(a, "KEEPTTL")) {
-			s->err = "ERR urkv does not support key expiry (EX, PX, EXAT, PXAT, KEEPTTL)";
-			return;
-		} else if (arg_is(a, "GET")) {
-			s->err = "ERR urkv does not support SET ... GET";
-			return;
-		} else {
-			s->err = "ERR syntax error";
-			return;
-		}
-	}
+	/* SET ... GET runs alone (urkv_set_class): get is false here. */
+	s->err = urkv_set_options(c, s->argv, s->argc, &flags, &get, &expire_at);
+	if (s->err)
+		return;
+	flags |= urkv_conn_write_flags(c);
 	s->err = key_check(&s->argv[1]);
 	if (s->err)
 		return;
@@ -209,6 +198,7 @@ static void set_prepare(struct urkv_conn *c, struct urkv_slot *s)
 	req_key(req, &s->argv[1]);
 	req->op = URT_KV_OP_PUT;
 	req->flags = flags;
+	req->expire_at = expire_at;
 	req->val = s->argv[2].ptr;
 	req->vlen = s->argv[2].len;
 	urkv_conn_submit(c, req);
@@ -660,7 +650,8 @@ static const struct urkv_cmd cmds[] = {
 	{ "get", 2, URKV_READ, 0, true, get_prepare, NULL, get_reply, NULL, false },
 	{ "mget", -2, URKV_READ, 1, true, get_prepare, NULL, mget_reply, NULL, false },
 	{ "exists", -2, URKV_READ, 1, false, exists_prepare, exists_tally, count_reply, NULL, false },
-	{ "set", -3, URKV_WRITE, 0, false, set_prepare, NULL, set_reply, NULL, false },
+	{ "set", -3, URKV_WRITE, 0, false, set_prepare, NULL, set_reply, urkv_set_get_run, false,
+	  urkv_set_class },
 	{ "setnx", 3, URKV_WRITE, 0, false, setnx_prepare, NULL, setnx_reply, NULL, false },
 	{ "del", -2, URKV_WRITE, 1, false, del_prepare, del_tally, count_reply, NULL, false },
 	{ "unlink", -2, URKV_WRITE, 1, false, del_prepare, del_tally, count_reply, NULL, false },
@@ -683,6 +674,40 @@ static const struct urkv_cmd cmds[] = {
 	{ "client", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, client_run, false },
 	{ "command", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, command_run, false },
 	{ "nosync", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, nosync_run, false },
+	/* Expiry, string and keyspace commands (cmd_expire.c, cmd_string.c, cmd_keys.c). */
+	{ "setex", 4, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_setex_run, false },
+	{ "psetex", 4, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_psetex_run, false },
+	{ "getex", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_getex_run, false },
+	{ "getdel", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_getdel_run, false },
+	{ "expire", -3, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_expire_run, false },
+	{ "pexpire", -3, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_pexpire_run, false },
+	{ "expireat", -3, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_expireat_run, false },
+	{ "pexpireat", -3, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_pexpireat_run, false },
+	{ "ttl", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_ttl_run, false },
+	{ "pttl", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_pttl_run, false },
+	{ "expiretime", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_expiretime_run, false },
+	{ "pexpiretime", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_pexpiretime_run, false },
+	{ "persist", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_persist_run, false },
+	{ "debug", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_debug_run, false },
+	{ "append", 3, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_append_run, false },
+	{ "strlen", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_strlen_run, false },
+	{ "getrange", 4, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_getrange_run, false },
+	{ "substr", 4, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_getrange_run, false },
+	{ "setrange", 4, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_setrange_run, false },
+	{ "getset", 3, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_getset_run, false },
+	{ "msetnx", -3, URKV_SYNC, 2, false, NULL, NULL, NULL, urkv_msetnx_run, false },
+	{ "incrbyfloat", 3, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_incrbyfloat_run, false },
+	{ "setbit", 4, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_setbit_run, false },
+	{ "getbit", 3, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_getbit_run, false },
+	{ "bitcount", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_bitcount_run, false },
+	{ "bitpos", -3, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_bitpos_run, false },
+	{ "keys", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_keys_run, false },
+	{ "rename", 3, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_rename_run, false },
+	{ "renamenx", 3, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_renamenx_run, false },
+	{ "copy", -3, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_copy_run, false },
+	{ "randomkey", 1, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_randomkey_run, false },
+	{ "type", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_type_run, false },
+	{ "touch", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_touch_run, false },
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -726,7 +751,7 @@ static void command_run(struct urkv_conn *c, struct urkv_slot *s)
 
 const struct urkv_cmd *urkv_cmd_lookup(const struct resp_arg *name)
 {
-	if (name->len == 0 || name->len > 8)
+	if (name->len == 0 || name->len > 16)
 		return NULL;
 	for (size_t i = 0; i < NCMDS; i++)
 		if (strlen(cmds[i].name) == name->len &&

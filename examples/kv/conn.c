@@ -397,7 +397,7 @@ static void needs(const struct urkv_slot *s, unsigned *nreq, size_t *arena)
 {
 	*nreq = 0;
 	*arena = 0;
-	if (!s->cmd || s->cmd->cls == URKV_SYNC || s->cmd->cls == URKV_NONE)
+	if (urkv_slot_class(s) == URKV_SYNC || urkv_slot_class(s) == URKV_NONE)
 		return;
 	*nreq = s->cmd->key_stride ? (unsigned)((s->argc - 1) / s->cmd->key_stride) : 1;
 	if (s->cmd->values)
@@ -533,7 +533,7 @@ static void batch_run(struct urkv_conn *c, bool alone)
 	c->arena_used = 0;
 	for (unsigned i = 0; i < end; i++) {
 		struct urkv_slot *s = &c->slots[i];
-		enum urkv_class cls = s->cmd ? s->cmd->cls : URKV_NONE;
+		enum urkv_class cls = urkv_slot_class(s);
 
 		atomic_fetch_add_explicit(&c->cc->st.commands, 1, memory_order_relaxed);
 		if (cls == URKV_NONE)
@@ -840,8 +840,16 @@ static void conn_main(void *arg)
 		if (c->nslots)
 			batch_run(c, alone);
 		if (r == PARSE_ERROR && !c->close_after) {	/* Bytes after QUIT get no reply. */
-			urkv_out_errorf(c, "ERR %s", err == -ENOMEM ? "out of memory"
-								   : resp_strerror(err));
+			/* A limit that was hit is named with its option and value. */
+			bool big = err == RESP_E_ARG_TOO_LARGE || err == RESP_E_REQUEST_TOO_LARGE;
+
+			if (big || err == RESP_E_TOO_MANY_ARGS)
+				urkv_out_errorf(c, "ERR %s (over urkv's --%s %zu)", resp_strerror(err),
+						big ? "max-request" : "max-args",
+						big ? srv->o.max_request : srv->o.max_args);
+			else
+				urkv_out_errorf(c, "ERR %s", err == -ENOMEM ? "out of memory"
+									   : resp_strerror(err));
 			atomic_fetch_add_explicit(&c->cc->st.protocol_errors, 1,
 						  memory_order_relaxed);
 		}

@@ -56,7 +56,7 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 	char *text = NULL;
 	size_t size = 0;
 	FILE *f = open_memstream(&text, &size);
-	uint64_t keys = 0;
+	uint64_t keys = 0, volatile_keys = 0;
 
 	if (!f)
 		return NULL;
@@ -82,6 +82,18 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 			(unsigned long long)SUM(srv, bytes_out),
 			(unsigned long long)SUM(srv, protocol_errors),
 			(unsigned long long)SUM(srv, timeouts));
+	if (want(section, len, "stats")) {
+		/* Keys deleted by expiry (lazy and active), as Redis's expired_keys (# Stats). */
+		uint64_t expired = 0;
+
+		for (unsigned s = 0; s < urt_kv_shards(srv->kv); s++) {
+			struct urt_kv_shard_stats st;
+
+			if (urt_kv_shard_stats(srv->kv, s, &st) == 0)
+				expired += st.expired;
+		}
+		fprintf(f, "# Expiry\r\nexpired_keys:%llu\r\n\r\n", (unsigned long long)expired);
+	}
 	if (want(section, len, "persistence"))
 		fprintf(f, "# Persistence\r\nloading:0\r\naof_enabled:1\r\nurkv_durability:%s\r\n\r\n",
 			srv->o.nosync ? "nosync (acknowledged once applied)"
@@ -111,6 +123,7 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 		if (urt_kv_shard_stats(srv->kv, s, &st) != 0)
 			continue;
 		keys += st.keys;
+		volatile_keys += st.volatile_keys;
 		if (!want(section, len, "urt"))
 			continue;
 		fprintf(f, "urt_shard%u:core=%u,keys=%llu,pages=%llu,pages_used=%llu,pages_free=%llu,"
@@ -118,7 +131,7 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 			   "write_tx_retries=%llu,forwarded=%llu,commits=%llu,batches=%llu,"
 			   "commits_per_batch=%.2f,log_bytes=%llu,flushes=%llu,fua_writes=%llu,"
 			   "hits=%llu,misses=%llu,evictions=%llu,checkpoints=%llu,log_waits=%llu,"
-			   "recovered_batches=%llu,sticky_error=%d\r\n",
+			   "recovered_batches=%llu,sticky_error=%d,volatile_keys=%llu,expired=%llu\r\n",
 			s, st.core, (unsigned long long)st.keys, (unsigned long long)st.page_count,
 			(unsigned long long)st.pages_used, (unsigned long long)st.pages_free,
 			(unsigned long long)st.reads, (unsigned long long)st.read_retries,
@@ -130,14 +143,16 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 			(unsigned long long)st.ps.hits, (unsigned long long)st.ps.misses,
 			(unsigned long long)st.ps.evictions, (unsigned long long)st.ps.checkpoints,
 			(unsigned long long)st.ps.log_waits, (unsigned long long)st.ps.recovered_batches,
-			st.ps.sticky_error);
+			st.ps.sticky_error, (unsigned long long)st.volatile_keys,
+			(unsigned long long)st.expired);
 	}
 	if (want(section, len, "urt"))
 		fprintf(f, "\r\n");
 	if (want(section, len, "keyspace")) {
 		fprintf(f, "# Keyspace\r\n");
 		if (keys)
-			fprintf(f, "db0:keys=%llu,expires=0,avg_ttl=0\r\n", (unsigned long long)keys);
+			fprintf(f, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", (unsigned long long)keys,
+				(unsigned long long)volatile_keys);
 	}
 	fclose(f);
 	return text;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "cmd_ext.h"
 #include "urkv.h"
 #include "urt/urt.h"
 
@@ -51,7 +52,8 @@ static void usage(FILE *f)
 		"  --poll MODE           reactor wait: interrupt (default), hybrid (spin, then sleep),\n"
 		"                        sqpoll\n"
 		"  --no-pin              do not pin each reactor to its CPU\n"
-		"  --quiet               no messages on stderr but errors\n");
+		"  --quiet               no messages on stderr but errors\n"
+		"  --enable-debug-command  allow DEBUG CLOCK-ADVANCE (tests of key expiry)\n");
 }
 
 static int parse_size(const char *s, uint64_t *out)
@@ -98,6 +100,7 @@ static int parse_opts(int argc, char **argv, struct urkv_opts *o)
 		{ "poll", required_argument, NULL, 'o' },
 		{ "no-pin", no_argument, NULL, 'U' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "enable-debug-command", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -171,6 +174,7 @@ static int parse_opts(int argc, char **argv, struct urkv_opts *o)
 			break;
 		case 'U': o->no_pin = true; break;
 		case 'q': o->quiet = true; break;
+		case 'D': o->enable_debug = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -240,6 +244,8 @@ int main(int argc, char **argv)
 	ko.cache_bytes = o->cache_bytes;
 	ko.sync = o->sync;
 	ko.group_delay_ns = o->group_delay_ns;
+	ko.clock_ms = urkv_store_clock;	/* The real clock plus DEBUG CLOCK-ADVANCE's offset. */
+	ko.clock_arg = &srv;
 
 	urt_rt_opts_default(&ro);
 	if (o->cores) {

@@ -43,6 +43,7 @@ struct urkv_opts {
 	int poll_mode;			/* enum urt_poll_mode of the reactors (default INTERRUPT). */
 	bool no_pin;			/* Let the scheduler move the reactors between CPUs. */
 	bool quiet;			/* No informational messages on stderr. */
+	bool enable_debug;		/* DEBUG (CLOCK-ADVANCE) allowed (--enable-debug-command). */
 };
 
 /* Counters of one core (read by INFO from other cores without locks: approximate). */
@@ -83,6 +84,7 @@ struct urkv_server {
 	atomic_uint clients;		/* Connected clients, all cores. */
 	atomic_bool stopping;		/* SIGTERM/SIGINT received. */
 	struct urkv_core *cores;	/* ncores entries. */
+	_Atomic uint64_t clock_offset_ms;/* Added to the expiry clock by DEBUG CLOCK-ADVANCE. */
 };
 
 /* server.c */
@@ -135,7 +137,17 @@ struct urkv_cmd {
 	void (*run)(struct urkv_conn *c, struct urkv_slot *s);
 	/* Multi-key without values: the reply is +OK (MSET) rather than the count. */
 	bool ok_reply;
+	/* When set: the class of this call, which depends on its arguments (SET ... GET). */
+	enum urkv_class (*classify)(const struct resp_arg *argv, size_t argc);
 };
+
+/* The class of slot s's command (its classify, else cls). */
+static inline enum urkv_class urkv_slot_class(const struct urkv_slot *s)
+{
+	if (!s->cmd)
+		return URKV_NONE;
+	return s->cmd->classify ? s->cmd->classify(s->argv, s->argc) : s->cmd->cls;
+}
 
 /* commands.c */
 const struct urkv_cmd *urkv_cmd_lookup(const struct resp_arg *name);

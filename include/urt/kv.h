@@ -43,6 +43,18 @@
  * one caller to one shard are applied in the order they were issued; an
  * operation on several shards (a scan, a count) is not a snapshot.
  *
+ * Expiry.  A key may carry an absolute expiry time in milliseconds since
+ * the Unix epoch (urt_kv_put_expire, URT_KV_OP_PUT with expire_at,
+ * URT_KV_OP_UPDATE).  It is stored in the key's leaf cell, so it is as
+ * durable as the value and survives restart and crash.  A key whose
+ * expire_at <= now (the store's clock, struct urt_kv_opts.clock_ms) is
+ * absent for every call: get, exists, scan and count skip it, NX/XX treat
+ * it as missing.  Its space is reclaimed lazily (a read that meets it
+ * queues its deletion) and by an active pass on each shard that examines
+ * at most expire_scan_keys keys every expire_interval_ms (sooner while it
+ * keeps finding expired keys), so a store full of expired keys frees them
+ * with nobody reading them.
+ *
  * Errors are 0 (or a documented count), -errno, or URT_E_* (urt/error.h):
  *   URT_E_NOTFOUND  no such key (get, del, put with URT_KV_XX);
  *   -EEXIST         the key exists (put with URT_KV_NX);
@@ -86,7 +98,12 @@ enum urt_kv_flags {
 	URT_KV_XX = 1u << 1,		/**< put: only if the key exists, else URT_E_NOTFOUND. */
 	URT_KV_NOSYNC = 1u << 2,	/**< put/del/incr/clear: return once installed, not durable. */
 	URT_KV_KEYS_ONLY = 1u << 3,	/**< scan: return keys without values. */
+	URT_KV_KEEPTTL = 1u << 4,	/**< put: keep the live key's expiry instead of expire_at. */
+	URT_KV_READVAL = 1u << 5,	/**< update: read the old value for the callback. */
 };
+
+/** Clock of the store's expiry: milliseconds since the Unix epoch. */
+typedef uint64_t (*urt_kv_clock_fn)(void *arg);
 
 /** Store options; start from urt_kv_opts_default(). */
 struct urt_kv_opts {
@@ -102,6 +119,10 @@ struct urt_kv_opts {
 	enum urt_ps_sync sync;	/**< How log batches are made durable (default URT_PS_SYNC_AUTO). */
 	uint64_t group_delay_ns;/**< Extra wait of the log writer to fill a batch (default 0). */
 	unsigned readers_max;	/**< Concurrent reads per shard before callers queue (default 64). */
+	urt_kv_clock_fn clock_ms;/**< Expiry clock; NULL (default): CLOCK_REALTIME.  Tests set it. */
+	void *clock_arg;	/**< Argument of clock_ms. */
+	uint32_t expire_interval_ms;/**< Active expiry: pause between passes (default 100); 0 = no active pass. */
+	uint32_t expire_scan_keys;/**< Active expiry: keys examined per pass (default 256). */
 };
 
 /** Fills o with the defaults documented above. */
@@ -160,6 +181,16 @@ URT_API unsigned urt_kv_shard_core(const struct urt_kv *kv, unsigned shard);
 URT_API int urt_kv_get(struct urt_kv *kv, const void *key, size_t klen, void *buf, size_t buf_len,
 		       size_t *vlen);
 
+/**
+ * get that also sets *expire_at (may be NULL) to the key's absolute expiry
+ * in ms since the epoch, 0 for a key that never expires.
+ */
+URT_API int urt_kv_get_expire(struct urt_kv *kv, const void *key, size_t klen, void *buf,
+			      size_t buf_len, size_t *vlen, uint64_t *expire_at);
+
+/** The store's expiry clock now (ms since the epoch).  Runs anywhere. */
+URT_API uint64_t urt_kv_now_ms(const struct urt_kv *kv);
+
 /** Returns 1 if key exists, 0 if not, or a negative error.  Same rules as get. */
 URT_API int urt_kv_exists(struct urt_kv *kv, const void *key, size_t klen);
 
@@ -170,6 +201,16 @@ URT_API int urt_kv_exists(struct urt_kv *kv, const void *key, size_t klen);
  */
 URT_API int urt_kv_put(struct urt_kv *kv, const void *key, size_t klen, const void *val, size_t vlen,
 		       unsigned flags);
+
+/**
+ * put with an expiry: expire_at is the absolute time in ms since the epoch
+ * at which the key disappears, 0 for never.  flags as put, plus
+ * URT_KV_KEEPTTL (a live key keeps its expiry; expire_at must be 0).  A
+ * time already past stores nothing and deletes the key (as Redis's SET
+ * with a past EXAT).  Same returns as put.
+ */
+URT_API int urt_kv_put_expire(struct urt_kv *kv, const void *key, size_t klen, const void *val,
+			      size_t vlen, uint64_t expire_at, unsigned flags);
 
 /** Deletes key.  flags: URT_KV_NOSYNC.  Returns 0 or URT_E_NOTFOUND or an error. */
 URT_API int urt_kv_del(struct urt_kv *kv, const void *key, size_t klen, unsigned flags);
@@ -237,7 +278,7 @@ URT_API int urt_kv_scan(struct urt_kv *kv, struct urt_kv_cursor *c, struct urt_k
 /** Counters of one shard. */
 struct urt_kv_shard_stats {
 	unsigned core;		/**< Core that runs the shard. */
-	uint64_t keys;		/**< Keys in the shard. */
+	uint64_t keys;		/**< Keys stored in the shard (expired ones not yet deleted included). */
 	uint64_t page_count;	/**< Pages of the shard's region. */
 	uint64_t pages_used;	/**< Pages ever allocated (the high-water mark). */
 	uint64_t pages_free;	/**< Of those, pages on the free list. */
@@ -247,6 +288,8 @@ struct urt_kv_shard_stats {
 	uint64_t write_txs;	/**< Page-store transactions that carried them. */
 	uint64_t write_tx_retries;/**< Transactions rebuilt (a write lock held, a tx too big). */
 	uint64_t forwarded;	/**< Operations that came from another core. */
+	uint64_t volatile_keys;	/**< Keys with an expiry (expired ones not yet deleted included). */
+	uint64_t expired;	/**< Keys deleted by expiry (lazy and active) since open. */
 	struct urt_ps_stats ps;	/**< The shard's page store. */
 };
 
@@ -263,9 +306,42 @@ enum urt_kv_op {
 	URT_KV_OP_PUT,		/**< val, vlen, flags NX/XX/NOSYNC -> res. */
 	URT_KV_OP_DEL,		/**< flags NOSYNC -> res 0 or URT_E_NOTFOUND. */
 	URT_KV_OP_INCR,		/**< delta, flags NOSYNC -> res, num. */
+	URT_KV_OP_UPDATE,	/**< update, flags READVAL/NOSYNC, vlen = bound -> res. */
+};
+
+/** What an update callback does with the key (struct urt_kv_update.action). */
+enum urt_kv_update_action {
+	URT_KV_UPDATE_KEEP = 0,	/**< Nothing is written. */
+	URT_KV_UPDATE_PUT,	/**< Store val/vlen with expire_at (0: none). */
+	URT_KV_UPDATE_EXPIRE,	/**< Keep the value, set expire_at (0: persist). */
+	URT_KV_UPDATE_DEL,	/**< Delete the key. */
+};
+
+/** The key as an update callback sees it, and what the callback decides. */
+struct urt_kv_update {
+	bool exists;		/**< In: the key is live (not absent, not expired). */
+	uint64_t now;		/**< In: the store's clock (ms since the epoch). */
+	uint64_t expire_at;	/**< In: the key's expiry, 0 = never.  Out: for PUT/EXPIRE. */
+	uint8_t *val;		/**< In (READVAL): the old value, in a scratch buffer the
+				 *   callback may edit in place.  Out (PUT): the new value,
+				 *   there or in memory that outlives the call. */
+	size_t vlen;		/**< In: old length (also without READVAL).  Out: new length. */
+	size_t cap;		/**< Bytes of the scratch buffer (URT_KV_VALUE_MAX). */
+	enum urt_kv_update_action action; /**< Out (default KEEP). */
 };
 
 struct urt_kv_req;
+
+/**
+ * An atomic read-modify-write of one key (URT_KV_OP_UPDATE): runs on the
+ * key's shard inside its write transaction, so no other write of the key
+ * comes between the read and the write.  It must not block, and it may run
+ * more than once for one request (a transaction that is redone), so it
+ * must compute its outputs (into req->buf, req->num, req->vlen_out) from u
+ * and req alone.  Its return value becomes req->res: 0 (or a count) or a
+ * negative error, in which case nothing is written.
+ */
+typedef int (*urt_kv_update_fn)(struct urt_kv_req *req, struct urt_kv_update *u);
 /** Completion of an asynchronous request: runs once, on the submitting core. */
 typedef void (*urt_kv_done_fn)(struct urt_kv_req *req);
 
@@ -280,6 +356,9 @@ struct urt_kv_req {
 	void *buf;		/**< GET: where the value goes. */
 	size_t buf_len;		/**< GET: bytes of buf. */
 	int64_t delta;		/**< INCR: amount added. */
+	uint64_t expire_at;	/**< PUT: absolute expiry in ms since the epoch; 0 = never. */
+	urt_kv_update_fn update;/**< UPDATE: the callback. */
+	uint64_t expire_out;	/**< Out, GET: the key's expiry (0 = never). */
 	int res;		/**< Out: the result, as for the blocking call. */
 	size_t vlen_out;	/**< Out, GET: the full value length. */
 	int64_t num;		/**< Out, INCR: the new value. */
@@ -292,6 +371,16 @@ struct urt_kv_req {
 	unsigned shard;			/**< Target shard. */
 	uint64_t seq;			/**< Write transaction that carried it. */
 };
+
+/**
+ * Runs req as an update (URT_KV_OP_UPDATE; op is set here), blocking.  The
+ * caller fills key, klen, flags (URT_KV_READVAL, URT_KV_NOSYNC), vlen (a
+ * bound on the value the callback writes: it sizes the transaction;
+ * URT_KV_VALUE_MAX when unknown), update, and buf/buf_len for outputs;
+ * done and arg are used by the call, so a callback reaches its own context
+ * by embedding req in it (container_of).  Returns req->res.
+ */
+URT_API int urt_kv_update(struct urt_kv *kv, struct urt_kv_req *req);
 
 /**
  * Starts req on its key's shard.  Reactor thread of the runtime (fiber or

@@ -17,8 +17,10 @@
  *   3. Every node but the root has at least one cell; an internal root has
  *      at least one (a root with one child is replaced by that child).
  *   4. A value is in overflow pages iff it is longer than 8 bytes and its
- *      inline leaf cell would take more than a third of the node
- *      (value_overflows()), so the decision depends on klen and vlen only.
+ *      inline leaf cell, with room for an expiry time, would take more than
+ *      a third of the node (value_overflows()), so the decision depends on
+ *      klen and vlen only: setting or dropping a key's expiry never moves
+ *      its value between the leaf and an overflow chain.
  *      A third, not less, keeps 1 KiB values next to short keys inline on
  *      4 KiB pages: one page per put and per get instead of two or three.
  *   5. meta.count is the number of leaf cells if meta.flags has
@@ -28,9 +30,9 @@
  *      an empty root leaf remain.
  *
  * Cell sizes.  A node has cap = page_usable - 16 bytes for slots and cells.
- * The largest cell with its slot is max(cap / 3, 1042) bytes (an inline
- * value, or a 1 KiB key with an overflow pointer), and
- * KV_BTREE_PAGE_USABLE_MIN keeps 1042 at most cap / 3.  Hence a node that overflows holds at least four cells (the new
+ * The largest cell with its slot is max(cap / 3, 1050) bytes (an inline
+ * value, or a 1 KiB key with an overflow pointer and an expiry), and
+ * KV_BTREE_PAGE_USABLE_MIN keeps 1050 at most cap / 3.  Hence a node that overflows holds at least four cells (the new
  * one included), and a split can leave both halves non-empty and at most
  * cap.  So can rebalancing two siblings of which one is underfull (below
  * cap / 4): their cells, and between internal nodes the separator, total
@@ -120,7 +122,8 @@ struct kv_op {
 	const uint8_t *val;	/* Value of a put. */
 	size_t vlen;		/* Value length of a put. */
 	bool del;		/* Delete rather than put. */
-	unsigned flags;		/* KV_BTREE_NX / KV_BTREE_XX. */
+	unsigned flags;		/* enum kv_btree_put_flags / KV_BTREE_IF_EXPIRED. */
+	struct kv_btree_xput *x;/* Expiry in and out (always set). */
 	bool inserted;		/* Out: a key was added. */
 	bool removed;		/* Out: a key was removed. */
 	uint64_t old_ovf;	/* Out: overflow chain of the old value, or 0. */
@@ -142,7 +145,7 @@ static bool value_overflows(const struct kv_btree *t, size_t klen, size_t vlen)
 	/* An overflow pointer costs 8 bytes, so shorter values stay inline. */
 	if (vlen <= sizeof(uint64_t))
 		return false;
-	return KV_SLOT_SIZE + kv_leaf_cell_size(klen, vlen, false) > t->cap / 3;
+	return KV_SLOT_SIZE + kv_leaf_cell_size_x(klen, vlen, false, true) > t->cap / 3;
 }
 
 /* Pager wrappers: they check alignment and node headers. */
@@ -634,54 +637,74 @@ err_put_parent:
 	return rc;
 }
 
+/* True if the cell's key has expired at now (now 0: nothing has). */
+static bool cell_expired(const struct kv_leaf_cell *c, uint64_t now)
+{
+	return now != 0 && c->expire_at != 0 && c->expire_at <= now;
+}
+
 /* Applies op to the pinned leaf pgno, which it unpins. */
 static int leaf_modify(struct kv_btree *t, uint64_t pgno, void *pg, struct kv_op *op,
 		       struct kv_up *up)
 {
-	bool found, old_overflow = false;
-	uint64_t old_ovf = 0, ovf = 0;
+	struct kv_btree_xput *x = op->x;
+	struct kv_leaf_cell old = { 0 };
+	bool found, live = false;
+	uint64_t ovf = 0;
 	size_t size = 0;
 	unsigned idx;
 	int rc = 0;
 
 	idx = kv_node_lower_bound(pg, op->key, op->klen, &found);
 	if (found) {
-		struct kv_leaf_cell old;
-
 		kv_leaf_cell_decode(kv_node_cell(pg, idx), &old);
-		old_overflow = old.overflow;
-		old_ovf = old.ovf;
+		live = !cell_expired(&old, x->now);
+		x->found = true;
+		x->old_expire_at = old.expire_at;
 	}
 	if (op->del) {
-		if (!found) {
+		if (!found || ((op->flags & KV_BTREE_IF_EXPIRED) && live)) {
 			rc = -ENOENT;
 			goto out_put;
 		}
+	} else if (op->flags & KV_BTREE_KEEPVAL) {
+		/* A new expiry only: the value stays where it is (invariant 4). */
+		if (!live) {
+			rc = -ENOENT;
+			goto out_put;
+		}
+		x->new_expire_at = x->expire_at;
+		size = kv_leaf_cell_encode_x(t->cellbuf, op->key, op->klen, old.val, old.vlen,
+					     old.overflow, old.ovf, x->expire_at);
 	} else {
 		bool overflow = value_overflows(t, op->klen, op->vlen);
+		uint64_t exp = x->expire_at;
 
-		if (found && (op->flags & KV_BTREE_NX)) {
+		if (live && (op->flags & KV_BTREE_NX)) {
 			rc = -EEXIST;
 			goto out_put;
 		}
-		if (!found && (op->flags & KV_BTREE_XX)) {
+		if (!live && (op->flags & KV_BTREE_XX)) {
 			rc = -ENOENT;
 			goto out_put;
 		}
+		if (live && (op->flags & KV_BTREE_KEEPTTL))
+			exp = old.expire_at;
+		x->new_expire_at = exp;
 		if (overflow) {
 			rc = ovf_write(t, op->val, op->vlen, &ovf);
 			if (rc != 0)
 				goto out_put;
 		}
-		size = kv_leaf_cell_encode(t->cellbuf, op->key, op->klen, op->val,
-					   op->vlen, overflow, ovf);
+		size = kv_leaf_cell_encode_x(t->cellbuf, op->key, op->klen, op->val,
+					     op->vlen, overflow, ovf, exp);
 	}
 	rc = make_writable(t, pgno, &pg);
 	if (rc != 0)
 		goto out_put;
 	if (found) {
-		if (old_overflow)
-			op->old_ovf = old_ovf;
+		if (old.overflow && !(op->flags & KV_BTREE_KEEPVAL))
+			op->old_ovf = old.ovf;
 		kv_node_remove(pg, t->u, idx);
 	}
 	if (op->del) {
@@ -793,7 +816,7 @@ static int tree_modify(struct kv_btree *t, struct kv_op *op)
 	if (rc != 0)
 		return rc;
 	if (mpgno == 0) {
-		if (op->del || (op->flags & KV_BTREE_XX))
+		if (op->del || (op->flags & (KV_BTREE_XX | KV_BTREE_KEEPVAL)))
 			return -ENOENT;
 		rc = tree_create(t, &mpgno, &m);
 		if (rc != 0)
@@ -846,29 +869,57 @@ static int key_valid(const void *key, size_t klen)
 int kv_btree_put(struct kv_btree *t, const void *key, size_t klen, const void *val,
 		 size_t vlen, unsigned flags)
 {
+	struct kv_btree_xput x = { 0 };
+
+	URT_ASSERT((flags & ~(unsigned)(KV_BTREE_NX | KV_BTREE_XX)) == 0);
+	return kv_btree_put_x(t, key, klen, val, vlen, flags, &x);
+}
+
+int kv_btree_put_x(struct kv_btree *t, const void *key, size_t klen, const void *val,
+		   size_t vlen, unsigned flags, struct kv_btree_xput *x)
+{
 	struct kv_op op = {
 		.key = key, .klen = klen, .val = vlen ? val : empty_key, .vlen = vlen,
-		.flags = flags,
+		.flags = flags, .x = x,
 	};
 	int rc = key_valid(key, klen);
 
+	x->found = false;
+	x->old_expire_at = 0;
+	x->new_expire_at = 0;
 	if (rc != 0)
 		return rc;
 	if (vlen > KV_BTREE_VALUE_MAX)
 		return URT_E_TOOBIG;
-	URT_ASSERT(val != NULL || vlen == 0);
-	URT_ASSERT((flags & ~(unsigned)(KV_BTREE_NX | KV_BTREE_XX)) == 0);
+	URT_ASSERT(val != NULL || vlen == 0 || (flags & KV_BTREE_KEEPVAL));
+	URT_ASSERT((flags & ~(unsigned)(KV_BTREE_NX | KV_BTREE_XX | KV_BTREE_KEEPTTL |
+					KV_BTREE_KEEPVAL)) == 0);
 	URT_ASSERT((flags & (KV_BTREE_NX | KV_BTREE_XX)) != (KV_BTREE_NX | KV_BTREE_XX));
+	if (flags & KV_BTREE_KEEPVAL)
+		op.vlen = 0;
 	return tree_modify(t, &op);
 }
 
 int kv_btree_del(struct kv_btree *t, const void *key, size_t klen)
 {
-	struct kv_op op = { .key = key, .klen = klen, .del = true };
+	struct kv_btree_xput x = { 0 };
+
+	return kv_btree_del_x(t, key, klen, 0, &x);
+}
+
+int kv_btree_del_x(struct kv_btree *t, const void *key, size_t klen, unsigned flags,
+		   struct kv_btree_xput *x)
+{
+	struct kv_op op = { .key = key, .klen = klen, .del = true, .flags = flags, .x = x };
 	int rc = key_valid(key, klen);
 
+	x->found = false;
+	x->old_expire_at = 0;
+	x->new_expire_at = 0;
 	if (rc != 0)
 		return rc;
+	URT_ASSERT((flags & ~(unsigned)KV_BTREE_IF_EXPIRED) == 0);
+	URT_ASSERT(!(flags & KV_BTREE_IF_EXPIRED) || x->now != 0);
 	return tree_modify(t, &op);
 }
 
@@ -908,13 +959,15 @@ static int descend(struct kv_btree *t, const void *key, size_t klen, uint64_t *l
 
 /* Copies the value of the leaf cell c, whose leaf pgno is pinned, and unpins it. */
 static int cell_value(struct kv_btree *t, uint64_t pgno, const uint8_t *c, void *buf,
-		      size_t buf_len, size_t *vlen)
+		      size_t buf_len, size_t *vlen, uint64_t *expire_at)
 {
 	struct kv_leaf_cell lc;
 	size_t want;
 
 	kv_leaf_cell_decode(c, &lc);
 	*vlen = lc.vlen;
+	if (expire_at)
+		*expire_at = lc.expire_at;
 	want = buf_len < lc.vlen ? buf_len : lc.vlen;
 	if (!lc.overflow) {
 		if (want > 0)
@@ -928,6 +981,12 @@ static int cell_value(struct kv_btree *t, uint64_t pgno, const uint8_t *c, void 
 
 int kv_btree_get(struct kv_btree *t, const void *key, size_t klen, void *buf,
 		 size_t buf_len, size_t *vlen)
+{
+	return kv_btree_get_x(t, key, klen, buf, buf_len, vlen, NULL);
+}
+
+int kv_btree_get_x(struct kv_btree *t, const void *key, size_t klen, void *buf,
+		   size_t buf_len, size_t *vlen, uint64_t *expire_at)
 {
 	uint64_t pgno;
 	unsigned idx;
@@ -948,7 +1007,7 @@ int kv_btree_get(struct kv_btree *t, const void *key, size_t klen, void *buf,
 		page_put(t, pgno);
 		return -ENOENT;
 	}
-	return cell_value(t, pgno, kv_node_cell(pg, idx), buf, buf_len, vlen);
+	return cell_value(t, pgno, kv_node_cell(pg, idx), buf, buf_len, vlen, expire_at);
 }
 
 int kv_btree_exists(struct kv_btree *t, const void *key, size_t klen)
@@ -1110,6 +1169,7 @@ static int cursor_load(struct kv_btree_cursor *c, uint64_t pgno, void *pg, unsig
 	memcpy(c->key, lc.key, lc.klen);
 	c->klen = lc.klen;
 	c->vlen = lc.vlen;
+	c->expire_at = lc.expire_at;
 	c->leaf = pgno;
 	c->idx = idx;
 	c->gen = t->gen;
@@ -1187,6 +1247,12 @@ size_t kv_btree_cursor_value_len(const struct kv_btree_cursor *c)
 	return c->vlen;
 }
 
+uint64_t kv_btree_cursor_expire_at(const struct kv_btree_cursor *c)
+{
+	URT_ASSERT(c->valid);
+	return c->expire_at;
+}
+
 int kv_btree_cursor_value(struct kv_btree_cursor *c, void *buf, size_t buf_len,
 			  size_t *vlen)
 {
@@ -1200,7 +1266,7 @@ int kv_btree_cursor_value(struct kv_btree_cursor *c, void *buf, size_t buf_len,
 		return -EINVAL;
 	URT_ASSERT(buf != NULL || buf_len == 0);
 	if (c->gen != t->gen)
-		return kv_btree_get(t, c->key, c->klen, buf, buf_len, vlen);
+		return kv_btree_get_x(t, c->key, c->klen, buf, buf_len, vlen, NULL);
 	rc = node_get(t, c->leaf, false, 1, &pg);
 	if (rc != 0)
 		return rc;
@@ -1214,7 +1280,7 @@ int kv_btree_cursor_value(struct kv_btree_cursor *c, void *buf, size_t buf_len,
 		page_put(t, c->leaf);
 		return URT_E_CORRUPT;
 	}
-	return cell_value(t, c->leaf, cell, buf, buf_len, vlen);
+	return cell_value(t, c->leaf, cell, buf, buf_len, vlen, NULL);
 }
 
 /* Lifecycle. */
@@ -1445,7 +1511,8 @@ static int check_node(struct check_ctx *x, uint64_t pgno, unsigned level, bool r
 				goto out_free;
 			}
 			if (lc.vlen > KV_BTREE_VALUE_MAX ||
-			    lc.overflow != value_overflows(t, lc.klen, lc.vlen)) {
+			    lc.overflow != value_overflows(t, lc.klen, lc.vlen) ||
+			    ((kv_node_cell(pg, i)[2] & KV_CELL_EXPIRES) && lc.expire_at == 0)) {
 				rc = check_fail(x, pgno, "value length or placement wrong");
 				goto out_free;
 			}

@@ -58,6 +58,24 @@ extern "C" {
 enum kv_btree_put_flags {
 	KV_BTREE_NX = 1u << 0, /* Only insert: fail with -EEXIST if the key exists. */
 	KV_BTREE_XX = 1u << 1, /* Only overwrite: fail with -ENOENT if it does not. */
+	KV_BTREE_KEEPTTL = 1u << 2, /* put_x: keep the live key's expiry, not x->expire_at. */
+	KV_BTREE_KEEPVAL = 1u << 3, /* put_x: keep the value, set the expiry (-ENOENT if absent). */
+};
+/* kv_btree_del_x() flag: delete only a key that has expired at x->now. */
+#define KV_BTREE_IF_EXPIRED (1u << 4)
+
+/*
+ * Expiry of a put_x or del_x.  Keys carry an optional absolute expiry time
+ * (milliseconds since the Unix epoch, never 0).  The tree never drops a key
+ * by itself; it only treats a key whose expire_at <= now as absent for
+ * KV_BTREE_NX, KV_BTREE_XX, KV_BTREE_KEEPTTL and KV_BTREE_KEEPVAL.
+ */
+struct kv_btree_xput {
+	uint64_t expire_at;	/* In: expiry of the new cell; 0 = never. */
+	uint64_t now;		/* In: keys with expire_at <= now are absent; 0 = none are. */
+	bool found;		/* Out: a cell of the key was there (expired or not). */
+	uint64_t old_expire_at;	/* Out: that cell's expiry (0: none). */
+	uint64_t new_expire_at;	/* Out, put_x: the expiry the key has now. */
 };
 
 struct kv_btree;
@@ -114,6 +132,19 @@ int kv_btree_put(struct kv_btree *t, const void *key, size_t klen,
 /* Deletes key; -ENOENT if it is absent. */
 int kv_btree_del(struct kv_btree *t, const void *key, size_t klen);
 /*
+ * put and del with expiry (struct kv_btree_xput).  put_x flags: enum
+ * kv_btree_put_flags; with KV_BTREE_KEEPVAL val/vlen are ignored and only
+ * the expiry changes (no overflow page is touched).  del_x flags: 0 or
+ * KV_BTREE_IF_EXPIRED (-ENOENT for a live key).  Same returns as put/del.
+ */
+int kv_btree_put_x(struct kv_btree *t, const void *key, size_t klen, const void *val,
+		   size_t vlen, unsigned flags, struct kv_btree_xput *x);
+int kv_btree_del_x(struct kv_btree *t, const void *key, size_t klen, unsigned flags,
+		   struct kv_btree_xput *x);
+/* get that also sets *expire_at (may be NULL) to the key's expiry, 0 = never. */
+int kv_btree_get_x(struct kv_btree *t, const void *key, size_t klen, void *buf,
+		   size_t buf_len, size_t *vlen, uint64_t *expire_at);
+/*
  * Sets *count to the number of keys: read from the meta page (O(1)) if the
  * tree counts keys, else summed over the leaves (one page read per leaf).
  */
@@ -153,6 +184,7 @@ struct kv_btree_cursor {
 	bool valid;	       /* True if positioned on a key, false at the end. */
 	uint16_t klen;	       /* Length of key. */
 	size_t vlen;	       /* Length of the current value. */
+	uint64_t expire_at;    /* Expiry of the current key (0: never). */
 	uint8_t key[KV_BTREE_KEY_MAX]; /* Copy of the current key. */
 };
 
@@ -170,6 +202,8 @@ bool kv_btree_cursor_valid(const struct kv_btree_cursor *c);
 const void *kv_btree_cursor_key(const struct kv_btree_cursor *c, size_t *klen);
 /* Length of the current value. */
 size_t kv_btree_cursor_value_len(const struct kv_btree_cursor *c);
+/* Expiry of the current key, 0 = never (the tree does not hide expired keys). */
+uint64_t kv_btree_cursor_expire_at(const struct kv_btree_cursor *c);
 /*
  * Copies up to buf_len bytes of the current value into buf and sets *vlen to
  * its full length.  -ENOENT if the key was deleted since the cursor moved.

@@ -37,7 +37,8 @@ size_t kv_cell_size(const uint8_t *c, bool leaf)
 
 	if (!leaf)
 		return kv_internal_cell_size(klen);
-	return kv_leaf_cell_size(klen, kv_ld32(c + 4), c[2] & KV_CELL_OVERFLOW);
+	return kv_leaf_cell_size_x(klen, kv_ld32(c + 4), c[2] & KV_CELL_OVERFLOW,
+				   c[2] & KV_CELL_EXPIRES);
 }
 
 size_t kv_node_cell_size(const void *pg, unsigned i)
@@ -53,27 +54,41 @@ void kv_leaf_cell_decode(const uint8_t *c, struct kv_leaf_cell *out)
 	out->key = c + KV_LEAF_CELL_HDR;
 	out->val = NULL;
 	out->ovf = 0;
+	out->expire_at = 0;
 	if (out->overflow)
 		out->ovf = kv_ld64(out->key + out->klen);
 	else
 		out->val = out->key + out->klen;
+	if (c[2] & KV_CELL_EXPIRES)
+		out->expire_at = kv_ld64(c + kv_leaf_cell_size(out->klen, out->vlen, out->overflow));
 }
 
 size_t kv_leaf_cell_encode(uint8_t *buf, const void *key, size_t klen,
 			   const void *val, size_t vlen, bool overflow, uint64_t ovf)
 {
+	return kv_leaf_cell_encode_x(buf, key, klen, val, vlen, overflow, ovf, 0);
+}
+
+size_t kv_leaf_cell_encode_x(uint8_t *buf, const void *key, size_t klen,
+			     const void *val, size_t vlen, bool overflow, uint64_t ovf,
+			     uint64_t expire_at)
+{
 	uint32_t vlen32 = (uint32_t)vlen;
+	size_t size = kv_leaf_cell_size(klen, vlen, overflow);
 
 	kv_st16(buf, (uint16_t)klen);
-	buf[2] = overflow ? KV_CELL_OVERFLOW : 0;
+	buf[2] = (uint8_t)((overflow ? KV_CELL_OVERFLOW : 0) | (expire_at ? KV_CELL_EXPIRES : 0));
 	buf[3] = 0;
 	memcpy(buf + 4, &vlen32, sizeof(vlen32));
 	memcpy(buf + KV_LEAF_CELL_HDR, key, klen);
 	if (overflow)
 		kv_st64(buf + KV_LEAF_CELL_HDR + klen, ovf);
 	else if (vlen > 0)
-		memcpy(buf + KV_LEAF_CELL_HDR + klen, val, vlen);
-	return kv_leaf_cell_size(klen, vlen, overflow);
+		memmove(buf + KV_LEAF_CELL_HDR + klen, val, vlen);
+	if (expire_at == 0)
+		return size;
+	kv_st64(buf + size, expire_at);
+	return size + KV_CELL_EXPIRE_SIZE;
 }
 
 size_t kv_internal_cell_encode(uint8_t *buf, const void *key, size_t klen,
@@ -253,7 +268,7 @@ const char *kv_node_check_layout(const void *pg, size_t u, void *tmp)
 		sz = kv_node_cell_size(pg, i);
 		if (off + sz > u)
 			return "cell runs past the end of the page";
-		if (leaf && (kv_node_cell(pg, i)[2] & ~KV_CELL_OVERFLOW))
+		if (leaf && (kv_node_cell(pg, i)[2] & ~(KV_CELL_OVERFLOW | KV_CELL_EXPIRES)))
 			return "unknown leaf cell flags";
 		ext[i].off = (uint16_t)off;
 		ext[i].len = (uint16_t)sz;

@@ -15,6 +15,11 @@
  *
  * Leaf cell:     u16 klen | u8 flags | u8 0 | u32 vlen | key | value or u64
  *                first overflow page (flags & KV_CELL_OVERFLOW)
+ *                [| u64 expire_at (flags & KV_CELL_EXPIRES)]
+ *                expire_at is the key's absolute expiry time in milliseconds
+ *                since the Unix epoch (never 0); a cell without the flag
+ *                never expires.  It is the last field, so the key and the
+ *                value sit at the same offsets with and without it.
  * Internal cell: u16 klen | u64 child | key
  *
  * An internal node with n cells has n + 1 children: the header's link is
@@ -93,6 +98,8 @@ _Static_assert(sizeof(struct kv_btree_meta) == 32, "on-disk meta page");
 #define KV_LEAF_CELL_HDR 8u
 #define KV_INTERNAL_CELL_HDR 10u
 #define KV_CELL_OVERFLOW 0x01u /* Leaf cell flag: the value is in overflow pages. */
+#define KV_CELL_EXPIRES 0x02u  /* Leaf cell flag: a u64 expire_at ends the cell. */
+#define KV_CELL_EXPIRE_SIZE 8u /* Bytes of expire_at. */
 /* Largest internal cell: a maximal key plus its header. */
 #define KV_INTERNAL_CELL_MAX (KV_INTERNAL_CELL_HDR + 1024u)
 
@@ -104,6 +111,7 @@ struct kv_leaf_cell {
 	uint32_t vlen;	    /* Full value length. */
 	const uint8_t *val; /* Inline value bytes (when !overflow). */
 	uint64_t ovf;	    /* First overflow page (when overflow). */
+	uint64_t expire_at; /* Absolute expiry in ms since the epoch; 0 = never. */
 };
 
 static inline struct kv_node_hdr *kv_node_hdr(void *pg)
@@ -196,6 +204,12 @@ static inline size_t kv_leaf_cell_size(size_t klen, size_t vlen, bool overflow)
 	return KV_LEAF_CELL_HDR + klen + (overflow ? sizeof(uint64_t) : vlen);
 }
 
+/* The same with an expiry time when expires. */
+static inline size_t kv_leaf_cell_size_x(size_t klen, size_t vlen, bool overflow, bool expires)
+{
+	return kv_leaf_cell_size(klen, vlen, overflow) + (expires ? KV_CELL_EXPIRE_SIZE : 0);
+}
+
 static inline size_t kv_internal_cell_size(size_t klen)
 {
 	return KV_INTERNAL_CELL_HDR + klen;
@@ -213,6 +227,10 @@ void kv_leaf_cell_decode(const uint8_t *c, struct kv_leaf_cell *out);
 /* Encodes a leaf cell into buf; val is copied inline unless overflow. */
 size_t kv_leaf_cell_encode(uint8_t *buf, const void *key, size_t klen,
 			   const void *val, size_t vlen, bool overflow, uint64_t ovf);
+/* The same with an expiry time (0: none, the cell gets no KV_CELL_EXPIRES). */
+size_t kv_leaf_cell_encode_x(uint8_t *buf, const void *key, size_t klen,
+			     const void *val, size_t vlen, bool overflow, uint64_t ovf,
+			     uint64_t expire_at);
 size_t kv_internal_cell_encode(uint8_t *buf, const void *key, size_t klen,
 			       uint64_t child);
 static inline uint64_t kv_internal_cell_child(const uint8_t *c)

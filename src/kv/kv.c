@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kv/kv_impl.h"
@@ -58,6 +59,8 @@ void urt_kv_opts_default(struct urt_kv_opts *o)
 	o->batch_bytes_max = 2u << 20;
 	o->sync = URT_PS_SYNC_AUTO;
 	o->readers_max = 64;
+	o->expire_interval_ms = 100;
+	o->expire_scan_keys = 256;
 }
 
 static uint64_t pow2_at_least(uint64_t x)
@@ -174,12 +177,19 @@ static int req_check(const struct urt_kv_req *req)
 		allowed = 0;
 		break;
 	case URT_KV_OP_PUT:
-		allowed = URT_KV_NX | URT_KV_XX | URT_KV_NOSYNC;
+		allowed = URT_KV_NX | URT_KV_XX | URT_KV_NOSYNC | URT_KV_KEEPTTL;
 		if ((req->flags & (URT_KV_NX | URT_KV_XX)) == (URT_KV_NX | URT_KV_XX))
+			return -EINVAL;
+		if ((req->flags & URT_KV_KEEPTTL) && req->expire_at != 0)
 			return -EINVAL;
 		if (req->vlen > URT_KV_VALUE_MAX)
 			return URT_E_TOOBIG;
 		if (req->vlen && !req->val)
+			return -EINVAL;
+		break;
+	case URT_KV_OP_UPDATE:
+		allowed = URT_KV_READVAL | URT_KV_NOSYNC;
+		if (!req->update)
 			return -EINVAL;
 		break;
 	case URT_KV_OP_DEL:
@@ -235,6 +245,11 @@ static int submit_to(struct urt_kv *kv, struct urt_kv_req *req, unsigned shard)
 	if (ret)
 		atomic_fetch_sub(&kv->inflight, 1);
 	return ret;
+}
+
+int kv_submit_shard(struct urt_kv *kv, struct urt_kv_req *req, unsigned shard)
+{
+	return submit_to(kv, req, shard);
 }
 
 int urt_kv_submit(struct urt_kv *kv, struct urt_kv_req *req)
@@ -300,6 +315,45 @@ int urt_kv_get(struct urt_kv *kv, const void *key, size_t klen, void *buf, size_
 	if (vlen)
 		*vlen = req.vlen_out;
 	return ret;
+}
+
+int urt_kv_get_expire(struct urt_kv *kv, const void *key, size_t klen, void *buf,
+		      size_t buf_len, size_t *vlen, uint64_t *expire_at)
+{
+	struct urt_kv_req req = { .op = URT_KV_OP_GET, .key = key, .klen = klen, .buf = buf,
+				  .buf_len = buf_len };
+	int ret = call(kv, &req);
+
+	if (vlen)
+		*vlen = req.vlen_out;
+	if (expire_at)
+		*expire_at = ret == 0 ? req.expire_out : 0;
+	return ret;
+}
+
+uint64_t urt_kv_now_ms(const struct urt_kv *kv)
+{
+	struct timespec ts;
+
+	if (kv->opts.clock_ms)
+		return kv->opts.clock_ms(kv->opts.clock_arg);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int urt_kv_put_expire(struct urt_kv *kv, const void *key, size_t klen, const void *val,
+		      size_t vlen, uint64_t expire_at, unsigned flags)
+{
+	struct urt_kv_req req = { .op = URT_KV_OP_PUT, .key = key, .klen = klen, .val = val,
+				  .vlen = vlen, .flags = flags, .expire_at = expire_at };
+
+	return call(kv, &req);
+}
+
+int urt_kv_update(struct urt_kv *kv, struct urt_kv_req *req)
+{
+	req->op = URT_KV_OP_UPDATE;
+	return call(kv, req);
 }
 
 int urt_kv_exists(struct urt_kv *kv, const void *key, size_t klen)
@@ -723,6 +777,8 @@ static int opts_check(const struct urt_kv_opts *o)
 		why = "too many shards";
 	else if (o->readers_max == 0 || o->readers_max > 4096)
 		why = "readers_max must lie in [1, 4096]";
+	else if (o->expire_interval_ms > 0 && o->expire_scan_keys == 0)
+		why = "expire_scan_keys must be at least 1 (or expire_interval_ms 0: no active expiry)";
 	if (why) {
 		urt_set_error("kv: invalid options: %s", why);
 		return -EINVAL;

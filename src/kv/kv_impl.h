@@ -23,10 +23,21 @@ struct kv_btree;
 /* Internal operations carried by struct urt_kv_req beside enum urt_kv_op. */
 enum kv_op_internal {
 	KV_OP_CLEAR = 64,	/* Drop the whole tree (write path). */
+	KV_OP_EXPIRE_DEL,	/* Delete a key only if it is still expired (write path). */
+};
+
+#define KV_EXPIRE_LAZY 64	/* Keys reads found expired, waiting for expire_main. */
+#define KV_EXPIRE_BATCH 64	/* Most deletes of one active expiry pass. */
+
+/* A key noted for deletion by expiry. */
+struct kv_expire_slot {
+	uint16_t klen;			/* Key length. */
+	uint8_t key[URT_KV_KEY_MAX];	/* Key bytes. */
 };
 
 /* A read context: a pager and a tree handle bound to one read transaction at a time. */
 struct kv_reader {
+	struct kv_shard *shard;		/* Owner. */
 	struct kv_pps pager;		/* Read-only pager. */
 	struct kv_btree *tree;		/* Tree over pager. */
 	struct kv_reader *next_free;	/* Free list link. */
@@ -38,6 +49,7 @@ struct kv_writer {
 	struct kv_pps pager;		/* Write pager. */
 	struct kv_btree *tree;		/* Tree over pager. */
 	unsigned limit;			/* Most requests in the next transaction (after TOOBIG). */
+	uint8_t *scratch;		/* Old values of updates (URT_KV_VALUE_MAX, at first use). */
 };
 
 #define KV_WRITERS 2	/* Committers per shard: one builds while the other's batch is written. */
@@ -74,8 +86,23 @@ struct kv_shard {
 	bool stopping;			/* Close started: fibers drain their queues and exit. */
 	unsigned fibers_live;		/* Committers, workers and the ack fiber still running. */
 	struct urt_waitq exit_wq;	/* Close waits here for fibers_live == 0. */
+	/* Expiry (expire_main in shard.c). */
+	struct urt_waitq expire_wq;	/* The expiry fiber: a key noted, or its deletes done. */
+	struct kv_expire_slot lazy[KV_EXPIRE_LAZY];	/* Ring of keys reads found expired. */
+	unsigned lazy_head, lazy_n;	/* Its first slot and its length. */
+	struct kv_expire_slot exp_lazy[KV_EXPIRE_BATCH];	/* Lazy keys being deleted. */
+	struct kv_expire_slot exp_keys[KV_EXPIRE_BATCH];	/* Expired keys a pass found. */
+	struct urt_kv_req exp_reqs[KV_EXPIRE_BATCH];	/* Their deletes. */
+	unsigned exp_n, exp_seen;	/* Keys noted and examined by the last pass. */
+	unsigned exp_pending;		/* Deletes not done yet. */
+	bool exp_wrapped;		/* The last pass reached the last key. */
+	uint8_t exp_pos[URT_KV_KEY_MAX];	/* The next pass starts at this key... */
+	size_t exp_pos_len;		/* ...of this length (0: the first key). */
+	uint8_t exp_next[URT_KV_KEY_MAX];	/* Where the pass being collected stopped. */
+	size_t exp_next_len;		/* Its length. */
 	/* Counters (struct urt_kv_shard_stats). */
 	uint64_t reads, read_retries, writes, write_txs, write_tx_retries, forwarded;
+	uint64_t expired_keys;		/* Keys deleted by expiry. */
 };
 
 struct urt_kv {
@@ -137,5 +164,7 @@ void kv_shard_scan(struct kv_shard *s, struct kv_scan_part *part);
 
 /* kv.c: completes req on its origin core (a fiber of the shard's core). */
 void kv_req_complete(struct urt_kv_req *req);
+/* kv.c: starts a validated (or internal) req on shard; 0 or -ESHUTDOWN. */
+int kv_submit_shard(struct urt_kv *kv, struct urt_kv_req *req, unsigned shard);
 
 #endif /* URT_KV_IMPL_H */

@@ -342,6 +342,7 @@ int kv_pps_format(struct urt_tx *tx, size_t page_usable, uint32_t id, uint32_t c
 	m->free_pages = 0;
 	m->tx_seq = 1;
 	m->keys = 0;
+	m->volatile_keys = 0;
 	return 0;
 }
 
@@ -353,6 +354,7 @@ void kv_pps_clear(struct kv_pps *p)
 	p->meta->free_head = 0;
 	p->meta->free_pages = 0;
 	p->meta->keys = 0;
+	p->meta->volatile_keys = 0;
 }
 
 bool kv_pps_has_room(const struct kv_pps *p, uint32_t w, uint32_t r)

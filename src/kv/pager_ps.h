@@ -40,7 +40,8 @@ struct kv_shard_meta {
 	uint64_t free_pages;	/* Pages on the free list, trunks included. */
 	uint64_t tx_seq;	/* Incremented by every write transaction (readers' seqlock). */
 	uint64_t keys;		/* Keys in the tree (kept here, so counting costs no page write). */
-	uint8_t reserved[48];	/* Zero. */
+	uint64_t volatile_keys;	/* Of those, keys with an expiry (expired or not); 0 in older stores, which have none. */
+	uint8_t reserved[40];	/* Zero. */
 };
 _Static_assert(sizeof(struct kv_shard_meta) == 128, "on-disk shard meta page header");
 

@@ -44,6 +44,25 @@
  * are atomic with respect to fibers) and retry when it moved; after
  * KV_READ_TRIES attempts a reader takes the build turn and waits for every
  * commit to return, which stops installs while it reads.
+ *
+ * Expiry.  A key's expiry lives in its leaf cell (btree_node.h); page 0
+ * counts the keys that have one (volatile_keys).  Every read and write
+ * compares it with the store's clock, read once per request: an expired
+ * key is absent (get/exists say not found, NX may overwrite it, INCR
+ * starts from 0).  Expired cells are removed by internal deletes
+ * (KV_OP_EXPIRE_DEL, which deletes only a key still expired when it is
+ * applied) from one fiber per shard, expire_main:
+ *
+ *   sleeping --interval, or a read queued a key--> collecting
+ *   collecting: under a read transaction, take the keys reads reported
+ *               (the lazy ring), then walk at most expire_scan_keys keys
+ *               from where the last pass stopped, noting expired ones
+ *   collecting --> deleting: queue one delete per noted key, wait for them
+ *   deleting --> collecting (a quarter or more were expired) or sleeping
+ *
+ * The work per pass is bounded (expire_scan_keys keys examined, at most
+ * KV_EXPIRE_BATCH deletes), so a store full of expired keys is freed a
+ * batch at a time between other transactions.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -61,6 +80,36 @@
 #define KV_READ_TRIES 4		/* Optimistic read attempts before the exclusive one. */
 #define KV_WORKERS_MAX 16	/* Fibers serving reads forwarded from other cores. */
 #define KV_INCR_TEXT_MAX 20	/* Longest decimal int64: "-9223372036854775808". */
+
+static bool expired(uint64_t expire_at, uint64_t now)
+{
+	return expire_at != 0 && expire_at <= now;
+}
+
+/* Keeps page 0's count of keys with an expiry right after a put_x or del_x. */
+static void volatile_adjust(struct kv_writer *w, const struct kv_btree_xput *x, bool put)
+{
+	struct kv_shard_meta *m = w->pager.meta;
+
+	if (x->found && x->old_expire_at != 0 && m->volatile_keys > 0)
+		m->volatile_keys--;
+	if (put && x->new_expire_at != 0)
+		m->volatile_keys++;
+}
+
+/* A read met an expired key: note it for expire_main (dropped when the ring is full). */
+static void expire_note(struct kv_shard *s, const void *key, size_t klen)
+{
+	struct kv_expire_slot *e;
+
+	if (s->lazy_n == KV_EXPIRE_LAZY)
+		return;
+	e = &s->lazy[(s->lazy_head + s->lazy_n) % KV_EXPIRE_LAZY];
+	memcpy(e->key, key, klen);
+	e->klen = (uint16_t)klen;
+	s->lazy_n++;
+	urt_waitq_wake_one(&s->expire_wq);
+}
 
 /* Maps the tree's and the store's errors onto the store's public codes. */
 static int map_err(int ret)
@@ -146,14 +195,18 @@ static int parse_i64(const char *s, size_t len, int64_t *out)
 
 /* Write path. */
 
-static int apply_incr(struct kv_writer *w, struct urt_kv_req *req)
+static int apply_incr(struct kv_writer *w, struct urt_kv_req *req, uint64_t now)
 {
 	char text[KV_INCR_TEXT_MAX + 2];
+	struct kv_btree_xput x = { .now = now };
+	uint64_t exp = 0;
 	size_t vlen = 0;
 	int64_t cur = 0;
 	int n, ret;
 
-	ret = map_err(kv_btree_get(w->tree, req->key, req->klen, text, sizeof(text), &vlen));
+	ret = map_err(kv_btree_get_x(w->tree, req->key, req->klen, text, sizeof(text), &vlen, &exp));
+	if (ret == 0 && expired(exp, now))
+		ret = URT_E_NOTFOUND;
 	if (ret == 0) {
 		if (vlen > KV_INCR_TEXT_MAX || parse_i64(text, vlen, &cur))
 			return -EINVAL;
@@ -163,20 +216,112 @@ static int apply_incr(struct kv_writer *w, struct urt_kv_req *req)
 	if (__builtin_add_overflow(cur, req->delta, &cur))
 		return -ERANGE;
 	n = snprintf(text, sizeof(text), "%" PRId64, cur);
-	ret = map_err(kv_btree_put(w->tree, req->key, req->klen, text, (size_t)n, 0));
+	/* As in Redis, INCR keeps a live key's expiry. */
+	ret = map_err(kv_btree_put_x(w->tree, req->key, req->klen, text, (size_t)n,
+				     KV_BTREE_KEEPTTL, &x));
 	if (ret < 0)
 		return ret;
 	if (ret == 1)
 		w->pager.meta->keys++;
+	volatile_adjust(w, &x, true);
 	req->num = cur;
 	return 0;
+}
+
+/* Deletes key (only if expired at now when if_expired); keeps page 0's counts. */
+static int apply_del(struct kv_writer *w, const void *key, size_t klen, uint64_t now,
+		     bool if_expired)
+{
+	struct kv_btree_xput x = { .now = now };
+	int ret = map_err(kv_btree_del_x(w->tree, key, klen, if_expired ? KV_BTREE_IF_EXPIRED : 0,
+					 &x));
+
+	if (ret < 0)
+		return ret;
+	if (w->pager.meta->keys == 0)
+		return URT_E_CORRUPT;
+	w->pager.meta->keys--;
+	volatile_adjust(w, &x, false);
+	/* An expired key was not there for the caller. */
+	return !if_expired && expired(x.old_expire_at, now) ? URT_E_NOTFOUND : 0;
+}
+
+static int apply_put(struct kv_writer *w, const void *key, size_t klen, const void *val,
+		     size_t vlen, uint64_t expire_at, unsigned bf, uint64_t now)
+{
+	struct kv_btree_xput x = { .expire_at = expire_at, .now = now };
+	int ret = map_err(kv_btree_put_x(w->tree, key, klen, val, vlen, bf, &x));
+
+	if (ret < 0)
+		return ret;
+	if (ret == 1)
+		w->pager.meta->keys++;
+	volatile_adjust(w, &x, true);
+	return 0;
+}
+
+/* URT_KV_OP_UPDATE: read the key, run the callback, write what it decided. */
+static int apply_update(struct kv_writer *w, struct urt_kv_req *req, uint64_t now)
+{
+	struct urt_kv_update u = { .now = now };
+	size_t vlen = 0;
+	uint64_t exp = 0;
+	bool readval = req->flags & URT_KV_READVAL;
+	int ret;
+
+	if (readval && !w->scratch) {
+		w->scratch = malloc(URT_KV_VALUE_MAX);
+		if (!w->scratch)
+			return -ENOMEM;
+	}
+	ret = map_err(kv_btree_get_x(w->tree, req->key, req->klen, readval ? w->scratch : NULL,
+				     readval ? URT_KV_VALUE_MAX : 0, &vlen, &exp));
+	if (ret != 0 && ret != URT_E_NOTFOUND)
+		return ret;
+	u.exists = ret == 0 && !expired(exp, now);
+	if (u.exists) {
+		u.expire_at = exp;
+		u.vlen = vlen;
+	}
+	u.val = readval ? w->scratch : NULL;
+	u.cap = readval ? URT_KV_VALUE_MAX : 0;
+	ret = req->update(req, &u);
+	if (ret < 0)
+		return ret;
+	switch (u.action) {
+	case URT_KV_UPDATE_KEEP:
+		return ret;
+	case URT_KV_UPDATE_PUT: {
+		int r;
+
+		if (u.vlen > URT_KV_VALUE_MAX)
+			return URT_E_TOOBIG;
+		URT_ASSERT(u.val != NULL || u.vlen == 0);
+		r = apply_put(w, req->key, req->klen, u.val, u.vlen, u.expire_at, 0, now);
+		return r < 0 ? r : ret;
+	}
+	case URT_KV_UPDATE_EXPIRE: {
+		int r;
+
+		if (!u.exists)
+			return ret;
+		r = apply_put(w, req->key, req->klen, NULL, 0, u.expire_at, KV_BTREE_KEEPVAL, now);
+		return r < 0 ? r : ret;
+	}
+	case URT_KV_UPDATE_DEL: {
+		int r = apply_del(w, req->key, req->klen, now, false);
+
+		return r < 0 && r != URT_E_NOTFOUND ? r : ret;
+	}
+	}
+	return -EINVAL;
 }
 
 /* Applies req inside the bound transaction; returns its result. */
 static int apply(struct kv_writer *w, struct urt_kv_req *req)
 {
+	uint64_t now = urt_kv_now_ms(w->shard->kv);
 	unsigned bf = 0;
-	int ret;
 
 	switch (req->op) {
 	case URT_KV_OP_PUT:
@@ -184,20 +329,17 @@ static int apply(struct kv_writer *w, struct urt_kv_req *req)
 			bf |= KV_BTREE_NX;
 		if (req->flags & URT_KV_XX)
 			bf |= KV_BTREE_XX;
-		ret = map_err(kv_btree_put(w->tree, req->key, req->klen, req->val, req->vlen, bf));
-		if (ret == 1)
-			w->pager.meta->keys++;
-		return ret < 0 ? ret : 0;
+		if (req->flags & URT_KV_KEEPTTL)
+			bf |= KV_BTREE_KEEPTTL;
+		return apply_put(w, req->key, req->klen, req->val, req->vlen, req->expire_at, bf, now);
 	case URT_KV_OP_DEL:
-		ret = map_err(kv_btree_del(w->tree, req->key, req->klen));
-		if (ret >= 0) {
-			if (w->pager.meta->keys == 0)
-				return URT_E_CORRUPT;
-			w->pager.meta->keys--;
-		}
-		return ret < 0 ? ret : 0;
+		return apply_del(w, req->key, req->klen, now, false);
+	case KV_OP_EXPIRE_DEL:
+		return apply_del(w, req->key, req->klen, now, true);
 	case URT_KV_OP_INCR:
-		return apply_incr(w, req);
+		return apply_incr(w, req, now);
+	case URT_KV_OP_UPDATE:
+		return apply_update(w, req, now);
 	case KV_OP_CLEAR:
 		kv_pps_clear(&w->pager);
 		return 0;
@@ -214,11 +356,12 @@ static int apply(struct kv_writer *w, struct urt_kv_req *req)
 static bool has_room(struct kv_writer *w, const struct urt_kv_req *req)
 {
 	uint64_t bound = 0;
-	size_t vlen = req->op == URT_KV_OP_PUT ? req->vlen : KV_INCR_TEXT_MAX;
+	size_t vlen = req->op == URT_KV_OP_PUT || req->op == URT_KV_OP_UPDATE ? req->vlen :
+		      req->op == URT_KV_OP_INCR ? KV_INCR_TEXT_MAX : 0;
 
 	if (req->op == KV_OP_CLEAR)
 		return kv_pps_has_room(&w->pager, 1, 1);
-	if (kv_btree_write_bound(w->tree, req->op == URT_KV_OP_DEL ? 0 : vlen, &bound))
+	if (kv_btree_write_bound(w->tree, vlen, &bound))
 		return false;
 	return kv_pps_has_room(&w->pager, (uint32_t)bound + KV_PAGER_EXTRA_W,
 			       (uint32_t)bound + KV_PAGER_EXTRA_W + KV_FREE_CHAIN_READS);
@@ -549,21 +692,28 @@ static int read_consistent(struct kv_shard *s, kv_read_fn fn, void *arg)
 static int read_req(struct kv_reader *rd, void *arg)
 {
 	struct urt_kv_req *req = arg;
-	int ret;
+	bool get = req->op == URT_KV_OP_GET;
 
-	if (req->op == URT_KV_OP_GET) {
-		req->vlen_out = 0;
-		return map_err(kv_btree_get(rd->tree, req->key, req->klen, req->buf, req->buf_len,
-					    &req->vlen_out));
-	}
-	ret = map_err(kv_btree_exists(rd->tree, req->key, req->klen));
-	return ret == URT_E_NOTFOUND ? 0 : ret;
+	req->vlen_out = 0;
+	req->expire_out = 0;
+	return map_err(kv_btree_get_x(rd->tree, req->key, req->klen, get ? req->buf : NULL,
+				      get ? req->buf_len : 0, &req->vlen_out, &req->expire_out));
 }
 
 int kv_shard_read(struct kv_shard *s, struct urt_kv_req *req)
 {
-	req->res = read_consistent(s, read_req, req);
-	return req->res;
+	int ret = read_consistent(s, read_req, req);
+
+	if (ret == 0 && req->expire_out != 0 && expired(req->expire_out, urt_kv_now_ms(s->kv))) {
+		expire_note(s, req->key, req->klen);
+		req->vlen_out = 0;
+		req->expire_out = 0;
+		ret = URT_E_NOTFOUND;
+	}
+	if (req->op == URT_KV_OP_EXISTS)
+		ret = ret == 0 ? 1 : ret == URT_E_NOTFOUND ? 0 : ret;
+	req->res = ret;
+	return ret;
 }
 
 void kv_shard_read_async(struct kv_shard *s, struct urt_kv_req *req)
@@ -592,15 +742,82 @@ out:
 	exit_fiber(s);
 }
 
+/* Counting: the keys of page 0, less the expired ones still stored. */
+struct kv_count {
+	uint64_t now;		/* Clock of the count. */
+	uint64_t keys;		/* Out: page 0's key count. */
+	uint64_t volatile_keys;	/* Out: page 0's count of keys with an expiry. */
+	uint64_t expired;	/* Out: expired keys seen so far. */
+	uint8_t key[URT_KV_KEY_MAX];	/* Walk: resume after this key. */
+	size_t klen;		/* Its length; 0 = from the first key. */
+	bool done;		/* Walk: past the last key. */
+};
+
 static int count_fn(struct kv_reader *rd, void *arg)
 {
-	*(uint64_t *)arg = rd->pager.meta->keys;
+	struct kv_count *c = arg;
+
+	c->keys = rd->pager.meta->keys;
+	c->volatile_keys = rd->pager.meta->volatile_keys;
+	return 0;
+}
+
+/* One bounded step of the walk that counts expired keys (a read transaction). */
+static int count_walk_fn(struct kv_reader *rd, void *arg)
+{
+	struct kv_count *c = arg;
+	struct kv_btree_cursor cur;
+	uint32_t gets_max = rd->pager.pages_read_max;
+	uint64_t n = 0;
+	int ret;
+
+	kv_btree_cursor_init(&cur, rd->tree);
+	ret = map_err(kv_btree_cursor_seek(&cur, c->key, c->klen));
+	if (ret)
+		return ret;
+	while (kv_btree_cursor_valid(&cur)) {
+		size_t klen;
+		const void *k = kv_btree_cursor_key(&cur, &klen);
+
+		if (c->klen == klen && memcmp(k, c->key, klen) == 0) {
+			/* The resume key itself was counted by the previous step. */
+		} else if (rd->pager.gets >= gets_max / 2) {
+			c->expired += n;
+			return 0;
+		} else {
+			if (expired(kv_btree_cursor_expire_at(&cur), c->now))
+				n++;
+			memcpy(c->key, k, klen);
+			c->klen = klen;
+		}
+		ret = map_err(kv_btree_cursor_next(&cur));
+		if (ret)
+			return ret;
+	}
+	c->expired += n;
+	c->done = true;
 	return 0;
 }
 
 int kv_shard_count(struct kv_shard *s, uint64_t *count)
 {
-	return read_consistent(s, count_fn, count);
+	struct kv_count c = { .now = urt_kv_now_ms(s->kv) };
+	int ret = read_consistent(s, count_fn, &c);
+
+	if (ret)
+		return ret;
+	/*
+	 * Only a shard holding keys with an expiry pays for a walk.  The walk
+	 * is not a snapshot (neither is a count over shards), and a step that
+	 * a commit disturbed is simply redone by read_consistent.
+	 */
+	while (c.volatile_keys > 0 && !c.done) {
+		ret = read_consistent(s, count_walk_fn, &c);
+		if (ret)
+			return ret;
+	}
+	*count = c.keys > c.expired ? c.keys - c.expired : 0;
+	return 0;
 }
 
 static size_t align8(size_t x)
@@ -613,6 +830,7 @@ static int scan_fn(struct kv_reader *rd, void *arg)
 	struct kv_scan_part *part = arg;
 	struct kv_btree_cursor c;
 	uint32_t gets_max = rd->pager.pages_read_max;
+	uint64_t now = urt_kv_now_ms(rd->shard->kv);
 	size_t off = 0;
 	int ret;
 
@@ -641,6 +859,12 @@ static int scan_fn(struct kv_reader *rd, void *arg)
 		if (part->count == part->max || rd->pager.gets >= gets_max / 2) {
 			part->more = true;
 			break;
+		}
+		if (expired(kv_btree_cursor_expire_at(&c), now)) {
+			ret = map_err(kv_btree_cursor_next(&c));
+			if (ret)
+				return ret;
+			continue;
 		}
 		k = kv_btree_cursor_key(&c, &klen);
 		size = align8(sizeof(rec) + klen + (part->keys_only ? 0 : vlen));
@@ -691,6 +915,7 @@ static int meta_fn(struct kv_reader *rd, void *arg)
 	st->keys = rd->pager.meta->keys;
 	st->pages_used = rd->pager.meta->hwm;
 	st->pages_free = rd->pager.meta->free_pages;
+	st->volatile_keys = rd->pager.meta->volatile_keys;
 	return 0;
 }
 
@@ -705,8 +930,141 @@ int kv_shard_stats(struct kv_shard *s, struct urt_kv_shard_stats *st)
 	st->write_txs = s->write_txs;
 	st->write_tx_retries = s->write_tx_retries;
 	st->forwarded = s->forwarded;
+	st->expired = s->expired_keys;
 	urt_ps_stats(s->ps, &st->ps);
 	return read_consistent(s, meta_fn, st);
+}
+
+/* Active expiry (see the design notes). */
+
+/* One pass's collection step, under a read transaction. */
+static int expire_collect_fn(struct kv_reader *rd, void *arg)
+{
+	struct kv_shard *s = arg;
+	struct kv_btree_cursor cur;
+	uint32_t gets_max = rd->pager.pages_read_max;
+	uint64_t now = urt_kv_now_ms(s->kv);
+	unsigned seen = 0;
+	int ret;
+
+	/* A retried attempt starts over: nothing of the last one is kept. */
+	s->exp_n = 0;
+	s->exp_seen = 0;
+	s->exp_wrapped = false;
+	if (rd->pager.meta->volatile_keys == 0) {
+		s->exp_wrapped = true;	/* No key has an expiry: nothing to walk. */
+		return 0;
+	}
+	kv_btree_cursor_init(&cur, rd->tree);
+	ret = map_err(kv_btree_cursor_seek(&cur, s->exp_pos, s->exp_pos_len));
+	if (ret)
+		return ret;
+	while (seen < s->kv->opts.expire_scan_keys && s->exp_n < KV_EXPIRE_BATCH &&
+	       rd->pager.gets < gets_max / 2) {
+		size_t klen;
+		const void *k;
+
+		if (!kv_btree_cursor_valid(&cur)) {
+			s->exp_wrapped = true;	/* The next pass starts from the first key. */
+			break;
+		}
+		k = kv_btree_cursor_key(&cur, &klen);
+		if (expired(kv_btree_cursor_expire_at(&cur), now)) {
+			memcpy(s->exp_keys[s->exp_n].key, k, klen);
+			s->exp_keys[s->exp_n].klen = (uint16_t)klen;
+			s->exp_n++;
+		}
+		seen++;
+		ret = map_err(kv_btree_cursor_next(&cur));
+		if (ret)
+			return ret;
+	}
+	s->exp_seen = seen;
+	if (!s->exp_wrapped && kv_btree_cursor_valid(&cur)) {
+		size_t klen;
+		const void *k = kv_btree_cursor_key(&cur, &klen);
+
+		memcpy(s->exp_next, k, klen);
+		s->exp_next_len = klen;
+	}
+	return 0;
+}
+
+static void expire_del_done(struct urt_kv_req *req)
+{
+	struct kv_shard *s = req->arg;
+
+	if (--s->exp_pending == 0)
+		urt_waitq_wake_one(&s->expire_wq);
+}
+
+/* Queues one internal delete per noted key and waits for them. */
+static void expire_delete(struct kv_shard *s, struct kv_expire_slot *keys, unsigned n)
+{
+	unsigned queued = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct urt_kv_req *r = &s->exp_reqs[i];
+
+		memset(r, 0, sizeof(*r));
+		r->op = KV_OP_EXPIRE_DEL;
+		r->key = keys[i].key;
+		r->klen = keys[i].klen;
+		r->done = expire_del_done;
+		r->arg = s;
+		s->exp_pending++;
+		if (kv_submit_shard(s->kv, r, s->id) != 0) {
+			s->exp_pending--;
+			break;	/* The store is closing. */
+		}
+		queued++;
+	}
+	while (s->exp_pending)
+		urt_waitq_wait(&s->expire_wq);
+	for (unsigned i = 0; i < queued; i++)
+		if (s->exp_reqs[i].res == 0)
+			s->expired_keys++;
+}
+
+static void expire_main(void *arg)
+{
+	struct kv_shard *s = arg;
+	uint64_t interval_ns = (uint64_t)s->kv->opts.expire_interval_ms * 1000000u;
+
+	while (!s->stopping) {
+		unsigned n = 0;
+		bool again;
+
+		/* Keys that reads found expired. */
+		while (s->lazy_n > 0 && n < KV_EXPIRE_BATCH) {
+			s->exp_lazy[n++] = s->lazy[s->lazy_head];
+			s->lazy_head = (s->lazy_head + 1) % KV_EXPIRE_LAZY;
+			s->lazy_n--;
+		}
+		if (n > 0)
+			expire_delete(s, s->exp_lazy, n);
+		if (s->stopping)
+			break;
+		/* A bounded step of the walk over the whole shard. */
+		if (read_consistent(s, expire_collect_fn, s) != 0)
+			s->exp_n = 0;
+		if (s->exp_wrapped) {
+			s->exp_pos_len = 0;
+		} else {
+			memcpy(s->exp_pos, s->exp_next, s->exp_next_len);
+			s->exp_pos_len = s->exp_next_len;
+		}
+		again = s->exp_n > 0 && s->exp_n * 4 >= s->exp_seen;
+		if (s->exp_n > 0 && !s->stopping)
+			expire_delete(s, s->exp_keys, s->exp_n);
+		if (s->stopping)
+			break;
+		if (again || s->lazy_n > 0)
+			urt_fiber_yield();
+		else
+			urt_sleep_ns(interval_ns);
+	}
+	exit_fiber(s);
 }
 
 /* Open and close. */
@@ -781,6 +1139,7 @@ static void shard_free(struct kv_shard *s)
 	for (unsigned i = 0; i < KV_WRITERS; i++) {
 		if (s->writers[i].tree)
 			kv_btree_close(s->writers[i].tree);
+		free(s->writers[i].scratch);
 		kv_pps_exit(&s->writers[i].pager);
 	}
 	if (s->readers) {
@@ -867,6 +1226,7 @@ int kv_shard_open(struct urt_kv *kv, unsigned id, struct kv_shard **out)
 	for (unsigned i = 0; i < ko->readers_max; i++) {
 		struct kv_reader *rd = &s->readers[i];
 
+		rd->shard = s;
 		ret = kv_pps_init(&rd->pager, s->ps, false, 0, 3 * s->tx_pages_max);
 		if (ret)
 			goto err_close_ps;
@@ -886,6 +1246,11 @@ int kv_shard_open(struct urt_kv *kv, unsigned id, struct kv_shard **out)
 	ret = spawn(s, ack_main, s);
 	if (ret)
 		goto err_stop;
+	if (ko->expire_interval_ms > 0) {
+		ret = spawn(s, expire_main, s);
+		if (ret)
+			goto err_stop;
+	}
 	workers = ko->readers_max < KV_WORKERS_MAX ? ko->readers_max : KV_WORKERS_MAX;
 	for (unsigned i = 0; i < workers; i++) {
 		ret = spawn(s, worker_main, s);
@@ -914,6 +1279,7 @@ int kv_shard_close(struct kv_shard *s)
 	urt_waitq_wake_all(&s->rq_wq);
 	urt_waitq_wake_all(&s->ack_wq);
 	urt_waitq_wake_all(&s->state_wq);
+	urt_waitq_wake_all(&s->expire_wq);
 	while (s->fibers_live)
 		urt_waitq_wait(&s->exit_wq);
 	URT_ASSERT(STAILQ_EMPTY(&s->wq) && STAILQ_EMPTY(&s->rq) && STAILQ_EMPTY(&s->acks));

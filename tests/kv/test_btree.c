@@ -564,7 +564,8 @@ Test(btree, random_big_values, .timeout = 300)
 /* Whether a value of vlen goes to overflow pages next to a klen-byte key. */
 static bool overflows(size_t u, size_t klen, size_t vlen)
 {
-	return vlen > 8 && 2 + 8 + klen + vlen > (u - 16) / 3;
+	/* Slot, cell header, key, value and room for an 8-byte expiry. */
+	return vlen > 8 && 2 + 8 + klen + vlen + 8 > (u - 16) / 3;
 }
 
 static uint64_t chain_pages(size_t u, size_t klen, size_t vlen)
@@ -607,7 +608,7 @@ Test(btree, overwrite_inline_overflow_transitions, .timeout = 120)
 			struct model m = { 0 };
 			size_t u = page_sizes[pi] - PAGE_HDR, klen = klens[ki];
 			/* The largest inline value next to this key (8 always fits). */
-			size_t t = (u - 16) / 3 > 10 + klen + 8 ? (u - 16) / 3 - 10 - klen : 8;
+			size_t t = (u - 16) / 3 > 18 + klen + 8 ? (u - 16) / 3 - 18 - klen : 8;
 			const size_t sizes[] = {
 				0, 8, 9, t - 1, t, t + 1, 5000, KV_BTREE_VALUE_MAX, 1,
 				KV_BTREE_VALUE_MAX - 1, 100000, t, u, 3 * (u - 16), 0,

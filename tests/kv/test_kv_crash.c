@@ -5,7 +5,9 @@
  * device with a tiny log (so checkpoints run all the time) and a small
  * cache (so pages are evicted), runs fibers on both cores doing random
  * puts (some with 8-20 KiB values: overflow chains), deletes and
- * increments, durable and NOSYNC, and cuts the power after a random
+ * increments, durable and NOSYNC, some puts with an expiry (far in the
+ * future: it must come back exactly; or already past: the key must be
+ * absent, never an older value), and cuts the power after a random
  * number of device commands: mid-commit, mid-checkpoint, mid-eviction.
  * Every operation is recorded with its outcome.  The post-crash image is
  * reopened (recovery of both shards) and checked against the records:
@@ -32,6 +34,13 @@
 #define OPS_PER_FIBER 400
 #define HIST_MAX 1024		/* Writes recorded per key per round. */
 #define ROUNDS 2
+#define CLOCK_MS 1700000000000ull	/* The store's clock, fixed for the test. */
+
+static uint64_t fixed_clock(void *arg)
+{
+	(void)arg;
+	return CLOCK_MS;
+}
 
 enum wkind { W_PUT, W_DEL };
 
@@ -42,6 +51,7 @@ struct wrec {
 	bool nosync;		/* Issued with URT_KV_NOSYNC. */
 	uint32_t len;		/* Value length (put). */
 	uint64_t tag;		/* Value pattern tag (put). */
+	uint64_t exp;		/* Expiry of a put (0: none; <= CLOCK_MS: expired at once). */
 	uint32_t fseq;		/* Issue order among all the fiber's writes. */
 };
 
@@ -51,6 +61,7 @@ struct key_hist {
 	bool base_present;		/* Value at the start of the round. */
 	uint32_t base_len;
 	uint64_t base_tag;
+	uint64_t base_exp;
 };
 
 struct fiber_state {
@@ -126,7 +137,12 @@ static void writer(void *p)
 			w->tag = (cr->seed << 20) ^ ((uint64_t)st->id << 40) ^ ((uint64_t)k << 28) ^
 				 (uint64_t)h->n ^ 0x5a5a000000000000ull;
 			fill_value(val, w->len, w->tag);
-			ret = urt_kv_put(cr->kv, key, klen, val, w->len, w->nosync ? URT_KV_NOSYNC : 0);
+			if (op < 15)	/* Far in the future, distinct per write. */
+				w->exp = CLOCK_MS + 1000000 + (w->tag & 0xffff);
+			else if (op < 20)	/* Already expired: the key is gone. */
+				w->exp = CLOCK_MS - (w->tag & 0xff);
+			ret = urt_kv_put_expire(cr->kv, key, klen, val, w->len, w->exp,
+						w->nosync ? URT_KV_NOSYNC : 0);
 			w->acked = ret == 0;
 		} else {
 			w->kind = W_DEL;
@@ -183,26 +199,29 @@ static void *drive_thread(void *p)
  * or that of a later write, never an older one.
  */
 static bool value_allowed(const struct key_hist *h, unsigned floor, bool present, uint32_t len,
-			  uint64_t tag)
+			  uint64_t tag, uint64_t exp)
 {
 	/* Candidates: the floor write itself (or the base, if none), and every later one. */
 	for (unsigned i = floor; i <= h->n; i++) {
 		bool cp;
 		uint32_t cl = 0;
-		uint64_t ct = 0;
+		uint64_t ct = 0, ce = 0;
 
 		if (i == 0) {
 			cp = h->base_present;
 			cl = h->base_len;
 			ct = h->base_tag;
+			ce = h->base_exp;
 		} else {
 			const struct wrec *w = &h->w[i - 1];
 
-			cp = w->kind == W_PUT;
+			/* A put that expired at once leaves the key absent. */
+			cp = w->kind == W_PUT && (w->exp == 0 || w->exp > CLOCK_MS);
 			cl = w->len;
 			ct = w->tag;
+			ce = w->exp;
 		}
-		if (cp == present && (!present || (cl == len && ct == tag)))
+		if (cp == present && (!present || (cl == len && ct == tag && ce == exp)))
 			return true;
 	}
 	return false;
@@ -226,7 +245,7 @@ static void verify_fiber(void *p)
 		char key[32];
 		size_t klen = key_name(v->fiber, k, key), vlen = 0;
 		unsigned floor = 0;
-		uint64_t tag = 0;
+		uint64_t tag = 0, exp = 0;
 		bool present;
 		int ret;
 
@@ -236,7 +255,7 @@ static void verify_fiber(void *p)
 			if (h->w[i].acked &&
 			    (!h->w[i].nosync || h->w[i].fseq < st->durable_fseq[shard]))
 				floor = i + 1;
-		ret = urt_kv_get(cr->kv, key, klen, buf, 20016, &vlen);
+		ret = urt_kv_get_expire(cr->kv, key, klen, buf, 20016, &vlen, &exp);
 		if (ret != 0 && ret != URT_E_NOTFOUND) {
 			kvx_failf(&cr->f, "seed %" PRIu64 ": get %s: %d (%s)", cr->seed, key, ret,
 				  urt_strerror(ret));
@@ -252,17 +271,19 @@ static void verify_fiber(void *p)
 				break;
 			}
 		}
-		if (!value_allowed(h, floor, present, (uint32_t)vlen, tag)) {
-			kvx_failf(&cr->f, "seed %" PRIu64 ": %s %s (%zu bytes, tag %" PRIx64 ") after "
-				  "%u writes, last acknowledged durable write #%u (crash after %" PRIu64
-				  " commands)", cr->seed, key, present ? "holds a stale value" : "is missing",
-				  vlen, tag, h->n, floor, cr->crash_after);
+		if (!value_allowed(h, floor, present, (uint32_t)vlen, tag, exp)) {
+			kvx_failf(&cr->f, "seed %" PRIu64 ": %s %s (%zu bytes, tag %" PRIx64 ", expiry %"
+				  PRIu64 ") after %u writes, last acknowledged durable write #%u (crash "
+				  "after %" PRIu64 " commands)", cr->seed, key,
+				  present ? "holds a stale value" : "is missing", vlen, tag, exp, h->n, floor,
+				  cr->crash_after);
 			break;
 		}
 		/* The next round starts from what is there now. */
 		h->base_present = present;
 		h->base_len = (uint32_t)vlen;
 		h->base_tag = tag;
+		h->base_exp = exp;
 		h->n = 0;
 		v->checked++;
 	}
@@ -320,6 +341,8 @@ static void one_iteration(uint64_t seed)
 	cr->o.batch_bytes_max = 256u << 10;
 	cr->o.log_bytes = 1u << 20;	/* Tiny: checkpoints and log wraps all the time. */
 	cr->o.readers_max = 8;
+	cr->o.clock_ms = fixed_clock;
+	cr->o.expire_interval_ms = 5;	/* The active pass deletes the expired puts meanwhile. */
 	cr->rt = kvx_start(2, &cr->o);
 	for (unsigned i = 0; i < 2 * FIBERS; i++) {
 		cr->fs[i].cr = cr;

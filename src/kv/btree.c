@@ -28,9 +28,9 @@
  *      an empty root leaf remain.
  *
  * Cell sizes.  A node has cap = page_usable - 16 bytes for slots and cells.
- * The largest cell with its slot is max(cap / 3, 1042) bytes (an inline
+ * The largest cell with its slot is max(cap / 3, 1048) bytes (an inline
  * value, or a 1 KiB key with an overflow pointer), and
- * KV_BTREE_PAGE_USABLE_MIN keeps 1042 at most cap / 3.  Hence a node that overflows holds at least four cells (the new
+ * KV_BTREE_PAGE_USABLE_MIN keeps 1048 at most cap / 3.  Hence a node that overflows holds at least four cells (the new
  * one included), and a split can leave both halves non-empty and at most
  * cap.  So can rebalancing two siblings of which one is underfull (below
  * cap / 4): their cells, and between internal nodes the separator, total
@@ -69,8 +69,9 @@
  * scratch buffers and the cursor generation, so it stays usable.
  *
  * Trust.  Every node's header is checked when it is pinned (type, slot array
- * and cell area bounds); cells are trusted, since the page store checksums
- * pages.  kv_btree_check() verifies everything.  The assertions (URT_ASSERT,
+ * and cell area bounds: a few compares on the cache line the search reads
+ * next, inlined); cells, slots and heads are trusted, since the page store
+ * checksums pages.  kv_btree_check() verifies everything.  The assertions (URT_ASSERT,
  * here and in btree_node.c) stay on in release builds: they are cheap (API
  * misuse, cut points, cell fits) and a failed one means a page is about to
  * be written wrong.
@@ -83,6 +84,7 @@
 #include <string.h>
 
 #include "base/assert.h"
+#include "base/error.h"
 
 /* Longest chain an overflow value may have, for the loop guards. */
 #define OVF_PAGES_MAX(chunk) (KV_BTREE_VALUE_MAX / (chunk) + 1)
@@ -209,6 +211,13 @@ static int meta_read(struct kv_btree *t, uint64_t *mpgno, struct kv_btree_meta *
 	/* A valid tree built for another page size is a usage error. */
 	if (m->type == KV_PAGE_META && m->magic == KV_BTREE_META_MAGIC && m->page_usable != t->u)
 		return -EINVAL;
+	if (m->type == KV_PAGE_META && m->magic == KV_BTREE_META_MAGIC &&
+	    m->version != KV_BTREE_META_VERSION) {
+		urt_set_error("kv: the tree's pages are in node format version %u, this build "
+			      "reads version %u only (no upgrade in place: dump and reload the data "
+			      "with the build that wrote it)", m->version, KV_BTREE_META_VERSION);
+		return URT_E_VERSION;
+	}
 	if (!meta_valid(t, m))
 		return URT_E_CORRUPT;
 	return 0;
@@ -484,6 +493,8 @@ static int node_split(struct kv_btree *t, void *pg, unsigned level, unsigned idx
 		fill(t, pg, 0, m);
 		fill(t, rpg, m, n);
 		up->cell_size = (uint16_t)leaf_separator(up->cell, lk, ll, rk, rl, rpgno);
+		kv_node_refresh_prefix(pg);
+		kv_node_refresh_prefix(rpg);
 	} else {
 		uint16_t klen;
 		const uint8_t *key = entry_key(&t->ent[m], false, &klen);
@@ -494,6 +505,8 @@ static int node_split(struct kv_btree *t, void *pg, unsigned level, unsigned idx
 		fill(t, pg, 0, m);
 		fill(t, rpg, m + 1, n);
 		up->cell_size = (uint16_t)kv_internal_cell_encode(up->cell, key, klen, rpgno);
+		kv_node_refresh_prefix(pg);
+		kv_node_refresh_prefix(rpg);
 	}
 	page_put(t, rpgno);
 	up->split = true;
@@ -569,6 +582,7 @@ static int fix_child(struct kv_btree *t, uint64_t ppgno, unsigned level, unsigne
 		}
 		if (leaf)
 			kv_node_hdr(lpg)->link = kv_node_hdr(rpg)->link;
+		kv_node_refresh_prefix(lpg);
 		page_put(t, rpgno);
 		page_put(t, lpgno);
 		rc = t->ops->free(t->pager, rpgno);
@@ -596,6 +610,8 @@ static int fix_child(struct kv_btree *t, uint64_t ppgno, unsigned level, unsigne
 		lk = entry_key(&t->ent[m - 1], true, &ll);
 		rk = entry_key(&t->ent[m], true, &rl);
 		sep_size = leaf_separator(t->sep, lk, ll, rk, rl, rpgno);
+		kv_node_refresh_prefix(lpg);
+		kv_node_refresh_prefix(rpg);
 	} else {
 		const uint8_t *key;
 		uint16_t klen;
@@ -612,6 +628,8 @@ static int fix_child(struct kv_btree *t, uint64_t ppgno, unsigned level, unsigne
 		fill(t, lpg, 0, m);
 		fill(t, rpg, m + 1, n);
 		sep_size = kv_internal_cell_encode(t->sep, key, klen, rpgno);
+		kv_node_refresh_prefix(lpg);
+		kv_node_refresh_prefix(rpg);
 	}
 	page_put(t, rpgno);
 	page_put(t, lpgno);
@@ -1251,7 +1269,7 @@ int kv_btree_open(const struct kv_pager_ops *ops, struct kv_pager *pager,
 	t->cap = t->u - KV_NODE_HDR_SIZE;
 	t->underfull = t->cap / 4;
 	t->ovf_chunk = t->u - KV_OVF_HDR_SIZE;
-	/* The smallest cell takes 11 bytes with its slot: a 1-byte key, no value. */
+	/* The smallest cell takes 17 bytes with its slot: a 1-byte key, no value. */
 	ent_max = 2 * (t->cap / (KV_SLOT_SIZE + KV_LEAF_CELL_HDR + 1) + 1) + 1;
 	t->ent = calloc(ent_max, sizeof(*t->ent));
 	t->copy[0] = malloc(t->u);

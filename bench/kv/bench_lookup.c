@@ -32,6 +32,7 @@ struct arr_pager {
 	uint64_t pages_max;	/* Capacity. */
 	uint64_t next;		/* Next page to allocate (page 0 unused). */
 	uint64_t root;		/* Root pointer. */
+	uint64_t epoch;		/* Bumped by every write intent and root change (pager.h). */
 };
 
 static struct arr_pager *ap(struct kv_pager *p)
@@ -41,9 +42,9 @@ static struct arr_pager *ap(struct kv_pager *p)
 
 static int arr_get(struct kv_pager *p, uint64_t pgno, bool write, void **data)
 {
-	(void)write;
 	if (pgno == 0 || pgno >= ap(p)->next)
 		return -EINVAL;
+	ap(p)->epoch += write;
 	*data = ap(p)->pages + pgno * PAGE_USABLE;
 	return 0;
 }
@@ -66,6 +67,7 @@ static int arr_alloc(struct kv_pager *p, uint64_t *pgno, void **data)
 	if (a->next == a->pages_max)
 		return -ENOSPC;
 	*pgno = a->next++;
+	a->epoch++;
 	*data = a->pages + *pgno * PAGE_USABLE;
 	memset(*data, 0, PAGE_USABLE);
 	return 0;
@@ -87,10 +89,17 @@ static int arr_get_root(struct kv_pager *p, uint64_t *pgno)
 static int arr_set_root(struct kv_pager *p, uint64_t pgno)
 {
 	ap(p)->root = pgno;
+	ap(p)->epoch++;
 	return 0;
 }
 
+static uint64_t arr_epoch(struct kv_pager *p)
+{
+	return ap(p)->epoch;
+}
+
 static const struct kv_pager_ops arr_ops = {
+	.epoch = arr_epoch,
 	.get = arr_get, .make_writable = arr_make_writable, .put = arr_put,
 	.alloc = arr_alloc, .free = arr_free, .get_root = arr_get_root,
 	.set_root = arr_set_root, .page_usable = PAGE_USABLE,
@@ -148,6 +157,7 @@ int main(int argc, char **argv)
 	/* Pages at least half full, plus overflow chains, plus slack. */
 	a.pages_max = keys * (value + 64) / (PAGE_USABLE / 2) * (value > 1000 ? 2 : 1) + 64;
 	a.next = 1;
+	a.epoch = 1;
 	a.pages = malloc(a.pages_max * PAGE_USABLE);
 	val = malloc(value + 1);
 	buf = malloc(value + 1);

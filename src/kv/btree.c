@@ -65,8 +65,10 @@
  *
  * Errors.  A pager error ends the operation at once with that error.  The
  * pages changed so far stay changed (the caller's transaction rolls them
- * back); the struct kv_btree itself holds no cached tree state, only
- * scratch buffers and the cursor generation, so it stays usable.
+ * back); the struct kv_btree itself holds scratch buffers, the cursor
+ * generation and a copy of the meta page that is used only while the
+ * pager's epoch is unchanged and is dropped by every modification, so it
+ * stays usable.
  *
  * Trust.  Every node's header is checked when it is pinned (type, slot array
  * and cell area bounds: a few compares on the cache line the search reads
@@ -106,6 +108,9 @@ struct kv_btree {
 	size_t ovf_chunk;		/* Value bytes per overflow page. */
 	bool count_keys;		/* Create trees with KV_BTREE_META_COUNTED. */
 	uint64_t gen;			/* Bumped by each modification, for cursors. */
+	uint64_t meta_epoch;		/* Pager epoch at which meta_cached was read; 0: none. */
+	uint64_t meta_pgno;		/* The meta page's number then (0: no tree). */
+	struct kv_btree_meta meta_cached; /* Its contents then. */
 	struct kv_btree_counters cnt;	/* Structural changes made. */
 	uint8_t *copy[2];		/* Node copies read by split and rebalance. */
 	uint8_t *compact;		/* Buffer of kv_node_insert() compaction. */
@@ -195,14 +200,30 @@ static bool meta_valid(const struct kv_btree *t, const struct kv_btree_meta *m)
 	       m->height >= 1 && m->height <= HEIGHT_MAX && m->root != 0;
 }
 
-/* Reads the meta page into *m; *mpgno is 0 if no tree exists. */
+/*
+ * Reads the meta page into *m; *mpgno is 0 if no tree exists.  While the
+ * pager's epoch (pager.h) stays what it was at the last read, the copy
+ * from that read is used instead: no page get, no validation again.
+ */
 static int meta_read(struct kv_btree *t, uint64_t *mpgno, struct kv_btree_meta *m)
 {
+	uint64_t epoch = t->ops->epoch ? t->ops->epoch(t->pager) : 0;
 	void *pg;
-	int rc = t->ops->get_root(t->pager, mpgno);
+	int rc;
 
-	if (rc != 0 || *mpgno == 0)
+	if (epoch != 0 && epoch == t->meta_epoch) {
+		*mpgno = t->meta_pgno;
+		*m = t->meta_cached;
+		return 0;
+	}
+	rc = t->ops->get_root(t->pager, mpgno);
+	if (rc != 0)
 		return rc;
+	if (*mpgno == 0) {
+		t->meta_epoch = epoch;
+		t->meta_pgno = 0;
+		return 0;
+	}
 	rc = page_get(t, *mpgno, false, &pg);
 	if (rc != 0)
 		return rc;
@@ -220,6 +241,9 @@ static int meta_read(struct kv_btree *t, uint64_t *mpgno, struct kv_btree_meta *
 	}
 	if (!meta_valid(t, m))
 		return URT_E_CORRUPT;
+	t->meta_epoch = epoch;
+	t->meta_pgno = *mpgno;
+	t->meta_cached = *m;
 	return 0;
 }
 
@@ -807,7 +831,10 @@ static int tree_modify(struct kv_btree *t, struct kv_op *op)
 	int rc;
 
 	t->gen++;
+	/* This operation changes pages: the epoch rule alone cannot see a writer's own changes. */
+	t->meta_epoch = 0;
 	rc = meta_read(t, &mpgno, &m);
+	t->meta_epoch = 0;
 	if (rc != 0)
 		return rc;
 	if (mpgno == 0) {
@@ -1070,12 +1097,14 @@ int kv_btree_write_bound(struct kv_btree *t, size_t vlen, uint64_t *pages)
 void kv_btree_invalidate_cursors(struct kv_btree *t)
 {
 	t->gen++;
+	t->meta_epoch = 0;
 }
 
 void kv_btree_set_pager(struct kv_btree *t, struct kv_pager *pager)
 {
 	t->pager = pager;
 	t->gen++;
+	t->meta_epoch = 0;
 }
 
 void kv_btree_get_counters(const struct kv_btree *t, struct kv_btree_counters *out)

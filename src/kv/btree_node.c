@@ -129,16 +129,6 @@ unsigned kv_node_lower_bound(const void *pg, const void *key, size_t klen, bool 
 	*found = false;
 	if (hi == 0)
 		return 0;
-	/*
-	 * The search's loads depend on each other, and on a tree larger than
-	 * the CPU caches each is a miss.  Ask for the slot array's lines (at
-	 * most 16, the first ~128 slots) and cell 0 at once, so that their
-	 * misses overlap instead of queueing one behind the other.
-	 */
-	for (unsigned i = 0; i < hi && i < 128; i += 64 / KV_SLOT_SIZE)
-		__builtin_prefetch(&slot[i]);
-	if (p > 0)
-		__builtin_prefetch((const uint8_t *)pg + slot[0].off);
 	if (p > 0) {
 		/* Every key starts with the prefix: outside it, the key sorts before or after all. */
 		const uint8_t *k0 = cell_key((const uint8_t *)pg + slot[0].off, leaf);

@@ -229,20 +229,47 @@ void urkv_out_errorf(struct urkv_conn *c, const char *fmt, ...)
 	urkv_out_error(c, buf);
 }
 
+/*
+ * Appends "<type><digits>\r\n" without stdio: replies of GET and MGET are
+ * mostly such lines, and snprintf's format parsing cost as much as the
+ * tree search (docs/engine.md).
+ */
+static void out_number_line(struct urkv_conn *c, char type, bool negative,
+			    unsigned long long magnitude)
+{
+	char buf[24];	/* Type, sign and up to 20 digits; CRLF is added when copying. */
+	char *p = buf + sizeof(buf);
+
+	do {
+		*--p = (char)('0' + magnitude % 10);
+		magnitude /= 10;
+	} while (magnitude != 0);
+	if (negative)
+		*--p = '-';
+	*--p = type;
+	if (c->out_len + (size_t)(buf + sizeof(buf) - p) + 2 <= CONN_OUT_CAP) {
+		/* The common case: one copy into the output buffer. */
+		char *dst = c->out + c->out_len;
+		size_t n = (size_t)(buf + sizeof(buf) - p);
+
+		memcpy(dst, p, n);
+		memcpy(dst + n, "\r\n", 2);
+		c->out_len += n + 2;
+		return;
+	}
+	out_put(c, p, (size_t)(buf + sizeof(buf) - p));
+	out_put(c, "\r\n", 2);
+}
+
 void urkv_out_int(struct urkv_conn *c, long long v)
 {
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), ":%lld\r\n", v);
-
-	out_put(c, buf, (size_t)n);
+	/* Negate in unsigned arithmetic, where LLONG_MIN has a magnitude. */
+	out_number_line(c, ':', v < 0, v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v);
 }
 
 void urkv_out_array(struct urkv_conn *c, size_t n)
 {
-	char buf[32];
-	int len = snprintf(buf, sizeof(buf), "*%zu\r\n", n);
-
-	out_put(c, buf, (size_t)len);
+	out_number_line(c, '*', false, n);
 }
 
 void urkv_out_null(struct urkv_conn *c)
@@ -252,14 +279,16 @@ void urkv_out_null(struct urkv_conn *c)
 
 void urkv_out_bulk(struct urkv_conn *c, const void *data, size_t len)
 {
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "$%zu\r\n", len);
-
-	out_put(c, buf, (size_t)n);
+	out_number_line(c, '$', false, len);
 	if (len > CONN_BIG_BULK) {
 		/* Straight from its buffer: the output buffer stays small. */
 		flush(c);
 		send_all(c, data, len);
+	} else if (c->out_len + len + 2 <= CONN_OUT_CAP) {
+		memcpy(c->out + c->out_len, data, len);
+		memcpy(c->out + c->out_len + len, "\r\n", 2);
+		c->out_len += len + 2;
+		return;
 	} else {
 		out_put(c, data, len);
 	}

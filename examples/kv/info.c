@@ -50,6 +50,21 @@ static uint64_t sum(struct urkv_server *srv, size_t off)
 
 #define SUM(srv, field) sum(srv, offsetof(struct urkv_core_stats, field))
 
+/* Bytes the shards' logs wrote, and the writes (put, del, incr) they carried. */
+static void log_totals(struct urkv_server *srv, uint64_t *bytes, uint64_t *writes)
+{
+	*bytes = 0;
+	*writes = 0;
+	for (unsigned s = 0; s < urt_kv_shards(srv->kv); s++) {
+		struct urt_kv_shard_stats st;
+
+		if (urt_kv_shard_stats(srv->kv, s, &st) == 0) {
+			*bytes += st.ps.log_bytes;
+			*writes += st.writes;
+		}
+	}
+}
+
 char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 {
 	struct urkv_server *srv = urkv_conn_server(c);
@@ -94,10 +109,18 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 		}
 		fprintf(f, "# Expiry\r\nexpired_keys:%llu\r\n\r\n", (unsigned long long)expired);
 	}
-	if (want(section, len, "persistence"))
-		fprintf(f, "# Persistence\r\nloading:0\r\naof_enabled:1\r\nurkv_durability:%s\r\n\r\n",
+	if (want(section, len, "persistence")) {
+		uint64_t log_bytes, writes;
+
+		log_totals(srv, &log_bytes, &writes);
+		fprintf(f, "# Persistence\r\nloading:0\r\naof_enabled:1\r\nurkv_durability:%s\r\n"
+			   "urkv_log_bytes:%llu\r\nurkv_log_writes:%llu\r\n"
+			   "urkv_log_bytes_per_write:%.1f\r\n\r\n",
 			srv->o.nosync ? "nosync (acknowledged once applied)"
-				      : "sync (acknowledged once durable)");
+				      : "sync (acknowledged once durable)",
+			(unsigned long long)log_bytes, (unsigned long long)writes,
+			writes ? (double)log_bytes / (double)writes : 0.0);
+	}
 	if (want(section, len, "urt")) {
 		fprintf(f, "# urt\r\n");
 		for (unsigned i = 0; i < srv->ncores; i++) {

@@ -30,9 +30,10 @@
  *      an empty root leaf remain.
  *
  * Cell sizes.  A node has cap = page_usable - 16 bytes for slots and cells.
- * The largest cell with its slot is max(cap / 3, 1050) bytes (an inline
- * value, or a 1 KiB key with an overflow pointer and an expiry), and
- * KV_BTREE_PAGE_USABLE_MIN keeps 1050 at most cap / 3.  Hence a node that overflows holds at least four cells (the new
+ * The largest cell with its slot is max(cap / 3, 1056) bytes (an inline
+ * value, or a 1 KiB key with an overflow pointer and an expiry, plus its
+ * 8-byte slot), and
+ * KV_BTREE_PAGE_USABLE_MIN keeps 1056 at most cap / 3.  Hence a node that overflows holds at least four cells (the new
  * one included), and a split can leave both halves non-empty and at most
  * cap.  So can rebalancing two siblings of which one is underfull (below
  * cap / 4): their cells, and between internal nodes the separator, total
@@ -67,12 +68,15 @@
  *
  * Errors.  A pager error ends the operation at once with that error.  The
  * pages changed so far stay changed (the caller's transaction rolls them
- * back); the struct kv_btree itself holds no cached tree state, only
- * scratch buffers and the cursor generation, so it stays usable.
+ * back); the struct kv_btree itself holds scratch buffers, the cursor
+ * generation and a copy of the meta page that is used only while the
+ * pager's epoch is unchanged and is dropped by every modification, so it
+ * stays usable.
  *
  * Trust.  Every node's header is checked when it is pinned (type, slot array
- * and cell area bounds); cells are trusted, since the page store checksums
- * pages.  kv_btree_check() verifies everything.  The assertions (URT_ASSERT,
+ * and cell area bounds: a few compares on the cache line the search reads
+ * next, inlined); cells, slots and heads are trusted, since the page store
+ * checksums pages.  kv_btree_check() verifies everything.  The assertions (URT_ASSERT,
  * here and in btree_node.c) stay on in release builds: they are cheap (API
  * misuse, cut points, cell fits) and a failed one means a page is about to
  * be written wrong.
@@ -85,6 +89,7 @@
 #include <string.h>
 
 #include "base/assert.h"
+#include "base/error.h"
 
 /* Longest chain an overflow value may have, for the loop guards. */
 #define OVF_PAGES_MAX(chunk) (KV_BTREE_VALUE_MAX / (chunk) + 1)
@@ -106,6 +111,9 @@ struct kv_btree {
 	size_t ovf_chunk;		/* Value bytes per overflow page. */
 	bool count_keys;		/* Create trees with KV_BTREE_META_COUNTED. */
 	uint64_t gen;			/* Bumped by each modification, for cursors. */
+	uint64_t meta_epoch;		/* Pager epoch at which meta_cached was read; 0: none. */
+	uint64_t meta_pgno;		/* The meta page's number then (0: no tree). */
+	struct kv_btree_meta meta_cached; /* Its contents then. */
 	struct kv_btree_counters cnt;	/* Structural changes made. */
 	uint8_t *copy[2];		/* Node copies read by split and rebalance. */
 	uint8_t *compact;		/* Buffer of kv_node_insert() compaction. */
@@ -196,14 +204,30 @@ static bool meta_valid(const struct kv_btree *t, const struct kv_btree_meta *m)
 	       m->height >= 1 && m->height <= HEIGHT_MAX && m->root != 0;
 }
 
-/* Reads the meta page into *m; *mpgno is 0 if no tree exists. */
+/*
+ * Reads the meta page into *m; *mpgno is 0 if no tree exists.  While the
+ * pager's epoch (pager.h) stays what it was at the last read, the copy
+ * from that read is used instead: no page get, no validation again.
+ */
 static int meta_read(struct kv_btree *t, uint64_t *mpgno, struct kv_btree_meta *m)
 {
+	uint64_t epoch = t->ops->epoch ? t->ops->epoch(t->pager) : 0;
 	void *pg;
-	int rc = t->ops->get_root(t->pager, mpgno);
+	int rc;
 
-	if (rc != 0 || *mpgno == 0)
+	if (epoch != 0 && epoch == t->meta_epoch) {
+		*mpgno = t->meta_pgno;
+		*m = t->meta_cached;
+		return 0;
+	}
+	rc = t->ops->get_root(t->pager, mpgno);
+	if (rc != 0)
 		return rc;
+	if (*mpgno == 0) {
+		t->meta_epoch = epoch;
+		t->meta_pgno = 0;
+		return 0;
+	}
 	rc = page_get(t, *mpgno, false, &pg);
 	if (rc != 0)
 		return rc;
@@ -212,8 +236,18 @@ static int meta_read(struct kv_btree *t, uint64_t *mpgno, struct kv_btree_meta *
 	/* A valid tree built for another page size is a usage error. */
 	if (m->type == KV_PAGE_META && m->magic == KV_BTREE_META_MAGIC && m->page_usable != t->u)
 		return -EINVAL;
+	if (m->type == KV_PAGE_META && m->magic == KV_BTREE_META_MAGIC &&
+	    m->version != KV_BTREE_META_VERSION) {
+		urt_set_error("kv: the tree's pages are in node format version %u, this build "
+			      "reads version %u only (no upgrade in place: dump and reload the data "
+			      "with the build that wrote it)", m->version, KV_BTREE_META_VERSION);
+		return URT_E_VERSION;
+	}
 	if (!meta_valid(t, m))
 		return URT_E_CORRUPT;
+	t->meta_epoch = epoch;
+	t->meta_pgno = *mpgno;
+	t->meta_cached = *m;
 	return 0;
 }
 
@@ -487,6 +521,8 @@ static int node_split(struct kv_btree *t, void *pg, unsigned level, unsigned idx
 		fill(t, pg, 0, m);
 		fill(t, rpg, m, n);
 		up->cell_size = (uint16_t)leaf_separator(up->cell, lk, ll, rk, rl, rpgno);
+		kv_node_refresh_prefix(pg);
+		kv_node_refresh_prefix(rpg);
 	} else {
 		uint16_t klen;
 		const uint8_t *key = entry_key(&t->ent[m], false, &klen);
@@ -497,6 +533,8 @@ static int node_split(struct kv_btree *t, void *pg, unsigned level, unsigned idx
 		fill(t, pg, 0, m);
 		fill(t, rpg, m + 1, n);
 		up->cell_size = (uint16_t)kv_internal_cell_encode(up->cell, key, klen, rpgno);
+		kv_node_refresh_prefix(pg);
+		kv_node_refresh_prefix(rpg);
 	}
 	page_put(t, rpgno);
 	up->split = true;
@@ -572,6 +610,7 @@ static int fix_child(struct kv_btree *t, uint64_t ppgno, unsigned level, unsigne
 		}
 		if (leaf)
 			kv_node_hdr(lpg)->link = kv_node_hdr(rpg)->link;
+		kv_node_refresh_prefix(lpg);
 		page_put(t, rpgno);
 		page_put(t, lpgno);
 		rc = t->ops->free(t->pager, rpgno);
@@ -599,6 +638,8 @@ static int fix_child(struct kv_btree *t, uint64_t ppgno, unsigned level, unsigne
 		lk = entry_key(&t->ent[m - 1], true, &ll);
 		rk = entry_key(&t->ent[m], true, &rl);
 		sep_size = leaf_separator(t->sep, lk, ll, rk, rl, rpgno);
+		kv_node_refresh_prefix(lpg);
+		kv_node_refresh_prefix(rpg);
 	} else {
 		const uint8_t *key;
 		uint16_t klen;
@@ -615,6 +656,8 @@ static int fix_child(struct kv_btree *t, uint64_t ppgno, unsigned level, unsigne
 		fill(t, lpg, 0, m);
 		fill(t, rpg, m + 1, n);
 		sep_size = kv_internal_cell_encode(t->sep, key, klen, rpgno);
+		kv_node_refresh_prefix(lpg);
+		kv_node_refresh_prefix(rpg);
 	}
 	page_put(t, rpgno);
 	page_put(t, lpgno);
@@ -812,7 +855,10 @@ static int tree_modify(struct kv_btree *t, struct kv_op *op)
 	int rc;
 
 	t->gen++;
+	/* This operation changes pages: the epoch rule alone cannot see a writer's own changes. */
+	t->meta_epoch = 0;
 	rc = meta_read(t, &mpgno, &m);
+	t->meta_epoch = 0;
 	if (rc != 0)
 		return rc;
 	if (mpgno == 0) {
@@ -1111,12 +1157,14 @@ int kv_btree_write_bound(struct kv_btree *t, size_t vlen, uint64_t *pages)
 void kv_btree_invalidate_cursors(struct kv_btree *t)
 {
 	t->gen++;
+	t->meta_epoch = 0;
 }
 
 void kv_btree_set_pager(struct kv_btree *t, struct kv_pager *pager)
 {
 	t->pager = pager;
 	t->gen++;
+	t->meta_epoch = 0;
 }
 
 void kv_btree_get_counters(const struct kv_btree *t, struct kv_btree_counters *out)
@@ -1317,7 +1365,7 @@ int kv_btree_open(const struct kv_pager_ops *ops, struct kv_pager *pager,
 	t->cap = t->u - KV_NODE_HDR_SIZE;
 	t->underfull = t->cap / 4;
 	t->ovf_chunk = t->u - KV_OVF_HDR_SIZE;
-	/* The smallest cell takes 11 bytes with its slot: a 1-byte key, no value. */
+	/* The smallest cell takes 17 bytes with its slot: a 1-byte key, no value. */
 	ent_max = 2 * (t->cap / (KV_SLOT_SIZE + KV_LEAF_CELL_HDR + 1) + 1) + 1;
 	t->ent = calloc(ent_max, sizeof(*t->ent));
 	t->copy[0] = malloc(t->u);

@@ -27,9 +27,10 @@
  * scratch buffers that stay in use across pager calls, and a pager may
  * block inside a call (a fiber waiting for a page read), so fibers or
  * threads must not share a handle without serializing whole calls.  The
- * handle caches nothing about the tree, so several handles may work on one
- * tree, e.g. one per fiber, each pointed at its own transaction's pager
- * instance with kv_btree_set_pager().  With a page store that refuses two
+ * handle caches nothing about the tree but a copy of its meta page, and
+ * that only while the pager's epoch (pager.h) is unchanged, so several
+ * handles may work on one tree, e.g. one per fiber, each pointed at its own
+ * transaction's pager instance with kv_btree_set_pager().  With a page store that refuses two
  * writers of one page, note that every insert and delete of a tree that
  * counts keys writes the meta page, so such writers always collide; see
  * struct kv_btree_opts.

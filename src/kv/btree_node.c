@@ -1,9 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The slotted-page node of the urkv B+tree: cell encoding, binary search,
- * insertion with compaction, removal, and layout checks.  These functions
- * work on one page buffer and know nothing of pagers; btree_node.h describes
- * the format.
+ * The slotted-page node of the urkv B+tree: cell encoding, binary search
+ * over key heads, insertion with compaction, removal, the node prefix, and
+ * layout checks.  These functions work on one page buffer and know nothing
+ * of pagers; btree_node.h describes the format.
+ *
+ * The prefix and the heads are derived data: every function that adds,
+ * moves or removes a slot keeps hdr.prefix a common prefix of all keys and
+ * each slot's head equal to kv_key_head() of its key after that prefix
+ * (kv_node_check_layout() verifies both).  kv_node_insert() sets the
+ * prefix to the whole key when it inserts into an empty node and lowers it
+ * to what a new key shares, so inserts alone keep it the longest common
+ * prefix (up to KV_PREFIX_MAX); removals leave it as it was, shorter than
+ * it could be, until kv_node_refresh_prefix() recomputes it.
  */
 #include "btree_node.h"
 
@@ -18,6 +27,7 @@ void kv_node_init(void *pg, size_t u, uint8_t type, uint64_t link)
 	URT_ASSERT(u <= UINT16_MAX);
 	memset(pg, 0, u);
 	h->type = type;
+	h->prefix = 0;
 	h->count = 0;
 	h->cell_start = (uint16_t)u;
 	h->frag = 0;
@@ -100,26 +110,114 @@ size_t kv_internal_cell_encode(uint8_t *buf, const void *key, size_t klen,
 	return kv_internal_cell_size(klen);
 }
 
+/* Key bytes and length of cell c of a node of the given type. */
+static const uint8_t *cell_key(const uint8_t *c, bool leaf)
+{
+	return c + (leaf ? KV_LEAF_CELL_HDR : KV_INTERNAL_CELL_HDR);
+}
+
+/* Length of the common prefix of a and b, at most max. */
+static size_t common_prefix(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+			    size_t max)
+{
+	size_t n = 0;
+
+	if (max > alen)
+		max = alen;
+	if (max > blen)
+		max = blen;
+	while (n < max && a[n] == b[n])
+		n++;
+	return n;
+}
+
 unsigned kv_node_lower_bound(const void *pg, const void *key, size_t klen, bool *found)
 {
-	unsigned lo = 0, hi = kv_node_count(pg);
+	const struct kv_node_hdr *h = kv_node_hdr_const(pg);
+	const struct kv_slot *slot = kv_node_slots_const(pg);
+	const uint8_t *k = key;
+	bool leaf = h->type == KV_PAGE_LEAF;
+	unsigned lo = 0, hi = h->count;
+	size_t p = h->prefix, ks;
+	uint32_t kh;
 
 	*found = false;
+	if (hi == 0)
+		return 0;
+	if (p > 0) {
+		/* Every key starts with the prefix: outside it, the key sorts before or after all. */
+		const uint8_t *k0 = cell_key((const uint8_t *)pg + slot[0].off, leaf);
+		int r = kv_bytes_cmp(k, k0, klen < p ? klen : p);
+
+		if (r < 0 || (r == 0 && klen < p))
+			return 0;
+		if (r > 0)
+			return hi;
+	}
+	ks = klen - p;
+	kh = kv_key_head(k + p, ks);
 	while (lo < hi) {
 		unsigned mid = lo + (hi - lo) / 2;
-		uint16_t mlen;
-		const uint8_t *mkey = kv_node_key(pg, mid, &mlen);
-		int r = kv_key_cmp(mkey, mlen, key, klen);
+		uint32_t mh = slot[mid].head;
+		size_t ms = slot[mid].klen - p;
+		int r;
 
+		if (mh != kh) {
+			r = mh < kh ? -1 : 1;
+		} else if (ms <= KV_HEAD_SIZE || ks <= KV_HEAD_SIZE) {
+			/* Equal heads: a suffix that ends within its head is a prefix of the other. */
+			r = (ms > ks) - (ms < ks);
+		} else {
+			const uint8_t *mk = cell_key((const uint8_t *)pg + slot[mid].off, leaf);
+			size_t rest = (ms < ks ? ms : ks) - KV_HEAD_SIZE;
+
+			r = kv_bytes_cmp(mk + p + KV_HEAD_SIZE, k + p + KV_HEAD_SIZE, rest);
+			if (r == 0)
+				r = (ms > ks) - (ms < ks);
+		}
 		if (r < 0) {
 			lo = mid + 1;
-		} else {
-			if (r == 0)
-				*found = true;
+		} else if (r > 0) {
 			hi = mid;
+		} else {
+			/* Keys are unique: the equal one is the lower bound. */
+			*found = true;
+			return mid;
 		}
 	}
 	return lo;
+}
+
+/* Rewrites every head of the node for prefix p. */
+static void set_prefix(void *pg, size_t p)
+{
+	struct kv_node_hdr *h = kv_node_hdr(pg);
+	struct kv_slot *slot = kv_node_slots(pg);
+	bool leaf = h->type == KV_PAGE_LEAF;
+
+	URT_ASSERT(p <= KV_PREFIX_MAX);
+	h->prefix = (uint8_t)p;
+	for (unsigned i = 0; i < h->count; i++) {
+		const uint8_t *k = cell_key((const uint8_t *)pg + slot[i].off, leaf);
+
+		URT_ASSERT(slot[i].klen >= p);
+		slot[i].head = kv_key_head(k + p, slot[i].klen - p);
+	}
+}
+
+void kv_node_refresh_prefix(void *pg)
+{
+	const struct kv_slot *slot = kv_node_slots_const(pg);
+	unsigned n = kv_node_count(pg);
+	bool leaf = kv_node_is_leaf(pg);
+	size_t p = 0;
+
+	if (n > 1)
+		p = common_prefix(cell_key((const uint8_t *)pg + slot[0].off, leaf), slot[0].klen,
+				  cell_key((const uint8_t *)pg + slot[n - 1].off, leaf),
+				  slot[n - 1].klen, KV_PREFIX_MAX);
+	if (p != kv_node_hdr(pg)->prefix)
+		set_prefix(pg, p);
 }
 
 unsigned kv_internal_child_index(const void *pg, const void *key, size_t klen)
@@ -161,7 +259,8 @@ static void node_compact(void *pg, size_t u, void *tmp)
 
 		end -= sz;
 		memcpy(p + end, c, sz);
-		kv_st16(p + KV_NODE_HDR_SIZE + KV_SLOT_SIZE * i, (uint16_t)end);
+		/* Heads and key lengths stay: only the cell moved. */
+		kv_node_slots(pg)[i].off = (uint16_t)end;
 	}
 	h->cell_start = (uint16_t)end;
 	h->frag = 0;
@@ -174,6 +273,10 @@ bool kv_node_insert(void *pg, size_t u, unsigned idx, const void *cell,
 		    size_t size, void *tmp)
 {
 	struct kv_node_hdr *h = kv_node_hdr(pg);
+	struct kv_slot *slot = kv_node_slots(pg);
+	bool leaf = h->type == KV_PAGE_LEAF;
+	uint16_t klen = kv_ld16(cell);
+	const uint8_t *key = cell_key(cell, leaf);
 	uint8_t *p = pg;
 	size_t slots_end = KV_NODE_HDR_SIZE + KV_SLOT_SIZE * h->count;
 	size_t gap = h->cell_start - slots_end;
@@ -183,12 +286,23 @@ bool kv_node_insert(void *pg, size_t u, unsigned idx, const void *cell,
 		return false;
 	if (KV_SLOT_SIZE + size > gap)
 		node_compact(pg, u, tmp);
+	if (h->count == 0) {
+		/* A lone key shares all of itself: the prefix follows the keys from the first on. */
+		h->prefix = (uint8_t)(klen < KV_PREFIX_MAX ? klen : KV_PREFIX_MAX);
+	} else if (h->prefix > 0) {
+		/* A key outside the prefix lowers it to what the key shares with the others. */
+		const uint8_t *k0 = cell_key(p + slot[0].off, leaf);
+		size_t common = common_prefix(key, klen, k0, slot[0].klen, h->prefix);
+
+		if (common < h->prefix)
+			set_prefix(pg, common);
+	}
 	h->cell_start = (uint16_t)(h->cell_start - size);
 	memcpy(p + h->cell_start, cell, size);
-	memmove(p + KV_NODE_HDR_SIZE + KV_SLOT_SIZE * (idx + 1),
-		p + KV_NODE_HDR_SIZE + KV_SLOT_SIZE * idx,
-		KV_SLOT_SIZE * (h->count - idx));
-	kv_st16(p + KV_NODE_HDR_SIZE + KV_SLOT_SIZE * idx, h->cell_start);
+	memmove(&slot[idx + 1], &slot[idx], KV_SLOT_SIZE * (h->count - idx));
+	slot[idx].off = h->cell_start;
+	slot[idx].klen = klen;
+	slot[idx].head = kv_key_head(key + h->prefix, klen - h->prefix);
 	h->count++;
 	return true;
 }
@@ -208,30 +322,16 @@ void kv_node_remove(void *pg, size_t u, unsigned idx)
 		h->cell_start = (uint16_t)(h->cell_start + sz);
 	else
 		h->frag = (uint16_t)(h->frag + sz);
-	memmove(p + KV_NODE_HDR_SIZE + KV_SLOT_SIZE * idx,
-		p + KV_NODE_HDR_SIZE + KV_SLOT_SIZE * (idx + 1),
+	memmove(&kv_node_slots(pg)[idx], &kv_node_slots(pg)[idx + 1],
 		KV_SLOT_SIZE * (h->count - idx - 1));
 	h->count--;
-	kv_st16(p + KV_NODE_HDR_SIZE + KV_SLOT_SIZE * h->count, 0);
+	memset(&kv_node_slots(pg)[h->count], 0, KV_SLOT_SIZE);
 	/* With no live cell left, all remaining dead bytes are reclaimed. */
 	if (h->count == 0) {
 		h->cell_start = (uint16_t)u;
 		h->frag = 0;
+		h->prefix = 0;
 	}
-}
-
-const char *kv_node_check_header(const void *pg, size_t u)
-{
-	const struct kv_node_hdr *h = kv_node_hdr_const(pg);
-
-	if (h->type != KV_PAGE_LEAF && h->type != KV_PAGE_INTERNAL)
-		return "not a node page";
-	if (h->cell_start > u ||
-	    KV_NODE_HDR_SIZE + (size_t)KV_SLOT_SIZE * h->count > h->cell_start)
-		return "slot array overlaps the cell area";
-	if (h->frag > u - h->cell_start)
-		return "fragment count exceeds the cell area";
-	return NULL;
 }
 
 /* A cell's extent, for the overlap check. */
@@ -257,10 +357,12 @@ const char *kv_node_check_layout(const void *pg, size_t u, void *tmp)
 
 	if (why)
 		return why;
-	/* Each extent takes 4 bytes and each cell at least 11, so tmp fits. */
+	/* Each extent takes 4 bytes and each cell at least 17 with its slot, so tmp fits. */
 	for (unsigned i = 0; i < h->count; i++) {
-		unsigned off = kv_node_slot(pg, i);
+		const struct kv_slot *slot = &kv_node_slots_const(pg)[i];
+		unsigned off = slot->off;
 		size_t hdr = leaf ? KV_LEAF_CELL_HDR : KV_INTERNAL_CELL_HDR;
+		const uint8_t *key;
 		size_t sz;
 
 		if (off < h->cell_start || off + hdr > u)
@@ -270,6 +372,15 @@ const char *kv_node_check_layout(const void *pg, size_t u, void *tmp)
 			return "cell runs past the end of the page";
 		if (leaf && (kv_node_cell(pg, i)[2] & ~(KV_CELL_OVERFLOW | KV_CELL_EXPIRES)))
 			return "unknown leaf cell flags";
+		if (slot->klen != kv_ld16(kv_node_cell(pg, i)))
+			return "slot key length differs from its cell";
+		if (slot->klen < h->prefix)
+			return "key shorter than the node prefix";
+		key = cell_key(kv_node_cell(pg, i), leaf);
+		if (memcmp(key, cell_key(kv_node_cell(pg, 0), leaf), h->prefix) != 0)
+			return "key outside the node prefix";
+		if (slot->head != kv_key_head(key + h->prefix, slot->klen - h->prefix))
+			return "slot head differs from its key";
 		ext[i].off = (uint16_t)off;
 		ext[i].len = (uint16_t)sz;
 		live += sz;

@@ -5,13 +5,27 @@
  * Every page the tree owns starts with a one-byte type.  Nodes (leaves and
  * internal nodes) are slotted pages of page_usable (u) bytes:
  *
- *	0                16          16+2*count     cell_start            u
+ *	0                16          16+8*count     cell_start            u
  *	| kv_node_hdr    | slot[0..count) | free ...   | cells (any order)  |
  *
- * slot[i] is the uint16 offset of cell i; slots are sorted by key, cells are
- * packed down from the end of the page.  Removing a cell adds its bytes to
- * frag; an insert that finds too little contiguous room compacts the page.
+ * slot[i] (struct kv_slot, 8 bytes) holds the offset and key length of
+ * cell i and the key's head; slots are sorted by key, cells are packed
+ * down from the end of the page.  Removing a cell adds its bytes to frag;
+ * an insert that finds too little contiguous room compacts the page.
  * Hence, for every node:  cell_start = u - (sum of live cell sizes) - frag.
+ *
+ * Key heads and the node prefix (format version 2).  Every key of a node
+ * shares its first hdr.prefix bytes (0..255; not necessarily the longest
+ * common prefix, only a common one).  A slot's head is the next four key
+ * bytes after that prefix, read big-endian and zero-padded, so comparing
+ * heads as integers orders keys as memcmp does whenever the heads differ.
+ * A search compares its key with the prefix once per node, then binary
+ * searches the slot array on heads; only equal heads of two keys that both
+ * go on past the head need the cells' key bytes.  The first key inserted
+ * into an empty node sets the prefix to the whole key; an insert of a key
+ * that does not share it lowers it, rewriting every head; a split, merge or
+ * rebalance recomputes it from the node's first and last keys.  Cells keep
+ * their whole keys: the prefix shortens comparisons, not the stored bytes.
  *
  * Leaf cell:     u16 klen | u8 flags | u8 0 | u32 vlen | key | value or u64
  *                first overflow page (flags & KV_CELL_OVERFLOW)
@@ -33,8 +47,10 @@
  * pages.
  *
  * Multi-byte fields are in host order (the engine runs on little-endian
- * x86-64 and aarch64 only).  Cells sit at any offset, so they are read and
- * written with memcpy; headers are 8-byte aligned (the pager guarantees it).
+ * x86-64 and aarch64 only), heads included: a head is stored as the
+ * integer, not as the bytes.  Cells sit at any offset, so they are read and
+ * written with memcpy; headers and slots are 8-byte aligned (the pager
+ * guarantees it for the page).
  */
 #ifndef URKV_BTREE_NODE_H
 #define URKV_BTREE_NODE_H
@@ -58,13 +74,21 @@ enum kv_page_type {
 /* Header of a leaf or internal node. */
 struct kv_node_hdr {
 	uint8_t type;	     /* KV_PAGE_LEAF or KV_PAGE_INTERNAL. */
-	uint8_t reserved;    /* Zero. */
+	uint8_t prefix;	     /* Leading bytes every key shares; heads start after them. */
 	uint16_t count;	     /* Number of cells (and slots). */
 	uint16_t cell_start; /* Offset of the lowest cell byte; u if none. */
 	uint16_t frag;	     /* Dead bytes between cell_start and u. */
 	uint64_t link;	     /* Leaf: next leaf or 0.  Internal: child 0. */
 };
 _Static_assert(sizeof(struct kv_node_hdr) == 16, "on-disk node header");
+
+/* One entry of a node's slot array. */
+struct kv_slot {
+	uint32_t head;	     /* Key bytes prefix .. prefix + 3, big-endian, zero-padded. */
+	uint16_t off;	     /* Offset of the cell in the page. */
+	uint16_t klen;	     /* Length of the whole key (as in the cell). */
+};
+_Static_assert(sizeof(struct kv_slot) == 8, "on-disk slot");
 
 /* Header of an overflow page. */
 struct kv_ovf_hdr {
@@ -89,12 +113,15 @@ struct kv_btree_meta {
 _Static_assert(sizeof(struct kv_btree_meta) == 32, "on-disk meta page");
 
 #define KV_BTREE_META_MAGIC 0x42564b55u /* "UKVB" read as little-endian bytes. */
-#define KV_BTREE_META_VERSION 1
+/* 2: slots of 8 bytes with key heads, and the node prefix (was 2-byte slots). */
+#define KV_BTREE_META_VERSION 2
 #define KV_BTREE_META_COUNTED 0x0001u /* count is maintained by every insert and delete. */
 
 #define KV_NODE_HDR_SIZE sizeof(struct kv_node_hdr)
 #define KV_OVF_HDR_SIZE sizeof(struct kv_ovf_hdr)
-#define KV_SLOT_SIZE 2u
+#define KV_SLOT_SIZE 8u
+#define KV_HEAD_SIZE 4u		/* Key bytes a head holds. */
+#define KV_PREFIX_MAX 255u	/* Largest node prefix (it is a uint8_t). */
 #define KV_LEAF_CELL_HDR 8u
 #define KV_INTERNAL_CELL_HDR 10u
 #define KV_CELL_OVERFLOW 0x01u /* Leaf cell flag: the value is in overflow pages. */
@@ -168,10 +195,38 @@ static inline void kv_st64(uint8_t *p, uint64_t v)
 	memcpy(p, &v, sizeof(v));
 }
 
+static inline struct kv_slot *kv_node_slots(void *pg)
+{
+	return (struct kv_slot *)((uint8_t *)pg + KV_NODE_HDR_SIZE);
+}
+
+static inline const struct kv_slot *kv_node_slots_const(const void *pg)
+{
+	return (const struct kv_slot *)((const uint8_t *)pg + KV_NODE_HDR_SIZE);
+}
+
 /* Offset of cell i, read from slot i. */
 static inline unsigned kv_node_slot(const void *pg, unsigned i)
 {
-	return kv_ld16((const uint8_t *)pg + KV_NODE_HDR_SIZE + KV_SLOT_SIZE * i);
+	return kv_node_slots_const(pg)[i].off;
+}
+
+/*
+ * Head of a key suffix of len bytes: its first four bytes as a big-endian
+ * integer, zero-padded, so that heads compare as the bytes do.
+ */
+static inline uint32_t kv_key_head(const uint8_t *k, size_t len)
+{
+	uint32_t h;
+
+	if (len >= KV_HEAD_SIZE) {
+		memcpy(&h, k, sizeof(h));
+		return __builtin_bswap32(h);
+	}
+	h = 0;
+	for (size_t i = 0; i < KV_HEAD_SIZE; i++)
+		h = h << 8 | (i < len ? k[i] : 0u);
+	return h;
 }
 
 static inline const uint8_t *kv_node_cell(const void *pg, unsigned i)
@@ -186,6 +241,25 @@ static inline const uint8_t *kv_node_key(const void *pg, unsigned i, uint16_t *k
 
 	*klen = kv_ld16(c);
 	return c + (kv_node_is_leaf(pg) ? KV_LEAF_CELL_HDR : KV_INTERNAL_CELL_HDR);
+}
+
+/*
+ * memcmp of n bytes, inline and eight at a time (as big-endian integers):
+ * the search compares node prefixes and key tails of a dozen bytes, where
+ * a call into libc's memcmp costs more than the comparison.
+ */
+static inline int kv_bytes_cmp(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	for (; n >= sizeof(uint64_t); a += 8, b += 8, n -= 8) {
+		uint64_t x = kv_ld64(a), y = kv_ld64(b);
+
+		if (x != y)
+			return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1;
+	}
+	for (; n > 0; a++, b++, n--)
+		if (*a != *b)
+			return *a < *b ? -1 : 1;
+	return 0;
 }
 
 /* Compares two keys as unsigned bytes; a prefix sorts first. */
@@ -215,7 +289,14 @@ static inline size_t kv_internal_cell_size(size_t klen)
 	return KV_INTERNAL_CELL_HDR + klen;
 }
 
+/* An empty node (prefix 0). */
 void kv_node_init(void *pg, size_t u, uint8_t type, uint64_t link);
+/*
+ * Sets the node's prefix to the common prefix of its first and last keys
+ * (at most KV_PREFIX_MAX) and rewrites every head; for a node just rebuilt
+ * by a split, a merge or a rebalance.  O(count).
+ */
+void kv_node_refresh_prefix(void *pg);
 /* Bytes the cells and slots occupy, fragmentation excluded. */
 size_t kv_node_used(const void *pg, size_t u);
 /* Size of cell i, slot excluded. */
@@ -240,7 +321,8 @@ static inline uint64_t kv_internal_cell_child(const uint8_t *c)
 
 /*
  * Index of the first cell whose key is >= key; *found tells whether it is
- * equal.  Works on leaves and internal nodes.
+ * equal.  Works on leaves and internal nodes.  Compares the key with the
+ * node prefix once (cell 0's key bytes), then searches the heads.
  */
 unsigned kv_node_lower_bound(const void *pg, const void *key, size_t klen, bool *found);
 /* Index (0..count) of the child of an internal node whose range holds key. */
@@ -259,11 +341,31 @@ bool kv_node_insert(void *pg, size_t u, unsigned idx, const void *cell,
 void kv_node_remove(void *pg, size_t u, unsigned idx);
 
 /*
- * Checks the header and the slot and cell bounds of a node against a page of
- * u bytes.  Returns NULL or a static description of the first problem.  The
- * cheap form checks the header only; the full form is O(count log count).
+ * Checks the header of a node against a page of u bytes: its type, and that
+ * the slot array and the cell area fit.  Returns NULL or a static
+ * description of the problem.  Inline: the tree runs it on every node it
+ * pins, and it reads only the header's cache line, which the search that
+ * follows needs anyway.
  */
-const char *kv_node_check_header(const void *pg, size_t u);
+static inline const char *kv_node_check_header(const void *pg, size_t u)
+{
+	const struct kv_node_hdr *h = kv_node_hdr_const(pg);
+
+	if (h->type != KV_PAGE_LEAF && h->type != KV_PAGE_INTERNAL)
+		return "not a node page";
+	if (h->cell_start > u ||
+	    KV_NODE_HDR_SIZE + (size_t)KV_SLOT_SIZE * h->count > h->cell_start)
+		return "slot array overlaps the cell area";
+	if (h->frag > u - h->cell_start)
+		return "fragment count exceeds the cell area";
+	return NULL;
+}
+
+/*
+ * Checks the header, the slot and cell bounds, and the prefix and the heads
+ * of a node against a page of u bytes.  Returns NULL or a static
+ * description of the first problem.  O(count log count).
+ */
 const char *kv_node_check_layout(const void *pg, size_t u, void *tmp);
 
 #endif /* URKV_BTREE_NODE_H */

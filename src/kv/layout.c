@@ -114,8 +114,10 @@ int kv_layout_hdr_decode(const void *buf, uint64_t dev_bytes, uint32_t page_size
 		return URT_E_BADFORMAT;
 	}
 	if (h.version != KV_HDR_VERSION) {
-		urt_set_error("kv: store header version %u, this build reads %u", h.version,
-			      KV_HDR_VERSION);
+		urt_set_error("kv: the store is in format version %u, this build reads version %u "
+			      "only (the B+tree node format changed; no upgrade in place: dump the "
+			      "data with the build that wrote it and load it into a new store)",
+			      h.version, KV_HDR_VERSION);
 		return URT_E_VERSION;
 	}
 	if (h.shard_count == 0 || h.shard_count > URT_KV_SHARDS_MAX ||

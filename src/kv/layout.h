@@ -16,7 +16,12 @@ struct urt_kv_opts;
 #define KV_HDR_BYTES 4096u
 #define KV_REGION_ALIGN (1u << 20)
 #define KV_HDR_MAGIC 0x3176726b76727575ull	/* "uurvkrv1" little-endian. */
-#define KV_HDR_VERSION 1u
+/*
+ * Format version of the whole store: the header, the shard meta pages and
+ * the tree's pages.  2: B+tree slots of 8 bytes with key heads and a node
+ * prefix (btree_node.h); a version-1 store is refused, naming both.
+ */
+#define KV_HDR_VERSION 2u
 
 /* The store header at device offset 0, written once when the store is created. */
 struct kv_store_hdr {

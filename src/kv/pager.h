@@ -54,6 +54,14 @@ struct kv_pager_ops {
 	int (*get_root)(struct kv_pager *p, uint64_t *pgno);
 	/* Writes the durable root pointer. */
 	int (*set_root)(struct kv_pager *p, uint64_t pgno);
+	/*
+	 * Optional (may be NULL).  A number that differs from every value it
+	 * returned before whenever a page or the root pointer may have changed
+	 * since; 0 means "unknown".  The tree keeps the contents of its meta
+	 * page while the epoch stays the same, which spares a page get per
+	 * lookup.  Cannot fail.
+	 */
+	uint64_t (*epoch)(struct kv_pager *p);
 	/* Usable bytes per page: the page size minus the pager's own header. */
 	size_t page_usable;
 };

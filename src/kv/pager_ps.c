@@ -234,7 +234,22 @@ static int pps_set_root(struct kv_pager *kp, uint64_t pgno)
 	return 0;
 }
 
+/*
+ * A reader's epoch is the committed tx_seq, read from page 0's frame, which
+ * commits install into: it changes exactly when a write transaction's
+ * pages are installed.  A writer changes pages itself, and an aborted
+ * transaction can leave a tx_seq that the next one reuses, so a writer
+ * says "unknown".
+ */
+static uint64_t pps_epoch(struct kv_pager *kp)
+{
+	struct kv_pps *p = pps(kp);
+
+	return p->writer ? 0 : p->meta->tx_seq;
+}
+
 const struct kv_pager_ops kv_pps_ops_template = {
+	.epoch = pps_epoch,
 	.get = pps_get,
 	.make_writable = pps_make_writable,
 	.put = pps_put,

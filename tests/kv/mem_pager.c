@@ -50,6 +50,7 @@ struct mem_pager {
 	uint64_t write_intents;	 /* Successful get(write), make_writable(), alloc(). */
 	uint64_t epoch;		 /* Current dirty-tracking epoch, from 1. */
 	uint64_t dirty;		 /* Distinct pages given write intent in this epoch. */
+	uint64_t changes;	 /* set_root() and rollback calls, for the pager epoch. */
 	uint64_t fail_at;	 /* Value of calls at which to fail; 0 for none. */
 	int fail_err;		 /* Error to fail with. */
 	struct mp_snap snap;	 /* Last snapshot; snap.data NULL if none. */
@@ -279,7 +280,16 @@ static int mp_set_root(struct kv_pager *p, uint64_t pgno)
 	if (rc != 0)
 		return rc;
 	mp->root = pgno;
+	mp->changes++;
 	return 0;
+}
+
+/* Changes whenever a page may have been written: every write intent, root change and rollback. */
+static uint64_t mp_epoch(struct kv_pager *p)
+{
+	struct mem_pager *mp = from_pager(p);
+
+	return 1 + mp->write_intents + mp->changes;
 }
 
 int mem_pager_create(const struct mem_pager_opts *o, struct mem_pager **out)
@@ -296,6 +306,7 @@ int mem_pager_create(const struct mem_pager_opts *o, struct mem_pager **out)
 		.free = mp_free,
 		.get_root = mp_get_root,
 		.set_root = mp_set_root,
+		.epoch = mp_epoch,
 		.page_usable = o->page_usable,
 	};
 	mp->u = o->page_usable;
@@ -456,4 +467,5 @@ void mem_pager_rollback(struct mem_pager *mp)
 	mp->root = s->root;
 	mp->live = s->live;
 	mp->fail_at = 0;
+	mp->changes++;
 }

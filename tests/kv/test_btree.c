@@ -565,7 +565,7 @@ Test(btree, random_big_values, .timeout = 300)
 static bool overflows(size_t u, size_t klen, size_t vlen)
 {
 	/* Slot, cell header, key, value and room for an 8-byte expiry. */
-	return vlen > 8 && 2 + 8 + klen + vlen + 8 > (u - 16) / 3;
+	return vlen > 8 && KV_SLOT_SIZE + KV_LEAF_CELL_HDR + klen + vlen + 8 > (u - 16) / 3;
 }
 
 static uint64_t chain_pages(size_t u, size_t klen, size_t vlen)
@@ -608,7 +608,8 @@ Test(btree, overwrite_inline_overflow_transitions, .timeout = 120)
 			struct model m = { 0 };
 			size_t u = page_sizes[pi] - PAGE_HDR, klen = klens[ki];
 			/* The largest inline value next to this key (8 always fits). */
-			size_t t = (u - 16) / 3 > 18 + klen + 8 ? (u - 16) / 3 - 18 - klen : 8;
+			size_t hdr = KV_SLOT_SIZE + KV_LEAF_CELL_HDR + 8;
+			size_t t = (u - 16) / 3 > hdr + klen + 8 ? (u - 16) / 3 - hdr - klen : 8;
 			const size_t sizes[] = {
 				0, 8, 9, t - 1, t, t + 1, 5000, KV_BTREE_VALUE_MAX, 1,
 				KV_BTREE_VALUE_MAX - 1, 100000, t, u, 3 * (u - 16), 0,
@@ -965,8 +966,27 @@ Test(btree, open_rejects_bad_pagers)
 	ops.page_usable = f.u - 32;
 	cr_assert_eq(kv_btree_open(&ops, mem_pager_pager(f.mp), NULL, &t2), -EINVAL);
 
-	/* A damaged meta page is reported as corruption, by open and by reads. */
+	/* A tree of the previous node format is refused, naming both versions. */
 	cr_assert_eq(ops.get_root(mem_pager_pager(f.mp), &meta), 0);
+	cr_assert_eq(ops.get(mem_pager_pager(f.mp), meta, true, &pg), 0);
+	((struct kv_btree_meta *)pg)->version = KV_BTREE_META_VERSION - 1;
+	ops.put(mem_pager_pager(f.mp), meta);
+	ops.page_usable = f.u;
+	cr_assert_eq(kv_btree_open(&ops, mem_pager_pager(f.mp), NULL, &t2), URT_E_VERSION);
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "format version %u, this build reads version %u",
+			 KV_BTREE_META_VERSION - 1, KV_BTREE_META_VERSION);
+		cr_assert(strstr(urt_last_error(), want), "message: %s", urt_last_error());
+	}
+	cr_assert_eq(kv_btree_exists(f.t, "k", 1), URT_E_VERSION);
+	cr_assert_eq(ops.get(mem_pager_pager(f.mp), meta, true, &pg), 0);
+	((struct kv_btree_meta *)pg)->version = KV_BTREE_META_VERSION;
+	ops.put(mem_pager_pager(f.mp), meta);
+	cr_assert_eq(kv_btree_exists(f.t, "k", 1), 1);
+
+	/* A damaged meta page is reported as corruption, by open and by reads. */
 	cr_assert_eq(ops.get(mem_pager_pager(f.mp), meta, true, &pg), 0);
 	((struct kv_btree_meta *)pg)->magic ^= 1;
 	ops.put(mem_pager_pager(f.mp), meta);
@@ -1037,14 +1057,14 @@ static void swap_first_slots(struct fx *f, uint64_t leaf)
 {
 	const struct kv_pager_ops *ops = mem_pager_ops(f->mp);
 	struct kv_pager *pp = mem_pager_pager(f->mp);
-	uint8_t *s, t[2];
+	struct kv_slot *s, t;
 	void *pg;
 
 	cr_assert_eq(ops->get(pp, leaf, true, &pg), 0);
-	s = (uint8_t *)pg + KV_NODE_HDR_SIZE;
-	memcpy(t, s, 2);
-	memcpy(s, s + 2, 2);
-	memcpy(s + 2, t, 2);
+	s = kv_node_slots(pg);
+	t = s[0];
+	s[0] = s[1];
+	s[1] = t;
 	ops->put(pp, leaf);
 }
 
@@ -1065,7 +1085,7 @@ Test(btree, check_detects_corruption)
 	cr_assert_eq(ops->get_root(pp, &meta), 0);
 	cr_assert_neq(parent, 0, "the tree has a single level");
 
-	for (unsigned kind = 0; kind < 10; kind++) {
+	for (unsigned kind = 0; kind < 12; kind++) {
 		switch (kind) {
 		case 0: /* Two slots of a leaf swapped: keys out of order. */
 			swap_first_slots(&f, leaf);
@@ -1110,7 +1130,7 @@ Test(btree, check_detects_corruption)
 			break;
 		case 6: /* A cell runs off the end of the page. */
 			cr_assert_eq(ops->get(pp, leaf, true, &pg), 0);
-			kv_st16((uint8_t *)pg + KV_NODE_HDR_SIZE, (uint16_t)(f.u - 4));
+			kv_node_slots(pg)[0].off = (uint16_t)(f.u - 4);
 			ops->put(pp, leaf);
 			break;
 		case 7: /* A leaf turned into an internal node. */
@@ -1139,6 +1159,17 @@ Test(btree, check_detects_corruption)
 			cr_assert_eq(ops->get(pp, meta, true, &pg), 0);
 			((struct kv_btree_meta *)pg)->height++;
 			ops->put(pp, meta);
+			break;
+		case 10: /* A slot's head no longer matches its key. */
+			cr_assert_eq(ops->get(pp, leaf, true, &pg), 0);
+			kv_node_slots(pg)[1].head ^= 1;
+			ops->put(pp, leaf);
+			break;
+		case 11: /* A key that does not start with its node's prefix. */
+			cr_assert_eq(ops->get(pp, leaf, true, &pg), 0);
+			cr_assert_gt(kv_node_hdr(pg)->prefix, 0, "the leaf has no prefix");
+			((uint8_t *)kv_node_cell(pg, 1))[KV_LEAF_CELL_HDR] ^= 1;
+			ops->put(pp, leaf);
 			break;
 		}
 		cr_assert_eq(kv_btree_check(f.t, &st), URT_E_CORRUPT,
@@ -1454,11 +1485,12 @@ static uint64_t build_node(struct fx *f, uint8_t type, uint64_t link, uint8_t ce
  *
  *   root: C0 | "b" | C1 | "c"+y*999 | C2 | "d"+y*999 | C3 | "e"+y*999 | C4
  *
- * The root has 980 bytes free.  C0 holds two short keys and C1 four keys of
- * 982 bytes ("b" + x*980 + digit) with 10-byte values, 4008 bytes in all.
- * Deleting one key of C0 leaves it underfull; C0 and C1 do not fit in one
- * node, so their cells are cut anew between C1's second and third keys, and
- * the 982-byte separator that replaces "b" needs 994 bytes: the root splits.
+ * The root has 943 bytes free (8-byte slots).  C0 holds two short keys and
+ * C1 four keys of 976 bytes ("b" + x*974 + digit) with 10-byte values, 4008
+ * bytes in all.  Deleting one key of C0 leaves it underfull; C0 and C1 do
+ * not fit in one node, so their cells are cut anew between C1's second and
+ * third keys, and the 976-byte separator that replaces "b" needs 994 bytes
+ * (cell and slot), more than the 962 the root then has: the root splits.
  */
 Test(btree, rebalance_splits_a_full_parent)
 {
@@ -1489,10 +1521,10 @@ Test(btree, rebalance_splits_a_full_parent)
 	}
 	for (unsigned i = 0; i < 4; i++) {
 		key[0] = 'b';
-		memset(key + 1, 'x', 980);
-		key[981] = (uint8_t)('1' + i);
-		sizes[i] = kv_leaf_cell_encode(cells[i], key, 982, "0123456789", 10, false, 0);
-		model_put(&m, key, 982, "0123456789", 10);
+		memset(key + 1, 'x', 974);
+		key[975] = (uint8_t)('1' + i);
+		sizes[i] = kv_leaf_cell_encode(cells[i], key, 976, "0123456789", 10, false, 0);
+		model_put(&m, key, 976, "0123456789", 10);
 	}
 	child[1] = build_node(&f, KV_PAGE_LEAF, child[2], cells, sizes, 4);
 	sizes[0] = kv_leaf_cell_encode(cells[0], "a1", 2, "v", 1, false, 0);

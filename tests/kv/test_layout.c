@@ -166,6 +166,20 @@ Test(layout, decode_refuses_other_versions_and_regions_off_the_device)
 	memcpy(buf, &bad, sizeof(bad));
 	cr_expect_eq(kv_layout_hdr_decode(buf, GiB, 0, &got), URT_E_VERSION);
 
+	/* A store of the previous version (older B+tree nodes) is refused, naming both versions. */
+	{
+		char want[96];
+
+		bad = h;
+		bad.version = KV_HDR_VERSION - 1;
+		reseal(&bad);
+		memcpy(buf, &bad, sizeof(bad));
+		cr_expect_eq(kv_layout_hdr_decode(buf, GiB, 0, &got), URT_E_VERSION);
+		snprintf(want, sizeof(want), "format version %u, this build reads version %u",
+			 KV_HDR_VERSION - 1, KV_HDR_VERSION);
+		cr_expect(strstr(urt_last_error(), want), "message: %s", urt_last_error());
+	}
+
 	bad = h;
 	bad.shard_count = 0;
 	reseal(&bad);

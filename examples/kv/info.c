@@ -29,10 +29,12 @@ static int core_stats(void *p)
 
 static bool want(const char *section, size_t len, const char *name)
 {
-	if (!section || len == 0)
-		return true;
+	bool extra = strcmp(name, "commandstats") == 0 || strcmp(name, "latencystats") == 0;
+
+	/* As Redis: commandstats and latencystats only for "all", "everything" or by name. */
+	if (!section || len == 0 || (len == 7 && strncasecmp(section, "default", 7) == 0))
+		return !extra;
 	if ((len == 3 && strncasecmp(section, "all", 3) == 0) ||
-	    (len == 7 && strncasecmp(section, "default", 7) == 0) ||
 	    (len == 10 && strncasecmp(section, "everything", 10) == 0))
 		return true;
 	return strlen(name) == len && strncasecmp(section, name, len) == 0;
@@ -56,7 +58,8 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 	char *text = NULL;
 	size_t size = 0;
 	FILE *f = open_memstream(&text, &size);
-	uint64_t keys = 0;
+	uint64_t keys = 0, log_bytes = 0, flushes = 0, checkpoints = 0, batches = 0;
+	int sticky = 0;
 
 	if (!f)
 		return NULL;
@@ -71,21 +74,19 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 	}
 	if (want(section, len, "clients"))
 		fprintf(f, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n\r\n",
-			atomic_load(&srv->clients), srv->o.max_clients);
+			atomic_load(&srv->clients), atomic_load(&srv->live.max_clients));
 	if (want(section, len, "stats"))
 		fprintf(f, "# Stats\r\ntotal_connections_received:%llu\r\n"
 			   "total_commands_processed:%llu\r\nrejected_connections:%llu\r\n"
 			   "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
-			   "protocol_errors:%llu\r\nidle_timeouts:%llu\r\n\r\n",
+			   "protocol_errors:%llu\r\nidle_timeouts:%llu\r\n"
+			   "urkv_protected_mode_denied:%llu\r\nurkv_auth_failures:%llu\r\n\r\n",
 			(unsigned long long)SUM(srv, connections), (unsigned long long)SUM(srv, commands),
 			(unsigned long long)SUM(srv, rejected), (unsigned long long)SUM(srv, bytes_in),
 			(unsigned long long)SUM(srv, bytes_out),
 			(unsigned long long)SUM(srv, protocol_errors),
-			(unsigned long long)SUM(srv, timeouts));
-	if (want(section, len, "persistence"))
-		fprintf(f, "# Persistence\r\nloading:0\r\naof_enabled:1\r\nurkv_durability:%s\r\n\r\n",
-			srv->o.nosync ? "nosync (acknowledged once applied)"
-				      : "sync (acknowledged once durable)");
+			(unsigned long long)SUM(srv, timeouts), (unsigned long long)SUM(srv, denied),
+			(unsigned long long)SUM(srv, auth_failures));
 	if (want(section, len, "urt")) {
 		fprintf(f, "# urt\r\n");
 		for (unsigned i = 0; i < srv->ncores; i++) {
@@ -111,6 +112,12 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 		if (urt_kv_shard_stats(srv->kv, s, &st) != 0)
 			continue;
 		keys += st.keys;
+		log_bytes += st.ps.log_bytes;
+		flushes += st.ps.flushes;
+		checkpoints += st.ps.checkpoints;
+		batches += st.ps.batches;
+		if (st.ps.sticky_error && !sticky)
+			sticky = st.ps.sticky_error;
 		if (!want(section, len, "urt"))
 			continue;
 		fprintf(f, "urt_shard%u:core=%u,keys=%llu,pages=%llu,pages_used=%llu,pages_free=%llu,"
@@ -134,6 +141,29 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 	}
 	if (want(section, len, "urt"))
 		fprintf(f, "\r\n");
+	if (want(section, len, "persistence")) {
+		enum urkv_fsync fs = (enum urkv_fsync)atomic_load(&srv->live.appendfsync);
+
+		/* Redis's names where the meaning matches; urkv_* for the log's own figures. */
+		fprintf(f, "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_bgsave_in_progress:0\r\n"
+			   "rdb_last_save_time:%llu\r\nrdb_saves:%u\r\nrdb_last_bgsave_status:ok\r\n"
+			   "aof_enabled:1\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\n"
+			   "aof_last_write_status:%s\r\nappendfsync:%s\r\n"
+			   "urkv_durability:%s\r\nurkv_log_bytes:%llu\r\nurkv_log_batches:%llu\r\n"
+			   "urkv_log_flushes:%llu\r\nurkv_checkpoints:%llu\r\n"
+			   "urkv_last_save_time:%llu\r\n\r\n",
+			(unsigned long long)(atomic_load(&srv->live.last_save_wall_ns) / 1000000000ull),
+			atomic_load(&srv->live.saves), sticky ? "err" : "ok", urkv_fsync_name(fs),
+			fs == URKV_FSYNC_ALWAYS ? "acknowledged once durable"
+			: fs == URKV_FSYNC_EVERYSEC ? "acknowledged once applied, durable within about 1 s"
+						    : "acknowledged once applied",
+			(unsigned long long)log_bytes, (unsigned long long)batches,
+			(unsigned long long)flushes, (unsigned long long)checkpoints,
+			(unsigned long long)(atomic_load(&srv->live.last_save_wall_ns) / 1000000000ull));
+	}
+	if (want(section, len, "commandstats") || want(section, len, "latencystats"))
+		urkv_stats_info(srv, f, want(section, len, "commandstats"),
+				want(section, len, "latencystats"));
 	if (want(section, len, "keyspace")) {
 		fprintf(f, "# Keyspace\r\n");
 		if (keys)

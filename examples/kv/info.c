@@ -58,7 +58,7 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 	char *text = NULL;
 	size_t size = 0;
 	FILE *f = open_memstream(&text, &size);
-	uint64_t keys = 0, log_bytes = 0, flushes = 0, checkpoints = 0, batches = 0;
+	uint64_t keys = 0, log_bytes = 0, flushes = 0, fua = 0, checkpoints = 0, batches = 0;
 	int sticky = 0;
 
 	if (!f)
@@ -114,6 +114,7 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 		keys += st.keys;
 		log_bytes += st.ps.log_bytes;
 		flushes += st.ps.flushes;
+		fua += st.ps.fua_writes;
 		checkpoints += st.ps.checkpoints;
 		batches += st.ps.batches;
 		if (st.ps.sticky_error && !sticky)
@@ -150,7 +151,7 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 			   "aof_enabled:1\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\n"
 			   "aof_last_write_status:%s\r\nappendfsync:%s\r\n"
 			   "urkv_durability:%s\r\nurkv_log_bytes:%llu\r\nurkv_log_batches:%llu\r\n"
-			   "urkv_log_flushes:%llu\r\nurkv_checkpoints:%llu\r\n"
+			   "urkv_log_flushes:%llu\r\nurkv_log_fua_writes:%llu\r\nurkv_checkpoints:%llu\r\n"
 			   "urkv_last_save_time:%llu\r\n\r\n",
 			(unsigned long long)(atomic_load(&srv->live.last_save_wall_ns) / 1000000000ull),
 			atomic_load(&srv->live.saves), sticky ? "err" : "ok", urkv_fsync_name(fs),
@@ -158,7 +159,8 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 			: fs == URKV_FSYNC_EVERYSEC ? "acknowledged once applied, durable within about 1 s"
 						    : "acknowledged once applied",
 			(unsigned long long)log_bytes, (unsigned long long)batches,
-			(unsigned long long)flushes, (unsigned long long)checkpoints,
+			(unsigned long long)flushes, (unsigned long long)fua,
+			(unsigned long long)checkpoints,
 			(unsigned long long)(atomic_load(&srv->live.last_save_wall_ns) / 1000000000ull));
 	}
 	if (want(section, len, "commandstats") || want(section, len, "latencystats"))

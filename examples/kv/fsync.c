@@ -80,4 +80,5 @@ void urkv_fsync_adjust(struct urkv_core *cc, struct urt_kv_req *req)
 		return;
 	cc->fsync_sec[shard] = (uint64_t)ts.tv_sec + 1;
 	req->flags &= ~(unsigned)URT_KV_NOSYNC;	/* This core's group commit point for the shard. */
+	atomic_fetch_add_explicit(&cc->st.fsync_points, 1, memory_order_relaxed);
 }

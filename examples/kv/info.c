@@ -152,7 +152,7 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 			   "aof_last_write_status:%s\r\nappendfsync:%s\r\n"
 			   "urkv_durability:%s\r\nurkv_log_bytes:%llu\r\nurkv_log_batches:%llu\r\n"
 			   "urkv_log_flushes:%llu\r\nurkv_log_fua_writes:%llu\r\nurkv_checkpoints:%llu\r\n"
-			   "urkv_last_save_time:%llu\r\n\r\n",
+			   "urkv_last_save_time:%llu\r\nurkv_everysec_durable_writes:%llu\r\n\r\n",
 			(unsigned long long)(atomic_load(&srv->live.last_save_wall_ns) / 1000000000ull),
 			atomic_load(&srv->live.saves), sticky ? "err" : "ok", urkv_fsync_name(fs),
 			fs == URKV_FSYNC_ALWAYS ? "acknowledged once durable"
@@ -161,7 +161,8 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 			(unsigned long long)log_bytes, (unsigned long long)batches,
 			(unsigned long long)flushes, (unsigned long long)fua,
 			(unsigned long long)checkpoints,
-			(unsigned long long)(atomic_load(&srv->live.last_save_wall_ns) / 1000000000ull));
+			(unsigned long long)(atomic_load(&srv->live.last_save_wall_ns) / 1000000000ull),
+			(unsigned long long)SUM(srv, fsync_points));
 	}
 	if (want(section, len, "commandstats") || want(section, len, "latencystats"))
 		urkv_stats_info(srv, f, want(section, len, "commandstats"),

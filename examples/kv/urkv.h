@@ -84,6 +84,7 @@ struct urkv_core_stats {
 	_Atomic uint64_t bytes_out;	/* Bytes sent. */
 	_Atomic uint64_t denied;	/* Connections refused by protected mode. */
 	_Atomic uint64_t auth_failures;	/* AUTH and HELLO AUTH with a wrong password. */
+	_Atomic uint64_t fsync_points;	/* everysec: writes made durable by the once-a-second rule. */
 };
 
 /*

@@ -235,7 +235,7 @@ static void histogram_reply(struct urkv_conn *c, const struct urkv_cmd *cmd, con
 		urkv_out_int(c, pairs[i]);
 }
 
-/* LATENCY HISTOGRAM [command ...] | LATENCY RESET | LATENCY HELP. */
+/* LATENCY HISTOGRAM [command ...] | LATENCY LATEST | LATENCY RESET. */
 void urkv_latency_run(struct urkv_conn *c, struct urkv_slot *s)
 {
 	struct urkv_server *srv = urkv_conn_server(c);
@@ -245,6 +245,11 @@ void urkv_latency_run(struct urkv_conn *c, struct urkv_slot *s)
 	if (resp_arg_eq_nocase(&s->argv[1], "RESET")) {
 		urkv_stats_reset(srv);
 		urkv_out_int(c, 0);
+		return;
+	}
+	if (resp_arg_eq_nocase(&s->argv[1], "LATEST")) {
+		/* No latency-monitor events are recorded (Redis with latency-monitor-threshold 0). */
+		urkv_out_array(c, 0);
 		return;
 	}
 	if (!resp_arg_eq_nocase(&s->argv[1], "HISTOGRAM")) {

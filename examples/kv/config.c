@@ -31,6 +31,37 @@
 
 #define CONFIG_ARGS_MAX 16
 
+/* The arguments the settings point at, kept until urkv_config_free (exit). */
+struct config_str {
+	struct config_str *next;	/* Kept before it. */
+	char s[];			/* NUL-terminated argument. */
+};
+
+static struct config_str *kept;
+
+static char *keep(const char *p, size_t len)
+{
+	struct config_str *k = malloc(sizeof(*k) + len + 1);
+
+	if (!k)
+		return NULL;
+	memcpy(k->s, p, len);
+	k->s[len] = 0;
+	k->next = kept;
+	kept = k;
+	return k->s;
+}
+
+void urkv_config_free(void)
+{
+	while (kept) {
+		struct config_str *next = kept->next;
+
+		free(kept);
+		kept = next;
+	}
+}
+
 /* Redis's directive names that map onto one of urkv's settings. */
 static const struct {
 	const char *redis;	/* Directive. */
@@ -132,15 +163,13 @@ int urkv_config_load(const char *path, struct urkv_opts *o)
 			ret = -1;
 			break;
 		}
-		/* Copies: the settings keep pointers for the life of the process. */
+		/* Copies: the settings keep pointers to them until urkv_config_free. */
 		for (size_t i = 0; i < cmd.argc; i++) {
-			copy[i] = strndup(argv[i].ptr, argv[i].len);
+			copy[i] = keep(argv[i].ptr, argv[i].len);
 			if (!copy[i] || strlen(copy[i]) != argv[i].len) {
 				fprintf(stderr, "urkv: %s:%u: %s\n", path, lineno,
 					copy[i] ? "a NUL byte in an argument" : "out of memory");
 				ret = -1;
-				for (size_t j = 0; j <= i && j < cmd.argc; j++)
-					free(copy[j]);
 				break;
 			}
 		}
@@ -150,7 +179,6 @@ int urkv_config_load(const char *path, struct urkv_opts *o)
 			fprintf(stderr, "urkv: %s:%u: %s\n", path, lineno, why);
 			ret = -1;
 		}
-		free(copy[0]);	/* The directive; its arguments stay (o points at them). */
 	}
 	if (ret == 0 && ferror(f)) {
 		fprintf(stderr, "urkv: cannot read the config file %s: %s\n", path, strerror(errno));

@@ -138,7 +138,6 @@ static const char *set_check(struct urkv_conn *c, struct set_val *v)
 	const struct resp_arg *a = v->arg;
 	long long n;
 
-	(void)c;
 	switch (v->p->kind) {
 	case P_FIXED:
 		return "can't set immutable config";
@@ -151,6 +150,10 @@ static const char *set_check(struct urkv_conn *c, struct set_val *v)
 			return "argument must be between 0 and the limit";
 		if (n == 0 && strcmp(v->p->name, "maxclients") == 0)
 			return "argument must be between 1 and 1000000 inclusive";
+		if (strcmp(v->p->name, "maxclients") == 0 &&
+		    (unsigned long long)n > urkv_conn_server(c)->o.max_clients)
+			return "urkv cannot raise maxclients above its value at start (its fibers are "
+			       "sized then)";
 		v->num = (unsigned long long)n;
 		return NULL;
 	case P_FSYNC:

@@ -181,6 +181,8 @@ void urkv_conn_kill(struct urkv_conn *c)
 	/* As the idle reaper does: an idle one leaves now, a busy one after its batch. */
 	c->cl.killed = true;
 	c->eof = true;
+	if (c->sending)
+		urt_io_cancel(c->sending);	/* A client that does not read its replies. */
 	if (c->rx_active)
 		urt_io_cancel(&c->rx);
 	urt_waitq_wake_one(&c->rx_wq);

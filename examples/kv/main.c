@@ -178,10 +178,14 @@ int main(int argc, char **argv)
 	urkv_opts_default(o);
 	if (parse_opts(argc, argv, o, false))
 		return 2;
-	if (o->config_file && urkv_config_load(o->config_file, o) != 0)
+	if (o->config_file && urkv_config_load(o->config_file, o) != 0) {
+		urkv_config_free();
 		return 2;
-	if (parse_opts(argc, argv, o, true))
+	}
+	if (parse_opts(argc, argv, o, true)) {
+		urkv_config_free();
 		return 2;
+	}
 	urkv_opts_data_path(o, srv.data_path, sizeof(srv.data_path));
 	atomic_init(&srv.live.max_clients, o->max_clients);
 	atomic_init(&srv.live.timeout_ns, o->idle_timeout_ns);
@@ -191,6 +195,7 @@ int main(int argc, char **argv)
 	atomic_init(&srv.next_client_id, 1);
 	if (o->requirepass && urkv_auth_set_password(&srv, o->requirepass, strlen(o->requirepass))) {
 		fprintf(stderr, "urkv: out of memory\n");
+		urkv_config_free();
 		return 1;
 	}
 
@@ -239,6 +244,8 @@ int main(int argc, char **argv)
 	if (ret) {
 		fprintf(stderr, "urkv: cannot start the runtime: %s%s\n", urt_strerror(ret),
 			detail(dbuf, sizeof(dbuf)));
+		urkv_auth_free(&srv);
+		urkv_config_free();
 		return 1;
 	}
 	srv.ncores = urt_rt_ncores(srv.rt);
@@ -247,6 +254,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "urkv: cannot open %s: %s%s\n", srv.data_path, urt_strerror(ret),
 			detail(dbuf, sizeof(dbuf)));
 		urt_rt_stop(srv.rt);
+		urkv_auth_free(&srv);
+		urkv_config_free();
 		return 1;
 	}
 	srv.start_ns = urt_clock_ns();
@@ -276,6 +285,7 @@ int main(int argc, char **argv)
 	}
 	free(srv.cores);
 	urkv_auth_free(&srv);
+	urkv_config_free();
 	if (ret == 0 && !o->quiet)
 		fprintf(stderr, "urkv: stopped cleanly\n");
 	return ret ? 1 : 0;

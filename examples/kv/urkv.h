@@ -72,6 +72,8 @@ const char *urkv_opts_data_path(const struct urkv_opts *o, char *buf, size_t len
 
 /* config.c: reads a redis.conf-style file into o; prints file:line: reason and returns -1 on error. */
 int urkv_config_load(const char *path, struct urkv_opts *o);
+/* Frees the strings the settings read from the file point at (at exit). */
+void urkv_config_free(void);
 
 /* Counters of one core (read by INFO from other cores without locks: approximate). */
 struct urkv_core_stats {

@@ -93,7 +93,9 @@ got=$(cli "${A[@]}" PING)
 case "$got" in *"ERR max number of clients reached"*) ;; *) fail "maxclients set at run time: [$got]" ;; esac
 exec 5>&- 6>&-
 sleep 0.2
-expect "CONFIG SET timeout" "OK" "$(cli "${A[@]}" CONFIG SET timeout 1 maxclients 100)"
+expect "CONFIG SET maxclients above the start value" "ERR CONFIG SET failed (possibly related to argument 'maxclients') - urkv cannot raise maxclients above its value at start (its fibers are sized then)" \
+	"$(cli "${A[@]}" CONFIG SET maxclients 6)"
+expect "CONFIG SET timeout" "OK" "$(cli "${A[@]}" CONFIG SET timeout 1 maxclients 5)"
 exec 5<>/dev/tcp/127.0.0.1/"$PORT"
 sleep 2.5
 if read -r -t 1 -u 5 line; then :; fi

@@ -201,6 +201,35 @@ cli SHUTDOWN > /dev/null
 for i in $(seq 1 200); do kill -0 "$URKV_PID" 2>/dev/null || break; sleep 0.05; done
 wait "$URKV_PID"; expect "SHUTDOWN (SAVE) exit status" 0 $?
 
+echo "== field layouts against redis-server"
+if command -v redis-server > /dev/null; then
+	# Redis on a unix socket only (no TCP port), as the reference for the layouts.
+	redis-server --port 0 --unixsocket "$WORK/redis.sock" --save '' --appendonly no \
+		--dir "$WORK" > "$WORK/redis.log" 2>&1 &
+	RPID=$!
+	PIDS+=("$RPID")
+	for i in $(seq 1 100); do [ -S "$WORK/redis.sock" ] && break; sleep 0.05; done
+	start_urkv lay --data "$WORK/lay.urkv" --size 64M --cores 1 || exit 1
+	layout() {	# the keys of a server's replies, values stripped
+		"$@" SET a 1 > /dev/null
+		"$@" INCR a > /dev/null
+		"$@" INFO commandstats | tr -d '\r' | grep '^cmdstat_set:' | sed 's/=[^,]*//g'
+		"$@" INFO latencystats | tr -d '\r' | grep '^latency_percentiles_usec_set:' | sed 's/=[^,]*//g'
+		"$@" CLIENT LIST | head -1 | sed 's/=[^ ]*//g'
+		"$@" LATENCY HISTOGRAM set | sed 's/^[0-9][0-9]*$/N/'
+		"$@" HELLO 2 | sed 's/^[0-9][0-9.]*$/N/'
+		"$@" INFO persistence | tr -d '\r' | grep -E '^(loading|rdb_last_save_time|aof_enabled|aof_last_write_status|rdb_bgsave_in_progress):' | sed 's/:.*//'
+	}
+	want=$(layout timeout 20 redis-cli -s "$WORK/redis.sock")
+	got=$(layout cli)
+	[ "$(echo "$want" | wc -l)" -ge 25 ] || fail "layout comparison saw too little: [$want]"
+	expect "reply layouts as redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')" "$want" "$got"
+	timeout 20 redis-cli -s "$WORK/redis.sock" SHUTDOWN NOSAVE > /dev/null 2>&1
+	stop_urkv || fail "stop after the layout comparison"
+else
+	echo "redis-server not installed: layouts not compared"
+fi
+
 echo "== data files"
 : > "$WORK/empty.urkv"
 out=$("$URKV" --data "$WORK/empty.urkv" --port 0 --quiet 2>&1); rc=$?

@@ -115,6 +115,7 @@ struct urkv_conn {
 	struct urt_waitq wq;		/* The fiber, waiting for them. */
 	enum urkv_class cur_cls;	/* Class of what is in flight. */
 	unsigned fmt_next;		/* First slot whose reply is not written. */
+	uint64_t now_ns;		/* Batch clock (stats): read at its start, after each group of replies and each command run alone. */
 	/* Output. */
 	char *out;			/* CONN_OUT_CAP bytes. */
 	size_t out_len;
@@ -502,6 +503,9 @@ static enum add_result batch_add(struct urkv_conn *c, size_t argc)
 /* Writes the replies of slots [fmt_next, upto). */
 static void format_upto(struct urkv_conn *c, unsigned upto)
 {
+	unsigned first = c->fmt_next;
+	bool timed = false;
+
 	for (; c->fmt_next < upto; c->fmt_next++) {
 		struct urkv_slot *s = &c->slots[c->fmt_next];
 
@@ -511,10 +515,27 @@ static void format_upto(struct urkv_conn *c, unsigned upto)
 				urkv_stats_rejected(c->cc, s->rejected);
 		} else if (s->cmd->reply) {
 			s->cmd->reply(c, s);
-			urkv_stats_call(c->cc, s->cmd, urt_clock_ns() - s->t0_ns,
-					c->cl.errors_out != s->errs0);
+			s->failed = c->cl.errors_out != s->errs0;
+			timed = true;
 		}
 	}
+	if (!timed)
+		return;
+	/* One clock read for the group: its replies were written together. */
+	c->now_ns = urt_clock_ns();
+	for (unsigned i = first; i < upto; i++) {
+		struct urkv_slot *s = &c->slots[i];
+
+		if (s->cmd && s->cmd->reply)
+			urkv_stats_call(c->cc, s->cmd, c->now_ns - s->t0_ns, s->failed);
+	}
+}
+
+/* Stats of a command that ran whole (SYNC, or alone): one clock read. */
+static void ran_whole(struct urkv_conn *c, struct urkv_slot *s)
+{
+	c->now_ns = urt_clock_ns();
+	urkv_stats_call(c->cc, s->cmd, c->now_ns - s->t0_ns, c->cl.errors_out != s->errs0);
 }
 
 /* Runs a multi-key command too big for a batch: its keys in chunks that fit one. */
@@ -585,6 +606,7 @@ static void batch_run(struct urkv_conn *c, bool alone)
 	c->fmt_next = 0;
 	c->cur_cls = URKV_NONE;
 	c->arena_used = 0;
+	c->now_ns = urt_clock_ns();
 	for (unsigned i = 0; i < end; i++) {
 		struct urkv_slot *s = &c->slots[i];
 		enum urkv_class cls = s->cmd ? s->cmd->cls : URKV_NONE;
@@ -605,18 +627,16 @@ static void batch_run(struct urkv_conn *c, bool alone)
 		}
 		c->cur_cls = cls;
 		s->errs0 = c->cl.errors_out;
-		s->t0_ns = urt_clock_ns();
+		s->t0_ns = c->now_ns;	/* The batch clock: no clock read per command. */
 		if (cls == URKV_SYNC) {
 			s->cmd->run(c, s);
-			urkv_stats_call(c->cc, s->cmd, urt_clock_ns() - s->t0_ns,
-					c->cl.errors_out != s->errs0);
+			ran_whole(c, s);
 			c->fmt_next = i + 1;
 			if (c->close_after)
 				end = i + 1;	/* QUIT: nothing after it runs. */
 		} else if (alone) {
 			run_alone(c, s);
-			urkv_stats_call(c->cc, s->cmd, urt_clock_ns() - s->t0_ns,
-					c->cl.errors_out != s->errs0);
+			ran_whole(c, s);
 			c->fmt_next = i + 1;
 		} else {
 			s->cmd->prepare(c, s);

@@ -180,6 +180,7 @@ struct urkv_slot {
 	const struct urkv_cmd *rejected;/* Arity error or NOAUTH: the command refused (stats). */
 	uint64_t t0_ns;			/* When it started (stats). */
 	unsigned errs0;			/* Error replies of the connection before it (stats). */
+	bool failed;			/* Its reply was an error (stats). */
 	char errbuf[160];		/* Storage for a formatted err. */
 };
 

@@ -45,7 +45,6 @@ struct urkv_opts {
 	size_t max_request;		/* Largest request in bytes (default 8 MiB). */
 	size_t max_args;		/* Most arguments of one command (default 65536). */
 	uint64_t idle_timeout_ns;	/* Close a connection idle this long (0 = never; default 0). */
-	bool nosync;			/* Acknowledge writes before they are durable (URT_KV_NOSYNC). */
 	enum urt_ps_sync sync;		/* Log durability policy (default AUTO). */
 	uint64_t group_delay_ns;	/* Log writer's extra batching delay (default 0). */
 	int poll_mode;			/* enum urt_poll_mode of the reactors (default INTERRUPT). */

@@ -169,8 +169,8 @@ static void eng_main(void *p)
 	o.shard_count = r->shards;
 	ret = urt_ps_open(r->dev, &o, &r->ps);
 	if (ret) {
-		fprintf(stderr, "urt_ps_open (shard %u): %s (%s)\n", r->core, urt_strerror(ret),
-			urt_last_error());
+		fprintf(stderr, "urt_ps_open (shard %u): %s%s%s%s\n", r->core, urt_strerror(ret),
+			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		r->err = ret;
 		goto out;
 	}
@@ -487,7 +487,8 @@ int main(int argc, char **argv)
 	ro.fiber_stack_bytes = 64u << 10;
 	ret = urt_rt_start(&ro, &rt);
 	if (ret) {
-		fprintf(stderr, "urt_rt_start: %s (%s)\n", urt_strerror(ret), urt_last_error());
+		fprintf(stderr, "urt_rt_start: %s%s%s%s\n", urt_strerror(ret),
+			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		return 1;
 	}
 	if (shards == 0 || shards > urt_rt_ncores(rt))
@@ -511,7 +512,8 @@ int main(int argc, char **argv)
 		urt_dev_opts_default(&d);
 		ret = urt_dev_open(path, &d, &dev);
 		if (ret) {
-			fprintf(stderr, "urt_dev_open: %s (%s)\n", urt_strerror(ret), urt_last_error());
+			fprintf(stderr, "urt_dev_open: %s%s%s%s\n", urt_strerror(ret),
+			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 			return 1;
 		}
 		printf("# device: volatile cache %d, native FUA %d\n", urt_dev_info(dev)->volatile_cache,

@@ -62,7 +62,8 @@ static void pool_main(void *p)
 	o.pool_pages = r->pages + 64;
 	ret = urt_ps_open(r->dev, &o, &ps);
 	if (ret) {
-		fprintf(stderr, "urt_ps_open: %s (%s)\n", urt_strerror(ret), urt_last_error());
+		fprintf(stderr, "urt_ps_open: %s%s%s%s\n", urt_strerror(ret),
+			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		r->err = ret;
 		goto out;
 	}
@@ -147,7 +148,8 @@ int main(int argc, char **argv)
 	ro.buf_region_bytes = 64u << 20;
 	ret = urt_rt_start(&ro, &rt);
 	if (ret) {
-		fprintf(stderr, "urt_rt_start: %s (%s)\n", urt_strerror(ret), urt_last_error());
+		fprintf(stderr, "urt_rt_start: %s%s%s%s\n", urt_strerror(ret),
+			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		return 1;
 	}
 	urt_sim_opts_default(&so);

@@ -106,7 +106,8 @@ static void urt_issue(struct job *j, unsigned slot)
 		urt_io_prep_nop(io);
 	ret = urt_io_submit(io, urt_done, j);
 	if (ret) {
-		fprintf(stderr, "urt_io_submit: %s (%s)\n", strerror(-ret), urt_last_error());
+		fprintf(stderr, "urt_io_submit: %s%s%s%s\n", strerror(-ret),
+			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		abort();
 	}
 	j->issued++;
@@ -291,7 +292,8 @@ int main(int argc, char **argv)
 	ro.buf_region_bytes = 64u << 10;
 	ret = urt_rt_start(&ro, &rt);
 	if (ret) {
-		fprintf(stderr, "bench_runtime: urt_rt_start: %s (%s)\n", strerror(-ret), urt_last_error());
+		fprintf(stderr, "bench_runtime: urt_rt_start: %s%s%s%s\n", strerror(-ret),
+			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		return 1;
 	}
 	urt_dev_opts_default(&dopts);

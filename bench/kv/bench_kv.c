@@ -185,12 +185,14 @@ static int scenario(const struct cfg *c, const char *name, uint64_t cache_bytes)
 	ro.buf_region_bytes = urt_kv_buf_region_bytes(&ko, (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
 	ret = urt_rt_start(&ro, &rt);
 	if (ret) {
-		fprintf(stderr, "urt_rt_start: %s (%s)\n", urt_strerror(ret), urt_last_error());
+		fprintf(stderr, "urt_rt_start: %s%s%s%s\n", urt_strerror(ret),
+			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		return ret;
 	}
 	ret = urt_kv_open(rt, &ko, &r.kv);
 	if (ret) {
-		fprintf(stderr, "urt_kv_open: %s (%s)\n", urt_strerror(ret), urt_last_error());
+		fprintf(stderr, "urt_kv_open: %s%s%s%s\n", urt_strerror(ret),
+			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		urt_rt_stop(rt);
 		return ret;
 	}

@@ -100,7 +100,8 @@ int main(int argc, char **argv)
 	ro.cpus = (int[]){ 0 };
 	ret = urt_rt_start(&ro, &rt);
 	if (ret) {
-		fprintf(stderr, "urt-cp: %s (%s)\n", urt_strerror(ret), urt_last_error());
+		fprintf(stderr, "urt-cp: %s%s%s%s\n", urt_strerror(ret),
+			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		return 1;
 	}
 	urt_dev_opts_default(&dopts);

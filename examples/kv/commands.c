@@ -424,17 +424,6 @@ static void flushall_run(struct urkv_conn *c, struct urkv_slot *s)
 		urkv_out_simple(c, "OK");
 }
 
-static void save_run(struct urkv_conn *c, struct urkv_slot *s)
-{
-	int ret = urt_kv_checkpoint(urkv_conn_server(c)->kv);
-
-	(void)s;
-	if (ret)
-		out_store_error(c, ret, NULL, 0);
-	else
-		urkv_out_simple(c, "OK");
-}
-
 static bool parse_u64(const struct resp_arg *a, uint64_t *out)
 {
 	uint64_t v = 0;
@@ -578,72 +567,6 @@ static void nosync_run(struct urkv_conn *c, struct urkv_slot *s)
 	urkv_out_simple(c, "OK");
 }
 
-/* CONFIG GET: the few parameters clients ask about at start. */
-static void config_run(struct urkv_conn *c, struct urkv_slot *s)
-{
-	struct urkv_server *srv = urkv_conn_server(c);
-	char maxclients[16], port[8], timeout[24];
-	const char *params[][2] = {
-		{ "save", "" },
-		{ "appendonly", "yes" },
-		{ "appendfsync", srv->o.nosync ? "no" : "always" },
-		{ "databases", "1" },
-		{ "maxclients", maxclients },
-		{ "port", port },
-		{ "bind", srv->o.bind_addr },
-		{ "timeout", timeout },
-		{ "proto-max-bulk-len", "1048576" },
-	};
-	size_t n = sizeof(params) / sizeof(params[0]), matched = 0;
-
-	snprintf(maxclients, sizeof(maxclients), "%u", srv->o.max_clients);
-	snprintf(port, sizeof(port), "%u", srv->port);
-	snprintf(timeout, sizeof(timeout), "%llu",
-		 (unsigned long long)(srv->o.idle_timeout_ns / 1000000000ull));
-	if (arg_is(&s->argv[1], "GET")) {
-		if (s->argc < 3) {
-			urkv_out_error(c, "ERR wrong number of arguments for 'config|get' command");
-			return;
-		}
-		for (size_t i = 0; i < n; i++)
-			for (size_t a = 2; a < s->argc; a++)
-				if (urkv_glob_match(s->argv[a].ptr, s->argv[a].len, params[i][0],
-						    strlen(params[i][0]), true)) {
-					matched++;
-					break;
-				}
-		urkv_out_array(c, 2 * matched);
-		for (size_t i = 0; i < n; i++)
-			for (size_t a = 2; a < s->argc; a++)
-				if (urkv_glob_match(s->argv[a].ptr, s->argv[a].len, params[i][0],
-						    strlen(params[i][0]), true)) {
-					urkv_out_bulk(c, params[i][0], strlen(params[i][0]));
-					urkv_out_bulk(c, params[i][1], strlen(params[i][1]));
-					break;
-				}
-	} else if (arg_is(&s->argv[1], "RESETSTAT")) {
-		urkv_out_simple(c, "OK");
-	} else if (arg_is(&s->argv[1], "SET")) {
-		urkv_out_error(c, "ERR urkv does not support CONFIG SET; use its command-line options");
-	} else {
-		urkv_out_errorf(c, "ERR unknown subcommand '%.*s'. Try CONFIG GET.",
-				(int)(s->argv[1].len > 64 ? 64 : s->argv[1].len), s->argv[1].ptr);
-	}
-}
-
-static void client_run(struct urkv_conn *c, struct urkv_slot *s)
-{
-	if (arg_is(&s->argv[1], "SETNAME") || arg_is(&s->argv[1], "SETINFO"))
-		urkv_out_simple(c, "OK");
-	else if (arg_is(&s->argv[1], "GETNAME"))
-		urkv_out_null(c);
-	else if (arg_is(&s->argv[1], "ID"))
-		urkv_out_int(c, (long long)(uintptr_t)c);
-	else
-		urkv_out_errorf(c, "ERR unknown subcommand '%.*s'. Try CLIENT SETNAME.",
-				(int)(s->argv[1].len > 64 ? 64 : s->argv[1].len), s->argv[1].ptr);
-}
-
 static void command_run(struct urkv_conn *c, struct urkv_slot *s);
 
 static const struct urkv_cmd cmds[] = {
@@ -667,11 +590,11 @@ static const struct urkv_cmd cmds[] = {
 	{ "scan", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, scan_run, false },
 	{ "flushall", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, flushall_run, false },
 	{ "flushdb", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, flushall_run, false },
-	{ "save", 1, URKV_SYNC, 0, false, NULL, NULL, NULL, save_run, false },
+	{ "save", 1, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_save_run, false },
 	{ "info", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, info_run, false },
 	{ "select", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, select_run, false },
-	{ "config", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, config_run, false },
-	{ "client", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, client_run, false },
+	{ "config", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_config_run, false },
+	{ "client", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_client_run, false },
 	{ "command", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, command_run, false },
 	{ "nosync", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, nosync_run, false },
 	/* Expiry, string and keyspace commands (cmd_expire.c, cmd_string.c, cmd_keys.c). */
@@ -708,9 +631,29 @@ static const struct urkv_cmd cmds[] = {
 	{ "randomkey", 1, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_randomkey_run, false },
 	{ "type", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_type_run, false },
 	{ "touch", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_touch_run, false },
+	/* Operations: security, shutdown, latency (auth.c, shutdown.c, stats.c). */
+	{ "auth", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_auth_run, false },
+	{ "hello", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_hello_run, false },
+	{ "shutdown", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_shutdown_run, false },
+	{ "latency", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_latency_run, false },
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+unsigned urkv_cmd_count(void)
+{
+	return (unsigned)NCMDS;
+}
+
+const struct urkv_cmd *urkv_cmd_at(unsigned i)
+{
+	return &cmds[i];
+}
+
+unsigned urkv_cmd_index(const struct urkv_cmd *cmd)
+{
+	return (unsigned)(cmd - cmds);
+}
 
 /* COMMAND [COUNT | DOCS | INFO name... | LIST]: what redis-cli asks at start. */
 static void command_run(struct urkv_conn *c, struct urkv_slot *s)

@@ -91,7 +91,8 @@ struct urkv_conn {
 	bool linger_over;		/* The linger timer fired (or was cancelled). */
 	bool send_failed;		/* The peer is gone: drop output. */
 	struct urt_io *sending;		/* The send in flight (cancelled at stop), or NULL. */
-	bool nosync;			/* Writes with URT_KV_NOSYNC. */
+	int8_t nosync;			/* NOSYNC ON (1) / OFF (0), or -1: the appendfsync policy. */
+	struct urkv_client cl;		/* Identity, AUTH state, name (CLIENT, auth.c). */
 	/* Input (only the fiber touches it, between batches). */
 	char *in;			/* Received bytes. */
 	size_t in_cap, in_len, in_off;	/* Size, bytes held, first unparsed byte. */
@@ -114,6 +115,7 @@ struct urkv_conn {
 	struct urt_waitq wq;		/* The fiber, waiting for them. */
 	enum urkv_class cur_cls;	/* Class of what is in flight. */
 	unsigned fmt_next;		/* First slot whose reply is not written. */
+	uint64_t now_ns;		/* Batch clock (stats): read at its start, after each group of replies and each command run alone. */
 	/* Output. */
 	char *out;			/* CONN_OUT_CAP bytes. */
 	size_t out_len;
@@ -135,12 +137,56 @@ struct urkv_core *urkv_conn_core(struct urkv_conn *c)
 
 unsigned urkv_conn_write_flags(struct urkv_conn *c)
 {
-	return c->nosync ? URT_KV_NOSYNC : 0;
+	if (c->nosync >= 0)
+		return c->nosync ? URT_KV_NOSYNC : 0;
+	return urkv_fsync_acks_early(c->cc->srv) ? URT_KV_NOSYNC : 0;
 }
 
 void urkv_conn_set_nosync(struct urkv_conn *c, bool on)
 {
 	c->nosync = on;
+}
+
+struct urkv_client *urkv_conn_client(struct urkv_conn *c)
+{
+	return &c->cl;
+}
+
+struct urkv_conn *urkv_conn_first(struct urkv_core *cc)
+{
+	return cc->conns;
+}
+
+struct urkv_conn *urkv_conn_next(struct urkv_conn *c)
+{
+	return c->next;
+}
+
+int urkv_conn_fd(struct urkv_conn *c)
+{
+	return c->fd;
+}
+
+uint64_t urkv_conn_idle_ns(struct urkv_conn *c, uint64_t now)
+{
+	return now > c->last_active_ns ? now - c->last_active_ns : 0;
+}
+
+size_t urkv_conn_qbuf(struct urkv_conn *c)
+{
+	return c->in_len - c->in_off + c->stage_len;
+}
+
+void urkv_conn_kill(struct urkv_conn *c)
+{
+	/* As the idle reaper does: an idle one leaves now, a busy one after its batch. */
+	c->cl.killed = true;
+	c->eof = true;
+	if (c->sending)
+		urt_io_cancel(c->sending);	/* A client that does not read its replies. */
+	if (c->rx_active)
+		urt_io_cancel(&c->rx);
+	urt_waitq_wake_one(&c->rx_wq);
 }
 
 void urkv_conn_close_after_reply(struct urkv_conn *c)
@@ -163,7 +209,7 @@ static void send_all(struct urkv_conn *c, const void *buf, size_t len)
 	 * fiber longer than that.  Without one (the default, as in Redis) no
 	 * deadline: a linked timeout on every send costs ~3% of a GET.
 	 */
-	io.timeout_ns = c->cc->srv->o.idle_timeout_ns;
+	io.timeout_ns = atomic_load_explicit(&c->cc->srv->live.timeout_ns, memory_order_relaxed);
 	c->sending = &io;
 	ret = urt_io_wait(&io);
 	c->sending = NULL;
@@ -212,6 +258,7 @@ void urkv_out_error(struct urkv_conn *c, const char *msg)
 {
 	size_t len = strlen(msg);
 
+	c->cl.errors_out++;	/* failed_calls of INFO commandstats (stats.c). */
 	out_put(c, "-", 1);
 	for (size_t i = 0; i < len; i++)
 		out_put(c, msg[i] == '\r' || msg[i] == '\n' ? " " : &msg[i], 1);
@@ -353,6 +400,8 @@ void urkv_conn_submit(struct urkv_conn *c, struct urt_kv_req *req)
 
 	req->done = req_done;
 	req->arg = c;
+	if (c->nosync < 0 && (req->flags & URT_KV_NOSYNC))
+		urkv_fsync_adjust(c->cc, req);	/* appendfsync everysec. */
 	c->pending++;
 	ret = urt_kv_submit(c->cc->srv->kv, req);
 	if (ret) {
@@ -454,6 +503,7 @@ static enum add_result batch_add(struct urkv_conn *c, size_t argc)
 	s->argv = c->pargv;
 	err = urkv_cmd_check(s->cmd, c->pargv, argc, s->errbuf, sizeof(s->errbuf));
 	if (err) {
+		s->rejected = s->cmd;
 		s->cmd = NULL;
 		s->err = err;
 	}
@@ -482,14 +532,39 @@ static enum add_result batch_add(struct urkv_conn *c, size_t argc)
 /* Writes the replies of slots [fmt_next, upto). */
 static void format_upto(struct urkv_conn *c, unsigned upto)
 {
+	unsigned first = c->fmt_next;
+	bool timed = false;
+
 	for (; c->fmt_next < upto; c->fmt_next++) {
 		struct urkv_slot *s = &c->slots[c->fmt_next];
 
-		if (!s->cmd)
+		if (!s->cmd) {
 			urkv_out_error(c, s->err);
-		else if (s->cmd->reply)
+			if (s->rejected)
+				urkv_stats_rejected(c->cc, s->rejected);
+		} else if (s->cmd->reply) {
 			s->cmd->reply(c, s);
+			s->failed = c->cl.errors_out != s->errs0;
+			timed = true;
+		}
 	}
+	if (!timed)
+		return;
+	/* One clock read for the group: its replies were written together. */
+	c->now_ns = urt_clock_ns();
+	for (unsigned i = first; i < upto; i++) {
+		struct urkv_slot *s = &c->slots[i];
+
+		if (s->cmd && s->cmd->reply)
+			urkv_stats_call(c->cc, s->cmd, c->now_ns - s->t0_ns, s->failed);
+	}
+}
+
+/* Stats of a command that ran whole (SYNC, or alone): one clock read. */
+static void ran_whole(struct urkv_conn *c, struct urkv_slot *s)
+{
+	c->now_ns = urt_clock_ns();
+	urkv_stats_call(c->cc, s->cmd, c->now_ns - s->t0_ns, c->cl.errors_out != s->errs0);
 }
 
 /* Runs a multi-key command too big for a batch: its keys in chunks that fit one. */
@@ -560,25 +635,37 @@ static void batch_run(struct urkv_conn *c, bool alone)
 	c->fmt_next = 0;
 	c->cur_cls = URKV_NONE;
 	c->arena_used = 0;
+	c->now_ns = urt_clock_ns();
 	for (unsigned i = 0; i < end; i++) {
 		struct urkv_slot *s = &c->slots[i];
 		enum urkv_class cls = urkv_slot_class(s);
 
 		atomic_fetch_add_explicit(&c->cc->st.commands, 1, memory_order_relaxed);
+		if (cls != URKV_NONE && (s->err = urkv_auth_check(c, s)) != NULL) {
+			/* Before AUTH: refused in order, as Redis does (auth.c). */
+			s->rejected = s->cmd;
+			s->cmd = NULL;
+			cls = URKV_NONE;
+		}
 		if (cls == URKV_NONE)
 			continue;
+		c->cl.last_cmd = s->cmd->name;
 		if (cls == URKV_SYNC || alone || (c->pending && cls != c->cur_cls)) {
 			urkv_conn_wait(c);
 			format_upto(c, i);
 		}
 		c->cur_cls = cls;
+		s->errs0 = c->cl.errors_out;
+		s->t0_ns = c->now_ns;	/* The batch clock: no clock read per command. */
 		if (cls == URKV_SYNC) {
 			s->cmd->run(c, s);
+			ran_whole(c, s);
 			c->fmt_next = i + 1;
 			if (c->close_after)
 				end = i + 1;	/* QUIT: nothing after it runs. */
 		} else if (alone) {
 			run_alone(c, s);
+			ran_whole(c, s);
 			c->fmt_next = i + 1;
 		} else {
 			s->cmd->prepare(c, s);
@@ -882,7 +969,7 @@ static void conn_main(void *arg)
 			atomic_fetch_add_explicit(&c->cc->st.protocol_errors, 1,
 						  memory_order_relaxed);
 		}
-		if (r == PARSE_ERROR || c->close_after || c->send_failed)
+		if (r == PARSE_ERROR || c->close_after || c->send_failed || c->cl.killed)
 			break;
 		if (r == PARSE_RUN || c->stage_len)
 			continue;
@@ -914,8 +1001,12 @@ void urkv_conn_start(struct urkv_core *cc, int fd)
 		goto err_close;
 	c->cc = cc;
 	c->fd = fd;
-	c->nosync = srv->o.nosync;
+	c->nosync = -1;	/* The appendfsync policy, until NOSYNC ON|OFF. */
 	c->last_active_ns = urt_clock_ns();
+	c->cl.id = atomic_fetch_add(&srv->next_client_id, 1);
+	c->cl.created_ns = c->last_active_ns;
+	c->cl.last_cmd = "NULL";
+	urkv_auth_conn_init(srv, &c->cl, fd);
 	c->in_cap = 2 * CONN_IN_MIN;
 	c->in = malloc(c->in_cap);
 	c->out = malloc(CONN_OUT_CAP);
@@ -971,15 +1062,16 @@ void urkv_conn_reaper(void *arg)
 {
 	struct urkv_core *cc = arg;
 	struct urkv_server *srv = cc->srv;
-	uint64_t timeout = srv->o.idle_timeout_ns;
-	uint64_t tick = timeout / 4 < 1000000000ull ? timeout / 4 : 1000000000ull;
 
-	if (tick < 1000000)
-		tick = 1000000;
 	while (!atomic_load(&srv->stopping)) {
+		/* CONFIG SET timeout changes it at run time; 0 = never (the reaper just ticks). */
+		uint64_t timeout = atomic_load_explicit(&srv->live.timeout_ns, memory_order_relaxed);
+		uint64_t tick = timeout / 4 < 1000000000ull ? timeout / 4 : 1000000000ull;
 		uint64_t now = urt_clock_ns();
 
-		for (struct urkv_conn *c = cc->conns; c; c = c->next) {
+		if (tick < 1000000)
+			tick = timeout ? 1000000 : 100000000;
+		for (struct urkv_conn *c = cc->conns; c && timeout; c = c->next) {
 			if (!c->waiting || c->eof || c->lingering || now - c->last_active_ns < timeout)
 				continue;
 			c->timed_out = true;

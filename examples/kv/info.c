@@ -29,10 +29,12 @@ static int core_stats(void *p)
 
 static bool want(const char *section, size_t len, const char *name)
 {
-	if (!section || len == 0)
-		return true;
+	bool extra = strcmp(name, "commandstats") == 0 || strcmp(name, "latencystats") == 0;
+
+	/* As Redis: commandstats and latencystats only for "all", "everything" or by name. */
+	if (!section || len == 0 || (len == 7 && strncasecmp(section, "default", 7) == 0))
+		return !extra;
 	if ((len == 3 && strncasecmp(section, "all", 3) == 0) ||
-	    (len == 7 && strncasecmp(section, "default", 7) == 0) ||
 	    (len == 10 && strncasecmp(section, "everything", 10) == 0))
 		return true;
 	return strlen(name) == len && strncasecmp(section, name, len) == 0;
@@ -50,28 +52,15 @@ static uint64_t sum(struct urkv_server *srv, size_t off)
 
 #define SUM(srv, field) sum(srv, offsetof(struct urkv_core_stats, field))
 
-/* Bytes the shards' logs wrote, and the writes (put, del, incr) they carried. */
-static void log_totals(struct urkv_server *srv, uint64_t *bytes, uint64_t *writes)
-{
-	*bytes = 0;
-	*writes = 0;
-	for (unsigned s = 0; s < urt_kv_shards(srv->kv); s++) {
-		struct urt_kv_shard_stats st;
-
-		if (urt_kv_shard_stats(srv->kv, s, &st) == 0) {
-			*bytes += st.ps.log_bytes;
-			*writes += st.writes;
-		}
-	}
-}
-
 char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 {
 	struct urkv_server *srv = urkv_conn_server(c);
 	char *text = NULL;
 	size_t size = 0;
 	FILE *f = open_memstream(&text, &size);
-	uint64_t keys = 0, volatile_keys = 0;
+	uint64_t keys = 0, volatile_keys = 0, log_bytes = 0, log_writes = 0, flushes = 0, fua = 0;
+	uint64_t checkpoints = 0, batches = 0;
+	int sticky = 0;
 
 	if (!f)
 		return NULL;
@@ -86,17 +75,19 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 	}
 	if (want(section, len, "clients"))
 		fprintf(f, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n\r\n",
-			atomic_load(&srv->clients), srv->o.max_clients);
+			atomic_load(&srv->clients), atomic_load(&srv->live.max_clients));
 	if (want(section, len, "stats"))
 		fprintf(f, "# Stats\r\ntotal_connections_received:%llu\r\n"
 			   "total_commands_processed:%llu\r\nrejected_connections:%llu\r\n"
 			   "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
-			   "protocol_errors:%llu\r\nidle_timeouts:%llu\r\n\r\n",
+			   "protocol_errors:%llu\r\nidle_timeouts:%llu\r\n"
+			   "urkv_protected_mode_denied:%llu\r\nurkv_auth_failures:%llu\r\n\r\n",
 			(unsigned long long)SUM(srv, connections), (unsigned long long)SUM(srv, commands),
 			(unsigned long long)SUM(srv, rejected), (unsigned long long)SUM(srv, bytes_in),
 			(unsigned long long)SUM(srv, bytes_out),
 			(unsigned long long)SUM(srv, protocol_errors),
-			(unsigned long long)SUM(srv, timeouts));
+			(unsigned long long)SUM(srv, timeouts), (unsigned long long)SUM(srv, denied),
+			(unsigned long long)SUM(srv, auth_failures));
 	if (want(section, len, "stats")) {
 		/* Keys deleted by expiry (lazy and active), as Redis's expired_keys (# Stats). */
 		uint64_t expired = 0;
@@ -108,18 +99,6 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 				expired += st.expired;
 		}
 		fprintf(f, "# Expiry\r\nexpired_keys:%llu\r\n\r\n", (unsigned long long)expired);
-	}
-	if (want(section, len, "persistence")) {
-		uint64_t log_bytes, writes;
-
-		log_totals(srv, &log_bytes, &writes);
-		fprintf(f, "# Persistence\r\nloading:0\r\naof_enabled:1\r\nurkv_durability:%s\r\n"
-			   "urkv_log_bytes:%llu\r\nurkv_log_writes:%llu\r\n"
-			   "urkv_log_bytes_per_write:%.1f\r\n\r\n",
-			srv->o.nosync ? "nosync (acknowledged once applied)"
-				      : "sync (acknowledged once durable)",
-			(unsigned long long)log_bytes, (unsigned long long)writes,
-			writes ? (double)log_bytes / (double)writes : 0.0);
 	}
 	if (want(section, len, "urt")) {
 		fprintf(f, "# urt\r\n");
@@ -147,6 +126,14 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 			continue;
 		keys += st.keys;
 		volatile_keys += st.volatile_keys;
+		log_writes += st.writes;
+		log_bytes += st.ps.log_bytes;
+		flushes += st.ps.flushes;
+		fua += st.ps.fua_writes;
+		checkpoints += st.ps.checkpoints;
+		batches += st.ps.batches;
+		if (st.ps.sticky_error && !sticky)
+			sticky = st.ps.sticky_error;
 		if (!want(section, len, "urt"))
 			continue;
 		fprintf(f, "urt_shard%u:core=%u,keys=%llu,pages=%llu,pages_used=%llu,pages_free=%llu,"
@@ -171,6 +158,33 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 	}
 	if (want(section, len, "urt"))
 		fprintf(f, "\r\n");
+	if (want(section, len, "persistence")) {
+		enum urkv_fsync fs = (enum urkv_fsync)atomic_load(&srv->live.appendfsync);
+
+		/* Redis's names where the meaning matches; urkv_* for the log's own figures. */
+		fprintf(f, "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_bgsave_in_progress:0\r\n"
+			   "rdb_last_save_time:%llu\r\nrdb_saves:%u\r\nrdb_last_bgsave_status:ok\r\n"
+			   "aof_enabled:1\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\n"
+			   "aof_last_write_status:%s\r\nappendfsync:%s\r\n"
+			   "urkv_durability:%s\r\nurkv_log_bytes:%llu\r\nurkv_log_batches:%llu\r\n"
+			   "urkv_log_flushes:%llu\r\nurkv_log_fua_writes:%llu\r\nurkv_checkpoints:%llu\r\n"
+			   "urkv_last_save_time:%llu\r\nurkv_everysec_durable_writes:%llu\r\n"
+			   "urkv_log_writes:%llu\r\nurkv_log_bytes_per_write:%.1f\r\n\r\n",
+			(unsigned long long)(atomic_load(&srv->live.last_save_wall_ns) / 1000000000ull),
+			atomic_load(&srv->live.saves), sticky ? "err" : "ok", urkv_fsync_name(fs),
+			fs == URKV_FSYNC_ALWAYS ? "acknowledged once durable"
+			: fs == URKV_FSYNC_EVERYSEC ? "acknowledged once applied, durable within about 1 s"
+						    : "acknowledged once applied",
+			(unsigned long long)log_bytes, (unsigned long long)batches,
+			(unsigned long long)flushes, (unsigned long long)fua,
+			(unsigned long long)checkpoints,
+			(unsigned long long)(atomic_load(&srv->live.last_save_wall_ns) / 1000000000ull),
+			(unsigned long long)SUM(srv, fsync_points), (unsigned long long)log_writes,
+			log_writes ? (double)log_bytes / (double)log_writes : 0.0);
+	}
+	if (want(section, len, "commandstats") || want(section, len, "latencystats"))
+		urkv_stats_info(srv, f, want(section, len, "commandstats"),
+				want(section, len, "latencystats"));
 	if (want(section, len, "keyspace")) {
 		fprintf(f, "# Keyspace\r\n");
 		if (keys)

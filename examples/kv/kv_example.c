@@ -102,12 +102,14 @@ int main(int argc, char **argv)
 	ro.buf_region_bytes = urt_kv_buf_region_bytes(&ko, (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
 	ret = urt_rt_start(&ro, &rt);
 	if (ret) {
-		fprintf(stderr, "urt_rt_start: %s (%s)\n", urt_strerror(ret), urt_last_error());
+		fprintf(stderr, "urt_rt_start: %s%s%s%s\n", urt_strerror(ret),
+			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		return 1;
 	}
 	ret = urt_kv_open(rt, &ko, &d.kv);
 	if (ret) {
-		fprintf(stderr, "urt_kv_open %s: %s (%s)\n", argv[1], urt_strerror(ret), urt_last_error());
+		fprintf(stderr, "urt_kv_open %s: %s%s%s%s\n", argv[1], urt_strerror(ret),
+			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		urt_rt_stop(rt);
 		return 1;
 	}

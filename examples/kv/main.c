@@ -1,10 +1,13 @@
 /*
  * urkv: a Redis-protocol (RESP2) key-value server on urt.
  *
- *   urkv [--bind ADDR] [--port N] [--data PATH] [--size BYTES] [--cache BYTES]
+ *   urkv [CONFIG-FILE] [--bind ADDR] [--port N] [--data PATH] [--size BYTES] [--cache BYTES]
  *        [--cores N] [--max-clients N] [--max-request BYTES] [--idle-timeout SEC]
+ *        [--requirepass PW] [--protected-mode yes|no] [--appendfsync always|everysec|no]
  *        [--nosync] [--sync auto|fua|flush|none] [--group-delay-us N] [--poll MODE] [--no-pin]
  *        [--port-file PATH] [--quiet]
+ *
+ * CONFIG-FILE is redis.conf syntax (config.c); options given after it override it.
  *
  * Startup opens (or creates) the data file, recovers every shard's log,
  * and listens.  SIGTERM or SIGINT: stop accepting, finish the requests in
@@ -32,7 +35,10 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: urkv [options]\n"
+		"usage: urkv [CONFIG-FILE] [options]\n"
+		"  CONFIG-FILE           redis.conf syntax: port, bind, protected-mode, requirepass,\n"
+		"                        dir, dbfilename, maxclients, timeout, appendfsync, and\n"
+		"                        urkv's options by their long names (docs/kv.md)\n"
 		"  --bind ADDR           listen address (default 127.0.0.1; other addresses only\n"
 		"                        when given, e.g. 0.0.0.0 or ::)\n"
 		"  --port N              TCP port (default 6379; 0 = any free port)\n"
@@ -45,8 +51,12 @@ static void usage(FILE *f)
 		"  --max-request BYTES   largest request (default 8M)\n"
 		"  --max-args N          most arguments of one command (default 65536)\n"
 		"  --idle-timeout SEC    close idle connections (default 0 = never)\n"
-		"  --nosync              reply to writes once applied, before they are durable\n"
-		"                        (a crash may lose the last writes; per connection: NOSYNC ON)\n"
+		"  --requirepass PW      password of the default user (AUTH; default: none)\n"
+		"  --protected-mode yes|no  without a password, refuse clients not on 127.0.0.1/::1\n"
+		"                        (default yes)\n"
+		"  --appendfsync POLICY  always (default: reply once durable), everysec (reply once\n"
+		"                        applied, durable within about a second), no (reply once applied)\n"
+		"  --nosync              same as --appendfsync no (per connection: NOSYNC ON)\n"
 		"  --sync POLICY         log durability: auto (default), fua, flush, none (unsafe)\n"
 		"  --group-delay-us N    extra wait of the log writer to fill a batch (default 0)\n"
 		"  --poll MODE           reactor wait: interrupt (default), hybrid (spin, then sleep),\n"
@@ -56,139 +66,90 @@ static void usage(FILE *f)
 		"  --enable-debug-command  allow DEBUG CLOCK-ADVANCE (tests of key expiry)\n");
 }
 
-static int parse_size(const char *s, uint64_t *out)
+/* Long options; the ones with a value go through urkv_opt_set (opts.c), as config lines do. */
+static const struct option longs[] = {
+	{ "bind", required_argument, NULL, 'b' },
+	{ "port", required_argument, NULL, 'p' },
+	{ "port-file", required_argument, NULL, 'P' },
+	{ "data", required_argument, NULL, 'd' },
+	{ "size", required_argument, NULL, 's' },
+	{ "cache", required_argument, NULL, 'c' },
+	{ "cores", required_argument, NULL, 'n' },
+	{ "max-clients", required_argument, NULL, 'm' },
+	{ "max-request", required_argument, NULL, 'r' },
+	{ "max-args", required_argument, NULL, 'a' },
+	{ "idle-timeout", required_argument, NULL, 't' },
+	{ "sync", required_argument, NULL, 'S' },
+	{ "group-delay-us", required_argument, NULL, 'g' },
+	{ "poll", required_argument, NULL, 'o' },
+	{ "requirepass", required_argument, NULL, 'A' },
+	{ "protected-mode", required_argument, NULL, 'M' },
+	{ "appendfsync", required_argument, NULL, 'F' },
+	{ "nosync", no_argument, NULL, 'N' },
+	{ "no-pin", no_argument, NULL, 'U' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "enable-debug-command", no_argument, NULL, 'D' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+/*
+ * Command line: `urkv [CONFIG-FILE] [options]`.  The config file (a first
+ * argument that is not an option) is read first, then the options, which
+ * override it.  apply false: only find the config file.
+ */
+static int parse_opts(int argc, char **argv, struct urkv_opts *o, bool apply)
 {
-	char *end;
-	unsigned long long v;
+	char why[256];
+	int ch, idx;
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	case 't': case 'T': v <<= 40; end++; break;
-	default: break;
-	}
-	if (*end == 'b' || *end == 'B')
-		end++;
-	if (*end)
-		return -1;
-	*out = v;
-	return 0;
-}
+	optind = 1;
+	opterr = apply;
+	while ((ch = getopt_long(argc, argv, "b:p:d:qh", longs, &idx)) != -1) {
+		const char *name = NULL;
 
-static int parse_opts(int argc, char **argv, struct urkv_opts *o)
-{
-	static const struct option longs[] = {
-		{ "bind", required_argument, NULL, 'b' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "port-file", required_argument, NULL, 'P' },
-		{ "data", required_argument, NULL, 'd' },
-		{ "size", required_argument, NULL, 's' },
-		{ "cache", required_argument, NULL, 'c' },
-		{ "cores", required_argument, NULL, 'n' },
-		{ "max-clients", required_argument, NULL, 'm' },
-		{ "max-request", required_argument, NULL, 'r' },
-		{ "max-args", required_argument, NULL, 'a' },
-		{ "idle-timeout", required_argument, NULL, 't' },
-		{ "nosync", no_argument, NULL, 'N' },
-		{ "sync", required_argument, NULL, 'S' },
-		{ "group-delay-us", required_argument, NULL, 'g' },
-		{ "poll", required_argument, NULL, 'o' },
-		{ "no-pin", no_argument, NULL, 'U' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "enable-debug-command", no_argument, NULL, 'D' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	uint64_t v;
-	int ch;
-
-	while ((ch = getopt_long(argc, argv, "b:p:d:qh", longs, NULL)) != -1) {
+		if (!apply)
+			continue;
+		for (const struct option *l = longs; l->name; l++)
+			if (l->val == ch)
+				name = l->name;
 		switch (ch) {
-		case 'b': o->bind_addr = optarg; break;
-		case 'p':
-			if (parse_size(optarg, &v) || v > 65535)
-				goto bad;
-			o->port = (uint16_t)v;
-			break;
-		case 'P': o->port_file = optarg; break;
-		case 'd': o->data_path = optarg; break;
-		case 's': if (parse_size(optarg, &o->size_bytes)) goto bad; break;
-		case 'c': if (parse_size(optarg, &o->cache_bytes)) goto bad; break;
-		case 'n':
-			if (parse_size(optarg, &v) || v == 0 || v > 1024)
-				goto bad;
-			o->cores = (unsigned)v;
-			break;
-		case 'm':
-			if (parse_size(optarg, &v) || v == 0 || v > 1000000)
-				goto bad;
-			o->max_clients = (unsigned)v;
-			break;
-		case 'r':
-			if (parse_size(optarg, &v) || v < 1024 || v > (1ull << 30))
-				goto bad;
-			o->max_request = (size_t)v;
-			break;
-		case 'a':
-			if (parse_size(optarg, &v) || v < 3 || v > (1u << 20))
-				goto bad;
-			o->max_args = (size_t)v;
-			break;
-		case 't':
-			if (parse_size(optarg, &v) || v > 1000000000ull)
-				goto bad;
-			o->idle_timeout_ns = v * 1000000000ull;
-			break;
-		case 'N': o->nosync = true; break;
-		case 'S':
-			if (strcmp(optarg, "auto") == 0)
-				o->sync = URT_PS_SYNC_AUTO;
-			else if (strcmp(optarg, "fua") == 0)
-				o->sync = URT_PS_SYNC_FUA;
-			else if (strcmp(optarg, "flush") == 0)
-				o->sync = URT_PS_SYNC_FLUSH;
-			else if (strcmp(optarg, "none") == 0)
-				o->sync = URT_PS_SYNC_NONE_UNSAFE;
-			else
-				goto bad;
-			break;
-		case 'g':
-			if (parse_size(optarg, &v))
-				goto bad;
-			o->group_delay_ns = v * 1000;
-			break;
-		case 'o':
-			if (strcmp(optarg, "interrupt") == 0)
-				o->poll_mode = URT_POLL_INTERRUPT;
-			else if (strcmp(optarg, "hybrid") == 0)
-				o->poll_mode = URT_POLL_HYBRID;
-			else if (strcmp(optarg, "sqpoll") == 0)
-				o->poll_mode = URT_POLL_SQPOLL;
-			else
-				goto bad;
-			break;
+		case 'N': o->appendfsync = URKV_FSYNC_NO; break;
 		case 'U': o->no_pin = true; break;
 		case 'q': o->quiet = true; break;
 		case 'D': o->enable_debug = true; break;
 		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); return -1;
+		case '?': usage(stderr); return -1;
+		default:
+			if (!name || urkv_opt_set(o, name, optarg, why, sizeof(why)) != 0) {
+				fprintf(stderr, "urkv: %s (--%s)\n", name ? why : "bad option",
+					name ? name : "?");
+				return -1;
+			}
+			break;
 		}
 	}
-	if (optind != argc) {
+	if (!apply) {
+		if (optind < argc)
+			o->config_file = argv[optind];
+		return 0;
+	}
+	if (argc - optind > 1) {
 		usage(stderr);
 		return -1;
 	}
 	return 0;
-bad:
-	for (const struct option *l = longs; l->name; l++)
-		if (l->val == ch)
-			fprintf(stderr, "urkv: bad value '%s' for --%s\n", optarg, l->name);
-	return -1;
+}
+
+/* " (detail)" when there is a detail, else "": no message ends in an empty "()". */
+static const char *detail(char *buf, size_t len)
+{
+	const char *msg = urt_last_error();
+
+	if (!msg || !*msg)
+		return "";
+	snprintf(buf, len, " (%s)", msg);
+	return buf;
 }
 
 static int write_port_file(const char *path, uint16_t port)
@@ -216,19 +177,31 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	int sig = 0, ret;
 
-	*o = (struct urkv_opts){
-		.bind_addr = "127.0.0.1",
-		.port = 6379,
-		.data_path = "urkv.data",
-		.size_bytes = 1ull << 30,
-		.cache_bytes = 256ull << 20,
-		.max_clients = 1024,
-		.max_request = 8u << 20,
-		.max_args = 65536,
-		.sync = URT_PS_SYNC_AUTO,
-	};
-	if (parse_opts(argc, argv, o))
+	char dbuf[1024];
+
+	urkv_opts_default(o);
+	if (parse_opts(argc, argv, o, false))
 		return 2;
+	if (o->config_file && urkv_config_load(o->config_file, o) != 0) {
+		urkv_config_free();
+		return 2;
+	}
+	if (parse_opts(argc, argv, o, true)) {
+		urkv_config_free();
+		return 2;
+	}
+	urkv_opts_data_path(o, srv.data_path, sizeof(srv.data_path));
+	atomic_init(&srv.live.max_clients, o->max_clients);
+	atomic_init(&srv.live.timeout_ns, o->idle_timeout_ns);
+	atomic_init(&srv.live.appendfsync, (int)o->appendfsync);
+	atomic_init(&srv.live.protected_mode, o->protected_mode);
+	atomic_init(&srv.live.last_save_wall_ns, urt_clock_wall_ns());
+	atomic_init(&srv.next_client_id, 1);
+	if (o->requirepass && urkv_auth_set_password(&srv, o->requirepass, strlen(o->requirepass))) {
+		fprintf(stderr, "urkv: out of memory\n");
+		urkv_config_free();
+		return 1;
+	}
 
 	/* Every thread, reactors included, inherits this mask: signals come to sigwait only. */
 	sigemptyset(&sigs);
@@ -239,7 +212,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	urt_kv_opts_default(&ko);
-	ko.path = o->data_path;
+	ko.path = srv.data_path;
 	ko.size_bytes = o->size_bytes;
 	ko.cache_bytes = o->cache_bytes;
 	ko.sync = o->sync;
@@ -275,16 +248,20 @@ int main(int argc, char **argv)
 	ro.fiber_stack_bytes = 128u << 10;
 	ret = urt_rt_start(&ro, &srv.rt);
 	if (ret) {
-		fprintf(stderr, "urkv: cannot start the runtime: %s (%s)\n", urt_strerror(ret),
-			urt_last_error());
+		fprintf(stderr, "urkv: cannot start the runtime: %s%s\n", urt_strerror(ret),
+			detail(dbuf, sizeof(dbuf)));
+		urkv_auth_free(&srv);
+		urkv_config_free();
 		return 1;
 	}
 	srv.ncores = urt_rt_ncores(srv.rt);
 	ret = urt_kv_open(srv.rt, &ko, &srv.kv);
 	if (ret) {
-		fprintf(stderr, "urkv: cannot open %s: %s (%s)\n", o->data_path, urt_strerror(ret),
-			urt_last_error());
+		fprintf(stderr, "urkv: cannot open %s: %s%s\n", srv.data_path, urt_strerror(ret),
+			detail(dbuf, sizeof(dbuf)));
 		urt_rt_stop(srv.rt);
+		urkv_auth_free(&srv);
+		urkv_config_free();
 		return 1;
 	}
 	srv.start_ns = urt_clock_ns();
@@ -295,18 +272,26 @@ int main(int argc, char **argv)
 	}
 	if (ret == 0) {
 		if (!o->quiet)
-			fprintf(stderr, "urkv: listening on %s:%u, %u cores, %u shards, data %s%s\n",
-				o->bind_addr, srv.port, srv.ncores, urt_kv_shards(srv.kv), o->data_path,
-				o->nosync ? " (nosync)" : "");
+			fprintf(stderr, "urkv: listening on %s:%u, %u cores, %u shards, data %s, "
+					"appendfsync %s%s\n",
+				o->bind_addr, srv.port, srv.ncores, urt_kv_shards(srv.kv), srv.data_path,
+				urkv_fsync_name(o->appendfsync), o->requirepass ? ", password set" : "");
 		while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
 			;
 		if (!o->quiet)
-			fprintf(stderr, "urkv: %s: stopping\n", strsignal(sig));
+			fprintf(stderr, "urkv: %s: stopping\n",
+				atomic_load(&srv.shutdown_req) ? "SHUTDOWN" : strsignal(sig));
 	}
 	urkv_server_stop(&srv);
 	ret = urt_kv_close(srv.kv) || ret;
 	urt_rt_stop(srv.rt);
+	for (unsigned i = 0; srv.cores && i < srv.ncores; i++) {
+		urkv_stats_core_free(&srv.cores[i]);
+		free(srv.cores[i].fsync_sec);
+	}
 	free(srv.cores);
+	urkv_auth_free(&srv);
+	urkv_config_free();
 	if (ret == 0 && !o->quiet)
 		fprintf(stderr, "urkv: stopped cleanly\n");
 	return ret ? 1 : 0;

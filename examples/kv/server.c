@@ -82,7 +82,7 @@ static void reject(struct urkv_core *cc, int fd, const char *msg)
 	if (send(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		(void)0;
 	close(fd);
-	atomic_fetch_add_explicit(&cc->st.rejected, 1, memory_order_relaxed);
+	(void)cc;
 }
 
 static void on_accept(struct urt_io *io, int res, void *arg)
@@ -98,11 +98,19 @@ static void on_accept(struct urt_io *io, int res, void *arg)
 	if (res >= 0) {
 		int one = 1;
 
+		const char *denied;
+
 		if (atomic_load(&srv->stopping)) {
 			close(res);
-		} else if (atomic_fetch_add(&srv->clients, 1) >= srv->o.max_clients) {
+		} else if ((denied = urkv_auth_denied(srv, res)) != NULL) {
+			/* Protected mode (auth.c): Redis's explanation, then close. */
+			reject(cc, res, denied);
+			atomic_fetch_add_explicit(&cc->st.denied, 1, memory_order_relaxed);
+		} else if (atomic_fetch_add(&srv->clients, 1) >=
+			   atomic_load_explicit(&srv->live.max_clients, memory_order_relaxed)) {
 			atomic_fetch_sub(&srv->clients, 1);
 			reject(cc, res, "-ERR max number of clients reached\r\n");
+			atomic_fetch_add_explicit(&cc->st.rejected, 1, memory_order_relaxed);
 		} else {
 			setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			atomic_fetch_add_explicit(&cc->st.connections, 1, memory_order_relaxed);
@@ -120,6 +128,18 @@ static void on_accept(struct urt_io *io, int res, void *arg)
 #define PBUF_COUNT 256u		/* Provided buffers per core (power of two). */
 #define PBUF_BYTES (16u << 10)	/* Bytes of each. */
 
+/* Starts the idle-timeout fiber of cc unless it runs (at start, or CONFIG SET timeout); on cc's core. */
+int urkv_server_reaper_start(struct urkv_core *cc)
+{
+	int ret;
+
+	if (cc->reaper)
+		return 0;
+	ret = urt_fiber_spawn(urkv_conn_reaper, cc);
+	cc->reaper = ret == 0;
+	return ret;
+}
+
 /* Runs on core cc->core (urt_core_run): buffers, the reaper, the first accept. */
 static int core_start(void *p)
 {
@@ -127,10 +147,12 @@ static int core_start(void *p)
 	int ret;
 
 	ret = urt_pbuf_create(PBUF_COUNT, PBUF_BYTES, &cc->pb);
-	if (ret == 0 && cc->srv->o.idle_timeout_ns) {
-		ret = urt_fiber_spawn(urkv_conn_reaper, cc);
-		cc->reaper = ret == 0;
-	}
+	if (ret == 0)
+		ret = urkv_stats_core_init(cc);
+	if (ret == 0)
+		ret = urkv_fsync_core_init(cc);
+	if (ret == 0 && atomic_load(&cc->srv->live.timeout_ns))
+		ret = urkv_server_reaper_start(cc);
 	if (ret == 0)
 		ret = accept_arm(cc);
 	return ret;

@@ -19,11 +19,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "resp.h"
 #include "urt/urt.h"
 
 struct urt_rt;
+
+/* appendfsync policies (fsync.c has their write paths; docs/kv.md their contracts). */
+enum urkv_fsync {
+	URKV_FSYNC_ALWAYS = 0,		/* Acknowledge once the write's log batch is durable. */
+	URKV_FSYNC_EVERYSEC,		/* Once applied; each core's first write per shard each second is durable. */
+	URKV_FSYNC_NO,			/* Once applied (NOSYNC); the group commit follows on its own. */
+};
 
 struct urkv_opts {
 	const char *bind_addr;		/* Listen address (default 127.0.0.1). */
@@ -37,14 +45,35 @@ struct urkv_opts {
 	size_t max_request;		/* Largest request in bytes (default 8 MiB). */
 	size_t max_args;		/* Most arguments of one command (default 65536). */
 	uint64_t idle_timeout_ns;	/* Close a connection idle this long (0 = never; default 0). */
-	bool nosync;			/* Acknowledge writes before they are durable (URT_KV_NOSYNC). */
 	enum urt_ps_sync sync;		/* Log durability policy (default AUTO). */
 	uint64_t group_delay_ns;	/* Log writer's extra batching delay (default 0). */
 	int poll_mode;			/* enum urt_poll_mode of the reactors (default INTERRUPT). */
 	bool no_pin;			/* Let the scheduler move the reactors between CPUs. */
 	bool quiet;			/* No informational messages on stderr. */
 	bool enable_debug;		/* DEBUG (CLOCK-ADVANCE) allowed (--enable-debug-command). */
+	/* Redis-style settings (opts.c, config.c; the ones CONFIG SET changes are in urkv_live). */
+	enum urkv_fsync appendfsync;	/* appendfsync (default always; --nosync: no). */
+	const char *requirepass;	/* Password of the default user (NULL: none). */
+	bool protected_mode;		/* Refuse non-loopback peers when there is no password. */
+	const char *dir;		/* Directory of dbfilename (default "."). */
+	const char *dbfilename;		/* Data file name in dir (default urkv.data). */
+	bool data_set;			/* --data given: dir and dbfilename do not apply. */
+	const char *config_file;	/* The redis.conf-style file read at start, or NULL. */
 };
+
+/* Sets option name (a long option, without "--") to val; 0, or -1 with a reason in why. */
+int urkv_opt_set(struct urkv_opts *o, const char *name, const char *val, char *why, size_t len);
+/* True if name is a long option that takes a value. */
+bool urkv_opt_known(const char *name);
+/* Fills o with the defaults (docs/kv.md). */
+void urkv_opts_default(struct urkv_opts *o);
+/* The data path dir/dbfilename (or --data) into buf. */
+const char *urkv_opts_data_path(const struct urkv_opts *o, char *buf, size_t len);
+
+/* config.c: reads a redis.conf-style file into o; prints file:line: reason and returns -1 on error. */
+int urkv_config_load(const char *path, struct urkv_opts *o);
+/* Frees the strings the settings read from the file point at (at exit). */
+void urkv_config_free(void);
 
 /* Counters of one core (read by INFO from other cores without locks: approximate). */
 struct urkv_core_stats {
@@ -55,6 +84,30 @@ struct urkv_core_stats {
 	_Atomic uint64_t timeouts;	/* Connections closed for idleness. */
 	_Atomic uint64_t bytes_in;	/* Bytes received. */
 	_Atomic uint64_t bytes_out;	/* Bytes sent. */
+	_Atomic uint64_t denied;	/* Connections refused by protected mode. */
+	_Atomic uint64_t auth_failures;	/* AUTH and HELLO AUTH with a wrong password. */
+	_Atomic uint64_t fsync_points;	/* everysec: writes made durable by the once-a-second rule. */
+};
+
+/*
+ * Settings CONFIG SET changes at run time, read by every core.  Each is one
+ * atomic; the password is an immutable string swapped by pointer (old ones
+ * are kept until exit, so a reader never sees freed memory).
+ */
+struct urkv_secret {
+	struct urkv_secret *prev;	/* The one it replaced (freed at exit). */
+	size_t len;			/* Bytes of pw. */
+	char pw[];			/* The password (NUL-terminated for CONFIG GET). */
+};
+
+struct urkv_live {
+	atomic_uint max_clients;	/* maxclients. */
+	_Atomic uint64_t timeout_ns;	/* timeout (idle), 0 = never. */
+	atomic_int appendfsync;		/* enum urkv_fsync. */
+	atomic_bool protected_mode;	/* protected-mode. */
+	_Atomic(struct urkv_secret *) pass;	/* requirepass; NULL or len 0: none. */
+	_Atomic uint64_t last_save_wall_ns;	/* Last SAVE/SHUTDOWN checkpoint (or start). */
+	atomic_uint saves;		/* SAVE/SHUTDOWN checkpoints done. */
 };
 
 struct urkv_conn;
@@ -72,6 +125,8 @@ struct urkv_core {
 	bool reaper;			/* The idle-timeout fiber runs. */
 	struct urt_waitq drained_wq;	/* Stop waits here for nconns == 0. */
 	struct urkv_core_stats st;	/* Counters. */
+	struct urkv_cmdstat *cmdstats;	/* Per command of the table (stats.c); this core only writes. */
+	uint64_t *fsync_sec;		/* Per shard: second of this core's last durable write (fsync.c). */
 };
 
 struct urkv_server {
@@ -85,10 +140,16 @@ struct urkv_server {
 	atomic_bool stopping;		/* SIGTERM/SIGINT received. */
 	struct urkv_core *cores;	/* ncores entries. */
 	_Atomic uint64_t clock_offset_ms;/* Added to the expiry clock by DEBUG CLOCK-ADVANCE. */
+	struct urkv_live live;		/* Settings CONFIG SET changes. */
+	_Atomic uint64_t next_client_id;/* CLIENT ID of the next connection. */
+	atomic_int shutdown_req;	/* SHUTDOWN: 1 save, 2 nosave (main thread acts on it). */
+	char data_path[4096];		/* The data file in use. */
 };
 
 /* server.c */
 int urkv_server_start(struct urkv_server *srv);
+/* Starts the idle-timeout fiber of cc unless it runs; on cc's core. */
+int urkv_server_reaper_start(struct urkv_core *cc);
 /* Stops accepting, lets every connection finish its request and leave; blocks (main thread). */
 void urkv_server_stop(struct urkv_server *srv);
 
@@ -117,6 +178,10 @@ struct urkv_slot {
 	unsigned req0;			/* First request in the connection's pool. */
 	unsigned nreq;			/* Requests. */
 	long long num;			/* Integer result being built. */
+	const struct urkv_cmd *rejected;/* Arity error or NOAUTH: the command refused (stats). */
+	uint64_t t0_ns;			/* When it started (stats). */
+	unsigned errs0;			/* Error replies of the connection before it (stats). */
+	bool failed;			/* Its reply was an error (stats). */
 	char errbuf[160];		/* Storage for a formatted err. */
 };
 
@@ -151,6 +216,10 @@ static inline enum urkv_class urkv_slot_class(const struct urkv_slot *s)
 
 /* commands.c */
 const struct urkv_cmd *urkv_cmd_lookup(const struct resp_arg *name);
+/* The table: its size, an entry, the index of an entry. */
+unsigned urkv_cmd_count(void);
+const struct urkv_cmd *urkv_cmd_at(unsigned i);
+unsigned urkv_cmd_index(const struct urkv_cmd *cmd);
 /* The reply for an unknown command or a wrong argument count, into buf. */
 const char *urkv_cmd_check(const struct urkv_cmd *cmd, const struct resp_arg *argv, size_t argc,
 			   char *buf, size_t len);
@@ -186,6 +255,79 @@ void urkv_out_null(struct urkv_conn *c);
 void urkv_out_array(struct urkv_conn *c, size_t n);
 /* Writes the value of a GET request (refetching it when it did not fit its buffer). */
 void urkv_out_value(struct urkv_conn *c, struct urt_kv_req *req);
+
+/*
+ * Per-connection client state (clients.c reads it for CLIENT LIST/KILL,
+ * auth.c for AUTH).  Lives in the connection; only its core touches it.
+ */
+struct urkv_client {
+	uint64_t id;			/* CLIENT ID (unique for the server's life). */
+	bool authed;			/* AUTH passed (or no password when it connected). */
+	bool killed;			/* CLIENT KILL: leave after the current batch. */
+	char name[64];			/* CLIENT SETNAME ("" = none). */
+	char addr[64];			/* Peer ip:port. */
+	char laddr[64];			/* Local ip:port. */
+	uint64_t created_ns;		/* Connected at (urt_clock_ns). */
+	const char *last_cmd;		/* Name of the last command run ("NULL" before). */
+	unsigned errors_out;		/* Error replies written (failed_calls). */
+};
+
+struct urkv_client *urkv_conn_client(struct urkv_conn *c);
+/* The connections of core cc: first, and the one after c (iteration on cc's own core). */
+struct urkv_conn *urkv_conn_first(struct urkv_core *cc);
+struct urkv_conn *urkv_conn_next(struct urkv_conn *c);
+/* Ends connection c after its current batch (CLIENT KILL); on c's core. */
+void urkv_conn_kill(struct urkv_conn *c);
+/* Socket, idle time and buffered input/output of c, for CLIENT LIST. */
+int urkv_conn_fd(struct urkv_conn *c);
+uint64_t urkv_conn_idle_ns(struct urkv_conn *c, uint64_t now);
+size_t urkv_conn_qbuf(struct urkv_conn *c);
+
+/* auth.c */
+/* Fills the client's addresses and authed state of a new connection. */
+void urkv_auth_conn_init(struct urkv_server *srv, struct urkv_client *cl, int fd);
+/* Protected mode: the DENIED reply for a connection on fd, or NULL to accept it. */
+const char *urkv_auth_denied(struct urkv_server *srv, int fd);
+/* NOAUTH: the error for slot s before AUTH, or NULL when it may run. */
+const char *urkv_auth_check(struct urkv_conn *c, const struct urkv_slot *s);
+/* Constant-time compare of a given password with the configured one. */
+bool urkv_auth_password_ok(struct urkv_server *srv, const char *pw, size_t len);
+/* Replaces the password (CONFIG SET requirepass, start); -ENOMEM. */
+int urkv_auth_set_password(struct urkv_server *srv, const char *pw, size_t len);
+void urkv_auth_free(struct urkv_server *srv);
+void urkv_auth_run(struct urkv_conn *c, struct urkv_slot *s);
+void urkv_hello_run(struct urkv_conn *c, struct urkv_slot *s);
+
+/* fsync.c: appendfsync policies. */
+/* True when writes are acknowledged once applied (everysec, no). */
+bool urkv_fsync_acks_early(struct urkv_server *srv);
+/* everysec: makes req (a NOSYNC write set by the policy) durable when it is this core's first to its shard this second. */
+void urkv_fsync_adjust(struct urkv_core *cc, struct urt_kv_req *req);
+/* Per-core state of the policy; -ENOMEM. */
+int urkv_fsync_core_init(struct urkv_core *cc);
+const char *urkv_fsync_name(enum urkv_fsync f);
+int urkv_fsync_parse(const char *s, size_t len, enum urkv_fsync *out);
+
+/* stats.c: per-core command counters and latency histograms. */
+struct urkv_cmdstat;
+int urkv_stats_core_init(struct urkv_core *cc);
+void urkv_stats_core_free(struct urkv_core *cc);
+/* A command ran for dt_ns; failed: it answered with an error. */
+void urkv_stats_call(struct urkv_core *cc, const struct urkv_cmd *cmd, uint64_t dt_ns, bool failed);
+/* A command refused before it ran (arity, NOAUTH). */
+void urkv_stats_rejected(struct urkv_core *cc, const struct urkv_cmd *cmd);
+/* INFO commandstats and latencystats sections, merged over all cores. */
+void urkv_stats_info(struct urkv_server *srv, FILE *f, bool commandstats, bool latencystats);
+void urkv_stats_reset(struct urkv_server *srv);
+void urkv_latency_run(struct urkv_conn *c, struct urkv_slot *s);
+
+/* clients.c */
+void urkv_client_run(struct urkv_conn *c, struct urkv_slot *s);
+/* config_cmd.c */
+void urkv_config_run(struct urkv_conn *c, struct urkv_slot *s);
+/* shutdown.c */
+void urkv_shutdown_run(struct urkv_conn *c, struct urkv_slot *s);
+void urkv_save_run(struct urkv_conn *c, struct urkv_slot *s);
 
 /* info.c: the INFO reply text for section (NULL or "all" or "default": all). */
 char *urkv_info(struct urkv_conn *c, const char *section, size_t len);

@@ -109,7 +109,8 @@ int main(int argc, char **argv)
 	urt_rt_opts_default(&ro);
 	ret = urt_rt_start(&ro, &rt);
 	if (ret) {
-		fprintf(stderr, "ps-example: %s (%s)\n", urt_strerror(ret), urt_last_error());
+		fprintf(stderr, "ps-example: %s%s%s%s\n", urt_strerror(ret),
+			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		return 1;
 	}
 	urt_dev_opts_default(&dopts);

@@ -35,6 +35,7 @@
  * write queues, ordered with the other writes (kv_wait below).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -707,18 +708,46 @@ static unsigned shards_wanted(const struct urt_kv *kv)
 	return kv->opts.shards ? kv->opts.shards : kv->ncores;
 }
 
+/*
+ * Keeps the message of a failed open job (it ran on a core's thread, whose
+ * urt_last_error the caller of urt_kv_open cannot see); the first one wins.
+ */
+static void open_msg_keep(struct urt_kv *kv, int ret, const char *what)
+{
+	bool none = false;
+	const char *msg = urt_last_error();
+
+	if (ret == 0 || !atomic_compare_exchange_strong(&kv->open_msg_set, &none, true))
+		return;
+	if (msg && *msg)
+		snprintf(kv->open_msg, sizeof(kv->open_msg), "%s", msg);
+	else
+		snprintf(kv->open_msg, sizeof(kv->open_msg), "kv: %s: %s", what, urt_strerror(ret));
+}
+
 /* Reads the store header, or writes a new one on a blank device (device I/O: in a fiber). */
 static int hdr_load(void *arg)
 {
 	struct urt_kv *kv = arg;
+	int ret;
 
-	return kv_layout_load(kv->dev, &kv->opts, shards_wanted(kv), &kv->hdr);
+	urt_set_error("%s", "");
+	ret = kv_layout_load(kv->dev, &kv->opts, shards_wanted(kv), &kv->hdr);
+	open_msg_keep(kv, ret, "reading the store header");
+	return ret;
 }
 
 static int open_one(struct urt_kv *kv, unsigned shard, void *arg)
 {
+	char what[32];
+	int ret;
+
 	(void)arg;
-	return kv_shard_open(kv, shard, &kv->shards[shard]);
+	urt_set_error("%s", "");
+	ret = kv_shard_open(kv, shard, &kv->shards[shard]);
+	snprintf(what, sizeof(what), "opening shard %u", shard);
+	open_msg_keep(kv, ret, what);
+	return ret;
 }
 
 static int close_one(struct urt_kv *kv, unsigned shard, void *arg)
@@ -749,6 +778,12 @@ static int dev_open(struct urt_kv *kv, const char *path)
 		if (ret)
 			return ret;
 		kv->fresh = true;
+	} else if (S_ISREG(st.st_mode) && st.st_size == 0) {
+		/* An empty file is not a store, and not ours to fill (it may be a mistake). */
+		urt_set_error("kv: %s is an empty file (0 bytes), not a store; delete it to have a new "
+			      "store of %llu bytes created there (the size option), or name another "
+			      "file", path, (unsigned long long)kv->opts.size_bytes);
+		return URT_E_BADFORMAT;
 	}
 	urt_dev_opts_default(&o);
 	ret = urt_dev_open(path, &o, &kv->dev);
@@ -821,7 +856,7 @@ int urt_kv_open(struct urt_rt *rt, const struct urt_kv_opts *o, struct urt_kv **
 	/* Core 0, which runs shard 0, reads the header. */
 	ret = urt_core_run(rt, 0, hdr_load, kv);
 	if (ret)
-		goto err_free;
+		goto err_msg;
 	kv->nshards = kv->hdr.shard_count;
 	/* A batch may take at most a quarter of the log (the page store's rule). */
 	kv->batch_bytes = o->batch_bytes_max;
@@ -836,12 +871,15 @@ int urt_kv_open(struct urt_rt *rt, const struct urt_kv_opts *o, struct urt_kv **
 	ret = shard_jobs_run(kv, jobs, kv->nshards, open_one, NULL);
 	if (ret) {
 		shard_jobs_run(kv, jobs, kv->nshards, close_one, NULL);
-		goto err_free;
+		goto err_msg;
 	}
 	free(jobs);
 	*out = kv;
 	return 0;
 
+err_msg:
+	if (atomic_load(&kv->open_msg_set))
+		urt_set_error("%s", kv->open_msg);
 err_free:
 	free(jobs);
 	kv_free(kv);

@@ -118,6 +118,9 @@ struct urt_kv {
 	struct kv_shard *shards[URT_KV_SHARDS_MAX];	/* Shard s, owned by core s % ncores. */
 	atomic_bool closing;		/* urt_kv_close has begun. */
 	atomic_long inflight;		/* Submitted requests not yet done. */
+	/* urt_last_error is per thread: a failed open job keeps its message here for the caller. */
+	atomic_bool open_msg_set;	/* open_msg holds the first failure's message. */
+	char open_msg[512];		/* That message. */
 };
 
 /* The store's key hash: fixed forever (it decides where keys live on disk). */

@@ -120,10 +120,18 @@ int kv_layout_hdr_decode(const void *buf, uint64_t dev_bytes, uint32_t page_size
 			      h.version, KV_HDR_VERSION);
 		return URT_E_VERSION;
 	}
-	if (h.shard_count == 0 || h.shard_count > URT_KV_SHARDS_MAX ||
-	    h.region_offset + h.shard_count * h.region_bytes > dev_bytes) {
-		urt_set_error("kv: the store header describes %u shards of %llu bytes, which do "
-			      "not fit the device", h.shard_count, (unsigned long long)h.region_bytes);
+	if (h.shard_count == 0 || h.shard_count > URT_KV_SHARDS_MAX) {
+		urt_set_error("kv: the store header describes %u shards (1 to %u are possible)",
+			      h.shard_count, URT_KV_SHARDS_MAX);
+		return URT_E_CORRUPT;
+	}
+	if (h.region_offset + h.shard_count * h.region_bytes > dev_bytes) {
+		/* The common cause: a file cut short (a partial copy, a full disk). */
+		urt_set_error("kv: the data file is truncated: its store header says it has %llu "
+			      "bytes (%u shards of %llu bytes from offset %llu), the device has %llu",
+			      (unsigned long long)(h.region_offset + h.shard_count * h.region_bytes),
+			      h.shard_count, (unsigned long long)h.region_bytes,
+			      (unsigned long long)h.region_offset, (unsigned long long)dev_bytes);
 		return URT_E_CORRUPT;
 	}
 	if (page_size && h.page_size != page_size) {
@@ -184,6 +192,13 @@ int kv_layout_load(struct urt_dev *dev, const struct urt_kv_opts *o, unsigned sh
 
 	if (!buf)
 		return -ENOMEM;
+	if (urt_dev_info(dev)->size_bytes < KV_HDR_BYTES) {
+		ret = URT_E_BADFORMAT;
+		urt_set_error("kv: the device has %llu bytes, fewer than the %u of a store header: "
+			      "it is truncated, or not a store",
+			      (unsigned long long)urt_dev_info(dev)->size_bytes, KV_HDR_BYTES);
+		goto out;
+	}
 	n = urt_read(dev, buf, KV_HDR_BYTES, 0);
 	if (n != KV_HDR_BYTES) {
 		ret = n < 0 ? (int)n : -EIO;

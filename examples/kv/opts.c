@@ -1,0 +1,199 @@
+/*
+ * urkv's settings: defaults and the parser of one setting's value, shared
+ * by the command line (main.c) and the config file (config.c), so that
+ * `--max-clients 10` and `maxclients 10` are checked by the same code.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "urkv.h"
+#include "urt/urt.h"
+
+void urkv_opts_default(struct urkv_opts *o)
+{
+	*o = (struct urkv_opts){
+		.bind_addr = "127.0.0.1",
+		.port = 6379,
+		.data_path = "urkv.data",
+		.size_bytes = 1ull << 30,
+		.cache_bytes = 256ull << 20,
+		.max_clients = 1024,
+		.max_request = 8u << 20,
+		.max_args = 65536,
+		.sync = URT_PS_SYNC_AUTO,
+		.appendfsync = URKV_FSYNC_ALWAYS,
+		.protected_mode = true,
+		.dir = ".",
+		.dbfilename = "urkv.data",
+	};
+}
+
+const char *urkv_opts_data_path(const struct urkv_opts *o, char *buf, size_t len)
+{
+	if (o->data_set || (strcmp(o->dir, ".") == 0 && strcmp(o->dbfilename, "urkv.data") == 0))
+		snprintf(buf, len, "%s", o->data_path);
+	else
+		snprintf(buf, len, "%s/%s", o->dir, o->dbfilename);
+	return buf;
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*s == '-' || *s == '+' || *s == ' ')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	/* K/M/G/T as powers of 1024 (urkv's own) and Redis's kb/mb/gb. */
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	case 't': case 'T': v <<= 40; end++; break;
+	default: break;
+	}
+	if (*end == 'b' || *end == 'B')
+		end++;
+	if (*end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_yesno(const char *s, bool *out)
+{
+	if (strcasecmp(s, "yes") == 0)
+		*out = true;
+	else if (strcasecmp(s, "no") == 0)
+		*out = false;
+	else
+		return -1;
+	return 0;
+}
+
+struct opt_def {
+	const char *name;	/* Long option name. */
+	const char *want;	/* What a valid value looks like (for the error). */
+};
+
+static const struct opt_def defs[] = {
+	{ "bind", "an IPv4 or IPv6 address" },
+	{ "port", "a number from 0 to 65535" },
+	{ "port-file", "a path" },
+	{ "data", "a path" },
+	{ "size", "a size such as 1G" },
+	{ "cache", "a size such as 256M" },
+	{ "cores", "a number from 1 to 1024" },
+	{ "max-clients", "a number from 1 to 1000000" },
+	{ "max-request", "a size from 1K to 1G" },
+	{ "max-args", "a number from 3 to 1048576" },
+	{ "idle-timeout", "seconds, 0 = never" },
+	{ "sync", "auto, fua, flush or none" },
+	{ "group-delay-us", "microseconds" },
+	{ "poll", "interrupt, hybrid or sqpoll" },
+	{ "requirepass", "a password" },
+	{ "protected-mode", "yes or no" },
+	{ "appendfsync", "always, everysec or no" },
+	{ "dir", "a directory" },
+	{ "dbfilename", "a file name without '/'" },
+};
+
+bool urkv_opt_known(const char *name)
+{
+	for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
+		if (strcmp(defs[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+int urkv_opt_set(struct urkv_opts *o, const char *name, const char *val, char *why, size_t len)
+{
+	uint64_t v = 0;
+	bool ok = true;
+	const struct opt_def *d = NULL;
+
+	for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
+		if (strcmp(defs[i].name, name) == 0)
+			d = &defs[i];
+	if (!d) {
+		snprintf(why, len, "unknown setting '%s'", name);
+		return -1;
+	}
+	if (strcmp(name, "bind") == 0) {
+		o->bind_addr = val;
+	} else if (strcmp(name, "port") == 0) {
+		ok = !parse_size(val, &v) && v <= 65535;
+		o->port = (uint16_t)v;
+	} else if (strcmp(name, "port-file") == 0) {
+		o->port_file = val;
+	} else if (strcmp(name, "data") == 0) {
+		o->data_path = val;
+		o->data_set = true;
+	} else if (strcmp(name, "size") == 0) {
+		ok = !parse_size(val, &o->size_bytes);
+	} else if (strcmp(name, "cache") == 0) {
+		ok = !parse_size(val, &o->cache_bytes);
+	} else if (strcmp(name, "cores") == 0) {
+		ok = !parse_size(val, &v) && v >= 1 && v <= 1024;
+		o->cores = (unsigned)v;
+	} else if (strcmp(name, "max-clients") == 0) {
+		ok = !parse_size(val, &v) && v >= 1 && v <= 1000000;
+		o->max_clients = (unsigned)v;
+	} else if (strcmp(name, "max-request") == 0) {
+		ok = !parse_size(val, &v) && v >= 1024 && v <= (1ull << 30);
+		o->max_request = (size_t)v;
+	} else if (strcmp(name, "max-args") == 0) {
+		ok = !parse_size(val, &v) && v >= 3 && v <= (1u << 20);
+		o->max_args = (size_t)v;
+	} else if (strcmp(name, "idle-timeout") == 0) {
+		ok = !parse_size(val, &v) && v <= 1000000000ull;
+		o->idle_timeout_ns = v * 1000000000ull;
+	} else if (strcmp(name, "sync") == 0) {
+		if (strcmp(val, "auto") == 0)
+			o->sync = URT_PS_SYNC_AUTO;
+		else if (strcmp(val, "fua") == 0)
+			o->sync = URT_PS_SYNC_FUA;
+		else if (strcmp(val, "flush") == 0)
+			o->sync = URT_PS_SYNC_FLUSH;
+		else if (strcmp(val, "none") == 0)
+			o->sync = URT_PS_SYNC_NONE_UNSAFE;
+		else
+			ok = false;
+	} else if (strcmp(name, "group-delay-us") == 0) {
+		ok = !parse_size(val, &v) && v <= 1000000;
+		o->group_delay_ns = v * 1000;
+	} else if (strcmp(name, "poll") == 0) {
+		if (strcmp(val, "interrupt") == 0)
+			o->poll_mode = URT_POLL_INTERRUPT;
+		else if (strcmp(val, "hybrid") == 0)
+			o->poll_mode = URT_POLL_HYBRID;
+		else if (strcmp(val, "sqpoll") == 0)
+			o->poll_mode = URT_POLL_SQPOLL;
+		else
+			ok = false;
+	} else if (strcmp(name, "requirepass") == 0) {
+		o->requirepass = *val ? val : NULL;
+	} else if (strcmp(name, "protected-mode") == 0) {
+		ok = !parse_yesno(val, &o->protected_mode);
+	} else if (strcmp(name, "appendfsync") == 0) {
+		ok = !urkv_fsync_parse(val, strlen(val), &o->appendfsync);
+	} else if (strcmp(name, "dir") == 0) {
+		ok = *val != 0;
+		o->dir = val;
+	} else if (strcmp(name, "dbfilename") == 0) {
+		ok = *val != 0 && !strchr(val, '/');
+		o->dbfilename = val;
+	}
+	if (!ok) {
+		snprintf(why, len, "bad value '%s' for %s (want %s)", val, name, d->want);
+		return -1;
+	}
+	return 0;
+}

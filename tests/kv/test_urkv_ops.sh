@@ -1,0 +1,259 @@
+#!/bin/bash
+# urkv operations (docs/kv.md): AUTH and HELLO AUTH, protected mode, the
+# redis.conf-style config file, CONFIG GET/SET, CLIENT LIST/KILL, SHUTDOWN,
+# INFO commandstats/latencystats/persistence, LATENCY HISTOGRAM, and the
+# messages for empty and truncated data files.  Loopback only.
+. "$(dirname "$0")/urkv_lib.sh"
+need_redis_tools redis-cli
+command -v python3 > /dev/null || { echo "SKIP: python3 is not installed"; exit 77; }
+RAW="python3 $(dirname "$0")/urkv_raw.py"
+NOAUTH="'-NOAUTH Authentication required.\\r\\n'"
+WRONGPASS="'-WRONGPASS invalid username-password pair or user is disabled.\\r\\n'"
+
+echo "== AUTH"
+start_urkv auth --data "$WORK/auth.urkv" --size 64M --cores 2 --requirepass 's3cret pw' || exit 1
+expect "GET before AUTH" "$NOAUTH" "$($RAW "$PORT" 'GET k')"
+expect "CLIENT LIST before AUTH" "$NOAUTH" "$($RAW "$PORT" 'CLIENT LIST')"
+expect "wrong password" "$WRONGPASS" "$($RAW "$PORT" 'AUTH nope')"
+expect "wrong user" "$WRONGPASS" "$($RAW "$PORT" "AUTH root 's3cret pw'")"
+expect "AUTH then GET in one pipeline" "'+OK\\r\\n' '\$-1\\r\\n'" \
+	"$($RAW "$PORT" "AUTH 's3cret pw'" 'GET k' | tr '\n' ' ' | sed 's/ $//')"
+expect "AUTH default" "'+OK\\r\\n' '+OK\\r\\n'" \
+	"$($RAW "$PORT" "AUTH default 's3cret pw'" 'SET k v' | tr '\n' ' ' | sed 's/ $//')"
+expect "HELLO without AUTH" "'-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\\r\\n'" \
+	"$($RAW "$PORT" 'HELLO 2')"
+expect "HELLO AUTH wrong" "$WRONGPASS" "$($RAW "$PORT" 'HELLO 2 AUTH default x')"
+got=$($RAW "$PORT" "HELLO 2 AUTH default 's3cret pw' SETNAME app1" 'CLIENT GETNAME' | tr '\n' ' ')
+case "$got" in
+"'*14\\r\\n\$6\\r\\nserver\\r\\n\$5\\r\\nredis\\r\\n"*"'\$4\\r\\napp1\\r\\n' ") ;;
+*) fail "HELLO AUTH SETNAME: got [$got]" ;;
+esac
+expect "redis-cli -a" "v" "$(cli -a 's3cret pw' --no-auth-warning GET k)"
+expect "redis-cli -a wrong" "NOAUTH Authentication required." \
+	"$(timeout 20 redis-cli -p "$PORT" -a wrong --no-auth-warning GET k 2>/dev/null)"
+got=$(cli -a 's3cret pw' --no-auth-warning INFO stats | tr -d '\r' | grep '^urkv_auth_failures:')
+[ "${got#urkv_auth_failures:}" -ge 4 ] 2>/dev/null || fail "auth failures counted: [$got]"
+stop_urkv || fail "stop after AUTH tests"
+
+echo "== protected mode"
+start_urkv prot --data "$WORK/prot.urkv" --size 64M --cores 1 --bind 0.0.0.0 || exit 1
+DENIED=$($RAW "$PORT" --src 127.0.0.2)
+case "$DENIED" in
+*"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface."*"accepting connections from the outside.\\r\\n"*) ;;
+*) fail "127.0.0.2 without a password: got [$DENIED]" ;;
+esac
+expect "127.0.0.1 is local" "'+PONG\\r\\n'" "$($RAW "$PORT" PING)"
+expect "CONFIG SET protected-mode no" "OK" "$(cli CONFIG SET protected-mode no)"
+expect "127.0.0.2 once protected mode is off" "'+PONG\\r\\n'" "$($RAW "$PORT" --src 127.0.0.2 PING)"
+expect "CONFIG SET protected-mode yes" "OK" "$(cli CONFIG SET protected-mode yes)"
+expect "CONFIG SET requirepass" "OK" "$(cli CONFIG SET requirepass pw2)"
+# A password turns protected mode's refusal into AUTH, as in Redis.
+expect "127.0.0.2 with a password" "$NOAUTH" "$($RAW "$PORT" --src 127.0.0.2 'GET k')"
+expect "127.0.0.2 AUTH" "'+OK\\r\\n' '+PONG\\r\\n'" \
+	"$($RAW "$PORT" --src 127.0.0.2 'AUTH pw2' PING | tr '\n' ' ' | sed 's/ $//')"
+stop_urkv || fail "stop after protected mode tests"
+
+echo "== config file"
+mkdir -p "$WORK/cfgdir"
+cat > "$WORK/ok.conf" <<CONF
+# a redis.conf subset
+bind 127.0.0.1
+protected-mode yes
+requirepass "with space"
+dir $WORK/cfgdir
+dbfilename store.urkv
+maxclients 5
+timeout 0
+appendonly yes
+appendfsync everysec
+size 64M
+cores 1
+CONF
+start_urkv cfg "$WORK/ok.conf" || exit 1
+A=(-a "with space" --no-auth-warning)
+[ -s "$WORK/cfgdir/store.urkv" ] || fail "dir + dbfilename: no $WORK/cfgdir/store.urkv"
+got=$(cli "${A[@]}" CONFIG GET appendfsync maxclients timeout dbfilename dir | tr '\n' ' ')
+expect "CONFIG GET after the file" "appendfsync everysec maxclients 5 timeout 0 dir $WORK/cfgdir dbfilename store.urkv " "$got"
+expect "CONFIG SET appendfsync bad" "ERR CONFIG SET failed (possibly related to argument 'appendfsync') - argument(s) must be one of the following: everysec, always, no" \
+	"$(cli "${A[@]}" CONFIG SET appendfsync sometimes)"
+expect "CONFIG SET unknown" "ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'" \
+	"$(cli "${A[@]}" CONFIG SET nosuch 1)"
+expect "CONFIG SET port" "ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config" \
+	"$(cli "${A[@]}" CONFIG SET port 1)"
+expect "CONFIG SET maxclients abc" "ERR CONFIG SET failed (possibly related to argument 'maxclients') - argument couldn't be parsed into an integer" \
+	"$(cli "${A[@]}" CONFIG SET maxclients abc)"
+expect "CONFIG SET several" "OK" "$(cli "${A[@]}" CONFIG SET maxclients 2 appendfsync always)"
+expect "CONFIG GET after SET" "maxclients 2 appendfsync always " \
+	"$(cli "${A[@]}" CONFIG GET maxclients appendfsync | tr '\n' ' ' | sed 's/^appendfsync always maxclients 2 /maxclients 2 appendfsync always /')"
+# maxclients 2 at run time: two held connections, the third is refused.
+exec 5<>/dev/tcp/127.0.0.1/"$PORT"
+exec 6<>/dev/tcp/127.0.0.1/"$PORT"
+sleep 0.2
+got=$(cli "${A[@]}" PING)
+case "$got" in *"ERR max number of clients reached"*) ;; *) fail "maxclients set at run time: [$got]" ;; esac
+exec 5>&- 6>&-
+sleep 0.2
+expect "CONFIG SET maxclients above the start value" "ERR CONFIG SET failed (possibly related to argument 'maxclients') - urkv cannot raise maxclients above its value at start (its fibers are sized then)" \
+	"$(cli "${A[@]}" CONFIG SET maxclients 6)"
+expect "CONFIG SET timeout" "OK" "$(cli "${A[@]}" CONFIG SET timeout 1 maxclients 5)"
+exec 5<>/dev/tcp/127.0.0.1/"$PORT"
+sleep 2.5
+if read -r -t 1 -u 5 line; then :; fi
+got=$(cli "${A[@]}" INFO stats | tr -d '\r' | grep '^idle_timeouts:')
+expect "timeout set at run time closes idle clients" "idle_timeouts:1" "$got"
+exec 5>&-
+stop_urkv || fail "stop after config tests"
+# Command-line options override the file.
+start_urkv cfg2 "$WORK/ok.conf" --appendfsync no --requirepass other || exit 1
+expect "options override the file" "no" "$(cli -a other --no-auth-warning CONFIG GET appendfsync | tail -1)"
+stop_urkv || fail "stop after the override test"
+# Bad files: the error names file:line, and nothing starts.
+bad_conf() {	# NAME WANT-IN-STDERR LINES...
+	local name=$1 want=$2 out
+	shift 2
+	printf '%s\n' "$@" > "$WORK/$name.conf"
+	out=$("$URKV" "$WORK/$name.conf" --port 0 2>&1)
+	local rc=$?
+	[ $rc -eq 2 ] || fail "$name: exit $rc, want 2 ($out)"
+	case "$out" in
+	*"$want"*) ;;
+	*) fail "$name: want [$want] in [$out]" ;;
+	esac
+}
+bad_conf unknown "$WORK/unknown.conf:3: unknown or unsupported directive 'loglevel'" "port 0" "# x" "loglevel notice"
+bad_conf badval "$WORK/badval.conf:1: bad value 'lots' for max-clients" "maxclients lots"
+bad_conf fsync "$WORK/fsync.conf:2: bad value 'sometimes' for appendfsync" "" "appendfsync sometimes"
+bad_conf twobind "$WORK/twobind.conf:1: urkv listens on one address" "bind 127.0.0.1 ::1"
+bad_conf quote "$WORK/quote.conf:1: cannot parse the line" 'requirepass "open'
+bad_conf aof "$WORK/aof.conf:1: urkv always keeps its log" "appendonly no"
+bad_conf dbf "$WORK/dbf.conf:1: bad value 'a/b' for dbfilename" "dbfilename a/b"
+bad_conf noarg "$WORK/noarg.conf:1: 'port' takes one argument, got 0" "port"
+
+echo "== CLIENT, stats, SHUTDOWN"
+start_urkv ops --data "$WORK/ops.urkv" --size 64M --cores 2 || exit 1
+for i in 1 2 3 4 5; do cli SET "k$i" "v$i" > /dev/null; done
+cli SET s notanumber > /dev/null
+expect "failed call" "ERR value is not an integer or out of range" "$(cli INCR s)"
+expect "rejected call" "ERR wrong number of arguments for 'get' command" "$(cli GET)"
+stats=$(cli INFO commandstats | tr -d '\r')
+case "$stats" in
+*"cmdstat_set:calls=6,usec="*",usec_per_call="*",rejected_calls=0,failed_calls=0"*) ;;
+*) fail "cmdstat_set: [$stats]" ;;
+esac
+echo "$stats" | grep -Eq '^cmdstat_incr:calls=1,usec=[0-9]+,usec_per_call=[0-9]+\.[0-9]{2},rejected_calls=0,failed_calls=1$' ||
+	fail "cmdstat_incr failed_calls: [$stats]"
+echo "$stats" | grep -Eq '^cmdstat_get:calls=0,usec=0,usec_per_call=0\.00,rejected_calls=1,failed_calls=0$' ||
+	fail "cmdstat_get rejected_calls: [$stats]"
+lat=$(cli INFO latencystats | tr -d '\r')
+echo "$lat" | grep -Eq '^latency_percentiles_usec_set:p50=[0-9]+\.[0-9]{3},p99=[0-9]+\.[0-9]{3},p99\.9=[0-9]+\.[0-9]{3}$' ||
+	fail "latencystats: [$lat]"
+cli INFO | tr -d '\r' | grep -q '^cmdstat_' && fail "INFO (default) must not carry commandstats, as Redis"
+cli INFO all | tr -d '\r' | grep -q '^cmdstat_set:' || fail "INFO all carries commandstats"
+hist=$($RAW "$PORT" 'LATENCY HISTOGRAM set')
+case "$hist" in
+"'*2\\r\\n\$3\\r\\nset\\r\\n*4\\r\\n\$5\\r\\ncalls\\r\\n:6\\r\\n\$14\\r\\nhistogram_usec\\r\\n*"*":6\\r\\n'") ;;
+*) fail "LATENCY HISTOGRAM set: [$hist]" ;;
+esac
+pers=$(cli INFO persistence | tr -d '\r')
+for f in aof_enabled:1 appendfsync:always aof_last_write_status:ok rdb_saves:0; do
+	echo "$pers" | grep -qx "$f" || fail "INFO persistence: no $f in [$pers]"
+done
+fl=$(echo "$pers" | sed -n 's/^urkv_log_flushes://p'); fua=$(echo "$pers" | sed -n 's/^urkv_log_fua_writes://p')
+[ $((fl + fua)) -gt 0 ] 2>/dev/null || fail "INFO persistence: no log flush or FUA write counted [$pers]"
+for f in urkv_log_bytes urkv_log_batches urkv_checkpoints rdb_last_save_time; do
+	echo "$pers" | grep -Eq "^$f:[1-9][0-9]*\$" || fail "INFO persistence: $f not a positive number"
+done
+expect "SAVE" "OK" "$(cli SAVE)"
+cli INFO persistence | tr -d '\r' | grep -qx 'rdb_saves:1' || fail "rdb_saves after SAVE"
+# CLIENT: a held connection with a name, listed with Redis's fields, killed by ID and by address.
+exec 5<>/dev/tcp/127.0.0.1/"$PORT"
+printf 'CLIENT SETNAME held\r\nCLIENT ID\r\n' >&5
+read -r -t 5 -u 5 ok
+read -r -t 5 -u 5 id
+id=${id#:}; id=${id%$'\r'}
+expect "SETNAME" "+OK" "${ok%$'\r'}"
+list=$(cli CLIENT LIST)
+line=$(echo "$list" | grep " name=held ")
+echo "$line" | grep -Eq "^id=$id addr=127\.0\.0\.1:[0-9]+ laddr=127\.0\.0\.1:$PORT fd=[0-9]+ name=held age=[0-9]+ idle=[0-9]+ flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=[0-9]+ qbuf-free=[0-9]+ argv-mem=[0-9]+ multi-mem=0 rbs=[0-9]+ rbp=[0-9]+ obl=0 oll=0 omem=0 tot-mem=[0-9]+ events=r cmd=client user=default redir=-1 resp=2\$" ||
+	fail "CLIENT LIST line: [$list]"
+expect "CLIENT KILL ID unknown" "0" "$(cli CLIENT KILL ID 999999)"
+expect "CLIENT KILL ID" "1" "$(cli CLIENT KILL ID "$id")"
+if read -r -t 5 -u 5 more; then fail "killed client still reads [$more]"; fi
+exec 5>&-
+exec 5<>/dev/tcp/127.0.0.1/"$PORT"
+printf 'CLIENT INFO\r\n' >&5
+read -r -t 5 -u 5 hdr; read -r -t 5 -u 5 info
+addr=$(echo "$info" | sed -n 's/.* addr=\([^ ]*\) .*/\1/p')
+expect "CLIENT KILL addr" "OK" "$(cli CLIENT KILL "$addr")"
+expect "CLIENT KILL addr again" "ERR No such client" "$(cli CLIENT KILL "$addr")"
+exec 5>&-
+expect "SHUTDOWN bad" "ERR syntax error" "$(cli SHUTDOWN SOON)"
+cli SHUTDOWN NOSAVE > /dev/null
+for i in $(seq 1 200); do kill -0 "$URKV_PID" 2>/dev/null || break; sleep 0.05; done
+if kill -0 "$URKV_PID" 2>/dev/null; then
+	fail "SHUTDOWN NOSAVE: still running"
+else
+	wait "$URKV_PID"; expect "SHUTDOWN exit status" 0 $?
+fi
+start_urkv ops2 --data "$WORK/ops.urkv" --cores 2 || exit 1
+expect "data after SHUTDOWN" "v5" "$(cli GET k5)"
+cli SHUTDOWN > /dev/null
+for i in $(seq 1 200); do kill -0 "$URKV_PID" 2>/dev/null || break; sleep 0.05; done
+wait "$URKV_PID"; expect "SHUTDOWN (SAVE) exit status" 0 $?
+
+echo "== field layouts against redis-server"
+if command -v redis-server > /dev/null; then
+	# Redis on a unix socket only (no TCP port), as the reference for the layouts.
+	redis-server --port 0 --unixsocket "$WORK/redis.sock" --save '' --appendonly no \
+		--dir "$WORK" > "$WORK/redis.log" 2>&1 &
+	RPID=$!
+	PIDS+=("$RPID")
+	for i in $(seq 1 100); do [ -S "$WORK/redis.sock" ] && break; sleep 0.05; done
+	start_urkv lay --data "$WORK/lay.urkv" --size 64M --cores 1 || exit 1
+	layout() {	# the keys of a server's replies, values stripped
+		"$@" SET a 1 > /dev/null
+		"$@" INCR a > /dev/null
+		"$@" INFO commandstats | tr -d '\r' | grep '^cmdstat_set:' | sed 's/=[^,]*//g'
+		"$@" INFO latencystats | tr -d '\r' | grep '^latency_percentiles_usec_set:' | sed 's/=[^,]*//g'
+		"$@" CLIENT LIST | head -1 | sed 's/=[^ ]*//g'
+		"$@" LATENCY HISTOGRAM set | sed 's/^[0-9][0-9]*$/N/'
+		"$@" HELLO 2 | sed 's/^[0-9][0-9.]*$/N/'
+		"$@" INFO persistence | tr -d '\r' | grep -E '^(loading|rdb_last_save_time|aof_enabled|aof_last_write_status|rdb_bgsave_in_progress):' | sed 's/:.*//'
+	}
+	want=$(layout timeout 20 redis-cli -s "$WORK/redis.sock")
+	got=$(layout cli)
+	[ "$(echo "$want" | wc -l)" -ge 25 ] || fail "layout comparison saw too little: [$want]"
+	expect "reply layouts as redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')" "$want" "$got"
+	timeout 20 redis-cli -s "$WORK/redis.sock" SHUTDOWN NOSAVE > /dev/null 2>&1
+	stop_urkv || fail "stop after the layout comparison"
+else
+	echo "redis-server not installed: layouts not compared"
+fi
+
+echo "== data files"
+: > "$WORK/empty.urkv"
+out=$("$URKV" --data "$WORK/empty.urkv" --port 0 --quiet 2>&1); rc=$?
+expect "empty file: exit" 1 "$rc"
+case "$out" in
+*"empty.urkv is an empty file (0 bytes), not a store; delete it to have a new store of 1073741824 bytes created there"*) ;;
+*) fail "empty file message: [$out]" ;;
+esac
+expect "empty file untouched" 0 "$(stat -c %s "$WORK/empty.urkv")"
+cp "$WORK/ops.urkv" "$WORK/cut.urkv"
+truncate -s 16M "$WORK/cut.urkv"
+out=$("$URKV" --data "$WORK/cut.urkv" --port 0 --quiet 2>&1); rc=$?
+expect "truncated file: exit" 1 "$rc"
+case "$out" in
+*"the data file is truncated: its store header says it has "*" bytes ("*" shards of "*"the device has 16777216)") ;;
+*) fail "truncated file message: [$out]" ;;
+esac
+truncate -s 100 "$WORK/cut.urkv"
+out=$("$URKV" --data "$WORK/cut.urkv" --port 0 --quiet 2>&1)
+case "$out" in
+*"the device has 100 bytes, fewer than the 4096 of a store header"*) ;;
+*) fail "tiny file message: [$out]" ;;
+esac
+for o in "$out"; do
+	case "$o" in *"()"*) fail "a message ends in (): [$o]" ;; esac
+done
+finish

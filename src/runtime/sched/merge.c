@@ -5,7 +5,9 @@
  * Design notes
  * ------------
  * A merge is built when queue.c has picked its lead op: the ops queued
- * right after it on the device (offset = the end so far), same direction,
+ * right after it on the device (offset = the end so far) and, with an
+ * offset policy, right before it (a sweep may meet a run from its top),
+ * same direction,
  * class and barrier epoch, join while the command stays within
  * merge_bytes_max (at most the device's max_io_bytes, MDTS on NVMe) and
  * merge_ops_max ops.  With an offset policy the candidates are the lead's
@@ -55,16 +57,39 @@ bool sched_mergeable(const struct urt_req *req)
 	       !(req->flags & URT_IO_FUA) && !req->deadline_ns && !req->stalled && !req->no_merge && req->done == 0;
 }
 
-/* Whether next can follow the ops merged so far, which end at `end` and hold `len` bytes. */
-static bool merge_fits(const struct sched_queue *q, const struct sched_merge *m, const struct urt_req *lead,
-		       const struct urt_req *next, uint64_t end, uint64_t len)
+static unsigned iov_need(const struct urt_req *req)
 {
-	uint32_t ops_max = q->sd->o.merge_ops_max;
-	unsigned iov_need = next->op == URT_OP_READV || next->op == URT_OP_WRITEV ? next->nr_iov : 1;
+	return req->op == URT_OP_READV || req->op == URT_OP_WRITEV ? req->nr_iov : 1;
+}
 
-	return next->off == end && sched_mergeable(next) && op_reads(next->op) == op_reads(lead->op) &&
-	       next->sched_epoch == lead->sched_epoch && m->nr < ops_max &&
-	       m->nr_iov + iov_need <= SCHED_MERGE_OPS_MAX && len + next->len <= q->sd->merge_bytes_max;
+/*
+ * Whether next, contiguous with the ops chosen so far (nr ops, nr_iov
+ * buffers, len bytes), may join them.
+ */
+static bool merge_fits(const struct sched_queue *q, const struct urt_req *lead, const struct urt_req *next,
+		       uint32_t nr, uint32_t nr_iov, uint64_t len)
+{
+	return sched_mergeable(next) && op_reads(next->op) == op_reads(lead->op) &&
+	       next->sched_epoch == lead->sched_epoch && nr < q->sd->o.merge_ops_max &&
+	       nr_iov + iov_need(next) <= SCHED_MERGE_OPS_MAX && len + next->len <= q->sd->merge_bytes_max;
+}
+
+/* Offset policies: a queued op of class k that ends exactly at start, or NULL. */
+static struct urt_req *merge_prev(const struct sched_queue *q, unsigned k, uint64_t start)
+{
+	const struct sched_class *cl = &q->cls[k];
+	size_t i = sched_sorted_lower(cl->sorted, cl->n, start);
+
+	/* Look a few entries back: ops of other lengths may sit between. */
+	for (unsigned look = 0; i > 0 && look < 8; look++) {
+		const struct sched_ent *e = &cl->sorted[--i];
+
+		if (e->off + e->req->len == start)
+			return e->req;
+		if (e->off + q->sd->merge_bytes_max < start)
+			break;
+	}
+	return NULL;
 }
 
 /* Append req's buffers to m, joining an entry that ends where one begins. */
@@ -112,8 +137,10 @@ bool sched_merge_try(struct urt_core *c, struct sched_queue *q, unsigned k, stru
 {
 	struct sched_merge *m = q->merge_free;
 	struct urt_dev *dev = lead->dev;
-	struct urt_req *next, *cr;
-	uint64_t end = lead->off + lead->len, len = lead->len;
+	struct urt_req *pre[SCHED_MERGE_OPS_MAX], *next, *prev = NULL, *cr;
+	uint64_t start = lead->off, end = lead->off + lead->len, len = lead->len;
+	uint32_t npre = 0, nr = 1, nr_iov = iov_need(lead);
+	bool sorted = q->sd->o.policy != URT_SCHED_FIFO;
 	enum ring_kind kind = RING_MAIN;
 	struct urt_ring *r;
 	struct io_uring_sqe *sqe;
@@ -122,7 +149,15 @@ bool sched_merge_try(struct urt_core *c, struct sched_queue *q, unsigned k, stru
 	if (!q->sd->o.merge || !m || lead->len > q->sd->merge_bytes_max)
 		return false;
 	next = merge_next(q, k, lead);
-	if (!next || !merge_fits(q, m, lead, next, end, len))
+	if (next && (next->off != end || !merge_fits(q, lead, next, nr, nr_iov, len)))
+		next = NULL;
+	/* A sweep may meet a run from its top (SSTF, SCAN going down): join what precedes the lead too. */
+	if (sorted) {
+		prev = merge_prev(q, k, start);
+		if (prev && !merge_fits(q, lead, prev, nr, nr_iov, len))
+			prev = NULL;
+	}
+	if (!next && !prev)
 		return false;
 	if (dev->be->needs_big_sqe)
 		kind = RING_BIG;
@@ -137,16 +172,33 @@ bool sched_merge_try(struct urt_core *c, struct sched_queue *q, unsigned k, stru
 			return false;
 	}
 	q->merge_free = m->next;
+	while (prev) {
+		sched_take(q, prev);
+		pre[npre++] = prev;
+		nr++;
+		nr_iov += iov_need(prev);
+		len += prev->len;
+		start = prev->off;
+		prev = merge_prev(q, k, start);
+		if (prev && !merge_fits(q, lead, prev, nr, nr_iov, len))
+			prev = NULL;
+	}
 	m->nr = 0;
 	m->nr_iov = 0;
+	while (npre)
+		merge_add(m, pre[--npre]);
 	merge_add(m, lead);
-	do {
+	while (next) {
 		sched_take(q, next);
 		merge_add(m, next);
+		nr++;
+		nr_iov += iov_need(next);
 		end += next->len;
 		len += next->len;
 		next = merge_next(q, k, next);
-	} while (next && merge_fits(q, m, lead, next, end, len));
+		if (next && (next->off != end || !merge_fits(q, lead, next, nr, nr_iov, len)))
+			next = NULL;
+	}
 
 	cr = &m->req;
 	memset(cr->life, 0, sizeof(cr->life));
@@ -157,7 +209,7 @@ bool sched_merge_try(struct urt_core *c, struct sched_queue *q, unsigned k, stru
 	cr->op = m->nr_iov == 1 ? (op_reads(lead->op) ? URT_OP_READ : URT_OP_WRITE)
 			       : (op_reads(lead->op) ? URT_OP_READV : URT_OP_WRITEV);
 	cr->flags = 0;
-	cr->off = lead->off;
+	cr->off = start;
 	cr->len = len;
 	cr->buf = m->iov[0].iov_base;
 	cr->iov = m->iov;
@@ -166,7 +218,7 @@ bool sched_merge_try(struct urt_core *c, struct sched_queue *q, unsigned k, stru
 	cr->nr_rest = 0;
 	cr->done = 0;
 	cr->deadline_ns = 0;
-	cr->submit_ns = lead->submit_ns;
+	cr->submit_ns = m->members[0]->submit_ns;
 	cr->prio = (uint8_t)k;
 	cr->state = REQ_INFLIGHT;
 	cr->ring = (uint8_t)kind;
@@ -208,8 +260,8 @@ void sched_merge_done(struct urt_core *c, struct urt_req *cr, int res)
 	uint64_t left = res > 0 ? (uint64_t)res : 0;
 	bool cut = false;
 
-	URT_ASSERT(cr->merge && cr->pending == 1);
-	cr->pending = 0;
+	/* req_on_op took the command's one CQE off pending already. */
+	URT_ASSERT(cr->merge && cr->pending == 0 && cr->state == REQ_INFLIGHT);
 	cr->state = REQ_FREE;
 	sched_command_done(q, cr->prio);
 	for (uint32_t i = 0; i < m->nr; i++) {

@@ -19,8 +19,14 @@
  * complete therefore always covers that write, and a flush submitted while
  * the write is still in flight never does.
  *
- * Timing: a read or write completes its latency after submission, however
- * many others are in flight.  Flushes queue (flush_serial): a drive with a
+ * Timing (docs/sim.md, "Timing profiles"): with the ssd profile a read or
+ * write completes its latency after submission, however many others are
+ * in flight, unless `parallelism` bounds how many are served at once
+ * (sim_ssd_service: the command takes the slot that frees first).  With
+ * the hdd profile one command runs at a time (sim_hdd_service): it waits
+ * for the drive, seeks from where the last one ended, waits for its sector
+ * to come round, and transfers; the order it sees is the order of
+ * submission, which is what the runtime's scheduler decides.  Flushes queue (flush_serial): a drive with a
  * volatile cache and no power-loss protection programs its whole cache to
  * NAND on a flush and runs flushes one at a time, so a flush submitted at
  * t completes at max(t, flush_end) + flush_latency_ns, and flush_end moves
@@ -55,6 +61,7 @@
  *   write submitted             sim_prep -> sim_write_start (seq, copy, current)
  *   write completed             sim_complete -> sim_write_done (done = ++stamp)
  *   flush submitted             sim_prep: cover = stamp; sim_deadline (queue)
+ *   read or write timed         sim_prep -> sim_deadline -> sim_ssd_service / sim_hdd_service
  *   flush completed             sim_complete -> sim_persist_completed(cover)
  *   FUA / write-through write   sim_write_done -> sim_persist
  *   emulated FUA write          sim_write_done -> sim_persist_completed(its stamp)

@@ -365,3 +365,61 @@ Test(sched_short, short_merged_read_split_per_op, .init = start_short, .fini = s
 	mt_free(t);
 	urt_dev_close(dev);
 }
+
+/* Stop with ops queued in the scheduler: each is answered exactly once. */
+struct stop_run {
+	struct urt_dev *dev;
+	uint8_t *buf;
+	struct urt_io io[NOPS];
+	int res[NOPS];
+	unsigned calls[NOPS];
+};
+
+static void stop_done(struct urt_io *io, int res, void *arg)
+{
+	struct stop_run *s = arg;
+
+	s->res[io - s->io] = res;
+	s->calls[io - s->io]++;
+}
+
+static void stop_submit(void *arg)
+{
+	struct stop_run *s = arg;
+
+	/* Scattered offsets, so that most ops wait in the queue as separate commands. */
+	for (unsigned i = 0; i < NOPS; i++) {
+		urt_io_prep_write(&s->io[i], s->dev, s->buf, PG, (uint64_t)((i * 37) % 997) * PG * 2);
+		cr_assert_eq(urt_io_submit(&s->io[i], stop_done, s), 0);
+	}
+}
+
+Test(sched_stop, queued_ops_answered_once_at_stop)
+{
+	struct urt_rt *r;
+	struct urt_rt_opts o;
+	struct stop_run *s = calloc(1, sizeof(*s));
+	unsigned cancelled = 0;
+
+	urt_rt_opts_default(&o);
+	o.cpus = tests_cpu0;
+	o.ncpus = 1;
+	o.buf_region_bytes = 1u << 20;
+	o.buf_hugepages = false;
+	o.buf_allow_unregistered = true;
+	r = fx_start(&o);
+	s->dev = sim_with_sched(URT_SCHED_CSCAN, 1, 0);
+	s->buf = aligned_alloc(PG, PG);
+	fx_run(r, 0, stop_submit, s);
+	urt_rt_stop(r);
+	for (unsigned i = 0; i < NOPS; i++) {
+		cr_assert_eq(s->calls[i], 1, "op %u answered %u times", i, s->calls[i]);
+		cr_assert(s->res[i] == (int)PG || s->res[i] == -ECANCELED, "op %u: %d", i, s->res[i]);
+		cancelled += s->res[i] == -ECANCELED;
+	}
+	/* 200 us a command, depth 1: most were still queued when the stop came. */
+	cr_assert_gt(cancelled, 0);
+	urt_dev_close(s->dev);
+	free(s->buf);
+	free(s);
+}

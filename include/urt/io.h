@@ -19,6 +19,11 @@
  * transfers are resubmitted; transient errors are retried with backoff;
  * docs/runtime.md has the full table.
  *
+ * Priority and order: io.prio (enum urt_io_prio) matters on a device with
+ * a scheduler (urt_dev_sched_set in dev.h): its ops are queued per core and
+ * sent by class, expiry and the device's ordering policy, and contiguous
+ * ones are merged into one command whose result is split back per op.
+ *
  * Deadlines: when timeout_ns passes, the op is cancelled and the callback
  * gets -ETIMEDOUT once.  Block I/O already issued cannot be cancelled: the
  * runtime keeps the request until the device completes it.  If the buffer

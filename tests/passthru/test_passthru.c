@@ -455,10 +455,12 @@ Test(pt, mdts_split_2mib)
 /* --- Guest: the scheduler's merged commands across MDTS ----------------------- */
 
 #define MERGE_OPS_MAX 1024
+/* Bytes per op: 16 KiB, so that MDTS, not the 64-op cap, ends a merge. */
+#define MERGE_OP_BYTES 16384u
 
 struct merge_run {
 	struct urt_dev *dev;
-	unsigned n;		/* 4 KiB writes, contiguous on the device. */
+	unsigned n;		/* MERGE_OP_BYTES writes, contiguous on the device. */
 	bool scattered;		/* Buffers every other page: vectored commands. */
 	int res[MERGE_OPS_MAX];
 	unsigned done;
@@ -480,16 +482,17 @@ static void merge_done(struct urt_io *io, int res, void *arg)
 static void merge_body(void *p)
 {
 	struct merge_run *m = p;
-	size_t len = (size_t)m->n * 4096;
+	size_t len = (size_t)m->n * MERGE_OP_BYTES;
 	uint8_t *src = aligned_alloc(4096, 2 * len), *back = aligned_alloc(4096, len);
 	uint64_t base = 48ull << 20;
 
 	memset(&m->wq, 0, sizeof(m->wq));
 	for (unsigned i = 0; i < m->n; i++) {
-		uint8_t *b = src + (size_t)i * 4096 * (m->scattered ? 2 : 1);
+		uint8_t *b = src + (size_t)i * MERGE_OP_BYTES * (m->scattered ? 2 : 1);
+		uint64_t off = base + (uint64_t)i * MERGE_OP_BYTES;
 
-		fill(b, 4096, SEED_B, base + (uint64_t)i * 4096);
-		urt_io_prep_write(&m->io[i], m->dev, b, 4096, base + (uint64_t)i * 4096);
+		fill(b, MERGE_OP_BYTES, SEED_B, off);
+		urt_io_prep_write(&m->io[i], m->dev, b, MERGE_OP_BYTES, off);
 		m->io[i].prio = URT_PRIO_BACKGROUND;
 		if (urt_io_submit(&m->io[i], merge_done, m))
 			m->res[i] = -1000;
@@ -516,7 +519,7 @@ static void merged_across_mdts(bool scattered)
 	ns_open("512", &ns);
 	max = urt_dev_info(ns.dev)->max_io_bytes;
 	/* Two MDTS-sized commands and a bit: the merge must stop at each boundary. */
-	m->n = 2 * (max / 4096) + 3;
+	m->n = 2 * (max / MERGE_OP_BYTES) + 3;
 	if (m->n > MERGE_OPS_MAX)
 		cr_skip_test("max_io_bytes %u needs more than %u ops", max, MERGE_OPS_MAX);
 	urt_sched_opts_default(&so);
@@ -526,20 +529,20 @@ static void merged_across_mdts(bool scattered)
 	m->scattered = scattered;
 	run_interrupt(merge_body, m, NULL);
 	for (unsigned i = 0; i < m->n; i++)
-		cr_assert_eq(m->res[i], 4096, "write %u: %d (%s)", i, m->res[i], urt_strerror(m->res[i]));
-	cr_assert_eq(m->r, (ssize_t)m->n * 4096, "read back: %zd", m->r);
+		cr_assert_eq(m->res[i], (int)MERGE_OP_BYTES, "write %u: %d (%s)", i, m->res[i], urt_strerror(m->res[i]));
+	cr_assert_eq(m->r, (ssize_t)m->n * MERGE_OP_BYTES, "read back: %zd", m->r);
 	cr_assert_eq(m->bad, -1, "merged data differs at byte %zd", m->bad);
 	cr_assert_eq(urt_dev_sched_stats(ns.dev, &st), 0);
-	cr_log_info("%u writes of 4 KiB, max_io %u: %llu commands, %llu merged", m->n, max,
+	cr_log_info("%u writes of 16 KiB, max_io %u: %llu commands, %llu merged", m->n, max,
 		    (unsigned long long)st.commands, (unsigned long long)st.merged);
 	/* The writes went out merged, never past MDTS: at least ceil(total / max) commands. */
 	cr_assert_geq(st.merged, m->n - 3);
-	cr_assert_geq(st.commands, ((uint64_t)m->n * 4096 + max - 1) / max + 1);
+	cr_assert_geq(st.commands, ((uint64_t)m->n * MERGE_OP_BYTES + max - 1) / max + 1);
 	{
 		/* A merged command also holds at most 64 ops (merge_ops_max). */
-		uint64_t per = max < 64 * 4096 ? max : 64 * 4096;
+		uint64_t per = max < 64 * MERGE_OP_BYTES ? max : 64 * MERGE_OP_BYTES;
 
-		cr_assert_leq(st.commands, 1 + ((uint64_t)m->n * 4096 + per - 1) / per + 2);
+		cr_assert_leq(st.commands, 1 + ((uint64_t)m->n * MERGE_OP_BYTES + per - 1) / per + 2);
 	}
 	free(m);
 	urt_dev_close(ns.dev);

@@ -172,3 +172,12 @@ Test(sched_policy, parse_names)
 	cr_assert_eq(urt_sched_policy_parse("elevator", &p), -EINVAL);
 	cr_assert_str_eq(urt_sched_policy_name(URT_SCHED_SSTF), "sstf");
 }
+
+Test(sched_policy, ioprio_of_each_class)
+{
+	/* IOPRIO_PRIO_VALUE(class, level): RT = 1, BE = 2, IDLE = 3, class in bits 13-15. */
+	cr_assert_eq(sched_ioprio_of(URT_PRIO_URGENT, true), (1u << 13) | 4);
+	cr_assert_eq(sched_ioprio_of(URT_PRIO_URGENT, false), 2u << 13);
+	cr_assert_eq(sched_ioprio_of(URT_PRIO_NORMAL, true), (2u << 13) | 4);
+	cr_assert_eq(sched_ioprio_of(URT_PRIO_BACKGROUND, true), 3u << 13);
+}

@@ -404,7 +404,8 @@ static int opts_check(struct ub_opts *o, bool size_given, bool rwmix_given, bool
 		struct urt_sim_opts so;
 
 		if (urt_sim_opts_parse(o->target, &so))
-			return fail(err, errlen, "bad target %s: %s", o->target, urt_last_error());
+			return fail(err, errlen, "bad target %s: give sim:SIZE, e.g. sim:1G or sim:1G,hdd (%s)",
+				    o->target, urt_last_error());
 		o->size_bytes = so.size_bytes;
 	} else {
 		o->target_kind = UB_TARGET_PATH;

@@ -423,3 +423,101 @@ Test(sched_stop, queued_ops_answered_once_at_stop)
 	free(s->buf);
 	free(s);
 }
+
+/*
+ * An O_DIRECT file with registered buffers scattered in the region: the
+ * merged commands are WRITEV_FIXED / READV_FIXED where the kernel has them
+ * (urt_kernel_probe().rw_vec_fixed), else WRITEV / READV; the data must
+ * come back either way.
+ */
+struct file_run {
+	struct urt_dev *dev;
+	uint8_t *bufs[16];
+	struct urt_io io[16];
+	int res[16];
+	unsigned done;
+	bool bad;
+	struct urt_waitq wq;
+};
+
+static void file_done(struct urt_io *io, int res, void *arg)
+{
+	struct file_run *f = arg;
+
+	f->res[io - f->io] = res;
+	f->done++;
+	urt_waitq_wake_all(&f->wq);
+}
+
+static void file_pass(struct file_run *f, bool write)
+{
+	f->done = 0;
+	for (unsigned i = 0; i < 16; i++) {
+		if (write)
+			urt_io_prep_write(&f->io[i], f->dev, f->bufs[i], PG, (uint64_t)i * PG);
+		else
+			urt_io_prep_read(&f->io[i], f->dev, f->bufs[i], PG, (uint64_t)i * PG);
+		if (urt_io_submit(&f->io[i], file_done, f))
+			f->res[i] = -1000;
+	}
+	while (f->done < 16)
+		urt_waitq_wait(&f->wq);
+}
+
+static void file_body(void *arg)
+{
+	struct file_run *f = arg;
+	void *gap[16];
+
+	memset(&f->wq, 0, sizeof(f->wq));
+	for (unsigned i = 0; i < 16; i++) {
+		f->bufs[i] = urt_buf_get(PG);
+		gap[i] = urt_buf_get(PG);	/* Keeps the buffers apart: a vector, not one run. */
+		for (unsigned b = 0; b < PG; b++)
+			f->bufs[i][b] = fx_pattern(11, (uint64_t)i * PG + b);
+	}
+	file_pass(f, true);
+	for (unsigned i = 0; i < 16; i++)
+		memset(f->bufs[i], 0, PG);
+	file_pass(f, false);
+	for (unsigned i = 0; i < 16; i++) {
+		for (unsigned b = 0; b < PG; b++)
+			if (f->bufs[i][b] != fx_pattern(11, (uint64_t)i * PG + b))
+				f->bad = true;
+		urt_buf_put(f->bufs[i]);
+		urt_buf_put(gap[i]);
+	}
+}
+
+Test(sched_merge, file_registered_vectors)
+{
+	struct file_run *f = calloc(1, sizeof(*f));
+	struct urt_sched_opts sc;
+	struct urt_sched_stats st;
+	struct fx_file file;
+
+	fx_file_open(&file, 1 << 20, true);
+	f->dev = file.dev;
+	urt_sched_opts_default(&sc);
+	sc.depth_max = 1;
+	cr_assert_eq(urt_dev_sched_set(f->dev, &sc), 0);
+	fx_run(rt, 0, file_body, f);
+	for (unsigned i = 0; i < 16; i++)
+		cr_assert_eq(f->res[i], (int)PG, "op %u: %d", i, f->res[i]);
+	cr_assert(!f->bad, "data read back differs");
+	urt_dev_sched_stats(f->dev, &st);
+	cr_assert_eq(st.commands, 2, "commands %llu", (unsigned long long)st.commands);
+	cr_assert_eq(st.merged, 32);
+	{
+		struct urt_kernel_features kf;
+		struct urt_stats rs;
+
+		urt_kernel_probe(&kf);
+		urt_rt_stats(rt, 0, &rs);
+		cr_log_info("merged vectors: %s (READV_FIXED %s, region %s)",
+			    kf.rw_vec_fixed && rs.bufs_registered ? "READV_FIXED/WRITEV_FIXED" : "READV/WRITEV",
+			    kf.rw_vec_fixed ? "probed" : "absent", rs.bufs_registered ? "registered" : "not registered");
+	}
+	fx_file_close(&file);
+	free(f);
+}

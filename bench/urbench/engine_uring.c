@@ -360,8 +360,8 @@ int ub_engine_uring(struct ub_run *run)
 	} else if (run->t->kind == UB_TARGET_SIM) {
 		struct urt_sim_opts so;
 
-		/* The in-memory SSD, all zeroes at first, with no added latency. */
-		urt_sim_opts_default(&so);
+		/* The in-memory device, all zeroes at first, with the options of its path (sim.h). */
+		urt_sim_opts_parse(o->target, &so);	/* Checked by ub_opts_parse. */
 		so.size_bytes = o->size_bytes;
 		so.block_bytes = o->bs % 4096 == 0 && o->size_bytes % 4096 == 0 ? 4096 : 512;
 		ret = urt_sim_open(&so, &dev);
@@ -373,6 +373,19 @@ int ub_engine_uring(struct ub_run *run)
 			ret = -EINVAL;
 			ub_run_fail(run, ret, "--bs %u is not a multiple of %u, the block size of %s: use a multiple",
 				    o->bs, urt_dev_info(dev)->block_bytes, o->target);
+			goto err_close;
+		}
+	}
+	if (dev && o->sched_policy) {
+		struct urt_sched_opts sc;
+
+		urt_sched_opts_default(&sc);
+		sc.policy = (enum urt_sched_policy)o->sched_policy;
+		if (o->sched_depth)
+			sc.depth_max = o->sched_depth;
+		ret = urt_dev_sched_set(dev, &sc);
+		if (ret) {
+			setup_fail(run, ret, "cannot set up the I/O scheduler");
 			goto err_close;
 		}
 	}

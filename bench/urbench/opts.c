@@ -18,6 +18,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "urt/dev.h"
+#include "urt/error.h"
+#include "urt/sim.h"
+
 #include "urbench/opts.h"
 
 #include "urt/buf.h"
@@ -29,7 +33,8 @@ const char ub_usage[] =
 	"\n"
 	"TARGET is a regular file (created and filled when missing, see --size), a block\n"
 	"device, an NVMe generic char device (/dev/ngXnY, --mode passthru), sim:SIZE for the\n"
-	"simulated device, or nop (IORING_OP_NOP, no device: the CPU ceiling).\n"
+	"simulated device (sim:SIZE,hdd: the disk model, docs/sim.md), or nop (IORING_OP_NOP, no\n"
+	"device: the CPU ceiling).\n"
 	"\n"
 	"Workload:\n"
 	"  -t, --target PATH      the target (or give it as the first argument)\n"
@@ -50,6 +55,8 @@ const char ub_usage[] =
 	"      --fua              writes are FUA (RWF_DSYNC)\n"
 	"      --fsync-every N    a flush after every N writes of a worker\n"
 	"      --verify           writes write an offset signature; reads check it\n"
+	"      --sched POL[:DEPTH] the runtime's I/O scheduler on the target: none, fifo, sstf,\n"
+	"                         scan or cscan, DEPTH commands in flight per core (default none)\n"
 	"\n"
 	"Engine:\n"
 	"  -m, --mode MODE        psync | uring | passthru, the last two with modifiers\n"
@@ -335,7 +342,7 @@ static int compare_parse(const char *s, struct ub_opts *o, char *err, size_t err
 
 enum {
 	OPT_RWMIX = 256, OPT_CPUS, OPT_RAMP, OPT_SEED, OPT_DIRECT, OPT_BUFFERED, OPT_FUA, OPT_FSYNC_EVERY,
-	OPT_VERIFY, OPT_JSON, OPT_PLOT, OPT_COMPARE, OPT_PROGRESS, OPT_NO_PROGRESS,
+	OPT_VERIFY, OPT_JSON, OPT_PLOT, OPT_COMPARE, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_SCHED,
 };
 
 static const struct option long_opts[] = {
@@ -362,6 +369,7 @@ static const struct option long_opts[] = {
 	{ "compare", required_argument, NULL, OPT_COMPARE },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
+	{ "sched", required_argument, NULL, OPT_SCHED },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -393,8 +401,12 @@ static int opts_check(struct ub_opts *o, bool size_given, bool rwmix_given, bool
 	} else if (strncmp(o->target, "sim:", 4) == 0) {
 		o->target_kind = UB_TARGET_SIM;
 		o->size_given = true;
-		if (ub_size_parse(o->target + 4, &o->size_bytes) || o->size_bytes == 0)
-			return fail(err, errlen, "bad target %s: give sim:SIZE, e.g. sim:1G", o->target);
+		struct urt_sim_opts so;
+
+		if (urt_sim_opts_parse(o->target, &so))
+			return fail(err, errlen, "bad target %s: give sim:SIZE, e.g. sim:1G or sim:1G,hdd (%s)",
+				    o->target, urt_last_error());
+		o->size_bytes = so.size_bytes;
 	} else {
 		o->target_kind = UB_TARGET_PATH;
 	}
@@ -582,6 +594,24 @@ int ub_opts_parse(int argc, char **argv, struct ub_opts *o, char *err, size_t er
 		case OPT_FUA:
 			o->fua = true;
 			break;
+		case OPT_SCHED: {
+			char pol[16];
+			const char *colon = strchr(optarg, ':');
+			size_t plen = colon ? (size_t)(colon - optarg) : strlen(optarg);
+			enum urt_sched_policy p;
+
+			snprintf(pol, sizeof(pol), "%.*s", (int)(plen < sizeof(pol) ? plen : sizeof(pol) - 1), optarg);
+			if (urt_sched_policy_parse(pol, &p))
+				return fail(err, errlen, "bad --sched %s: give none, fifo, sstf, scan or cscan, "
+					    "optionally :DEPTH", optarg);
+			o->sched_policy = (int)p;
+			o->sched_depth = 0;
+			if (colon && (uint_parse(colon + 1, 65536, &v) || v == 0))
+				return fail(err, errlen, "bad --sched %s: DEPTH is 1..65536", optarg);
+			if (colon)
+				o->sched_depth = (unsigned)v;
+			break;
+		}
 		case OPT_FSYNC_EVERY:
 			if (uint_parse(optarg, UINT32_MAX, &v) || v == 0)
 				return fail(err, errlen, "bad --fsync-every %s: give a write count, more than 0", optarg);

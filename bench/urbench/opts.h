@@ -73,6 +73,8 @@ struct ub_opts {
 	uint64_t ops;			/* Measured ops in total; 0 = run for runtime_s. */
 	double ramp_s;			/* Unmeasured warm-up before the measurement. */
 	uint64_t seed;			/* Seed of the offset generators. */
+	int sched_policy;		/* --sched: enum urt_sched_policy, 0 = none (the default). */
+	unsigned sched_depth;		/* --sched POLICY:DEPTH: its depth_max, 0 = the default. */
 	bool direct;			/* O_DIRECT (true) or the page cache. */
 	struct ub_mode mode;		/* Engine and modifiers of a single run. */
 	bool fua;			/* Writes carry FUA (RWF_DSYNC). */

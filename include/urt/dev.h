@@ -27,6 +27,56 @@ URT_BEGIN_DECLS
 struct urt_dev;
 struct urt_rt;
 
+/** Ordering policy of a device's scheduler (struct urt_sched_opts). */
+enum urt_sched_policy {
+	URT_SCHED_NONE = 0,	/**< No scheduler: ops go straight to the ring (the bare fast path). */
+	URT_SCHED_FIFO,		/**< Arrival order. */
+	URT_SCHED_SSTF,		/**< Shortest seek first: the queued op nearest the head. */
+	URT_SCHED_SCAN,		/**< Elevator: sweep up, then down, by offset. */
+	URT_SCHED_CSCAN,	/**< Circular elevator: sweep up, then jump back to the lowest. */
+};
+
+/**
+ * A device's I/O scheduler: one queue per core, between urt_io_submit and
+ * the ring (docs/runtime.md, "The I/O scheduler").  Start from
+ * urt_sched_opts_default().
+ */
+struct urt_sched_opts {
+	enum urt_sched_policy policy;	/**< Ordering within a class (default FIFO). */
+	bool merge;			/**< Merge contiguous same-direction same-class ops (default true). */
+	uint32_t depth_max;		/**< Device commands in flight per core (default 32). */
+	uint32_t class_depth_max[3];	/**< Per class (enum urt_io_prio), 0 = depth_max (default 0). */
+	uint64_t expire_ns[3];		/**< Per class: a queued op older than this dispatches next,
+					 * whatever the policy (default 50 ms, 10 ms, 200 ms for NORMAL,
+					 * URGENT, BACKGROUND); 0 = no expiry (sstf may starve). */
+	uint32_t background_share;	/**< Of every this many dispatches, one goes to BACKGROUND when it
+					 * waits (default 8); 0 = background only when nothing else waits. */
+	uint32_t merge_bytes_max;	/**< Largest merged command, 0 = max_io_bytes (MDTS). */
+	uint32_t merge_ops_max;		/**< Most ops in one merged command (default 64, at most 64). */
+};
+
+/** Counters of a device's scheduler, summed over cores (urt_dev_sched_stats). */
+struct urt_sched_stats {
+	uint64_t queued;		/**< Ops that entered a queue. */
+	uint64_t dispatched;		/**< Ops that left it for the device. */
+	uint64_t commands;		/**< Device commands (SQEs) they became. */
+	uint64_t merged;		/**< Ops that went out inside a merged command. */
+	uint64_t merge_retries;		/**< Ops retried alone after a short or failed merged command. */
+	uint64_t expired;		/**< Dispatches forced by an expired op. */
+	uint64_t background_turns;	/**< Dispatches forced by the background share. */
+	uint64_t seek_bytes;		/**< Sum of |offset - previous end| over dispatched commands. */
+	uint64_t wait_ns_max;		/**< Longest time an op waited in a queue. */
+};
+
+/** Fill o with the defaults listed in struct urt_sched_opts. */
+URT_API void urt_sched_opts_default(struct urt_sched_opts *o);
+
+/** Parse "none", "fifo", "sstf", "scan" or "cscan".  0 or -EINVAL. */
+URT_API int urt_sched_policy_parse(const char *name, enum urt_sched_policy *out);
+
+/** The name of a policy ("none", "fifo", ...). */
+URT_API const char *urt_sched_policy_name(enum urt_sched_policy policy);
+
 /** How to open a device; start from urt_dev_opts_default(). */
 struct urt_dev_opts {
 	const char *backend;	/**< NULL = choose by path; or "file", "passthru", "psync". */
@@ -35,6 +85,7 @@ struct urt_dev_opts {
 	bool create;		/**< Create a regular file when missing. */
 	uint64_t size_bytes;	/**< With create: extend the file to this size. */
 	uint32_t nvme_timeout_ms;/**< passthru: device-side command timeout, 0 = driver default. */
+	const struct urt_sched_opts *sched;/**< NULL or policy NONE: no scheduler (default). */
 };
 
 /** What the backend found about a device; urt_dev_info() returns it. */
@@ -88,6 +139,21 @@ URT_API int urt_dev_error(const struct urt_dev *dev);
  * the device is registered with another runtime.
  */
 URT_API int urt_dev_register(struct urt_rt *rt, struct urt_dev *dev);
+/**
+ * Put a scheduler in front of dev (o->policy NONE, or o NULL, removes it).
+ * Call it while no I/O on the device is in flight and from outside the
+ * runtime's cores (like urt_dev_open).  0, -EINVAL (bad option, with
+ * urt_last_error set), -ENOMEM.
+ */
+URT_API int urt_dev_sched_set(struct urt_dev *dev, const struct urt_sched_opts *o);
+
+/**
+ * Sum the scheduler counters of every core into out.  Exact when no I/O is
+ * in flight on the device, or from the device's only core.  -ENOENT when the
+ * device has no scheduler.
+ */
+URT_API int urt_dev_sched_stats(const struct urt_dev *dev, struct urt_sched_stats *out);
+
 /** Undo urt_dev_register (same threading rules); 0 when not registered. */
 URT_API int urt_dev_unregister(struct urt_dev *dev);
 

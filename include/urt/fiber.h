@@ -40,6 +40,13 @@ URT_API bool urt_in_fiber(void);
 /** Let the other runnable fibers and the reactor loop run. */
 URT_API void urt_fiber_yield(void);
 
+/**
+ * Set the class (enum urt_io_prio) that urt_io_wait and the shorthands
+ * below give this fiber's ops whose prio is left NORMAL; returns the
+ * previous one.  A new fiber starts with NORMAL.  Fiber only.
+ */
+URT_API enum urt_io_prio urt_fiber_io_prio(enum urt_io_prio prio);
+
 /** Submit io and suspend until it completes.  Returns io->res or a submit error. */
 URT_API int urt_io_wait(struct urt_io *io);
 

@@ -19,6 +19,11 @@
  * transfers are resubmitted; transient errors are retried with backoff;
  * docs/runtime.md has the full table.
  *
+ * Priority and order: io.prio (enum urt_io_prio) matters on a device with
+ * a scheduler (urt_dev_sched_set in dev.h): its ops are queued per core and
+ * sent by class, expiry and the device's ordering policy, and contiguous
+ * ones are merged into one command whose result is split back per op.
+ *
  * Deadlines: when timeout_ns passes, the op is cancelled and the callback
  * gets -ETIMEDOUT once.  Block I/O already issued cannot be cancelled: the
  * runtime keeps the request until the device completes it.  If the buffer
@@ -66,6 +71,20 @@ enum urt_io_flags {
 	URT_IO_MORE = 1u << 7,		/**< Set by urt on a multishot result: more will follow. */
 };
 
+/**
+ * Priority class of an op (struct urt_io.prio).  On a device with a
+ * scheduler (urt_dev_sched_set) higher classes dispatch first, BACKGROUND
+ * keeps a bounded share, and every queued op has an expiry; the class is
+ * also the SQE's ioprio (RT, BE, IDLE) so the kernel's scheduler sees it.
+ * Without a scheduler the class is ignored.
+ */
+enum urt_io_prio {
+	URT_PRIO_NORMAL = 0,	/**< Foreground reads and writes (the default; ioprio BE). */
+	URT_PRIO_URGENT,	/**< Log writes and their flushes (ioprio RT, or BE 0 without CAP_SYS_NICE). */
+	URT_PRIO_BACKGROUND,	/**< Checkpoint and eviction writes (ioprio IDLE). */
+	URT_PRIO_COUNT,		/**< Number of classes (not a class). */
+};
+
 /** Completion callback: runs once on the submitting core with the final result res. */
 typedef void (*urt_io_cb)(struct urt_io *io, int res, void *arg);
 
@@ -77,7 +96,8 @@ struct urt_io {
 	int32_t res;		/**< Final result, also passed to the callback. */
 	int32_t fd;		/**< ACCEPT/RECV/SEND: the socket. */
 	uint16_t buf_id;	/**< RECV multishot: the provided buffer holding the data. */
-	uint16_t reserved;	/**< Zero. */
+	uint8_t prio;		/**< enum urt_io_prio (prep sets NORMAL; set it after prep). */
+	uint8_t reserved;	/**< Zero. */
 	struct urt_dev *dev;	/**< Target device (NULL for NOP and TIMEOUT). */
 	union {
 		void *buf;		/**< READ/WRITE buffer. */

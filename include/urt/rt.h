@@ -198,6 +198,7 @@ struct urt_kernel_features {
 	bool msg_ring;		/**< IORING_OP_MSG_RING supported. */
 	bool uring_cmd;		/**< IORING_OP_URING_CMD supported. */
 	bool link_timeout;	/**< IORING_OP_LINK_TIMEOUT supported. */
+	bool rw_vec_fixed;	/**< IORING_OP_READV_FIXED and WRITEV_FIXED supported (6.15). */
 };
 /** Probe the running kernel once (cached) and copy the result; returns 0.  Any thread. */
 URT_API int urt_kernel_probe(struct urt_kernel_features *out);

@@ -49,6 +49,12 @@ struct urt_dev;
 /** A fault count meaning "every matching command, until cleared". */
 #define URT_SIM_FOREVER UINT32_MAX
 
+/** Timing model of a simulated device (docs/sim.md). */
+enum urt_sim_profile {
+	URT_SIM_SSD = 0,	/**< Fixed latencies, `parallelism` commands served at once. */
+	URT_SIM_HDD,		/**< One command at a time: seek, rotation and transfer. */
+};
+
 /** Options of a simulated device; start from urt_sim_opts_default(). */
 struct urt_sim_opts {
 	uint64_t size_bytes;		/**< Capacity, a multiple of block_bytes (default 64 MiB). */
@@ -69,6 +75,14 @@ struct urt_sim_opts {
 					 * true); false: concurrent flushes overlap freely. */
 	uint32_t cache_entries_max;	/**< Cached writes before the oldest is evicted (default 4096). */
 	uint64_t cache_bytes_max;	/**< Cached bytes before the oldest is evicted (default 16 MiB). */
+	enum urt_sim_profile profile;	/**< Timing model (default URT_SIM_SSD). */
+	uint32_t parallelism;		/**< SSD: reads and writes served at once; later ones wait for a
+					 * free slot (0 = unbounded, the default). */
+	uint64_t hdd_seek_track_ns;	/**< HDD: seek to the next track (default 0.8 ms). */
+	uint64_t hdd_seek_full_ns;	/**< HDD: full-stroke seek (default 18 ms); the curve is a square
+					 * root up to 40% of the stroke, then linear, with one slope. */
+	uint32_t hdd_rpm;		/**< HDD: spindle speed (default 7200). */
+	uint32_t hdd_track_bytes;	/**< HDD: bytes per track (default 1 MiB: 126 MB/s at 7200 rpm). */
 };
 
 /** Faults that urt_sim_inject arms. */
@@ -101,6 +115,12 @@ struct urt_sim_stats {
 	uint64_t crash_dropped;		/**< At the crash: cached writes of which no sector landed. */
 	uint64_t crash_applied;		/**< At the crash: cached writes of which every sector landed. */
 	uint64_t crash_torn;		/**< At the crash: cached writes of which some sectors landed. */
+	uint64_t seek_bytes;		/**< HDD: head travel, bytes of offset, summed over commands. */
+	uint64_t seek_ns;		/**< HDD: time spent seeking. */
+	uint64_t rotate_ns;		/**< HDD: time spent waiting for the sector to come round. */
+	uint64_t transfer_ns;		/**< HDD: time spent transferring. */
+	uint64_t slot_waits;		/**< Commands that waited for the head (HDD) or a free slot (SSD). */
+	uint64_t slot_wait_ns;		/**< Total time they waited. */
 };
 
 /** A write-type or flush command, as passed to the hook. */
@@ -126,11 +146,21 @@ typedef bool (*urt_sim_hook_fn)(void *arg, const struct urt_sim_cmd *cmd);
 URT_API void urt_sim_opts_default(struct urt_sim_opts *o);
 
 /**
+ * Parse the options of a "sim:" path into o (which it first resets to the
+ * defaults): "sim:SIZE[,KEY[=VALUE]]...", SIZE with an optional K, M or G,
+ * keys hdd, ssd, par=N (parallelism), read_us=, write_us=, flush_us=,
+ * rpm=, seek_ms= (full stroke).  For example "sim:1G,hdd" or
+ * "sim:256M,ssd,par=4,write_us=100,flush_us=1000".  0 or -EINVAL with
+ * urt_last_error() naming the bad part.
+ */
+URT_API int urt_sim_opts_parse(const char *path, struct urt_sim_opts *o);
+
+/**
  * Open a sim device with an all-zero image.  NULL o means the defaults.
  * Returns 0, -EINVAL for an inconsistent option (urt_last_error() says
  * which), or -ENOMEM.  urt_dev_open("sim:SIZE", opts with backend "sim" or
  * NULL) opens one too, with default options and SIZE bytes (suffixes K, M, G
- * accepted).  Close it with urt_dev_close.
+ * accepted, and the options of urt_sim_opts_parse).  Close it with urt_dev_close.
  */
 URT_API int urt_sim_open(const struct urt_sim_opts *o, struct urt_dev **out);
 

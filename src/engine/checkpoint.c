@@ -112,6 +112,7 @@ static int ckpt_write_page(struct urt_ps *ps, struct ckpt_ctx *c, struct frame *
 	f->pins++;
 	urt_io_prep_write(&w->io, ps->dev, ps->ckpt_bufs[w - c->w], ps->page_size,
 			  ps->base + disk_page_off(ps, f->pgno));
+	w->io.prio = URT_PRIO_BACKGROUND;	/* Sorted and merged by the device's scheduler, behind the log. */
 	ret = urt_io_submit(&w->io, ckpt_write_done, c);
 	if (ret) {
 		pool_unpin(ps, f);

@@ -128,11 +128,16 @@ static void hash_remove(struct urt_ps *ps, struct frame *f)
 int pool_write_home(struct urt_ps *ps, struct frame *f, uint8_t *scratch)
 {
 	uint8_t *p = scratch ? scratch : f->data;
+	enum urt_io_prio prev;
+	int ret;
 
 	if (scratch)
 		memcpy(scratch, f->data, ps->page_size);
 	page_seal(p, ps->page_size, f->pgno, f->page_lsn);
-	return disk_write(ps, p, ps->page_size, disk_page_off(ps, f->pgno), false);
+	prev = urt_fiber_io_prio(URT_PRIO_BACKGROUND);	/* Eviction writes yield to the log. */
+	ret = disk_write(ps, p, ps->page_size, disk_page_off(ps, f->pgno), false);
+	urt_fiber_io_prio(prev);
+	return ret;
 }
 
 /*

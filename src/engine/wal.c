@@ -250,6 +250,7 @@ static void writer_main(void *arg)
 {
 	struct urt_ps *ps = arg;
 
+	urt_fiber_io_prio(URT_PRIO_URGENT);	/* Log writes and their flushes go first (runtime sched). */
 	for (;;) {
 		struct batch *b = ps->fill;
 		uint64_t span, wspan;

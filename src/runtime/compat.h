@@ -27,4 +27,12 @@
 #define IORING_TIMEOUT_ETIME_SUCCESS (1U << 5)
 #endif
 
+/* Vectored reads and writes from registered buffers (6.15); opcode numbers of the kernel UAPI. */
+#define URT_IORING_OP_READV_FIXED 60
+#define URT_IORING_OP_WRITEV_FIXED 61
+#ifndef IORING_OP_READV_FIXED
+#define IORING_OP_READV_FIXED URT_IORING_OP_READV_FIXED
+#define IORING_OP_WRITEV_FIXED URT_IORING_OP_WRITEV_FIXED
+#endif
+
 #endif /* URT_RUNTIME_COMPAT_H */

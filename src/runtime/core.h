@@ -82,6 +82,7 @@ enum req_state {
 	REQ_INFLIGHT,	/* Op CQE pending. */
 	REQ_BACKOFF,	/* Sleeping before a retry, or answered at prep and waiting for its timers. */
 	REQ_HELD,	/* Fault injection holds its completion. */
+	REQ_QUEUED,	/* Waiting in its device's scheduler queue (sched/queue.c). */
 	REQ_STATES,
 };
 
@@ -125,6 +126,9 @@ struct urt_req {
 			bool timer_remove_sent;	/* A TIMEOUT_REMOVE for the standalone timer is out. */
 			bool hold_expired;	/* Fault DELAY: the hold timer fired. */
 			bool queued;		/* Linked in core->backlog. */
+			bool merge;		/* A scheduler's merged command (sched/merge.c), not a caller's op. */
+			bool sched_on;		/* Holds a depth unit of its device's scheduler until freed. */
+			bool no_merge;		/* Goes out alone (a retry after a short or failed merge). */
 		};
 		uint64_t life[2];	/* The fields above as two words, for req_take. */
 	};
@@ -145,10 +149,15 @@ struct urt_req {
 	struct __kernel_timespec ts2;	/* Second timespec (backoff). */
 	struct iovec iov_copy[1];	/* A partly transferred vector entry being resumed. */
 	uint64_t be[6];		/* Backend scratch (passthrough command state). */
+	/* The device scheduler (sched/), for ops on a device that has one. */
+	TAILQ_ENTRY(urt_req) sched_link;/* Arrival order in its class queue; merge: member list. */
+	uint64_t sched_seq;	/* Arrival number in its queue (ties of the offset policies). */
+	uint32_t sched_epoch;	/* Flush/FUA barriers queued before it: merges stay in one epoch. */
+	uint8_t prio;		/* enum urt_io_prio. */
 } __attribute__((aligned(64)));
 
 _Static_assert(__builtin_offsetof(struct urt_req, life) == 64, "the hot fields fill the first cache line");
-_Static_assert(sizeof(((struct urt_req *)0)->life) >= __builtin_offsetof(struct urt_req, queued) + 1 -
+_Static_assert(sizeof(((struct urt_req *)0)->life) >= __builtin_offsetof(struct urt_req, no_merge) + 1 -
 	       __builtin_offsetof(struct urt_req, life), "life covers every lifecycle field");
 _Static_assert(_Alignof(struct urt_req) >= 8, "tag bits need 8-byte alignment");
 _Static_assert(_Alignof(struct urt_io) >= 8, "a bare op's user_data is its urt_io with a tag");
@@ -185,6 +194,7 @@ struct urt_fiber {
 	bool io_done;			/* That op completed. */
 	bool runnable;			/* On the run queue. */
 	bool exited;			/* fn returned: recycle. */
+	uint8_t io_prio;		/* Class urt_io_wait gives ops left NORMAL (urt_fiber_io_prio). */
 };
 
 /* The registered buffer region of one core, see buf.c. */
@@ -254,6 +264,7 @@ struct urt_core {
 	int start_err;			/* Setup result reported to urt_rt_start. */
 	char start_msg[512];		/* urt_last_error() of a failed setup. */
 	struct urt_stats stats;		/* Counters (own thread only). */
+	TAILQ_HEAD(, sched_queue) sched_busy;/* Scheduler queues of this core holding ops (sched/). */
 };
 
 struct urt_rt {
@@ -289,6 +300,7 @@ static inline struct urt_core *core_self(void)
 #include "runtime/fault.h"
 #include "runtime/fiber/fiber.h"
 #include "runtime/net.h"
+#include "runtime/sched/sched.h"
 #include "runtime/req.h"
 #include "runtime/ring.h"
 #include "runtime/xcore/msg.h"

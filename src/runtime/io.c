@@ -11,7 +11,7 @@
  * Most ops need nothing beyond what their urt_io already holds.  An op is
  * bare when it has no deadline, fault injection is off, it is not
  * multishot, and it is a NOP, or a READ/WRITE of at most max_io_bytes on
- * the main ring whose backend fills the SQE without a request (prep_rw)
+ * the main ring of a device without a scheduler (sched/) whose backend fills the SQE without a request (prep_rw)
  * and has no complete hook.  A bare op takes no request:
  *
  *   submit  its SQE's user_data is the urt_io tagged UD_TAG_BARE, and
@@ -139,6 +139,10 @@ static int io_validate(struct urt_core *c, const struct urt_io *io)
 
 	if (io->op >= URT_OP_COUNT) {
 		urt_set_error("unknown op %u", io->op);
+		return -EINVAL;
+	}
+	if (io->prio >= URT_PRIO_COUNT) {
+		urt_set_error("unknown priority class %u", io->prio);
 		return -EINVAL;
 	}
 	if (io->op == URT_OP_NOP || io->op == URT_OP_TIMEOUT)
@@ -287,7 +291,7 @@ static inline bool io_bare_ok(const struct urt_core *c, const struct urt_io *io,
 		return false;
 	if (op == URT_OP_NOP)
 		return true;
-	return (op == URT_OP_READ || op == URT_OP_WRITE) && dev->be->prep_rw && !dev->be->complete &&
+	return (op == URT_OP_READ || op == URT_OP_WRITE) && dev->be->prep_rw && !dev->be->complete && !dev->sched &&
 	       !dev->be->needs_big_sqe && !(c->rings[RING_POLL].ready && dev->info.poll_capable) &&
 	       io->len <= dev->info.max_io_bytes;
 }

@@ -72,6 +72,8 @@ static void probe_once(void)
 		features.msg_ring = io_uring_opcode_supported(pr, IORING_OP_MSG_RING);
 		features.uring_cmd = io_uring_opcode_supported(pr, IORING_OP_URING_CMD);
 		features.link_timeout = io_uring_opcode_supported(pr, IORING_OP_LINK_TIMEOUT);
+		features.rw_vec_fixed = io_uring_opcode_supported(pr, URT_IORING_OP_READV_FIXED) &&
+					io_uring_opcode_supported(pr, URT_IORING_OP_WRITEV_FIXED);
 		io_uring_free_probe(pr);
 	}
 }

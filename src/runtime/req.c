@@ -32,6 +32,10 @@
  *   any but HELD             BACKOFF     req_prep_failed (answered; only timers remain)
  *   INFLIGHT                 HELD        req_hold (fault DELAY)
  *   HELD                     INFLIGHT    req_held_release
+ *   FREE                     QUEUED      req_start (a device with a scheduler: sched_enqueue)
+ *   QUEUED                   INFLIGHT    req_issue (from sched_dispatch_all), req_member_start
+ *                                        (a merged command), req_cancel, req_cancel_all
+ *   QUEUED                   BACKLOG     backlog_push (dispatched without SQ room)
  *   BACKLOG, INFLIGHT,       FREE        req_put (from req_maybe_free: answered, no CQE
  *   BACKOFF                              pending, not linked in the backlog)
  *
@@ -85,13 +89,11 @@
 #include "runtime/core.h"
 #include "base/mem.h"
 
-static void req_issue(struct urt_core *c, struct urt_req *req);
-
 #define REQ_BIT(state) (1u << (state))
 
 /* The transition table of the design notes: req_next_state[from] has bit `to`. */
 static const uint8_t req_next_state[REQ_STATES] = {
-	[REQ_FREE] = REQ_BIT(REQ_INFLIGHT) | REQ_BIT(REQ_BACKLOG) | REQ_BIT(REQ_BACKOFF),
+	[REQ_FREE] = REQ_BIT(REQ_INFLIGHT) | REQ_BIT(REQ_BACKLOG) | REQ_BIT(REQ_BACKOFF) | REQ_BIT(REQ_QUEUED),
 	[REQ_BACKLOG] = REQ_BIT(REQ_BACKLOG) | REQ_BIT(REQ_INFLIGHT) | REQ_BIT(REQ_BACKOFF) |
 			REQ_BIT(REQ_FREE),
 	[REQ_INFLIGHT] = REQ_BIT(REQ_INFLIGHT) | REQ_BIT(REQ_BACKLOG) | REQ_BIT(REQ_BACKOFF) |
@@ -99,7 +101,9 @@ static const uint8_t req_next_state[REQ_STATES] = {
 	[REQ_BACKOFF] = REQ_BIT(REQ_INFLIGHT) | REQ_BIT(REQ_BACKLOG) | REQ_BIT(REQ_BACKOFF) |
 			REQ_BIT(REQ_FREE),
 	[REQ_HELD] = REQ_BIT(REQ_INFLIGHT),
+	[REQ_QUEUED] = REQ_BIT(REQ_INFLIGHT) | REQ_BIT(REQ_BACKLOG) | REQ_BIT(REQ_BACKOFF),
 };
+_Static_assert(REQ_STATES <= 8, "req_next_state holds one bit per state");
 
 static void req_set_state(struct urt_req *req, enum req_state to)
 {
@@ -133,7 +137,8 @@ void req_pool_exit(struct urt_core *c)
 /* Recycle req once invariant R1 allows it. */
 static void req_maybe_free(struct urt_core *c, struct urt_req *req)
 {
-	if (!req->io && req->pending == 0 && req->state != REQ_HELD && req->state != REQ_FREE && !req->queued)
+	if (!req->io && req->pending == 0 && req->state != REQ_HELD && req->state != REQ_FREE &&
+	    req->state != REQ_QUEUED && !req->queued)
 		req_put(c, req);
 }
 
@@ -260,7 +265,7 @@ static void req_prep_failed(struct urt_core *c, struct urt_ring *r, struct urt_r
  * Put req's (remaining) op on its ring, with its deadline.  Requests that
  * find no SQ room wait in the backlog; their order is kept.
  */
-static void req_issue(struct urt_core *c, struct urt_req *req)
+void req_issue(struct urt_core *c, struct urt_req *req)
 {
 	enum ring_kind kind;
 	struct urt_ring *r;
@@ -328,6 +333,8 @@ static void req_issue(struct urt_core *c, struct urt_req *req)
 		}
 		ring_count_dev_sqe(c, req->dev, sqe);
 	}
+	if (req->dev && req->dev->sched)
+		sched_set_ioprio(req->dev, sqe, req->prio);
 	req->seg = (uint64_t)n;
 	req->op_ud = (uint64_t)(uintptr_t)req | UD_TAG_OP;
 	io_uring_sqe_set_data64(sqe, req->op_ud);
@@ -563,7 +570,7 @@ static void req_on_op(struct urt_core *c, struct urt_req *req, int32_t res, cons
 	if (!req->stalled && req->dev && req->dev->be->complete)
 		res = req->dev->be->complete(req->dev, req, res, cqe);
 	req->stalled = false;
-	fault = c->faults_on && req->io && !c->stopping ? fault_pick(c, req->op) : 0;
+	fault = c->faults_on && (req->io || req->merge) && !c->stopping ? fault_pick(c, req->op) : 0;
 	switch (fault) {
 	case URT_FAULT_EIO:
 		res = -EIO;
@@ -581,10 +588,16 @@ static void req_on_op(struct urt_core *c, struct urt_req *req, int32_t res, cons
 		}
 		break;
 	case URT_FAULT_DELAY:
+		if (req->merge)
+			break;	/* A merged command is not a caller's op: its members are held when retried. */
 		req_hold(c, req, res);
 		return;
 	default:
 		break;
+	}
+	if (req->merge) {
+		sched_merge_done(c, req, res);
+		return;
 	}
 	req_result(c, req, res);
 }
@@ -671,6 +684,11 @@ void req_cancel_all(struct urt_core *c)
 		r->inflight++;
 	}
 	/* Requests waiting in user space never reached the kernel. */
+	while ((req = sched_pop_any(c))) {
+		req_set_state(req, REQ_INFLIGHT);
+		req_deliver(c, req, -ECANCELED);
+		req_maybe_free(c, req);
+	}
 	while ((req = STAILQ_FIRST(&c->backlog))) {
 		STAILQ_REMOVE_HEAD(&c->backlog, link);
 		req->queued = false;
@@ -688,6 +706,10 @@ void req_cancel(struct urt_core *c, struct urt_req *req)
 		req_send_cancel(c, req, UD_TAG_OP);
 		return;
 	}
+	if (req->state == REQ_QUEUED) {
+		sched_remove(c, req);
+		req_set_state(req, REQ_INFLIGHT);
+	}
 	if (req->state == REQ_BACKLOG) {
 		URT_ASSERT(req->queued);
 		STAILQ_REMOVE(&c->backlog, req, urt_req, link);
@@ -704,8 +726,51 @@ int req_start(struct urt_core *c, struct urt_req *req)
 {
 	if (c->faults_on && fault_pick_submit(c, req->op) == URT_FAULT_STALL)
 		req->stalled = true;
+	if (req->dev && req->dev->sched && sched_takes(req)) {
+		req_set_state(req, REQ_QUEUED);
+		sched_enqueue(c, req);
+		return 0;
+	}
 	req_issue(c, req);
 	return 0;
+}
+
+/*
+ * A queued op leaves inside the merged command cr (sched/merge.c): it is
+ * on cr's ring and waits for one CQE, its share of cr's.
+ */
+void req_member_start(struct urt_core *c, struct urt_req *req, const struct urt_req *cr)
+{
+	(void)c;
+	req_set_state(req, REQ_INFLIGHT);
+	req->ring = cr->ring;
+	req->op_ud = cr->op_ud;
+	req->seg = req->len;
+	req->pending++;
+}
+
+/* Its share of the merged command's result: handled as its own op's result. */
+void req_member_end(struct urt_core *c, struct urt_req *req, int res)
+{
+	URT_ASSERT(req->state == REQ_INFLIGHT && req->pending > 0);
+	req->pending--;
+	req_result(c, req, res);
+}
+
+/* The merged command failed or fell short before req's part: req goes again, alone. */
+void req_member_retry(struct urt_core *c, struct urt_req *req)
+{
+	struct sched_queue *q = req->dev->sched->q[c->index];
+
+	URT_ASSERT(req->state == REQ_INFLIGHT && req->pending > 0);
+	req->pending--;
+	req->no_merge = true;
+	c->stats.retried++;
+	/* It was admitted once: it takes its depth unit without queueing again (queue.c Q3). */
+	req->sched_on = true;
+	q->inflight++;
+	q->cls[req->prio].inflight++;
+	req_issue(c, req);
 }
 
 /*

@@ -80,6 +80,7 @@ static inline void req_bind_io(struct urt_req *req, struct urt_io *io)
 	req->buf = io->buf;
 	req->off = io->off;
 	req->len = io->len;
+	req->prio = io->prio;
 	io->priv = req;
 }
 
@@ -90,6 +91,8 @@ static inline void req_put(struct urt_core *c, struct urt_req *req)
 		   req->pending == 0);
 	if (req->buf_ref)
 		buf_unref(c, req->buf_ref_ptr);
+	if (req->sched_on)
+		sched_put(c, req);
 	req->state = REQ_FREE;
 	req->next = c->req_free;
 	c->req_free = req;
@@ -157,6 +160,10 @@ static inline bool bare_complete(struct urt_core *c, struct urt_io *io, int32_t 
 
 /* req.c */
 int req_start(struct urt_core *c, struct urt_req *req);
+void req_issue(struct urt_core *c, struct urt_req *req);
+void req_member_start(struct urt_core *c, struct urt_req *req, const struct urt_req *cr);
+void req_member_end(struct urt_core *c, struct urt_req *req, int res);
+void req_member_retry(struct urt_core *c, struct urt_req *req);
 void req_bare_slow(struct urt_core *c, struct urt_io *io, int32_t res, const struct io_uring_cqe *cqe);
 void req_bare_cancel(struct urt_core *c, struct urt_io *io);
 void req_cancel(struct urt_core *c, struct urt_req *req);

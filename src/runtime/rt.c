@@ -18,7 +18,8 @@
  * One loop iteration:
  *   1. drain posted functions          (msg_drain)
  *   2. run runnable fibers             (fiber_run_ready)
- *   3. retry ops waiting for SQ space  (req_backlog_flush)
+ *   3. retry ops waiting for SQ space  (req_backlog_flush), then send
+ *      what the device schedulers let go (sched_dispatch_all, sched/)
  *   4. submit everything queued in 1-3 and, if nothing is runnable, wait
  *      (ring_wait: one io_uring_enter per ring with work, usually one)
  *   5. reap CQEs into a local batch, then run completions (ring_reap)
@@ -136,6 +137,8 @@ static void core_loop(struct urt_core *c)
 		fiber_run_ready(c);
 		if (!STAILQ_EMPTY(&c->backlog))
 			req_backlog_flush(c);
+		if (!TAILQ_EMPTY(&c->sched_busy))
+			sched_dispatch_all(c);
 		if (c->held)
 			req_held_release(c, false);
 		if (!c->stopping && atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
@@ -354,6 +357,7 @@ URT_API int urt_rt_start(const struct urt_rt_opts *opts, struct urt_rt **out)
 		c->wake_efd = -1;
 		c->arena = -1;
 		STAILQ_INIT(&c->backlog);
+		TAILQ_INIT(&c->sched_busy);
 		STAILQ_INIT(&c->run_q);
 		pthread_mutex_init(&c->ext_lock, NULL);
 		atomic_init(&c->accepting, true);

@@ -58,6 +58,7 @@ struct crash_state {
 	uint32_t hist[NPAGES][HIST_MAX];/* Write-lock order per page. */
 	uint32_t nhist[NPAGES];		/* Entries of hist. */
 	unsigned live;			/* Committer fibers still running. */
+	bool sched;			/* Every device gets a scheduler that merges (cscan, depth 4). */
 	struct urt_waitq done_wq;	/* The driver waits here for them. */
 	bool sync_flush;		/* Use the flush policy instead of FUA. */
 	uint64_t crash_cmds;		/* Commands before the crash of this round. */
@@ -294,11 +295,26 @@ static void decide(struct crash_state *s)
 }
 
 /* One iteration: format, then ROUNDS times: work, crash, reopen, recover, verify. */
+/* The scheduler variant: checkpoint and eviction writes are sorted and merged. */
+static void sched_attach(struct crash_state *s)
+{
+	struct urt_sched_opts o;
+
+	if (!s->sched)
+		return;
+	urt_sched_opts_default(&o);
+	o.policy = URT_SCHED_CSCAN;
+	o.depth_max = 4;
+	if (urt_dev_sched_set(s->dev, &o))
+		abort();
+}
+
 static void iteration(void *arg)
 {
 	struct crash_state *s = arg;
 	int ret;
 
+	sched_attach(s);
 	ret = open_store(s, true);
 	if (ret) {
 		psx_failf(&s->fail, "seed %llu: format: %s", (unsigned long long)s->seed,
@@ -336,6 +352,7 @@ static void iteration(void *arg)
 		}
 		s->devs[s->ndevs++] = next;
 		s->dev = next;
+		sched_attach(s);
 		if (rnd(s) % 4 == 0) {
 			/* A crash inside recovery (its replay write-back or checkpoint). */
 			urt_sim_crash_after(s->dev, 1 + rnd(s) % 6);
@@ -354,6 +371,7 @@ static void iteration(void *arg)
 				}
 				s->devs[s->ndevs++] = next;
 				s->dev = next;
+				sched_attach(s);
 				ret = open_store(s, false);
 			}
 		} else {
@@ -389,15 +407,15 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
 	return v && *v ? strtoull(v, NULL, 0) : dflt;
 }
 
-Test(crash, random_crash_points, .timeout = 600)
+static void run_crash(bool sched, uint64_t iters_default)
 {
 	struct urt_rt *rt = psx_start();
 	bool soak = env_u64("URT_SOAK", 0) != 0;
 	uint64_t one = env_u64("URT_SEED", 0);
-	uint64_t iters = one ? 1 : env_u64("URT_CRASH_ITERS", soak ? 200000 : 5000);
+	uint64_t iters = one ? 1 : env_u64("URT_CRASH_ITERS", soak ? 200000 : iters_default);
 	uint64_t first = one ? one : 1;
 	struct crash_state *s = malloc(sizeof(*s));
-	uint64_t acked = 0, crashes = 0, replayed = 0, rec_crashes = 0;
+	uint64_t acked = 0, crashes = 0, replayed = 0, rec_crashes = 0, merged = 0;
 	uint64_t t0, t1;
 
 	cr_assert(s);
@@ -409,11 +427,17 @@ Test(crash, random_crash_points, .timeout = 600)
 		s->txid_next = 1;
 		s->sync_flush = seed & 1;
 		s->page_size = seed % 4 == 3 ? 8192 : 4096;
+		s->sched = sched;
 		s->dev = psx_sim(DEV_BYTES, seed);
 		s->devs[s->ndevs++] = s->dev;
 		psx_run(rt, iteration, s);
-		for (unsigned i = 0; i < s->ndevs; i++)
+		for (unsigned i = 0; i < s->ndevs; i++) {
+			struct urt_sched_stats st;
+
+			if (urt_dev_sched_stats(s->devs[i], &st) == 0)
+				merged += st.merged;
 			urt_dev_close(s->devs[i]);
+		}
 		cr_assert_eq(s->fail.failed, 0, "%s (rerun with URT_SEED=%llu)", s->fail.msg,
 			     (unsigned long long)seed);
 		acked += s->acked;
@@ -432,8 +456,23 @@ Test(crash, random_crash_points, .timeout = 600)
 		"checked, %llu page images replayed\n", (unsigned long long)crashes,
 		(unsigned long long)rec_crashes, (unsigned long long)acked,
 		(unsigned long long)replayed);
-	/* The default run must place at least 10,000 crash points. */
-	cr_expect_geq(crashes, one || getenv("URT_CRASH_ITERS") ? ROUNDS * iters : 10000,
+	if (sched)
+		fprintf(stderr, "crash: %llu ops went out in merged commands\n", (unsigned long long)merged);
+	/* The default run must place at least 10,000 crash points (600 with the scheduler). */
+	if (sched)
+		cr_expect_gt(merged, 0, "the scheduler never merged a write: the variant tested nothing new");
+	cr_expect_geq(crashes, one || getenv("URT_CRASH_ITERS") ? ROUNDS * iters : ROUNDS * iters_default,
 		      "fewer crash points than required");
 	cr_expect_gt(acked, 0, "no commit was ever acknowledged: the workload did nothing");
+}
+
+Test(crash, random_crash_points, .timeout = 600)
+{
+	run_crash(false, 5000);
+}
+
+/* The same with merged checkpoint and eviction writes: a torn merged write tears per sector. */
+Test(crash, random_crash_points_merged, .timeout = 600)
+{
+	run_crash(true, 300);
 }

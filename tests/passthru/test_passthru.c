@@ -452,6 +452,105 @@ Test(pt, mdts_split_2mib)
 	urt_dev_close(ns.dev);
 }
 
+/* --- Guest: the scheduler's merged commands across MDTS ----------------------- */
+
+#define MERGE_OPS_MAX 1024
+/* Bytes per op: 16 KiB, so that MDTS, not the 64-op cap, ends a merge. */
+#define MERGE_OP_BYTES 16384u
+
+struct merge_run {
+	struct urt_dev *dev;
+	unsigned n;		/* MERGE_OP_BYTES writes, contiguous on the device. */
+	bool scattered;		/* Buffers every other page: vectored commands. */
+	int res[MERGE_OPS_MAX];
+	unsigned done;
+	ssize_t r;		/* The read back. */
+	ssize_t bad;		/* First differing byte, -1 when equal. */
+	struct urt_io io[MERGE_OPS_MAX];
+	struct urt_waitq wq;
+};
+
+static void merge_done(struct urt_io *io, int res, void *arg)
+{
+	struct merge_run *m = arg;
+
+	m->res[io - m->io] = res;
+	m->done++;
+	urt_waitq_wake_all(&m->wq);
+}
+
+static void merge_body(void *p)
+{
+	struct merge_run *m = p;
+	size_t len = (size_t)m->n * MERGE_OP_BYTES;
+	uint8_t *src = aligned_alloc(4096, 2 * len), *back = aligned_alloc(4096, len);
+	uint64_t base = 48ull << 20;
+
+	memset(&m->wq, 0, sizeof(m->wq));
+	for (unsigned i = 0; i < m->n; i++) {
+		uint8_t *b = src + (size_t)i * MERGE_OP_BYTES * (m->scattered ? 2 : 1);
+		uint64_t off = base + (uint64_t)i * MERGE_OP_BYTES;
+
+		fill(b, MERGE_OP_BYTES, SEED_B, off);
+		urt_io_prep_write(&m->io[i], m->dev, b, MERGE_OP_BYTES, off);
+		m->io[i].prio = URT_PRIO_BACKGROUND;
+		if (urt_io_submit(&m->io[i], merge_done, m))
+			m->res[i] = -1000;
+		else
+			m->res[i] = 1;
+	}
+	while (m->done < m->n)
+		urt_waitq_wait(&m->wq);
+	memset(back, 0, len);
+	m->r = urt_read(m->dev, back, len, base);
+	m->bad = mismatch(back, len, SEED_B, base);
+	free(src);
+	free(back);
+}
+
+static void merged_across_mdts(bool scattered)
+{
+	struct urt_sched_opts so;
+	struct urt_sched_stats st;
+	struct merge_run *m = calloc(1, sizeof(*m));
+	uint32_t max;
+	struct ns ns;
+
+	ns_open("512", &ns);
+	max = urt_dev_info(ns.dev)->max_io_bytes;
+	/* Two MDTS-sized commands and a bit: the merge must stop at each boundary. */
+	m->n = 2 * (max / MERGE_OP_BYTES) + 3;
+	if (m->n > MERGE_OPS_MAX)
+		cr_skip_test("max_io_bytes %u needs more than %u ops", max, MERGE_OPS_MAX);
+	urt_sched_opts_default(&so);
+	so.depth_max = 1;
+	cr_assert_eq(urt_dev_sched_set(ns.dev, &so), 0, "%s", urt_last_error());
+	m->dev = ns.dev;
+	m->scattered = scattered;
+	run_interrupt(merge_body, m, NULL);
+	for (unsigned i = 0; i < m->n; i++)
+		cr_assert_eq(m->res[i], (int)MERGE_OP_BYTES, "write %u: %d (%s)", i, m->res[i], urt_strerror(m->res[i]));
+	cr_assert_eq(m->r, (ssize_t)m->n * MERGE_OP_BYTES, "read back: %zd", m->r);
+	cr_assert_eq(m->bad, -1, "merged data differs at byte %zd", m->bad);
+	cr_assert_eq(urt_dev_sched_stats(ns.dev, &st), 0);
+	cr_log_info("%u writes of 16 KiB, max_io %u: %llu commands, %llu merged", m->n, max,
+		    (unsigned long long)st.commands, (unsigned long long)st.merged);
+	/* The writes went out merged, never past MDTS: at least ceil(total / max) commands. */
+	cr_assert_geq(st.merged, m->n - 3);
+	cr_assert_geq(st.commands, ((uint64_t)m->n * MERGE_OP_BYTES + max - 1) / max + 1);
+	{
+		/* A merged command also holds at most 64 ops (merge_ops_max). */
+		uint64_t per = max < 64 * MERGE_OP_BYTES ? max : 64 * MERGE_OP_BYTES;
+
+		cr_assert_leq(st.commands, 1 + ((uint64_t)m->n * MERGE_OP_BYTES + per - 1) / per + 2);
+	}
+	free(m);
+	urt_dev_close(ns.dev);
+}
+
+Test(pt, sched_merged_writes_across_mdts) { merged_across_mdts(false); }
+Test(pt, sched_merged_writev_across_mdts) { merged_across_mdts(true); }
+
 /* --- Guest: Write Zeroes and deallocate ----------------------------------------- */
 
 struct zero_run {

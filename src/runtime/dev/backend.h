@@ -26,6 +26,7 @@
 struct urt_core;
 struct urt_io;
 struct urt_req;
+struct sched_dev;
 
 struct urt_backend {
 	const char *name;
@@ -69,6 +70,7 @@ struct urt_dev {
 	_Atomic int slot;		/* Fixed-file slot in rt's tables, -1 if none. */
 	struct urt_rt *reg_rt;		/* Runtime it is registered with. */
 	bool readonly;			/* Opened read-only: writes get -EPERM. */
+	struct sched_dev *sched;	/* Its I/O scheduler (sched/), NULL = ops go straight to the ring. */
 	char path[256];			/* For messages. */
 };
 

@@ -74,6 +74,14 @@ URT_API int urt_dev_open(const char *path, const struct urt_dev_opts *opts, stru
 		dev->info.off_align = 1;
 	if (!dev->info.max_io_bytes)
 		dev->info.max_io_bytes = 1u << 30;
+	if (opts->sched && opts->sched->policy != URT_SCHED_NONE) {
+		ret = urt_dev_sched_set(dev, opts->sched);
+		if (ret) {
+			be->close(dev);
+			free(dev);
+			return ret;
+		}
+	}
 	*out = dev;
 	return 0;
 }
@@ -84,6 +92,7 @@ URT_API void urt_dev_close(struct urt_dev *dev)
 		return;
 	if (dev->reg_rt)
 		urt_dev_unregister(dev);
+	sched_dev_free(dev);
 	dev->be->close(dev);
 	free(dev);
 }

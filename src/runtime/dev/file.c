@@ -27,6 +27,7 @@
 
 #include "runtime/dev/backend.h"
 #include "runtime/core.h"
+#include "runtime/probe.h"
 
 #ifndef STATX_DIOALIGN
 #define STATX_DIOALIGN 0x00002000U
@@ -210,10 +211,28 @@ static void file_prep_rw(struct urt_dev *dev, struct urt_core *c, struct io_urin
 		sqe->flags |= IOSQE_FIXED_FILE;
 }
 
+/*
+ * The registered buffer holding every entry of iov, or -1: then a vectored
+ * op can be READV_FIXED/WRITEV_FIXED (kernel 6.15, probed), which spares
+ * the kernel pinning the pages of each entry.
+ */
+static int file_iov_index(const struct urt_core *c, const struct iovec *iov, unsigned nr)
+{
+	int idx;
+
+	if (!probe_features()->rw_vec_fixed)
+		return -1;
+	idx = dev_buf_index(c, iov[0].iov_base, iov[0].iov_len);
+	for (unsigned i = 1; i < nr && idx >= 0; i++)
+		if (dev_buf_index(c, iov[i].iov_base, iov[i].iov_len) != idx)
+			idx = -1;
+	return idx;
+}
+
 static int64_t file_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req *req, struct io_uring_sqe *sqe)
 {
 	uint64_t len = req->len < dev->info.max_io_bytes ? req->len : dev->info.max_io_bytes;
-	int slot, fd;
+	int slot, fd, idx;
 	int64_t n = 0;
 
 	if (req->op == URT_OP_READ || req->op == URT_OP_WRITE) {
@@ -229,6 +248,12 @@ static int64_t file_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req
 			io_uring_prep_readv(sqe, fd, req->iov, req->nr_iov, req->off);
 		else
 			io_uring_prep_writev(sqe, fd, req->iov, req->nr_iov, req->off);
+		idx = file_iov_index(c, req->iov, req->nr_iov);
+		if (idx >= 0) {
+			/* Same SQE layout as READV/WRITEV, plus the buffer's index. */
+			sqe->opcode = req->op == URT_OP_READV ? URT_IORING_OP_READV_FIXED : URT_IORING_OP_WRITEV_FIXED;
+			sqe->buf_index = (uint16_t)idx;
+		}
 		if (req->op == URT_OP_WRITEV && (req->flags & URT_IO_FUA))
 			sqe->rw_flags = RWF_DSYNC;
 		for (unsigned i = 0; i < req->nr_iov; i++)

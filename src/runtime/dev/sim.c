@@ -19,8 +19,14 @@
  * complete therefore always covers that write, and a flush submitted while
  * the write is still in flight never does.
  *
- * Timing: a read or write completes its latency after submission, however
- * many others are in flight.  Flushes queue (flush_serial): a drive with a
+ * Timing (docs/sim.md, "Timing profiles"): with the ssd profile a read or
+ * write completes its latency after submission, however many others are
+ * in flight, unless `parallelism` bounds how many are served at once
+ * (sim_ssd_service: the command takes the slot that frees first).  With
+ * the hdd profile one command runs at a time (sim_hdd_service): it waits
+ * for the drive, seeks from where the last one ended, waits for its sector
+ * to come round, and transfers; the order it sees is the order of
+ * submission, which is what the runtime's scheduler decides.  Flushes queue (flush_serial): a drive with a
  * volatile cache and no power-loss protection programs its whole cache to
  * NAND on a flush and runs flushes one at a time, so a flush submitted at
  * t completes at max(t, flush_end) + flush_latency_ns, and flush_end moves
@@ -55,6 +61,7 @@
  *   write submitted             sim_prep -> sim_write_start (seq, copy, current)
  *   write completed             sim_complete -> sim_write_done (done = ++stamp)
  *   flush submitted             sim_prep: cover = stamp; sim_deadline (queue)
+ *   read or write timed         sim_prep -> sim_deadline -> sim_ssd_service / sim_hdd_service
  *   flush completed             sim_complete -> sim_persist_completed(cover)
  *   FUA / write-through write   sim_write_done -> sim_persist
  *   emulated FUA write          sim_write_done -> sim_persist_completed(its stamp)
@@ -89,6 +96,10 @@
 /* The durable image is tracked in 64 KiB chunks, so reopen copies only what was written. */
 #define SIM_CHUNK_SHIFT	16
 #define SIM_RULES_MAX	16
+/* Most SSD commands served at once (opts.parallelism). */
+#define SIM_SLOTS_MAX	64
+/* HDD seek curve: a square root up to this share of the stroke (in 1/1000), linear after. */
+#define SIM_HDD_KNEE	400
 /* A generous upper bound on the capacity: both images live in memory. */
 #define SIM_SIZE_MAX	(64ull << 30)
 
@@ -142,6 +153,9 @@ struct sim {
 	uint64_t stamp;			/* Last completion stamp handed out. */
 	uint64_t crash_at;		/* Command index that crashes the device, 0 = none. */
 	uint64_t flush_end_ns;		/* When the last queued flush completes (CLOCK_MONOTONIC). */
+	uint64_t slot_free_ns[SIM_SLOTS_MAX];/* SSD with parallelism: when each slot is free. */
+	uint64_t hdd_free_ns;		/* HDD: when the drive finishes its last command. */
+	uint64_t hdd_head;		/* HDD: offset under the head after that command. */
 	urt_sim_hook_fn hook;		/* Command hook or NULL. */
 	void *hook_arg;			/* Its argument. */
 	struct sim_rule rules[SIM_RULES_MAX];/* Armed faults. */
@@ -192,6 +206,10 @@ URT_API void urt_sim_opts_default(struct urt_sim_opts *o)
 	o->flush_serial = true;
 	o->cache_entries_max = 4096;
 	o->cache_bytes_max = 16ull << 20;
+	o->hdd_seek_track_ns = 800000;
+	o->hdd_seek_full_ns = 18000000;
+	o->hdd_rpm = 7200;
+	o->hdd_track_bytes = 1u << 20;
 }
 
 static int sim_opts_check(const struct urt_sim_opts *o)
@@ -210,6 +228,20 @@ static int sim_opts_check(const struct urt_sim_opts *o)
 			      o->max_io_bytes, o->block_bytes);
 		return -EINVAL;
 	}
+	if (o->profile != URT_SIM_SSD && o->profile != URT_SIM_HDD) {
+		urt_set_error("sim: unknown profile %u (URT_SIM_SSD or URT_SIM_HDD)", (unsigned)o->profile);
+		return -EINVAL;
+	}
+	if (o->parallelism > SIM_SLOTS_MAX) {
+		urt_set_error("sim: parallelism %u is above %u", o->parallelism, SIM_SLOTS_MAX);
+		return -EINVAL;
+	}
+	if (o->profile == URT_SIM_HDD &&
+	    (o->hdd_rpm == 0 || o->hdd_track_bytes < o->block_bytes || o->hdd_seek_full_ns < o->hdd_seek_track_ns)) {
+		urt_set_error("sim: the hdd profile needs rpm > 0, a track of at least one block and a full-stroke "
+			      "seek no shorter than a track-to-track one");
+		return -EINVAL;
+	}
 	if (o->cache_entries_max == 0 || o->cache_bytes_max == 0) {
 		urt_set_error("sim: cache_entries_max and cache_bytes_max must be non-zero "
 			      "(volatile_cache = false makes every write durable on completion)");
@@ -218,29 +250,87 @@ static int sim_opts_check(const struct urt_sim_opts *o)
 	return 0;
 }
 
-/* Parse "sim:SIZE" with an optional K, M or G suffix (powers of two). */
-static int sim_parse_path(const char *path, uint64_t *size)
+/* A number at *p with an optional K, M or G suffix (powers of two); *p moves past it. */
+static int sim_parse_num(const char **p, unsigned long long *out, bool suffix)
 {
-	const char *p = path + 4;
 	unsigned long long v;
 	char *end;
 
-	if (*p < '0' || *p > '9')
+	if (**p < '0' || **p > '9')
 		return -EINVAL;
 	errno = 0;
-	v = strtoull(p, &end, 10);
+	v = strtoull(*p, &end, 10);
 	if (errno)
 		return -EINVAL;
-	switch (*end) {
-	case 'K': case 'k': v <<= 10; end++; break;
-	case 'M': case 'm': v <<= 20; end++; break;
-	case 'G': case 'g': v <<= 30; end++; break;
-	default: break;
+	if (suffix) {
+		switch (*end) {
+		case 'K': case 'k': v <<= 10; end++; break;
+		case 'M': case 'm': v <<= 20; end++; break;
+		case 'G': case 'g': v <<= 30; end++; break;
+		default: break;
+		}
 	}
-	if (*end)
-		return -EINVAL;
-	*size = v;
+	*p = end;
+	*out = v;
 	return 0;
+}
+
+URT_API int urt_sim_opts_parse(const char *path, struct urt_sim_opts *o)
+{
+	const char *p = path;
+	unsigned long long v;
+
+	urt_sim_opts_default(o);
+	if (!path || strncmp(path, "sim:", 4) != 0)
+		goto bad;
+	p += 4;
+	if (sim_parse_num(&p, &v, true))
+		goto bad;
+	o->size_bytes = v;
+	while (*p == ',') {
+		const char *key = ++p;
+		size_t klen = strcspn(p, "=,");
+
+		p += klen;
+		if (klen == 3 && strncmp(key, "hdd", 3) == 0) {
+			o->profile = URT_SIM_HDD;
+			continue;
+		}
+		if (klen == 3 && strncmp(key, "ssd", 3) == 0) {
+			o->profile = URT_SIM_SSD;
+			continue;
+		}
+		if (*p != '=')
+			goto bad_key;
+		p++;
+		if (sim_parse_num(&p, &v, false))
+			goto bad_key;
+		if (klen == 3 && strncmp(key, "par", 3) == 0)
+			o->parallelism = (uint32_t)v;
+		else if (klen == 7 && strncmp(key, "read_us", 7) == 0)
+			o->read_latency_ns = v * 1000;
+		else if (klen == 8 && strncmp(key, "write_us", 8) == 0)
+			o->write_latency_ns = v * 1000;
+		else if (klen == 8 && strncmp(key, "flush_us", 8) == 0)
+			o->flush_latency_ns = v * 1000;
+		else if (klen == 3 && strncmp(key, "rpm", 3) == 0)
+			o->hdd_rpm = (uint32_t)v;
+		else if (klen == 7 && strncmp(key, "seek_ms", 7) == 0)
+			o->hdd_seek_full_ns = v * 1000000;
+		else
+			goto bad_key;
+	}
+	if (*p)
+		goto bad;
+	return sim_opts_check(o);
+bad_key:
+	urt_set_error("sim: bad option in \"%s\" near \"%s\" (hdd, ssd, par=, read_us=, write_us=, flush_us=, "
+		      "rpm=, seek_ms=)", path, p);
+	return -EINVAL;
+bad:
+	urt_set_error("sim: path \"%s\" is not sim:SIZE[,option...] (for example sim:64M or sim:1G,hdd)",
+		      path ? path : "");
+	return -EINVAL;
 }
 
 static bool sim_match(const char *path)
@@ -318,11 +408,9 @@ static int sim_open(struct urt_dev *dev, const char *path, const struct urt_dev_
 	if (sim_open_opts) {
 		o = *sim_open_opts;
 	} else {
-		urt_sim_opts_default(&o);
-		if (!sim_match(path) || sim_parse_path(path, &o.size_bytes)) {
-			urt_set_error("sim: path \"%s\" is not sim:SIZE (for example sim:64M)", path);
-			return -EINVAL;
-		}
+		ret = urt_sim_opts_parse(path, &o);
+		if (ret)
+			return ret;
 	}
 	ret = sim_opts_check(&o);
 	if (ret)
@@ -651,17 +739,126 @@ static void sim_write_done(struct sim *s, struct sim_entry *e)
 		sim_persist(s, e);
 }
 
+/* Integer square root (the library links no libm). */
+static uint64_t sim_isqrt(uint64_t v)
+{
+	uint64_t r = 0, bit = 1ull << 62;
+
+	while (bit > v)
+		bit >>= 2;
+	while (bit) {
+		if (v >= r + bit) {
+			v -= r + bit;
+			r = (r >> 1) + bit;
+		} else {
+			r >>= 1;
+		}
+		bit >>= 2;
+	}
+	return r;
+}
+
 /*
- * When a command submitted at now completes: after lat of its own, then,
- * when it includes a flush (flush_lat > 0), after its turn in the flush
- * queue.  Advances the queue; called with the lock held, once per command.
+ * HDD: the seek time over `dist` bytes of offset, the whole device being
+ * one full stroke: a square root of the distance up to SIM_HDD_KNEE of
+ * the stroke (the arm accelerates, then brakes), linear after it (it
+ * coasts), with the knee's time chosen so that both have one slope there.
  */
-static uint64_t sim_deadline(struct sim *s, uint64_t now, uint64_t lat, uint64_t flush_lat)
+static uint64_t sim_hdd_seek_ns(const struct urt_sim_opts *o, uint64_t dist)
+{
+	uint64_t t0 = o->hdd_seek_track_ns, t1 = o->hdd_seek_full_ns, tk, knee_bytes;
+
+	if (dist < o->hdd_track_bytes)
+		return 0;	/* Same track: no seek. */
+	knee_bytes = o->size_bytes / 1000 * SIM_HDD_KNEE;
+	/* tk = (t0 (1 - k) + 2 k t1) / (1 + k) with k = knee / 1000. */
+	tk = (t0 * (1000 - SIM_HDD_KNEE) + 2 * SIM_HDD_KNEE * t1) / (1000 + SIM_HDD_KNEE);
+	if (dist <= knee_bytes) {
+		/* sqrt(dist / knee_bytes) in millionths. */
+		uint64_t frac = (uint64_t)((unsigned __int128)dist * 1000000000000ull / knee_bytes);
+
+		return t0 + (tk - t0) * sim_isqrt(frac) / 1000000;
+	}
+	return tk + (uint64_t)((unsigned __int128)(t1 - tk) * (dist - knee_bytes) / (o->size_bytes - knee_bytes));
+}
+
+/*
+ * HDD: the drive takes one command at a time.  It starts when the drive is
+ * free, seeks from where the head is, waits for the sector to come round
+ * (the platter turns with CLOCK_MONOTONIC; a track's byte k sits at angle
+ * k / track_bytes), then transfers.  Returns when it completes.
+ */
+static uint64_t sim_hdd_service(struct sim *s, uint64_t now, uint64_t off, uint64_t len, uint64_t extra_ns)
+{
+	const struct urt_sim_opts *o = &s->o;
+	uint64_t period = 60000000000ull / o->hdd_rpm, start = now, seek, t, angle, target, rot, xfer;
+	uint64_t dist = off > s->hdd_head ? off - s->hdd_head : s->hdd_head - off;
+
+	if (s->hdd_free_ns > start) {
+		s->st.slot_waits++;
+		s->st.slot_wait_ns += s->hdd_free_ns - start;
+		start = s->hdd_free_ns;
+	}
+	seek = sim_hdd_seek_ns(o, dist);
+	t = start + extra_ns + seek;
+	angle = t % period;
+	target = (off % o->hdd_track_bytes) * period / o->hdd_track_bytes;
+	rot = target >= angle ? target - angle : period - angle + target;
+	xfer = len * period / o->hdd_track_bytes;
+	s->st.seek_bytes += dist;
+	s->st.seek_ns += seek;
+	s->st.rotate_ns += rot;
+	s->st.transfer_ns += xfer;
+	s->hdd_head = off + len;
+	s->hdd_free_ns = t + rot + xfer;
+	return s->hdd_free_ns;
+}
+
+/* SSD with bounded parallelism: the command takes the slot that frees first. */
+static uint64_t sim_ssd_service(struct sim *s, uint64_t now, uint64_t lat)
+{
+	unsigned best = 0;
+	uint64_t start = now;
+
+	if (!s->o.parallelism)
+		return now + lat;
+	for (unsigned i = 1; i < s->o.parallelism; i++)
+		if (s->slot_free_ns[i] < s->slot_free_ns[best])
+			best = i;
+	if (s->slot_free_ns[best] > start) {
+		s->st.slot_waits++;
+		s->st.slot_wait_ns += s->slot_free_ns[best] - start;
+		start = s->slot_free_ns[best];
+	}
+	s->slot_free_ns[best] = start + lat;
+	return start + lat;
+}
+
+/*
+ * When a command submitted at now completes: after its service (lat of its
+ * own on an SSD slot, or its turn on the HDD), then, when it includes a
+ * flush (flush_lat > 0), after its turn in the flush queue.  Advances the
+ * queues; called with the lock held, once per command.  data: a read or
+ * write of len bytes at off (flushes have no service of their own).
+ */
+static uint64_t sim_deadline(struct sim *s, uint64_t now, uint64_t lat, uint64_t flush_lat, bool data,
+			     uint64_t off, uint64_t len)
 {
 	uint64_t t = now + lat;
 
+	if (data && s->o.profile == URT_SIM_HDD)
+		t = sim_hdd_service(s, now, off, len, lat);
+	else if (data)
+		t = sim_ssd_service(s, now, lat);
 	if (!flush_lat)
 		return t;
+	if (s->o.profile == URT_SIM_HDD) {
+		/* The drive writes its cache back: nothing else moves meanwhile. */
+		if (s->hdd_free_ns > t)
+			t = s->hdd_free_ns;
+		s->hdd_free_ns = t + flush_lat;
+		return t + flush_lat;
+	}
 	if (s->o.flush_serial) {
 		if (s->flush_end_ns > t) {
 			s->st.flushes_queued++;
@@ -677,6 +874,7 @@ static int64_t sim_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req 
 {
 	struct sim *s = dev->priv;
 	uint64_t lat = 0, flush_lat = 0, n = 0, deadline = 0;
+	bool data = false;
 	int64_t res;
 
 	(void)c;
@@ -688,6 +886,7 @@ static int64_t sim_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req 
 	case URT_OP_READV:
 		n = sim_req_len(s, req);
 		lat = s->o.read_latency_ns;
+		data = true;
 		if (atomic_load(&s->crashed)) {
 			res = -EIO;
 			break;
@@ -708,6 +907,7 @@ static int64_t sim_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req 
 		if (req->op == URT_OP_WRITE || req->op == URT_OP_WRITEV)
 			n = sim_req_len(s, req);
 		lat = s->o.write_latency_ns;
+		data = true;
 		if ((req->flags & URT_IO_FUA) && !s->o.fua && s->o.emulate_fua && s->o.volatile_cache)
 			flush_lat = s->o.flush_latency_ns;
 		if (atomic_load(&s->crashed)) {
@@ -739,8 +939,8 @@ static int64_t sim_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req 
 		return -EOPNOTSUPP;
 	}
 	/* Nothing to wait for once the power is gone. */
-	if ((lat || flush_lat) && !atomic_load(&s->crashed))
-		deadline = sim_deadline(s, urt_clock_ns(), lat, flush_lat);
+	if ((lat || flush_lat || (data && s->o.profile == URT_SIM_HDD)) && !atomic_load(&s->crashed))
+		deadline = sim_deadline(s, urt_clock_ns(), lat, flush_lat, data, req->off, n ? n : req->len);
 	pthread_mutex_unlock(&s->lock);
 	req->be[BE_RES] = (uint64_t)res;
 	if (deadline) {

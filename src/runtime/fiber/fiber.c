@@ -119,6 +119,7 @@ URT_API int urt_fiber_spawn(void (*fn)(void *arg), void *arg)
 	f->core = c;
 	f->exited = false;
 	f->runnable = false;
+	f->io_prio = URT_PRIO_NORMAL;
 	urt_ctx_make(&f->ctx, &f->stack, fiber_entry, f);
 	c->fibers_live++;
 	c->stats.fibers_spawned++;
@@ -196,12 +197,27 @@ URT_API int urt_io_wait(struct urt_io *io)
 
 	URT_ASSERT(f && "urt_io_wait runs inside a fiber");
 	f->io_done = false;
+	if (io->prio == URT_PRIO_NORMAL)
+		io->prio = f->io_prio;
 	ret = urt_io_submit(io, fiber_io_done, f);
 	if (ret)
 		return ret;
 	while (!f->io_done)
 		fiber_suspend(c);
 	return f->io_res;
+}
+
+URT_API enum urt_io_prio urt_fiber_io_prio(enum urt_io_prio prio)
+{
+	struct urt_core *c = core_self();
+	struct urt_fiber *f = c ? c->cur : NULL;
+	enum urt_io_prio old;
+
+	URT_ASSERT(f && "urt_fiber_io_prio runs inside a fiber");
+	URT_ASSERT(prio < URT_PRIO_COUNT);
+	old = (enum urt_io_prio)f->io_prio;
+	f->io_prio = (uint8_t)prio;
+	return old;
 }
 
 URT_API ssize_t urt_read(struct urt_dev *dev, void *buf, size_t len, uint64_t off)

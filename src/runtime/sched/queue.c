@@ -1,0 +1,318 @@
+/*
+ * The device scheduler's queue: one per core and device, between
+ * urt_io_submit and the ring (blk-mq's software queue and elevator in one).
+ *
+ * Design notes
+ * ------------
+ * A device without a scheduler (dev->sched == NULL) never comes here: its
+ * ops stay bare or go straight to req_issue, so the fast path is unchanged
+ * but for one pointer test (io.c).  On a device with one, every data op
+ * (read, write, their vectored forms, flush, fsync, write-zeroes,
+ * deallocate) is queued by req_start and leaves in sched_dispatch_all,
+ * which the loop runs once per iteration just before io_uring_enter, so
+ * every op queued in one iteration is seen together (ordering, merging).
+ *
+ * An op's life here (request states of req.c):
+ *
+ *   FREE --req_start: sched_enqueue--> QUEUED --sched_dispatch_all--+--> INFLIGHT (req_issue, alone)
+ *                                        |                          +--> INFLIGHT (a merged command, merge.c)
+ *                                        +--urt_io_cancel / stop: sched_remove, sched_pop_any--> answered
+ *
+ * A dispatch picks, in this order:
+ *   1. expiry: the oldest op of any class whose wait reached its class's
+ *      expire_ns (deadline-style: this bounds every policy, SSTF included);
+ *   2. the background share: BACKGROUND, once background_share dispatches
+ *      of other classes went by while it waited;
+ *   3. the highest class with ops queued: URGENT, NORMAL, BACKGROUND;
+ * each only while the class is under its depth bound, and all only while
+ * the queue is under depth_max commands in flight.  Within the class the
+ * policy (policy.c) picks the op, by offset from the head; merge.c then
+ * adds the contiguous ops that can join it.  Retries of an op that already
+ * left (short transfers, backoff) go straight to the ring: they were
+ * ordered once.
+ *
+ * Invariants
+ *   Q1. An op is in its class's fifo list, and with an offset policy in
+ *       its sorted array, exactly while its request is QUEUED.
+ *   Q2. A queue is on its core's sched_busy list exactly while queued > 0,
+ *       so a device being closed (no I/O in flight) is on no core's list.
+ *   Q3. inflight counts commands holding a depth unit: a request with
+ *       sched_on until req_put (sched_put), a merged command until its
+ *       completion is split (sched_merge_done).  inflight <= depth_max
+ *       except for ops retried alone after a failed merge, which take
+ *       their unit without waiting (they were admitted once already).
+ *   Q4. Flushes and FUA writes are barriers: ops queued on either side of
+ *       one have different epochs, and a merge never spans two epochs.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "runtime/core.h"
+
+/* IOPRIO_PRIO_VALUE of linux/ioprio.h: class in the top 3 of 16 bits. */
+#define SCHED_IOPRIO(cls, level) ((uint16_t)((cls) << 13 | (level)))
+
+bool sched_takes(const struct urt_req *req)
+{
+	switch (req->op) {
+	case URT_OP_READ:
+	case URT_OP_WRITE:
+	case URT_OP_READV:
+	case URT_OP_WRITEV:
+	case URT_OP_FLUSH:
+	case URT_OP_FSYNC:
+	case URT_OP_WRITE_ZEROES:
+	case URT_OP_DEALLOCATE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool queue_sorted(const struct sched_queue *q)
+{
+	return q->sd->o.policy != URT_SCHED_FIFO;
+}
+
+static void queue_busy(struct urt_core *c, struct sched_queue *q)
+{
+	if (q->busy)
+		return;
+	q->busy = true;
+	TAILQ_INSERT_TAIL(&c->sched_busy, q, busy_link);
+}
+
+void sched_enqueue(struct urt_core *c, struct urt_req *req)
+{
+	struct sched_queue *q = sched_queue_get(c, req->dev);
+	struct sched_class *k;
+
+	URT_ASSERT(req->state == REQ_QUEUED && req->prio < SCHED_CLASSES);
+	k = &q->cls[req->prio];
+	req->sched_seq = ++q->seq;
+	/* A barrier is alone in its epoch: nothing queued before or after it merges across it (Q4). */
+	if (req->op == URT_OP_FLUSH || req->op == URT_OP_FSYNC || (req->flags & URT_IO_FUA)) {
+		req->sched_epoch = ++q->epoch;
+		q->epoch++;
+	} else {
+		req->sched_epoch = q->epoch;
+	}
+	TAILQ_INSERT_TAIL(&k->fifo, req, sched_link);
+	if (queue_sorted(q)) {
+		size_t n = k->n;
+
+		sched_sorted_insert(k->sorted, &n, (struct sched_ent){ req->off, req->sched_seq, req });
+	}
+	k->n++;
+	q->queued++;
+	q->st.queued++;
+	queue_busy(c, q);
+}
+
+/* Take req out of its class (Q1); the caller changes its state. */
+void sched_take(struct sched_queue *q, struct urt_req *req)
+{
+	struct sched_class *k = &q->cls[req->prio];
+
+	URT_ASSERT(req->state == REQ_QUEUED && k->n > 0);
+	TAILQ_REMOVE(&k->fifo, req, sched_link);
+	if (queue_sorted(q)) {
+		size_t n = k->n;
+
+		sched_sorted_remove(k->sorted, &n, req, req->off);
+	}
+	k->n--;
+	q->queued--;
+}
+
+static void queue_idle_check(struct urt_core *c, struct sched_queue *q)
+{
+	if (q->queued == 0 && q->busy) {
+		q->busy = false;
+		TAILQ_REMOVE(&c->sched_busy, q, busy_link);
+	}
+}
+
+/* urt_io_cancel of a QUEUED op: out of the queue; req.c answers it. */
+void sched_remove(struct urt_core *c, struct urt_req *req)
+{
+	struct sched_queue *q = req->dev->sched->q[c->index];
+
+	sched_take(q, req);
+	queue_idle_check(c, q);
+}
+
+/* Stop: any queued op of this core, taken out, or NULL. */
+struct urt_req *sched_pop_any(struct urt_core *c)
+{
+	struct sched_queue *q = TAILQ_FIRST(&c->sched_busy);
+
+	if (!q)
+		return NULL;
+	for (unsigned k = 0; k < SCHED_CLASSES; k++) {
+		struct urt_req *req = TAILQ_FIRST(&q->cls[k].fifo);
+
+		if (req) {
+			sched_take(q, req);
+			queue_idle_check(c, q);
+			return req;
+		}
+	}
+	URT_ASSERT(!"a busy queue holds ops");
+	return NULL;
+}
+
+void sched_command_done(struct sched_queue *q, unsigned prio)
+{
+	URT_ASSERT(q->inflight > 0 && q->cls[prio].inflight > 0);
+	q->inflight--;
+	q->cls[prio].inflight--;
+}
+
+/* From req_put: req's depth unit comes back (Q3). */
+void sched_put(struct urt_core *c, struct urt_req *req)
+{
+	req->sched_on = false;
+	sched_command_done(req->dev->sched->q[c->index], req->prio);
+}
+
+void sched_set_ioprio(const struct urt_dev *dev, struct io_uring_sqe *sqe, unsigned prio)
+{
+	switch (sqe->opcode) {
+	case IORING_OP_READ:
+	case IORING_OP_WRITE:
+	case IORING_OP_READV:
+	case IORING_OP_WRITEV:
+	case IORING_OP_READ_FIXED:
+	case IORING_OP_WRITE_FIXED:
+	case IORING_OP_READV_FIXED:
+	case IORING_OP_WRITEV_FIXED:
+		sqe->ioprio = dev->sched->ioprio[prio];
+		break;
+	default:
+		break;	/* Other opcodes give ioprio other meanings, or refuse it. */
+	}
+}
+
+static bool class_room(const struct sched_queue *q, unsigned k)
+{
+	return q->cls[k].n > 0 && q->cls[k].inflight < q->cls[k].depth_max;
+}
+
+/* The class to dispatch from, and whether an expired op forces it (*oldest); -1 for none. */
+static int queue_pick_class(struct urt_core *c, struct sched_queue *q, struct urt_req **oldest)
+{
+	static const unsigned order[SCHED_CLASSES] = { URT_PRIO_URGENT, URT_PRIO_NORMAL, URT_PRIO_BACKGROUND };
+	struct urt_req *old = NULL;
+	int best = -1;
+
+	for (unsigned k = 0; k < SCHED_CLASSES; k++) {
+		struct urt_req *r;
+
+		if (!class_room(q, k) || !q->cls[k].expire_ns)
+			continue;
+		r = TAILQ_FIRST(&q->cls[k].fifo);
+		if (c->now_ns - r->submit_ns >= q->cls[k].expire_ns && (!old || r->submit_ns < old->submit_ns)) {
+			old = r;
+			best = (int)k;
+		}
+	}
+	if (old) {
+		*oldest = old;
+		q->st.expired++;
+		return best;
+	}
+	*oldest = NULL;
+	if (q->sd->o.background_share && class_room(q, URT_PRIO_BACKGROUND) &&
+	    q->since_bg >= q->sd->o.background_share - 1 &&
+	    (q->cls[URT_PRIO_URGENT].n || q->cls[URT_PRIO_NORMAL].n)) {
+		q->st.background_turns++;
+		return URT_PRIO_BACKGROUND;
+	}
+	for (unsigned i = 0; i < SCHED_CLASSES; i++)
+		if (class_room(q, order[i]))
+			return (int)order[i];
+	return -1;
+}
+
+static struct urt_req *queue_pick_op(struct sched_queue *q, unsigned k)
+{
+	struct sched_class *cl = &q->cls[k];
+
+	if (!queue_sorted(q))
+		return TAILQ_FIRST(&cl->fifo);
+	return cl->sorted[sched_policy_pick(q->sd->o.policy, cl->sorted, cl->n, q->head, &q->dir)].req;
+}
+
+/* Book one command [off, off + len) of class k leaving: depth, head, counters. */
+static void queue_sent(struct urt_core *c, struct sched_queue *q, unsigned k, const struct urt_req *req)
+{
+	uint64_t wait = c->now_ns - req->submit_ns;
+
+	q->inflight++;
+	q->cls[k].inflight++;
+	q->st.commands++;
+	if (req->op != URT_OP_FLUSH && req->op != URT_OP_FSYNC) {
+		q->st.seek_bytes += req->off > q->head ? req->off - q->head : q->head - req->off;
+		q->head = req->off + req->len;
+	}
+	if (wait > q->st.wait_ns_max)
+		q->st.wait_ns_max = wait;
+	if (k == URT_PRIO_BACKGROUND)
+		q->since_bg = 0;
+	else if (q->cls[URT_PRIO_BACKGROUND].n)
+		q->since_bg++;
+}
+
+static void queue_dispatch(struct urt_core *c, struct sched_queue *q)
+{
+	while (q->queued && q->inflight < q->sd->o.depth_max) {
+		struct urt_req *req;
+		int k = queue_pick_class(c, q, &req);
+
+		if (k < 0)
+			break;
+		if (!req)
+			req = queue_pick_op(q, (unsigned)k);
+		sched_take(q, req);
+		q->st.dispatched++;
+		if (sched_mergeable(req) && sched_merge_try(c, q, (unsigned)k, req))
+			continue;	/* merge.c sent it with the ops that joined it. */
+		queue_sent(c, q, (unsigned)k, req);
+		req->sched_on = true;
+		req_issue(c, req);
+	}
+	queue_idle_check(c, q);
+}
+
+/* Book a merged command as one command (merge.c calls it before sending). */
+void sched_merge_sent(struct urt_core *c, struct sched_queue *q, unsigned k, const struct urt_req *carrier,
+		      uint32_t members)
+{
+	queue_sent(c, q, k, carrier);
+	q->st.dispatched += members - 1;
+	q->st.merged += members;
+}
+
+void sched_dispatch_all(struct urt_core *c)
+{
+	struct sched_queue *q, *next;
+
+	for (q = TAILQ_FIRST(&c->sched_busy); q; q = next) {
+		next = TAILQ_NEXT(q, busy_link);
+		queue_dispatch(c, q);
+	}
+}
+
+uint16_t sched_ioprio_of(unsigned prio, bool rt_allowed)
+{
+	switch (prio) {
+	case URT_PRIO_URGENT:
+		/* The real-time class needs CAP_SYS_NICE; without it the best of best-effort. */
+		return rt_allowed ? SCHED_IOPRIO(1, 4) : SCHED_IOPRIO(2, 0);
+	case URT_PRIO_BACKGROUND:
+		return SCHED_IOPRIO(3, 0);
+	default:
+		return SCHED_IOPRIO(2, 4);
+	}
+}

@@ -1,0 +1,216 @@
+/*
+ * The device scheduler's public API and lifetime: options, a device's
+ * scheduler (struct sched_dev) and its per-core queues.
+ *
+ * A queue is made the first time a core queues an op on the device (one
+ * allocation per core and device, never per op), and lives until the
+ * device's scheduler is replaced or the device is closed, when no I/O is
+ * in flight (so no queue is on any core's busy list, queue.c Q2).
+ */
+#include <errno.h>
+#include <linux/capability.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "runtime/core.h"
+
+URT_API void urt_sched_opts_default(struct urt_sched_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->policy = URT_SCHED_FIFO;
+	o->merge = true;
+	o->depth_max = 32;
+	o->expire_ns[URT_PRIO_NORMAL] = 50000000;
+	o->expire_ns[URT_PRIO_URGENT] = 10000000;
+	o->expire_ns[URT_PRIO_BACKGROUND] = 200000000;
+	o->background_share = 8;
+	o->merge_ops_max = SCHED_MERGE_OPS_MAX;
+}
+
+static const char *const policy_names[] = {
+	[URT_SCHED_NONE] = "none", [URT_SCHED_FIFO] = "fifo", [URT_SCHED_SSTF] = "sstf",
+	[URT_SCHED_SCAN] = "scan", [URT_SCHED_CSCAN] = "cscan",
+};
+
+URT_API int urt_sched_policy_parse(const char *name, enum urt_sched_policy *out)
+{
+	for (unsigned i = 0; i < sizeof(policy_names) / sizeof(policy_names[0]); i++) {
+		if (name && strcmp(name, policy_names[i]) == 0) {
+			*out = (enum urt_sched_policy)i;
+			return 0;
+		}
+	}
+	urt_set_error("unknown scheduler policy \"%s\" (none, fifo, sstf, scan, cscan)", name ? name : "");
+	return -EINVAL;
+}
+
+URT_API const char *urt_sched_policy_name(enum urt_sched_policy policy)
+{
+	return (unsigned)policy < sizeof(policy_names) / sizeof(policy_names[0]) ? policy_names[policy] : "unknown";
+}
+
+/* Whether this thread may use the real-time I/O class (CAP_SYS_NICE, as ioprio_check_cap asks). */
+static bool sched_rt_allowed(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct d[2];
+
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capget, &h, d))
+		return false;
+	return d[CAP_SYS_NICE / 32].effective & (1u << (CAP_SYS_NICE % 32));
+}
+
+static void queue_free(struct sched_queue *q)
+{
+	if (!q)
+		return;
+	URT_ASSERT(q->queued == 0 && !q->busy && "a device's scheduler goes away with no I/O queued");
+	for (unsigned k = 0; k < SCHED_CLASSES; k++)
+		free(q->cls[k].sorted);
+	free(q->merges);
+	free(q);
+}
+
+void sched_dev_free(struct urt_dev *dev)
+{
+	struct sched_dev *sd = dev->sched;
+
+	if (!sd)
+		return;
+	for (unsigned i = 0; i < SCHED_CORES_MAX; i++)
+		queue_free(sd->q[i]);
+	free(sd);
+	dev->sched = NULL;
+}
+
+static int sched_opts_check(const struct urt_dev *dev, const struct urt_sched_opts *o)
+{
+	if ((unsigned)o->policy > URT_SCHED_CSCAN) {
+		urt_set_error("%s: unknown scheduler policy %u", dev->path, (unsigned)o->policy);
+		return -EINVAL;
+	}
+	if (o->depth_max == 0) {
+		urt_set_error("%s: scheduler depth_max must be at least 1", dev->path);
+		return -EINVAL;
+	}
+	if (o->merge_ops_max > SCHED_MERGE_OPS_MAX) {
+		urt_set_error("%s: merge_ops_max %u is above %u", dev->path, o->merge_ops_max, SCHED_MERGE_OPS_MAX);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+URT_API int urt_dev_sched_set(struct urt_dev *dev, const struct urt_sched_opts *o)
+{
+	struct sched_dev *sd;
+	bool rt_ok;
+	int ret;
+
+	if (!o || o->policy == URT_SCHED_NONE) {
+		sched_dev_free(dev);
+		return 0;
+	}
+	ret = sched_opts_check(dev, o);
+	if (ret)
+		return ret;
+	sd = calloc(1, sizeof(*sd));
+	if (!sd)
+		return -ENOMEM;
+	sd->o = *o;
+	if (!sd->o.merge_ops_max)
+		sd->o.merge_ops_max = SCHED_MERGE_OPS_MAX;
+	sd->merge_bytes_max = o->merge_bytes_max && o->merge_bytes_max < dev->info.max_io_bytes
+				      ? o->merge_bytes_max : dev->info.max_io_bytes;
+	rt_ok = sched_rt_allowed();
+	for (unsigned k = 0; k < SCHED_CLASSES; k++)
+		sd->ioprio[k] = sched_ioprio_of(k, rt_ok);
+	sched_dev_free(dev);
+	dev->sched = sd;
+	return 0;
+}
+
+URT_API int urt_dev_sched_stats(const struct urt_dev *dev, struct urt_sched_stats *out)
+{
+	const struct sched_dev *sd = dev->sched;
+
+	memset(out, 0, sizeof(*out));
+	if (!sd)
+		return -ENOENT;
+	for (unsigned i = 0; i < SCHED_CORES_MAX; i++) {
+		const struct sched_queue *q = sd->q[i];
+
+		if (!q)
+			continue;
+		out->queued += q->st.queued;
+		out->dispatched += q->st.dispatched;
+		out->commands += q->st.commands;
+		out->merged += q->st.merged;
+		out->merge_retries += q->st.merge_retries;
+		out->expired += q->st.expired;
+		out->background_turns += q->st.background_turns;
+		out->seek_bytes += q->st.seek_bytes;
+		if (q->st.wait_ns_max > out->wait_ns_max)
+			out->wait_ns_max = q->st.wait_ns_max;
+	}
+	return 0;
+}
+
+/* Make core c's queue for dev: sorted arrays as large as the core's request pool. */
+static struct sched_queue *queue_new(struct urt_core *c, struct urt_dev *dev)
+{
+	struct sched_dev *sd = dev->sched;
+	struct sched_queue *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return NULL;
+	q->sd = sd;
+	q->dev = dev;
+	q->dir = 1;
+	q->cap = c->req_max;
+	for (unsigned k = 0; k < SCHED_CLASSES; k++) {
+		struct sched_class *cl = &q->cls[k];
+
+		TAILQ_INIT(&cl->fifo);
+		cl->depth_max = sd->o.class_depth_max[k] ? sd->o.class_depth_max[k] : sd->o.depth_max;
+		cl->expire_ns = sd->o.expire_ns[k];
+		if (sd->o.policy != URT_SCHED_FIFO) {
+			cl->sorted = calloc(q->cap, sizeof(*cl->sorted));
+			if (!cl->sorted)
+				goto err_free;
+		}
+	}
+	q->merges = aligned_alloc(_Alignof(struct sched_merge), SCHED_MERGES_MAX * sizeof(*q->merges));
+	if (!q->merges)
+		goto err_free;
+	memset(q->merges, 0, SCHED_MERGES_MAX * sizeof(*q->merges));
+	for (unsigned i = 0; i < SCHED_MERGES_MAX; i++) {
+		q->merges[i].q = q;
+		q->merges[i].next = q->merge_free;
+		q->merge_free = &q->merges[i];
+	}
+	return q;
+err_free:
+	queue_free(q);
+	return NULL;
+}
+
+struct sched_queue *sched_queue_get(struct urt_core *c, struct urt_dev *dev)
+{
+	struct sched_dev *sd = dev->sched;
+	struct sched_queue *q;
+
+	URT_ASSERT(c->index < SCHED_CORES_MAX);
+	q = sd->q[c->index];
+	if (urt_unlikely(!q)) {
+		q = queue_new(c, dev);
+		if (!q)
+			abort();	/* A few KiB once per core and device: out of memory at startup. */
+		sd->q[c->index] = q;
+	}
+	URT_ASSERT(q->cap >= c->req_max);
+	q->core = c;
+	return q;
+}

@@ -1,0 +1,117 @@
+/*
+ * The device I/O scheduler (src/runtime/sched): one queue per core and
+ * device between urt_io_submit and the ring, for devices given one with
+ * urt_dev_sched_set.  queue.c has the design notes; policy.c the ordering
+ * policies; merge.c merged commands; sched.c the public API and lifetime.
+ */
+#ifndef URT_RUNTIME_SCHED_SCHED_H
+#define URT_RUNTIME_SCHED_SCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "base/fifo.h"
+#include "urt/dev.h"
+#include "urt/io.h"
+
+struct urt_core;
+struct urt_req;
+struct io_uring_sqe;
+
+#define SCHED_CLASSES		URT_PRIO_COUNT
+/* Ops (and iovec entries) in one merged command; also bounds merge_ops_max. */
+#define SCHED_MERGE_OPS_MAX	64
+/* Merged commands in flight per queue; more wait or go out unmerged. */
+#define SCHED_MERGES_MAX	32
+/* Cores a device's scheduler can have queues on (rt.c never starts more). */
+#define SCHED_CORES_MAX		256
+
+/* One queued op in the offset-sorted array of a class (policy.c). */
+struct sched_ent {
+	uint64_t off;		/* Device offset: the sort key. */
+	uint64_t seq;		/* Arrival number: the tie-break, so equal offsets stay FIFO. */
+	struct urt_req *req;	/* The op. */
+};
+
+/* The ops of one priority class in one queue. */
+struct sched_class {
+	TAILQ_HEAD(, urt_req) fifo;	/* Arrival order: FIFO picks and expiry. */
+	struct sched_ent *sorted;	/* Offset policies: the same ops by (off, seq); cap entries. */
+	uint32_t n;			/* Ops queued. */
+	uint32_t inflight;		/* Device commands of this class in flight. */
+	uint32_t depth_max;		/* Bound on inflight. */
+	uint64_t expire_ns;		/* An op queued longer dispatches next; 0 = never. */
+};
+
+/* A merged command: a request of its own carrying several queued ops (merge.c). */
+struct sched_merge {
+	struct urt_req req;		/* The command (first: 64-byte aligned, req->merge set). */
+	struct sched_merge *next;	/* Free list of the queue. */
+	struct sched_queue *q;		/* Owning queue. */
+	uint32_t nr;			/* Ops in members[]. */
+	uint32_t nr_iov;		/* Entries used in iov[]. */
+	struct urt_req *members[SCHED_MERGE_OPS_MAX];	/* The ops, in offset order. */
+	struct iovec iov[SCHED_MERGE_OPS_MAX];		/* Their buffers, adjacent ones joined. */
+};
+
+/* One core's queue for one device (queue.c). */
+struct sched_queue {
+	struct sched_dev *sd;		/* The device's scheduler. */
+	struct urt_dev *dev;		/* The device. */
+	struct urt_core *core;		/* The core using it now. */
+	TAILQ_ENTRY(sched_queue) busy_link;	/* In core->sched_busy while ops are queued. */
+	bool busy;			/* Linked there. */
+	int8_t dir;			/* SCAN: +1 sweeping up, -1 down. */
+	uint32_t cap;			/* Capacity of each sorted array (the core's req_max). */
+	uint32_t queued;		/* Ops queued, all classes. */
+	uint32_t inflight;		/* Device commands in flight (a merged one counts once). */
+	uint32_t since_bg;		/* Dispatches of other classes while BACKGROUND waited. */
+	uint32_t epoch;			/* Flush and FUA barriers queued so far. */
+	uint64_t seq;			/* Last arrival number. */
+	uint64_t head;			/* End offset of the last command: where the head is. */
+	struct sched_class cls[SCHED_CLASSES];	/* By enum urt_io_prio. */
+	struct sched_merge *merges;	/* SCHED_MERGES_MAX carriers. */
+	struct sched_merge *merge_free;	/* Unused carriers. */
+	struct urt_sched_stats st;	/* Counters (own core only). */
+};
+
+/* A device's scheduler: its options and its queues (sched.c). */
+struct sched_dev {
+	struct urt_sched_opts o;	/* Options, checked. */
+	uint32_t merge_bytes_max;	/* Resolved: min(merge_bytes_max, max_io_bytes). */
+	uint16_t ioprio[SCHED_CLASSES];	/* SQE ioprio of each class. */
+	struct sched_queue *q[SCHED_CORES_MAX];	/* By core index, made on first use. */
+};
+
+/* sched.c */
+struct sched_queue *sched_queue_get(struct urt_core *c, struct urt_dev *dev);
+void sched_dev_free(struct urt_dev *dev);
+
+/* queue.c */
+bool sched_takes(const struct urt_req *req);
+void sched_enqueue(struct urt_core *c, struct urt_req *req);
+void sched_dispatch_all(struct urt_core *c);
+void sched_remove(struct urt_core *c, struct urt_req *req);
+struct urt_req *sched_pop_any(struct urt_core *c);
+void sched_put(struct urt_core *c, struct urt_req *req);
+void sched_take(struct sched_queue *q, struct urt_req *req);
+void sched_command_done(struct sched_queue *q, unsigned prio);
+void sched_set_ioprio(const struct urt_dev *dev, struct io_uring_sqe *sqe, unsigned prio);
+void sched_merge_sent(struct urt_core *c, struct sched_queue *q, unsigned k, const struct urt_req *carrier,
+		      uint32_t members);
+uint16_t sched_ioprio_of(unsigned prio, bool rt_allowed);
+
+/* policy.c: pure functions over an array sorted by (off, seq). */
+size_t sched_policy_pick(enum urt_sched_policy policy, const struct sched_ent *v, size_t n, uint64_t head,
+			 int8_t *dir);
+size_t sched_sorted_lower(const struct sched_ent *v, size_t n, uint64_t off);
+void sched_sorted_insert(struct sched_ent *v, size_t *n, struct sched_ent e);
+void sched_sorted_remove(struct sched_ent *v, size_t *n, const struct urt_req *req, uint64_t off);
+
+/* merge.c */
+bool sched_mergeable(const struct urt_req *req);
+bool sched_merge_try(struct urt_core *c, struct sched_queue *q, unsigned k, struct urt_req *lead);
+void sched_merge_done(struct urt_core *c, struct urt_req *carrier, int res);
+
+#endif /* URT_RUNTIME_SCHED_SCHED_H */

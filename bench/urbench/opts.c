@@ -28,6 +28,7 @@
 
 const char ub_usage[] =
 	"usage: urbench [TARGET] [options]\n"
+	"       urbench JOBFILE.ini|.fio [options]   (fio-style job file; see urbench(1), JOB FILES)\n"
 	"       urbench              (no arguments: 30 s psync vs uring+fixedbufs+regfiles compare,\n"
 	"                             4 KiB randread at QD1 and QD32 on a 1 GiB O_DIRECT temp file)\n"
 	"\n"

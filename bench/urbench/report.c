@@ -1,5 +1,7 @@
 /*
  * Text and JSON reports (see report.h).  Latencies print in microseconds.
+ * JSON is built as a json-c object and printed by json-c, so every string
+ * (a target path, an error message) is escaped correctly.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -8,15 +10,11 @@
 
 #include "urbench/report.h"
 
+#include <json-c/json.h>
+
 static double us(uint64_t ns)
 {
 	return (double)ns / 1e3;
-}
-
-/* A finite number for JSON: NaN and infinities become 0. */
-static double fin(double v)
-{
-	return isfinite(v) ? v : 0;
 }
 
 static void header(FILE *f, const struct ub_opts *o)
@@ -123,80 +121,117 @@ void ub_report_text(FILE *f, const struct ub_opts *o, const struct ub_result *r,
 	}
 }
 
-void ub_json_string(FILE *f, const char *s)
+/* A number rounded to `digits` decimals (NaN and infinities become 0), printed as written. */
+static json_object *num(double v, int digits)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	char buf[64];
 
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch == '\n')
-			fputs("\\n", f);
-		else if (ch == '\t')
-			fputs("\\t", f);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
+	if (!isfinite(v))
+		v = 0;
+	snprintf(buf, sizeof(buf), "%.*f", digits, v);
+	return json_object_new_double_s(v, buf);
 }
 
-static void json_core(FILE *f, const struct ub_core_result *c, bool uring)
+static json_object *u64(uint64_t v)
 {
+	return json_object_new_uint64(v);
+}
+
+static void add(json_object *o, const char *key, json_object *v)
+{
+	json_object_object_add(o, key, v);
+}
+
+static json_object *json_core(const struct ub_core_result *c, bool uring)
+{
+	json_object *o = json_object_new_object(), *lat = json_object_new_object();
 	struct ub_lat l;
 
 	ub_lat_summary(&c->hist, &l);
-	fprintf(f, "{\"cpu\": %d, \"ops\": %" PRIu64 ", \"reads\": %" PRIu64 ", \"writes\": %" PRIu64
-		", \"syncs\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"secs\": %.6f, \"iops\": %.1f, \"mib_s\": %.3f, "
-		"\"lat_us\": {\"min\": %.3f, \"mean\": %.3f, \"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, "
-		"\"p99_9\": %.3f, \"max\": %.3f}, \"syscalls\": %" PRIu64 ", \"syscalls_per_io\": %.4f, \"batch\": %.3f}",
-		c->cpu, c->ops, c->reads, c->writes, c->syncs, c->bytes, fin(c->secs), fin(ub_core_iops(c)),
-		fin(ub_core_mibs(c)), us(l.min), fin(l.mean / 1e3), us(l.p50), us(l.p90), us(l.p99), us(l.p999),
-		us(l.max), c->enters, fin(ub_core_syscalls_per_io(c)), uring ? fin(ub_core_batch(c)) : 1.0);
+	add(o, "cpu", json_object_new_int(c->cpu));
+	add(o, "ops", u64(c->ops));
+	add(o, "reads", u64(c->reads));
+	add(o, "writes", u64(c->writes));
+	add(o, "syncs", u64(c->syncs));
+	add(o, "bytes", u64(c->bytes));
+	add(o, "secs", num(c->secs, 6));
+	add(o, "iops", num(ub_core_iops(c), 1));
+	add(o, "mib_s", num(ub_core_mibs(c), 3));
+	add(lat, "min", num(us(l.min), 3));
+	add(lat, "mean", num(l.mean / 1e3, 3));
+	add(lat, "p50", num(us(l.p50), 3));
+	add(lat, "p90", num(us(l.p90), 3));
+	add(lat, "p99", num(us(l.p99), 3));
+	add(lat, "p99_9", num(us(l.p999), 3));
+	add(lat, "max", num(us(l.max), 3));
+	add(o, "lat_us", lat);
+	add(o, "syscalls", u64(c->enters));
+	add(o, "syscalls_per_io", num(ub_core_syscalls_per_io(c), 4));
+	add(o, "batch", num(uring ? ub_core_batch(c) : 1.0, 3));
+	return o;
+}
+
+json_object *ub_report_json_object(const struct ub_opts *o, const struct ub_result *r, unsigned n)
+{
+	json_object *top = json_object_new_object(), *cpus = json_object_new_array(), *runs = json_object_new_array();
+	double base = n ? ub_core_iops(&r[0].total) : 0;
+
+	add(top, "tool", json_object_new_string("urbench"));
+	add(top, "format", json_object_new_int(1));
+	add(top, "target", json_object_new_string(o->target));
+	add(top, "rw", json_object_new_string(ub_rw_name(o->rw)));
+	add(top, "rwmix_read", json_object_new_int((int)o->rwmix_read));
+	add(top, "bs", u64(o->bs));
+	add(top, "qd", u64(o->qd));
+	for (unsigned i = 0; i < o->ncpus; i++)
+		json_object_array_add(cpus, json_object_new_int(o->cpus[i]));
+	add(top, "cpus", cpus);
+	add(top, "direct", json_object_new_boolean(o->direct));
+	add(top, "runtime_s", num(o->ops ? 0 : o->runtime_s, 3));
+	add(top, "ops", u64(o->ops));
+	add(top, "ramp_s", num(o->ramp_s, 3));
+	add(top, "seed", u64(o->seed));
+	add(top, "fua", json_object_new_boolean(o->fua));
+	add(top, "fsync_every", u64(o->fsync_every));
+	add(top, "verify", json_object_new_boolean(o->verify));
+	for (unsigned i = 0; i < n; i++) {
+		const struct ub_result *x = &r[i];
+		bool uring = x->mode.engine != UB_ENGINE_PSYNC;
+		json_object *run = json_object_new_object(), *cores = json_object_new_array();
+		json_object *series = json_object_new_array();
+
+		add(run, "mode", json_object_new_string(x->mode_name));
+		add(run, "backend", json_object_new_string(x->backend));
+		add(run, "status", json_object_new_int(x->status));
+		add(run, "error", json_object_new_string(x->errmsg));
+		add(run, "ratio_iops", num(base > 0 ? ub_core_iops(&x->total) / base : 0, 4));
+		add(run, "cpu_user_s", num(x->cpu_user_s, 4));
+		add(run, "cpu_sys_s", num(x->cpu_sys_s, 4));
+		add(run, "cpu_us_per_io", num(ub_result_cpu_us_per_io(x), 4));
+		add(run, "steal_pct", num(x->steal_pct, 2));
+		add(run, "errors", u64(x->errors));
+		add(run, "verify_errors", u64(x->verify_errors));
+		add(run, "bufs_registered", json_object_new_boolean(x->bufs_registered));
+		add(run, "ring_flags", u64(x->ring_flags));
+		add(run, "total", json_core(&x->total, uring));
+		for (unsigned c = 0; c < x->ncores; c++)
+			json_object_array_add(cores, json_core(&x->core[c], uring));
+		add(run, "cores", cores);
+		for (unsigned s = 0; s < x->nseries; s++)
+			json_object_array_add(series, u64(x->series[s]));
+		add(run, "iops_series", series);
+		json_object_array_add(runs, run);
+	}
+	add(top, "runs", runs);
+	return top;
 }
 
 void ub_report_json(FILE *f, const struct ub_opts *o, const struct ub_result *r, unsigned n)
 {
-	double base = n ? ub_core_iops(&r[0].total) : 0;
+	json_object *top = ub_report_json_object(o, r, n);
 
-	fprintf(f, "{\"tool\": \"urbench\", \"format\": 1, \"target\": ");
-	ub_json_string(f, o->target);
-	fprintf(f, ", \"rw\": \"%s\", \"rwmix_read\": %u, \"bs\": %u, \"qd\": %u, \"cpus\": [", ub_rw_name(o->rw),
-		o->rwmix_read, o->bs, o->qd);
-	for (unsigned i = 0; i < o->ncpus; i++)
-		fprintf(f, "%s%d", i ? ", " : "", o->cpus[i]);
-	fprintf(f, "], \"direct\": %s, \"runtime_s\": %.3f, \"ops\": %" PRIu64 ", \"ramp_s\": %.3f, \"seed\": %" PRIu64
-		", \"fua\": %s, \"fsync_every\": %u, \"verify\": %s, \"runs\": [",
-		o->direct ? "true" : "false", o->ops ? 0 : o->runtime_s, o->ops, o->ramp_s, o->seed,
-		o->fua ? "true" : "false", o->fsync_every, o->verify ? "true" : "false");
-	for (unsigned i = 0; i < n; i++) {
-		const struct ub_result *x = &r[i];
-		bool uring = x->mode.engine != UB_ENGINE_PSYNC;
-
-		fprintf(f, "%s\n  {\"mode\": ", i ? "," : "");
-		ub_json_string(f, x->mode_name);
-		fprintf(f, ", \"backend\": ");
-		ub_json_string(f, x->backend);
-		fprintf(f, ", \"status\": %d, \"error\": ", x->status);
-		ub_json_string(f, x->errmsg);
-		fprintf(f, ", \"ratio_iops\": %.4f, \"cpu_user_s\": %.4f, \"cpu_sys_s\": %.4f, \"cpu_us_per_io\": %.4f"
-			", \"steal_pct\": %.2f, \"errors\": %" PRIu64 ", \"verify_errors\": %" PRIu64
-			", \"bufs_registered\": %s, \"ring_flags\": %u,\n   \"total\": ",
-			base > 0 ? fin(ub_core_iops(&x->total) / base) : 0, fin(x->cpu_user_s), fin(x->cpu_sys_s),
-			fin(ub_result_cpu_us_per_io(x)), fin(x->steal_pct), x->errors, x->verify_errors,
-			x->bufs_registered ? "true" : "false", x->ring_flags);
-		json_core(f, &x->total, uring);
-		fprintf(f, ",\n   \"cores\": [");
-		for (unsigned c = 0; c < x->ncores; c++) {
-			fprintf(f, "%s", c ? ", " : "");
-			json_core(f, &x->core[c], uring);
-		}
-		fprintf(f, "],\n   \"iops_series\": [");
-		for (unsigned s = 0; s < x->nseries; s++)
-			fprintf(f, "%s%" PRIu64, s ? ", " : "", x->series[s]);
-		fprintf(f, "]}");
-	}
-	fprintf(f, "\n]}\n");
+	/* json-c escapes every string (quotes, backslashes, control characters). */
+	fprintf(f, "%s\n", json_object_to_json_string_ext(top, JSON_C_TO_STRING_SPACED |
+							    JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(top);
 }

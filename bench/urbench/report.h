@@ -20,8 +20,10 @@ void ub_report_text(FILE *f, const struct ub_opts *o, const struct ub_result *r,
 /* One JSON document for n runs (an object with a "runs" array). */
 void ub_report_json(FILE *f, const struct ub_opts *o, const struct ub_result *r, unsigned n);
 
-/* Write a JSON string literal of s (quotes included). */
-void ub_json_string(FILE *f, const char *s);
+struct json_object;
+
+/* The same document as a json-c object (release with json_object_put). */
+struct json_object *ub_report_json_object(const struct ub_opts *o, const struct ub_result *r, unsigned n);
 
 /*
  * Draw the latency distribution and IOPS over time of n runs into the SVG

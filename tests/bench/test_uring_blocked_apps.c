@@ -6,6 +6,7 @@
  * filter is installed in a forked child just before it execs the program.
  */
 #include <criterion/criterion.h>
+#include <json-c/json.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -151,18 +152,36 @@ Test(uring_blocked_apps, urbench_json_marks_uring_runs)
 	char *argv[] = { URBENCH_PATH, path, "--size", "8M", "--ops", "1000", "--json", "--compare", "psync,uring",
 			 NULL };
 	struct prog_run *r = malloc(sizeof(*r));
-	char *uring;
+	struct json_object *doc, *runs, *psync = NULL, *uring = NULL, *v;
 
 	cr_assert_not_null(r);
 	run_blocked(argv, 60, r);
 	cr_expect_eq(r->status, 2, "exit status %d; stderr: %s", r->status, r->err);
-	cr_expect(strstr(r->out, "{\"mode\": \"psync\"") != NULL, "no psync run: %s", r->out);
-	cr_expect(strstr(r->out, "\"ops\": 1000") != NULL, "the psync run did not move its ops: %s", r->out);
-	uring = strstr(r->out, "{\"mode\": \"uring\"");
+	doc = json_tokener_parse(r->out);
+	cr_assert_not_null(doc, "stdout is not JSON: %s", r->out);
+	cr_assert(json_object_object_get_ex(doc, "runs", &runs) && json_object_is_type(runs, json_type_array),
+		  "no runs array: %s", r->out);
+	for (size_t i = 0; i < json_object_array_length(runs); i++) {
+		struct json_object *run = json_object_array_get_idx(runs, i);
+		const char *mode = json_object_object_get_ex(run, "mode", &v) ? json_object_get_string(v) : "";
+
+		if (strcmp(mode, "psync") == 0)
+			psync = run;
+		else if (strcmp(mode, "uring") == 0)
+			uring = run;
+	}
+	cr_assert_not_null(psync, "no psync run: %s", r->out);
+	cr_expect(json_object_object_get_ex(psync, "status", &v) && json_object_get_int(v) == 0, "psync status");
+	cr_expect(json_object_object_get_ex(psync, "total", &v) &&
+			  json_object_object_get_ex(v, "ops", &v) && json_object_get_int64(v) == 1000,
+		  "the psync run did not move its ops: %s", r->out);
 	cr_assert_not_null(uring, "no uring run: %s", r->out);
-	cr_expect(strstr(uring, "\"status\": 2") != NULL, "%s", uring);
-	expect_reason(uring);
+	cr_expect(json_object_object_get_ex(uring, "status", &v) && json_object_get_int(v) == 2,
+		  "uring status: %s", r->out);
+	cr_assert(json_object_object_get_ex(uring, "error", &v), "uring run has no error: %s", r->out);
+	expect_reason(json_object_get_string(v));
 	cr_expect(strstr(r->err, "uring not runnable: ") != NULL, "stderr: %s", r->err);
+	json_object_put(doc);
 	free(r);
 }
 

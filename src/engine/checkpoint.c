@@ -139,10 +139,11 @@ int ckpt_run(struct urt_ps *ps)
 	ps->ckpt_busy = true;
 	if (ps->state == PS_OPEN)
 		ps->state = PS_CHECKPOINTING;
-	b_lsn = wal_checkpoint_lsn(ps);
-	epoch = ps->epoch;
-
 	memset(&c, 0, sizeof(c));
+	ret = wal_checkpoint_begin(ps, &b_lsn);
+	if (ret)
+		goto out;
+	epoch = ps->epoch;
 	ret = wal_wait_durable(ps, b_lsn);
 	if (ret)
 		goto out;

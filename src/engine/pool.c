@@ -288,6 +288,8 @@ int pool_get(struct urt_ps *ps, uint64_t pgno, bool load, struct frame **out)
 	f->ref = true;
 	f->writer = NULL;
 	f->page_lsn = 0;
+	f->chain = false;	/* Read from home: its next change is logged as an image. */
+	URT_ASSERT(!f->in_fill);
 	hash_insert(ps, f);
 	if (!load) {
 		f->state = FRAME_VALID;

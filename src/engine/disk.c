@@ -163,6 +163,8 @@ int disk_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch)
 	if (!buf)
 		return -ENOMEM;
 	sb.generation++;
+	/* A store of an older format version is upgraded here (format.h). */
+	sb.version = URT_FORMAT_VERSION;
 	sb.checkpoint_lsn = ckpt_lsn;
 	sb.checkpoint_epoch = ckpt_epoch;
 	sb.log_epoch = ps->epoch;

@@ -2,8 +2,10 @@
  * bench_commit: durable commits per second and commit latency of the page
  * store, against a baseline that makes every commit durable on its own.
  *
- * For N = 1, 4, 16, 64, 256 concurrent committers (fibers), each
- * committing a transaction that changes one 4 KiB page:
+ * For N = 1, 16, 64, 256 concurrent committers (fibers), each
+ * committing a transaction that changes one page: all of its 4 KiB by
+ * default, or -c bytes of it (-c 100: the urkv case, a few bytes of a leaf;
+ * the changed range moves along the page from one commit to the next):
  *   engine/file   urt page store on an O_DIRECT file (sync AUTO: on this
  *                 disk, write + flush per batch), thread per core: one
  *                 shard per CPU (its own log and pages, urt_ps_shard_region),
@@ -38,7 +40,10 @@
  * The sim section runs one shard: the sim is one drive with one flush
  * queue, and the issue's sim target is about that queue.
  *
- * Usage: bench_commit [-f file] [-s seconds] [-m file|sim|all] [-S shards]
+ * Each engine line also gives commits per batch and log bytes per commit.
+ * -B skips the baselines (for before/after comparisons of the engine).
+ *
+ * Usage: bench_commit [-f file] [-s seconds] [-m file|sim|all] [-S shards] [-c bytes] [-B]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,7 +72,10 @@
 #define LOG_MB_DEFAULT 64		/* Log per shard: checkpoints (two flushes each) every ~log/4 bytes. */
 #define COMMITTERS_MAX 256
 
-static const unsigned committer_counts[] = { 1, 4, 16, 64, 256 };
+static const unsigned committer_counts[] = { 1, 16, 64, 256 };
+
+/* Bytes each commit changes; 0 = the whole page (-c). */
+static uint32_t change_bytes;
 
 struct result {
 	double commits_per_s;
@@ -130,7 +138,16 @@ static void eng_committer(void *p)
 		if (ret == 0) {
 			ret = urt_page_get(tx, a->id, URT_PAGE_WRITE, &data);
 			if (ret == 0) {
-				memset(data, (int)(++seq & 0xff), urt_ps_page_data_bytes(r->ps));
+				size_t len = urt_ps_page_data_bytes(r->ps), off = 0;
+
+				seq++;
+				if (change_bytes && change_bytes < len) {
+					/* The changed range moves along the page, 8-byte aligned. */
+					off = (seq * 8 * 37) % (len - change_bytes) / 8 * 8;
+					len = change_bytes;
+				}
+				/* Never 0, so that every commit changes every byte it writes. */
+				memset((uint8_t *)data + off, (int)(seq % 255 + 1), len);
 				ret = urt_tx_commit(tx);
 			} else {
 				urt_tx_abort(tx);
@@ -467,17 +484,20 @@ int main(int argc, char **argv)
 	struct urt_rt_opts ro;
 	struct urt_rt *rt;
 	unsigned shards = 0;
+	bool baselines = true;
 	int opt, ret;
 
-	while ((opt = getopt(argc, argv, "f:s:m:S:")) != -1) {
+	while ((opt = getopt(argc, argv, "f:s:m:S:c:B")) != -1) {
 		switch (opt) {
 		case 'f': path = optarg; break;
 		case 's': seconds = strtoull(optarg, NULL, 0); break;
 		case 'm': mode = optarg; break;
 		case 'S': shards = (unsigned)strtoul(optarg, NULL, 0); break;
+		case 'c': change_bytes = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'B': baselines = false; break;
 		default:
-			fprintf(stderr, "usage: %s [-f file] [-s seconds] [-m file|sim|all] [-S shards]\n",
-				argv[0]);
+			fprintf(stderr, "usage: %s [-f file] [-s seconds] [-m file|sim|all] [-S shards] "
+				"[-c bytes] [-B]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -497,6 +517,7 @@ int main(int argc, char **argv)
 		struct urt_dev *dev;
 		int fd;
 
+		printf("# change %u bytes per commit\n", change_bytes ? change_bytes : 4096);
 		printf("# O_DIRECT file %s (%llu MiB), %llu s per point\n", path,
 		       (unsigned long long)(FILE_BYTES >> 20), (unsigned long long)seconds);
 		unlink(path);
@@ -529,9 +550,11 @@ int main(int argc, char **argv)
 				cpus[ncpus] = urt_rt_core_cpu(rt, ncpus);
 				ncpus++;
 			}
+			print_result("engine/file", n, &e);
+			if (!baselines)
+				continue;
 			if (run_file_base(path, n, cpus, ncpus, seconds, &b))
 				return 1;
-			print_result("engine/file", n, &e);
 			print_result("base/file", n, &b);
 			printf("%-12s N=%-4u %10.1fx\n", "speedup", n, e.commits_per_s / b.commits_per_s);
 			fflush(stdout);
@@ -549,6 +572,7 @@ int main(int argc, char **argv)
 		so.flush_latency_ns = 1000000;
 		so.cache_bytes_max = 256ull << 20;
 		so.cache_entries_max = 1u << 20;
+		printf("# change %u bytes per commit\n", change_bytes ? change_bytes : 4096);
 		printf("# sim device, flush latency 1 ms, flushes serialised, no native FUA, %llu s per point\n",
 		       (unsigned long long)seconds);
 		ret = urt_sim_open(&so, &dev);
@@ -566,8 +590,10 @@ int main(int argc, char **argv)
 			if (run_engine(rt, dev, URT_PS_SYNC_AUTO, n, 1, seconds, &e))
 				return 1;
 			urt_sim_stats(dev, &s1);
-			run_sim_base(rt, dev, n, seconds, &b);
 			print_result("engine/sim", n, &e);
+			if (!baselines)
+				continue;
+			run_sim_base(rt, dev, n, seconds, &b);
 			print_result("base/sim", n, &b);
 			flushes = s1.flushes - s0.flushes;
 			printf("%-12s N=%-4u %10.1fx engine/base  p99 = %.2f x flush latency  "

@@ -126,6 +126,10 @@ struct urt_ps {
 	uint64_t txid_next;		/* Next transaction id. */
 	uint64_t img_floor;		/* A page whose chain's image is below this logs a new image (rule D1). */
 	bool writer_busy;		/* A batch is on the device. */
+	uint64_t flush_started;		/* Device flushes the writer has issued (log or shared). */
+	uint64_t flush_done;		/* Of those, completed; they complete in order. */
+	uint64_t flush_wanted;		/* Highest flush number a wal_flush caller waits for. */
+	struct urt_waitq flush_wq;	/* wal_flush callers wait here for flush_done. */
 	bool stopping;			/* Close in progress: the writer exits when idle. */
 	bool writer_running;		/* The writer fiber exists. */
 	struct urt_waitq writer_wq;	/* The writer waits here for work. */
@@ -178,7 +182,7 @@ int disk_flush(struct urt_ps *ps);
 int disk_zero(struct urt_ps *ps, uint64_t off, uint64_t len);
 uint64_t disk_page_off(const struct urt_ps *ps, uint64_t pgno);
 int disk_sb_format(struct urt_ps *ps, const struct superblock *sb);
-int disk_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch);
+int disk_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch, struct superblock *out);
 
 /* pool.c */
 int pool_init(struct urt_ps *ps);
@@ -195,6 +199,7 @@ void wal_stop(struct urt_ps *ps);
 int wal_commit(struct urt_ps *ps, struct urt_tx *tx);
 int wal_checkpoint_begin(struct urt_ps *ps, uint64_t *lsn);
 int wal_wait_durable(struct urt_ps *ps, uint64_t lsn);
+int wal_flush(struct urt_ps *ps);
 uint64_t wal_used(const struct urt_ps *ps);
 
 /* checkpoint.c */

@@ -61,6 +61,15 @@
  *     moves it to ERROR, ps.c): the batch's committers get the error, later
  *     ones URT_E_STICKY, and nothing written after it is ever acknowledged.
  *
+ * Shared flushes.  A checkpoint needs its page writes and its superblock
+ * write durable, and the log writer flushes after every batch anyway
+ * (policy FLUSH).  wal_flush asks for a flush *issued after the call*
+ * (flush number flush_started + 1, so it covers every write completed
+ * before the call) and waits for it; the writer's next batch flush serves
+ * it, or, when no batch is due (or batches use FUA, which flushes nothing
+ * else), the writer issues one flush of its own for all such waiters.
+ * Under load a checkpoint thus adds no flush to the device's queue.
+ *
  * Durability of one batch, by policy (docs/engine.md has the reasoning):
  *   FUA    the WRAP block (if any) and the batch are written with FUA;
  *   FLUSH  plain writes, then one flush that covers both;
@@ -233,6 +242,55 @@ uint64_t wal_used(const struct urt_ps *ps)
 	return end - ps->ckpt_lsn_old;
 }
 
+/*
+ * Returns once a device flush issued after the call has completed: the
+ * writes the caller completed before are durable.  Shared with the log
+ * writer's flushes (see the notes); a flush failure is sticky.
+ */
+int wal_flush(struct urt_ps *ps)
+{
+	uint64_t want;
+
+	if (!ps->writer_running || ps->stopping)
+		return disk_flush(ps);	/* No writer to share a flush with. */
+	want = ps->flush_started + 1;
+	if (ps->flush_wanted < want)
+		ps->flush_wanted = want;
+	urt_waitq_wake_one(&ps->writer_wq);
+	while (ps->flush_done < want) {
+		if (ps->sticky)
+			return URT_E_STICKY;
+		urt_waitq_wait(&ps->flush_wq);
+	}
+	return 0;
+}
+
+/* The writer's flushes: numbered, so that wal_flush callers know which one covers them. */
+static int writer_flush(struct urt_ps *ps)
+{
+	uint64_t n = ++ps->flush_started;
+	int ret = disk_flush(ps);
+
+	if (ret == 0) {
+		ps->flush_done = n;
+		urt_waitq_wake_all(&ps->flush_wq);
+	}
+	return ret;
+}
+
+/* A flush of the writer's own for wal_flush callers that no batch flush served. */
+static void writer_shared_flush(struct urt_ps *ps)
+{
+	int ret;
+
+	ps->writer_busy = true;
+	ret = writer_flush(ps);
+	ps->writer_busy = false;
+	if (ret)
+		disk_set_sticky(ps, ret, "flushing the device for a checkpoint");
+	urt_waitq_wake_all(&ps->flush_wq);
+}
+
 int wal_wait_durable(struct urt_ps *ps, uint64_t lsn)
 {
 	while (ps->durable_lsn < lsn) {
@@ -394,7 +452,7 @@ static int batch_write(struct urt_ps *ps, struct batch *b, uint64_t span)
 	if (ret)
 		return ret;
 	if (ps->use_flush && !ps->use_fua)
-		ret = disk_flush(ps);
+		ret = writer_flush(ps);
 	return ret;
 }
 
@@ -407,6 +465,16 @@ static void writer_main(void *arg)
 		uint64_t span, wspan;
 		int ret;
 
+		/*
+		 * A wal_flush caller is served by the next batch's flush when one
+		 * is due and flushes (policy FLUSH); otherwise by a flush of its
+		 * own now, so that a stream of FUA batches never starves it.
+		 */
+		if (ps->flush_wanted > ps->flush_done && !ps->sticky &&
+		    (!b->open || b->ncommits == 0 || !ps->use_flush || ps->use_fua)) {
+			writer_shared_flush(ps);
+			continue;
+		}
 		if (!b->open || b->ncommits == 0) {
 			if (ps->stopping)
 				break;

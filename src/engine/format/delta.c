@@ -83,17 +83,12 @@ uint32_t delta_diff(const uint8_t *a, const uint8_t *b, uint32_t page_size, stru
 
 void delta_copy(uint8_t *dst, const uint8_t *src, uint32_t page_size, const struct delta_mask *m)
 {
-	uint32_t cb = delta_chunk_bytes(page_size);
+	uint32_t cb = delta_chunk_bytes(page_size), i, end;
 
-	for (uint32_t w = 0; w < DELTA_WORDS; w++) {
-		uint64_t bits = m->w[w];
-
-		while (bits) {
-			uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
-
-			memcpy(dst + i * cb, src + i * cb, cb);
-			bits &= bits - 1;
-		}
+	/* One copy per run of adjacent chunks: a whole-page change is one memcpy. */
+	for (i = next_chunk(m, 0, true); i < DELTA_CHUNKS; i = next_chunk(m, end, true)) {
+		end = next_chunk(m, i, false);
+		memcpy(dst + i * cb, src + i * cb, (end - i) * cb);
 	}
 }
 

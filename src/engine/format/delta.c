@@ -37,6 +37,25 @@ static uint32_t next_chunk(const struct delta_mask *m, uint32_t i, bool set)
 	return DELTA_CHUNKS;
 }
 
+/*
+ * The changed-chunk bits of one 64-byte block whose word XORs are x, for
+ * wpc words per chunk; a constant wpc per case lets the compiler unroll.
+ */
+static uint64_t block_bits(const uint64_t *x, uint32_t wpc)
+{
+	switch (wpc) {
+	case 2:
+		return (uint64_t)((x[0] | x[1]) != 0) | (uint64_t)((x[2] | x[3]) != 0) << 1 |
+		       (uint64_t)((x[4] | x[5]) != 0) << 2 | (uint64_t)((x[6] | x[7]) != 0) << 3;
+	case 4:
+		return (uint64_t)((x[0] | x[1] | x[2] | x[3]) != 0) |
+		       (uint64_t)((x[4] | x[5] | x[6] | x[7]) != 0) << 1;
+	default:
+		URT_ASSERT(wpc == 8);
+		return (x[0] | x[1] | x[2] | x[3] | x[4] | x[5] | x[6] | x[7]) != 0;
+	}
+}
+
 uint32_t delta_diff(const uint8_t *a, const uint8_t *b, uint32_t page_size, struct delta_mask *m)
 {
 	uint32_t cb = delta_chunk_bytes(page_size), wpc = cb / 8, n = 0;
@@ -53,7 +72,8 @@ uint32_t delta_diff(const uint8_t *a, const uint8_t *b, uint32_t page_size, stru
 		if (memcmp(a + seg, b + seg, 512) == 0)
 			continue;
 		for (uint32_t off = seg; off < seg + 512; off += 64) {
-			uint64_t x[8];
+			uint64_t x[8], bits;
+			uint32_t i;
 
 			if (memcmp(a + off, b + off, 64) == 0)
 				continue;
@@ -64,18 +84,10 @@ uint32_t delta_diff(const uint8_t *a, const uint8_t *b, uint32_t page_size, stru
 				memcpy(&v, b + off + 8 * k, 8);
 				x[k] = u ^ v;
 			}
-			for (uint32_t k = 0; k < 8; k += wpc) {
-				uint64_t c = 0;
-
-				for (uint32_t j = k; j < k + wpc; j++)
-					c |= x[j];
-				if (c) {
-					uint32_t i = (off + 8 * k) / cb;
-
-					m->w[i / 64] |= 1ull << (i % 64);
-					n++;
-				}
-			}
+			bits = block_bits(x, wpc);
+			i = off / cb;
+			m->w[i / 64] |= bits << (i % 64);
+			n += (uint32_t)__builtin_popcountll(bits);
 		}
 	}
 	return n;

@@ -2,8 +2,10 @@
  * bench_commit: durable commits per second and commit latency of the page
  * store, against a baseline that makes every commit durable on its own.
  *
- * For N = 1, 4, 16, 64, 256 concurrent committers (fibers), each
- * committing a transaction that changes one 4 KiB page:
+ * For N = 1, 16, 64, 256 concurrent committers (fibers), each
+ * committing a transaction that changes one page: all of its 4 KiB by
+ * default, or -c bytes of it (-c 100: the urkv case, a few bytes of a leaf;
+ * the changed range moves along the page from one commit to the next):
  *   engine/file   urt page store on an O_DIRECT file (sync AUTO: on this
  *                 disk, write + flush per batch), thread per core: one
  *                 shard per CPU (its own log and pages, urt_ps_shard_region),
@@ -38,7 +40,14 @@
  * The sim section runs one shard: the sim is one drive with one flush
  * queue, and the issue's sim target is about that queue.
  *
- * Usage: bench_commit [-f file] [-s seconds] [-m file|sim|all] [-S shards]
+ * Each engine line also gives commits per batch and log bytes per commit.
+ * -B skips the baselines (for before/after comparisons of the engine);
+ * -n N runs only N committers.  -m recovery measures replay instead: N
+ * committers (default 64) on the sim device for the given seconds, then a
+ * power cut and a reopen, printing how much log the open replayed and its
+ * rate in records/s.
+ *
+ * Usage: bench_commit [-f file] [-s seconds] [-m file|sim|all] [-S shards] [-c bytes] [-B] [-n N]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,7 +76,10 @@
 #define LOG_MB_DEFAULT 64		/* Log per shard: checkpoints (two flushes each) every ~log/4 bytes. */
 #define COMMITTERS_MAX 256
 
-static const unsigned committer_counts[] = { 1, 4, 16, 64, 256 };
+static const unsigned committer_counts[] = { 1, 16, 64, 256 };
+
+/* Bytes each commit changes; 0 = the whole page (-c). */
+static uint32_t change_bytes;
 
 struct result {
 	double commits_per_s;
@@ -94,12 +106,17 @@ static void print_result(const char *what, unsigned n, const struct result *r)
 /* One shard's run, on core `core`. */
 struct eng_run {
 	struct urt_dev *dev;
+	bool crash;		/* Cut the power after the run and recover (-m recovery). */
+	struct urt_dev *reopened;/* The post-crash device (crash). */
+	struct urt_ps_stats rst;/* Stats of the recovered store (crash). */
+	int rerr;		/* Error of the recovering open (crash). */
 	enum urt_ps_sync sync;
 	unsigned core;
 	unsigned shards;
 	unsigned n;		/* Committers on this shard. */
 	struct urt_ps *ps;
-	uint64_t deadline;
+	uint64_t deadline;	/* Set once the store is open: the open is not timed. */
+	uint64_t run_ns;	/* Time the committers run. */
 	unsigned live;
 	struct urt_waitq wq;
 	struct urt_hist hist;
@@ -130,7 +147,16 @@ static void eng_committer(void *p)
 		if (ret == 0) {
 			ret = urt_page_get(tx, a->id, URT_PAGE_WRITE, &data);
 			if (ret == 0) {
-				memset(data, (int)(++seq & 0xff), urt_ps_page_data_bytes(r->ps));
+				size_t len = urt_ps_page_data_bytes(r->ps), off = 0;
+
+				seq++;
+				if (change_bytes && change_bytes < len) {
+					/* The changed range moves along the page, 8-byte aligned. */
+					off = (seq * 8 * 37) % (len - change_bytes) / 8 * 8;
+					len = change_bytes;
+				}
+				/* Never 0, so that every commit changes every byte it writes. */
+				memset((uint8_t *)data + off, (int)(seq % 255 + 1), len);
 				ret = urt_tx_commit(tx);
 			} else {
 				urt_tx_abort(tx);
@@ -175,6 +201,7 @@ static void eng_main(void *p)
 		goto out;
 	}
 	r->live = r->n;
+	r->deadline = urt_clock_ns() + r->run_ns;
 	for (unsigned i = 0; i < r->n; i++) {
 		r->args[i].r = r;
 		r->args[i].id = i;
@@ -183,6 +210,24 @@ static void eng_main(void *p)
 	while (r->live)
 		urt_waitq_wait(&r->wq);
 	urt_ps_stats(r->ps, &r->st);
+	if (r->crash) {
+		struct urt_ps *ps2;
+
+		/* Power cut: what is durable stays; then recover on the post-crash image. */
+		urt_sim_crash(r->dev, 1);
+		urt_ps_close(r->ps);
+		r->rerr = urt_sim_reopen(r->dev, &r->reopened);
+		if (r->rerr == 0) {
+			o.create = false;
+			o.format = false;
+			r->rerr = urt_ps_open(r->reopened, &o, &ps2);
+		}
+		if (r->rerr == 0) {
+			urt_ps_stats(ps2, &r->rst);
+			r->rerr = urt_ps_close(ps2);
+		}
+		goto out;
+	}
 	ret = urt_ps_close(r->ps);
 	if (ret && !r->err)
 		r->err = ret;
@@ -226,7 +271,7 @@ static int run_engine(struct urt_rt *rt, struct urt_dev *dev, enum urt_ps_sync s
 	struct eng_arg *args = calloc(n, sizeof(*args));
 	struct urt_hist *all = malloc(sizeof(*all));
 	struct ub_cpu_times c0, c1;
-	uint64_t commits = 0, st_commits = 0, batches = 0, log_bytes = 0, deadline;
+	uint64_t commits = 0, st_commits = 0, batches = 0, log_bytes = 0;
 	sem_t done;
 	int err = 0;
 
@@ -244,14 +289,13 @@ static int run_engine(struct urt_rt *rt, struct urt_dev *dev, enum urt_ps_sync s
 	sem_init(&done, 0, 0);
 	urt_hist_init(all);
 	ub_cpu_times_read(&c0);
-	deadline = urt_clock_ns() + seconds * 1000000000ull;
 	for (unsigned i = 0, first = 0; i < shards; i++) {
 		r[i].dev = dev;
 		r[i].sync = sync;
 		r[i].core = i;
 		r[i].shards = shards;
 		r[i].n = n / shards + (i < n % shards);
-		r[i].deadline = deadline;
+		r[i].run_ns = seconds * 1000000000ull;
 		r[i].args = args + first;
 		r[i].done = &done;
 		urt_hist_init(&r[i].hist);
@@ -288,6 +332,66 @@ static int run_engine(struct urt_rt *rt, struct urt_dev *dev, enum urt_ps_sync s
 	free(args);
 	free(all);
 	return err;
+}
+
+/*
+ * -m recovery: n committers on one shard of the sim device for `seconds`,
+ * a power cut, then the open that recovers; prints the replay's figures.
+ */
+static int run_recovery(struct urt_rt *rt, unsigned n, uint64_t seconds)
+{
+	struct eng_arg *args = calloc(n, sizeof(*args));
+	struct eng_run r = { 0 };
+	struct urt_sim_opts so;
+	struct ub_cpu_times c0, c1;
+	double secs, log_mib;
+	sem_t done;
+	int ret;
+
+	urt_sim_opts_default(&so);
+	so.size_bytes = FILE_BYTES;
+	so.fua = false;
+	so.flush_latency_ns = 1000000;
+	so.cache_bytes_max = 256ull << 20;
+	so.cache_entries_max = 1u << 20;
+	ret = args ? urt_sim_open(&so, &r.dev) : -ENOMEM;
+	if (ret) {
+		free(args);
+		return ret;
+	}
+	sem_init(&done, 0, 0);
+	r.sync = URT_PS_SYNC_AUTO;
+	r.shards = 1;
+	r.n = n;
+	r.args = args;
+	r.done = &done;
+	r.crash = true;
+	urt_hist_init(&r.hist);
+	ub_cpu_times_read(&c0);
+	r.run_ns = seconds * 1000000000ull;
+	urt_fiber_spawn_on(rt, 0, eng_main, &r);
+	sem_wait(&done);
+	ub_cpu_times_read(&c1);
+	ret = r.err ? r.err : r.rerr;
+	if (ret) {
+		fprintf(stderr, "recovery run failed: %s (%s)\n", urt_strerror(ret), urt_last_error());
+	} else {
+		secs = (double)r.rst.recovery_ns / 1e9;
+		log_mib = (double)(r.st.durable_lsn - r.st.checkpoint_lsn) / (1 << 20);
+		printf("recovery     N=%-4u %llu commits, then a power cut: replayed %.1f MiB of log, "
+		       "%llu batches, %llu page records (%llu deltas) in %.1f ms: %.0f records/s, "
+		       "%.0f MiB/s  steal %4.1f%%\n", n, (unsigned long long)r.commits, log_mib,
+		       (unsigned long long)r.rst.recovered_batches,
+		       (unsigned long long)r.rst.recovered_pages,
+		       (unsigned long long)r.rst.recovered_deltas, secs * 1e3,
+		       secs > 0 ? (double)r.rst.recovered_pages / secs : 0.0,
+		       secs > 0 ? log_mib / secs : 0.0, ub_steal_pct(&c0, &c1));
+	}
+	if (r.reopened)
+		urt_dev_close(r.reopened);
+	urt_dev_close(r.dev);
+	free(args);
+	return ret;
 }
 
 /* ---- Baseline: write + flush per commit, fibers on the sim ---------------- */
@@ -467,17 +571,22 @@ int main(int argc, char **argv)
 	struct urt_rt_opts ro;
 	struct urt_rt *rt;
 	unsigned shards = 0;
+	bool baselines = true;
+	unsigned only_n = 0;
 	int opt, ret;
 
-	while ((opt = getopt(argc, argv, "f:s:m:S:")) != -1) {
+	while ((opt = getopt(argc, argv, "f:s:m:S:c:Bn:")) != -1) {
 		switch (opt) {
 		case 'f': path = optarg; break;
 		case 's': seconds = strtoull(optarg, NULL, 0); break;
 		case 'm': mode = optarg; break;
 		case 'S': shards = (unsigned)strtoul(optarg, NULL, 0); break;
+		case 'c': change_bytes = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'B': baselines = false; break;
+		case 'n': only_n = (unsigned)strtoul(optarg, NULL, 0); break;
 		default:
-			fprintf(stderr, "usage: %s [-f file] [-s seconds] [-m file|sim|all] [-S shards]\n",
-				argv[0]);
+			fprintf(stderr, "usage: %s [-f file] [-s seconds] [-m file|sim|all] [-S shards] "
+				"[-c bytes] [-B] [-n N]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -493,11 +602,23 @@ int main(int argc, char **argv)
 	}
 	if (shards == 0 || shards > urt_rt_ncores(rt))
 		shards = urt_rt_ncores(rt);
+	if (only_n > COMMITTERS_MAX) {
+		fprintf(stderr, "-n: at most %u committers\n", COMMITTERS_MAX);
+		return 2;
+	}
+	if (strcmp(mode, "recovery") == 0) {
+		printf("# change %u bytes per commit; sim device, flush latency 1 ms; %llu s of commits\n",
+		       change_bytes ? change_bytes : 4096, (unsigned long long)seconds);
+		ret = run_recovery(rt, only_n ? only_n : 64, seconds);
+		urt_rt_stop(rt);
+		return ret ? 1 : 0;
+	}
 	if (strcmp(mode, "sim") != 0) {
 		struct urt_dev_opts d;
 		struct urt_dev *dev;
 		int fd;
 
+		printf("# change %u bytes per commit\n", change_bytes ? change_bytes : 4096);
 		printf("# O_DIRECT file %s (%llu MiB), %llu s per point\n", path,
 		       (unsigned long long)(FILE_BYTES >> 20), (unsigned long long)seconds);
 		unlink(path);
@@ -518,8 +639,9 @@ int main(int argc, char **argv)
 		}
 		printf("# device: volatile cache %d, native FUA %d\n", urt_dev_info(dev)->volatile_cache,
 		       urt_dev_info(dev)->fua);
-		for (size_t i = 0; i < sizeof(committer_counts) / sizeof(committer_counts[0]); i++) {
-			unsigned n = committer_counts[i];
+		for (size_t i = 0; i < (only_n ? 1 : sizeof(committer_counts) / sizeof(committer_counts[0]));
+		     i++) {
+			unsigned n = only_n ? only_n : committer_counts[i];
 			struct result e, b;
 			int cpus[64];
 			unsigned ncpus = 0;
@@ -531,9 +653,11 @@ int main(int argc, char **argv)
 				cpus[ncpus] = urt_rt_core_cpu(rt, ncpus);
 				ncpus++;
 			}
+			print_result("engine/file", n, &e);
+			if (!baselines)
+				continue;
 			if (run_file_base(path, n, cpus, ncpus, seconds, &b))
 				return 1;
-			print_result("engine/file", n, &e);
 			print_result("base/file", n, &b);
 			printf("%-12s N=%-4u %10.1fx\n", "speedup", n, e.commits_per_s / b.commits_per_s);
 			fflush(stdout);
@@ -551,6 +675,7 @@ int main(int argc, char **argv)
 		so.flush_latency_ns = 1000000;
 		so.cache_bytes_max = 256ull << 20;
 		so.cache_entries_max = 1u << 20;
+		printf("# change %u bytes per commit\n", change_bytes ? change_bytes : 4096);
 		printf("# sim device, flush latency 1 ms, flushes serialised, no native FUA, %llu s per point\n",
 		       (unsigned long long)seconds);
 		ret = urt_sim_open(&so, &dev);
@@ -558,8 +683,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "urt_sim_open: %d\n", ret);
 			return 1;
 		}
-		for (size_t i = 0; i < sizeof(committer_counts) / sizeof(committer_counts[0]); i++) {
-			unsigned n = committer_counts[i];
+		for (size_t i = 0; i < (only_n ? 1 : sizeof(committer_counts) / sizeof(committer_counts[0]));
+		     i++) {
+			unsigned n = only_n ? only_n : committer_counts[i];
 			struct urt_sim_stats s0, s1;
 			struct result e, b;
 			uint64_t flushes;
@@ -568,8 +694,10 @@ int main(int argc, char **argv)
 			if (run_engine(rt, dev, URT_PS_SYNC_AUTO, n, 1, seconds, &e))
 				return 1;
 			urt_sim_stats(dev, &s1);
-			run_sim_base(rt, dev, n, seconds, &b);
 			print_result("engine/sim", n, &e);
+			if (!baselines)
+				continue;
+			run_sim_base(rt, dev, n, seconds, &b);
 			print_result("base/sim", n, &b);
 			flushes = s1.flushes - s0.flushes;
 			printf("%-12s N=%-4u %10.1fx engine/base  p99 = %.2f x flush latency  "

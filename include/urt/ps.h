@@ -110,11 +110,15 @@ struct urt_ps_stats {
 	uint64_t log_waits;	/**< Commits that waited for log space. */
 	uint64_t read_retries;	/**< Page reads retried after an error. */
 	uint64_t recovered_batches;/**< Batches replayed by the last open. */
-	uint64_t recovered_pages;/**< Page images replayed by the last open. */
+	uint64_t recovered_pages;/**< Page records (images and deltas) replayed by the last open. */
 	uint64_t checkpoint_lsn;/**< Current checkpoint LSN. */
 	uint64_t durable_lsn;	/**< Log durable up to this LSN. */
 	uint64_t bad_pgno;	/**< Page of the last URT_E_CORRUPT or read error; UINT64_MAX if none. */
 	int sticky_error;	/**< 0, or the error that made the store sticky. */
+	uint64_t log_images;	/**< PAGE_IMAGE records written (first change of a page after a checkpoint). */
+	uint64_t log_deltas;	/**< PAGE_DELTA records written (changed byte ranges of a page). */
+	uint64_t recovered_deltas;/**< Of recovered_pages, the page deltas. */
+	uint64_t recovery_ns;	/**< Time the last open spent replaying the log. */
 };
 
 /** Fills opts with the defaults documented above. */
@@ -196,8 +200,10 @@ URT_API int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out);
 URT_API int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, void **data);
 
 /**
- * Commits: logs a full image of each written page and a COMMIT record,
- * installs the pages, and returns once the batch holding them is durable
+ * Commits: installs the changed parts of each written page and logs them
+ * (as a page delta, or as a full image for the first change of a page
+ * after a checkpoint; changes of one page by the commits of one log batch
+ * share one record), and returns once the batch holding them is durable
  * (per opts.sync).  When the log is full the commit waits for a checkpoint
  * to recycle space (it never overwrites live log).  Frees tx in every
  * case.  Returns 0, the I/O error of the failed batch (the store is then

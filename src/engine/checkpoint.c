@@ -3,31 +3,39 @@
  *
  * Design notes.
  *
- * A checkpoint picks B, the LSN where the fill batch starts (every sealed
- * batch ends at or before B), then:
+ * A checkpoint picks B, the LSN of a batch boundary with nothing logged
+ * after it yet (wal_checkpoint_begin seals a fill batch that holds commits
+ * first), and in the same step raises img_floor to B, so the first change
+ * of every page from here on is logged as a full image (wal.c rule D1).
+ * Then it:
  *   1. waits until the log is durable up to B;
  *   2. writes home every dirty frame whose page_lsn < B (from a scratch
  *      copy, so commits may keep installing into the frame meanwhile);
- *   3. flushes, so those page writes are durable;
+ *   3. flushes, so those page writes are durable (wal_flush: the log
+ *      writer's next flush, shared with a batch when one is due);
  *   4. writes the superblock copy of the next generation with
- *      checkpoint_lsn = B, then flushes;
+ *      checkpoint_lsn = B, then flushes (shared again) and adopts it;
  *   5. only now sets ckpt_lsn = B (and ckpt_lsn_old to the previous
  *      checkpoint, still named by the other superblock copy), which lets
- *      the WAL overwrite the log before the older of the two;
- *      before B, and wakes committers waiting for space.
+ *      the WAL overwrite the log before the older of the two, and wakes
+ *      committers waiting for space.
  * Why the order is safe:
  *  - Step 1 before 2 is the WAL rule: no page reaches home before the log
- *    record of its image is durable.
- *  - A dirty frame with page_lsn >= B is skipped: its latest full image is
- *    logged at or after B, so replay from B rebuilds it.  But that image
- *    may still sit in a batch that is not durable, while the older image
- *    it replaces lies before B: so before step 4 the checkpoint waits until
- *    the log is durable past the highest skipped page_lsn (found by the
- *    crash test: without the wait, a crash right after the superblock
- *    write lost an acknowledged commit).  Hence after step 5 every dirty
- *    frame's latest durable image lies at or after the checkpoint (pool.c
- *    invariant 4), and a page write torn by a crash, whether by a
- *    checkpoint or an eviction, is repaired by replay.
+ *    record of its latest change is durable.
+ *  - A dirty frame with page_lsn >= B is skipped: it changed after B, and
+ *    by rule D1 its first change at or after B was logged as a full image,
+ *    so replay from B rebuilds it from that image and the deltas after it.
+ *    But those records may still sit in a batch that is not durable, while
+ *    the changes before B are in the log before B: so before step 4 the
+ *    checkpoint waits until the log is durable past the highest skipped
+ *    page_lsn (found by the crash test: without the wait, a crash right
+ *    after the superblock write lost an acknowledged commit).  Hence after
+ *    step 5 every dirty frame's image and later deltas lie at or after the
+ *    checkpoint (pool.c invariant 4), and a page write torn by a crash,
+ *    whether by a checkpoint or an eviction, is repaired by replay.
+ *  - A page written home at step 2 and changed again later gets an image
+ *    at its next change (its chain's image is below B = img_floor), so a
+ *    later home write of it that tears is repaired from the log as well.
  *  - Step 3 before 4: the superblock must not claim pages are home before
  *    they are.  A crash before step 4 completes leaves the older copy (other
  *    slot) valid with the older checkpoint, whose log is still intact
@@ -126,6 +134,7 @@ static int ckpt_write_page(struct urt_ps *ps, struct ckpt_ctx *c, struct frame *
 int ckpt_run(struct urt_ps *ps)
 {
 	uint64_t b_lsn, epoch, skipped_lsn = 0;
+	struct superblock sb;
 	struct ckpt_ctx c;
 	int ret;
 
@@ -140,10 +149,11 @@ int ckpt_run(struct urt_ps *ps)
 	ps->ckpt_busy = true;
 	if (ps->state == PS_OPEN)
 		ps->state = PS_CHECKPOINTING;
-	b_lsn = wal_checkpoint_lsn(ps);
-	epoch = ps->epoch;
-
 	memset(&c, 0, sizeof(c));
+	ret = wal_checkpoint_begin(ps, &b_lsn);
+	if (ret)
+		goto out;
+	epoch = ps->epoch;
 	ret = wal_wait_durable(ps, b_lsn);
 	if (ret)
 		goto out;
@@ -180,7 +190,7 @@ int ckpt_run(struct urt_ps *ps)
 		disk_set_sticky(ps, ret, "writing a page home during a checkpoint");
 		goto out;
 	}
-	ret = disk_flush(ps);
+	ret = wal_flush(ps);
 	if (ret) {
 		disk_set_sticky(ps, ret, "flushing pages during a checkpoint");
 		goto out;
@@ -191,11 +201,14 @@ int ckpt_run(struct urt_ps *ps)
 		if (ret)
 			goto out;
 	}
-	ret = disk_sb_write(ps, b_lsn, epoch);
+	ret = disk_sb_write(ps, b_lsn, epoch, &sb);
+	if (ret == 0)
+		ret = wal_flush(ps);
 	if (ret) {
 		disk_set_sticky(ps, ret, "writing the superblock");
 		goto out;
 	}
+	ps->sb = sb;
 	ps->ckpt_lsn_old = ps->ckpt_lsn;
 	ps->ckpt_lsn = b_lsn;
 	ps->stats.checkpoints++;

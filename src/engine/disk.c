@@ -59,6 +59,7 @@ void disk_set_sticky(struct urt_ps *ps, int err, const char *what)
 	urt_waitq_wake_all(&ps->durable_wq);
 	urt_waitq_wake_all(&ps->sealed_wq);
 	urt_waitq_wake_all(&ps->ckpt_wq);
+	urt_waitq_wake_all(&ps->flush_wq);
 }
 
 int disk_read(struct urt_ps *ps, void *buf, size_t len, uint64_t off)
@@ -153,8 +154,12 @@ int disk_sb_format(struct urt_ps *ps, const struct superblock *sb)
 	return ret;
 }
 
-/* Writes the next superblock generation (other slot, invariant 3) and flushes it. */
-int disk_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch)
+/*
+ * Writes the next superblock generation (other slot, invariant 3) into
+ * *out, without a flush: the caller flushes (sharing the log's flush,
+ * wal_flush) and only then adopts *out as ps->sb.
+ */
+int disk_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch, struct superblock *out)
 {
 	struct superblock sb = ps->sb;
 	uint8_t *buf = urt_buf_get(URT_SB_SLOT_SIZE);
@@ -163,14 +168,14 @@ int disk_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch)
 	if (!buf)
 		return -ENOMEM;
 	sb.generation++;
+	/* A store of an older format version is upgraded here (format.h). */
+	sb.version = URT_FORMAT_VERSION;
 	sb.checkpoint_lsn = ckpt_lsn;
 	sb.checkpoint_epoch = ckpt_epoch;
 	sb.log_epoch = ps->epoch;
 	ret = sb_put(ps, &sb, buf);
 	if (ret == 0)
-		ret = disk_flush(ps);
-	if (ret == 0)
-		ps->sb = sb;
+		*out = sb;
 	urt_buf_put(buf);
 	return ret;
 }

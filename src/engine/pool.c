@@ -13,9 +13,10 @@
  *     see uncommitted data and there is no undo.
  *  3. WAL rule: a dirty frame is written home only when its page_lsn is
  *     below durable_lsn (its image is durable in the log).
- *  4. A dirty frame's latest image lies in the log at or after the durable
- *     checkpoint LSN (checkpoint.c keeps this), so a torn home write is
- *     always repaired by recovery.
+ *  4. A dirty frame's latest full image, and every delta after it, lie in
+ *     the log at or after the durable checkpoint LSN (checkpoint.c and
+ *     wal.c rule D1 keep this), so a torn home write is always repaired
+ *     by recovery.
  *  5. A pinned frame (pins > 0) is never evicted.
  *
  * States: FREE -> READING (pool_get miss) -> VALID (read done) or FREE (read
@@ -293,6 +294,8 @@ int pool_get(struct urt_ps *ps, uint64_t pgno, bool load, struct frame **out)
 	f->ref = true;
 	f->writer = NULL;
 	f->page_lsn = 0;
+	f->chain = false;	/* Read from home: its next change is logged as an image. */
+	URT_ASSERT(!f->in_fill);
 	hash_insert(ps, f);
 	if (!load) {
 		f->state = FRAME_VALID;

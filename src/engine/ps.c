@@ -167,9 +167,20 @@ static int load_superblock(struct urt_ps *ps, uint64_t region_bytes)
 		urt_buf_put(buf);
 		return format(ps, region_bytes);
 	}
-	if (ret)
+	if (ret == URT_E_VERSION) {
+		/* A checksummed copy claims the newer version: name both versions. */
+		int slot = info.err[0] == URT_E_VERSION ? 0 : 1;
+		uint32_t v = urt_load_le32(buf + slot * URT_SB_SLOT_SIZE +
+					   offsetof(struct urt_sb_disk, version));
+
+		urt_set_error("page store: the store's on-disk format is version %u, newer than "
+			      "this build's version %u (it reads versions %u to %u); open it with a "
+			      "newer urt", v, URT_FORMAT_VERSION, URT_FORMAT_VERSION_MIN,
+			      URT_FORMAT_VERSION);
+	} else if (ret) {
 		urt_set_error("page store: no usable superblock (slot A: %s; slot B: %s)",
 			      info.why[0] ? info.why[0] : "valid", info.why[1] ? info.why[1] : "valid");
+	}
 out:
 	urt_buf_put(buf);
 	return ret;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "base/assert.h"
+#include "engine/format/delta.h"
 #include "engine/format/format.h"
 #include "urt/dev.h"
 #include "urt/fiber.h"
@@ -46,7 +47,9 @@ enum frame_state {
 struct frame {
 	uint8_t *data;		/* page_size bytes from urt_buf_get (registered). */
 	uint64_t pgno;		/* Page held (valid unless FREE). */
-	uint64_t page_lsn;	/* LSN of the log record of the installed image. */
+	uint64_t page_lsn;	/* LSN of the last log record of the page (its batch's LSN until sealed). */
+	uint64_t img_lsn;	/* LSN of the full image the page's delta chain rests on (if chain). */
+	struct delta_mask fill_mask;/* Chunks changed in the fill batch (if in_fill). */
 	uint32_t pins;		/* Transactions using the frame. */
 	int32_t next;		/* Next frame on the hash chain, -1 = end. */
 	struct urt_tx *writer;	/* Transaction holding the write lock, or NULL. */
@@ -54,6 +57,9 @@ struct frame {
 	uint8_t state;		/* enum frame_state. */
 	bool dirty;		/* Installed image not yet written home. */
 	bool ref;		/* CLOCK reference bit. */
+	bool chain;		/* The log holds an image at img_lsn and every change since. */
+	bool in_fill;		/* Listed in the fill batch's pages (wal.c). */
+	bool fill_image;	/* The fill batch logs the page as a full image (wal.c rule D1). */
 };
 
 /* One log batch buffer; two of them alternate (fill / in flight). */
@@ -64,7 +70,12 @@ struct batch {
 	uint64_t seq;		/* Sequence number; durable once ps->durable_seq >= seq. */
 	uint64_t wrap_lsn;	/* LSN of the WRAP batch when has_wrap. */
 	uint32_t ncommits;	/* Transactions in the batch. */
+	uint32_t npages;	/* Entries of pages. */
+	struct frame **pages;	/* Frames changed by the batch's commits (nframes entries). */
+	uint64_t bytes;		/* Exact bytes of header and records once encoded at the seal. */
+	uint64_t last_txid;	/* Highest txid in the batch (its COMMIT record). */
 	bool open;		/* The encoder has been started. */
+	bool closed;		/* A checkpoint waits for the seal: no further commit joins. */
 	bool has_wrap;		/* A WRAP block must be written before the data. */
 	struct urt_waitq wq;	/* Committers waiting for this batch to be durable. */
 };
@@ -77,6 +88,7 @@ struct urt_tx {
 	struct frame **rd;	/* Frames pinned for reading (tx_pages_max * 4 entries). */
 	struct frame **wr;	/* Frames write-locked and pinned (tx_pages_max entries). */
 	uint8_t **shadow;	/* Private copy per wr entry (page_size, registered). */
+	struct delta_mask *diff;/* Chunks each wr entry changes (filled by wal_commit). */
 };
 
 struct urt_ps {
@@ -112,7 +124,12 @@ struct urt_ps {
 	uint64_t ckpt_lsn;		/* Checkpoint LSN of the newest durable superblock copy. */
 	uint64_t ckpt_lsn_old;		/* Checkpoint LSN of the other copy: log before it is free. */
 	uint64_t txid_next;		/* Next transaction id. */
+	uint64_t img_floor;		/* A page whose chain's image is below this logs a new image (rule D1). */
 	bool writer_busy;		/* A batch is on the device. */
+	uint64_t flush_started;		/* Device flushes the writer has issued (log or shared). */
+	uint64_t flush_done;		/* Of those, completed; they complete in order. */
+	uint64_t flush_wanted;		/* Highest flush number a wal_flush caller waits for. */
+	struct urt_waitq flush_wq;	/* wal_flush callers wait here for flush_done. */
 	bool stopping;			/* Close in progress: the writer exits when idle. */
 	bool writer_running;		/* The writer fiber exists. */
 	struct urt_waitq writer_wq;	/* The writer waits here for work. */
@@ -165,7 +182,7 @@ int disk_flush(struct urt_ps *ps);
 int disk_zero(struct urt_ps *ps, uint64_t off, uint64_t len);
 uint64_t disk_page_off(const struct urt_ps *ps, uint64_t pgno);
 int disk_sb_format(struct urt_ps *ps, const struct superblock *sb);
-int disk_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch);
+int disk_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch, struct superblock *out);
 
 /* pool.c */
 int pool_init(struct urt_ps *ps);
@@ -180,8 +197,9 @@ void wal_exit(struct urt_ps *ps);
 int wal_start(struct urt_ps *ps);
 void wal_stop(struct urt_ps *ps);
 int wal_commit(struct urt_ps *ps, struct urt_tx *tx);
-uint64_t wal_checkpoint_lsn(struct urt_ps *ps);
+int wal_checkpoint_begin(struct urt_ps *ps, uint64_t *lsn);
 int wal_wait_durable(struct urt_ps *ps, uint64_t lsn);
+int wal_flush(struct urt_ps *ps);
 uint64_t wal_used(const struct urt_ps *ps);
 
 /* checkpoint.c */

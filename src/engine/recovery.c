@@ -36,9 +36,50 @@
 #include <string.h>
 
 #include "engine/ps_impl.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "urt/buf.h"
 #include "urt/error.h"
+
+/*
+ * Finds the base a PAGE_DELTA record of pgno applies to: the frame that
+ * replay has built from an image (f->chain), or, failing that, the page's
+ * home copy, but only when it is valid and was written at or after the
+ * checkpoint (then it holds every change before it, and replaying later
+ * records onto it is exact).  Anything else means the image the delta
+ * rests on is missing or corrupt: URT_E_CORRUPT naming the page, never a
+ * delta applied to the wrong bytes.
+ */
+static int delta_base(struct urt_ps *ps, const struct logrec *rec, struct frame **out)
+{
+	struct frame *f;
+	int ret = pool_get(ps, rec->pgno, true, &f);
+
+	if (ret == URT_E_CORRUPT) {
+		ps->stats.bad_pgno = rec->pgno;
+		urt_set_error("page store: page %llu: the log delta at LSN %llu has no base image: "
+			      "the log holds no image of the page since the checkpoint at LSN %llu "
+			      "and its home copy is corrupt",
+			      (unsigned long long)rec->pgno, (unsigned long long)rec->lsn,
+			      (unsigned long long)ps->sb.checkpoint_lsn);
+		return URT_E_CORRUPT;
+	}
+	if (ret)
+		return ret;
+	if (!f->chain && (f->page_lsn == 0 || f->page_lsn < ps->sb.checkpoint_lsn)) {
+		ps->stats.bad_pgno = rec->pgno;
+		urt_set_error("page store: page %llu: the log delta at LSN %llu has no base image: "
+			      "the log holds no image of the page since the checkpoint at LSN %llu "
+			      "and its home copy is %s",
+			      (unsigned long long)rec->pgno, (unsigned long long)rec->lsn,
+			      (unsigned long long)ps->sb.checkpoint_lsn,
+			      f->page_lsn == 0 ? "unwritten" : "older than the checkpoint");
+		pool_unpin(ps, f);
+		return URT_E_CORRUPT;
+	}
+	*out = f;
+	return 0;
+}
 
 static int apply_batch(struct urt_ps *ps, const uint8_t *buf, uint64_t len,
 		       const struct logrec_batch *b)
@@ -52,27 +93,35 @@ static int apply_batch(struct urt_ps *ps, const uint8_t *buf, uint64_t len,
 	while ((ret = logrec_iter_next(&it, &rec, &why)) == 1) {
 		struct frame *f;
 
-		if (rec.type != LOGREC_PAGE_IMAGE && rec.type != LOGREC_PAGE_DELTA)
-			continue;
-		ret = pool_get(ps, rec.pgno, rec.type == LOGREC_PAGE_DELTA, &f);
-		if (ret)
-			return ret;
-		if (rec.type == LOGREC_PAGE_IMAGE)
+		if (rec.type == LOGREC_PAGE_IMAGE) {
+			ret = pool_get(ps, rec.pgno, false, &f);
+			if (ret)
+				return ret;
 			memcpy(f->data, rec.payload, ps->page_size);
-		else
+			f->chain = true;
+			f->img_lsn = rec.lsn;
+		} else if (rec.type == LOGREC_PAGE_DELTA) {
+			ret = delta_base(ps, &rec, &f);
+			if (ret)
+				return ret;
 			ret = logrec_apply(f->data, ps->page_size, &rec, &why);
+			f->chain = true;
+		} else {
+			continue;
+		}
 		if (ret == 0) {
 			f->page_lsn = rec.lsn;
 			f->dirty = true;
 			ps->stats.recovered_pages++;
+			ps->stats.recovered_deltas += rec.type == LOGREC_PAGE_DELTA;
 		}
 		pool_unpin(ps, f);
 		if (ret)
 			break;
 	}
-	if (ret < 0)
+	if (ret < 0 && why)
 		urt_set_error("page store: log record in batch at LSN %llu: %s",
-			      (unsigned long long)b->lsn, why ? why : "?");
+			      (unsigned long long)b->lsn, why);
 	return ret < 0 ? ret : 0;
 }
 
@@ -84,6 +133,7 @@ int recovery_run(struct urt_ps *ps)
 	size_t cap = ps->opts.batch_bytes_max;
 	uint8_t *buf = urt_buf_get(cap);
 	uint8_t *big = NULL;
+	uint64_t t0 = urt_clock_ns();
 	int ret = 0;
 
 	URT_ASSERT(ps->state == PS_OPENING && ps_state_consistent(ps));
@@ -150,6 +200,7 @@ int recovery_run(struct urt_ps *ps)
 	ps->ckpt_lsn = ps->sb.checkpoint_lsn;
 	ps->ckpt_lsn_old = ps->sb.checkpoint_lsn;
 	ps->epoch = max_epoch + 1;
+	ps->stats.recovery_ns = urt_clock_ns() - t0;
 out:
 	if (ret)
 		ps->durable_lsn = 0;

@@ -7,9 +7,10 @@
  * takes the frame's write lock (frame->writer) without waiting: a second
  * writer gets -EBUSY, so two transactions can never wait for each other.
  * The writer works on a shadow copy (a registered page buffer); commit
- * (wal.c) logs each shadow as a full page image and copies it into the
- * frame in the same step, without yielding, so the frame only ever holds
- * committed bytes.  Abort drops the shadows, which restores the committed
+ * (wal.c) diffs each shadow against its frame and installs only the
+ * changed chunks, logging them as a page delta (or the page as an image,
+ * rule D1 of wal.c), in one step without yielding, so the frame only ever
+ * holds committed bytes.  Abort drops the shadows, which restores the committed
  * images by construction.
  *
  * Transaction structs are recycled through a per-store free list, so the
@@ -39,12 +40,14 @@ int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out)
 	if (tx) {
 		ps->tx_free = tx->next_free;
 	} else {
-		tx = calloc(1, sizeof(*tx) + n * (TX_READ_FACTOR + 2) * sizeof(void *));
+		tx = calloc(1, sizeof(*tx) + n * (TX_READ_FACTOR + 2) * sizeof(void *) +
+				   n * sizeof(struct delta_mask));
 		if (!tx)
 			return -ENOMEM;
 		tx->wr = (struct frame **)(tx + 1);
 		tx->shadow = (uint8_t **)(tx->wr + n);
 		tx->rd = (struct frame **)(tx->shadow + n);
+		tx->diff = (struct delta_mask *)(tx->rd + n * TX_READ_FACTOR);
 	}
 	tx->ps = ps;
 	tx->nread = 0;

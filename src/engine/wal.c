@@ -10,10 +10,39 @@
  * batch, and that batch goes out as soon as the device is done with the
  * current one: the batch size adapts to the device latency by itself.
  *
+ * Page deltas.  A committer diffs each write copy against the committed
+ * frame (delta_diff), checks that the batch has room for what that adds,
+ * then installs only the changed chunks into the frame and ORs them into
+ * the frame's fill_mask; the first change of a page in a batch lists the
+ * frame in the batch's pages.  Nothing is encoded at commit: when the
+ * writer seals the batch it encodes, straight into the registered batch
+ * buffer, one record per listed page from the frame's bytes (batch_encode)
+ * and one COMMIT record carrying the batch's highest txid.  So the changes
+ * of one page by all the commits of a batch are coalesced into one record,
+ * every byte is copied once (frame -> batch buffer) and checksummed once
+ * per record, and the batch's size is known exactly before it is sealed
+ * (batch->bytes).  The frames cannot change or leave the pool between the
+ * install and the seal: their page_lsn is the batch's LSN, above
+ * durable_lsn, so neither eviction nor a checkpoint writes them home, and
+ * only commits joining the same batch touch them.
+ *
+ * Rule D1 (images): a page is logged as a full image, not a delta, when
+ * its delta chain does not rest on an image at or after img_floor, the LSN
+ * of the newest checkpoint begun (or the page has no chain: it was read
+ * from its home), or when the image is the smaller record.  A checkpoint
+ * chooses its LSN B only at a batch boundary with nothing after it
+ * (wal_checkpoint_begin seals a non-empty fill batch first) and sets
+ * img_floor = B in the same step, so every record at or after B was logged
+ * under a floor >= B.  Hence in the log from any checkpoint on, the first
+ * record of every page is a full image: recovery never needs a page's home
+ * copy to apply a delta, and a home write torn by the crash (checkpoint or
+ * eviction) is always overwritten by an image before any delta applies.
+ * This is PostgreSQL's full_page_writes rule, at batch granularity.
+ *
  * Invariants:
- *  1. A transaction's records (full page images, then COMMIT) all lie in
- *     one batch; a batch is valid as a whole (body CRC) or not at all, so
- *     recovery never half-applies a transaction.
+ *  1. A transaction's records all lie in one batch, followed by the
+ *     batch's COMMIT; a batch is valid as a whole (body CRC) or not at
+ *     all, so recovery never half-applies a transaction.
  *  2. Batches are written in LSN order, at most one at a time, and a
  *     committer resumes only once its own batch is durable (durable_seq >=
  *     its batch's seq).  Acknowledgements therefore follow LSN order: when
@@ -31,6 +60,15 @@
  *  5. A failed log write or flush makes the store sticky (disk_set_sticky
  *     moves it to ERROR, ps.c): the batch's committers get the error, later
  *     ones URT_E_STICKY, and nothing written after it is ever acknowledged.
+ *
+ * Shared flushes.  A checkpoint needs its page writes and its superblock
+ * write durable, and the log writer flushes after every batch anyway
+ * (policy FLUSH).  wal_flush asks for a flush *issued after the call*
+ * (flush number flush_started + 1, so it covers every write completed
+ * before the call) and waits for it; the writer's next batch flush serves
+ * it, or, when no batch is due (or batches use FUA, which flushes nothing
+ * else), the writer issues one flush of its own for all such waiters.
+ * Under load a checkpoint thus adds no flush to the device's queue.
  *
  * Durability of one batch, by policy (docs/engine.md has the reasoning):
  *   FUA    the WRAP block (if any) and the batch are written with FUA;
@@ -70,6 +108,11 @@ int wal_init(struct urt_ps *ps)
 	for (int i = 0; i < 2; i++) {
 		ps->batch[i].buf = urt_buf_get(ps->opts.batch_bytes_max);
 		ps->batch[i].wrap_buf = urt_buf_get(ps->block_size);
+		ps->batch[i].pages = calloc(ps->nframes, sizeof(*ps->batch[i].pages));
+		if (!ps->batch[i].pages) {
+			wal_exit(ps);
+			return -ENOMEM;
+		}
 		if (!ps->batch[i].buf || !ps->batch[i].wrap_buf) {
 			wal_exit(ps);
 			urt_set_error("page store: two %u-byte log buffers do not fit the core's "
@@ -86,6 +129,8 @@ void wal_exit(struct urt_ps *ps)
 	for (int i = 0; i < 2; i++) {
 		urt_buf_put(ps->batch[i].buf);
 		urt_buf_put(ps->batch[i].wrap_buf);
+		free(ps->batch[i].pages);
+		ps->batch[i].pages = NULL;
 		ps->batch[i].buf = NULL;
 		ps->batch[i].wrap_buf = NULL;
 	}
@@ -112,18 +157,75 @@ static int batch_open(struct urt_ps *ps, struct batch *b, uint64_t need)
 	URT_ASSERT(ret == 0);
 	b->seq = ++ps->seq_next;
 	b->ncommits = 0;
+	b->npages = 0;
+	b->bytes = URT_LOG_BATCH_HDR_SIZE + rec_bytes(0);	/* Header and the COMMIT record. */
+	b->last_txid = 0;
+	b->closed = false;
 	b->open = true;
 	return 0;
 }
 
-/* The LSN at which the next checkpoint may start replay: the fill batch's start. */
-uint64_t wal_checkpoint_lsn(struct urt_ps *ps)
+/*
+ * Picks the LSN B at which a checkpoint may start replay and sets
+ * img_floor = B (rule D1): the start of the fill batch, once it holds no
+ * commit.  A fill batch with commits is closed to new ones and sealed
+ * first, since commits logged before the floor moved may be deltas.
+ */
+int wal_checkpoint_begin(struct urt_ps *ps, uint64_t *lsn)
 {
-	struct batch *b = ps->fill;
+	for (;;) {
+		struct batch *b = ps->fill;
 
-	if (b->open)
-		return b->has_wrap ? b->wrap_lsn : b->enc.lsn;
-	return ps->next_lsn;
+		if (ps->sticky)
+			return URT_E_STICKY;
+		if (!b->open || b->ncommits == 0) {
+			*lsn = !b->open ? ps->next_lsn : b->has_wrap ? b->wrap_lsn : b->enc.lsn;
+			ps->img_floor = *lsn;
+			return 0;
+		}
+		b->closed = true;
+		urt_waitq_wake_one(&ps->writer_wq);
+		urt_waitq_wait(&ps->sealed_wq);
+	}
+}
+
+/* Bytes of the record page f will get in the fill batch: an image, or its delta if smaller. */
+static uint64_t frame_rec_bytes(const struct urt_ps *ps, bool image, const struct delta_mask *m)
+{
+	uint64_t img = rec_bytes(ps->page_size), d;
+
+	if (image)
+		return img;
+	d = delta_rec_bytes(m, ps->page_size);
+	return d < img ? d : img;
+}
+
+/* Rule D1 for a page's first change in a batch: does it need a full image? */
+static bool frame_needs_image(const struct urt_ps *ps, const struct frame *f)
+{
+	return !f->chain || f->img_lsn < ps->img_floor;
+}
+
+/* Bytes tx's changes add to batch b (exact: what batch_encode will emit for them). */
+static uint64_t commit_bytes(const struct urt_ps *ps, const struct urt_tx *tx)
+{
+	uint64_t need = 0;
+
+	for (uint32_t i = 0; i < tx->nwrite; i++) {
+		const struct frame *f = tx->wr[i];
+		struct delta_mask m = tx->diff[i];
+
+		if (delta_mask_empty(&m))
+			continue;
+		if (f->in_fill) {
+			delta_mask_or(&m, &f->fill_mask);
+			need += frame_rec_bytes(ps, f->fill_image, &m) -
+				frame_rec_bytes(ps, f->fill_image, &f->fill_mask);
+		} else {
+			need += frame_rec_bytes(ps, frame_needs_image(ps, f), &m);
+		}
+	}
+	return need;
 }
 
 /*
@@ -135,9 +237,58 @@ uint64_t wal_checkpoint_lsn(struct urt_ps *ps)
 uint64_t wal_used(const struct urt_ps *ps)
 {
 	const struct batch *b = ps->fill;
-	uint64_t end = b->open ? b->enc.lsn + b->enc.off : ps->next_lsn;
+	uint64_t end = b->open ? b->enc.lsn + b->bytes : ps->next_lsn;
 
 	return end - ps->ckpt_lsn_old;
+}
+
+/*
+ * Returns once a device flush issued after the call has completed: the
+ * writes the caller completed before are durable.  Shared with the log
+ * writer's flushes (see the notes); a flush failure is sticky.
+ */
+int wal_flush(struct urt_ps *ps)
+{
+	uint64_t want;
+
+	if (!ps->writer_running || ps->stopping)
+		return disk_flush(ps);	/* No writer to share a flush with. */
+	want = ps->flush_started + 1;
+	if (ps->flush_wanted < want)
+		ps->flush_wanted = want;
+	urt_waitq_wake_one(&ps->writer_wq);
+	while (ps->flush_done < want) {
+		if (ps->sticky)
+			return URT_E_STICKY;
+		urt_waitq_wait(&ps->flush_wq);
+	}
+	return 0;
+}
+
+/* The writer's flushes: numbered, so that wal_flush callers know which one covers them. */
+static int writer_flush(struct urt_ps *ps)
+{
+	uint64_t n = ++ps->flush_started;
+	int ret = disk_flush(ps);
+
+	if (ret == 0) {
+		ps->flush_done = n;
+		urt_waitq_wake_all(&ps->flush_wq);
+	}
+	return ret;
+}
+
+/* A flush of the writer's own for wal_flush callers that no batch flush served. */
+static void writer_shared_flush(struct urt_ps *ps)
+{
+	int ret;
+
+	ps->writer_busy = true;
+	ret = writer_flush(ps);
+	ps->writer_busy = false;
+	if (ret)
+		disk_set_sticky(ps, ret, "flushing the device for a checkpoint");
+	urt_waitq_wake_all(&ps->flush_wq);
 }
 
 int wal_wait_durable(struct urt_ps *ps, uint64_t lsn)
@@ -153,11 +304,20 @@ int wal_wait_durable(struct urt_ps *ps, uint64_t lsn)
 
 int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 {
-	uint64_t need = tx->nwrite * rec_bytes(ps->page_size) + rec_bytes(0);
-	uint64_t txid, seq;
+	/* Worst case (full images), for the wrap decision of a batch this commit opens. */
+	uint64_t worst = tx->nwrite * rec_bytes(ps->page_size) + rec_bytes(0);
+	uint64_t txid, seq, need;
+	uint32_t changed = 0;
 	struct batch *b;
-	int ret;
 
+	/* The write locks keep frames and copies fixed from here on: diff once. */
+	for (uint32_t i = 0; i < tx->nwrite; i++)
+		changed += delta_diff(tx->wr[i]->data, tx->shadow[i], ps->page_size, &tx->diff[i]);
+	if (changed == 0) {
+		/* Written pages, but no byte changed: nothing to log or wait for. */
+		ps->stats.commits_readonly++;
+		return ps->sticky ? URT_E_STICKY : 0;
+	}
 	for (;;) {
 		uint64_t end;
 
@@ -165,19 +325,20 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 			return URT_E_STICKY;
 		b = ps->fill;
 		if (!b->open)
-			batch_open(ps, b, need);
-		if (logrec_enc_room(&b->enc) < need) {
-			if (b->ncommits == 0) {
+			batch_open(ps, b, worst);
+		need = commit_bytes(ps, tx);
+		if (b->closed || b->bytes + need > b->enc.cap) {
+			if (b->ncommits == 0 && !b->closed) {
 				/* Opened empty for a smaller commit: start it again for this one. */
 				b->open = false;
 				continue;
 			}
-			/* Full: this commit goes into the next batch. */
+			/* Full, or being sealed for a checkpoint: this commit goes into the next batch. */
 			urt_waitq_wake_one(&ps->writer_wq);
 			urt_waitq_wait(&ps->sealed_wq);
 			continue;
 		}
-		end = b->enc.lsn + round_up(b->enc.off + need, ps->block_size);
+		end = b->enc.lsn + round_up(b->bytes + need, ps->block_size);
 		if (end - ps->ckpt_lsn_old > ps->sb.log_len) {
 			/* Invariant 3: wait for a checkpoint to recycle log space. */
 			ps->stats.log_waits++;
@@ -190,22 +351,36 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 		break;
 	}
 
-	/* Append and install without yielding, so the batch holds the whole tx. */
+	/* Install and account without yielding, so the batch holds the whole tx. */
 	txid = ps->txid_next++;
 	for (uint32_t i = 0; i < tx->nwrite; i++) {
 		struct frame *f = tx->wr[i];
-		uint64_t lsn;
+		const struct delta_mask *m = &tx->diff[i];
 
-		ret = logrec_enc_add(&b->enc, LOGREC_PAGE_IMAGE, txid, f->pgno, tx->shadow[i],
-				     ps->page_size, &lsn);
-		URT_ASSERT(ret == 0);
-		memcpy(f->data, tx->shadow[i], ps->page_size);
-		f->page_lsn = lsn;
-		f->dirty = true;
 		f->writer = NULL;
+		if (delta_mask_empty(m))
+			continue;
+		if (!f->in_fill) {
+			b->pages[b->npages++] = f;
+			f->in_fill = true;
+			f->fill_image = frame_needs_image(ps, f);
+			delta_mask_clear(&f->fill_mask);
+			b->bytes += frame_rec_bytes(ps, f->fill_image, m);
+		} else {
+			struct delta_mask u = f->fill_mask;
+
+			delta_mask_or(&u, m);
+			b->bytes += frame_rec_bytes(ps, f->fill_image, &u) -
+				    frame_rec_bytes(ps, f->fill_image, &f->fill_mask);
+		}
+		delta_copy(f->data, tx->shadow[i], ps->page_size, m);
+		delta_mask_or(&f->fill_mask, m);
+		/* Above durable_lsn until the batch is: no home write before then. */
+		f->page_lsn = b->enc.lsn;
+		f->dirty = true;
 	}
-	ret = logrec_enc_add(&b->enc, LOGREC_COMMIT, txid, 0, NULL, 0, NULL);
-	URT_ASSERT(ret == 0);
+	URT_ASSERT(b->bytes <= b->enc.cap);
+	b->last_txid = txid;
 	b->ncommits++;
 	seq = b->seq;
 	if (!ps->writer_busy)
@@ -220,6 +395,41 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 		urt_waitq_wait(&b->wq);
 	}
 	return 0;
+}
+
+/*
+ * Encodes the sealed batch b from its frames: one record per page (rule
+ * D1 picks image or delta) and the COMMIT record; takes exactly b->bytes.
+ */
+static void batch_encode(struct urt_ps *ps, struct batch *b)
+{
+	int ret;
+
+	for (uint32_t i = 0; i < b->npages; i++) {
+		struct frame *f = b->pages[i];
+		uint64_t lsn;
+
+		URT_ASSERT(f->in_fill && f->state == FRAME_VALID && f->dirty);
+		if (f->fill_image || delta_rec_bytes(&f->fill_mask, ps->page_size) >=
+					     rec_bytes(ps->page_size)) {
+			ret = logrec_enc_add(&b->enc, LOGREC_PAGE_IMAGE, b->last_txid, f->pgno,
+					     f->data, ps->page_size, &lsn);
+			f->chain = true;
+			f->img_lsn = lsn;
+			ps->stats.log_images++;
+		} else {
+			ret = delta_encode(&b->enc, b->last_txid, f->pgno, f->data, &f->fill_mask,
+					   &lsn);
+			ps->stats.log_deltas++;
+		}
+		URT_ASSERT(ret == 0);
+		f->page_lsn = lsn;
+		f->in_fill = false;
+		delta_mask_clear(&f->fill_mask);
+	}
+	ret = logrec_enc_add(&b->enc, LOGREC_COMMIT, b->last_txid, 0, NULL, 0, NULL);
+	URT_ASSERT(ret == 0 && b->enc.off == b->bytes);
+	b->npages = 0;
 }
 
 /* Writes the sealed batch b (and its WRAP block) per the sync policy. */
@@ -242,7 +452,7 @@ static int batch_write(struct urt_ps *ps, struct batch *b, uint64_t span)
 	if (ret)
 		return ret;
 	if (ps->use_flush && !ps->use_fua)
-		ret = disk_flush(ps);
+		ret = writer_flush(ps);
 	return ret;
 }
 
@@ -256,6 +466,16 @@ static void writer_main(void *arg)
 		uint64_t span, wspan;
 		int ret;
 
+		/*
+		 * A wal_flush caller is served by the next batch's flush when one
+		 * is due and flushes (policy FLUSH); otherwise by a flush of its
+		 * own now, so that a stream of FUA batches never starves it.
+		 */
+		if (ps->flush_wanted > ps->flush_done && !ps->sticky &&
+		    (!b->open || b->ncommits == 0 || !ps->use_flush || ps->use_fua)) {
+			writer_shared_flush(ps);
+			continue;
+		}
 		if (!b->open || b->ncommits == 0) {
 			if (ps->stopping)
 				break;
@@ -266,6 +486,7 @@ static void writer_main(void *arg)
 		if (ps->opts.group_delay_ns && !ps->sticky)
 			urt_sleep_ns(ps->opts.group_delay_ns);
 
+		batch_encode(ps, b);
 		ret = logrec_enc_finish(&b->enc, &span);
 		URT_ASSERT(ret == 0);
 		if (b->has_wrap) {

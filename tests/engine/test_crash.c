@@ -14,6 +14,10 @@
  *   - no transaction is half-applied: if a page shows transaction t, every
  *     page t wrote shows t or a later writer;
  *   - no aborted transaction is visible.
+ * The pattern a transaction writes changes only part of a page from one
+ * writer to the next (crash_fill), so most commits log page deltas and
+ * recovery replays delta chains; the run counts the delta records written
+ * and replayed, and fails if there were none.
  * Then it writes more on the recovered store and crashes again (the second
  * round checks that the stale log tail of the first incarnation is never
  * replayed).  One recovery in four is itself cut short by a crash a few
@@ -25,6 +29,7 @@
 #include <time.h>
 
 #include "base/clock.h"
+#include "engine/format/format.h"
 #include "ps_fixture.h"
 
 #define NPAGES 24		/* Pages the workload touches. */
@@ -63,9 +68,53 @@ struct crash_state {
 	bool sync_flush;		/* Use the flush policy instead of FUA. */
 	uint64_t crash_cmds;		/* Commands before the crash of this round. */
 	uint64_t acked;			/* Commits acknowledged (for the report). */
-	uint64_t recovered_pages;	/* Page images replayed (for the report). */
+	uint64_t recovered_pages;	/* Page records replayed (for the report). */
+	uint64_t recovered_deltas;	/* Of those, page deltas. */
+	uint64_t log_deltas;		/* Page delta records written before the crashes. */
+	uint64_t log_images;		/* Page image records written before the crashes. */
 	struct psx_fail fail;		/* First failure. */
 };
+
+/*
+ * The pattern of transaction txid on page pg: txid and pg, then 64-byte
+ * segments, segment j derived from pg and txid >> (j % 6).  Consecutive
+ * writers of a page thus differ in a few segments (a small delta) or, now
+ * and then, in most of them (a delta as large as an image), and any mix of
+ * two writers' bytes is recognised by crash_check.
+ */
+static void crash_fill(void *data, size_t len, uint64_t txid, uint64_t pg)
+{
+	uint8_t *p = data;
+
+	memcpy(p, &txid, 8);
+	memcpy(p + 8, &pg, 8);
+	for (size_t off = 16, j = 0; off < len; off += 64, j++) {
+		uint64_t x = ((txid >> (j % 6)) + 1) * 0x9e3779b97f4a7c15ull ^ (pg << 20) ^ j;
+
+		for (size_t i = off; i < off + 64 && i < len; i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			p[i] = (uint8_t)x;
+		}
+	}
+}
+
+/* The txid crash_fill wrote on the page, 0 for a never written page, UINT64_MAX if mixed. */
+static uint64_t crash_check(const void *data, size_t len, uint64_t pg)
+{
+	static __thread uint8_t want[16384];
+	uint64_t txid, got_pg;
+
+	memcpy(&txid, data, 8);
+	memcpy(&got_pg, (const uint8_t *)data + 8, 8);
+	if (txid == 0 && got_pg == 0)
+		return urt_is_zero(data, len) ? 0 : UINT64_MAX;
+	if (got_pg != pg || len > sizeof(want))
+		return UINT64_MAX;
+	crash_fill(want, len, txid, pg);
+	return memcmp(want, data, len) ? UINT64_MAX : txid;
+}
 
 static uint64_t rnd(struct crash_state *s)
 {
@@ -110,7 +159,7 @@ static void committer(void *arg)
 				t->pages[t->npages++] = pg;
 				if (s->nhist[pg] < HIST_MAX)
 					s->hist[pg][s->nhist[pg]++] = (uint32_t)txid;
-				psx_fill(p, urt_ps_page_data_bytes(s->ps), txid, pg);
+				crash_fill(p, urt_ps_page_data_bytes(s->ps), txid, pg);
 			} else if (ret == URT_E_CORRUPT) {
 				psx_failf(&s->fail, "seed %llu: page %u corrupt before the crash: %s",
 					  (unsigned long long)s->seed, pg, urt_last_error());
@@ -197,7 +246,7 @@ static int read_final(struct crash_state *s, int round, uint64_t *final)
 		if (ret == 0) {
 			ret = urt_page_get(tx, pg, URT_PAGE_READ, &p);
 			if (ret == 0)
-				final[pg] = psx_check(p, urt_ps_page_data_bytes(s->ps), pg);
+				final[pg] = crash_check(p, urt_ps_page_data_bytes(s->ps), pg);
 			urt_tx_abort(tx);
 		}
 		if (ret) {
@@ -342,6 +391,9 @@ static void iteration(void *arg)
 			urt_waitq_wait(&s->done_wq);
 		/* A crash point past the end of the workload: cut the power now. */
 		urt_sim_crash(s->dev, s->seed ^ 0x5bd1e995u);
+		urt_ps_stats(s->ps, &st);
+		s->log_deltas += st.log_deltas;
+		s->log_images += st.log_images;
 		urt_ps_close(s->ps);
 		s->ps = NULL;
 		ret = urt_sim_reopen(s->dev, &next);
@@ -386,6 +438,7 @@ static void iteration(void *arg)
 		}
 		urt_ps_stats(s->ps, &st);
 		s->recovered_pages += st.recovered_pages;
+		s->recovered_deltas += st.recovered_deltas;
 		if (getenv("URT_TRACE"))
 			fprintf(stderr, "recovered: %llu batches, %llu pages, log end %llu\n",
 				(unsigned long long)st.recovered_batches,
@@ -416,6 +469,7 @@ static void run_crash(bool sched, uint64_t iters_default)
 	uint64_t first = one ? one : 1;
 	struct crash_state *s = malloc(sizeof(*s));
 	uint64_t acked = 0, crashes = 0, replayed = 0, rec_crashes = 0, merged = 0;
+	uint64_t deltas = 0, images = 0, replayed_deltas = 0;
 	uint64_t t0, t1;
 
 	cr_assert(s);
@@ -443,19 +497,24 @@ static void run_crash(bool sched, uint64_t iters_default)
 		acked += s->acked;
 		crashes += ROUNDS;
 		replayed += s->recovered_pages;
+		replayed_deltas += s->recovered_deltas;
+		deltas += s->log_deltas;
+		images += s->log_images;
 		rec_crashes += s->recovery_crashes;
 	}
 	t1 = urt_clock_ns();
 	urt_rt_stop(rt);
 	free(s);
-	cr_log_info("%llu crash points, %llu acknowledged commits checked, %llu page images "
+	cr_log_info("%llu crash points, %llu acknowledged commits checked, %llu page records "
 		    "replayed, %.1f s", (unsigned long long)crashes, (unsigned long long)acked,
 		    (unsigned long long)replayed,
 		    (double)(t1 - t0) / 1e9);
 	fprintf(stderr, "crash: %llu crash points (+%llu inside recovery), %llu acknowledged commits "
-		"checked, %llu page images replayed\n", (unsigned long long)crashes,
+		"checked; written %llu page deltas and %llu images; replayed %llu page records "
+		"(%llu deltas)\n", (unsigned long long)crashes,
 		(unsigned long long)rec_crashes, (unsigned long long)acked,
-		(unsigned long long)replayed);
+		(unsigned long long)deltas, (unsigned long long)images,
+		(unsigned long long)replayed, (unsigned long long)replayed_deltas);
 	if (sched)
 		fprintf(stderr, "crash: %llu ops went out in merged commands\n", (unsigned long long)merged);
 	/* The default run must place at least 10,000 crash points (600 with the scheduler). */
@@ -464,6 +523,9 @@ static void run_crash(bool sched, uint64_t iters_default)
 	cr_expect_geq(crashes, one || getenv("URT_CRASH_ITERS") ? ROUNDS * iters : ROUNDS * iters_default,
 		      "fewer crash points than required");
 	cr_expect_gt(acked, 0, "no commit was ever acknowledged: the workload did nothing");
+	/* Delta records on: a run that wrote or replayed none did not test them. */
+	cr_expect_gt(deltas, 0, "no page delta record was written");
+	cr_expect_gt(replayed_deltas, 0, "no page delta record was replayed");
 }
 
 Test(crash, random_crash_points, .timeout = 600)

@@ -111,8 +111,17 @@ static inline bool urt_is_zero(const void *buf, size_t len)
 
 /* ---- Format-wide constants --------------------------------------------- */
 
-/* Bumped on any incompatible change; a newer value on disk is URT_E_VERSION. */
-#define URT_FORMAT_VERSION 1u
+/*
+ * Bumped on any incompatible change; a newer value on disk is URT_E_VERSION.
+ * Version 2 logs page deltas (PAGE_DELTA chains resting on a PAGE_IMAGE
+ * logged at or after the checkpoint) and one COMMIT record per batch.
+ * Stores of versions URT_FORMAT_VERSION_MIN .. URT_FORMAT_VERSION - 1 are
+ * read (their logs hold images only, which version 2 replays unchanged)
+ * and upgraded by the next superblock write, the checkpoint that ends
+ * urt_ps_open.
+ */
+#define URT_FORMAT_VERSION 2u
+#define URT_FORMAT_VERSION_MIN 1u
 
 /* Page sizes: 4 KiB by default; 8 and 16 KiB for larger records. */
 #define URT_PAGE_SIZE_DEFAULT 4096u

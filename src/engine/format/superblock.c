@@ -79,7 +79,7 @@ int superblock_validate(const struct superblock *sb, const char **why)
 
 	if (sb->version > URT_FORMAT_VERSION)
 		return fmt_reject(why, URT_E_VERSION, "superblock format version is newer than this build");
-	if (sb->version != URT_FORMAT_VERSION)
+	if (sb->version < URT_FORMAT_VERSION_MIN)
 		return fmt_reject(why, URT_E_BADFORMAT, "superblock format version is unknown");
 	ret = check_layout(sb, why);
 	if (ret)
@@ -179,7 +179,7 @@ int superblock_decode(const void *buf, size_t len, struct superblock *out, const
 	version = URT_GET32(p, sbd, version);
 	if (version > URT_FORMAT_VERSION)
 		return fmt_reject(why, URT_E_VERSION, "superblock format version is newer than this build");
-	if (version != URT_FORMAT_VERSION)
+	if (version < URT_FORMAT_VERSION_MIN)
 		return fmt_reject(why, URT_E_BADFORMAT, "superblock format version is unknown");
 	if (size != URT_SB_SIZE)
 		return fmt_reject(why, URT_E_BADFORMAT, "superblock size does not match its version");

@@ -12,7 +12,11 @@
  *  - a page whose CRC is right verifies as anything but a checksum error;
  *  - a batch that decodes iterates to exactly nrec records, each of which
  *    applies to a page, and the iterator stays in bounds on any batch;
- *  - records encoded by the encoder decode back identical.
+ *  - records encoded by the encoder decode back identical;
+ *  - a PAGE_DELTA payload of raw bytes applies within the page or is
+ *    rejected leaving the page untouched, and the delta built from the
+ *    diff of two pages (delta.c) is exactly as long as predicted, decodes,
+ *    and turns the old page into the new one.
  *
  * ISA-L is not compiled with AddressSanitizer, so a CRC over bytes past a
  * buffer would go unnoticed inside it.  This target therefore links its own
@@ -29,6 +33,7 @@
 #include <string.h>
 
 #include "base/crc32c.h"
+#include "engine/format/delta.h"
 #include "engine/format/format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -536,6 +541,85 @@ static void fuzz_log_mutate(const uint8_t *data, size_t size, uint8_t mode)
 	free(copy);
 }
 
+/* ---- page deltas ----------------------------------------------------------- */
+
+/* Raw bytes as a PAGE_DELTA payload: applied inside the page, or rejected with the page intact. */
+static void fuzz_delta_raw(const uint8_t *data, size_t size, uint8_t mode)
+{
+	static uint8_t page[16384], before[16384];
+	uint32_t page_size = page_sizes[(mode >> 4) % 3];
+	uint8_t *payload = copy_in(data, size, size);
+	struct logrec rec = { .type = LOGREC_PAGE_DELTA, .payload = size ? payload : NULL,
+			      .len = (uint32_t)size };
+	const char *why = NULL;
+	int ret;
+
+	memset(page, 0x5a, sizeof(page));
+	memcpy(before, page, sizeof(page));
+	ret = logrec_apply(page, page_size, &rec, &why);
+	CHECK(ret == 0 || ret == URT_E_CORRUPT);
+	CHECK(ret == 0 || why != NULL);
+	if (ret)
+		CHECK(memcmp(page, before, sizeof(page)) == 0);
+	/* Nothing past the page is ever written. */
+	CHECK(memcmp(page + page_size, before + page_size, sizeof(page) - page_size) == 0);
+	free(payload);
+}
+
+/* Diff two pages, encode the delta, decode it and apply it: old becomes new. */
+static void fuzz_delta_diff(const uint8_t *data, size_t size, uint8_t mode)
+{
+	struct logrec_geom g = fuzz_geom(mode);
+	uint32_t ps = g.page_size;
+	uint8_t *oldp = copy_in(data, size, ps), *newp = malloc(ps), *got = malloc(ps);
+	size_t cap = 64u << 10;
+	uint8_t *buf = malloc(cap);
+	struct delta_mask m;
+	struct logrec_enc e;
+	struct logrec_batch b;
+	struct logrec_iter it;
+	struct logrec rec;
+	uint64_t lsn = 16 * (uint64_t)g.block_size, span, before;
+	uint32_t n, popc = 0;
+	const char *why = NULL;
+
+	CHECK(newp && got && buf);
+	memcpy(newp, oldp, ps);
+	/* Edits: (u16 offset, u8 length, u8 value) per 4 input bytes after the first page. */
+	for (size_t i = ps; i + 4 <= size; i += 4) {
+		uint32_t off = urt_load_le16(data + i) % ps, len = data[i + 2] % 200 + 1u;
+
+		memset(newp + off, data[i + 3], len < ps - off ? len : ps - off);
+	}
+	n = delta_diff(oldp, newp, ps, &m);
+	for (unsigned w = 0; w < DELTA_WORDS; w++)
+		popc += (uint32_t)__builtin_popcountll(m.w[w]);
+	CHECK(n == popc);
+	memcpy(got, oldp, ps);
+	delta_copy(got, newp, ps, &m);
+	CHECK(memcmp(got, newp, ps) == 0);
+	CHECK(n == 0 ? memcmp(oldp, newp, ps) == 0 : delta_rec_bytes(&m, ps) > 0);
+	if (n == 0 || logrec_enc_begin(&e, buf, cap, &g, lsn, 1) != 0)
+		goto out;
+	before = e.off;
+	if (delta_encode(&e, 7, 3 % g.page_count, newp, &m, NULL) != 0)
+		goto out;
+	CHECK(e.off - before == delta_rec_bytes(&m, ps));
+	CHECK(logrec_enc_finish(&e, &span) == 0);
+	CHECK(logrec_batch_decode(buf, span, &g, lsn, 1, &b, &why) == 0);
+	logrec_iter_init(&it, buf, span, &g, &b);
+	CHECK(logrec_iter_next(&it, &rec, &why) == 1 && rec.type == LOGREC_PAGE_DELTA);
+	memcpy(got, oldp, ps);
+	CHECK(logrec_apply(got, ps, &rec, &why) == 0);
+	CHECK(memcmp(got, newp, ps) == 0);
+	CHECK(logrec_iter_next(&it, &rec, &why) == 0);
+out:
+	free(oldp);
+	free(newp);
+	free(got);
+	free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t mode;
@@ -563,6 +647,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 5:
 		fuzz_log_mutate(data, size, mode);
+		break;
+	case 6:
+		if (mode & 0x08)
+			fuzz_delta_raw(data, size, mode);
+		else
+			fuzz_delta_diff(data, size, mode);
 		break;
 	default:
 		fuzz_encoder(data, size, mode);

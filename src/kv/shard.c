@@ -658,6 +658,7 @@ again:
 	}
 	/* A detached chain is freed first, so this transaction may detach one. */
 	if (s->chains_dirty && (ret = chains_drain(w)) != 0) {
+		s->chains_dirty = false;	/* Left in page 0, freed at the next open. */
 		fail_queued(s, ret);
 		build_end(s);
 		return;
@@ -756,6 +757,14 @@ again:
 		acks_fail(s, seq, ret);
 	if (has_acks)
 		urt_waitq_wake_one(&s->ack_wq);
+	if (s->chains_dirty && ret == 0) {
+		/* A large value was replaced or deleted: its pages are free when the call returns. */
+		while (s->building)
+			urt_waitq_wait(&s->state_wq);
+		s->building = true;
+		chains_drain(w);	/* A failure leaves the chain in page 0: freed at open. */
+		build_end(s);
+	}
 	while ((req = STAILQ_FIRST(&batch))) {
 		STAILQ_REMOVE_HEAD(&batch, next);
 		if (ret)

@@ -42,7 +42,8 @@ static void usage(FILE *f)
 		"  --cache BYTES         page cache of all shards (default 256M)\n"
 		"  --cores N             reactor threads, one shard each (default: every CPU)\n"
 		"  --max-clients N       connections at once (default 1024)\n"
-		"  --max-request BYTES   largest request (default 8M)\n"
+		"  --max-request BYTES   largest request (default proto-max-bulk-len + 1M)\n"
+		"  --proto-max-bulk-len BYTES  largest argument, e.g. a SET's value (default 512M)\n"
 		"  --max-args N          most arguments of one command (default 65536)\n"
 		"  --idle-timeout SEC    close idle connections (default 0 = never)\n"
 		"  --nosync              reply to writes once applied, before they are durable\n"
@@ -92,6 +93,7 @@ static int parse_opts(int argc, char **argv, struct urkv_opts *o)
 		{ "cores", required_argument, NULL, 'n' },
 		{ "max-clients", required_argument, NULL, 'm' },
 		{ "max-request", required_argument, NULL, 'r' },
+		{ "proto-max-bulk-len", required_argument, NULL, 'B' },
 		{ "max-args", required_argument, NULL, 'a' },
 		{ "idle-timeout", required_argument, NULL, 't' },
 		{ "nosync", no_argument, NULL, 'N' },
@@ -133,6 +135,11 @@ static int parse_opts(int argc, char **argv, struct urkv_opts *o)
 			if (parse_size(optarg, &v) || v < 1024 || v > (1ull << 30))
 				goto bad;
 			o->max_request = (size_t)v;
+			break;
+		case 'B':
+			if (parse_size(optarg, &v) || v < 1024 || v > URT_KV_VALUE_MAX)
+				goto bad;
+			o->proto_max_bulk_len = (size_t)v;
 			break;
 		case 'a':
 			if (parse_size(optarg, &v) || v < 3 || v > (1u << 20))
@@ -223,12 +230,16 @@ int main(int argc, char **argv)
 		.size_bytes = 1ull << 30,
 		.cache_bytes = 256ull << 20,
 		.max_clients = 1024,
-		.max_request = 8u << 20,
+		.max_request = 0,	/* proto_max_bulk_len + 1 MiB unless given. */
+		.proto_max_bulk_len = URT_KV_VALUE_MAX,
 		.max_args = 65536,
 		.sync = URT_PS_SYNC_AUTO,
 	};
 	if (parse_opts(argc, argv, o))
 		return 2;
+	_Static_assert(URT_KV_VALUE_MAX == 536870912u, "URKV_VALUE_MAX_TEXT");
+	if (o->max_request == 0)
+		o->max_request = o->proto_max_bulk_len + (1u << 20);
 
 	/* Every thread, reactors included, inherits this mask: signals come to sigwait only. */
 	sigemptyset(&sigs);

@@ -64,6 +64,11 @@ expect "DEL" 1 "$(cli DEL big)"
 expect "SET small after DEL" OK "$(cli SET big small)"
 expect "pages back after DEL" "$base" "$(pages_in_use)"
 expect "APPEND to a large value" "ERR" "$(cli -x SET big < "$WORK/v3" >/dev/null; cli APPEND big x | cut -c1-3)"
+expect "RENAME of a large value refused" "ERR" "$(cli RENAME big big2 | cut -c1-3)"
+expect "RENAME: no copy left behind" 0 "$(cli EXISTS big2)"
+expect "COPY of a large value" 1 "$(cli COPY big big3)"
+cli GET big3 | head -c $((3 << 20)) > "$WORK/got"
+cmp -s "$WORK/v3" "$WORK/got" || fail "COPY 3 MiB: the bytes differ"
 
 stop_urkv || fail "urkv did not stop cleanly"
 [ "$FAILS" -eq 0 ] || exit 1

@@ -65,6 +65,14 @@
  * changes no key count, root or height leaves the meta page alone, so an
  * overwrite that fits its leaf writes one page (plus its overflow pages).
  *
+ * Large values (over KV_BTREE_VALUE_MAX, up to KV_BTREE_BIG_MAX) never go
+ * through one operation: the caller builds the chain back to front over
+ * several transactions (kv_btree_chain_build), links it with a put of
+ * flag KV_BTREE_CHAIN, reads it with kv_btree_chain_read and frees it
+ * with kv_btree_chain_free; a put or del that replaces or removes one
+ * hands its chain back in x->detached instead of freeing it, and a get
+ * that would copy one returns URT_E_TOOBIG.
+ *
  * Errors.  A pager error ends the operation at once with that error.  The
  * pages changed so far stay changed (the caller's transaction rolls them
  * back); the struct kv_btree itself holds no cached tree state, only

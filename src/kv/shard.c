@@ -63,6 +63,11 @@
  * The work per pass is bounded (expire_scan_keys keys examined, at most
  * KV_EXPIRE_BATCH deletes), so a store full of expired keys is freed a
  * batch at a time between other transactions.
+ *
+ * Large values (over KV_BTREE_VALUE_MAX) take several transactions: the
+ * states draining / building / linking and the functions doing each
+ * (chains_drain, big_build_step, big_link_step) are described above
+ * big_put; their reads above big_read.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -15,8 +15,9 @@ void urkv_out_store_error(struct urkv_conn *c, int err)
 {
 	switch (err) {
 	case URT_E_TOOBIG:
-		urkv_out_error(c, "ERR string exceeds maximum allowed size (urkv values are at most "
-				  "1048576 bytes)");
+		urkv_out_error(c, "ERR string exceeds maximum allowed size (urkv's read-modify-write "
+				  "commands work on values up to 1048576 bytes; SET takes up to "
+				  URKV_VALUE_MAX_TEXT ")");
 		break;
 	case URT_E_FULL:
 		urkv_out_error(c, "ERR store full (the data file has no free pages)");

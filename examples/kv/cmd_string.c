@@ -9,7 +9,7 @@
  * transaction, so they are atomic per key.  APPEND, SETRANGE, INCRBYFLOAT
  * and SETBIT keep the key's expiry (Redis changes the value in place);
  * GETSET drops it (Redis's setKey).  The readers copy the whole value
- * (urkv values are at most URT_KV_VALUE_MAX bytes).
+ * (values these commands read or write are at most URT_KV_UPDATE_VALUE_MAX bytes).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -93,7 +93,7 @@ void urkv_append_run(struct urkv_conn *c, struct urkv_slot *s)
 	}
 	x->arg = s->argv[2].ptr;
 	x->arg_len = s->argv[2].len;
-	out_int_result(c, supd_run(c, x, &s->argv[1], append_fn, URT_KV_VALUE_MAX));
+	out_int_result(c, supd_run(c, x, &s->argv[1], append_fn, URT_KV_UPDATE_VALUE_MAX));
 	free(x);
 }
 
@@ -213,7 +213,7 @@ void urkv_setrange_run(struct urkv_conn *c, struct urkv_slot *s)
 	x->off = off;
 	x->arg = s->argv[3].ptr;
 	x->arg_len = s->argv[3].len;
-	out_int_result(c, supd_run(c, x, &s->argv[1], setrange_fn, URT_KV_VALUE_MAX));
+	out_int_result(c, supd_run(c, x, &s->argv[1], setrange_fn, URT_KV_UPDATE_VALUE_MAX));
 	free(x);
 }
 
@@ -526,7 +526,7 @@ void urkv_setbit_run(struct urkv_conn *c, struct urkv_slot *s)
 	}
 	x->off = off;
 	x->bit = (int)on;
-	out_int_result(c, supd_run(c, x, &s->argv[1], setbit_fn, URT_KV_VALUE_MAX));
+	out_int_result(c, supd_run(c, x, &s->argv[1], setbit_fn, URT_KV_UPDATE_VALUE_MAX));
 	free(x);
 }
 

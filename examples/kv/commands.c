@@ -38,8 +38,9 @@ static const char *store_error(int err, const struct resp_arg *key, size_t vlen)
 		if (key && key->len > URT_KV_KEY_MAX)
 			return "ERR key too large (urkv keys are at most 1024 bytes)";
 		if (vlen > URT_KV_VALUE_MAX)
-			return "ERR value too large (urkv values are at most 1048576 bytes)";
-		return "ERR request too large for the store";
+			return URKV_E_VALUE_TOO_LARGE;
+		return "ERR value too large for a read-modify-write (urkv's APPEND, SETRANGE, SETBIT, "
+		       "GETSET... work on values up to 1048576 bytes)";
 	case URT_E_FULL:
 		return "ERR store full (the data file has no free pages)";
 	case -ESHUTDOWN:
@@ -192,7 +193,7 @@ static void set_prepare(struct urkv_conn *c, struct urkv_slot *s)
 	if (s->err)
 		return;
 	if (s->argv[2].len > URT_KV_VALUE_MAX) {
-		s->err = "ERR value too large (urkv values are at most 1048576 bytes)";
+		s->err = URKV_E_VALUE_TOO_LARGE;
 		return;
 	}
 	req_key(req, &s->argv[1]);
@@ -224,7 +225,7 @@ static void setnx_prepare(struct urkv_conn *c, struct urkv_slot *s)
 
 	s->err = key_check(&s->argv[1]);
 	if (!s->err && s->argv[2].len > URT_KV_VALUE_MAX)
-		s->err = "ERR value too large (urkv values are at most 1048576 bytes)";
+		s->err = URKV_E_VALUE_TOO_LARGE;
 	if (s->err)
 		return;
 	req_key(req, &s->argv[1]);
@@ -275,7 +276,7 @@ static void mset_prepare(struct urkv_conn *c, struct urkv_slot *s)
 		const char *err = key_check(&s->argv[1 + 2 * i]);
 
 		if (!err && s->argv[2 + 2 * i].len > URT_KV_VALUE_MAX)
-			err = "ERR value too large (urkv values are at most 1048576 bytes)";
+			err = URKV_E_VALUE_TOO_LARGE;
 		if (err) {
 			s->err = err;
 			for (unsigned j = 0; j < s->nreq; j++)

@@ -35,6 +35,7 @@ static const struct param params[] = {
 	{ "bind", P_FIXED },
 	{ "timeout", P_UINT },
 	{ "proto-max-bulk-len", P_FIXED },
+	{ "client-query-buffer-limit", P_FIXED },
 	{ "requirepass", P_PASS },
 	{ "protected-mode", P_YESNO },
 	{ "dir", P_FIXED },
@@ -67,6 +68,8 @@ static const char *param_value(struct urkv_server *srv, size_t i, char *buf, siz
 		snprintf(buf, len, "%llu",
 			 (unsigned long long)(atomic_load(&srv->live.timeout_ns) / 1000000000ull));
 	else if (strcmp(name, "proto-max-bulk-len") == 0)
+		snprintf(buf, len, "%zu", srv->o.proto_max_bulk_len);
+	else if (strcmp(name, "client-query-buffer-limit") == 0)
 		snprintf(buf, len, "%zu", srv->o.max_request);
 	else if (strcmp(name, "requirepass") == 0)
 		return (pw = atomic_load(&srv->live.pass)) ? pw->pw : "";

@@ -19,11 +19,15 @@
  * connection to one shard are applied in order by the store.
  *
  * Memory.  Everything a connection holds is bounded: the input buffer
- * grows to max_request + CONN_IN_MIN and shrinks back after a large
- * request, the output buffer is CONN_OUT_CAP (larger bulks are sent
- * straight from their buffer), the argument vector grows to max_args, a
- * value that does not fit its CONN_VALUE_SLICE is fetched again into a
- * buffer of its size (at most 1 MiB) while its reply is written.  A
+ * grows to max_request + CONN_IN_MIN and shrinks back to 2 * CONN_IN_MIN
+ * once the connection waits for input (in_shrink), received bytes wait in
+ * stage (at most CONN_STAGE_MAX plus one receive: the receive pauses), the
+ * output buffer is CONN_OUT_CAP (larger bulks are sent straight from their
+ * buffer), the argument vector grows to max_args, a value that does not fit
+ * its CONN_VALUE_SLICE is fetched again into a buffer of its size (at most
+ * proto-max-bulk-len, URT_KV_VALUE_MAX) while its reply is written, and
+ * freed.  So a connection holds at most one request of max_request and
+ * one value being sent, plus constants.  A
  * command that needs more requests or value buffers than a batch holds
  * runs alone, in chunks.
  *
@@ -55,6 +59,7 @@
 
 #define CONN_IN_MIN (16u << 10)		/* Input buffer when idle. */
 #define CONN_OUT_CAP (64u << 10)	/* Output buffer; flushed when full. */
+#define CONN_STAGE_MAX (1u << 20)	/* Received bytes staged before the receive pauses. */
 #define CONN_SLOTS 128u			/* Commands per batch. */
 #define CONN_ARGS 2048u			/* Arguments per batch. */
 #define CONN_REQS 256u			/* Store requests per batch. */
@@ -754,7 +759,9 @@ static enum parse_result batch_fill(struct urkv_conn *c, int *err, bool *alone)
  */
 static size_t stage_max(const struct urkv_conn *c)
 {
-	return c->cc->srv->o.max_request + 4 * CONN_IN_MIN;
+	/* Bytes wait here only while a batch runs: the request itself grows in, not here. */
+	(void)c;
+	return CONN_STAGE_MAX;
 }
 
 static void conn_rx(struct urt_io *io, int res, void *arg);
@@ -814,6 +821,8 @@ static void conn_rx(struct urt_io *io, int res, void *arg)
 			rx_arm(c);	/* Keep reading to the client's end of stream. */
 		else if (res == -ENOBUFS && !c->eof && !c->rx_paused)
 			rx_arm(c);	/* The core's buffers ran out for a moment. */
+		else if (res == -ECANCELED && c->rx_paused && !c->eof && c->stage_len == 0)
+			rx_arm(c);	/* in_take drained stage before the cancel landed. */
 		else if (res == -ECANCELED && c->rx_paused && !c->eof)
 			;		/* Back-pressure: in_take re-arms. */
 		else if (res > 0 && !c->eof && !c->rx_paused)
@@ -857,6 +866,24 @@ static bool in_take(struct urkv_conn *c)
 	if (c->rx_paused && !c->rx_active && !c->eof)
 		rx_arm(c);
 	return true;
+}
+
+/* Gives back a large input buffer once its request is done (between batches, nothing held). */
+static void in_shrink(struct urkv_conn *c)
+{
+	size_t used = c->in_len - c->in_off;
+	char *p;
+
+	if (c->held || c->in_cap <= 2 * CONN_IN_MIN || used > CONN_IN_MIN)
+		return;
+	memmove(c->in, c->in + c->in_off, used);
+	c->in_len = used;
+	c->in_off = 0;
+	p = realloc(c->in, 2 * CONN_IN_MIN);
+	if (p) {
+		c->in = p;
+		c->in_cap = 2 * CONN_IN_MIN;
+	}
 }
 
 static void linger_fired(struct urt_io *io, int res, void *arg)
@@ -957,12 +984,17 @@ static void conn_main(void *arg)
 			batch_run(c, alone);
 		if (r == PARSE_ERROR && !c->close_after) {	/* Bytes after QUIT get no reply. */
 			/* A limit that was hit is named with its option and value. */
-			bool big = err == RESP_E_ARG_TOO_LARGE || err == RESP_E_REQUEST_TOO_LARGE;
-
-			if (big || err == RESP_E_TOO_MANY_ARGS)
-				urkv_out_errorf(c, "ERR %s (over urkv's --%s %zu)", resp_strerror(err),
-						big ? "max-request" : "max-args",
-						big ? srv->o.max_request : srv->o.max_args);
+			if (err == RESP_E_ARG_TOO_LARGE &&
+			    srv->o.proto_max_bulk_len <= srv->o.max_request)
+				urkv_out_errorf(c, "ERR %s (over urkv's --proto-max-bulk-len %zu, "
+						"CONFIG GET proto-max-bulk-len)", resp_strerror(err),
+						srv->o.proto_max_bulk_len);
+			else if (err == RESP_E_ARG_TOO_LARGE || err == RESP_E_REQUEST_TOO_LARGE)
+				urkv_out_errorf(c, "ERR %s (over urkv's --max-request %zu)",
+						resp_strerror(err), srv->o.max_request);
+			else if (err == RESP_E_TOO_MANY_ARGS)
+				urkv_out_errorf(c, "ERR %s (over urkv's --max-args %zu)",
+						resp_strerror(err), srv->o.max_args);
 			else
 				urkv_out_errorf(c, "ERR %s", err == -ENOMEM ? "out of memory"
 									   : resp_strerror(err));
@@ -977,6 +1009,7 @@ static void conn_main(void *arg)
 		flush(c);
 		if (c->send_failed)
 			break;
+		in_shrink(c);
 		c->waiting = true;
 		while (!c->stage_len && !c->eof)
 			urt_waitq_wait(&c->rx_wq);
@@ -1015,6 +1048,7 @@ void urkv_conn_start(struct urkv_core *cc, int fd)
 	c->pargv = malloc(c->pargv_cap * sizeof(*c->pargv));
 	ro.args_max = srv->o.max_args;
 	ro.request_len_max = srv->o.max_request;
+	ro.bulk_len_max = srv->o.proto_max_bulk_len;
 	if (ro.bulk_len_max > srv->o.max_request)
 		ro.bulk_len_max = srv->o.max_request;
 	if (ro.inline_len_max > srv->o.max_request - 2)

@@ -48,7 +48,8 @@ static void usage(FILE *f)
 		"  --cache BYTES         page cache of all shards (default 256M)\n"
 		"  --cores N             reactor threads, one shard each (default: every CPU)\n"
 		"  --max-clients N       connections at once (default 1024)\n"
-		"  --max-request BYTES   largest request (default 8M)\n"
+		"  --max-request BYTES   largest request (default proto-max-bulk-len + 1M)\n"
+		"  --proto-max-bulk-len BYTES  largest argument, e.g. a SET's value (default 512M)\n"
 		"  --max-args N          most arguments of one command (default 65536)\n"
 		"  --idle-timeout SEC    close idle connections (default 0 = never)\n"
 		"  --requirepass PW      password of the default user (AUTH; default: none)\n"
@@ -77,6 +78,7 @@ static const struct option longs[] = {
 	{ "cores", required_argument, NULL, 'n' },
 	{ "max-clients", required_argument, NULL, 'm' },
 	{ "max-request", required_argument, NULL, 'r' },
+	{ "proto-max-bulk-len", required_argument, NULL, 'B' },
 	{ "max-args", required_argument, NULL, 'a' },
 	{ "idle-timeout", required_argument, NULL, 't' },
 	{ "sync", required_argument, NULL, 'S' },
@@ -202,6 +204,9 @@ int main(int argc, char **argv)
 		urkv_config_free();
 		return 1;
 	}
+	_Static_assert(URT_KV_VALUE_MAX == 536870912u, "URKV_VALUE_MAX_TEXT");
+	if (o->max_request == 0)
+		o->max_request = o->proto_max_bulk_len + (1u << 20);
 
 	/* Every thread, reactors included, inherits this mask: signals come to sigwait only. */
 	sigemptyset(&sigs);

@@ -21,7 +21,8 @@ void urkv_opts_default(struct urkv_opts *o)
 		.size_bytes = 1ull << 30,
 		.cache_bytes = 256ull << 20,
 		.max_clients = 1024,
-		.max_request = 8u << 20,
+		.max_request = 0,	/* proto_max_bulk_len + 1 MiB unless given (main.c). */
+		.proto_max_bulk_len = URT_KV_VALUE_MAX,
 		.max_args = 65536,
 		.sync = URT_PS_SYNC_AUTO,
 		.appendfsync = URKV_FSYNC_ALWAYS,
@@ -93,6 +94,7 @@ static const struct opt_def defs[] = {
 	{ "cores", "a number from 1 to 1024" },
 	{ "max-clients", "a number from 1 to 1000000" },
 	{ "max-request", "a size from 1K to 1G" },
+	{ "proto-max-bulk-len", "a size from 1K to 512M" },
 	{ "max-args", "a number from 3 to 1048576" },
 	{ "idle-timeout", "seconds, 0 = never" },
 	{ "sync", "auto, fua, flush or none" },
@@ -149,6 +151,9 @@ int urkv_opt_set(struct urkv_opts *o, const char *name, const char *val, char *w
 	} else if (strcmp(name, "max-request") == 0) {
 		ok = !parse_size(val, &v) && v >= 1024 && v <= (1ull << 30);
 		o->max_request = (size_t)v;
+	} else if (strcmp(name, "proto-max-bulk-len") == 0) {
+		ok = !parse_size(val, &v) && v >= 1024 && v <= URT_KV_VALUE_MAX;
+		o->proto_max_bulk_len = (size_t)v;
 	} else if (strcmp(name, "max-args") == 0) {
 		ok = !parse_size(val, &v) && v >= 3 && v <= (1u << 20);
 		o->max_args = (size_t)v;

@@ -32,6 +32,9 @@ enum urkv_fsync {
 	URKV_FSYNC_EVERYSEC,		/* Once applied; each core's first write per shard each second is durable. */
 	URKV_FSYNC_NO,			/* Once applied (NOSYNC); the group commit follows on its own. */
 };
+/* The reply to a value over URT_KV_VALUE_MAX (checked in urkv_main). */
+#define URKV_VALUE_MAX_TEXT "536870912"
+#define URKV_E_VALUE_TOO_LARGE "ERR value too large (urkv values are at most " URKV_VALUE_MAX_TEXT " bytes)"
 
 struct urkv_opts {
 	const char *bind_addr;		/* Listen address (default 127.0.0.1). */
@@ -42,7 +45,8 @@ struct urkv_opts {
 	uint64_t cache_bytes;		/* Page cache of all shards (default 256 MiB). */
 	unsigned cores;			/* Reactors (0 = every online CPU). */
 	unsigned max_clients;		/* Connections at once (default 1024). */
-	size_t max_request;		/* Largest request in bytes (default 8 MiB). */
+	size_t max_request;		/* Largest request in bytes (default proto_max_bulk_len + 1 MiB). */
+	size_t proto_max_bulk_len;	/* Largest bulk argument, as Redis's (default 512 MiB = URT_KV_VALUE_MAX). */
 	size_t max_args;		/* Most arguments of one command (default 65536). */
 	uint64_t idle_timeout_ns;	/* Close a connection idle this long (0 = never; default 0). */
 	enum urt_ps_sync sync;		/* Log durability policy (default AUTO). */

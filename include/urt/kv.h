@@ -87,8 +87,17 @@ struct urt_rt;
 
 /** Longest key, in bytes. */
 #define URT_KV_KEY_MAX 1024u
-/** Longest value, in bytes (1 MiB). */
-#define URT_KV_VALUE_MAX (1024u * 1024u)
+/**
+ * Longest value, in bytes (512 MiB, as Redis's strings).  A value over
+ * URT_KV_UPDATE_VALUE_MAX is "large": its put writes its overflow chain in
+ * several durable transactions before one last transaction links it to the
+ * key (writes to the shard wait meanwhile), and a get reads it in several
+ * read transactions.  Scans with values and read-modify-write updates
+ * that read the value refuse large values with URT_E_TOOBIG.
+ */
+#define URT_KV_VALUE_MAX (512u * 1024u * 1024u)
+/** Longest value an update callback reads or writes, in bytes (1 MiB). */
+#define URT_KV_UPDATE_VALUE_MAX (1024u * 1024u)
 /** Most shards a store may have. */
 #define URT_KV_SHARDS_MAX 256u
 
@@ -326,7 +335,7 @@ struct urt_kv_update {
 				 *   callback may edit in place.  Out (PUT): the new value,
 				 *   there or in memory that outlives the call. */
 	size_t vlen;		/**< In: old length (also without READVAL).  Out: new length. */
-	size_t cap;		/**< Bytes of the scratch buffer (URT_KV_VALUE_MAX). */
+	size_t cap;		/**< Bytes of the scratch buffer (URT_KV_UPDATE_VALUE_MAX). */
 	enum urt_kv_update_action action; /**< Out (default KEEP). */
 };
 
@@ -376,7 +385,7 @@ struct urt_kv_req {
  * Runs req as an update (URT_KV_OP_UPDATE; op is set here), blocking.  The
  * caller fills key, klen, flags (URT_KV_READVAL, URT_KV_NOSYNC), vlen (a
  * bound on the value the callback writes: it sizes the transaction;
- * URT_KV_VALUE_MAX when unknown), update, and buf/buf_len for outputs;
+ * URT_KV_UPDATE_VALUE_MAX when unknown), update, and buf/buf_len for outputs;
  * done and arg are used by the call, so a callback reaches its own context
  * by embedding req in it (container_of).  Returns req->res.
  */

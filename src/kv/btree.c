@@ -66,6 +66,14 @@
  * changes no key count, root or height leaves the meta page alone, so an
  * overwrite that fits its leaf writes one page (plus its overflow pages).
  *
+ * Large values (over KV_BTREE_VALUE_MAX, up to KV_BTREE_BIG_MAX) never go
+ * through one operation: the caller builds the chain back to front over
+ * several transactions (kv_btree_chain_build), links it with a put of
+ * flag KV_BTREE_CHAIN, reads it with kv_btree_chain_read and frees it
+ * with kv_btree_chain_free; a put or del that replaces or removes one
+ * hands its chain back in x->detached instead of freeing it, and a get
+ * that would copy one returns URT_E_TOOBIG.
+ *
  * Errors.  A pager error ends the operation at once with that error.  The
  * pages changed so far stay changed (the caller's transaction rolls them
  * back); the struct kv_btree itself holds scratch buffers, the cursor
@@ -92,7 +100,7 @@
 #include "base/error.h"
 
 /* Longest chain an overflow value may have, for the loop guards. */
-#define OVF_PAGES_MAX(chunk) (KV_BTREE_VALUE_MAX / (chunk) + 1)
+#define OVF_PAGES_MAX(chunk) (KV_BTREE_BIG_MAX / (chunk) + 1)
 /* Deepest tree accepted from a meta page; far above any real height. */
 #define HEIGHT_MAX 32u
 
@@ -135,6 +143,7 @@ struct kv_op {
 	bool inserted;		/* Out: a key was added. */
 	bool removed;		/* Out: a key was removed. */
 	uint64_t old_ovf;	/* Out: overflow chain of the old value, or 0. */
+	uint32_t old_vlen;	/* Out: length of that value. */
 };
 
 /* What a node reports to its parent after a modification. */
@@ -399,6 +408,101 @@ static int ovf_free(struct kv_btree *t, uint64_t head)
 			return rc;
 		t->cnt.overflow_pages_freed++;
 		pgno = next;
+	}
+	return 0;
+}
+
+/* Large values: chains built, freed and read over several transactions. */
+
+int kv_btree_chain_build(struct kv_btree *t, const void *val, size_t vlen, size_t *end,
+			 uint32_t max_pages, uint64_t *head)
+{
+	size_t chunk = t->ovf_chunk, first, last;
+	uint64_t next = *head;
+
+	URT_ASSERT(vlen <= KV_BTREE_BIG_MAX && *end <= vlen && max_pages > 0);
+	if (*end == 0)
+		return 0;
+	/* Chunks first..last (inclusive) end at *end; page i holds [i * chunk, ...). */
+	last = (*end - 1) / chunk;
+	first = last + 1 > max_pages ? last + 1 - max_pages : 0;
+	/* Back to front, each page pointing at the chain built so far. */
+	for (size_t i = last + 1; i-- > first;) {
+		size_t off = i * chunk, len = vlen - off < chunk ? vlen - off : chunk;
+		struct kv_ovf_hdr *h;
+		uint64_t pgno;
+		void *pg;
+		int rc = t->ops->alloc(t->pager, &pgno, &pg);
+
+		if (rc != 0)
+			return rc;
+		h = pg;
+		h->type = KV_PAGE_OVERFLOW;
+		h->len = (uint32_t)len;
+		h->next = next;
+		memcpy((uint8_t *)pg + KV_OVF_HDR_SIZE, (const uint8_t *)val + off, len);
+		page_put(t, pgno);
+		t->cnt.overflow_pages_written++;
+		next = pgno;
+		*head = pgno;
+		*end = off;
+	}
+	return 0;
+}
+
+int kv_btree_chain_free(struct kv_btree *t, uint64_t *head, uint32_t max_pages)
+{
+	for (uint32_t n = 0; n < max_pages && *head != 0; n++) {
+		uint64_t pgno = *head, next;
+		void *pg;
+		int rc = page_get(t, pgno, false, &pg);
+
+		if (rc != 0)
+			return rc;
+		if (((const struct kv_ovf_hdr *)pg)->type != KV_PAGE_OVERFLOW) {
+			page_put(t, pgno);
+			return URT_E_CORRUPT;
+		}
+		next = ((const struct kv_ovf_hdr *)pg)->next;
+		page_put(t, pgno);
+		rc = t->ops->free(t->pager, pgno);
+		if (rc != 0)
+			return rc;
+		t->cnt.overflow_pages_freed++;
+		*head = next;
+	}
+	return 0;
+}
+
+int kv_btree_chain_read(struct kv_btree *t, uint64_t *pgno, size_t *off, size_t vlen,
+			void *buf, size_t buf_len, uint32_t max_pages)
+{
+	size_t want = buf_len < vlen ? buf_len : vlen;
+
+	for (uint32_t n = 0; n < max_pages && *off < want; n++) {
+		const struct kv_ovf_hdr *h;
+		uint64_t next;
+		size_t len;
+		void *pg;
+		int rc;
+
+		if (*pgno == 0)
+			return URT_E_CORRUPT;
+		rc = page_get(t, *pgno, false, &pg);
+		if (rc != 0)
+			return rc;
+		h = pg;
+		if (h->type != KV_PAGE_OVERFLOW || h->len == 0 || h->len > t->ovf_chunk ||
+		    *off + h->len > vlen) {
+			page_put(t, *pgno);
+			return URT_E_CORRUPT;
+		}
+		len = h->len < want - *off ? h->len : want - *off;
+		memcpy((uint8_t *)buf + *off, (const uint8_t *)pg + KV_OVF_HDR_SIZE, len);
+		*off += len;
+		next = h->next;
+		page_put(t, *pgno);
+		*pgno = next;
 	}
 	return 0;
 }
@@ -734,7 +838,10 @@ static int leaf_modify(struct kv_btree *t, uint64_t pgno, void *pg, struct kv_op
 		if (live && (op->flags & KV_BTREE_KEEPTTL))
 			exp = old.expire_at;
 		x->new_expire_at = exp;
-		if (overflow) {
+		if (op->flags & KV_BTREE_CHAIN) {
+			URT_ASSERT(overflow && x->chain != 0);
+			ovf = x->chain;
+		} else if (overflow) {
 			rc = ovf_write(t, op->val, op->vlen, &ovf);
 			if (rc != 0)
 				goto out_put;
@@ -746,8 +853,10 @@ static int leaf_modify(struct kv_btree *t, uint64_t pgno, void *pg, struct kv_op
 	if (rc != 0)
 		goto out_put;
 	if (found) {
-		if (old.overflow && !(op->flags & KV_BTREE_KEEPVAL))
+		if (old.overflow && !(op->flags & KV_BTREE_KEEPVAL)) {
 			op->old_ovf = old.ovf;
+			op->old_vlen = old.vlen;
+		}
 		kv_node_remove(pg, t->u, idx);
 	}
 	if (op->del) {
@@ -894,7 +1003,10 @@ static int tree_modify(struct kv_btree *t, struct kv_op *op)
 		if (rc != 0)
 			return rc;
 	}
-	if (op->old_ovf != 0) {
+	if (op->old_ovf != 0 && op->old_vlen > KV_BTREE_VALUE_MAX) {
+		/* A large chain is the caller's to free, in bounded transactions. */
+		op->x->detached = op->old_ovf;
+	} else if (op->old_ovf != 0) {
 		rc = ovf_free(t, op->old_ovf);
 		if (rc != 0)
 			return rc;
@@ -933,13 +1045,16 @@ int kv_btree_put_x(struct kv_btree *t, const void *key, size_t klen, const void 
 	x->found = false;
 	x->old_expire_at = 0;
 	x->new_expire_at = 0;
+	x->detached = 0;
 	if (rc != 0)
 		return rc;
-	if (vlen > KV_BTREE_VALUE_MAX)
+	if (vlen > ((flags & KV_BTREE_CHAIN) ? KV_BTREE_BIG_MAX : KV_BTREE_VALUE_MAX))
 		return URT_E_TOOBIG;
-	URT_ASSERT(val != NULL || vlen == 0 || (flags & KV_BTREE_KEEPVAL));
+	URT_ASSERT(val != NULL || vlen == 0 || (flags & (KV_BTREE_KEEPVAL | KV_BTREE_CHAIN)));
 	URT_ASSERT((flags & ~(unsigned)(KV_BTREE_NX | KV_BTREE_XX | KV_BTREE_KEEPTTL |
-					KV_BTREE_KEEPVAL)) == 0);
+					KV_BTREE_KEEPVAL | KV_BTREE_CHAIN)) == 0);
+	URT_ASSERT(!(flags & KV_BTREE_CHAIN) ||
+		   (!(flags & KV_BTREE_KEEPVAL) && value_overflows(t, klen, vlen)));
 	URT_ASSERT((flags & (KV_BTREE_NX | KV_BTREE_XX)) != (KV_BTREE_NX | KV_BTREE_XX));
 	if (flags & KV_BTREE_KEEPVAL)
 		op.vlen = 0;
@@ -962,6 +1077,7 @@ int kv_btree_del_x(struct kv_btree *t, const void *key, size_t klen, unsigned fl
 	x->found = false;
 	x->old_expire_at = 0;
 	x->new_expire_at = 0;
+	x->detached = 0;
 	if (rc != 0)
 		return rc;
 	URT_ASSERT((flags & ~(unsigned)KV_BTREE_IF_EXPIRED) == 0);
@@ -1015,6 +1131,11 @@ static int cell_value(struct kv_btree *t, uint64_t pgno, const uint8_t *c, void 
 	if (expire_at)
 		*expire_at = lc.expire_at;
 	want = buf_len < lc.vlen ? buf_len : lc.vlen;
+	if (want > 0 && lc.vlen > KV_BTREE_VALUE_MAX) {
+		/* A large value is read over several transactions (kv_btree_chain_read). */
+		page_put(t, pgno);
+		return URT_E_TOOBIG;
+	}
 	if (!lc.overflow) {
 		if (want > 0)
 			memcpy(buf, lc.val, want);
@@ -1054,6 +1175,35 @@ int kv_btree_get_x(struct kv_btree *t, const void *key, size_t klen, void *buf,
 		return -ENOENT;
 	}
 	return cell_value(t, pgno, kv_node_cell(pg, idx), buf, buf_len, vlen, expire_at);
+}
+
+int kv_btree_get_ref(struct kv_btree *t, const void *key, size_t klen, size_t *vlen,
+		     uint64_t *expire_at, uint64_t *chain)
+{
+	struct kv_leaf_cell lc;
+	uint64_t pgno;
+	unsigned idx;
+	bool found;
+	void *pg;
+	int rc = key_valid(key, klen);
+
+	if (rc != 0)
+		return rc;
+	rc = descend(t, key, klen, &pgno, &pg);
+	if (rc != 0)
+		return rc;
+	if (pgno == 0)
+		return -ENOENT;
+	idx = kv_node_lower_bound(pg, key, klen, &found);
+	if (found) {
+		kv_leaf_cell_decode(kv_node_cell(pg, idx), &lc);
+		*vlen = lc.vlen;
+		*chain = lc.overflow ? lc.ovf : 0;
+		if (expire_at)
+			*expire_at = lc.expire_at;
+	}
+	page_put(t, pgno);
+	return found ? 0 : -ENOENT;
 }
 
 int kv_btree_exists(struct kv_btree *t, const void *key, size_t klen)
@@ -1558,7 +1708,7 @@ static int check_node(struct check_ctx *x, uint64_t pgno, unsigned level, bool r
 				rc = check_fail(x, pgno, "leaf keys out of order across leaves");
 				goto out_free;
 			}
-			if (lc.vlen > KV_BTREE_VALUE_MAX ||
+			if (lc.vlen > KV_BTREE_BIG_MAX ||
 			    lc.overflow != value_overflows(t, lc.klen, lc.vlen) ||
 			    ((kv_node_cell(pg, i)[2] & KV_CELL_EXPIRES) && lc.expire_at == 0)) {
 				rc = check_fail(x, pgno, "value length or placement wrong");

@@ -52,8 +52,16 @@ extern "C" {
 
 /* Longest key, in bytes. */
 #define KV_BTREE_KEY_MAX 1024u
-/* Longest value, in bytes (1 MiB). */
+/* Longest value one put writes in one transaction, in bytes (1 MiB). */
 #define KV_BTREE_VALUE_MAX (1024u * 1024u)
+/*
+ * Longest value of all (512 MiB).  A value over KV_BTREE_VALUE_MAX is a
+ * "large" value: its chain is built, read and freed over several
+ * transactions (kv_btree_chain_build/_read/_free) and linked into its leaf
+ * with KV_BTREE_CHAIN; puts and deletes hand its old chain back in
+ * x->detached instead of freeing it.
+ */
+#define KV_BTREE_BIG_MAX (512u * 1024u * 1024u)
 
 /* kv_btree_put() flags. */
 enum kv_btree_put_flags {
@@ -61,6 +69,7 @@ enum kv_btree_put_flags {
 	KV_BTREE_XX = 1u << 1, /* Only overwrite: fail with -ENOENT if it does not. */
 	KV_BTREE_KEEPTTL = 1u << 2, /* put_x: keep the live key's expiry, not x->expire_at. */
 	KV_BTREE_KEEPVAL = 1u << 3, /* put_x: keep the value, set the expiry (-ENOENT if absent). */
+	KV_BTREE_CHAIN = 1u << 5, /* put_x: the value is the built chain x->chain (val unused). */
 };
 /* kv_btree_del_x() flag: delete only a key that has expired at x->now. */
 #define KV_BTREE_IF_EXPIRED (1u << 4)
@@ -77,7 +86,10 @@ struct kv_btree_xput {
 	bool found;		/* Out: a cell of the key was there (expired or not). */
 	uint64_t old_expire_at;	/* Out: that cell's expiry (0: none). */
 	uint64_t new_expire_at;	/* Out, put_x: the expiry the key has now. */
+	uint64_t chain;		/* In, KV_BTREE_CHAIN: head of the value's chain. */
+	uint64_t detached;	/* Out: the old value's chain if it was large (not freed), else 0. */
 };
+
 
 struct kv_btree;
 
@@ -142,6 +154,34 @@ int kv_btree_put_x(struct kv_btree *t, const void *key, size_t klen, const void 
 		   size_t vlen, unsigned flags, struct kv_btree_xput *x);
 int kv_btree_del_x(struct kv_btree *t, const void *key, size_t klen, unsigned flags,
 		   struct kv_btree_xput *x);
+
+/*
+ * Large values over several transactions.  A chain is built back to front:
+ * *end is the length of the value's prefix not yet in the chain (start
+ * with vlen), *head the chain built so far (start with 0); each call
+ * writes up to max_pages pages of the value before *end, linked in front
+ * of *head, and lowers *end (to 0 when the chain is complete).  So *head
+ * is always a well-formed chain, which a caller can record durably and
+ * free after a crash.
+ */
+int kv_btree_chain_build(struct kv_btree *t, const void *val, size_t vlen, size_t *end,
+			 uint32_t max_pages, uint64_t *head);
+/* Frees up to max_pages pages from the front of chain *head and advances it (0: all freed). */
+int kv_btree_chain_free(struct kv_btree *t, uint64_t *head, uint32_t max_pages);
+/*
+ * Copies the next pages of a vlen-byte chain to buf + *off, from page *pgno
+ * on, reading at most max_pages pages and never past buf_len; advances
+ * *pgno and *off.
+ */
+int kv_btree_chain_read(struct kv_btree *t, uint64_t *pgno, size_t *off, size_t vlen,
+			void *buf, size_t buf_len, uint32_t max_pages);
+/*
+ * The value of key without copying it: *vlen, *expire_at (may be NULL) and
+ * *chain, the head of its overflow chain (0 when the value is inline).
+ * Returns 0 or -ENOENT.
+ */
+int kv_btree_get_ref(struct kv_btree *t, const void *key, size_t klen, size_t *vlen,
+		     uint64_t *expire_at, uint64_t *chain);
 /* get that also sets *expire_at (may be NULL) to the key's expiry, 0 = never. */
 int kv_btree_get_x(struct kv_btree *t, const void *key, size_t klen, void *buf,
 		   size_t buf_len, size_t *vlen, uint64_t *expire_at);

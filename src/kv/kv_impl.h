@@ -35,6 +35,17 @@ struct kv_expire_slot {
 	uint8_t key[URT_KV_KEY_MAX];	/* Key bytes. */
 };
 
+/*
+ * A read of a large value, in several read transactions: registered on
+ * its shard while it runs, so that the shard marks it stale before it
+ * frees the chain (chains_drain), and the read starts over.
+ */
+struct kv_big_read {
+	uint64_t head;			/* Chain being read. */
+	bool stale;			/* The chain was detached and is being freed. */
+	struct kv_big_read *next;	/* Shard's list. */
+};
+
 /* A read context: a pager and a tree handle bound to one read transaction at a time. */
 struct kv_reader {
 	struct kv_shard *shard;		/* Owner. */
@@ -49,7 +60,7 @@ struct kv_writer {
 	struct kv_pps pager;		/* Write pager. */
 	struct kv_btree *tree;		/* Tree over pager. */
 	unsigned limit;			/* Most requests in the next transaction (after TOOBIG). */
-	uint8_t *scratch;		/* Old values of updates (URT_KV_VALUE_MAX, at first use). */
+	uint8_t *scratch;		/* Old values of updates (URT_KV_UPDATE_VALUE_MAX, at first use). */
 };
 
 #define KV_WRITERS 2	/* Committers per shard: one builds while the other's batch is written. */
@@ -100,6 +111,9 @@ struct kv_shard {
 	size_t exp_pos_len;		/* ...of this length (0: the first key). */
 	uint8_t exp_next[URT_KV_KEY_MAX];	/* Where the pass being collected stopped. */
 	size_t exp_next_len;		/* Its length. */
+	/* Large values (shard.c: big_put, chains_drain, big_read). */
+	bool chains_dirty;		/* Page 0 may hold a pending or detached chain to free. */
+	struct kv_big_read *big_reads;	/* Reads of large values in progress (their chains). */
 	/* Counters (struct urt_kv_shard_stats). */
 	uint64_t reads, read_retries, writes, write_txs, write_tx_retries, forwarded;
 	uint64_t expired_keys;		/* Keys deleted by expiry. */

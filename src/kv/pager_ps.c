@@ -294,7 +294,8 @@ static bool meta_valid(const struct kv_pps *p, const struct kv_shard_meta *m)
 {
 	return m->magic == KV_META_MAGIC && m->version == KV_META_VERSION &&
 	       m->page_usable == p->ops.page_usable && m->hwm >= 1 && m->hwm <= p->page_count &&
-	       m->root < m->hwm && m->free_head < m->hwm && m->free_pages < m->hwm;
+	       m->root < m->hwm && m->free_head < m->hwm && m->free_pages < m->hwm &&
+	       m->chain_pending < m->hwm && m->chain_free < m->hwm;
 }
 
 int kv_pps_bind(struct kv_pps *p, struct urt_tx *tx)
@@ -370,6 +371,8 @@ void kv_pps_clear(struct kv_pps *p)
 	p->meta->free_pages = 0;
 	p->meta->keys = 0;
 	p->meta->volatile_keys = 0;
+	p->meta->chain_pending = 0;
+	p->meta->chain_free = 0;
 }
 
 bool kv_pps_has_room(const struct kv_pps *p, uint32_t w, uint32_t r)

@@ -41,7 +41,9 @@ struct kv_shard_meta {
 	uint64_t tx_seq;	/* Incremented by every write transaction (readers' seqlock). */
 	uint64_t keys;		/* Keys in the tree (kept here, so counting costs no page write). */
 	uint64_t volatile_keys;	/* Of those, keys with an expiry (expired or not); 0 in older stores, which have none. */
-	uint8_t reserved[40];	/* Zero. */
+	uint64_t chain_pending;	/* Large value's chain being built, not yet in a leaf (freed if never linked); 0: none.  Zero in older stores. */
+	uint64_t chain_free;	/* Detached chain of a replaced or deleted large value, being freed; 0: none. */
+	uint8_t reserved[24];	/* Zero. */
 };
 _Static_assert(sizeof(struct kv_shard_meta) == 128, "on-disk shard meta page header");
 

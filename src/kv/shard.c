@@ -63,6 +63,11 @@
  * The work per pass is bounded (expire_scan_keys keys examined, at most
  * KV_EXPIRE_BATCH deletes), so a store full of expired keys is freed a
  * batch at a time between other transactions.
+ *
+ * Large values (over KV_BTREE_VALUE_MAX) take several transactions: the
+ * states draining / building / linking and the functions doing each
+ * (chains_drain, big_build_step, big_link_step) are described above
+ * big_put; their reads above big_read.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -228,6 +233,26 @@ static int apply_incr(struct kv_writer *w, struct urt_kv_req *req, uint64_t now)
 	return 0;
 }
 
+/*
+ * Records in page 0 the chain of a large value that a put or delete just
+ * replaced or removed; chains_drain frees it in later transactions.  One
+ * per transaction: a second one makes the transaction end before it
+ * (URT_E_TOOBIG with requests before it), and the next one starts by
+ * freeing the first.
+ */
+static int chain_detach(struct kv_writer *w, uint64_t chain)
+{
+	struct kv_shard_meta *m = w->pager.meta;
+
+	if (chain == 0)
+		return 0;
+	if (m->chain_free != 0 || m->chain_pending != 0)
+		return URT_E_TOOBIG;
+	m->chain_free = chain;
+	w->shard->chains_dirty = true;
+	return 0;
+}
+
 /* Deletes key (only if expired at now when if_expired); keeps page 0's counts. */
 static int apply_del(struct kv_writer *w, const void *key, size_t klen, uint64_t now,
 		     bool if_expired)
@@ -238,6 +263,8 @@ static int apply_del(struct kv_writer *w, const void *key, size_t klen, uint64_t
 
 	if (ret < 0)
 		return ret;
+	if (chain_detach(w, x.detached))
+		return URT_E_TOOBIG;
 	if (w->pager.meta->keys == 0)
 		return URT_E_CORRUPT;
 	w->pager.meta->keys--;
@@ -254,6 +281,8 @@ static int apply_put(struct kv_writer *w, const void *key, size_t klen, const vo
 
 	if (ret < 0)
 		return ret;
+	if (chain_detach(w, x.detached))
+		return URT_E_TOOBIG;
 	if (ret == 1)
 		w->pager.meta->keys++;
 	volatile_adjust(w, &x, true);
@@ -270,12 +299,12 @@ static int apply_update(struct kv_writer *w, struct urt_kv_req *req, uint64_t no
 	int ret;
 
 	if (readval && !w->scratch) {
-		w->scratch = malloc(URT_KV_VALUE_MAX);
+		w->scratch = malloc(URT_KV_UPDATE_VALUE_MAX);
 		if (!w->scratch)
 			return -ENOMEM;
 	}
 	ret = map_err(kv_btree_get_x(w->tree, req->key, req->klen, readval ? w->scratch : NULL,
-				     readval ? URT_KV_VALUE_MAX : 0, &vlen, &exp));
+				     readval ? URT_KV_UPDATE_VALUE_MAX : 0, &vlen, &exp));
 	if (ret != 0 && ret != URT_E_NOTFOUND)
 		return ret;
 	u.exists = ret == 0 && !expired(exp, now);
@@ -284,7 +313,7 @@ static int apply_update(struct kv_writer *w, struct urt_kv_req *req, uint64_t no
 		u.vlen = vlen;
 	}
 	u.val = readval ? w->scratch : NULL;
-	u.cap = readval ? URT_KV_VALUE_MAX : 0;
+	u.cap = readval ? URT_KV_UPDATE_VALUE_MAX : 0;
 	ret = req->update(req, &u);
 	if (ret < 0)
 		return ret;
@@ -294,7 +323,7 @@ static int apply_update(struct kv_writer *w, struct urt_kv_req *req, uint64_t no
 	case URT_KV_UPDATE_PUT: {
 		int r;
 
-		if (u.vlen > URT_KV_VALUE_MAX)
+		if (u.vlen > URT_KV_UPDATE_VALUE_MAX)
 			return URT_E_TOOBIG;
 		URT_ASSERT(u.val != NULL || u.vlen == 0);
 		r = apply_put(w, req->key, req->klen, u.val, u.vlen, u.expire_at, 0, now);
@@ -350,7 +379,7 @@ static int apply(struct kv_writer *w, struct urt_kv_req *req)
 
 /* Pages a request may write and read beyond what the tree reports. */
 #define KV_PAGER_EXTRA_W 4u	/* Free-list trunks, page 0. */
-#define KV_FREE_CHAIN_READS ((URT_KV_VALUE_MAX + 4095u) / 4000u + 2u) /* A replaced chain. */
+#define KV_FREE_CHAIN_READS ((KV_BTREE_VALUE_MAX + 4095u) / 4000u + 2u) /* A replaced chain. */
 
 /* Would req fit in the transaction being built? */
 static bool has_room(struct kv_writer *w, const struct urt_kv_req *req)
@@ -361,6 +390,8 @@ static bool has_room(struct kv_writer *w, const struct urt_kv_req *req)
 
 	if (req->op == KV_OP_CLEAR)
 		return kv_pps_has_room(&w->pager, 1, 1);
+	if (vlen > KV_BTREE_VALUE_MAX)
+		vlen = KV_BTREE_VALUE_MAX;	/* An update's bound; a large put runs alone. */
 	if (kv_btree_write_bound(w->tree, vlen, &bound))
 		return false;
 	return kv_pps_has_room(&w->pager, (uint32_t)bound + KV_PAGER_EXTRA_W,
@@ -418,6 +449,194 @@ static void wait_commit_return(struct kv_shard *s)
 }
 
 /*
+ * Large values (over KV_BTREE_VALUE_MAX, up to URT_KV_VALUE_MAX): more
+ * pages than one transaction may write, so a put, and the freeing of a
+ * replaced or deleted value, take several transactions, each durable
+ * before the next, all under the build turn (writes to the shard wait):
+ *
+ *   draining: free page 0's chain_free (or, if none, chain_pending) a
+ *             bounded number of pages per transaction (chains_drain)
+ *   building: write the value's chain back to front, KV_CHAIN_TX_PAGES per
+ *             transaction, each recording the chain so far in page 0's
+ *             chain_pending (big_build_step)
+ *   linking:  one ordinary put links chain_pending into the leaf, clears
+ *             it, and records the old value's chain, if large, in
+ *             chain_free (big_link_step); an NX/XX refusal moves the new
+ *             chain to chain_free instead
+ *   draining again, then the request completes.
+ *
+ * A crash in building leaves chain_pending, which the next open frees
+ * (the key keeps its old value); a crash after linking leaves chain_free,
+ * which the next open frees (the key has its new value).  So no page
+ * leaks and the key holds the old or the new value.
+ */
+#define KV_CHAIN_TX_PAGES(s) ((s)->tx_pages_max - 8u)	/* Room for trunks and page 0. */
+
+static bool is_big_put(const struct urt_kv_req *req)
+{
+	return req->op == URT_KV_OP_PUT && req->vlen > KV_BTREE_VALUE_MAX;
+}
+
+typedef int (*kv_tx_fn)(struct kv_writer *w, void *arg);
+
+/* Runs fn in a write transaction of its own and commits it (build turn held). */
+static int own_tx(struct kv_writer *w, kv_tx_fn fn, void *arg)
+{
+	struct kv_shard *s = w->shard;
+	struct urt_tx *tx;
+	uint64_t seq;
+	int ret, cret;
+
+again:
+	ret = urt_tx_begin(s->ps, &tx);
+	if (ret)
+		return ret;
+	ret = kv_pps_bind(&w->pager, tx);
+	if (ret) {
+		urt_tx_abort(tx);
+		if (ret != -EBUSY)
+			return ret;
+		s->write_tx_retries++;
+		wait_commit_return(s);
+		goto again;
+	}
+	ret = fn(w, arg);
+	if (ret < 0) {
+		kv_pps_unbind(&w->pager);
+		urt_tx_abort(tx);
+		return ret;
+	}
+	seq = ++w->pager.meta->tx_seq;
+	kv_pps_unbind(&w->pager);
+	s->write_txs++;
+	s->commits_inflight++;
+	cret = urt_tx_commit(tx);
+	s->commits_inflight--;
+	if (cret == 0 && seq > s->committed_seq)
+		s->committed_seq = seq;
+	urt_waitq_wake_all(&s->state_wq);
+	return cret ? cret : ret;
+}
+
+/* One transaction of chains_drain; returns 1 while more remains. */
+static int drain_step(struct kv_writer *w, void *arg)
+{
+	struct kv_shard *s = w->shard;
+	struct kv_shard_meta *m = w->pager.meta;
+	int ret;
+
+	(void)arg;
+	if (m->chain_free == 0) {
+		m->chain_free = m->chain_pending;
+		m->chain_pending = 0;
+	}
+	/* Readers of this chain start over: its pages are about to be reused. */
+	for (struct kv_big_read *b = s->big_reads; b; b = b->next)
+		if (b->head == m->chain_free)
+			b->stale = true;
+	ret = map_err(kv_btree_chain_free(w->tree, &m->chain_free, s->tx_pages_max));
+	if (ret)
+		return ret;
+	return m->chain_free != 0 || m->chain_pending != 0;
+}
+
+/* Frees page 0's pending and detached chains, in bounded transactions. */
+static int chains_drain(struct kv_writer *w)
+{
+	struct kv_shard *s = w->shard;
+	int ret;
+
+	if (!s->chains_dirty)
+		return 0;
+	do
+		ret = own_tx(w, drain_step, NULL);
+	while (ret == 1);
+	if (ret == 0)
+		s->chains_dirty = false;
+	return ret;
+}
+
+struct kv_big_put {
+	struct urt_kv_req *req;	/* The put. */
+	size_t end;		/* Value bytes not yet in the chain (a prefix). */
+	int res;		/* The put's answer (0, -EEXIST, URT_E_NOTFOUND). */
+};
+
+static int big_build_step(struct kv_writer *w, void *arg)
+{
+	struct kv_big_put *bp = arg;
+	struct urt_kv_req *req = bp->req;
+
+	return map_err(kv_btree_chain_build(w->tree, req->val, req->vlen, &bp->end,
+					    KV_CHAIN_TX_PAGES(w->shard),
+					    &w->pager.meta->chain_pending));
+}
+
+static int big_link_step(struct kv_writer *w, void *arg)
+{
+	struct kv_big_put *bp = arg;
+	struct urt_kv_req *req = bp->req;
+	struct kv_shard_meta *m = w->pager.meta;
+	struct kv_btree_xput x = {
+		.expire_at = req->expire_at, .now = urt_kv_now_ms(w->shard->kv),
+		.chain = m->chain_pending,
+	};
+	unsigned bf = KV_BTREE_CHAIN;
+	int ret;
+
+	URT_ASSERT(m->chain_pending != 0 && m->chain_free == 0);
+	if (req->flags & URT_KV_NX)
+		bf |= KV_BTREE_NX;
+	if (req->flags & URT_KV_XX)
+		bf |= KV_BTREE_XX;
+	if (req->flags & URT_KV_KEEPTTL)
+		bf |= KV_BTREE_KEEPTTL;
+	ret = map_err(kv_btree_put_x(w->tree, req->key, req->klen, NULL, req->vlen, bf, &x));
+	if (ret < 0 && !is_answer(ret))
+		return ret;
+	w->shard->chains_dirty = true;
+	if (ret < 0) {
+		/* Refused (NX/XX): the new chain is freed instead. */
+		m->chain_free = m->chain_pending;
+		m->chain_pending = 0;
+		bp->res = ret;
+		return 0;
+	}
+	if (ret == 1)
+		m->keys++;
+	volatile_adjust(w, &x, true);
+	m->chain_pending = 0;
+	m->chain_free = x.detached;
+	bp->res = 0;
+	return 0;
+}
+
+/* A put of a large value, alone, under the build turn; returns its result. */
+static int big_put(struct kv_writer *w, struct urt_kv_req *req)
+{
+	struct kv_shard *s = w->shard;
+	struct kv_big_put bp = { .req = req, .end = req->vlen };
+	int ret = chains_drain(w), dret;
+
+	if (ret)
+		return ret;
+	s->chains_dirty = true;		/* From the first step on, chain_pending may be set. */
+	while (bp.end > 0) {
+		ret = own_tx(w, big_build_step, &bp);
+		if (ret)
+			break;
+	}
+	if (ret == 0)
+		ret = own_tx(w, big_link_step, &bp);
+	/* Frees the replaced chain, or after a failure the partial one. */
+	dret = chains_drain(w);
+	if (ret == 0)
+		ret = bp.res;
+	s->writes++;
+	return ret ? ret : dret;
+}
+
+/*
  * Builds one transaction from the head of the queue and commits it.  Called
  * with the build turn free; returns with it free.
  */
@@ -442,6 +661,21 @@ again:
 		build_end(s);
 		return;
 	}
+	/* A detached chain is freed first, so this transaction may detach one. */
+	if (s->chains_dirty && (ret = chains_drain(w)) != 0) {
+		s->chains_dirty = false;	/* Left in page 0, freed at the next open. */
+		fail_queued(s, ret);
+		build_end(s);
+		return;
+	}
+	req = STAILQ_FIRST(&s->wq);
+	if (is_big_put(req)) {
+		STAILQ_REMOVE_HEAD(&s->wq, next);
+		req->res = big_put(w, req);
+		build_end(s);
+		kv_req_complete(req);
+		return;
+	}
 	ret = urt_tx_begin(s->ps, &tx);
 	if (ret) {
 		fail_queued(s, ret);
@@ -462,7 +696,7 @@ again:
 		return;
 	}
 	while ((req = STAILQ_FIRST(&s->wq)) && n < limit) {
-		if (n > 0 && !has_room(w, req))
+		if (n > 0 && (is_big_put(req) || !has_room(w, req)))
 			break;
 		STAILQ_REMOVE_HEAD(&s->wq, next);
 		ret = apply(w, req);
@@ -528,6 +762,14 @@ again:
 		acks_fail(s, seq, ret);
 	if (has_acks)
 		urt_waitq_wake_one(&s->ack_wq);
+	if (s->chains_dirty && ret == 0) {
+		/* A large value was replaced or deleted: its pages are free when the call returns. */
+		while (s->building)
+			urt_waitq_wait(&s->state_wq);
+		s->building = true;
+		chains_drain(w);	/* A failure leaves the chain in page 0: freed at open. */
+		build_end(s);
+	}
 	while ((req = STAILQ_FIRST(&batch))) {
 		STAILQ_REMOVE_HEAD(&batch, next);
 		if (ret)
@@ -689,20 +931,97 @@ static int read_consistent(struct kv_shard *s, kv_read_fn fn, void *arg)
 	return ret;
 }
 
+/* A read request, and where a large value's read has got to. */
+struct kv_read {
+	struct urt_kv_req *req;	/* The request. */
+	struct kv_big_read big;	/* Its chain (head 0: the value was read whole). */
+	uint64_t pgno;		/* Next page of the chain to copy. */
+	size_t off;		/* Bytes copied. */
+};
+
 static int read_req(struct kv_reader *rd, void *arg)
 {
-	struct urt_kv_req *req = arg;
+	struct kv_read *r = arg;
+	struct urt_kv_req *req = r->req;
 	bool get = req->op == URT_KV_OP_GET;
+	uint64_t chain = 0;
+	int ret;
 
 	req->vlen_out = 0;
 	req->expire_out = 0;
+	r->big.head = 0;
+	if (get && req->buf_len > 0) {
+		ret = map_err(kv_btree_get_ref(rd->tree, req->key, req->klen, &req->vlen_out,
+					       &req->expire_out, &chain));
+		if (ret || req->vlen_out <= KV_BTREE_VALUE_MAX)
+			chain = 0;
+		if (ret == 0 && chain != 0) {
+			/* Large: copied by big_read, a few pages per read transaction. */
+			r->big.head = chain;
+			r->pgno = chain;
+			r->off = 0;
+			return 0;
+		}
+	}
 	return map_err(kv_btree_get_x(rd->tree, req->key, req->klen, get ? req->buf : NULL,
 				      get ? req->buf_len : 0, &req->vlen_out, &req->expire_out));
 }
 
+static int read_chunk(struct kv_reader *rd, void *arg)
+{
+	struct kv_read *r = arg;
+	struct urt_kv_req *req = r->req;
+	uint64_t pgno = r->pgno;
+	size_t off = r->off;
+	int ret = map_err(kv_btree_chain_read(rd->tree, &pgno, &off, req->vlen_out, req->buf,
+					      req->buf_len, rd->pager.pages_read_max / 2));
+
+	/* Pages read after the chain's freeing began may be anything: see drain_step. */
+	if (ret == 0 && !r->big.stale) {
+		r->pgno = pgno;
+		r->off = off;
+	}
+	return ret;
+}
+
+/*
+ * Copies a large value found by read_req in bounded read transactions.
+ * Its chain cannot be freed while the read is registered without the read
+ * being marked stale first (drain_step), so a read that is not stale after
+ * a chunk copied pages that still held the value; a stale one starts over.
+ */
+static int big_read(struct kv_shard *s, struct kv_read *r)
+{
+	struct urt_kv_req *req = r->req;
+	size_t want = req->buf_len < req->vlen_out ? req->buf_len : req->vlen_out;
+	int ret = 0;
+
+	r->big.stale = false;
+	r->big.next = s->big_reads;
+	s->big_reads = &r->big;
+	while (ret == 0 && r->off < want && !r->big.stale)
+		ret = read_consistent(s, read_chunk, r);
+	for (struct kv_big_read **p = &s->big_reads; *p; p = &(*p)->next) {
+		if (*p == &r->big) {
+			*p = r->big.next;
+			break;
+		}
+	}
+	if (ret == 0 && r->big.stale)
+		return -EAGAIN;
+	return ret;
+}
+
 int kv_shard_read(struct kv_shard *s, struct urt_kv_req *req)
 {
-	int ret = read_consistent(s, read_req, req);
+	struct kv_read r = { .req = req };
+	int ret;
+
+	do {
+		ret = read_consistent(s, read_req, &r);
+		if (ret == 0 && r.big.head != 0 && !expired(req->expire_out, urt_kv_now_ms(s->kv)))
+			ret = big_read(s, &r);
+	} while (ret == -EAGAIN);
 
 	if (ret == 0 && req->expire_out != 0 && expired(req->expire_out, urt_kv_now_ms(s->kv))) {
 		expire_note(s, req->key, req->klen);
@@ -1106,6 +1425,8 @@ static int shard_meta_init(struct kv_shard *s)
 		ret = URT_E_CORRUPT;
 		goto err_abort;
 	}
+	/* A large value's chain left by a crash, or not freed yet: freed at open. */
+	s->chains_dirty = m->chain_pending != 0 || m->chain_free != 0;
 	urt_tx_commit(tx);
 	return 0;
 
@@ -1218,6 +1539,9 @@ int kv_shard_open(struct urt_kv *kv, unsigned id, struct kv_shard **out)
 		if (ret)
 			goto err_close_ps;
 	}
+	ret = chains_drain(&s->writers[0]);
+	if (ret)
+		goto err_close_ps;
 	s->readers = calloc(ko->readers_max, sizeof(*s->readers));
 	if (!s->readers) {
 		ret = -ENOMEM;

@@ -200,7 +200,7 @@ static inline void kvx_model_free(struct kvx_model *m)
 static inline void kvx_check_scan(struct urt_kv *kv, const struct kvx_model *m, size_t chunk,
 				  struct kvx_fail *f)
 {
-	size_t buf_len = urt_kv_shards(kv) * (URT_KV_VALUE_MAX + URT_KV_KEY_MAX + 64) + 4096;
+	size_t buf_len = urt_kv_shards(kv) * (URT_KV_UPDATE_VALUE_MAX + URT_KV_KEY_MAX + 64) + 4096;
 	struct urt_kv_entry *ents = calloc(chunk, sizeof(*ents));
 	uint8_t *buf = malloc(buf_len);
 	struct urt_kv_cursor c;

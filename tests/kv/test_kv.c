@@ -140,7 +140,7 @@ static void basic_body(void *p)
 	CHECK(b, ret == 0 && vlen == 1 && buf[0] == 'v', "get 1 KiB key: %d", ret);
 	CHECK(b, urt_kv_put(kv, "", 0, "v", 1, 0) == -EINVAL, "empty key");
 	CHECK(b, urt_kv_get(kv, "", 0, buf, sizeof(buf), &vlen) == -EINVAL, "get empty key");
-	CHECK(b, urt_kv_put(kv, "k", 1, "v", URT_KV_VALUE_MAX + 1, 0) == URT_E_TOOBIG, "2 big");
+	CHECK(b, urt_kv_put(kv, "k", 1, "v", (size_t)URT_KV_VALUE_MAX + 1, 0) == URT_E_TOOBIG, "2 big");
 	CHECK(b, urt_kv_put(kv, "k", 1, "v", 1, 1u << 9) == -EINVAL, "unknown flag");
 	CHECK(b, urt_kv_del(kv, "k", 1, URT_KV_NX) == -EINVAL, "NX on del");
 	/* The next run (on the other core) starts from the same state. */
@@ -202,8 +202,8 @@ struct big {
 static void big_body(void *p)
 {
 	struct big *b = p;
-	size_t sizes[] = { 9, 1000, 1017, 4000, 4097, 65536, 300000, URT_KV_VALUE_MAX };
-	uint8_t *val = malloc(URT_KV_VALUE_MAX), *got = malloc(URT_KV_VALUE_MAX);
+	size_t sizes[] = { 9, 1000, 1017, 4000, 4097, 65536, 300000, URT_KV_UPDATE_VALUE_MAX };
+	uint8_t *val = malloc(URT_KV_UPDATE_VALUE_MAX), *got = malloc(URT_KV_UPDATE_VALUE_MAX);
 	size_t vlen;
 	int ret;
 
@@ -218,7 +218,7 @@ static void big_body(void *p)
 			ret = urt_kv_put(b->kv, key, (size_t)n, val, len, 0);
 			CHECK(b, ret == 0, "put %s %zu: %d (%s)", key, len, ret, urt_strerror(ret));
 			memset(got, 0, len);
-			ret = urt_kv_get(b->kv, key, (size_t)n, got, URT_KV_VALUE_MAX, &vlen);
+			ret = urt_kv_get(b->kv, key, (size_t)n, got, URT_KV_UPDATE_VALUE_MAX, &vlen);
 			CHECK(b, ret == 0 && vlen == len && memcmp(got, val, len) == 0,
 			      "get %s: %d, %zu of %zu bytes", key, ret, vlen, len);
 		}
@@ -262,7 +262,7 @@ Test(kv, large_values_and_page_reuse)
 	 * before the old one is freed), though eight cycles wrote 11 MiB.
 	 */
 	uint64_t ovf = 0;
-	size_t sizes[] = { 4000, 4097, 65536, 300000, URT_KV_VALUE_MAX };
+	size_t sizes[] = { 4000, 4097, 65536, 300000, URT_KV_UPDATE_VALUE_MAX };
 
 	for (size_t i = 0; i < 5; i++)
 		ovf += (sizes[i] + 4047) / 4048;

@@ -87,7 +87,7 @@ static void check(struct tree_t *t)
 {
 	struct urt_tx *tx = begin(t);
 	struct kv_btree_cursor c;
-	uint8_t *buf = malloc(URT_KV_VALUE_MAX);
+	uint8_t *buf = malloc(URT_KV_UPDATE_VALUE_MAX);
 	size_t at = 0;
 	int ret;
 
@@ -111,7 +111,7 @@ static void check(struct tree_t *t)
 			kvx_failf(&t->f, "cursor key %zu differs from the model", at);
 			break;
 		}
-		ret = kv_btree_cursor_value(&c, buf, URT_KV_VALUE_MAX, &vlen);
+		ret = kv_btree_cursor_value(&c, buf, URT_KV_UPDATE_VALUE_MAX, &vlen);
 		if (ret || vlen != t->m.e[at].vlen || memcmp(buf, t->m.e[at].val, vlen)) {
 			kvx_failf(&t->f, "value %zu differs: %d, %zu vs %zu bytes", at, ret, vlen,
 				  t->m.e[at].vlen);
@@ -163,7 +163,7 @@ static size_t value_len(struct tree_t *t)
 	uint64_t r = kvx_rnd(&t->rng) % 1000;
 
 	if (r == 0 && kvx_rnd(&t->rng) % 2)
-		return URT_KV_VALUE_MAX;
+		return URT_KV_UPDATE_VALUE_MAX;
 	if (r < 10)
 		return kvx_rnd(&t->rng) % 100000;
 	if (r < 200)
@@ -212,7 +212,7 @@ static void step(struct tree_t *t, uint64_t keys, int insert_pct, uint8_t *key, 
 static void tree_body(void *p)
 {
 	struct tree_t *t = p;
-	uint8_t *key = malloc(URT_KV_KEY_MAX), *val = malloc(URT_KV_VALUE_MAX);
+	uint8_t *key = malloc(URT_KV_KEY_MAX), *val = malloc(URT_KV_UPDATE_VALUE_MAX);
 	struct urt_tx *tx = NULL;
 	int ret;
 

@@ -57,7 +57,7 @@ struct urt_sched_opts {
 
 /** Counters of a device's scheduler, summed over cores (urt_dev_sched_stats). */
 struct urt_sched_stats {
-	uint64_t queued;		/**< Ops that entered a queue. */
+	uint64_t queued;		/**< Ops the scheduler took (fast-path ones included). */
 	uint64_t dispatched;		/**< Ops that left it for the device. */
 	uint64_t commands;		/**< Device commands (SQEs) they became. */
 	uint64_t merged;		/**< Ops that went out inside a merged command. */
@@ -66,6 +66,7 @@ struct urt_sched_stats {
 	uint64_t background_turns;	/**< Dispatches forced by the background share. */
 	uint64_t seek_bytes;		/**< Sum of |offset - previous end| over dispatched commands. */
 	uint64_t wait_ns_max;		/**< Longest time an op waited in a queue. */
+	uint64_t fast;			/**< Ops sent at submit time, past an empty queue (fast path). */
 };
 
 /** Fill o with the defaults listed in struct urt_sched_opts. */

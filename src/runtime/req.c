@@ -22,7 +22,8 @@
  * state it is entered in.
  *
  *   from                     to          function
- *   FREE                     INFLIGHT    req_issue (from req_start), req_from_bare
+ *   FREE                     INFLIGHT    req_issue (from req_start, also a scheduled op that
+ *                                        sched_fast admits past an empty queue), req_from_bare
  *   FREE, INFLIGHT, BACKOFF  BACKLOG     backlog_push (from req_issue: no SQ room)
  *   BACKLOG                  BACKLOG     backlog_push (still no room at a flush)
  *   BACKLOG, BACKOFF         INFLIGHT    req_issue (from req_backlog_flush, req_on_backoff)
@@ -727,6 +728,10 @@ int req_start(struct urt_core *c, struct urt_req *req)
 	if (c->faults_on && fault_pick_submit(c, req->op) == URT_FAULT_STALL)
 		req->stalled = true;
 	if (req->dev && req->dev->sched && sched_takes(req)) {
+		if (sched_fast(c, req)) {
+			req_issue(c, req);	/* Admitted and counted (sched_on): the bare way out. */
+			return 0;
+		}
 		req_set_state(req, REQ_QUEUED);
 		sched_enqueue(c, req);
 		return 0;

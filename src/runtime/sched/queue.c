@@ -14,6 +14,7 @@
  *
  * An op's life here (request states of req.c):
  *
+ *   FREE --req_start: sched_fast--> INFLIGHT (req_issue at once, the fast path)
  *   FREE --req_start: sched_enqueue--> QUEUED --sched_dispatch_all--+--> INFLIGHT (req_issue, alone)
  *                                        |                          +--> INFLIGHT (a merged command, merge.c)
  *                                        +--urt_io_cancel / stop: sched_remove, sched_pop_any--> answered
@@ -30,6 +31,22 @@
  * adds the contiguous ops that can join it.  Retries of an op that already
  * left (short transfers, backoff) go straight to the ring: they were
  * ordered once.
+ *
+ * The fast path (sched_fast): an op that the end of the iteration would
+ * send first and alone anyway leaves at submit time, through req_issue like
+ * an op on a device without a scheduler, still holding its depth unit
+ * (sched_on) and carrying its class's ioprio.  That is the case when the
+ * policy is FIFO (an offset policy wants to see the whole iteration), the
+ * queue is empty (nothing older waits, so no expiry, class order or
+ * background share can prefer another op), the queue and the op's class
+ * are under their depth bounds, and no op queued later could merge with it:
+ * merging is off, or the op cannot merge (barrier, deadline, ...), or the
+ * last SCHED_FAST_CREDIT data ops submitted on the queue were each not
+ * contiguous with the one before (random I/O).  One contiguous submission
+ * resets the credit, so a sequential run queues and merges from its second
+ * op on; only its first op, after a random stretch, may leave alone.  A
+ * later, higher-class op of the same iteration can find the depth unit
+ * taken by a fast op, as it would one taken an iteration earlier.
  *
  * Invariants
  *   Q1. An op is in its class's fifo list, and with an offset policy in
@@ -262,6 +279,39 @@ static void queue_sent(struct urt_core *c, struct sched_queue *q, unsigned k, co
 		q->since_bg = 0;
 	else if (q->cls[URT_PRIO_BACKGROUND].n)
 		q->since_bg++;
+}
+
+/*
+ * From req_start: whether req, not yet queued, may go to the ring at once
+ * (the fast path of the design notes).  If so it is booked as a command of
+ * its class (depth unit held, sched_on) and the caller issues it.
+ */
+bool sched_fast(struct urt_core *c, struct urt_req *req)
+{
+	struct sched_queue *q = sched_queue_get(c, req->dev);
+	struct sched_class *k;
+	bool barrier = req->op == URT_OP_FLUSH || req->op == URT_OP_FSYNC;
+
+	URT_ASSERT(req->prio < SCHED_CLASSES);
+	if (!barrier) {
+		if (req->off == q->sub_end)
+			q->fast_credit = 0;
+		else if (q->fast_credit < SCHED_FAST_CREDIT)
+			q->fast_credit++;
+		q->sub_end = req->off + req->len;
+	}
+	k = &q->cls[req->prio];
+	if (q->queued || queue_sorted(q) || q->inflight >= q->sd->o.depth_max || k->inflight >= k->depth_max)
+		return false;
+	if (q->sd->o.merge && sched_mergeable(req) && q->fast_credit < SCHED_FAST_CREDIT)
+		return false;
+	req->sched_seq = ++q->seq;
+	q->st.queued++;
+	q->st.dispatched++;
+	q->st.fast++;
+	queue_sent(c, q, req->prio, req);
+	req->sched_on = true;
+	return true;
 }
 
 static void queue_dispatch(struct urt_core *c, struct sched_queue *q)

@@ -152,6 +152,7 @@ URT_API int urt_dev_sched_stats(const struct urt_dev *dev, struct urt_sched_stat
 		out->expired += q->st.expired;
 		out->background_turns += q->st.background_turns;
 		out->seek_bytes += q->st.seek_bytes;
+		out->fast += q->st.fast;
 		if (q->st.wait_ns_max > out->wait_ns_max)
 			out->wait_ns_max = q->st.wait_ns_max;
 	}

@@ -26,6 +26,8 @@ struct io_uring_sqe;
 #define SCHED_MERGES_MAX	32
 /* Cores a device's scheduler can have queues on (rt.c never starts more). */
 #define SCHED_CORES_MAX		256
+/* Non-contiguous submissions in a row before a mergeable op may take the fast path (queue.c). */
+#define SCHED_FAST_CREDIT	16
 
 /* One queued op in the offset-sorted array of a class (policy.c). */
 struct sched_ent {
@@ -70,6 +72,8 @@ struct sched_queue {
 	uint32_t epoch;			/* Flush and FUA barriers queued so far. */
 	uint64_t seq;			/* Last arrival number. */
 	uint64_t head;			/* End offset of the last command: where the head is. */
+	uint64_t sub_end;		/* End offset of the last data op submitted (fast path). */
+	uint32_t fast_credit;		/* Submissions in a row not contiguous with the one before. */
 	struct sched_class cls[SCHED_CLASSES];	/* By enum urt_io_prio. */
 	struct sched_merge *merges;	/* SCHED_MERGES_MAX carriers. */
 	struct sched_merge *merge_free;	/* Unused carriers. */
@@ -90,6 +94,7 @@ void sched_dev_free(struct urt_dev *dev);
 
 /* queue.c */
 bool sched_takes(const struct urt_req *req);
+bool sched_fast(struct urt_core *c, struct urt_req *req);
 void sched_enqueue(struct urt_core *c, struct urt_req *req);
 void sched_dispatch_all(struct urt_core *c);
 void sched_remove(struct urt_core *c, struct urt_req *req);

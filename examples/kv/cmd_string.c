@@ -116,6 +116,25 @@ void urkv_strlen_run(struct urkv_conn *c, struct urkv_slot *s)
 		urkv_out_int(c, (long long)vlen);
 }
 
+/*
+ * Redis's index rule for GETRANGE, BITCOUNT and BITPOS: a negative index
+ * counts from the end, then both are clamped into [0, len - 1] (end may stay
+ * below start, and len may be 0: the caller answers an empty range).
+ */
+static void range_clamp(long long *start, long long *end, long long len)
+{
+	if (*start < 0)
+		*start += len;
+	if (*end < 0)
+		*end += len;
+	if (*start < 0)
+		*start = 0;
+	if (*end < 0)
+		*end = 0;
+	if (*end >= len)
+		*end = len - 1;
+}
+
 /* GETRANGE key start end (and SUBSTR) */
 void urkv_getrange_run(struct urkv_conn *c, struct urkv_slot *s)
 {
@@ -146,16 +165,7 @@ void urkv_getrange_run(struct urkv_conn *c, struct urkv_slot *s)
 		urkv_out_bulk(c, "", 0);
 		goto out;
 	}
-	if (start < 0)
-		start += len;
-	if (end < 0)
-		end += len;
-	if (start < 0)
-		start = 0;
-	if (end < 0)
-		end = 0;
-	if (end >= len)
-		end = len - 1;
+	range_clamp(&start, &end, len);
 	if (start > end || len == 0)
 		urkv_out_bulk(c, "", 0);
 	else
@@ -630,16 +640,7 @@ void urkv_bitcount_run(struct urkv_conn *c, struct urkv_slot *s)
 		}
 		if (isbit)
 			total <<= 3;
-		if (start < 0)
-			start += total;
-		if (end < 0)
-			end += total;
-		if (start < 0)
-			start = 0;
-		if (end < 0)
-			end = 0;
-		if (end >= total)
-			end = total - 1;
+		range_clamp(&start, &end, total);
 	} else if (s->argc == 2) {
 		start = 0;
 		end = total - 1;
@@ -697,16 +698,7 @@ void urkv_bitpos_run(struct urkv_conn *c, struct urkv_slot *s)
 		}
 		if (isbit)
 			total <<= 3;
-		if (start < 0)
-			start += total;
-		if (end < 0)
-			end += total;
-		if (start < 0)
-			start = 0;
-		if (end < 0)
-			end = 0;
-		if (end >= total)
-			end = total - 1;
+		range_clamp(&start, &end, total);
 	} else if (s->argc == 3) {
 		start = 0;
 		end = total - 1;

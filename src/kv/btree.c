@@ -381,6 +381,27 @@ static int ovf_read(struct kv_btree *t, uint64_t head, size_t vlen, uint8_t *buf
 	return 0;
 }
 
+/* Frees overflow page pgno after reading the page it points to into *next. */
+static int ovf_free_page(struct kv_btree *t, uint64_t pgno, uint64_t *next)
+{
+	void *pg;
+	int rc = page_get(t, pgno, false, &pg);
+
+	if (rc != 0)
+		return rc;
+	if (((const struct kv_ovf_hdr *)pg)->type != KV_PAGE_OVERFLOW) {
+		page_put(t, pgno);
+		return URT_E_CORRUPT;
+	}
+	*next = ((const struct kv_ovf_hdr *)pg)->next;
+	page_put(t, pgno);
+	rc = t->ops->free(t->pager, pgno);
+	if (rc != 0)
+		return rc;
+	t->cnt.overflow_pages_freed++;
+	return 0;
+}
+
 /* Frees every page of the chain that starts at head. */
 static int ovf_free(struct kv_btree *t, uint64_t head)
 {
@@ -388,26 +409,13 @@ static int ovf_free(struct kv_btree *t, uint64_t head)
 	size_t steps = 0;
 
 	while (pgno != 0) {
-		uint64_t next;
-		void *pg;
 		int rc;
 
 		if (++steps > OVF_PAGES_MAX(t->ovf_chunk))
 			return URT_E_CORRUPT;
-		rc = page_get(t, pgno, false, &pg);
+		rc = ovf_free_page(t, pgno, &pgno);
 		if (rc != 0)
 			return rc;
-		if (((const struct kv_ovf_hdr *)pg)->type != KV_PAGE_OVERFLOW) {
-			page_put(t, pgno);
-			return URT_E_CORRUPT;
-		}
-		next = ((const struct kv_ovf_hdr *)pg)->next;
-		page_put(t, pgno);
-		rc = t->ops->free(t->pager, pgno);
-		if (rc != 0)
-			return rc;
-		t->cnt.overflow_pages_freed++;
-		pgno = next;
 	}
 	return 0;
 }
@@ -453,22 +461,11 @@ int kv_btree_chain_build(struct kv_btree *t, const void *val, size_t vlen, size_
 int kv_btree_chain_free(struct kv_btree *t, uint64_t *head, uint32_t max_pages)
 {
 	for (uint32_t n = 0; n < max_pages && *head != 0; n++) {
-		uint64_t pgno = *head, next;
-		void *pg;
-		int rc = page_get(t, pgno, false, &pg);
+		uint64_t next;
+		int rc = ovf_free_page(t, *head, &next);
 
 		if (rc != 0)
 			return rc;
-		if (((const struct kv_ovf_hdr *)pg)->type != KV_PAGE_OVERFLOW) {
-			page_put(t, pgno);
-			return URT_E_CORRUPT;
-		}
-		next = ((const struct kv_ovf_hdr *)pg)->next;
-		page_put(t, pgno);
-		rc = t->ops->free(t->pager, pgno);
-		if (rc != 0)
-			return rc;
-		t->cnt.overflow_pages_freed++;
 		*head = next;
 	}
 	return 0;

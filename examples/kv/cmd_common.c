@@ -15,9 +15,7 @@ void urkv_out_store_error(struct urkv_conn *c, int err)
 {
 	switch (err) {
 	case URT_E_TOOBIG:
-		urkv_out_error(c, "ERR string exceeds maximum allowed size (urkv's read-modify-write "
-				  "commands work on values up to 1048576 bytes; SET takes up to "
-				  URKV_VALUE_MAX_TEXT ")");
+		urkv_out_error(c, "ERR string exceeds maximum allowed size (proto-max-bulk-len)");
 		break;
 	case URT_E_FULL:
 		urkv_out_error(c, "ERR store full (the data file has no free pages)");

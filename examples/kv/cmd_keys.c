@@ -125,8 +125,6 @@ static void rename_common(struct urkv_conn *c, struct urkv_slot *s, bool nx)
 		urkv_out_error(c, "ERR no such key");
 		return;
 	}
-	if (ret == 0 && vlen > URT_KV_UPDATE_VALUE_MAX)
-		ret = URT_E_TOOBIG;	/* Its source's delete compares the value: refused before any write. */
 	if (ret) {
 		urkv_out_store_error(c, ret);
 		free(val);

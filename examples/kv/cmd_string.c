@@ -8,8 +8,12 @@
  * in the store's scratch buffer, on the key's shard, inside its write
  * transaction, so they are atomic per key.  APPEND, SETRANGE, INCRBYFLOAT
  * and SETBIT keep the key's expiry (Redis changes the value in place);
- * GETSET drops it (Redis's setKey).  The readers copy the whole value
- * (values these commands read or write are at most URT_KV_UPDATE_VALUE_MAX bytes).
+ * GETSET drops it (Redis's setKey).  The readers copy the whole value.
+ * A value up to URT_KV_UPDATE_VALUE_MAX is edited in the committer's
+ * scratch buffer; a larger old or new value makes the store rerun the
+ * callback alone on its shard with a URT_KV_VALUE_MAX buffer (shard.c,
+ * big_update).  APPEND and SETRANGE refuse a result over
+ * proto-max-bulk-len, as Redis's checkStringLength does.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -23,6 +27,8 @@
 #include "urt/urt.h"
 
 #define LD_CHARS_MAX (5 * 1024)	/* Redis's MAX_LONG_DOUBLE_CHARS. */
+/* A callback's answer: the result would exceed proto-max-bulk-len (not a store error). */
+#define URKV_STRING_MAX (-1000000)
 
 /* A string command's update: its arguments in, its answer out. */
 struct supd {
@@ -34,6 +40,7 @@ struct supd {
 	long double incr;		/* INCRBYFLOAT: the increment. */
 	char text[LD_CHARS_MAX];	/* INCRBYFLOAT: the new value. */
 	size_t text_len;		/* Its length. */
+	size_t max_len;			/* APPEND, SETRANGE: proto-max-bulk-len. */
 	bool existed;			/* Out: the key was live. */
 	char *old;			/* Out (GETSET): the old value (malloc). */
 	size_t old_len;			/* Its length. */
@@ -58,7 +65,9 @@ static int supd_run(struct urkv_conn *c, struct supd *x, const struct resp_arg *
 /* An update's reply: an integer, or the error it returned. */
 static void out_int_result(struct urkv_conn *c, int ret)
 {
-	if (ret < 0)
+	if (ret == URKV_STRING_MAX)
+		urkv_out_error(c, "ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+	else if (ret < 0)
 		urkv_out_store_error(c, ret);
 	else
 		urkv_out_int(c, ret);
@@ -73,6 +82,8 @@ static int append_fn(struct urt_kv_req *req, struct urt_kv_update *u)
 		u->vlen = 0;
 		u->expire_at = 0;
 	}
+	if (x->arg_len > x->max_len - (u->vlen < x->max_len ? u->vlen : x->max_len))
+		return URKV_STRING_MAX;
 	if (x->arg_len > u->cap - u->vlen)
 		return URT_E_TOOBIG;
 	memcpy(u->val + u->vlen, x->arg, x->arg_len);
@@ -93,6 +104,7 @@ void urkv_append_run(struct urkv_conn *c, struct urkv_slot *s)
 	}
 	x->arg = s->argv[2].ptr;
 	x->arg_len = s->argv[2].len;
+	x->max_len = urkv_conn_server(c)->o.proto_max_bulk_len;
 	out_int_result(c, supd_run(c, x, &s->argv[1], append_fn, URT_KV_UPDATE_VALUE_MAX));
 	free(x);
 }
@@ -188,6 +200,8 @@ static int setrange_fn(struct urt_kv_req *req, struct urt_kv_update *u)
 	} else if (x->arg_len == 0) {
 		return (int)u->vlen;
 	}
+	if (off > x->max_len || x->arg_len > x->max_len - off)
+		return URKV_STRING_MAX;
 	if (off > u->cap || x->arg_len > u->cap - off)
 		return URT_E_TOOBIG;
 	if (off > u->vlen)
@@ -223,6 +237,7 @@ void urkv_setrange_run(struct urkv_conn *c, struct urkv_slot *s)
 	x->off = off;
 	x->arg = s->argv[3].ptr;
 	x->arg_len = s->argv[3].len;
+	x->max_len = urkv_conn_server(c)->o.proto_max_bulk_len;
 	out_int_result(c, supd_run(c, x, &s->argv[1], setrange_fn, URT_KV_UPDATE_VALUE_MAX));
 	free(x);
 }

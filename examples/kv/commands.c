@@ -39,8 +39,7 @@ static const char *store_error(int err, const struct resp_arg *key, size_t vlen)
 			return "ERR key too large (urkv keys are at most 1024 bytes)";
 		if (vlen > URT_KV_VALUE_MAX)
 			return URKV_E_VALUE_TOO_LARGE;
-		return "ERR value too large for a read-modify-write (urkv's APPEND, SETRANGE, SETBIT, "
-		       "GETSET... work on values up to 1048576 bytes)";
+		return "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 	case URT_E_FULL:
 		return "ERR store full (the data file has no free pages)";
 	case -ESHUTDOWN:

@@ -74,6 +74,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "kv/btree.h"
 #include "kv/kv_impl.h"
@@ -636,6 +637,120 @@ static int big_put(struct kv_writer *w, struct urt_kv_req *req)
 	return ret ? ret : dret;
 }
 
+/* apply_put or apply_del of a big update's outcome, in a transaction of its own. */
+struct kv_small_write {
+	const struct urt_kv_req *req;	/* Key, value, expiry. */
+	unsigned bf;			/* KV_BTREE_KEEPVAL for an expiry change. */
+	bool del;			/* Delete instead. */
+};
+
+static int small_write_step(struct kv_writer *w, void *arg)
+{
+	struct kv_small_write *sw = arg;
+	const struct urt_kv_req *req = sw->req;
+	uint64_t now = urt_kv_now_ms(w->shard->kv);
+	int ret;
+
+	if (sw->del) {
+		ret = apply_del(w, req->key, req->klen, now, false);
+		return ret == URT_E_NOTFOUND ? 0 : ret;
+	}
+	return apply_put(w, req->key, req->klen, req->val, req->vlen, req->expire_at, sw->bf, now);
+}
+
+/*
+ * An update whose old or new value is large (over URT_KV_UPDATE_VALUE_MAX):
+ * alone, under the build turn, like big_put, so no other write of the
+ * shard comes between its read and its write.  With no commit in flight
+ * nothing is installed while it reads, so the read (several read
+ * transactions for a large value) sees one state.  The callback gets a
+ * scratch buffer of URT_KV_VALUE_MAX bytes, reserved address space that
+ * only the bytes it touches make resident; a large new value is written
+ * as big_put writes one (building, linking, draining), a small one in one
+ * transaction.  Returns the request's result.
+ */
+static int big_update(struct kv_writer *w, struct urt_kv_req *req)
+{
+	struct kv_shard *s = w->shard;
+	bool readval = req->flags & URT_KV_READVAL;
+	struct urt_kv_req get = {
+		.op = URT_KV_OP_GET, .key = req->key, .klen = req->klen, .kv = req->kv,
+	};
+	struct urt_kv_update u = { .now = urt_kv_now_ms(s->kv) };
+	struct urt_kv_req out = { .op = URT_KV_OP_PUT, .key = req->key, .klen = req->klen };
+	struct kv_small_write sw = { .req = &out };
+	uint8_t *buf = NULL;
+	int ret, res;
+
+	ret = chains_drain(w);
+	if (ret)
+		return ret;
+	while (s->commits_inflight > 0)
+		wait_commit_return(s);
+	if (readval) {
+		buf = mmap(NULL, URT_KV_VALUE_MAX, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (buf == MAP_FAILED)
+			return -ENOMEM;
+		get.buf = buf;
+		get.buf_len = URT_KV_VALUE_MAX;
+	}
+	ret = kv_shard_read(s, &get);
+	if (ret != 0 && ret != URT_E_NOTFOUND)
+		goto out;
+	URT_ASSERT(s->commits_inflight == 0);
+	u.exists = ret == 0;
+	if (u.exists) {
+		u.expire_at = get.expire_out;
+		u.vlen = get.vlen_out;
+	}
+	u.val = buf;
+	u.cap = readval ? URT_KV_VALUE_MAX : 0;
+	ret = res = req->update(req, &u);
+	if (ret < 0)
+		goto out;
+	switch (u.action) {
+	case URT_KV_UPDATE_KEEP:
+		break;
+	case URT_KV_UPDATE_PUT:
+		if (u.vlen > URT_KV_VALUE_MAX) {
+			ret = URT_E_TOOBIG;
+			break;
+		}
+		URT_ASSERT(u.val != NULL || u.vlen == 0);
+		out.val = u.val;
+		out.vlen = u.vlen;
+		out.expire_at = u.expire_at;
+		if (is_big_put(&out)) {
+			ret = big_put(w, &out);
+			s->writes--;		/* Counted once, below. */
+		} else {
+			ret = own_tx(w, small_write_step, &sw);
+		}
+		break;
+	case URT_KV_UPDATE_EXPIRE:
+		if (!u.exists)
+			break;
+		out.expire_at = u.expire_at;
+		sw.bf = KV_BTREE_KEEPVAL;
+		ret = own_tx(w, small_write_step, &sw);
+		break;
+	case URT_KV_UPDATE_DEL:
+		sw.del = true;
+		ret = own_tx(w, small_write_step, &sw);
+		break;
+	}
+	if (ret == 0)
+		ret = chains_drain(w);	/* The replaced value's chain, if large. */
+	s->writes++;
+	if (ret == 0)
+		ret = res;
+out:
+	if (buf)
+		munmap(buf, URT_KV_VALUE_MAX);
+	return ret;
+}
+
 /*
  * Builds one transaction from the head of the queue and commits it.  Called
  * with the build turn free; returns with it free.
@@ -715,6 +830,14 @@ again:
 			requeue_front(s, &batch);
 			wait_commit_return(s);
 			goto again;
+		}
+		if (n == 0 && ret == URT_E_TOOBIG && req->op == URT_KV_OP_UPDATE) {
+			/* Its old or new value is large: it runs alone (big_update). */
+			requeue_front(s, &batch);
+			req->res = big_update(w, req);
+			build_end(s);
+			kv_req_complete(req);
+			return;
 		}
 		if (n > 0 && (ret == URT_E_TOOBIG || (ret == URT_E_FULL && !w->pager.store_full))) {
 			/* Too many pages for one transaction (or the pool): fewer requests. */

@@ -14,6 +14,13 @@
  *    old or the new value, whole, and the pages in use are exactly those
  *    of a store holding that value (the pending chain of a put whose leaf
  *    never committed, or the detached old chain, was freed at open).
+ *  - update: read-modify-write updates whose old or new value is large
+ *    (shard.c, big_update): an append to a 3 MiB value, an append that
+ *    takes a value from just under 1 MiB to over it, an update that reads
+ *    a large value and writes a small one (GETSET's shape), an expiry set
+ *    on a large value, a delete of one; each compared byte for byte, the
+ *    pages in use back to their count before, and a callback's error
+ *    (nothing written) leaves the value as it was.
  */
 #include <inttypes.h>
 
@@ -159,6 +166,162 @@ Test(kv_big, round_trip, .timeout = 120)
 	cr_assert_eq(urt_kv_close(b.kv), 0);
 	cr_assert_eq(urt_kv_open(rt, &o, &b.kv), 0, "%s", urt_last_error());
 	kvx_run(rt, 0, round_trip_b, &b);
+	kvx_assert_ok(&b.f);
+	cr_assert_eq(urt_kv_close(b.kv), 0);
+	urt_rt_stop(rt);
+	urt_dev_close(dev);
+	free(b.val);
+	free(b.got);
+}
+
+
+/* An update callback that appends, replaces, expires, deletes or fails. */
+struct big_upd {
+	struct urt_kv_req req;
+	enum { BU_APPEND, BU_REPLACE, BU_EXPIRE, BU_DEL, BU_FAIL } what;
+	const uint8_t *arg;
+	size_t arg_len;
+	size_t old_len;		/* Out: the old value's length. */
+	uint8_t old_head[16];	/* Out: its first bytes. */
+	bool existed;		/* Out. */
+};
+
+static int big_upd_fn(struct urt_kv_req *req, struct urt_kv_update *u)
+{
+	struct big_upd *x = (struct big_upd *)req;
+
+	x->existed = u->exists;
+	x->old_len = u->exists ? u->vlen : 0;
+	if (u->exists && u->vlen > 0)
+		memcpy(x->old_head, u->val, u->vlen < 16 ? u->vlen : 16);
+	if (!u->exists)
+		u->vlen = 0;
+	switch (x->what) {
+	case BU_APPEND:
+		if (x->arg_len > u->cap - u->vlen)
+			return URT_E_TOOBIG;
+		memcpy(u->val + u->vlen, x->arg, x->arg_len);
+		u->vlen += x->arg_len;
+		u->action = URT_KV_UPDATE_PUT;
+		break;
+	case BU_REPLACE:
+		u->val = (uint8_t *)(uintptr_t)x->arg;
+		u->vlen = x->arg_len;
+		u->expire_at = 0;
+		u->action = URT_KV_UPDATE_PUT;
+		break;
+	case BU_EXPIRE:
+		u->expire_at = u->now + 3600 * 1000;
+		u->action = URT_KV_UPDATE_EXPIRE;
+		break;
+	case BU_DEL:
+		u->action = URT_KV_UPDATE_DEL;
+		break;
+	case BU_FAIL:
+		memset(u->val, 'x', u->vlen);	/* Edits the scratch copy only. */
+		u->action = URT_KV_UPDATE_PUT;
+		return -EINVAL;
+	}
+	return 1;
+}
+
+static int big_upd_run(struct big *b, struct big_upd *x, int what, const uint8_t *arg, size_t len)
+{
+	memset(x, 0, sizeof(*x));
+	x->what = what;
+	x->arg = arg;
+	x->arg_len = len;
+	x->req.key = "big";
+	x->req.klen = 3;
+	x->req.flags = URT_KV_READVAL;
+	x->req.vlen = URT_KV_UPDATE_VALUE_MAX;
+	x->req.update = big_upd_fn;
+	return urt_kv_update(b->kv, &x->req);
+}
+
+static void update_fiber(void *p)
+{
+	struct big *b = p;
+	struct urt_kv *kv = b->kv;
+	struct big_upd x;
+	uint8_t small[4] = "abc";
+	uint64_t base, exp = 0;
+	size_t vlen = 0, n;
+	int ret;
+
+	CHECK(b, urt_kv_put(kv, "big", 3, small, 3, 0) == 0, "small put");
+	base = pages_in_use(b);
+
+	/* Append 1 MiB + 7 to a 3 MiB value: old large, new large. */
+	ret = urt_kv_put(kv, "big", 3, b->val, 3 * MIB, 0);
+	CHECK(b, ret == 0, "3 MiB put: %d", ret);
+	ret = big_upd_run(b, &x, BU_APPEND, b->val + 3 * MIB, MIB + 7);
+	CHECK(b, ret == 1 && x.existed && x.old_len == 3 * MIB &&
+	      memcmp(x.old_head, b->val, 16) == 0, "append to 3 MiB: %d, old %zu", ret, x.old_len);
+	check_value(b, "3 MiB + append", b->val, 4 * MIB + 7);
+
+	/* A callback error writes nothing. */
+	ret = big_upd_run(b, &x, BU_FAIL, NULL, 0);
+	CHECK(b, ret == -EINVAL && x.old_len == 4 * MIB + 7, "failing update: %d", ret);
+	check_value(b, "after a failed update", b->val, 4 * MIB + 7);
+
+	/* An expiry on a large value keeps its bytes. */
+	ret = big_upd_run(b, &x, BU_EXPIRE, NULL, 0);
+	CHECK(b, ret == 1, "expire on large: %d", ret);
+	ret = urt_kv_get_expire(kv, "big", 3, NULL, 0, &vlen, &exp);
+	CHECK(b, ret == 0 && vlen == 4 * MIB + 7 && exp != 0, "after expire: %d, %zu, exp %" PRIu64,
+	      ret, vlen, exp);
+	check_value(b, "after expire", b->val, 4 * MIB + 7);
+
+	/* Read large, write small (GETSET's shape): the chain is freed. */
+	ret = big_upd_run(b, &x, BU_REPLACE, small, 3);
+	CHECK(b, ret == 1 && x.old_len == 4 * MIB + 7, "replace large by small: %d", ret);
+	check_value(b, "small after large", small, 3);
+	CHECK(b, pages_in_use(b) == base, "pages in use %" PRIu64 " after replacing, %" PRIu64 " before",
+	      pages_in_use(b), base);
+
+	/* Small to large: 1 MiB - 10 plus 100 bytes crosses URT_KV_UPDATE_VALUE_MAX. */
+	n = URT_KV_UPDATE_VALUE_MAX - 10;
+	ret = urt_kv_put(kv, "big", 3, b->val, n, 0);
+	CHECK(b, ret == 0, "1 MiB - 10 put: %d", ret);
+	ret = big_upd_run(b, &x, BU_APPEND, b->val + n, 100);
+	CHECK(b, ret == 1 && x.old_len == n, "append across 1 MiB: %d, old %zu", ret, x.old_len);
+	check_value(b, "across 1 MiB", b->val, n + 100);
+
+	/* Delete through an update: every page back. */
+	ret = big_upd_run(b, &x, BU_DEL, NULL, 0);
+	CHECK(b, ret == 1 && x.old_len == n + 100, "delete large: %d", ret);
+	ret = urt_kv_get(kv, "big", 3, NULL, 0, &vlen);
+	CHECK(b, ret == URT_E_NOTFOUND, "after delete: %d", ret);
+	ret = urt_kv_put(kv, "big", 3, small, 3, 0);
+	CHECK(b, ret == 0 && pages_in_use(b) == base, "after update delete: pages in use %" PRIu64
+	      ", %" PRIu64 " before", pages_in_use(b), base);
+
+	/* A missing key appended to past 1 MiB. */
+	ret = urt_kv_del(kv, "big", 3, 0);
+	CHECK(b, ret == 0, "del: %d", ret);
+	ret = big_upd_run(b, &x, BU_APPEND, b->val, 2 * MIB);
+	CHECK(b, ret == 1 && !x.existed, "append 2 MiB to a missing key: %d", ret);
+	check_value(b, "2 MiB appended", b->val, 2 * MIB);
+}
+
+Test(kv_big, update, .timeout = 120)
+{
+	struct big b = { 0 };
+	struct urt_kv_opts o;
+	struct urt_dev *dev = kvx_sim(96ull << 20, 3);
+	struct urt_rt *rt;
+
+	kvx_opts(&o, dev);
+	o.shards = 1;
+	rt = kvx_start(1, &o);
+	cr_assert_eq(urt_kv_open(rt, &o, &b.kv), 0, "%s", urt_last_error());
+	b.len = 8 * MIB;
+	b.val = malloc(b.len);
+	b.got = malloc(b.len);
+	cr_assert(b.val && b.got);
+	kvx_fill(b.val, b.len, 65, 2);
+	kvx_run(rt, 0, update_fiber, &b);
 	kvx_assert_ok(&b.f);
 	cr_assert_eq(urt_kv_close(b.kv), 0);
 	urt_rt_stop(rt);

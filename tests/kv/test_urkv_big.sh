@@ -3,7 +3,10 @@
 # byte), the value again after a restart, replaced and deleted with the
 # pages given back (INFO's urt section), CONFIG GET proto-max-bulk-len, and
 # a value over --proto-max-bulk-len refused with the option named while the
-# old value stays.
+# old value stays; APPEND, SETRANGE, SETBIT, GETRANGE, INCRBYFLOAT, RENAME,
+# GETSET, GETDEL and SET ... GET on 3-5 MiB values, byte for byte, a
+# SETRANGE past proto-max-bulk-len refused as Redis refuses it, and every
+# page back once the values are gone.
 #
 # usage: URKV=path/to/urkv test_urkv_big.sh
 . "$(dirname "$0")/urkv_lib.sh"
@@ -63,12 +66,42 @@ expect "SET 3 MiB again" OK "$(cli -x SET big < "$WORK/v3")"
 expect "DEL" 1 "$(cli DEL big)"
 expect "SET small after DEL" OK "$(cli SET big small)"
 expect "pages back after DEL" "$base" "$(pages_in_use)"
-expect "APPEND to a large value" "ERR" "$(cli -x SET big < "$WORK/v3" >/dev/null; cli APPEND big x | cut -c1-3)"
-expect "RENAME of a large value refused" "ERR" "$(cli RENAME big big2 | cut -c1-3)"
-expect "RENAME: no copy left behind" 0 "$(cli EXISTS big2)"
-expect "COPY of a large value" 1 "$(cli COPY big big3)"
-cli GET big3 | head -c $((3 << 20)) > "$WORK/got"
-cmp -s "$WORK/v3" "$WORK/got" || fail "COPY 3 MiB: the bytes differ"
+echo "== read-modify-write commands on large values"
+cli -x SET big < "$WORK/v3" >/dev/null
+printf 'tail' > "$WORK/tail"
+expect "APPEND to a 3 MiB value" $(((3 << 20) + 4)) "$(cli APPEND big tail)"
+cat "$WORK/v3" "$WORK/tail" > "$WORK/want"
+cli GET big | head -c $(((3 << 20) + 4)) > "$WORK/got"
+cmp -s "$WORK/want" "$WORK/got" || fail "APPEND 3 MiB: the bytes differ"
+expect "SETRANGE inside a large value" $(((3 << 20) + 4)) "$(cli SETRANGE big 1000000 XYZ)"
+expect "GETRANGE sees it" "XYZ" "$(cli GETRANGE big 1000000 1000002)"
+expect "SETBIT past 4 MiB" 0 "$(cli SETBIT big $((5 << 23)) 1)"
+expect "STRLEN after SETBIT" $(((5 << 20) + 1)) "$(cli STRLEN big)"
+expect "GETBIT" 1 "$(cli GETBIT big $((5 << 23)))"
+expect "INCRBYFLOAT on a large value" "ERR value is not a valid float" "$(cli INCRBYFLOAT big 1)"
+expect "RENAME of a large value" OK "$(cli RENAME big big2)"
+expect "RENAME: source gone" 0 "$(cli EXISTS big)"
+expect "RENAME: target length" $(((5 << 20) + 1)) "$(cli STRLEN big2)"
+expect "GETRANGE after RENAME" "XYZ" "$(cli GETRANGE big2 1000000 1000002)"
+expect "COPY of a large value" 1 "$(cli COPY big2 big3)"
+expect "COPY: length" $(((5 << 20) + 1)) "$(cli STRLEN big3)"
+cli -x SET big < "$WORK/v3" >/dev/null
+cli GETSET big small | head -c $((3 << 20)) > "$WORK/got"
+cmp -s "$WORK/v3" "$WORK/got" || fail "GETSET: the old 3 MiB value differs"
+expect "GETSET stored the new value" small "$(cli GET big)"
+cli -x SET big < "$WORK/v3" >/dev/null
+cli GETDEL big | head -c $((3 << 20)) > "$WORK/got"
+cmp -s "$WORK/v3" "$WORK/got" || fail "GETDEL: the 3 MiB value differs"
+expect "GETDEL deleted it" 0 "$(cli EXISTS big)"
+cli -x SET big < "$WORK/v3" >/dev/null
+cli SET big small GET | head -c $((3 << 20)) > "$WORK/got"
+cmp -s "$WORK/v3" "$WORK/got" || fail "SET ... GET: the old 3 MiB value differs"
+expect "SETRANGE past --proto-max-bulk-len" "ERR string exceeds maximum allowed size (proto-max-bulk-len)" \
+	"$(cli SETRANGE big $((80 << 20)) x)"
+expect "APPEND past --proto-max-bulk-len: value kept" small "$(cli GET big)"
+expect "DEL big2, big3" 2 "$(cli DEL big2 big3)"
+expect "SET small after the updates" OK "$(cli SET big small)"
+expect "pages back after the updates" "$base" "$(pages_in_use)"
 
 stop_urkv || fail "urkv did not stop cleanly"
 [ "$FAILS" -eq 0 ] || exit 1

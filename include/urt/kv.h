@@ -92,11 +92,14 @@ struct urt_rt;
  * URT_KV_UPDATE_VALUE_MAX is "large": its put writes its overflow chain in
  * several durable transactions before one last transaction links it to the
  * key (writes to the shard wait meanwhile), and a get reads it in several
- * read transactions.  Scans with values and read-modify-write updates
- * that read the value refuse large values with URT_E_TOOBIG.
+ * read transactions.  A read-modify-write update whose old or new value
+ * is large runs alone on its shard (writes to the shard wait) with a
+ * URT_KV_VALUE_MAX scratch buffer.  Scans with values refuse large values
+ * with URT_E_TOOBIG.
  */
 #define URT_KV_VALUE_MAX (512u * 1024u * 1024u)
-/** Longest value an update callback reads or writes, in bytes (1 MiB). */
+/** Scratch buffer of an ordinary update (1 MiB); a callback that needs more
+ *  returns URT_E_TOOBIG and is run again with URT_KV_VALUE_MAX bytes. */
 #define URT_KV_UPDATE_VALUE_MAX (1024u * 1024u)
 /** Most shards a store may have. */
 #define URT_KV_SHARDS_MAX 256u
@@ -335,7 +338,8 @@ struct urt_kv_update {
 				 *   callback may edit in place.  Out (PUT): the new value,
 				 *   there or in memory that outlives the call. */
 	size_t vlen;		/**< In: old length (also without READVAL).  Out: new length. */
-	size_t cap;		/**< Bytes of the scratch buffer (URT_KV_UPDATE_VALUE_MAX). */
+	size_t cap;		/**< Bytes of the scratch buffer (URT_KV_UPDATE_VALUE_MAX, or
+				 *   URT_KV_VALUE_MAX when the old or new value is large). */
 	enum urt_kv_update_action action; /**< Out (default KEEP). */
 };
 

@@ -66,6 +66,9 @@ enum urt_ps_sync {
 enum urt_page_intent {
 	URT_PAGE_READ = 0,	/**< Read the committed page. */
 	URT_PAGE_WRITE = 1,	/**< Get a private copy that commit installs. */
+	URT_PAGE_NEW = 2,	/**< As WRITE, for a page whose old contents are dead (just
+				 *   allocated): a page not in the pool is not read from the
+				 *   device, and the copy starts zeroed. */
 };
 
 /** Page-store options; start from urt_ps_opts_default(). */

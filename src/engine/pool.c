@@ -259,7 +259,8 @@ static int read_page(struct urt_ps *ps, struct frame *f)
 
 /*
  * Returns pgno's frame pinned.  load false: the caller overwrites the
- * whole page (recovery), so a miss does not read the device.
+ * whole page (recovery) or its old contents are dead (URT_PAGE_NEW), so a
+ * miss does not read the device and the frame holds an empty page.
  */
 int pool_get(struct urt_ps *ps, uint64_t pgno, bool load, struct frame **out)
 {
@@ -298,8 +299,9 @@ int pool_get(struct urt_ps *ps, uint64_t pgno, bool load, struct frame **out)
 	URT_ASSERT(!f->in_fill);
 	hash_insert(ps, f);
 	if (!load) {
+		/* Never a stale frame's bytes: an empty page until the caller overwrites it. */
+		page_init(f->data, ps->page_size, pgno, PS_PAGE_TYPE_DATA, ps->sb.store_id);
 		f->state = FRAME_VALID;
-		ps->stats.misses++;
 		*out = f;
 		return 0;
 	}

@@ -125,7 +125,8 @@ int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, 
 	shadow = urt_buf_get(ps->page_size);
 	if (!shadow)
 		return -ENOMEM;
-	ret = pool_get(ps, pgno, true, &f);
+	/* NEW: nobody reads a dead page, so a frame made without reading it holds an empty one. */
+	ret = pool_get(ps, pgno, intent != URT_PAGE_NEW, &f);
 	if (ret)
 		goto err_put_shadow;
 	if (f->writer) {
@@ -133,7 +134,12 @@ int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, 
 		goto err_unpin;
 	}
 	f->writer = tx;
-	memcpy(shadow, f->data, ps->page_size);
+	if (intent == URT_PAGE_NEW) {
+		memcpy(shadow, f->data, URT_PAGE_HDR_SIZE);
+		memset(shadow + URT_PAGE_HDR_SIZE, 0, ps->page_size - URT_PAGE_HDR_SIZE);
+	} else {
+		memcpy(shadow, f->data, ps->page_size);
+	}
 	tx->wr[tx->nwrite] = f;
 	tx->shadow[tx->nwrite] = shadow;
 	tx->nwrite++;

@@ -79,15 +79,20 @@ static void track(struct kv_pps *p, uint64_t pgno, bool write)
 	}
 }
 
-static int page(struct kv_pps *p, uint64_t pgno, bool write, void **data)
+static int page_intent(struct kv_pps *p, uint64_t pgno, enum urt_page_intent intent, void **data)
 {
-	int ret = urt_page_get(p->tx, pgno, write ? URT_PAGE_WRITE : URT_PAGE_READ, data);
+	int ret = urt_page_get(p->tx, pgno, intent, data);
 
 	if (ret == 0) {
 		p->gets++;
-		track(p, pgno, write);
+		track(p, pgno, intent != URT_PAGE_READ);
 	}
 	return ret;
+}
+
+static int page(struct kv_pps *p, uint64_t pgno, bool write, void **data)
+{
+	return page_intent(p, pgno, write ? URT_PAGE_WRITE : URT_PAGE_READ, data);
 }
 
 /* A page number the tree may use: allocated, not the meta page. */
@@ -164,7 +169,8 @@ static int pps_alloc(struct kv_pager *kp, uint64_t *out, void **data)
 		}
 		pgno = m->hwm++;
 	}
-	ret = page(p, pgno, true, &pg);
+	/* Its old contents are dead (free or above hwm): not read from the device. */
+	ret = page_intent(p, pgno, URT_PAGE_NEW, &pg);
 	if (ret)
 		return ret;
 	memset(pg, 0, p->ops.page_usable);

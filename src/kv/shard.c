@@ -1130,7 +1130,8 @@ static int big_read(struct kv_shard *s, struct kv_read *r)
 			break;
 		}
 	}
-	if (ret == 0 && r->big.stale)
+	/* A stale read may have met a reused page (any contents, so any error): start over. */
+	if (r->big.stale)
 		return -EAGAIN;
 	return ret;
 }

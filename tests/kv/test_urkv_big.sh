@@ -13,7 +13,7 @@
 need_redis_tools redis-cli
 
 start_urkv main --data "$WORK/data" --size 400M --cache 32M --cores 1 --proto-max-bulk-len 80M || exit 1
-cli() { timeout 60 redis-cli -p "$PORT" "$@"; }
+cli() { timeout 300 redis-cli -p "$PORT" "$@"; }	# ASan builds on a busy machine take a minute per 64 MiB
 # pages_in_use: allocated pages minus free ones, over the shards (INFO urt).
 pages_in_use() {
 	cli INFO urt | tr -d '\r' | awk -F'[=,:]' '

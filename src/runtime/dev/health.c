@@ -151,8 +151,9 @@ static void health_go_offline(struct urt_dev *dev)
 	health_set_state(h, URT_DEV_OFFLINE);
 	/* The one event an operator must see even if no caller prints its error. */
 	fprintf(stderr,
-		"urt: %s: device offline after %u failed controller resets in a row (%llu timeouts, "
-		"last reset error %d): every op now fails with ENODEV until it is reopened\n",
+		"urt: %s: device offline after %u controller resets in a row that failed or did not end "
+		"the timeouts (%llu timeouts, last reset error %d): every op now fails with ENODEV until "
+		"it is reopened\n",
 		dev->path, h->failed_in_row, (unsigned long long)h->st.timeouts, h->st.last_reset_err);
 }
 

@@ -10,9 +10,10 @@
  * complete with -EINTR, which the backend reports as -ETIMEDOUT, so the
  * runtime reissues them).
  *
- * -EBUSY from the ioctl means a reset is already under way (the driver's
- * own, after a command's abort failed): waiting for "live" is then all
- * there is to do.  A controller that reaches "dead" or "deleting" will not
+ * A reset already under way (the driver's own, after a command's abort
+ * failed) shows as -EWOULDBLOCK from open (the driver lets /dev/nvmeX be
+ * opened only while the controller is live) or -EBUSY from the ioctl:
+ * urt then joins it, and waiting for "live" is all there is to do.  A controller that reaches "dead" or "deleting" will not
  * come back: -ENODEV at once.
  */
 #include <errno.h>
@@ -60,12 +61,17 @@ int nvme_reset_wait(const char *ctrl, const char *path, uint32_t wait_ms)
 	fd = open(dev, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
-		urt_set_error("%s: cannot open its controller %s to reset it: %s", path, dev, strerror(-ret));
-		return ret;
+		/* The driver opens the controller only while it is live: EWOULDBLOCK = a reset is under way. */
+		if (ret != -EWOULDBLOCK) {
+			urt_set_error("%s: cannot open its controller %s to reset it: %s", path, dev,
+				      strerror(-ret));
+			return ret;
+		}
+	} else {
+		ret = nvme_ctrl_reset(fd) ? -errno : 0;
+		close(fd);
 	}
-	ret = nvme_ctrl_reset(fd) ? -errno : 0;
-	close(fd);
-	if (ret && ret != -EBUSY) {
+	if (ret && ret != -EBUSY && ret != -EWOULDBLOCK) {
 		urt_set_error("%s: resetting controller %s: %s%s", path, dev, strerror(-ret),
 			      ret == -EACCES || ret == -EPERM ? " (a controller reset needs CAP_SYS_ADMIN)" : "");
 		return ret;

@@ -169,7 +169,11 @@ URT_API void urt_dev_opts_default(struct urt_dev_opts *opts);
  */
 URT_API int urt_dev_open(const char *path, const struct urt_dev_opts *opts, struct urt_dev **out);
 
-/** Close; unregisters the device from its runtime first.  No I/O may be in flight. */
+/**
+ * Close; unregisters the device from its runtime first.  No I/O may be in
+ * flight.  Waits for a controller reset of its recovery that is under way
+ * (at most urt_dev_health_opts.reset_wait_ms per reset).
+ */
 URT_API void urt_dev_close(struct urt_dev *dev);
 
 /** The device's properties; valid until urt_dev_close.  Any thread. */

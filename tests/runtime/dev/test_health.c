@@ -11,7 +11,8 @@
  *     OFFLINE after M in a row: the op gets -ENODEV with a message naming
  *     the device, later ops fail at once without reaching the device, and
  *     urt_dev_error is -ENODEV;
- *   - without a policy (timeouts_max 0) an op gives up after op_timeouts_max.
+ *   - without a policy (timeouts_max 0) an op gives up after op_timeouts_max;
+ *   - with op_timeouts_max 0 a timed-out flush fails and the device is sticky.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -360,5 +361,23 @@ Test(health, no_policy_bounded_retries)
 	h = ht_health(s.dev);
 	cr_expect_eq(h.resets, 0);
 	cr_expect_eq(h.state, URT_DEV_DEGRADED);
+	urt_dev_close(s.dev);
+}
+
+/* ---- op_timeouts_max = 0: a timed-out flush is a failed flush (sticky) ------ */
+
+Test(health, flush_timeout_sticky_without_reissue)
+{
+	struct ht s = { 0 };
+	struct urt_dev_health_opts ho;
+
+	s.dev = ht_dev(3, 2, 10ull * 1000000000ull);
+	urt_dev_health_opts_default(&ho);
+	ho.op_timeouts_max = 0;
+	cr_assert_eq(urt_dev_health_set(s.dev, &ho), 0);
+	ht_run(&s, body_flush_timeout);
+	cr_expect_eq(s.ret[0], 0);
+	cr_expect_eq(s.ret[1], -ETIMEDOUT, "not reissued: %d", s.ret[1]);
+	cr_expect_eq(urt_dev_error(s.dev), -ETIMEDOUT, "the device is sticky, as after any failed flush");
 	urt_dev_close(s.dev);
 }

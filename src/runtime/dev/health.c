@@ -30,6 +30,7 @@
  *   RESETTING   DEGRADED   health_reset_main (the backend's reset returned 0: the
  *                          controller is live again)
  *   RESETTING   RESETTING  health_reset_main (a reset failed; fewer than M in a row)
+ *   RESETTING   DEGRADED   health_reset_start (no thread could be started: a failed reset)
  *   RESETTING,  OFFLINE    health_go_offline (from health_reset_main: M failures in a
  *   DEGRADED               row; from health_on_timeout: a failed verdict that is the Mth)
  *   DEGRADED    HEALTHY    health_quiet (from health_on_success, health_on_timeout and

@@ -414,6 +414,9 @@ int ub_engine_uring(struct ub_run *run)
 		run->r->ring_flags = cores[0].st.ring_flags;
 	}
 	fixed_paths_check(run, rt, &cores[0].st);
+	/* Recovery from timeouts (dev/health.c): the state the run left the device in. */
+	if (dev)
+		run->r->has_health = urt_dev_health(dev, &run->r->health) == 0;
 	ret = 0;
 err_close:
 	urt_dev_close(dev);

@@ -54,6 +54,18 @@ static void core_row(FILE *f, const char *label, const struct ub_core_result *c,
 		fprintf(f, "%6.1f\n", 1.0);
 }
 
+/*
+ * The device's recovery state (urt_dev_health): always with `always`, else
+ * only when something happened (a timeout or a state other than healthy).
+ */
+static void health_line(FILE *f, const char *label, const struct urt_dev_health *h, bool has, bool always)
+{
+	if (!has || (!always && h->state == URT_DEV_HEALTHY && !h->timeouts && !h->resets))
+		return;
+	fprintf(f, "%s: %s (timeouts %" PRIu64 ", retries %" PRIu64 ", resets %" PRIu64 ", failed resets %" PRIu64
+		")\n", label, urt_dev_state_name(h->state), h->timeouts, h->retries, h->resets, h->reset_failures);
+}
+
 static void report_one(FILE *f, const struct ub_result *r)
 {
 	bool uring = r->mode.engine != UB_ENGINE_PSYNC;
@@ -78,6 +90,7 @@ static void report_one(FILE *f, const struct ub_result *r)
 	fprintf(f, "\n");
 	if (r->errors || r->verify_errors)
 		fprintf(f, "errors: %" PRIu64 " failed ops, %" PRIu64 " failed verification\n", r->errors, r->verify_errors);
+	health_line(f, "device", &r->health, r->has_health, true);
 }
 
 void ub_report_text(FILE *f, const struct ub_opts *o, const struct ub_result *r, unsigned n)
@@ -118,6 +131,7 @@ void ub_report_text(FILE *f, const struct ub_opts *o, const struct ub_result *r,
 		fprintf(f, " %6.1f\n", x->steal_pct);
 		if (x->status != UB_EXIT_OK)
 			fprintf(f, "%-30s   (%s)\n", "", x->errmsg);
+		health_line(f, "  device", &x->health, x->has_health, false);
 	}
 }
 
@@ -213,6 +227,17 @@ json_object *ub_report_json_object(const struct ub_opts *o, const struct ub_resu
 		add(run, "verify_errors", u64(x->verify_errors));
 		add(run, "bufs_registered", json_object_new_boolean(x->bufs_registered));
 		add(run, "ring_flags", u64(x->ring_flags));
+		if (x->has_health) {
+			json_object *h = json_object_new_object();
+
+			add(h, "state", json_object_new_string(urt_dev_state_name(x->health.state)));
+			add(h, "timeouts", u64(x->health.timeouts));
+			add(h, "rounds", u64(x->health.rounds));
+			add(h, "retries", u64(x->health.retries));
+			add(h, "resets", u64(x->health.resets));
+			add(h, "reset_failures", u64(x->health.reset_failures));
+			add(run, "device_health", h);
+		}
 		add(run, "total", json_core(&x->total, uring));
 		for (unsigned c = 0; c < x->ncores; c++)
 			json_object_array_add(cores, json_core(&x->core[c], uring));

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "urbench/opts.h"
+#include "urt/dev.h"
 #include "urt/hist.h"
 
 #define UB_SERIES_MAX 600	/* Seconds of IOPS-over-time kept for --plot. */
@@ -59,6 +60,8 @@ struct ub_result {
 	int status;				/* enum ub_exit. */
 	bool not_runnable;			/* Not run: io_uring is blocked here (errmsg says why). */
 	char errmsg[UB_ERRMSG_MAX];		/* One line when err or errors. */
+	bool has_health;			/* uring on a device: health holds its recovery state. */
+	struct urt_dev_health health;		/* The device's state and timeout counters after the run. */
 };
 
 /* Derived figures (0 when the denominator is 0). */

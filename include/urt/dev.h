@@ -78,6 +78,50 @@ URT_API int urt_sched_policy_parse(const char *name, enum urt_sched_policy *out)
 /** The name of a policy ("none", "fifo", ...). */
 URT_API const char *urt_sched_policy_name(enum urt_sched_policy policy);
 
+/**
+ * Where a device stands in urt's recovery from command timeouts
+ * (src/runtime/dev/health.c, docs/passthru.md "Recovery from timeouts").
+ */
+enum urt_dev_state {
+	URT_DEV_HEALTHY = 0,	/**< No timeout within the window. */
+	URT_DEV_DEGRADED,	/**< A command timed out lately; ops that time out are retried. */
+	URT_DEV_RESETTING,	/**< A controller reset is under way; retries wait for it. */
+	URT_DEV_OFFLINE,	/**< Resets failed: every op fails at once with -ENODEV until reopened. */
+};
+
+/** The recovery policy of a device; start from urt_dev_health_opts_default(). */
+struct urt_dev_health_opts {
+	uint32_t timeouts_max;		/**< N: timeout rounds within window_ns that ask for a controller
+					 * reset (default 3); 0 = never reset, never go offline. */
+	uint64_t window_ns;		/**< The window of N, and how long a device stays DEGRADED after
+					 * its last timeout (default 30 s). */
+	uint32_t resets_max;		/**< M: failed resets in a row that take the device offline
+					 * (default 2). */
+	uint32_t reset_wait_ms;		/**< How long a reset may take to bring the controller back
+					 * (default 30000). */
+	uint32_t op_timeouts_max;	/**< Times one op may time out and be reissued before it fails
+					 * with -ETIMEDOUT (default 8). */
+};
+
+/** A device's recovery state and counters, from urt_dev_health(). */
+struct urt_dev_health {
+	enum urt_dev_state state;	/**< Now. */
+	uint64_t timeouts;		/**< Commands the device (or its driver) timed out. */
+	uint64_t rounds;		/**< Of those, the ones that count towards N (a timeout of a command
+					 * issued before an earlier counted one, or before a reset, is part
+					 * of the same round). */
+	uint64_t retries;		/**< Ops reissued after a timeout. */
+	uint64_t resets;		/**< Controller resets urt asked for. */
+	uint64_t reset_failures;	/**< Resets that failed or did not cure the timeouts. */
+	int last_reset_err;		/**< 0, or the -errno of the last failed reset. */
+};
+
+/** Fill o with the defaults listed in struct urt_dev_health_opts. */
+URT_API void urt_dev_health_opts_default(struct urt_dev_health_opts *o);
+
+/** "healthy", "degraded", "resetting" or "offline". */
+URT_API const char *urt_dev_state_name(enum urt_dev_state state);
+
 /** How to open a device; start from urt_dev_opts_default(). */
 struct urt_dev_opts {
 	const char *backend;	/**< NULL = choose by path; or "file", "passthru", "psync". */
@@ -87,6 +131,11 @@ struct urt_dev_opts {
 	uint64_t size_bytes;	/**< With create: extend the file to this size. */
 	uint32_t nvme_timeout_ms;/**< passthru: device-side command timeout, 0 = driver default. */
 	const struct urt_sched_opts *sched;/**< NULL or policy NONE: no scheduler (default). */
+	const struct urt_dev_health_opts *health;/**< Recovery from timeouts; NULL = the defaults. */
+	bool deadline_abort;	/**< passthru: send an op's deadline (urt_io.timeout_ns) to the device as
+				 * the command's timeout, so that the driver aborts the command when it
+				 * passes (and resets the controller if the abort fails); default false,
+				 * because that reset also hits every other user of the controller. */
 };
 
 /** What the backend found about a device; urt_dev_info() returns it. */
@@ -120,7 +169,11 @@ URT_API void urt_dev_opts_default(struct urt_dev_opts *opts);
  */
 URT_API int urt_dev_open(const char *path, const struct urt_dev_opts *opts, struct urt_dev **out);
 
-/** Close; unregisters the device from its runtime first.  No I/O may be in flight. */
+/**
+ * Close; unregisters the device from its runtime first.  No I/O may be in
+ * flight.  Waits for a controller reset of its recovery that is under way
+ * (at most urt_dev_health_opts.reset_wait_ms per reset).
+ */
 URT_API void urt_dev_close(struct urt_dev *dev);
 
 /** The device's properties; valid until urt_dev_close.  Any thread. */
@@ -132,6 +185,18 @@ URT_API const struct urt_dev_info *urt_dev_info(const struct urt_dev *dev);
  * error (fsyncgate).  0 when healthy.
  */
 URT_API int urt_dev_error(const struct urt_dev *dev);
+
+/**
+ * The device's recovery state and counters (struct urt_dev_health).  Any
+ * thread.  0, or -EINVAL for a NULL argument.
+ */
+URT_API int urt_dev_health(const struct urt_dev *dev, struct urt_dev_health *out);
+
+/**
+ * Change the recovery policy of an open device (o NULL: the defaults).
+ * Call it while no I/O on the device is in flight.  0 or -EINVAL.
+ */
+URT_API int urt_dev_health_set(struct urt_dev *dev, const struct urt_dev_health_opts *o);
 
 /**
  * Register the device's file descriptor in every core's fixed-file table of

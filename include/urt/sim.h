@@ -18,7 +18,8 @@
  *   - urt_sim_crash_after() and urt_sim_set_hook() crash at an exact
  *     command, so a test can place a crash point anywhere in a protocol;
  *   - urt_sim_inject() makes chosen reads, writes or flushes fail with EIO,
- *     or sends a write to the wrong block;
+ *     or time out (a stalled device, for the recovery of dev/health.c), or
+ *     sends a write to the wrong block, or makes controller resets fail;
  *   - optional latencies, completed by kernel timers without using CPU;
  *     flushes queue one behind another, as in a drive without power-loss
  *     protection draining its cache (flush_serial).
@@ -83,6 +84,10 @@ struct urt_sim_opts {
 					 * root up to 40% of the stroke, then linear, with one slope. */
 	uint32_t hdd_rpm;		/**< HDD: spindle speed (default 7200). */
 	uint32_t hdd_track_bytes;	/**< HDD: bytes per track (default 1 MiB: 126 MB/s at 7200 rpm). */
+	uint64_t cmd_timeout_ns;	/**< How long a command hit by URT_SIM_FAULT_TIMEOUT or _HANG waits
+					 * before the simulated driver aborts it with -ETIMEDOUT, as the
+					 * NVMe driver's io_timeout does (default 30 s, its default). */
+	uint64_t reset_latency_ns;	/**< How long a controller reset takes (default 0). */
 };
 
 /** Faults that urt_sim_inject arms. */
@@ -92,6 +97,14 @@ enum urt_sim_fault {
 	URT_SIM_FAULT_FLUSH_EIO,	/**< A flush fails with -EIO and makes nothing durable. */
 	URT_SIM_FAULT_MISDIRECT,	/**< A write overlapping the range succeeds but lands one
 					 * block further (one block back at the end of the device). */
+	URT_SIM_FAULT_TIMEOUT,		/**< A read, write or flush overlapping the range (a flush: when
+					 * len is 0) does nothing and, cmd_timeout_ns later, fails
+					 * with -ETIMEDOUT: a stalled device whose driver aborted the
+					 * command.  A controller reset does not cure it. */
+	URT_SIM_FAULT_HANG,		/**< The same, but a successful controller reset (the recovery's,
+					 * dev/health.c) removes every armed HANG: a hung controller
+					 * that a reset revives. */
+	URT_SIM_FAULT_RESET_FAIL,	/**< A controller reset fails with -EIO (range ignored). */
 };
 
 /** Counters of a simulated device, from urt_sim_stats(). */
@@ -121,6 +134,8 @@ struct urt_sim_stats {
 	uint64_t transfer_ns;		/**< HDD: time spent transferring. */
 	uint64_t slot_waits;		/**< Commands that waited for the head (HDD) or a free slot (SSD). */
 	uint64_t slot_wait_ns;		/**< Total time they waited. */
+	uint64_t timeouts;		/**< Commands that timed out (URT_SIM_FAULT_TIMEOUT, _HANG). */
+	uint64_t resets;		/**< Controller resets asked for, failed ones included. */
 };
 
 /** A write-type or flush command, as passed to the hook. */

@@ -32,13 +32,22 @@
  * 5. The DSM range must stay valid until the command completes; it lives
  *    in req->be[0..1], which the runtime keeps until the last CQE.
  * 6. The driver completes a command it had to abort (its timeout fired,
- *    or the controller was reset) with -EINTR.  The runtime would resubmit
+ *    or the controller was reset) with -EINTR; a controller that honours
+ *    the driver's Abort completes the command with status 0/07h (Command
+ *    Abort Requested), and urt never sends an Abort itself, so that status
+ *    (and 3/71h, Command Aborted By Host) is a timeout too.  The runtime would resubmit
  *    -EINTR at once and without bound, so complete() reports it as
  *    -ETIMEDOUT: retried with backoff up to retry_max, and sticky on a
  *    flush, whose effect is then unknown.
  * 7. Passthrough commands cannot be cancelled once issued (cancellable is
  *    false): a deadline is a standalone timer, the caller hears -ETIMEDOUT
  *    and the request and its urt_buf stay owned until the real CQE.
+ * 8. The command's timeout_ms is the device's nvme_timeout_ms; with
+ *    deadline_abort, an op's deadline goes too (the sooner of the two,
+ *    rounded up to whole ms), so the driver aborts the command when the
+ *    deadline passes instead of letting it hold the buffer for its own
+ *    io_timeout.  The abort comes back as note 6's -ETIMEDOUT, which
+ *    dev/health.c counts; its reset is pt_reset (nvme_reset.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -169,11 +178,31 @@ static int pt_validate(struct urt_dev *dev, const struct urt_io *io)
 	}
 }
 
-/* Start a passthrough command on sqe: the SQE and its 80-byte command area zeroed. */
-static struct nvme_uring_cmd *pt_sqe_init(struct urt_dev *dev, struct urt_core *c, struct io_uring_sqe *sqe,
-					  uint32_t cmd_op, uint8_t opcode)
+/*
+ * The command's timeout in ms (0 = the driver's io_timeout): the device's
+ * nvme_timeout_ms, or, with deadline_abort, what is left of the op's
+ * deadline when that is sooner (note 8).
+ */
+static uint32_t pt_timeout_ms(const struct urt_dev *dev, const struct urt_core *c, const struct urt_req *req)
 {
 	const struct pt_dev *pt = dev->priv;
+	uint64_t left_ms;
+
+	if (!dev->deadline_abort || !req->deadline_ns)
+		return pt->timeout_ms;
+	/* Rounded up, and at least 1: 0 would mean the driver's default. */
+	left_ms = req->deadline_ns > c->now_ns ? (req->deadline_ns - c->now_ns + 999999) / 1000000 : 1;
+	if (left_ms == 0)
+		left_ms = 1;
+	if (pt->timeout_ms && pt->timeout_ms < left_ms)
+		return pt->timeout_ms;
+	return left_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)left_ms;
+}
+
+/* Start a passthrough command on sqe: the SQE and its 80-byte command area zeroed. */
+static struct nvme_uring_cmd *pt_sqe_init(struct urt_dev *dev, struct urt_core *c, const struct urt_req *req,
+					  struct io_uring_sqe *sqe, uint32_t cmd_op, uint8_t opcode)
+{
 	struct nvme_uring_cmd *cmd = (struct nvme_uring_cmd *)sqe->cmd;
 	int slot = dev_fixed_slot(dev, c);
 
@@ -189,7 +218,7 @@ static struct nvme_uring_cmd *pt_sqe_init(struct urt_dev *dev, struct urt_core *
 	}
 	cmd->opcode = opcode;
 	cmd->nsid = dev->info.nsid;
-	cmd->timeout_ms = pt->timeout_ms;
+	cmd->timeout_ms = pt_timeout_ms(dev, c, req);
 	return cmd;
 }
 
@@ -218,11 +247,11 @@ static int64_t pt_prep_vec(struct urt_dev *dev, struct urt_core *c, struct urt_r
 	if (k == 0) {
 		/* The first entry alone is over the limit: send part of it as a plain command. */
 		n = max;
-		cmd = pt_sqe_init(dev, c, sqe, NVME_URING_CMD_IO, opcode);
+		cmd = pt_sqe_init(dev, c, req, sqe, NVME_URING_CMD_IO, opcode);
 		cmd->addr = (uint64_t)(uintptr_t)req->iov[0].iov_base;
 		cmd->data_len = (uint32_t)n;
 	} else {
-		cmd = pt_sqe_init(dev, c, sqe, NVME_URING_CMD_IO_VEC, opcode);
+		cmd = pt_sqe_init(dev, c, req, sqe, NVME_URING_CMD_IO_VEC, opcode);
 		cmd->addr = (uint64_t)(uintptr_t)req->iov;
 		cmd->data_len = k;
 	}
@@ -243,7 +272,7 @@ static int64_t pt_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req *
 	case URT_OP_WRITE:
 		opcode = req->op == URT_OP_READ ? PT_IO_READ : PT_IO_WRITE;
 		len = req->len < dev->info.max_io_bytes ? req->len : dev->info.max_io_bytes;
-		cmd = pt_sqe_init(dev, c, sqe, NVME_URING_CMD_IO, opcode);
+		cmd = pt_sqe_init(dev, c, req, sqe, NVME_URING_CMD_IO, opcode);
 		cmd->addr = (uint64_t)(uintptr_t)req->buf;
 		cmd->data_len = (uint32_t)len;
 		pt_set_range(dev, cmd, req->off, len);
@@ -270,10 +299,10 @@ static int64_t pt_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req *
 			io_uring_prep_nop(sqe);
 			return 0;
 		}
-		pt_sqe_init(dev, c, sqe, NVME_URING_CMD_IO, PT_IO_FLUSH);
+		pt_sqe_init(dev, c, req, sqe, NVME_URING_CMD_IO, PT_IO_FLUSH);
 		return 0;
 	case URT_OP_WRITE_ZEROES:
-		cmd = pt_sqe_init(dev, c, sqe, NVME_URING_CMD_IO, PT_IO_WRITE_ZEROES);
+		cmd = pt_sqe_init(dev, c, req, sqe, NVME_URING_CMD_IO, PT_IO_WRITE_ZEROES);
 		pt_set_range(dev, cmd, req->off, req->len);
 		return 0;
 	case URT_OP_DEALLOCATE:
@@ -281,7 +310,7 @@ static int64_t pt_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req *
 		range->cattr = 0;
 		range->nlb = (uint32_t)(req->len >> ((const struct pt_dev *)dev->priv)->geo.lba_shift);
 		range->slba = req->off >> ((const struct pt_dev *)dev->priv)->geo.lba_shift;
-		cmd = pt_sqe_init(dev, c, sqe, NVME_URING_CMD_IO, PT_IO_DSM);
+		cmd = pt_sqe_init(dev, c, req, sqe, NVME_URING_CMD_IO, PT_IO_DSM);
 		cmd->addr = (uint64_t)(uintptr_t)range;
 		cmd->data_len = sizeof(*range);
 		cmd->cdw10 = 0;	/* Number of ranges, zero-based: one. */
@@ -300,6 +329,9 @@ static int pt_complete(struct urt_dev *dev, struct urt_req *req, int32_t res, co
 		return -ETIMEDOUT;	/* The driver aborted the command (note 6). */
 	if (res < 0)
 		return res;	/* The kernel's own error (mapping the buffer, ...). */
+	if (res > 0 && ((res & NVME_STATUS_CODE_MASK) == PT_STATUS_ABORT_REQUESTED ||
+			(res & NVME_STATUS_CODE_MASK) == PT_STATUS_HOST_ABORTED))
+		return -ETIMEDOUT;	/* The driver's timeout handler aborted it (note 6). */
 	if (res > 0)
 		return nvme_status_to_err((uint16_t)res);
 	/* Success carries no count: the SQE moved what prep said it would. */
@@ -314,6 +346,14 @@ static bool pt_retryable(struct urt_dev *dev, int res)
 	return res == -EIO || res == -ENOMEM || res == -EBUSY || res == -ETIMEDOUT || res == -ENOLINK;
 }
 
+/* The recovery's reset (dev/health.c): the controller behind this namespace. */
+static int pt_reset(struct urt_dev *dev, uint32_t wait_ms)
+{
+	const struct pt_dev *pt = dev->priv;
+
+	return nvme_reset_wait(pt->geo.ctrl_name, dev->path, wait_ms);
+}
+
 const struct urt_backend urt_backend_passthru = {
 	.name = "passthru",
 	.match = pt_match,
@@ -323,6 +363,7 @@ const struct urt_backend urt_backend_passthru = {
 	.prep = pt_prep,
 	.complete = pt_complete,
 	.retryable = pt_retryable,
+	.reset = pt_reset,
 	.needs_big_sqe = true,
 	.cancellable = false,
 };

@@ -2,7 +2,8 @@
  * Internal interface of the NVMe passthrough backend (src/passthru).
  *
  * dev_passthru.c drives I/O; nvme_id.c finds out what the namespace and
- * its controller are (Identify through libnvme, limits through sysfs).
+ * its controller are (Identify through libnvme, limits through sysfs);
+ * nvme_reset.c resets the controller for dev/health.c's recovery.
  */
 #ifndef URT_PASSTHRU_PASSTHRU_H
 #define URT_PASSTHRU_PASSTHRU_H
@@ -25,6 +26,10 @@ enum pt_io_opcode {
 	PT_IO_WRITE_ZEROES = 0x08,
 	PT_IO_DSM = 0x09,
 };
+
+/* Statuses (SCT << 8 | SC) that mean the driver aborted the command: its timeout expired. */
+#define PT_STATUS_ABORT_REQUESTED 0x007u	/* Command Abort Requested (after the driver's Abort). */
+#define PT_STATUS_HOST_ABORTED 0x371u		/* Command Aborted By Host (set by Linux on a reset). */
 
 #define NVME_RW_FUA (1u << 30)		/* CDW12 bit 30 of Read/Write: force unit access. */
 #define NVME_DSM_ATTR_DEALLOCATE (1u << 2)	/* CDW11 bit 2 of DSM: deallocate the ranges. */
@@ -61,5 +66,12 @@ bool nvme_id_generic_name(const char *path, char *name, unsigned len);
  */
 int nvme_id_probe(int fd, const char *path, const char *name, struct urt_dev_info *in,
 		  struct pt_geometry *geo);
+
+/*
+ * nvme_reset.c: reset controller ctrl ("nvme0"), the one behind the
+ * namespace at path (for messages), and wait at most wait_ms until it is
+ * live again.  0, or -errno with urt_set_error() saying what failed.
+ */
+int nvme_reset_wait(const char *ctrl, const char *path, uint32_t wait_ms);
 
 #endif /* URT_PASSTHRU_PASSTHRU_H */

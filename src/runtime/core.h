@@ -143,6 +143,7 @@ struct urt_req {
 	int32_t held_res;	/* Fault DELAY: the result being held. */
 	/* Cold. */
 	uint64_t op_ud;		/* user_data of the op's SQE in flight, for ASYNC_CANCEL. */
+	uint64_t issue_ns;	/* When its current command was issued (dev/health.c's rounds). */
 	struct urt_core *core;	/* Owner. */
 	void *buf_ref_ptr;	/* The referenced urt_buf. */
 	struct __kernel_timespec ts;	/* Timespec read by the kernel at submit. */

@@ -176,6 +176,8 @@ static int io_validate(struct urt_core *c, const struct urt_io *io)
 		urt_set_error("op %u needs a device", io->op);
 		return -EINVAL;
 	}
+	if (urt_unlikely(health_state(&dev->health) == URT_DEV_OFFLINE))
+		return health_offline_error(dev);	/* dev/health.c: fail at once. */
 	if (op_writes(io->op)) {
 		if (dev->readonly) {
 			urt_set_error("%s: opened read-only", dev->path);

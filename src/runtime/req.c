@@ -76,7 +76,14 @@
  *                              (during stop: deliver -ECANCELED)
  *   short read/write           resubmit the remainder if it stays aligned
  *   -EIO, -ENOMEM, -EBUSY,     retry after backoff (doubling), retry_max
- *   -ETIMEDOUT, -ENOLINK       times, then deliver the error
+ *   -ENOLINK                   times, then deliver the error
+ *   -ETIMEDOUT from a device   the device timed out the command: recorded
+ *                              by dev/health.c (which may reset the
+ *                              controller or take the device offline), then
+ *                              reissued after backoff, any class, flushes
+ *                              included, up to op_timeouts_max times; a
+ *                              retry waits while the device is RESETTING;
+ *                              -ENODEV once it is OFFLINE
  *   a failed FLUSH/FSYNC or    never retried: sticky on the device
  *   FUA write
  *   anything else              delivered as is
@@ -314,6 +321,7 @@ void req_issue(struct urt_core *c, struct urt_req *req)
 	}
 	req->ring = (uint8_t)kind;
 	req_set_state(req, REQ_INFLIGHT);
+	req->issue_ns = now;
 	sqe = ring_sqe(c, kind);
 	if (req->stalled) {
 		/* Fault STALL: an op that only a cancel ends. */
@@ -413,7 +421,13 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 {
 	const struct urt_rt_opts *o = &c->rt->opts;
 	struct urt_dev *dev = req->dev;
+	int health = 0;
 
+	/* The device's recovery hears of every timeout, even one nobody waits for (dev/health.c). */
+	if (urt_unlikely(res == -ETIMEDOUT) && dev)
+		health = health_on_timeout(dev, req->issue_ns, c->now_ns);
+	else if (urt_unlikely(res >= 0 && dev && health_state(&dev->health) != URT_DEV_HEALTHY))
+		health_on_success(dev, req->issue_ns, c->now_ns);
 	if (!req->io)
 		goto out;
 	/* A sleep that ran its course is a success (io.h), not a failed op. */
@@ -474,6 +488,27 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 		req_issue(c, req);	/* The remainder, or the next split by max_io_bytes. */
 		goto out;
 	}
+	if (res == -ETIMEDOUT && dev) {
+		/*
+		 * The device timed out the command: nothing of it is known to
+		 * have happened, and reissuing it is safe for every class (a
+		 * read or write of the same LBAs with the same data is
+		 * idempotent; a flush covers at least what the first one did).
+		 */
+		if (health == -ENODEV) {
+			req_deliver(c, req, health_offline_error(dev));
+			goto out;
+		}
+		if (!c->stopping && req->retries < dev->health.o.op_timeouts_max) {
+			req->retries++;
+			c->stats.retried++;
+			health_count_retry(dev);
+			req_set_state(req, REQ_BACKOFF);
+			req_arm_timer(c, req, UD_TAG_BACKOFF, o->retry_backoff_ns << (req->retries > 8 ? 8 : req->retries - 1),
+				      &req->ts2);
+			goto out;
+		}
+	}
 	if (res < 0 && (req->op == URT_OP_FLUSH || req->op == URT_OP_FSYNC ||
 			((req->op == URT_OP_WRITE || req->op == URT_OP_WRITEV) && (req->flags & URT_IO_FUA)))) {
 		/*
@@ -485,7 +520,7 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 		req_deliver(c, req, res);
 		goto out;
 	}
-	if (res < 0 && dev && !c->stopping &&
+	if (res < 0 && res != -ETIMEDOUT && dev && !c->stopping &&
 	    (dev->be->retryable ? dev->be->retryable(dev, res) : errno_transient(res)) &&
 	    req->retries < o->retry_max) {
 		req->retries++;
@@ -627,6 +662,20 @@ static void req_on_backoff(struct urt_core *c, struct urt_req *req)
 {
 	URT_ASSERT(req->state == REQ_BACKOFF && req->pending > 0);
 	req->pending--;
+	if (req->io && !c->stopping && req->dev) {
+		int state = health_state(&req->dev->health);
+
+		if (state == URT_DEV_RESETTING) {
+			/* Reissued once the controller is back (dev/health.c H1). */
+			req_arm_timer(c, req, UD_TAG_BACKOFF, HEALTH_PARK_NS, &req->ts2);
+			return;
+		}
+		if (state == URT_DEV_OFFLINE) {
+			req_deliver(c, req, health_offline_error(req->dev));
+			req_maybe_free(c, req);
+			return;
+		}
+	}
 	if (req->io && !c->stopping) {
 		req_issue(c, req);
 		return;
@@ -750,6 +799,7 @@ void req_member_start(struct urt_core *c, struct urt_req *req, const struct urt_
 	req_set_state(req, REQ_INFLIGHT);
 	req->ring = cr->ring;
 	req->op_ud = cr->op_ud;
+	req->issue_ns = cr->issue_ns;
 	req->seg = req->len;
 	req->pending++;
 }
@@ -789,6 +839,7 @@ static struct urt_req *req_from_bare(struct urt_core *c, struct urt_io *io)
 
 	req_bind_io(req, io);
 	req->submit_ns = submit_ns;
+	req->issue_ns = submit_ns;
 	req->seg = io->op == URT_OP_NOP ? 0 : io->len;
 	req->op_ud = (uint64_t)(uintptr_t)io | UD_TAG_BARE;
 	req->ring = RING_MAIN;

@@ -11,6 +11,9 @@
 #   --keep       keep the work directory (console log, initramfs, images)
 #   --args ARGS  append ARGS to every binary's arguments
 #   --shell      after the tests, open a shell on the console (interactive)
+#   --io-timeout S     nvme_core io_timeout in the guest, seconds (default 120)
+#   --admin-timeout S  nvme_core admin_timeout in the guest, seconds (default:
+#                      the driver's, 60)
 #
 # Exit status: 0 when every binary passed, 1 when one failed or the guest
 # hung, crashed or could not be set up, 2 on a usage error, and 77 (skip)
@@ -57,6 +60,8 @@ SLOW_BPS=${URT_VM_SLOW_BPS:-16384}
 # nvme_core.io_timeout in the guest, in seconds.  Longer than the default 30
 # so that a queue of slow I/O does not make the driver reset the controller.
 IO_TIMEOUT_S=120
+# nvme_core.admin_timeout in the guest, in seconds; empty = the driver's default.
+ADMIN_TIMEOUT_S=""
 
 timeout_s=600
 smp=2
@@ -82,6 +87,8 @@ while [ $# -gt 0 ]; do
 	--keep) keep=1; shift ;;
 	--shell) shell=1; shift ;;
 	--args) extra_args=${2?}; shift 2 ;;
+	--io-timeout) IO_TIMEOUT_S=${2:?}; shift 2 ;;
+	--admin-timeout) ADMIN_TIMEOUT_S=${2:?}; shift 2 ;;
 	-h|--help) usage 0 ;;
 	--) shift; break ;;
 	-*) log "unknown option $1"; usage 2 ;;
@@ -94,6 +101,8 @@ for b in "$@"; do
 done
 [[ "$timeout_s" =~ ^[0-9]+$ ]] || { log "--timeout wants seconds"; exit 2; }
 [[ "$smp" =~ ^[1-9][0-9]*$ ]] || { log "--smp wants a positive count"; exit 2; }
+[[ "$IO_TIMEOUT_S" =~ ^[1-9][0-9]*$ ]] || { log "--io-timeout wants seconds"; exit 2; }
+[[ "$ADMIN_TIMEOUT_S" =~ ^([1-9][0-9]*)?$ ]] || { log "--admin-timeout wants seconds"; exit 2; }
 poll_queues=$smp
 
 t_start=$(date +%s.%N)
@@ -270,7 +279,7 @@ chmod 755 "$ROOT/init"
 while read -r m; do
 	cp "$KDIR/mod/$m.ko" "$ROOT/lib/modules/"
 	case "$m" in
-	nvme-core) echo "$m io_timeout=$IO_TIMEOUT_S" ;;
+	nvme-core) echo "$m io_timeout=$IO_TIMEOUT_S${ADMIN_TIMEOUT_S:+ admin_timeout=$ADMIN_TIMEOUT_S}" ;;
 	nvme) echo "$m poll_queues=$poll_queues" ;;
 	*) echo "$m" ;;
 	esac

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "urt/dev.h"
+#include "runtime/dev/health.h"
 
 struct urt_core;
 struct urt_io;
@@ -56,6 +57,14 @@ struct urt_backend {
 	int (*complete)(struct urt_dev *dev, struct urt_req *req, int32_t res, const struct io_uring_cqe *cqe);
 	/* Whether a failed result may be retried; NULL = the runtime's table. */
 	bool (*retryable)(struct urt_dev *dev, int res);
+	/*
+	 * Optional: reset the controller behind the device and wait, at most
+	 * wait_ms, until it is back (health.c calls it on its own thread, never
+	 * on a reactor).  0, or -errno with urt_set_error saying what failed.
+	 * NULL: the backend has no reset, and an escalation counts as a failed
+	 * reset.
+	 */
+	int (*reset)(struct urt_dev *dev, uint32_t wait_ms);
 	/* Which ring the device's data ops go to. */
 	bool needs_big_sqe;	/* SQE128|CQE32 (passthrough). */
 	bool cancellable;	/* In-flight ops can be cancelled by the kernel. */
@@ -71,6 +80,8 @@ struct urt_dev {
 	struct urt_rt *reg_rt;		/* Runtime it is registered with. */
 	bool readonly;			/* Opened read-only: writes get -EPERM. */
 	struct sched_dev *sched;	/* Its I/O scheduler (sched/), NULL = ops go straight to the ring. */
+	struct dev_health health;	/* Recovery from timeouts (dev/health.c). */
+	bool deadline_abort;		/* opts.deadline_abort: deadlines go to the device (passthru). */
 	char path[256];			/* For messages. */
 };
 

@@ -1,7 +1,8 @@
 /*
  * src/runtime/dev: devices.  dev.c (this file): urt_dev_open's dispatch to a
  * backend and the registry of fixed files; backend.h: the interface every
- * backend implements; file.c, psync.c, sim.c: one backend each.  Backends
+ * backend implements; health.c: recovery from command timeouts (retry,
+ * reset, offline), shared by every backend; file.c, psync.c, sim.c: one backend each.  Backends
  * from other folders (src/passthru) are listed in src/backends.c, never
  * named here.  May include src/base and src/runtime.
  *
@@ -67,6 +68,8 @@ URT_API int urt_dev_open(const char *path, const struct urt_dev_opts *opts, stru
 		free(dev);
 		return ret;
 	}
+	health_init(dev, opts->health);
+	dev->deadline_abort = opts->deadline_abort;
 	dev->info.backend = be->name;
 	if (!dev->info.mem_align)
 		dev->info.mem_align = 1;
@@ -77,6 +80,7 @@ URT_API int urt_dev_open(const char *path, const struct urt_dev_opts *opts, stru
 	if (opts->sched && opts->sched->policy != URT_SCHED_NONE) {
 		ret = urt_dev_sched_set(dev, opts->sched);
 		if (ret) {
+			health_exit(dev);
 			be->close(dev);
 			free(dev);
 			return ret;
@@ -93,6 +97,7 @@ URT_API void urt_dev_close(struct urt_dev *dev)
 	if (dev->reg_rt)
 		urt_dev_unregister(dev);
 	sched_dev_free(dev);
+	health_exit(dev);	/* Waits for a reset under way (health.c H2). */
 	dev->be->close(dev);
 	free(dev);
 }

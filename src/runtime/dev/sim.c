@@ -67,6 +67,10 @@
  *   emulated FUA write          sim_write_done -> sim_persist_completed(its stamp)
  *   cache over its bound        sim_write_start -> sim_evict (oldest completed)
  *   power cut                   sim_crash_locked (urt_sim_crash, crash_after, hook)
+ *   command stalls (TIMEOUT,    sim_prep -> sim_timeout_hit: no effect on the model; the
+ *   HANG)                       ring's TIMEOUT ends it cmd_timeout_ns later with -ETIMEDOUT
+ *   controller reset            sim_reset (from dev/health.c's reset thread): clears HANG
+ *                               rules unless a RESET_FAIL rule makes it fail
  *
  * Locking: one mutex per device guards the whole model, so a device can be
  * used by every core of a runtime at once.  This is a test device: the
@@ -210,6 +214,7 @@ URT_API void urt_sim_opts_default(struct urt_sim_opts *o)
 	o->hdd_seek_full_ns = 18000000;
 	o->hdd_rpm = 7200;
 	o->hdd_track_bytes = 1u << 20;
+	o->cmd_timeout_ns = 30ull * 1000000000ull;
 }
 
 static int sim_opts_check(const struct urt_sim_opts *o)
@@ -512,7 +517,8 @@ static bool sim_fault_hit(struct sim *s, uint32_t kind, uint64_t off, uint64_t l
 
 		if (r->kind != kind || r->count == 0)
 			continue;
-		if (kind != URT_SIM_FAULT_FLUSH_EIO && r->len && (off >= r->off + r->len || off + len <= r->off))
+		if (kind != URT_SIM_FAULT_FLUSH_EIO && kind != URT_SIM_FAULT_RESET_FAIL && r->len &&
+		    (len == 0 || off >= r->off + r->len || off + len <= r->off))
 			continue;
 		if (r->count != URT_SIM_FOREVER && --r->count == 0)
 			r->kind = 0;
@@ -870,6 +876,73 @@ static uint64_t sim_deadline(struct sim *s, uint64_t now, uint64_t lat, uint64_t
 	return t + flush_lat;
 }
 
+/* The ring's part of a command: a TIMEOUT expiring at deadline, or a NOP when 0. */
+static void sim_prep_timer(struct urt_req *req, struct io_uring_sqe *sqe, uint64_t deadline)
+{
+	struct __kernel_timespec ts = {
+		.tv_sec = (long long)(deadline / 1000000000ull),
+		.tv_nsec = (long long)(deadline % 1000000000ull),
+	};
+
+	if (!deadline) {
+		io_uring_prep_nop(sqe);
+		return;
+	}
+	/*
+	 * An absolute CLOCK_MONOTONIC expiry (the timeout's default clock), so
+	 * the time between prep and the kernel taking the SQE is not added on
+	 * top, and queued flushes keep their order.  The kernel reads the
+	 * timespec when it takes the SQE; the request outlives that.
+	 */
+	memcpy(&req->be[BE_TS], &ts, sizeof(ts));
+	io_uring_prep_timeout(sqe, (struct __kernel_timespec *)(void *)&req->be[BE_TS], 0, IORING_TIMEOUT_ABS);
+}
+
+/* Whether an armed TIMEOUT or HANG stalls req's next command (locked); counts it. */
+static bool sim_timeout_hit(struct sim *s, const struct urt_req *req)
+{
+	bool flush = req->op == URT_OP_FLUSH || req->op == URT_OP_FSYNC;
+	uint64_t len = flush ? 0 : sim_req_len(s, req);
+
+	if (atomic_load(&s->crashed))
+		return false;
+	if (req->op == URT_OP_WRITE_ZEROES || req->op == URT_OP_DEALLOCATE)
+		len = req->len;
+	if (!sim_fault_hit(s, URT_SIM_FAULT_TIMEOUT, req->off, len) &&
+	    !sim_fault_hit(s, URT_SIM_FAULT_HANG, req->off, len))
+		return false;
+	s->st.timeouts++;
+	return true;
+}
+
+/* The recovery's controller reset (dev/health.c): cures HANG faults unless it fails. */
+static int sim_reset(struct urt_dev *dev, uint32_t wait_ms)
+{
+	struct sim *s = dev->priv;
+	struct timespec nap;
+	bool fail;
+
+	(void)wait_ms;
+	if (s->o.reset_latency_ns) {
+		nap.tv_sec = (time_t)(s->o.reset_latency_ns / 1000000000ull);
+		nap.tv_nsec = (long)(s->o.reset_latency_ns % 1000000000ull);
+		nanosleep(&nap, NULL);
+	}
+	pthread_mutex_lock(&s->lock);
+	s->st.resets++;
+	fail = sim_fault_hit(s, URT_SIM_FAULT_RESET_FAIL, 0, 0);
+	if (!fail)
+		for (unsigned i = 0; i < SIM_RULES_MAX; i++)
+			if (s->rules[i].kind == URT_SIM_FAULT_HANG)
+				s->rules[i] = (struct sim_rule){ 0 };
+	pthread_mutex_unlock(&s->lock);
+	if (fail) {
+		urt_set_error("%s: simulated controller reset failed (URT_SIM_FAULT_RESET_FAIL)", dev->path);
+		return -EIO;
+	}
+	return 0;
+}
+
 static int64_t sim_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req *req, struct io_uring_sqe *sqe)
 {
 	struct sim *s = dev->priv;
@@ -881,6 +954,15 @@ static int64_t sim_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req 
 	req->be[BE_DONE] = DONE_NONE;
 	req->be[BE_ARG] = 0;
 	pthread_mutex_lock(&s->lock);
+	if (sim_timeout_hit(s, req)) {
+		/* A stalled command: nothing happens, and the driver gives up on it later. */
+		n = req->op == URT_OP_FLUSH || req->op == URT_OP_FSYNC ? 0 : sim_req_len(s, req);
+		req->be[BE_RES] = (uint64_t)(int64_t)-ETIMEDOUT;
+		deadline = urt_clock_ns() + s->o.cmd_timeout_ns;
+		pthread_mutex_unlock(&s->lock);
+		sim_prep_timer(req, sqe, deadline);
+		return (int64_t)n;
+	}
 	switch (req->op) {
 	case URT_OP_READ:
 	case URT_OP_READV:
@@ -943,25 +1025,7 @@ static int64_t sim_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req 
 		deadline = sim_deadline(s, urt_clock_ns(), lat, flush_lat, data, req->off, n ? n : req->len);
 	pthread_mutex_unlock(&s->lock);
 	req->be[BE_RES] = (uint64_t)res;
-	if (deadline) {
-		struct __kernel_timespec ts = {
-			.tv_sec = (long long)(deadline / 1000000000ull),
-			.tv_nsec = (long long)(deadline % 1000000000ull),
-		};
-
-		/*
-		 * An absolute CLOCK_MONOTONIC expiry (the timeout's default
-		 * clock), so the time between prep and the kernel taking the
-		 * SQE is not added on top, and queued flushes keep their order.
-		 * The kernel reads the timespec when it takes the SQE; the
-		 * request outlives that.
-		 */
-		memcpy(&req->be[BE_TS], &ts, sizeof(ts));
-		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)(void *)&req->be[BE_TS], 0,
-				      IORING_TIMEOUT_ABS);
-	} else {
-		io_uring_prep_nop(sqe);
-	}
+	sim_prep_timer(req, sqe, deadline);
 	return (int64_t)n;
 }
 
@@ -1005,6 +1069,7 @@ const struct urt_backend urt_backend_sim = {
 	.prep = sim_prep,
 	.complete = sim_complete,
 	.retryable = sim_retryable,
+	.reset = sim_reset,
 	/* A simulated op has taken effect at submission: like issued block I/O, it cannot be undone. */
 	.cancellable = false,
 };
@@ -1119,7 +1184,7 @@ URT_API int urt_sim_inject(struct urt_dev *dev, enum urt_sim_fault kind, uint64_
 	struct sim *s = sim_of(dev);
 	int ret = -ENOSPC;
 
-	if (!s || kind < URT_SIM_FAULT_READ_EIO || kind > URT_SIM_FAULT_MISDIRECT || off > s->o.size_bytes ||
+	if (!s || kind < URT_SIM_FAULT_READ_EIO || kind > URT_SIM_FAULT_RESET_FAIL || off > s->o.size_bytes ||
 	    len > s->o.size_bytes - off)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);

@@ -1,0 +1,411 @@
+/*
+ * Recovery from command timeouts on a real Linux NVMe driver, in the NVMe
+ * test guest (tests/nvme-vm/run-vm.sh), on the SLOW namespace: QEMU
+ * throttles it to 16 KiB/s with a leaky bucket, so a 96 KiB write makes
+ * the next command wait 6 s.  A stall "that does not end" is a 96 KiB
+ * write behind another: each reissue of it refills the bucket.
+ *
+ * What the kernel does with a passthrough command whose timeout_ms expires
+ * (drivers/nvme/host/pci.c, nvme_timeout): it sends an Abort and re-arms
+ * the timer; QEMU's Abort does not abort anything, so at the second expiry
+ * the driver resets the controller, which cancels every command in flight
+ * (-EINTR to io_uring, -ETIMEDOUT from urt's backend).  QEMU 7.2 drains
+ * the namespace's I/O when the controller is disabled, throttle included,
+ * so the guest stands still during a reset until the stalled command has
+ * gone through (the stall length bounds it).  The kernel log
+ * shows both ("timeout, aborting", "timeout, reset controller"), and every
+ * controller (re)initialisation logs its queue counts ("default/read/poll
+ * queues"), and NVME_IOCTL_RESET logs "resetting controller", which is
+ * how the tests tell the driver's resets from urt's.
+ *
+ *   rec/reset_ioctl  urt's own reset (nvme_reset_wait: NVME_IOCTL_RESET and
+ *                    the wait for sysfs "live") resets the controller once.
+ *   rec/cascade      deadline -> the driver's abort and reset; a stall that
+ *                    ends: timeouts, rounds, urt's reset, the read and write
+ *                    reissued and their data verified, DEGRADED; a stall
+ *                    that does not end: M resets, OFFLINE, -ENODEV at once
+ *                    with the device named.
+ *
+ * Run it in a boot of its own: the resets disturb every later test.
+ */
+#include <sys/klog.h>
+#include <time.h>
+
+#include "../nvme-vm/guest_env.h"
+#include "../runtime/fixture.h"
+#include "passthru/passthru.h"
+#include "urt/dev.h"
+#include "urt/error.h"
+
+#define SEED_R 0x72656164u	/* Pattern of the data the stalled read reads. */
+#define SEED_W 0x77726974u	/* Pattern of the stalled write. */
+#define KLOG_ABORT "timeout, aborting"
+#define KLOG_RESET "timeout, reset controller"
+#define KLOG_INIT "default/read/poll queues"
+#define KLOG_IOCTL "resetting controller"	/* NVME_IOCTL_RESET: urt asked for a reset. */
+#define STALL_BYTES (96u * 1024)		/* Fills the bucket for 6 s at 16 KiB/s. */
+
+/* --- The guest's kernel log ------------------------------------------------ */
+
+/* How many times needle occurs in the kernel log. */
+static unsigned klog_count(const char *needle)
+{
+	int len = klogctl(10 /* SYSLOG_ACTION_SIZE_BUFFER */, NULL, 0);
+	char *buf, *p;
+	unsigned n = 0;
+
+	cr_assert_gt(len, 0, "klogctl: %s", strerror(errno));
+	buf = malloc((size_t)len + 1);
+	len = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf, len);
+	cr_assert_geq(len, 0, "klogctl: %s", strerror(errno));
+	buf[len] = '\0';
+	for (p = buf; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	free(buf);
+	return n;
+}
+
+/* The controller's name ("nvme0") from URT_NVME_CTRL. */
+static const char *ctrl_name(void)
+{
+	const char *c = env_or_skip("URT_NVME_CTRL");
+	const char *slash = strrchr(c, '/');
+
+	return slash ? slash + 1 : c;
+}
+
+static void ctrl_state(char *buf, size_t len)
+{
+	char path[96];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", ctrl_name());
+	f = fopen(path, "re");
+	cr_assert(f, "%s: %s", path, strerror(errno));
+	cr_assert(fgets(buf, (int)len, f));
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+Test(rec, reset_ioctl)
+{
+	const char *ng = env_or_skip("URT_NVME_NSSLOW");
+	unsigned before = klog_count(KLOG_INIT);
+	char state[32];
+	int ret;
+
+	ret = nvme_reset_wait(ctrl_name(), ng, 20000);
+	cr_assert_eq(ret, 0, "nvme_reset_wait: %d (%s)", ret, urt_last_error());
+	ctrl_state(state, sizeof(state));
+	cr_assert_str_eq(state, "live");
+	cr_assert_eq(klog_count(KLOG_INIT), before + 1, "the controller was initialised once more by the reset");
+}
+
+/* --- The cascade ------------------------------------------------------------- */
+
+struct cascade {
+	const char *ng;
+	uint32_t lbs;
+	struct tests_fail fail;
+	/* Phase 0: a deadline goes to the driver. */
+	int dl_res;			/* The read with a 1 s deadline. */
+	uint64_t dl_ns;			/* Its submit to -ETIMEDOUT. */
+	unsigned dl_aborts;		/* "timeout, aborting" lines it caused. */
+	uint64_t dl_abort_ns;		/* Submit to the first of them. */
+	struct urt_dev_health dl_h;	/* That device's health once the command came back. */
+	/* Phase A: a stall that ends. */
+	int a_read, a_write, a_verify;	/* Results; a_verify: the write read back. */
+	uint64_t a_ns;
+	struct urt_dev_health a_h;
+	unsigned a_aborts, a_kresets, a_inits, a_ioctls;
+	/* Phase B: a stall that does not end. */
+	int b_stalled, b_again, b_write;
+	uint64_t b_ns, b_again_ns;
+	char b_msg[512];
+	struct urt_dev_health b_h;
+	int b_sticky;
+	unsigned b_inits, b_ioctls;
+};
+
+struct op_wait {
+	int res;
+	bool done;
+};
+
+static void op_cb(struct urt_io *io, int res, void *arg)
+{
+	struct op_wait *w = arg;
+
+	(void)io;
+	w->res = res;
+	w->done = true;
+}
+
+/* Opens the SLOW namespace: a command timeout, a deadline policy and a recovery policy. */
+static struct urt_dev *open_slow(struct cascade *s, uint32_t timeout_ms, bool deadline_abort, uint32_t n)
+{
+	struct urt_dev_health_opts ho;
+	struct urt_dev_opts o;
+	struct urt_dev *dev = NULL;
+	int ret;
+
+	urt_dev_health_opts_default(&ho);
+	ho.timeouts_max = n;		/* N */
+	ho.resets_max = 2;		/* M */
+	ho.window_ns = 120ull * 1000000000ull;
+	ho.reset_wait_ms = 20000;
+	urt_dev_opts_default(&o);
+	o.nvme_timeout_ms = timeout_ms;
+	o.deadline_abort = deadline_abort;
+	o.health = &ho;
+	ret = urt_dev_open(s->ng, &o, &dev);
+	if (ret)
+		tests_failf(&s->fail, "urt_dev_open(%s): %d (%s)", s->ng, ret, urt_last_error());
+	return dev;
+}
+
+/* Writes len bytes of pattern seed at off through a handle without a timeout (fills the bucket). */
+static int prime(struct cascade *s, uint64_t off, uint32_t len, uint64_t seed)
+{
+	struct urt_dev *dev = open_slow(s, 0, false, 2);
+	uint8_t *buf = urt_buf_get(len);
+	ssize_t n;
+
+	if (!dev)
+		return -ENODEV;
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = fx_pattern(seed, off + i);
+	n = urt_write(dev, buf, len, off);
+	urt_buf_put(buf);
+	urt_dev_close(dev);
+	return n == (ssize_t)len ? 0 : (int)n;
+}
+
+static int check(const uint8_t *p, uint32_t len, uint64_t seed, uint64_t off)
+{
+	for (uint32_t i = 0; i < len; i++)
+		if (p[i] != fx_pattern(seed, off + i))
+			return -EILSEQ;
+	return 0;
+}
+
+/* Sleeps until the throttle's bucket has drained what the last phase put in it. */
+static void drain(double seconds)
+{
+	urt_sleep_ns((uint64_t)(seconds * 1e9));
+}
+
+/* Phase 0: a 1 s deadline with deadline_abort reaches the driver as timeout_ms. */
+static void phase_deadline(struct cascade *s)
+{
+	struct urt_dev *dev = open_slow(s, 0, true, 2);
+	uint8_t *buf = urt_buf_get(4096);
+	struct op_wait w = { 0 };
+	unsigned aborts0 = klog_count(KLOG_ABORT);
+	struct urt_io io;
+	uint64_t t0;
+
+	if (!dev)
+		return;
+	if (prime(s, 0, STALL_BYTES, SEED_R))
+		tests_failf(&s->fail, "phase 0: the priming write failed");
+	urt_io_prep_read(&io, dev, buf, 4096, 0);
+	io.timeout_ns = 1000000000ull;
+	t0 = urt_clock_ns();
+	if (urt_io_submit(&io, op_cb, &w)) {
+		tests_failf(&s->fail, "phase 0: submit: %s", urt_last_error());
+		return;
+	}
+	while (!w.done)
+		urt_sleep_ns(5000000);
+	s->dl_res = w.res;
+	s->dl_ns = urt_clock_ns() - t0;
+	/* The driver's abort, about when the deadline passed (not after its own io_timeout). */
+	while (klog_count(KLOG_ABORT) == aborts0 && urt_clock_ns() - t0 < 10000000000ull)
+		urt_sleep_ns(20000000);
+	s->dl_abort_ns = urt_clock_ns() - t0;
+	s->dl_aborts = klog_count(KLOG_ABORT) - aborts0;
+	/* The command comes back (the driver's reset cancels it): a timeout for the health. */
+	do {
+		urt_sleep_ns(20000000);
+		urt_dev_health(dev, &s->dl_h);
+	} while (s->dl_h.timeouts == 0 && urt_clock_ns() - t0 < 12000000000ull);
+	urt_buf_put(buf);
+	urt_dev_close(dev);
+}
+
+/*
+ * Phase A: a stall that ends.  After a 96 KiB write the namespace makes a
+ * read and a write wait 6 s; their 1 s timeout expires, the driver aborts
+ * (QEMU ignores the Abort) and at the second expiry (2-4 s: blk-mq rounds
+ * its timer to whole seconds) resets the controller, which cancels the
+ * command whose timer fired (QEMU may complete the other one during the
+ * reset's drain).  With N = 1 that round makes urt ask for a reset too
+ * (it joins the driver's when one is under way); the cancelled command is
+ * reissued and succeeds, and both commands' data is checked.
+ */
+static void phase_recovers(struct cascade *s)
+{
+	struct urt_dev *dev = open_slow(s, 1000, false, 1);
+	uint8_t *rbuf = urt_buf_get(4096), *wbuf = urt_buf_get(4096);
+	struct op_wait wr = { 0 }, ww = { 0 };
+	unsigned aborts0 = klog_count(KLOG_ABORT), kresets0 = klog_count(KLOG_RESET);
+	unsigned inits0 = klog_count(KLOG_INIT), ioctls0 = klog_count(KLOG_IOCTL);
+	struct urt_io ior, iow;
+	uint64_t t0;
+
+	if (!dev)
+		return;
+	for (uint32_t i = 0; i < 4096; i++)
+		wbuf[i] = fx_pattern(SEED_W, (1u << 20) + i);
+	if (prime(s, 0, STALL_BYTES, SEED_R))
+		tests_failf(&s->fail, "phase A: the priming write failed");
+	t0 = urt_clock_ns();
+	urt_io_prep_read(&ior, dev, rbuf, 4096, 4096);
+	urt_io_prep_write(&iow, dev, wbuf, 4096, 1u << 20);
+	if (urt_io_submit(&ior, op_cb, &wr) || urt_io_submit(&iow, op_cb, &ww)) {
+		tests_failf(&s->fail, "phase A: submit: %s", urt_last_error());
+		return;
+	}
+	while ((!wr.done || !ww.done) && urt_clock_ns() - t0 < 60000000000ull)
+		urt_sleep_ns(5000000);
+	s->a_ns = urt_clock_ns() - t0;
+	s->a_read = wr.done ? wr.res : 1;
+	s->a_write = ww.done ? ww.res : 1;
+	if (s->a_read == 4096)
+		s->a_read = check(rbuf, 4096, SEED_R, 4096);
+	urt_dev_health(dev, &s->a_h);
+	s->a_aborts = klog_count(KLOG_ABORT) - aborts0;
+	s->a_kresets = klog_count(KLOG_RESET) - kresets0;
+	s->a_inits = klog_count(KLOG_INIT) - inits0;
+	s->a_ioctls = klog_count(KLOG_IOCTL) - ioctls0;
+	/* The reissued write landed: read it back (the bucket is low again by now). */
+	memset(rbuf, 0, 4096);
+	s->a_verify = (int)urt_read(dev, rbuf, 4096, 1u << 20);
+	if (s->a_verify == 4096)
+		s->a_verify = check(rbuf, 4096, SEED_W, 1u << 20);
+	urt_buf_put(rbuf);
+	urt_buf_put(wbuf);
+	urt_dev_close(dev);
+}
+
+/*
+ * Phase B: a stall that does not end.  A 96 KiB write behind a 96 KiB
+ * write waits 6 s, and every reissue of it fills the bucket again, so each
+ * attempt is cancelled by the driver's reset.  N = 2 rounds make urt reset;
+ * the attempt after each reset times out again (the reset did not cure
+ * it), and after M = 2 such resets the device goes offline.
+ */
+static void phase_offline(struct cascade *s)
+{
+	struct urt_dev *dev = open_slow(s, 1000, false, 2);
+	uint8_t *buf = urt_buf_get(STALL_BYTES);
+	unsigned inits0 = klog_count(KLOG_INIT), ioctls0 = klog_count(KLOG_IOCTL);
+	uint64_t t0;
+
+	if (!dev)
+		return;
+	memset(buf, 0x5b, STALL_BYTES);
+	if (prime(s, 2u << 20, STALL_BYTES, SEED_R))
+		tests_failf(&s->fail, "phase B: the priming write failed");
+	t0 = urt_clock_ns();
+	s->b_stalled = (int)urt_write(dev, buf, STALL_BYTES, 3u << 20);
+	s->b_ns = urt_clock_ns() - t0;
+	snprintf(s->b_msg, sizeof(s->b_msg), "%s", urt_last_error());
+	t0 = urt_clock_ns();
+	s->b_again = (int)urt_read(dev, buf, 4096, 0);
+	s->b_again_ns = urt_clock_ns() - t0;
+	s->b_write = (int)urt_write(dev, buf, 4096, 0);
+	urt_dev_health(dev, &s->b_h);
+	s->b_sticky = urt_dev_error(dev);
+	s->b_inits = klog_count(KLOG_INIT) - inits0;
+	s->b_ioctls = klog_count(KLOG_IOCTL) - ioctls0;
+	urt_buf_put(buf);
+	urt_dev_close(dev);
+}
+
+static void cascade_body(void *arg)
+{
+	struct cascade *s = arg;
+
+	phase_deadline(s);
+	drain(2.0);	/* What phase 0 left in the bucket (its read, about 4 KiB). */
+	phase_recovers(s);
+	drain(2.0);	/* Phase A's reissued read and write and the read-back: 12 KiB. */
+	phase_offline(s);
+}
+
+Test(rec, cascade)
+{
+	static const int cpu0[] = { 0 };
+	struct cascade s = { 0 };
+	struct urt_rt_opts o;
+	struct urt_rt *rt;
+	uint32_t nsid;
+	const char *blk;
+
+	guest_ns_env("SLOW", &s.ng, &blk, &s.lbs, &nsid);
+	urt_rt_opts_default(&o);
+	o.cpus = cpu0;
+	o.ncpus = 1;
+	o.buf_region_bytes = 4u << 20;
+	rt = fx_start(&o);
+	fx_run(rt, 0, cascade_body, &s);
+	urt_rt_stop(rt);
+	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+
+	cr_log_info("phase 0: deadline -> %d after %.2f s; driver abort after %.2f s (%u); health timeouts %llu",
+		    s.dl_res, s.dl_ns / 1e9, s.dl_abort_ns / 1e9, s.dl_aborts, (unsigned long long)s.dl_h.timeouts);
+	cr_expect_eq(s.dl_res, -ETIMEDOUT, "%d", s.dl_res);
+	cr_expect(s.dl_ns >= 900000000ull && s.dl_ns < 2500000000ull, "-ETIMEDOUT after %.2f s", s.dl_ns / 1e9);
+	cr_expect_geq(s.dl_aborts, 1, "the driver aborted the command: the deadline reached it as timeout_ms");
+	cr_expect_lt(s.dl_abort_ns, 5000000000ull, "the abort came %.2f s after submission, not after the "
+		     "driver's io_timeout", s.dl_abort_ns / 1e9);
+	cr_expect_geq(s.dl_h.timeouts, 1, "the aborted command came back as a timeout");
+
+	cr_log_info("phase A: read %d, write %d, verify %d after %.2f s; %s, timeouts %llu, rounds %llu, "
+		    "retries %llu, resets %llu, failed %llu; kernel: %u aborts, %u resets, %u inits, %u reset ioctls",
+		    s.a_read, s.a_write, s.a_verify, s.a_ns / 1e9, urt_dev_state_name(s.a_h.state),
+		    (unsigned long long)s.a_h.timeouts, (unsigned long long)s.a_h.rounds,
+		    (unsigned long long)s.a_h.retries, (unsigned long long)s.a_h.resets,
+		    (unsigned long long)s.a_h.reset_failures, s.a_aborts, s.a_kresets, s.a_inits, s.a_ioctls);
+	cr_expect_eq(s.a_read, 0, "the stalled read was reissued and read the right data: %d", s.a_read);
+	cr_expect_eq(s.a_write, 4096, "the stalled write was reissued: %d", s.a_write);
+	cr_expect_eq(s.a_verify, 0, "and its data is on the namespace: %d", s.a_verify);
+	/*
+	 * The command whose timer made the driver reset comes back -EINTR; QEMU
+	 * completes the other during the reset's drain, so it may succeed.
+	 */
+	cr_expect_geq(s.a_h.timeouts, 1, "a command timed out");
+	cr_expect_eq(s.a_h.rounds, 1, "N = 1 round");
+	cr_expect_geq(s.a_h.retries, 1, "and was reissued");
+	cr_expect_eq(s.a_h.resets, 1, "urt asked for one reset");
+	cr_expect_eq(s.a_ioctls + s.a_kresets >= 1, 1, "a reset happened (urt's ioctl, or the driver's that "
+		     "urt joined)");
+	cr_expect_eq(s.a_h.reset_failures, 0);
+	cr_expect_eq(s.a_h.state, URT_DEV_DEGRADED, "%s", urt_dev_state_name(s.a_h.state));
+	cr_expect_geq(s.a_aborts, 1, "the driver aborted a command");
+	cr_expect_geq(s.a_kresets, 1, "the driver reset the controller");
+	cr_expect_geq(s.a_inits, 1, "the controller came back");
+
+	cr_log_info("phase B: write %d after %.2f s (%s); read %d after %.3f s; write %d; %s, timeouts %llu, "
+		    "rounds %llu, resets %llu, failed %llu (last %d); %u inits, %u reset ioctls", s.b_stalled,
+		    s.b_ns / 1e9, s.b_msg,
+		    s.b_again, s.b_again_ns / 1e9, s.b_write, urt_dev_state_name(s.b_h.state),
+		    (unsigned long long)s.b_h.timeouts, (unsigned long long)s.b_h.rounds,
+		    (unsigned long long)s.b_h.resets, (unsigned long long)s.b_h.reset_failures,
+		    s.b_h.last_reset_err, s.b_inits, s.b_ioctls);
+	cr_expect_eq(s.b_stalled, -ENODEV, "%d", s.b_stalled);
+	cr_expect(strstr(s.b_msg, s.ng) && strstr(s.b_msg, "offline"), "the message names the device: %s",
+		  s.b_msg);
+	cr_expect_eq(s.b_again, -ENODEV);
+	cr_expect_lt(s.b_again_ns, 100000000ull, "an op on an offline device fails at once (%.3f s)",
+		     s.b_again_ns / 1e9);
+	cr_expect_eq(s.b_write, -ENODEV);
+	cr_expect_eq(s.b_h.state, URT_DEV_OFFLINE, "%s", urt_dev_state_name(s.b_h.state));
+	cr_expect_eq(s.b_h.reset_failures, 2, "M = 2");
+	cr_expect_eq(s.b_h.resets, 2);
+	cr_expect_geq(s.b_h.rounds, 4, "N = 2 rounds, then one per failed reset");
+	cr_expect_eq(s.b_sticky, -ENODEV);
+	cr_expect_geq(s.b_inits, 2, "the controller was reset (and came back) at least twice");
+}

@@ -25,6 +25,7 @@
 URT_BEGIN_DECLS
 
 struct urt_dev;
+struct urt_nvme_coalesce;
 struct urt_rt;
 
 /** Ordering policy of a device's scheduler (struct urt_sched_opts). */
@@ -87,6 +88,9 @@ struct urt_dev_opts {
 	uint64_t size_bytes;	/**< With create: extend the file to this size. */
 	uint32_t nvme_timeout_ms;/**< passthru: device-side command timeout, 0 = driver default. */
 	const struct urt_sched_opts *sched;/**< NULL or policy NONE: no scheduler (default). */
+	const struct urt_nvme_coalesce *nvme_coalesce;/**< passthru: set the controller's Interrupt Coalescing
+					 * (Feature 08h, include/urt/nvme.h) at open; needs CAP_SYS_ADMIN.
+					 * NULL = leave it (default). */
 };
 
 /** What the backend found about a device; urt_dev_info() returns it. */

@@ -54,8 +54,12 @@ struct urt_backend {
 			uint64_t len, uint64_t off, unsigned flags);
 	/* Map the CQE to a result; NULL means cqe->res as is. */
 	int (*complete)(struct urt_dev *dev, struct urt_req *req, int32_t res, const struct io_uring_cqe *cqe);
-	/* Whether a failed result may be retried; NULL = the runtime's table. */
-	bool (*retryable)(struct urt_dev *dev, int res);
+	/*
+	 * Whether a failed result of req may be retried; NULL = the runtime's
+	 * table.  *delay_ns comes in as the runtime's backoff for this retry;
+	 * the backend may raise it (an NVMe status's command retry delay).
+	 */
+	bool (*retryable)(struct urt_dev *dev, const struct urt_req *req, int res, uint64_t *delay_ns);
 	/* Which ring the device's data ops go to. */
 	bool needs_big_sqe;	/* SQE128|CQE32 (passthrough). */
 	bool cancellable;	/* In-flight ops can be cancelled by the kernel. */

@@ -54,6 +54,11 @@ URT_API int urt_dev_open(const char *path, const struct urt_dev_opts *opts, stru
 		urt_set_error("unknown backend \"%s\" (file, passthru, sim, psync)", opts->backend);
 		return -ENODEV;
 	}
+	if (opts->nvme_coalesce && strcmp(be->name, "passthru") != 0) {
+		urt_set_error("%s: nvme_coalesce (Interrupt Coalescing) applies to NVMe generic devices "
+			      "(/dev/ngXnY) only, not to the %s backend", path, be->name);
+		return -EINVAL;
+	}
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;

@@ -196,7 +196,7 @@ URT_API int urt_dev_register(struct urt_rt *rt, struct urt_dev *dev)
 		pthread_mutex_lock(&rt->dev_lock);
 		rt->devs[slot] = NULL;
 		pthread_mutex_unlock(&rt->dev_lock);
-		urt_set_error("registering %s as a fixed file: %s", dev->path, strerror(-ret));
+		urt_set_error("registering %s as a fixed file: %s", dev->path, urt_strerror(ret));
 		return ret;
 	}
 	dev->reg_rt = rt;

@@ -6,7 +6,12 @@
  *   controllers, namespaces   libnvme's topology scan (nvme_scan_topology):
  *                             hosts -> subsystems -> controllers -> their
  *                             namespaces, plus a subsystem's own
- *                             (multipath head) namespaces, once each
+ *                             (multipath head) namespaces, once each; and
+ *                             libnvme's sysfs filters for the namespaces
+ *                             its tree drops (it Identifies each through
+ *                             the block device, which a non-root user may
+ *                             not open)
+ *   nsid, size, block size    /sys/block/<ns>/{nsid,size,queue/logical_block_size}
  *   model, serial, firmware,  the controller's sysfs attributes, which
  *   transport                 libnvme reads during the scan
  *   access                    open() of /dev/ngXnY read-write, else read-only
@@ -18,13 +23,15 @@
  *   fua, io_poll, kernel max  /sys/block/<ns>/queue/{fua,io_poll,max_hw_sectors_kb}
  *   poll_queues               /sys/module/nvme/parameters/poll_queues
  * Whatever this process may not read is reported as not known, with the
- * errno that said so, never guessed.  libnvme 1.3 lists a namespace only
- * through its block device, so a namespace that has only an ng device
- * (an unsupported format) is not listed.
+ * errno that said so, never guessed.  Namespaces are found through their
+ * block devices, so one that has only an ng device (an unsupported
+ * format) is not listed.
  */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
+#include <nvme/filters.h>
 #include <nvme/ioctl.h>
 #include <nvme/tree.h>
 #include <nvme/types.h>
@@ -190,12 +197,16 @@ static void ns_identify(struct urt_nvme_ns_entry *e, int fd)
 	e->size_bytes = le64toh(id.nsze) * e->block_bytes;
 }
 
-static int ns_add(struct scan *s, unsigned ctrl, nvme_ns_t n)
+/*
+ * Add namespace name ("nvme0n1") of controller index ctrl, from sysfs:
+ * libnvme 1.3 drops a namespace whose block device it cannot open for its
+ * own Identify (any non-root user), so the names come from both its tree
+ * and the controller's sysfs directory, and the facts from sysfs.
+ */
+static int ns_add(struct scan *s, unsigned ctrl, const char *name)
 {
 	struct urt_nvme_list *l = s->list;
 	struct urt_nvme_ns_entry *e;
-	const char *name = nvme_ns_get_name(n);
-	const char *gen = nvme_ns_get_generic_name(n);
 	char path[160];
 	uint64_t v;
 	int fd;
@@ -215,20 +226,28 @@ static int ns_add(struct scan *s, unsigned ctrl, nvme_ns_t n)
 	e = &l->ns[l->nns++];
 	memset(e, 0, sizeof(*e));
 	e->ctrl = ctrl;
-	e->nsid = (uint32_t)nvme_ns_get_nsid(n);
-	snprintf(e->block_path, sizeof(e->block_path), "/dev/%s", name);
-	if (gen && *gen)
-		snprintf(e->generic_path, sizeof(e->generic_path), "/dev/%s", gen);
-	e->block_bytes = (uint32_t)nvme_ns_get_lba_size(n);
-	e->size_bytes = nvme_ns_get_lba_count(n) * e->block_bytes;
+	snprintf(e->block_path, sizeof(e->block_path), "/dev/%.32s", name);
+	/* The kernel names the generic device of nvmeXnY ngXnY (nvme_ns_add_cdev). */
+	snprintf(e->generic_path, sizeof(e->generic_path), "/dev/ng%.32s", name + 4);
+	snprintf(path, sizeof(path), "/sys/block/%.32s/nsid", name);
+	if (sysfs_u64(path, &v))
+		e->nsid = (uint32_t)v;
+	snprintf(path, sizeof(path), "/sys/block/%.32s/queue/logical_block_size", name);
+	if (sysfs_u64(path, &v))
+		e->block_bytes = (uint32_t)v;
+	snprintf(path, sizeof(path), "/sys/block/%.32s/size", name);
+	if (sysfs_u64(path, &v))
+		e->size_bytes = v * 512;	/* sysfs counts 512-byte sectors, whatever the LBA size. */
 	e->identify_err = -ENODEV;
-	snprintf(path, sizeof(path), "/sys/block/%s/queue/fua", name);
+	snprintf(path, sizeof(path), "/sys/block/%.32s/queue/fua", name);
 	e->fua = sysfs_u64(path, &v) && v == 1;
-	snprintf(path, sizeof(path), "/sys/block/%s/queue/io_poll", name);
+	snprintf(path, sizeof(path), "/sys/block/%.32s/queue/io_poll", name);
 	e->io_poll = sysfs_u64(path, &v) && v == 1;
-	snprintf(path, sizeof(path), "/sys/block/%s/queue/max_hw_sectors_kb", name);
+	snprintf(path, sizeof(path), "/sys/block/%.32s/queue/max_hw_sectors_kb", name);
 	if (sysfs_u64(path, &v) && v < (1u << 22))
 		e->kernel_max_bytes = (uint32_t)(v * 1024);
+	if (access(e->generic_path, F_OK))
+		e->generic_path[0] = '\0';
 
 	if (!e->generic_path[0]) {
 		e->open_err = -ENOENT;
@@ -296,9 +315,25 @@ static void list_sort(struct urt_nvme_list *l)
 	free(names);
 }
 
+/* Add the n namespaces named in ents (from libnvme's sysfs filters) and free ents. */
+static int scan_dirents(struct scan *s, unsigned ctrl, int n, struct dirent **ents)
+{
+	int ret = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!ret)
+			ret = ns_add(s, ctrl, ents[i]->d_name);
+		free(ents[i]);
+	}
+	if (n > 0)
+		free(ents);
+	return ret;
+}
+
 static int scan_ctrl(struct scan *s, nvme_ctrl_t c)
 {
 	struct urt_nvme_ctrl_entry *e = ctrl_add(s, c);
+	struct dirent **ents = NULL;
 	unsigned idx;
 	nvme_ns_t n;
 	int fd, ret;
@@ -316,11 +351,11 @@ static int scan_ctrl(struct scan *s, nvme_ctrl_t c)
 		e->coalesce_err = -errno;
 	}
 	nvme_ctrl_for_each_ns(c, n) {
-		ret = ns_add(s, idx, n);
+		ret = ns_add(s, idx, nvme_ns_get_name(n));
 		if (ret)
 			return ret;
 	}
-	return 0;
+	return scan_dirents(s, idx, nvme_scan_ctrl_namespaces(c, &ents), ents);
 }
 
 URT_API int urt_nvme_list(struct urt_nvme_list **out)
@@ -363,14 +398,22 @@ URT_API int urt_nvme_list(struct urt_nvme_list **out)
 			c = nvme_subsystem_first_ctrl(sub);
 			if (!c)
 				continue;
-			nvme_subsystem_for_each_ns(sub, n) {
+			{
 				struct urt_nvme_ctrl_entry *e = ctrl_add(&s, c);
+				struct dirent **ents = NULL;
+				unsigned idx;
 
 				if (!e) {
 					ret = -ENOMEM;
 					goto out;
 				}
-				ret = ns_add(&s, (unsigned)(e - s.list->ctrl), n);
+				idx = (unsigned)(e - s.list->ctrl);
+				nvme_subsystem_for_each_ns(sub, n) {
+					ret = ns_add(&s, idx, nvme_ns_get_name(n));
+					if (ret)
+						goto out;
+				}
+				ret = scan_dirents(&s, idx, nvme_scan_subsystem_namespaces(sub, &ents), ents);
 				if (ret)
 					goto out;
 			}

@@ -355,7 +355,8 @@ static int scan_ctrl(struct scan *s, nvme_ctrl_t c)
 		if (ret)
 			return ret;
 	}
-	return scan_dirents(s, idx, nvme_scan_ctrl_namespaces(c, &ents), ents);
+	ret = nvme_scan_ctrl_namespaces(c, &ents);	/* Before ents is read: C leaves argument order open. */
+	return scan_dirents(s, idx, ret, ents);
 }
 
 URT_API int urt_nvme_list(struct urt_nvme_list **out)
@@ -413,7 +414,8 @@ URT_API int urt_nvme_list(struct urt_nvme_list **out)
 					if (ret)
 						goto out;
 				}
-				ret = scan_dirents(&s, idx, nvme_scan_subsystem_namespaces(sub, &ents), ents);
+				ret = nvme_scan_subsystem_namespaces(sub, &ents);
+				ret = scan_dirents(&s, idx, ret, ents);
 				if (ret)
 					goto out;
 			}

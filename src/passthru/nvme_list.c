@@ -295,15 +295,15 @@ static int by_ctrl_nsid(const void *a, const void *b)
 /* Sort controllers by name and namespaces by controller and nsid, keeping ns->ctrl right. */
 static void list_sort(struct urt_nvme_list *l)
 {
-	char (*names)[32] = NULL;
+	char (*names)[32];
 
-	if (l->nctrl) {
-		names = malloc(l->nctrl * sizeof(*names));
-		if (!names)
-			return;	/* Unsorted but consistent. */
-		for (unsigned i = 0; i < l->nctrl; i++)
-			memcpy(names[i], l->ctrl[i].name, sizeof(names[i]));
-	}
+	if (l->nctrl == 0)
+		return;	/* Nothing to sort (and no array: qsort must not see NULL). */
+	names = malloc(l->nctrl * sizeof(*names));
+	if (!names)
+		return;	/* Unsorted but consistent. */
+	for (unsigned i = 0; i < l->nctrl; i++)
+		memcpy(names[i], l->ctrl[i].name, sizeof(names[i]));
 	qsort(l->ctrl, l->nctrl, sizeof(*l->ctrl), by_ctrl_name);
 	for (unsigned i = 0; i < l->nns; i++)
 		for (unsigned j = 0; j < l->nctrl; j++)
@@ -311,7 +311,8 @@ static void list_sort(struct urt_nvme_list *l)
 				l->ns[i].ctrl = j;
 				break;
 			}
-	qsort(l->ns, l->nns, sizeof(*l->ns), by_ctrl_nsid);
+	if (l->nns)
+		qsort(l->ns, l->nns, sizeof(*l->ns), by_ctrl_nsid);
 	free(names);
 }
 

@@ -97,7 +97,8 @@ struct urt_io {
 	union {
 		int32_t fd;		/**< ACCEPT/RECV/SEND: the socket. */
 		uint32_t dev_status;	/**< Device ops, written by urt: the last device command's status
-					 * (urt_io_nvme_status in nvme.h decodes it); 0 = none. */
+					 * (urt_io_nvme_status in nvme.h decodes it); 0 = none.  The prep
+					 * functions zero it: re-prep an io before submitting it again. */
 	};
 	uint16_t buf_id;	/**< RECV multishot: the provided buffer holding the data. */
 	uint8_t prio;		/**< enum urt_io_prio (prep sets NORMAL; set it after prep). */

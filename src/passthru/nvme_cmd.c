@@ -14,6 +14,7 @@
  * first entry alone is too long, as a plain command on part of it.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <linux/nvme_ioctl.h>
 #include <string.h>
 
@@ -22,6 +23,7 @@
 
 /* The passthrough command lives in the second half of a 128-byte SQE. */
 _Static_assert(sizeof(struct nvme_uring_cmd) <= 80, "nvme_uring_cmd fits in sqe->cmd of an SQE128");
+_Static_assert(offsetof(struct nvme_uring_cmd, opcode) == 0, "nvme_cmd_opcode reads the first byte of the command");
 
 /* Start a command on sqe: the SQE and its 80-byte command area zeroed. */
 static struct nvme_uring_cmd *cmd_init(const struct nvme_cmd_target *t, struct io_uring_sqe *sqe, uint32_t cmd_op,
@@ -130,11 +132,4 @@ int64_t nvme_cmd_prep(const struct nvme_cmd_target *t, const struct nvme_cmd_op 
 	default:
 		return -EOPNOTSUPP;
 	}
-}
-
-int nvme_cmd_opcode(const struct io_uring_sqe *sqe)
-{
-	if (sqe->opcode != IORING_OP_URING_CMD)
-		return -1;
-	return ((const struct nvme_uring_cmd *)sqe->cmd)->opcode;
 }

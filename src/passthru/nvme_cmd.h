@@ -48,6 +48,10 @@ struct nvme_cmd_op {
 int64_t nvme_cmd_prep(const struct nvme_cmd_target *t, const struct nvme_cmd_op *op, struct io_uring_sqe *sqe);
 
 /* The NVMe opcode a prepared sqe carries, or -1 when it carries no NVMe command (a NOP). */
-int nvme_cmd_opcode(const struct io_uring_sqe *sqe);
+static inline int nvme_cmd_opcode(const struct io_uring_sqe *sqe)
+{
+	/* struct nvme_uring_cmd starts with its opcode byte, at the start of sqe->cmd. */
+	return sqe->opcode == IORING_OP_URING_CMD ? *(const uint8_t *)sqe->cmd : -1;
+}
 
 #endif /* URT_PASSTHRU_NVME_CMD_H */

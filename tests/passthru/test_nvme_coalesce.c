@@ -166,6 +166,9 @@ Test(nvme_coalesce, set_get_and_the_device_option)
 		cr_log_info("%s refuses Set Features 08h: %s (%s)", ctrl, urt_strerror(ret), why);
 		cr_assert_eq(urt_nvme_coalesce_get(ctrl, &got), 0);
 		cr_assert(got.threshold == orig.threshold && got.time_100us == orig.time_100us);
+		/* The ng device carries the same controller-wide admin command. */
+		cr_assert_eq(urt_nvme_coalesce_get(ng, &got), 0, "%s", urt_last_error());
+		cr_assert(got.threshold == orig.threshold && got.time_100us == orig.time_100us);
 		/* The device option fails the open the same way, with nothing left open. */
 		urt_dev_opts_default(&o);
 		o.nvme_coalesce = &want;

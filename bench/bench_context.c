@@ -23,6 +23,7 @@
 #include <ucontext.h>
 
 #include "base/clock.h"
+#include "urt/error.h"
 #include "runtime/fiber/context.h"
 #include "urbench/result.h"
 #include "runtime/fiber/stack.h"
@@ -189,7 +190,7 @@ int main(int argc, char **argv)
 	if (err == 0)
 		err = make_sched_fibers();
 	if (err != 0) {
-		fprintf(stderr, "bench_context: urt_stack_alloc: %s\n", strerror(-err));
+		fprintf(stderr, "bench_context: urt_stack_alloc: %s\n", urt_strerror(err));
 		return 1;
 	}
 	urt_ctx_make(&fiber_ctx, &st, pong, NULL);

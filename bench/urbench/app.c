@@ -138,6 +138,8 @@ int ub_main(int argc, char **argv, FILE *out, FILE *errf)
 	char err[512];
 	int ret;
 
+	if (argc == 2 && strcmp(argv[1], "--list") == 0)
+		return ub_list(out, errf);
 	ub_opts_default(&o);
 	ret = ub_opts_parse(argc, argv, &o, err, sizeof(err));
 	if (ret) {

@@ -11,4 +11,7 @@
 /* Run urbench with argv; results go to out, errors (one line) to err.  Returns enum ub_exit. */
 int ub_main(int argc, char **argv, FILE *out, FILE *err);
 
+/* urbench --list (list.c): print the NVMe controllers and namespaces.  Returns enum ub_exit. */
+int ub_list(FILE *out, FILE *err);
+
 #endif /* URBENCH_APP_H */

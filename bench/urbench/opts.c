@@ -31,6 +31,8 @@ const char ub_usage[] =
 	"       urbench JOBFILE.ini|.fio [options]   (fio-style job file; see urbench(1), JOB FILES)\n"
 	"       urbench              (no arguments: 30 s psync vs uring+fixedbufs+regfiles compare,\n"
 	"                             4 KiB randread at QD1 and QD32 on a 1 GiB O_DIRECT temp file)\n"
+	"       urbench --list       (the NVMe controllers and namespaces: /dev/ngXnY paths, access,\n"
+	"                             LBA formats, MDTS, write cache, poll queues, interrupt coalescing)\n"
 	"\n"
 	"TARGET is a regular file (created and filled when missing, see --size), a block\n"
 	"device, an NVMe generic char device (/dev/ngXnY, --mode passthru), sim:SIZE for the\n"

@@ -25,6 +25,7 @@
 URT_BEGIN_DECLS
 
 struct urt_dev;
+struct urt_nvme_coalesce;
 struct urt_rt;
 
 /** Ordering policy of a device's scheduler (struct urt_sched_opts). */
@@ -136,6 +137,9 @@ struct urt_dev_opts {
 				 * the command's timeout, so that the driver aborts the command when it
 				 * passes (and resets the controller if the abort fails); default false,
 				 * because that reset also hits every other user of the controller. */
+	const struct urt_nvme_coalesce *nvme_coalesce;/**< passthru: set the controller's Interrupt Coalescing
+					 * (Feature 08h, include/urt/nvme.h) at open; needs CAP_SYS_ADMIN.
+					 * NULL = leave it (default). */
 };
 
 /** What the backend found about a device; urt_dev_info() returns it. */

@@ -3,21 +3,20 @@
  * urt error codes.
  *
  * Every urt function that can fail returns an int: 0 (or a count) on
- * success, a negative value on failure.  Negative values come from three
- * disjoint bands, so one int carries any of them and urt_strerror() explains
- * all of them:
+ * success, a negative value on failure.  Negative values come from two
+ * disjoint bands, so one int carries either and urt_strerror() explains
+ * both:
  *
  *   -1 .. -4095          -errno, as returned by the kernel and libc
- *                        (4095 is the kernel's MAX_ERRNO).
+ *                        (4095 is the kernel's MAX_ERRNO).  A device error
+ *                        is always an errno: an NVMe passthrough command
+ *                        that fails gives the errno the Linux NVMe driver
+ *                        gives on the block path (-ENODATA for a media
+ *                        error, ...), and its exact NVMe status stays
+ *                        readable from the op (urt_io_nvme_status in
+ *                        urt/nvme.h).
  *   -10000 .. -10999     URT_E_*: conditions only the engine knows about
  *                        (on-disk corruption, format version, full store).
- *   -20000 .. -85535     NVMe completion status from the passthrough
- *                        backend: URT_E_NVME(status) = -(20000 + status),
- *                        where status is the 16-bit status field of the CQE
- *                        shifted right by one (phase tag dropped):
- *                        bits 0-7 status code (SC), bits 8-10 status code
- *                        type (SCT), bits 11-12 command retry delay,
- *                        bit 13 more, bit 14 do-not-retry.
  *
  * Adding a code: append it to the enum below and to the table in
  * src/base/strerror.c (a test checks that every code has a message).
@@ -56,34 +55,15 @@ enum urt_error {
 	URT_E_FOREIGN = -10009,
 	/** One past the most negative engine code in use; keep it last. */
 	URT_E_LAST = -10010,
-	/** The engine band ends here; codes below belong to the NVMe band. */
+	/** The engine band ends here. */
 	URT_E_BAND_END = -10999,
-
-	/** NVMe status band: URT_E_NVME(status) = URT_E_NVME_BASE - status. */
-	URT_E_NVME_BASE = -20000,
-	URT_E_NVME_END = -20000 - 0xffff,
 };
 
-/** Turns a 15-bit NVMe status field (phase tag already removed) into an error code. */
-#define URT_E_NVME(status) (URT_E_NVME_BASE - (int)((status) & 0xffff))
-
-/** True when err lies in the NVMe status band. */
-static inline bool urt_err_is_nvme(int err)
-{
-	return err <= URT_E_NVME_BASE && err >= URT_E_NVME_END;
-}
-
-/** Returns the NVMe status field carried by an error of the NVMe band. */
-static inline uint16_t urt_err_nvme_status(int err)
-{
-	return (uint16_t)(URT_E_NVME_BASE - err);
-}
-
 /**
- * Explains any urt return value: 0, -errno, URT_E_* or an NVMe status.
- * Messages for 0, -errno and URT_E_* are static strings.  Messages for the
- * NVMe band and for unknown codes are formatted into a thread-local buffer
- * that stays valid until the next call on the same thread.
+ * Explains any urt return value: 0, -errno or URT_E_*.
+ * Messages for 0, -errno and URT_E_* are static strings.  Messages for
+ * unknown codes are formatted into a thread-local buffer that stays valid
+ * until the next call on the same thread.
  */
 URT_API const char *urt_strerror(int err);
 

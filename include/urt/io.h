@@ -94,7 +94,12 @@ struct urt_io {
 	uint8_t flags;		/**< enum urt_io_flags. */
 	uint16_t nr_iov;	/**< READV/WRITEV: entries in iov. */
 	int32_t res;		/**< Final result, also passed to the callback. */
-	int32_t fd;		/**< ACCEPT/RECV/SEND: the socket. */
+	union {
+		int32_t fd;		/**< ACCEPT/RECV/SEND: the socket. */
+		uint32_t dev_status;	/**< Device ops, written by urt: the last device command's status
+					 * (urt_io_nvme_status in nvme.h decodes it); 0 = none.  The prep
+					 * functions zero it: re-prep an io before submitting it again. */
+	};
 	uint16_t buf_id;	/**< RECV multishot: the provided buffer holding the data. */
 	uint8_t prio;		/**< enum urt_io_prio (prep sets NORMAL; set it after prep). */
 	uint8_t reserved;	/**< Zero. */

@@ -24,6 +24,7 @@
 #include "urt/net.h"
 #include "urt/hist.h"
 #include "urt/sim.h"
+#include "urt/nvme.h"
 
 #include "urt/ps.h"
 #include "urt/kv.h"

@@ -1,27 +1,16 @@
 /*
  * urt_strerror: one explanation function for every urt return value.
  *
- * The three bands of include/urt/error.h are handled here in turn: -errno
- * goes to glibc's strerrordesc_np (a static string, unlike strerror),
- * URT_E_* codes come from the table below, and NVMe statuses are decoded by
- * the passthrough backend.
- *
- * Extension point for the NVMe band: the passthrough backend defines
- *
- *     const char *nvme_status_name(uint16_t status);
- *
- * returning a static string such as "Invalid Field in Command" for the
- * status field (SCT and SC, retry bits ignored), or NULL when it does not
- * know the status.  The reference below is weak, so liburt links and
- * urt_strerror still prints the raw SCT/SC numbers when no backend provides
- * the table.
+ * The two bands of include/urt/error.h are handled here in turn: -errno
+ * goes to glibc's strerrordesc_np (a static string, unlike strerror), and
+ * URT_E_* codes come from the table below.  NVMe statuses are no band of
+ * their own: a failed passthrough command is an errno, and its status is
+ * read from the op (urt_io_nvme_status, urt_nvme_status_str).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "urt/error.h"
-
-extern const char *nvme_status_name(uint16_t status) __attribute__((weak, visibility("hidden")));
 
 /* Messages of the engine band, indexed by URT_E_BASE - code. */
 static const char *const engine_msgs[] = {
@@ -42,25 +31,8 @@ _Static_assert(sizeof(engine_msgs) / sizeof(engine_msgs[0]) == URT_E_BASE - URT_
 /* Linux never returns an errno above this (include/linux/err.h MAX_ERRNO). */
 #define ERRNO_MAX 4095
 
-/* Formatted messages (NVMe statuses, unknown codes) live here, one per thread. */
-static __thread char msg_buf[96];
-
-static const char *nvme_msg(int err)
-{
-	uint16_t status = urt_err_nvme_status(err);
-	unsigned int sct = (status >> 8) & 0x7;
-	unsigned int sc = status & 0xff;
-	const char *name = nvme_status_name ? nvme_status_name(status) : NULL;
-	bool dnr = status & (1u << 14);
-
-	if (name)
-		snprintf(msg_buf, sizeof(msg_buf), "NVMe: %s (SCT %u, SC 0x%02x%s)", name, sct, sc,
-			 dnr ? ", do not retry" : "");
-	else
-		snprintf(msg_buf, sizeof(msg_buf), "NVMe status SCT %u, SC 0x%02x%s", sct, sc,
-			 dnr ? ", do not retry" : "");
-	return msg_buf;
-}
+/* Formatted messages (unknown codes) live here, one per thread. */
+static __thread char msg_buf[48];
 
 const char *urt_strerror(int err)
 {
@@ -73,8 +45,6 @@ const char *urt_strerror(int err)
 			return s;
 	} else if (err <= URT_E_BASE && err > URT_E_LAST) {
 		return engine_msgs[URT_E_BASE - err];
-	} else if (urt_err_is_nvme(err)) {
-		return nvme_msg(err);
 	}
 	snprintf(msg_buf, sizeof(msg_buf), "Unknown error %d", err);
 	return msg_buf;

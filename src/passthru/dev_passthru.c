@@ -11,24 +11,24 @@
  *
  * Design notes
  * ------------
- * 1. Mapping of urt ops to NVMe commands (one SQE each):
- *      READ, READV          Read (02h); vectors use NVME_URING_CMD_IO_VEC
- *      WRITE, WRITEV        Write (01h), FUA (CDW12 bit 30) with URT_IO_FUA
- *      FLUSH, FSYNC         Flush (00h); without a volatile write cache
- *                           there is nothing to flush and a NOP stands in
- *      WRITE_ZEROES         Write Zeroes (08h)
- *      DEALLOCATE           Dataset Management (09h), one range, AD set
+ * 1. Commands are built by nvme_cmd_prep (nvme_cmd.c has the mapping of
+ *    urt ops to NVMe commands); this file gives it the namespace, the
+ *    ring's file slot and the registered buffer index.
  * 2. The kernel does not split passthrough commands, so prep never sends
  *    more than info.max_io_bytes (nvme_id.c); the runtime resubmits the
- *    rest, which gives MDTS splitting for READ/WRITE.  A vector larger than
- *    the limit goes as its longest prefix of whole entries, or, when its
- *    first entry alone is too long, as a plain command on part of it.
+ *    rest, which gives MDTS splitting for READ/WRITE.
  * 3. prep returns the bytes the SQE transfers; the runtime keeps them in
  *    req->seg, and complete() turns a zero CQE result (NVMe success) into
  *    that count, because a passthrough CQE carries no byte count.
  * 4. A positive CQE result is the NVMe status field (phase dropped).  It
- *    becomes URT_E_NVME(status), DNR and CRD included, so that retryable()
- *    and the caller see everything the device said.
+ *    becomes the errno the Linux driver gives on the block path
+ *    (nvme_status_errno), and the status itself, with the opcode, goes to
+ *    req->be[PT_BE_CMD] for retryable() and to the caller's
+ *    urt_io.dev_status (urt_io_nvme_status).  prep clears dev_status, so it
+ *    always describes the op's last command.
+ * 4a. Retries: a status with DNR set is never retried; one with DNR clear
+ *    is, after the runtime's backoff or the controller's CRDT[CRD] delay,
+ *    whichever is longer.
  * 5. The DSM range must stay valid until the command completes; it lives
  *    in req->be[0..1], which the runtime keeps until the last CQE.
  * 6. The driver completes a command it had to abort (its timeout fired,
@@ -58,23 +58,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "passthru/nvme_cmd.h"
 #include "passthru/nvme_status.h"
 #include "passthru/passthru.h"
 #include "runtime/dev/backend.h"
 #include "runtime/core.h"
 #include "runtime/probe.h"
 #include "urt/error.h"
+#include "urt/nvme.h"
 
-/* The passthrough command lives in the second half of a 128-byte SQE. */
-_Static_assert(sizeof(struct nvme_uring_cmd) <= 80, "nvme_uring_cmd fits in sqe->cmd of an SQE128");
-_Static_assert(sizeof(((struct urt_req *)0)->be) >= sizeof(struct nvme_dsm_range_le),
-	       "the DSM range fits in the request's backend scratch");
-
-struct pt_dev {
-	struct pt_geometry geo;	/* Identify results beyond urt_dev_info. */
-	uint32_t timeout_ms;	/* Per-command timeout, 0 = the driver's default. */
-	char name[32];		/* "ng0n1". */
-};
+_Static_assert(sizeof(((struct urt_req *)0)->be) >= sizeof(struct nvme_dsm_range_le) + sizeof(uint64_t),
+	       "the DSM range and the command word fit in the request's backend scratch");
+_Static_assert(PT_BE_CMD * sizeof(uint64_t) >= sizeof(struct nvme_dsm_range_le) &&
+		       PT_BE_CMD < sizeof(((struct urt_req *)0)->be) / sizeof(uint64_t),
+	       "the command word lies past the DSM range, inside be[]");
 
 static bool pt_match(const char *path)
 {
@@ -99,7 +96,7 @@ static int pt_open(struct urt_dev *dev, const char *path, const struct urt_dev_o
 	}
 	if (stat(path, &st)) {
 		ret = -errno;
-		urt_set_error("%s: %s", path, strerror(-ret));
+		urt_set_error("%s: %s", path, urt_strerror(ret));
 		return ret;
 	}
 	if (!nvme_id_generic_name(path, name, sizeof(name))) {
@@ -115,7 +112,7 @@ static int pt_open(struct urt_dev *dev, const char *path, const struct urt_dev_o
 				      "run as root, or give a group access with a udev rule such as "
 				      "KERNEL==\"ng[0-9]*n[0-9]*\", GROUP=\"disk\", MODE=\"0660\"", path);
 		else
-			urt_set_error("%s: %s", path, strerror(-ret));
+			urt_set_error("%s: %s", path, urt_strerror(ret));
 		return ret;
 	}
 	pt = calloc(1, sizeof(*pt));
@@ -126,6 +123,11 @@ static int pt_open(struct urt_dev *dev, const char *path, const struct urt_dev_o
 	ret = nvme_id_probe(fd, path, name, &dev->info, &pt->geo);
 	if (ret)
 		goto err_free;
+	if (o->nvme_coalesce) {
+		ret = nvme_coalesce_apply(fd, path, o->nvme_coalesce->threshold, o->nvme_coalesce->time_100us);
+		if (ret)
+			goto err_free;
+	}
 	pt->timeout_ms = o->nvme_timeout_ms;
 	snprintf(pt->name, sizeof(pt->name), "%s", name);
 	dev->fd = fd;
@@ -199,151 +201,89 @@ static uint32_t pt_timeout_ms(const struct urt_dev *dev, const struct urt_core *
 	return left_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)left_ms;
 }
 
-/* Start a passthrough command on sqe: the SQE and its 80-byte command area zeroed. */
-static struct nvme_uring_cmd *pt_sqe_init(struct urt_dev *dev, struct urt_core *c, const struct urt_req *req,
-					  struct io_uring_sqe *sqe, uint32_t cmd_op, uint8_t opcode)
-{
-	struct nvme_uring_cmd *cmd = (struct nvme_uring_cmd *)sqe->cmd;
-	int slot = dev_fixed_slot(dev, c);
-
-	/* An SQE128 entry is two struct io_uring_sqe long. */
-	memset(sqe, 0, 2 * sizeof(*sqe));
-	sqe->opcode = IORING_OP_URING_CMD;
-	sqe->cmd_op = cmd_op;
-	if (slot >= 0) {
-		sqe->fd = slot;
-		sqe->flags |= IOSQE_FIXED_FILE;
-	} else {
-		sqe->fd = dev->fd;
-	}
-	cmd->opcode = opcode;
-	cmd->nsid = dev->info.nsid;
-	cmd->timeout_ms = pt_timeout_ms(dev, c, req);
-	return cmd;
-}
-
-/* Fill the starting LBA and the zero-based block count of a ranged command. */
-static void pt_set_range(const struct urt_dev *dev, struct nvme_uring_cmd *cmd, uint64_t off, uint64_t len)
-{
-	const struct pt_dev *pt = dev->priv;
-	uint64_t slba = off >> pt->geo.lba_shift;
-	uint64_t nlb = len >> pt->geo.lba_shift;
-
-	cmd->cdw10 = (uint32_t)slba;
-	cmd->cdw11 = (uint32_t)(slba >> 32);
-	cmd->cdw12 = (uint32_t)(nlb - 1);
-}
-
-/* A READV/WRITEV SQE: the whole vector, its longest prefix, or part of its first entry. */
-static int64_t pt_prep_vec(struct urt_dev *dev, struct urt_core *c, struct urt_req *req, struct io_uring_sqe *sqe,
-			   uint8_t opcode)
-{
-	uint64_t max = dev->info.max_io_bytes, n = 0;
-	struct nvme_uring_cmd *cmd;
-	unsigned k = 0;
-
-	while (k < req->nr_iov && n + req->iov[k].iov_len <= max)
-		n += req->iov[k++].iov_len;
-	if (k == 0) {
-		/* The first entry alone is over the limit: send part of it as a plain command. */
-		n = max;
-		cmd = pt_sqe_init(dev, c, req, sqe, NVME_URING_CMD_IO, opcode);
-		cmd->addr = (uint64_t)(uintptr_t)req->iov[0].iov_base;
-		cmd->data_len = (uint32_t)n;
-	} else {
-		cmd = pt_sqe_init(dev, c, req, sqe, NVME_URING_CMD_IO_VEC, opcode);
-		cmd->addr = (uint64_t)(uintptr_t)req->iov;
-		cmd->data_len = k;
-	}
-	pt_set_range(dev, cmd, req->off, n);
-	return (int64_t)n;
-}
-
 static int64_t pt_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req *req, struct io_uring_sqe *sqe)
 {
-	struct nvme_uring_cmd *cmd;
-	struct nvme_dsm_range_le *range;
-	uint64_t len;
-	uint8_t opcode;
-	int idx;
+	const struct pt_dev *pt = dev->priv;
+	int slot = dev_fixed_slot(dev, c);
+	struct nvme_cmd_target t = {
+		.fd = slot >= 0 ? slot : dev->fd,
+		.fixed_file = slot >= 0,
+		.nsid = dev->info.nsid,
+		.lba_shift = pt->geo.lba_shift,
+		.timeout_ms = pt_timeout_ms(dev, c, req),
+		.max_io_bytes = dev->info.max_io_bytes,
+		.volatile_cache = dev->info.volatile_cache,
+	};
+	struct nvme_cmd_op op = {
+		.op = req->op,
+		.flags = req->flags,
+		.buf = req->buf,
+		.len = req->len,
+		.off = req->off,
+		.iov = req->iov,
+		.nr_iov = req->nr_iov,
+		.buf_index = -1,
+		.range = (struct nvme_dsm_range_le *)req->be,
+	};
+	int64_t n;
+	int opcode;
 
-	switch (req->op) {
-	case URT_OP_READ:
-	case URT_OP_WRITE:
-		opcode = req->op == URT_OP_READ ? PT_IO_READ : PT_IO_WRITE;
-		len = req->len < dev->info.max_io_bytes ? req->len : dev->info.max_io_bytes;
-		cmd = pt_sqe_init(dev, c, req, sqe, NVME_URING_CMD_IO, opcode);
-		cmd->addr = (uint64_t)(uintptr_t)req->buf;
-		cmd->data_len = (uint32_t)len;
-		pt_set_range(dev, cmd, req->off, len);
-		idx = dev_buf_index(c, req->buf, len);
-		if (idx >= 0) {
-			sqe->uring_cmd_flags = IORING_URING_CMD_FIXED;
-			sqe->buf_index = (uint16_t)idx;
-		}
-		if (req->op == URT_OP_WRITE && (req->flags & URT_IO_FUA))
-			cmd->cdw12 |= NVME_RW_FUA;
-		return (int64_t)len;
-	case URT_OP_READV:
-	case URT_OP_WRITEV: {
-		int64_t n = pt_prep_vec(dev, c, req, sqe, req->op == URT_OP_READV ? PT_IO_READ : PT_IO_WRITE);
-
-		if (req->op == URT_OP_WRITEV && (req->flags & URT_IO_FUA))
-			((struct nvme_uring_cmd *)sqe->cmd)->cdw12 |= NVME_RW_FUA;
+	if (req->op == URT_OP_READ || req->op == URT_OP_WRITE)
+		op.buf_index = dev_buf_index(c, req->buf, req->len < t.max_io_bytes ? req->len : t.max_io_bytes);
+	n = nvme_cmd_prep(&t, &op, sqe);
+	if (n < 0)
 		return n;
-	}
-	case URT_OP_FLUSH:
-	case URT_OP_FSYNC:
-		if (!dev->info.volatile_cache) {
-			/* Every completed write is already durable: nothing to send to the device. */
-			io_uring_prep_nop(sqe);
-			return 0;
-		}
-		pt_sqe_init(dev, c, req, sqe, NVME_URING_CMD_IO, PT_IO_FLUSH);
-		return 0;
-	case URT_OP_WRITE_ZEROES:
-		cmd = pt_sqe_init(dev, c, req, sqe, NVME_URING_CMD_IO, PT_IO_WRITE_ZEROES);
-		pt_set_range(dev, cmd, req->off, req->len);
-		return 0;
-	case URT_OP_DEALLOCATE:
-		range = (struct nvme_dsm_range_le *)req->be;
-		range->cattr = 0;
-		range->nlb = (uint32_t)(req->len >> ((const struct pt_dev *)dev->priv)->geo.lba_shift);
-		range->slba = req->off >> ((const struct pt_dev *)dev->priv)->geo.lba_shift;
-		cmd = pt_sqe_init(dev, c, req, sqe, NVME_URING_CMD_IO, PT_IO_DSM);
-		cmd->addr = (uint64_t)(uintptr_t)range;
-		cmd->data_len = sizeof(*range);
-		cmd->cdw10 = 0;	/* Number of ranges, zero-based: one. */
-		cmd->cdw11 = NVME_DSM_ATTR_DEALLOCATE;
-		return 0;
-	default:
-		return -EOPNOTSUPP;
-	}
+	/* Note 4: the command word for complete(), and no status yet for the caller. */
+	opcode = nvme_cmd_opcode(sqe);
+	req->be[PT_BE_CMD] = opcode >= 0 ? (uint64_t)opcode << 16 : 0;
+	if (req->io)
+		req->io->dev_status = 0;
+	return n;
 }
 
 static int pt_complete(struct urt_dev *dev, struct urt_req *req, int32_t res, const struct io_uring_cqe *cqe)
 {
+	uint16_t status;
+	int err;
+
 	(void)dev;
 	(void)cqe;
+	req->be[PT_BE_CMD] &= ~(uint64_t)0xffff;
 	if (res == -EINTR)
 		return -ETIMEDOUT;	/* The driver aborted the command (note 6). */
 	if (res < 0)
 		return res;	/* The kernel's own error (mapping the buffer, ...). */
-	if (res > 0 && ((res & NVME_STATUS_CODE_MASK) == PT_STATUS_ABORT_REQUESTED ||
-			(res & NVME_STATUS_CODE_MASK) == PT_STATUS_HOST_ABORTED))
-		return -ETIMEDOUT;	/* The driver's timeout handler aborted it (note 6). */
-	if (res > 0)
-		return nvme_status_to_err((uint16_t)res);
+	if (res > 0) {
+		/* Note 4: the errno of the block path, the status kept beside it. */
+		status = (uint16_t)(res & 0x7fff);
+		req->be[PT_BE_CMD] |= status;
+		if (req->io)
+			req->io->dev_status = PT_IO_STATUS(status, (req->be[PT_BE_CMD] >> 16) & 0xff);
+		if ((status & NVME_STATUS_CODE_MASK) == PT_STATUS_ABORT_REQUESTED ||
+		    (status & NVME_STATUS_CODE_MASK) == PT_STATUS_HOST_ABORTED)
+			return -ETIMEDOUT;	/* The driver's timeout handler aborted it (note 6). */
+		err = nvme_status_errno(status);
+		if (err)
+			return err;
+	}
 	/* Success carries no count: the SQE moved what prep said it would. */
 	return (int)req->seg;
 }
 
-static bool pt_retryable(struct urt_dev *dev, int res)
+static bool pt_retryable(struct urt_dev *dev, const struct urt_req *req, int res, uint64_t *delay_ns)
 {
-	(void)dev;
-	if (urt_err_is_nvme(res))
-		return nvme_status_retryable(urt_err_nvme_status(res));
-	return res == -EIO || res == -ENOMEM || res == -EBUSY || res == -ETIMEDOUT || res == -ENOLINK;
+	const struct pt_dev *pt = dev->priv;
+	uint16_t status = (uint16_t)(req->be[PT_BE_CMD] & 0x7fff);
+	uint64_t crd_ns;
+
+	if (!status)	/* No NVMe status: the kernel's errno decides, as for any device. */
+		return res == -EIO || res == -ENOMEM || res == -EBUSY || res == -ETIMEDOUT || res == -ENOLINK;
+	if (!nvme_status_retryable(status))
+		return false;	/* DNR: the same command will fail again. */
+	crd_ns = nvme_status_retry_delay_ns(status, pt->geo.crdt);
+	if (crd_ns > *delay_ns)
+		*delay_ns = crd_ns;	/* The controller asked for a longer pause (CRD). */
+	return true;
 }
 
 /* The recovery's reset (dev/health.c): the controller behind this namespace. */

@@ -25,6 +25,7 @@
  * the ng device send Identify Controller and Identify Namespace, so this
  * works for a non-root user that a udev rule let in.
  */
+#include <endian.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -39,6 +40,7 @@
 #include "passthru/nvme_status.h"
 #include "passthru/passthru.h"
 #include "runtime/core.h"
+#include "urt/error.h"
 
 /* The smallest memory page size NVMe allows (CAP.MPSMIN = 0). */
 #define NVME_MIN_PAGE_BYTES 4096u
@@ -116,13 +118,14 @@ static int identify_result(int ret, const char *path, const char *what)
 		return 0;
 	if (ret < 0) {
 		ret = errno ? -errno : -EIO;
-		urt_set_error("%s: %s failed: %s%s", path, what, strerror(-ret),
+		urt_set_error("%s: %s failed: %s%s", path, what, urt_strerror(ret),
 			      ret == -EACCES || ret == -EPERM ? " (the kernel refused the admin command; run as root)" : "");
 		return ret;
 	}
 	urt_set_error("%s: %s failed with NVMe status %s", path, what,
 		      nvme_status_format((uint16_t)ret, sbuf, sizeof(sbuf)));
-	return -EIO;
+	ret = nvme_status_errno((uint16_t)ret);
+	return ret ? ret : -EIO;
 }
 
 int nvme_id_probe(int fd, const char *path, const char *name, struct urt_dev_info *in, struct pt_geometry *geo)
@@ -139,7 +142,7 @@ int nvme_id_probe(int fd, const char *path, const char *name, struct urt_dev_inf
 	ret = nvme_get_nsid(fd, &nsid);
 	if (ret < 0 || nsid == 0) {
 		ret = errno ? -errno : -ENODEV;
-		urt_set_error("%s: NVME_IOCTL_ID: %s", path, strerror(-ret));
+		urt_set_error("%s: NVME_IOCTL_ID: %s", path, urt_strerror(ret));
 		return ret;
 	}
 	errno = 0;
@@ -179,6 +182,9 @@ int nvme_id_probe(int fd, const char *path, const char *name, struct urt_dev_inf
 	else
 		in->atomic_write_bytes = ((uint32_t)ctrl.awupf + 1) * lbs;
 	in->volatile_cache = ctrl.vwc & 1u;
+	geo->crdt[0] = le16toh(ctrl.crdt1);
+	geo->crdt[1] = le16toh(ctrl.crdt2);
+	geo->crdt[2] = le16toh(ctrl.crdt3);
 	in->write_zeroes = ctrl.oncs & NVME_CTRL_ONCS_WRITE_ZEROES;
 	in->deallocate = ctrl.oncs & NVME_CTRL_ONCS_DSM;
 	in->fua = true;

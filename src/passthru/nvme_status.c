@@ -6,14 +6,22 @@
  * search; nvme_status_name() asserts the order in debug builds and the
  * passthrough tests check it in every build.  Only
  * statuses an I/O path or the Linux driver can produce are listed; any
- * other status still gets its raw SCT and SC printed by urt_strerror.
+ * other status still gets its raw SCT and SC printed by
+ * urt_nvme_status_str.  The file also holds the status -> errno table
+ * (nvme_status_errno), the retry delay (CRD) and the public decoding of
+ * an op's status (urt_io_nvme_status).
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "base/assert.h"
 #include "passthru/nvme_status.h"
-#include "urt/error.h"
+#include "passthru/passthru.h"
+#include "urt/dev.h"
+#include "urt/io.h"
+#include "urt/nvme.h"
 
 struct nvme_status_entry {
 	uint16_t code;		/* SCT << 8 | SC. */
@@ -196,11 +204,59 @@ const char *nvme_sct_name(unsigned sct)
 	}
 }
 
-int nvme_status_to_err(uint16_t status)
+/*
+ * The status -> errno table.  Each row is the Linux NVMe driver's
+ * blk_status for the status (nvme_error_status, Linux 6.12) and the errno
+ * the block layer makes of it (blk_errors); every other status is
+ * BLK_STS_IOERR, -EIO.  Keep docs/passthru.md's error table in step.
+ */
+static const struct {
+	uint16_t code;	/* SCT << 8 | SC. */
+	int err;	/* -errno. */
+} errno_table[] = {
+	{ 0x001, -EOPNOTSUPP },	/* Invalid Command Opcode: BLK_STS_NOTSUPP. */
+	{ 0x002, -EOPNOTSUPP },	/* Invalid Field in Command: BLK_STS_NOTSUPP. */
+	{ 0x00b, -EOPNOTSUPP },	/* Invalid Namespace or Format: BLK_STS_NOTSUPP. */
+	{ 0x021, -EREMOTEIO },	/* Command Interrupted: BLK_STS_TARGET. */
+	{ 0x080, -EREMOTEIO },	/* LBA Out of Range: BLK_STS_TARGET. */
+	{ 0x081, -ENOSPC },	/* Capacity Exceeded: BLK_STS_NOSPC. */
+	{ 0x082, -EREMOTEIO },	/* Namespace Not Ready: BLK_STS_TARGET. */
+	{ 0x083, -EBADE },	/* Reservation Conflict: BLK_STS_RESV_CONFLICT. */
+	{ 0x180, -EOPNOTSUPP },	/* Conflicting Attributes: BLK_STS_NOTSUPP. */
+	{ 0x181, -EILSEQ },	/* Invalid Protection Information: BLK_STS_PROTECTION. */
+	{ 0x182, -ENODATA },	/* Attempted Write to Read Only Range: BLK_STS_MEDIUM. */
+	{ 0x183, -EOPNOTSUPP },	/* Linux's "ONCS not supported" (now Command Size Limit Exceeded). */
+	{ 0x1bd, -EOVERFLOW },	/* Too Many Active Zones: BLK_STS_ZONE_ACTIVE_RESOURCE. */
+	{ 0x1be, -ETOOMANYREFS },/* Too Many Open Zones: BLK_STS_ZONE_OPEN_RESOURCE. */
+	{ 0x280, -ENODATA },	/* Write Fault: BLK_STS_MEDIUM. */
+	{ 0x281, -ENODATA },	/* Unrecovered Read Error: BLK_STS_MEDIUM. */
+	{ 0x282, -EILSEQ },	/* End-to-end Guard Check Error: BLK_STS_PROTECTION. */
+	{ 0x283, -EILSEQ },	/* End-to-end Application Tag Check Error: BLK_STS_PROTECTION. */
+	{ 0x284, -EILSEQ },	/* End-to-end Reference Tag Check Error: BLK_STS_PROTECTION. */
+	{ 0x285, -ENODATA },	/* Compare Failure: BLK_STS_MEDIUM. */
+	{ 0x286, -ENODATA },	/* Access Denied: BLK_STS_MEDIUM. */
+	{ 0x287, -ENODATA },	/* Deallocated or Unwritten Logical Block: BLK_STS_MEDIUM. */
+	{ 0x370, -ENOLINK },	/* Host Pathing Error: BLK_STS_TRANSPORT. */
+};
+
+int nvme_status_errno(uint16_t status)
 {
-	/* Status 0 is success and must never be turned into an error. */
-	URT_ASSERT(status != 0);
-	return URT_E_NVME(status);
+	uint16_t code = (uint16_t)(status & NVME_STATUS_CODE_MASK);
+
+	if (code == 0)
+		return 0;	/* Successful Completion, whatever CRD, More or DNR say (BLK_STS_OK). */
+	for (size_t i = 0; i < sizeof(errno_table) / sizeof(errno_table[0]); i++)
+		if (errno_table[i].code == code)
+			return errno_table[i].err;
+	return -EIO;	/* BLK_STS_IOERR: every status the table does not name. */
+}
+
+uint64_t nvme_status_retry_delay_ns(uint16_t status, const uint16_t crdt[3])
+{
+	unsigned crd = NVME_STATUS_CRD(status);
+
+	/* CRDT is in units of 100 milliseconds (NVMe Base 2.0, Identify Controller bytes 134-139). */
+	return crd ? (uint64_t)crdt[crd - 1] * 100000000ull : 0;
 }
 
 bool nvme_status_retryable(uint16_t status)
@@ -214,5 +270,62 @@ const char *nvme_status_format(uint16_t status, char *buf, unsigned len)
 
 	snprintf(buf, len, "%s (SCT %Xh, SC %02Xh, DNR %u)", name ? name : nvme_sct_name(NVME_STATUS_SCT(status)),
 		 NVME_STATUS_SCT(status), NVME_STATUS_SC(status), (status & NVME_STATUS_DNR) ? 1u : 0u);
+	return buf;
+}
+
+/* The name of an NVM command set opcode the backend sends. */
+static const char *opcode_name(uint8_t opcode)
+{
+	switch (opcode) {
+	case PT_IO_FLUSH:
+		return "Flush";
+	case PT_IO_WRITE:
+		return "Write";
+	case PT_IO_READ:
+		return "Read";
+	case PT_IO_WRITE_ZEROES:
+		return "Write Zeroes";
+	case PT_IO_DSM:
+		return "Dataset Management";
+	default:
+		return NULL;
+	}
+}
+
+URT_API void urt_nvme_status_decode(uint16_t raw, uint8_t opcode, struct urt_nvme_status *st)
+{
+	st->raw = (uint16_t)(raw & 0x7fff);
+	st->sc = (uint8_t)NVME_STATUS_SC(raw);
+	st->sct = (uint8_t)NVME_STATUS_SCT(raw);
+	st->crd = (uint8_t)NVME_STATUS_CRD(raw);
+	st->more = raw & NVME_STATUS_MORE;
+	st->dnr = raw & NVME_STATUS_DNR;
+	st->opcode = opcode;
+}
+
+URT_API int urt_io_nvme_status(const struct urt_io *io, struct urt_nvme_status *st)
+{
+	uint32_t v = io->dev_status;
+
+	/* Only the passthrough backend writes dev_status (PT_IO_STATUS); a socket op's fd shares it. */
+	if (!io->dev || strcmp(urt_dev_info(io->dev)->backend, "passthru") != 0 || !(v & PT_IO_STATUS_VALID))
+		return -ENOENT;
+	urt_nvme_status_decode((uint16_t)(v & 0x7fff), (uint8_t)(v >> 16), st);
+	return 0;
+}
+
+URT_API const char *urt_nvme_status_str(const struct urt_nvme_status *st, char *buf, size_t len)
+{
+	const char *name = nvme_status_name(st->raw);
+	const char *op = opcode_name(st->opcode);
+	char opbuf[16];
+
+	if (!op) {
+		snprintf(opbuf, sizeof(opbuf), "opcode %02Xh", st->opcode);
+		op = opbuf;
+	}
+	snprintf(buf, len, "%s (SCT %Xh, SC %02Xh, CRD %u, More %u, DNR %u; %s)",
+		 name ? name : nvme_sct_name(st->sct), st->sct, st->sc, st->crd, st->more ? 1u : 0u,
+		 st->dnr ? 1u : 0u, op);
 	return buf;
 }

@@ -5,8 +5,10 @@
  * A passthrough CQE with res > 0 carries the NVMe status field shifted
  * right by one (the kernel drops the phase tag): bits 0-7 status code (SC),
  * bits 8-10 status code type (SCT), bits 11-12 command retry delay (CRD),
- * bit 13 more, bit 14 do not retry (DNR).  urt returns it unchanged as
- * URT_E_NVME(status), so nothing is lost on the way to the caller.
+ * bit 13 more, bit 14 do not retry (DNR).  The caller gets the errno the
+ * Linux NVMe driver gives for the same status on the block path
+ * (nvme_status_errno), and the exact status through urt_io_nvme_status
+ * (include/urt/nvme.h), so nothing is lost on the way to the caller.
  */
 #ifndef URT_PASSTHRU_NVME_STATUS_H
 #define URT_PASSTHRU_NVME_STATUS_H
@@ -43,11 +45,24 @@ bool nvme_status_table_sorted(void);
 /* The name of a status code type ("Media and Data Integrity Errors"). */
 const char *nvme_sct_name(unsigned sct);
 
-/* The urt error code (URT_E_NVME band) of a non-zero status field. */
-int nvme_status_to_err(uint16_t status);
+/*
+ * The -errno of a non-zero status field: the Linux NVMe driver's status ->
+ * blk_status table (nvme_error_status in drivers/nvme/host/core.c) followed
+ * by the block layer's blk_status -> errno table (blk_errors in
+ * block/blk-core.c), so a passthrough op fails with the errno a block
+ * device read or write of the same namespace would give.  Only SCT and SC
+ * count; CRD, More and DNR do not change it.
+ */
+int nvme_status_errno(uint16_t status);
 
 /* Whether the command may succeed if sent again: the DNR bit is clear. */
 bool nvme_status_retryable(uint16_t status);
+
+/*
+ * The delay the controller asks for before a retry: CRD 0 is none, CRD n
+ * (1..3) is CRDTn of Identify Controller, in units of 100 ms.
+ */
+uint64_t nvme_status_retry_delay_ns(uint16_t status, const uint16_t crdt[3]);
 
 /* Formats "Unrecovered Read Error (SCT 2h, SC 81h, DNR 0)" into buf; returns buf. */
 const char *nvme_status_format(uint16_t status, char *buf, unsigned len);

@@ -48,9 +48,39 @@ struct pt_geometry {
 	uint32_t lba_shift;	/* log2 of the LBA data size. */
 	uint32_t mdts_bytes;	/* MDTS limit in bytes, 0 = none reported. */
 	uint32_t kernel_max_bytes;/* max_hw_sectors_kb and max_segments limit, 0 = unknown. */
+	uint16_t crdt[3];	/* CRDT1-3 of Identify Controller: retry delays in 100 ms units. */
 	char ctrl_name[32];	/* "nvme0": the controller behind the namespace. */
 	char blk_name[32];	/* "nvme0n1": the block device of the same namespace. */
 };
+
+/* The backend's state of one open device (dev->priv). */
+struct pt_dev {
+	struct pt_geometry geo;	/* Identify results beyond urt_dev_info. */
+	uint32_t timeout_ms;	/* Per-command timeout, 0 = the driver's default. */
+	char name[32];		/* "ng0n1". */
+};
+
+/*
+ * The backend scratch words of a request (struct urt_req be[]) it uses:
+ * be[0..1] hold a DSM range while the command is in flight, be[PT_BE_CMD]
+ * the opcode of the command in flight (bits 16-23) and, once it completed,
+ * its NVMe status (bits 0-14), as PT_IO_STATUS encodes them.
+ */
+enum { PT_BE_CMD = 5 };
+
+/*
+ * urt_io.dev_status of a passthrough op (urt_io_nvme_status decodes it):
+ * bit 31 says an NVMe status is present, bits 16-23 are the opcode, bits
+ * 0-14 the status field.
+ */
+#define PT_IO_STATUS_VALID (1u << 31)
+#define PT_IO_STATUS(status, opcode) (PT_IO_STATUS_VALID | (uint32_t)(opcode) << 16 | ((uint32_t)(status) & 0x7fffu))
+
+/*
+ * Set Interrupt Coalescing (Feature 08h) through fd (controller or ng
+ * device); 0 or -errno with urt_set_error() naming path.
+ */
+int nvme_coalesce_apply(int fd, const char *path, uint8_t threshold, uint8_t time_100us);
 
 /*
  * The name of the nvme-generic device behind path ("ng0n1") if path is a

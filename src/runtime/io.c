@@ -187,7 +187,7 @@ static int io_validate(struct urt_core *c, const struct urt_io *io)
 		if (ret) {
 			urt_set_error("%s: an earlier flush failed (%s); the device's data is in doubt, "
 				      "so writes and flushes are refused until it is reopened",
-				      dev->path, strerror(-ret));
+				      dev->path, urt_strerror(ret));
 			return ret;
 		}
 	}

@@ -76,7 +76,9 @@
  *                              (during stop: deliver -ECANCELED)
  *   short read/write           resubmit the remainder if it stays aligned
  *   -EIO, -ENOMEM, -EBUSY,     retry after backoff (doubling), retry_max
- *   -ENOLINK                   times, then deliver the error
+ *   -ENOLINK                   times, then deliver the error; a backend's
+ *                              retryable() may decide instead and lengthen
+ *                              the pause (NVMe: DNR and CRD)
  *   -ETIMEDOUT from a device   the device timed out the command: recorded
  *                              by dev/health.c (which may reset the
  *                              controller or take the device offline), then
@@ -520,14 +522,17 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 		req_deliver(c, req, res);
 		goto out;
 	}
-	if (res < 0 && res != -ETIMEDOUT && dev && !c->stopping &&
-	    (dev->be->retryable ? dev->be->retryable(dev, res) : errno_transient(res)) &&
-	    req->retries < o->retry_max) {
-		req->retries++;
-		c->stats.retried++;
-		req_set_state(req, REQ_BACKOFF);
-		req_arm_timer(c, req, UD_TAG_BACKOFF, o->retry_backoff_ns << (req->retries - 1), &req->ts2);
-		goto out;
+	if (res < 0 && res != -ETIMEDOUT && dev && !c->stopping && req->retries < o->retry_max) {
+		/* Doubling backoff; the backend may ask for longer (NVMe CRD). */
+		uint64_t delay_ns = o->retry_backoff_ns << req->retries;
+
+		if (dev->be->retryable ? dev->be->retryable(dev, req, res, &delay_ns) : errno_transient(res)) {
+			req->retries++;
+			c->stats.retried++;
+			req_set_state(req, REQ_BACKOFF);
+			req_arm_timer(c, req, UD_TAG_BACKOFF, delay_ns, &req->ts2);
+			goto out;
+		}
 	}
 	if (res >= 0 && req->op != URT_OP_NOP && req->op != URT_OP_TIMEOUT && !op_is_socket(req->op))
 		res = 0;	/* Flush, fsync, zeroes, deallocate: success is 0 (recv: bytes, accept: the fd). */

@@ -38,30 +38,7 @@ Test(error, every_engine_code_has_its_own_message)
 Test(error, bands_do_not_overlap)
 {
 	cr_assert_lt(URT_E_BASE, -4095, "the engine band lies below every errno");
-	cr_assert_lt(URT_E_NVME_BASE, URT_E_BAND_END);
 	cr_assert_gt(URT_E_LAST, URT_E_BAND_END);
-	cr_assert(!urt_err_is_nvme(URT_E_CORRUPT));
-	cr_assert(!urt_err_is_nvme(-EIO));
-}
-
-Test(error, nvme_status_round_trips_and_is_explained)
-{
-	/* SCT 0 (generic), SC 0x02 (Invalid Field in Command), do-not-retry set. */
-	uint16_t status = (1u << 14) | (0u << 8) | 0x02;
-	int err = URT_E_NVME(status);
-
-	cr_assert(urt_err_is_nvme(err));
-	cr_assert_eq(urt_err_nvme_status(err), status);
-	cr_assert(urt_err_is_nvme(URT_E_NVME(0xffff)));
-	cr_assert(urt_err_is_nvme(URT_E_NVME(0)));
-	cr_assert_eq(urt_err_nvme_status(URT_E_NVME(0x7fff)), 0x7fff);
-
-	const char *msg = urt_strerror(err);
-
-	cr_assert(strstr(msg, "SCT 0") && strstr(msg, "SC 0x02") && strstr(msg, "do not retry"),
-		  "'%s'", msg);
-	msg = urt_strerror(URT_E_NVME((2u << 8) | 0x81));
-	cr_assert(strstr(msg, "SCT 2") && strstr(msg, "SC 0x81") && !strstr(msg, "retry"), "'%s'", msg);
 }
 
 Test(error, unknown_codes_say_so)
@@ -69,5 +46,6 @@ Test(error, unknown_codes_say_so)
 	cr_assert(strstr(urt_strerror(-5000), "Unknown error -5000"));
 	cr_assert(strstr(urt_strerror(URT_E_LAST), "Unknown error"));
 	cr_assert(strstr(urt_strerror(7), "Unknown error 7"));
-	cr_assert(strstr(urt_strerror(URT_E_NVME_END - 1), "Unknown error"));
+	/* The old NVMe band (-(20000 + status)) is gone: a device error is an errno now. */
+	cr_assert(strstr(urt_strerror(-20641), "Unknown error -20641"));
 }

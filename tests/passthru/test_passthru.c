@@ -2,15 +2,15 @@
  * The NVMe passthrough backend (src/passthru) through the urt runtime.
  *
  * Two groups:
- *   pt_host  runs anywhere: the status table and its decoding, the retry
- *            rule, and the errors for a path that is not an NVMe generic
- *            device.
+ *   pt_host  runs anywhere: the errors for a path that is not an NVMe
+ *            generic device (statuses: test_nvme_status.c).
  *   pt       runs inside the NVMe test guest (tests/nvme-vm/run-vm.sh),
  *            which exports URT_NVME_* with the namespaces: data round trips
  *            on 512 B and 4 KiB LBAs (checked against the block device),
  *            FUA and Flush, registered and heap buffers, vectors, IOPOLL,
  *            MDTS splitting, Write Zeroes and deallocate, an LBA out of
- *            range, a media error injected by blkdebug with its retries,
+ *            range, a media error injected by blkdebug with its retries
+ *            (the errno the Linux driver gives, the status from the op),
  *            and a deadline on a throttled namespace.  Outside the guest
  *            these skip; inside it a missing variable is a failure.
  *
@@ -29,6 +29,7 @@
 #include "runtime/dev/backend.h"
 #include "runtime/core.h"
 #include "urt/error.h"
+#include "urt/nvme.h"
 
 /* Seeds of the data patterns, fixed so that a failure repeats. */
 #define SEED_A 0x70617373u
@@ -129,58 +130,9 @@ static void run_interrupt(void (*body)(void *), void *state, struct urt_stats *s
 	urt_rt_stop(rt);
 }
 
-/* --- Host: status decoding and bad input ----------------------------------- */
+/* --- Host: bad input ------------------------------------------------------- */
 
-Test(pt_host, status_table_and_strerror)
-{
-	char buf[96];
-	int err = URT_E_NVME(0x281);
-
-	cr_assert(nvme_status_table_sorted(), "the status table must be sorted for its binary search");
-	cr_assert_str_eq(nvme_status_name(0x281), "Unrecovered Read Error");
-	cr_assert_str_eq(nvme_status_name(0x4080), "LBA Out of Range", "DNR must not change the name");
-	cr_assert_str_eq(nvme_status_name(0x002), "Invalid Field in Command");
-	cr_assert_str_eq(nvme_status_name(0x371), "Command Aborted By Host");
-	cr_assert_null(nvme_status_name(0x2ff));
-	cr_assert(urt_err_is_nvme(err));
-	cr_assert_eq(urt_err_nvme_status(err), 0x281);
-	cr_assert_str_eq(urt_strerror(err), "NVMe: Unrecovered Read Error (SCT 2, SC 0x81)");
-	cr_assert_str_eq(urt_strerror(URT_E_NVME(0x4080)), "NVMe: LBA Out of Range (SCT 0, SC 0x80, do not retry)");
-	cr_assert_str_eq(nvme_status_format(0x4281, buf, sizeof(buf)),
-			 "Unrecovered Read Error (SCT 2h, SC 81h, DNR 1)");
-	cr_assert_str_eq(nvme_status_format(0x7ee, buf, sizeof(buf)), "Vendor Specific (SCT 7h, SC EEh, DNR 0)");
-}
-
-Test(pt_host, retry_rule)
-{
-	const struct urt_backend *be = &urt_backend_passthru;
-
-	cr_assert(be->needs_big_sqe && !be->cancellable);
-	cr_assert(be->retryable(NULL, URT_E_NVME(0x281)), "DNR clear: retry");
-	cr_assert_not(be->retryable(NULL, URT_E_NVME(0x4281)), "DNR set: never retry");
-	cr_assert_not(be->retryable(NULL, URT_E_NVME(0x4080)));
-	cr_assert(be->retryable(NULL, -EIO));
-	cr_assert(be->retryable(NULL, -EBUSY));
-	cr_assert_not(be->retryable(NULL, -EINVAL));
-	cr_assert_not(be->retryable(NULL, -EOPNOTSUPP));
-}
-
-Test(pt_host, completion_mapping)
-{
-	const struct urt_backend *be = &urt_backend_passthru;
-	struct urt_req req = { .op = URT_OP_READ, .seg = 520192 };
-
-	/* A passthrough CQE has no byte count: success is the SQE's share. */
-	cr_assert_eq(be->complete(NULL, &req, 0, NULL), 520192);
-	req.op = URT_OP_FLUSH;
-	req.seg = 0;
-	cr_assert_eq(be->complete(NULL, &req, 0, NULL), 0);
-	cr_assert_eq(be->complete(NULL, &req, 0x281, NULL), URT_E_NVME(0x281));
-	cr_assert_eq(be->complete(NULL, &req, 0x4080, NULL), URT_E_NVME(0x4080), "DNR is kept");
-	cr_assert_eq(be->complete(NULL, &req, -EFAULT, NULL), -EFAULT);
-	/* The driver's abort (timeout or reset) becomes a bounded, retryable timeout. */
-	cr_assert_eq(be->complete(NULL, &req, -EINTR, NULL), -ETIMEDOUT);
-}
+/* The status table, its errno mapping and the retry rule: test_nvme_status.c. */
 
 Test(pt_host, not_an_nvme_device)
 {
@@ -630,17 +582,28 @@ struct err_run {
 	uint64_t off;
 	bool write;
 	ssize_t res;
-	char msg[128];
+	int st_ret;			/* urt_io_nvme_status's return. */
+	struct urt_nvme_status st;	/* The op's NVMe status. */
+	char msg[160];
 };
 
 static void err_body(void *p)
 {
 	struct err_run *r = p;
 	uint8_t *buf = urt_buf_get(4096);
+	struct urt_io io;
 
 	memset(buf, 0x5a, 4096);
-	r->res = r->write ? urt_write(r->dev, buf, 4096, r->off) : urt_read(r->dev, buf, 4096, r->off);
-	snprintf(r->msg, sizeof(r->msg), "%s", urt_strerror((int)r->res));
+	if (r->write)
+		urt_io_prep_write(&io, r->dev, buf, 4096, r->off);
+	else
+		urt_io_prep_read(&io, r->dev, buf, 4096, r->off);
+	r->res = urt_io_wait(&io);
+	r->st_ret = urt_io_nvme_status(&io, &r->st);
+	if (r->st_ret == 0)
+		urt_nvme_status_str(&r->st, r->msg, sizeof(r->msg));
+	else
+		snprintf(r->msg, sizeof(r->msg), "%s", urt_strerror((int)r->res));
 	urt_buf_put(buf);
 }
 
@@ -654,34 +617,38 @@ static uint64_t run_err(struct err_run *r)
 }
 
 /*
- * Runs r's op, which must fail with an NVMe status whose type and code are
- * sc (DNR aside) and whose message contains name; returns the status, and
- * the op's retries in *retried.
+ * Runs r's op, which must fail with the errno err and an NVMe status whose
+ * type and code are sc (DNR aside), with opcode and a name containing
+ * name; returns the status, and the op's retries in *retried.
  */
-static uint16_t expect_nvme_error(struct err_run *r, uint16_t sc, const char *name, uint64_t *retried)
+static uint16_t expect_nvme_error(struct err_run *r, int err, uint16_t sc, uint8_t opcode, const char *name,
+				  uint64_t *retried)
 {
-	uint16_t status;
-
 	*retried = run_err(r);
-	cr_assert(urt_err_is_nvme((int)r->res), "got %zd (%s), not an NVMe status", r->res, r->msg);
-	status = urt_err_nvme_status((int)r->res);
-	cr_assert_eq(status & NVME_STATUS_CODE_MASK, sc, "status %#x", status);
+	cr_assert_eq(r->res, err, "got %zd (%s), want %d (%s)", r->res, urt_strerror((int)r->res), err,
+		     urt_strerror(err));
+	cr_assert_eq(r->st_ret, 0, "no NVMe status readable from the op");
+	cr_assert_eq(r->st.raw & NVME_STATUS_CODE_MASK, sc, "status %#x", r->st.raw);
+	cr_assert_eq(r->st.sct, sc >> 8);
+	cr_assert_eq(r->st.sc, sc & 0xff);
+	cr_assert_eq(r->st.opcode, opcode);
 	cr_assert(strstr(r->msg, name), "%s", r->msg);
-	cr_log_info("%s at byte %llu: status %#x, \"%s\", retried %llu", r->write ? "write" : "read",
-		    (unsigned long long)r->off, status, r->msg, (unsigned long long)*retried);
-	return status;
+	cr_log_info("%s at byte %llu: %s, status %#x, \"%s\", retried %llu", r->write ? "write" : "read",
+		    (unsigned long long)r->off, urt_strerror((int)r->res), r->st.raw, r->msg,
+		    (unsigned long long)*retried);
+	return r->st.raw;
 }
 
 /*
- * A read of ns at off must fail with the NVMe error sc (named name), and
- * the runtime retries it retry_max (3) times exactly when the controller
- * left DNR clear.
+ * A read of ns at off must fail with err and the NVMe status sc (named
+ * name), and the runtime retries it retry_max (3) times exactly when the
+ * controller left DNR clear.
  */
-static void expect_read_error(const struct ns *ns, uint64_t off, uint16_t sc, const char *name)
+static void expect_read_error(const struct ns *ns, uint64_t off, int err, uint16_t sc, const char *name)
 {
 	struct err_run r = { .dev = ns->dev, .off = off };
 	uint64_t retried;
-	uint16_t status = expect_nvme_error(&r, sc, name, &retried);
+	uint16_t status = expect_nvme_error(&r, err, sc, 0x02, name, &retried);
 
 	cr_assert_eq(retried, (status & NVME_STATUS_DNR) ? 0 : 3, "status %#x retried %llu", status,
 		     (unsigned long long)retried);
@@ -692,8 +659,8 @@ Test(pt, lba_out_of_range_is_decoded)
 	struct ns ns;
 
 	ns_open("512", &ns);
-	/* The first LBA past the end. */
-	expect_read_error(&ns, urt_dev_info(ns.dev)->size_bytes, 0x080, "LBA Out of Range");
+	/* The first LBA past the end: BLK_STS_TARGET on the block path, -EREMOTEIO. */
+	expect_read_error(&ns, urt_dev_info(ns.dev)->size_bytes, -EREMOTEIO, 0x080, "LBA Out of Range");
 	urt_dev_close(ns.dev);
 }
 
@@ -704,20 +671,25 @@ Test(pt, media_errors_are_decoded_and_retried)
 	struct ns ns;
 
 	ns_open("FAULT", &ns);
-	/* QEMU reports an I/O error without DNR: the runtime retries it retry_max (3) times. */
-	expect_read_error(&ns, env_u64("URT_NVME_FAULT_READ_LBA") * ns.lbs, 0x281,
-			  "Unrecovered Read Error (SCT 2, SC 0x81");
+	/*
+	 * QEMU reports an I/O error without DNR: the runtime retries it
+	 * retry_max (3) times.  A media error is -ENODATA, as a read of the
+	 * block device gives.
+	 */
+	expect_read_error(&ns, env_u64("URT_NVME_FAULT_READ_LBA") * ns.lbs, -ENODATA, 0x281,
+			  "Unrecovered Read Error (SCT 2h, SC 81h, CRD 0, More 0, DNR 0; Read)");
 
 	r.dev = ns.dev;
 	r.off = env_u64("URT_NVME_FAULT_WRITE_LBA") * ns.lbs;
 	r.write = true;
-	expect_nvme_error(&r, 0x280, "Write Fault", &retried);
+	expect_nvme_error(&r, -ENODATA, 0x280, 0x01, "Write Fault", &retried);
 
-	/* Next to the bad sectors the namespace works. */
+	/* Next to the bad sectors the namespace works, and leaves no status behind. */
 	r.off = 0;
 	r.write = false;
 	run_err(&r);
 	cr_assert_eq(r.res, 4096, "%zd (%s)", r.res, r.msg);
+	cr_assert_eq(r.st_ret, -ENOENT);
 	urt_dev_close(ns.dev);
 }
 

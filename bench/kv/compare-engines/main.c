@@ -57,6 +57,7 @@
 
 #include "engine.h"
 #include "urbench/result.h"
+#include "urt/error.h"
 #include "urt/hist.h"
 
 /* Workloads of the table, in its order. */
@@ -220,7 +221,7 @@ static int worker_fail(struct worker *w, int err, const char *what)
 	if (w->err == 0) {
 		w->err = err;
 		snprintf(w->errtext, sizeof(w->errtext), "%s %s: %s (%s)", w->ph->e->name, what,
-			 ce_last_error()[0] ? ce_last_error() : "no detail", strerror(-err));
+			 ce_last_error()[0] ? ce_last_error() : "no detail", urt_strerror(err));
 	}
 	return err;
 }
@@ -480,7 +481,7 @@ static int engine_load(const struct opts *o, const struct ce_engine *e)
 	ret = e->open(&c, &db);
 	if (ret) {
 		fprintf(stderr, "compare-engines: %s: open %s: %s (%s)\n", e->name, dir, ce_last_error(),
-			strerror(-ret));
+			urt_strerror(ret));
 		return ret;
 	}
 	ret = phase_run(o, e, db, K_LOAD, LOAD_WORKERS, &f);
@@ -488,7 +489,7 @@ static int engine_load(const struct opts *o, const struct ce_engine *e)
 		ret = e->sync(db);
 		if (ret)
 			fprintf(stderr, "compare-engines: %s: sync after load: %s (%s)\n", e->name,
-				ce_last_error(), strerror(-ret));
+				ce_last_error(), urt_strerror(ret));
 	}
 	if (e->close(db) && ret == 0) {
 		fprintf(stderr, "compare-engines: %s: close: %s\n", e->name, ce_last_error());
@@ -514,7 +515,7 @@ static int engine_round(const struct opts *o, const struct ce_engine *e, unsigne
 	engine_dir(o, e, dir, sizeof(dir));
 	ret = e->open(&c, &db);
 	if (ret) {
-		fprintf(stderr, "compare-engines: %s: open: %s (%s)\n", e->name, ce_last_error(), strerror(-ret));
+		fprintf(stderr, "compare-engines: %s: open: %s (%s)\n", e->name, ce_last_error(), urt_strerror(ret));
 		return ret;
 	}
 	ret = phase_run(o, e, db, K_WARM, 1, NULL);
@@ -537,12 +538,12 @@ static int engine_round(const struct opts *o, const struct ce_engine *e, unsigne
 		ret = e->sync(db);
 		if (ret)
 			fprintf(stderr, "compare-engines: %s: sync: %s (%s)\n", e->name, ce_last_error(),
-				strerror(-ret));
+				urt_strerror(ret));
 	}
 	ret2 = e->close(db);
 	if (ret2 && ret == 0) {
 		fprintf(stderr, "compare-engines: %s: close: %s (%s)\n", e->name, ce_last_error(),
-			strerror(-ret2));
+			urt_strerror(ret2));
 		ret = ret2;
 	}
 	if (ret)
@@ -554,7 +555,7 @@ static int engine_round(const struct opts *o, const struct ce_engine *e, unsigne
 	ret = e->open(&c, &db);
 	if (ret) {
 		fprintf(stderr, "compare-engines: %s: open (10x): %s (%s)\n", e->name, ce_last_error(),
-			strerror(-ret));
+			urt_strerror(ret));
 		return ret;
 	}
 	ret = phase_run(o, e, db, K_GET, o->readers, &res[WL_GET_10X]);
@@ -566,7 +567,7 @@ static int engine_round(const struct opts *o, const struct ce_engine *e, unsigne
 	ret2 = e->close(db);
 	if (ret2 && ret == 0) {
 		fprintf(stderr, "compare-engines: %s: close (10x): %s (%s)\n", e->name, ce_last_error(),
-			strerror(-ret2));
+			urt_strerror(ret2));
 		ret = ret2;
 	}
 	return ret;

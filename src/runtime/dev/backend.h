@@ -55,8 +55,12 @@ struct urt_backend {
 			uint64_t len, uint64_t off, unsigned flags);
 	/* Map the CQE to a result; NULL means cqe->res as is. */
 	int (*complete)(struct urt_dev *dev, struct urt_req *req, int32_t res, const struct io_uring_cqe *cqe);
-	/* Whether a failed result may be retried; NULL = the runtime's table. */
-	bool (*retryable)(struct urt_dev *dev, int res);
+	/*
+	 * Whether a failed result of req may be retried; NULL = the runtime's
+	 * table.  *delay_ns comes in as the runtime's backoff for this retry;
+	 * the backend may raise it (an NVMe status's command retry delay).
+	 */
+	bool (*retryable)(struct urt_dev *dev, const struct urt_req *req, int res, uint64_t *delay_ns);
 	/*
 	 * Optional: reset the controller behind the device and wait, at most
 	 * wait_ms, until it is back (health.c calls it on its own thread, never

@@ -55,6 +55,11 @@ URT_API int urt_dev_open(const char *path, const struct urt_dev_opts *opts, stru
 		urt_set_error("unknown backend \"%s\" (file, passthru, sim, psync)", opts->backend);
 		return -ENODEV;
 	}
+	if (opts->nvme_coalesce && strcmp(be->name, "passthru") != 0) {
+		urt_set_error("%s: nvme_coalesce (Interrupt Coalescing) applies to NVMe generic devices "
+			      "(/dev/ngXnY) only, not to the %s backend", path, be->name);
+		return -EINVAL;
+	}
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
@@ -196,7 +201,7 @@ URT_API int urt_dev_register(struct urt_rt *rt, struct urt_dev *dev)
 		pthread_mutex_lock(&rt->dev_lock);
 		rt->devs[slot] = NULL;
 		pthread_mutex_unlock(&rt->dev_lock);
-		urt_set_error("registering %s as a fixed file: %s", dev->path, strerror(-ret));
+		urt_set_error("registering %s as a fixed file: %s", dev->path, urt_strerror(ret));
 		return ret;
 	}
 	dev->reg_rt = rt;

@@ -1051,9 +1051,12 @@ static int sim_complete(struct urt_dev *dev, struct urt_req *req, int32_t res, c
 }
 
 /* The runtime's transient errors (req.c), except that a dead device is never retried. */
-static bool sim_retryable(struct urt_dev *dev, int res)
+static bool sim_retryable(struct urt_dev *dev, const struct urt_req *req, int res, uint64_t *delay_ns)
 {
 	struct sim *s = dev->priv;
+
+	(void)req;
+	(void)delay_ns;
 
 	if (atomic_load(&s->crashed))
 		return false;

@@ -247,6 +247,7 @@ struct urt_core {
 	 */
 	uint64_t now_ns;
 	bool faults_on;			/* opts.fault.rate_ppm != 0: consult fault.c. */
+	bool wait_poll;			/* Sleep in poll(2), not io_uring_enter (wait_poll.h: valgrind). */
 	bool lat_ewma_on;		/* HYBRID mode: keep lat_ewma_ns for the spin budget. */
 	uint64_t lat_run_v;		/* Latency of the run of ops not yet in stats.lat (lat_record). */
 	uint64_t lat_run_n;		/* Ops in that run. */

@@ -54,6 +54,7 @@
 #include "runtime/core.h"
 #include "runtime/memlock.h"
 #include "runtime/probe.h"
+#include "runtime/wait_poll.h"
 
 __thread struct urt_core *urt__self __attribute__((tls_model("initial-exec")));
 URT_API void urt_rt_opts_default(struct urt_rt_opts *o)
@@ -186,6 +187,7 @@ static int core_setup(struct urt_core *c)
 	c->faults_left = rt->opts.fault.count_max;
 	c->faults_on = rt->opts.fault.rate_ppm != 0 && rt->opts.fault.kinds != 0;
 	c->lat_ewma_on = rt->opts.mode == URT_POLL_HYBRID;
+	c->wait_poll = wait_poll_wanted();
 	c->now_ns = urt_clock_ns();
 	urt_hist_init(&c->stats.lat);
 	/* Runtime objects of this core come from its own arena (mem.h); -1 means libc. */

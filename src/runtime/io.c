@@ -302,7 +302,7 @@ static __attribute__((noinline)) int io_queue_req(struct urt_core *c, struct urt
 	struct urt_req *req = req_take(c);
 
 	req_bind_io(req, io);
-	req->submit_ns = c->now_ns;
+	req->submit_ns = core_now(c);
 	io_req_extras(c, io, req);
 	return req_start(c, req);
 }
@@ -329,7 +329,7 @@ static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, st
 	io->flags &= (uint8_t)~URT_IO_MORE;
 	if (!io_bare_ok(c, io, op))
 		return io_queue_req(c, io);
-	io->priv = bare_priv(c->now_ns);
+	io->priv = bare_priv(core_now(c));
 	sqe = ring_sqe_take(r);
 	if (op == URT_OP_NOP)
 		io_uring_prep_nop(sqe);

@@ -271,7 +271,7 @@ void req_issue(struct urt_core *c, struct urt_req *req)
 	enum ring_kind kind;
 	struct urt_ring *r;
 	struct io_uring_sqe *sqe;
-	uint64_t now = c->now_ns;
+	uint64_t now = core_now(c);
 	bool link = false;
 	int64_t n = 0;
 
@@ -509,7 +509,7 @@ out:
 
 static void req_hold(struct urt_core *c, struct urt_req *req, int res)
 {
-	uint64_t now = c->now_ns;
+	uint64_t now = core_now(c);
 
 	req_set_state(req, REQ_HELD);
 	req->held_res = res;

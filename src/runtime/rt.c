@@ -154,7 +154,7 @@ static void core_loop(struct urt_core *c)
 		if (c->stopping && core_quiescent(c))
 			break;
 		ring_wait(c);
-		c->now_ns = urt_clock_ns();
+		now_tick(&c->clock);
 		for (int k = 0; k < RING_KINDS; k++)
 			if (c->rings[k].ready)
 				ring_reap(c, k);
@@ -188,7 +188,7 @@ static int core_setup(struct urt_core *c)
 	c->faults_on = rt->opts.fault.rate_ppm != 0 && rt->opts.fault.kinds != 0;
 	c->lat_ewma_on = rt->opts.mode == URT_POLL_HYBRID;
 	c->wait_poll = wait_poll_wanted();
-	c->now_ns = urt_clock_ns();
+	now_init(&c->clock);
 	urt_hist_init(&c->stats.lat);
 	/* Runtime objects of this core come from its own arena (mem.h); -1 means libc. */
 	c->arena = mem_arena_create();

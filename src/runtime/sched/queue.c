@@ -229,7 +229,7 @@ static int queue_pick_class(struct urt_core *c, struct sched_queue *q, struct ur
 		if (!class_room(q, k) || !q->cls[k].expire_ns)
 			continue;
 		r = TAILQ_FIRST(&q->cls[k].fifo);
-		if (c->now_ns - r->submit_ns >= q->cls[k].expire_ns && (!old || r->submit_ns < old->submit_ns)) {
+		if (core_now(c) - r->submit_ns >= q->cls[k].expire_ns && (!old || r->submit_ns < old->submit_ns)) {
 			old = r;
 			best = (int)k;
 		}
@@ -264,7 +264,7 @@ static struct urt_req *queue_pick_op(struct sched_queue *q, unsigned k)
 /* Book one command [off, off + len) of class k leaving: depth, head, counters. */
 static void queue_sent(struct urt_core *c, struct sched_queue *q, unsigned k, const struct urt_req *req)
 {
-	uint64_t wait = c->now_ns - req->submit_ns;
+	uint64_t wait = core_now(c) - req->submit_ns;
 
 	q->inflight++;
 	q->cls[k].inflight++;

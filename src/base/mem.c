@@ -72,3 +72,69 @@ void mem_free(int arena, void *p)
 	}
 	dallocx(p, MALLOCX_TCACHE_NONE);
 }
+
+static _Thread_local int mem_core_cur = -1;
+
+void mem_core_bind(int arena)
+{
+	mem_core_cur = mem_use_jemalloc ? arena : -1;
+}
+
+int mem_core_arena(void)
+{
+	return mem_core_cur;
+}
+
+void *mem_core_alloc(size_t bytes)
+{
+	return mem_alloc(mem_core_cur, bytes ? bytes : 1);
+}
+
+void *mem_core_malloc(size_t bytes)
+{
+	if (!bytes)
+		bytes = 1;
+	if (mem_core_cur < 0 || !mem_use_jemalloc)
+		return malloc(bytes);
+	return mallocx(bytes, MALLOCX_ARENA((unsigned)mem_core_cur) | MALLOCX_TCACHE_NONE);
+}
+
+void *mem_core_realloc(void *p, size_t bytes)
+{
+	if (!bytes)
+		bytes = 1;
+	if (!p)
+		return mem_core_malloc(bytes);
+	if (mem_core_cur < 0 || !mem_use_jemalloc)
+		return realloc(p, bytes);
+	/* rallocx keeps p when it fails, as realloc does. */
+	return rallocx(p, bytes, MALLOCX_ARENA((unsigned)mem_core_cur) | MALLOCX_TCACHE_NONE);
+}
+
+void mem_core_free(void *p)
+{
+	if (!p)
+		return;
+	/*
+	 * Without the thread cache, so that a free from another thread (or
+	 * after the thread was unbound) goes straight back to p's arena.
+	 * mallocx/calloc pointers are both jemalloc's in unsanitized builds.
+	 */
+	if (!mem_use_jemalloc) {
+		free(p);
+		return;
+	}
+	dallocx(p, MALLOCX_TCACHE_NONE);
+}
+
+int mem_arena_of(const void *p)
+{
+	unsigned ind;
+	size_t sz = sizeof(ind);
+
+	if (!mem_use_jemalloc || !p)
+		return -1;
+	if (mallctl("arenas.lookup", &ind, &sz, (void *)&p, sizeof(p)))
+		return -1;
+	return (int)ind;
+}

@@ -171,6 +171,7 @@ static void core_teardown(struct urt_core *c)
 	if (c->stall_efd >= 0)
 		close(c->stall_efd);
 	c->stall_efd = -1;
+	mem_core_bind(-1);
 	mem_arena_destroy(c->arena);
 	c->arena = -1;
 }
@@ -190,6 +191,7 @@ static int core_setup(struct urt_core *c)
 	urt_hist_init(&c->stats.lat);
 	/* Runtime objects of this core come from its own arena (mem.h); -1 means libc. */
 	c->arena = mem_arena_create();
+	mem_core_bind(c->arena);	/* engine, kv and urkv objects made on this core (mem_core_*). */
 	c->spin_budget_ns = 10000;
 	c->stall_efd = eventfd(0, EFD_CLOEXEC);
 	if (c->stall_efd < 0)

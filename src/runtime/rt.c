@@ -172,8 +172,12 @@ static void core_teardown(struct urt_core *c)
 	if (c->stall_efd >= 0)
 		close(c->stall_efd);
 	c->stall_efd = -1;
-	mem_arena_destroy(c->arena);
-	c->arena = -1;
+	/*
+	 * Unbind (destroys this thread's cache, flushing it); the arena is
+	 * destroyed by rt_free once every core has flushed, since a cache may
+	 * hold an object of another core's arena (mem.c).
+	 */
+	mem_core_bind(-1);
 }
 
 static int core_setup(struct urt_core *c)
@@ -192,6 +196,7 @@ static int core_setup(struct urt_core *c)
 	urt_hist_init(&c->stats.lat);
 	/* Runtime objects of this core come from its own arena (mem.h); -1 means libc. */
 	c->arena = mem_arena_create();
+	mem_core_bind(c->arena);	/* engine, kv and urkv objects made on this core (mem_core_*). */
 	c->spin_budget_ns = 10000;
 	c->stall_efd = eventfd(0, EFD_CLOEXEC);
 	if (c->stall_efd < 0)
@@ -291,6 +296,9 @@ static void rt_free(struct urt_rt *rt)
 	for (unsigned i = 0; rt->cores && i < rt->ncores; i++) {
 		msg_exit(&rt->cores[i]);
 		pthread_mutex_destroy(&rt->cores[i].ext_lock);
+		/* Every core thread has been joined (or never started): no cache holds its objects. */
+		mem_arena_destroy(rt->cores[i].arena);
+		rt->cores[i].arena = -1;
 	}
 	if (rt->sq_wq_fd >= 0)
 		close(rt->sq_wq_fd);
@@ -349,6 +357,8 @@ URT_API int urt_rt_start(const struct urt_rt_opts *opts, struct urt_rt **out)
 		ret = -ENOMEM;
 		goto err_free;
 	}
+	for (unsigned i = 0; i < rt->ncores; i++)
+		rt->cores[i].arena = -1;	/* rt_free destroys only arenas a core created. */
 	for (unsigned i = 0; i < rt->ncores; i++) {
 		struct urt_core *c = &rt->cores[i];
 

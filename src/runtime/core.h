@@ -242,8 +242,8 @@ struct urt_core {
 	/* Buffers. */
 	struct buf_region bufs;
 	/*
-	 * The loop's clock (now.c): read at most once per loop iteration, on
-	 * first use (core_now), so an op costs no clock read of its own.
+	 * The loop's clock (now.c): read once per loop iteration, after the
+	 * wait (core_now), so an op costs no clock read of its own.
 	 * Latencies and deadlines are measured at loop-iteration granularity.
 	 */
 	struct core_clock clock;

@@ -7,24 +7,23 @@
  * Reading CLOCK_MONOTONIC costs 50-120 ns on this project's VMs (kvm-clock:
  * the vDSO scales the TSC through the hypervisor's page, with a retry
  * loop), against ~20 ns for the TSC itself, and a loop iteration at batch 1
- * is one op: the read was a tenth of urt's whole cost per NOP.  So:
- *   lazy   an iteration reads the clock only when something asks
- *          (core_now): an iteration that only drains posts or wakes up
- *          reads nothing; one that answers or submits ops reads once.
- *   TSC    with an invariant TSC (CPUID 0x80000007 EDX bit 8), a read is
- *          rdtsc scaled by a factor measured against CLOCK_MONOTONIC.  The
- *          clock is re-anchored to CLOCK_MONOTONIC every ANCHOR_NS (and
- *          after any longer gap, e.g. a sleep), each time refining the
- *          factor over the whole time since the first anchor, so the error
- *          of an estimate stays below (factor error) x ANCHOR_NS: about
- *          2 us at the first anchor (a 100 us calibration), tens of ns
- *          after a second.  Readings never go backwards: when an anchor
- *          finds the estimate ahead, time stands still until it catches up.
- *          Without an invariant TSC, every read is clock_gettime.
+ * is one op: the read was a tenth of urt's whole cost per NOP.  So the
+ * loop reads once per iteration, after its wait (now_tick), and every op
+ * answered or submitted in that iteration uses that time (core_now); with
+ * an invariant TSC (CPUID 0x80000007 EDX bit 8) the read is rdtsc scaled
+ * by a factor measured against CLOCK_MONOTONIC.  (A lazier clock, read on
+ * first use, was tried: its per-use staleness test cost 12 instructions per
+ * NOP at batch 32, more than the read it saved in iterations without ops.)
+ * The clock is re-anchored to CLOCK_MONOTONIC every ANCHOR_NS (and after
+ * any longer gap, e.g. a sleep), each time refining the factor over the
+ * whole time since the first anchor, so the error of an estimate stays
+ * below (factor error) x ANCHOR_NS: about 2 us at the first anchor (a 100
+ * us calibration), tens of ns after a second.  Readings never go
+ * backwards: when an anchor finds the estimate ahead, time stands still
+ * until it catches up.  Without an invariant TSC, every read is
+ * clock_gettime.
  *
- * States: TSC (k->tsc) or CLOCK (!k->tsc), fixed by now_init; within an
- * iteration FRESH (!stale) or STALE (now_tick at the iteration's start,
- * core_clock_now reads and clears it).
+ * States: TSC (k->tsc) or CLOCK (!k->tsc), fixed by now_init.
  *
  * Values are CLOCK_MONOTONIC nanoseconds, comparable with urt_clock_ns()
  * up to that error; they are only compared with other readings of the
@@ -57,7 +56,7 @@ void now_init(struct core_clock *k)
 {
 	uint64_t t0, ns0, ns;
 
-	*k = (struct core_clock){ .stale = true };
+	*k = (struct core_clock){ 0 };
 	k->now_ns = urt_clock_ns();
 	if (!tsc_invariant())
 		return;

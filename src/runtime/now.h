@@ -1,7 +1,7 @@
 /*
  * The loop's clock (now.c has the design notes): core_now(c) is the time
- * of the current loop iteration, read at most once per iteration and only
- * when something asks for it.
+ * of the current loop iteration, read once per iteration (now_tick), from
+ * the TSC where it is invariant.
  */
 #ifndef URT_RUNTIME_NOW_H
 #define URT_RUNTIME_NOW_H
@@ -15,7 +15,6 @@
 /* One core's clock state; touched only by its reactor thread. */
 struct core_clock {
 	uint64_t now_ns;	/* The iteration's time (CLOCK_MONOTONIC ns); never decreases. */
-	bool stale;		/* now_ns is from an earlier iteration: read before use. */
 	bool tsc;		/* Reads scale the TSC (invariant TSC found), else clock_gettime. */
 	uint64_t tsc0;		/* TSC at the last anchor. */
 	uint64_t ns0;		/* CLOCK_MONOTONIC at the last anchor. */
@@ -46,20 +45,16 @@ static inline uint64_t now_read(struct core_clock *k)
 	return ns;
 }
 
-/* The time of the current iteration: read on first use after now_tick. */
-static inline uint64_t core_clock_now(struct core_clock *k)
+/* The time of the current iteration (the last now_tick). */
+static inline uint64_t core_clock_now(const struct core_clock *k)
 {
-	if (k->stale) {
-		k->stale = false;
-		return now_read(k);
-	}
 	return k->now_ns;
 }
 
-/* A new loop iteration begins: the next core_clock_now reads the clock. */
+/* A new loop iteration begins (after the wait): read the clock. */
 static inline void now_tick(struct core_clock *k)
 {
-	k->stale = true;
+	now_read(k);
 }
 
 #endif /* URT_RUNTIME_NOW_H */

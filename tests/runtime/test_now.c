@@ -1,7 +1,7 @@
 /*
  * The loop's clock (src/runtime/now.c): readings follow CLOCK_MONOTONIC
- * closely, never go backwards, re-anchor after a long gap, and a stale
- * clock is read once per iteration, not per use.
+ * closely, never go backwards, re-anchor after a long gap, and the
+ * iteration's time holds until the next tick.
  */
 #include <criterion/criterion.h>
 #include <time.h>
@@ -52,7 +52,7 @@ Test(now, anchors_again_after_a_sleep)
 		cr_expect_gt(k.anchors, anchors, "a gap longer than the anchor interval must re-anchor");
 }
 
-Test(now, stale_clock_reads_once_per_iteration)
+Test(now, iteration_time_stands_until_the_next_tick)
 {
 	struct core_clock k;
 	uint64_t a, b, c;

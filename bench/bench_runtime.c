@@ -36,7 +36,9 @@
  * For profiling one side alone (perf record), set BENCH_ONLY=urt or
  * BENCH_ONLY=raw: the other side is skipped and its ratio shows as 0;
  * BENCH_WORKLOAD=nop or pagecache runs one workload only, BENCH_BATCH=1
- * or 32 one batch size only.
+ * or 32 one batch size only.  BENCH_SCHED=fifo (or another policy) puts
+ * the device scheduler on the urt side's file (issue 13: its cost against
+ * the same build without it; NOPs have no device and never pass it).
  *
  * Instruction counts: under valgrind the reactor sleeps in poll(2) instead
  * of io_uring_enter (src/runtime/wait_poll.h), so callgrind runs this
@@ -348,7 +350,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_runtime: urt_dev_open: %s (%s)\n", urt_last_error(), strerror(-ret));
 		return 1;
 	}
-	printf("bench_runtime: CPU %d, median of %u runs, urt vs raw liburing alternating\n", cpu, runs);
+	if (getenv("BENCH_SCHED") && strcmp(getenv("BENCH_SCHED"), "none") != 0) {
+		struct urt_sched_opts sc;
+
+		urt_sched_opts_default(&sc);
+		if (urt_sched_policy_parse(getenv("BENCH_SCHED"), &sc.policy)) {
+			fprintf(stderr, "bench_runtime: BENCH_SCHED=%s: give none, fifo, sstf, scan or cscan\n",
+				getenv("BENCH_SCHED"));
+			return 2;
+		}
+		ret = urt_dev_sched_set(j->dev, &sc);
+		if (ret) {
+			fprintf(stderr, "bench_runtime: urt_dev_sched_set: %s (%s)\n", urt_last_error(), strerror(-ret));
+			return 1;
+		}
+	}
+	printf("bench_runtime: CPU %d, median of %u runs, urt vs raw liburing alternating%s%s\n", cpu, runs,
+	       getenv("BENCH_SCHED") ? ", scheduler " : "", getenv("BENCH_SCHED") ? getenv("BENCH_SCHED") : "");
 	j->raw_urt_ring = getenv("BENCH_RAW_RING") && strcmp(getenv("BENCH_RAW_RING"), "urt") == 0;
 	printf("%-10s %5s %14s %14s %7s %13s %7s %17s %17s\n", "workload", "batch", "urt ops/s", "raw ops/s", "ratio",
 	       "urt enters/op", "steal%", "urt usr/sys ns/op", "raw usr/sys ns/op");

@@ -152,6 +152,8 @@ static inline bool bare_complete(struct urt_core *c, struct urt_io *io, int32_t 
 {
 	if (res < 0 || (io->op != URT_OP_NOP && (uint64_t)res != io->len))
 		return false;
+	if (io->op != URT_OP_NOP && io->dev->sched)
+		sched_command_done(io->dev->sched->q[c->index], io->prio);	/* Its depth unit (queue.c Q3). */
 	c->ops_live--;
 	io_answer(c, io, res, bare_submit_ns(io));
 	return true;

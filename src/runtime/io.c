@@ -341,7 +341,7 @@ static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, st
 		io->dev->be->prep_rw(io->dev, c, sqe, op, io->buf, io->len, io->off, io->flags);
 		ring_count_dev_sqe(c, io->dev, sqe);
 		if (io->dev->sched)
-			sched_set_ioprio(io->dev, sqe, io->prio);
+			sqe->ioprio = io->dev->sched->ioprio[io->prio];	/* A READ/WRITE: sched_set_ioprio's case. */
 	}
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)io | UD_TAG_BARE);
 	r->inflight++;

@@ -347,7 +347,10 @@ bool sched_fast(struct urt_core *c, struct urt_req *req)
  */
 bool sched_fast_bare(struct urt_core *c, struct urt_dev *dev, const struct urt_io *io)
 {
-	struct sched_queue *q = sched_queue_get(c, dev);
+	struct sched_queue *q = dev->sched->q[c->index];
+
+	if (urt_unlikely(!q || q->core != c))
+		q = sched_queue_get(c, dev);	/* First use on this core (or by this runtime). */
 
 	/* A bare op has no deadline, no fault and no FUA check of its own: test FUA here. */
 	return queue_fast(c, q, io->op, io->prio, io->off, io->len, !(io->flags & URT_IO_FUA));

@@ -2,6 +2,7 @@
  * Per-core jemalloc arenas; see mem.h.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,26 +19,44 @@
 
 #include <jemalloc/jemalloc.h>
 
+/*
+ * Arenas given back by a stopped runtime, for the next one to reuse.  They
+ * are never destroyed: a reactor thread allocates everything from its
+ * core's arena (mem_core_bind), so objects of any code it ran may outlive
+ * the runtime.  The pool bounds the arenas a process makes to the most
+ * cores it ever ran at once.
+ */
+static pthread_mutex_t mem_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned mem_pool[MEM_ARENA_POOL_MAX];
+static unsigned mem_pool_n;
+
 int mem_arena_create(void)
 {
 	unsigned ind;
 	size_t sz = sizeof(ind);
+	bool reused = false;
 
 	if (!mem_use_jemalloc)
 		return -1;
-	if (mallctl("arenas.create", &ind, &sz, NULL, 0))
+	pthread_mutex_lock(&mem_pool_lock);
+	if (mem_pool_n) {
+		ind = mem_pool[--mem_pool_n];
+		reused = true;
+	}
+	pthread_mutex_unlock(&mem_pool_lock);
+	if (!reused && mallctl("arenas.create", &ind, &sz, NULL, 0))
 		return -ENOMEM;
 	return (int)ind;
 }
 
-void mem_arena_destroy(int arena)
+void mem_arena_release(int arena)
 {
-	char name[64];
-
 	if (arena < 0 || !mem_use_jemalloc)
 		return;
-	snprintf(name, sizeof(name), "arena.%d.destroy", arena);
-	mallctl(name, NULL, NULL, NULL, 0);
+	pthread_mutex_lock(&mem_pool_lock);
+	if (mem_pool_n < MEM_ARENA_POOL_MAX)
+		mem_pool[mem_pool_n++] = (unsigned)arena;
+	pthread_mutex_unlock(&mem_pool_lock);
 }
 
 void *mem_alloc(int arena, size_t bytes)
@@ -75,44 +94,35 @@ void mem_free(int arena, void *p)
 }
 
 /*
- * The calling thread's per-core allocation: its core's arena and an
- * explicit thread cache (tcache.create) used only by this thread.
+ * The calling thread's per-core allocation.  Binding sets jemalloc's
+ * "thread.arena" to the core's arena, so every malloc of the thread, and
+ * its implicit thread cache, use that arena: mem_core_* are the plain
+ * calls, on jemalloc's fast path.  (An explicit arena with an explicit
+ * tcache, mallocx(MALLOCX_ARENA | MALLOCX_TCACHE), was tried first: it
+ * leaves jemalloc's malloc fast path, and urkv's allocator share under
+ * connection churn rose from 1.9-2.1% to 2.3-2.5%; docs/kv.md.)
  *
- * Why a cache of our own: without one, every mem_core_* call takes the
- * arena's bin lock (MALLOCX_TCACHE_NONE), which made urkv's allocator share
- * rise under connection churn (docs/kv.md).  The thread's implicit cache
- * cannot be used with an explicit arena: it is tied to the thread's own
- * arena.  An explicit cache is used only on its thread (bound here); a
- * free on any other thread goes straight to the object's arena.  A cached
- * object may have been allocated by another core (freed here), so caches
- * are destroyed (flushed back to their arenas) on every core before any
- * arena is destroyed: urt_rt_stop destroys arenas after joining the cores.
- *
- * States of a thread: UNBOUND (mem_core_cur < 0: plain libc calls) and
- * BOUND (arena and, when jemalloc gave one, tcache); mem_core_bind does
- * both transitions.
+ * States of a thread: UNBOUND (mem_core_cur < 0) and BOUND (the thread's
+ * arena is the core's); mem_core_bind does both transitions.  Unbinding
+ * flushes the thread's cache; the arena stays (mem_arena_release).
  */
 static _Thread_local int mem_core_cur = -1;
-static _Thread_local int mem_core_flags_cur = MALLOCX_TCACHE_NONE;	/* MALLOCX_ flags of this thread. */
-static _Thread_local unsigned mem_core_tc;	/* The thread's explicit tcache ... */
-static _Thread_local bool mem_core_tc_on;	/* ... when tcache.create gave one. */
 
 void mem_core_bind(int arena)
 {
-	size_t sz = sizeof(mem_core_tc);
+	unsigned ind = (unsigned)arena;
 
-	if (mem_core_tc_on) {
-		/* Flushes every cached object back to its own arena. */
-		mallctl("tcache.destroy", NULL, NULL, &mem_core_tc, sizeof(mem_core_tc));
-		mem_core_tc_on = false;
-	}
-	mem_core_cur = mem_use_jemalloc ? arena : -1;
-	mem_core_flags_cur = MALLOCX_TCACHE_NONE;
-	if (mem_core_cur < 0)
+	if (!mem_use_jemalloc) {
+		mem_core_cur = -1;
 		return;
-	mem_core_tc_on = mallctl("tcache.create", &mem_core_tc, &sz, NULL, 0) == 0;
-	mem_core_flags_cur = (int)MALLOCX_ARENA((unsigned)mem_core_cur) |
-			     (mem_core_tc_on ? (int)MALLOCX_TCACHE(mem_core_tc) : MALLOCX_TCACHE_NONE);
+	}
+	if (arena < 0) {
+		if (mem_core_cur >= 0)
+			mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+		mem_core_cur = -1;
+		return;
+	}
+	mem_core_cur = mallctl("thread.arena", NULL, NULL, &ind, sizeof(ind)) == 0 ? arena : -1;
 }
 
 int mem_core_arena(void)
@@ -122,48 +132,22 @@ int mem_core_arena(void)
 
 void *mem_core_alloc(size_t bytes)
 {
-	if (!bytes)
-		bytes = 1;
-	if (mem_core_cur < 0 || !mem_use_jemalloc)
-		return calloc(1, bytes);
-	return mallocx(bytes, mem_core_flags_cur | MALLOCX_ZERO);
+	return calloc(1, bytes ? bytes : 1);
 }
 
 void *mem_core_malloc(size_t bytes)
 {
-	if (!bytes)
-		bytes = 1;
-	if (mem_core_cur < 0 || !mem_use_jemalloc)
-		return malloc(bytes);
-	return mallocx(bytes, mem_core_flags_cur);
+	return malloc(bytes ? bytes : 1);
 }
 
 void *mem_core_realloc(void *p, size_t bytes)
 {
-	if (!bytes)
-		bytes = 1;
-	if (!p)
-		return mem_core_malloc(bytes);
-	if (mem_core_cur < 0 || !mem_use_jemalloc)
-		return realloc(p, bytes);
-	/* rallocx keeps p when it fails, as realloc does. */
-	return rallocx(p, bytes, mem_core_flags_cur);
+	return realloc(p, bytes ? bytes : 1);
 }
 
 void mem_core_free(void *p)
 {
-	if (!p)
-		return;
-	/*
-	 * mallocx/calloc pointers are both jemalloc's in unsanitized builds.
-	 * On a bound thread the object goes to its cache (and from there to
-	 * its own arena); elsewhere straight to its arena.
-	 */
-	if (!mem_use_jemalloc) {
-		free(p);
-		return;
-	}
-	dallocx(p, mem_core_tc_on ? MALLOCX_TCACHE(mem_core_tc) : MALLOCX_TCACHE_NONE);
+	free(p);
 }
 
 int mem_arena_of(const void *p)

@@ -172,11 +172,7 @@ static void core_teardown(struct urt_core *c)
 	if (c->stall_efd >= 0)
 		close(c->stall_efd);
 	c->stall_efd = -1;
-	/*
-	 * Unbind (destroys this thread's cache, flushing it); the arena is
-	 * destroyed by rt_free once every core has flushed, since a cache may
-	 * hold an object of another core's arena (mem.c).
-	 */
+	/* Unbind (flushes this thread's cache); rt_free gives the arena back for reuse. */
 	mem_core_bind(-1);
 }
 
@@ -296,8 +292,8 @@ static void rt_free(struct urt_rt *rt)
 	for (unsigned i = 0; rt->cores && i < rt->ncores; i++) {
 		msg_exit(&rt->cores[i]);
 		pthread_mutex_destroy(&rt->cores[i].ext_lock);
-		/* Every core thread has been joined (or never started): no cache holds its objects. */
-		mem_arena_destroy(rt->cores[i].arena);
+		/* Every core thread has been joined (or never started); the arena is pooled, not destroyed (mem.c). */
+		mem_arena_release(rt->cores[i].arena);
 		rt->cores[i].arena = -1;
 	}
 	if (rt->sq_wq_fd >= 0)
@@ -358,7 +354,7 @@ URT_API int urt_rt_start(const struct urt_rt_opts *opts, struct urt_rt **out)
 		goto err_free;
 	}
 	for (unsigned i = 0; i < rt->ncores; i++)
-		rt->cores[i].arena = -1;	/* rt_free destroys only arenas a core created. */
+		rt->cores[i].arena = -1;	/* rt_free releases only arenas a core created. */
 	for (unsigned i = 0; i < rt->ncores; i++) {
 		struct urt_core *c = &rt->cores[i];
 

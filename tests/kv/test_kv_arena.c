@@ -95,7 +95,7 @@ static void cross_free(void *arg)
 {
 	struct cross *x = arg;
 
-	/* Into core 1's own thread cache: objects of core 0's arena wait there until its unbind. */
+	/* Into core 1's thread cache: objects of core 0's arena wait there until its unbind. */
 	for (int i = 0; i < 256; i++)
 		mem_core_free(x->objs[i]);
 	/* Reused from the cache: still jemalloc memory that a stop must not lose track of. */
@@ -106,9 +106,10 @@ static void cross_free(void *arg)
 }
 
 /*
- * A core's cache may hold another core's objects: arenas are destroyed only
- * after every core flushed its cache, so stopping (twice, to reuse arena
- * numbers) neither crashes nor corrupts the allocator.
+ * A core's cache may hold another core's objects, and objects may outlive
+ * their runtime: arenas are pooled, never destroyed, so stopping (twice,
+ * the second runtime reusing the first one's arenas) neither crashes nor
+ * corrupts the allocator.
  */
 Test(kv_arena, cross_core_frees_survive_the_stop)
 {

@@ -24,12 +24,8 @@
  * that runs its loop (the reactor for urt), at the first issue and at the
  * last completion, and prints user and system nanoseconds per op (medians).
  * The split says where a gap lies: in urt's own code (user) or in the
- * kernel's handling of the ring (system).  It is the stable way available
- * here to attribute the difference: valgrind 3.19 does not treat
- * io_uring_enter as a blocking call, so under callgrind a reactor that
- * sleeps in it holds valgrind's thread lock and the process deadlocks
- * (the raw side alone deadlocks too, since urt_rt_start starts a reactor);
- * and this VM has no PMU for instruction counters.
+ * kernel's handling of the ring (system); the user side is counted exactly
+ * by callgrind (below), since this VM has no PMU for instruction counters.
  *
  * BENCH_RAW_RING=urt gives the raw ring urt's main-ring setup instead
  * (adds COOP_TASKRUN|TASKRUN_FLAG and a CQ of 2 x req_max entries), so the
@@ -39,7 +35,16 @@
  *        $TMPDIR/bench_runtime.dat); page-cache runs use nop_ops / 4.
  * For profiling one side alone (perf record), set BENCH_ONLY=urt or
  * BENCH_ONLY=raw: the other side is skipped and its ratio shows as 0;
- * BENCH_WORKLOAD=nop or pagecache runs one workload only.
+ * BENCH_WORKLOAD=nop or pagecache runs one workload only, BENCH_BATCH=1
+ * or 32 one batch size only.  BENCH_SCHED=fifo (or another policy) puts
+ * the device scheduler on the urt side's file (issue 13: its cost against
+ * the same build without it; NOPs have no device and never pass it).
+ *
+ * Instruction counts: under valgrind the reactor sleeps in poll(2) instead
+ * of io_uring_enter (src/runtime/wait_poll.h), so callgrind runs this
+ * program; bench/callgrind-runtime runs it at two op counts per side,
+ * workload and batch, and divides the difference in instructions by the
+ * difference in ops, which cancels setup and teardown.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -307,6 +312,7 @@ int main(int argc, char **argv)
 	bool skip_urt = only && strcmp(only, "raw") == 0;
 	bool skip_raw = only && strcmp(only, "urt") == 0;
 	const char *workload = getenv("BENCH_WORKLOAD");
+	unsigned only_batch = getenv("BENCH_BATCH") ? (unsigned)strtoul(getenv("BENCH_BATCH"), NULL, 10) : 0;
 
 	if (argc > 3)
 		snprintf(path, sizeof(path), "%s", argv[3]);
@@ -345,7 +351,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_runtime: urt_dev_open: %s (%s)\n", urt_last_error(), urt_strerror(ret));
 		return 1;
 	}
-	printf("bench_runtime: CPU %d, median of %u runs, urt vs raw liburing alternating\n", cpu, runs);
+	if (getenv("BENCH_SCHED") && strcmp(getenv("BENCH_SCHED"), "none") != 0) {
+		struct urt_sched_opts sc;
+
+		urt_sched_opts_default(&sc);
+		if (urt_sched_policy_parse(getenv("BENCH_SCHED"), &sc.policy)) {
+			fprintf(stderr, "bench_runtime: BENCH_SCHED=%s: give none, fifo, sstf, scan or cscan\n",
+				getenv("BENCH_SCHED"));
+			return 2;
+		}
+		ret = urt_dev_sched_set(j->dev, &sc);
+		if (ret) {
+			fprintf(stderr, "bench_runtime: urt_dev_sched_set: %s (%s)\n", urt_last_error(), strerror(-ret));
+			return 1;
+		}
+	}
+	printf("bench_runtime: CPU %d, median of %u runs, urt vs raw liburing alternating%s%s\n", cpu, runs,
+	       getenv("BENCH_SCHED") ? ", scheduler " : "", getenv("BENCH_SCHED") ? getenv("BENCH_SCHED") : "");
 	j->raw_urt_ring = getenv("BENCH_RAW_RING") && strcmp(getenv("BENCH_RAW_RING"), "urt") == 0;
 	printf("%-10s %5s %14s %14s %7s %13s %7s %17s %17s\n", "workload", "batch", "urt ops/s", "raw ops/s", "ratio",
 	       "urt enters/op", "steal%", "urt usr/sys ns/op", "raw usr/sys ns/op");
@@ -358,6 +380,8 @@ int main(int argc, char **argv)
 			double um, rm, steal;
 			uint64_t enters0 = 0, ops0 = 0;
 
+			if (only_batch && batches[b] != only_batch)
+				continue;
 			j->read = w == 1;
 			j->batch = batches[b];
 			j->ops = j->read ? nop_ops / 4 : nop_ops;

@@ -54,6 +54,7 @@
 #include <sys/socket.h>
 
 #include "base/clock.h"
+#include "base/mem.h"
 #include "urkv.h"
 #include "urt/urt.h"
 
@@ -437,7 +438,7 @@ struct urt_kv_cursor *urkv_conn_cursor(struct urkv_conn *c, uint64_t id, bool cr
 	struct conn_cursor *victim;
 
 	if (!c->cursors) {
-		c->cursors = calloc(CONN_CURSORS, sizeof(*c->cursors));
+		c->cursors = mem_core_alloc(CONN_CURSORS * sizeof(*c->cursors));
 		if (!c->cursors)
 			return NULL;
 	}
@@ -716,7 +717,7 @@ static enum parse_result batch_fill(struct urkv_conn *c, int *err, bool *alone)
 
 			if (c->nslots)
 				return PARSE_RUN;	/* Run the batch; the error sticks until then. */
-			v = realloc(c->pargv, cap * sizeof(*v));
+			v = mem_core_realloc(c->pargv, cap * sizeof(*v));
 			if (!v) {
 				*err = -ENOMEM;
 				return PARSE_ERROR;
@@ -785,7 +786,7 @@ static void stage_append(struct urkv_conn *c, const void *p, size_t n)
 
 		while (cap < c->stage_len + n)
 			cap *= 2;
-		q = realloc(c->stage, cap);
+		q = mem_core_realloc(c->stage, cap);
 		if (!q) {
 			c->eof = true;
 			return;
@@ -848,7 +849,7 @@ static bool in_take(struct urkv_conn *c)
 	if (need > c->in_cap || (c->in_cap > 4 * (need + CONN_IN_MIN) && c->in_cap > 2 * CONN_IN_MIN)) {
 		/* Grow for a large request, or give the memory back after one. */
 		size_t cap = need + CONN_IN_MIN;
-		char *p = realloc(c->in, cap);
+		char *p = mem_core_realloc(c->in, cap);
 
 		if (!p)
 			return false;
@@ -859,7 +860,7 @@ static bool in_take(struct urkv_conn *c)
 	c->in_len += c->stage_len;
 	c->stage_len = 0;
 	if (c->stage_cap > 4 * CONN_IN_MIN) {
-		free(c->stage);
+		mem_core_free(c->stage);
 		c->stage = NULL;
 		c->stage_cap = 0;
 	}
@@ -879,7 +880,7 @@ static void in_shrink(struct urkv_conn *c)
 	memmove(c->in, c->in + c->in_off, used);
 	c->in_len = used;
 	c->in_off = 0;
-	p = realloc(c->in, 2 * CONN_IN_MIN);
+	p = mem_core_realloc(c->in, 2 * CONN_IN_MIN);
 	if (p) {
 		c->in = p;
 		c->in_cap = 2 * CONN_IN_MIN;
@@ -953,13 +954,13 @@ static void conn_free(struct urkv_conn *c)
 	atomic_fetch_sub(&cc->srv->clients, 1);
 	if (cc->nconns == 0)
 		urt_waitq_wake_all(&cc->drained_wq);
-	free(c->pargv);
-	free(c->in);
-	free(c->stage);
-	free(c->out);
-	free(c->arena);
-	free(c->cursors);
-	free(c);
+	mem_core_free(c->pargv);
+	mem_core_free(c->in);
+	mem_core_free(c->stage);
+	mem_core_free(c->out);
+	mem_core_free(c->arena);
+	mem_core_free(c->cursors);
+	mem_core_free(c);
 }
 
 static void conn_main(void *arg)
@@ -1028,7 +1029,7 @@ void urkv_conn_start(struct urkv_core *cc, int fd)
 {
 	struct urkv_server *srv = cc->srv;
 	struct resp_opts ro = resp_opts_default();
-	struct urkv_conn *c = calloc(1, sizeof(*c));
+	struct urkv_conn *c = mem_core_alloc(sizeof(*c));	/* This core's arena (base/mem.h). */
 
 	if (!c)
 		goto err_close;
@@ -1041,11 +1042,11 @@ void urkv_conn_start(struct urkv_core *cc, int fd)
 	c->cl.last_cmd = "NULL";
 	urkv_auth_conn_init(srv, &c->cl, fd);
 	c->in_cap = 2 * CONN_IN_MIN;
-	c->in = malloc(c->in_cap);
-	c->out = malloc(CONN_OUT_CAP);
-	c->arena = malloc(CONN_ARENA);
+	c->in = mem_core_malloc(c->in_cap);
+	c->out = mem_core_malloc(CONN_OUT_CAP);
+	c->arena = mem_core_malloc(CONN_ARENA);
 	c->pargv_cap = CONN_ARGV_MIN;
-	c->pargv = malloc(c->pargv_cap * sizeof(*c->pargv));
+	c->pargv = mem_core_malloc(c->pargv_cap * sizeof(*c->pargv));
 	ro.args_max = srv->o.max_args;
 	ro.request_len_max = srv->o.max_request;
 	ro.bulk_len_max = srv->o.proto_max_bulk_len;
@@ -1068,11 +1069,11 @@ void urkv_conn_start(struct urkv_core *cc, int fd)
 	return;
 
 err_free:
-	free(c->pargv);
-	free(c->in);
-	free(c->out);
-	free(c->arena);
-	free(c);
+	mem_core_free(c->pargv);
+	mem_core_free(c->in);
+	mem_core_free(c->out);
+	mem_core_free(c->arena);
+	mem_core_free(c);
 err_close:
 	atomic_fetch_sub(&srv->clients, 1);
 	close(fd);

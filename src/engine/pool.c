@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "engine/ps_impl.h"
 #include "base/error.h"
 #include "urt/buf.h"
@@ -53,8 +54,8 @@ int pool_init(struct urt_ps *ps)
 	while (buckets < 2 * ps->nframes)
 		buckets <<= 1;
 	ps->hash_mask = buckets - 1;
-	ps->frames = calloc(ps->nframes, sizeof(*ps->frames));
-	ps->hash = malloc(buckets * sizeof(*ps->hash));
+	ps->frames = mem_core_alloc((size_t)ps->nframes * sizeof(*ps->frames));
+	ps->hash = mem_core_malloc(buckets * sizeof(*ps->hash));
 	if (!ps->frames || !ps->hash)
 		goto err_free;
 	memset(ps->hash, 0xff, buckets * sizeof(*ps->hash));
@@ -87,8 +88,8 @@ void pool_exit(struct urt_ps *ps)
 		urt_buf_put(ps->ckpt_bufs[i]);
 		ps->ckpt_bufs[i] = NULL;
 	}
-	free(ps->frames);
-	free(ps->hash);
+	mem_core_free(ps->frames);
+	mem_core_free(ps->hash);
 	ps->frames = NULL;
 	ps->hash = NULL;
 }

@@ -84,6 +84,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "base/mem.h"
 #include "engine/ps_impl.h"
 #include "base/clock.h"
 #include "base/error.h"
@@ -269,7 +270,7 @@ int urt_ps_open(struct urt_dev *dev, const struct urt_ps_opts *opts, struct urt_
 	int ret;
 
 	URT_ASSERT(urt_in_fiber());
-	ps = calloc(1, sizeof(*ps));
+	ps = mem_core_alloc(sizeof(*ps));	/* This core's arena (mem.h). */
 	if (!ps)
 		return -ENOMEM;
 	ps->state = PS_OPENING;
@@ -336,7 +337,7 @@ err_wal:
 err_pool:
 	pool_exit(ps);
 err_free:
-	free(ps);
+	mem_core_free(ps);
 	return ret;
 }
 
@@ -359,7 +360,7 @@ int urt_ps_close(struct urt_ps *ps)
 	tx_free_all(ps);
 	wal_exit(ps);
 	pool_exit(ps);
-	free(ps);
+	mem_core_free(ps);
 	return ret;
 }
 

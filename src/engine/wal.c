@@ -82,6 +82,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "engine/ps_impl.h"
 #include "base/error.h"
 #include "urt/buf.h"
@@ -108,7 +109,7 @@ int wal_init(struct urt_ps *ps)
 	for (int i = 0; i < 2; i++) {
 		ps->batch[i].buf = urt_buf_get(ps->opts.batch_bytes_max);
 		ps->batch[i].wrap_buf = urt_buf_get(ps->block_size);
-		ps->batch[i].pages = calloc(ps->nframes, sizeof(*ps->batch[i].pages));
+		ps->batch[i].pages = mem_core_alloc((size_t)ps->nframes * sizeof(*ps->batch[i].pages));
 		if (!ps->batch[i].pages) {
 			wal_exit(ps);
 			return -ENOMEM;
@@ -129,7 +130,7 @@ void wal_exit(struct urt_ps *ps)
 	for (int i = 0; i < 2; i++) {
 		urt_buf_put(ps->batch[i].buf);
 		urt_buf_put(ps->batch[i].wrap_buf);
-		free(ps->batch[i].pages);
+		mem_core_free(ps->batch[i].pages);
 		ps->batch[i].pages = NULL;
 		ps->batch[i].buf = NULL;
 		ps->batch[i].wrap_buf = NULL;

@@ -76,6 +76,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "base/mem.h"
 #include "kv/btree.h"
 #include "kv/kv_impl.h"
 #include "base/assert.h"
@@ -300,7 +301,7 @@ static int apply_update(struct kv_writer *w, struct urt_kv_req *req, uint64_t no
 	int ret;
 
 	if (readval && !w->scratch) {
-		w->scratch = malloc(URT_KV_UPDATE_VALUE_MAX);
+		w->scratch = mem_core_malloc(URT_KV_UPDATE_VALUE_MAX);
 		if (!w->scratch)
 			return -ENOMEM;
 	}
@@ -1584,7 +1585,7 @@ static void shard_free(struct kv_shard *s)
 	for (unsigned i = 0; i < KV_WRITERS; i++) {
 		if (s->writers[i].tree)
 			kv_btree_close(s->writers[i].tree);
-		free(s->writers[i].scratch);
+		mem_core_free(s->writers[i].scratch);
 		kv_pps_exit(&s->writers[i].pager);
 	}
 	if (s->readers) {
@@ -1593,9 +1594,9 @@ static void shard_free(struct kv_shard *s)
 				kv_btree_close(s->readers[i].tree);
 			kv_pps_exit(&s->readers[i].pager);
 		}
-		free(s->readers);
+		mem_core_free(s->readers);
 	}
-	free(s);
+	mem_core_free(s);
 }
 
 static int spawn(struct kv_shard *s, void (*fn)(void *), void *arg)
@@ -1616,7 +1617,7 @@ int kv_shard_open(struct urt_kv *kv, unsigned id, struct kv_shard **out)
 	uint32_t workers;
 	int ret;
 
-	s = calloc(1, sizeof(*s));
+	s = mem_core_alloc(sizeof(*s));	/* Per-core: this core's arena (mem.h). */
 	if (!s)
 		return -ENOMEM;
 	s->kv = kv;
@@ -1666,7 +1667,7 @@ int kv_shard_open(struct urt_kv *kv, unsigned id, struct kv_shard **out)
 	ret = chains_drain(&s->writers[0]);
 	if (ret)
 		goto err_close_ps;
-	s->readers = calloc(ko->readers_max, sizeof(*s->readers));
+	s->readers = mem_core_alloc(ko->readers_max * sizeof(*s->readers));
 	if (!s->readers) {
 		ret = -ENOMEM;
 		goto err_close_ps;

@@ -32,6 +32,7 @@
 #include "urt/rt.h"
 #include "runtime/dev/backend.h"
 #include "runtime/compat.h"
+#include "runtime/now.h"
 #include "runtime/fiber/context.h"
 #include "runtime/fiber/stack.h"
 
@@ -242,12 +243,13 @@ struct urt_core {
 	/* Buffers. */
 	struct buf_region bufs;
 	/*
-	 * The loop's clock: CLOCK_MONOTONIC read once per loop iteration (after
-	 * waiting), so an op costs no clock read of its own.  Latencies and
-	 * deadlines are therefore measured at loop-iteration granularity.
+	 * The loop's clock (now.c): read once per loop iteration, after the
+	 * wait (core_now), so an op costs no clock read of its own.
+	 * Latencies and deadlines are measured at loop-iteration granularity.
 	 */
-	uint64_t now_ns;
+	struct core_clock clock;
 	bool faults_on;			/* opts.fault.rate_ppm != 0: consult fault.c. */
+	bool wait_poll;			/* Sleep in poll(2), not io_uring_enter (wait_poll.h: valgrind). */
 	bool lat_ewma_on;		/* HYBRID mode: keep lat_ewma_ns for the spin budget. */
 	uint64_t lat_run_v;		/* Latency of the run of ops not yet in stats.lat (lat_record). */
 	uint64_t lat_run_n;		/* Ops in that run. */
@@ -290,6 +292,12 @@ extern __thread struct urt_core *urt__self __attribute__((tls_model("initial-exe
 static inline struct urt_core *core_self(void)
 {
 	return urt__self;
+}
+
+/* The time of c's current loop iteration (now.h). */
+static inline uint64_t core_now(struct urt_core *c)
+{
+	return core_clock_now(&c->clock);
 }
 
 /*

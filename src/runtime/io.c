@@ -11,8 +11,11 @@
  * Most ops need nothing beyond what their urt_io already holds.  An op is
  * bare when it has no deadline, fault injection is off, it is not
  * multishot, and it is a NOP, or a READ/WRITE of at most max_io_bytes on
- * the main ring of a device without a scheduler (sched/) whose backend fills the SQE without a request (prep_rw)
- * and has no complete hook.  A bare op takes no request:
+ * the main ring of a device whose backend fills the SQE without a request
+ * (prep_rw) and has no complete hook, and which has no scheduler (sched/)
+ * or whose scheduler would send the op at once and alone (sched_fast_bare:
+ * FIFO, nothing queued, depth room, random I/O; the op then holds a depth
+ * unit until bare_complete).  A bare op takes no request:
  *
  *   submit  its SQE's user_data is the urt_io tagged UD_TAG_BARE, and
  *           io->priv holds its submission time with bit 0 set (core.h);
@@ -284,18 +287,19 @@ static __attribute__((noinline, cold)) int io_pool_empty(const struct urt_core *
 }
 
 /* Whether io, with op io->op, can go bare on core c (see the design notes). */
-static inline bool io_bare_ok(const struct urt_core *c, const struct urt_io *io, unsigned op)
+static inline bool io_bare_ok(struct urt_core *c, const struct urt_io *io, unsigned op)
 {
-	const struct urt_dev *dev = io->dev;
+	struct urt_dev *dev = io->dev;
 
 	if (io->timeout_ns || c->faults_on || (io->flags & URT_IO_MULTISHOT) || !STAILQ_EMPTY(&c->backlog) ||
 	    ring_sq_full(&c->rings[RING_MAIN]))
 		return false;
 	if (op == URT_OP_NOP)
 		return true;
-	return (op == URT_OP_READ || op == URT_OP_WRITE) && dev->be->prep_rw && !dev->be->complete && !dev->sched &&
+	/* Last: with a scheduler, admission books the op's depth unit. */
+	return (op == URT_OP_READ || op == URT_OP_WRITE) && dev->be->prep_rw && !dev->be->complete &&
 	       !dev->be->needs_big_sqe && !(c->rings[RING_POLL].ready && dev->info.poll_capable) &&
-	       io->len <= dev->info.max_io_bytes;
+	       io->len <= dev->info.max_io_bytes && (!dev->sched || sched_fast_bare(c, dev, io));
 }
 
 /* Give io, counted in ops_live, a request, copy the op into it and issue it. */
@@ -304,7 +308,7 @@ static __attribute__((noinline)) int io_queue_req(struct urt_core *c, struct urt
 	struct urt_req *req = req_take(c);
 
 	req_bind_io(req, io);
-	req->submit_ns = c->now_ns;
+	req->submit_ns = core_now(c);
 	io_req_extras(c, io, req);
 	return req_start(c, req);
 }
@@ -331,13 +335,15 @@ static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, st
 	io->flags &= (uint8_t)~URT_IO_MORE;
 	if (!io_bare_ok(c, io, op))
 		return io_queue_req(c, io);
-	io->priv = bare_priv(c->now_ns);
+	io->priv = bare_priv(core_now(c));
 	sqe = ring_sqe_take(r);
 	if (op == URT_OP_NOP)
 		io_uring_prep_nop(sqe);
 	else {
 		io->dev->be->prep_rw(io->dev, c, sqe, op, io->buf, io->len, io->off, io->flags);
 		ring_count_dev_sqe(c, io->dev, sqe);
+		if (io->dev->sched)
+			sqe->ioprio = io->dev->sched->ioprio[io->prio];	/* A READ/WRITE: sched_set_ioprio's case. */
 	}
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)io | UD_TAG_BARE);
 	r->inflight++;

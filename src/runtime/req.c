@@ -169,6 +169,9 @@ static void req_deliver(struct urt_core *c, struct urt_req *req, int res)
 	if (!io)
 		return;
 	req->io = NULL;
+	/* The device is done with the op: its depth unit serves the op the callback may submit (queue.c Q3). */
+	if (req->sched_on && req->pending == 0)
+		sched_put(c, req);
 	io_answer(c, io, res, req->submit_ns);
 }
 
@@ -280,7 +283,7 @@ void req_issue(struct urt_core *c, struct urt_req *req)
 	enum ring_kind kind;
 	struct urt_ring *r;
 	struct io_uring_sqe *sqe;
-	uint64_t now = c->now_ns;
+	uint64_t now = core_now(c);
 	bool link = false;
 	int64_t n = 0;
 
@@ -549,7 +552,7 @@ out:
 
 static void req_hold(struct urt_core *c, struct urt_req *req, int res)
 {
-	uint64_t now = c->now_ns;
+	uint64_t now = core_now(c);
 
 	req_set_state(req, REQ_HELD);
 	req->held_res = res;
@@ -848,6 +851,8 @@ static struct urt_req *req_from_bare(struct urt_core *c, struct urt_io *io)
 	req->seg = io->op == URT_OP_NOP ? 0 : io->len;
 	req->op_ud = (uint64_t)(uintptr_t)io | UD_TAG_BARE;
 	req->ring = RING_MAIN;
+	/* A bare op on a device with a scheduler holds a depth unit (sched_fast_bare): the request has it now. */
+	req->sched_on = io->dev && io->dev->sched;
 	req_set_state(req, REQ_INFLIGHT);
 	req->pending = 1;
 	return req;

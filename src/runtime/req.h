@@ -10,7 +10,7 @@
 
 /*
  * The latency of every delivered op goes to stats.lat through lat_record.
- * Latencies are measured at loop-iteration granularity (now_ns), so the
+ * Latencies are measured at loop-iteration granularity (core_now), so the
  * ops completed in one iteration and submitted in one iteration have the
  * same latency: lat_record only counts a run of equal values, and
  * lat_flush adds the run to the histogram at once when a different value
@@ -126,7 +126,7 @@ static inline uint64_t bare_submit_ns(const struct urt_io *io)
  */
 static inline void io_answer(struct urt_core *c, struct urt_io *io, int res, uint64_t submit_ns)
 {
-	uint64_t lat = c->now_ns - submit_ns;
+	uint64_t lat = core_now(c) - submit_ns;
 
 	io->priv = NULL;
 	io->res = res;
@@ -152,6 +152,14 @@ static inline bool bare_complete(struct urt_core *c, struct urt_io *io, int32_t 
 {
 	if (res < 0 || (io->op != URT_OP_NOP && (uint64_t)res != io->len))
 		return false;
+	if (io->op != URT_OP_NOP && io->dev->sched) {
+		/* Its depth unit comes back (queue.c Q3; sched_command_done, inline). */
+		struct sched_queue *q = io->dev->sched->q[c->index];
+
+		URT_ASSERT(q->inflight > 0 && q->cls[io->prio].inflight > 0);
+		q->inflight--;
+		q->cls[io->prio].inflight--;
+	}
 	c->ops_live--;
 	io_answer(c, io, res, bare_submit_ns(io));
 	return true;

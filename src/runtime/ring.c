@@ -34,8 +34,12 @@
  *                hybrid_spin_max_ns, do not spin (stats.spin_skipped).
  *   IOPOLL       while polled ops are in flight, poll (enter GETEVENTS)
  *                and never sleep; otherwise sleep on the main ring.
+ *   poll-wait    (under valgrind, or URT_WAIT=poll; wait_poll.h) submit
+ *                without sleeping, then sleep in poll(2) on the main
+ *                ring's fd for at most 1 ms (ring_wait_poll).
  */
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +51,7 @@
 #include "runtime/core.h"
 #include "runtime/memlock.h"
 #include "runtime/probe.h"
+#include "runtime/wait_poll.h"
 
 static const uint32_t optional_flags[] = {
 	IORING_SETUP_DEFER_TASKRUN,
@@ -314,6 +319,24 @@ struct io_uring_sqe *ring_sqe(struct urt_core *c, enum ring_kind kind)
 	return sqe;
 }
 
+/*
+ * The poll-wait mode (wait_poll.h): submit without sleeping, then, if no
+ * CQE is there yet, sleep in poll(2) on the ring's fd for at most
+ * WAIT_POLL_MS.  The caller's reap collects what arrived (and runs the
+ * deferred task work the TASKRUN flag announces).  Returns what the submit
+ * returned.
+ */
+static int ring_wait_poll(struct urt_ring *r)
+{
+	struct pollfd pfd = { .fd = r->ring.ring_fd, .events = POLLIN };
+	int ret = io_uring_submit_and_get_events(&r->ring);
+
+	if (ret >= 0 && !io_uring_cq_ready(&r->ring) &&
+	    !(IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
+		(void)poll(&pfd, 1, WAIT_POLL_MS);	/* A timeout or EINTR only means: look again. */
+	return ret;
+}
+
 static bool ring_sqpoll_needs_wakeup(const struct urt_ring *r)
 {
 	return IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_NEED_WAKEUP;
@@ -342,7 +365,9 @@ int ring_submit(struct urt_core *c, enum ring_kind kind, bool wait)
 		entered = ring_sqpoll_needs_wakeup(r);
 	else
 		entered = true;
-	if (wait)
+	if (wait && c->wait_poll)
+		ret = ring_wait_poll(r);
+	else if (wait)
 		ret = io_uring_submit_and_wait(&r->ring, 1);
 	else if (sqpoll)
 		ret = io_uring_submit(&r->ring);

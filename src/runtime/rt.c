@@ -54,6 +54,7 @@
 #include "runtime/core.h"
 #include "runtime/memlock.h"
 #include "runtime/probe.h"
+#include "runtime/wait_poll.h"
 
 __thread struct urt_core *urt__self __attribute__((tls_model("initial-exec")));
 URT_API void urt_rt_opts_default(struct urt_rt_opts *o)
@@ -153,7 +154,7 @@ static void core_loop(struct urt_core *c)
 		if (c->stopping && core_quiescent(c))
 			break;
 		ring_wait(c);
-		c->now_ns = urt_clock_ns();
+		now_tick(&c->clock);
 		for (int k = 0; k < RING_KINDS; k++)
 			if (c->rings[k].ready)
 				ring_reap(c, k);
@@ -171,8 +172,8 @@ static void core_teardown(struct urt_core *c)
 	if (c->stall_efd >= 0)
 		close(c->stall_efd);
 	c->stall_efd = -1;
-	mem_arena_destroy(c->arena);
-	c->arena = -1;
+	/* Unbind (flushes this thread's cache); rt_free gives the arena back for reuse. */
+	mem_core_bind(-1);
 }
 
 static int core_setup(struct urt_core *c)
@@ -186,10 +187,12 @@ static int core_setup(struct urt_core *c)
 	c->faults_left = rt->opts.fault.count_max;
 	c->faults_on = rt->opts.fault.rate_ppm != 0 && rt->opts.fault.kinds != 0;
 	c->lat_ewma_on = rt->opts.mode == URT_POLL_HYBRID;
-	c->now_ns = urt_clock_ns();
+	c->wait_poll = wait_poll_wanted();
+	now_init(&c->clock);
 	urt_hist_init(&c->stats.lat);
 	/* Runtime objects of this core come from its own arena (mem.h); -1 means libc. */
 	c->arena = mem_arena_create();
+	mem_core_bind(c->arena);	/* engine, kv and urkv objects made on this core (mem_core_*). */
 	c->spin_budget_ns = 10000;
 	c->stall_efd = eventfd(0, EFD_CLOEXEC);
 	if (c->stall_efd < 0)
@@ -289,6 +292,9 @@ static void rt_free(struct urt_rt *rt)
 	for (unsigned i = 0; rt->cores && i < rt->ncores; i++) {
 		msg_exit(&rt->cores[i]);
 		pthread_mutex_destroy(&rt->cores[i].ext_lock);
+		/* Every core thread has been joined (or never started); the arena is pooled, not destroyed (mem.c). */
+		mem_arena_release(rt->cores[i].arena);
+		rt->cores[i].arena = -1;
 	}
 	if (rt->sq_wq_fd >= 0)
 		close(rt->sq_wq_fd);
@@ -347,6 +353,8 @@ URT_API int urt_rt_start(const struct urt_rt_opts *opts, struct urt_rt **out)
 		ret = -ENOMEM;
 		goto err_free;
 	}
+	for (unsigned i = 0; i < rt->ncores; i++)
+		rt->cores[i].arena = -1;	/* rt_free releases only arenas a core created. */
 	for (unsigned i = 0; i < rt->ncores; i++) {
 		struct urt_core *c = &rt->cores[i];
 

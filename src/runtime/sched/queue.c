@@ -54,8 +54,12 @@
  *   Q2. A queue is on its core's sched_busy list exactly while queued > 0,
  *       so a device being closed (no I/O in flight) is on no core's list.
  *   Q3. inflight counts commands holding a depth unit: a request with
- *       sched_on until req_put (sched_put), a merged command until its
- *       completion is split (sched_merge_done).  inflight <= depth_max
+ *       sched_on until its answer with no CQE pending (req_deliver: the
+ *       device is done, and the callback may submit the next op into the
+ *       freed unit) or else until req_put (sched_put); a bare op admitted
+ *       by sched_fast_bare until bare_complete, or, when it takes a
+ *       request (req_from_bare), as that request's sched_on; a merged
+ *       command until its completion is split (sched_merge_done).  inflight <= depth_max
  *       except for ops retried alone after a failed merge, which take
  *       their unit without waiting (they were admitted once already).
  *   Q4. Flushes and FUA writes are barriers: ops queued on either side of
@@ -186,7 +190,7 @@ void sched_command_done(struct sched_queue *q, unsigned prio)
 	q->cls[prio].inflight--;
 }
 
-/* From req_put: req's depth unit comes back (Q3). */
+/* From req_deliver or req_put: req's depth unit comes back (Q3). */
 void sched_put(struct urt_core *c, struct urt_req *req)
 {
 	req->sched_on = false;
@@ -229,7 +233,7 @@ static int queue_pick_class(struct urt_core *c, struct sched_queue *q, struct ur
 		if (!class_room(q, k) || !q->cls[k].expire_ns)
 			continue;
 		r = TAILQ_FIRST(&q->cls[k].fifo);
-		if (c->now_ns - r->submit_ns >= q->cls[k].expire_ns && (!old || r->submit_ns < old->submit_ns)) {
+		if (core_now(c) - r->submit_ns >= q->cls[k].expire_ns && (!old || r->submit_ns < old->submit_ns)) {
 			old = r;
 			best = (int)k;
 		}
@@ -261,17 +265,18 @@ static struct urt_req *queue_pick_op(struct sched_queue *q, unsigned k)
 	return cl->sorted[sched_policy_pick(q->sd->o.policy, cl->sorted, cl->n, q->head, &q->dir)].req;
 }
 
-/* Book one command [off, off + len) of class k leaving: depth, head, counters. */
-static void queue_sent(struct urt_core *c, struct sched_queue *q, unsigned k, const struct urt_req *req)
+/* Book one command (op, [off, off + len), submitted at submit_ns) of class k leaving: depth, head, counters. */
+static void queue_sent_op(struct urt_core *c, struct sched_queue *q, unsigned k, unsigned op, uint64_t off,
+			  uint64_t len, uint64_t submit_ns)
 {
-	uint64_t wait = c->now_ns - req->submit_ns;
+	uint64_t wait = core_now(c) - submit_ns;
 
 	q->inflight++;
 	q->cls[k].inflight++;
 	q->st.commands++;
-	if (req->op != URT_OP_FLUSH && req->op != URT_OP_FSYNC) {
-		q->st.seek_bytes += req->off > q->head ? req->off - q->head : q->head - req->off;
-		q->head = req->off + req->len;
+	if (op != URT_OP_FLUSH && op != URT_OP_FSYNC) {
+		q->st.seek_bytes += off > q->head ? off - q->head : q->head - off;
+		q->head = off + len;
 	}
 	if (wait > q->st.wait_ns_max)
 		q->st.wait_ns_max = wait;
@@ -279,6 +284,42 @@ static void queue_sent(struct urt_core *c, struct sched_queue *q, unsigned k, co
 		q->since_bg = 0;
 	else if (q->cls[URT_PRIO_BACKGROUND].n)
 		q->since_bg++;
+}
+
+static void queue_sent(struct urt_core *c, struct sched_queue *q, unsigned k, const struct urt_req *req)
+{
+	queue_sent_op(c, q, k, req->op, req->off, req->len, req->submit_ns);
+}
+
+/*
+ * The fast path's test and booking, for a request (sched_fast) or a bare
+ * op (sched_fast_bare): whether an op of class prio at [off, off + len)
+ * may leave at once; if so its depth unit is taken and it is counted.
+ */
+static bool queue_fast(struct urt_core *c, struct sched_queue *q, unsigned op, unsigned prio, uint64_t off,
+		       uint64_t len, bool mergeable)
+{
+	struct sched_class *k;
+	bool barrier = op == URT_OP_FLUSH || op == URT_OP_FSYNC;
+
+	URT_ASSERT(prio < SCHED_CLASSES);
+	if (!barrier) {
+		if (off == q->sub_end)
+			q->fast_credit = 0;
+		else if (q->fast_credit < SCHED_FAST_CREDIT)
+			q->fast_credit++;
+		q->sub_end = off + len;
+	}
+	k = &q->cls[prio];
+	if (q->queued || queue_sorted(q) || q->inflight >= q->sd->o.depth_max || k->inflight >= k->depth_max)
+		return false;
+	if (q->sd->o.merge && mergeable && q->fast_credit < SCHED_FAST_CREDIT)
+		return false;
+	q->st.queued++;
+	q->st.dispatched++;
+	q->st.fast++;
+	queue_sent_op(c, q, prio, op, off, len, core_now(c));
+	return true;
 }
 
 /*
@@ -289,29 +330,30 @@ static void queue_sent(struct urt_core *c, struct sched_queue *q, unsigned k, co
 bool sched_fast(struct urt_core *c, struct urt_req *req)
 {
 	struct sched_queue *q = sched_queue_get(c, req->dev);
-	struct sched_class *k;
-	bool barrier = req->op == URT_OP_FLUSH || req->op == URT_OP_FSYNC;
 
-	URT_ASSERT(req->prio < SCHED_CLASSES);
-	if (!barrier) {
-		if (req->off == q->sub_end)
-			q->fast_credit = 0;
-		else if (q->fast_credit < SCHED_FAST_CREDIT)
-			q->fast_credit++;
-		q->sub_end = req->off + req->len;
-	}
-	k = &q->cls[req->prio];
-	if (q->queued || queue_sorted(q) || q->inflight >= q->sd->o.depth_max || k->inflight >= k->depth_max)
-		return false;
-	if (q->sd->o.merge && sched_mergeable(req) && q->fast_credit < SCHED_FAST_CREDIT)
+	if (!queue_fast(c, q, req->op, req->prio, req->off, req->len, sched_mergeable(req)))
 		return false;
 	req->sched_seq = ++q->seq;
-	q->st.queued++;
-	q->st.dispatched++;
-	q->st.fast++;
-	queue_sent(c, q, req->prio, req);
 	req->sched_on = true;
 	return true;
+}
+
+/*
+ * From io.c: whether the bare op io (a READ or WRITE on dev, which has a
+ * scheduler) may leave at once, without a request; if so its depth unit
+ * is taken, and bare_complete (or req_from_bare, if the op needs a request
+ * later) gives it back.  The same test as sched_fast: FIFO, nothing
+ * queued, depth room, and a random stretch (or merging off).
+ */
+bool sched_fast_bare(struct urt_core *c, struct urt_dev *dev, const struct urt_io *io)
+{
+	struct sched_queue *q = dev->sched->q[c->index];
+
+	if (urt_unlikely(!q || q->core != c))
+		q = sched_queue_get(c, dev);	/* First use on this core (or by this runtime). */
+
+	/* A bare op has no deadline, no fault and no FUA check of its own: test FUA here. */
+	return queue_fast(c, q, io->op, io->prio, io->off, io->len, !(io->flags & URT_IO_FUA));
 }
 
 static void queue_dispatch(struct urt_core *c, struct sched_queue *q)

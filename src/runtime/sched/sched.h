@@ -95,6 +95,7 @@ void sched_dev_free(struct urt_dev *dev);
 /* queue.c */
 bool sched_takes(const struct urt_req *req);
 bool sched_fast(struct urt_core *c, struct urt_req *req);
+bool sched_fast_bare(struct urt_core *c, struct urt_dev *dev, const struct urt_io *io);
 void sched_enqueue(struct urt_core *c, struct urt_req *req);
 void sched_dispatch_all(struct urt_core *c);
 void sched_remove(struct urt_core *c, struct urt_req *req);

@@ -1,0 +1,110 @@
+/*
+ * The scheduler's fast path without a request (queue.c sched_fast_bare,
+ * io.c): on a file device with a FIFO scheduler, random reads go bare once
+ * the random stretch is seen, each holding a depth unit until its
+ * completion.  A short read at the end of the file and a read past it
+ * (0 bytes) make the bare op take a request, which must give the unit
+ * back: after every phase the queue (white-box) has no command in flight.
+ * With depth_max 1 a lost unit would queue every later op for ever, so the
+ * body stops at the first leak instead of hanging.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "runtime/core.h"
+#include "../fixture.h"
+
+#define PG 4096u
+#define FILE_PAGES 256u
+
+struct fb {
+	struct urt_dev *dev;
+	uint8_t *buf;
+	int bad;		/* Reads with a wrong result. */
+	int timed_out;		/* Deadline reads that waited for a depth unit in vain. */
+	int leaked;		/* Depth units still held after a phase (must be 0). */
+	int short_res;		/* Result of the read straddling the end of the file. */
+};
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static int read_one(struct fb *f, uint64_t off, size_t len, uint64_t timeout_ns)
+{
+	struct urt_io io;
+
+	urt_io_prep_read(&io, f->dev, f->buf, len, off);
+	io.timeout_ns = timeout_ns;
+	return urt_io_wait(&io);
+}
+
+static void body(void *arg)
+{
+	struct fb *f = arg;
+	uint64_t s = 88172645463325252ull;
+
+	for (int i = 0; i < 64; i++)
+		f->bad += read_one(f, (rnd(&s) % FILE_PAGES) * PG, PG, 0) != (int)PG;
+	if ((f->leaked = (int)f->dev->sched->q[0]->inflight))
+		return;
+	/* Short: the last page and one past the end (buffered: no alignment rule). */
+	f->short_res = read_one(f, (FILE_PAGES - 1) * PG + PG / 2, PG, 0);
+	if ((f->leaked = (int)f->dev->sched->q[0]->inflight))
+		return;
+	for (int i = 0; i < 8; i++) {
+		int r = read_one(f, (rnd(&s) % FILE_PAGES) * PG, PG, 1000000000ull);
+
+		f->timed_out += r == -ETIMEDOUT;
+		f->bad += r != (int)PG && r != -ETIMEDOUT;
+	}
+	/* Nothing left to read: end of file (bare: no deadline). */
+	f->bad += read_one(f, (uint64_t)FILE_PAGES * PG * 2, PG, 0) != 0;
+	if ((f->leaked = (int)f->dev->sched->q[0]->inflight))
+		return;
+	for (int i = 0; i < 8; i++) {
+		int r = read_one(f, (rnd(&s) % FILE_PAGES) * PG, PG, 1000000000ull);
+
+		f->timed_out += r == -ETIMEDOUT;
+		f->bad += r != (int)PG && r != -ETIMEDOUT;
+	}
+}
+
+Test(sched_fast_bare, depth_units_come_back)
+{
+	struct urt_rt_opts o;
+	struct urt_rt *rt;
+	struct fx_file file;
+	struct urt_sched_opts sc;
+	struct urt_sched_stats st;
+	struct fb f = { 0 };
+
+	urt_rt_opts_default(&o);
+	o.ncpus = 1;
+	o.cpus = (int[]){ 0 };
+	o.buf_region_bytes = 64u << 10;
+	rt = fx_start(&o);
+	fx_file_open(&file, (uint64_t)FILE_PAGES * PG, false);
+	urt_sched_opts_default(&sc);
+	sc.policy = URT_SCHED_FIFO;
+	sc.depth_max = 1;
+	cr_assert_eq(urt_dev_sched_set(file.dev, &sc), 0, "%s", urt_last_error());
+	f.dev = file.dev;
+	f.buf = aligned_alloc(4096, PG);
+	fx_run(rt, 0, body, &f);
+	cr_expect_eq(f.bad, 0, "%d reads with a wrong result", f.bad);
+	cr_expect_eq(f.leaked, 0, "%d depth units held with nothing in flight", f.leaked);
+	cr_expect_eq(f.timed_out, 0, "%d reads never got a depth unit: one leaked", f.timed_out);
+	cr_expect_eq(f.short_res, (int)(PG / 2), "the read at the end of the file gave %d", f.short_res);
+	cr_assert_eq(urt_dev_sched_stats(file.dev, &st), 0);
+	/* After the first SCHED_FAST_CREDIT random reads, the rest leave at once. */
+	cr_expect_geq(st.fast + 20, st.queued, "only %llu of %llu ops took the fast path", (unsigned long long)st.fast,
+		      (unsigned long long)st.queued);
+	free(f.buf);
+	fx_file_close(&file);
+	urt_rt_stop(rt);
+}

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "urbench/engine.h"
+#include "urt/error.h"
 
 /* Errors that mean "change the command line or the setup", exit status 2. */
 static bool err_is_usage(int err)
@@ -49,7 +50,7 @@ int ub_run_mode(const struct ub_opts *o, const struct ub_mode *m, const struct u
 		snprintf(r->errmsg, sizeof(r->errmsg), "%s", run.errmsg);
 	} else if (ret) {
 		r->err = ret;
-		snprintf(r->errmsg, sizeof(r->errmsg), "%s: %s", r->mode_name, strerror(-ret));
+		snprintf(r->errmsg, sizeof(r->errmsg), "%s: %s", r->mode_name, urt_strerror(ret));
 	}
 	if (r->err)
 		r->status = err_is_usage(r->err) ? UB_EXIT_USAGE : UB_EXIT_FAIL;

@@ -37,6 +37,7 @@
 #include "urbench/job.h"
 #include "urt/buf.h"
 #include "urt/dev.h"
+#include "urt/error.h"
 #include "urt/io.h"
 #include "urt/rt.h"
 #include "urt/sim.h"
@@ -96,7 +97,7 @@ static const char *why(int ret)
 {
 	const char *m = urt_last_error();
 
-	return m && *m ? m : strerror(-ret);
+	return m && *m ? m : urt_strerror(ret);
 }
 
 /*
@@ -163,7 +164,7 @@ static void slot_done(struct urt_io *io, int res, void *arg)
 		w->errors++;
 		ub_run_fail(run, res, "%s %s at offset %llu: %s", run->r->mode_name,
 			    s->sync ? "flush" : s->write ? "write" : "read", (unsigned long long)io->off,
-			    strerror(-res));
+			    urt_strerror(res));
 	} else if (s->sync) {
 		w->syncs++;
 	} else if (run->t->kind != UB_TARGET_NOP && (uint32_t)res != o->bs) {

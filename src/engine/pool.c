@@ -233,7 +233,7 @@ static int read_page(struct urt_ps *ps, struct frame *f)
 		ps->stats.bad_pgno = f->pgno;
 		urt_set_error("page store: reading page %llu failed after %u attempts: %s",
 			      (unsigned long long)f->pgno, ps->opts.read_retry_max + 1,
-			      strerror(-ret));
+			      urt_strerror(ret));
 		return ret;
 	}
 	ret = page_verify(f->data, ps->page_size, f->pgno, ps->sb.store_id, &why);

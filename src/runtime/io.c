@@ -40,6 +40,7 @@
 
 #include "runtime/dev/backend.h"
 #include "runtime/core.h"
+#include "urt/error.h"
 
 static void io_prep(struct urt_io *io, unsigned op, struct urt_dev *dev, void *buf, uint64_t len,
 		    uint64_t off)
@@ -185,7 +186,7 @@ static int io_validate(struct urt_core *c, const struct urt_io *io)
 		if (ret) {
 			urt_set_error("%s: an earlier flush failed (%s); the device's data is in doubt, "
 				      "so writes and flushes are refused until it is reopened",
-				      dev->path, strerror(-ret));
+				      dev->path, urt_strerror(ret));
 			return ret;
 		}
 	}

@@ -58,6 +58,7 @@
 #include "base/clock.h"
 #include "urbench/result.h"
 #include "urt/dev.h"
+#include "urt/error.h"
 #include "urt/io.h"
 #include "urt/rt.h"
 
@@ -138,7 +139,7 @@ static void urt_issue(struct job *j, unsigned slot)
 		urt_io_prep_nop(io);
 	ret = urt_io_submit(io, urt_done, j);
 	if (ret) {
-		fprintf(stderr, "urt_io_submit: %s%s%s%s\n", strerror(-ret),
+		fprintf(stderr, "urt_io_submit: %s%s%s%s\n", urt_strerror(ret),
 			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		abort();
 	}
@@ -168,7 +169,7 @@ static double run_urt(struct urt_rt *rt, struct job *j)
 	sem_wait(&j->done);
 	sem_destroy(&j->done);
 	if (j->err) {
-		fprintf(stderr, "urt op failed: %s\n", strerror(-j->err));
+		fprintf(stderr, "urt op failed: %s\n", urt_strerror(j->err));
 		exit(1);
 	}
 	return (double)j->ops / ((double)(urt_clock_ns() - t0) / 1e9);
@@ -333,7 +334,7 @@ int main(int argc, char **argv)
 	ro.buf_region_bytes = 64u << 10;
 	ret = urt_rt_start(&ro, &rt);
 	if (ret) {
-		fprintf(stderr, "bench_runtime: urt_rt_start: %s%s%s%s\n", strerror(-ret),
+		fprintf(stderr, "bench_runtime: urt_rt_start: %s%s%s%s\n", urt_strerror(ret),
 			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		return 1;
 	}
@@ -341,7 +342,8 @@ int main(int argc, char **argv)
 	dopts.direct = false;
 	ret = urt_dev_open(path, &dopts, &j->dev);
 	if (ret) {
-		fprintf(stderr, "bench_runtime: urt_dev_open: %s (%s)\n", urt_last_error(), strerror(-ret));
+		fprintf(stderr, "bench_runtime: urt_dev_open %s: %s%s%s%s\n", path, urt_strerror(ret),
+			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		return 1;
 	}
 	printf("bench_runtime: CPU %d, median of %u runs, urt vs raw liburing alternating\n", cpu, runs);

@@ -122,6 +122,7 @@ struct eng_run {
 	struct urt_hist hist;
 	uint64_t commits;
 	int err;
+	char why[512];		/* urt_last_error() of the failure, copied on the reactor (thread-local there). */
 	struct urt_ps_stats st;
 	struct eng_arg *args;
 	sem_t *done;
@@ -232,6 +233,8 @@ static void eng_main(void *p)
 	if (ret && !r->err)
 		r->err = ret;
 out:
+	if (r->err || r->rerr)
+		snprintf(r->why, sizeof(r->why), "%s", urt_last_error());
 	sem_post(r->done);
 }
 
@@ -374,7 +377,8 @@ static int run_recovery(struct urt_rt *rt, unsigned n, uint64_t seconds)
 	ub_cpu_times_read(&c1);
 	ret = r.err ? r.err : r.rerr;
 	if (ret) {
-		fprintf(stderr, "recovery run failed: %s (%s)\n", urt_strerror(ret), urt_last_error());
+		fprintf(stderr, "recovery run failed: %s%s%s%s\n", urt_strerror(ret), r.why[0] ? " (" : "", r.why,
+			r.why[0] ? ")" : "");
 	} else {
 		secs = (double)r.rst.recovery_ns / 1e9;
 		log_mib = (double)(r.st.durable_lsn - r.st.checkpoint_lsn) / (1 << 20);

@@ -348,7 +348,8 @@ int main(int argc, char **argv)
 	dopts.direct = false;
 	ret = urt_dev_open(path, &dopts, &j->dev);
 	if (ret) {
-		fprintf(stderr, "bench_runtime: urt_dev_open: %s (%s)\n", urt_last_error(), urt_strerror(ret));
+		fprintf(stderr, "bench_runtime: urt_dev_open %s: %s%s%s%s\n", path, urt_strerror(ret),
+			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
 		return 1;
 	}
 	if (getenv("BENCH_SCHED") && strcmp(getenv("BENCH_SCHED"), "none") != 0) {

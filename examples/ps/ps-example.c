@@ -27,6 +27,7 @@
 struct demo {
 	struct urt_dev *dev;	/* The data file. */
 	int ret;		/* First error, or 0. */
+	char why[512];		/* urt_last_error() of that error, copied on the reactor's thread. */
 	uint64_t before;	/* Transactions committed by earlier runs. */
 	sem_t done;		/* Posted when the fiber is done. */
 };
@@ -91,6 +92,8 @@ static void demo_fiber(void *arg)
 		if (urt_ps_close(ps) && !d->ret)
 			d->ret = -EIO;
 	}
+	if (d->ret)
+		snprintf(d->why, sizeof(d->why), "%s", urt_last_error());
 	sem_post(&d->done);
 }
 
@@ -128,7 +131,8 @@ int main(int argc, char **argv)
 	urt_dev_close(d.dev);
 	urt_rt_stop(rt);
 	if (d.ret) {
-		fprintf(stderr, "ps-example: %s\n", urt_strerror(d.ret));
+		fprintf(stderr, "ps-example: %s: %s%s%s%s\n", argv[1], urt_strerror(d.ret), d.why[0] ? " (" : "",
+			d.why, d.why[0] ? ")" : "");
 		return 1;
 	}
 	printf("ps-example: %" PRIu64 " transactions found, %d more committed\n", d.before, PER_RUN);

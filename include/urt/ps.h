@@ -73,7 +73,7 @@ enum urt_page_intent {
 
 /** Page-store options; start from urt_ps_opts_default(). */
 struct urt_ps_opts {
-	bool create;		/**< Format when the region holds no store (blank). */
+	bool create;		/**< Format when the region is blank (superblock slots all zero); never over other data. */
 	bool format;		/**< Always format, destroying what is there. */
 	bool format_zero_pages;	/**< On format, zero the page region (default true).  False only on a
 				 * region that reads as zeros: a page left by an earlier store
@@ -133,8 +133,9 @@ URT_API void urt_ps_opts_default(struct urt_ps_opts *opts);
  * valid one, replays the log from its checkpoint to the last valid batch,
  * writes the recovered pages home and records a new checkpoint, so the
  * store starts clean.  Returns 0 and *out, or:
- *   URT_E_BADFORMAT  no store here (blank or garbage) and neither create nor
- *                    format set, a truncated device, or a page size other
+ *   URT_E_BADFORMAT  no store here (blank and neither create nor format
+ *                    set, or other data and format not set), a truncated
+ *                    device, or a page size other
  *                    than opts->page_size;
  *   URT_E_VERSION    a store of a newer format version;
  *   URT_E_CORRUPT    both superblock copies fail their checksums, or the log

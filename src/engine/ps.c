@@ -147,7 +147,21 @@ static int format(struct urt_ps *ps, uint64_t region_bytes)
 	return disk_sb_format(ps, &sb);
 }
 
-/* Reads both slots and picks; formats when asked to and the region is blank. */
+/* True when the len bytes at p are all zero: a blank region, never written. */
+static bool region_blank(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/*
+ * Reads both slots and picks; formats when asked to and the region is
+ * blank.  create formats only a region whose superblock slots are all
+ * zeroes: slots holding something else are another program's data (a
+ * wrong path), which create must not overwrite; format does that.
+ */
 static int load_superblock(struct urt_ps *ps, uint64_t region_bytes)
 {
 	struct superblock_pick_info info;
@@ -165,8 +179,16 @@ static int load_superblock(struct urt_ps *ps, uint64_t region_bytes)
 	ret = superblock_pick(buf, buf + URT_SB_SLOT_SIZE, URT_SB_SLOT_SIZE, &ps->sb, &info);
 	if (ret == URT_E_BADFORMAT && info.err[0] == URT_E_BADFORMAT &&
 	    info.err[1] == URT_E_BADFORMAT && ps->opts.create) {
-		urt_buf_put(buf);
-		return format(ps, region_bytes);
+		if (region_blank(buf, URT_SB_REGION_SIZE)) {
+			urt_buf_put(buf);
+			return format(ps, region_bytes);
+		}
+		urt_set_error("page store: the region at offset %llu holds data but no urt page store "
+			      "(slot A: %s; slot B: %s); not formatting over it: name a blank or new file, "
+			      "or set format to overwrite it",
+			      (unsigned long long)ps->opts.region_offset, info.why[0] ? info.why[0] : "?",
+			      info.why[1] ? info.why[1] : "?");
+		goto out;
 	}
 	if (ret == URT_E_VERSION) {
 		/* A checksummed copy claims the newer version: name both versions. */

@@ -24,7 +24,8 @@
  *
  *   no file --kv_layout_file_create--> blank (sized, superblocks and logs
  *       zero, fsynced)
- *   blank --kv_layout_load (create set)--> header written (flushed)
+ *   blank --kv_layout_load (create set)--> shards' superblock slots zeroed
+ *       and flushed, then the header written (flushed)
  *   header written --kv_shard_open (shard.c), per shard--> page 0 formatted
  *
  * A crash between two steps is resumed by the next open: a blank file gets
@@ -173,6 +174,31 @@ static int hdr_write_new(struct urt_dev *dev, const struct urt_kv_opts *o, unsig
 			return -errno;
 	} while (h->store_id == 0);
 	h->created_ns = urt_clock_wall_ns();
+	/*
+	 * The header gives the shard regions to this store: blank their
+	 * superblock slots first, flushed before the header, so that the page
+	 * store formats them (it creates only over zeroed slots, never over
+	 * other data) even on a device that held something there before.
+	 */
+	memset(buf, 0, KV_HDR_BYTES);
+	for (unsigned s = 0; s < h->shard_count; s++) {
+		uint64_t off = h->region_offset + (uint64_t)s * h->region_bytes;
+
+		for (uint32_t b = 0; b < KV_SUPERBLOCKS_BYTES; b += KV_HDR_BYTES) {
+			n = urt_write(dev, buf, KV_HDR_BYTES, off + b);
+			if (n != KV_HDR_BYTES) {
+				ret = n < 0 ? (int)n : -EIO;
+				urt_set_error("kv: blanking shard %u's superblocks failed (%s)", s,
+					      urt_strerror(ret));
+				return ret;
+			}
+		}
+	}
+	ret = urt_flush(dev);
+	if (ret) {
+		urt_set_error("kv: flushing the blanked superblocks failed (%s)", urt_strerror(ret));
+		return ret;
+	}
 	kv_layout_hdr_encode(h, buf);
 	/* One 512-byte sector holds the header, so a crash leaves it whole or blank (invariant 1). */
 	n = urt_write(dev, buf, KV_HDR_BYTES, 0);

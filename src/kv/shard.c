@@ -1614,6 +1614,7 @@ int kv_shard_open(struct urt_kv *kv, unsigned id, struct kv_shard **out)
 	struct urt_ps_opts o;
 	struct kv_shard *s;
 	uint64_t cache_pages;
+	unsigned planned;
 	uint32_t workers;
 	int ret;
 
@@ -1635,7 +1636,14 @@ int kv_shard_open(struct urt_kv *kv, unsigned id, struct kv_shard **out)
 	o.region_offset = kv->hdr.region_offset + (uint64_t)id * kv->hdr.region_bytes;
 	o.region_bytes = kv->hdr.region_bytes;
 	o.log_bytes = kv->hdr.log_bytes;
-	cache_pages = ko->cache_bytes / kv->nshards / kv->hdr.page_size;
+	/*
+	 * urt_kv_buf_region_bytes sized each core's region for the planned
+	 * shard count (ko->shards, or one per core).  A store formatted with
+	 * fewer shards than that (made on fewer cores) must not give each shard
+	 * more than its planned share, or the pool does not fit the region.
+	 */
+	planned = ko->shards ? ko->shards : kv->ncores;
+	cache_pages = ko->cache_bytes / (kv->nshards > planned ? kv->nshards : planned) / kv->hdr.page_size;
 	if (cache_pages < 4ull * s->tx_pages_max + 256)
 		cache_pages = 4ull * s->tx_pages_max + 256;
 	o.pool_pages = (uint32_t)cache_pages;

@@ -43,6 +43,7 @@
 
 #include "runtime/dev/backend.h"
 #include "runtime/core.h"
+#include "urt/error.h"
 
 static void io_prep(struct urt_io *io, unsigned op, struct urt_dev *dev, void *buf, uint64_t len,
 		    uint64_t off)

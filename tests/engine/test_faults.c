@@ -23,6 +23,7 @@ struct ft_state {
 	struct urt_dev *dev;
 	struct urt_ps_opts o;
 	int ret[16];
+	char msg6[512];		/* urt_last_error() of ret[6] (it lives on the reactor's thread). */
 	uint64_t v[16];
 	struct urt_ps_stats st;
 	struct urt_dev *crashed;
@@ -451,9 +452,14 @@ static void body_garbage(void *arg)
 	s->o.create = false;
 	s->ret[0] = scribble(s->dev, 0, 64u << 10, 6);
 	s->ret[1] = urt_ps_open(s->dev, &s->o, &ps);
-	/* A valid store of a newer format version. */
+	/* create formats only a blank region: never over the garbage (it may be someone's data). */
 	s->o.create = true;
+	s->ret[6] = urt_ps_open(s->dev, &s->o, &ps);
+	snprintf(s->msg6, sizeof(s->msg6), "%s", urt_last_error());
+	/* A valid store of a newer format version: format overwrites the garbage. */
+	s->o.format = true;
 	ps = ft_open(s);
+	s->o.format = false;
 	if (!ps)
 		return;
 	s->ret[2] = urt_ps_close(ps);
@@ -491,6 +497,8 @@ Test(faults, garbage_newer_and_truncated_devices)
 	ft_run(&s, 15, body_garbage);
 	cr_expect_eq(s.ret[0], 0);
 	cr_expect_eq(s.ret[1], URT_E_BADFORMAT, "garbage: %d", s.ret[1]);
+	cr_expect_eq(s.ret[6], URT_E_BADFORMAT, "create over garbage: %d", s.ret[6]);
+	cr_expect_not_null(strstr(s.msg6, "not formatting over it"), "create over garbage: %s", s.msg6);
 	cr_expect_eq(s.ret[2], 0);
 	cr_expect_eq(s.ret[3], URT_E_VERSION, "newer version: %d", s.ret[3]);
 	cr_expect_eq(s.ret[4], 0);

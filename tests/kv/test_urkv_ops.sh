@@ -227,7 +227,7 @@ if command -v redis-server > /dev/null; then
 	timeout 20 redis-cli -s "$WORK/redis.sock" SHUTDOWN NOSAVE > /dev/null 2>&1
 	stop_urkv || fail "stop after the layout comparison"
 else
-	echo "redis-server not installed: layouts not compared"
+	skip_part "reply layouts not compared: redis-server is not installed (Debian package redis-server)"
 fi
 
 echo "== data files"

@@ -52,7 +52,10 @@ struct urt_worker {
 
 static int urt_fail(int err, const char *what)
 {
-	ce_set_error("%s: %s (%s)", what, urt_strerror(err), urt_last_error());
+	const char *why = urt_last_error();
+
+	/* No detail, no parentheses: no message ends in an empty "()". */
+	ce_set_error("%s: %s%s%s%s", what, urt_strerror(err), *why ? " (" : "", why, *why ? ")" : "");
 	return err < 0 && err > -4096 ? err : -EIO;
 }
 

@@ -535,8 +535,7 @@ static void cluster_help(struct urkv_conn *c)
 	static const char *const lines[] = {
 		"CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 		"COUNTKEYSINSLOT <slot>", "GETKEYSINSLOT <slot> <count>", "INFO",
-		"KEYSLOT <key>", "MYID", "NODES", "SETSLOT <slot> (IMPORTING <node-id>|MIGRATING "
-		"<node-id>|STABLE)", "SHARDS", "SLOTS", "HELP",
+		"KEYSLOT <key>", "MYID", "NODES", "SETSLOT <slot> (IMPORTING <node-id>|MIGRATING <node-id>|STABLE)", "SHARDS", "SLOTS", "HELP",
 		"urkv: the topology is pushed with CLUSTERX SETNODES <topology> <version>",
 	};
 

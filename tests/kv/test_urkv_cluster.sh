@@ -56,6 +56,21 @@ print(" | ".join(x.decode() if isinstance(x, bytes) else str(x) for x in out))
 PY
 )
 expect "DUMP/RESTORE" "True | -BUSYKEY Target key name already exists. | +OK | hello | +OK | True | -ERR DUMP payload version or checksum are wrong | -ERR DUMP payload version or checksum are wrong | -ERR Invalid TTL value, must be >= 0 | \$-1" "$got"
+# MIGRATE without the cluster, to a node with a password: AUTH and AUTH2.
+save_node P
+start_urkv pw --data "$WORK/pw.urkv" --size 64M --cores 1 --requirepass pw || exit 1
+save_node Q
+clip "$PORT_P" MSET m1 v1 m2 v2 m3 v3 > /dev/null
+expect "MIGRATE without AUTH" "ERR Target instance replied with error: NOAUTH Authentication required." \
+	"$(clip "$PORT_P" MIGRATE 127.0.0.1 "$PORT_Q" '' 0 5000 KEYS m1)"
+expect "MIGRATE with a wrong AUTH" "ERR Target instance replied with error: WRONGPASS invalid username-password pair or user is disabled." \
+	"$(clip "$PORT_P" MIGRATE 127.0.0.1 "$PORT_Q" '' 0 5000 AUTH bad KEYS m1)"
+expect "MIGRATE AUTH KEYS" "OK" "$(clip "$PORT_P" MIGRATE 127.0.0.1 "$PORT_Q" '' 0 5000 AUTH pw KEYS m1 m2)"
+expect "MIGRATE AUTH2, one key" "OK" "$(clip "$PORT_P" MIGRATE 127.0.0.1 "$PORT_Q" m3 0 5000 AUTH2 default pw)"
+expect "moved to the target" "v1 v2 v3 " "$(clip "$PORT_Q" -a pw --no-auth-warning MGET m1 m2 m3 | tr '\n' ' ')"
+expect "gone from the source" "0" "$(clip "$PORT_P" EXISTS m1 m2 m3)"
+stop_urkv || fail "stop pw"
+use_node P
 stop_urkv || fail "stop plain"
 
 echo "== two cluster nodes (one from a config file)"

@@ -80,6 +80,15 @@ void urkv_cluster_keys_init(void)
 	}
 }
 
+void urkv_cmd_keys(const struct urkv_cmd *cmd, int *first, int *last, int *step)
+{
+	struct keyspec ks = specs[urkv_cmd_index(cmd)];
+
+	*first = ks.first;
+	*last = ks.first ? ks.last : 0;
+	*step = ks.step;
+}
+
 static bool arg_is(const struct resp_arg *a, const char *name)
 {
 	return resp_arg_eq_nocase(a, name);

@@ -6,8 +6,8 @@
  *   2. every node holds the same topology version and the same map;
  *   3. all 16384 slots have an owner;
  *   4. no slot is MIGRATING or IMPORTING anywhere;
- *   5. no node holds keys of a slot it does not own (CLUSTER COUNTKEYSINSLOT,
- *      pipelined, on each node for the slots it does not own). */
+ *   5. no node holds keys of a slot it does not own (one SCAN of each node,
+ *      the slots computed here: see scan.c for why not COUNTKEYSINSLOT). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -63,43 +63,27 @@ out:
 	return rc;
 }
 
-/* CLUSTER COUNTKEYSINSLOT on node for every slot it does not own in ref
- * (pipelined): count[s] is the number of keys, or -1 for its own slots. */
+static void count_key(void *arg, int slot, const char *key, size_t len)
+{
+	long long *count = arg;
+
+	(void)key;
+	(void)len;
+	count[slot]++;
+}
+
+/* Keys node holds per slot it does not own in ref (one SCAN of the node):
+ * count[s] is the number of keys, or -1 for its own slots. */
 int ct_node_stray_counts(struct ct_node *node, const struct ct_topo *ref, long long *count)
 {
 	int self = ct_topo_find(ref, node->id);
-	int sent = 0, rc = 0;
+	int rc;
 
-	if (!node->ctx)
-		return -EIO;
-	for (int s = 0; s < CT_SLOTS; s++) {
-		count[s] = -1;
+	memset(count, 0, CT_SLOTS * sizeof(*count));
+	rc = ct_node_scan(node, count_key, count);
+	for (int s = 0; s < CT_SLOTS; s++)
 		if (self >= 0 && ref->owner[s] == self)
-			continue;
-		if (redisAppendCommand(node->ctx, "CLUSTER COUNTKEYSINSLOT %d", s) != REDIS_OK)
-			return -ENOMEM;
-		sent++;
-	}
-	for (int s = 0; s < CT_SLOTS && sent; s++) {
-		redisReply *r = NULL;
-
-		if (self >= 0 && ref->owner[s] == self)
-			continue;
-		sent--;
-		if (redisGetReply(node->ctx, (void **)&r) != REDIS_OK) {
-			ct_err(node, "CLUSTER COUNTKEYSINSLOT: %s", node->ctx->errstr);
-			ct_node_close(node);
-			return -EIO;
-		}
-		if (r->type == REDIS_REPLY_INTEGER) {
-			count[s] = r->integer;
-		} else {
-			ct_err(node, "CLUSTER COUNTKEYSINSLOT %d: %s", s,
-			       r->type == REDIS_REPLY_ERROR ? r->str : "not an integer");
-			rc = -EPROTO;
-		}
-		freeReplyObject(r);
-	}
+			count[s] = -1;
 	return rc;
 }
 

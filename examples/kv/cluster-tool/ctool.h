@@ -10,7 +10,9 @@
  *   cluster.c  every node of a cluster: discovery, views, pushing a topology;
  *   create.c   create;
  *   check.c    info and check;
- *   move.c     moving one slot's keys (used by reshard and fix);
+ *   slot.c     the hash slot of a key (CRC16);
+ *   scan.c     every key of a node, through SCAN;
+ *   move.c     moving slots' keys (used by reshard and fix);
  *   reshard.c  reshard;
  *   fix.c      fix.
  */
@@ -38,7 +40,8 @@ struct ct_opts {
 	const char *password;		/* AUTH password, or NULL. */
 	int timeout_ms;			/* Per-command socket timeout. */
 	int migrate_timeout_ms;		/* MIGRATE's own timeout argument. */
-	int batch;			/* Keys per GETKEYSINSLOT/MIGRATE round. */
+	int batch;			/* Most keys per MIGRATE (and per GETKEYSINSLOT). */
+	int slots_per_round;		/* reshard: slots moved per SCAN and topology push. */
 	bool quiet;			/* Only errors and the final summary. */
 };
 
@@ -114,6 +117,11 @@ int ct_cluster_push(struct ct_cluster *cl, const struct ct_topo *topo, int first
 int ct_node_push(struct ct_node *node, const struct ct_topo *topo);
 int ct_cluster_resolve_id(const struct ct_cluster *cl, const char *prefix, char *why, size_t why_len);
 
+/* slot.c, scan.c */
+int ct_key_slot(const char *key, size_t len);
+typedef void (*ct_scan_fn)(void *arg, int slot, const char *key, size_t len);
+int ct_node_scan(struct ct_node *node, ct_scan_fn fn, void *arg);
+
 /* check.c */
 int ct_check_report(struct ct_cluster *cl, bool print_ok);
 int ct_node_stray_counts(struct ct_node *node, const struct ct_topo *ref, long long *count);
@@ -121,7 +129,8 @@ int ct_cmd_info(const char *entry, const struct ct_opts *opts);
 int ct_cmd_check(const char *entry, const struct ct_opts *opts);
 
 /* move.c */
-int ct_move_slot(struct ct_cluster *cl, int slot, int src, int dst, bool replace, long long *moved);
+int ct_move_slots(struct ct_cluster *cl, const int *slots, int n, int src, int dst, bool replace,
+		  long long *moved);
 int ct_move_strays(struct ct_cluster *cl, int holder, int slot, int owner, long long *moved);
 
 /* create.c, reshard.c, fix.c */

@@ -162,43 +162,61 @@ static int stable(struct ct_node *node, int slot)
 	return ct_node_expect_ok(node, r, what);
 }
 
+/* Open slots, grouped by (owner, target) so that each group's keys are
+ * found with one SCAN of the owner. */
 static int fix_open_slots(struct ct_cluster *cl, long long *moved)
 {
 	struct ct_topo *next = malloc(sizeof(*next));
-	int rc = 0, finished = 0;
+	int *owner = malloc(CT_SLOTS * sizeof(*owner)), *target = malloc(CT_SLOTS * sizeof(*target));
+	int *group = malloc(CT_SLOTS * sizeof(*group));
+	int rc = -ENOMEM;
 
-	if (!next)
-		return -ENOMEM;
+	if (!next || !owner || !target || !group)
+		goto out;
 	for (int s = 0; s < CT_SLOTS; s++) {
 		bool open = false;
-		int owner, target;
 
+		owner[s] = target[s] = -1;
 		for (int i = 0; i < cl->n; i++)
 			open |= cl->view[i]->migrating[s] >= 0 || cl->view[i]->importing[s] >= 0;
 		if (!open)
 			continue;
-		owner = cluster_index(cl, cl->ref, cl->ref->owner[s]);
-		target = open_target(cl, s, owner);
-		if (owner >= 0 && target >= 0) {
-			long long before = *moved;
-
-			ct_say(cl->opts, "slot %d: finishing its move from %s to %s", s, cl->node[owner].name,
-			       cl->node[target].name);
-			rc = ct_move_slot(cl, s, owner, target, true, moved);
-			if (rc)
-				goto out;
-			*next = *cl->ref;
-			next->owner[s] = (int16_t)ct_topo_find(next, cl->node[target].id);
-			next->version = cl->ref->version + 1;
-			rc = ct_cluster_push(cl, next, target);
-			if (rc)
-				goto out;
-			*cl->ref = *next;
-			ct_say(cl->opts, "slot %d: %lld keys moved, now owned by %s, topology version %" PRIu64,
-			       s, *moved - before, cl->node[target].name, next->version);
-			finished++;
-		}
+		owner[s] = cluster_index(cl, cl->ref, cl->ref->owner[s]);
+		target[s] = open_target(cl, s, owner[s]);
+		if (owner[s] < 0 || target[s] < 0)
+			owner[s] = target[s] = -1;	/* Nothing to move: STABLE below. */
 	}
+	rc = 0;
+	for (int s = 0; s < CT_SLOTS && rc == 0; s++) {
+		int o = owner[s], t = target[s], n = 0;
+		long long before = *moved;
+
+		if (o < 0)
+			continue;
+		for (int g = s; g < CT_SLOTS; g++) {
+			if (owner[g] == o && target[g] == t) {
+				group[n++] = g;
+				owner[g] = target[g] = -1;
+			}
+		}
+		ct_say(cl->opts, "finishing the move of %d open slot%s (first %d) from %s to %s", n,
+		       n == 1 ? "" : "s", group[0], cl->node[o].name, cl->node[t].name);
+		rc = ct_move_slots(cl, group, n, o, t, true, moved);
+		if (rc)
+			break;
+		*next = *cl->ref;
+		for (int i = 0; i < n; i++)
+			next->owner[group[i]] = (int16_t)ct_topo_find(next, cl->node[t].id);
+		next->version = cl->ref->version + 1;
+		rc = ct_cluster_push(cl, next, t);
+		if (rc)
+			break;
+		*cl->ref = *next;
+		ct_say(cl->opts, "  %lld keys moved, %d slot%s now owned by %s, topology version %" PRIu64,
+		       *moved - before, n, n == 1 ? "" : "s", cl->node[t].name, next->version);
+	}
+	if (rc)
+		goto out;
 	/* States the pushes did not clear (a node migrating or importing a slot
 	 * nobody moves to or from it) end with STABLE. */
 	rc = ct_cluster_refresh(cl);
@@ -214,6 +232,9 @@ static int fix_open_slots(struct ct_cluster *cl, long long *moved)
 		rc = ct_cluster_refresh(cl);
 out:
 	free(next);
+	free(owner);
+	free(target);
+	free(group);
 	return rc;
 }
 

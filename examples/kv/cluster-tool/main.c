@@ -23,7 +23,9 @@ static void usage(FILE *out)
 	      "  fix host:port                    finish interrupted moves and pushes\n"
 	      "options:\n"
 	      "  -a, --pass PASS       password of the nodes (AUTH)\n"
-	      "      --batch K         keys per GETKEYSINSLOT/MIGRATE round (default 100)\n"
+	      "      --batch K         most keys per MIGRATE (default 100)\n"
+	      "      --slots-per-round N  reshard: slots per SCAN of the source and per\n"
+	      "                        topology push (default 512)\n"
 	      "      --timeout MS      socket timeout per command (default 60000)\n"
 	      "      --migrate-timeout MS  MIGRATE's timeout argument (default 10000)\n"
 	      "  -q, --quiet           print only errors and the result\n"
@@ -47,7 +49,7 @@ static int positive(const char *arg)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_BATCH = 256, OPT_TIMEOUT, OPT_MIGRATE_TIMEOUT, OPT_FROM, OPT_TO, OPT_SLOTS };
+	enum { OPT_BATCH = 256, OPT_TIMEOUT, OPT_MIGRATE_TIMEOUT, OPT_FROM, OPT_TO, OPT_SLOTS, OPT_ROUND };
 	static const struct option longopts[] = {
 		{ "pass", required_argument, NULL, 'a' },
 		{ "batch", required_argument, NULL, OPT_BATCH },
@@ -56,11 +58,13 @@ int main(int argc, char **argv)
 		{ "from", required_argument, NULL, OPT_FROM },
 		{ "to", required_argument, NULL, OPT_TO },
 		{ "slots", required_argument, NULL, OPT_SLOTS },
+		{ "slots-per-round", required_argument, NULL, OPT_ROUND },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ct_opts opts = { .timeout_ms = 60000, .migrate_timeout_ms = 10000, .batch = 100 };
+	struct ct_opts opts = { .timeout_ms = 60000, .migrate_timeout_ms = 10000, .batch = 100,
+				.slots_per_round = 512 };
 	const char *from = NULL, *to = NULL, *cmd;
 	int slots = -1, c, nargs;
 	char **args;
@@ -95,6 +99,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_SLOTS:
 			target = &slots;
+			break;
+		case OPT_ROUND:
+			target = &opts.slots_per_round;
 			break;
 		default:
 			usage(stderr);

@@ -1,23 +1,29 @@
-/* Moving the keys of one slot from one node to another.
+/* Moving the keys of slots from one node to another.
  *
- * A slot move, as the tool drives it (the order matters):
+ * A round of slot moves, as the tool drives it (the order matters):
  *
- *   STABLE --(1) SETSLOT s IMPORTING src on dst--> importing
- *          --(2) SETSLOT s MIGRATING dst on src--> open
- *          --(3) GETKEYSINSLOT + MIGRATE KEYS, until src has none--> drained
- *          --(4) the caller pushes a topology giving s to dst--> STABLE
+ *   STABLE --(1) SETSLOT s IMPORTING src on dst, for each s--> importing
+ *          --(2) SETSLOT s MIGRATING dst on src, for each s--> open
+ *          --(3) SCAN src, MIGRATE ... KEYS of each slot; again until a
+ *                SCAN finds no key of the round's slots--> drained
+ *          --(4) the caller pushes a topology giving the slots to dst--> STABLE
  *
  *   (1) before (2): once src answers -ASK for a missing key, dst must
  *       already accept it after ASKING.
- *   (3) MIGRATE replies +OK only once dst holds the keys durably, and only
- *       then does src delete them; a key is never on neither node.  A kill
- *       between dst's commit and src's delete leaves the key on both; src's
- *       copy is the one clients saw (src serves every key it still holds
- *       while MIGRATING), which is why fix re-runs (3) with REPLACE.
- *   (4) ct_cluster_push, dst first: the new owner serves the slot before
+ *   (3) Once a slot is MIGRATING, src creates no key of it (a command on a
+ *       key src lacks gets -ASK), so the keys only leave, and a SCAN that
+ *       finds none of the round's slots ends the round.  One SCAN serves the
+ *       whole round: urkv has no slot-to-keys index, so GETKEYSINSLOT would
+ *       walk the keyspace once per slot.  MIGRATE replies +OK only once dst
+ *       holds the keys durably, and only then does src delete them; a key is
+ *       never on neither node.  A kill between dst's commit and src's delete
+ *       leaves the key on both; src's copy is the one clients saw (src
+ *       serves every key it still holds while MIGRATING), which is why fix
+ *       re-runs (3) with REPLACE.
+ *   (4) ct_cluster_push, dst first: the new owner serves the slots before
  *       anyone sends clients to it.
  *
- * Functions: ct_move_slot does (1)-(3); ct_move_strays moves keys a node
+ * Functions: ct_move_slots does (1)-(3); ct_move_strays moves keys a node
  * holds for a slot that is not open and that it does not own. */
 #include <errno.h>
 #include <stdio.h>
@@ -29,17 +35,6 @@
 /* MIGRATE's fixed arguments: MIGRATE host port "" 0 timeout [REPLACE]
  * [AUTH pw] KEYS, then up to batch keys. */
 #define MIGRATE_FIXED_MAX 10
-
-static int setslot(struct ct_node *node, int slot, const char *state, const char *id)
-{
-	char slot_s[16], what[96];
-	const char *argv[] = { "CLUSTER", "SETSLOT", slot_s, state, id };
-
-	snprintf(slot_s, sizeof(slot_s), "%d", slot);
-	snprintf(what, sizeof(what), "CLUSTER SETSLOT %d %s%s%.8s", slot, state, id ? " " : "",
-		 id ? id : "");
-	return ct_node_expect_ok(node, ct_node_cmd(node, id ? 5 : 4, argv, NULL), what);
-}
 
 /* Up to batch keys of slot held by node, as GETKEYSINSLOT lists them. */
 static redisReply *keys_in_slot(struct ct_node *node, int slot, int batch)
@@ -55,10 +50,10 @@ static redisReply *keys_in_slot(struct ct_node *node, int slot, int batch)
 	return r;
 }
 
-/* MIGRATE of keys[0..n) from node to the node at ip:port.  Returns the reply
+/* MIGRATE of key[0..n) from node to the node at ip:port.  Returns the reply
  * (the caller judges +OK, +NOKEY and errors) or NULL. */
 static redisReply *migrate(struct ct_cluster *cl, struct ct_node *from, const struct ct_node *to,
-			   redisReply *keys, size_t first, size_t n, bool replace)
+			   const char *const *key, const size_t *key_len, size_t n, bool replace)
 {
 	const char **argv = malloc((MIGRATE_FIXED_MAX + n) * sizeof(*argv));
 	size_t *len = malloc((MIGRATE_FIXED_MAX + n) * sizeof(*len));
@@ -88,8 +83,8 @@ static redisReply *migrate(struct ct_cluster *cl, struct ct_node *from, const st
 	for (int i = 0; i < argc; i++)
 		len[i] = strlen(argv[i]);
 	for (size_t k = 0; k < n; k++) {
-		argv[argc] = keys->element[first + k]->str;
-		len[argc++] = keys->element[first + k]->len;
+		argv[argc] = key[k];
+		len[argc++] = key_len[k];
 	}
 	r = ct_node_cmd(from, argc, argv, len);
 out:
@@ -98,69 +93,188 @@ out:
 	return r;
 }
 
+/* MIGRATE of the element-th key of a GETKEYSINSLOT reply. */
+static redisReply *migrate_one(struct ct_cluster *cl, struct ct_node *from, const struct ct_node *to,
+			       const redisReply *keys, size_t element, bool replace)
+{
+	const char *key = keys->element[element]->str;
+	size_t len = keys->element[element]->len;
+
+	return migrate(cl, from, to, &key, &len, 1, replace);
+}
+
 static bool is_status(const redisReply *r, const char *s)
 {
 	return r->type == REDIS_REPLY_STATUS && strcmp(r->str, s) == 0;
 }
 
-int ct_move_slot(struct ct_cluster *cl, int slot, int src, int dst, bool replace, long long *moved)
+/* CLUSTER SETSLOT s state id for every s of slots on node, pipelined. */
+static int setslot_all(struct ct_node *node, const int *slots, int n, const char *state, const char *id)
+{
+	int rc = 0;
+
+	for (int i = 0; i < n; i++)
+		if (redisAppendCommand(node->ctx, "CLUSTER SETSLOT %d %s %s", slots[i], state, id) != REDIS_OK)
+			return -ENOMEM;
+	for (int i = 0; i < n; i++) {
+		redisReply *r = NULL;
+		char what[96];
+
+		if (redisGetReply(node->ctx, (void **)&r) != REDIS_OK) {
+			ct_err(node, "CLUSTER SETSLOT %d %s: %s", slots[i], state, node->ctx->errstr);
+			ct_node_close(node);
+			return -EIO;
+		}
+		snprintf(what, sizeof(what), "CLUSTER SETSLOT %d %s %.8s", slots[i], state, id);
+		if (ct_node_expect_ok(node, r, what))
+			rc = -EPROTO;
+	}
+	return rc;
+}
+
+/* Keys of the round's slots found by one SCAN of the source. */
+struct round_keys {
+	const bool *want;	/* Per slot: part of the round. */
+	size_t n, cap;		/* Entries of key[]. */
+	struct round_key {
+		int slot;	/* Its slot. */
+		size_t off, len;/* Its bytes in buf. */
+	} *key;
+	char *buf;		/* The key bytes, back to back. */
+	size_t used, buf_cap;	/* Bytes used and allocated in buf. */
+	bool oom;		/* An allocation failed. */
+};
+
+static void round_collect(void *arg, int slot, const char *key, size_t len)
+{
+	struct round_keys *rk = arg;
+
+	if (!rk->want[slot] || rk->oom)
+		return;
+	if (rk->n == rk->cap) {
+		size_t cap = rk->cap ? 2 * rk->cap : 1024;
+		void *p = realloc(rk->key, cap * sizeof(*rk->key));
+
+		if (!p)
+			goto oom;
+		rk->key = p;
+		rk->cap = cap;
+	}
+	if (rk->used + len > rk->buf_cap) {
+		size_t cap = rk->buf_cap ? 2 * rk->buf_cap : 65536;
+		void *p;
+
+		while (cap < rk->used + len)
+			cap *= 2;
+		p = realloc(rk->buf, cap);
+		if (!p)
+			goto oom;
+		rk->buf = p;
+		rk->buf_cap = cap;
+	}
+	memcpy(rk->buf + rk->used, key, len);
+	rk->key[rk->n++] = (struct round_key){ .slot = slot, .off = rk->used, .len = len };
+	rk->used += len;
+	return;
+oom:
+	rk->oom = true;
+}
+
+static int by_slot(const void *a, const void *b)
+{
+	const struct round_key *x = a, *y = b;
+
+	return (x->slot > y->slot) - (x->slot < y->slot);
+}
+
+/* Rounds of SCAN + MIGRATE before a source that still lists keys is an error. */
+#define ROUND_PASSES_MAX 8
+
+/* MIGRATE every key of rk, one slot's keys per command, batch at a time. */
+static int migrate_round(struct ct_cluster *cl, int src, int dst, struct round_keys *rk, bool replace,
+			 long long *moved)
 {
 	struct ct_node *from = &cl->node[src], *to = &cl->node[dst];
-	bool last_nokey = false;
-	char last_first[256] = "";
-	int rc;
+	const char **key = malloc((size_t)cl->opts->batch * sizeof(*key));
+	size_t *len = malloc((size_t)cl->opts->batch * sizeof(*len));
+	int rc = 0;
 
-	rc = setslot(to, slot, "IMPORTING", from->id);
-	if (rc)
-		return rc;
-	rc = setslot(from, slot, "MIGRATING", to->id);
-	if (rc)
-		return rc;
-	for (;;) {
-		redisReply *keys = keys_in_slot(from, slot, cl->opts->batch);
+	if (!key || !len) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	qsort(rk->key, rk->n, sizeof(*rk->key), by_slot);
+	for (size_t i = 0; i < rk->n && rc == 0;) {
+		int slot = rk->key[i].slot;
+		size_t n = 0;
 		redisReply *r;
-		char first[256];
 
-		if (!keys)
-			return -EIO;
-		if (keys->elements == 0) {
-			freeReplyObject(keys);
-			return 0;
+		while (i < rk->n && rk->key[i].slot == slot && n < (size_t)cl->opts->batch) {
+			key[n] = rk->buf + rk->key[i].off;
+			len[n++] = rk->key[i++].len;
 		}
-		snprintf(first, sizeof(first), "%.*s", (int)keys->element[0]->len, keys->element[0]->str);
-		r = migrate(cl, from, to, keys, 0, keys->elements, replace);
+		r = migrate(cl, from, to, key, len, n, replace);
 		if (!r) {
-			freeReplyObject(keys);
-			return -EIO;
-		}
-		if (is_status(r, "OK") || is_status(r, "NOKEY")) {
-			bool nokey = is_status(r, "NOKEY");
-
-			/* GETKEYSINSLOT listing keys MIGRATE never finds would loop forever. */
-			if (nokey && last_nokey && strcmp(first, last_first) == 0) {
-				ct_err(from, "slot %d: GETKEYSINSLOT keeps listing '%s' but MIGRATE finds "
-				       "no such key", slot, first);
-				rc = -EPROTO;
-			}
-			if (!nokey)
-				*moved += (long long)keys->elements;
-			last_nokey = nokey;
-			snprintf(last_first, sizeof(last_first), "%s", first);
+			rc = -EIO;
+		} else if (is_status(r, "OK")) {
+			*moved += (long long)n;
+		} else if (is_status(r, "NOKEY")) {
+			/* Deleted (or expired) since the SCAN: nothing to move. */
 		} else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYKEY", 7) == 0) {
-			ct_err(from, "slot %d: MIGRATE to %s: %s (a key of the batch starting '%s' is "
+			ct_err(from, "slot %d: MIGRATE to %s: %s (a key of the batch starting '%.*s' is "
 			       "on both nodes; `urkv-cluster fix` moves the source's copy over it)",
-			       slot, to->name, r->str, first);
+			       slot, to->name, r->str, (int)(len[0] > 200 ? 200 : len[0]), key[0]);
 			rc = -EEXIST;
 		} else {
 			ct_err(from, "slot %d: MIGRATE to %s: %s", slot, to->name,
 			       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
 			rc = -EPROTO;
 		}
-		freeReplyObject(r);
-		freeReplyObject(keys);
-		if (rc)
-			return rc;
+		if (r)
+			freeReplyObject(r);
 	}
+out:
+	free(key);
+	free(len);
+	return rc;
+}
+
+int ct_move_slots(struct ct_cluster *cl, const int *slots, int n, int src, int dst, bool replace,
+		  long long *moved)
+{
+	struct ct_node *from = &cl->node[src], *to = &cl->node[dst];
+	bool *want = calloc(CT_SLOTS, sizeof(*want));
+	struct round_keys rk = { .want = want };
+	int rc = -ENOMEM;
+
+	if (!want)
+		return rc;
+	for (int i = 0; i < n; i++)
+		want[slots[i]] = true;
+	rc = setslot_all(to, slots, n, "IMPORTING", from->id);
+	if (rc == 0)
+		rc = setslot_all(from, slots, n, "MIGRATING", to->id);
+	for (int pass = 0; rc == 0; pass++) {
+		rk.n = rk.used = 0;
+		rc = ct_node_scan(from, round_collect, &rk);
+		if (rc == 0 && rk.oom) {
+			ct_err(from, "out of memory listing the keys of the slots to move");
+			rc = -ENOMEM;
+		}
+		if (rc || rk.n == 0)
+			break;
+		if (pass == ROUND_PASSES_MAX) {
+			ct_err(from, "still lists %zu keys of the slots being moved (slot %d first) after "
+			       "%d rounds of MIGRATE", rk.n, rk.key[0].slot, ROUND_PASSES_MAX);
+			rc = -EPROTO;
+			break;
+		}
+		rc = migrate_round(cl, src, dst, &rk, replace, moved);
+	}
+	free(rk.key);
+	free(rk.buf);
+	free(want);
+	return rc;
 }
 
 /* DUMP of key on node (NULL when absent or on error); the caller frees. */
@@ -228,7 +342,7 @@ int ct_move_strays(struct ct_cluster *cl, int holder, int slot, int owner, long 
 		}
 		/* Key by key: one BUSYKEY must not hold up the others. */
 		for (size_t k = 0; k < keys->elements; k++) {
-			redisReply *r = migrate(cl, from, to, keys, k, 1, false);
+			redisReply *r = migrate_one(cl, from, to, keys, k, false);
 			int rc;
 
 			if (!r) {

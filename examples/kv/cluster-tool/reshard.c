@@ -2,9 +2,12 @@
  * the cluster.  The cluster must pass check first (same topology
  * everywhere, no open slot), so that a reshard never starts on top of an
  * interrupted one; `fix` finishes those.  The slots moved are the source's
- * lowest N.  Each slot goes through move.c's steps, then a topology with
- * the slot given to the target and the version one higher is pushed to
- * every node, the target first. */
+ * lowest N, in rounds of --slots-per-round (default 512): each round goes
+ * through move.c's steps (one SCAN of the source serves a whole round),
+ * then a topology with the round's slots given to the target and the
+ * version one higher is pushed to every node, the target first.  A
+ * smaller round keeps fewer slots open at a time (fewer -ASK redirects for
+ * clients) at the cost of more SCANs of the source. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,6 +24,7 @@ int ct_cmd_reshard(const char *entry, const char *from_id, const char *to_id, in
 	long long moved = 0;
 	char why[160];
 	int rc = CT_EXIT_CLUSTER, src, dst, rsrc, rdst, done = 0, owned, problems;
+	int *round = NULL;
 
 	if (!cl || !next)
 		goto out;
@@ -54,28 +58,38 @@ int ct_cmd_reshard(const char *entry, const char *from_id, const char *to_id, in
 	}
 	ct_say(opts, "moving %d of the %d slots of %s (%s) to %s (%s)", slots, owned, cl->node[src].id,
 	       cl->node[src].name, cl->node[dst].id, cl->node[dst].name);
-	for (int s = 0; s < CT_SLOTS && done < slots; s++) {
-		if (cl->ref->owner[s] != rsrc)
-			continue;
-		if (ct_move_slot(cl, s, src, dst, false, &moved)) {
-			ct_err(NULL, "reshard stopped at slot %d after %d slots; the slot is left open: "
-			       "run `urkv-cluster fix %s` to finish it", s, done, entry);
+	round = malloc(CT_SLOTS * sizeof(*round));
+	if (!round)
+		goto out;
+	for (int s = 0; s < CT_SLOTS && done < slots;) {
+		int n = 0;
+
+		/* The next round: up to slots_per_round of the source's slots. */
+		for (; s < CT_SLOTS && done + n < slots && n < opts->slots_per_round; s++)
+			if (cl->ref->owner[s] == rsrc)
+				round[n++] = s;
+		if (n == 0)
+			break;
+		if (ct_move_slots(cl, round, n, src, dst, false, &moved)) {
+			ct_err(NULL, "reshard stopped in the round of slots %d-%d after %d slots; the "
+			       "round's slots are left open: run `urkv-cluster fix %s` to finish them",
+			       round[0], round[n - 1], done, entry);
 			goto out;
 		}
 		*next = *cl->ref;
-		next->owner[s] = (int16_t)rdst;
+		for (int i = 0; i < n; i++)
+			next->owner[round[i]] = (int16_t)rdst;
 		next->version = cl->ref->version + 1;
 		if (ct_cluster_push(cl, next, dst)) {
-			ct_err(NULL, "reshard stopped at slot %d: its keys are on %s but not every node "
-			       "has the new topology; run `urkv-cluster fix %s`", s, cl->node[dst].name,
-			       entry);
+			ct_err(NULL, "reshard stopped after slots %d-%d: their keys are on %s but not every "
+			       "node has the new topology; run `urkv-cluster fix %s`", round[0],
+			       round[n - 1], cl->node[dst].name, entry);
 			goto out;
 		}
 		*cl->ref = *next;
-		done++;
-		if (done % 256 == 0 || done == slots)
-			ct_say(opts, "  %d/%d slots moved, %lld keys, topology version %" PRIu64, done, slots,
-			       moved, cl->ref->version);
+		done += n;
+		ct_say(opts, "  %d/%d slots moved, %lld keys, topology version %" PRIu64, done, slots, moved,
+		       cl->ref->version);
 	}
 	if (ct_cluster_refresh(cl))
 		goto out;
@@ -91,5 +105,6 @@ out:
 		free(cl);
 	}
 	free(next);
+	free(round);
 	return rc;
 }

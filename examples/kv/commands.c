@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster.h"
 #include "cmd_ext.h"
 #include "urkv.h"
 #include "urt/urt.h"
@@ -637,6 +638,16 @@ static const struct urkv_cmd cmds[] = {
 	{ "hello", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_hello_run, false },
 	{ "shutdown", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_shutdown_run, false },
 	{ "latency", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_latency_run, false },
+	/* Redis Cluster node side (cluster_cmd.c, migrate.c; docs/kv.md). */
+	{ "cluster", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_cluster_run, false },
+	{ "clusterx", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_clusterx_run, false },
+	{ "asking", 1, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_asking_run, false },
+	{ "readonly", 1, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_readonly_run, false },
+	{ "readwrite", 1, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_readwrite_run, false },
+	{ "dump", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_dump_run, false },
+	{ "restore", -4, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_restore_run, false },
+	{ "restore-asking", -4, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_restore_run, false },
+	{ "migrate", -6, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_migrate_run, false },
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))

@@ -54,6 +54,7 @@
 #include <sys/socket.h>
 
 #include "base/clock.h"
+#include "cluster.h"
 #include "urkv.h"
 #include "urt/urt.h"
 
@@ -429,6 +430,22 @@ void urkv_conn_wait(struct urkv_conn *c)
 		urt_waitq_wait(&c->wq);
 }
 
+/* Lets go of slot s's cluster gate (cluster.h), if it holds one. */
+static void gate_exit(struct urkv_conn *c, struct urkv_slot *s)
+{
+	if (s->gate) {
+		urkv_cluster_gate_exit(c->cc->srv, s->gate);
+		s->gate = 0;
+	}
+}
+
+void urkv_conn_release_gates(struct urkv_conn *c)
+{
+	urkv_conn_wait(c);
+	for (unsigned i = 0; i < c->nslots; i++)
+		gate_exit(c, &c->slots[i]);
+}
+
 /* SCAN cursors. */
 
 struct urt_kv_cursor *urkv_conn_cursor(struct urkv_conn *c, uint64_t id, bool create,
@@ -552,6 +569,7 @@ static void format_upto(struct urkv_conn *c, unsigned upto)
 			s->failed = c->cl.errors_out != s->errs0;
 			timed = true;
 		}
+		gate_exit(c, s);
 	}
 	if (!timed)
 		return;
@@ -652,6 +670,13 @@ static void batch_run(struct urkv_conn *c, bool alone)
 			s->cmd = NULL;
 			cls = URKV_NONE;
 		}
+		if (cls != URKV_NONE && c->cc->srv->cluster &&
+		    (s->err = urkv_cluster_route(c, s)) != NULL) {
+			/* Another node's slot, or a slot on the move: -MOVED, -ASK ... (cluster_cmd.c). */
+			s->rejected = s->cmd;
+			s->cmd = NULL;
+			cls = URKV_NONE;
+		}
 		if (cls == URKV_NONE)
 			continue;
 		c->cl.last_cmd = s->cmd->name;
@@ -664,12 +689,14 @@ static void batch_run(struct urkv_conn *c, bool alone)
 		s->t0_ns = c->now_ns;	/* The batch clock: no clock read per command. */
 		if (cls == URKV_SYNC) {
 			s->cmd->run(c, s);
+			gate_exit(c, s);
 			ran_whole(c, s);
 			c->fmt_next = i + 1;
 			if (c->close_after)
 				end = i + 1;	/* QUIT: nothing after it runs. */
 		} else if (alone) {
 			run_alone(c, s);
+			gate_exit(c, s);
 			ran_whole(c, s);
 			c->fmt_next = i + 1;
 		} else {

@@ -66,10 +66,10 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 		return NULL;
 	if (want(section, len, "server")) {
 		fprintf(f, "# Server\r\nredis_version:7.0.0\r\nurkv_version:%s\r\n"
-			   "redis_mode:standalone\r\nprocess_id:%d\r\ntcp_port:%u\r\n"
+			   "redis_mode:%s\r\nprocess_id:%d\r\ntcp_port:%u\r\n"
 			   "uptime_in_seconds:%llu\r\nio_threads_active:0\r\nurt_cores:%u\r\n"
 			   "urt_shards:%u\r\n\r\n",
-			urt_version(), (int)getpid(), srv->port,
+			urt_version(), srv->cluster ? "cluster" : "standalone", (int)getpid(), srv->port,
 			(unsigned long long)((urt_clock_ns() - srv->start_ns) / 1000000000ull),
 			srv->ncores, urt_kv_shards(srv->kv));
 	}
@@ -185,6 +185,8 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 	if (want(section, len, "commandstats") || want(section, len, "latencystats"))
 		urkv_stats_info(srv, f, want(section, len, "commandstats"),
 				want(section, len, "latencystats"));
+	if (want(section, len, "cluster"))
+		fprintf(f, "# Cluster\r\ncluster_enabled:%d\r\n\r\n", srv->cluster ? 1 : 0);
 	if (want(section, len, "keyspace")) {
 		fprintf(f, "# Keyspace\r\n");
 		if (keys)

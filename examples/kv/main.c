@@ -27,6 +27,7 @@
 
 #include "base/clock.h"
 #include "cmd_ext.h"
+#include "cluster.h"
 #include "urkv.h"
 #include "urt/urt.h"
 
@@ -64,7 +65,10 @@ static void usage(FILE *f)
 		"                        sqpoll\n"
 		"  --no-pin              do not pin each reactor to its CPU\n"
 		"  --quiet               no messages on stderr but errors\n"
-		"  --enable-debug-command  allow DEBUG CLOCK-ADVANCE (tests of key expiry)\n");
+		"  --enable-debug-command  allow DEBUG CLOCK-ADVANCE (tests of key expiry)\n"
+		"  --cluster-enabled yes|no  a Redis Cluster node (topology pushed with CLUSTERX\n"
+		"                        SETNODES, e.g. by urkv-cluster; docs/kv.md)\n"
+		"  --cluster-config-file PATH  node id and topology (default <data file>.cluster)\n");
 }
 
 /* Long options; the ones with a value go through urkv_opt_set (opts.c), as config lines do. */
@@ -91,6 +95,8 @@ static const struct option longs[] = {
 	{ "no-pin", no_argument, NULL, 'U' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "enable-debug-command", no_argument, NULL, 'D' },
+	{ "cluster-enabled", required_argument, NULL, 'C' },
+	{ "cluster-config-file", required_argument, NULL, 'K' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -193,6 +199,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	urkv_opts_data_path(o, srv.data_path, sizeof(srv.data_path));
+	urkv_slot_init();
+	urkv_cluster_keys_init();
+	if (o->cluster_enabled && urkv_cluster_open(&srv) != 0) {
+		urkv_config_free();
+		return 1;
+	}
 	atomic_init(&srv.live.max_clients, o->max_clients);
 	atomic_init(&srv.live.timeout_ns, o->idle_timeout_ns);
 	atomic_init(&srv.live.appendfsync, (int)o->appendfsync);
@@ -201,6 +213,7 @@ int main(int argc, char **argv)
 	atomic_init(&srv.next_client_id, 1);
 	if (o->requirepass && urkv_auth_set_password(&srv, o->requirepass, strlen(o->requirepass))) {
 		fprintf(stderr, "urkv: out of memory\n");
+		urkv_cluster_close(&srv);
 		urkv_config_free();
 		return 1;
 	}
@@ -256,6 +269,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "urkv: cannot start the runtime: %s%s\n", urt_strerror(ret),
 			detail(dbuf, sizeof(dbuf)));
 		urkv_auth_free(&srv);
+		urkv_cluster_close(&srv);
 		urkv_config_free();
 		return 1;
 	}
@@ -266,6 +280,7 @@ int main(int argc, char **argv)
 			detail(dbuf, sizeof(dbuf)));
 		urt_rt_stop(srv.rt);
 		urkv_auth_free(&srv);
+		urkv_cluster_close(&srv);
 		urkv_config_free();
 		return 1;
 	}
@@ -295,6 +310,7 @@ int main(int argc, char **argv)
 		free(srv.cores[i].fsync_sec);
 	}
 	free(srv.cores);
+	urkv_cluster_close(&srv);
 	urkv_auth_free(&srv);
 	urkv_config_free();
 	if (ret == 0 && !o->quiet)

@@ -105,6 +105,8 @@ static const struct opt_def defs[] = {
 	{ "appendfsync", "always, everysec or no" },
 	{ "dir", "a directory" },
 	{ "dbfilename", "a file name without '/'" },
+	{ "cluster-enabled", "yes or no" },
+	{ "cluster-config-file", "a path" },
 };
 
 bool urkv_opt_known(const char *name)
@@ -195,6 +197,11 @@ int urkv_opt_set(struct urkv_opts *o, const char *name, const char *val, char *w
 	} else if (strcmp(name, "dbfilename") == 0) {
 		ok = *val != 0 && !strchr(val, '/');
 		o->dbfilename = val;
+	} else if (strcmp(name, "cluster-enabled") == 0) {
+		ok = !parse_yesno(val, &o->cluster_enabled);
+	} else if (strcmp(name, "cluster-config-file") == 0) {
+		ok = *val != 0;
+		o->cluster_config_file = val;
 	}
 	if (!ok) {
 		snprintf(why, len, "bad value '%s' for %s (want %s)", val, name, d->want);

@@ -63,6 +63,8 @@ struct urkv_opts {
 	const char *dbfilename;		/* Data file name in dir (default urkv.data). */
 	bool data_set;			/* --data given: dir and dbfilename do not apply. */
 	const char *config_file;	/* The redis.conf-style file read at start, or NULL. */
+	bool cluster_enabled;		/* cluster-enabled yes: a Redis Cluster node (cluster.c). */
+	const char *cluster_config_file;/* cluster-config-file (default <data file>.cluster). */
 };
 
 /* Sets option name (a long option, without "--") to val; 0, or -1 with a reason in why. */
@@ -148,6 +150,7 @@ struct urkv_server {
 	_Atomic uint64_t next_client_id;/* CLIENT ID of the next connection. */
 	atomic_int shutdown_req;	/* SHUTDOWN: 1 save, 2 nosave (main thread acts on it). */
 	char data_path[4096];		/* The data file in use. */
+	struct urkv_cluster *cluster;	/* Cluster state (cluster-enabled), else NULL. */
 };
 
 /* server.c */
@@ -186,6 +189,7 @@ struct urkv_slot {
 	uint64_t t0_ns;			/* When it started (stats). */
 	unsigned errs0;			/* Error replies of the connection before it (stats). */
 	bool failed;			/* Its reply was an error (stats). */
+	unsigned gate;			/* Cluster slot gate held (slot + 1), 0: none (cluster.h). */
 	char errbuf[160];		/* Storage for a formatted err. */
 };
 
@@ -239,6 +243,8 @@ void urkv_conn_submit(struct urkv_conn *c, struct urt_kv_req *req);
 void urkv_conn_value_buf(struct urkv_conn *c, struct urt_kv_req *req);
 /* Waits until every submitted request is done. */
 void urkv_conn_wait(struct urkv_conn *c);
+/* Waits for the requests in flight, then lets go of the cluster slot gates of the batch. */
+void urkv_conn_release_gates(struct urkv_conn *c);
 /* The connection's per-connection write flags (URT_KV_NOSYNC or 0). */
 unsigned urkv_conn_write_flags(struct urkv_conn *c);
 void urkv_conn_set_nosync(struct urkv_conn *c, bool on);
@@ -274,6 +280,8 @@ struct urkv_client {
 	uint64_t created_ns;		/* Connected at (urt_clock_ns). */
 	const char *last_cmd;		/* Name of the last command run ("NULL" before). */
 	unsigned errors_out;		/* Error replies written (failed_calls). */
+	bool asking;			/* ASKING: the next command may use an IMPORTING slot. */
+	bool readonly;			/* READONLY given (no replicas: nothing changes). */
 };
 
 struct urkv_client *urkv_conn_client(struct urkv_conn *c);

@@ -17,8 +17,11 @@
 . "$(dirname "$0")/urkv_cluster_lib.sh"
 need_redis_tools redis-cli redis-benchmark
 
+# Durability is urkv_cluster_move's subject: here SETs reply once applied, so that
+# 16384 of them one at a time through redis-cli take seconds, not a minute.
+FAST="--appendfsync everysec"
 for n in a b c; do
-	node_start $n || exit 1
+	node_start $n $FAST || exit 1
 done
 ida=$(node_id a); idb=$(node_id b); idc=$(node_id c)
 echo "$ida" | grep -qE '^[0-9a-f]{40}$' || { echo "CLUSTER MYID of a: [$ida]"; exit 1; }
@@ -47,7 +50,7 @@ expect_tool "create with a non-cluster node" 1 \
 # Then with its one key and cluster support: create refuses a node that holds keys.
 expect "SET on d" OK "$(ncli d SET stray x)"
 node_stop d || fail "SIGTERM of d"
-node_start d || exit 1
+node_start d $FAST || exit 1
 tool create "$(addr a)" "$(addr b)" "$(addr d)"
 expect_tool "create with a non-empty node" 1 "node $(addr d): holds 1 keys"
 expect "no topology pushed by a refused create" 0 "$(ncli a CLUSTERX VERSION)"
@@ -80,11 +83,11 @@ echo "== redis-cli -c in every slot"
 $PYCL slotkeys 'k' > "$WORK/slotkeys"
 # A random order first: most commands land on the wrong node and follow -MOVED.
 shuf -n 300 --random-source=<(yes) "$WORK/slotkeys" | awk '{ print "SET", $1, "v" $2 }' > "$WORK/set-rand"
-ccli a < "$WORK/set-rand" | sort | uniq -c | awk '{ print $1, $2 }' > "$WORK/set-rand.out"
+ccli a < "$WORK/set-rand" | grep -v '^-> Redirected' | sort | uniq -c | awk '{ print $1, $2 }' > "$WORK/set-rand.out"
 expect "SET of 300 keys in random slots" "300 OK" "$(cat "$WORK/set-rand.out")"
-awk '{ print "SET", $1, "v" $2 }' "$WORK/slotkeys" | ccli b | sort | uniq -c | awk '{ print $1, $2 }' > "$WORK/set-all.out"
+awk '{ print "SET", $1, "v" $2 }' "$WORK/slotkeys" | ccli b | grep -v '^-> Redirected' | sort | uniq -c | awk '{ print $1, $2 }' > "$WORK/set-all.out"
 expect "SET in all 16384 slots" "16384 OK" "$(cat "$WORK/set-all.out")"
-awk '{ print "GET", $1 }' "$WORK/slotkeys" | ccli c > "$WORK/get-all.out"
+awk '{ print "GET", $1 }' "$WORK/slotkeys" | ccli c | grep -v '^-> Redirected' > "$WORK/get-all.out"
 awk '{ print "v" $2 }' "$WORK/slotkeys" > "$WORK/get-all.want"
 cmp -s "$WORK/get-all.out" "$WORK/get-all.want" || fail "GET in all slots: $(diff "$WORK/get-all.want" "$WORK/get-all.out" | head -5)"
 expect "DBSIZE a (its 5461 slots)" 5461 "$(ncli a DBSIZE)"
@@ -108,7 +111,7 @@ expect "DEL across slots" "$cross" "$(ccli a DEL a b)"
 expect "CROSSSLOT wrote nothing" 0 "$(ccli a EXISTS a)"
 
 echo "== redis-benchmark --cluster"
-timeout 120 redis-benchmark --cluster -p "${NODE_PORT[a]}" -t set,get -n 20000 -c 16 -r 10000 -d 16 -e \
+timeout 120 redis-benchmark --cluster -p "${NODE_PORT[a]}" -t set,get -n 20000 -c 16 -r 10000 -d 16 \
 	> "$WORK/bench.out" 2>&1
 rc=$?
 expect "redis-benchmark exit status" 0 "$rc"
@@ -175,7 +178,7 @@ tool reshard "$(addr a)" --from "$ida" --to "$idc" --slots 1; expect_tool "resha
 tool fix "$(addr c)"
 expect_tool fix 0 "OK: 3 nodes agree on topology version $((v + 2))"
 expect "slot 100 now on b" "v100" "$(ncli b GET "$slot100")"
-expect "slot 100 gone from a" 0 "$(ncli a EXISTS "$slot100")"
+expect "slot 100 gone from a" 0 "$(ncli a CLUSTER COUNTKEYSINSLOT 100)"
 expect "MOVED to b" "MOVED 100 127.0.0.1:${NODE_PORT[b]}" "$(ncli a GET "$slot100")"
 tool fix "$(addr a)"; expect_tool "fix again: nothing to do" 0 "fix: 0 keys moved"
 
@@ -183,7 +186,7 @@ echo "== restart keeps id and topology"
 v=$(ncli a CLUSTERX VERSION)
 node_stop b || fail "SIGTERM of b"
 tool check "$(addr a)"; expect_tool "check with b down" 1 "node $(addr b): cannot connect"
-node_start b || exit 1
+node_start b $FAST || exit 1
 expect "id after restart" "$idb" "$(node_id b)"
 expect "version after restart" "$v" "$(ncli b CLUSTERX VERSION)"
 expect "key after restart" "v100" "$(ccli a GET "$slot100")"

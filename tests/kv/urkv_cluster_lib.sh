@@ -79,11 +79,12 @@ ncli() {
 	timeout 20 redis-cli -p "${NODE_PORT[$name]}" "$@" 2>&1
 }
 
-# ccli NAME ARGS...: redis-cli -c (follows -MOVED and -ASK) entering at node NAME.
+# ccli NAME ARGS...: redis-cli -c (follows -MOVED and -ASK) entering at node NAME;
+# its "-> Redirected" notes are left out.
 ccli() {
 	local name=$1
 	shift
-	timeout 20 redis-cli -c -p "${NODE_PORT[$name]}" "$@" 2>&1
+	timeout 60 redis-cli -c -p "${NODE_PORT[$name]}" "$@" 2>&1 | grep -v '^-> Redirected'
 }
 
 node_id() { ncli "$1" CLUSTER MYID; }

@@ -12,6 +12,10 @@ against that record.
         reply never came (a node died): it may or may not have been applied.  A SET
         to a node that cannot be reached is not sent (counted as refused) and retried
         later.  Exit 1 on an error reply or when nothing was acknowledged.
+  urkv_cluster.py fill PORT LOG PREFIX N LO HI
+        SETs N keys "PREFIX:<j>" whose slots are in LO..HI straight to the node at PORT
+        (pipelined, no redirects: they must be its slots), logging "A key value" per +OK.
+  urkv_cluster.py slotsort              "key ..." lines of stdin, sorted by the key's slot
   urkv_cluster.py verify PORTS LOG
         PORTS: every node, comma-separated.  Checks, and prints each failure:
         - each node's own view (SCAN on it, no redirects): no key on two nodes, and
@@ -312,16 +316,28 @@ def verify(ports, log):
             maybe[key] = set()
         else:
             maybe.setdefault(key, set()).add(val)
+    # Read every acknowledged key: pipelined to the owner the cluster names,
+    # one redirect-following call for any reply that is a redirect.
     router = Router(ports[0])
-    for key, val in last.items():
-        k = key.encode()
-        if k not in where:
-            fails.append("acknowledged key %s (value %s) is on no node" % (key, val))
+    by_port = {}
+    for key in last:
+        if key.encode() not in where:
+            fails.append("acknowledged key %s (value %s) is on no node" % (key, last[key]))
             continue
-        got = router.call(key, "GET", key)
-        got = got.decode() if isinstance(got, bytes) else got
-        if got != val and got not in maybe.get(key, ()):
-            fails.append("%s reads %r, last acknowledged %r" % (key, got, val))
+        by_port.setdefault(router.owner[key_slot(key)], []).append(key)
+    redirected = 0
+    for p, keys in by_port.items():
+        c = Conn(p)
+        for at in range(0, len(keys), 500):
+            part = keys[at:at + 500]
+            for key, got in zip(part, c.pipeline([("GET", k) for k in part])):
+                if isinstance(got, RuntimeError):
+                    redirected += 1
+                    got = router.call(key, "GET", key)
+                got = got.decode() if isinstance(got, bytes) else got
+                if got != last[key] and got not in maybe.get(key, ()):
+                    fails.append("%s reads %r, last acknowledged %r" % (key, got, last[key]))
+        c.close()
     # COUNTKEYSINSLOT against SCAN for a sample of slots (and the keys' slots).
     by_slot = {}
     for k, p in where.items():
@@ -339,9 +355,34 @@ def verify(ports, log):
         print("FAIL: " + f)
     if len(fails) > 30:
         print("... %d failures in all" % len(fails))
-    print("verify: %d keys on %d nodes, %d acknowledged keys checked, %d failures"
-          % (len(where), len(ports), len(last), len(fails)))
+    print("verify: %d keys on %d nodes, %d acknowledged keys read (%d after a redirect), "
+          "%d failures" % (len(where), len(ports), len(last), redirected, len(fails)))
     return 1 if fails else 0
+
+
+def fill(port, log, prefix, n, lo, hi):
+    keys = []
+    j = 0
+    while len(keys) < n:
+        k = "%s:%d" % (prefix, j)
+        if lo <= key_slot(k) <= hi:
+            keys.append(k)
+        j += 1
+    c = Conn(port)
+    out = open(log, "w")
+    bad = 0
+    for at in range(0, n, 500):
+        part = keys[at:at + 500]
+        for k, r in zip(part, c.pipeline([("SET", k, "fill:" + k) for k in part])):
+            if r == "OK":
+                out.write("A %s fill:%s\n" % (k, k))
+            else:
+                bad += 1
+                print("fill: SET %s: %r" % (k, r))
+    out.close()
+    c.close()
+    print("fill: %d keys in slots %d-%d" % (n - bad, lo, hi))
+    return 1 if bad else 0
 
 
 def slotkeys(prefix):
@@ -370,6 +411,13 @@ def main():
         keys = int(a[5]) if len(a) > 5 else 4000
         tag = a[6] if len(a) > 6 else "r"
         return write(int(a[1]), a[2], a[3], threads, keys, tag)
+    if a[0] == "slotsort":
+        lines = sys.stdin.read().splitlines()
+        lines.sort(key=lambda l: (key_slot(l.split()[0]), l))
+        print("\n".join(lines))
+        return 0
+    if a[0] == "fill":
+        return fill(int(a[1]), a[2], a[3], int(a[4]), int(a[5]), int(a[6]))
     if a[0] == "verify":
         return verify([int(p) for p in a[1].split(",")], a[2])
     print(__doc__)

@@ -7,12 +7,28 @@ URKV_CLUSTER=${URKV_CLUSTER:?path of the urkv-cluster binary}
 PYCL="python3 $(dirname "${BASH_SOURCE[0]}")/urkv_cluster.py"
 declare -A NODE_PORT NODE_PID
 
+# The cluster files (--cluster-config-file) live on tmpfs when there is one:
+# each CLUSTER SETSLOT rewrites the file with fsync, ~10 ms on this machine's
+# disk, and a reshard of half a node's slots sends thousands.  A kill -9 keeps
+# the page cache, so what these tests check (the states survive the death of
+# the process) holds the same; the data files stay on the disk.
+CFDIR=$WORK
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	CFDIR=$(mktemp -d /dev/shm/urkv-cluster-test.XXXXXX)
+fi
+cluster_cleanup() {
+	cleanup
+	[ "$CFDIR" = "$WORK" ] || rm -rf "$CFDIR"
+}
+trap cluster_cleanup EXIT
+
 # A free loopback port (not listened on, not handed out before in this test).
 USED_PORTS=" "
 free_port() {
 	local p
 	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 30000))
+		# Below the ephemeral range (32768 and up), so no outgoing connection holds it.
+		p=$((20000 + RANDOM % 12000))
 		case "$USED_PORTS" in *" $p "*) continue ;; esac
 		if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then
 			USED_PORTS="$USED_PORTS$p "
@@ -32,7 +48,8 @@ node_start() {
 	[ -n "${NODE_PORT[$name]:-}" ] || NODE_PORT[$name]=$(free_port) || return 1
 	rm -f "$WORK/$name.port"
 	"$URKV" --port "${NODE_PORT[$name]}" --port-file "$WORK/$name.port" --data "$WORK/$name.data" \
-		--size 128M --cache 16M --cores 1 --no-pin --quiet --cluster-enabled yes "$@" \
+		--size 128M --cache 16M --cores 1 --no-pin --quiet --cluster-enabled yes \
+		--cluster-config-file "$CFDIR/$name.cluster" "$@" \
 		2>> "$WORK/$name.log" &
 	NODE_PID[$name]=$!
 	PIDS+=("$!")

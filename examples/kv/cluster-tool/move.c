@@ -108,26 +108,71 @@ static bool is_status(const redisReply *r, const char *s)
 	return r->type == REDIS_REPLY_STATUS && strcmp(r->str, s) == 0;
 }
 
-/* CLUSTER SETSLOT s state id for every s of slots on node, pipelined. */
-static int setslot_all(struct ct_node *node, const int *slots, int n, const char *state, const char *id)
+/* Sends what hiredis has buffered for node, without reading. */
+static int flush(struct ct_node *node)
 {
-	int rc = 0;
+	int done = 0;
 
-	for (int i = 0; i < n; i++)
-		if (redisAppendCommand(node->ctx, "CLUSTER SETSLOT %d %s %s", slots[i], state, id) != REDIS_OK)
-			return -ENOMEM;
-	for (int i = 0; i < n; i++) {
-		redisReply *r = NULL;
-		char what[96];
-
-		if (redisGetReply(node->ctx, (void **)&r) != REDIS_OK) {
-			ct_err(node, "CLUSTER SETSLOT %d %s: %s", slots[i], state, node->ctx->errstr);
+	while (!done) {
+		if (redisBufferWrite(node->ctx, &done) != REDIS_OK) {
+			ct_err(node, "write: %s", node->ctx->errstr);
 			ct_node_close(node);
 			return -EIO;
 		}
-		snprintf(what, sizeof(what), "CLUSTER SETSLOT %d %s %.8s", slots[i], state, id);
-		if (ct_node_expect_ok(node, r, what))
-			rc = -EPROTO;
+	}
+	return 0;
+}
+
+/* The reply to the i-th of a pipelined run of SETSLOTs: 0 for +OK. */
+static int setslot_reply(struct ct_node *node, int slot, const char *state, const char *id)
+{
+	redisReply *r = NULL;
+	char what[96];
+
+	if (redisGetReply(node->ctx, (void **)&r) != REDIS_OK) {
+		ct_err(node, "CLUSTER SETSLOT %d %s: %s", slot, state, node->ctx->errstr);
+		ct_node_close(node);
+		return -EIO;
+	}
+	snprintf(what, sizeof(what), "CLUSTER SETSLOT %d %s %.8s", slot, state, id);
+	return ct_node_expect_ok(node, r, what) ? -EPROTO : 0;
+}
+
+/* Steps (1) and (2) for every slot of the round.  Each node stores each
+ * state durably before +OK, so both run pipelined and overlap: slot s's
+ * MIGRATING goes to from as soon as to has answered +OK to its IMPORTING
+ * (never before, see the notes at the top). */
+static int open_slots(struct ct_node *to, struct ct_node *from, const int *slots, int n)
+{
+	int sent = 0, rc = 0;
+
+	if (!to->ctx || !from->ctx)
+		return -EIO;
+	for (int i = 0; i < n; i++)
+		if (redisAppendCommand(to->ctx, "CLUSTER SETSLOT %d IMPORTING %s", slots[i], from->id) !=
+		    REDIS_OK)
+			return -ENOMEM;
+	rc = flush(to);
+	for (int i = 0; i < n && rc == 0; i++) {
+		/* A refused IMPORTING ends the round; the replies still due are read. */
+		rc = setslot_reply(to, slots[i], "IMPORTING", from->id);
+		if (rc) {
+			for (int j = i + 1; j < n && to->ctx; j++)
+				setslot_reply(to, slots[j], "IMPORTING", from->id);
+			break;
+		}
+		if (redisAppendCommand(from->ctx, "CLUSTER SETSLOT %d MIGRATING %s", slots[i], to->id) !=
+		    REDIS_OK)
+			rc = -ENOMEM;
+		else
+			rc = flush(from);
+		sent += rc == 0;
+	}
+	for (int i = 0; i < sent && from->ctx; i++) {
+		int r = setslot_reply(from, slots[i], "MIGRATING", to->id);
+
+		if (r && rc == 0)
+			rc = r;
 	}
 	return rc;
 }
@@ -220,7 +265,7 @@ static int migrate_round(struct ct_cluster *cl, int src, int dst, struct round_k
 			*moved += (long long)n;
 		} else if (is_status(r, "NOKEY")) {
 			/* Deleted (or expired) since the SCAN: nothing to move. */
-		} else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYKEY", 7) == 0) {
+		} else if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "BUSYKEY")) {
 			ct_err(from, "slot %d: MIGRATE to %s: %s (a key of the batch starting '%.*s' is "
 			       "on both nodes; `urkv-cluster fix` moves the source's copy over it)",
 			       slot, to->name, r->str, (int)(len[0] > 200 ? 200 : len[0]), key[0]);
@@ -251,9 +296,7 @@ int ct_move_slots(struct ct_cluster *cl, const int *slots, int n, int src, int d
 		return rc;
 	for (int i = 0; i < n; i++)
 		want[slots[i]] = true;
-	rc = setslot_all(to, slots, n, "IMPORTING", from->id);
-	if (rc == 0)
-		rc = setslot_all(from, slots, n, "MIGRATING", to->id);
+	rc = open_slots(to, from, slots, n);
 	for (int pass = 0; rc == 0; pass++) {
 		rk.n = rk.used = 0;
 		rc = ct_node_scan(from, round_collect, &rk);
@@ -354,7 +397,7 @@ int ct_move_strays(struct ct_cluster *cl, int holder, int slot, int owner, long 
 				progress++;
 			} else if (is_status(r, "NOKEY")) {
 				progress++;
-			} else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYKEY", 7) == 0) {
+			} else if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "BUSYKEY")) {
 				rc = settle_busy_key(from, to, slot, keys->element[k]->str, keys->element[k]->len);
 				if (rc == 0)
 					progress++;

@@ -12,7 +12,7 @@
 #   - check finds a node left behind and an open slot, fix repairs both;
 #   - the topology and node id survive a restart.
 #
-# usage: URKV=path/to/urkv URKV_CLUSTER=path/to/urkv-cluster test_urkv_cluster.sh
+# usage: URKV=path/to/urkv URKV_CLUSTER=path/to/urkv-cluster test_urkv_cluster_tool.sh
 . "$(dirname "$0")/urkv_lib.sh"
 . "$(dirname "$0")/urkv_cluster_lib.sh"
 need_redis_tools redis-cli redis-benchmark

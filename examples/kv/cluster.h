@@ -87,6 +87,8 @@ const char *urkv_cluster_setslot(struct urkv_server *srv, unsigned slot, enum ur
 /* cluster_cmd.c */
 /* Builds the key positions of the command table (at start). */
 void urkv_cluster_keys_init(void);
+/* Key positions of cmd as COMMAND INFO gives them: first, last (-1: the end), step; 0 0 0: none. */
+void urkv_cmd_keys(const struct urkv_cmd *cmd, int *first, int *last, int *step);
 /*
  * The redirect of slot s's command on a cluster node: NULL when it runs
  * here, else the error reply (-MOVED, -ASK, -CROSSSLOT, -CLUSTERDOWN,

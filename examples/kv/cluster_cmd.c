@@ -80,6 +80,15 @@ void urkv_cluster_keys_init(void)
 	}
 }
 
+void urkv_cmd_keys(const struct urkv_cmd *cmd, int *first, int *last, int *step)
+{
+	struct keyspec ks = specs[urkv_cmd_index(cmd)];
+
+	*first = ks.first;
+	*last = ks.first ? ks.last : 0;
+	*step = ks.step;
+}
+
 static bool arg_is(const struct resp_arg *a, const char *name)
 {
 	return resp_arg_eq_nocase(a, name);
@@ -535,8 +544,7 @@ static void cluster_help(struct urkv_conn *c)
 	static const char *const lines[] = {
 		"CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 		"COUNTKEYSINSLOT <slot>", "GETKEYSINSLOT <slot> <count>", "INFO",
-		"KEYSLOT <key>", "MYID", "NODES", "SETSLOT <slot> (IMPORTING <node-id>|MIGRATING "
-		"<node-id>|STABLE)", "SHARDS", "SLOTS", "HELP",
+		"KEYSLOT <key>", "MYID", "NODES", "SETSLOT <slot> (IMPORTING <node-id>|MIGRATING <node-id>|STABLE)", "SHARDS", "SLOTS", "HELP",
 		"urkv: the topology is pushed with CLUSTERX SETNODES <topology> <version>",
 	};
 

@@ -667,10 +667,33 @@ unsigned urkv_cmd_index(const struct urkv_cmd *cmd)
 	return (unsigned)(cmd - cmds);
 }
 
-/* COMMAND [COUNT | DOCS | INFO name... | LIST]: what redis-cli asks at start. */
+/* One entry of COMMAND and COMMAND INFO: name, arity, flags, first key, last key, step. */
+static void command_entry(struct urkv_conn *c, const struct urkv_cmd *cmd)
+{
+	int first, last, step;
+
+	urkv_cmd_keys(cmd, &first, &last, &step);
+	urkv_out_array(c, 6);
+	urkv_out_bulk(c, cmd->name, strlen(cmd->name));
+	urkv_out_int(c, cmd->arity);
+	urkv_out_array(c, 0);
+	urkv_out_int(c, first);
+	urkv_out_int(c, last);
+	urkv_out_int(c, step);
+}
+
+/*
+ * COMMAND [COUNT | DOCS | INFO name... | LIST]: what redis-cli asks at
+ * start, and what cluster clients (redis-py's RedisCluster) read to find
+ * each command's keys.
+ */
 static void command_run(struct urkv_conn *c, struct urkv_slot *s)
 {
-	if (s->argc == 1 || arg_is(&s->argv[1], "DOCS")) {
+	if (s->argc == 1) {
+		urkv_out_array(c, NCMDS);
+		for (size_t i = 0; i < NCMDS; i++)
+			command_entry(c, &cmds[i]);
+	} else if (arg_is(&s->argv[1], "DOCS")) {
 		/* No documentation: redis-cli then simply offers no hints. */
 		urkv_out_array(c, 0);
 	} else if (arg_is(&s->argv[1], "COUNT")) {
@@ -684,19 +707,10 @@ static void command_run(struct urkv_conn *c, struct urkv_slot *s)
 		for (size_t a = 2; a < s->argc; a++) {
 			const struct urkv_cmd *cmd = urkv_cmd_lookup(&s->argv[a]);
 
-			if (!cmd) {
+			if (cmd)
+				command_entry(c, cmd);
+			else
 				urkv_out_null(c);
-				continue;
-			}
-			/* name, arity, flags, first key, last key, step. */
-			urkv_out_array(c, 6);
-			urkv_out_bulk(c, cmd->name, strlen(cmd->name));
-			urkv_out_int(c, cmd->arity);
-			urkv_out_array(c, 0);
-			urkv_out_int(c, cmd->key_stride || cmd->cls != URKV_SYNC ? 1 : 0);
-			urkv_out_int(c, cmd->key_stride ? -1 : cmd->cls != URKV_SYNC ? 1 : 0);
-			urkv_out_int(c, cmd->key_stride ? (long long)cmd->key_stride
-							: cmd->cls != URKV_SYNC ? 1 : 0);
 		}
 	} else {
 		urkv_out_errorf(c, "ERR unknown subcommand '%.*s'. Try COMMAND COUNT.",

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Online slot migration between two urkv cluster nodes while a writer runs.
+
+usage: urkv_cluster_mig.py PORT_A PORT_B ID_A ID_B VERSION
+
+Keys "{b}0".."{b}199" (one slot) start on node A (which must own that
+slot in topology VERSION).  A writer thread INCRs random keys the way a
+cluster client does (following -MOVED, -ASK with ASKING, retrying
+-TRYAGAIN) and counts every acknowledged INCR, while the main thread
+moves the slot to B as redis-cli --cluster reshard does: SETSLOT IMPORTING
+on B, MIGRATING on A, GETKEYSINSLOT + MIGRATE in batches of 10, then a
+topology VERSION+1 giving the slot to B.  At the end every key must be on
+B only, holding exactly its acknowledged count.  Prints FAIL lines and
+exits 1 on a mismatch.
+"""
+import random
+import socket
+import sys
+import threading
+import time
+
+
+class Conn:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.f = self.s.makefile("rb")
+
+    def cmd(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.s.sendall(out)
+        return self.reply()
+
+    def reply(self):
+        line = self.f.readline()
+        t, rest = line[:1], line[1:-2]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            return Exception(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.f.read(n + 2)[:-2]
+            return data
+        if t == b"*":
+            return [self.reply() for _ in range(int(rest))]
+        raise RuntimeError("bad reply %r" % line)
+
+
+def main():
+    pa, pb, ida, idb, version = sys.argv[1:6]
+    pa, pb, version = int(pa), int(pb), int(version)
+    nkeys = 200
+    keys = ["{b}%d" % i for i in range(nkeys)]
+    a, b = Conn(pa), Conn(pb)
+    for k in keys:
+        assert a.cmd("SET", k, "0") == "OK"
+    slot = a.cmd("CLUSTER", "KEYSLOT", keys[0])
+    acked = [0] * nkeys
+    stop = threading.Event()
+    errors = []
+
+    def writer():
+        conns = {pa: Conn(pa), pb: Conn(pb)}
+        port = pa
+        while not stop.is_set():
+            i = random.randrange(nkeys)
+            for _ in range(100):
+                r = conns[port].cmd("INCR", keys[i])
+                if isinstance(r, int):
+                    acked[i] += 1
+                    break
+                msg = str(r)
+                if msg.startswith("MOVED "):
+                    port = int(msg.split(":")[-1])
+                elif msg.startswith("ASK "):
+                    to = int(msg.split(":")[-1])
+                    conns[to].cmd("ASKING")
+                    r = conns[to].cmd("INCR", keys[i])
+                    if isinstance(r, int):
+                        acked[i] += 1
+                        break
+                    if not str(r).startswith("TRYAGAIN"):
+                        errors.append("INCR via ASK: %s" % r)
+                        return
+                elif msg.startswith("TRYAGAIN"):
+                    time.sleep(0.001)
+                else:
+                    errors.append("INCR: %s" % r)
+                    return
+
+    th = threading.Thread(target=writer)
+    th.start()
+    time.sleep(0.2)
+    r1 = b.cmd("CLUSTER", "SETSLOT", slot, "IMPORTING", ida)
+    r2 = a.cmd("CLUSTER", "SETSLOT", slot, "MIGRATING", idb)
+    if r1 != "OK" or r2 != "OK":
+        print("FAIL: SETSLOT: %s %s" % (r1, r2))
+        stop.set()
+        th.join()
+        return 1
+    moved = 0
+    while True:
+        batch = a.cmd("CLUSTER", "GETKEYSINSLOT", slot, 10)
+        if not batch:
+            break
+        r = a.cmd("MIGRATE", "127.0.0.1", pb, "", 0, 5000, "KEYS", *batch)
+        if r != "OK" and r != "NOKEY":
+            print("FAIL: MIGRATE: %s" % r)
+            stop.set()
+            th.join()
+            return 1
+        moved += len(batch)
+        time.sleep(0.01)  # Let the writer meet the half-moved slot.
+    nodes = a.cmd("CLUSTER", "NODES").decode()
+    topo = []
+    for line in nodes.splitlines():
+        f = line.split()
+        ip, port = f[1].split("@")[0].rsplit(":", 1)
+        ranges = [x for x in f[8:] if not x.startswith("[")]
+        topo.append([f[0], ip, port, ranges])
+    # The slot goes to B: remove it from A's ranges, add it to B's.
+    new = []
+    for nid, ip, port, ranges in topo:
+        owned = set()
+        for rg in ranges:
+            lo, _, hi = rg.partition("-")
+            owned.update(range(int(lo), int(hi or lo) + 1))
+        if nid == ida:
+            owned.discard(slot)
+        if nid == idb:
+            owned.add(slot)
+        rs = " ".join(str(s) for s in sorted(owned))
+        new.append("%s %s %s master - %s" % (nid, ip, port, rs))
+    text = "\n".join(new)
+    for c in (b, a):
+        r = c.cmd("CLUSTERX", "SETNODES", text, version + 1)
+        if r != "OK":
+            print("FAIL: SETNODES: %s" % r)
+    time.sleep(0.3)  # The writer now follows -MOVED to B.
+    stop.set()
+    th.join()
+    fails = list(errors)
+    if a.cmd("CLUSTER", "COUNTKEYSINSLOT", slot) != 0:
+        fails.append("keys left on the source")
+    for i, k in enumerate(keys):
+        v = b.cmd("GET", k)
+        if v is None or int(v) != acked[i]:
+            fails.append("%s: target holds %r, %d INCRs were acknowledged" % (k, v, acked[i]))
+        if a.cmd("EXISTS", k) != 0 and not isinstance(a.cmd("EXISTS", k), Exception):
+            fails.append("%s is still on the source" % k)
+    for f in fails[:20]:
+        print("FAIL: " + f)
+    print("moved %d keys, %d acknowledged INCRs during the move" % (moved, sum(acked)))
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,7 +10,9 @@
 #   - malformed topology pushes are refused with a clear error and the old
 #     topology stays in force (version, map, routing);
 #   - check finds a node left behind and an open slot, fix repairs both;
-#   - the topology and node id survive a restart.
+#   - the topology and node id survive a restart;
+#   - with a password: create without -a is refused with a hint, with -a the
+#     tool creates, reshards (MIGRATE ... AUTH) and checks.
 #
 # usage: URKV=path/to/urkv URKV_CLUSTER=path/to/urkv-cluster test_urkv_cluster_tool.sh
 . "$(dirname "$0")/urkv_lib.sh"
@@ -192,7 +194,25 @@ expect "version after restart" "$v" "$(ncli b CLUSTERX VERSION)"
 expect "key after restart" "v100" "$(ccli a GET "$slot100")"
 tool check "$(addr b)"; expect_tool "check after restart" 0 "OK"
 
-for n in a b c; do
+echo "== nodes with a password: -a"
+for n in e f; do
+	node_start $n $FAST --requirepass s3cret || exit 1
+done
+tool create "$(addr e)" "$(addr f)"
+expect_tool "create without -a" 1 "(give the password with -a)"
+tool -a s3cret create "$(addr e)" "$(addr f)"; expect_tool "create -a" 0 "OK: 2 nodes agree"
+for i in $(seq 1 200); do echo "SET p:$i v$i"; done |
+	timeout 60 redis-cli -c -a s3cret --no-auth-warning -p "${NODE_PORT[e]}" | grep -v '^-> Redirected' |
+	sort | uniq -c | awk '{ print $1, $2 }' > "$WORK/pw-set.out"
+expect "SET through redis-cli -c -a" "200 OK" "$(cat "$WORK/pw-set.out")"
+ide=$(ncli e -a s3cret --no-auth-warning CLUSTER MYID); idf=$(ncli f -a s3cret --no-auth-warning CLUSTER MYID)
+tool -a s3cret reshard "$(addr f)" --from "$ide" --to "$idf" --slots 4096
+expect_tool "reshard -a (MIGRATE ... AUTH)" 0 "OK: moved 4096 slots"
+tool -a s3cret check "$(addr e)"; expect_tool "check -a" 0 "every key on its slot's owner"
+expect "keys after the reshard" "v1 v200" \
+	"$(timeout 20 redis-cli -c -a s3cret --no-auth-warning -p "${NODE_PORT[e]}" MGET p:1 | tr -d '\n') $(timeout 20 redis-cli -c -a s3cret --no-auth-warning -p "${NODE_PORT[e]}" GET p:200 | grep -v '^->')"
+
+for n in a b c e f; do
 	node_stop $n || fail "SIGTERM of $n: exit status not 0"
 done
 finish

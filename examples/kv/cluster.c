@@ -26,7 +26,8 @@
  * Transitions and the functions doing them:
  *   open / create file .......... urkv_cluster_open (main thread, at start)
  *   push a topology ............. urkv_cluster_setnodes -> publish
- *   MIGRATING / IMPORTING / STABLE urkv_cluster_setslot -> publish
+ *   MIGRATING / IMPORTING / STABLE urkv_cluster_setslot -> publish (one write for
+ *                                the slots of one CLUSTERX SETSLOTS)
  *
  * Memory of old snapshots (a small RCU): publish swaps the pointer, then
  * runs an empty job on every core (urt_core_run_all).  A job runs on a
@@ -51,6 +52,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "base/assert.h"
 #include "cluster.h"
 #include "urt/urt.h"
 
@@ -747,13 +749,15 @@ out:
 	return res;
 }
 
-const char *urkv_cluster_setslot(struct urkv_server *srv, unsigned slot, enum urkv_slot_state st,
-				 const char *id, size_t idlen, char *err, size_t errlen)
+const char *urkv_cluster_setslot(struct urkv_server *srv, const unsigned *slots, unsigned n,
+				 enum urkv_slot_state st, const char *id, size_t idlen, char *err,
+				 size_t errlen)
 {
 	struct urkv_cluster *cl = srv->cluster;
 	const struct urkv_topo *cur;
 	struct urkv_topo *t;
 	const char *res = NULL;
+	bool change = false;
 	int node = -1;
 
 	update_lock(cl);
@@ -768,27 +772,36 @@ const char *urkv_cluster_setslot(struct urkv_server *srv, unsigned slot, enum ur
 			snprintf(err, errlen, "ERR node %s is this node: a slot moves between two nodes",
 				 cur->nodes[node].id);
 			res = err;
-		} else if (st == URKV_SLOT_MIGRATING && (cur->me < 0 || cur->owner[slot] != cur->me)) {
+		}
+	}
+	/* Every slot is checked before any changes: all or nothing. */
+	for (unsigned i = 0; i < n && !res; i++) {
+		unsigned slot = slots[i];
+
+		URT_ASSERT(slot < URKV_SLOTS);
+		if (st == URKV_SLOT_MIGRATING && (cur->me < 0 || cur->owner[slot] != cur->me)) {
 			snprintf(err, errlen, "ERR I'm not the owner of hash slot %u", slot);
 			res = err;
 		} else if (st == URKV_SLOT_IMPORTING && cur->me >= 0 && cur->owner[slot] == cur->me) {
 			snprintf(err, errlen, "ERR I'm already the owner of hash slot %u", slot);
 			res = err;
 		}
+		change |= st == URKV_SLOT_MIGRATING ? cur->migrating[slot] != node || cur->importing[slot] >= 0
+			: st == URKV_SLOT_IMPORTING ? cur->importing[slot] != node || cur->migrating[slot] >= 0
+			: cur->migrating[slot] >= 0 || cur->importing[slot] >= 0;
 	}
-	if (res)
-		goto out;
-	if ((st == URKV_SLOT_MIGRATING && cur->migrating[slot] == node) ||
-	    (st == URKV_SLOT_IMPORTING && cur->importing[slot] == node) ||
-	    (st == URKV_SLOT_STABLE && cur->migrating[slot] < 0 && cur->importing[slot] < 0))
-		goto out;	/* Already so: nothing to write. */
+	if (res || !change)
+		goto out;	/* Refused, or already so: nothing to write. */
 	t = topo_copy(cur);
 	if (!t) {
 		res = "ERR out of memory";
 		goto out;
 	}
-	t->migrating[slot] = st == URKV_SLOT_MIGRATING ? (int16_t)node : -1;
-	t->importing[slot] = st == URKV_SLOT_IMPORTING ? (int16_t)node : -1;
+	for (unsigned i = 0; i < n; i++) {
+		t->migrating[slots[i]] = st == URKV_SLOT_MIGRATING ? (int16_t)node : -1;
+		t->importing[slots[i]] = st == URKV_SLOT_IMPORTING ? (int16_t)node : -1;
+	}
+	/* One file write for all of them. */
 	res = publish(srv, t, err, errlen);
 out:
 	pthread_mutex_unlock(&cl->lock);

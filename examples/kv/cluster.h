@@ -79,10 +79,15 @@ void urkv_topo_free(struct urkv_topo *t);
  */
 const char *urkv_cluster_setnodes(struct urkv_server *srv, const char *text, size_t len,
 				  const char *version, size_t vlen, char *err, size_t errlen);
-/* CLUSTER SETSLOT slot MIGRATING|IMPORTING id / STABLE (id NULL).  Fiber; NULL or the error. */
+/*
+ * CLUSTER SETSLOT slot MIGRATING|IMPORTING id / STABLE (id NULL), for the n
+ * slots (CLUSTERX SETSLOTS gives many): all are checked, then set with one
+ * cluster file write, or none is.  Fiber; NULL or the error.
+ */
 enum urkv_slot_state { URKV_SLOT_STABLE, URKV_SLOT_MIGRATING, URKV_SLOT_IMPORTING };
-const char *urkv_cluster_setslot(struct urkv_server *srv, unsigned slot, enum urkv_slot_state st,
-				 const char *id, size_t idlen, char *err, size_t errlen);
+const char *urkv_cluster_setslot(struct urkv_server *srv, const unsigned *slots, unsigned n,
+				 enum urkv_slot_state st, const char *id, size_t idlen, char *err,
+				 size_t errlen);
 
 /* cluster_cmd.c */
 /* Builds the key positions of the command table (at start). */

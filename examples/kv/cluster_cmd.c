@@ -492,13 +492,50 @@ out:
 	free(out);
 }
 
+/* The action of SETSLOT / SETSLOTS at argv[at..]: 0, or -1 after writing the error. */
+static int setslot_action(struct urkv_conn *c, struct urkv_slot *s, size_t at,
+			  enum urkv_slot_state *st, const struct resp_arg **id)
+{
+	*id = NULL;
+	if (at < s->argc && arg_is(&s->argv[at], "stable") && s->argc == at + 1) {
+		*st = URKV_SLOT_STABLE;
+	} else if (at < s->argc && arg_is(&s->argv[at], "migrating") && s->argc == at + 2) {
+		*st = URKV_SLOT_MIGRATING;
+		*id = &s->argv[at + 1];
+	} else if (at < s->argc && arg_is(&s->argv[at], "importing") && s->argc == at + 2) {
+		*st = URKV_SLOT_IMPORTING;
+		*id = &s->argv[at + 1];
+	} else if (at < s->argc && arg_is(&s->argv[at], "node")) {
+		urkv_out_error(c, "ERR CLUSTER SETSLOT NODE is not supported by urkv: slots change "
+				  "owner with CLUSTERX SETNODES and a higher version (urkv-cluster)");
+		return -1;
+	} else {
+		urkv_out_error(c, "ERR Invalid CLUSTER SETSLOT action or number of arguments. Try "
+				  "CLUSTER HELP");
+		return -1;
+	}
+	return 0;
+}
+
+static void setslot_apply(struct urkv_conn *c, const unsigned *slots, unsigned n,
+			  enum urkv_slot_state st, const struct resp_arg *id)
+{
+	char buf[512];
+	const char *err = urkv_cluster_setslot(urkv_conn_server(c), slots, n, st,
+					       id ? id->ptr : NULL, id ? id->len : 0, buf, sizeof(buf));
+
+	if (err)
+		urkv_out_error(c, err);
+	else
+		urkv_out_simple(c, "OK");
+}
+
+/* CLUSTER SETSLOT <slot> IMPORTING|MIGRATING <node-id> | STABLE */
 static void cluster_setslot(struct urkv_conn *c, struct urkv_slot *s)
 {
-	struct urkv_server *srv = urkv_conn_server(c);
 	enum urkv_slot_state st;
-	const char *err;
+	const struct resp_arg *id;
 	unsigned slot;
-	char buf[512];
 
 	if (s->argc < 4) {
 		urkv_out_error(c, "ERR wrong number of arguments for 'cluster|setslot' command");
@@ -508,27 +545,61 @@ static void cluster_setslot(struct urkv_conn *c, struct urkv_slot *s)
 		urkv_out_error(c, "ERR Invalid or out of range slot");
 		return;
 	}
-	if (arg_is(&s->argv[3], "stable") && s->argc == 4) {
-		st = URKV_SLOT_STABLE;
-	} else if (arg_is(&s->argv[3], "migrating") && s->argc == 5) {
-		st = URKV_SLOT_MIGRATING;
-	} else if (arg_is(&s->argv[3], "importing") && s->argc == 5) {
-		st = URKV_SLOT_IMPORTING;
-	} else if (arg_is(&s->argv[3], "node")) {
-		urkv_out_error(c, "ERR CLUSTER SETSLOT NODE is not supported by urkv: slots change "
-				  "owner with CLUSTERX SETNODES and a higher version (urkv-cluster)");
-		return;
-	} else {
-		urkv_out_error(c, "ERR Invalid CLUSTER SETSLOT action or number of arguments. Try "
-				  "CLUSTER HELP");
-		return;
+	if (setslot_action(c, s, 3, &st, &id) == 0)
+		setslot_apply(c, &slot, 1, st, id);
+}
+
+/*
+ * CLUSTERX SETSLOTS <slot>|<start>-<end> ... IMPORTING|MIGRATING <node-id> | STABLE:
+ * urkv's batch form of CLUSTER SETSLOT, one cluster file write for all the
+ * slots (a reshard of thousands of slots otherwise pays one durable write
+ * per slot and node).  All or nothing.
+ */
+static void clusterx_setslots(struct urkv_conn *c, struct urkv_slot *s)
+{
+	unsigned *slots = malloc(URKV_SLOTS * sizeof(*slots)), n = 0;
+	bool *seen = calloc(URKV_SLOTS, sizeof(*seen));
+	const struct resp_arg *id;
+	enum urkv_slot_state st;
+	size_t at = 2;
+
+	if (!slots || !seen) {
+		urkv_out_error(c, "ERR out of memory");
+		goto out;
 	}
-	err = urkv_cluster_setslot(srv, slot, st, st == URKV_SLOT_STABLE ? NULL : s->argv[4].ptr,
-				   st == URKV_SLOT_STABLE ? 0 : s->argv[4].len, buf, sizeof(buf));
-	if (err)
-		urkv_out_error(c, err);
-	else
-		urkv_out_simple(c, "OK");
+	for (; at < s->argc; at++) {
+		const struct resp_arg *a = &s->argv[at];
+		const char *dash = memchr(a->ptr, '-', a->len);
+		struct resp_arg lo = *a, hi = *a;
+		unsigned from, to;
+
+		if (a->len && (a->ptr[0] < '0' || a->ptr[0] > '9'))
+			break;	/* The action. */
+		if (dash) {
+			lo.len = (size_t)(dash - a->ptr);
+			hi.ptr = dash + 1;
+			hi.len = a->len - lo.len - 1;
+		}
+		if (!slot_arg(&lo, &from) || !slot_arg(&hi, &to) || from > to) {
+			urkv_out_errorf(c, "ERR Invalid slot or range '%.*s' (slots are 0..16383)",
+					(int)(a->len > 32 ? 32 : a->len), a->ptr);
+			goto out;
+		}
+		for (unsigned sl = from; sl <= to; sl++)
+			if (!seen[sl]) {
+				seen[sl] = true;
+				slots[n++] = sl;
+			}
+	}
+	if (n == 0 || at == s->argc) {
+		urkv_out_error(c, "ERR wrong number of arguments for 'clusterx|setslots' command");
+		goto out;
+	}
+	if (setslot_action(c, s, at, &st, &id) == 0)
+		setslot_apply(c, slots, n, st, id);
+out:
+	free(slots);
+	free(seen);
 }
 
 /* Redis's subcommands urkv does not have: the topology is pushed, and there are no replicas. */
@@ -643,12 +714,14 @@ void urkv_clusterx_run(struct urkv_conn *c, struct urkv_slot *s)
 			urkv_out_error(c, err);
 		else
 			urkv_out_simple(c, "OK");
+	} else if (arg_is(sub, "setslots")) {
+		clusterx_setslots(c, s);
 	} else if (sub_is(c, s, "version", 2)) {
 		urkv_out_int(c, (long long)urkv_cluster_topo(srv)->version);
 	} else if (sub_is(c, s, "myid", 2)) {
 		urkv_out_bulk(c, srv->cluster->myid, URKV_NODE_ID_LEN);
 	} else if (urkv_conn_client(c)->errors_out == errs) {
-		urkv_out_errorf(c, "ERR unknown subcommand '%.*s'. Try CLUSTERX SETNODES, VERSION or MYID.",
+		urkv_out_errorf(c, "ERR unknown subcommand '%.*s'. Try CLUSTERX SETNODES, SETSLOTS, VERSION or MYID.",
 				(int)(sub->len > 64 ? 64 : sub->len), sub->ptr);
 	}
 }

@@ -295,6 +295,17 @@ clip "$PORT_A" CLUSTER NODES | grep -q "\[$SLOT_M->-$ID_B\]" || fail "MIGRATING 
 expect "STABLE on A" "OK" "$(clip "$PORT_A" CLUSTER SETSLOT "$SLOT_M" STABLE)"
 expect "STABLE on B" "OK" "$(clip "$PORT_B" CLUSTER SETSLOT "$SLOT_M" STABLE)"
 clip "$PORT_A" CLUSTER NODES | grep -q '\[' && fail "STABLE left a mark"
+marks() { clip "$PORT_A" CLUSTER NODES | tr ' ' '\n' | grep -c -- '->-'; }
+expect "CLUSTERX SETSLOTS (one file write)" "OK" "$(clip "$PORT_A" CLUSTERX SETSLOTS 100-199 300 MIGRATING "$ID_B")"
+expect "SETSLOTS marks" "101" "$(marks)"
+expect "SETSLOTS file" "101" "$(grep -c '^migrating ' "$WORK/a.urkv.cluster")"
+expect "SETSLOTS all or nothing" "ERR I'm not the owner of hash slot 9000" \
+	"$(clip "$PORT_A" CLUSTERX SETSLOTS 200 9000 MIGRATING "$ID_B")"
+expect "SETSLOTS refused: nothing set" "101" "$(marks)"
+expect "SETSLOTS bad range" "ERR Invalid slot or range '5-2' (slots are 0..16383)" \
+	"$(clip "$PORT_A" CLUSTERX SETSLOTS 5-2 STABLE)"
+expect "SETSLOTS STABLE" "OK" "$(clip "$PORT_A" CLUSTERX SETSLOTS 0-16383 STABLE)"
+expect "SETSLOTS STABLE marks" "0" "$(marks)"
 
 echo "== online migration under a writer (no acknowledged write lost)"
 $MIG "$PORT_A" "$PORT_B" "$ID_A" "$ID_B" 3 || fail "online migration"

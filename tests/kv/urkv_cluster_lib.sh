@@ -7,20 +7,6 @@ URKV_CLUSTER=${URKV_CLUSTER:?path of the urkv-cluster binary}
 PYCL="python3 $(dirname "${BASH_SOURCE[0]}")/urkv_cluster.py"
 declare -A NODE_PORT NODE_PID
 
-# The cluster files (--cluster-config-file) live on tmpfs when there is one:
-# each CLUSTER SETSLOT rewrites the file with fsync, ~10 ms on this machine's
-# disk, and a reshard of half a node's slots sends thousands.  A kill -9 keeps
-# the page cache, so what these tests check (the states survive the death of
-# the process) holds the same; the data files stay on the disk.
-CFDIR=$WORK
-if [ -d /dev/shm ] && [ -w /dev/shm ]; then
-	CFDIR=$(mktemp -d /dev/shm/urkv-cluster-test.XXXXXX)
-fi
-cluster_cleanup() {
-	cleanup
-	[ "$CFDIR" = "$WORK" ] || rm -rf "$CFDIR"
-}
-trap cluster_cleanup EXIT
 
 # A free loopback port (not listened on, not handed out before in this test).
 USED_PORTS=" "
@@ -48,8 +34,7 @@ node_start() {
 	[ -n "${NODE_PORT[$name]:-}" ] || NODE_PORT[$name]=$(free_port) || return 1
 	rm -f "$WORK/$name.port"
 	"$URKV" --port "${NODE_PORT[$name]}" --port-file "$WORK/$name.port" --data "$WORK/$name.data" \
-		--size 128M --cache 16M --cores 1 --no-pin --quiet --cluster-enabled yes \
-		--cluster-config-file "$CFDIR/$name.cluster" "$@" \
+		--size 128M --cache 16M --cores 1 --no-pin --quiet --cluster-enabled yes "$@" \
 		2>> "$WORK/$name.log" &
 	NODE_PID[$name]=$!
 	PIDS+=("$!")

@@ -2,8 +2,8 @@
  *
  * A round of slot moves, as the tool drives it (the order matters):
  *
- *   STABLE --(1) SETSLOT s IMPORTING src on dst, for each s--> importing
- *          --(2) SETSLOT s MIGRATING dst on src, for each s--> open
+ *   STABLE --(1) SETSLOT(S) s IMPORTING src on dst, for each s--> importing
+ *          --(2) SETSLOT(S) s MIGRATING dst on src, for each s--> open
  *          --(3) SCAN src, MIGRATE ... KEYS of each slot; again until a
  *                SCAN finds no key of the round's slots--> drained
  *          --(4) the caller pushes a topology giving the slots to dst--> STABLE
@@ -138,16 +138,69 @@ static int setslot_reply(struct ct_node *node, int slot, const char *state, cons
 	return ct_node_expect_ok(node, r, what) ? -EPROTO : 0;
 }
 
-/* Steps (1) and (2) for every slot of the round.  Each node stores each
- * state durably before +OK, so both run pipelined and overlap: slot s's
- * MIGRATING goes to from as soon as to has answered +OK to its IMPORTING
- * (never before, see the notes at the top). */
+/* CLUSTERX SETSLOTS <ranges> state id: every slot of the round in one
+ * command, which the node stores with one cluster-file write (all or
+ * nothing).  -ENOTSUP when the node does not know SETSLOTS (then the
+ * per-slot CLUSTER SETSLOT below is used). */
+static int setslots(struct ct_node *node, const int *slots, int n, const char *state, const char *id)
+{
+	const char **argv = malloc(((size_t)n + 4) * sizeof(*argv));
+	char *ranges = malloc((size_t)n * 12 + 1), *at = ranges;
+	char what[96];
+	redisReply *r;
+	int argc = 0, rc;
+
+	if (!argv || !ranges) {
+		free(argv);
+		free(ranges);
+		return -ENOMEM;
+	}
+	argv[argc++] = "CLUSTERX";
+	argv[argc++] = "SETSLOTS";
+	/* The round's slots ascend: runs of consecutive slots become "A-B". */
+	for (int i = 0; i < n;) {
+		int j = i;
+
+		while (j + 1 < n && slots[j + 1] == slots[j] + 1)
+			j++;
+		argv[argc++] = at;
+		at += (j == i ? sprintf(at, "%d", slots[i]) : sprintf(at, "%d-%d", slots[i], slots[j])) + 1;
+		i = j + 1;
+	}
+	argv[argc++] = state;
+	argv[argc++] = id;
+	r = ct_node_cmd(node, argc, argv, NULL);
+	if (r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "unknown subcommand")) {
+		freeReplyObject(r);
+		rc = -ENOTSUP;
+	} else {
+		snprintf(what, sizeof(what), "CLUSTERX SETSLOTS (%d slots from %d) %s %.8s", n, slots[0],
+			 state, id);
+		rc = ct_node_expect_ok(node, r, what);
+	}
+	free(argv);
+	free(ranges);
+	return rc;
+}
+
+/* Steps (1) and (2) for every slot of the round: with CLUSTERX SETSLOTS,
+ * one command (one durable file write) per node, IMPORTING first.  A node
+ * without it gets CLUSTER SETSLOT per slot; each is stored durably before
+ * +OK, so both run pipelined and overlap: slot s's MIGRATING goes to from
+ * as soon as to has answered +OK to its IMPORTING (never before, see the
+ * notes at the top). */
 static int open_slots(struct ct_node *to, struct ct_node *from, const int *slots, int n)
 {
 	int sent = 0, rc = 0;
 
 	if (!to->ctx || !from->ctx)
 		return -EIO;
+	rc = setslots(to, slots, n, "IMPORTING", from->id);
+	if (rc == 0)
+		return setslots(from, slots, n, "MIGRATING", to->id);
+	if (rc != -ENOTSUP)
+		return rc;
+	rc = 0;
 	for (int i = 0; i < n; i++)
 		if (redisAppendCommand(to->ctx, "CLUSTER SETSLOT %d IMPORTING %s", slots[i], from->id) !=
 		    REDIS_OK)

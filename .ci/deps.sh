@@ -11,6 +11,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
 	build-essential cmake pkg-config git ca-certificates \
 	liburing-dev libnvme-dev libjson-c-dev libssl-dev libjemalloc-dev libcriterion-dev libisal-dev \
+	libhiredis-dev \
 	clang llvm \
 	fio gnuplot-nox python3 \
 	qemu-system-x86 busybox-static cpio xz-utils kmod \

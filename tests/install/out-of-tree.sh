@@ -14,6 +14,7 @@ pcdir=$(dirname "$(find "$work/prefix" -name urt.pc | head -n 1)")
 libdir=$(dirname "$pcdir")
 test -x "$work/prefix/bin/urbench" || { echo "urbench not installed"; exit 1; }
 test -x "$work/prefix/bin/urkv" || { echo "urkv not installed"; exit 1; }
+test -x "$work/prefix/bin/urkv-cluster" || { echo "urkv-cluster not installed"; exit 1; }
 test -f "$work/prefix/share/man/man1/urbench.1" || { echo "urbench.1 not installed"; exit 1; }
 examples="copy/urt-cp.c ps/ps-example.c kv/kv_example.c"
 

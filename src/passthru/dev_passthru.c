@@ -185,15 +185,16 @@ static int pt_validate(struct urt_dev *dev, const struct urt_io *io)
  * nvme_timeout_ms, or, with deadline_abort, what is left of the op's
  * deadline when that is sooner (note 8).
  */
-static uint32_t pt_timeout_ms(const struct urt_dev *dev, const struct urt_core *c, const struct urt_req *req)
+static uint32_t pt_timeout_ms(const struct urt_dev *dev, struct urt_core *c, const struct urt_req *req)
 {
 	const struct pt_dev *pt = dev->priv;
-	uint64_t left_ms;
+	uint64_t left_ms, now;
 
 	if (!dev->deadline_abort || !req->deadline_ns)
 		return pt->timeout_ms;
 	/* Rounded up, and at least 1: 0 would mean the driver's default. */
-	left_ms = req->deadline_ns > c->now_ns ? (req->deadline_ns - c->now_ns + 999999) / 1000000 : 1;
+	now = core_now(c);
+	left_ms = req->deadline_ns > now ? (req->deadline_ns - now + 999999) / 1000000 : 1;
 	if (left_ms == 0)
 		left_ms = 1;
 	if (pt->timeout_ms && pt->timeout_ms < left_ms)

@@ -430,9 +430,9 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 
 	/* The device's recovery hears of every timeout, even one nobody waits for (dev/health.c). */
 	if (urt_unlikely(res == -ETIMEDOUT) && dev)
-		health = health_on_timeout(dev, req->issue_ns, c->now_ns);
+		health = health_on_timeout(dev, req->issue_ns, core_now(c));
 	else if (urt_unlikely(res >= 0 && dev && health_state(&dev->health) != URT_DEV_HEALTHY))
-		health_on_success(dev, req->issue_ns, c->now_ns);
+		health_on_success(dev, req->issue_ns, core_now(c));
 	if (!req->io)
 		goto out;
 	/* A sleep that ran its course is a success (io.h), not a failed op. */

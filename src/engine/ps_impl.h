@@ -80,6 +80,13 @@ struct batch {
 	struct urt_waitq wq;	/* Committers waiting for this batch to be durable. */
 };
 
+/* One entry of a transaction's page index (tx.c): which of its lists holds pgno. */
+struct tx_slot {
+	uint64_t pgno;		/* Page number. */
+	uint32_t gen;		/* Valid when equal to the transaction's gen. */
+	int32_t idx;		/* >= 0: wr[idx]; < 0: rd[-1 - idx]. */
+};
+
 struct urt_tx {
 	struct urt_ps *ps;	/* Owning store. */
 	struct urt_tx *next_free;/* Free list link. */
@@ -89,6 +96,9 @@ struct urt_tx {
 	struct frame **wr;	/* Frames write-locked and pinned (tx_pages_max entries). */
 	uint8_t **shadow;	/* Private copy per wr entry (page_size, registered). */
 	struct delta_mask *diff;/* Chunks each wr entry changes (filled by wal_commit). */
+	struct tx_slot *slots;	/* Page index: pgno -> wr/rd entry (slot_mask + 1 entries). */
+	uint32_t slot_mask;	/* Index slots minus one (power of two, at most half full). */
+	uint32_t gen;		/* Generation of the index: slots of other generations are empty. */
 };
 
 struct urt_ps {

@@ -60,6 +60,9 @@ struct frame {
 	bool chain;		/* The log holds an image at img_lsn and every change since. */
 	bool in_fill;		/* Listed in the fill batch's pages (wal.c). */
 	bool fill_image;	/* The fill batch logs the page as a full image (wal.c rule D1). */
+	uint8_t *twin;		/* Kept write copy equal to data, or NULL (pool.c "kept copies"). */
+	struct frame *twin_prev;/* Kept-copy list, oldest first (if twin). */
+	struct frame *twin_next;
 };
 
 /* One log batch buffer; two of them alternate (fill / in flight). */
@@ -122,6 +125,9 @@ struct urt_ps {
 	uint32_t hash_mask;		/* Buckets - 1 (power of two). */
 	uint32_t clock_hand;		/* Next frame the CLOCK looks at. */
 	uint8_t *ckpt_bufs[CKPT_WRITES_MAX];/* Sealed copies of pages being checkpointed. */
+	struct frame *twin_head;	/* Frames with a kept write copy, least recently kept first. */
+	struct frame *twin_tail;	/* The most recently kept. */
+	uint32_t twins;			/* Frames with a kept copy (at most opts.write_copies_kept). */
 
 	/* Log (wal.c). */
 	struct batch batch[2];		/* Double buffer. */
@@ -199,6 +205,9 @@ int pool_init(struct urt_ps *ps);
 void pool_exit(struct urt_ps *ps);
 int pool_get(struct urt_ps *ps, uint64_t pgno, bool load, struct frame **out);
 void pool_unpin(struct urt_ps *ps, struct frame *f);
+uint8_t *pool_copy_take(struct urt_ps *ps, struct frame *f);
+uint8_t *pool_copy_steal(struct urt_ps *ps);
+void pool_copy_keep(struct urt_ps *ps, struct frame *f, uint8_t *copy);
 int pool_write_home(struct urt_ps *ps, struct frame *f, uint8_t *scratch);
 
 /* wal.c */

@@ -11,7 +11,10 @@
  * changed chunks, logging them as a page delta (or the page as an image,
  * rule D1 of wal.c), in one step without yielding, so the frame only ever
  * holds committed bytes.  Abort drops the shadows, which restores the committed
- * images by construction.
+ * images by construction.  A shadow is the frame's kept copy when it has
+ * one (pool.c: the copy a previous commit installed, equal to the frame),
+ * so a page written again needs neither a copy nor a buffer; commit hands
+ * each shadow back to its frame once installed.
  *
  * Transaction structs are recycled through a per-store free list, so the
  * steady state allocates nothing; shadows come from the core's buffer
@@ -112,7 +115,7 @@ static void tx_end(struct urt_tx *tx)
 		if (tx->wr[i]->writer == tx)
 			tx->wr[i]->writer = NULL;
 		pool_unpin(ps, tx->wr[i]);
-		urt_buf_put(tx->shadow[i]);
+		urt_buf_put(tx->shadow[i]);	/* NULL when commit kept it with the frame. */
 	}
 	for (uint32_t i = 0; i < tx->nread; i++)
 		pool_unpin(ps, tx->rd[i]);
@@ -170,18 +173,28 @@ int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, 
 	}
 	if (tx->nwrite == ps->opts.tx_pages_max)
 		return URT_E_TOOBIG;
-	shadow = urt_buf_get(ps->page_size);
-	if (!shadow)
-		return -ENOMEM;
 	ret = pool_get(ps, pgno, true, &f);
 	if (ret)
-		goto err_put_shadow;
+		return ret;
 	if (f->writer) {
-		ret = -EBUSY;
-		goto err_unpin;
+		pool_unpin(ps, f);
+		return -EBUSY;
+	}
+	/* The copy a commit left with the frame, or a new one (pool.c, kept copies). */
+	shadow = pool_copy_take(ps, f);
+	if (!shadow) {
+		shadow = urt_buf_get(ps->page_size);
+		if (!shadow)
+			shadow = pool_copy_steal(ps);
+		if (!shadow) {
+			pool_unpin(ps, f);
+			urt_set_error("page store: no buffer for a copy of page %llu (the core's "
+				      "buffer region is exhausted)", (unsigned long long)pgno);
+			return -ENOMEM;
+		}
+		memcpy(shadow, f->data, ps->page_size);
 	}
 	f->writer = tx;
-	memcpy(shadow, f->data, ps->page_size);
 	/*
 	 * A page read first and now written keeps its read pin (rd) and gets a
 	 * write entry; the index names the write entry from now on.
@@ -192,12 +205,6 @@ int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, 
 	tx->nwrite++;
 	*data = shadow + URT_PAGE_HDR_SIZE;
 	return 0;
-
-err_unpin:
-	pool_unpin(ps, f);
-err_put_shadow:
-	urt_buf_put(shadow);
-	return ret;
 }
 
 int urt_tx_commit(struct urt_tx *tx)

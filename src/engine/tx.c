@@ -193,6 +193,9 @@ int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, 
 			return -ENOMEM;
 		}
 		memcpy(shadow, f->data, ps->page_size);
+		ps->stats.write_copies++;
+	} else {
+		ps->stats.write_copies_reused++;
 	}
 	f->writer = tx;
 	/*

@@ -27,7 +27,8 @@
  * superblocks, checkpoints and recovery.  Transactions never span shards.
  *
  * Isolation: a transaction's writes go to private copies of the pages and
- * are installed at commit, so no other transaction, checkpoint or eviction
+ * are installed at commit (the pool keeps up to opts.write_copies_kept of
+ * those copies, equal to the committed page, for the next writer), so no other transaction, checkpoint or eviction
  * ever sees uncommitted bytes.  Two transactions may not write the same
  * page at once: the second urt_page_get(WRITE) fails with -EBUSY at once
  * (no waiting, hence no deadlock); the caller aborts and retries.  Reads see
@@ -91,6 +92,9 @@ struct urt_ps_opts {
 	uint32_t read_retry_max;/**< Extra attempts of a failing page read (default 2). */
 	uint32_t shard_id;	/**< Recorded at format; this shard's index. */
 	uint32_t shard_count;	/**< Recorded at format; shards of the store (default 1). */
+	uint32_t write_copies_kept;/**< Write copies of pages the pool keeps after commit, so that the
+				 * next write of the page needs no copy (default 64; 0 = none).
+				 * Each takes page_size bytes of the core's buffer region. */
 };
 
 /** Counters of one shard, from urt_ps_stats(). */
@@ -122,6 +126,8 @@ struct urt_ps_stats {
 	uint64_t log_deltas;	/**< PAGE_DELTA records written (changed byte ranges of a page). */
 	uint64_t recovered_deltas;/**< Of recovered_pages, the page deltas. */
 	uint64_t recovery_ns;	/**< Time the last open spent replaying the log. */
+	uint64_t write_copies;	/**< Pages copied for a write (no kept copy to take). */
+	uint64_t write_copies_reused;/**< Writes that took the copy a previous commit kept (no copy). */
 };
 
 /** Fills opts with the defaults documented above. */

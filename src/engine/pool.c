@@ -25,6 +25,21 @@
  * look the page up again when woken; this is how two fibers asking for the
  * same missing page share one read.
  *
+ * Kept copies (copy on first write).  A transaction writes a private copy
+ * of the page (tx.c); at commit the changed chunks are installed, after
+ * which the copy equals the frame.  Instead of freeing it, commit hands it
+ * to the frame (pool_copy_keep): the next transaction that writes the page
+ * takes it (pool_copy_take) and needs no 4 KiB copy and no buffer
+ * allocation.  Invariant 6: a frame's kept copy (twin) equals its data
+ * byte for byte; it is attached only right after an install under the
+ * write lock, every writer detaches it before writing, and the only other
+ * writes into a frame's data (a page read, recovery, page_seal at
+ * eviction) happen to frames without one (a frame loses its copy when it
+ * is reused, pool_copy_drop).  At most opts.write_copies_kept frames keep
+ * one; the least recently kept is freed first, and a transaction that
+ * finds the buffer region empty takes one (pool_copy_steal).  Debug builds
+ * check invariant 6 on every take.
+ *
  * Eviction is CLOCK: the hand clears reference bits and takes the first
  * unpinned VALID frame whose bit is clear; it skips dirty frames whose image
  * is not durable yet.  When every frame is pinned the caller gets
@@ -82,8 +97,10 @@ err_free:
 void pool_exit(struct urt_ps *ps)
 {
 	if (ps->frames)
-		for (uint32_t i = 0; i < ps->nframes; i++)
+		for (uint32_t i = 0; i < ps->nframes; i++) {
 			urt_buf_put(ps->frames[i].data);
+			urt_buf_put(ps->frames[i].twin);
+		}
 	for (int i = 0; i < CKPT_WRITES_MAX; i++) {
 		urt_buf_put(ps->ckpt_bufs[i]);
 		ps->ckpt_bufs[i] = NULL;
@@ -92,6 +109,82 @@ void pool_exit(struct urt_ps *ps)
 	mem_core_free(ps->hash);
 	ps->frames = NULL;
 	ps->hash = NULL;
+}
+
+/* Unlinks f's kept copy from the list and returns it (f has one). */
+static uint8_t *copy_unlink(struct urt_ps *ps, struct frame *f)
+{
+	uint8_t *c = f->twin;
+
+	URT_ASSERT(c != NULL && ps->twins > 0);
+	if (f->twin_prev)
+		f->twin_prev->twin_next = f->twin_next;
+	else
+		ps->twin_head = f->twin_next;
+	if (f->twin_next)
+		f->twin_next->twin_prev = f->twin_prev;
+	else
+		ps->twin_tail = f->twin_prev;
+	f->twin = NULL;
+	f->twin_prev = NULL;
+	f->twin_next = NULL;
+	ps->twins--;
+	return c;
+}
+
+/* Frees f's kept copy, if any (f is being reused for another page). */
+static void copy_drop(struct urt_ps *ps, struct frame *f)
+{
+	if (f->twin)
+		urt_buf_put(copy_unlink(ps, f));
+}
+
+/*
+ * The kept copy of f for a writer that holds f's write lock, detached, or
+ * NULL when f has none.  It equals f's data (invariant 6).
+ */
+uint8_t *pool_copy_take(struct urt_ps *ps, struct frame *f)
+{
+	uint8_t *c;
+
+	if (!f->twin)
+		return NULL;
+	c = copy_unlink(ps, f);
+#ifndef NDEBUG
+	URT_ASSERT(memcmp(c, f->data, ps->page_size) == 0);
+#endif
+	return c;
+}
+
+/* Detaches the least recently kept copy for use as another page's copy; NULL if none. */
+uint8_t *pool_copy_steal(struct urt_ps *ps)
+{
+	return ps->twin_head ? copy_unlink(ps, ps->twin_head) : NULL;
+}
+
+/*
+ * Gives f the copy that a commit just installed (equal to f's data, f
+ * still write-locked by the committer), or frees it when copies are not
+ * kept; the least recently kept copy makes room when at the limit.
+ */
+void pool_copy_keep(struct urt_ps *ps, struct frame *f, uint8_t *copy)
+{
+	URT_ASSERT(f->twin == NULL && f->state == FRAME_VALID);
+	if (ps->opts.write_copies_kept == 0) {
+		urt_buf_put(copy);
+		return;
+	}
+	if (ps->twins == ps->opts.write_copies_kept)
+		urt_buf_put(copy_unlink(ps, ps->twin_head));
+	f->twin = copy;
+	f->twin_next = NULL;
+	f->twin_prev = ps->twin_tail;
+	if (ps->twin_tail)
+		ps->twin_tail->twin_next = f;
+	else
+		ps->twin_head = f;
+	ps->twin_tail = f;
+	ps->twins++;
 }
 
 static struct frame *lookup(struct urt_ps *ps, uint64_t pgno)
@@ -176,6 +269,7 @@ static struct frame *victim(struct urt_ps *ps, int *err)
 				continue;
 			}
 			ps->stats.evictions++;
+			copy_drop(ps, f);	/* Before page_seal writes into the frame (invariant 6). */
 			if (f->dirty) {
 				int ret;
 
@@ -297,7 +391,7 @@ int pool_get(struct urt_ps *ps, uint64_t pgno, bool load, struct frame **out)
 	f->writer = NULL;
 	f->page_lsn = 0;
 	f->chain = false;	/* Read from home: its next change is logged as an image. */
-	URT_ASSERT(!f->in_fill);
+	URT_ASSERT(!f->in_fill && !f->twin);
 	hash_insert(ps, f);
 	if (!load) {
 		/* Never a stale frame's bytes: an empty page until the caller overwrites it. */

@@ -106,6 +106,7 @@ void urt_ps_opts_default(struct urt_ps_opts *o)
 	o->checkpoint_pct = 50;
 	o->read_retry_max = 2;
 	o->shard_count = 1;
+	o->write_copies_kept = 64;
 }
 
 /* Plans a new store over the region, zeroes its pages if asked, and writes its superblock. */

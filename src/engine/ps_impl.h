@@ -60,6 +60,9 @@ struct frame {
 	bool chain;		/* The log holds an image at img_lsn and every change since. */
 	bool in_fill;		/* Listed in the fill batch's pages (wal.c). */
 	bool fill_image;	/* The fill batch logs the page as a full image (wal.c rule D1). */
+	uint8_t *twin;		/* Kept write copy equal to data, or NULL (pool.c "kept copies"). */
+	struct frame *twin_prev;/* Kept-copy list, oldest first (if twin). */
+	struct frame *twin_next;
 };
 
 /* One log batch buffer; two of them alternate (fill / in flight). */
@@ -80,6 +83,13 @@ struct batch {
 	struct urt_waitq wq;	/* Committers waiting for this batch to be durable. */
 };
 
+/* One entry of a transaction's page index (tx.c): which of its lists holds pgno. */
+struct tx_slot {
+	uint64_t pgno;		/* Page number. */
+	uint32_t gen;		/* Valid when equal to the transaction's gen. */
+	int32_t idx;		/* >= 0: wr[idx]; < 0: rd[-1 - idx]. */
+};
+
 struct urt_tx {
 	struct urt_ps *ps;	/* Owning store. */
 	struct urt_tx *next_free;/* Free list link. */
@@ -89,6 +99,9 @@ struct urt_tx {
 	struct frame **wr;	/* Frames write-locked and pinned (tx_pages_max entries). */
 	uint8_t **shadow;	/* Private copy per wr entry (page_size, registered). */
 	struct delta_mask *diff;/* Chunks each wr entry changes (filled by wal_commit). */
+	struct tx_slot *slots;	/* Page index: pgno -> wr/rd entry (slot_mask + 1 entries). */
+	uint32_t slot_mask;	/* Index slots minus one (power of two, at most half full). */
+	uint32_t gen;		/* Generation of the index: slots of other generations are empty. */
 };
 
 struct urt_ps {
@@ -112,6 +125,9 @@ struct urt_ps {
 	uint32_t hash_mask;		/* Buckets - 1 (power of two). */
 	uint32_t clock_hand;		/* Next frame the CLOCK looks at. */
 	uint8_t *ckpt_bufs[CKPT_WRITES_MAX];/* Sealed copies of pages being checkpointed. */
+	struct frame *twin_head;	/* Frames with a kept write copy, least recently kept first. */
+	struct frame *twin_tail;	/* The most recently kept. */
+	uint32_t twins;			/* Frames with a kept copy (at most opts.write_copies_kept). */
 
 	/* Log (wal.c). */
 	struct batch batch[2];		/* Double buffer. */
@@ -189,6 +205,9 @@ int pool_init(struct urt_ps *ps);
 void pool_exit(struct urt_ps *ps);
 int pool_get(struct urt_ps *ps, uint64_t pgno, bool load, struct frame **out);
 void pool_unpin(struct urt_ps *ps, struct frame *f);
+uint8_t *pool_copy_take(struct urt_ps *ps, struct frame *f);
+uint8_t *pool_copy_steal(struct urt_ps *ps);
+void pool_copy_keep(struct urt_ps *ps, struct frame *f, uint8_t *copy);
 int pool_write_home(struct urt_ps *ps, struct frame *f, uint8_t *scratch);
 
 /* wal.c */

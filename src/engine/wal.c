@@ -316,6 +316,10 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 		changed += delta_diff(tx->wr[i]->data, tx->shadow[i], ps->page_size, &tx->diff[i]);
 	if (changed == 0) {
 		/* Written pages, but no byte changed: nothing to log or wait for. */
+		for (uint32_t i = 0; i < tx->nwrite; i++) {
+			pool_copy_keep(ps, tx->wr[i], tx->shadow[i]);
+			tx->shadow[i] = NULL;
+		}
 		ps->stats.commits_readonly++;
 		return ps->sticky ? URT_E_STICKY : 0;
 	}
@@ -359,8 +363,11 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 		const struct delta_mask *m = &tx->diff[i];
 
 		f->writer = NULL;
-		if (delta_mask_empty(m))
+		if (delta_mask_empty(m)) {
+			pool_copy_keep(ps, f, tx->shadow[i]);
+			tx->shadow[i] = NULL;
 			continue;
+		}
 		if (!f->in_fill) {
 			b->pages[b->npages++] = f;
 			f->in_fill = true;
@@ -375,6 +382,9 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 				    frame_rec_bytes(ps, f->fill_image, &f->fill_mask);
 		}
 		delta_copy(f->data, tx->shadow[i], ps->page_size, m);
+		/* Equal to the frame now: kept for its next writer (pool.c invariant 6). */
+		pool_copy_keep(ps, f, tx->shadow[i]);
+		tx->shadow[i] = NULL;
 		delta_mask_or(&f->fill_mask, m);
 		/* Above durable_lsn until the batch is: no home write before then. */
 		f->page_lsn = b->enc.lsn;

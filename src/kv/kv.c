@@ -88,9 +88,12 @@ size_t urt_kv_buf_region_bytes(const struct urt_kv_opts *o, unsigned ncores)
 
 	if (cache_pages < 4 * tx_pages + 256)
 		cache_pages = 4 * tx_pages + 256;
-	/* Pool frames, two log batches, the committers' page copies, the store's own pages. */
+	/*
+	 * Pool frames, two log batches, the committers' page copies, the copies
+	 * the pool keeps after commit, the store's own pages.
+	 */
 	per_shard = cache_pages * page + 2 * pow2_at_least(o->batch_bytes_max) +
-		    KV_WRITERS * tx_pages * page + (64u << 10);
+		    KV_WRITERS * tx_pages * page + kv_copies_kept(cache_pages) * page + (64u << 10);
 	/* Slack for the runtime's own buffers and fragmentation of the size classes. */
 	return (size_t)((per_core * per_shard + (16ull << 20) + (2u << 20) - 1) & ~((2ull << 20) - 1));
 }

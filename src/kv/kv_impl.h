@@ -64,6 +64,17 @@ struct kv_writer {
 };
 
 #define KV_WRITERS 2	/* Committers per shard: one builds while the other's batch is written. */
+#define KV_COPIES_KEPT_MAX 4096u	/* Most write copies a shard's pool keeps (16 MiB of 4 KiB pages). */
+
+/*
+ * Write copies a shard's page store keeps after commit (urt_ps_opts
+ * write_copies_kept) for a pool of cache_pages frames: an eighth of the
+ * pool, at most KV_COPIES_KEPT_MAX.  urt_kv_buf_region_bytes counts them.
+ */
+static inline uint64_t kv_copies_kept(uint64_t cache_pages)
+{
+	return cache_pages / 8 < KV_COPIES_KEPT_MAX ? cache_pages / 8 : KV_COPIES_KEPT_MAX;
+}
 
 /* A FIFO of requests (base/fifo.h), linked through urt_kv_req.next; oldest first. */
 STAILQ_HEAD(kv_queue, urt_kv_req);

@@ -1651,6 +1651,7 @@ int kv_shard_open(struct urt_kv *kv, unsigned id, struct kv_shard **out)
 	o.group_delay_ns = ko->group_delay_ns;
 	o.batch_bytes_max = kv->batch_bytes;
 	o.tx_pages_max = s->tx_pages_max;
+	o.write_copies_kept = (uint32_t)kv_copies_kept(cache_pages);
 	o.shard_id = id;
 	o.shard_count = kv->nshards;
 	ret = urt_ps_open(kv->dev, &o, &s->ps);

@@ -3,7 +3,7 @@
  * across close/open, abort discards, read-your-writes, write-write
  * conflicts fail fast, page sizes and bounds are enforced; URT_PAGE_NEW
  * hands out a zeroed copy without reading the device, and commits and
- * aborts like a write.
+ * aborts like a write; kept write copies (see kept_write_copies).
  */
 #include "ps_fixture.h"
 
@@ -193,6 +193,110 @@ Test(tx, blank_device_without_create)
 
 	tx_run(&s, 4, body_blank);
 	cr_expect_eq(s.ret[0], URT_E_BADFORMAT, "%d", s.ret[0]);
+}
+
+/* Writes byte v over the first 64 bytes of page pgno in a new transaction; commits or aborts. */
+static int write_byte(struct urt_ps *ps, uint64_t pgno, uint8_t v, bool commit, uint8_t *before)
+{
+	struct urt_tx *tx;
+	uint8_t *p;
+	int ret = urt_tx_begin(ps, &tx);
+
+	if (ret)
+		return ret;
+	ret = urt_page_get(tx, pgno, URT_PAGE_WRITE, (void **)&p);
+	if (ret) {
+		urt_tx_abort(tx);
+		return ret;
+	}
+	*before = p[0];
+	memset(p, v, 64);
+	if (!commit) {
+		urt_tx_abort(tx);
+		return 0;
+	}
+	return urt_tx_commit(tx);
+}
+
+static uint8_t read_byte(struct urt_ps *ps, uint64_t pgno, int *err)
+{
+	struct urt_tx *tx;
+	uint8_t *p, v = 0xee;
+
+	*err = urt_tx_begin(ps, &tx);
+	if (*err)
+		return v;
+	*err = urt_page_get(tx, pgno, URT_PAGE_READ, (void **)&p);
+	if (!*err)
+		v = p[0];
+	urt_tx_abort(tx);
+	return v;
+}
+
+static void body_kept_copies(void *arg)
+{
+	struct tx_state *s = arg;
+	struct urt_ps_opts o;
+	struct urt_ps_stats st;
+	struct urt_ps *ps;
+	uint8_t before = 0;
+	int err = 0;
+
+	urt_ps_opts_default(&o);
+	o.create = true;
+	o.pool_pages = 8;
+	o.write_copies_kept = 2;
+	ps = psx_open(s->dev, &o, &s->fail);
+	if (!ps)
+		return;
+	s->ret[0] |= write_byte(ps, 1, 0xa1, true, &before);
+	/* The second writer takes the kept copy: it must hold the committed bytes. */
+	s->ret[0] |= write_byte(ps, 1, 0xb2, true, &before);
+	if (before != 0xa1)
+		psx_failf(&s->fail, "second write saw %#x, committed %#x", before, 0xa1);
+	/* An aborted writer's copy is not kept: the next writer sees the committed bytes. */
+	s->ret[0] |= write_byte(ps, 1, 0xc3, false, &before);
+	s->ret[0] |= write_byte(ps, 1, 0xd4, true, &before);
+	if (before != 0xb2)
+		psx_failf(&s->fail, "write after an abort saw %#x, committed %#x", before, 0xb2);
+	/* More pages than kept copies and than frames: copies are dropped and evicted. */
+	for (uint64_t pg = 2; pg < 40; pg++)
+		s->ret[0] |= write_byte(ps, pg, (uint8_t)pg, true, &before);
+	for (uint64_t pg = 2; pg < 40; pg++) {
+		s->ret[0] |= write_byte(ps, pg, (uint8_t)(pg + 100), true, &before);
+		if (before != (uint8_t)pg)
+			psx_failf(&s->fail, "page %llu: a writer saw %#x, committed %#x",
+				  (unsigned long long)pg, before, (unsigned)(uint8_t)pg);
+	}
+	s->ret[0] |= write_byte(ps, 1, 0xe5, true, &before);
+	if (before != 0xd4)
+		psx_failf(&s->fail, "page 1 after evictions: a writer saw %#x, committed %#x", before, 0xd4);
+	urt_ps_stats(ps, &st);
+	s->seen[0] = st.write_copies_reused;
+	s->seen[1] = st.write_copies;
+	s->ret[1] = urt_ps_close(ps);
+	o.create = false;
+	ps = psx_open(s->dev, &o, &s->fail);
+	if (!ps)
+		return;
+	s->seen[2] = read_byte(ps, 1, &err);
+	s->ret[2] = err;
+	s->ret[3] = urt_ps_close(ps);
+}
+
+/* The copies the pool keeps after commit (pool.c invariant 6) never leak other bytes. */
+Test(tx, kept_write_copies)
+{
+	struct tx_state s = { .page_size = 4096 };
+
+	tx_run(&s, 7, body_kept_copies);
+	cr_expect_eq(s.ret[0], 0);
+	cr_expect_gt(s.seen[0], 0, "no write took a kept copy");
+	cr_expect_gt(s.seen[1], 0, "no write made a copy");
+	cr_expect_eq(s.ret[1], 0);
+	cr_expect_eq(s.ret[2], 0);
+	cr_expect_eq(s.seen[2], 0xe5, "page 1 after reopen: %#llx", (unsigned long long)s.seen[2]);
+	cr_expect_eq(s.ret[3], 0);
 }
 
 /* URT_PAGE_NEW: no device read for a page not in the pool, a zeroed copy, commit and abort as WRITE. */

@@ -19,6 +19,20 @@
 #include "base/assert.h"
 #include "engine/format/delta.h"
 
+/*
+ * Set bits of x.  The build targets baseline x86-64 (no POPCNT
+ * instruction), where __builtin_popcountll is a call into libgcc: 1% of
+ * urkv's CPU under SET -P 16.  This is the same count in a dozen inline
+ * instructions.
+ */
+static inline uint32_t popcount64(uint64_t x)
+{
+	x = x - ((x >> 1) & 0x5555555555555555ull);
+	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (uint32_t)((x * 0x0101010101010101ull) >> 56);
+}
+
 static uint64_t round8(uint64_t x)
 {
 	return (x + URT_LOG_REC_ALIGN - 1) / URT_LOG_REC_ALIGN * URT_LOG_REC_ALIGN;
@@ -87,7 +101,7 @@ uint32_t delta_diff(const uint8_t *a, const uint8_t *b, uint32_t page_size, stru
 			bits = block_bits(x, wpc);
 			i = off / cb;
 			m->w[i / 64] |= bits << (i % 64);
-			n += (uint32_t)__builtin_popcountll(bits);
+			n += popcount64(bits);
 		}
 	}
 	return n;
@@ -111,9 +125,9 @@ uint64_t delta_rec_bytes(const struct delta_mask *m, uint32_t page_size)
 	for (uint32_t w = 0; w < DELTA_WORDS; w++) {
 		uint64_t x = m->w[w];
 
-		chunks += (uint64_t)__builtin_popcountll(x);
+		chunks += popcount64(x);
 		/* A run starts at a set bit whose lower neighbour is clear. */
-		runs += (uint64_t)__builtin_popcountll(x & ~((x << 1) | carry));
+		runs += popcount64(x & ~((x << 1) | carry));
 		carry = x >> 63;
 	}
 	if (chunks == 0)

@@ -39,6 +39,11 @@
  * 7. Passthrough commands cannot be cancelled once issued (cancellable is
  *    false): a deadline is a standalone timer, the caller hears -ETIMEDOUT
  *    and the request and its urt_buf stay owned until the real CQE.
+ * 8. A READ or WRITE within max_io_bytes and without a deadline goes bare
+ *    (src/runtime/io.c): pt_prep_rw fills its SQE without a request, and
+ *    a 0 result is the whole transfer (zero_is_whole), so no request and
+ *    no complete() call is spent on a successful command.  Any other
+ *    result gives the op a request and reaches pt_complete as before.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -230,30 +235,39 @@ static int64_t pt_prep_vec(struct urt_dev *dev, struct urt_core *c, struct urt_r
 	return (int64_t)n;
 }
 
+/*
+ * A Read or Write of len <= max_io_bytes bytes at buf and off; op and flags
+ * as in struct urt_io.  Also the backend's prep_rw, for bare ops (note 8).
+ */
+static void pt_prep_rw(struct urt_dev *dev, struct urt_core *c, struct io_uring_sqe *sqe, unsigned op, void *buf,
+		       uint64_t len, uint64_t off, unsigned flags)
+{
+	struct nvme_uring_cmd *cmd = pt_sqe_init(dev, c, sqe, NVME_URING_CMD_IO,
+						 op == URT_OP_READ ? PT_IO_READ : PT_IO_WRITE);
+	int idx = dev_buf_index(c, buf, len);
+
+	cmd->addr = (uint64_t)(uintptr_t)buf;
+	cmd->data_len = (uint32_t)len;
+	pt_set_range(dev, cmd, off, len);
+	if (idx >= 0) {
+		sqe->uring_cmd_flags = IORING_URING_CMD_FIXED;
+		sqe->buf_index = (uint16_t)idx;
+	}
+	if (op == URT_OP_WRITE && (flags & URT_IO_FUA))
+		cmd->cdw12 |= NVME_RW_FUA;
+}
+
 static int64_t pt_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req *req, struct io_uring_sqe *sqe)
 {
 	struct nvme_uring_cmd *cmd;
 	struct nvme_dsm_range_le *range;
 	uint64_t len;
-	uint8_t opcode;
-	int idx;
 
 	switch (req->op) {
 	case URT_OP_READ:
 	case URT_OP_WRITE:
-		opcode = req->op == URT_OP_READ ? PT_IO_READ : PT_IO_WRITE;
 		len = req->len < dev->info.max_io_bytes ? req->len : dev->info.max_io_bytes;
-		cmd = pt_sqe_init(dev, c, sqe, NVME_URING_CMD_IO, opcode);
-		cmd->addr = (uint64_t)(uintptr_t)req->buf;
-		cmd->data_len = (uint32_t)len;
-		pt_set_range(dev, cmd, req->off, len);
-		idx = dev_buf_index(c, req->buf, len);
-		if (idx >= 0) {
-			sqe->uring_cmd_flags = IORING_URING_CMD_FIXED;
-			sqe->buf_index = (uint16_t)idx;
-		}
-		if (req->op == URT_OP_WRITE && (req->flags & URT_IO_FUA))
-			cmd->cdw12 |= NVME_RW_FUA;
+		pt_prep_rw(dev, c, sqe, req->op, req->buf, len, req->off, req->flags);
 		return (int64_t)len;
 	case URT_OP_READV:
 	case URT_OP_WRITEV: {
@@ -321,8 +335,10 @@ const struct urt_backend urt_backend_passthru = {
 	.close = pt_close,
 	.validate = pt_validate,
 	.prep = pt_prep,
+	.prep_rw = pt_prep_rw,
 	.complete = pt_complete,
 	.retryable = pt_retryable,
 	.needs_big_sqe = true,
+	.zero_is_whole = true,
 	.cancellable = false,
 };

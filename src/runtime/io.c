@@ -12,7 +12,11 @@
  * bare when it has no deadline, fault injection is off, it is not
  * multishot, and it is a NOP, or a READ/WRITE of at most max_io_bytes on
  * the main ring of a device without a scheduler (sched/) whose backend fills the SQE without a request (prep_rw)
- * and has no complete hook.  A bare op takes no request:
+ * and has no complete hook.  NVMe passthrough reads and writes go bare
+ * too, on the big ring once it exists (the first op sets it up through a
+ * request): their backend says that a 0 result is the whole transfer
+ * (zero_is_whole), which ring_reap turns into the byte count, so only
+ * other results need its complete hook.  A bare op takes no request:
  *
  *   submit  its SQE's user_data is the urt_io tagged UD_TAG_BARE, and
  *           io->priv holds its submission time with bit 0 set (core.h);
@@ -291,9 +295,27 @@ static inline bool io_bare_ok(const struct urt_core *c, const struct urt_io *io,
 		return false;
 	if (op == URT_OP_NOP)
 		return true;
-	return (op == URT_OP_READ || op == URT_OP_WRITE) && dev->be->prep_rw && !dev->be->complete && !dev->sched &&
-	       !dev->be->needs_big_sqe && !(c->rings[RING_POLL].ready && dev->info.poll_capable) &&
-	       io->len <= dev->info.max_io_bytes;
+	if ((op != URT_OP_READ && op != URT_OP_WRITE) || !dev->be->prep_rw || dev->sched ||
+	    io->len > dev->info.max_io_bytes)
+		return false;
+	if (dev->be->needs_big_sqe)
+		return dev->be->zero_is_whole && c->rings[RING_BIG].ready && !ring_sq_full(&c->rings[RING_BIG]);
+	return !dev->be->complete && !(c->rings[RING_POLL].ready && dev->info.poll_capable);
+}
+
+/* The SQE of a bare passthrough op, on the big ring (io_bare_ok checked its room). */
+static __attribute__((noinline)) int io_queue_big(struct urt_core *c, struct urt_io *io, unsigned op)
+{
+	struct urt_ring *r = &c->rings[RING_BIG];
+	struct io_uring_sqe *sqe = ring_sqe_take_big(r);
+
+	io->dev->be->prep_rw(io->dev, c, sqe, op, io->buf, io->len, io->off, io->flags);
+	ring_count_dev_sqe(c, io->dev, sqe);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)io | UD_TAG_BARE);
+	r->inflight++;
+	if (!r->polled)
+		ring_arm_efd(c, RING_BIG);
+	return 0;
 }
 
 /* Give io, counted in ops_live, a request, copy the op into it and issue it. */
@@ -330,6 +352,8 @@ static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, st
 	if (!io_bare_ok(c, io, op))
 		return io_queue_req(c, io);
 	io->priv = bare_priv(c->now_ns);
+	if (op != URT_OP_NOP && io->dev->be->needs_big_sqe)
+		return io_queue_big(c, io, op);
 	sqe = ring_sqe_take(r);
 	if (op == URT_OP_NOP)
 		io_uring_prep_nop(sqe);

@@ -780,7 +780,8 @@ void req_member_retry(struct urt_core *c, struct urt_req *req)
 
 /*
  * Give the bare op io a request, in the state a request would have had
- * from the start: its op on the main ring, that op's CQE pending.
+ * from the start: its op on its ring (the main ring, or the big one for
+ * passthrough), that op's CQE pending.
  */
 static struct urt_req *req_from_bare(struct urt_core *c, struct urt_io *io)
 {
@@ -791,7 +792,7 @@ static struct urt_req *req_from_bare(struct urt_core *c, struct urt_io *io)
 	req->submit_ns = submit_ns;
 	req->seg = io->op == URT_OP_NOP ? 0 : io->len;
 	req->op_ud = (uint64_t)(uintptr_t)io | UD_TAG_BARE;
-	req->ring = RING_MAIN;
+	req->ring = io->op != URT_OP_NOP && io->dev->be->needs_big_sqe ? RING_BIG : RING_MAIN;
 	req_set_state(req, REQ_INFLIGHT);
 	req->pending = 1;
 	return req;

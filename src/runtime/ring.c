@@ -506,11 +506,13 @@ unsigned ring_reap(struct urt_core *c, enum ring_kind kind)
 			/* First the common case: the only CQE of a bare op (io.c). */
 			if ((ud & UD_TAG_MASK) == UD_TAG_BARE) {
 				struct urt_io *io = (struct urt_io *)(uintptr_t)(ud & ~(uint64_t)UD_TAG_MASK);
+				/* A passthrough success is 0: the whole transfer (backend zero_is_whole). */
+				int32_t res = big && cqe->res == 0 ? (int32_t)io->len : cqe->res;
 
 				if (urt_unlikely(r->inflight == 0))
 					abort();	/* Accounting bug: a CQE we never asked for. */
 				r->inflight--;
-				if (!io_is_bare(io) || !bare_complete(c, io, cqe->res))
+				if (!io_is_bare(io) || !bare_complete(c, io, res))
 					req_bare_slow(c, io, cqe->res, cqe);
 				continue;
 			}

@@ -58,6 +58,13 @@ struct urt_backend {
 	bool (*retryable)(struct urt_dev *dev, int res);
 	/* Which ring the device's data ops go to. */
 	bool needs_big_sqe;	/* SQE128|CQE32 (passthrough). */
+	/*
+	 * A CQE result of 0 means the op moved all its bytes, and complete is
+	 * needed only for other results (passthrough: an NVMe CQE carries no
+	 * byte count).  With prep_rw, such a backend's reads and writes may go
+	 * bare despite its complete hook.
+	 */
+	bool zero_is_whole;
 	bool cancellable;	/* In-flight ops can be cancelled by the kernel. */
 };
 

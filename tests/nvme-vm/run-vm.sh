@@ -3,7 +3,9 @@
 # Linux NVMe driver, run test binaries inside it, and report their verdict.
 #
 #   tests/nvme-vm/run-vm.sh [--timeout S] [--smp N] [--mem MB] [--keep]
-#                           [--args 'ARGS'] [--shell] BIN [BIN...]
+#                           [--args 'ARGS'] [--shell] [--trace 'EVENTS']
+#                           [--trace-out FILE] [--check 'CMD'] [--with EXE]
+#                           BIN [BIN...]
 #
 #   --timeout S  stop the guest after S seconds, boot included (default 600)
 #   --smp N      guest vCPUs, also the nvme poll_queues count (default 2)
@@ -14,6 +16,14 @@
 #   --io-timeout S     nvme_core io_timeout in the guest, seconds (default 120)
 #   --admin-timeout S  nvme_core admin_timeout in the guest, seconds (default:
 #                      the driver's, 60)
+#   --trace EVENTS  QEMU trace events to record, comma-separated patterns
+#                (e.g. 'pci_nvme_io_cmd,pci_nvme_write,pci_nvme_flush_ns')
+#   --trace-out FILE  copy QEMU's trace log to FILE after the guest exits
+#   --check CMD  after a passing guest, run CMD on the host with
+#                URT_VM_TRACE (QEMU's trace log) and URT_VM_CONSOLE (the
+#                serial console, CR-free) set; its exit status is the verdict
+#   --with EXE   also copy EXE (and its libraries) to /urt/bin/ in the guest
+#                without running it, for a BIN that runs it; repeatable
 #
 # Exit status: 0 when every binary passed, 1 when one failed or the guest
 # hung, crashed or could not be set up, 2 on a usage error, and 77 (skip)
@@ -37,6 +47,12 @@
 #     Debian 12, so static linking is not an option for the test suites.)
 #  4. Nothing is downloaded when the cache already holds the kernel that
 #     apt resolves; apt-get update runs only when no package resolves.
+#  5. --trace turns on QEMU's own trace events (log backend, one line per
+#     event, written to a file in the work directory), so a test can check
+#     what the emulated controller received rather than what reads back.
+#     --check runs a host command on that file and the console after the
+#     guest passed: a failing check fails the run (exit 1), a check that
+#     exits 77 makes it a skip.
 
 set -euo pipefail
 
@@ -69,9 +85,13 @@ mem_mb=1024
 keep=0
 shell=0
 extra_args=""
+trace_events=""
+trace_out=""
+check_cmd=""
+with_exes=()
 
 usage() {
-	sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 	exit "${1:-2}"
 }
 
@@ -89,6 +109,10 @@ while [ $# -gt 0 ]; do
 	--args) extra_args=${2?}; shift 2 ;;
 	--io-timeout) IO_TIMEOUT_S=${2:?}; shift 2 ;;
 	--admin-timeout) ADMIN_TIMEOUT_S=${2:?}; shift 2 ;;
+	--trace) trace_events=${2:?}; shift 2 ;;
+	--trace-out) trace_out=${2:?}; shift 2 ;;
+	--check) check_cmd=${2:?}; shift 2 ;;
+	--with) with_exes+=("${2:?}"); shift 2 ;;
 	-h|--help) usage 0 ;;
 	--) shift; break ;;
 	-*) log "unknown option $1"; usage 2 ;;
@@ -96,7 +120,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ $# -ge 1 ] || usage 2
-for b in "$@"; do
+for b in "$@" ${with_exes[@]+"${with_exes[@]}"}; do
 	[ -f "$b" ] && [ -x "$b" ] || { log "not an executable file: $b"; exit 2; }
 done
 [[ "$timeout_s" =~ ^[0-9]+$ ]] || { log "--timeout wants seconds"; exit 2; }
@@ -329,6 +353,11 @@ for b in "$@"; do
 	args="$args${extra_args:+ $extra_args}"
 	printf '%s\t%s\n' "$name" "${args# }" >> "$ROOT/etc/urt/tests"
 done
+# Helpers a test binary runs (--with): staged, not listed in /etc/urt/tests.
+for b in ${with_exes[@]+"${with_exes[@]}"}; do
+	cp -L "$b" "$ROOT/urt/bin/$(basename "$b")"
+	stage_libs "$b"
+done
 # glibc loads libgcc_s at run time (pthread_cancel, backtrace); ldd does not
 # list it.
 if [ -n "$(find "$ROOT" -name 'ld-linux*' -print -quit)" ]; then
@@ -390,6 +419,15 @@ for ns in "${NAMESPACES[@]}"; do
 		-device "nvme-ns,drive=d$nsid,bus=nvme0,nsid=$nsid,logical_block_size=$lbs,physical_block_size=$lbs")
 done
 
+# --- QEMU trace -------------------------------------------------------------------
+qemu_trace=()
+if [ -n "$trace_events" ]; then
+	tr ',' '\n' <<<"$trace_events" | sed '/^[[:space:]]*$/d' > "$WORK/trace-events"
+	: > "$WORK/qemu-trace.log"
+	qemu_trace=(-trace "events=$WORK/trace-events,file=$WORK/qemu-trace.log")
+	log "QEMU trace events: $(paste -sd ' ' "$WORK/trace-events")"
+fi
+
 # --- Boot -------------------------------------------------------------------------
 accel=${URT_VM_ACCEL:-tcg,thread=multi}
 cpu=max
@@ -409,7 +447,7 @@ timeout --foreground -k 10 "$timeout_s" "$QEMU" \
 	-append "console=ttyS0 panic=-1 loglevel=4 quiet" \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-device nvme,id=nvme0,serial=urtvm0001 \
-	"${qemu_ns[@]}" < "$stdin" > "$WORK/console.log" 2>&1 &
+	"${qemu_ns[@]}" "${qemu_trace[@]}" < "$stdin" > "$WORK/console.log" 2>&1 &
 qemu_pid=$!
 tail -n +1 -s 0.2 -f --pid="$qemu_pid" "$WORK/console.log" &
 tail_pid=$!
@@ -442,6 +480,26 @@ for b in "$@"; do
 done
 awk -v s="$t_start" -v k="$t_kernel" -v b="$t_boot" -v e="$t_end" 'BEGIN {
 	printf "wall time: %.1f s (kernel %.1f s, staging %.1f s, qemu %.1f s)\n", e - s, k - s, b - k, e - b }'
+if [ -n "$trace_events" ]; then
+	echo "QEMU trace: $(wc -l < "$WORK/qemu-trace.log") lines"
+	if [ -n "$trace_out" ]; then
+		cp "$WORK/qemu-trace.log" "$trace_out"
+		echo "QEMU trace copied to $trace_out"
+	fi
+fi
+if [ "$rc" = 33 ] && [ -n "$check_cmd" ]; then
+	echo "==== host check: $check_cmd"
+	set +e
+	URT_VM_TRACE=${trace_events:+$WORK/qemu-trace.log} URT_VM_CONSOLE=$WORK/console.txt \
+		bash -c "$check_cmd"
+	crc=$?
+	set -e
+	case "$crc" in
+	0) ;;
+	77) echo "result: SKIP (the host check skipped)"; exit 77 ;;
+	*) echo "result: FAIL (the host check failed with status $crc)"; exit 1 ;;
+	esac
+fi
 case "$rc" in
 33) echo "result: PASS"; exit 0 ;;
 35) echo "result: SKIP (every binary skipped)"; exit 77 ;;

@@ -248,6 +248,17 @@ static int read_page(struct urt_ps *ps, struct frame *f)
 			      (unsigned long long)f->pgno, why ? why : "?");
 		return URT_E_CORRUPT;
 	}
+	if (ps->opts.page_check) {
+		/* The user's check of the contents, once per read (ps.h). */
+		why = ps->opts.page_check(f->data + URT_PAGE_HDR_SIZE,
+					  ps->page_size - URT_PAGE_HDR_SIZE, ps->opts.page_check_arg);
+		if (why) {
+			ps->stats.bad_pgno = f->pgno;
+			urt_set_error("page store: page %llu is corrupt (%s)",
+				      (unsigned long long)f->pgno, why);
+			return URT_E_CORRUPT;
+		}
+	}
 	{
 		struct page_hdr h;
 

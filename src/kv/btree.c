@@ -81,10 +81,12 @@
  * pager's epoch is unchanged and is dropped by every modification, so it
  * stays usable.
  *
- * Trust.  Every node's header is checked when it is pinned (type, slot array
- * and cell area bounds: a few compares on the cache line the search reads
- * next, inlined); cells, slots and heads are trusted, since the page store
- * checksums pages.  kv_btree_check() verifies everything.  The assertions (URT_ASSERT,
+ * Trust.  Every node's header (type, slot array and cell area bounds) is
+ * checked: once per device read when the pager says so (nodes_checked:
+ * the page store runs kv_pps_page_check on every page it reads, and the
+ * pages it did not read are the tree's own writes), so a visit checks the
+ * type byte only; otherwise on every visit (kv_node_check_header, inline).
+ * Cells, slots and heads are trusted, since the page store checksums pages.  kv_btree_check() verifies everything.  The assertions (URT_ASSERT,
  * here and in btree_node.c) stay on in release builds: they are cheap (API
  * misuse, cut points, cell fits) and a failed one means a page is about to
  * be written wrong.
@@ -186,15 +188,21 @@ static int node_get(struct kv_btree *t, uint64_t pgno, bool write, int want_leaf
 		    void **pg)
 {
 	int rc = page_get(t, pgno, write, pg);
+	uint8_t type;
 
 	if (rc != 0)
 		return rc;
-	if (kv_node_check_header(*pg, t->u) != NULL ||
-	    (want_leaf >= 0 && kv_node_is_leaf(*pg) != (want_leaf != 0))) {
-		page_put(t, pgno);
-		return URT_E_CORRUPT;
-	}
+	type = kv_node_hdr_const(*pg)->type;
+	if (t->ops->nodes_checked ? type != KV_PAGE_LEAF && type != KV_PAGE_INTERNAL
+				  : kv_node_check_header(*pg, t->u) != NULL)
+		goto corrupt;
+	if (want_leaf >= 0 && (type == KV_PAGE_LEAF) != (want_leaf != 0))
+		goto corrupt;
 	return 0;
+
+corrupt:
+	page_put(t, pgno);
+	return URT_E_CORRUPT;
 }
 
 static int make_writable(struct kv_btree *t, uint64_t pgno, void **pg)

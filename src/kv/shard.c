@@ -1520,6 +1520,7 @@ int kv_shard_open(struct urt_kv *kv, unsigned id, struct kv_shard **out)
 	o.tx_pages_max = s->tx_pages_max;
 	o.shard_id = id;
 	o.shard_count = kv->nshards;
+	o.page_check = kv_pps_page_check;	/* Node headers once per read, not per visit. */
 	ret = urt_ps_open(kv->dev, &o, &s->ps);
 	if (ret)
 		goto err_free;

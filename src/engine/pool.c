@@ -6,8 +6,9 @@
  * Design notes.
  *
  * Invariants:
- *  1. A page is in at most one frame, found through the hash chains; a
- *     frame is on a chain exactly when its state is not FREE.
+ *  1. A page is in at most one frame, found through the direct index or
+ *     the hash chains; a frame is indexed exactly when its state is not
+ *     FREE.
  *  2. A frame holds committed bytes only: transactions write private
  *     copies (tx.c) that commit installs, so eviction and checkpoints never
  *     see uncommitted data and there is no undo.
@@ -24,6 +25,16 @@
  * Fibers that find a frame READING or EVICTING wait on its wait queue and
  * look the page up again when woken; this is how two fibers asking for the
  * same missing page share one read.
+ *
+ * Lookup.  A store of up to pool_direct_pages_max pages (2^28: 1 TiB of
+ * 4 KiB pages) keeps a direct index, one u32 per page holding its frame's
+ * number + 1 (0: not cached), so a hit reads one index entry and one frame
+ * line; the index is calloc'ed, so the kernel backs only the parts that
+ * ever named a frame (at most 4 bytes per page, 0.1% of the store).  A
+ * larger store uses a chained hash of page numbers (buckets at most half
+ * full), where a hit may also read the other frames of its chain.  Either
+ * way the fields a lookup reads (page, state, pins, reference bit, writer)
+ * share the frame's first cache line (struct frame).
  *
  * Eviction is CLOCK: the hand clears reference bits and takes the first
  * unpinned VALID frame whose bit is clear; it skips dirty frames whose image
@@ -45,19 +56,34 @@ static uint32_t hash_pgno(const struct urt_ps *ps, uint64_t pgno)
 	return (uint32_t)((pgno * 0x9e3779b97f4a7c15ull) >> 32) & ps->hash_mask;
 }
 
+uint64_t pool_direct_pages_max = 1ull << 28;
+
 int pool_init(struct urt_ps *ps)
 {
 	uint32_t buckets = 1;
 
 	ps->nframes = ps->opts.pool_pages;
-	while (buckets < 2 * ps->nframes)
-		buckets <<= 1;
-	ps->hash_mask = buckets - 1;
-	ps->frames = calloc(ps->nframes, sizeof(*ps->frames));
-	ps->hash = malloc(buckets * sizeof(*ps->hash));
-	if (!ps->frames || !ps->hash)
+	ps->frames = aligned_alloc(_Alignof(struct frame), ps->nframes * sizeof(*ps->frames));
+	if (!ps->frames)
 		goto err_free;
-	memset(ps->hash, 0xff, buckets * sizeof(*ps->hash));
+	memset(ps->frames, 0, ps->nframes * sizeof(*ps->frames));
+	if (ps->sb.page_count <= pool_direct_pages_max) {
+		ps->index = calloc(ps->sb.page_count, sizeof(*ps->index));
+		if (!ps->index) {
+			urt_set_error("page store: no memory for the frame index of %llu pages",
+				      (unsigned long long)ps->sb.page_count);
+			pool_exit(ps);
+			return -ENOMEM;
+		}
+	} else {
+		while (buckets < 2 * ps->nframes)
+			buckets <<= 1;
+		ps->hash_mask = buckets - 1;
+		ps->hash = malloc(buckets * sizeof(*ps->hash));
+		if (!ps->hash)
+			goto err_free;
+		memset(ps->hash, 0xff, buckets * sizeof(*ps->hash));
+	}
 	for (uint32_t i = 0; i < ps->nframes; i++) {
 		ps->frames[i].data = urt_buf_get(ps->page_size);
 		ps->frames[i].next = -1;
@@ -88,13 +114,20 @@ void pool_exit(struct urt_ps *ps)
 		ps->ckpt_bufs[i] = NULL;
 	}
 	free(ps->frames);
+	free(ps->index);
 	free(ps->hash);
 	ps->frames = NULL;
+	ps->index = NULL;
 	ps->hash = NULL;
 }
 
 static struct frame *lookup(struct urt_ps *ps, uint64_t pgno)
 {
+	if (ps->index) {
+		uint32_t i = ps->index[pgno];
+
+		return i ? &ps->frames[i - 1] : NULL;
+	}
 	for (int32_t i = ps->hash[hash_pgno(ps, pgno)]; i >= 0; i = ps->frames[i].next)
 		if (ps->frames[i].pgno == pgno)
 			return &ps->frames[i];
@@ -103,17 +136,29 @@ static struct frame *lookup(struct urt_ps *ps, uint64_t pgno)
 
 static void hash_insert(struct urt_ps *ps, struct frame *f)
 {
-	uint32_t b = hash_pgno(ps, f->pgno);
+	uint32_t b;
 
+	if (ps->index) {
+		URT_ASSERT(ps->index[f->pgno] == 0);
+		ps->index[f->pgno] = (uint32_t)(f - ps->frames) + 1;
+		return;
+	}
+	b = hash_pgno(ps, f->pgno);
 	f->next = ps->hash[b];
 	ps->hash[b] = (int32_t)(f - ps->frames);
 }
 
 static void hash_remove(struct urt_ps *ps, struct frame *f)
 {
-	int32_t *link = &ps->hash[hash_pgno(ps, f->pgno)];
+	int32_t *link;
 	int32_t idx = (int32_t)(f - ps->frames);
 
+	if (ps->index) {
+		URT_ASSERT(ps->index[f->pgno] == (uint32_t)idx + 1);
+		ps->index[f->pgno] = 0;
+		return;
+	}
+	link = &ps->hash[hash_pgno(ps, f->pgno)];
 	while (*link != idx) {
 		URT_ASSERT(*link >= 0);
 		link = &ps->frames[*link].next;
@@ -277,6 +322,7 @@ int pool_get(struct urt_ps *ps, uint64_t pgno, bool load, struct frame **out)
 	struct frame *f;
 	int ret;
 
+	URT_ASSERT(pgno < ps->sb.page_count);	/* Callers check (tx.c, the log decoder). */
 	for (;;) {
 		if (ps->sticky)
 			return URT_E_STICKY;

@@ -191,6 +191,24 @@ Test(pool, eviction_round_trip_and_bounded_memory)
 	cr_expect_eq(s.free2, s.free0, "close returns every buffer");
 }
 
+/* The same through the hash of page numbers that stores too large for the direct index use. */
+Test(pool, eviction_round_trip_through_the_hash)
+{
+	struct pl_state s = { 0 };
+
+	pool_direct_pages_max = 0;	/* Criterion runs each test in its own process. */
+	s.dev = psx_sim(8u << 20, 24);
+	pl_opts(&s, 4);
+	s.o.batch_bytes_max = 256u << 10;
+	psx_run_and_close(body_evict, &s, &s.dev, NULL, &s.fail);
+	cr_expect_eq(s.ret[0], 0);
+	cr_expect_eq(s.v[0], 0, "%llu pages read back wrong", (unsigned long long)s.v[0]);
+	cr_expect_gt(s.st.evictions, 50, "evictions %llu", (unsigned long long)s.st.evictions);
+	cr_expect_gt(s.st.misses, 50);
+	cr_expect_eq(s.ret[1], 0);
+	cr_expect_eq(s.free2, s.free0, "close returns every buffer");
+}
+
 /* The user's page check: counts its calls, rejects the page whose txid is 1007. */
 static const char *check_txid(const void *data, size_t len, void *arg)
 {

@@ -72,6 +72,18 @@ enum urt_page_intent {
 				 *   device, and the copy starts zeroed. */
 };
 
+/**
+ * A check of a page's contents by the store's user, run once per read from
+ * the device (after the page's checksum, id and store id verified), on its
+ * data bytes (urt_ps_page_data_bytes of them).  Returns NULL, or a static
+ * description of what is wrong: the read then fails with URT_E_CORRUPT and
+ * the page number, as a checksum failure does.  Pages the store builds in
+ * memory (commits, log replay) are not checked: they are the user's own
+ * writes.  This lets a user check a page's structure once per read instead
+ * of on every visit.
+ */
+typedef const char *(*urt_ps_page_check_fn)(const void *data, size_t len, void *arg);
+
 /** Page-store options; start from urt_ps_opts_default(). */
 struct urt_ps_opts {
 	bool create;		/**< Format when the region is blank (superblock slots all zero); never over other data. */
@@ -95,6 +107,8 @@ struct urt_ps_opts {
 	uint32_t write_copies_kept;/**< Write copies of pages the pool keeps after commit, so that the
 				 * next write of the page needs no copy (default 64; 0 = none).
 				 * Each takes page_size bytes of the core's buffer region. */
+	urt_ps_page_check_fn page_check;/**< Optional check of every page read from the device (NULL: none). */
+	void *page_check_arg;	/**< Passed to page_check. */
 };
 
 /** Counters of one shard, from urt_ps_stats(). */
@@ -165,6 +179,9 @@ URT_API uint64_t urt_ps_page_count(const struct urt_ps *ps);
 
 /** Usable bytes per page (page size minus the 32-byte header). */
 URT_API size_t urt_ps_page_data_bytes(const struct urt_ps *ps);
+
+/** The page_check the store was opened with (NULL if none). */
+URT_API urt_ps_page_check_fn urt_ps_page_check(const struct urt_ps *ps);
 
 /**
  * Writes every dirty page whose last change is durable home, flushes,

@@ -6,8 +6,9 @@
  * Design notes.
  *
  * Invariants:
- *  1. A page is in at most one frame, found through the hash chains; a
- *     frame is on a chain exactly when its state is not FREE.
+ *  1. A page is in at most one frame, found through the direct index or
+ *     the hash chains; a frame is indexed exactly when its state is not
+ *     FREE.
  *  2. A frame holds committed bytes only: transactions write private
  *     copies (tx.c) that commit installs, so eviction and checkpoints never
  *     see uncommitted data and there is no undo.
@@ -40,6 +41,16 @@
  * finds the buffer region empty takes one (pool_copy_steal).  Debug builds
  * check invariant 6 on every take.
  *
+ * Lookup.  A store of up to pool_direct_pages_max pages (2^28: 1 TiB of
+ * 4 KiB pages) keeps a direct index, one u32 per page holding its frame's
+ * number + 1 (0: not cached), so a hit reads one index entry and one frame
+ * line; the index is calloc'ed, so the kernel backs only the parts that
+ * ever named a frame (at most 4 bytes per page, 0.1% of the store).  A
+ * larger store uses a chained hash of page numbers (buckets at most half
+ * full), where a hit may also read the other frames of its chain.  Either
+ * way the fields a lookup reads (page, state, pins, reference bit, writer)
+ * share the frame's first cache line (struct frame).
+ *
  * Eviction is CLOCK: the hand clears reference bits and takes the first
  * unpinned VALID frame whose bit is clear; it skips dirty frames whose image
  * is not durable yet.  When every frame is pinned the caller gets
@@ -49,7 +60,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "base/mem.h"
 #include "engine/ps_impl.h"
 #include "base/error.h"
 #include "urt/buf.h"
@@ -61,19 +71,34 @@ static uint32_t hash_pgno(const struct urt_ps *ps, uint64_t pgno)
 	return (uint32_t)((pgno * 0x9e3779b97f4a7c15ull) >> 32) & ps->hash_mask;
 }
 
+uint64_t pool_direct_pages_max = 1ull << 28;
+
 int pool_init(struct urt_ps *ps)
 {
 	uint32_t buckets = 1;
 
 	ps->nframes = ps->opts.pool_pages;
-	while (buckets < 2 * ps->nframes)
-		buckets <<= 1;
-	ps->hash_mask = buckets - 1;
-	ps->frames = mem_core_alloc((size_t)ps->nframes * sizeof(*ps->frames));
-	ps->hash = mem_core_malloc(buckets * sizeof(*ps->hash));
-	if (!ps->frames || !ps->hash)
+	ps->frames = aligned_alloc(_Alignof(struct frame), ps->nframes * sizeof(*ps->frames));
+	if (!ps->frames)
 		goto err_free;
-	memset(ps->hash, 0xff, buckets * sizeof(*ps->hash));
+	memset(ps->frames, 0, ps->nframes * sizeof(*ps->frames));
+	if (ps->sb.page_count <= pool_direct_pages_max) {
+		ps->index = calloc(ps->sb.page_count, sizeof(*ps->index));
+		if (!ps->index) {
+			urt_set_error("page store: no memory for the frame index of %llu pages",
+				      (unsigned long long)ps->sb.page_count);
+			pool_exit(ps);
+			return -ENOMEM;
+		}
+	} else {
+		while (buckets < 2 * ps->nframes)
+			buckets <<= 1;
+		ps->hash_mask = buckets - 1;
+		ps->hash = malloc(buckets * sizeof(*ps->hash));
+		if (!ps->hash)
+			goto err_free;
+		memset(ps->hash, 0xff, buckets * sizeof(*ps->hash));
+	}
 	for (uint32_t i = 0; i < ps->nframes; i++) {
 		ps->frames[i].data = urt_buf_get(ps->page_size);
 		ps->frames[i].next = -1;
@@ -105,9 +130,11 @@ void pool_exit(struct urt_ps *ps)
 		urt_buf_put(ps->ckpt_bufs[i]);
 		ps->ckpt_bufs[i] = NULL;
 	}
-	mem_core_free(ps->frames);
-	mem_core_free(ps->hash);
+	free(ps->frames);
+	free(ps->index);
+	free(ps->hash);
 	ps->frames = NULL;
+	ps->index = NULL;
 	ps->hash = NULL;
 }
 
@@ -189,6 +216,11 @@ void pool_copy_keep(struct urt_ps *ps, struct frame *f, uint8_t *copy)
 
 static struct frame *lookup(struct urt_ps *ps, uint64_t pgno)
 {
+	if (ps->index) {
+		uint32_t i = ps->index[pgno];
+
+		return i ? &ps->frames[i - 1] : NULL;
+	}
 	for (int32_t i = ps->hash[hash_pgno(ps, pgno)]; i >= 0; i = ps->frames[i].next)
 		if (ps->frames[i].pgno == pgno)
 			return &ps->frames[i];
@@ -197,17 +229,29 @@ static struct frame *lookup(struct urt_ps *ps, uint64_t pgno)
 
 static void hash_insert(struct urt_ps *ps, struct frame *f)
 {
-	uint32_t b = hash_pgno(ps, f->pgno);
+	uint32_t b;
 
+	if (ps->index) {
+		URT_ASSERT(ps->index[f->pgno] == 0);
+		ps->index[f->pgno] = (uint32_t)(f - ps->frames) + 1;
+		return;
+	}
+	b = hash_pgno(ps, f->pgno);
 	f->next = ps->hash[b];
 	ps->hash[b] = (int32_t)(f - ps->frames);
 }
 
 static void hash_remove(struct urt_ps *ps, struct frame *f)
 {
-	int32_t *link = &ps->hash[hash_pgno(ps, f->pgno)];
+	int32_t *link;
 	int32_t idx = (int32_t)(f - ps->frames);
 
+	if (ps->index) {
+		URT_ASSERT(ps->index[f->pgno] == (uint32_t)idx + 1);
+		ps->index[f->pgno] = 0;
+		return;
+	}
+	link = &ps->hash[hash_pgno(ps, f->pgno)];
 	while (*link != idx) {
 		URT_ASSERT(*link >= 0);
 		link = &ps->frames[*link].next;
@@ -343,6 +387,17 @@ static int read_page(struct urt_ps *ps, struct frame *f)
 			      (unsigned long long)f->pgno, why ? why : "?");
 		return URT_E_CORRUPT;
 	}
+	if (ps->opts.page_check) {
+		/* The user's check of the contents, once per read (ps.h). */
+		why = ps->opts.page_check(f->data + URT_PAGE_HDR_SIZE,
+					  ps->page_size - URT_PAGE_HDR_SIZE, ps->opts.page_check_arg);
+		if (why) {
+			ps->stats.bad_pgno = f->pgno;
+			urt_set_error("page store: page %llu is corrupt (%s)",
+				      (unsigned long long)f->pgno, why);
+			return URT_E_CORRUPT;
+		}
+	}
 	{
 		struct page_hdr h;
 
@@ -362,6 +417,7 @@ int pool_get(struct urt_ps *ps, uint64_t pgno, bool load, struct frame **out)
 	struct frame *f;
 	int ret;
 
+	URT_ASSERT(pgno < ps->sb.page_count);	/* Callers check (tx.c, the log decoder). */
 	for (;;) {
 		if (ps->sticky)
 			return URT_E_STICKY;

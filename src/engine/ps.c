@@ -397,6 +397,11 @@ size_t urt_ps_page_data_bytes(const struct urt_ps *ps)
 	return ps->page_size - URT_PAGE_HDR_SIZE;
 }
 
+urt_ps_page_check_fn urt_ps_page_check(const struct urt_ps *ps)
+{
+	return ps->opts.page_check;
+}
+
 int urt_ps_checkpoint(struct urt_ps *ps)
 {
 	URT_ASSERT(urt_core_id() == ps->core && urt_in_fiber());

@@ -10,6 +10,7 @@
 #define URT_ENGINE_PS_IMPL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -45,25 +46,30 @@ enum frame_state {
 };
 
 struct frame {
-	uint8_t *data;		/* page_size bytes from urt_buf_get (registered). */
+	/* Read by every lookup (pool_get): kept in the frame's first cache line. */
 	uint64_t pgno;		/* Page held (valid unless FREE). */
-	uint64_t page_lsn;	/* LSN of the last log record of the page (its batch's LSN until sealed). */
-	uint64_t img_lsn;	/* LSN of the full image the page's delta chain rests on (if chain). */
-	struct delta_mask fill_mask;/* Chunks changed in the fill batch (if in_fill). */
+	uint8_t *data;		/* page_size bytes from urt_buf_get (registered). */
 	uint32_t pins;		/* Transactions using the frame. */
-	int32_t next;		/* Next frame on the hash chain, -1 = end. */
-	struct urt_tx *writer;	/* Transaction holding the write lock, or NULL. */
-	struct urt_waitq wq;	/* Fibers waiting for READING/EVICTING to end. */
+	int32_t next;		/* Next frame on the hash chain, -1 = end (hash index only). */
 	uint8_t state;		/* enum frame_state. */
-	bool dirty;		/* Installed image not yet written home. */
 	bool ref;		/* CLOCK reference bit. */
+	bool dirty;		/* Installed image not yet written home. */
 	bool chain;		/* The log holds an image at img_lsn and every change since. */
 	bool in_fill;		/* Listed in the fill batch's pages (wal.c). */
 	bool fill_image;	/* The fill batch logs the page as a full image (wal.c rule D1). */
+	struct urt_tx *writer;	/* Transaction holding the write lock, or NULL. */
+	/* Used by commits, the log and waits. */
+	uint64_t page_lsn;	/* LSN of the last log record of the page (its batch's LSN until sealed). */
+	uint64_t img_lsn;	/* LSN of the full image the page's delta chain rests on (if chain). */
+	struct delta_mask fill_mask;/* Chunks changed in the fill batch (if in_fill). */
+	struct urt_waitq wq;	/* Fibers waiting for READING/EVICTING to end. */
 	uint8_t *twin;		/* Kept write copy equal to data, or NULL (pool.c "kept copies"). */
 	struct frame *twin_prev;/* Kept-copy list, oldest first (if twin). */
 	struct frame *twin_next;
-};
+} __attribute__((aligned(64)));	/* Frames start on a cache line (pool_init). */
+_Static_assert(offsetof(struct frame, writer) + sizeof(struct urt_tx *) <= 64,
+	       "the fields a lookup reads share the frame's first cache line");
+
 
 /* One log batch buffer; two of them alternate (fill / in flight). */
 struct batch {
@@ -121,7 +127,8 @@ struct urt_ps {
 	/* Buffer pool (pool.c). */
 	struct frame *frames;		/* pool_pages frames. */
 	uint32_t nframes;		/* Frames. */
-	int32_t *hash;			/* Bucket heads, hash_mask + 1 entries. */
+	uint32_t *index;		/* Direct index: page -> frame + 1 (0: none), page_count entries; or NULL. */
+	int32_t *hash;			/* Without the direct index: bucket heads, hash_mask + 1 entries. */
 	uint32_t hash_mask;		/* Buckets - 1 (power of two). */
 	uint32_t clock_hand;		/* Next frame the CLOCK looks at. */
 	uint8_t *ckpt_bufs[CKPT_WRITES_MAX];/* Sealed copies of pages being checkpointed. */
@@ -201,6 +208,12 @@ int disk_sb_format(struct urt_ps *ps, const struct superblock *sb);
 int disk_sb_write(struct urt_ps *ps, uint64_t ckpt_lsn, uint64_t ckpt_epoch, struct superblock *out);
 
 /* pool.c */
+/*
+ * Stores of at most this many pages find frames through a direct index
+ * (4 bytes per page, page -> frame); larger ones through a hash of page
+ * numbers.  A variable so that tests can run the hash path on small stores.
+ */
+extern uint64_t pool_direct_pages_max;
 int pool_init(struct urt_ps *ps);
 void pool_exit(struct urt_ps *ps);
 int pool_get(struct urt_ps *ps, uint64_t pgno, bool load, struct frame **out);

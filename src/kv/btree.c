@@ -81,10 +81,12 @@
  * pager's epoch is unchanged and is dropped by every modification, so it
  * stays usable.
  *
- * Trust.  Every node's header is checked when it is pinned (type, slot array
- * and cell area bounds: a few compares on the cache line the search reads
- * next, inlined); cells, slots and heads are trusted, since the page store
- * checksums pages.  kv_btree_check() verifies everything.  The assertions (URT_ASSERT,
+ * Trust.  Every node's header (type, slot array and cell area bounds) is
+ * checked: once per device read when the pager says so (nodes_checked:
+ * the page store runs kv_pps_page_check on every page it reads, and the
+ * pages it did not read are the tree's own writes), so a visit checks the
+ * type byte only; otherwise on every visit (kv_node_check_header, inline).
+ * Cells, slots and heads are trusted, since the page store checksums pages.  kv_btree_check() verifies everything.  The assertions (URT_ASSERT,
  * here and in btree_node.c) stay on in release builds: they are cheap (API
  * misuse, cut points, cell fits) and a failed one means a page is about to
  * be written wrong.
@@ -186,15 +188,21 @@ static int node_get(struct kv_btree *t, uint64_t pgno, bool write, int want_leaf
 		    void **pg)
 {
 	int rc = page_get(t, pgno, write, pg);
+	uint8_t type;
 
 	if (rc != 0)
 		return rc;
-	if (kv_node_check_header(*pg, t->u) != NULL ||
-	    (want_leaf >= 0 && kv_node_is_leaf(*pg) != (want_leaf != 0))) {
-		page_put(t, pgno);
-		return URT_E_CORRUPT;
-	}
+	type = kv_node_hdr_const(*pg)->type;
+	if (t->ops->nodes_checked ? type != KV_PAGE_LEAF && type != KV_PAGE_INTERNAL
+				  : kv_node_check_header(*pg, t->u) != NULL)
+		goto corrupt;
+	if (want_leaf >= 0 && (type == KV_PAGE_LEAF) != (want_leaf != 0))
+		goto corrupt;
 	return 0;
+
+corrupt:
+	page_put(t, pgno);
+	return URT_E_CORRUPT;
 }
 
 static int make_writable(struct kv_btree *t, uint64_t pgno, void **pg)
@@ -1116,9 +1124,13 @@ static int descend(struct kv_btree *t, const void *key, size_t klen, uint64_t *l
 	return 0;
 }
 
-/* Copies the value of the leaf cell c, whose leaf pgno is pinned, and unpins it. */
+/*
+ * Copies the value of the leaf cell c, whose leaf pgno is pinned, and
+ * unpins it.  chain non-NULL: a value over KV_BTREE_VALUE_MAX is not
+ * copied, *chain gets its chain's head (else 0).
+ */
 static int cell_value(struct kv_btree *t, uint64_t pgno, const uint8_t *c, void *buf,
-		      size_t buf_len, size_t *vlen, uint64_t *expire_at)
+		      size_t buf_len, size_t *vlen, uint64_t *expire_at, uint64_t *chain)
 {
 	struct kv_leaf_cell lc;
 	size_t want;
@@ -1127,6 +1139,14 @@ static int cell_value(struct kv_btree *t, uint64_t pgno, const uint8_t *c, void 
 	*vlen = lc.vlen;
 	if (expire_at)
 		*expire_at = lc.expire_at;
+	if (chain) {
+		*chain = 0;
+		if (lc.overflow && lc.vlen > KV_BTREE_VALUE_MAX) {
+			*chain = lc.ovf;
+			page_put(t, pgno);
+			return 0;
+		}
+	}
 	want = buf_len < lc.vlen ? buf_len : lc.vlen;
 	if (want > 0 && lc.vlen > KV_BTREE_VALUE_MAX) {
 		/* A large value is read over several transactions (kv_btree_chain_read). */
@@ -1143,14 +1163,9 @@ static int cell_value(struct kv_btree *t, uint64_t pgno, const uint8_t *c, void 
 	return ovf_read(t, lc.ovf, lc.vlen, buf, want);
 }
 
-int kv_btree_get(struct kv_btree *t, const void *key, size_t klen, void *buf,
-		 size_t buf_len, size_t *vlen)
-{
-	return kv_btree_get_x(t, key, klen, buf, buf_len, vlen, NULL);
-}
-
-int kv_btree_get_x(struct kv_btree *t, const void *key, size_t klen, void *buf,
-		   size_t buf_len, size_t *vlen, uint64_t *expire_at)
+/* The lookup of get_x and get_or_ref. */
+static int get_value(struct kv_btree *t, const void *key, size_t klen, void *buf,
+		     size_t buf_len, size_t *vlen, uint64_t *expire_at, uint64_t *chain)
 {
 	uint64_t pgno;
 	unsigned idx;
@@ -1171,36 +1186,25 @@ int kv_btree_get_x(struct kv_btree *t, const void *key, size_t klen, void *buf,
 		page_put(t, pgno);
 		return -ENOENT;
 	}
-	return cell_value(t, pgno, kv_node_cell(pg, idx), buf, buf_len, vlen, expire_at);
+	return cell_value(t, pgno, kv_node_cell(pg, idx), buf, buf_len, vlen, expire_at, chain);
 }
 
-int kv_btree_get_ref(struct kv_btree *t, const void *key, size_t klen, size_t *vlen,
-		     uint64_t *expire_at, uint64_t *chain)
+int kv_btree_get(struct kv_btree *t, const void *key, size_t klen, void *buf,
+		 size_t buf_len, size_t *vlen)
 {
-	struct kv_leaf_cell lc;
-	uint64_t pgno;
-	unsigned idx;
-	bool found;
-	void *pg;
-	int rc = key_valid(key, klen);
+	return get_value(t, key, klen, buf, buf_len, vlen, NULL, NULL);
+}
 
-	if (rc != 0)
-		return rc;
-	rc = descend(t, key, klen, &pgno, &pg);
-	if (rc != 0)
-		return rc;
-	if (pgno == 0)
-		return -ENOENT;
-	idx = kv_node_lower_bound(pg, key, klen, &found);
-	if (found) {
-		kv_leaf_cell_decode(kv_node_cell(pg, idx), &lc);
-		*vlen = lc.vlen;
-		*chain = lc.overflow ? lc.ovf : 0;
-		if (expire_at)
-			*expire_at = lc.expire_at;
-	}
-	page_put(t, pgno);
-	return found ? 0 : -ENOENT;
+int kv_btree_get_x(struct kv_btree *t, const void *key, size_t klen, void *buf,
+		   size_t buf_len, size_t *vlen, uint64_t *expire_at)
+{
+	return get_value(t, key, klen, buf, buf_len, vlen, expire_at, NULL);
+}
+
+int kv_btree_get_or_ref(struct kv_btree *t, const void *key, size_t klen, void *buf,
+			size_t buf_len, size_t *vlen, uint64_t *expire_at, uint64_t *chain)
+{
+	return get_value(t, key, klen, buf, buf_len, vlen, expire_at, chain);
 }
 
 int kv_btree_exists(struct kv_btree *t, const void *key, size_t klen)
@@ -1475,7 +1479,7 @@ int kv_btree_cursor_value(struct kv_btree_cursor *c, void *buf, size_t buf_len,
 		page_put(t, c->leaf);
 		return URT_E_CORRUPT;
 	}
-	return cell_value(t, c->leaf, cell, buf, buf_len, vlen, NULL);
+	return cell_value(t, c->leaf, cell, buf, buf_len, vlen, NULL, NULL);
 }
 
 /* Lifecycle. */

@@ -176,12 +176,15 @@ int kv_btree_chain_free(struct kv_btree *t, uint64_t *head, uint32_t max_pages);
 int kv_btree_chain_read(struct kv_btree *t, uint64_t *pgno, size_t *off, size_t vlen,
 			void *buf, size_t buf_len, uint32_t max_pages);
 /*
- * The value of key without copying it: *vlen, *expire_at (may be NULL) and
- * *chain, the head of its overflow chain (0 when the value is inline).
- * Returns 0 or -ENOENT.
+ * One lookup for a reader that copies values up to KV_BTREE_VALUE_MAX and
+ * reads longer ones itself (kv_btree_chain_read): as kv_btree_get_x, but
+ * a value over KV_BTREE_VALUE_MAX is not copied: *chain is set to the head
+ * of its overflow chain (0 for any other value, which is copied as
+ * kv_btree_get_x copies it).  *vlen and *expire_at (may be NULL) are set
+ * either way.  Returns 0, -ENOENT or a pager error.
  */
-int kv_btree_get_ref(struct kv_btree *t, const void *key, size_t klen, size_t *vlen,
-		     uint64_t *expire_at, uint64_t *chain);
+int kv_btree_get_or_ref(struct kv_btree *t, const void *key, size_t klen, void *buf,
+			size_t buf_len, size_t *vlen, uint64_t *expire_at, uint64_t *chain);
 /* get that also sets *expire_at (may be NULL) to the key's expiry, 0 = never. */
 int kv_btree_get_x(struct kv_btree *t, const void *key, size_t klen, void *buf,
 		   size_t buf_len, size_t *vlen, uint64_t *expire_at);

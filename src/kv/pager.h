@@ -64,6 +64,15 @@ struct kv_pager_ops {
 	uint64_t (*epoch)(struct kv_pager *p);
 	/* Usable bytes per page: the page size minus the pager's own header. */
 	size_t page_usable;
+	/*
+	 * True when the pager promises that every page get() returns whose
+	 * type byte is KV_PAGE_LEAF or KV_PAGE_INTERNAL has a header that
+	 * passes kv_node_check_header(): it checked it when it read the page
+	 * from its device, and every other page is the tree's own write.  The
+	 * tree then checks only the type byte on each visit.  False: the tree
+	 * checks the whole header on every visit.
+	 */
+	bool nodes_checked;
 };
 
 #ifdef __cplusplus

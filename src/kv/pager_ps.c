@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv/btree_node.h"
 #include "kv/pager_ps.h"
 #include "urt/error.h"
 #include "urt/ps.h"
@@ -254,6 +255,16 @@ static uint64_t pps_epoch(struct kv_pager *kp)
 	return p->writer ? 0 : p->meta->tx_seq;
 }
 
+const char *kv_pps_page_check(const void *data, size_t len, void *arg)
+{
+	uint8_t type = *(const uint8_t *)data;
+
+	(void)arg;
+	if (type != KV_PAGE_LEAF && type != KV_PAGE_INTERNAL)
+		return NULL;
+	return kv_node_check_header(data, len);
+}
+
 const struct kv_pager_ops kv_pps_ops_template = {
 	.epoch = pps_epoch,
 	.get = pps_get,
@@ -271,6 +282,8 @@ int kv_pps_init(struct kv_pps *p, struct urt_ps *ps, bool writer, uint32_t pages
 	memset(p, 0, sizeof(*p));
 	p->ops = kv_pps_ops_template;
 	p->ops.page_usable = urt_ps_page_data_bytes(ps);
+	/* Node headers are checked per device read only if the store runs the check. */
+	p->ops.nodes_checked = urt_ps_page_check(ps) == kv_pps_page_check;
 	p->ps = ps;
 	p->page_count = urt_ps_page_count(ps);
 	p->writer = writer;

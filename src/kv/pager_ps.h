@@ -117,6 +117,15 @@ void kv_pps_clear(struct kv_pps *p);
 /* Would a change writing up to w more pages and reading up to r fit in tx? */
 bool kv_pps_has_room(const struct kv_pps *p, uint32_t w, uint32_t r);
 
+/*
+ * The page store's read check for a store of B+tree pages (urt_ps_opts
+ * page_check, arg unused): a node's header must pass
+ * kv_node_check_header(); other page types are checked where they are
+ * used.  A pager over a store opened with it sets ops.nodes_checked, so
+ * the tree checks node headers once per device read, not per visit.
+ */
+const char *kv_pps_page_check(const void *data, size_t len, void *arg);
+
 /* The pager ops table the tree is given. */
 extern const struct kv_pager_ops kv_pps_ops_template;
 

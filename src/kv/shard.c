@@ -1075,20 +1075,20 @@ static int read_req(struct kv_reader *rd, void *arg)
 	req->expire_out = 0;
 	r->big.head = 0;
 	if (get && req->buf_len > 0) {
-		ret = map_err(kv_btree_get_ref(rd->tree, req->key, req->klen, &req->vlen_out,
-					       &req->expire_out, &chain));
-		if (ret || req->vlen_out <= KV_BTREE_VALUE_MAX)
-			chain = 0;
+		/* One descent: the value is copied, or a large one's chain noted. */
+		ret = map_err(kv_btree_get_or_ref(rd->tree, req->key, req->klen, req->buf,
+						  req->buf_len, &req->vlen_out, &req->expire_out,
+						  &chain));
 		if (ret == 0 && chain != 0) {
 			/* Large: copied by big_read, a few pages per read transaction. */
 			r->big.head = chain;
 			r->pgno = chain;
 			r->off = 0;
-			return 0;
 		}
+		return ret;
 	}
-	return map_err(kv_btree_get_x(rd->tree, req->key, req->klen, get ? req->buf : NULL,
-				      get ? req->buf_len : 0, &req->vlen_out, &req->expire_out));
+	return map_err(kv_btree_get_x(rd->tree, req->key, req->klen, NULL, 0, &req->vlen_out,
+				      &req->expire_out));
 }
 
 static int read_chunk(struct kv_reader *rd, void *arg)
@@ -1654,6 +1654,7 @@ int kv_shard_open(struct urt_kv *kv, unsigned id, struct kv_shard **out)
 	o.write_copies_kept = (uint32_t)kv_copies_kept(cache_pages);
 	o.shard_id = id;
 	o.shard_count = kv->nshards;
+	o.page_check = kv_pps_page_check;	/* Node headers once per read, not per visit. */
 	ret = urt_ps_open(kv->dev, &o, &s->ps);
 	if (ret)
 		goto err_free;

@@ -2,7 +2,8 @@
  * Buffer pool of the page store: two fibers missing the same page share one
  * read, every frame pinned is URT_E_FULL (never a hang), CLOCK eviction
  * writes dirty pages home and reads them back intact, and the memory used
- * is bounded by the options.
+ * is bounded by the options, and the user's page check runs once per read
+ * from the device, never on pages written in memory.
  */
 #include "engine/ps_impl.h"
 #include "ps_fixture.h"
@@ -188,4 +189,88 @@ Test(pool, eviction_round_trip_and_bounded_memory)
 	cr_expect_leq(s.free0 - s.free1, (4 + CKPT_WRITES_MAX) * 4096 + 2 * (256u << 10) + 2 * 4096,
 		      "open took %zu bytes of the buffer region", s.free0 - s.free1);
 	cr_expect_eq(s.free2, s.free0, "close returns every buffer");
+}
+
+/* The same through the hash of page numbers that stores too large for the direct index use. */
+Test(pool, eviction_round_trip_through_the_hash)
+{
+	struct pl_state s = { 0 };
+
+	pool_direct_pages_max = 0;	/* Criterion runs each test in its own process. */
+	s.dev = psx_sim(8u << 20, 24);
+	pl_opts(&s, 4);
+	s.o.batch_bytes_max = 256u << 10;
+	psx_run_and_close(body_evict, &s, &s.dev, NULL, &s.fail);
+	cr_expect_eq(s.ret[0], 0);
+	cr_expect_eq(s.v[0], 0, "%llu pages read back wrong", (unsigned long long)s.v[0]);
+	cr_expect_gt(s.st.evictions, 50, "evictions %llu", (unsigned long long)s.st.evictions);
+	cr_expect_gt(s.st.misses, 50);
+	cr_expect_eq(s.ret[1], 0);
+	cr_expect_eq(s.free2, s.free0, "close returns every buffer");
+}
+
+/* The user's page check: counts its calls, rejects the page whose txid is 1007. */
+static const char *check_txid(const void *data, size_t len, void *arg)
+{
+	struct pl_state *s = arg;
+	uint64_t txid;
+
+	(void)len;
+	s->v[2]++;
+	memcpy(&txid, data, sizeof(txid));
+	return txid == 1007 ? "txid 1007 is refused by the test" : NULL;
+}
+
+static void body_page_check(void *arg)
+{
+	struct pl_state *s = arg;
+	const uint64_t n = 16;
+	int err;
+
+	s->ps = pl_open(s);
+	if (!s->ps)
+		return;
+	for (uint64_t i = 0; i < n; i++)
+		s->ret[0] |= psx_write_page(s->ps, i, 1000 + i);
+	/* Written in memory: the user's own bytes, never checked. */
+	s->v[3] = s->v[2];
+	/* Through the 4-frame pool most reads come from the device, and each is checked. */
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t v = psx_read_page(s->ps, i, &err);
+
+		if (i == 7) {
+			s->ret[2] = err;
+			if (!strstr(urt_last_error(), "page 7 is corrupt (txid 1007 is refused by the test)"))
+				psx_failf(&s->fail, "error text: %s", urt_last_error());
+			continue;
+		}
+		if (err || v != 1000 + i)
+			s->v[0]++;
+	}
+	urt_ps_stats(s->ps, &s->st);
+	s->v[4] = s->st.bad_pgno;
+	s->ret[1] = urt_ps_close(s->ps);
+}
+
+Test(pool, page_check_runs_once_per_device_read)
+{
+	struct pl_state s = { 0 };
+
+	s.dev = psx_sim(8u << 20, 23);
+	pl_opts(&s, 4);
+	s.o.batch_bytes_max = 256u << 10;
+	s.o.page_check = check_txid;
+	s.o.page_check_arg = &s;
+	psx_run_and_close(body_page_check, &s, &s.dev, NULL, &s.fail);
+	cr_expect_eq(s.ret[0], 0);
+	cr_expect_eq(s.v[0], 0, "%llu good pages read back wrong", (unsigned long long)s.v[0]);
+	cr_expect_eq(s.ret[2], URT_E_CORRUPT, "the refused page reads as %d", s.ret[2]);
+	cr_expect_eq(s.v[4], 7, "bad_pgno %llu", (unsigned long long)s.v[4]);
+	cr_expect_eq(s.v[3], 0, "pages written in memory were checked %llu times",
+		     (unsigned long long)s.v[3]);
+	/* Every device read (and only those) ran the check: at least 12 of the 16 reads back (the pool holds 4). */
+	cr_expect_geq(s.v[2], 12, "checks %llu", (unsigned long long)s.v[2]);
+	cr_expect_leq(s.v[2], s.st.misses, "checks %llu, misses %llu", (unsigned long long)s.v[2],
+		      (unsigned long long)s.st.misses);
+	cr_expect_eq(s.ret[1], 0);
 }

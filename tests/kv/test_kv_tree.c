@@ -6,11 +6,15 @@
  * transaction of which some are aborted (the model must not see them).
  * It checks every invariant of the tree regularly, that splits and merges
  * happened at every level, that the free list loses no page, and that the
- * tree survives closing and reopening the page store.
+ * tree survives closing and reopening the page store.  The store runs
+ * kv_pps_page_check on every page it reads, as urkv's does, so the tree
+ * checks node headers per device read (nodes_checked); the check itself
+ * is tested on damaged headers below.
  */
 #include <stdint.h>
 
 #include "kv/btree.h"
+#include "kv/btree_node.h"
 #include "kv/pager_ps.h"
 #include "kv_fixture.h"
 #include "urt/buf.h"
@@ -49,6 +53,7 @@ static int ps_open(struct tree_t *t, bool create)
 	o.log_bytes = 32u << 20;
 	o.tx_pages_max = tx_pages();
 	o.pool_pages = 8192;
+	o.page_check = kv_pps_page_check;	/* As urkv opens it: node headers checked per read. */
 	return urt_ps_open(t->dev, &o, &t->ps);
 }
 
@@ -237,6 +242,10 @@ static void tree_body(void *p)
 		kvx_failf(&t->f, "setup: %d", ret);
 		goto out;
 	}
+	if (!t->pager.ops.nodes_checked) {
+		kvx_failf(&t->f, "the pager does not see the store's node check");
+		goto out;
+	}
 	/* Grow: mostly inserts over 4000 keys, long keys make the tree tall. */
 	for (uint64_t i = 0; i < 10000 && !t->f.failed; i++) {
 		step(t, 4000, 85, key, val, i);
@@ -346,4 +355,31 @@ Test(kv_tree, random_ops_against_the_model, .timeout = 600)
 	cr_expect_gt(t->checks, 10);
 	kvx_model_free(&t->m);
 	free(t);
+}
+
+/* The page store's read check accepts good nodes and other page types, refuses damaged node headers. */
+Test(kv_tree, page_check_refuses_damaged_node_headers)
+{
+	static uint64_t page[4064 / 8];
+	const size_t u = sizeof(page);
+	struct kv_node_hdr *h = kv_node_hdr(page);
+
+	kv_node_init(page, u, KV_PAGE_LEAF, 0);
+	cr_expect_null(kv_pps_page_check(page, u, NULL));
+	kv_node_init(page, u, KV_PAGE_INTERNAL, 9);
+	cr_expect_null(kv_pps_page_check(page, u, NULL));
+	h->cell_start = (uint16_t)(u + 1);
+	cr_expect_str_eq(kv_pps_page_check(page, u, NULL), "slot array overlaps the cell area");
+	kv_node_init(page, u, KV_PAGE_LEAF, 0);
+	h->count = 600;	/* 600 slots of 8 bytes pass the cell area. */
+	cr_expect_str_eq(kv_pps_page_check(page, u, NULL), "slot array overlaps the cell area");
+	kv_node_init(page, u, KV_PAGE_LEAF, 0);
+	h->cell_start = 4000;
+	h->frag = 100;
+	cr_expect_str_eq(kv_pps_page_check(page, u, NULL), "fragment count exceeds the cell area");
+	/* Overflow, meta and free pages are checked where they are used, not here. */
+	h->type = KV_PAGE_OVERFLOW;
+	cr_expect_null(kv_pps_page_check(page, u, NULL));
+	memset(page, 0, u);
+	cr_expect_null(kv_pps_page_check(page, u, NULL));
 }

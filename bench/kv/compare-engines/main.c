@@ -29,7 +29,9 @@
  * their calls cross to the other core's shard); "urt-local" workers use
  * only keys of their own core's shard (eng_urt.c).  Every timed phase prints one "row"
  * line (ops/s, p50/p99 latency, process CPU and device bytes per op from
- * /proc/self, the host's steal time); the end prints the medians of the
+ * /proc/self, the host's steal time, and the time the process's threads
+ * waited for a CPU and how often they were put on one, per op, from
+ * each thread's /proc/self/task/N/schedstat); the end prints the medians of the
  * rounds as one table with urt (and urt-local) / each other engine, in
  * Markdown for docs/engine.md.
  * Any failed operation is an error: the program prints it and exits 1.
@@ -39,6 +41,7 @@
  * Exit status: 0, 1 (an engine failed), 2 (bad usage), 3 (DIR cannot take
  * O_DIRECT, e.g. tmpfs).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -95,6 +98,8 @@ struct figures {
 	double wbytes_op;	/* Bytes the process wrote to the block layer per op. */
 	double rbytes_op;	/* Bytes it read from the block layer per op. */
 	double steal_pct;	/* Host steal time during the phase. */
+	double wait_us_op;	/* Time the process's threads were runnable but waited for a CPU, per op. */
+	double runs_op;		/* Times its threads were put on a CPU (wakeups and preemptions), per op. */
 	double secs;		/* Length of the phase, until its last worker ended. */
 	double load1;		/* 1-minute load average at its end (other jobs on the machine). */
 	bool valid;		/* The phase ran. */
@@ -171,7 +176,42 @@ struct proc_sample {
 	uint64_t rbytes;	/* /proc/self/io read_bytes. */
 	uint64_t wbytes;	/* /proc/self/io write_bytes. */
 	struct ub_cpu_times host;	/* /proc/stat, for steal. */
+	double run_delay_s;	/* Sum over threads of schedstat run_delay: runnable, not running. */
+	uint64_t runs;		/* Sum over threads of schedstat pcount: times put on a CPU. */
 };
+
+/*
+ * Scheduler figures of every live thread (/proc/self/task/N/schedstat:
+ * time on CPU, time runnable but waiting for one, times put on one).  A
+ * phase whose operations wait for threads that sleep shows here as waits
+ * and wakeups per op; threads that exited during the phase are missed.
+ */
+static void sched_sample_read(struct proc_sample *s)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char path[300];	/* A d_name is at most 255 bytes. */
+		unsigned long long run, delay, pcount;
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fscanf(f, "%llu %llu %llu", &run, &delay, &pcount) == 3) {
+			s->run_delay_s += (double)delay / 1e9;
+			s->runs += pcount;
+		}
+		fclose(f);
+	}
+	closedir(d);
+}
 
 static void proc_sample_read(struct proc_sample *s)
 {
@@ -200,6 +240,7 @@ static void proc_sample_read(struct proc_sample *s)
 		fclose(f);
 	}
 	ub_cpu_times_read(&s->host);
+	sched_sample_read(s);
 }
 
 /* The 1-minute load average: runnable tasks, this benchmark's own included. */
@@ -409,6 +450,8 @@ static int phase_run(const struct opts *o, const struct ce_engine *e, void *db, 
 		f->wbytes_op = ops ? (double)(s1.wbytes - s0.wbytes) / (double)ops : 0;
 		f->rbytes_op = ops ? (double)(s1.rbytes - s0.rbytes) / (double)ops : 0;
 		f->steal_pct = ub_steal_pct(&s0.host, &s1.host);
+		f->wait_us_op = ops ? (s1.run_delay_s - s0.run_delay_s) * 1e6 / (double)ops : 0;
+		f->runs_op = ops ? (double)(s1.runs - s0.runs) / (double)ops : 0;
 		f->secs = secs;
 		f->load1 = load_avg();
 		f->valid = ret == 0 && ops > 0;
@@ -426,9 +469,10 @@ static void row_print(unsigned round, const struct ce_engine *e, enum wl wl, uns
 		      const struct figures *f)
 {
 	printf("row round=%u engine=%-10s workload=%-10s workers=%-2u ops/s=%-9.0f p50_us=%-8.1f "
-	       "p99_us=%-8.1f cpu_us/op=%-7.2f wbytes/op=%-7.0f rbytes/op=%-7.0f steal=%.1f%% load=%.1f secs=%.2f\n",
+	       "p99_us=%-8.1f cpu_us/op=%-7.2f wbytes/op=%-7.0f rbytes/op=%-7.0f steal=%.1f%% load=%.1f secs=%.2f "
+	       "cpuwait_us/op=%.2f runs/op=%.3f\n",
 	       round, e->name, wl_name[wl], workers, f->ops_s, f->p50_us, f->p99_us, f->cpu_us_op,
-	       f->wbytes_op, f->rbytes_op, f->steal_pct, f->load1, f->secs);
+	       f->wbytes_op, f->rbytes_op, f->steal_pct, f->load1, f->secs, f->wait_us_op, f->runs_op);
 	fflush(stdout);
 }
 

@@ -1,6 +1,6 @@
 /*
  * Per-core allocation (base/mem.h): the objects of a shard -- its state,
- * reader contexts, page store, frame table, hash and WAL page lists -- live
+ * reader contexts, page store, frame table, frame index and WAL page lists -- live
  * in the jemalloc arena of the core that owns the shard, and the two cores'
  * arenas differ.  jemalloc's "arenas.lookup" (mem_arena_of) names the arena
  * of each pointer.  Sanitized builds use libc malloc: the suite is skipped.
@@ -26,7 +26,9 @@ static void probe_fn(void *arg)
 {
 	struct probe *p = arg;
 	struct kv_shard *s = p->s;
-	const void *objs[8] = { s, s->readers, s->ps, s->ps->frames, s->ps->hash, s->ps->batch[0].pages,
+	/* The pool finds frames through a direct index, or a hash for a very large store. */
+	const void *lookup = s->ps->index ? (const void *)s->ps->index : (const void *)s->ps->hash;
+	const void *objs[8] = { s, s->readers, s->ps, s->ps->frames, lookup, s->ps->batch[0].pages,
 				s->ps->batch[1].pages, NULL };
 	void *fresh = mem_core_alloc(64);
 

@@ -613,7 +613,7 @@ static int big_link_step(struct kv_writer *w, void *arg)
 	return 0;
 }
 
-/* A put of a large value, alone, under the build turn; returns its result. */
+/* A put of a large value, alone, under the build turn; returns its result (the caller counts the write). */
 static int big_put(struct kv_writer *w, struct urt_kv_req *req)
 {
 	struct kv_shard *s = w->shard;
@@ -634,7 +634,6 @@ static int big_put(struct kv_writer *w, struct urt_kv_req *req)
 	dret = chains_drain(w);
 	if (ret == 0)
 		ret = bp.res;
-	s->writes++;
 	return ret ? ret : dret;
 }
 
@@ -724,7 +723,6 @@ static int big_update(struct kv_writer *w, struct urt_kv_req *req)
 		out.expire_at = u.expire_at;
 		if (is_big_put(&out)) {
 			ret = big_put(w, &out);
-			s->writes--;		/* Counted once, below. */
 		} else {
 			ret = own_tx(w, small_write_step, &sw);
 		}
@@ -788,6 +786,7 @@ again:
 	if (is_big_put(req)) {
 		STAILQ_REMOVE_HEAD(&s->wq, next);
 		req->res = big_put(w, req);
+		s->writes++;
 		build_end(s);
 		kv_req_complete(req);
 		return;

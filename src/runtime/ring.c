@@ -355,7 +355,16 @@ int ring_submit(struct urt_core *c, enum ring_kind kind, bool wait)
 	bool entered;
 	int ret;
 
-	if (wait && r->inflight == 0 && r->queued == 0)
+	/*
+	 * Under SQPOLL `queued` is what the SQ thread had not yet taken at the
+	 * last submit; it has taken more since.  Stale, it kept a stopping
+	 * core from ever being quiescent, and sent it to sleep with nothing
+	 * in flight (test_sqpoll hung one run in 30).
+	 */
+	if (sqpoll)
+		r->queued = io_uring_sq_ready(&r->ring);
+	/* Only a CQE ends the wait, and only ops in flight make CQEs. */
+	if (wait && r->inflight == 0)
 		wait = false;
 	if (!wait && r->queued == 0 && r->inflight == 0)
 		return 0;

@@ -42,7 +42,9 @@ expect "GET after XX" v2b "$(cli GET k2)"
 expect "SET NX XX" "ERR syntax error" "$(cli SET k2 x NX XX)"
 # Expiry in detail: test_urkv_strings.sh.  A key with an expiry, then none left.
 expect "SET EX" OK "$(cli SET k4 v EX 1000)"
-expect "SET EX ttl" 1000 "$(cli TTL k4)"
+# TTL rounds to the nearest second: 999 once half a second has passed (a loaded machine).
+ttl=$(cli TTL k4)
+case "$ttl" in 999|1000) ;; *) fail "SET EX ttl: want 999 or 1000, got [$ttl]" ;; esac
 expect "SET EX bad" "ERR invalid expire time in 'set' command" "$(cli SET k4 v PX 0)"
 expect "DEL k4" 1 "$(cli DEL k4)"
 expect "SET arity" "ERR wrong number of arguments for 'set' command" "$(cli SET k4)"
@@ -218,8 +220,9 @@ case "$tail_line" in
 *) fail "lingering: want a protocol error, then end of stream; got [$tail_line]" ;;
 esac
 late=0
+# Well inside the server's 2 s linger (CONN_LINGER_NS), even on a loaded machine.
 for i in 1 2 3; do
-	sleep 0.2
+	sleep 0.05
 	( head -c 65536 /dev/zero >&6 ) 2>/dev/null && late=$((late + 1))
 done
 expect "late writes accepted during the lingering close" 3 "$late"

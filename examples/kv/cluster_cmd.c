@@ -29,7 +29,6 @@
 #include "urt/urt.h"
 
 #define E_DISABLED "ERR This instance has cluster support disabled"
-#define SLOT_SCAN_BATCH 256u	/* Keys per scan call of COUNTKEYSINSLOT / GETKEYSINSLOT. */
 #define KEYSPEC_MAX 256u	/* Commands the key table covers. */
 
 /* Where a command's keys are: argv[first], then every step up to last (-1: the end). */
@@ -425,71 +424,10 @@ static bool slot_arg(const struct resp_arg *a, unsigned *slot)
 /*
  * Keys of one slot: a scan of the whole store with the slot as a filter
  * (keys are ordered by key, not by slot: docs/kv.md gives the cost).
- * Counts them (keys NULL) or returns up to max of them.
  */
-static void slot_keys(struct urkv_conn *c, unsigned slot, uint64_t max, bool list)
+static bool slot_keep(const void *arg, const char *key, size_t klen)
 {
-	struct urt_kv *kv = urkv_conn_server(c)->kv;
-	size_t buf_len = urt_kv_shards(kv) * SLOT_SCAN_BATCH * (URT_KV_KEY_MAX + 64);
-	struct urt_kv_entry *ents = calloc(SLOT_SCAN_BATCH, sizeof(*ents));
-	struct urt_kv_cursor *cur = malloc(sizeof(*cur));
-	char *buf = malloc(buf_len), *out = NULL;
-	size_t out_len = 0, out_cap = 0;
-	uint64_t n = 0;
-
-	if (!ents || !cur || !buf) {
-		urkv_out_error(c, "ERR out of memory");
-		goto out;
-	}
-	urt_kv_cursor_init(cur, NULL, 0);
-	while (!cur->done && n < max) {
-		int got = urt_kv_scan(kv, cur, ents, SLOT_SCAN_BATCH, buf, buf_len, URT_KV_KEYS_ONLY);
-
-		if (got < 0) {
-			urkv_out_store_error(c, got);
-			goto out;
-		}
-		for (int i = 0; i < got && n < max; i++) {
-			uint16_t kl = (uint16_t)ents[i].klen;
-
-			if (urkv_key_slot(ents[i].key, ents[i].klen) != slot)
-				continue;
-			n++;
-			if (!list)
-				continue;
-			if (out_len + sizeof(kl) + kl > out_cap) {
-				size_t cap = out_cap ? 2 * out_cap : 65536;
-				char *p = realloc(out, cap);
-
-				if (!p) {
-					urkv_out_error(c, "ERR out of memory");
-					goto out;
-				}
-				out = p;
-				out_cap = cap;
-			}
-			memcpy(out + out_len, &kl, sizeof(kl));
-			memcpy(out + out_len + sizeof(kl), ents[i].key, kl);
-			out_len += sizeof(kl) + kl;
-		}
-	}
-	if (!list) {
-		urkv_out_int(c, (long long)n);
-		goto out;
-	}
-	urkv_out_array(c, n);
-	for (size_t at = 0; at < out_len;) {
-		uint16_t kl;
-
-		memcpy(&kl, out + at, sizeof(kl));
-		urkv_out_bulk(c, out + at + sizeof(kl), kl);
-		at += sizeof(kl) + kl;
-	}
-out:
-	free(ents);
-	free(cur);
-	free(buf);
-	free(out);
+	return urkv_key_slot(key, klen) == *(const unsigned *)arg;
 }
 
 /* The action of SETSLOT / SETSLOTS at argv[at..]: 0, or -1 after writing the error. */
@@ -672,12 +610,12 @@ void urkv_cluster_run(struct urkv_conn *c, struct urkv_slot *s)
 		if (!slot_arg(&s->argv[2], &slot))
 			urkv_out_error(c, "ERR Invalid slot");
 		else
-			slot_keys(c, slot, UINT64_MAX, false);
+			urkv_keys_reply(c, slot_keep, &slot, UINT64_MAX, false);
 	} else if (sub_is(c, s, "getkeysinslot", 4)) {
 		if (!slot_arg(&s->argv[2], &slot) || !urkv_arg_ll(&s->argv[3], &count) || count < 0)
 			urkv_out_error(c, "ERR Invalid slot or number of keys");
 		else
-			slot_keys(c, slot, (uint64_t)count, true);
+			urkv_keys_reply(c, slot_keep, &slot, (uint64_t)count, true);
 	} else if (arg_is(sub, "setslot")) {
 		cluster_setslot(c, s);
 	} else if (sub_is(c, s, "help", 2)) {
@@ -726,35 +664,31 @@ void urkv_clusterx_run(struct urkv_conn *c, struct urkv_slot *s)
 	}
 }
 
-void urkv_asking_run(struct urkv_conn *c, struct urkv_slot *s)
+/* Sets one of the client's cluster flags (ASKING, READONLY, READWRITE). */
+static void client_flag(struct urkv_conn *c, bool *flag, bool v)
 {
-	(void)s;
 	if (!urkv_conn_server(c)->cluster) {
 		urkv_out_error(c, E_DISABLED);
 		return;
 	}
-	urkv_conn_client(c)->asking = true;
+	*flag = v;
 	urkv_out_simple(c, "OK");
+}
+
+void urkv_asking_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	(void)s;
+	client_flag(c, &urkv_conn_client(c)->asking, true);
 }
 
 void urkv_readonly_run(struct urkv_conn *c, struct urkv_slot *s)
 {
 	(void)s;
-	if (!urkv_conn_server(c)->cluster) {
-		urkv_out_error(c, E_DISABLED);
-		return;
-	}
-	urkv_conn_client(c)->readonly = true;
-	urkv_out_simple(c, "OK");
+	client_flag(c, &urkv_conn_client(c)->readonly, true);
 }
 
 void urkv_readwrite_run(struct urkv_conn *c, struct urkv_slot *s)
 {
 	(void)s;
-	if (!urkv_conn_server(c)->cluster) {
-		urkv_out_error(c, E_DISABLED);
-		return;
-	}
-	urkv_conn_client(c)->readonly = false;
-	urkv_out_simple(c, "OK");
+	client_flag(c, &urkv_conn_client(c)->readonly, false);
 }

@@ -75,6 +75,14 @@ void urkv_bitcount_run(struct urkv_conn *c, struct urkv_slot *s);
 void urkv_bitpos_run(struct urkv_conn *c, struct urkv_slot *s);
 
 /* cmd_keys.c */
+/* Whether urkv_keys_reply lists a key; arg is the caller's. */
+typedef bool urkv_key_keep(const void *arg, const char *key, size_t klen);
+/*
+ * Scans every live key in key order and replies with the first max that
+ * keep accepts, as an array (list), or with their count.  KEYS and CLUSTER
+ * COUNTKEYSINSLOT / GETKEYSINSLOT.
+ */
+void urkv_keys_reply(struct urkv_conn *c, urkv_key_keep *keep, const void *arg, uint64_t max, bool list);
 void urkv_keys_run(struct urkv_conn *c, struct urkv_slot *s);
 void urkv_rename_run(struct urkv_conn *c, struct urkv_slot *s);
 void urkv_renamenx_run(struct urkv_conn *c, struct urkv_slot *s);

@@ -19,52 +19,59 @@
 
 #define KEYS_BATCH 256	/* Keys one scan call returns to KEYS and RANDOMKEY. */
 
-/* KEYS pattern: every live key that matches, in key order. */
-void urkv_keys_run(struct urkv_conn *c, struct urkv_slot *s)
+/* Matched keys are packed as (u16 length, bytes) until their count is known. */
+static bool keys_pack(char **out, size_t *len, size_t *cap, const char *key, uint16_t kl)
+{
+	if (*len + sizeof(kl) + kl > *cap) {
+		size_t ncap = *cap ? 2 * *cap : 65536;
+		char *p = realloc(*out, ncap);
+
+		if (!p)
+			return false;
+		*out = p;
+		*cap = ncap;
+	}
+	memcpy(*out + *len, &kl, sizeof(kl));
+	memcpy(*out + *len + sizeof(kl), key, kl);
+	*len += sizeof(kl) + kl;
+	return true;
+}
+
+void urkv_keys_reply(struct urkv_conn *c, urkv_key_keep *keep, const void *arg, uint64_t max, bool list)
 {
 	struct urt_kv *kv = urkv_conn_server(c)->kv;
-	const struct resp_arg *pat = &s->argv[1];
 	size_t buf_len = urt_kv_shards(kv) * KEYS_BATCH * (URT_KV_KEY_MAX + 64);
 	struct urt_kv_entry *ents = calloc(KEYS_BATCH, sizeof(*ents));
 	char *buf = malloc(buf_len), *out = NULL;
-	size_t out_len = 0, out_cap = 0, n = 0;
+	size_t out_len = 0, out_cap = 0;
+	uint64_t n = 0;
 	struct urt_kv_cursor *cur = malloc(sizeof(*cur));
-	bool all = pat->len == 1 && pat->ptr[0] == '*';
 
 	if (!ents || !buf || !cur) {
 		urkv_out_error(c, "ERR out of memory");
 		goto out;
 	}
-	/* Matched keys are packed as (u16 length, bytes) until the count is known. */
 	urt_kv_cursor_init(cur, NULL, 0);
-	while (!cur->done) {
+	while (!cur->done && n < max) {
 		int got = urt_kv_scan(kv, cur, ents, KEYS_BATCH, buf, buf_len, URT_KV_KEYS_ONLY);
 
 		if (got < 0) {
 			urkv_out_store_error(c, got);
 			goto out;
 		}
-		for (int i = 0; i < got; i++) {
-			uint16_t kl = (uint16_t)ents[i].klen;
-
-			if (!all && !urkv_glob_match(pat->ptr, pat->len, ents[i].key, ents[i].klen, false))
+		for (int i = 0; i < got && n < max; i++) {
+			if (!keep(arg, ents[i].key, ents[i].klen))
 				continue;
-			if (out_len + sizeof(kl) + kl > out_cap) {
-				size_t cap = out_cap ? 2 * out_cap : 65536;
-				char *p = realloc(out, cap);
-
-				if (!p) {
-					urkv_out_error(c, "ERR out of memory");
-					goto out;
-				}
-				out = p;
-				out_cap = cap;
-			}
-			memcpy(out + out_len, &kl, sizeof(kl));
-			memcpy(out + out_len + sizeof(kl), ents[i].key, kl);
-			out_len += sizeof(kl) + kl;
 			n++;
+			if (list && !keys_pack(&out, &out_len, &out_cap, ents[i].key, (uint16_t)ents[i].klen)) {
+				urkv_out_error(c, "ERR out of memory");
+				goto out;
+			}
 		}
+	}
+	if (!list) {
+		urkv_out_int(c, (long long)n);
+		goto out;
 	}
 	urkv_out_array(c, n);
 	for (size_t at = 0; at < out_len;) {
@@ -79,6 +86,19 @@ out:
 	free(buf);
 	free(out);
 	free(cur);
+}
+
+static bool keys_glob_keep(const void *arg, const char *key, size_t klen)
+{
+	const struct resp_arg *pat = arg;
+
+	return (pat->len == 1 && pat->ptr[0] == '*') || urkv_glob_match(pat->ptr, pat->len, key, klen, false);
+}
+
+/* KEYS pattern: every live key that matches, in key order. */
+void urkv_keys_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	urkv_keys_reply(c, keys_glob_keep, &s->argv[1], UINT64_MAX, true);
 }
 
 /* Deletes the source of a rename if it still holds the copied value and expiry. */

@@ -264,7 +264,7 @@ static int out_bulk(struct mig_link *l, const void *p, size_t n)
 
 static int link_open(struct mig_link *l, const struct resp_arg *host, uint16_t port)
 {
-	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_storage ss;
 	socklen_t len;
 	char ip[64];
 	int one = 1;
@@ -275,23 +275,8 @@ static int link_open(struct mig_link *l, const struct resp_arg *host, uint16_t p
 	ip[host->len] = 0;
 	if (strcmp(ip, "localhost") == 0)
 		snprintf(ip, sizeof(ip), "127.0.0.1");
-	if (strchr(ip, ':')) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons(port);
-		if (inet_pton(AF_INET6, ip, &a->sin6_addr) != 1)
-			return -EINVAL;
-		len = sizeof(*a);
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-		a->sin_family = AF_INET;
-		a->sin_port = htons(port);
-		if (inet_pton(AF_INET, ip, &a->sin_addr) != 1)
-			return -EINVAL;
-		len = sizeof(*a);
-	}
+	if (urkv_sockaddr(ip, port, &ss, &len))
+		return -EINVAL;
 	l->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (l->fd < 0)
 		return -errno;

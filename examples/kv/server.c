@@ -24,29 +24,37 @@
 #include "urkv.h"
 #include "urt/urt.h"
 
-static int listen_socket(const char *addr, uint16_t port, uint16_t *bound)
+int urkv_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
 {
-	struct sockaddr_storage ss = { 0 };
-	socklen_t len;
-	int fd, one = 1;
-
-	if (strchr(addr, ':')) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(ip, ':')) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
 
 		a->sin6_family = AF_INET6;
 		a->sin6_port = htons(port);
-		if (inet_pton(AF_INET6, addr, &a->sin6_addr) != 1)
+		if (inet_pton(AF_INET6, ip, &a->sin6_addr) != 1)
 			return -EINVAL;
-		len = sizeof(*a);
+		*len = sizeof(*a);
 	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
 
 		a->sin_family = AF_INET;
 		a->sin_port = htons(port);
-		if (inet_pton(AF_INET, addr, &a->sin_addr) != 1)
+		if (inet_pton(AF_INET, ip, &a->sin_addr) != 1)
 			return -EINVAL;
-		len = sizeof(*a);
+		*len = sizeof(*a);
 	}
+	return 0;
+}
+
+static int listen_socket(const char *addr, uint16_t port, uint16_t *bound)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, ret = urkv_sockaddr(addr, port, &ss, &len);
+
+	if (ret)
+		return ret;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "resp.h"
 #include "urt/urt.h"
@@ -155,6 +156,8 @@ struct urkv_server {
 
 /* server.c */
 int urkv_server_start(struct urkv_server *srv);
+/* ip (IPv4 or IPv6 literal) and port as a socket address; -EINVAL if ip is neither. */
+int urkv_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
 /* Starts the idle-timeout fiber of cc unless it runs; on cc's core. */
 int urkv_server_reaper_start(struct urkv_core *cc);
 /* Stops accepting, lets every connection finish its request and leave; blocks (main thread). */

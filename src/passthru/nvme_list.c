@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/sysfs.h"
 #include "passthru/nvme_status.h"
 #include "urt/nvme.h"
 
@@ -52,14 +53,8 @@
 static bool sysfs_u64(const char *path, uint64_t *out)
 {
 	char buf[64], *end;
-	FILE *f = fopen(path, "re");
-	bool ok;
 
-	if (!f)
-		return false;
-	ok = fgets(buf, sizeof(buf), f) != NULL;
-	fclose(f);
-	if (!ok)
+	if (urt_sysfs_line(path, buf, sizeof(buf)))
 		return false;
 	*out = strtoull(buf, &end, 10);
 	return end != buf;

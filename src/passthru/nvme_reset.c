@@ -26,6 +26,7 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/sysfs.h"
 #include "passthru/passthru.h"
 
 /* How often the sysfs state is read while waiting (10 ms). */
@@ -35,19 +36,9 @@
 static int ctrl_state(const char *ctrl, char *buf, size_t len)
 {
 	char path[96];
-	FILE *f;
 
 	snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", ctrl);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	if (!fgets(buf, (int)len, f)) {
-		fclose(f);
-		return -EIO;
-	}
-	fclose(f);
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
+	return urt_sysfs_line(path, buf, len);
 }
 
 int nvme_reset_wait(const char *ctrl, const char *path, uint32_t wait_ms)

@@ -145,33 +145,53 @@ static void round_trip_b(void *p)
 	      ", %" PRIu64 " before", pages_in_use(b), base);
 }
 
+/*
+ * One shard on a new sim device of dev_bytes (seed: its fill), a value
+ * buffer of len + slack bytes (kvx_fill with fa, fb), and a read-back
+ * buffer of len bytes.
+ */
+static struct urt_rt *big_open(struct big *b, struct urt_kv_opts *o, struct urt_dev **dev, uint64_t dev_bytes,
+			       unsigned dev_seed, size_t len, size_t slack, uint64_t fa, uint64_t fb)
+{
+	struct urt_rt *rt;
+
+	*dev = kvx_sim(dev_bytes, dev_seed);
+	kvx_opts(o, *dev);
+	o->shards = 1;
+	rt = kvx_start(1, o);
+	cr_assert_eq(urt_kv_open(rt, o, &b->kv), 0, "%s", urt_last_error());
+	b->len = len;
+	b->val = malloc(len + slack);
+	b->got = malloc(len);
+	cr_assert(b->val && b->got);
+	kvx_fill(b->val, len + slack, fa, fb);
+	return rt;
+}
+
+/* Closes what big_open opened. */
+static void big_close(struct big *b, struct urt_rt *rt, struct urt_dev *dev)
+{
+	cr_assert_eq(urt_kv_close(b->kv), 0);
+	urt_rt_stop(rt);
+	urt_dev_close(dev);
+	free(b->val);
+	free(b->got);
+}
+
 Test(kv_big, round_trip, .timeout = 120)
 {
 	struct big b = { 0 };
 	struct urt_kv_opts o;
-	struct urt_dev *dev = kvx_sim(192ull << 20, 1);
-	struct urt_rt *rt;
+	struct urt_dev *dev;
+	struct urt_rt *rt = big_open(&b, &o, &dev, 192ull << 20, 1, 64 * MIB, 8, 64, 1);
 
-	kvx_opts(&o, dev);
-	o.shards = 1;
-	rt = kvx_start(1, &o);
-	cr_assert_eq(urt_kv_open(rt, &o, &b.kv), 0, "%s", urt_last_error());
-	b.len = 64 * MIB;
-	b.val = malloc(b.len + 8);
-	b.got = malloc(b.len);
-	cr_assert(b.val && b.got);
-	kvx_fill(b.val, b.len + 8, 64, 1);
 	kvx_run(rt, 0, round_trip_a, &b);
 	kvx_assert_ok(&b.f);
 	cr_assert_eq(urt_kv_close(b.kv), 0);
 	cr_assert_eq(urt_kv_open(rt, &o, &b.kv), 0, "%s", urt_last_error());
 	kvx_run(rt, 0, round_trip_b, &b);
 	kvx_assert_ok(&b.f);
-	cr_assert_eq(urt_kv_close(b.kv), 0);
-	urt_rt_stop(rt);
-	urt_dev_close(dev);
-	free(b.val);
-	free(b.got);
+	big_close(&b, rt, dev);
 }
 
 
@@ -309,25 +329,12 @@ Test(kv_big, update, .timeout = 120)
 {
 	struct big b = { 0 };
 	struct urt_kv_opts o;
-	struct urt_dev *dev = kvx_sim(96ull << 20, 3);
-	struct urt_rt *rt;
+	struct urt_dev *dev;
+	struct urt_rt *rt = big_open(&b, &o, &dev, 96ull << 20, 3, 8 * MIB, 0, 65, 2);
 
-	kvx_opts(&o, dev);
-	o.shards = 1;
-	rt = kvx_start(1, &o);
-	cr_assert_eq(urt_kv_open(rt, &o, &b.kv), 0, "%s", urt_last_error());
-	b.len = 8 * MIB;
-	b.val = malloc(b.len);
-	b.got = malloc(b.len);
-	cr_assert(b.val && b.got);
-	kvx_fill(b.val, b.len, 65, 2);
 	kvx_run(rt, 0, update_fiber, &b);
 	kvx_assert_ok(&b.f);
-	cr_assert_eq(urt_kv_close(b.kv), 0);
-	urt_rt_stop(rt);
-	urt_dev_close(dev);
-	free(b.val);
-	free(b.got);
+	big_close(&b, rt, dev);
 }
 
 #define OLD_LEN (3 * MIB + 11)

@@ -19,38 +19,7 @@ import sys
 import threading
 import time
 
-
-class Conn:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=20)
-        self.f = self.s.makefile("rb")
-
-    def cmd(self, *args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.s.sendall(out)
-        return self.reply()
-
-    def reply(self):
-        line = self.f.readline()
-        t, rest = line[:1], line[1:-2]
-        if t == b"+":
-            return rest.decode()
-        if t == b"-":
-            return Exception(rest.decode())
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            data = self.f.read(n + 2)[:-2]
-            return data
-        if t == b"*":
-            return [self.reply() for _ in range(int(rest))]
-        raise RuntimeError("bad reply %r" % line)
+from urkv_cluster import Conn  # noqa: E402 (same folder: the tests' RESP client)
 
 
 def main():
@@ -60,8 +29,8 @@ def main():
     keys = ["{b}%d" % i for i in range(nkeys)]
     a, b = Conn(pa), Conn(pb)
     for k in keys:
-        assert a.cmd("SET", k, "0") == "OK"
-    slot = a.cmd("CLUSTER", "KEYSLOT", keys[0])
+        assert a.call("SET", k, "0") == "OK"
+    slot = a.call("CLUSTER", "KEYSLOT", keys[0])
     acked = [0] * nkeys
     stop = threading.Event()
     errors = []
@@ -72,7 +41,7 @@ def main():
         while not stop.is_set():
             i = random.randrange(nkeys)
             for _ in range(100):
-                r = conns[port].cmd("INCR", keys[i])
+                r = conns[port].call("INCR", keys[i])
                 if isinstance(r, int):
                     acked[i] += 1
                     break
@@ -81,8 +50,8 @@ def main():
                     port = int(msg.split(":")[-1])
                 elif msg.startswith("ASK "):
                     to = int(msg.split(":")[-1])
-                    conns[to].cmd("ASKING")
-                    r = conns[to].cmd("INCR", keys[i])
+                    conns[to].call("ASKING")
+                    r = conns[to].call("INCR", keys[i])
                     if isinstance(r, int):
                         acked[i] += 1
                         break
@@ -98,8 +67,8 @@ def main():
     th = threading.Thread(target=writer)
     th.start()
     time.sleep(0.2)
-    r1 = b.cmd("CLUSTER", "SETSLOT", slot, "IMPORTING", ida)
-    r2 = a.cmd("CLUSTER", "SETSLOT", slot, "MIGRATING", idb)
+    r1 = b.call("CLUSTER", "SETSLOT", slot, "IMPORTING", ida)
+    r2 = a.call("CLUSTER", "SETSLOT", slot, "MIGRATING", idb)
     if r1 != "OK" or r2 != "OK":
         print("FAIL: SETSLOT: %s %s" % (r1, r2))
         stop.set()
@@ -107,10 +76,10 @@ def main():
         return 1
     moved = 0
     while True:
-        batch = a.cmd("CLUSTER", "GETKEYSINSLOT", slot, 10)
+        batch = a.call("CLUSTER", "GETKEYSINSLOT", slot, 10)
         if not batch:
             break
-        r = a.cmd("MIGRATE", "127.0.0.1", pb, "", 0, 5000, "KEYS", *batch)
+        r = a.call("MIGRATE", "127.0.0.1", pb, "", 0, 5000, "KEYS", *batch)
         if r != "OK" and r != "NOKEY":
             print("FAIL: MIGRATE: %s" % r)
             stop.set()
@@ -118,7 +87,7 @@ def main():
             return 1
         moved += len(batch)
         time.sleep(0.01)  # Let the writer meet the half-moved slot.
-    nodes = a.cmd("CLUSTER", "NODES").decode()
+    nodes = a.call("CLUSTER", "NODES").decode()
     topo = []
     for line in nodes.splitlines():
         f = line.split()
@@ -140,20 +109,20 @@ def main():
         new.append("%s %s %s master - %s" % (nid, ip, port, rs))
     text = "\n".join(new)
     for c in (b, a):
-        r = c.cmd("CLUSTERX", "SETNODES", text, version + 1)
+        r = c.call("CLUSTERX", "SETNODES", text, version + 1)
         if r != "OK":
             print("FAIL: SETNODES: %s" % r)
     time.sleep(0.3)  # The writer now follows -MOVED to B.
     stop.set()
     th.join()
     fails = list(errors)
-    if a.cmd("CLUSTER", "COUNTKEYSINSLOT", slot) != 0:
+    if a.call("CLUSTER", "COUNTKEYSINSLOT", slot) != 0:
         fails.append("keys left on the source")
     for i, k in enumerate(keys):
-        v = b.cmd("GET", k)
+        v = b.call("GET", k)
         if v is None or int(v) != acked[i]:
             fails.append("%s: target holds %r, %d INCRs were acknowledged" % (k, v, acked[i]))
-        if a.cmd("EXISTS", k) != 0 and not isinstance(a.cmd("EXISTS", k), Exception):
+        if a.call("EXISTS", k) != 0 and not isinstance(a.call("EXISTS", k), Exception):
             fails.append("%s is still on the source" % k)
     for f in fails[:20]:
         print("FAIL: " + f)

@@ -25,6 +25,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "base/sysfs.h"
 #include "runtime/dev/backend.h"
 #include "runtime/core.h"
 #include "runtime/probe.h"
@@ -43,24 +44,16 @@ static bool file_match(const char *path)
 static int queue_attr(unsigned maj, unsigned min, const char *attr, char *buf, size_t len)
 {
 	char path[128];
-	FILE *f;
+	int ret;
 
 	/* A partition has no queue/ of its own: its parent directory does. */
 	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/%s", maj, min, attr);
-	f = fopen(path, "re");
-	if (!f) {
+	ret = urt_sysfs_line(path, buf, len);
+	if (ret == -ENOENT) {
 		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../queue/%s", maj, min, attr);
-		f = fopen(path, "re");
+		ret = urt_sysfs_line(path, buf, len);
 	}
-	if (!f)
-		return -ENOENT;
-	if (!fgets(buf, (int)len, f)) {
-		fclose(f);
-		return -EIO;
-	}
-	fclose(f);
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
+	return ret;
 }
 
 static void file_queue_info(struct urt_dev_info *in, dev_t d)

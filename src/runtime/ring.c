@@ -686,7 +686,14 @@ unsigned ring_reap(struct urt_core *c, enum ring_kind kind)
 				if (urt_unlikely(r->inflight == 0))
 					abort();	/* Accounting bug: a CQE we never asked for. */
 				r->inflight--;
-				if (!io_is_bare(io) || !bare_complete(c, io, cqe->res))
+				/*
+				 * On the big ring (passthrough, zero_is_whole) 0 is the
+				 * whole transfer, and anything else (an NVMe status or
+				 * -errno) needs the backend: the slow path.
+				 */
+				int32_t res = !big ? cqe->res : cqe->res == 0 ? (int32_t)io->len : INT32_MIN;
+
+				if (!io_is_bare(io) || !bare_complete(c, io, res))
 					req_bare_slow(c, io, cqe->res, cqe);
 				continue;
 			}

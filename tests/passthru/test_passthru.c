@@ -581,29 +581,52 @@ struct err_run {
 	struct urt_dev *dev;
 	uint64_t off;
 	bool write;
+	bool warm;			/* A good read first, so the big ring exists and the op can go bare. */
+	bool was_bare;			/* The op went bare (no request) at submission. */
 	ssize_t res;
 	int st_ret;			/* urt_io_nvme_status's return. */
 	struct urt_nvme_status st;	/* The op's NVMe status. */
 	char msg[160];
 };
 
+static void err_done(struct urt_io *io, int res, void *arg)
+{
+	(void)io;
+	((struct err_run *)arg)->res = res;
+}
+
 static void err_body(void *p)
 {
 	struct err_run *r = p;
 	uint8_t *buf = urt_buf_get(4096);
 	struct urt_io io;
+	int ret;
 
+	if (r->warm && urt_read(r->dev, buf, 4096, 0) != 4096) {
+		r->res = 1;	/* Not an errno: the test's assertion names it. */
+		goto out;
+	}
 	memset(buf, 0x5a, 4096);
 	if (r->write)
 		urt_io_prep_write(&io, r->dev, buf, 4096, r->off);
 	else
 		urt_io_prep_read(&io, r->dev, buf, 4096, r->off);
-	r->res = urt_io_wait(&io);
+	/* Submitted by hand, to see whether it went bare; retries take backoffs of milliseconds. */
+	r->res = 1;
+	ret = urt_io_submit(&io, err_done, r);
+	if (ret) {
+		r->res = ret;
+		goto out;
+	}
+	r->was_bare = io_is_bare(&io);
+	while (r->res == 1)
+		urt_sleep_ns(1000000);
 	r->st_ret = urt_io_nvme_status(&io, &r->st);
 	if (r->st_ret == 0)
 		urt_nvme_status_str(&r->st, r->msg, sizeof(r->msg));
 	else
 		snprintf(r->msg, sizeof(r->msg), "%s", urt_strerror((int)r->res));
+out:
 	urt_buf_put(buf);
 }
 
@@ -644,14 +667,16 @@ static uint16_t expect_nvme_error(struct err_run *r, int err, uint16_t sc, uint8
  * name), and the runtime retries it retry_max (3) times exactly when the
  * controller left DNR clear.
  */
-static void expect_read_error(const struct ns *ns, uint64_t off, int err, uint16_t sc, const char *name)
+static void expect_read_error(const struct ns *ns, uint64_t off, bool warm, int err, uint16_t sc, const char *name)
 {
-	struct err_run r = { .dev = ns->dev, .off = off };
+	struct err_run r = { .dev = ns->dev, .off = off, .warm = warm };
 	uint64_t retried;
 	uint16_t status = expect_nvme_error(&r, err, sc, 0x02, name, &retried);
 
 	cr_assert_eq(retried, (status & NVME_STATUS_DNR) ? 0 : 3, "status %#x retried %llu", status,
 		     (unsigned long long)retried);
+	/* After a good read the big ring exists: the failing read went bare, and its request came later. */
+	cr_assert_eq(r.was_bare, warm, "the read %s bare", r.was_bare ? "went" : "did not go");
 }
 
 Test(pt, lba_out_of_range_is_decoded)
@@ -660,7 +685,9 @@ Test(pt, lba_out_of_range_is_decoded)
 
 	ns_open("512", &ns);
 	/* The first LBA past the end: BLK_STS_TARGET on the block path, -EREMOTEIO. */
-	expect_read_error(&ns, urt_dev_info(ns.dev)->size_bytes, -EREMOTEIO, 0x080, "LBA Out of Range");
+	expect_read_error(&ns, urt_dev_info(ns.dev)->size_bytes, false, -EREMOTEIO, 0x080, "LBA Out of Range");
+	/* The same as a bare op: its status reaches the backend through the request it gets then. */
+	expect_read_error(&ns, urt_dev_info(ns.dev)->size_bytes, true, -EREMOTEIO, 0x080, "LBA Out of Range");
 	urt_dev_close(ns.dev);
 }
 
@@ -674,15 +701,20 @@ Test(pt, media_errors_are_decoded_and_retried)
 	/*
 	 * QEMU reports an I/O error without DNR: the runtime retries it
 	 * retry_max (3) times.  A media error is -ENODATA, as a read of the
-	 * block device gives.
+	 * block device gives.  Once as the device's first op (through a
+	 * request), once as a bare op (after a good read).
 	 */
-	expect_read_error(&ns, env_u64("URT_NVME_FAULT_READ_LBA") * ns.lbs, -ENODATA, 0x281,
+	expect_read_error(&ns, env_u64("URT_NVME_FAULT_READ_LBA") * ns.lbs, false, -ENODATA, 0x281,
+			  "Unrecovered Read Error (SCT 2h, SC 81h, CRD 0, More 0, DNR 0; Read)");
+	expect_read_error(&ns, env_u64("URT_NVME_FAULT_READ_LBA") * ns.lbs, true, -ENODATA, 0x281,
 			  "Unrecovered Read Error (SCT 2h, SC 81h, CRD 0, More 0, DNR 0; Read)");
 
 	r.dev = ns.dev;
 	r.off = env_u64("URT_NVME_FAULT_WRITE_LBA") * ns.lbs;
 	r.write = true;
+	r.warm = true;
 	expect_nvme_error(&r, -ENODATA, 0x280, 0x01, "Write Fault", &retried);
+	cr_assert(r.was_bare, "the write after a good read did not go bare");
 
 	/* Next to the bad sectors the namespace works, and leaves no status behind. */
 	r.off = 0;
@@ -690,6 +722,7 @@ Test(pt, media_errors_are_decoded_and_retried)
 	run_err(&r);
 	cr_assert_eq(r.res, 4096, "%zd (%s)", r.res, r.msg);
 	cr_assert_eq(r.st_ret, -ENOENT);
+	cr_assert(r.was_bare);
 	urt_dev_close(ns.dev);
 }
 

@@ -811,6 +811,93 @@ Test(pt, deadline_on_throttled_namespace_keeps_buffer)
 	urt_dev_close(ns.dev);
 }
 
+/*
+ * --- Guest: a core asleep on the big ring still wakes for its main ring ---------
+ *
+ * With passthrough commands in flight an interrupt-mode core sleeps on the
+ * big ring (src/runtime/ring.c); a post from another thread arrives on the
+ * main ring and must still wake it at once, through the main ring's
+ * eventfd, not when the slow command ends seconds later.
+ */
+
+struct wake_run {
+	struct urt_dev *dev;
+	uint8_t *load, *small;
+	struct urt_io io_load, io_small;
+	_Atomic int res_load, res_small;	/* 1 while in flight. */
+	_Atomic int writes_done;		/* Deliveries of the two writes. */
+	int done_at_post;			/* writes_done when the post ran. */
+	bool big_sleep;				/* The core may sleep on its big ring. */
+};
+
+static void wake_write_cb(struct urt_io *io, int res, void *arg)
+{
+	struct wake_run *r = arg;
+
+	atomic_store(io == &r->io_load ? &r->res_load : &r->res_small, res);
+	atomic_fetch_add(&r->writes_done, 1);
+}
+
+static int wake_submit(void *arg)
+{
+	struct wake_run *r = arg;
+	int ret;
+
+	/* 64 KiB drain the throttle's bucket: the 4 KiB write after it waits seconds. */
+	urt_io_prep_write(&r->io_load, r->dev, r->load, 64 * 1024, 0);
+	urt_io_prep_write(&r->io_small, r->dev, r->small, 4096, 1u << 20);
+	ret = urt_io_submit(&r->io_load, wake_write_cb, r);
+	if (ret)
+		return ret;
+	return urt_io_submit(&r->io_small, wake_write_cb, r);
+}
+
+static int wake_probe(void *arg)
+{
+	struct wake_run *r = arg;
+
+	r->done_at_post = atomic_load(&r->writes_done);
+	r->big_sleep = core_self()->big_sleep;
+	return 0;
+}
+
+Test(pt, post_wakes_a_core_asleep_on_passthrough)
+{
+	struct wake_run r = { .res_load = 1, .res_small = 1 };
+	struct urt_rt *rt;
+	uint64_t t0, t_post, t_end;
+	struct ns ns;
+
+	ns_open("SLOW", &ns);
+	r.dev = ns.dev;
+	r.load = aligned_alloc(4096, 64 * 1024);
+	r.small = aligned_alloc(4096, 4096);
+	memset(r.load, 0x33, 64 * 1024);
+	memset(r.small, 0x44, 4096);
+	rt = start_rt(URT_POLL_INTERRUPT);
+	cr_assert_eq(urt_core_run(rt, 0, wake_submit, &r), 0, "%s", urt_last_error());
+	/* Let the core go to sleep with both writes in flight. */
+	usleep(300000);
+	t0 = urt_clock_ns();
+	cr_assert_eq(urt_core_run(rt, 0, wake_probe, &r), 0);
+	t_post = urt_clock_ns() - t0;
+	while (atomic_load(&r.writes_done) < 2 && urt_clock_ns() - t0 < 60000000000ull)
+		usleep(20000);
+	t_end = urt_clock_ns() - t0;
+	urt_rt_stop(rt);
+	cr_log_info("post answered in %llu us; the writes ended after %llu ms",
+		    (unsigned long long)t_post / 1000, (unsigned long long)t_end / 1000000);
+	cr_assert(r.big_sleep, "the core does not sleep on its big ring: this test checks nothing new");
+	cr_assert_lt(r.done_at_post, 2, "both writes were done before the post: the core was not asleep on them");
+	cr_assert_lt(t_post, 1000000000ull, "the post waited %llu ms for a core asleep on passthrough",
+		     (unsigned long long)t_post / 1000000);
+	cr_assert_eq(r.res_load, 64 * 1024, "load write: %d (%s)", r.res_load, urt_strerror(r.res_load));
+	cr_assert_eq(r.res_small, 4096, "slow write: %d (%s)", r.res_small, urt_strerror(r.res_small));
+	free(r.load);
+	free(r.small);
+	urt_dev_close(ns.dev);
+}
+
 /* --- Guest: passthrough against the block path (a measurement) -------------------- */
 
 #define BENCH_QD 32

@@ -293,14 +293,14 @@ static __attribute__((noinline, cold)) int io_pool_empty(const struct urt_core *
 	return -EAGAIN;
 }
 
-/* The same for a passthrough op (zero_is_whole), on the big ring: room there, a healthy device. */
-static bool io_bare_big_ok(struct urt_core *c, const struct urt_io *io, unsigned op)
+/* io_bare_ok for a passthrough READ/WRITE (zero_is_whole), on the big ring: room there, a healthy device. */
+static bool io_bare_big_ok(struct urt_core *c, const struct urt_io *io)
 {
 	const struct urt_dev *dev = io->dev;
 
-	return (op == URT_OP_READ || op == URT_OP_WRITE) && dev->be->prep_rw && dev->be->needs_big_sqe &&
-	       !dev->sched && io->len <= dev->info.max_io_bytes && c->rings[RING_BIG].ready &&
-	       !ring_sq_full(&c->rings[RING_BIG]) && health_state(&dev->health) == URT_DEV_HEALTHY;
+	return dev->be->prep_rw && dev->be->needs_big_sqe && !dev->sched && io->len <= dev->info.max_io_bytes &&
+	       c->rings[RING_BIG].ready && !ring_sq_full(&c->rings[RING_BIG]) &&
+	       health_state(&dev->health) == URT_DEV_HEALTHY;
 }
 
 /* Whether io, with op io->op, can go bare on core c (see the design notes). */
@@ -310,8 +310,9 @@ static inline bool io_bare_ok(struct urt_core *c, const struct urt_io *io, unsig
 
 	if (io->timeout_ns || c->faults_on || (io->flags & URT_IO_MULTISHOT) || !STAILQ_EMPTY(&c->backlog))
 		return false;
-	if (urt_unlikely(op != URT_OP_NOP && dev->be->zero_is_whole))
-		return io_bare_big_ok(c, io, op);
+	/* Only reads and writes have a device here (socket ops have none). */
+	if (urt_unlikely((op == URT_OP_READ || op == URT_OP_WRITE) && dev->be->zero_is_whole))
+		return io_bare_big_ok(c, io);
 	if (ring_sq_full(&c->rings[RING_MAIN]))
 		return false;
 	if (op == URT_OP_NOP)

@@ -48,6 +48,13 @@
  *    deadline passes instead of letting it hold the buffer for its own
  *    io_timeout.  The abort comes back as note 6's -ETIMEDOUT, which
  *    dev/health.c counts; its reset is pt_reset (nvme_reset.c).
+ * 9. A READ or WRITE of at most max_io_bytes without a deadline, on a
+ *    healthy device, goes bare (src/runtime/io.c): pt_prep_rw fills its
+ *    SQE without a request, and a 0 result is the whole transfer
+ *    (zero_is_whole), so a successful command costs no request and no
+ *    complete() call.  Any other result gives the op a request
+ *    (req_from_bare, with be[] zeroed) and reaches pt_complete, which
+ *    then takes the command's opcode from the op.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -202,19 +209,49 @@ static uint32_t pt_timeout_ms(const struct urt_dev *dev, struct urt_core *c, con
 	return left_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)left_ms;
 }
 
-static int64_t pt_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req *req, struct io_uring_sqe *sqe)
+/* The namespace on core c, as nvme_cmd_prep wants it, with the command's timeout. */
+static struct nvme_cmd_target pt_target(const struct urt_dev *dev, struct urt_core *c, uint32_t timeout_ms)
 {
 	const struct pt_dev *pt = dev->priv;
 	int slot = dev_fixed_slot(dev, c);
-	struct nvme_cmd_target t = {
+
+	return (struct nvme_cmd_target){
 		.fd = slot >= 0 ? slot : dev->fd,
 		.fixed_file = slot >= 0,
 		.nsid = dev->info.nsid,
 		.lba_shift = pt->geo.lba_shift,
-		.timeout_ms = pt_timeout_ms(dev, c, req),
+		.timeout_ms = timeout_ms,
 		.max_io_bytes = dev->info.max_io_bytes,
 		.volatile_cache = dev->info.volatile_cache,
 	};
+}
+
+/*
+ * A whole READ or WRITE without a request (note 9): the same command as
+ * pt_prep's, with the device's timeout (a bare op has no deadline).
+ */
+static void pt_prep_rw(struct urt_dev *dev, struct urt_core *c, struct io_uring_sqe *sqe, unsigned op, void *buf,
+		       uint64_t len, uint64_t off, unsigned flags)
+{
+	const struct pt_dev *pt = dev->priv;
+	struct nvme_cmd_target t = pt_target(dev, c, pt->timeout_ms);
+	struct nvme_cmd_op o = {
+		.op = op,
+		.flags = flags,
+		.buf = buf,
+		.len = len,
+		.off = off,
+		.buf_index = dev_buf_index(c, buf, len),
+	};
+	int64_t n = nvme_cmd_prep(&t, &o, sqe);
+
+	URT_ASSERT(n == (int64_t)len);
+	(void)n;
+}
+
+static int64_t pt_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req *req, struct io_uring_sqe *sqe)
+{
+	struct nvme_cmd_target t = pt_target(dev, c, pt_timeout_ms(dev, c, req));
 	struct nvme_cmd_op op = {
 		.op = req->op,
 		.flags = req->flags,
@@ -250,6 +287,9 @@ static int pt_complete(struct urt_dev *dev, struct urt_req *req, int32_t res, co
 	(void)dev;
 	(void)cqe;
 	req->be[PT_BE_CMD] &= ~(uint64_t)0xffff;
+	/* A bare op's request (note 9): its prep never ran; its command was this. */
+	if (!req->be[PT_BE_CMD] && (req->op == URT_OP_READ || req->op == URT_OP_WRITE))
+		req->be[PT_BE_CMD] = (uint64_t)(req->op == URT_OP_READ ? PT_IO_READ : PT_IO_WRITE) << 16;
 	if (res == -EINTR)
 		return -ETIMEDOUT;	/* The driver aborted the command (note 6). */
 	if (res < 0)
@@ -302,9 +342,11 @@ const struct urt_backend urt_backend_passthru = {
 	.close = pt_close,
 	.validate = pt_validate,
 	.prep = pt_prep,
+	.prep_rw = pt_prep_rw,
 	.complete = pt_complete,
 	.retryable = pt_retryable,
 	.reset = pt_reset,
 	.needs_big_sqe = true,
+	.zero_is_whole = true,
 	.cancellable = false,
 };

@@ -71,8 +71,8 @@ struct urt_ring {
 	uint32_t flags;		/* Setup flags the kernel accepted. */
 	uint32_t inflight;	/* CQEs still expected on this ring. */
 	uint32_t queued;	/* SQEs prepared and not yet submitted. */
-	int efd;		/* Eventfd registered on this ring (RING_BIG), or -1. */
-	bool efd_armed;		/* A read of efd is in flight on the main ring. */
+	int efd;		/* Eventfd registered on this ring (RING_BIG; RING_MAIN with big_sleep), or -1. */
+	bool efd_armed;		/* A read of efd is in flight (on the main ring; RING_MAIN's on the big one). */
 	uint64_t efd_val;	/* Target of that read. */
 };
 
@@ -250,6 +250,7 @@ struct urt_core {
 	struct core_clock clock;
 	bool faults_on;			/* opts.fault.rate_ppm != 0: consult fault.c. */
 	bool wait_poll;			/* Sleep in poll(2), not io_uring_enter (wait_poll.h: valgrind). */
+	bool big_sleep;			/* Interrupt mode: may sleep on RING_BIG (ring.c, ring_wait_big). */
 	bool lat_ewma_on;		/* HYBRID mode: keep lat_ewma_ns for the spin budget. */
 	uint64_t lat_run_v;		/* Latency of the run of ops not yet in stats.lat (lat_record). */
 	uint64_t lat_run_n;		/* Ops in that run. */

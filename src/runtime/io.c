@@ -15,7 +15,13 @@
  * (prep_rw) and has no complete hook, and which has no scheduler (sched/)
  * or whose scheduler would send the op at once and alone (sched_fast_bare:
  * FIFO, nothing queued, depth room, random I/O; the op then holds a depth
- * unit until bare_complete).  A bare op takes no request:
+ * unit until bare_complete).  NVMe passthrough reads and writes go bare
+ * too, on the big ring once it exists (the device's first op sets it up
+ * through a request), on a healthy device without a scheduler: their
+ * backend says that a 0 result is the whole transfer (zero_is_whole),
+ * which ring_reap turns into the byte count, so only other results need
+ * its complete hook, and they reach it through req_bare_slow.  A bare op
+ * takes no request:
  *
  *   submit  its SQE's user_data is the urt_io tagged UD_TAG_BARE, and
  *           io->priv holds its submission time with bit 0 set (core.h);
@@ -287,13 +293,27 @@ static __attribute__((noinline, cold)) int io_pool_empty(const struct urt_core *
 	return -EAGAIN;
 }
 
+/* io_bare_ok for a passthrough READ/WRITE (zero_is_whole), on the big ring: room there, a healthy device. */
+static bool io_bare_big_ok(struct urt_core *c, const struct urt_io *io)
+{
+	const struct urt_dev *dev = io->dev;
+
+	return dev->be->prep_rw && dev->be->needs_big_sqe && !dev->sched && io->len <= dev->info.max_io_bytes &&
+	       c->rings[RING_BIG].ready && !ring_sq_full(&c->rings[RING_BIG]) &&
+	       health_state(&dev->health) == URT_DEV_HEALTHY;
+}
+
 /* Whether io, with op io->op, can go bare on core c (see the design notes). */
 static inline bool io_bare_ok(struct urt_core *c, const struct urt_io *io, unsigned op)
 {
 	struct urt_dev *dev = io->dev;
 
-	if (io->timeout_ns || c->faults_on || (io->flags & URT_IO_MULTISHOT) || !STAILQ_EMPTY(&c->backlog) ||
-	    ring_sq_full(&c->rings[RING_MAIN]))
+	if (io->timeout_ns || c->faults_on || (io->flags & URT_IO_MULTISHOT) || !STAILQ_EMPTY(&c->backlog))
+		return false;
+	/* Only reads and writes have a device here (socket ops have none). */
+	if (urt_unlikely((op == URT_OP_READ || op == URT_OP_WRITE) && dev->be->zero_is_whole))
+		return io_bare_big_ok(c, io);
+	if (ring_sq_full(&c->rings[RING_MAIN]))
 		return false;
 	if (op == URT_OP_NOP)
 		return true;
@@ -301,6 +321,25 @@ static inline bool io_bare_ok(struct urt_core *c, const struct urt_io *io, unsig
 	return (op == URT_OP_READ || op == URT_OP_WRITE) && dev->be->prep_rw && !dev->be->complete &&
 	       !dev->be->needs_big_sqe && !(c->rings[RING_POLL].ready && dev->info.poll_capable) &&
 	       io->len <= dev->info.max_io_bytes && (!dev->sched || sched_fast_bare(c, dev, io));
+}
+
+/*
+ * The SQE of a bare passthrough op, on the big ring (io_bare_big_ok
+ * checked its room).  As the backend's prep does for a request, the op
+ * starts with no NVMe status.
+ */
+static __attribute__((noinline)) int io_queue_big(struct urt_core *c, struct urt_io *io, unsigned op)
+{
+	struct urt_ring *r = &c->rings[RING_BIG];
+	struct io_uring_sqe *sqe = ring_sqe_take_big(r);
+
+	io->dev_status = 0;
+	io->dev->be->prep_rw(io->dev, c, sqe, op, io->buf, io->len, io->off, io->flags);
+	ring_count_dev_sqe(c, io->dev, sqe);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)io | UD_TAG_BARE);
+	r->inflight++;
+	ring_arm_efd(c, RING_BIG);
+	return 0;
 }
 
 /* Give io, counted in ops_live, a request, copy the op into it and issue it. */
@@ -337,6 +376,8 @@ static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, st
 	if (!io_bare_ok(c, io, op))
 		return io_queue_req(c, io);
 	io->priv = bare_priv(core_now(c));
+	if (op != URT_OP_NOP && urt_unlikely(io->dev->be->zero_is_whole))
+		return io_queue_big(c, io, op);
 	sqe = ring_sqe_take(r);
 	if (op == URT_OP_NOP)
 		io_uring_prep_nop(sqe);

@@ -66,8 +66,8 @@
  * Bare ops (io.c) have no request while all goes well.  The first time one
  * needs this file (a result other than complete success, or
  * urt_io_cancel), req_from_bare gives it a request in the state it would
- * have had from the start: INFLIGHT on the main ring with its op's CQE
- * pending.  Its op's SQE still carries the urt_io as user_data, which
+ * have had from the start: INFLIGHT on its ring (the main ring, or the
+ * big one for passthrough) with its op's CQE pending.  Its op's SQE still carries the urt_io as user_data, which
  * req->op_ud records for ASYNC_CANCEL, and that CQE reaches req_on_op
  * through req_bare_slow.
  *
@@ -838,7 +838,9 @@ void req_member_retry(struct urt_core *c, struct urt_req *req)
 
 /*
  * Give the bare op io a request, in the state a request would have had
- * from the start: its op on the main ring, that op's CQE pending.
+ * from the start: its op on its ring (the main ring, or the big one for
+ * passthrough), that op's CQE pending, and the backend's scratch zeroed
+ * (its prep never ran for this request).
  */
 static struct urt_req *req_from_bare(struct urt_core *c, struct urt_io *io)
 {
@@ -850,7 +852,8 @@ static struct urt_req *req_from_bare(struct urt_core *c, struct urt_io *io)
 	req->issue_ns = submit_ns;
 	req->seg = io->op == URT_OP_NOP ? 0 : io->len;
 	req->op_ud = (uint64_t)(uintptr_t)io | UD_TAG_BARE;
-	req->ring = RING_MAIN;
+	req->ring = io->op != URT_OP_NOP && io->dev->be->needs_big_sqe ? RING_BIG : RING_MAIN;
+	memset(req->be, 0, sizeof(req->be));
 	/* A bare op on a device with a scheduler holds a depth unit (sched_fast_bare): the request has it now. */
 	req->sched_on = io->dev && io->dev->sched;
 	req_set_state(req, REQ_INFLIGHT);

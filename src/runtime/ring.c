@@ -14,6 +14,27 @@
  *              When not polled it signals an eventfd that the main ring
  *              reads, so sleeping on the main ring also waits for it.
  *
+ * Sleeping on the big ring (interrupt mode, c->big_sleep): a reactor
+ * whose only I/O is passthrough would pay two enters per wait (submit on
+ * the big ring, sleep on the main one) and an eventfd round trip per
+ * completion.  So the big ring gets the main ring's wake sources instead:
+ * the main ring has an eventfd registered too, and while the core sleeps
+ * on the big ring a read of it is armed there (UD_RING_EFD + RING_MAIN).
+ * Timers, MSG_RING posts and the outside wake eventfd all end as a CQE or
+ * deferred task work on the main ring, and the kernel signals the main
+ * ring's eventfd for both, so any of them wakes the big ring's sleep.
+ * Only one direction is live at a time, or each eventfd would wake the
+ * other's read forever; IORING_CQ_EVENTFD_DISABLED switches them:
+ *
+ *   sleeping on   main ring's eventfd   big ring's eventfd
+ *   RING_BIG      on                    off   (ring_wait_big)
+ *   RING_MAIN     off                   on    (ring_wait, big ops in flight)
+ *   awake         off                   off
+ *
+ * Switching one on and then looking for work closes the race with the
+ * kernel (ring_wait_big has the barrier).  One enter per wait then
+ * submits the passthrough commands and sleeps, as on the block path.
+ *
  * Setup flags: we ask for SINGLE_ISSUER|DEFER_TASKRUN|COOP_TASKRUN|
  * TASKRUN_FLAG|SUBMIT_ALL and, when the kernel answers EINVAL, drop one
  * optional flag at a time (DEFER_TASKRUN first: it is refused with SQPOLL)
@@ -34,6 +55,8 @@
  *                hybrid_spin_max_ns, do not spin (stats.spin_skipped).
  *   IOPOLL       while polled ops are in flight, poll (enter GETEVENTS)
  *                and never sleep; otherwise sleep on the main ring.
+ *   big_sleep    INTERRUPT with passthrough ops in flight: submit and
+ *                sleep on the big ring (ring_wait_big), see above.
  *   poll-wait    (under valgrind, or URT_WAIT=poll; wait_poll.h) submit
  *                without sleeping, then sleep in poll(2) on the main
  *                ring's fd for at most 1 ms (ring_wait_poll).
@@ -146,6 +169,50 @@ static int ring_init_fallback(struct urt_core *c, enum ring_kind kind, struct io
 	return ret;
 }
 
+/*
+ * Whether this core may sleep on its big ring (design notes): interrupt
+ * mode, sleeping in io_uring_enter (not poll(2)), and a main ring whose
+ * pending task work shows in IORING_SQ_TASKRUN when it is deferred, so
+ * that ring_wait_big can see work that came before its eventfd was on.
+ */
+static bool ring_big_sleep_wanted(const struct urt_core *c)
+{
+	uint32_t f = c->rings[RING_MAIN].flags;
+
+	return c->rt->opts.mode == URT_POLL_INTERRUPT && !c->wait_poll && !(f & IORING_SETUP_SQPOLL) &&
+	       (!(f & IORING_SETUP_DEFER_TASKRUN) || (f & IORING_SETUP_TASKRUN_FLAG));
+}
+
+/*
+ * The main ring's eventfd, for sleeping on the big ring; both eventfds
+ * start off (awake).  Called once, when the big ring is set up.
+ */
+static int ring_big_sleep_setup(struct urt_core *c)
+{
+	struct urt_ring *main = &c->rings[RING_MAIN];
+	int efd, ret;
+
+	URT_ASSERT(main->ready && main->efd < 0);
+	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (efd < 0) {
+		ret = -errno;
+		urt_set_error("eventfd for the main ring: %s", strerror(-ret));
+		return ret;
+	}
+	ret = io_uring_register_eventfd(&main->ring, efd);
+	if (ret) {
+		urt_set_error("registering the main ring's eventfd: %s", strerror(-ret));
+		close(efd);
+		return ret;
+	}
+	main->efd = efd;
+	main->efd_armed = false;
+	io_uring_cq_eventfd_toggle(&main->ring, false);
+	io_uring_cq_eventfd_toggle(&c->rings[RING_BIG].ring, false);
+	c->big_sleep = true;
+	return 0;
+}
+
 int ring_setup(struct urt_core *c, enum ring_kind kind)
 {
 	struct urt_ring *r = &c->rings[kind];
@@ -228,6 +295,11 @@ int ring_setup(struct urt_core *c, enum ring_kind kind)
 			goto err_exit;
 		}
 		ret = io_uring_register_eventfd(&r->ring, r->efd);
+		if (ret)
+			goto err_exit;
+	}
+	if (kind == RING_BIG && !r->polled && ring_big_sleep_wanted(c)) {
+		ret = ring_big_sleep_setup(c);
 		if (ret)
 			goto err_exit;
 	}
@@ -464,17 +536,80 @@ static bool ring_spin(struct urt_core *c)
 	return io_uring_cq_ready(&r->ring) != 0;
 }
 
+/*
+ * Whether the core should sleep on its big ring: big_sleep, and
+ * passthrough ops queued or in flight there (the read of the main ring's
+ * eventfd is not one).  While stopping, only when the main ring waits for
+ * nothing: the stop's cancel took that read, and it is not armed again.
+ */
+static bool ring_big_sleeps(const struct urt_core *c)
+{
+	const struct urt_ring *main = &c->rings[RING_MAIN];
+	const struct urt_ring *big = &c->rings[RING_BIG];
+
+	if (!c->big_sleep || big->queued + big->inflight <= (main->efd_armed ? 1u : 0u))
+		return false;
+	return !c->stopping || (main->inflight == 0 && main->queued == 0);
+}
+
+/*
+ * Submit the big ring's SQEs and sleep on it until a CQE (design notes).
+ * The main ring's SQEs go first, without waiting: the one case with two
+ * enters.  Before sleeping, the main ring's eventfd is switched on and a
+ * read of it armed on the big ring; then the main ring is checked for
+ * anything that came while the eventfd was off.
+ */
+static void ring_wait_big(struct urt_core *c)
+{
+	struct urt_ring *main = &c->rings[RING_MAIN];
+	struct urt_ring *big = &c->rings[RING_BIG];
+	bool work;
+
+	if (main->queued)
+		ring_submit(c, RING_MAIN, false);
+	if (!main->efd_armed && !c->stopping) {
+		struct io_uring_sqe *sqe = ring_sqe(c, RING_BIG);
+
+		io_uring_prep_read(sqe, main->efd, &main->efd_val, sizeof(main->efd_val), 0);
+		io_uring_sqe_set_data64(sqe, UD_RING_EFD + (uint64_t)RING_MAIN);
+		main->efd_armed = true;
+		big->inflight++;
+	}
+	io_uring_cq_eventfd_toggle(&main->ring, true);
+	/*
+	 * Full barrier between our store of the eventfd flag and our loads
+	 * of the main ring's CQ tail and SQ flags.  The kernel adding task
+	 * work sets IORING_SQ_TASKRUN (a locked op) and then reads the flag:
+	 * either it sees the eventfd on and signals it, or we see its work.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+	work = io_uring_cq_ready(&main->ring) ||
+	       (IO_URING_READ_ONCE(*main->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) ||
+	       atomic_load_explicit(&c->doorbell, memory_order_acquire);
+	ring_submit(c, RING_BIG, !work);
+	io_uring_cq_eventfd_toggle(&main->ring, false);
+}
+
 void ring_wait(struct urt_core *c)
 {
 	bool idle = !fiber_has_ready(c) && !atomic_load_explicit(&c->doorbell, memory_order_acquire) &&
 		    STAILQ_EMPTY(&c->backlog);
+	bool on_big = idle && ring_big_sleeps(c);
+	struct urt_ring *big = &c->rings[RING_BIG];
 	bool polling = false;
 
 	for (int k = RING_POLL; k < RING_KINDS; k++) {
 		struct urt_ring *r = &c->rings[k];
 
-		if (!r->ready || (!r->queued && !r->inflight))
+		/*
+		 * A ring that is not polled needs an enter only to submit: its
+		 * completions post their CQEs as task work of this thread,
+		 * which runs on any return to user space.
+		 */
+		if (!r->ready || (!r->queued && !(r->polled && r->inflight)))
 			continue;
+		if (k == RING_BIG && on_big)
+			continue;	/* ring_wait_big submits it. */
 		if (r->polled && r->inflight)
 			polling = true;
 		ring_submit(c, k, false);
@@ -483,8 +618,24 @@ void ring_wait(struct urt_core *c)
 		ring_submit(c, RING_MAIN, false);
 		return;
 	}
+	if (on_big) {
+		ring_wait_big(c);
+		return;
+	}
 	if (c->rt->opts.mode == URT_POLL_HYBRID && c->rings[RING_MAIN].inflight > 1 && ring_spin(c))
 		return;
+	if (c->big_sleep && big->inflight) {
+		/*
+		 * Sleeping on the main ring with passthrough ops in flight
+		 * (stopping): their CQEs must signal the big ring's eventfd.
+		 * They are posted by this thread's task work, so a plain
+		 * check after switching it on sees any that came before.
+		 */
+		io_uring_cq_eventfd_toggle(&big->ring, true);
+		ring_submit(c, RING_MAIN, !io_uring_cq_ready(&big->ring));
+		io_uring_cq_eventfd_toggle(&big->ring, false);
+		return;
+	}
 	ring_submit(c, RING_MAIN, true);
 }
 
@@ -551,7 +702,14 @@ unsigned ring_reap(struct urt_core *c, enum ring_kind kind)
 				if (urt_unlikely(r->inflight == 0))
 					abort();	/* Accounting bug: a CQE we never asked for. */
 				r->inflight--;
-				if (!io_is_bare(io) || !bare_complete(c, io, cqe->res))
+				/*
+				 * On the big ring (passthrough, zero_is_whole) 0 is the
+				 * whole transfer, and anything else (an NVMe status or
+				 * -errno) needs the backend: the slow path.
+				 */
+				int32_t res = !big ? cqe->res : cqe->res == 0 ? (int32_t)io->len : INT32_MIN;
+
+				if (!io_is_bare(io) || !bare_complete(c, io, res))
 					req_bare_slow(c, io, cqe->res, cqe);
 				continue;
 			}
@@ -569,7 +727,9 @@ unsigned ring_reap(struct urt_core *c, enum ring_kind kind)
 				ring_arm_efd(c, RING_MAIN);
 			} else if (ud >= UD_RING_EFD && ud < UD_RING_EFD + RING_KINDS) {
 				c->rings[ud - UD_RING_EFD].efd_armed = false;
-				ring_arm_efd(c, (enum ring_kind)(ud - UD_RING_EFD));
+				/* The main ring's is armed again when the core next sleeps on the big ring. */
+				if (ud != UD_RING_EFD + RING_MAIN)
+					ring_arm_efd(c, (enum ring_kind)(ud - UD_RING_EFD));
 			}
 			/* UD_WAKE_MSG and UD_IGNORE need nothing: the loop drains posts. */
 		}

@@ -40,6 +40,17 @@ static inline struct io_uring_sqe *ring_sqe_take(struct urt_ring *r)
 	return &sq->sqes[tail & sq->ring_mask];
 }
 
+/* The same for RING_BIG, whose 128-byte SQEs take two slots of sq->sqes each. */
+static inline struct io_uring_sqe *ring_sqe_take_big(struct urt_ring *r)
+{
+	struct io_uring_sq *sq = &r->ring.sq;
+	unsigned tail = sq->sqe_tail;
+
+	sq->sqe_tail = tail + 1;
+	r->queued++;
+	return &sq->sqes[(tail & sq->ring_mask) << 1];
+}
+
 /*
  * Count a device's SQE by how it names its file and memory, so that a
  * registered file or buffer that silently went by the plain fd or plain

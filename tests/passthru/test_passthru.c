@@ -581,29 +581,52 @@ struct err_run {
 	struct urt_dev *dev;
 	uint64_t off;
 	bool write;
+	bool warm;			/* A good read first, so the big ring exists and the op can go bare. */
+	bool was_bare;			/* The op went bare (no request) at submission. */
 	ssize_t res;
 	int st_ret;			/* urt_io_nvme_status's return. */
 	struct urt_nvme_status st;	/* The op's NVMe status. */
 	char msg[160];
 };
 
+static void err_done(struct urt_io *io, int res, void *arg)
+{
+	(void)io;
+	((struct err_run *)arg)->res = res;
+}
+
 static void err_body(void *p)
 {
 	struct err_run *r = p;
 	uint8_t *buf = urt_buf_get(4096);
 	struct urt_io io;
+	int ret;
 
+	if (r->warm && urt_read(r->dev, buf, 4096, 0) != 4096) {
+		r->res = 1;	/* Not an errno: the test's assertion names it. */
+		goto out;
+	}
 	memset(buf, 0x5a, 4096);
 	if (r->write)
 		urt_io_prep_write(&io, r->dev, buf, 4096, r->off);
 	else
 		urt_io_prep_read(&io, r->dev, buf, 4096, r->off);
-	r->res = urt_io_wait(&io);
+	/* Submitted by hand, to see whether it went bare; retries take backoffs of milliseconds. */
+	r->res = 1;
+	ret = urt_io_submit(&io, err_done, r);
+	if (ret) {
+		r->res = ret;
+		goto out;
+	}
+	r->was_bare = io_is_bare(&io);
+	while (r->res == 1)
+		urt_sleep_ns(1000000);
 	r->st_ret = urt_io_nvme_status(&io, &r->st);
 	if (r->st_ret == 0)
 		urt_nvme_status_str(&r->st, r->msg, sizeof(r->msg));
 	else
 		snprintf(r->msg, sizeof(r->msg), "%s", urt_strerror((int)r->res));
+out:
 	urt_buf_put(buf);
 }
 
@@ -644,14 +667,16 @@ static uint16_t expect_nvme_error(struct err_run *r, int err, uint16_t sc, uint8
  * name), and the runtime retries it retry_max (3) times exactly when the
  * controller left DNR clear.
  */
-static void expect_read_error(const struct ns *ns, uint64_t off, int err, uint16_t sc, const char *name)
+static void expect_read_error(const struct ns *ns, uint64_t off, bool warm, int err, uint16_t sc, const char *name)
 {
-	struct err_run r = { .dev = ns->dev, .off = off };
+	struct err_run r = { .dev = ns->dev, .off = off, .warm = warm };
 	uint64_t retried;
 	uint16_t status = expect_nvme_error(&r, err, sc, 0x02, name, &retried);
 
 	cr_assert_eq(retried, (status & NVME_STATUS_DNR) ? 0 : 3, "status %#x retried %llu", status,
 		     (unsigned long long)retried);
+	/* After a good read the big ring exists: the failing read went bare, and its request came later. */
+	cr_assert_eq(r.was_bare, warm, "the read %s bare", r.was_bare ? "went" : "did not go");
 }
 
 Test(pt, lba_out_of_range_is_decoded)
@@ -660,7 +685,9 @@ Test(pt, lba_out_of_range_is_decoded)
 
 	ns_open("512", &ns);
 	/* The first LBA past the end: BLK_STS_TARGET on the block path, -EREMOTEIO. */
-	expect_read_error(&ns, urt_dev_info(ns.dev)->size_bytes, -EREMOTEIO, 0x080, "LBA Out of Range");
+	expect_read_error(&ns, urt_dev_info(ns.dev)->size_bytes, false, -EREMOTEIO, 0x080, "LBA Out of Range");
+	/* The same as a bare op: its status reaches the backend through the request it gets then. */
+	expect_read_error(&ns, urt_dev_info(ns.dev)->size_bytes, true, -EREMOTEIO, 0x080, "LBA Out of Range");
 	urt_dev_close(ns.dev);
 }
 
@@ -674,15 +701,20 @@ Test(pt, media_errors_are_decoded_and_retried)
 	/*
 	 * QEMU reports an I/O error without DNR: the runtime retries it
 	 * retry_max (3) times.  A media error is -ENODATA, as a read of the
-	 * block device gives.
+	 * block device gives.  Once as the device's first op (through a
+	 * request), once as a bare op (after a good read).
 	 */
-	expect_read_error(&ns, env_u64("URT_NVME_FAULT_READ_LBA") * ns.lbs, -ENODATA, 0x281,
+	expect_read_error(&ns, env_u64("URT_NVME_FAULT_READ_LBA") * ns.lbs, false, -ENODATA, 0x281,
+			  "Unrecovered Read Error (SCT 2h, SC 81h, CRD 0, More 0, DNR 0; Read)");
+	expect_read_error(&ns, env_u64("URT_NVME_FAULT_READ_LBA") * ns.lbs, true, -ENODATA, 0x281,
 			  "Unrecovered Read Error (SCT 2h, SC 81h, CRD 0, More 0, DNR 0; Read)");
 
 	r.dev = ns.dev;
 	r.off = env_u64("URT_NVME_FAULT_WRITE_LBA") * ns.lbs;
 	r.write = true;
+	r.warm = true;
 	expect_nvme_error(&r, -ENODATA, 0x280, 0x01, "Write Fault", &retried);
+	cr_assert(r.was_bare, "the write after a good read did not go bare");
 
 	/* Next to the bad sectors the namespace works, and leaves no status behind. */
 	r.off = 0;
@@ -690,6 +722,7 @@ Test(pt, media_errors_are_decoded_and_retried)
 	run_err(&r);
 	cr_assert_eq(r.res, 4096, "%zd (%s)", r.res, r.msg);
 	cr_assert_eq(r.st_ret, -ENOENT);
+	cr_assert(r.was_bare);
 	urt_dev_close(ns.dev);
 }
 
@@ -775,6 +808,93 @@ Test(pt, deadline_on_throttled_namespace_keeps_buffer)
 		     (unsigned long long)r.t_release_ns);
 	cr_assert_gt(r.t_release_ns, r.t_deliver_ns);
 	cr_assert_eq(r.res_load, 64 * 1024, "load write: %d (%s)", r.res_load, urt_strerror(r.res_load));
+	urt_dev_close(ns.dev);
+}
+
+/*
+ * --- Guest: a core asleep on the big ring still wakes for its main ring ---------
+ *
+ * With passthrough commands in flight an interrupt-mode core sleeps on the
+ * big ring (src/runtime/ring.c); a post from another thread arrives on the
+ * main ring and must still wake it at once, through the main ring's
+ * eventfd, not when the slow command ends seconds later.
+ */
+
+struct wake_run {
+	struct urt_dev *dev;
+	uint8_t *load, *small;
+	struct urt_io io_load, io_small;
+	_Atomic int res_load, res_small;	/* 1 while in flight. */
+	_Atomic int writes_done;		/* Deliveries of the two writes. */
+	int done_at_post;			/* writes_done when the post ran. */
+	bool big_sleep;				/* The core may sleep on its big ring. */
+};
+
+static void wake_write_cb(struct urt_io *io, int res, void *arg)
+{
+	struct wake_run *r = arg;
+
+	atomic_store(io == &r->io_load ? &r->res_load : &r->res_small, res);
+	atomic_fetch_add(&r->writes_done, 1);
+}
+
+static int wake_submit(void *arg)
+{
+	struct wake_run *r = arg;
+	int ret;
+
+	/* 64 KiB drain the throttle's bucket: the 4 KiB write after it waits seconds. */
+	urt_io_prep_write(&r->io_load, r->dev, r->load, 64 * 1024, 0);
+	urt_io_prep_write(&r->io_small, r->dev, r->small, 4096, 1u << 20);
+	ret = urt_io_submit(&r->io_load, wake_write_cb, r);
+	if (ret)
+		return ret;
+	return urt_io_submit(&r->io_small, wake_write_cb, r);
+}
+
+static int wake_probe(void *arg)
+{
+	struct wake_run *r = arg;
+
+	r->done_at_post = atomic_load(&r->writes_done);
+	r->big_sleep = core_self()->big_sleep;
+	return 0;
+}
+
+Test(pt, post_wakes_a_core_asleep_on_passthrough)
+{
+	struct wake_run r = { .res_load = 1, .res_small = 1 };
+	struct urt_rt *rt;
+	uint64_t t0, t_post, t_end;
+	struct ns ns;
+
+	ns_open("SLOW", &ns);
+	r.dev = ns.dev;
+	r.load = aligned_alloc(4096, 64 * 1024);
+	r.small = aligned_alloc(4096, 4096);
+	memset(r.load, 0x33, 64 * 1024);
+	memset(r.small, 0x44, 4096);
+	rt = start_rt(URT_POLL_INTERRUPT);
+	cr_assert_eq(urt_core_run(rt, 0, wake_submit, &r), 0, "%s", urt_last_error());
+	/* Let the core go to sleep with both writes in flight. */
+	usleep(300000);
+	t0 = urt_clock_ns();
+	cr_assert_eq(urt_core_run(rt, 0, wake_probe, &r), 0);
+	t_post = urt_clock_ns() - t0;
+	while (atomic_load(&r.writes_done) < 2 && urt_clock_ns() - t0 < 60000000000ull)
+		usleep(20000);
+	t_end = urt_clock_ns() - t0;
+	urt_rt_stop(rt);
+	cr_log_info("post answered in %llu us; the writes ended after %llu ms",
+		    (unsigned long long)t_post / 1000, (unsigned long long)t_end / 1000000);
+	cr_assert(r.big_sleep, "the core does not sleep on its big ring: this test checks nothing new");
+	cr_assert_lt(r.done_at_post, 2, "both writes were done before the post: the core was not asleep on them");
+	cr_assert_lt(t_post, 1000000000ull, "the post waited %llu ms for a core asleep on passthrough",
+		     (unsigned long long)t_post / 1000000);
+	cr_assert_eq(r.res_load, 64 * 1024, "load write: %d (%s)", r.res_load, urt_strerror(r.res_load));
+	cr_assert_eq(r.res_small, 4096, "slow write: %d (%s)", r.res_small, urt_strerror(r.res_small));
+	free(r.load);
+	free(r.small);
 	urt_dev_close(ns.dev);
 }
 

@@ -49,7 +49,8 @@ struct urt_backend {
 	 * Optional: fill sqe for a whole READ or WRITE (op, flags as in struct
 	 * urt_io) of len <= info.max_io_bytes bytes at buf and off, without a
 	 * request; it cannot fail.  A backend that has it and no complete hook
-	 * runs reads and writes without a deadline as bare ops (io.c).
+	 * runs reads and writes without a deadline as bare ops (io.c); so does
+	 * one with zero_is_whole, on the big ring.
 	 */
 	void (*prep_rw)(struct urt_dev *dev, struct urt_core *c, struct io_uring_sqe *sqe, unsigned op, void *buf,
 			uint64_t len, uint64_t off, unsigned flags);
@@ -71,6 +72,15 @@ struct urt_backend {
 	int (*reset)(struct urt_dev *dev, uint32_t wait_ms);
 	/* Which ring the device's data ops go to. */
 	bool needs_big_sqe;	/* SQE128|CQE32 (passthrough). */
+	/*
+	 * A CQE result of 0 means that the command moved all its bytes, and
+	 * complete is needed only for other results (passthrough: an NVMe
+	 * completion carries no byte count).  With prep_rw and needs_big_sqe,
+	 * the device's reads and writes go bare on the big ring despite the
+	 * complete hook; complete must then cope with a request that
+	 * req_from_bare made, whose be[] is zero.
+	 */
+	bool zero_is_whole;
 	bool cancellable;	/* In-flight ops can be cancelled by the kernel. */
 };
 

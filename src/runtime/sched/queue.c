@@ -62,6 +62,9 @@
  *       command until its completion is split (sched_merge_done).  inflight <= depth_max
  *       except for ops retried alone after a failed merge, which take
  *       their unit without waiting (they were admitted once already).
+ *       Each class's inflight counts the same for its class, but only when
+ *       some class has a bound below depth_max (class_depth, sched.h
+ *       sched_unit_take/put); otherwise it stays 0 and depth_max bounds all.
  *   Q4. Flushes and FUA writes are barriers: ops queued on either side of
  *       one have different epochs, and a merge never spans two epochs.
  */
@@ -185,9 +188,7 @@ struct urt_req *sched_pop_any(struct urt_core *c)
 
 void sched_command_done(struct sched_queue *q, unsigned prio)
 {
-	URT_ASSERT(q->inflight > 0 && q->cls[prio].inflight > 0);
-	q->inflight--;
-	q->cls[prio].inflight--;
+	sched_unit_put(q, prio);
 }
 
 /* From req_deliver or req_put: req's depth unit comes back (Q3). */
@@ -215,6 +216,7 @@ void sched_set_ioprio(const struct urt_dev *dev, struct io_uring_sqe *sqe, unsig
 	}
 }
 
+/* Class k has ops queued and room under its bound (its count stays 0 without class_depth). */
 static bool class_room(const struct sched_queue *q, unsigned k)
 {
 	return q->cls[k].n > 0 && q->cls[k].inflight < q->cls[k].depth_max;
@@ -271,8 +273,7 @@ static void queue_sent_op(struct urt_core *c, struct sched_queue *q, unsigned k,
 {
 	uint64_t wait = core_now(c) - submit_ns;
 
-	q->inflight++;
-	q->cls[k].inflight++;
+	sched_unit_take(q, k);
 	q->st.commands++;
 	if (op != URT_OP_FLUSH && op != URT_OP_FSYNC) {
 		q->st.seek_bytes += off > q->head ? off - q->head : q->head - off;

@@ -180,6 +180,8 @@ static struct sched_queue *queue_new(struct urt_core *c, struct urt_dev *dev)
 
 		TAILQ_INIT(&cl->fifo);
 		cl->depth_max = sd->o.class_depth_max[k] ? sd->o.class_depth_max[k] : sd->o.depth_max;
+		if (cl->depth_max < q->depth_max)
+			q->class_depth = true;
 		cl->expire_ns = sd->o.expire_ns[k];
 		if (sd->o.policy != URT_SCHED_FIFO) {
 			cl->sorted = calloc(q->cap, sizeof(*cl->sorted));

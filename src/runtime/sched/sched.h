@@ -43,7 +43,7 @@ struct sched_class {
 	TAILQ_HEAD(, urt_req) fifo;	/* Arrival order: FIFO picks and expiry. */
 	struct sched_ent *sorted;	/* Offset policies: the same ops by (off, seq); cap entries. */
 	uint32_t n;			/* Ops queued. */
-	uint32_t inflight;		/* Device commands of this class in flight. */
+	uint32_t inflight;		/* Device commands of this class in flight (kept only with class_depth). */
 	uint32_t depth_max;		/* Bound on inflight. */
 	uint64_t expire_ns;		/* An op queued longer dispatches next; 0 = never. */
 };
@@ -68,6 +68,7 @@ struct sched_queue {
 	bool fifo;			/* Policy FIFO: ops may pass an empty queue. */
 	bool merge;			/* Merging on. */
 	uint32_t depth_max;		/* sd->o.depth_max. */
+	bool class_depth;		/* A class has a bound below depth_max: cls[].inflight is kept. */
 	TAILQ_ENTRY(sched_queue) busy_link;	/* In core->sched_busy while ops are queued. */
 	bool busy;			/* Linked there. */
 	int8_t dir;			/* SCAN: +1 sweeping up, -1 down. */
@@ -95,6 +96,28 @@ struct sched_dev {
 };
 
 /*
+ * A command of class prio takes (sched_unit_take) or gives back
+ * (sched_unit_put) a depth unit of queue q (queue.c Q3).  The class's own
+ * count is kept only when some class has a bound below depth_max
+ * (class_depth): otherwise every class's bound is depth_max, which the
+ * queue's count already enforces, and an op saves the class's count.
+ */
+static inline void sched_unit_take(struct sched_queue *q, unsigned prio)
+{
+	q->inflight++;
+	if (urt_unlikely(q->class_depth))
+		q->cls[prio].inflight++;
+}
+
+static inline void sched_unit_put(struct sched_queue *q, unsigned prio)
+{
+	URT_ASSERT(q->inflight > 0 && (!q->class_depth || q->cls[prio].inflight > 0));
+	q->inflight--;
+	if (urt_unlikely(q->class_depth))
+		q->cls[prio].inflight--;
+}
+
+/*
  * The pass-through test (queue.c design notes, "The fast path"), inline so
  * that an op passing an empty FIFO queue costs a few predictable branches
  * and counter updates: whether an op of class prio at [off, off + len) may
@@ -107,8 +130,6 @@ struct sched_dev {
 static inline bool sched_pass(struct sched_queue *q, unsigned prio, uint64_t off, uint64_t len, bool barrier,
 			      bool mergeable)
 {
-	struct sched_class *k = &q->cls[prio];
-
 	if (!barrier) {
 		/* The credit: data ops in a row each not contiguous with the one before. */
 		if (urt_unlikely(off == q->sub_end))
@@ -117,12 +138,13 @@ static inline bool sched_pass(struct sched_queue *q, unsigned prio, uint64_t off
 			q->fast_credit++;
 		q->sub_end = off + len;
 	}
-	if (urt_unlikely(q->queued || !q->fifo || q->inflight >= q->depth_max || k->inflight >= k->depth_max))
+	if (urt_unlikely(q->queued || !q->fifo || q->inflight >= q->depth_max))
+		return false;
+	if (urt_unlikely(q->class_depth) && q->cls[prio].inflight >= q->cls[prio].depth_max)
 		return false;
 	if (urt_unlikely(q->fast_credit < SCHED_FAST_CREDIT && mergeable && q->merge))
 		return false;
-	q->inflight++;
-	k->inflight++;
+	sched_unit_take(q, prio);
 	q->st.fast++;
 	if (!barrier) {
 		q->st.seek_bytes += off > q->head ? off - q->head : q->head - off;

@@ -170,9 +170,9 @@ static struct sched_queue *queue_new(struct urt_core *c, struct urt_dev *dev)
 		return NULL;
 	q->sd = sd;
 	q->dev = dev;
-	q->fifo = sd->o.policy == URT_SCHED_FIFO;
 	q->merge = sd->o.merge;
 	q->depth_max = sd->o.depth_max;
+	q->pass_max = sd->o.policy == URT_SCHED_FIFO ? sd->o.depth_max : 0;
 	q->dir = 1;
 	q->cap = c->req_max;
 	for (unsigned k = 0; k < SCHED_CLASSES; k++) {

@@ -65,9 +65,9 @@ struct sched_queue {
 	struct urt_dev *dev;		/* The device. */
 	struct urt_core *core;		/* The core using it now. */
 	/* Copies of the options the pass-through test reads, so it follows no pointer to sd. */
-	bool fifo;			/* Policy FIFO: ops may pass an empty queue. */
 	bool merge;			/* Merging on. */
 	uint32_t depth_max;		/* sd->o.depth_max. */
+	uint32_t pass_max;		/* depth_max with policy FIFO, else 0: no op passes an offset policy's queue. */
 	bool class_depth;		/* A class has a bound below depth_max: cls[].inflight is kept. */
 	TAILQ_ENTRY(sched_queue) busy_link;	/* In core->sched_busy while ops are queued. */
 	bool busy;			/* Linked there. */
@@ -138,7 +138,7 @@ static inline bool sched_pass(struct sched_queue *q, unsigned prio, uint64_t off
 			q->fast_credit++;
 		q->sub_end = off + len;
 	}
-	if (urt_unlikely(q->queued || !q->fifo || q->inflight >= q->depth_max))
+	if (urt_unlikely(q->queued || q->inflight >= q->pass_max))
 		return false;
 	if (urt_unlikely(q->class_depth) && q->cls[prio].inflight >= q->cls[prio].depth_max)
 		return false;

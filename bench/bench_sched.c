@@ -1,10 +1,15 @@
 /*
  * The device I/O scheduler, measured (docs/runtime.md, "The I/O scheduler").
  *
- *   bench_sched policies [REPS] [OPS]
- *       sim hdd (1 GiB, 7200 rpm), 4 KiB random reads at QD32, depth 1 at
- *       the drive: fifo, sstf with and without the expiry, scan, cscan.
- *       Throughput, total head travel, mean and p99.9 latency.
+ *   bench_sched policies [REPS] [OPS] [QD]
+ *       sim hdd (1 GiB, 7200 rpm), 4 KiB random reads at QD (32; up to
+ *       QD_MAX), depth 1 at the drive: fifo, sstf and cscan with and
+ *       without the expiry, scan.  Throughput, total head travel, mean and
+ *       p99.9 latency, and where the drive's time went per command (the
+ *       sim's seek_ns, rotate_ns, transfer_ns), then the ceiling any
+ *       offset order has on this model: FIFO's time per command over the
+ *       least a command can cost (a track-to-track seek, half a turn of
+ *       rotational latency, the transfer).
  *   bench_sched merge [REPS] [FILE]
  *       A checkpoint of 10,000 dirty pages in runs of adjacent pages (run
  *       length 1..16, gaps 1..64 pages), written sorted by offset as
@@ -36,7 +41,7 @@
 #include "urbench/result.h"
 
 #define PG 4096u
-#define QD_MAX 64
+#define QD_MAX 128
 
 static uint64_t now_ns(void)
 {
@@ -200,21 +205,25 @@ struct pol_variant {
 	uint64_t expire_ns;
 };
 
-static void bench_policies(unsigned reps, unsigned nops)
+static void bench_policies(unsigned reps, unsigned nops, unsigned qd)
 {
 	static const struct pol_variant var[] = {
 		{ "fifo", URT_SCHED_FIFO, 500000000 },
 		{ "sstf+expiry", URT_SCHED_SSTF, 500000000 },
 		{ "sstf, no expiry", URT_SCHED_SSTF, 0 },
 		{ "scan", URT_SCHED_SCAN, 500000000 },
-		{ "cscan", URT_SCHED_CSCAN, 500000000 },
+		{ "cscan+expiry", URT_SCHED_CSCAN, 500000000 },
+		{ "cscan, no expiry", URT_SCHED_CSCAN, 0 },
 	};
 	enum { NV = sizeof(var) / sizeof(var[0]) };
 	double iops[NV][16], seek[NV][16], mean[NV][16], p999[NV][16], maxl[NV][16], sk[NV][16], rot[NV][16];
+	double xf[NV][16], expd[NV][16];
 	struct ub_cpu_times c0, c1;
 	uint64_t *offs = malloc(nops * sizeof(*offs)), *lat = malloc(nops * sizeof(*lat)), seed = 42;
 	struct urt_rt *rt = rt_start();
+	struct urt_sim_opts model;
 
+	urt_sim_opts_default(&model);
 	for (unsigned i = 0; i < nops; i++)
 		offs[i] = xrand(&seed) % ((1ull << 30) / PG) * PG;
 	ub_cpu_times_read(&c0);
@@ -223,6 +232,7 @@ static void bench_policies(unsigned reps, unsigned nops)
 			struct urt_sim_opts so;
 			struct urt_sched_opts sc;
 			struct urt_sim_stats ss;
+			struct urt_sched_stats st;
 			struct stream s = { 0 };
 			uint64_t t0, t1, sum = 0;
 
@@ -240,8 +250,8 @@ static void bench_policies(unsigned reps, unsigned nops)
 			urt_dev_sched_set(s.dev, &sc);
 			s.offs = offs;
 			s.n = nops;
-			s.qd = 32;
-			s.bufs = page_bufs(32);
+			s.qd = qd;
+			s.bufs = page_bufs(qd);
 			s.lat = lat;
 			t0 = now_ns();
 			run_on(rt, stream_run, &s);
@@ -251,6 +261,7 @@ static void bench_policies(unsigned reps, unsigned nops)
 				exit(1);
 			}
 			urt_sim_stats(s.dev, &ss);
+			urt_dev_sched_stats(s.dev, &st);
 			for (unsigned i = 0; i < nops; i++)
 				sum += lat[i];
 			qsort(lat, nops, sizeof(*lat), cmp_u64);
@@ -261,26 +272,40 @@ static void bench_policies(unsigned reps, unsigned nops)
 			maxl[v][r] = lat[nops - 1] / 1e6;
 			sk[v][r] = ss.seek_ns / (double)ss.reads / 1e6;
 			rot[v][r] = ss.rotate_ns / (double)ss.reads / 1e6;
+			xf[v][r] = ss.transfer_ns / (double)ss.reads / 1e6;
+			expd[v][r] = st.expired / (double)nops;
 			free(s.bufs);
 			urt_dev_close(s.dev);
 		}
 	}
 	ub_cpu_times_read(&c1);
 	urt_rt_stop(rt);
-	printf("sim hdd 1 GiB, 7200 rpm, 4 KiB random reads, QD32, drive depth 1, %u ops, median of %u, "
-	       "steal %.1f%%\n", nops, reps, ub_steal_pct(&c0, &c1));
-	printf("%-16s %9s %8s %14s %8s %10s %10s %9s %9s %9s\n", "policy", "IOPS", "x fifo", "seek GiB", "x fifo",
-	       "mean ms", "p99.9 ms", "max ms", "seek/op", "rot/op");
+	printf("sim hdd 1 GiB, 7200 rpm, 4 KiB random reads, QD%u, drive depth 1, %u ops, median of %u, "
+	       "steal %.1f%%\n", qd, nops, reps, ub_steal_pct(&c0, &c1));
+	printf("%-16s %7s %6s %9s %7s %8s %9s %8s %8s %8s %8s %8s %8s\n", "policy", "IOPS", "x fifo", "seek GiB",
+	       "x fifo", "mean ms", "p99.9 ms", "max ms", "seek/op", "rot/op", "xfer/op", "svc/op", "expired");
 	{
 		double f_iops = median(iops[0], reps), f_seek = median(seek[0], reps);
+		double period_ms = 60000.0 / model.hdd_rpm;
+		double xfer_ms = PG * period_ms / model.hdd_track_bytes, floor_ms, f_ms;
 
 		for (unsigned v = 0; v < NV; v++) {
 			double a = median(iops[v], reps), b = median(seek[v], reps);
+			double svc = median(sk[v], reps) + median(rot[v], reps) + median(xf[v], reps);
 
-			printf("%-16s %9.1f %8.2f %14.1f %8.3f %10.1f %10.1f %9.1f %9.2f %9.2f\n", var[v].name, a,
-			       a / f_iops, b, b / f_seek, median(mean[v], reps), median(p999[v], reps),
-			       median(maxl[v], reps), median(sk[v], reps), median(rot[v], reps));
+			printf("%-16s %7.1f %6.2f %9.1f %7.3f %8.1f %9.1f %8.1f %8.2f %8.2f %8.3f %8.2f %8.3f\n",
+			       var[v].name, a, a / f_iops, b, b / f_seek, median(mean[v], reps), median(p999[v], reps),
+			       median(maxl[v], reps), median(sk[v], reps), median(rot[v], reps), median(xf[v], reps),
+			       svc, median(expd[v], reps));
 		}
+		/* The least a command can cost on this model, whatever the order: every seek a track-to-track. */
+		floor_ms = model.hdd_seek_track_ns / 1e6 + period_ms / 2 + xfer_ms;
+		f_ms = 1000.0 / f_iops;
+		printf("ceiling: fifo %.2f ms a command (wall) / floor %.2f ms (track seek %.2f + half a turn %.2f + "
+		       "transfer %.3f) = %.2fx fifo for any offset order\n", f_ms, floor_ms,
+		       model.hdd_seek_track_ns / 1e6, period_ms / 2, xfer_ms, f_ms / floor_ms);
+		f_ms = median(sk[0], reps) + median(rot[0], reps) + median(xf[0], reps);
+		printf("ceiling in drive time: fifo svc %.2f ms / floor %.2f ms = %.2fx\n", f_ms, floor_ms, f_ms / floor_ms);
 	}
 	free(offs);
 	free(lat);
@@ -553,7 +578,13 @@ int main(int argc, char **argv)
 	if (reps == 0 || reps > 16)
 		reps = 3;
 	if (argc > 1 && strcmp(argv[1], "policies") == 0) {
-		bench_policies(reps, argc > 3 ? (unsigned)atoi(argv[3]) : 1000);
+		unsigned qd = argc > 4 ? (unsigned)atoi(argv[4]) : 32;
+
+		if (qd == 0 || qd > QD_MAX) {
+			fprintf(stderr, "bench_sched: QD %s: give 1 to %u\n", argv[4], QD_MAX);
+			return 2;
+		}
+		bench_policies(reps, argc > 3 ? (unsigned)atoi(argv[3]) : 1000, qd);
 		return 0;
 	}
 	if (argc > 1 && strcmp(argv[1], "merge") == 0) {
@@ -564,6 +595,6 @@ int main(int argc, char **argv)
 		bench_prio(reps);
 		return 0;
 	}
-	fprintf(stderr, "usage: bench_sched policies [REPS] [OPS] | merge [REPS] [FILE] | prio [REPS]\n");
+	fprintf(stderr, "usage: bench_sched policies [REPS] [OPS] [QD] | merge [REPS] [FILE] | prio [REPS]\n");
 	return 2;
 }

@@ -153,12 +153,8 @@ static inline bool bare_complete(struct urt_core *c, struct urt_io *io, int32_t 
 	if (res < 0 || (io->op != URT_OP_NOP && (uint64_t)res != io->len))
 		return false;
 	if (io->op != URT_OP_NOP && io->dev->sched) {
-		/* Its depth unit comes back (queue.c Q3; sched_command_done, inline). */
-		struct sched_queue *q = io->dev->sched->q[c->index];
-
-		URT_ASSERT(q->inflight > 0 && q->cls[io->prio].inflight > 0);
-		q->inflight--;
-		q->cls[io->prio].inflight--;
+		/* Its depth unit comes back (queue.c Q3). */
+		sched_unit_put(io->dev->sched->q[c->index], io->prio);
 	}
 	c->ops_live--;
 	io_answer(c, io, res, bare_submit_ns(io));

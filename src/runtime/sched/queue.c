@@ -62,6 +62,9 @@
  *       command until its completion is split (sched_merge_done).  inflight <= depth_max
  *       except for ops retried alone after a failed merge, which take
  *       their unit without waiting (they were admitted once already).
+ *       Each class's inflight counts the same for its class, but only when
+ *       some class has a bound below depth_max (class_depth, sched.h
+ *       sched_unit_take/put); otherwise it stays 0 and depth_max bounds all.
  *   Q4. Flushes and FUA writes are barriers: ops queued on either side of
  *       one have different epochs, and a merge never spans two epochs.
  */
@@ -185,9 +188,7 @@ struct urt_req *sched_pop_any(struct urt_core *c)
 
 void sched_command_done(struct sched_queue *q, unsigned prio)
 {
-	URT_ASSERT(q->inflight > 0 && q->cls[prio].inflight > 0);
-	q->inflight--;
-	q->cls[prio].inflight--;
+	sched_unit_put(q, prio);
 }
 
 /* From req_deliver or req_put: req's depth unit comes back (Q3). */
@@ -215,6 +216,7 @@ void sched_set_ioprio(const struct urt_dev *dev, struct io_uring_sqe *sqe, unsig
 	}
 }
 
+/* Class k has ops queued and room under its bound (its count stays 0 without class_depth). */
 static bool class_room(const struct sched_queue *q, unsigned k)
 {
 	return q->cls[k].n > 0 && q->cls[k].inflight < q->cls[k].depth_max;
@@ -271,8 +273,7 @@ static void queue_sent_op(struct urt_core *c, struct sched_queue *q, unsigned k,
 {
 	uint64_t wait = core_now(c) - submit_ns;
 
-	q->inflight++;
-	q->cls[k].inflight++;
+	sched_unit_take(q, k);
 	q->st.commands++;
 	if (op != URT_OP_FLUSH && op != URT_OP_FSYNC) {
 		q->st.seek_bytes += off > q->head ? off - q->head : q->head - off;
@@ -292,73 +293,26 @@ static void queue_sent(struct urt_core *c, struct sched_queue *q, unsigned k, co
 }
 
 /*
- * The fast path's test and booking, for a request (sched_fast) or a bare
- * op (sched_fast_bare): whether an op of class prio at [off, off + len)
- * may leave at once; if so its depth unit is taken and it is counted.
- */
-static bool queue_fast(struct urt_core *c, struct sched_queue *q, unsigned op, unsigned prio, uint64_t off,
-		       uint64_t len, bool mergeable)
-{
-	struct sched_class *k;
-	bool barrier = op == URT_OP_FLUSH || op == URT_OP_FSYNC;
-
-	URT_ASSERT(prio < SCHED_CLASSES);
-	if (!barrier) {
-		if (off == q->sub_end)
-			q->fast_credit = 0;
-		else if (q->fast_credit < SCHED_FAST_CREDIT)
-			q->fast_credit++;
-		q->sub_end = off + len;
-	}
-	k = &q->cls[prio];
-	if (q->queued || queue_sorted(q) || q->inflight >= q->sd->o.depth_max || k->inflight >= k->depth_max)
-		return false;
-	if (q->sd->o.merge && mergeable && q->fast_credit < SCHED_FAST_CREDIT)
-		return false;
-	q->st.queued++;
-	q->st.dispatched++;
-	q->st.fast++;
-	queue_sent_op(c, q, prio, op, off, len, core_now(c));
-	return true;
-}
-
-/*
  * From req_start: whether req, not yet queued, may go to the ring at once
- * (the fast path of the design notes).  If so it is booked as a command of
- * its class (depth unit held, sched_on) and the caller issues it.
+ * (the fast path of the design notes; the test is sched_pass, sched.h).  If
+ * so it is booked as a command of its class (depth unit held, sched_on) and
+ * the caller issues it.
  */
 bool sched_fast(struct urt_core *c, struct urt_req *req)
 {
 	struct sched_queue *q = sched_queue_get(c, req->dev);
 
-	if (!queue_fast(c, q, req->op, req->prio, req->off, req->len, sched_mergeable(req)))
+	if (!sched_pass(q, req->prio, req->off, req->len, req->op == URT_OP_FLUSH || req->op == URT_OP_FSYNC,
+			sched_mergeable(req)))
 		return false;
 	req->sched_seq = ++q->seq;
 	req->sched_on = true;
 	return true;
 }
 
-/*
- * From io.c: whether the bare op io (a READ or WRITE on dev, which has a
- * scheduler) may leave at once, without a request; if so its depth unit
- * is taken, and bare_complete (or req_from_bare, if the op needs a request
- * later) gives it back.  The same test as sched_fast: FIFO, nothing
- * queued, depth room, and a random stretch (or merging off).
- */
-bool sched_fast_bare(struct urt_core *c, struct urt_dev *dev, const struct urt_io *io)
-{
-	struct sched_queue *q = dev->sched->q[c->index];
-
-	if (urt_unlikely(!q || q->core != c))
-		q = sched_queue_get(c, dev);	/* First use on this core (or by this runtime). */
-
-	/* A bare op has no deadline, no fault and no FUA check of its own: test FUA here. */
-	return queue_fast(c, q, io->op, io->prio, io->off, io->len, !(io->flags & URT_IO_FUA));
-}
-
 static void queue_dispatch(struct urt_core *c, struct sched_queue *q)
 {
-	while (q->queued && q->inflight < q->sd->o.depth_max) {
+	while (q->queued && q->inflight < q->depth_max) {
 		struct urt_req *req;
 		int k = queue_pick_class(c, q, &req);
 

@@ -144,9 +144,10 @@ URT_API int urt_dev_sched_stats(const struct urt_dev *dev, struct urt_sched_stat
 
 		if (!q)
 			continue;
-		out->queued += q->st.queued;
-		out->dispatched += q->st.dispatched;
-		out->commands += q->st.commands;
+		/* A fast-path op is counted in st.fast alone (sched_pass). */
+		out->queued += q->st.queued + q->st.fast;
+		out->dispatched += q->st.dispatched + q->st.fast;
+		out->commands += q->st.commands + q->st.fast;
 		out->merged += q->st.merged;
 		out->merge_retries += q->st.merge_retries;
 		out->expired += q->st.expired;
@@ -169,6 +170,9 @@ static struct sched_queue *queue_new(struct urt_core *c, struct urt_dev *dev)
 		return NULL;
 	q->sd = sd;
 	q->dev = dev;
+	q->merge = sd->o.merge;
+	q->depth_max = sd->o.depth_max;
+	q->pass_max = sd->o.policy == URT_SCHED_FIFO ? sd->o.depth_max : 0;
 	q->dir = 1;
 	q->cap = c->req_max;
 	for (unsigned k = 0; k < SCHED_CLASSES; k++) {
@@ -176,6 +180,8 @@ static struct sched_queue *queue_new(struct urt_core *c, struct urt_dev *dev)
 
 		TAILQ_INIT(&cl->fifo);
 		cl->depth_max = sd->o.class_depth_max[k] ? sd->o.class_depth_max[k] : sd->o.depth_max;
+		if (cl->depth_max < q->depth_max)
+			q->class_depth = true;
 		cl->expire_ns = sd->o.expire_ns[k];
 		if (sd->o.policy != URT_SCHED_FIFO) {
 			cl->sorted = calloc(q->cap, sizeof(*cl->sorted));

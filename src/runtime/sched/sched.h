@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "base/assert.h"
+#include "base/compiler.h"
 #include "base/fifo.h"
 #include "urt/dev.h"
 #include "urt/io.h"
@@ -41,7 +43,7 @@ struct sched_class {
 	TAILQ_HEAD(, urt_req) fifo;	/* Arrival order: FIFO picks and expiry. */
 	struct sched_ent *sorted;	/* Offset policies: the same ops by (off, seq); cap entries. */
 	uint32_t n;			/* Ops queued. */
-	uint32_t inflight;		/* Device commands of this class in flight. */
+	uint32_t inflight;		/* Device commands of this class in flight (kept only with class_depth). */
 	uint32_t depth_max;		/* Bound on inflight. */
 	uint64_t expire_ns;		/* An op queued longer dispatches next; 0 = never. */
 };
@@ -62,6 +64,11 @@ struct sched_queue {
 	struct sched_dev *sd;		/* The device's scheduler. */
 	struct urt_dev *dev;		/* The device. */
 	struct urt_core *core;		/* The core using it now. */
+	/* Copies of the options the pass-through test reads, so it follows no pointer to sd. */
+	bool merge;			/* Merging on. */
+	uint32_t depth_max;		/* sd->o.depth_max. */
+	uint32_t pass_max;		/* depth_max with policy FIFO, else 0: no op passes an offset policy's queue. */
+	bool class_depth;		/* A class has a bound below depth_max: cls[].inflight is kept. */
 	TAILQ_ENTRY(sched_queue) busy_link;	/* In core->sched_busy while ops are queued. */
 	bool busy;			/* Linked there. */
 	int8_t dir;			/* SCAN: +1 sweeping up, -1 down. */
@@ -88,14 +95,91 @@ struct sched_dev {
 	struct sched_queue *q[SCHED_CORES_MAX];	/* By core index, made on first use. */
 };
 
-/* sched.c */
+/*
+ * A command of class prio takes (sched_unit_take) or gives back
+ * (sched_unit_put) a depth unit of queue q (queue.c Q3).  The class's own
+ * count is kept only when some class has a bound below depth_max
+ * (class_depth): otherwise every class's bound is depth_max, which the
+ * queue's count already enforces, and an op saves the class's count.
+ */
+static inline void sched_unit_take(struct sched_queue *q, unsigned prio)
+{
+	q->inflight++;
+	if (urt_unlikely(q->class_depth))
+		q->cls[prio].inflight++;
+}
+
+static inline void sched_unit_put(struct sched_queue *q, unsigned prio)
+{
+	URT_ASSERT(q->inflight > 0 && (!q->class_depth || q->cls[prio].inflight > 0));
+	q->inflight--;
+	if (urt_unlikely(q->class_depth))
+		q->cls[prio].inflight--;
+}
+
+/*
+ * The pass-through test (queue.c design notes, "The fast path"), inline so
+ * that an op passing an empty FIFO queue costs a few predictable branches
+ * and counter updates: whether an op of class prio at [off, off + len) may
+ * leave at once, bypassing the queue.  barrier says it is a flush or an
+ * fsync (no offset); mergeable that an op queued after it could join it.  If
+ * it may, its depth unit is taken and it is counted in st.fast alone
+ * (urt_dev_sched_stats adds st.fast to queued, dispatched and commands); it
+ * never waited, so the wait maximum and the background share are unchanged.
+ */
+static inline bool sched_pass(struct sched_queue *q, unsigned prio, uint64_t off, uint64_t len, bool barrier,
+			      bool mergeable)
+{
+	if (!barrier) {
+		/* The credit: data ops in a row each not contiguous with the one before. */
+		if (urt_unlikely(off == q->sub_end))
+			q->fast_credit = 0;
+		else if (urt_unlikely(q->fast_credit < SCHED_FAST_CREDIT))
+			q->fast_credit++;
+		q->sub_end = off + len;
+	}
+	if (urt_unlikely(q->queued || q->inflight >= q->pass_max))
+		return false;
+	if (urt_unlikely(q->class_depth) && q->cls[prio].inflight >= q->cls[prio].depth_max)
+		return false;
+	if (urt_unlikely(q->fast_credit < SCHED_FAST_CREDIT && mergeable && q->merge))
+		return false;
+	sched_unit_take(q, prio);
+	q->st.fast++;
+	if (!barrier) {
+		q->st.seek_bytes += off > q->head ? off - q->head : q->head - off;
+		q->head = off + len;
+	}
+	if (urt_unlikely(prio == URT_PRIO_BACKGROUND))
+		q->since_bg = 0;
+	return true;
+}
+
 struct sched_queue *sched_queue_get(struct urt_core *c, struct urt_dev *dev);
+
+/*
+ * From io.c: whether the bare op io (a READ or WRITE on dev, which has a
+ * scheduler) may leave at once, without a request; if so its depth unit
+ * is taken, and bare_complete (or req_from_bare, if the op needs a request
+ * later) gives it back.  The same test as sched_fast: FIFO, nothing
+ * queued, depth room, and a random stretch (or merging off).
+ */
+static inline bool sched_fast_bare(struct urt_core *c, struct urt_dev *dev, const struct urt_io *io)
+{
+	struct sched_queue *q = dev->sched->q[c->index];
+
+	if (urt_unlikely(!q || q->core != c))
+		q = sched_queue_get(c, dev);	/* First use on this core (or by this runtime). */
+	/* io_validate has checked io->prio < URT_PRIO_COUNT.  A bare op has no deadline, no fault and no FUA check of its own: test FUA here. */
+	return sched_pass(q, io->prio, io->off, io->len, false, !(io->flags & URT_IO_FUA));
+}
+
+/* sched.c */
 void sched_dev_free(struct urt_dev *dev);
 
 /* queue.c */
 bool sched_takes(const struct urt_req *req);
 bool sched_fast(struct urt_core *c, struct urt_req *req);
-bool sched_fast_bare(struct urt_core *c, struct urt_dev *dev, const struct urt_io *io);
 void sched_enqueue(struct urt_core *c, struct urt_req *req);
 void sched_dispatch_all(struct urt_core *c);
 void sched_remove(struct urt_core *c, struct urt_req *req);

@@ -1,5 +1,5 @@
 /*
- * The scheduler's fast path without a request (queue.c sched_fast_bare,
+ * The scheduler's fast path without a request (sched.h sched_fast_bare,
  * io.c): on a file device with a FIFO scheduler, random reads go bare once
  * the random stretch is seen, each holding a depth unit until its
  * completion.  A short read at the end of the file and a read past it

@@ -42,12 +42,14 @@
  *
  * Each engine line also gives commits per batch and log bytes per commit.
  * -B skips the baselines (for before/after comparisons of the engine);
- * -n N runs only N committers.  -m recovery measures replay instead: N
+ * -n N runs only N committers; -D d sets the store's log depth (batches
+ * written at once, urt_ps_opts.log_depth).  -m recovery measures replay instead: N
  * committers (default 64) on the sim device for the given seconds, then a
  * power cut and a reopen, printing how much log the open replayed and its
  * rate in records/s.
  *
  * Usage: bench_commit [-f file] [-s seconds] [-m file|sim|all] [-S shards] [-c bytes] [-B] [-n N]
+ *                     [-D log_depth]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -80,6 +82,9 @@ static const unsigned committer_counts[] = { 1, 16, 64, 256 };
 
 /* Bytes each commit changes; 0 = the whole page (-c). */
 static uint32_t change_bytes;
+
+/* Log batches in flight at once (-D; urt_ps_opts.log_depth), 0 = the store's default. */
+static uint32_t log_depth;
 
 struct result {
 	double commits_per_s;
@@ -187,6 +192,8 @@ static void eng_main(void *p)
 	/* The bench zeroes the file region itself (real blocks); the sim zeroes cheaply. */
 	o.format_zero_pages = urt_sim_is(r->dev);
 	o.sync = r->sync;
+	if (log_depth)
+		o.log_depth = log_depth;
 	o.pool_pages = 2 * COMMITTERS_MAX;
 	o.log_bytes = (getenv("URT_BENCH_LOG_MB") ? strtoull(getenv("URT_BENCH_LOG_MB"), NULL, 0) : LOG_MB_DEFAULT) << 20;
 	urt_ps_shard_region(ENGINE_REGION, r->shards, r->core, &off, &bytes);
@@ -579,7 +586,7 @@ int main(int argc, char **argv)
 	unsigned only_n = 0;
 	int opt, ret;
 
-	while ((opt = getopt(argc, argv, "f:s:m:S:c:Bn:")) != -1) {
+	while ((opt = getopt(argc, argv, "f:s:m:S:c:Bn:D:")) != -1) {
 		switch (opt) {
 		case 'f': path = optarg; break;
 		case 's': seconds = strtoull(optarg, NULL, 0); break;
@@ -588,9 +595,10 @@ int main(int argc, char **argv)
 		case 'c': change_bytes = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'B': baselines = false; break;
 		case 'n': only_n = (unsigned)strtoul(optarg, NULL, 0); break;
+		case 'D': log_depth = (uint32_t)strtoul(optarg, NULL, 0); break;
 		default:
 			fprintf(stderr, "usage: %s [-f file] [-s seconds] [-m file|sim|all] [-S shards] "
-				"[-c bytes] [-B] [-n N]\n", argv[0]);
+				"[-c bytes] [-B] [-n N] [-D log_depth]\n", argv[0]);
 			return 2;
 		}
 	}

@@ -55,6 +55,9 @@ struct urt_dev;
 struct urt_ps;
 struct urt_tx;
 
+/** Most log batches in flight at once (urt_ps_opts.log_depth). */
+#define URT_PS_LOG_DEPTH_MAX 8
+
 /** How a log batch is made durable. */
 enum urt_ps_sync {
 	URT_PS_SYNC_AUTO = 0,	/**< FUA when the device has native FUA (or no volatile cache), else write + flush. */
@@ -109,6 +112,10 @@ struct urt_ps_opts {
 				 * Each takes page_size bytes of the core's buffer region. */
 	urt_ps_page_check_fn page_check;/**< Optional check of every page read from the device (NULL: none). */
 	void *page_check_arg;	/**< Passed to page_check. */
+	uint32_t log_depth;	/**< Log batches written at once (default 1; 1..URT_PS_LOG_DEPTH_MAX).
+				 * Above 1, batch k+1 is written and flushed while batch k still is;
+				 * commits are still acknowledged in log order.  Each takes
+				 * batch_bytes_max bytes of the core's buffer region. */
 };
 
 /** Counters of one shard, from urt_ps_stats(). */
@@ -142,6 +149,7 @@ struct urt_ps_stats {
 	uint64_t recovery_ns;	/**< Time the last open spent replaying the log. */
 	uint64_t write_copies;	/**< Pages copied for a write (no kept copy to take). */
 	uint64_t write_copies_reused;/**< Writes that took the copy a previous commit kept (no copy). */
+	uint64_t batches_overlapped;/**< Log batches sealed while an earlier one was still in flight (log_depth > 1). */
 };
 
 /** Fills opts with the defaults documented above. */

@@ -107,6 +107,7 @@ void urt_ps_opts_default(struct urt_ps_opts *o)
 	o->read_retry_max = 2;
 	o->shard_count = 1;
 	o->write_copies_kept = 64;
+	o->log_depth = 1;
 }
 
 /* Plans a new store over the region, zeroes its pages if asked, and writes its superblock. */
@@ -228,6 +229,11 @@ static int check_opts(struct urt_ps *ps, const struct urt_dev_info *info, uint64
 	    o->shard_id >= o->shard_count) {
 		urt_set_error("page store: invalid options (page size, region offset, pool, tx or "
 			      "shard fields)");
+		return -EINVAL;
+	}
+	if (o->log_depth == 0 || o->log_depth > URT_PS_LOG_DEPTH_MAX) {
+		urt_set_error("page store: log_depth %u is outside 1..%u", o->log_depth,
+			      URT_PS_LOG_DEPTH_MAX);
 		return -EINVAL;
 	}
 	*region_bytes = o->region_bytes ? o->region_bytes : info->size_bytes - o->region_offset;

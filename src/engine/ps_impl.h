@@ -71,7 +71,7 @@ _Static_assert(offsetof(struct frame, writer) + sizeof(struct urt_tx *) <= 64,
 	       "the fields a lookup reads share the frame's first cache line");
 
 
-/* One log batch buffer; two of them alternate (fill / in flight). */
+/* One log batch buffer; opts.log_depth + 1 of them rotate (fill, then in flight). */
 struct batch {
 	uint8_t *buf;		/* batch_bytes_max bytes, registered. */
 	uint8_t *wrap_buf;	/* One block for a WRAP batch before this one. */
@@ -86,6 +86,8 @@ struct batch {
 	bool open;		/* The encoder has been started. */
 	bool closed;		/* A checkpoint waits for the seal: no further commit joins. */
 	bool has_wrap;		/* A WRAP block must be written before the data. */
+	bool written;		/* Sealed and its write (and flush) ended; acknowledged in log order. */
+	uint64_t end_lsn;	/* LSN just past the batch once sealed. */
 	struct urt_waitq wq;	/* Committers waiting for this batch to be durable. */
 };
 
@@ -137,8 +139,13 @@ struct urt_ps {
 	uint32_t twins;			/* Frames with a kept copy (at most opts.write_copies_kept). */
 
 	/* Log (wal.c). */
-	struct batch batch[2];		/* Double buffer. */
-	struct batch *fill;		/* The batch commits append to. */
+	struct batch batch[URT_PS_LOG_DEPTH_MAX + 1];/* Ring of opts.log_depth + 1 batch buffers. */
+	uint32_t nbatch;		/* Buffers in use: opts.log_depth + 1. */
+	uint32_t fill_idx;		/* Index of the fill batch in batch[]. */
+	uint32_t ack_idx;		/* Index of the oldest sealed batch not yet acknowledged. */
+	uint32_t inflight;		/* Sealed batches not yet acknowledged (at most opts.log_depth). */
+	bool sealing;			/* A writer is sealing the fill batch (in its delay window). */
+	struct batch *fill;		/* The batch commits append to (batch + fill_idx). */
 	uint64_t epoch;			/* Epoch stamped on new batches. */
 	uint64_t next_lsn;		/* LSN where the next batch begins (after fill if sealed). */
 	uint64_t durable_lsn;		/* Every batch below this LSN is durable. */
@@ -148,18 +155,17 @@ struct urt_ps {
 	uint64_t ckpt_lsn_old;		/* Checkpoint LSN of the other copy: log before it is free. */
 	uint64_t txid_next;		/* Next transaction id. */
 	uint64_t img_floor;		/* A page whose chain's image is below this logs a new image (rule D1). */
-	bool writer_busy;		/* A batch is on the device. */
 	uint64_t flush_started;		/* Device flushes the writer has issued (log or shared). */
-	uint64_t flush_done;		/* Of those, completed; they complete in order. */
+	uint64_t flush_done;		/* Highest of those completed (a later one covers an earlier one's waiters). */
 	uint64_t flush_wanted;		/* Highest flush number a wal_flush caller waits for. */
 	struct urt_waitq flush_wq;	/* wal_flush callers wait here for flush_done. */
-	bool stopping;			/* Close in progress: the writer exits when idle. */
-	bool writer_running;		/* The writer fiber exists. */
-	struct urt_waitq writer_wq;	/* The writer waits here for work. */
+	bool stopping;			/* Close in progress: the writers exit when idle. */
+	uint32_t writers_running;	/* Writer fibers alive (opts.log_depth of them). */
+	struct urt_waitq writer_wq;	/* Idle writers wait here for work. */
 	struct urt_waitq sealed_wq;	/* Committers waiting for a fresh fill batch. */
 	struct urt_waitq space_wq;	/* Committers waiting for log space. */
 	struct urt_waitq durable_wq;	/* Fibers waiting for durable_lsn to move. */
-	struct urt_waitq writer_exit_wq;/* Close waits here for the writer to exit. */
+	struct urt_waitq writer_exit_wq;/* Close waits here for the writers to exit. */
 
 	/* Checkpoint (checkpoint.c). */
 	bool ckpt_busy;			/* A checkpoint runs (also one unwinding in ERROR). */

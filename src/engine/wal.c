@@ -3,12 +3,24 @@
  *
  * Design notes.
  *
- * Two batch buffers alternate.  Committers append their records to the
- * "fill" batch; one writer fiber per shard seals it, swaps the buffers and
- * writes the sealed batch while the next commits fill the other buffer.
- * A commit arriving while a log write is in flight therefore joins the next
- * batch, and that batch goes out as soon as the device is done with the
- * current one: the batch size adapts to the device latency by itself.
+ * A ring of opts.log_depth + 1 batch buffers.  Committers append their
+ * records to the "fill" batch; a writer fiber seals it, moves the fill to
+ * the next buffer of the ring and writes the sealed batch while the next
+ * commits fill that buffer.  A commit arriving while a log write is in
+ * flight therefore joins the next batch, and that batch goes out as soon as
+ * a writer is free: the batch size adapts to the device latency by itself.
+ *
+ * Log depth.  There are opts.log_depth writer fibers, so up to that many
+ * sealed batches are written (and flushed) at once: with depth 2, batch k+1
+ * is written and flushed while batch k's write or flush is still on the
+ * device.  Depth 1 is one writer, one batch in flight: batch k+1 goes out
+ * only once batch k is durable.  Batches may finish out of order; each
+ * marks itself written, and batch_ack acknowledges them strictly in log
+ * order (the ring order, oldest first), so a batch's committers resume
+ * only once it and every earlier batch are durable (invariant 2).  A
+ * writer seals only while fewer than log_depth batches are unacknowledged,
+ * so the buffer the fill moves to is always free.  docs/engine.md ("More
+ * than one log batch in flight") has the measurements behind the default.
  *
  * Page deltas.  A committer diffs each write copy against the committed
  * frame (delta_diff), checks that the batch has room for what that adds,
@@ -43,11 +55,18 @@
  *  1. A transaction's records all lie in one batch, followed by the
  *     batch's COMMIT; a batch is valid as a whole (body CRC) or not at
  *     all, so recovery never half-applies a transaction.
- *  2. Batches are written in LSN order, at most one at a time, and a
- *     committer resumes only once its own batch is durable (durable_seq >=
- *     its batch's seq).  Acknowledgements therefore follow LSN order: when
+ *  2. Batches are sealed in LSN order, at most log_depth of them are
+ *     unacknowledged at once, and durable_seq / durable_lsn only move past
+ *     a batch once it and every earlier batch are written and flushed
+ *     (batch_ack).  A committer resumes only once durable_seq >= its
+ *     batch's seq.  Acknowledgements therefore follow LSN order: when
  *     commit N is acknowledged, every batch before it is durable too, so the
- *     valid prefix recovery finds contains every acknowledged commit.
+ *     valid prefix recovery finds contains every acknowledged commit.  A
+ *     later batch that reached the device while an earlier one did not (or
+ *     was torn) lies past that prefix: recovery stops at the earlier one
+ *     (its header's LSN or its body CRC fails), and the next incarnation's
+ *     higher epoch keeps the later one from ever passing as part of its
+ *     own log (recovery.c).
  *  3. The log never overwrites itself: a batch ending at `end` is only
  *     started when end - ckpt_lsn_old <= log_len, where ckpt_lsn_old is the
  *     checkpoint of the *older* superblock copy (format.md rule W3, the
@@ -59,7 +78,9 @@
  *     one-block WRAP batch, and starts at the next lap.
  *  5. A failed log write or flush makes the store sticky (disk_set_sticky
  *     moves it to ERROR, ps.c): the batch's committers get the error, later
- *     ones URT_E_STICKY, and nothing written after it is ever acknowledged.
+ *     ones URT_E_STICKY, and nothing written after it is ever acknowledged
+ *     (batch_ack stops moving durable_seq; every waiter is woken and sees
+ *     the error, including those of earlier batches still in flight).
  *
  * Shared flushes.  A checkpoint needs its page writes and its superblock
  * write durable, and the log writer flushes after every batch anyway
@@ -75,9 +96,18 @@
  *   FLUSH  plain writes, then one flush that covers both;
  *   NONE   plain writes only: acknowledged commits may be lost.
  *
- * Writer states: idle (waiting on writer_wq) -> sealing (fill has commits;
- * optionally waits group_delay_ns to gather more) -> writing (writer_busy)
- * -> idle.  wal_commit wakes the writer; ps close sets stopping.
+ * Writer states (each of the log_depth writers): idle (waiting on
+ * writer_wq: no commit in the fill, another writer sealing, or log_depth
+ * batches unacknowledged) -> sealing (ps->sealing; optionally waits
+ * group_delay_ns to gather more; batch_seal) -> writing (batch_write) ->
+ * written (batch_ack acknowledges it and any later written batches once
+ * every earlier one is) -> idle.  wal_commit wakes a writer when one could
+ * seal; batch_ack wakes one when it frees a slot; ps close sets stopping
+ * and the writers exit when idle.
+ *
+ * Batch buffer states: free (!open) -> fill (open, batch_open) -> sealed
+ * (in flight, batch_seal) -> written (batch_write ended) -> free
+ * (batch_ack, in ring order).
  */
 #include <errno.h>
 #include <string.h>
@@ -106,7 +136,8 @@ static uint64_t log_off(const struct urt_ps *ps, uint64_t lsn)
 
 int wal_init(struct urt_ps *ps)
 {
-	for (int i = 0; i < 2; i++) {
+	ps->nbatch = ps->opts.log_depth + 1;
+	for (uint32_t i = 0; i < ps->nbatch; i++) {
 		ps->batch[i].buf = urt_buf_get(ps->opts.batch_bytes_max);
 		ps->batch[i].wrap_buf = urt_buf_get(ps->block_size);
 		ps->batch[i].pages = mem_core_alloc((size_t)ps->nframes * sizeof(*ps->batch[i].pages));
@@ -116,18 +147,21 @@ int wal_init(struct urt_ps *ps)
 		}
 		if (!ps->batch[i].buf || !ps->batch[i].wrap_buf) {
 			wal_exit(ps);
-			urt_set_error("page store: two %u-byte log buffers do not fit the core's "
-				      "buffer region", ps->opts.batch_bytes_max);
+			urt_set_error("page store: %u log buffers of %u bytes (log_depth %u + 1) do "
+				      "not fit the core's buffer region", ps->nbatch,
+				      ps->opts.batch_bytes_max, ps->opts.log_depth);
 			return -ENOMEM;
 		}
 	}
+	ps->fill_idx = 0;
+	ps->ack_idx = 0;
 	ps->fill = &ps->batch[0];
 	return 0;
 }
 
 void wal_exit(struct urt_ps *ps)
 {
-	for (int i = 0; i < 2; i++) {
+	for (uint32_t i = 0; i < ps->nbatch; i++) {
 		urt_buf_put(ps->batch[i].buf);
 		urt_buf_put(ps->batch[i].wrap_buf);
 		mem_core_free(ps->batch[i].pages);
@@ -252,7 +286,7 @@ int wal_flush(struct urt_ps *ps)
 {
 	uint64_t want;
 
-	if (!ps->writer_running || ps->stopping)
+	if (!ps->writers_running || ps->stopping)
 		return disk_flush(ps);	/* No writer to share a flush with. */
 	want = ps->flush_started + 1;
 	if (ps->flush_wanted < want)
@@ -273,7 +307,9 @@ static int writer_flush(struct urt_ps *ps)
 	int ret = disk_flush(ps);
 
 	if (ret == 0) {
-		ps->flush_done = n;
+		/* With log_depth > 1 flushes may end out of order: any n >= a waiter's want covers it. */
+		if (n > ps->flush_done)
+			ps->flush_done = n;
 		urt_waitq_wake_all(&ps->flush_wq);
 	}
 	return ret;
@@ -284,9 +320,7 @@ static void writer_shared_flush(struct urt_ps *ps)
 {
 	int ret;
 
-	ps->writer_busy = true;
 	ret = writer_flush(ps);
-	ps->writer_busy = false;
 	if (ret)
 		disk_set_sticky(ps, ret, "flushing the device for a checkpoint");
 	urt_waitq_wake_all(&ps->flush_wq);
@@ -301,6 +335,12 @@ int wal_wait_durable(struct urt_ps *ps, uint64_t lsn)
 		urt_waitq_wait(&ps->durable_wq);
 	}
 	return 0;
+}
+
+/* Could an idle writer seal the fill batch now (nobody sealing, a slot free)? */
+static bool writer_can_seal(const struct urt_ps *ps)
+{
+	return !ps->sealing && ps->inflight < ps->opts.log_depth;
 }
 
 int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
@@ -394,7 +434,7 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 	b->last_txid = txid;
 	b->ncommits++;
 	seq = b->seq;
-	if (!ps->writer_busy)
+	if (writer_can_seal(ps))
 		urt_waitq_wake_one(&ps->writer_wq);
 	if (!ps->ckpt_busy && wal_used(ps) * 100 > ps->sb.log_len * ps->opts.checkpoint_pct)
 		ckpt_request(ps);
@@ -467,6 +507,94 @@ static int batch_write(struct urt_ps *ps, struct batch *b, uint64_t span)
 	return ret;
 }
 
+/*
+ * Acknowledges, in ring (log) order, every written batch that has no
+ * unwritten batch before it: moves durable_seq and durable_lsn past it
+ * (unless the store is sticky, invariant 5), frees its buffer and wakes its
+ * committers.
+ */
+static void batch_ack(struct urt_ps *ps)
+{
+	bool freed = false;
+
+	while (ps->inflight) {
+		struct batch *a = &ps->batch[ps->ack_idx];
+
+		if (!a->written)
+			break;
+		if (!ps->sticky) {
+			ps->durable_lsn = a->end_lsn;
+			ps->durable_seq = a->seq;
+			ps->stats.batches++;
+			ps->stats.commits += a->ncommits;
+		}
+		a->written = false;
+		a->open = false;
+		ps->inflight--;
+		ps->ack_idx = (ps->ack_idx + 1) % ps->nbatch;
+		urt_waitq_wake_all(&a->wq);
+		freed = true;
+	}
+	urt_waitq_wake_all(&ps->durable_wq);
+	if (ps->sticky) {
+		/* Committers of earlier batches still in flight see the error now too. */
+		for (uint32_t i = 0; i < ps->nbatch; i++)
+			urt_waitq_wake_all(&ps->batch[i].wq);
+		/* Nobody waits for space that will never come. */
+		urt_waitq_wake_all(&ps->space_wq);
+		urt_waitq_wake_all(&ps->sealed_wq);
+	}
+	if (freed)
+		urt_waitq_wake_one(&ps->writer_wq);	/* A slot is free: another writer may seal. */
+}
+
+/*
+ * Seals the fill batch b: encodes it, fixes its end, and moves the fill to
+ * the next buffer of the ring (free: fewer than log_depth were in flight).
+ * Does not yield.  Returns the bytes to write.
+ */
+static uint64_t batch_seal(struct urt_ps *ps, struct batch *b)
+{
+	uint64_t span, wspan;
+	int ret;
+
+	batch_encode(ps, b);
+	ret = logrec_enc_finish(&b->enc, &span);
+	URT_ASSERT(ret == 0);
+	if (b->has_wrap) {
+		ret = logrec_wrap_encode(b->wrap_buf, ps->block_size, &ps->geom, b->wrap_lsn,
+					 ps->epoch, &wspan);
+		URT_ASSERT(ret == 0 && b->wrap_lsn + wspan == b->enc.lsn);
+	}
+	b->end_lsn = b->enc.lsn + span;
+	b->written = false;
+	ps->next_lsn = b->end_lsn;
+	URT_ASSERT(ps->inflight < ps->opts.log_depth && b == &ps->batch[ps->fill_idx]);
+	/* The unacknowledged batches are the inflight buffers before the fill, in ring order. */
+	URT_ASSERT((ps->ack_idx + ps->inflight) % ps->nbatch == ps->fill_idx);
+	ps->stats.batches_overlapped += ps->inflight > 0;
+	ps->inflight++;
+	/* New commits fill the next buffer while this one is written. */
+	ps->fill_idx = (ps->fill_idx + 1) % ps->nbatch;
+	ps->fill = &ps->batch[ps->fill_idx];
+	URT_ASSERT(!ps->fill->open);
+	return span;
+}
+
+/*
+ * After a sticky error nothing more is written: the fill batch's
+ * committers are woken to see the error, and the batch is dropped (its
+ * frames leave the fill through batch_encode, into a buffer never written).
+ */
+static void batch_drop(struct urt_ps *ps, struct batch *b)
+{
+	batch_encode(ps, b);
+	b->open = false;
+	urt_waitq_wake_all(&b->wq);
+	urt_waitq_wake_all(&ps->sealed_wq);
+	urt_waitq_wake_all(&ps->space_wq);
+}
+
 static void writer_main(void *arg)
 {
 	struct urt_ps *ps = arg;
@@ -474,7 +602,8 @@ static void writer_main(void *arg)
 	urt_fiber_io_prio(URT_PRIO_URGENT);	/* Log writes and their flushes go first (runtime sched). */
 	for (;;) {
 		struct batch *b = ps->fill;
-		uint64_t span, wspan;
+		bool empty = !b->open || b->ncommits == 0;
+		uint64_t span;
 		int ret;
 
 		/*
@@ -483,54 +612,38 @@ static void writer_main(void *arg)
 		 * own now, so that a stream of FUA batches never starves it.
 		 */
 		if (ps->flush_wanted > ps->flush_done && !ps->sticky &&
-		    (!b->open || b->ncommits == 0 || !ps->use_flush || ps->use_fua)) {
+		    (empty || !ps->use_flush || ps->use_fua)) {
 			writer_shared_flush(ps);
 			continue;
 		}
-		if (!b->open || b->ncommits == 0) {
-			if (ps->stopping)
+		if (!empty && ps->sticky && !ps->sealing) {
+			batch_drop(ps, b);
+			continue;
+		}
+		if (empty || !writer_can_seal(ps)) {
+			if (empty && ps->stopping)
 				break;
 			urt_waitq_wait(&ps->writer_wq);
 			continue;
 		}
+		ps->sealing = true;
 		/* Bounded delay window: give more committers a chance to join. */
 		if (ps->opts.group_delay_ns && !ps->sticky)
 			urt_sleep_ns(ps->opts.group_delay_ns);
-
-		batch_encode(ps, b);
-		ret = logrec_enc_finish(&b->enc, &span);
-		URT_ASSERT(ret == 0);
-		if (b->has_wrap) {
-			ret = logrec_wrap_encode(b->wrap_buf, ps->block_size, &ps->geom, b->wrap_lsn,
-						 ps->epoch, &wspan);
-			URT_ASSERT(ret == 0 && b->wrap_lsn + wspan == b->enc.lsn);
+		if (ps->sticky) {
+			ps->sealing = false;
+			batch_drop(ps, b);
+			continue;
 		}
-		ps->next_lsn = b->enc.lsn + span;
-		/* Swap: new commits fill the other buffer while this one is written. */
-		ps->fill = b == &ps->batch[0] ? &ps->batch[1] : &ps->batch[0];
-		URT_ASSERT(!ps->fill->open);
-		ps->writer_busy = true;
+		span = batch_seal(ps, b);
+		ps->sealing = false;
 		urt_waitq_wake_all(&ps->sealed_wq);
 
-		ret = ps->sticky ? URT_E_STICKY : batch_write(ps, b, span);
-		if (ret) {
+		ret = batch_write(ps, b, span);
+		if (ret)
 			disk_set_sticky(ps, ret, "writing a log batch");
-		} else {
-			ps->durable_lsn = ps->next_lsn > b->enc.lsn + span ? b->enc.lsn + span
-									    : ps->next_lsn;
-			ps->durable_seq = b->seq;
-			ps->stats.batches++;
-			ps->stats.commits += b->ncommits;
-		}
-		b->open = false;
-		ps->writer_busy = false;
-		urt_waitq_wake_all(&b->wq);
-		urt_waitq_wake_all(&ps->durable_wq);
-		if (ps->sticky) {
-			/* Nobody waits for space that will never come. */
-			urt_waitq_wake_all(&ps->space_wq);
-			urt_waitq_wake_all(&ps->sealed_wq);
-		}
+		b->written = true;
+		batch_ack(ps);
 		/*
 		 * Let the committers just woken run first: most of them commit
 		 * again at once, and they should join the next batch together.
@@ -540,23 +653,30 @@ static void writer_main(void *arg)
 		 */
 		urt_fiber_yield();
 	}
-	ps->writer_running = false;
+	ps->writers_running--;
 	urt_waitq_wake_all(&ps->writer_exit_wq);
+	/* A writer waiting for a slot must see stopping too. */
+	urt_waitq_wake_all(&ps->writer_wq);
 }
 
 int wal_start(struct urt_ps *ps)
 {
-	int ret = urt_fiber_spawn(writer_main, ps);
+	for (uint32_t i = 0; i < ps->opts.log_depth; i++) {
+		int ret = urt_fiber_spawn(writer_main, ps);
 
-	if (ret == 0)
-		ps->writer_running = true;
-	return ret;
+		if (ret) {
+			wal_stop(ps);	/* Ends the writers already running. */
+			return ret;
+		}
+		ps->writers_running++;
+	}
+	return 0;
 }
 
 void wal_stop(struct urt_ps *ps)
 {
 	ps->stopping = true;
 	urt_waitq_wake_all(&ps->writer_wq);
-	while (ps->writer_running)
+	while (ps->writers_running)
 		urt_waitq_wait(&ps->writer_exit_wq);
 }

@@ -22,7 +22,11 @@
  * round checks that the stale log tail of the first incarnation is never
  * replayed).  One recovery in four is itself cut short by a crash a few
  * commands in, and recovered again.  Policies alternate (FUA / FLUSH) and
- * one iteration in four uses 8 KiB pages.  The seed of a failing iteration is printed; URT_SEED=<n>
+ * one iteration in four uses 8 KiB pages.  The log depth (batches in
+ * flight at once) is 1 in half the iterations and 2 or 4 in a quarter
+ * each, independently of the other choices, so a later batch can reach
+ * the device while an earlier one is dropped or torn by the crash; the run
+ * counts crash points per depth and fails if a depth got none.  The seed of a failing iteration is printed; URT_SEED=<n>
  * reruns one, URT_SOAK=1 runs many more.
  */
 #include <stdint.h>
@@ -56,6 +60,7 @@ struct crash_state {
 	struct urt_dev *devs[2 * ROUNDS + 1];/* Every device opened, closed at the end. */
 	unsigned ndevs;			/* Entries of devs. */
 	uint32_t page_size;		/* Page size of this iteration. */
+	uint32_t log_depth;		/* urt_ps_opts.log_depth of this iteration. */
 	uint64_t recovery_crashes;	/* Crashes placed inside a recovery. */
 	struct urt_ps *ps;		/* Store of the current round. */
 	uint64_t txid_next;		/* Next transaction id (0 = never written). */
@@ -72,6 +77,7 @@ struct crash_state {
 	uint64_t recovered_deltas;	/* Of those, page deltas. */
 	uint64_t log_deltas;		/* Page delta records written before the crashes. */
 	uint64_t log_images;		/* Page image records written before the crashes. */
+	uint64_t overlapped;		/* Batches sealed while an earlier one was in flight. */
 	struct psx_fail fail;		/* First failure. */
 };
 
@@ -224,6 +230,7 @@ static int open_store(struct crash_state *s, bool create)
 	o.log_bytes = s->page_size == 4096 ? 128u << 10 : 256u << 10;
 	o.tx_pages_max = PAGES_PER_TX_MAX;
 	o.sync = s->sync_flush ? URT_PS_SYNC_FLUSH : URT_PS_SYNC_AUTO;
+	o.log_depth = s->log_depth;
 	return urt_ps_open(s->dev, &o, &s->ps);
 }
 
@@ -394,6 +401,7 @@ static void iteration(void *arg)
 		urt_ps_stats(s->ps, &st);
 		s->log_deltas += st.log_deltas;
 		s->log_images += st.log_images;
+		s->overlapped += st.batches_overlapped;
 		urt_ps_close(s->ps);
 		s->ps = NULL;
 		ret = urt_sim_reopen(s->dev, &next);
@@ -470,6 +478,9 @@ static void run_crash(bool sched, uint64_t iters_default)
 	struct crash_state *s = malloc(sizeof(*s));
 	uint64_t acked = 0, crashes = 0, replayed = 0, rec_crashes = 0, merged = 0;
 	uint64_t deltas = 0, images = 0, replayed_deltas = 0;
+	static const uint32_t depths[] = { 1, 1, 2, 4 };	/* By (seed / 4) % 4: half at depth 1. */
+	uint64_t depth_crashes[5] = { 0 };			/* Crash points per log depth. */
+	uint64_t overlapped[5] = { 0 };				/* Overlapping batches per log depth. */
 	uint64_t t0, t1;
 
 	cr_assert(s);
@@ -481,6 +492,7 @@ static void run_crash(bool sched, uint64_t iters_default)
 		s->txid_next = 1;
 		s->sync_flush = seed & 1;
 		s->page_size = seed % 4 == 3 ? 8192 : 4096;
+		s->log_depth = depths[(seed / 4) % 4];
 		s->sched = sched;
 		s->dev = psx_sim(DEV_BYTES, seed);
 		s->devs[s->ndevs++] = s->dev;
@@ -496,6 +508,8 @@ static void run_crash(bool sched, uint64_t iters_default)
 			     (unsigned long long)seed);
 		acked += s->acked;
 		crashes += ROUNDS;
+		depth_crashes[s->log_depth] += ROUNDS;
+		overlapped[s->log_depth] += s->overlapped;
 		replayed += s->recovered_pages;
 		replayed_deltas += s->recovered_deltas;
 		deltas += s->log_deltas;
@@ -515,6 +529,12 @@ static void run_crash(bool sched, uint64_t iters_default)
 		(unsigned long long)rec_crashes, (unsigned long long)acked,
 		(unsigned long long)deltas, (unsigned long long)images,
 		(unsigned long long)replayed, (unsigned long long)replayed_deltas);
+	fprintf(stderr, "crash: crash points by log depth: %llu at 1, %llu at 2, %llu at 4; batches "
+		"sealed while another was in flight: %llu, %llu, %llu\n",
+		(unsigned long long)depth_crashes[1], (unsigned long long)depth_crashes[2],
+		(unsigned long long)depth_crashes[4], (unsigned long long)overlapped[1],
+		(unsigned long long)overlapped[2], (unsigned long long)overlapped[4]);
+	cr_expect_eq(overlapped[1], 0, "log depth 1 had two batches in flight");
 	if (sched)
 		fprintf(stderr, "crash: %llu ops went out in merged commands\n", (unsigned long long)merged);
 	/* The default run must place at least 10,000 crash points (600 with the scheduler). */
@@ -523,6 +543,14 @@ static void run_crash(bool sched, uint64_t iters_default)
 	cr_expect_geq(crashes, one || getenv("URT_CRASH_ITERS") ? ROUNDS * iters : ROUNDS * iters_default,
 		      "fewer crash points than required");
 	cr_expect_gt(acked, 0, "no commit was ever acknowledged: the workload did nothing");
+	/* A run of at least 16 iterations covers every depth: one that did not, tested less than it says. */
+	if (iters >= 16)
+		for (unsigned d = 1; d <= 4; d *= 2)
+			cr_expect_gt(depth_crashes[d], 0, "no crash point at log depth %u", d);
+	/* Depth > 1 must really have overlapped batches, or it tested depth 1 again. */
+	if (iters >= 16)
+		cr_expect_gt(overlapped[2] + overlapped[4], 0,
+			     "log depth > 1 never had two batches in flight");
 	/* Delta records on: a run that wrote or replayed none did not test them. */
 	cr_expect_gt(deltas, 0, "no page delta record was written");
 	cr_expect_gt(replayed_deltas, 0, "no page delta record was replayed");

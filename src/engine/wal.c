@@ -315,12 +315,32 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 	for (uint32_t i = 0; i < tx->nwrite; i++)
 		changed += delta_diff(tx->wr[i]->data, tx->shadow[i], ps->page_size, &tx->diff[i]);
 	if (changed == 0) {
-		/* Written pages, but no byte changed: nothing to log or wait for. */
+		/*
+		 * Written pages, but no byte changed: nothing to log.  The bytes
+		 * the transaction saw may still be an earlier commit's whose
+		 * batch is not durable yet (the same value SET twice), and this
+		 * commit must not be acknowledged before them: wait until every
+		 * written page's last change is durable (pool.c invariant 3's
+		 * test, page_lsn below durable_lsn).  The write locks go first,
+		 * so that the wait holds nobody up.
+		 */
+		uint64_t last = 0;
+		bool wait = false;
+
 		for (uint32_t i = 0; i < tx->nwrite; i++) {
-			pool_copy_keep(ps, tx->wr[i], tx->shadow[i]);
+			struct frame *f = tx->wr[i];
+
+			f->writer = NULL;
+			if (f->dirty && f->page_lsn >= ps->durable_lsn && f->page_lsn >= last) {
+				last = f->page_lsn;
+				wait = true;
+			}
+			pool_copy_keep(ps, f, tx->shadow[i]);
 			tx->shadow[i] = NULL;
 		}
 		ps->stats.commits_readonly++;
+		if (wait)
+			return wal_wait_durable(ps, last + 1);
 		return ps->sticky ? URT_E_STICKY : 0;
 	}
 	for (;;) {

@@ -862,6 +862,18 @@ static int leaf_modify(struct kv_btree *t, uint64_t pgno, void *pg, struct kv_op
 			op->old_ovf = old.ovf;
 			op->old_vlen = old.vlen;
 		}
+		if (!op->del && kv_node_cell_size(pg, idx) == size) {
+			/*
+			 * Same key, same cell size: the new cell takes the old
+			 * one's bytes.  The slot (offset, key length, head) and
+			 * the prefix stay valid, and only the changed value bytes
+			 * differ from the committed page, so the page delta
+			 * is the value, not a shifted slot array and a moved cell.
+			 */
+			memcpy((uint8_t *)pg + kv_node_slot(pg, idx), t->cellbuf, size);
+			t->cnt.overwrites++;
+			goto out_put;
+		}
 		kv_node_remove(pg, t->u, idx);
 	}
 	if (op->del) {

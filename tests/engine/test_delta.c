@@ -234,6 +234,70 @@ Test(delta, one_record_per_page_per_batch)
 		     (unsigned long long)batches, (unsigned long long)commits);
 }
 
+/* ---- A commit that changes no byte ----------------------------------------- */
+
+/* Writes 0x5a over 16 bytes of page 3; its commit is the batch in flight. */
+static void first_writer(void *arg)
+{
+	struct dt_state *s = arg;
+	struct urt_ps *ps = (struct urt_ps *)(uintptr_t)s->v[7];
+
+	s->ret[1] = poke(ps, 3, 100, 16, 0x5a);
+	s->v[0] = 1;
+	if (--s->live == 0)
+		urt_waitq_wake_all(&s->wq);
+}
+
+/*
+ * A second transaction writes the same bytes while the first one's batch
+ * waits for its flush: its commit changes nothing and logs nothing, but it
+ * must not return before those bytes are durable (it would acknowledge a
+ * write a power cut can still lose).
+ */
+static void body_unchanged_waits(void *arg)
+{
+	struct dt_state *s = arg;
+	struct urt_ps *ps = psx_open(s->dev, &s->o, &s->fail);
+
+	if (!ps)
+		return;
+	s->ret[0] = poke(ps, 3, 0, 8, 1);
+	urt_ps_stats(ps, &s->st[0]);
+	s->v[7] = (uint64_t)(uintptr_t)ps;
+	s->live = 1;
+	if (urt_fiber_spawn(first_writer, s))
+		abort();
+	/* Let the first commit install its bytes and its batch go to the device. */
+	urt_sleep_ns(2000000);
+	urt_ps_stats(ps, &s->st[1]);
+	s->ret[2] = poke(ps, 3, 100, 16, 0x5a);
+	urt_ps_stats(ps, &s->st[2]);
+	s->v[1] = s->v[0];
+	while (s->live)
+		urt_waitq_wait(&s->wq);
+	s->ret[3] = urt_ps_close(ps);
+}
+
+Test(delta, unchanged_commit_waits_for_durable_bytes)
+{
+	struct dt_state s = { 0 };
+
+	dt_opts(&s);
+	dt_run(&s, 50000000, body_unchanged_waits);	/* 50 ms flushes: the first batch is slow. */
+	cr_expect_eq(s.ret[0], 0);
+	cr_expect_eq(s.ret[1], 0);
+	cr_expect_eq(s.ret[2], 0);
+	cr_expect_eq(s.ret[3], 0);
+	/* The first commit was in flight (not durable) when the second began... */
+	cr_expect_eq(s.st[1].batches, s.st[0].batches, "the first batch was durable already");
+	cr_expect_eq(s.st[1].commits, s.st[0].commits);
+	/* ...and the second returned only once it was, having logged nothing itself. */
+	cr_expect_eq(s.st[2].batches, s.st[0].batches + 1, "%llu batches when the unchanged commit returned",
+		     (unsigned long long)(s.st[2].batches - s.st[0].batches));
+	cr_expect_eq(s.st[2].commits_readonly, s.st[1].commits_readonly + 1);
+	cr_expect_geq(s.st[2].durable_lsn, s.st[1].durable_lsn);
+}
+
 /* ---- A delta without its base image --------------------------------------- */
 
 /* Moves the checkpoint of every valid superblock copy on dev to lsn. */

@@ -83,7 +83,8 @@ int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out)
 		ps->tx_free = tx->next_free;
 	} else {
 		tx = calloc(1, sizeof(*tx) + n * (TX_READ_FACTOR + 2) * sizeof(void *) +
-				   n * sizeof(struct delta_mask) + slots * sizeof(struct tx_slot));
+				   n * sizeof(struct delta_mask) + slots * sizeof(struct tx_slot) +
+				   n * sizeof(uint64_t));
 		if (!tx)
 			return -ENOMEM;
 		tx->wr = (struct frame **)(tx + 1);
@@ -91,6 +92,7 @@ int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out)
 		tx->rd = (struct frame **)(tx->shadow + n);
 		tx->diff = (struct delta_mask *)(tx->rd + n * TX_READ_FACTOR);
 		tx->slots = (struct tx_slot *)(tx->diff + n);
+		tx->rec = (uint64_t *)(tx->slots + slots);
 		tx->slot_mask = slots - 1;
 	}
 	if (++tx->gen == 0) {

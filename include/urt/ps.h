@@ -227,6 +227,20 @@ URT_API int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out);
 URT_API int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, void **data);
 
 /**
+ * Writes len bytes (> 0) from src at offset off of page pgno's data
+ * (within urt_ps_page_data_bytes): a WRITE get of the page and a copy into
+ * it, except that the store learns which bytes the transaction wrote, so
+ * commit logs and installs that range without comparing the whole page
+ * with its committed image.  Bytes equal to what the page holds are left
+ * alone (nothing to log).  Once the transaction gets the page any other
+ * way (a WRITE get, or a READ get of a page it writes), commit compares
+ * the whole page again, as for any written page.  Returns what
+ * urt_page_get(WRITE) returns.
+ */
+URT_API int urt_page_write_at(struct urt_tx *tx, uint64_t pgno, uint32_t off, const void *src,
+			      uint32_t len);
+
+/**
  * Commits: installs the changed parts of each written page and logs them
  * (as a page delta, or as a full image for the first change of a page
  * after a checkpoint; changes of one page by the commits of one log batch

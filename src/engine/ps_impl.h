@@ -107,6 +107,7 @@ struct urt_tx {
 	uint8_t **shadow;	/* Private copy per wr entry (page_size, registered). */
 	struct delta_mask *diff;/* Chunks each wr entry changes (filled by wal_commit). */
 	uint64_t *rec;		/* Per wr entry: its page's fill record bytes once installed (wal_commit). */
+	bool *ranged;		/* Per wr entry: diff holds every chunk written (urt_page_write_at only). */
 	struct tx_slot *slots;	/* Page index: pgno -> wr/rd entry (slot_mask + 1 entries). */
 	uint32_t slot_mask;	/* Index slots minus one (power of two, at most half full). */
 	uint32_t gen;		/* Generation of the index: slots of other generations are empty. */

@@ -311,6 +311,18 @@ int wal_wait_durable(struct urt_ps *ps, uint64_t lsn)
 	return 0;
 }
 
+/* Debug check of a ranged copy (tx.c): every chunk that differs from the frame is in its mask. */
+static bool ranged_mask_covers(const struct urt_ps *ps, const struct urt_tx *tx, uint32_t i)
+{
+	struct delta_mask d;
+
+	delta_diff(tx->wr[i]->data, tx->shadow[i], ps->page_size, &d);
+	for (unsigned w = 0; w < DELTA_WORDS; w++)
+		if (d.w[w] & ~tx->diff[i].w[w])
+			return false;
+	return true;
+}
+
 int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 {
 	/* Worst case (full images), for the wrap decision of a batch this commit opens. */
@@ -319,9 +331,18 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 	uint32_t changed = 0;
 	struct batch *b;
 
-	/* The write locks keep frames and copies fixed from here on: diff once. */
-	for (uint32_t i = 0; i < tx->nwrite; i++)
-		changed += delta_diff(tx->wr[i]->data, tx->shadow[i], ps->page_size, &tx->diff[i]);
+	/*
+	 * The write locks keep frames and copies fixed from here on: diff once;
+	 * a ranged copy's mask already holds every chunk it wrote (tx.c).
+	 */
+	for (uint32_t i = 0; i < tx->nwrite; i++) {
+		if (!tx->ranged[i]) {
+			changed += delta_diff(tx->wr[i]->data, tx->shadow[i], ps->page_size, &tx->diff[i]);
+			continue;
+		}
+		changed += !delta_mask_empty(&tx->diff[i]);
+		URT_DEBUG_ASSERT(ranged_mask_covers(ps, tx, i));
+	}
 	if (changed == 0) {
 		/*
 		 * Written pages, but no byte changed: nothing to log.  The bytes

@@ -1741,6 +1741,7 @@ Test(btree, overwrite_same_size_in_place)
 	kv_btree_get_counters(f.t, &c1);
 	cr_assert_eq(c1.overwrites - c0.overwrites, 20, "%llu overwrites in place",
 		     (unsigned long long)(c1.overwrites - c0.overwrites));
+	cr_assert_geq(mem_pager_ranged_writes(f.mp), 20, "the rewrites did not use write_at");
 	s1 = verify(&f, &m);
 	cr_assert_eq(s1.node_bytes_used, s0.node_bytes_used, "in-place overwrites moved bytes");
 	/* Another size: remove and insert, not counted. */

@@ -21,10 +21,12 @@
  * the entry's diff mask, so commit logs and installs those chunks without
  * comparing the copy with the frame (delta_diff reads 8 KiB per page).
  * The caller never holds a pointer into such a copy, so no byte can change
- * outside the mask.  Any other write access to the page (a WRITE or NEW
- * get, first or repeated, or a READ get that returns the copy) ends that
- * guarantee: the entry becomes a diffed one for the rest of the
- * transaction (entry states: ranged -> diffed, never back).
+ * outside the mask: a READ get of the page returns the copy (read-your-
+ * writes), but nobody writes through a READ pointer (urt_page_get's
+ * contract; the kv tests' pager checks it of the tree).  A WRITE or NEW
+ * get of the page, first or repeated, ends the guarantee: the entry
+ * becomes a diffed one for the rest of the transaction (entry states:
+ * ranged -> diffed, never back).
  *
  * Transaction structs are recycled through a per-store free list, so the
  * steady state allocates nothing; shadows come from the core's buffer
@@ -166,8 +168,9 @@ int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, 
 	if (slot->gen == tx->gen && slot->idx >= 0) {
 		/* Read-your-writes: a page this transaction writes is its shadow. */
 		*data = tx->shadow[slot->idx] + URT_PAGE_HDR_SIZE;
-		/* The caller now holds a pointer into the copy: commit must diff it. */
-		tx->ranged[slot->idx] = false;
+		/* A write pointer into the copy: commit must diff it (READ pointers are not written). */
+		if (intent != URT_PAGE_READ)
+			tx->ranged[slot->idx] = false;
 		return 0;
 	}
 	if (intent == URT_PAGE_READ) {

@@ -202,6 +202,10 @@ static void body_ranges(void *arg)
 	if (s->ret[1])
 		return;
 	s->ret[1] |= write_at_fill(tx, 3, 500, 100, 0x22);
+	/* Read-your-writes: a READ get sees the range (and leaves the copy ranged). */
+	s->ret[1] |= urt_page_get(tx, 3, URT_PAGE_READ, (void **)&p);
+	if (s->ret[1] == 0)
+		s->v[1] = p[500] == 0x22 && p[499] == 0x11;
 	s->ret[1] |= write_at_fill(tx, 3, 2000, 50, 0x44);
 	s->ret[1] |= urt_tx_commit(tx);
 	/* A range, then a plain WRITE get that writes elsewhere: both bytes must be logged. */
@@ -249,6 +253,7 @@ Test(delta, written_ranges_are_logged_and_recover)
 	dt_run(&s, 0, body_ranges);
 	for (int i = 0; i < 7; i++)
 		cr_expect_eq(s.ret[i], 0, "step %d: %d", i, s.ret[i]);
+	cr_expect_eq(s.v[1], 1, "a READ get in the transaction did not see its range");
 	cr_expect_eq(s.st[1].log_deltas - s.st[0].log_deltas, 2, "%llu deltas for two commits",
 		     (unsigned long long)(s.st[1].log_deltas - s.st[0].log_deltas));
 	cr_expect_eq(s.st[2].log_bytes, s.st[1].log_bytes, "an unchanged range was logged");

@@ -385,7 +385,7 @@ Test(delta, unchanged_commit_waits_for_durable_bytes)
 	struct dt_state s = { 0 };
 
 	dt_opts(&s);
-	dt_run(&s, 50000000, body_unchanged_waits);	/* 50 ms flushes: the first batch is slow. */
+	dt_run(&s, 200000000, body_unchanged_waits);	/* 200 ms flushes: the first batch is slow. */
 	cr_expect_eq(s.ret[0], 0);
 	cr_expect_eq(s.ret[1], 0);
 	cr_expect_eq(s.ret[2], 0);

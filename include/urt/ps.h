@@ -217,7 +217,8 @@ URT_API int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out);
 
 /**
  * Gives access to page pgno's data (urt_ps_page_data_bytes bytes), valid
- * until the transaction ends.  READ: the committed page.  WRITE: a private
+ * until the transaction ends.  READ: the committed page (or, for a page the
+ * transaction writes, its copy), never written through.  WRITE: a private
  * copy that commit installs and abort discards; a second get of the same
  * page in the same transaction returns the same copy.  A page never
  * written reads as zeros.  Returns 0, or:
@@ -233,6 +234,21 @@ URT_API int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out);
  * The transaction stays usable after an error.
  */
 URT_API int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, void **data);
+
+/**
+ * Writes len bytes (> 0) from src at offset off of page pgno's data
+ * (within urt_ps_page_data_bytes): a WRITE get of the page and a copy into
+ * it, except that the store learns which bytes the transaction wrote, so
+ * commit logs and installs that range without comparing the whole page
+ * with its committed image.  Bytes equal to what the page holds are left
+ * alone (nothing to log).  A READ get of the page then returns the
+ * transaction's copy, which must not be written through (as for any READ
+ * pointer); once the transaction gets the page with WRITE or NEW, commit
+ * compares the whole page again, as for any written page.  Returns what
+ * urt_page_get(WRITE) returns.
+ */
+URT_API int urt_page_write_at(struct urt_tx *tx, uint64_t pgno, uint32_t off, const void *src,
+			      uint32_t len);
 
 /**
  * Commits: installs the changed parts of each written page and logs them

@@ -62,6 +62,7 @@ struct frame {
 	uint64_t page_lsn;	/* LSN of the last log record of the page (its batch's LSN until sealed). */
 	uint64_t img_lsn;	/* LSN of the full image the page's delta chain rests on (if chain). */
 	struct delta_mask fill_mask;/* Chunks changed in the fill batch (if in_fill). */
+	uint64_t fill_bytes;	/* Bytes the fill batch's record of the page takes (if in_fill, wal.c). */
 	struct urt_waitq wq;	/* Fibers waiting for READING/EVICTING to end. */
 	uint8_t *twin;		/* Kept write copy equal to data, or NULL (pool.c "kept copies"). */
 	struct frame *twin_prev;/* Kept-copy list, oldest first (if twin). */
@@ -107,6 +108,8 @@ struct urt_tx {
 	struct frame **wr;	/* Frames write-locked and pinned (tx_pages_max entries). */
 	uint8_t **shadow;	/* Private copy per wr entry (page_size, registered). */
 	struct delta_mask *diff;/* Chunks each wr entry changes (filled by wal_commit). */
+	uint64_t *rec;		/* Per wr entry: its page's fill record bytes once installed (wal_commit). */
+	bool *ranged;		/* Per wr entry: diff holds every chunk written (urt_page_write_at only). */
 	struct tx_slot *slots;	/* Page index: pgno -> wr/rd entry (slot_mask + 1 entries). */
 	uint32_t slot_mask;	/* Index slots minus one (power of two, at most half full). */
 	uint32_t gen;		/* Generation of the index: slots of other generations are empty. */

@@ -16,6 +16,18 @@
  * so a page written again needs neither a copy nor a buffer; commit hands
  * each shadow back to its frame once installed.
  *
+ * Written ranges.  A page written only through urt_page_write_at is
+ * "ranged": the transaction ORs the chunks of every range it writes into
+ * the entry's diff mask, so commit logs and installs those chunks without
+ * comparing the copy with the frame (delta_diff reads 8 KiB per page).
+ * The caller never holds a pointer into such a copy, so no byte can change
+ * outside the mask: a READ get of the page returns the copy (read-your-
+ * writes), but nobody writes through a READ pointer (urt_page_get's
+ * contract; the kv tests' pager checks it of the tree).  A WRITE or NEW
+ * get of the page, first or repeated, ends the guarantee: the entry
+ * becomes a diffed one for the rest of the transaction (entry states:
+ * ranged -> diffed, never back).
+ *
  * Transaction structs are recycled through a per-store free list, so the
  * steady state allocates nothing; shadows come from the core's buffer
  * region (a free-list allocator, no malloc).
@@ -83,7 +95,8 @@ int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out)
 		ps->tx_free = tx->next_free;
 	} else {
 		tx = calloc(1, sizeof(*tx) + n * (TX_READ_FACTOR + 2) * sizeof(void *) +
-				   n * sizeof(struct delta_mask) + slots * sizeof(struct tx_slot));
+				   n * sizeof(struct delta_mask) + slots * sizeof(struct tx_slot) +
+				   n * sizeof(uint64_t) + n * sizeof(bool));
 		if (!tx)
 			return -ENOMEM;
 		tx->wr = (struct frame **)(tx + 1);
@@ -91,6 +104,8 @@ int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out)
 		tx->rd = (struct frame **)(tx->shadow + n);
 		tx->diff = (struct delta_mask *)(tx->rd + n * TX_READ_FACTOR);
 		tx->slots = (struct tx_slot *)(tx->diff + n);
+		tx->rec = (uint64_t *)(tx->slots + slots);
+		tx->ranged = (bool *)(tx->rec + n);
 		tx->slot_mask = slots - 1;
 	}
 	if (++tx->gen == 0) {
@@ -153,6 +168,9 @@ int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, 
 	if (slot->gen == tx->gen && slot->idx >= 0) {
 		/* Read-your-writes: a page this transaction writes is its shadow. */
 		*data = tx->shadow[slot->idx] + URT_PAGE_HDR_SIZE;
+		/* A write pointer into the copy: commit must diff it (READ pointers are not written). */
+		if (intent != URT_PAGE_READ)
+			tx->ranged[slot->idx] = false;
 		return 0;
 	}
 	if (intent == URT_PAGE_READ) {
@@ -208,8 +226,50 @@ int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, 
 	index_set(tx, index_slot(tx, pgno), pgno, (int32_t)tx->nwrite);
 	tx->wr[tx->nwrite] = f;
 	tx->shadow[tx->nwrite] = shadow;
+	tx->ranged[tx->nwrite] = false;
 	tx->nwrite++;
 	*data = shadow + URT_PAGE_HDR_SIZE;
+	return 0;
+}
+
+int urt_page_write_at(struct urt_tx *tx, uint64_t pgno, uint32_t off, const void *src, uint32_t len)
+{
+	struct urt_ps *ps = tx->ps;
+	uint32_t cb = delta_chunk_bytes(ps->page_size), held = tx->nwrite, idx, first, last;
+	struct tx_slot *slot;
+	uint8_t *dst;
+	bool ranged;
+	void *data;
+	int ret;
+
+	URT_ASSERT(len > 0 && off <= ps->page_size - URT_PAGE_HDR_SIZE &&
+		   len <= ps->page_size - URT_PAGE_HDR_SIZE - off);
+	if (ps->sticky)
+		return URT_E_STICKY;
+	if (pgno >= ps->sb.page_count)
+		return -ERANGE;
+	/* A copy this transaction already holds stays ranged only if it was. */
+	slot = index_slot(tx, pgno);
+	ranged = !(slot->gen == tx->gen && slot->idx >= 0) || tx->ranged[slot->idx];
+	ret = urt_page_get(tx, pgno, URT_PAGE_WRITE, &data);
+	if (ret)
+		return ret;
+	slot = index_slot(tx, pgno);
+	idx = (uint32_t)slot->idx;
+	URT_ASSERT(slot->gen == tx->gen && slot->idx >= 0);
+	if (idx == held)	/* A new entry: its mask starts empty. */
+		delta_mask_clear(&tx->diff[idx]);
+	tx->ranged[idx] = ranged;
+	dst = (uint8_t *)data + off;
+	if (memcmp(dst, src, len) == 0)
+		return 0;	/* Nothing changes: nothing to log. */
+	memcpy(dst, src, len);
+	if (ranged) {
+		first = (URT_PAGE_HDR_SIZE + off) / cb;
+		last = (URT_PAGE_HDR_SIZE + off + len - 1) / cb;
+		for (uint32_t c = first; c <= last; c++)
+			tx->diff[idx].w[c / 64] |= 1ull << (c % 64);
+	}
 	return 0;
 }
 

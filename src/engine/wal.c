@@ -241,8 +241,14 @@ static bool frame_needs_image(const struct urt_ps *ps, const struct frame *f)
 	return !f->chain || f->img_lsn < ps->img_floor;
 }
 
-/* Bytes tx's changes add to batch b (exact: what batch_encode will emit for them). */
-static uint64_t commit_bytes(const struct urt_ps *ps, const struct urt_tx *tx)
+/*
+ * Bytes tx's changes add to the fill batch (exact: what batch_encode will
+ * emit for them).  Sets tx->rec[i] to what the record of page i takes once
+ * the change is installed, which the install uses as it is, provided
+ * nothing yields in between (the batch, in_fill and rule D1 stay as they
+ * were): each record's size is computed once per commit, not per step.
+ */
+static uint64_t commit_bytes(const struct urt_ps *ps, struct urt_tx *tx)
 {
 	uint64_t need = 0;
 
@@ -250,14 +256,16 @@ static uint64_t commit_bytes(const struct urt_ps *ps, const struct urt_tx *tx)
 		const struct frame *f = tx->wr[i];
 		struct delta_mask m = tx->diff[i];
 
+		tx->rec[i] = 0;
 		if (delta_mask_empty(&m))
 			continue;
 		if (f->in_fill) {
 			delta_mask_or(&m, &f->fill_mask);
-			need += frame_rec_bytes(ps, f->fill_image, &m) -
-				frame_rec_bytes(ps, f->fill_image, &f->fill_mask);
+			tx->rec[i] = frame_rec_bytes(ps, f->fill_image, &m);
+			need += tx->rec[i] - f->fill_bytes;
 		} else {
-			need += frame_rec_bytes(ps, frame_needs_image(ps, f), &m);
+			tx->rec[i] = frame_rec_bytes(ps, frame_needs_image(ps, f), &m);
+			need += tx->rec[i];
 		}
 	}
 	return need;
@@ -343,6 +351,18 @@ static bool writer_can_seal(const struct urt_ps *ps)
 	return !ps->sealing && ps->inflight < ps->opts.log_depth;
 }
 
+/* Debug check of a ranged copy (tx.c): every chunk that differs from the frame is in its mask. */
+static bool ranged_mask_covers(const struct urt_ps *ps, const struct urt_tx *tx, uint32_t i)
+{
+	struct delta_mask d;
+
+	delta_diff(tx->wr[i]->data, tx->shadow[i], ps->page_size, &d);
+	for (unsigned w = 0; w < DELTA_WORDS; w++)
+		if (d.w[w] & ~tx->diff[i].w[w])
+			return false;
+	return true;
+}
+
 int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 {
 	/* Worst case (full images), for the wrap decision of a batch this commit opens. */
@@ -351,16 +371,45 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 	uint32_t changed = 0;
 	struct batch *b;
 
-	/* The write locks keep frames and copies fixed from here on: diff once. */
-	for (uint32_t i = 0; i < tx->nwrite; i++)
-		changed += delta_diff(tx->wr[i]->data, tx->shadow[i], ps->page_size, &tx->diff[i]);
+	/*
+	 * The write locks keep frames and copies fixed from here on: diff once;
+	 * a ranged copy's mask already holds every chunk it wrote (tx.c).
+	 */
+	for (uint32_t i = 0; i < tx->nwrite; i++) {
+		if (!tx->ranged[i]) {
+			changed += delta_diff(tx->wr[i]->data, tx->shadow[i], ps->page_size, &tx->diff[i]);
+			continue;
+		}
+		changed += !delta_mask_empty(&tx->diff[i]);
+		URT_DEBUG_ASSERT(ranged_mask_covers(ps, tx, i));
+	}
 	if (changed == 0) {
-		/* Written pages, but no byte changed: nothing to log or wait for. */
+		/*
+		 * Written pages, but no byte changed: nothing to log.  The bytes
+		 * the transaction saw may still be an earlier commit's whose
+		 * batch is not durable yet (the same value SET twice), and this
+		 * commit must not be acknowledged before them: wait until every
+		 * written page's last change is durable (pool.c invariant 3's
+		 * test, page_lsn below durable_lsn).  The write locks go first,
+		 * so that the wait holds nobody up.
+		 */
+		uint64_t last = 0;
+		bool wait = false;
+
 		for (uint32_t i = 0; i < tx->nwrite; i++) {
-			pool_copy_keep(ps, tx->wr[i], tx->shadow[i]);
+			struct frame *f = tx->wr[i];
+
+			f->writer = NULL;
+			if (f->dirty && f->page_lsn >= ps->durable_lsn && f->page_lsn >= last) {
+				last = f->page_lsn;
+				wait = true;
+			}
+			pool_copy_keep(ps, f, tx->shadow[i]);
 			tx->shadow[i] = NULL;
 		}
 		ps->stats.commits_readonly++;
+		if (wait)
+			return wal_wait_durable(ps, last + 1);
 		return ps->sticky ? URT_E_STICKY : 0;
 	}
 	for (;;) {
@@ -413,19 +462,17 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 			f->in_fill = true;
 			f->fill_image = frame_needs_image(ps, f);
 			delta_mask_clear(&f->fill_mask);
-			b->bytes += frame_rec_bytes(ps, f->fill_image, m);
-		} else {
-			struct delta_mask u = f->fill_mask;
-
-			delta_mask_or(&u, m);
-			b->bytes += frame_rec_bytes(ps, f->fill_image, &u) -
-				    frame_rec_bytes(ps, f->fill_image, &f->fill_mask);
+			f->fill_bytes = 0;
 		}
+		/* commit_bytes sized this record just before, without a yield since. */
+		b->bytes += tx->rec[i] - f->fill_bytes;
+		f->fill_bytes = tx->rec[i];
 		delta_copy(f->data, tx->shadow[i], ps->page_size, m);
 		/* Equal to the frame now: kept for its next writer (pool.c invariant 6). */
 		pool_copy_keep(ps, f, tx->shadow[i]);
 		tx->shadow[i] = NULL;
 		delta_mask_or(&f->fill_mask, m);
+		URT_DEBUG_ASSERT(f->fill_bytes == frame_rec_bytes(ps, f->fill_image, &f->fill_mask));
 		/* Above durable_lsn until the batch is: no home write before then. */
 		f->page_lsn = b->enc.lsn;
 		f->dirty = true;
@@ -461,8 +508,8 @@ static void batch_encode(struct urt_ps *ps, struct batch *b)
 		uint64_t lsn;
 
 		URT_ASSERT(f->in_fill && f->state == FRAME_VALID && f->dirty);
-		if (f->fill_image || delta_rec_bytes(&f->fill_mask, ps->page_size) >=
-					     rec_bytes(ps->page_size)) {
+		/* fill_bytes is the smaller of the delta and the image (frame_rec_bytes). */
+		if (f->fill_image || f->fill_bytes == rec_bytes(ps->page_size)) {
 			ret = logrec_enc_add(&b->enc, LOGREC_PAGE_IMAGE, b->last_txid, f->pgno,
 					     f->data, ps->page_size, &lsn);
 			f->chain = true;
@@ -477,6 +524,7 @@ static void batch_encode(struct urt_ps *ps, struct batch *b)
 		f->page_lsn = lsn;
 		f->in_fill = false;
 		delta_mask_clear(&f->fill_mask);
+		f->fill_bytes = 0;
 	}
 	ret = logrec_enc_add(&b->enc, LOGREC_COMMIT, b->last_txid, 0, NULL, 0, NULL);
 	URT_ASSERT(ret == 0 && b->enc.off == b->bytes);

@@ -795,6 +795,19 @@ static bool cell_expired(const struct kv_leaf_cell *c, uint64_t now)
 	return now != 0 && c->expire_at != 0 && c->expire_at <= now;
 }
 
+/* Writes t->cellbuf's size bytes over the cell at off of the pinned leaf pgno (read pointer pg). */
+static int cell_rewrite(struct kv_btree *t, uint64_t pgno, void *pg, unsigned off, size_t size)
+{
+	int rc;
+
+	if (t->ops->write_at)
+		return t->ops->write_at(t->pager, pgno, off, t->cellbuf, size);
+	rc = make_writable(t, pgno, &pg);
+	if (rc == 0)
+		memcpy((uint8_t *)pg + off, t->cellbuf, size);
+	return rc;
+}
+
 /* Applies op to the pinned leaf pgno, which it unpins. */
 static int leaf_modify(struct kv_btree *t, uint64_t pgno, void *pg, struct kv_op *op,
 		       struct kv_up *up)
@@ -853,6 +866,25 @@ static int leaf_modify(struct kv_btree *t, uint64_t pgno, void *pg, struct kv_op
 		}
 		size = kv_leaf_cell_encode_x(t->cellbuf, op->key, op->klen, op->val,
 					     op->vlen, overflow, ovf, exp);
+	}
+	if (found && !op->del && kv_node_cell_size(pg, idx) == size) {
+		/*
+		 * Same key, same cell size: the new cell takes the old one's
+		 * bytes.  The slot (offset, key length, head) and the prefix
+		 * stay valid, and only the value bytes change, so the page
+		 * delta is the value, not a shifted slot array and a moved
+		 * cell; a pager with write_at learns that range and need not
+		 * compare the page to find it.
+		 */
+		rc = cell_rewrite(t, pgno, pg, kv_node_slot(pg, idx), size);
+		if (rc != 0)
+			goto out_put;
+		if (old.overflow && !(op->flags & KV_BTREE_KEEPVAL)) {
+			op->old_ovf = old.ovf;
+			op->old_vlen = old.vlen;
+		}
+		t->cnt.overwrites++;
+		goto out_put;
 	}
 	rc = make_writable(t, pgno, &pg);
 	if (rc != 0)

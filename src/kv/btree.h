@@ -272,6 +272,7 @@ struct kv_btree_counters {
 	uint64_t root_shrinks;	   /* Roots dropped (the tree got shorter). */
 	uint64_t overflow_pages_written; /* Pages of new overflow chains. */
 	uint64_t overflow_pages_freed;	 /* Pages of dropped overflow chains. */
+	uint64_t overwrites;	   /* Puts that rewrote a cell of the same size in place. */
 };
 
 void kv_btree_get_counters(const struct kv_btree *t, struct kv_btree_counters *out);

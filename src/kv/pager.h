@@ -44,6 +44,15 @@ struct kv_pager_ops {
 	int (*get)(struct kv_pager *p, uint64_t pgno, bool write, void **data);
 	/* Upgrades a page pinned read-only to write intent; *data may move. */
 	int (*make_writable)(struct kv_pager *p, uint64_t pgno, void **data);
+	/*
+	 * Optional (may be NULL).  Copies len bytes from src to offset off of
+	 * the pinned page pgno, as make_writable() and a memcpy would (a data
+	 * pointer of the page the caller holds may be stale afterwards), and
+	 * tells the pager which bytes the write covers, so that it need not
+	 * compare the page with its committed image to find them.  Returns 0
+	 * or a negative error.
+	 */
+	int (*write_at)(struct kv_pager *p, uint64_t pgno, size_t off, const void *src, size_t len);
 	/* Unpins a page pinned by get() or alloc(); cannot fail. */
 	void (*put)(struct kv_pager *p, uint64_t pgno);
 	/* Allocates a zeroed page, pinned for write.  Page numbers are never 0. */

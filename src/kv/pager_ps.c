@@ -118,6 +118,24 @@ static int pps_make_writable(struct kv_pager *kp, uint64_t pgno, void **data)
 	return pps_get(kp, pgno, true, data);
 }
 
+/* The store logs the written range only (urt_page_write_at): no compare of the whole page. */
+static int pps_write_at(struct kv_pager *kp, uint64_t pgno, size_t off, const void *src, size_t len)
+{
+	struct kv_pps *p = pps(kp);
+	int ret;
+
+	if (!pgno_valid(p, pgno))
+		return URT_E_CORRUPT;
+	if (!p->writer)
+		return -EPERM;
+	ret = urt_page_write_at(p->tx, pgno, (uint32_t)off, src, (uint32_t)len);
+	if (ret == 0) {
+		p->gets++;
+		track(p, pgno, true);
+	}
+	return ret;
+}
+
 static void pps_put(struct kv_pager *kp, uint64_t pgno)
 {
 	/* The transaction holds every pin until it ends. */
@@ -269,6 +287,7 @@ const struct kv_pager_ops kv_pps_ops_template = {
 	.epoch = pps_epoch,
 	.get = pps_get,
 	.make_writable = pps_make_writable,
+	.write_at = pps_write_at,
 	.put = pps_put,
 	.alloc = pps_alloc,
 	.free = pps_free,

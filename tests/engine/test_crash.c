@@ -17,7 +17,11 @@
  * The pattern a transaction writes changes only part of a page from one
  * writer to the next (crash_fill), so most commits log page deltas and
  * recovery replays delta chains; the run counts the delta records written
- * and replayed, and fails if there were none.
+ * and replayed, and fails if there were none.  A third of the page writes
+ * go through urt_page_write_at, one call per 64-byte segment (so commit
+ * logs the ranges it was told of, without comparing the page), and half of
+ * those then also write the whole pattern through a WRITE get (the page is
+ * compared again); the run fails if no ranged write happened.
  * Then it writes more on the recovered store and crashes again (the second
  * round checks that the stale log tail of the first incarnation is never
  * replayed).  One recovery in four is itself cut short by a crash a few
@@ -78,6 +82,7 @@ struct crash_state {
 	uint64_t log_deltas;		/* Page delta records written before the crashes. */
 	uint64_t log_images;		/* Page image records written before the crashes. */
 	uint64_t overlapped;		/* Batches sealed while an earlier one was in flight. */
+	uint64_t ranged_writes;		/* Pages written through urt_page_write_at. */
 	struct psx_fail fail;		/* First failure. */
 };
 
@@ -133,9 +138,35 @@ static uint64_t rnd(struct crash_state *s)
 	return x;
 }
 
+/*
+ * Writes transaction txid's pattern on page pg through urt_page_write_at,
+ * one range per 64-byte segment (buf: page data bytes of scratch).
+ */
+static int write_ranges(struct crash_state *s, struct urt_tx *tx, uint8_t *buf, uint64_t txid,
+			uint16_t pg)
+{
+	size_t len = urt_ps_page_data_bytes(s->ps);
+	int ret = 0;
+
+	crash_fill(buf, len, txid, pg);
+	for (size_t off = 0; off < len && ret == 0; off += 64)
+		ret = urt_page_write_at(tx, pg, (uint32_t)off, buf + off,
+					(uint32_t)(len - off < 64 ? len - off : 64));
+	return ret;
+}
+
 static void committer(void *arg)
 {
 	struct crash_state *s = arg;
+	/* Per fiber: write_at may yield while another committer fills its own. */
+	uint8_t *buf = malloc(s->page_size);
+
+	if (!buf) {
+		psx_failf(&s->fail, "no memory");
+		if (--s->live == 0)
+			urt_waitq_wake_all(&s->done_wq);
+		return;
+	}
 
 	for (int i = 0; i < TX_PER_FIBER; i++) {
 		uint64_t txid;
@@ -160,12 +191,30 @@ static void committer(void *arg)
 				dup |= t->pages[j] == pg;
 			if (dup)
 				continue;
-			ret = urt_page_get(tx, pg, URT_PAGE_WRITE, &p);
+			switch (rnd(s) % 6) {
+			case 0:
+			case 1:
+				/* Ranges only: commit logs what it was told. */
+				ret = write_ranges(s, tx, buf, txid, pg);
+				s->ranged_writes += ret == 0;
+				break;
+			case 2:
+				/* Ranges, then the page by pointer: commit compares it again. */
+				ret = write_ranges(s, tx, buf, txid, pg);
+				if (ret == 0)
+					ret = urt_page_get(tx, pg, URT_PAGE_WRITE, &p);
+				if (ret == 0)
+					crash_fill(p, urt_ps_page_data_bytes(s->ps), txid, pg);
+				break;
+			default:
+				ret = urt_page_get(tx, pg, URT_PAGE_WRITE, &p);
+				if (ret == 0)
+					crash_fill(p, urt_ps_page_data_bytes(s->ps), txid, pg);
+			}
 			if (ret == 0) {
 				t->pages[t->npages++] = pg;
 				if (s->nhist[pg] < HIST_MAX)
 					s->hist[pg][s->nhist[pg]++] = (uint32_t)txid;
-				crash_fill(p, urt_ps_page_data_bytes(s->ps), txid, pg);
 			} else if (ret == URT_E_CORRUPT) {
 				psx_failf(&s->fail, "seed %llu: page %u corrupt before the crash: %s",
 					  (unsigned long long)s->seed, pg, urt_last_error());
@@ -190,6 +239,7 @@ static void committer(void *arg)
 			psx_failf(&s->fail, "seed %llu: commit failed (%s) on a healthy store",
 				  (unsigned long long)s->seed, urt_strerror(ret));
 	}
+	free(buf);
 	if (--s->live == 0)
 		urt_waitq_wake_all(&s->done_wq);
 }
@@ -477,7 +527,7 @@ static void run_crash(bool sched, uint64_t iters_default)
 	uint64_t first = one ? one : 1;
 	struct crash_state *s = malloc(sizeof(*s));
 	uint64_t acked = 0, crashes = 0, replayed = 0, rec_crashes = 0, merged = 0;
-	uint64_t deltas = 0, images = 0, replayed_deltas = 0;
+	uint64_t deltas = 0, images = 0, replayed_deltas = 0, ranged = 0;
 	static const uint32_t depths[] = { 1, 1, 2, 4 };	/* By (seed / 4) % 4: half at depth 1. */
 	uint64_t depth_crashes[5] = { 0 };			/* Crash points per log depth. */
 	uint64_t overlapped[5] = { 0 };				/* Overlapping batches per log depth. */
@@ -514,6 +564,7 @@ static void run_crash(bool sched, uint64_t iters_default)
 		replayed_deltas += s->recovered_deltas;
 		deltas += s->log_deltas;
 		images += s->log_images;
+		ranged += s->ranged_writes;
 		rec_crashes += s->recovery_crashes;
 	}
 	t1 = urt_clock_ns();
@@ -524,10 +575,10 @@ static void run_crash(bool sched, uint64_t iters_default)
 		    (unsigned long long)replayed,
 		    (double)(t1 - t0) / 1e9);
 	fprintf(stderr, "crash: %llu crash points (+%llu inside recovery), %llu acknowledged commits "
-		"checked; written %llu page deltas and %llu images; replayed %llu page records "
-		"(%llu deltas)\n", (unsigned long long)crashes,
+		"checked; written %llu page deltas and %llu images (%llu pages by ranges); replayed "
+		"%llu page records (%llu deltas)\n", (unsigned long long)crashes,
 		(unsigned long long)rec_crashes, (unsigned long long)acked,
-		(unsigned long long)deltas, (unsigned long long)images,
+		(unsigned long long)deltas, (unsigned long long)images, (unsigned long long)ranged,
 		(unsigned long long)replayed, (unsigned long long)replayed_deltas);
 	fprintf(stderr, "crash: crash points by log depth: %llu at 1, %llu at 2, %llu at 4; batches "
 		"sealed while another was in flight: %llu, %llu, %llu\n",
@@ -554,6 +605,7 @@ static void run_crash(bool sched, uint64_t iters_default)
 	/* Delta records on: a run that wrote or replayed none did not test them. */
 	cr_expect_gt(deltas, 0, "no page delta record was written");
 	cr_expect_gt(replayed_deltas, 0, "no page delta record was replayed");
+	cr_expect_gt(ranged, 0, "no page was written through urt_page_write_at");
 }
 
 Test(crash, random_crash_points, .timeout = 600)

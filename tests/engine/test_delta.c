@@ -162,6 +162,108 @@ Test(delta, small_change_is_a_delta_and_recovers)
 	cr_expect_eq(s.st[3].log_deltas, 0);
 }
 
+/* ---- Written ranges (urt_page_write_at) ----------------------------------- */
+
+/* The byte page 3 must hold at i after body_ranges' commits. */
+static uint8_t ranges_expected(uint32_t i)
+{
+	if (i >= 500 && i < 600)
+		return 0x22;
+	if (i >= 700 && i < 710)
+		return 0x55;
+	if (i < 1000)
+		return 0x11;
+	if (i >= 2000 && i < 2050)
+		return 0x44;
+	return i == 3000 ? 0x66 : 0;
+}
+
+static int write_at_fill(struct urt_tx *tx, uint64_t pgno, uint32_t off, uint32_t n, uint8_t v)
+{
+	uint8_t buf[128];
+
+	memset(buf, v, n);
+	return urt_page_write_at(tx, pgno, off, buf, n);
+}
+
+static void body_ranges(void *arg)
+{
+	struct dt_state *s = arg;
+	struct urt_ps *ps = psx_open(s->dev, &s->o, &s->fail);
+	struct urt_tx *tx;
+	uint8_t *p;
+
+	if (!ps)
+		return;
+	s->ret[0] = poke(ps, 3, 0, 1000, 0x11);		/* The image the ranges rest on. */
+	urt_ps_stats(ps, &s->st[0]);
+	/* Two ranges of one page in one transaction: one delta, no compare of the page. */
+	s->ret[1] = urt_tx_begin(ps, &tx);
+	if (s->ret[1])
+		return;
+	s->ret[1] |= write_at_fill(tx, 3, 500, 100, 0x22);
+	/* Read-your-writes: a READ get sees the range (and leaves the copy ranged). */
+	s->ret[1] |= urt_page_get(tx, 3, URT_PAGE_READ, (void **)&p);
+	if (s->ret[1] == 0)
+		s->v[1] = p[500] == 0x22 && p[499] == 0x11;
+	s->ret[1] |= write_at_fill(tx, 3, 2000, 50, 0x44);
+	s->ret[1] |= urt_tx_commit(tx);
+	/* A range, then a plain WRITE get that writes elsewhere: both bytes must be logged. */
+	s->ret[2] = urt_tx_begin(ps, &tx);
+	if (s->ret[2])
+		return;
+	s->ret[2] |= write_at_fill(tx, 3, 700, 10, 0x55);
+	s->ret[2] |= urt_page_get(tx, 3, URT_PAGE_WRITE, (void **)&p);
+	if (s->ret[2] == 0)
+		p[3000] = 0x66;
+	s->ret[2] |= urt_tx_commit(tx);
+	urt_ps_stats(ps, &s->st[1]);
+	/* The same bytes again: nothing changes, nothing is logged. */
+	s->ret[3] = urt_tx_begin(ps, &tx);
+	if (s->ret[3])
+		return;
+	s->ret[3] |= write_at_fill(tx, 3, 500, 100, 0x22);
+	s->ret[3] |= urt_tx_commit(tx);
+	urt_ps_stats(ps, &s->st[2]);
+	urt_sim_crash(s->dev, 5);
+	urt_ps_close(ps);
+	s->ret[4] = psx_reopen_crashed(&s->dev, &s->crashed);
+	if (s->ret[4])
+		return;
+	s->o.create = false;
+	ps = psx_open(s->dev, &s->o, &s->fail);
+	if (!ps)
+		return;
+	urt_ps_stats(ps, &s->st[3]);
+	s->ret[5] = urt_tx_begin(ps, &tx);
+	if (s->ret[5] == 0) {
+		s->ret[5] = urt_page_get(tx, 3, URT_PAGE_READ, (void **)&p);
+		for (uint32_t i = 0; s->ret[5] == 0 && i < urt_ps_page_data_bytes(ps); i++)
+			s->v[0] += p[i] != ranges_expected(i);
+		urt_tx_abort(tx);
+	}
+	s->ret[6] = urt_ps_close(ps);
+}
+
+Test(delta, written_ranges_are_logged_and_recover)
+{
+	struct dt_state s = { 0 };
+
+	dt_opts(&s);
+	dt_run(&s, 0, body_ranges);
+	for (int i = 0; i < 7; i++)
+		cr_expect_eq(s.ret[i], 0, "step %d: %d", i, s.ret[i]);
+	cr_expect_eq(s.v[1], 1, "a READ get in the transaction did not see its range");
+	cr_expect_eq(s.st[1].log_deltas - s.st[0].log_deltas, 2, "%llu deltas for two commits",
+		     (unsigned long long)(s.st[1].log_deltas - s.st[0].log_deltas));
+	cr_expect_eq(s.st[2].log_bytes, s.st[1].log_bytes, "an unchanged range was logged");
+	cr_expect_eq(s.st[2].commits_readonly, s.st[1].commits_readonly + 1);
+	cr_expect_eq(s.st[3].recovered_deltas, 2, "replayed %llu deltas",
+		     (unsigned long long)s.st[3].recovered_deltas);
+	cr_expect_eq(s.v[0], 0, "%llu bytes of page 3 wrong after recovery",
+		     (unsigned long long)s.v[0]);
+}
+
 /* ---- One record per page per batch ---------------------------------------- */
 
 struct co_arg {
@@ -232,6 +334,70 @@ Test(delta, one_record_per_page_per_batch)
 		     (unsigned long long)records, (unsigned long long)batches);
 	cr_expect_lt(batches, commits / 2, "%llu batches for %llu commits: no group commit",
 		     (unsigned long long)batches, (unsigned long long)commits);
+}
+
+/* ---- A commit that changes no byte ----------------------------------------- */
+
+/* Writes 0x5a over 16 bytes of page 3; its commit is the batch in flight. */
+static void first_writer(void *arg)
+{
+	struct dt_state *s = arg;
+	struct urt_ps *ps = (struct urt_ps *)(uintptr_t)s->v[7];
+
+	s->ret[1] = poke(ps, 3, 100, 16, 0x5a);
+	s->v[0] = 1;
+	if (--s->live == 0)
+		urt_waitq_wake_all(&s->wq);
+}
+
+/*
+ * A second transaction writes the same bytes while the first one's batch
+ * waits for its flush: its commit changes nothing and logs nothing, but it
+ * must not return before those bytes are durable (it would acknowledge a
+ * write a power cut can still lose).
+ */
+static void body_unchanged_waits(void *arg)
+{
+	struct dt_state *s = arg;
+	struct urt_ps *ps = psx_open(s->dev, &s->o, &s->fail);
+
+	if (!ps)
+		return;
+	s->ret[0] = poke(ps, 3, 0, 8, 1);
+	urt_ps_stats(ps, &s->st[0]);
+	s->v[7] = (uint64_t)(uintptr_t)ps;
+	s->live = 1;
+	if (urt_fiber_spawn(first_writer, s))
+		abort();
+	/* Let the first commit install its bytes and its batch go to the device. */
+	urt_sleep_ns(2000000);
+	urt_ps_stats(ps, &s->st[1]);
+	s->ret[2] = poke(ps, 3, 100, 16, 0x5a);
+	urt_ps_stats(ps, &s->st[2]);
+	s->v[1] = s->v[0];
+	while (s->live)
+		urt_waitq_wait(&s->wq);
+	s->ret[3] = urt_ps_close(ps);
+}
+
+Test(delta, unchanged_commit_waits_for_durable_bytes)
+{
+	struct dt_state s = { 0 };
+
+	dt_opts(&s);
+	dt_run(&s, 200000000, body_unchanged_waits);	/* 200 ms flushes: the first batch is slow. */
+	cr_expect_eq(s.ret[0], 0);
+	cr_expect_eq(s.ret[1], 0);
+	cr_expect_eq(s.ret[2], 0);
+	cr_expect_eq(s.ret[3], 0);
+	/* The first commit was in flight (not durable) when the second began... */
+	cr_expect_eq(s.st[1].batches, s.st[0].batches, "the first batch was durable already");
+	cr_expect_eq(s.st[1].commits, s.st[0].commits);
+	/* ...and the second returned only once it was, having logged nothing itself. */
+	cr_expect_eq(s.st[2].batches, s.st[0].batches + 1, "%llu batches when the unchanged commit returned",
+		     (unsigned long long)(s.st[2].batches - s.st[0].batches));
+	cr_expect_eq(s.st[2].commits_readonly, s.st[1].commits_readonly + 1);
+	cr_expect_geq(s.st[2].durable_lsn, s.st[1].durable_lsn);
 }
 
 /* ---- A delta without its base image --------------------------------------- */

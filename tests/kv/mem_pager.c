@@ -48,6 +48,7 @@ struct mem_pager {
 	unsigned pinned_max;	 /* Most pins held at once. */
 	uint64_t calls;		 /* Fallible calls made. */
 	uint64_t write_intents;	 /* Successful get(write), make_writable(), alloc(). */
+	uint64_t ranged_writes;	 /* Successful write_at() calls. */
 	uint64_t epoch;		 /* Current dirty-tracking epoch, from 1. */
 	uint64_t dirty;		 /* Distinct pages given write intent in this epoch. */
 	uint64_t changes;	 /* set_root() and rollback calls, for the pager epoch. */
@@ -182,6 +183,22 @@ static int mp_make_writable(struct kv_pager *p, uint64_t pgno, void **data)
 	return 0;
 }
 
+/* write_at as the tree may expect it of any pager: make_writable, then the copy. */
+static int mp_write_at(struct kv_pager *p, uint64_t pgno, size_t off, const void *src, size_t len)
+{
+	struct mem_pager *mp = from_pager(p);
+	void *data;
+	int rc = mp_make_writable(p, pgno, &data);
+
+	if (rc != 0)
+		return rc;
+	if (off > mp->u || len > mp->u - off)
+		die("write_at past the end of the page", pgno);
+	memcpy((uint8_t *)data + off, src, len);
+	mp->ranged_writes++;
+	return 0;
+}
+
 static void mp_put(struct kv_pager *p, uint64_t pgno)
 {
 	struct mem_pager *mp = from_pager(p);
@@ -301,6 +318,7 @@ int mem_pager_create(const struct mem_pager_opts *o, struct mem_pager **out)
 	mp->ops = (struct kv_pager_ops){
 		.get = mp_get,
 		.make_writable = mp_make_writable,
+		.write_at = mp_write_at,
 		.put = mp_put,
 		.alloc = mp_alloc,
 		.free = mp_free,
@@ -375,6 +393,11 @@ unsigned mem_pager_pinned_max(const struct mem_pager *mp)
 uint64_t mem_pager_calls(const struct mem_pager *mp)
 {
 	return mp->calls;
+}
+
+uint64_t mem_pager_ranged_writes(const struct mem_pager *mp)
+{
+	return mp->ranged_writes;
 }
 
 uint64_t mem_pager_write_intents(const struct mem_pager *mp)

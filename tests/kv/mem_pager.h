@@ -47,6 +47,8 @@ unsigned mem_pager_pinned_max(const struct mem_pager *mp);
 uint64_t mem_pager_calls(const struct mem_pager *mp);
 /* Write intents announced so far: get(write), make_writable() and alloc(). */
 uint64_t mem_pager_write_intents(const struct mem_pager *mp);
+/* Successful write_at() calls (the tree's in-place cell rewrites). */
+uint64_t mem_pager_ranged_writes(const struct mem_pager *mp);
 /* Distinct pages given write intent since the last reset. */
 uint64_t mem_pager_dirty_pages(const struct mem_pager *mp);
 void mem_pager_dirty_reset(struct mem_pager *mp);

@@ -1707,3 +1707,58 @@ Test(btree, handles_share_a_tree_and_switch_pagers)
 	mem_pager_destroy(other);
 	fx_close(&f);
 }
+
+/*
+ * A put of an existing key whose new cell has the old cell's size rewrites
+ * the cell where it is (leaf_modify): counted as an overwrite, the value
+ * reads back, the node uses the same bytes (no dead cell left behind), and
+ * every tree invariant holds.  A put that changes the cell's size (another
+ * value length, an expiry added) still goes through remove and insert.
+ */
+Test(btree, overwrite_same_size_in_place)
+{
+	struct kv_btree_counters c0, c1;
+	struct kv_btree_stats s0, s1;
+	struct model m = { 0 };
+	struct kv_btree_xput x = { 0 };
+	uint8_t val[64];
+	char key[16];
+	struct fx f;
+
+	fx_open(&f, 4096);
+	for (unsigned n = 0; n < 60; n++) {
+		snprintf(key, sizeof(key), "key%04u", n);
+		fill_pattern(val, 16, n);
+		put_both(&f, &m, key, strlen(key), val, 16);
+	}
+	s0 = verify(&f, &m);
+	kv_btree_get_counters(f.t, &c0);
+	for (unsigned n = 0; n < 60; n += 3) {
+		snprintf(key, sizeof(key), "key%04u", n);
+		fill_pattern(val, 16, 1000 + n);
+		put_both(&f, &m, key, strlen(key), val, 16);
+	}
+	kv_btree_get_counters(f.t, &c1);
+	cr_assert_eq(c1.overwrites - c0.overwrites, 20, "%llu overwrites in place",
+		     (unsigned long long)(c1.overwrites - c0.overwrites));
+	cr_assert_geq(mem_pager_ranged_writes(f.mp), 20, "the rewrites did not use write_at");
+	s1 = verify(&f, &m);
+	cr_assert_eq(s1.node_bytes_used, s0.node_bytes_used, "in-place overwrites moved bytes");
+	/* Another size: remove and insert, not counted. */
+	snprintf(key, sizeof(key), "key%04u", 7);
+	fill_pattern(val, 17, 7);
+	put_both(&f, &m, key, strlen(key), val, 17);
+	kv_btree_get_counters(f.t, &c0);
+	cr_assert_eq(c0.overwrites, c1.overwrites);
+	/* An expiry makes the cell 8 bytes longer: not in place either. */
+	snprintf(key, sizeof(key), "key%04u", 10);
+	fill_pattern(val, 16, 10);
+	x.expire_at = 4102444800000ull;
+	cr_assert_eq(kv_btree_put_x(f.t, key, strlen(key), val, 16, 0, &x), 0);
+	kv_btree_get_counters(f.t, &c1);
+	cr_assert_eq(c1.overwrites, c0.overwrites);
+	cr_assert_eq(x.new_expire_at, 4102444800000ull);
+	cr_assert_eq(kv_btree_check(f.t, &s1), 0);
+	model_free(&m);
+	fx_close(&f);
+}

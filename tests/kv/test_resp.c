@@ -616,6 +616,11 @@ Test(resp_parse_ll, edge_cases)
 	expect_ll("1", 0, 1);
 	expect_ll("-1", 0, -1);
 	expect_ll("1234567890", 0, 1234567890);
+	/* 18 digits take the short loop, 19 the checked one. */
+	expect_ll("999999999999999999", 0, 999999999999999999LL);
+	expect_ll("-999999999999999999", 0, -999999999999999999LL);
+	expect_ll("1000000000000000000", 0, 1000000000000000000LL);
+	expect_ll("99999999999999999x", -EINVAL, 0);
 	expect_ll("9223372036854775807", 0, LLONG_MAX);
 	expect_ll("-9223372036854775808", 0, LLONG_MIN);
 	expect_ll("9223372036854775808", -ERANGE, 0);

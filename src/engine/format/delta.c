@@ -125,6 +125,10 @@ uint64_t delta_rec_bytes(const struct delta_mask *m, uint32_t page_size)
 	for (uint32_t w = 0; w < DELTA_WORDS; w++) {
 		uint64_t x = m->w[w];
 
+		if (x == 0) {
+			carry = 0;	/* Most masks of a small change are mostly empty words. */
+			continue;
+		}
 		chunks += popcount64(x);
 		/* A run starts at a set bit whose lower neighbour is clear. */
 		runs += popcount64(x & ~((x << 1) | carry));

@@ -469,7 +469,13 @@ void ring_wait(struct urt_core *c)
 	}
 	if (c->rt->opts.mode == URT_POLL_HYBRID && c->rings[RING_MAIN].inflight > 1 && ring_spin(c))
 		return;
+	/* Cross-core handshake (xcore/msg.c): maybe spin for a post, then announce the sleep. */
+	if (!msg_sleep_begin(c)) {
+		ring_submit(c, RING_MAIN, false);
+		return;
+	}
 	ring_submit(c, RING_MAIN, true);
+	msg_sleep_end(c);
 }
 
 

@@ -44,7 +44,8 @@
  * budget adapts like the hybrid spin (ring.c): a hit doubles it up to
  * opts.post_spin_max_ns, a miss halves it down to POST_SPIN_MIN_NS, so a
  * peer that answers slowly costs little spinning.  post_spin_max_ns = 0
- * turns the spin off.  The spin first submits what is queued on the main
+ * turns the spin off, and so does the poll-wait mode (valgrind runs one
+ * thread at a time).  The spin first submits what is queued on the main
  * ring, so the MSG_RING wakeups this core owes to others are not held back
  * by it.
  *
@@ -256,7 +257,8 @@ static bool msg_spin(struct urt_core *c)
 
 bool msg_sleep_begin(struct urt_core *c)
 {
-	if (c->post_spin_ns && !c->stopping &&
+	/* Not in poll-wait mode: under valgrind threads run one at a time, so a spin only delays the peer. */
+	if (c->post_spin_ns && !c->stopping && !c->wait_poll &&
 	    core_now(c) - c->post_last_ns < POST_SPIN_WINDOW_NS) {
 		/* Send the wakeups we owe before spinning, not after it. */
 		if (c->rings[RING_MAIN].queued)

@@ -73,7 +73,7 @@ struct urt_rt_opts {
 	unsigned retry_max;		/**< Retries of a transient error (default 3). */
 	uint64_t retry_backoff_ns;	/**< First backoff; doubles each retry (default 1 ms). */
 	uint64_t hybrid_spin_max_ns;	/**< HYBRID: upper bound of the spin budget (default 100 us). */
-	uint64_t post_spin_max_ns;	/**< Spin on the post queues before sleeping while cross-core posts flow: upper bound (default 50 us; 0 = never spin). */
+	uint64_t post_spin_max_ns;	/**< Spin on the post queues before sleeping while cross-core posts flow: upper bound (default 20 us; 0 = never spin). */
 	size_t fiber_stack_bytes;	/**< Stack size of a fiber (default 256 KiB). */
 	unsigned fiber_max;		/**< Live fibers per core (default 4096). */
 	struct urt_fault_opts fault;	/**< Zeroed: no faults. */

@@ -73,7 +73,7 @@ URT_API void urt_rt_opts_default(struct urt_rt_opts *o)
 	o->retry_max = 3;
 	o->retry_backoff_ns = 1000000;
 	o->hybrid_spin_max_ns = 100000;
-	o->post_spin_max_ns = 50000;
+	o->post_spin_max_ns = 20000;
 	o->fiber_stack_bytes = 256u << 10;
 	o->fiber_max = 4096;
 }

@@ -41,9 +41,13 @@
  * forwarded request's answer usually comes back within microseconds, while
  * a sleeping reactor must be woken and then wait for its CPU (on a shared
  * machine, behind other jobs: docs/engine.md, "The cross-core hop").  The
- * budget adapts like the hybrid spin (ring.c): a hit doubles it up to
- * opts.post_spin_max_ns, a miss halves it down to POST_SPIN_MIN_NS, so a
- * peer that answers slowly costs little spinning.  post_spin_max_ns = 0
+ * budget adapts: a hit sets it to twice the time the hit took (at most
+ * opts.post_spin_max_ns), a miss halves it down to POST_SPIN_MIN_NS, so a
+ * peer that answers slowly (after a device read) costs little spinning.
+ * The bound is the competitive one: spinning longer than a sleep and a
+ * wakeup cost (about 10-20 us here, FACTS.md) cannot pay, and a spinning
+ * reactor also loses the scheduler's credit for sleeping, which made
+ * device-bound gets slower with a 50 us bound.  post_spin_max_ns = 0
  * turns the spin off, and so does the poll-wait mode (valgrind runs one
  * thread at a time).  The spin first submits what is queued on the main
  * ring, so the MSG_RING wakeups this core owes to others are not held back
@@ -237,15 +241,21 @@ static bool msg_spin(struct urt_core *c)
 {
 	uint64_t budget = c->post_spin_ns;
 	uint64_t t0 = now_read(&c->clock);
+	uint64_t t = t0;
 
 	for (;;) {
 		if (atomic_load_explicit(&c->doorbell, memory_order_acquire) || msg_ring_has_work(c)) {
+			/* Next time, twice what this answer took: enough, and no more. */
+			uint64_t want = 2 * (t - t0);
+
 			c->stats.post_spin_hits++;
-			c->post_spin_ns = budget * 2 < c->rt->opts.post_spin_max_ns ? budget * 2
-										: c->rt->opts.post_spin_max_ns;
+			if (want > c->rt->opts.post_spin_max_ns)
+				want = c->rt->opts.post_spin_max_ns;
+			c->post_spin_ns = want > POST_SPIN_MIN_NS ? want : POST_SPIN_MIN_NS;
 			return true;
 		}
-		if (now_read(&c->clock) - t0 >= budget)
+		t = now_read(&c->clock);
+		if (t - t0 >= budget)
 			break;
 		for (int i = 0; i < 16; i++)
 			__builtin_ia32_pause();

@@ -73,6 +73,7 @@ struct urt_rt_opts {
 	unsigned retry_max;		/**< Retries of a transient error (default 3). */
 	uint64_t retry_backoff_ns;	/**< First backoff; doubles each retry (default 1 ms). */
 	uint64_t hybrid_spin_max_ns;	/**< HYBRID: upper bound of the spin budget (default 100 us). */
+	uint64_t post_spin_max_ns;	/**< Spin on the post queues before sleeping while cross-core posts flow: upper bound (default 20 us; 0 = never spin). */
 	size_t fiber_stack_bytes;	/**< Stack size of a fiber (default 256 KiB). */
 	unsigned fiber_max;		/**< Live fibers per core (default 4096). */
 	struct urt_fault_opts fault;	/**< Zeroed: no faults. */
@@ -95,6 +96,10 @@ struct urt_stats {
 	uint64_t spin_hits;	/**< HYBRID: completions found while spinning. */
 	uint64_t spin_misses;	/**< HYBRID: spins that ended in a sleep. */
 	uint64_t spin_skipped;	/**< HYBRID: sleeps without a spin (latency above hybrid_spin_max_ns). */
+	uint64_t post_spin_hits;/**< Pre-sleep spins ended by a post (or a CQE) instead of a sleep. */
+	uint64_t post_spin_misses;/**< Pre-sleep spins that ended in a sleep. */
+	uint64_t sleeps;	/**< Waits that slept in the kernel. */
+	uint64_t wakeups_skipped;/**< Posts that needed no wakeup although they rang the doorbell: the core was awake. */
 	uint64_t sqes_fixed_file;/**< Device SQEs naming a registered file (IOSQE_FIXED_FILE). */
 	uint64_t sqes_plain_fd;	/**< Device SQEs naming a plain fd. */
 	uint64_t fixed_file_misses;/**< Of those, SQEs of a device registered with this runtime (a silent fallback). */

@@ -26,6 +26,8 @@
  * req_finish on the origin: done(req), then inflight--.  urt_kv_close
  * sets `closing` (new submits fail) and waits for inflight to reach 0
  * before it stops the shards, so no request can arrive at a stopped shard.
+ * The count is kept per origin core (struct kv_core_count): a request
+ * touches no cache line another core writes except the post queues'.
  *
  * Work on shards (open, close, count, scan, checkpoint, stats) is one job
  * per shard run by urt_core_run_jobs (include/urt/rt.h) on the shard's
@@ -134,11 +136,12 @@ static bool is_read(unsigned op)
 
 static void req_finish(struct urt_kv_req *req)
 {
-	struct urt_kv *kv = req->kv;
+	/* Read before done(req), which may end req's lifetime. */
+	atomic_long *inflight = &req->kv->inflight[req->origin].inflight;
 
 	req->done(req);
 	/* After this, close may free kv: touch nothing. */
-	atomic_fetch_sub(&kv->inflight, 1);
+	atomic_fetch_sub_explicit(inflight, 1, memory_order_release);
 }
 
 static void req_finish_posted(void *arg)
@@ -224,10 +227,15 @@ static int submit_to(struct urt_kv *kv, struct urt_kv_req *req, unsigned shard)
 	struct kv_shard *s;
 	int ret;
 
-	URT_ASSERT(core != URT_CORE_NONE && req->done != NULL);
-	atomic_fetch_add(&kv->inflight, 1);
+	URT_ASSERT(core != URT_CORE_NONE && core < kv->ncores && req->done != NULL);
+	/*
+	 * Count, then look at closing (both sequentially consistent): with
+	 * urt_kv_close's store of closing and its reads of the counts, either
+	 * this submit sees closing or close sees the count.
+	 */
+	atomic_fetch_add(&kv->inflight[core].inflight, 1);
 	if (atomic_load(&kv->closing)) {
-		atomic_fetch_sub(&kv->inflight, 1);
+		atomic_fetch_sub(&kv->inflight[core].inflight, 1);
 		return -ESHUTDOWN;
 	}
 	req->kv = kv;
@@ -247,7 +255,7 @@ static int submit_to(struct urt_kv *kv, struct urt_kv_req *req, unsigned shard)
 	}
 	ret = post(kv, s->core, req_arrive, req);
 	if (ret)
-		atomic_fetch_sub(&kv->inflight, 1);
+		atomic_fetch_sub(&kv->inflight[core].inflight, 1);
 	return ret;
 }
 
@@ -828,6 +836,7 @@ static void kv_free(struct urt_kv *kv)
 {
 	if (kv->own_dev)
 		urt_dev_close(kv->dev);
+	free(kv->inflight);
 	free(kv);
 }
 
@@ -848,7 +857,13 @@ int urt_kv_open(struct urt_rt *rt, const struct urt_kv_opts *o, struct urt_kv **
 	kv->opts.path = NULL;
 	kv->ncores = urt_rt_ncores(rt);
 	atomic_init(&kv->closing, false);
-	atomic_init(&kv->inflight, 0);
+	kv->inflight = aligned_alloc(URT_CACHELINE, kv->ncores * sizeof(*kv->inflight));
+	if (!kv->inflight) {
+		free(kv);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < kv->ncores; i++)
+		atomic_init(&kv->inflight[i].inflight, 0);
 	if (o->path) {
 		ret = dev_open(kv, o->path);
 		if (ret)
@@ -889,6 +904,16 @@ err_free:
 	return ret;
 }
 
+/* Requests submitted and not yet done, over all cores (urt_kv_close, after closing is set). */
+static long kv_inflight(struct urt_kv *kv)
+{
+	long n = 0;
+
+	for (unsigned i = 0; i < kv->ncores; i++)
+		n += atomic_load(&kv->inflight[i].inflight);
+	return n;
+}
+
 int urt_kv_close(struct urt_kv *kv)
 {
 	struct urt_core_job *jobs = shard_jobs_alloc(kv->nshards);
@@ -896,7 +921,7 @@ int urt_kv_close(struct urt_kv *kv)
 
 	atomic_store(&kv->closing, true);
 	/* Every accepted request completes first, so none arrives at a stopped shard. */
-	while (atomic_load(&kv->inflight) > 0) {
+	while (kv_inflight(kv) > 0) {
 		if (urt_in_fiber())
 			urt_sleep_ns(100000);
 		else

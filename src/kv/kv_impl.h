@@ -13,6 +13,7 @@
 
 #include "kv/layout.h"
 #include "kv/pager_ps.h"
+#include "base/compiler.h"
 #include "base/fifo.h"
 #include "urt/fiber.h"
 #include "urt/kv.h"
@@ -130,6 +131,16 @@ struct kv_shard {
 	uint64_t expired_keys;		/* Keys deleted by expiry. */
 };
 
+/*
+ * Requests submitted on one core and not yet done.  A request is counted
+ * and uncounted on its origin core (submit_to, req_finish), so each count
+ * has its own cache line and no request touches a line another core
+ * writes: one shared counter bounced between the cores on every request.
+ */
+struct kv_core_count {
+	_Alignas(URT_CACHELINE) atomic_long inflight;	/* Origin core: + at submit, - at finish. */
+};
+
 struct urt_kv {
 	struct urt_rt *rt;		/* Runtime. */
 	struct urt_kv_opts opts;	/* Options as given (path not kept). */
@@ -142,7 +153,7 @@ struct urt_kv {
 	uint32_t batch_bytes;		/* Log batch size in use (options clamped to the log). */
 	struct kv_shard *shards[URT_KV_SHARDS_MAX];	/* Shard s, owned by core s % ncores. */
 	atomic_bool closing;		/* urt_kv_close has begun. */
-	atomic_long inflight;		/* Submitted requests not yet done. */
+	struct kv_core_count *inflight;	/* ncores entries: requests submitted on core c, not yet done. */
 	/* urt_last_error is per thread: a failed open job keeps its message here for the caller. */
 	atomic_bool open_msg_set;	/* open_msg holds the first failure's message. */
 	char open_msg[512];		/* That message. */

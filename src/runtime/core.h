@@ -226,12 +226,15 @@ struct urt_core {
 	uint32_t req_max;		/* rt->opts.req_max, the size of the pool. */
 	/* Cross-core. */
 	struct post_queue **inq;	/* Per source (ncores + 1 external): queues to us. */
-	_Alignas(URT_CACHELINE) _Atomic int doorbell;	/* Shared: a wakeup is on its way. */
+	_Alignas(URT_CACHELINE) _Atomic int doorbell;	/* Shared: a post is waiting to be drained. */
+	_Atomic int sleeping;		/* Shared: the core may be asleep; the producer that clears it wakes the core. */
 	_Atomic int posters;		/* Shared: producers between check and push. */
 	_Atomic bool accepting;		/* Shared: posts accepted. */
 	pthread_mutex_t ext_lock;	/* Serialises outside threads on inq[ncores]. */
 	int wake_efd;			/* Eventfd outside threads write to. */
 	uint64_t wake_efd_val;		/* Read target. */
+	uint64_t post_last_ns;		/* Loop time of the last post sent to or run from another core. */
+	uint64_t post_spin_ns;		/* Current pre-sleep spin budget (msg_sleep_begin). */
 	int stall_efd;			/* Never-signalled eventfd for STALL faults. */
 	/* Fibers. */
 	struct urt_ctx loop_ctx;	/* The reactor loop's own context. */

@@ -618,12 +618,27 @@ void ring_wait(struct urt_core *c)
 		ring_submit(c, RING_MAIN, false);
 		return;
 	}
+	/*
+	 * Cross-core handshake (xcore/msg.c) before any sleep, on either
+	 * ring: maybe spin for a post, then announce the sleep, so a poster
+	 * knows to send the wakeup.
+	 */
 	if (on_big) {
+		if (!msg_sleep_begin(c)) {
+			ring_submit(c, RING_BIG, false);
+			ring_submit(c, RING_MAIN, false);
+			return;
+		}
 		ring_wait_big(c);
+		msg_sleep_end(c);
 		return;
 	}
 	if (c->rt->opts.mode == URT_POLL_HYBRID && c->rings[RING_MAIN].inflight > 1 && ring_spin(c))
 		return;
+	if (!msg_sleep_begin(c)) {
+		ring_submit(c, RING_MAIN, false);
+		return;
+	}
 	if (c->big_sleep && big->inflight) {
 		/*
 		 * Sleeping on the main ring with passthrough ops in flight
@@ -634,9 +649,11 @@ void ring_wait(struct urt_core *c)
 		io_uring_cq_eventfd_toggle(&big->ring, true);
 		ring_submit(c, RING_MAIN, !io_uring_cq_ready(&big->ring));
 		io_uring_cq_eventfd_toggle(&big->ring, false);
+		msg_sleep_end(c);
 		return;
 	}
 	ring_submit(c, RING_MAIN, true);
+	msg_sleep_end(c);
 }
 
 

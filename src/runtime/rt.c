@@ -73,6 +73,7 @@ URT_API void urt_rt_opts_default(struct urt_rt_opts *o)
 	o->retry_max = 3;
 	o->retry_backoff_ns = 1000000;
 	o->hybrid_spin_max_ns = 100000;
+	o->post_spin_max_ns = 20000;
 	o->fiber_stack_bytes = 256u << 10;
 	o->fiber_max = 4096;
 }
@@ -89,6 +90,11 @@ static int opts_check(const struct urt_rt_opts *o)
 	}
 	if (o->post_queue_max == 0 || o->post_queue_max > (1u << 20)) {
 		urt_set_error("post_queue_max must be in 1..1048576, not %u", o->post_queue_max);
+		return -EINVAL;
+	}
+	if (o->post_spin_max_ns > 10000000) {
+		urt_set_error("post_spin_max_ns must be at most 10 ms, not %llu ns",
+			      (unsigned long long)o->post_spin_max_ns);
 		return -EINVAL;
 	}
 	/* The region is registered as one iovec, and the kernel caps an iovec at 1 GiB. */
@@ -552,6 +558,10 @@ URT_API int urt_rt_stats_total(struct urt_rt *rt, struct urt_stats *out)
 		out->spin_hits += one->spin_hits;
 		out->spin_misses += one->spin_misses;
 		out->spin_skipped += one->spin_skipped;
+		out->post_spin_hits += one->post_spin_hits;
+		out->post_spin_misses += one->post_spin_misses;
+		out->sleeps += one->sleeps;
+		out->wakeups_skipped += one->wakeups_skipped;
 		out->sqes_fixed_file += one->sqes_fixed_file;
 		out->sqes_plain_fd += one->sqes_plain_fd;
 		out->fixed_file_misses += one->fixed_file_misses;

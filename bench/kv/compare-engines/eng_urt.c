@@ -78,6 +78,9 @@ static int urt_open(const struct ce_cfg *c, void **out)
 	ko.cache_bytes = c->cache_bytes;
 	ko.batch_bytes_max = 512u << 10;
 	urt_rt_opts_default(&ro);
+	/* For A/B runs of the cross-core spin (docs/engine.md); unset: the runtime's default. */
+	if (getenv("CE_URT_POST_SPIN_NS"))
+		ro.post_spin_max_ns = strtoull(getenv("CE_URT_POST_SPIN_NS"), NULL, 10);
 	if (c->cores) {
 		for (unsigned i = 0; i < c->cores && i < CORES_MAX; i++)
 			db->cpus[i] = (int)i;
@@ -287,6 +290,15 @@ static void urt_report(void *p, FILE *out)
 			"(%.1f per batch), %.0f log bytes per commit, %" PRIu64 " flushes; page hits %" PRIu64
 			", misses %" PRIu64 "\n", commits, batches, batches ? (double)commits / (double)batches : 0,
 			commits ? (double)log_bytes / (double)commits : 0, flushes, hits, misses);
+	}
+	{
+		struct urt_stats rs;
+
+		if (urt_rt_stats_total(db->rt, &rs) == 0)
+			fprintf(out, "note engine=urt*    runtime since open: %" PRIu64 " posts, %" PRIu64
+				" wakeups sent, %" PRIu64 " skipped (core awake), %" PRIu64 " sleeps, pre-sleep spins %"
+				PRIu64 " hit / %" PRIu64 " missed\n", rs.posts_sent, rs.wakeups_sent,
+				rs.wakeups_skipped, rs.sleeps, rs.post_spin_hits, rs.post_spin_misses);
 	}
 	free(sc);
 }

@@ -4,6 +4,8 @@
  * -EAGAIN instead of blocking.
  */
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "../fixture.h"
 
@@ -98,14 +100,11 @@ static void hop(void *arg)
 		pp->wrong++;
 }
 
-Test(post, core_to_core_pingpong)
+static void pingpong_run(struct urt_rt_opts *o, struct urt_stats *st)
 {
-	struct urt_rt_opts o;
 	struct pingpong pp = { .hops_left = 5000, .last_core = ~0u };
-	struct urt_stats st;
 
-	urt_rt_opts_default(&o);
-	pp.rt = fx_start(&o);
+	pp.rt = fx_start(o);
 	if (urt_rt_ncores(pp.rt) < 2) {
 		urt_rt_stop(pp.rt);
 		cr_skip_test("needs two CPUs");
@@ -113,12 +112,48 @@ Test(post, core_to_core_pingpong)
 	sem_init(&pp.done, 0, 0);
 	cr_assert_eq(urt_core_post(pp.rt, 0, hop, &pp), 0);
 	sem_wait(&pp.done);
-	cr_assert_eq(urt_rt_stats_total(pp.rt, &st), 0);
+	cr_assert_eq(urt_rt_stats_total(pp.rt, st), 0);
 	urt_rt_stop(pp.rt);
 	cr_expect_eq(pp.hops_done, 5000);
 	cr_expect_eq(pp.wrong, 0);
-	cr_expect_geq(st.posts_run, 5000);
+	cr_expect_geq(st->posts_run, 5000);
+}
+
+/* Without the pre-sleep spin every hop finds the other core asleep or about to sleep. */
+Test(post, core_to_core_pingpong)
+{
+	struct urt_rt_opts o;
+	struct urt_stats st;
+
+	urt_rt_opts_default(&o);
+	o.post_spin_max_ns = 0;
+	pingpong_run(&o, &st);
 	cr_expect_gt(st.wakeups_sent, 0, "core-to-core posts are woken with MSG_RING");
+	cr_expect_eq(st.post_spin_hits + st.post_spin_misses, 0, "post_spin_max_ns = 0 still spun");
+}
+
+/*
+ * With the spin (the default), a core that just posted watches for the
+ * answer before sleeping: hops are caught by spinning, and a post to a core
+ * that is spinning (awake) sends no wakeup.  A wakeup is sent only to a
+ * core that announced a sleep, so there are never more wakeups than
+ * announced sleeps plus the aborted announcements (at most one per spin
+ * miss and per loop that found its doorbell rung).
+ */
+Test(post, core_to_core_pingpong_spin)
+{
+	struct urt_rt_opts o;
+	struct urt_stats st;
+
+	if (getenv("URT_WAIT") && strcmp(getenv("URT_WAIT"), "poll") == 0)
+		cr_skip_test("the pre-sleep spin is off in poll-wait mode (URT_WAIT=poll)");
+	urt_rt_opts_default(&o);
+	pingpong_run(&o, &st);
+	cr_expect_gt(st.post_spin_hits, 0, "no hop was caught by the pre-sleep spin (%llu misses)",
+		     (unsigned long long)st.post_spin_misses);
+	cr_expect_gt(st.wakeups_skipped, 0, "every post woke its core, although it was spinning");
+	cr_expect_lt(st.wakeups_sent, 5000, "every hop sent a wakeup (%llu), although cores spun",
+		     (unsigned long long)st.wakeups_sent);
 }
 
 struct full_run {

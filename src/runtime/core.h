@@ -249,6 +249,7 @@ struct urt_core {
 	 */
 	struct core_clock clock;
 	bool faults_on;			/* opts.fault.rate_ppm != 0: consult fault.c. */
+	bool io_checked;		/* Fault injection or IOPOLL mode: every op takes io.c's checked path. */
 	bool wait_poll;			/* Sleep in poll(2), not io_uring_enter (wait_poll.h: valgrind). */
 	bool lat_ewma_on;		/* HYBRID mode: keep lat_ewma_ns for the spin budget. */
 	uint64_t lat_run_v;		/* Latency of the run of ops not yet in stats.lat (lat_record). */

@@ -298,9 +298,34 @@ static inline bool io_bare_ok(struct urt_core *c, const struct urt_io *io, unsig
 	if (op == URT_OP_NOP)
 		return true;
 	/* Last: with a scheduler, admission books the op's depth unit. */
-	return (op == URT_OP_READ || op == URT_OP_WRITE) && dev->be->prep_rw && !dev->be->complete &&
+	return (op == URT_OP_READ || op == URT_OP_WRITE) && dev->be->plain_rw && !dev->be->complete &&
 	       !dev->be->needs_big_sqe && !(c->rings[RING_POLL].ready && dev->info.poll_capable) &&
 	       io->len <= dev->info.max_io_bytes && (!dev->sched || sched_fast_bare(c, dev, io));
+}
+
+/*
+ * Whether io, a READ or WRITE (op), can skip io_validate and io_bare_ok:
+ * the fast path of the design notes.  Everything io_validate would check
+ * for it is either precomputed in dev->rw_fast (backend, poll queues,
+ * read-only, sticky error and OFFLINE, which clear it) or tested here, in
+ * one combined test: priority class, length (1 B up to rw_len_max, which
+ * is also io_bare_ok's bound), O_DIRECT alignment by mask, no deadline, not
+ * multishot, no scheduler, a core without fault injection or IOPOLL, and
+ * room in the SQ with an empty backlog.  Whatever fails goes the checked
+ * way, which gives the same op the same clear error as before.
+ */
+static inline bool io_rw_fast(const struct urt_core *c, const struct urt_io *io, const struct urt_dev *dev,
+			      unsigned op)
+{
+	/* Predictable tests are a compare and a branch each; the masks are folded into one. */
+	if (urt_unlikely(!dev) ||
+	    !((atomic_load_explicit(&((struct urt_dev *)dev)->rw_fast, memory_order_relaxed) >> op) & 1) ||
+	    dev->sched || io->timeout_ns || (io->flags & URT_IO_MULTISHOT) || io->prio >= URT_PRIO_COUNT ||
+	    io->len - 1 >= dev->rw_len_max ||
+	    (((uintptr_t)io->buf & dev->mem_mask) | ((io->off | io->len) & dev->off_mask)) || c->io_checked ||
+	    !STAILQ_EMPTY(&c->backlog))
+		return false;
+	return !ring_sq_full(&c->rings[RING_MAIN]);
 }
 
 /* Give io, counted in ops_live, a request, copy the op into it and issue it. */
@@ -316,11 +341,12 @@ static __attribute__((noinline)) int io_queue_req(struct urt_core *c, struct urt
 
 /*
  * Queue a validated io: bare when it can be, else with a request.  Inlined
- * twice: with op a constant NOP, and for everything else.  Every call on
+ * three times: with op a constant NOP; for a READ/WRITE that io_rw_fast
+ * passed (fast: bare is known); and for everything else.  Every call on
  * the common path is a tail call, so that it needs no stack frame.
  */
 static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, struct urt_io *io, urt_io_cb cb,
-							  void *arg, unsigned op)
+							  void *arg, unsigned op, bool fast)
 {
 	struct urt_ring *r = &c->rings[RING_MAIN];
 	struct io_uring_sqe *sqe;
@@ -334,16 +360,15 @@ static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, st
 	io->res = 0;
 	io->buf_id = 0;
 	io->flags &= (uint8_t)~URT_IO_MORE;
-	if (!io_bare_ok(c, io, op))
+	if (!fast && !io_bare_ok(c, io, op))
 		return io_queue_req(c, io);
 	io->priv = bare_priv(core_now(c));
 	sqe = ring_sqe_take(r);
-	if (op == URT_OP_NOP)
+	if (op == URT_OP_NOP) {
 		io_uring_prep_nop(sqe);
-	else {
-		io->dev->be->prep_rw(io->dev, c, sqe, op, io->buf, io->len, io->off, io->flags);
-		ring_count_dev_sqe(c, io->dev, sqe);
-		if (io->dev->sched)
+	} else {
+		dev_prep_plain_rw(c, io->dev, sqe, op, io->buf, io->len, io->off, io->flags, true);
+		if (!fast && io->dev->sched)
 			sqe->ioprio = io->dev->sched->ioprio[io->prio];	/* A READ/WRITE: sched_set_ioprio's case. */
 	}
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)io | UD_TAG_BARE);
@@ -351,27 +376,45 @@ static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, st
 	return 0;
 }
 
-static __attribute__((noinline)) int io_submit_checked(struct urt_core *c, struct urt_io *io, urt_io_cb cb,
-						       void *arg)
+/*
+ * The out-of-line submit paths take urt_io_submit's arguments in its order,
+ * then the core, so that its tail calls move no argument register.
+ */
+static __attribute__((noinline)) int io_submit_checked(struct urt_io *io, urt_io_cb cb, void *arg,
+						       struct urt_core *c)
 {
 	int ret = io_validate(c, io);
 
 	if (ret)
 		return ret;
-	return io_queue(c, io, cb, arg, io->op);
+	return io_queue(c, io, cb, arg, io->op, false);
+}
+
+/* A READ or WRITE that passed io_rw_fast: bare, no further check; one copy per op. */
+static __attribute__((noinline)) int io_submit_read(struct urt_io *io, urt_io_cb cb, void *arg, struct urt_core *c)
+{
+	return io_queue(c, io, cb, arg, URT_OP_READ, true);
+}
+
+static __attribute__((noinline)) int io_submit_write(struct urt_io *io, urt_io_cb cb, void *arg, struct urt_core *c)
+{
+	return io_queue(c, io, cb, arg, URT_OP_WRITE, true);
 }
 
 URT_API int urt_io_submit(struct urt_io *io, urt_io_cb cb, void *arg)
 {
 	struct urt_core *c = core_self();
+	unsigned op = io->op;
 
 	URT_ASSERT(c && "urt_io_submit runs on a reactor thread");
 	if (urt_unlikely(c->stopping))
 		return -ESHUTDOWN;
 	/* A NOP has nothing to check. */
-	if (io->op != URT_OP_NOP)
-		return io_submit_checked(c, io, cb, arg);
-	return io_queue(c, io, cb, arg, URT_OP_NOP);
+	if (op == URT_OP_NOP)
+		return io_queue(c, io, cb, arg, URT_OP_NOP, false);
+	if ((op == URT_OP_READ || op == URT_OP_WRITE) && io_rw_fast(c, io, io->dev, op))
+		return op == URT_OP_READ ? io_submit_read(io, cb, arg, c) : io_submit_write(io, cb, arg, c);
+	return io_submit_checked(io, cb, arg, c);
 }
 
 URT_API int urt_io_cancel(struct urt_io *io)

@@ -186,6 +186,7 @@ static int core_setup(struct urt_core *c)
 		c->rng = 1;
 	c->faults_left = rt->opts.fault.count_max;
 	c->faults_on = rt->opts.fault.rate_ppm != 0 && rt->opts.fault.kinds != 0;
+	c->io_checked = c->faults_on || rt->opts.mode == URT_POLL_IOPOLL;
 	c->lat_ewma_on = rt->opts.mode == URT_POLL_HYBRID;
 	c->wait_poll = wait_poll_wanted();
 	now_init(&c->clock);

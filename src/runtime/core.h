@@ -217,6 +217,7 @@ struct urt_core {
 	int cpu;			/* CPU it runs on. */
 	pthread_t thread;		/* Reactor thread. */
 	struct urt_ring rings[RING_KINDS];/* Main, IOPOLL, SQE128. */
+	bool rings_extra;		/* RING_POLL or RING_BIG is set up (ring_setup): ring_wait visits them. */
 	/* Requests. */
 	struct urt_req *reqs;		/* Pool of req_max. */
 	struct urt_req *req_free;	/* Free list. */

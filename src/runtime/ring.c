@@ -239,6 +239,8 @@ int ring_setup(struct urt_core *c, enum ring_kind kind)
 	 * kernel without it keeps the plain fd.
 	 */
 	r->fd_registered = io_uring_register_ring_fd(&r->ring) == 1;
+	if (kind != RING_MAIN)
+		c->rings_extra = true;
 	return 0;
 
 err_exit:
@@ -264,6 +266,7 @@ void ring_teardown(struct urt_core *c, enum ring_kind kind)
 		close(r->efd);
 	r->efd = -1;
 	r->ready = false;
+	c->rings_extra = c->rings[RING_POLL].ready || c->rings[RING_BIG].ready;
 }
 
 /*
@@ -454,14 +457,17 @@ void ring_wait(struct urt_core *c)
 		    STAILQ_EMPTY(&c->backlog);
 	bool polling = false;
 
-	for (int k = RING_POLL; k < RING_KINDS; k++) {
-		struct urt_ring *r = &c->rings[k];
+	/* The secondary rings, when the core has one: submit, and see whether one must be polled. */
+	if (urt_unlikely(c->rings_extra)) {
+		for (int k = RING_POLL; k < RING_KINDS; k++) {
+			struct urt_ring *r = &c->rings[k];
 
-		if (!r->ready || (!r->queued && !r->inflight))
-			continue;
-		if (r->polled && r->inflight)
-			polling = true;
-		ring_submit(c, k, false);
+			if (!r->ready || (!r->queued && !r->inflight))
+				continue;
+			if (r->polled && r->inflight)
+				polling = true;
+			ring_submit(c, k, false);
+		}
 	}
 	if (!idle || polling) {
 		ring_submit(c, RING_MAIN, false);

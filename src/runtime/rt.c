@@ -135,7 +135,8 @@ static void core_loop(struct urt_core *c)
 
 	for (;;) {
 		msg_drain(c);
-		fiber_run_ready(c);
+		if (fiber_has_ready(c))
+			fiber_run_ready(c);
 		if (!STAILQ_EMPTY(&c->backlog))
 			req_backlog_flush(c);
 		if (!TAILQ_EMPTY(&c->sched_busy))

@@ -156,7 +156,8 @@ static void core_loop(struct urt_core *c)
 			break;
 		ring_wait(c);
 		now_tick(&c->clock);
-		for (int k = 0; k < RING_KINDS; k++)
+		ring_reap(c, RING_MAIN);
+		for (int k = RING_POLL; urt_unlikely(c->rings_extra) && k < RING_KINDS; k++)
 			if (c->rings[k].ready)
 				ring_reap(c, k);
 	}

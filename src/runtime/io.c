@@ -11,8 +11,9 @@
  * Most ops need nothing beyond what their urt_io already holds.  An op is
  * bare when it has no deadline, fault injection is off, it is not
  * multishot, and it is a NOP, or a READ/WRITE of at most max_io_bytes on
- * the main ring of a device whose backend fills the SQE without a request
- * (prep_rw) and has no complete hook, and which has no scheduler (sched/)
+ * the main ring of a device whose backend's reads and writes are plain
+ * io_uring SQEs (plain_rw: the runtime fills them, dev_prep_plain_rw) and
+ * has no complete hook, and which has no scheduler (sched/)
  * or whose scheduler would send the op at once and alone (sched_fast_bare:
  * FIFO, nothing queued, depth room, random I/O; the op then holds a depth
  * unit until bare_complete).  A bare op takes no request:
@@ -36,6 +37,28 @@
  *       after urt_io_cancel, its request (64-byte aligned); the caller
  *       leaves the urt_io alone until the callback (io.h), so its op, len
  *       and callback are still there when the CQE arrives.
+ *
+ * The fast path
+ * -------------
+ * urt_io_submit sends a NOP straight to io_queue, and a READ or WRITE that
+ * passes io_rw_fast straight to io_submit_read/io_submit_write, which
+ * queue it bare with no further test; everything else goes through
+ * io_submit_checked (io_validate, then io_bare_ok).  io_rw_fast is
+ * io_validate and io_bare_ok for the common case, folded: what depends on
+ * the device alone was computed at open (dev_fast_init: struct urt_dev's
+ * rw_fast bits, alignment masks and length bound), and the rest is one
+ * compare and branch each.  It only ever says "fast" for an op that the
+ * checked path would accept and send bare (F1), so an op it declines gets
+ * exactly the checked path's result and message.
+ *
+ *   F1. rw_fast bit op set  => the backend is plain_rw with no validate or
+ *       complete hook and no big SQE, the device is not poll-capable, its
+ *       O_DIRECT alignments are powers of two, (WRITE) it is not read-only,
+ *       and no sticky error was set: dev_set_sticky clears rw_fast, and
+ *       OFFLINE sets the sticky error first (dev/health.c H3).
+ *   F2. core->io_checked  <=> fault injection is on or the mode is IOPOLL
+ *       (set at core start): then io_validate's IOPOLL rule and the faults
+ *       need the checked path.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -217,6 +217,7 @@ struct urt_core {
 	int cpu;			/* CPU it runs on. */
 	pthread_t thread;		/* Reactor thread. */
 	struct urt_ring rings[RING_KINDS];/* Main, IOPOLL, SQE128. */
+	bool rings_extra;		/* RING_POLL or RING_BIG is set up (ring_setup): ring_wait visits them. */
 	/* Requests. */
 	struct urt_req *reqs;		/* Pool of req_max. */
 	struct urt_req *req_free;	/* Free list. */
@@ -252,6 +253,7 @@ struct urt_core {
 	 */
 	struct core_clock clock;
 	bool faults_on;			/* opts.fault.rate_ppm != 0: consult fault.c. */
+	bool io_checked;		/* Fault injection or IOPOLL mode: every op takes io.c's checked path. */
 	bool wait_poll;			/* Sleep in poll(2), not io_uring_enter (wait_poll.h: valgrind). */
 	bool big_sleep;			/* Interrupt mode: may sleep on RING_BIG (ring.c, ring_wait_big). */
 	bool lat_ewma_on;		/* HYBRID mode: keep lat_ewma_ns for the spin budget. */

@@ -11,8 +11,9 @@
  * Most ops need nothing beyond what their urt_io already holds.  An op is
  * bare when it has no deadline, fault injection is off, it is not
  * multishot, and it is a NOP, or a READ/WRITE of at most max_io_bytes on
- * the main ring of a device whose backend fills the SQE without a request
- * (prep_rw) and has no complete hook, and which has no scheduler (sched/)
+ * the main ring of a device whose backend's reads and writes are plain
+ * io_uring SQEs (plain_rw: the runtime fills them, dev_prep_plain_rw) and
+ * has no complete hook, and which has no scheduler (sched/)
  * or whose scheduler would send the op at once and alone (sched_fast_bare:
  * FIFO, nothing queued, depth room, random I/O; the op then holds a depth
  * unit until bare_complete).  NVMe passthrough reads and writes go bare
@@ -42,6 +43,28 @@
  *       after urt_io_cancel, its request (64-byte aligned); the caller
  *       leaves the urt_io alone until the callback (io.h), so its op, len
  *       and callback are still there when the CQE arrives.
+ *
+ * The fast path
+ * -------------
+ * urt_io_submit sends a NOP straight to io_queue, and a READ or WRITE that
+ * passes io_rw_fast straight to io_submit_read/io_submit_write, which
+ * queue it bare with no further test; everything else goes through
+ * io_submit_checked (io_validate, then io_bare_ok).  io_rw_fast is
+ * io_validate and io_bare_ok for the common case, folded: what depends on
+ * the device alone was computed at open (dev_fast_init: struct urt_dev's
+ * rw_fast bits, alignment masks and length bound), and the rest is one
+ * compare and branch each.  It only ever says "fast" for an op that the
+ * checked path would accept and send bare (F1), so an op it declines gets
+ * exactly the checked path's result and message.
+ *
+ *   F1. rw_fast bit op set  => the backend is plain_rw with no validate or
+ *       complete hook and no big SQE, the device is not poll-capable, its
+ *       O_DIRECT alignments are powers of two, (WRITE) it is not read-only,
+ *       and no sticky error was set: dev_set_sticky clears rw_fast, and
+ *       OFFLINE sets the sticky error first (dev/health.c H3).
+ *   F2. core->io_checked  <=> fault injection is on or the mode is IOPOLL
+ *       (set at core start): then io_validate's IOPOLL rule and the faults
+ *       need the checked path.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -318,7 +341,7 @@ static inline bool io_bare_ok(struct urt_core *c, const struct urt_io *io, unsig
 	if (op == URT_OP_NOP)
 		return true;
 	/* Last: with a scheduler, admission books the op's depth unit. */
-	return (op == URT_OP_READ || op == URT_OP_WRITE) && dev->be->prep_rw && !dev->be->complete &&
+	return (op == URT_OP_READ || op == URT_OP_WRITE) && dev->be->plain_rw && !dev->be->complete &&
 	       !dev->be->needs_big_sqe && !(c->rings[RING_POLL].ready && dev->info.poll_capable) &&
 	       io->len <= dev->info.max_io_bytes && (!dev->sched || sched_fast_bare(c, dev, io));
 }
@@ -342,6 +365,31 @@ static __attribute__((noinline)) int io_queue_big(struct urt_core *c, struct urt
 	return 0;
 }
 
+/*
+ * Whether io, a READ or WRITE (op), can skip io_validate and io_bare_ok:
+ * the fast path of the design notes.  Everything io_validate would check
+ * for it is either precomputed in dev->rw_fast (backend, poll queues,
+ * read-only, sticky error and OFFLINE, which clear it) or tested here, in
+ * one combined test: priority class, length (1 B up to rw_len_max, which
+ * is also io_bare_ok's bound), O_DIRECT alignment by mask, no deadline, not
+ * multishot, no scheduler, a core without fault injection or IOPOLL, and
+ * room in the SQ with an empty backlog.  Whatever fails goes the checked
+ * way, which gives the same op the same clear error as before.
+ */
+static inline bool io_rw_fast(const struct urt_core *c, const struct urt_io *io, const struct urt_dev *dev,
+			      unsigned op)
+{
+	/* Predictable tests are a compare and a branch each; the masks are folded into one. */
+	if (urt_unlikely(!dev) ||
+	    !((atomic_load_explicit(&((struct urt_dev *)dev)->rw_fast, memory_order_relaxed) >> op) & 1) ||
+	    dev->sched || io->timeout_ns || (io->flags & URT_IO_MULTISHOT) || io->prio >= URT_PRIO_COUNT ||
+	    io->len - 1 >= dev->rw_len_max ||
+	    (((uintptr_t)io->buf & dev->mem_mask) | ((io->off | io->len) & dev->off_mask)) || c->io_checked ||
+	    !STAILQ_EMPTY(&c->backlog))
+		return false;
+	return !ring_sq_full(&c->rings[RING_MAIN]);
+}
+
 /* Give io, counted in ops_live, a request, copy the op into it and issue it. */
 static __attribute__((noinline)) int io_queue_req(struct urt_core *c, struct urt_io *io)
 {
@@ -355,11 +403,12 @@ static __attribute__((noinline)) int io_queue_req(struct urt_core *c, struct urt
 
 /*
  * Queue a validated io: bare when it can be, else with a request.  Inlined
- * twice: with op a constant NOP, and for everything else.  Every call on
+ * three times: with op a constant NOP; for a READ/WRITE that io_rw_fast
+ * passed (fast: bare is known); and for everything else.  Every call on
  * the common path is a tail call, so that it needs no stack frame.
  */
 static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, struct urt_io *io, urt_io_cb cb,
-							  void *arg, unsigned op)
+							  void *arg, unsigned op, bool fast)
 {
 	struct urt_ring *r = &c->rings[RING_MAIN];
 	struct io_uring_sqe *sqe;
@@ -373,18 +422,18 @@ static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, st
 	io->res = 0;
 	io->buf_id = 0;
 	io->flags &= (uint8_t)~URT_IO_MORE;
-	if (!io_bare_ok(c, io, op))
+	if (!fast && !io_bare_ok(c, io, op))
 		return io_queue_req(c, io);
 	io->priv = bare_priv(core_now(c));
-	if (op != URT_OP_NOP && urt_unlikely(io->dev->be->zero_is_whole))
+	/* The fast path's devices are plain files: never passthrough. */
+	if (!fast && op != URT_OP_NOP && urt_unlikely(io->dev->be->zero_is_whole))
 		return io_queue_big(c, io, op);
 	sqe = ring_sqe_take(r);
-	if (op == URT_OP_NOP)
+	if (op == URT_OP_NOP) {
 		io_uring_prep_nop(sqe);
-	else {
-		io->dev->be->prep_rw(io->dev, c, sqe, op, io->buf, io->len, io->off, io->flags);
-		ring_count_dev_sqe(c, io->dev, sqe);
-		if (io->dev->sched)
+	} else {
+		dev_prep_plain_rw(c, io->dev, sqe, op, io->buf, io->len, io->off, io->flags, true);
+		if (!fast && io->dev->sched)
 			sqe->ioprio = io->dev->sched->ioprio[io->prio];	/* A READ/WRITE: sched_set_ioprio's case. */
 	}
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)io | UD_TAG_BARE);
@@ -392,27 +441,45 @@ static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, st
 	return 0;
 }
 
-static __attribute__((noinline)) int io_submit_checked(struct urt_core *c, struct urt_io *io, urt_io_cb cb,
-						       void *arg)
+/*
+ * The out-of-line submit paths take urt_io_submit's arguments in its order,
+ * then the core, so that its tail calls move no argument register.
+ */
+static __attribute__((noinline)) int io_submit_checked(struct urt_io *io, urt_io_cb cb, void *arg,
+						       struct urt_core *c)
 {
 	int ret = io_validate(c, io);
 
 	if (ret)
 		return ret;
-	return io_queue(c, io, cb, arg, io->op);
+	return io_queue(c, io, cb, arg, io->op, false);
+}
+
+/* A READ or WRITE that passed io_rw_fast: bare, no further check; one copy per op. */
+static __attribute__((noinline)) int io_submit_read(struct urt_io *io, urt_io_cb cb, void *arg, struct urt_core *c)
+{
+	return io_queue(c, io, cb, arg, URT_OP_READ, true);
+}
+
+static __attribute__((noinline)) int io_submit_write(struct urt_io *io, urt_io_cb cb, void *arg, struct urt_core *c)
+{
+	return io_queue(c, io, cb, arg, URT_OP_WRITE, true);
 }
 
 URT_API int urt_io_submit(struct urt_io *io, urt_io_cb cb, void *arg)
 {
 	struct urt_core *c = core_self();
+	unsigned op = io->op;
 
 	URT_ASSERT(c && "urt_io_submit runs on a reactor thread");
 	if (urt_unlikely(c->stopping))
 		return -ESHUTDOWN;
 	/* A NOP has nothing to check. */
-	if (io->op != URT_OP_NOP)
-		return io_submit_checked(c, io, cb, arg);
-	return io_queue(c, io, cb, arg, URT_OP_NOP);
+	if (op == URT_OP_NOP)
+		return io_queue(c, io, cb, arg, URT_OP_NOP, false);
+	if ((op == URT_OP_READ || op == URT_OP_WRITE) && io_rw_fast(c, io, io->dev, op))
+		return op == URT_OP_READ ? io_submit_read(io, cb, arg, c) : io_submit_write(io, cb, arg, c);
+	return io_submit_checked(io, cb, arg, c);
 }
 
 URT_API int urt_io_cancel(struct urt_io *io)

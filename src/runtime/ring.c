@@ -311,6 +311,8 @@ int ring_setup(struct urt_core *c, enum ring_kind kind)
 	 * kernel without it keeps the plain fd.
 	 */
 	r->fd_registered = io_uring_register_ring_fd(&r->ring) == 1;
+	if (kind != RING_MAIN)
+		c->rings_extra = true;
 	return 0;
 
 err_exit:
@@ -336,6 +338,7 @@ void ring_teardown(struct urt_core *c, enum ring_kind kind)
 		close(r->efd);
 	r->efd = -1;
 	r->ready = false;
+	c->rings_extra = c->rings[RING_POLL].ready || c->rings[RING_BIG].ready;
 }
 
 /*
@@ -598,21 +601,24 @@ void ring_wait(struct urt_core *c)
 	struct urt_ring *big = &c->rings[RING_BIG];
 	bool polling = false;
 
-	for (int k = RING_POLL; k < RING_KINDS; k++) {
-		struct urt_ring *r = &c->rings[k];
+	/* The secondary rings, when the core has one: submit, and see whether one must be polled. */
+	if (urt_unlikely(c->rings_extra)) {
+		for (int k = RING_POLL; k < RING_KINDS; k++) {
+			struct urt_ring *r = &c->rings[k];
 
-		/*
-		 * A ring that is not polled needs an enter only to submit: its
-		 * completions post their CQEs as task work of this thread,
-		 * which runs on any return to user space.
-		 */
-		if (!r->ready || (!r->queued && !(r->polled && r->inflight)))
-			continue;
-		if (k == RING_BIG && on_big)
-			continue;	/* ring_wait_big submits it. */
-		if (r->polled && r->inflight)
-			polling = true;
-		ring_submit(c, k, false);
+			/*
+			 * A ring that is not polled needs an enter only to submit: its
+			 * completions post their CQEs as task work of this thread,
+			 * which runs on any return to user space.
+			 */
+			if (!r->ready || (!r->queued && !(r->polled && r->inflight)))
+				continue;
+			if (k == RING_BIG && on_big)
+				continue;	/* ring_wait_big submits it. */
+			if (r->polled && r->inflight)
+				polling = true;
+			ring_submit(c, k, false);
+		}
 	}
 	if (!idle || polling) {
 		ring_submit(c, RING_MAIN, false);

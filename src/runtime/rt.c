@@ -141,7 +141,8 @@ static void core_loop(struct urt_core *c)
 
 	for (;;) {
 		msg_drain(c);
-		fiber_run_ready(c);
+		if (fiber_has_ready(c))
+			fiber_run_ready(c);
 		if (!STAILQ_EMPTY(&c->backlog))
 			req_backlog_flush(c);
 		if (!TAILQ_EMPTY(&c->sched_busy))
@@ -161,7 +162,8 @@ static void core_loop(struct urt_core *c)
 			break;
 		ring_wait(c);
 		now_tick(&c->clock);
-		for (int k = 0; k < RING_KINDS; k++)
+		ring_reap(c, RING_MAIN);
+		for (int k = RING_POLL; urt_unlikely(c->rings_extra) && k < RING_KINDS; k++)
 			if (c->rings[k].ready)
 				ring_reap(c, k);
 	}
@@ -192,6 +194,7 @@ static int core_setup(struct urt_core *c)
 		c->rng = 1;
 	c->faults_left = rt->opts.fault.count_max;
 	c->faults_on = rt->opts.fault.rate_ppm != 0 && rt->opts.fault.kinds != 0;
+	c->io_checked = c->faults_on || rt->opts.mode == URT_POLL_IOPOLL;
 	c->lat_ewma_on = rt->opts.mode == URT_POLL_HYBRID;
 	c->wait_poll = wait_poll_wanted();
 	now_init(&c->clock);

@@ -7,7 +7,8 @@
  *
  *   urt_io_submit -> validate      (may reject before anything is queued)
  *   reactor      -> prep           (fill the SQE for the remaining part)
- *                   prep_rw        (optional: a whole READ/WRITE, no request)
+ *                   plain_rw       (flag: the runtime fills a whole READ/WRITE
+ *                                   itself, no request, no call; dev.h)
  *   reactor      -> complete       (turn the CQE into bytes or -errno)
  *
  * Adding a backend is adding one file that defines a struct urt_backend and
@@ -46,11 +47,12 @@ struct urt_backend {
 	 */
 	int64_t (*prep)(struct urt_dev *dev, struct urt_core *c, struct urt_req *req, struct io_uring_sqe *sqe);
 	/*
-	 * Optional: fill sqe for a whole READ or WRITE (op, flags as in struct
-	 * urt_io) of len <= info.max_io_bytes bytes at buf and off, without a
-	 * request; it cannot fail.  A backend that has it and no complete hook
-	 * runs reads and writes without a deadline as bare ops (io.c); so does
-	 * one with zero_is_whole, on the big ring.
+	 * Optional, for a backend whose reads and writes are not plain_rw:
+	 * fill sqe for a whole READ or WRITE (op, flags as in struct urt_io)
+	 * of len <= info.max_io_bytes bytes at buf and off, without a request;
+	 * it cannot fail.  With zero_is_whole and needs_big_sqe (passthrough),
+	 * the device's reads and writes without a deadline go bare on the big
+	 * ring (io.c).
 	 */
 	void (*prep_rw)(struct urt_dev *dev, struct urt_core *c, struct io_uring_sqe *sqe, unsigned op, void *buf,
 			uint64_t len, uint64_t off, unsigned flags);
@@ -82,6 +84,15 @@ struct urt_backend {
 	 */
 	bool zero_is_whole;
 	bool cancellable;	/* In-flight ops can be cancelled by the kernel. */
+	/*
+	 * A READ or WRITE of at most info.max_io_bytes is one plain io_uring
+	 * READ/WRITE (or READ_FIXED/WRITE_FIXED) of dev->fd or its fixed slot,
+	 * RWF_DSYNC for FUA: the runtime fills that SQE itself
+	 * (dev_prep_plain_rw in dev.h), with no request and no call into the
+	 * backend.  With no complete hook either, reads and writes without a
+	 * deadline run as bare ops (io.c).
+	 */
+	bool plain_rw;
 };
 
 struct urt_dev {
@@ -96,6 +107,20 @@ struct urt_dev {
 	struct sched_dev *sched;	/* Its I/O scheduler (sched/), NULL = ops go straight to the ring. */
 	struct dev_health health;	/* Recovery from timeouts (dev/health.c). */
 	bool deadline_abort;		/* opts.deadline_abort: deadlines go to the device (passthru). */
+	/*
+	 * The fast path of urt_io_submit (io.c), precomputed at open by
+	 * dev_fast_init (dev.c).  rw_fast has bit 1 << URT_OP_READ and
+	 * 1 << URT_OP_WRITE set when such an op, once its length and
+	 * alignment pass the masks below, needs no other check: a plain_rw
+	 * backend without validate or complete hook, power-of-two alignments,
+	 * not poll-capable, and (WRITE) not read-only.  dev_set_sticky clears
+	 * it, so after a failed flush (and OFFLINE, health.c H3) every op goes
+	 * through the full checks and their messages again.
+	 */
+	_Atomic uint8_t rw_fast;
+	uint32_t mem_mask;		/* info.mem_align - 1 with O_DIRECT, else 0. */
+	uint32_t off_mask;		/* info.off_align - 1 with O_DIRECT, else 0. */
+	uint64_t rw_len_max;		/* A bare op's largest length: min(info.max_io_bytes, 2 GiB). */
 	char path[256];			/* For messages. */
 };
 
@@ -115,6 +140,7 @@ extern const unsigned urt_backends_count;
 
 /* Helpers for backends. */
 void dev_set_sticky(struct urt_dev *dev, int err);
+void dev_fast_init(struct urt_dev *dev);
 /* The registered buffer index for [p, p+len) on core c, or -1. */
 int dev_buf_index(const struct urt_core *c, const void *p, uint64_t len);
 

@@ -82,6 +82,7 @@ URT_API int urt_dev_open(const char *path, const struct urt_dev_opts *opts, stru
 		dev->info.off_align = 1;
 	if (!dev->info.max_io_bytes)
 		dev->info.max_io_bytes = 1u << 30;
+	dev_fast_init(dev);
 	if (opts->sched && opts->sched->policy != URT_SCHED_NONE) {
 		ret = urt_dev_sched_set(dev, opts->sched);
 		if (ret) {
@@ -121,8 +122,40 @@ void dev_set_sticky(struct urt_dev *dev, int err)
 {
 	int zero = 0;
 
-	if (dev)
-		atomic_compare_exchange_strong(&dev->error, &zero, err);
+	if (!dev)
+		return;
+	atomic_compare_exchange_strong(&dev->error, &zero, err);
+	/* Every later op goes through io.c's full checks, which refuse writes now. */
+	atomic_store_explicit(&dev->rw_fast, 0, memory_order_relaxed);
+}
+
+static bool is_pow2(uint32_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+/*
+ * Precompute what urt_io_submit's fast path reads (backend.h, struct
+ * urt_dev): which of READ and WRITE need no check beyond length and
+ * alignment, the alignment masks and the length bound.  Called once the
+ * backend has filled dev->info.
+ */
+void dev_fast_init(struct urt_dev *dev)
+{
+	const struct urt_backend *be = dev->be;
+	const struct urt_dev_info *in = &dev->info;
+	uint8_t fast = 0;
+
+	dev->mem_mask = in->direct ? in->mem_align - 1 : 0;
+	dev->off_mask = in->direct ? in->off_align - 1 : 0;
+	dev->rw_len_max = in->max_io_bytes < (1ull << 31) ? in->max_io_bytes : 1ull << 31;
+	if (be->plain_rw && !be->validate && !be->complete && !be->needs_big_sqe && !in->poll_capable &&
+	    (!in->direct || (is_pow2(in->mem_align) && is_pow2(in->off_align)))) {
+		fast = 1u << URT_OP_READ;
+		if (!dev->readonly)
+			fast |= 1u << URT_OP_WRITE;
+	}
+	atomic_store_explicit(&dev->rw_fast, fast, memory_order_relaxed);
 }
 
 int dev_fixed_slot(const struct urt_dev *dev, const struct urt_core *c)

@@ -178,32 +178,6 @@ static void file_close(struct urt_dev *dev)
 	dev->fd = -1;
 }
 
-/* READ or WRITE of len bytes (at most max_io_bytes): fixed buffer and fixed file when registered. */
-static void file_prep_rw(struct urt_dev *dev, struct urt_core *c, struct io_uring_sqe *sqe, unsigned op, void *buf,
-			 uint64_t len, uint64_t off, unsigned flags)
-{
-	int slot = dev_fixed_slot(dev, c);
-	int fd = slot >= 0 ? slot : dev->fd;
-	int idx = dev_buf_index(c, buf, len);
-
-	if (op == URT_OP_READ) {
-		if (idx >= 0)
-			io_uring_prep_read_fixed(sqe, fd, buf, (unsigned)len, off, idx);
-		else
-			io_uring_prep_read(sqe, fd, buf, (unsigned)len, off);
-	} else {
-		if (idx >= 0)
-			io_uring_prep_write_fixed(sqe, fd, buf, (unsigned)len, off, idx);
-		else
-			io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
-		if (flags & URT_IO_FUA)
-			sqe->rw_flags = RWF_DSYNC;
-	}
-	/* After the prep helper, which zeroes sqe->flags. */
-	if (slot >= 0)
-		sqe->flags |= IOSQE_FIXED_FILE;
-}
-
 /*
  * The registered buffer holding every entry of iov, or -1: then a vectored
  * op can be READV_FIXED/WRITEV_FIXED (kernel 6.15, probed), which spares
@@ -229,7 +203,8 @@ static int64_t file_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req
 	int64_t n = 0;
 
 	if (req->op == URT_OP_READ || req->op == URT_OP_WRITE) {
-		file_prep_rw(dev, c, sqe, req->op, req->buf, len, req->off, req->flags);
+		/* req.c counts the SQE (ring_count_dev_sqe). */
+		dev_prep_plain_rw(c, dev, sqe, req->op, req->buf, len, req->off, req->flags, false);
 		return (int64_t)len;
 	}
 	slot = dev_fixed_slot(dev, c);
@@ -279,6 +254,6 @@ const struct urt_backend urt_backend_file = {
 	.open = file_open,
 	.close = file_close,
 	.prep = file_prep,
-	.prep_rw = file_prep_rw,
+	.plain_rw = true,
 	.cancellable = true,
 };

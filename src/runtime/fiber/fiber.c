@@ -50,11 +50,6 @@ static void fiber_entry(void *arg)
 	abort();	/* The loop never resumes an exited fiber. */
 }
 
-bool fiber_has_ready(const struct urt_core *c)
-{
-	return !STAILQ_EMPTY(&c->run_q);
-}
-
 void fiber_run_ready(struct urt_core *c)
 {
 	/* This pass runs the fibers runnable now; those woken meanwhile wait for the next. */

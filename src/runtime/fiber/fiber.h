@@ -9,7 +9,12 @@
 
 /* fiber.c */
 void fiber_run_ready(struct urt_core *c);
-bool fiber_has_ready(const struct urt_core *c);
 void fiber_exit_all(struct urt_core *c);
+
+/* Whether a fiber of c is runnable (inline: the loop asks every iteration). */
+static inline bool fiber_has_ready(const struct urt_core *c)
+{
+	return !STAILQ_EMPTY(&c->run_q);
+}
 
 #endif /* URT_RUNTIME_FIBER_FIBER_H */

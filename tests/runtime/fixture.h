@@ -36,6 +36,28 @@ static inline struct urt_rt *fx_start(const struct urt_rt_opts *o)
 	return tests_rt_start(o);
 }
 
+/* Options of one core on CPU 0 with a 1 MiB buffer region of plain pages that may hold unregistered buffers. */
+static inline void fx_opts_one_core(struct urt_rt_opts *o)
+{
+	static const int cpu0[] = { 0 };
+
+	urt_rt_opts_default(o);
+	o->cpus = cpu0;
+	o->ncpus = 1;
+	o->buf_region_bytes = 1u << 20;
+	o->buf_hugepages = false;
+	o->buf_allow_unregistered = true;
+}
+
+/* A runtime started with fx_opts_one_core's options. */
+static inline struct urt_rt *fx_start_one_core(void)
+{
+	struct urt_rt_opts o;
+
+	fx_opts_one_core(&o);
+	return fx_start(&o);
+}
+
 /* A scratch file of size bytes in $TMPDIR (unlinked by fx_file_close). */
 struct fx_file {
 	char path[256];

@@ -13,7 +13,6 @@
 #include "../fixture.h"
 #include "../../sim_open.h"
 
-static const int tests_cpu0[] = { 0 };
 
 #define PG 4096u
 #define NIO 32u
@@ -68,19 +67,12 @@ static void ft_wait(struct ft *t, unsigned n)
 
 static struct urt_rt *ft_start(struct ft *t, unsigned depth, bool merge)
 {
-	struct urt_rt_opts o;
 	struct urt_sim_opts so;
 	struct urt_sched_opts sc;
 	struct urt_rt *rt;
 
 	memset(t, 0, sizeof(*t));
-	urt_rt_opts_default(&o);
-	o.cpus = tests_cpu0;
-	o.ncpus = 1;
-	o.buf_region_bytes = 1u << 20;
-	o.buf_hugepages = false;
-	o.buf_allow_unregistered = true;
-	rt = fx_start(&o);
+	rt = fx_start_one_core();
 	urt_sim_opts_default(&so);
 	so.size_bytes = 16u << 20;
 	so.write_latency_ns = 50000;

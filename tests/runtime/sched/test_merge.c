@@ -12,7 +12,6 @@
 #include "../fixture.h"
 #include "../../sim_open.h"
 
-static const int tests_cpu0[] = { 0 };
 
 #define PG 4096u
 #define NOPS 48
@@ -114,12 +113,7 @@ static void start(void)
 {
 	struct urt_rt_opts o;
 
-	urt_rt_opts_default(&o);
-	o.cpus = tests_cpu0;
-	o.ncpus = 1;
-	o.buf_region_bytes = 1u << 20;
-	o.buf_hugepages = false;
-	o.buf_allow_unregistered = true;
+	fx_opts_one_core(&o);
 	o.retry_backoff_ns = 10000;
 	rt = fx_start(&o);
 }
@@ -317,12 +311,7 @@ static void start_short(void)
 {
 	struct urt_rt_opts o;
 
-	urt_rt_opts_default(&o);
-	o.cpus = tests_cpu0;
-	o.ncpus = 1;
-	o.buf_region_bytes = 1u << 20;
-	o.buf_hugepages = false;
-	o.buf_allow_unregistered = true;
+	fx_opts_one_core(&o);
 	o.fault.seed = 3;
 	o.fault.rate_ppm = 1000000;
 	o.fault.kinds = URT_FAULT_SHORT;
@@ -401,12 +390,7 @@ Test(sched_stop, queued_ops_answered_once_at_stop)
 	struct stop_run *s = calloc(1, sizeof(*s));
 	unsigned cancelled = 0;
 
-	urt_rt_opts_default(&o);
-	o.cpus = tests_cpu0;
-	o.ncpus = 1;
-	o.buf_region_bytes = 1u << 20;
-	o.buf_hugepages = false;
-	o.buf_allow_unregistered = true;
+	fx_opts_one_core(&o);
 	r = fx_start(&o);
 	s->dev = sim_with_sched(URT_SCHED_CSCAN, 1, 0);
 	s->buf = aligned_alloc(PG, PG);

@@ -10,7 +10,6 @@
 #include "../fixture.h"
 #include "../../sim_open.h"
 
-static const int tests_cpu0[] = { 0 };
 
 #define PG 4096u
 #define FLOOD 200u
@@ -84,18 +83,11 @@ static void run_flood(void *arg)
 
 static void flood_run(uint64_t normal_expire_ns, struct flood *f)
 {
-	struct urt_rt_opts o;
 	struct urt_sim_opts so;
 	struct urt_sched_opts sc;
 	struct urt_rt *rt;
 
-	urt_rt_opts_default(&o);
-	o.cpus = tests_cpu0;
-	o.ncpus = 1;
-	o.buf_region_bytes = 1u << 20;
-	o.buf_hugepages = false;
-	o.buf_allow_unregistered = true;
-	rt = fx_start(&o);
+	rt = fx_start_one_core();
 	urt_sim_opts_default(&so);
 	so.size_bytes = 16u << 20;
 	so.write_latency_ns = 50000;

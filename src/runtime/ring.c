@@ -71,6 +71,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/sanitize.h"
 #include "runtime/core.h"
 #include "runtime/memlock.h"
 #include "runtime/probe.h"
@@ -585,7 +586,7 @@ static void ring_wait_big(struct urt_core *c)
 	 * work sets IORING_SQ_TASKRUN (a locked op) and then reads the flag:
 	 * either it sees the eventfd on and signals it, or we see its work.
 	 */
-	atomic_thread_fence(memory_order_seq_cst);
+	urt_full_barrier();
 	work = io_uring_cq_ready(&main->ring) ||
 	       (IO_URING_READ_ONCE(*main->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) ||
 	       atomic_load_explicit(&c->doorbell, memory_order_acquire);

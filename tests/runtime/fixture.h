@@ -36,8 +36,8 @@ static inline struct urt_rt *fx_start(const struct urt_rt_opts *o)
 	return tests_rt_start(o);
 }
 
-/* Options of one core on CPU 0 with a 1 MiB buffer region of plain pages that may hold unregistered buffers. */
-static inline void fx_opts_one_core(struct urt_rt_opts *o)
+/* Options of one reactor on CPU 0 with a 1 MiB buffer region (RLIMIT_MEMLOCK). */
+static inline void fx_opts_cpu0(struct urt_rt_opts *o)
 {
 	static const int cpu0[] = { 0 };
 
@@ -45,6 +45,12 @@ static inline void fx_opts_one_core(struct urt_rt_opts *o)
 	o->cpus = cpu0;
 	o->ncpus = 1;
 	o->buf_region_bytes = 1u << 20;
+}
+
+/* fx_opts_cpu0, with a region of plain pages that may hold unregistered buffers. */
+static inline void fx_opts_one_core(struct urt_rt_opts *o)
+{
+	fx_opts_cpu0(o);
 	o->buf_hugepages = false;
 	o->buf_allow_unregistered = true;
 }

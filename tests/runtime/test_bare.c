@@ -21,17 +21,6 @@
 #define BLK 4096
 #define NBLK 32
 
-static const int bare_cpu0 = 0;
-
-/* One reactor on CPU 0, with a small buffer region (RLIMIT_MEMLOCK). */
-static void bare_opts(struct urt_rt_opts *o)
-{
-	urt_rt_opts_default(o);
-	o->cpus = &bare_cpu0;
-	o->ncpus = 1;
-	o->buf_region_bytes = 1 << 20;
-}
-
 /* Write fx_pattern(seed) at [off, off + len) of path from the test's thread, durably. */
 static void bare_fill(const char *path, uint64_t seed, uint64_t off, size_t len)
 {
@@ -225,7 +214,7 @@ static void rw_run(bool direct)
 
 	cr_assert_not_null(s);
 	cr_assert_not_null(disk);
-	bare_opts(&o);
+	fx_opts_cpu0(&o);
 	rt = fx_start(&o);
 	fx_file_open(&f, (uint64_t)NBLK * BLK, direct);
 	s->dev = f.dev;
@@ -316,7 +305,7 @@ Test(bare, short_read_at_eof)
 	struct tests_fail ff = { 0 };
 
 	cr_assert_not_null(s);
-	bare_opts(&o);
+	fx_opts_cpu0(&o);
 	rt = fx_start(&o);
 	fx_file_open(&f, EOF_SIZE, false);
 	bare_fill(f.path, 57, 0, EOF_SIZE);
@@ -398,7 +387,7 @@ Test(bare, fua_partial_block)
 	int fd;
 
 	cr_assert_not_null(s);
-	bare_opts(&o);
+	fx_opts_cpu0(&o);
 	rt = fx_start(&o);
 	fx_file_open(&f, 4 * BLK, false);
 	s->dev = f.dev;
@@ -516,7 +505,7 @@ Test(bare, cancel_nop)
 	struct nop_state *s = calloc(1, sizeof(*s));
 
 	cr_assert_not_null(s);
-	bare_opts(&o);
+	fx_opts_cpu0(&o);
 	rt = fx_start(&o);
 	fx_run(rt, 0, nop_fiber, s);
 	urt_rt_stop(rt);
@@ -629,7 +618,7 @@ Test(bare, cancel_direct_read)
 	int cancelled = 0;
 
 	cr_assert_not_null(s);
-	bare_opts(&o);
+	fx_opts_cpu0(&o);
 	rt = fx_start(&o);
 	fx_file_open(&f, (uint64_t)DREADS * DSTRIDE, true);
 	for (int i = 0; i < DREADS; i++)
@@ -732,7 +721,7 @@ Test(bare, req_max_with_full_sq)
 	struct lim_state *s = calloc(1, sizeof(*s));
 
 	cr_assert_not_null(s);
-	bare_opts(&o);
+	fx_opts_cpu0(&o);
 	o.req_max = LIM_REQ;
 	o.sq_entries = 8;
 	rt = fx_start(&o);
@@ -849,7 +838,7 @@ Test(bare, stop_with_reads_in_flight)
 	struct spin_state *s = calloc(1, sizeof(*s));
 
 	cr_assert_not_null(s);
-	bare_opts(&o);
+	fx_opts_cpu0(&o);
 	rt = fx_start(&o);
 	fx_file_open(&f, (uint64_t)SPIN_BLOCKS * DSTRIDE, true);
 	for (int i = 0; i < SPIN_BLOCKS; i++)

@@ -15,17 +15,6 @@
 
 #define BLK 4096
 
-static const int fast_cpu0 = 0;
-
-/* One reactor on CPU 0 with a small buffer region (RLIMIT_MEMLOCK). */
-static void fast_opts(struct urt_rt_opts *o)
-{
-	urt_rt_opts_default(o);
-	o->cpus = &fast_cpu0;
-	o->ncpus = 1;
-	o->buf_region_bytes = 1 << 20;
-}
-
 static void fast_fill(const char *path, uint64_t seed, size_t len)
 {
 	uint8_t *p = malloc(len);
@@ -131,7 +120,7 @@ Test(io_fast, rejects_with_the_checked_messages)
 	struct urt_dev_opts dopts;
 	struct reject_run r = { 0 };
 
-	fast_opts(&o);
+	fx_opts_cpu0(&o);
 	rt = fx_start(&o);
 	fx_file_open(&d, 1 << 20, true);
 	fx_file_open(&b, 1 << 20, false);
@@ -216,7 +205,7 @@ Test(io_fast, sticky_error_refuses_writes)
 	struct fx_file f;
 	struct sticky_run r = { 0 };
 
-	fast_opts(&o);
+	fx_opts_cpu0(&o);
 	rt = fx_start(&o);
 	fx_file_open(&f, 1 << 20, false);
 	fast_fill(f.path, 7, BLK);
@@ -288,7 +277,7 @@ static void count_check(bool registered)
 	struct count_run r = { 0 };
 	struct urt_stats s0, s1;
 
-	fast_opts(&o);
+	fx_opts_cpu0(&o);
 	rt = fx_start(&o);
 	fx_file_open(&f, 1 << 20, false);
 	fast_fill(f.path, 3, BLK);

@@ -171,24 +171,30 @@ static void body_evict(void *arg)
 	s->free2 = urt_buf_free_bytes();
 }
 
+/* Evicts and reads back through a 4-frame pool on a sim device (seed), checking data and buffers. */
+static void evict_round_trip(struct pl_state *s, uint64_t seed)
+{
+	s->dev = psx_sim(8u << 20, seed);
+	pl_opts(s, 4);
+	s->o.batch_bytes_max = 256u << 10;
+	psx_run_and_close(body_evict, s, &s->dev, NULL, &s->fail);
+	cr_expect_eq(s->ret[0], 0);
+	cr_expect_eq(s->v[0], 0, "%llu pages read back wrong", (unsigned long long)s->v[0]);
+	cr_expect_gt(s->st.evictions, 50, "evictions %llu", (unsigned long long)s->st.evictions);
+	cr_expect_gt(s->st.misses, 50);
+	cr_expect_eq(s->ret[1], 0);
+	cr_expect_eq(s->free2, s->free0, "close returns every buffer");
+}
+
 Test(pool, eviction_round_trip_and_bounded_memory)
 {
 	struct pl_state s = { 0 };
 
-	s.dev = psx_sim(8u << 20, 22);
-	pl_opts(&s, 4);
-	s.o.batch_bytes_max = 256u << 10;
-	psx_run_and_close(body_evict, &s, &s.dev, NULL, &s.fail);
-	cr_expect_eq(s.ret[0], 0);
-	cr_expect_eq(s.v[0], 0, "%llu pages read back wrong", (unsigned long long)s.v[0]);
-	cr_expect_gt(s.st.evictions, 50, "evictions %llu", (unsigned long long)s.st.evictions);
+	evict_round_trip(&s, 22);
 	cr_expect_gt(s.st.evict_writes + s.st.checkpoint_pages, 0);
-	cr_expect_gt(s.st.misses, 50);
-	cr_expect_eq(s.ret[1], 0);
 	/* Pool (4 frames + checkpoint copies) + two batch buffers + two wrap blocks. */
 	cr_expect_leq(s.free0 - s.free1, (4 + CKPT_WRITES_MAX) * 4096 + 2 * (256u << 10) + 2 * 4096,
 		      "open took %zu bytes of the buffer region", s.free0 - s.free1);
-	cr_expect_eq(s.free2, s.free0, "close returns every buffer");
 }
 
 /* The same through the hash of page numbers that stores too large for the direct index use. */
@@ -197,16 +203,7 @@ Test(pool, eviction_round_trip_through_the_hash)
 	struct pl_state s = { 0 };
 
 	pool_direct_pages_max = 0;	/* Criterion runs each test in its own process. */
-	s.dev = psx_sim(8u << 20, 24);
-	pl_opts(&s, 4);
-	s.o.batch_bytes_max = 256u << 10;
-	psx_run_and_close(body_evict, &s, &s.dev, NULL, &s.fail);
-	cr_expect_eq(s.ret[0], 0);
-	cr_expect_eq(s.v[0], 0, "%llu pages read back wrong", (unsigned long long)s.v[0]);
-	cr_expect_gt(s.st.evictions, 50, "evictions %llu", (unsigned long long)s.st.evictions);
-	cr_expect_gt(s.st.misses, 50);
-	cr_expect_eq(s.ret[1], 0);
-	cr_expect_eq(s.free2, s.free0, "close returns every buffer");
+	evict_round_trip(&s, 24);
 }
 
 /* The user's page check: counts its calls, rejects the page whose txid is 1007. */

@@ -65,7 +65,7 @@ struct urt_sched_stats {
 	uint64_t merge_retries;		/**< Ops retried alone after a short or failed merged command. */
 	uint64_t expired;		/**< Dispatches forced by an expired op. */
 	uint64_t background_turns;	/**< Dispatches forced by the background share. */
-	uint64_t seek_bytes;		/**< Sum of |offset - previous end| over dispatched commands. */
+	uint64_t seek_bytes;		/**< Sum of |offset - previous end| over commands dispatched from the queue (not fast ones). */
 	uint64_t wait_ns_max;		/**< Longest time an op waited in a queue. */
 	uint64_t fast;			/**< Ops sent at submit time, past an empty queue (fast path). */
 };

@@ -372,8 +372,9 @@ static __attribute__((noinline)) int io_queue_big(struct urt_core *c, struct urt
  * read-only, sticky error and OFFLINE, which clear it) or tested here, in
  * one combined test: priority class, length (1 B up to rw_len_max, which
  * is also io_bare_ok's bound), O_DIRECT alignment by mask, no deadline, not
- * multishot, no scheduler, a core without fault injection or IOPOLL, and
- * room in the SQ with an empty backlog.  Whatever fails goes the checked
+ * multishot, a core without fault injection or IOPOLL, and room in the SQ
+ * with an empty backlog.  A device with a scheduler passes too: its
+ * scheduler's test comes last, in io_queue_sched, as in io_bare_ok.  Whatever fails goes the checked
  * way, which gives the same op the same clear error as before.
  */
 static inline bool io_rw_fast(const struct urt_core *c, const struct urt_io *io, const struct urt_dev *dev,
@@ -382,7 +383,7 @@ static inline bool io_rw_fast(const struct urt_core *c, const struct urt_io *io,
 	/* Predictable tests are a compare and a branch each; the masks are folded into one. */
 	if (urt_unlikely(!dev) ||
 	    !((atomic_load_explicit(&((struct urt_dev *)dev)->rw_fast, memory_order_relaxed) >> op) & 1) ||
-	    dev->sched || io->timeout_ns || (io->flags & URT_IO_MULTISHOT) || io->prio >= URT_PRIO_COUNT ||
+	    io->timeout_ns || (io->flags & URT_IO_MULTISHOT) || io->prio >= URT_PRIO_COUNT ||
 	    io->len - 1 >= dev->rw_len_max ||
 	    (((uintptr_t)io->buf & dev->mem_mask) | ((io->off | io->len) & dev->off_mask)) || c->io_checked ||
 	    !STAILQ_EMPTY(&c->backlog))
@@ -399,6 +400,60 @@ static __attribute__((noinline)) int io_queue_req(struct urt_core *c, struct urt
 	req->submit_ns = core_now(c);
 	io_req_extras(c, io, req);
 	return req_start(c, req);
+}
+
+/*
+ * The SQE of the bare READ/WRITE io (op) that its device's scheduler let
+ * pass (io_queue_sched): as io_queue's, with its class's ioprio.
+ */
+static inline __attribute__((always_inline)) int io_queue_sched_sqe(struct urt_core *c, struct urt_io *io,
+								     unsigned op, uint16_t ioprio)
+{
+	struct urt_ring *r = &c->rings[RING_MAIN];
+	struct io_uring_sqe *sqe = ring_sqe_take(r);
+
+	io->priv = bare_priv(core_now(c));
+	dev_prep_plain_rw(c, io->dev, sqe, op, io->buf, io->len, io->off, io->flags, true);
+	sqe->ioprio = ioprio;	/* A READ/WRITE: sched_set_ioprio's case. */
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)io | UD_TAG_BARE);
+	r->inflight++;
+	return 0;
+}
+
+/* io_queue_sched's op when the quick test declined it: the full test, then bare or with a request. */
+static __attribute__((noinline)) int io_queue_sched_slow(struct urt_core *c, struct urt_io *io, unsigned op)
+{
+	if (!sched_pass_bare(c, io->dev, io))
+		return io_queue_req(c, io);
+	return io_queue_sched_sqe(c, io, op, io->dev->sched->ioprio[io->prio]);
+}
+
+/*
+ * A READ/WRITE that passed io_rw_fast, on a device with a scheduler: bare
+ * if its scheduler lets it pass at once (sched_pass_quick, else the full
+ * test: the op holds a depth unit and carries its class's ioprio), else
+ * with a request, which the scheduler queues or sends.  Out of line, so
+ * that the devices without a scheduler pay only io_queue's one test of
+ * dev->sched; one copy per op, with no call but tail calls, so that the
+ * common case needs no stack frame.
+ */
+static inline __attribute__((always_inline)) int io_queue_sched(struct urt_core *c, struct urt_io *io, unsigned op)
+{
+	struct sched_queue *q = sched_pass_quick(c, io->dev, io);
+
+	if (urt_unlikely(!q))
+		return io_queue_sched_slow(c, io, op);
+	return io_queue_sched_sqe(c, io, op, q->ioprio[io->prio]);
+}
+
+static __attribute__((noinline)) int io_queue_sched_read(struct urt_core *c, struct urt_io *io)
+{
+	return io_queue_sched(c, io, URT_OP_READ);
+}
+
+static __attribute__((noinline)) int io_queue_sched_write(struct urt_core *c, struct urt_io *io)
+{
+	return io_queue_sched(c, io, URT_OP_WRITE);
 }
 
 /*
@@ -424,6 +479,8 @@ static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, st
 	io->flags &= (uint8_t)~URT_IO_MORE;
 	if (!fast && !io_bare_ok(c, io, op))
 		return io_queue_req(c, io);
+	if (fast && urt_unlikely(io->dev->sched))
+		return op == URT_OP_READ ? io_queue_sched_read(c, io) : io_queue_sched_write(c, io);
 	io->priv = bare_priv(core_now(c));
 	/* The fast path's devices are plain files: never passthrough. */
 	if (!fast && op != URT_OP_NOP && urt_unlikely(io->dev->be->zero_is_whole))

@@ -154,7 +154,7 @@ static inline bool bare_complete(struct urt_core *c, struct urt_io *io, int32_t 
 		return false;
 	if (io->op != URT_OP_NOP && io->dev->sched) {
 		/* Its depth unit comes back (queue.c Q3). */
-		sched_unit_put(io->dev->sched->q[c->index], io->prio);
+		sched_bare_put(io->dev->sched->q[c->index]);
 	}
 	c->ops_live--;
 	io_answer(c, io, res, bare_submit_ns(io));

@@ -32,10 +32,10 @@
  * left (short transfers, backoff) go straight to the ring: they were
  * ordered once.
  *
- * The fast path (sched_fast): an op that the end of the iteration would
+ * The fast path (sched_pass): an op that the end of the iteration would
  * send first and alone anyway leaves at submit time, through req_issue like
- * an op on a device without a scheduler, still holding its depth unit
- * (sched_on) and carrying its class's ioprio.  That is the case when the
+ * an op on a device without a scheduler (or bare, io.c), still holding its
+ * depth unit and carrying its class's ioprio.  That is the case when the
  * policy is FIFO (an offset policy wants to see the whole iteration), the
  * queue is empty (nothing older waits, so no expiry, class order or
  * background share can prefer another op), the queue and the op's class
@@ -48,6 +48,19 @@
  * later, higher-class op of the same iteration can find the depth unit
  * taken by a fast op, as it would one taken an iteration earlier.
  *
+ * The common case of it costs one test (sched.h sched_fast_bare): every
+ * condition that changes rarely is a shut bit (sched.h SCHED_SHUT_*: an
+ * offset policy, a class bound, ops queued, the credit short with merging
+ * on), and room holds the free depth units less SCHED_SHUT_BIAS while any
+ * bit is set, so "room > 0" says "open and a unit free"; a unit is taken
+ * and given back by one decrement and increment of room.  The bits change
+ * only here (sched_pass: CREDIT; sched_enqueue and sched_take: QUEUED) and
+ * at the queue's creation (sched.c queue_new: POLICY, CLASS, CREDIT).  An
+ * op that passes this way counts in st.fast and nothing else: it neither
+ * moves head nor adds to seek_bytes, which cover the commands dispatched
+ * from the queue (an offset policy, the only user of head, never lets an
+ * op pass).
+ *
  * Invariants
  *   Q1. An op is in its class's fifo list, and with an offset policy in
  *       its sorted array, exactly while its request is QUEUED.
@@ -59,7 +72,9 @@
  *       freed unit) or else until req_put (sched_put); a bare op admitted
  *       by sched_fast_bare until bare_complete, or, when it takes a
  *       request (req_from_bare), as that request's sched_on; a merged
- *       command until its completion is split (sched_merge_done).  inflight <= depth_max
+ *       command until its completion is split (sched_merge_done).  It is
+ *       kept as room (sched.h: depth_max - inflight, less the shut bias;
+ *       sched_inflight gives it back).  inflight <= depth_max
  *       except for ops retried alone after a failed merge, which take
  *       their unit without waiting (they were admitted once already).
  *       Each class's inflight counts the same for its class, but only when
@@ -67,11 +82,29 @@
  *       sched_unit_take/put); otherwise it stays 0 and depth_max bounds all.
  *   Q4. Flushes and FUA writes are barriers: ops queued on either side of
  *       one have different epochs, and a merge never spans two epochs.
+ *   Q5. shut has QUEUED exactly while queued > 0, POLICY exactly with an
+ *       offset policy, CLASS exactly with class_depth, and CREDIT exactly
+ *       while merging is on and fast_credit < SCHED_FAST_CREDIT; room is
+ *       depth_max - inflight, less SCHED_SHUT_BIAS while shut != 0
+ *       (queue_check).
+ *   Q6. since_bg is 0 while no BACKGROUND op is queued (sched_take), so
+ *       an op passing the empty queue leaves it as it is.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "runtime/core.h"
+
+/* Q5 and Q6 (debug builds). */
+static bool queue_check(const struct sched_queue *q)
+{
+	uint32_t shut = (q->queued ? SCHED_SHUT_QUEUED : 0) | (q->class_depth ? SCHED_SHUT_CLASS : 0) |
+			(q->sd->o.policy != URT_SCHED_FIFO ? SCHED_SHUT_POLICY : 0) |
+			(q->merge && q->fast_credit < SCHED_FAST_CREDIT ? SCHED_SHUT_CREDIT : 0);
+
+	return q->shut == shut && (q->shut ? q->room < 0 : q->room >= -(int64_t)q->cap) &&
+	       (q->cls[URT_PRIO_BACKGROUND].n || q->since_bg == 0);
+}
 
 /* IOPRIO_PRIO_VALUE of linux/ioprio.h: class in the top 3 of 16 bits. */
 #define SCHED_IOPRIO(cls, level) ((uint16_t)((cls) << 13 | (level)))
@@ -128,7 +161,8 @@ void sched_enqueue(struct urt_core *c, struct urt_req *req)
 		sched_sorted_insert(k->sorted, &n, (struct sched_ent){ req->off, req->sched_seq, req });
 	}
 	k->n++;
-	q->queued++;
+	if (q->queued++ == 0)
+		sched_shut_set(q, q->shut | SCHED_SHUT_QUEUED);
 	q->st.queued++;
 	queue_busy(c, q);
 }
@@ -146,7 +180,11 @@ void sched_take(struct sched_queue *q, struct urt_req *req)
 		sched_sorted_remove(k->sorted, &n, req, req->off);
 	}
 	k->n--;
-	q->queued--;
+	if (--q->queued == 0)
+		sched_shut_set(q, q->shut & ~(uint32_t)SCHED_SHUT_QUEUED);
+	/* No BACKGROUND op waits any more: its share starts again from 0 (so the fast path need not reset it). */
+	if (req->prio == URT_PRIO_BACKGROUND && k->n == 0)
+		q->since_bg = 0;
 }
 
 static void queue_idle_check(struct urt_core *c, struct sched_queue *q)
@@ -293,10 +331,65 @@ static void queue_sent(struct urt_core *c, struct sched_queue *q, unsigned k, co
 }
 
 /*
+ * The full pass-through test (the fast path of the design notes), for ops
+ * the inline one (sched.h sched_fast_bare) does not let through, and for
+ * ops with a request (sched_fast): whether an op of class prio at
+ * [off, off + len) may leave at once, bypassing the queue.  barrier says it
+ * is a flush or an fsync (no offset); mergeable that an op queued after it
+ * could join it.  First the random-stretch credit follows the op, and the
+ * CREDIT shut bit follows the credit.  If the op may pass, its depth unit
+ * is taken and it is counted in st.fast alone (urt_dev_sched_stats adds
+ * st.fast to queued, dispatched and commands); it never waited, so the
+ * wait maximum is unchanged, and nothing of BACKGROUND waits (the queue is
+ * empty), so since_bg is 0 already (sched_take).
+ */
+bool sched_pass(struct sched_queue *q, unsigned prio, uint64_t off, uint64_t len, bool barrier, bool mergeable)
+{
+	if (!barrier) {
+		/* The credit: data ops in a row each not contiguous with the one before. */
+		if (off == q->sub_end)
+			q->fast_credit = 0;
+		else if (q->fast_credit < SCHED_FAST_CREDIT)
+			q->fast_credit++;
+		q->sub_end = off + len;
+		if (q->merge) {
+			uint32_t shut = q->fast_credit < SCHED_FAST_CREDIT ? q->shut | SCHED_SHUT_CREDIT
+									     : q->shut & ~(uint32_t)SCHED_SHUT_CREDIT;
+
+			if (shut != q->shut)
+				sched_shut_set(q, shut);
+		}
+	}
+	if (q->queued || (q->shut & SCHED_SHUT_POLICY) || sched_units_free(q) <= 0)
+		return false;
+	if (q->class_depth && q->cls[prio].inflight >= q->cls[prio].depth_max)
+		return false;
+	if (q->fast_credit < SCHED_FAST_CREDIT && mergeable && q->merge)
+		return false;
+	sched_unit_take(q, prio);
+	q->st.fast++;
+	URT_DEBUG_ASSERT(queue_check(q));
+	return true;
+}
+
+/*
+ * sched_fast_bare's full test.  On a queue with a class bound no op goes
+ * bare: it passes or queues with a request (sched_fast), which keeps its
+ * class's count, and the credit sees it there, once.
+ */
+bool sched_pass_bare(struct urt_core *c, struct urt_dev *dev, const struct urt_io *io)
+{
+	struct sched_queue *q = sched_queue_get(c, dev);
+
+	if (q->class_depth)
+		return false;
+	return sched_pass(q, io->prio, io->off, io->len, false, !(io->flags & URT_IO_FUA));
+}
+
+/*
  * From req_start: whether req, not yet queued, may go to the ring at once
- * (the fast path of the design notes; the test is sched_pass, sched.h).  If
- * so it is booked as a command of its class (depth unit held, sched_on) and
- * the caller issues it.
+ * (sched_pass).  If so it is booked as a command of its class (depth unit
+ * held, sched_on) and the caller issues it.
  */
 bool sched_fast(struct urt_core *c, struct urt_req *req)
 {
@@ -312,7 +405,8 @@ bool sched_fast(struct urt_core *c, struct urt_req *req)
 
 static void queue_dispatch(struct urt_core *c, struct sched_queue *q)
 {
-	while (q->queued && q->inflight < q->depth_max) {
+	URT_DEBUG_ASSERT(queue_check(q));
+	while (q->queued && sched_units_free(q) > 0) {
 		struct urt_req *req;
 		int k = queue_pick_class(c, q, &req);
 

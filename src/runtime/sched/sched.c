@@ -172,7 +172,8 @@ static struct sched_queue *queue_new(struct urt_core *c, struct urt_dev *dev)
 	q->dev = dev;
 	q->merge = sd->o.merge;
 	q->depth_max = sd->o.depth_max;
-	q->pass_max = sd->o.policy == URT_SCHED_FIFO ? sd->o.depth_max : 0;
+	q->room = sd->o.depth_max;
+	memcpy(q->ioprio, sd->ioprio, sizeof(q->ioprio));
 	q->dir = 1;
 	q->cap = c->req_max;
 	for (unsigned k = 0; k < SCHED_CLASSES; k++) {
@@ -189,6 +190,9 @@ static struct sched_queue *queue_new(struct urt_core *c, struct urt_dev *dev)
 				goto err_free;
 		}
 	}
+	/* Shut until a random stretch is seen (the credit starts at 0), and for good by an offset policy or a class bound. */
+	sched_shut_set(q, (sd->o.policy != URT_SCHED_FIFO ? SCHED_SHUT_POLICY : 0) |
+				  (q->class_depth ? SCHED_SHUT_CLASS : 0) | (q->merge ? SCHED_SHUT_CREDIT : 0));
 	q->merges = aligned_alloc(_Alignof(struct sched_merge), SCHED_MERGES_MAX * sizeof(*q->merges));
 	if (!q->merges)
 		goto err_free;

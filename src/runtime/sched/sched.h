@@ -59,28 +59,49 @@ struct sched_merge {
 	struct iovec iov[SCHED_MERGE_OPS_MAX];		/* Their buffers, adjacent ones joined. */
 };
 
+/*
+ * Why a queue's pass-through is shut (struct sched_queue's shut bits,
+ * queue.c "The fast path"): while any is set, no op passes the queue on
+ * the inline test and each goes through sched_pass, the full one.
+ */
+enum {
+	SCHED_SHUT_POLICY = 1u << 0,	/* An offset policy: it wants to see the whole iteration. */
+	SCHED_SHUT_CLASS = 1u << 1,	/* A class bound below depth_max (class_depth): each op tests its class. */
+	SCHED_SHUT_QUEUED = 1u << 2,	/* Ops are queued: nothing may overtake them. */
+	SCHED_SHUT_CREDIT = 1u << 3,	/* Merging on and fast_credit below SCHED_FAST_CREDIT: a run may be starting. */
+};
+
+/*
+ * While the pass-through is shut, room is this far below the free depth
+ * units: so room > 0 is the whole test of "open, and a unit free", one
+ * compare (sched_units_free undoes it).  2^40 is far above any depth_max
+ * (32 bits) and inflight (at most the core's req_max).
+ */
+#define SCHED_SHUT_BIAS		((int64_t)1 << 40)
+
 /* One core's queue for one device (queue.c). */
 struct sched_queue {
+	/* The inline pass-through test (sched_fast_bare) reads these two alone. */
+	int64_t room;			/* depth_max - inflight, less SCHED_SHUT_BIAS while shut != 0. */
+	uint64_t sub_end;		/* End offset of the last data op submitted: the random-stretch test. */
+	uint32_t shut;			/* SCHED_SHUT_* bits: why ops may not pass at once. */
+	uint32_t fast_credit;		/* Submissions in a row not contiguous with the one before. */
+	uint16_t ioprio[SCHED_CLASSES];	/* sd->ioprio: the SQE ioprio of each class. */
 	struct sched_dev *sd;		/* The device's scheduler. */
 	struct urt_dev *dev;		/* The device. */
 	struct urt_core *core;		/* The core using it now. */
-	/* Copies of the options the pass-through test reads, so it follows no pointer to sd. */
-	bool merge;			/* Merging on. */
+	bool merge;			/* Merging on (sd->o.merge). */
 	uint32_t depth_max;		/* sd->o.depth_max. */
-	uint32_t pass_max;		/* depth_max with policy FIFO, else 0: no op passes an offset policy's queue. */
 	bool class_depth;		/* A class has a bound below depth_max: cls[].inflight is kept. */
 	TAILQ_ENTRY(sched_queue) busy_link;	/* In core->sched_busy while ops are queued. */
 	bool busy;			/* Linked there. */
 	int8_t dir;			/* SCAN: +1 sweeping up, -1 down. */
 	uint32_t cap;			/* Capacity of each sorted array (the core's req_max). */
 	uint32_t queued;		/* Ops queued, all classes. */
-	uint32_t inflight;		/* Device commands in flight (a merged one counts once). */
-	uint32_t since_bg;		/* Dispatches of other classes while BACKGROUND waited. */
+	uint32_t since_bg;		/* Dispatches of other classes while BACKGROUND waited; 0 while none waits. */
 	uint32_t epoch;			/* Flush and FUA barriers queued so far. */
 	uint64_t seq;			/* Last arrival number. */
-	uint64_t head;			/* End offset of the last command: where the head is. */
-	uint64_t sub_end;		/* End offset of the last data op submitted (fast path). */
-	uint32_t fast_credit;		/* Submissions in a row not contiguous with the one before. */
+	uint64_t head;			/* End offset of the last command dispatched from the queue. */
 	struct sched_class cls[SCHED_CLASSES];	/* By enum urt_io_prio. */
 	struct sched_merge *merges;	/* SCHED_MERGES_MAX carriers. */
 	struct sched_merge *merge_free;	/* Unused carriers. */
@@ -95,83 +116,94 @@ struct sched_dev {
 	struct sched_queue *q[SCHED_CORES_MAX];	/* By core index, made on first use. */
 };
 
+/* Depth units free on q: depth_max - inflight (negative after merge retries, queue.c Q3). */
+static inline int64_t sched_units_free(const struct sched_queue *q)
+{
+	return q->room + (q->shut ? SCHED_SHUT_BIAS : 0);
+}
+
+/* Commands holding a depth unit of q (queue.c Q3). */
+static inline uint32_t sched_inflight(const struct sched_queue *q)
+{
+	return (uint32_t)((int64_t)q->depth_max - sched_units_free(q));
+}
+
+/* Set q's shut bits to shut, keeping room = free units less the bias while any is set. */
+static inline void sched_shut_set(struct sched_queue *q, uint32_t shut)
+{
+	q->room += (q->shut ? SCHED_SHUT_BIAS : 0) - (shut ? SCHED_SHUT_BIAS : 0);
+	q->shut = shut;
+}
+
 /*
  * A command of class prio takes (sched_unit_take) or gives back
- * (sched_unit_put) a depth unit of queue q (queue.c Q3).  The class's own
- * count is kept only when some class has a bound below depth_max
- * (class_depth): otherwise every class's bound is depth_max, which the
- * queue's count already enforces, and an op saves the class's count.
+ * (sched_unit_put) a depth unit of queue q (queue.c Q3): one decrement or
+ * increment of room.  The class's own count is kept only when some class
+ * has a bound below depth_max (class_depth): otherwise every class's bound
+ * is depth_max, which the queue's count already enforces.
  */
 static inline void sched_unit_take(struct sched_queue *q, unsigned prio)
 {
-	q->inflight++;
+	q->room--;
 	if (urt_unlikely(q->class_depth))
 		q->cls[prio].inflight++;
 }
 
 static inline void sched_unit_put(struct sched_queue *q, unsigned prio)
 {
-	URT_ASSERT(q->inflight > 0 && (!q->class_depth || q->cls[prio].inflight > 0));
-	q->inflight--;
+	URT_ASSERT(sched_inflight(q) > 0 && (!q->class_depth || q->cls[prio].inflight > 0));
+	q->room++;
 	if (urt_unlikely(q->class_depth))
 		q->cls[prio].inflight--;
 }
 
 /*
- * The pass-through test (queue.c design notes, "The fast path"), inline so
- * that an op passing an empty FIFO queue costs a few predictable branches
- * and counter updates: whether an op of class prio at [off, off + len) may
- * leave at once, bypassing the queue.  barrier says it is a flush or an
- * fsync (no offset); mergeable that an op queued after it could join it.  If
- * it may, its depth unit is taken and it is counted in st.fast alone
- * (urt_dev_sched_stats adds st.fast to queued, dispatched and commands); it
- * never waited, so the wait maximum and the background share are unchanged.
+ * The unit of a bare op comes back (bare_complete, at its CQE): a bare op
+ * never holds a class's unit, since sched_fast_bare admits none on a queue
+ * with class_depth (such ops pass, or queue, with a request).
  */
-static inline bool sched_pass(struct sched_queue *q, unsigned prio, uint64_t off, uint64_t len, bool barrier,
-			      bool mergeable)
+static inline void sched_bare_put(struct sched_queue *q)
 {
-	if (!barrier) {
-		/* The credit: data ops in a row each not contiguous with the one before. */
-		if (urt_unlikely(off == q->sub_end))
-			q->fast_credit = 0;
-		else if (urt_unlikely(q->fast_credit < SCHED_FAST_CREDIT))
-			q->fast_credit++;
-		q->sub_end = off + len;
-	}
-	if (urt_unlikely(q->queued || q->inflight >= q->pass_max))
-		return false;
-	if (urt_unlikely(q->class_depth) && q->cls[prio].inflight >= q->cls[prio].depth_max)
-		return false;
-	if (urt_unlikely(q->fast_credit < SCHED_FAST_CREDIT && mergeable && q->merge))
-		return false;
-	sched_unit_take(q, prio);
-	q->st.fast++;
-	if (!barrier) {
-		q->st.seek_bytes += off > q->head ? off - q->head : q->head - off;
-		q->head = off + len;
-	}
-	if (urt_unlikely(prio == URT_PRIO_BACKGROUND))
-		q->since_bg = 0;
-	return true;
+	URT_DEBUG_ASSERT(sched_inflight(q) > 0 && !q->class_depth);
+	q->room++;
 }
 
 struct sched_queue *sched_queue_get(struct urt_core *c, struct urt_dev *dev);
+bool sched_pass(struct sched_queue *q, unsigned prio, uint64_t off, uint64_t len, bool barrier, bool mergeable);
+bool sched_pass_bare(struct urt_core *c, struct urt_dev *dev, const struct urt_io *io);
 
 /*
- * From io.c: whether the bare op io (a READ or WRITE on dev, which has a
- * scheduler) may leave at once, without a request; if so its depth unit
- * is taken, and bare_complete (or req_from_bare, if the op needs a request
- * later) gives it back.  The same test as sched_fast: FIFO, nothing
- * queued, depth room, and a random stretch (or merging off).
+ * From io.c: the pass-through of queue.c's design notes in one inline
+ * test, for the bare op io (a READ or WRITE on dev, which has a
+ * scheduler): the queue exists, nothing shuts it (FIFO, nothing queued, no
+ * class bound, a random stretch or merging off) and a unit is free
+ * (room > 0), and the op does not follow on from the one before (which
+ * would reset the credit: sched_pass).  If so its depth unit is taken
+ * (bare_complete, or req_from_bare if the op needs a request later, gives
+ * it back) and the queue is returned; else NULL, having changed nothing,
+ * and sched_pass_bare gives the full answer.
  */
-static inline bool sched_fast_bare(struct urt_core *c, struct urt_dev *dev, const struct urt_io *io)
+static inline struct sched_queue *sched_pass_quick(const struct urt_core *c, const struct urt_dev *dev,
+						   const struct urt_io *io)
 {
 	struct sched_queue *q = dev->sched->q[c->index];
 
-	if (urt_unlikely(!q || q->core != c))
-		q = sched_queue_get(c, dev);	/* First use on this core (or by this runtime). */
-	/* io_validate has checked io->prio < URT_PRIO_COUNT.  A bare op has no deadline, no fault and no FUA check of its own: test FUA here. */
-	return sched_pass(q, io->prio, io->off, io->len, false, !(io->flags & URT_IO_FUA));
+	if (urt_unlikely(!q || q->room <= 0 || io->off == q->sub_end))
+		return NULL;
+	q->sub_end = io->off + io->len;
+	q->room--;
+	q->st.fast++;
+	return q;
+}
+
+/*
+ * Whether the bare op io may leave at once, without a request (the quick
+ * test, then the full one); if so its depth unit is taken.
+ */
+static inline bool sched_fast_bare(struct urt_core *c, struct urt_dev *dev, const struct urt_io *io)
+{
+	/* io_validate (or io_rw_fast) has checked io->prio < URT_PRIO_COUNT. */
+	return sched_pass_quick(c, dev, io) || sched_pass_bare(c, dev, io);
 }
 
 /* sched.c */

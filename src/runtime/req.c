@@ -831,7 +831,7 @@ void req_member_retry(struct urt_core *c, struct urt_req *req)
 	c->stats.retried++;
 	/* It was admitted once: it takes its depth unit without queueing again (queue.c Q3). */
 	req->sched_on = true;
-	sched_unit_take(q, req->prio);
+	sched_unit_take(q, req->prio, false);
 	req_issue(c, req);
 }
 

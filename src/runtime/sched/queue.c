@@ -51,12 +51,14 @@
  * The common case of it costs one test (sched.h sched_fast_bare): every
  * condition that changes rarely is a shut bit (sched.h SCHED_SHUT_*: an
  * offset policy, a class bound, ops queued, the credit short with merging
- * on), and room holds the free depth units less SCHED_SHUT_BIAS while any
- * bit is set, so "room > 0" says "open and a unit free"; a unit is taken
- * and given back by one decrement and increment of room.  The bits change
+ * on), and the units are counted as taken (ever) and limit (given back
+ * ever, plus depth_max, less SCHED_SHUT_BIAS while any bit is set), so
+ * "taken < limit" says "open and a unit free"; a unit is taken and given
+ * back by one increment of taken and of limit.  The bits change
  * only here (sched_pass: CREDIT; sched_enqueue and sched_take: QUEUED) and
  * at the queue's creation (sched.c queue_new: POLICY, CLASS, CREDIT).  An
- * op that passes this way counts in st.fast and nothing else: it neither
+ * op that passes this way counts in st.fast, as taken - taken_queued
+ * (sched_fast_count), and nothing else: it neither
  * moves head nor adds to seek_bytes, which cover the commands dispatched
  * from the queue (an offset policy, the only user of head, never lets an
  * op pass).
@@ -73,8 +75,8 @@
  *       by sched_fast_bare until bare_complete, or, when it takes a
  *       request (req_from_bare), as that request's sched_on; a merged
  *       command until its completion is split (sched_merge_done).  It is
- *       kept as room (sched.h: depth_max - inflight, less the shut bias;
- *       sched_inflight gives it back).  inflight <= depth_max
+ *       kept as taken and limit (sched.h: inflight is
+ *       depth_max - (limit - taken), less the shut bias; sched_inflight).  inflight <= depth_max
  *       except for ops retried alone after a failed merge, which take
  *       their unit without waiting (they were admitted once already).
  *       Each class's inflight counts the same for its class, but only when
@@ -84,9 +86,9 @@
  *       one have different epochs, and a merge never spans two epochs.
  *   Q5. shut has QUEUED exactly while queued > 0, POLICY exactly with an
  *       offset policy, CLASS exactly with class_depth, and CREDIT exactly
- *       while merging is on and fast_credit < SCHED_FAST_CREDIT; room is
- *       depth_max - inflight, less SCHED_SHUT_BIAS while shut != 0
- *       (queue_check).
+ *       while merging is on and fast_credit < SCHED_FAST_CREDIT; limit -
+ *       taken is depth_max - inflight, less SCHED_SHUT_BIAS while
+ *       shut != 0 (queue_check).
  *   Q6. since_bg is 0 while no BACKGROUND op is queued (sched_take), so
  *       an op passing the empty queue leaves it as it is.
  */
@@ -102,7 +104,8 @@ static bool queue_check(const struct sched_queue *q)
 			(q->sd->o.policy != URT_SCHED_FIFO ? SCHED_SHUT_POLICY : 0) |
 			(q->merge && q->fast_credit < SCHED_FAST_CREDIT ? SCHED_SHUT_CREDIT : 0);
 
-	return q->shut == shut && (q->shut ? q->room < 0 : q->room >= -(int64_t)q->cap) &&
+	return q->shut == shut && (q->shut ? q->limit < q->taken : q->limit - q->taken >= -(int64_t)q->cap) &&
+	       q->taken_queued <= q->taken &&
 	       (q->cls[URT_PRIO_BACKGROUND].n || q->since_bg == 0);
 }
 
@@ -311,7 +314,7 @@ static void queue_sent_op(struct urt_core *c, struct sched_queue *q, unsigned k,
 {
 	uint64_t wait = core_now(c) - submit_ns;
 
-	sched_unit_take(q, k);
+	sched_unit_take(q, k, false);
 	q->st.commands++;
 	if (op != URT_OP_FLUSH && op != URT_OP_FSYNC) {
 		q->st.seek_bytes += off > q->head ? off - q->head : q->head - off;
@@ -366,8 +369,7 @@ bool sched_pass(struct sched_queue *q, unsigned prio, uint64_t off, uint64_t len
 		return false;
 	if (q->fast_credit < SCHED_FAST_CREDIT && mergeable && q->merge)
 		return false;
-	sched_unit_take(q, prio);
-	q->st.fast++;
+	sched_unit_take(q, prio, true);
 	URT_DEBUG_ASSERT(queue_check(q));
 	return true;
 }

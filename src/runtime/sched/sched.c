@@ -141,19 +141,21 @@ URT_API int urt_dev_sched_stats(const struct urt_dev *dev, struct urt_sched_stat
 		return -ENOENT;
 	for (unsigned i = 0; i < SCHED_CORES_MAX; i++) {
 		const struct sched_queue *q = sd->q[i];
+		uint64_t fast;
 
 		if (!q)
 			continue;
-		/* A fast-path op is counted in st.fast alone (sched_pass). */
-		out->queued += q->st.queued + q->st.fast;
-		out->dispatched += q->st.dispatched + q->st.fast;
-		out->commands += q->st.commands + q->st.fast;
+		/* A fast-path op is counted in taken alone (sched_pass, sched_pass_quick). */
+		fast = sched_fast_count(q);
+		out->queued += q->st.queued + fast;
+		out->dispatched += q->st.dispatched + fast;
+		out->commands += q->st.commands + fast;
 		out->merged += q->st.merged;
 		out->merge_retries += q->st.merge_retries;
 		out->expired += q->st.expired;
 		out->background_turns += q->st.background_turns;
 		out->seek_bytes += q->st.seek_bytes;
-		out->fast += q->st.fast;
+		out->fast += fast;
 		if (q->st.wait_ns_max > out->wait_ns_max)
 			out->wait_ns_max = q->st.wait_ns_max;
 	}
@@ -172,7 +174,7 @@ static struct sched_queue *queue_new(struct urt_core *c, struct urt_dev *dev)
 	q->dev = dev;
 	q->merge = sd->o.merge;
 	q->depth_max = sd->o.depth_max;
-	q->room = sd->o.depth_max;
+	q->limit = sd->o.depth_max;
 	memcpy(q->ioprio, sd->ioprio, sizeof(q->ioprio));
 	q->dir = 1;
 	q->cap = c->req_max;

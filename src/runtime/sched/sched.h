@@ -72,18 +72,20 @@ enum {
 };
 
 /*
- * While the pass-through is shut, room is this far below the free depth
- * units: so room > 0 is the whole test of "open, and a unit free", one
- * compare (sched_units_free undoes it).  2^40 is far above any depth_max
- * (32 bits) and inflight (at most the core's req_max).
+ * While the pass-through is shut, limit is this far lower: so
+ * taken < limit is the whole test of "open, and a unit free", one compare
+ * (sched_units_free undoes it).  2^40 is far above any depth_max (32 bits)
+ * and inflight (at most the core's req_max).
  */
 #define SCHED_SHUT_BIAS		((int64_t)1 << 40)
 
 /* One core's queue for one device (queue.c). */
 struct sched_queue {
-	/* The inline pass-through test (sched_fast_bare) reads these two alone. */
-	int64_t room;			/* depth_max - inflight, less SCHED_SHUT_BIAS while shut != 0. */
+	/* The inline pass-through test (sched_pass_quick) reads these three alone. */
+	int64_t taken;			/* Depth units ever taken. */
+	int64_t limit;			/* Units ever given back + depth_max, less SCHED_SHUT_BIAS while shut != 0. */
 	uint64_t sub_end;		/* End offset of the last data op submitted: the random-stretch test. */
+	int64_t taken_queued;		/* Of taken, by commands dispatched from the queue or retried: the rest are st.fast. */
 	uint32_t shut;			/* SCHED_SHUT_* bits: why ops may not pass at once. */
 	uint32_t fast_credit;		/* Submissions in a row not contiguous with the one before. */
 	uint16_t ioprio[SCHED_CLASSES];	/* sd->ioprio: the SQE ioprio of each class. */
@@ -105,7 +107,7 @@ struct sched_queue {
 	struct sched_class cls[SCHED_CLASSES];	/* By enum urt_io_prio. */
 	struct sched_merge *merges;	/* SCHED_MERGES_MAX carriers. */
 	struct sched_merge *merge_free;	/* Unused carriers. */
-	struct urt_sched_stats st;	/* Counters (own core only). */
+	struct urt_sched_stats st;	/* Counters (own core only); st.fast stays 0: sched_fast_count. */
 };
 
 /* A device's scheduler: its options and its queues (sched.c). */
@@ -119,7 +121,7 @@ struct sched_dev {
 /* Depth units free on q: depth_max - inflight (negative after merge retries, queue.c Q3). */
 static inline int64_t sched_units_free(const struct sched_queue *q)
 {
-	return q->room + (q->shut ? SCHED_SHUT_BIAS : 0);
+	return q->limit + (q->shut ? SCHED_SHUT_BIAS : 0) - q->taken;
 }
 
 /* Commands holding a depth unit of q (queue.c Q3). */
@@ -128,31 +130,41 @@ static inline uint32_t sched_inflight(const struct sched_queue *q)
 	return (uint32_t)((int64_t)q->depth_max - sched_units_free(q));
 }
 
-/* Set q's shut bits to shut, keeping room = free units less the bias while any is set. */
+/* Set q's shut bits to shut, keeping limit biased while any is set. */
 static inline void sched_shut_set(struct sched_queue *q, uint32_t shut)
 {
-	q->room += (q->shut ? SCHED_SHUT_BIAS : 0) - (shut ? SCHED_SHUT_BIAS : 0);
+	q->limit += (q->shut ? SCHED_SHUT_BIAS : 0) - (shut ? SCHED_SHUT_BIAS : 0);
 	q->shut = shut;
 }
 
-/*
- * A command of class prio takes (sched_unit_take) or gives back
- * (sched_unit_put) a depth unit of queue q (queue.c Q3): one decrement or
- * increment of room.  The class's own count is kept only when some class
- * has a bound below depth_max (class_depth): otherwise every class's bound
- * is depth_max, which the queue's count already enforces.
- */
-static inline void sched_unit_take(struct sched_queue *q, unsigned prio)
+/* Ops that passed the queue at submit time (urt_sched_stats.fast). */
+static inline uint64_t sched_fast_count(const struct sched_queue *q)
 {
-	q->room--;
+	return (uint64_t)(q->taken - q->taken_queued);
+}
+
+/*
+ * A command of class prio takes a depth unit of queue q (queue.c Q3): one
+ * increment of taken, and of taken_queued for a command that did not pass
+ * the queue at submit time (fast false: dispatched from it, or retried).
+ * The class's own count is kept only when some class has a bound below
+ * depth_max (class_depth): otherwise every class's bound is depth_max,
+ * which the queue's count already enforces.
+ */
+static inline void sched_unit_take(struct sched_queue *q, unsigned prio, bool fast)
+{
+	q->taken++;
+	if (!fast)
+		q->taken_queued++;
 	if (urt_unlikely(q->class_depth))
 		q->cls[prio].inflight++;
 }
 
+/* The unit comes back: one increment of limit. */
 static inline void sched_unit_put(struct sched_queue *q, unsigned prio)
 {
 	URT_ASSERT(sched_inflight(q) > 0 && (!q->class_depth || q->cls[prio].inflight > 0));
-	q->room++;
+	q->limit++;
 	if (urt_unlikely(q->class_depth))
 		q->cls[prio].inflight--;
 }
@@ -165,7 +177,7 @@ static inline void sched_unit_put(struct sched_queue *q, unsigned prio)
 static inline void sched_bare_put(struct sched_queue *q)
 {
 	URT_DEBUG_ASSERT(sched_inflight(q) > 0 && !q->class_depth);
-	q->room++;
+	q->limit++;
 }
 
 struct sched_queue *sched_queue_get(struct urt_core *c, struct urt_dev *dev);
@@ -177,7 +189,7 @@ bool sched_pass_bare(struct urt_core *c, struct urt_dev *dev, const struct urt_i
  * test, for the bare op io (a READ or WRITE on dev, which has a
  * scheduler): the queue exists, nothing shuts it (FIFO, nothing queued, no
  * class bound, a random stretch or merging off) and a unit is free
- * (room > 0), and the op does not follow on from the one before (which
+ * (taken < limit), and the op does not follow on from the one before (which
  * would reset the credit: sched_pass).  If so its depth unit is taken
  * (bare_complete, or req_from_bare if the op needs a request later, gives
  * it back) and the queue is returned; else NULL, having changed nothing,
@@ -188,11 +200,10 @@ static inline struct sched_queue *sched_pass_quick(const struct urt_core *c, con
 {
 	struct sched_queue *q = dev->sched->q[c->index];
 
-	if (urt_unlikely(!q || q->room <= 0 || io->off == q->sub_end))
+	if (urt_unlikely(!q || q->taken >= q->limit || io->off == q->sub_end))
 		return NULL;
 	q->sub_end = io->off + io->len;
-	q->room--;
-	q->st.fast++;
+	q->taken++;	/* Counted in st.fast by sched_fast_count. */
 	return q;
 }
 

@@ -63,9 +63,11 @@ static bool sched_rt_allowed(void)
 	return d[CAP_SYS_NICE / 32].effective & (1u << (CAP_SYS_NICE % 32));
 }
 
+struct sched_queue sched_queue_absent;
+
 static void queue_free(struct sched_queue *q)
 {
-	if (!q)
+	if (q == &sched_queue_absent)
 		return;
 	URT_ASSERT(q->queued == 0 && !q->busy && "a device's scheduler goes away with no I/O queued");
 	for (unsigned k = 0; k < SCHED_CLASSES; k++)
@@ -119,6 +121,8 @@ URT_API int urt_dev_sched_set(struct urt_dev *dev, const struct urt_sched_opts *
 	sd = calloc(1, sizeof(*sd));
 	if (!sd)
 		return -ENOMEM;
+	for (unsigned i = 0; i < SCHED_CORES_MAX; i++)
+		sd->q[i] = &sched_queue_absent;
 	sd->o = *o;
 	if (!sd->o.merge_ops_max)
 		sd->o.merge_ops_max = SCHED_MERGE_OPS_MAX;
@@ -143,7 +147,7 @@ URT_API int urt_dev_sched_stats(const struct urt_dev *dev, struct urt_sched_stat
 		const struct sched_queue *q = sd->q[i];
 		uint64_t fast;
 
-		if (!q)
+		if (q == &sched_queue_absent)
 			continue;
 		/* A fast-path op is counted in taken alone (sched_pass, sched_pass_quick). */
 		fast = sched_fast_count(q);
@@ -217,7 +221,7 @@ struct sched_queue *sched_queue_get(struct urt_core *c, struct urt_dev *dev)
 
 	URT_ASSERT(c->index < SCHED_CORES_MAX);
 	q = sd->q[c->index];
-	if (urt_unlikely(!q)) {
+	if (urt_unlikely(q == &sched_queue_absent)) {
 		q = queue_new(c, dev);
 		if (!q)
 			abort();	/* A few KiB once per core and device: out of memory at startup. */

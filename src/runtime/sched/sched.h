@@ -115,7 +115,7 @@ struct sched_dev {
 	struct urt_sched_opts o;	/* Options, checked. */
 	uint32_t merge_bytes_max;	/* Resolved: min(merge_bytes_max, max_io_bytes). */
 	uint16_t ioprio[SCHED_CLASSES];	/* SQE ioprio of each class. */
-	struct sched_queue *q[SCHED_CORES_MAX];	/* By core index, made on first use. */
+	struct sched_queue *q[SCHED_CORES_MAX];	/* By core index, made on first use; until then sched_queue_absent. */
 };
 
 /* Depth units free on q: depth_max - inflight (negative after merge retries, queue.c Q3). */
@@ -180,6 +180,13 @@ static inline void sched_bare_put(struct sched_queue *q)
 	q->limit++;
 }
 
+/*
+ * The queue of a core that has none yet (sched.c): read, never written, its
+ * taken == limit == 0 fails sched_pass_quick's test, so the inline test
+ * needs no NULL test, and sched_queue_get makes the real one.
+ */
+extern struct sched_queue sched_queue_absent;
+
 struct sched_queue *sched_queue_get(struct urt_core *c, struct urt_dev *dev);
 bool sched_pass(struct sched_queue *q, unsigned prio, uint64_t off, uint64_t len, bool barrier, bool mergeable);
 bool sched_pass_bare(struct urt_core *c, struct urt_dev *dev, const struct urt_io *io);
@@ -187,7 +194,7 @@ bool sched_pass_bare(struct urt_core *c, struct urt_dev *dev, const struct urt_i
 /*
  * From io.c: the pass-through of queue.c's design notes in one inline
  * test, for the bare op io (a READ or WRITE on dev, which has a
- * scheduler): the queue exists, nothing shuts it (FIFO, nothing queued, no
+ * scheduler): the queue exists (sched_queue_absent has no unit), nothing shuts it (FIFO, nothing queued, no
  * class bound, a random stretch or merging off) and a unit is free
  * (taken < limit), and the op does not follow on from the one before (which
  * would reset the credit: sched_pass).  If so its depth unit is taken
@@ -200,7 +207,7 @@ static inline struct sched_queue *sched_pass_quick(const struct urt_core *c, con
 {
 	struct sched_queue *q = dev->sched->q[c->index];
 
-	if (urt_unlikely(!q || q->taken >= q->limit || io->off == q->sub_end))
+	if (urt_unlikely(q->taken >= q->limit || io->off == q->sub_end))
 		return NULL;
 	q->sub_end = io->off + io->len;
 	q->taken++;	/* Counted in st.fast by sched_fast_count. */

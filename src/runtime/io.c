@@ -48,7 +48,9 @@
  * -------------
  * urt_io_submit sends a NOP straight to io_queue, and a READ or WRITE that
  * passes io_rw_fast straight to io_submit_read/io_submit_write, which
- * queue it bare with no further test; everything else goes through
+ * queue it bare with no further test (on a device with a scheduler, bare
+ * if its inline pass-through test, sched.h sched_pass_quick, lets it
+ * through: io_queue_sched); everything else goes through
  * io_submit_checked (io_validate, then io_bare_ok).  io_rw_fast is
  * io_validate and io_bare_ok for the common case, folded: what depends on
  * the device alone was computed at open (dev_fast_init: struct urt_dev's
@@ -374,8 +376,9 @@ static __attribute__((noinline)) int io_queue_big(struct urt_core *c, struct urt
  * is also io_bare_ok's bound), O_DIRECT alignment by mask, no deadline, not
  * multishot, a core without fault injection or IOPOLL, and room in the SQ
  * with an empty backlog.  A device with a scheduler passes too: its
- * scheduler's test comes last, in io_queue_sched, as in io_bare_ok.  Whatever fails goes the checked
- * way, which gives the same op the same clear error as before.
+ * scheduler's test comes last (io_queue_sched), as in io_bare_ok, and an
+ * op it declines takes a request.  Whatever fails goes the checked way,
+ * which gives the same op the same clear error as before.
  */
 static inline bool io_rw_fast(const struct urt_core *c, const struct urt_io *io, const struct urt_dev *dev,
 			      unsigned op)

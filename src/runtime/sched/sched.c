@@ -228,6 +228,5 @@ struct sched_queue *sched_queue_get(struct urt_core *c, struct urt_dev *dev)
 		sd->q[c->index] = q;
 	}
 	URT_ASSERT(q->cap >= c->req_max);
-	q->core = c;
 	return q;
 }

@@ -91,7 +91,6 @@ struct sched_queue {
 	uint16_t ioprio[SCHED_CLASSES];	/* sd->ioprio: the SQE ioprio of each class. */
 	struct sched_dev *sd;		/* The device's scheduler. */
 	struct urt_dev *dev;		/* The device. */
-	struct urt_core *core;		/* The core using it now. */
 	bool merge;			/* Merging on (sd->o.merge). */
 	uint32_t depth_max;		/* sd->o.depth_max. */
 	bool class_depth;		/* A class has a bound below depth_max: cls[].inflight is kept. */
@@ -194,13 +193,14 @@ bool sched_pass_bare(struct urt_core *c, struct urt_dev *dev, const struct urt_i
 /*
  * From io.c: the pass-through of queue.c's design notes in one inline
  * test, for the bare op io (a READ or WRITE on dev, which has a
- * scheduler): the queue exists (sched_queue_absent has no unit), nothing shuts it (FIFO, nothing queued, no
- * class bound, a random stretch or merging off) and a unit is free
- * (taken < limit), and the op does not follow on from the one before (which
- * would reset the credit: sched_pass).  If so its depth unit is taken
- * (bare_complete, or req_from_bare if the op needs a request later, gives
- * it back) and the queue is returned; else NULL, having changed nothing,
- * and sched_pass_bare gives the full answer.
+ * scheduler): the core has a queue (sched_queue_absent has no unit),
+ * nothing shuts it (FIFO, nothing queued, no class bound, a random stretch
+ * or merging off) and a unit is free (taken < limit), and the op does not
+ * follow on from the one before (which would reset the credit:
+ * sched_pass).  If so its depth unit is taken (bare_complete, or
+ * req_from_bare if the op needs a request later, gives it back) and the
+ * queue is returned; else NULL, having changed nothing, and
+ * sched_pass_bare gives the full answer.
  */
 static inline struct sched_queue *sched_pass_quick(const struct urt_core *c, const struct urt_dev *dev,
 						   const struct urt_io *io)

@@ -6,7 +6,9 @@
  * (0 bytes) make the bare op take a request, which must give the unit
  * back: after every phase the queue (white-box) has no command in flight.
  * With depth_max 1 a lost unit would queue every later op for ever, so the
- * body stops at the first leak instead of hanging.
+ * body stops at the first leak instead of hanging.  A second test runs two
+ * runtimes one after the other on the same device: the second finds the
+ * first one's queue and passes it at once.
  */
 #include <criterion/criterion.h>
 #include <string.h>

@@ -120,44 +120,58 @@ static inline uint64_t bare_submit_ns(const struct urt_io *io)
 }
 
 /*
- * The one answer to an op submitted at submit_ns, bare or with a request:
- * its latency and counters, then its callback.  The caller has already
- * detached io from its request, if it had one.
+ * The answer to an op submitted at submit_ns, without the failure
+ * counters: its latency, the completed count, then its callback.  For a
+ * result the caller knows is not an error (bare_complete); io_answer adds
+ * the counters of the others.
  */
-static inline void io_answer(struct urt_core *c, struct urt_io *io, int res, uint64_t submit_ns)
+static inline __attribute__((always_inline)) void io_answer_ok(struct urt_core *c, struct urt_io *io, int res, uint64_t submit_ns)
 {
 	uint64_t lat = core_now(c) - submit_ns;
 
 	io->priv = NULL;
 	io->res = res;
 	lat_record(c, lat);
-	if (c->lat_ewma_on)
+	if (urt_unlikely(c->lat_ewma_on))
 		lat_ewma_add(c, lat);
 	c->stats.completed++;
-	if (res == -ETIMEDOUT)
-		c->stats.timed_out++;
-	else if (res < 0)
-		c->stats.failed++;
 	io->cb(io, res, io->arg);
 }
 
 /*
- * The CQE of a bare op, inlined into the reap loop.  A NOP, or a READ/WRITE
- * that moved all its bytes, is done: it is answered here.  Anything else
- * (an error, a short transfer, a cancel) returns false, having changed
- * nothing; the caller then hands the op to req_bare_slow, which gives it a
- * request.
+ * The one answer to an op submitted at submit_ns, bare or with a request:
+ * its latency and counters, then its callback.  The caller has already
+ * detached io from its request, if it had one.
  */
-static inline bool bare_complete(struct urt_core *c, struct urt_io *io, int32_t res)
+static inline void io_answer(struct urt_core *c, struct urt_io *io, int res, uint64_t submit_ns)
 {
-	if (res < 0 || (io->op != URT_OP_NOP && (uint64_t)res != io->len))
+	if (res == -ETIMEDOUT)
+		c->stats.timed_out++;
+	else if (res < 0)
+		c->stats.failed++;
+	io_answer_ok(c, io, res, submit_ns);
+}
+
+/*
+ * The CQE of a bare op, inlined into the reap loop.  A NOP (result 0), or
+ * a READ/WRITE that moved all its bytes, is done: it is answered here.
+ * Anything else (an error, a short transfer, a cancel) returns false,
+ * having changed nothing; the caller then hands the op to req_bare_slow,
+ * which gives it a request.  One compare settles the common case: a
+ * READ/WRITE's full result equals io->len, and a NOP prepared by
+ * urt_io_prep_nop has len 0; an error, sign-extended, equals no length
+ * (lengths are at most 2 GiB), so a result that passes is not negative.
+ */
+static inline __attribute__((always_inline)) bool bare_complete(struct urt_core *c, struct urt_io *io, int32_t res)
+{
+	if (urt_unlikely((uint64_t)(int64_t)res != io->len) && (res < 0 || io->op != URT_OP_NOP))
 		return false;
 	if (io->op != URT_OP_NOP && io->dev->sched) {
 		/* Its depth unit comes back (queue.c Q3). */
 		sched_unit_put(io->dev->sched->q[c->index], io->prio);
 	}
 	c->ops_live--;
-	io_answer(c, io, res, bare_submit_ns(io));
+	io_answer_ok(c, io, res, bare_submit_ns(io));
 	return true;
 }
 

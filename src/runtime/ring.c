@@ -214,6 +214,18 @@ static int ring_big_sleep_setup(struct urt_core *c)
 	return 0;
 }
 
+/*
+ * Whether ring_wait may take its plain path: the main ring alone, in
+ * interrupt mode, without SQPOLL.  Kept by ring_setup and ring_teardown.
+ */
+static void ring_wait_plain_update(struct urt_core *c)
+{
+	const struct urt_ring *main = &c->rings[RING_MAIN];
+
+	c->wait_plain = main->ready && !c->rings_extra && c->rt->opts.mode == URT_POLL_INTERRUPT &&
+			!(main->flags & IORING_SETUP_SQPOLL);
+}
+
 int ring_setup(struct urt_core *c, enum ring_kind kind)
 {
 	struct urt_ring *r = &c->rings[kind];
@@ -312,8 +324,11 @@ int ring_setup(struct urt_core *c, enum ring_kind kind)
 	 * kernel without it keeps the plain fd.
 	 */
 	r->fd_registered = io_uring_register_ring_fd(&r->ring) == 1;
+	/* liburing points enter_ring_fd at the registered index when that worked. */
+	r->enter_flags = IORING_ENTER_GETEVENTS | (r->fd_registered ? IORING_ENTER_REGISTERED_RING : 0);
 	if (kind != RING_MAIN)
 		c->rings_extra = true;
+	ring_wait_plain_update(c);
 	return 0;
 
 err_exit:
@@ -340,6 +355,7 @@ void ring_teardown(struct urt_core *c, enum ring_kind kind)
 	r->efd = -1;
 	r->ready = false;
 	c->rings_extra = c->rings[RING_POLL].ready || c->rings[RING_BIG].ready;
+	ring_wait_plain_update(c);
 }
 
 /*
@@ -594,10 +610,70 @@ static void ring_wait_big(struct urt_core *c)
 	io_uring_cq_eventfd_toggle(&main->ring, false);
 }
 
+static void ring_wait_general(struct urt_core *c, bool idle);
+
+/*
+ * ring_submit for a main ring without SQPOLL (c->wait_plain), inline: hand
+ * the queued SQEs to the kernel as liburing's __io_uring_flush_sq does,
+ * then one io_uring_enter that runs the deferred task work (GETEVENTS)
+ * and, with wait, sleeps until a CQE; in the poll-wait mode it sleeps in
+ * poll(2) after the enter instead (ring_wait_poll).
+ */
+static inline int ring_enter_plain(struct urt_core *c, struct urt_ring *r, bool wait)
+{
+	struct io_uring_sq *sq = &r->ring.sq;
+	unsigned tail = sq->sqe_tail;
+	int ret;
+
+	if (sq->sqe_head != tail) {
+		sq->sqe_head = tail;
+		/* Release: the kernel reads the SQEs after the tail that publishes them. */
+		io_uring_smp_store_release(sq->ktail, tail);
+	}
+	ret = io_uring_enter((unsigned)r->ring.enter_ring_fd, tail - *sq->khead, wait && !c->wait_poll,
+			     r->enter_flags, NULL);
+	c->stats.enters++;
+	if (urt_unlikely(ret < 0))
+		return ret;	/* EAGAIN, EBUSY, EINTR: the loop reaps and comes back (ring_submit). */
+	if (urt_unlikely(wait && c->wait_poll) && !io_uring_cq_ready(&r->ring) &&
+	    !(IO_URING_READ_ONCE(*sq->kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))) {
+		struct pollfd pfd = { .fd = r->ring.ring_fd, .events = POLLIN };
+
+		(void)poll(&pfd, 1, WAIT_POLL_MS);	/* A timeout or EINTR only means: look again. */
+	}
+	c->stats.sqes_submitted += (unsigned)ret;
+	r->queued = tail - *sq->khead;
+	return ret;
+}
+
 void ring_wait(struct urt_core *c)
 {
 	bool idle = !fiber_has_ready(c) && !atomic_load_explicit(&c->doorbell, memory_order_acquire) &&
 		    STAILQ_EMPTY(&c->backlog);
+
+	/*
+	 * The common case, one main ring in interrupt mode: the general path
+	 * below reduced to its two outcomes.  A core sleeps only with ops in
+	 * flight (else nothing could end the sleep; I2 keeps the wake
+	 * eventfd's read in flight while running).
+	 */
+	if (urt_likely(c->wait_plain)) {
+		struct urt_ring *r = &c->rings[RING_MAIN];
+
+		if (idle && r->inflight && msg_sleep_begin(c)) {
+			ring_enter_plain(c, r, true);
+			msg_sleep_end(c);
+		} else if (r->queued || r->inflight) {
+			ring_enter_plain(c, r, false);
+		}
+		return;
+	}
+	ring_wait_general(c, idle);
+}
+
+/* ring_wait for every other case: secondary rings, SQPOLL, HYBRID, sleeping on the big ring. */
+static void ring_wait_general(struct urt_core *c, bool idle)
+{
 	bool on_big = idle && ring_big_sleeps(c);
 	struct urt_ring *big = &c->rings[RING_BIG];
 	bool polling = false;
@@ -667,21 +743,23 @@ void ring_wait(struct urt_core *c)
 #define REAP_BATCH 128
 
 /*
- * Copy up to REAP_BATCH CQEs of r into batch (two 16-byte slots per CQE)
- * and release their ring slots.  This is io_uring_peek_batch_cqe without
- * the array of pointers and the library call: the ring is read once, from
- * head to the tail the kernel published.  As in liburing, an empty CQ with
- * IORING_SQ_CQ_OVERFLOW or IORING_SQ_TASKRUN set means completions wait in
- * the kernel: one enter flushes them, then the ring is read again.
+ * Copy up to REAP_BATCH CQEs of r into batch (one slot per CQE, two on a
+ * CQE32 ring: the second holds big_cqe[]) and release their ring slots.
+ * This is io_uring_peek_batch_cqe without the array of pointers and the
+ * library call: the ring is read once, from head to the tail the kernel
+ * published, and the head is stored once.  As in liburing, an empty CQ
+ * with IORING_SQ_CQ_OVERFLOW or IORING_SQ_TASKRUN set means completions
+ * wait in the kernel: one enter flushes them, then the ring is read again.
  */
-static unsigned ring_peek_batch(struct urt_ring *r, struct io_uring_cqe *batch, bool big)
+static inline __attribute__((always_inline)) unsigned ring_peek_batch(struct urt_ring *r,
+									struct io_uring_cqe *batch, bool big)
 {
 	struct io_uring_cq *cq = &r->ring.cq;
 	unsigned head = *cq->khead;
 	/* Acquire: the CQE contents are read after the tail that publishes them. */
 	unsigned n = io_uring_smp_load_acquire(cq->ktail) - head;
 
-	if (n == 0) {
+	if (urt_unlikely(n == 0)) {
 		if (!(IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
 			return 0;
 		io_uring_get_events(&r->ring);
@@ -694,34 +772,66 @@ static unsigned ring_peek_batch(struct urt_ring *r, struct io_uring_cqe *batch, 
 			memcpy(&batch[2 * i], &cq->cqes[((head + i) & cq->ring_mask) << 1], 2 * sizeof(batch[0]));
 	} else {
 		for (unsigned i = 0; i < n; i++)
-			batch[2 * i] = cq->cqes[(head + i) & cq->ring_mask];
+			batch[i] = cq->cqes[(head + i) & cq->ring_mask];
 	}
-	/* Release the slots before any callback can submit and need CQ room. */
-	io_uring_cq_advance(&r->ring, n);
+	/* Release the slots before any callback can submit and need CQ room (one store for the batch). */
+	io_uring_smp_store_release(cq->khead, head + n);
 	return n;
 }
 
-unsigned ring_reap(struct urt_core *c, enum ring_kind kind)
+/*
+ * A CQE that is not a bare op's: a request's, or the runtime's own
+ * (wakeups, eventfd reads).  Out of line, so that the reap loop of the
+ * common case stays small.
+ */
+static __attribute__((noinline)) void ring_cqe_other(struct urt_core *c, struct urt_ring *r,
+						     const struct io_uring_cqe *cqe)
 {
-	struct urt_ring *r = &c->rings[kind];
-	/*
-	 * Local copies, two 16-byte slots per CQE: the second holds the CQE32
-	 * extra words (big_cqe[], the passthrough result) of a big ring.
-	 */
+	uint64_t ud = cqe->user_data;
+
+	/* A multishot result with MORE is not the op's last CQE. */
+	if (ud != UD_WAKE_MSG && !(cqe->flags & IORING_CQE_F_MORE)) {
+		if (urt_unlikely(r->inflight == 0))
+			abort();	/* Accounting bug: a CQE we never asked for. */
+		r->inflight--;
+	}
+	if (ud >= UD_SPECIAL_MAX) {
+		req_complete_cqe(c, ud, cqe->res, cqe);
+		return;
+	}
+	if (ud == UD_WAKE_EFD) {
+		ring_arm_efd(c, RING_MAIN);
+	} else if (ud >= UD_RING_EFD && ud < UD_RING_EFD + RING_KINDS) {
+		c->rings[ud - UD_RING_EFD].efd_armed = false;
+		/* The main ring's is armed again when the core next sleeps on the big ring. */
+		if (ud != UD_RING_EFD + RING_MAIN)
+			ring_arm_efd(c, (enum ring_kind)(ud - UD_RING_EFD));
+	}
+	/* UD_WAKE_MSG and UD_IGNORE need nothing: the loop drains posts. */
+}
+
+/*
+ * The reap loop of ring r, inlined twice with big a constant: the rings
+ * with 16-byte CQEs (main, IOPOLL) and the CQE32 ring of passthrough.
+ */
+static inline __attribute__((always_inline)) unsigned ring_reap_ring(struct urt_core *c, struct urt_ring *r,
+								     bool big)
+{
+	/* Local copies of the CQEs: one slot each, two on the big ring (see ring_peek_batch). */
 	struct io_uring_cqe batch[2 * REAP_BATCH];
-	bool big = r->ring.flags & IORING_SETUP_CQE32;
 	unsigned total = 0, n;
 
 	do {
 		n = ring_peek_batch(r, batch, big);
 		c->stats.cqes_reaped += n;
 		for (unsigned i = 0; i < n; i++) {
-			const struct io_uring_cqe *cqe = &batch[2 * i];
+			const struct io_uring_cqe *cqe = &batch[(big ? 2 : 1) * i];
 			uint64_t ud = cqe->user_data;
 
 			/* First the common case: the only CQE of a bare op (io.c). */
-			if ((ud & UD_TAG_MASK) == UD_TAG_BARE) {
+			if (urt_likely((ud & UD_TAG_MASK) == UD_TAG_BARE)) {
 				struct urt_io *io = (struct urt_io *)(uintptr_t)(ud & ~(uint64_t)UD_TAG_MASK);
+				int32_t res = cqe->res;
 
 				if (urt_unlikely(r->inflight == 0))
 					abort();	/* Accounting bug: a CQE we never asked for. */
@@ -731,33 +841,34 @@ unsigned ring_reap(struct urt_core *c, enum ring_kind kind)
 				 * whole transfer, and anything else (an NVMe status or
 				 * -errno) needs the backend: the slow path.
 				 */
-				int32_t res = !big ? cqe->res : cqe->res == 0 ? (int32_t)io->len : INT32_MIN;
-
-				if (!io_is_bare(io) || !bare_complete(c, io, res))
+				if (big)
+					res = res == 0 ? (int32_t)io->len : INT32_MIN;
+				if (urt_unlikely(!io_is_bare(io)) || urt_unlikely(!bare_complete(c, io, res)))
 					req_bare_slow(c, io, cqe->res, cqe);
 				continue;
 			}
-			/* A multishot result with MORE is not the op's last CQE. */
-			if (ud != UD_WAKE_MSG && !(cqe->flags & IORING_CQE_F_MORE)) {
-				if (urt_unlikely(r->inflight == 0))
-					abort();	/* Accounting bug: a CQE we never asked for. */
-				r->inflight--;
-			}
-			if (ud >= UD_SPECIAL_MAX) {
-				req_complete_cqe(c, ud, cqe->res, cqe);
-				continue;
-			}
-			if (ud == UD_WAKE_EFD) {
-				ring_arm_efd(c, RING_MAIN);
-			} else if (ud >= UD_RING_EFD && ud < UD_RING_EFD + RING_KINDS) {
-				c->rings[ud - UD_RING_EFD].efd_armed = false;
-				/* The main ring's is armed again when the core next sleeps on the big ring. */
-				if (ud != UD_RING_EFD + RING_MAIN)
-					ring_arm_efd(c, (enum ring_kind)(ud - UD_RING_EFD));
-			}
-			/* UD_WAKE_MSG and UD_IGNORE need nothing: the loop drains posts. */
+			ring_cqe_other(c, r, cqe);
 		}
 		total += n;
-	} while (n == REAP_BATCH);
+	} while (urt_unlikely(n == REAP_BATCH));
 	return total;
+}
+
+unsigned ring_reap_main(struct urt_core *c)
+{
+	return ring_reap_ring(c, &c->rings[RING_MAIN], false);
+}
+
+static __attribute__((noinline)) unsigned ring_reap_big(struct urt_core *c, struct urt_ring *r)
+{
+	return ring_reap_ring(c, r, true);
+}
+
+unsigned ring_reap(struct urt_core *c, enum ring_kind kind)
+{
+	struct urt_ring *r = &c->rings[kind];
+
+	if (r->ring.flags & IORING_SETUP_CQE32)
+		return ring_reap_big(c, r);
+	return ring_reap_ring(c, r, false);
 }

@@ -13,6 +13,7 @@ void ring_teardown(struct urt_core *c, enum ring_kind kind);
 struct io_uring_sqe *ring_sqe(struct urt_core *c, enum ring_kind kind);
 int ring_submit(struct urt_core *c, enum ring_kind kind, bool wait);
 unsigned ring_reap(struct urt_core *c, enum ring_kind kind);
+unsigned ring_reap_main(struct urt_core *c);
 void ring_wait(struct urt_core *c);
 void ring_arm_efd(struct urt_core *c, enum ring_kind kind);
 

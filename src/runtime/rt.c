@@ -140,7 +140,8 @@ static void core_loop(struct urt_core *c)
 	struct urt_rt *rt = c->rt;
 
 	for (;;) {
-		msg_drain(c);
+		if (atomic_load_explicit(&c->doorbell, memory_order_relaxed))
+			msg_drain(c);
 		if (fiber_has_ready(c))
 			fiber_run_ready(c);
 		if (!STAILQ_EMPTY(&c->backlog))
@@ -162,7 +163,7 @@ static void core_loop(struct urt_core *c)
 			break;
 		ring_wait(c);
 		now_tick(&c->clock);
-		ring_reap(c, RING_MAIN);
+		ring_reap_main(c);
 		for (int k = RING_POLL; urt_unlikely(c->rings_extra) && k < RING_KINDS; k++)
 			if (c->rings[k].ready)
 				ring_reap(c, k);

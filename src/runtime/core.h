@@ -319,7 +319,7 @@ static inline uint64_t core_now(struct urt_core *c)
 #include "runtime/net.h"
 #include "runtime/sched/sched.h"
 #include "runtime/req.h"
+#include "runtime/xcore/msg.h"	/* Before ring.h, whose inline wait uses the sleep handshake. */
 #include "runtime/ring.h"
-#include "runtime/xcore/msg.h"
 
 #endif /* URT_RUNTIME_CORE_H */

@@ -610,69 +610,22 @@ static void ring_wait_big(struct urt_core *c)
 	io_uring_cq_eventfd_toggle(&main->ring, false);
 }
 
-static void ring_wait_general(struct urt_core *c, bool idle);
-
 /*
- * ring_submit for a main ring without SQPOLL (c->wait_plain), inline: hand
- * the queued SQEs to the kernel as liburing's __io_uring_flush_sq does,
- * then one io_uring_enter that runs the deferred task work (GETEVENTS)
- * and, with wait, sleeps until a CQE; in the poll-wait mode it sleeps in
- * poll(2) after the enter instead (ring_wait_poll).
+ * The poll-wait mode's sleep after ring_enter_plain (wait_poll.h): in
+ * poll(2) on the ring's fd, at most WAIT_POLL_MS, unless a CQE or task
+ * work is already there.
  */
-static inline int ring_enter_plain(struct urt_core *c, struct urt_ring *r, bool wait)
+void ring_wait_poll_sleep(struct urt_ring *r)
 {
-	struct io_uring_sq *sq = &r->ring.sq;
-	unsigned tail = sq->sqe_tail;
-	int ret;
+	struct pollfd pfd = { .fd = r->ring.ring_fd, .events = POLLIN };
 
-	if (sq->sqe_head != tail) {
-		sq->sqe_head = tail;
-		/* Release: the kernel reads the SQEs after the tail that publishes them. */
-		io_uring_smp_store_release(sq->ktail, tail);
-	}
-	ret = io_uring_enter((unsigned)r->ring.enter_ring_fd, tail - *sq->khead, wait && !c->wait_poll,
-			     r->enter_flags, NULL);
-	c->stats.enters++;
-	if (urt_unlikely(ret < 0))
-		return ret;	/* EAGAIN, EBUSY, EINTR: the loop reaps and comes back (ring_submit). */
-	if (urt_unlikely(wait && c->wait_poll) && !io_uring_cq_ready(&r->ring) &&
-	    !(IO_URING_READ_ONCE(*sq->kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))) {
-		struct pollfd pfd = { .fd = r->ring.ring_fd, .events = POLLIN };
-
+	if (!io_uring_cq_ready(&r->ring) &&
+	    !(IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
 		(void)poll(&pfd, 1, WAIT_POLL_MS);	/* A timeout or EINTR only means: look again. */
-	}
-	c->stats.sqes_submitted += (unsigned)ret;
-	r->queued = tail - *sq->khead;
-	return ret;
-}
-
-void ring_wait(struct urt_core *c)
-{
-	bool idle = !fiber_has_ready(c) && !atomic_load_explicit(&c->doorbell, memory_order_acquire) &&
-		    STAILQ_EMPTY(&c->backlog);
-
-	/*
-	 * The common case, one main ring in interrupt mode: the general path
-	 * below reduced to its two outcomes.  A core sleeps only with ops in
-	 * flight (else nothing could end the sleep; I2 keeps the wake
-	 * eventfd's read in flight while running).
-	 */
-	if (urt_likely(c->wait_plain)) {
-		struct urt_ring *r = &c->rings[RING_MAIN];
-
-		if (idle && r->inflight && msg_sleep_begin(c)) {
-			ring_enter_plain(c, r, true);
-			msg_sleep_end(c);
-		} else if (r->queued || r->inflight) {
-			ring_enter_plain(c, r, false);
-		}
-		return;
-	}
-	ring_wait_general(c, idle);
 }
 
 /* ring_wait for every other case: secondary rings, SQPOLL, HYBRID, sleeping on the big ring. */
-static void ring_wait_general(struct urt_core *c, bool idle)
+void ring_wait_general(struct urt_core *c, bool idle)
 {
 	bool on_big = idle && ring_big_sleeps(c);
 	struct urt_ring *big = &c->rings[RING_BIG];
@@ -740,43 +693,14 @@ static void ring_wait_general(struct urt_core *c, bool idle)
 }
 
 
-#define REAP_BATCH 128
-
 /*
- * Copy up to REAP_BATCH CQEs of r into batch (one slot per CQE, two on a
- * CQE32 ring: the second holds big_cqe[]) and release their ring slots.
- * This is io_uring_peek_batch_cqe without the array of pointers and the
- * library call: the ring is read once, from head to the tail the kernel
- * published, and the head is stored once.  As in liburing, an empty CQ
- * with IORING_SQ_CQ_OVERFLOW or IORING_SQ_TASKRUN set means completions
- * wait in the kernel: one enter flushes them, then the ring is read again.
+ * memcpy of a run of CQEs into the reap batch, out of line: inlined, the
+ * compiler makes a variable-length copy a `rep movsq`, whose start-up
+ * costs more than the library's vector copy at these sizes.
  */
-static inline __attribute__((always_inline)) unsigned ring_peek_batch(struct urt_ring *r,
-									struct io_uring_cqe *batch, bool big)
+__attribute__((noinline)) void ring_cqe_copy(void *dst, const void *src, size_t bytes)
 {
-	struct io_uring_cq *cq = &r->ring.cq;
-	unsigned head = *cq->khead;
-	/* Acquire: the CQE contents are read after the tail that publishes them. */
-	unsigned n = io_uring_smp_load_acquire(cq->ktail) - head;
-
-	if (urt_unlikely(n == 0)) {
-		if (!(IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
-			return 0;
-		io_uring_get_events(&r->ring);
-		n = io_uring_smp_load_acquire(cq->ktail) - head;
-	}
-	if (n > REAP_BATCH)
-		n = REAP_BATCH;
-	if (big) {
-		for (unsigned i = 0; i < n; i++)
-			memcpy(&batch[2 * i], &cq->cqes[((head + i) & cq->ring_mask) << 1], 2 * sizeof(batch[0]));
-	} else {
-		for (unsigned i = 0; i < n; i++)
-			batch[i] = cq->cqes[(head + i) & cq->ring_mask];
-	}
-	/* Release the slots before any callback can submit and need CQ room (one store for the batch). */
-	io_uring_smp_store_release(cq->khead, head + n);
-	return n;
+	memcpy(dst, src, bytes);
 }
 
 /*
@@ -784,7 +708,7 @@ static inline __attribute__((always_inline)) unsigned ring_peek_batch(struct urt
  * (wakeups, eventfd reads).  Out of line, so that the reap loop of the
  * common case stays small.
  */
-static __attribute__((noinline)) void ring_cqe_other(struct urt_core *c, struct urt_ring *r,
+__attribute__((noinline)) void ring_cqe_other(struct urt_core *c, struct urt_ring *r,
 						     const struct io_uring_cqe *cqe)
 {
 	uint64_t ud = cqe->user_data;
@@ -808,55 +732,6 @@ static __attribute__((noinline)) void ring_cqe_other(struct urt_core *c, struct 
 			ring_arm_efd(c, (enum ring_kind)(ud - UD_RING_EFD));
 	}
 	/* UD_WAKE_MSG and UD_IGNORE need nothing: the loop drains posts. */
-}
-
-/*
- * The reap loop of ring r, inlined twice with big a constant: the rings
- * with 16-byte CQEs (main, IOPOLL) and the CQE32 ring of passthrough.
- */
-static inline __attribute__((always_inline)) unsigned ring_reap_ring(struct urt_core *c, struct urt_ring *r,
-								     bool big)
-{
-	/* Local copies of the CQEs: one slot each, two on the big ring (see ring_peek_batch). */
-	struct io_uring_cqe batch[2 * REAP_BATCH];
-	unsigned total = 0, n;
-
-	do {
-		n = ring_peek_batch(r, batch, big);
-		c->stats.cqes_reaped += n;
-		for (unsigned i = 0; i < n; i++) {
-			const struct io_uring_cqe *cqe = &batch[(big ? 2 : 1) * i];
-			uint64_t ud = cqe->user_data;
-
-			/* First the common case: the only CQE of a bare op (io.c). */
-			if (urt_likely((ud & UD_TAG_MASK) == UD_TAG_BARE)) {
-				struct urt_io *io = (struct urt_io *)(uintptr_t)(ud & ~(uint64_t)UD_TAG_MASK);
-				int32_t res = cqe->res;
-
-				if (urt_unlikely(r->inflight == 0))
-					abort();	/* Accounting bug: a CQE we never asked for. */
-				r->inflight--;
-				/*
-				 * On the big ring (passthrough, zero_is_whole) 0 is the
-				 * whole transfer, and anything else (an NVMe status or
-				 * -errno) needs the backend: the slow path.
-				 */
-				if (big)
-					res = res == 0 ? (int32_t)io->len : INT32_MIN;
-				if (urt_unlikely(!io_is_bare(io)) || urt_unlikely(!bare_complete(c, io, res)))
-					req_bare_slow(c, io, cqe->res, cqe);
-				continue;
-			}
-			ring_cqe_other(c, r, cqe);
-		}
-		total += n;
-	} while (urt_unlikely(n == REAP_BATCH));
-	return total;
-}
-
-unsigned ring_reap_main(struct urt_core *c)
-{
-	return ring_reap_ring(c, &c->rings[RING_MAIN], false);
 }
 
 static __attribute__((noinline)) unsigned ring_reap_big(struct urt_core *c, struct urt_ring *r)

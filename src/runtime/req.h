@@ -15,7 +15,14 @@
  * same latency: lat_record only counts a run of equal values, and
  * lat_flush adds the run to the histogram at once when a different value
  * comes, and before anyone reads the statistics (urt_rt_stats).
+ *
+ * In HYBRID mode every latency also feeds lat_ewma_ns (the spin budget).
+ * There lat_run_v is LAT_RUN_NONE, which no latency equals, so every op
+ * takes lat_record_new, which records it at once and updates the average;
+ * the common modes pay nothing for the average on their fast path.
  */
+#define LAT_RUN_NONE UINT64_MAX
+
 static inline void lat_flush(struct urt_core *c)
 {
 	if (c->lat_run_n) {
@@ -24,21 +31,32 @@ static inline void lat_flush(struct urt_core *c)
 	}
 }
 
+/* Smoothed completion latency for the hybrid spin budget: ewma with weight 1/8. */
+static inline void lat_ewma_add(struct urt_core *c, uint64_t lat)
+{
+	c->lat_ewma_ns = c->lat_ewma_ns ? (7 * c->lat_ewma_ns + lat) / 8 : lat;
+}
+
+/* A latency that ends the current run (or any latency in HYBRID mode). */
+static inline void lat_record_new(struct urt_core *c, uint64_t lat)
+{
+	lat_flush(c);
+	if (urt_unlikely(c->lat_ewma_on)) {
+		lat_ewma_add(c, lat);
+		hist_record_n(&c->stats.lat, lat, 1);
+		return;
+	}
+	c->lat_run_v = lat;
+	c->lat_run_n = 1;
+}
+
 static inline void lat_record(struct urt_core *c, uint64_t lat)
 {
 	if (urt_likely(lat == c->lat_run_v)) {
 		c->lat_run_n++;
 		return;
 	}
-	lat_flush(c);
-	c->lat_run_v = lat;
-	c->lat_run_n = 1;
-}
-
-/* Smoothed completion latency for the hybrid spin budget: ewma with weight 1/8. */
-static inline void lat_ewma_add(struct urt_core *c, uint64_t lat)
-{
-	c->lat_ewma_ns = c->lat_ewma_ns ? (7 * c->lat_ewma_ns + lat) / 8 : lat;
+	lat_record_new(c, lat);
 }
 
 /*
@@ -132,8 +150,6 @@ static inline __attribute__((always_inline)) void io_answer_ok(struct urt_core *
 	io->priv = NULL;
 	io->res = res;
 	lat_record(c, lat);
-	if (urt_unlikely(c->lat_ewma_on))
-		lat_ewma_add(c, lat);
 	c->stats.completed++;
 	io->cb(io, res, io->arg);
 }

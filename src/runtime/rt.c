@@ -197,6 +197,8 @@ static int core_setup(struct urt_core *c)
 	c->faults_on = rt->opts.fault.rate_ppm != 0 && rt->opts.fault.kinds != 0;
 	c->io_checked = c->faults_on || rt->opts.mode == URT_POLL_IOPOLL;
 	c->lat_ewma_on = rt->opts.mode == URT_POLL_HYBRID;
+	if (c->lat_ewma_on)
+		c->lat_run_v = LAT_RUN_NONE;	/* Every latency reaches the average (req.h). */
 	c->wait_poll = wait_poll_wanted();
 	now_init(&c->clock);
 	urt_hist_init(&c->stats.lat);

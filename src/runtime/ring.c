@@ -60,6 +60,24 @@
  *   poll-wait    (under valgrind, or URT_WAIT=poll; wait_poll.h) submit
  *                without sleeping, then sleep in poll(2) on the main
  *                ring's fd for at most 1 ms (ring_wait_poll).
+ *   plain        (c->wait_plain: the main ring alone, INTERRUPT, no
+ *                SQPOLL; kept by ring_setup and ring_teardown) INTERRUPT
+ *                reduced to its two outcomes, inline in the loop (ring.h
+ *                ring_wait): flush the SQ and make one io_uring_enter
+ *                (GETEVENTS; min_complete 1 after the sleep handshake when
+ *                idle with ops in flight), without liburing's submit
+ *                wrapper or ring_submit's mode tests; everything else goes
+ *                to ring_wait_general.
+ *
+ * Reaping (ring_reap_ring in ring.h, inline in the loop for the main
+ * ring): copy the published CQEs into a local batch (one memcpy per
+ * contiguous run of the CQ, one move for a single CQE) and release them
+ * with one store of the head; then answer them in order.  A bare op's CQE
+ * is counted and leaves the ring's in-flight count once per batch
+ * (callbacks only add to it meanwhile, so the count is exact again at the
+ * end of the batch, where more bare CQEs than it held aborts); every other
+ * CQE (requests, wakeups, eventfd reads) goes out of line to
+ * ring_cqe_other.
  */
 #include <errno.h>
 #include <poll.h>

@@ -164,9 +164,10 @@ static void core_loop(struct urt_core *c)
 		ring_wait(c);
 		now_tick(&c->clock);
 		ring_reap_main(c);
-		for (int k = RING_POLL; urt_unlikely(c->rings_extra) && k < RING_KINDS; k++)
-			if (c->rings[k].ready)
-				ring_reap(c, k);
+		if (urt_unlikely(c->rings_extra))
+			for (int k = RING_POLL; k < RING_KINDS; k++)
+				if (c->rings[k].ready)
+					ring_reap(c, k);
 	}
 }
 

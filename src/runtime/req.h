@@ -143,7 +143,8 @@ static inline uint64_t bare_submit_ns(const struct urt_io *io)
  * result the caller knows is not an error (bare_complete); io_answer adds
  * the counters of the others.
  */
-static inline __attribute__((always_inline)) void io_answer_ok(struct urt_core *c, struct urt_io *io, int res, uint64_t submit_ns)
+static inline __attribute__((always_inline)) void io_answer_ok(struct urt_core *c, struct urt_io *io, int res,
+								uint64_t submit_ns)
 {
 	uint64_t lat = core_now(c) - submit_ns;
 

@@ -74,6 +74,7 @@ struct urt_ring {
 	int efd;		/* Eventfd registered on this ring (RING_BIG; RING_MAIN with big_sleep), or -1. */
 	bool efd_armed;		/* A read of efd is in flight (on the main ring; RING_MAIN's on the big one). */
 	uint64_t efd_val;	/* Target of that read. */
+	unsigned enter_flags;	/* io_uring_enter flags of a submit: GETEVENTS, REGISTERED_RING if fd_registered. */
 };
 
 /* The states of a request; req.c's design notes have the transition table. */
@@ -218,6 +219,7 @@ struct urt_core {
 	pthread_t thread;		/* Reactor thread. */
 	struct urt_ring rings[RING_KINDS];/* Main, IOPOLL, SQE128. */
 	bool rings_extra;		/* RING_POLL or RING_BIG is set up (ring_setup): ring_wait visits them. */
+	bool wait_plain;		/* Main ring alone, INTERRUPT, no SQPOLL: ring_wait's plain path (ring.c). */
 	/* Requests. */
 	struct urt_req *reqs;		/* Pool of req_max. */
 	struct urt_req *req_free;	/* Free list. */
@@ -317,7 +319,7 @@ static inline uint64_t core_now(struct urt_core *c)
 #include "runtime/net.h"
 #include "runtime/sched/sched.h"
 #include "runtime/req.h"
+#include "runtime/xcore/msg.h"	/* Before ring.h, whose inline wait uses the sleep handshake. */
 #include "runtime/ring.h"
-#include "runtime/xcore/msg.h"
 
 #endif /* URT_RUNTIME_CORE_H */

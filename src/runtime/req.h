@@ -15,7 +15,14 @@
  * same latency: lat_record only counts a run of equal values, and
  * lat_flush adds the run to the histogram at once when a different value
  * comes, and before anyone reads the statistics (urt_rt_stats).
+ *
+ * In HYBRID mode every latency also feeds lat_ewma_ns (the spin budget).
+ * There lat_run_v is LAT_RUN_NONE, which no latency equals, so every op
+ * takes lat_record_new, which records it at once and updates the average;
+ * the common modes pay nothing for the average on their fast path.
  */
+#define LAT_RUN_NONE UINT64_MAX
+
 static inline void lat_flush(struct urt_core *c)
 {
 	if (c->lat_run_n) {
@@ -24,21 +31,32 @@ static inline void lat_flush(struct urt_core *c)
 	}
 }
 
+/* Smoothed completion latency for the hybrid spin budget: ewma with weight 1/8. */
+static inline void lat_ewma_add(struct urt_core *c, uint64_t lat)
+{
+	c->lat_ewma_ns = c->lat_ewma_ns ? (7 * c->lat_ewma_ns + lat) / 8 : lat;
+}
+
+/* A latency that ends the current run (or any latency in HYBRID mode). */
+static inline void lat_record_new(struct urt_core *c, uint64_t lat)
+{
+	lat_flush(c);
+	if (urt_unlikely(c->lat_ewma_on)) {
+		lat_ewma_add(c, lat);
+		hist_record_n(&c->stats.lat, lat, 1);
+		return;
+	}
+	c->lat_run_v = lat;
+	c->lat_run_n = 1;
+}
+
 static inline void lat_record(struct urt_core *c, uint64_t lat)
 {
 	if (urt_likely(lat == c->lat_run_v)) {
 		c->lat_run_n++;
 		return;
 	}
-	lat_flush(c);
-	c->lat_run_v = lat;
-	c->lat_run_n = 1;
-}
-
-/* Smoothed completion latency for the hybrid spin budget: ewma with weight 1/8. */
-static inline void lat_ewma_add(struct urt_core *c, uint64_t lat)
-{
-	c->lat_ewma_ns = c->lat_ewma_ns ? (7 * c->lat_ewma_ns + lat) / 8 : lat;
+	lat_record_new(c, lat);
 }
 
 /*
@@ -120,44 +138,57 @@ static inline uint64_t bare_submit_ns(const struct urt_io *io)
 }
 
 /*
- * The one answer to an op submitted at submit_ns, bare or with a request:
- * its latency and counters, then its callback.  The caller has already
- * detached io from its request, if it had one.
+ * The answer to an op submitted at submit_ns, without the failure
+ * counters: its latency, the completed count, then its callback.  For a
+ * result the caller knows is not an error (bare_complete); io_answer adds
+ * the counters of the others.
  */
-static inline void io_answer(struct urt_core *c, struct urt_io *io, int res, uint64_t submit_ns)
+static inline __attribute__((always_inline)) void io_answer_ok(struct urt_core *c, struct urt_io *io, int res,
+								uint64_t submit_ns)
 {
 	uint64_t lat = core_now(c) - submit_ns;
 
 	io->priv = NULL;
 	io->res = res;
 	lat_record(c, lat);
-	if (c->lat_ewma_on)
-		lat_ewma_add(c, lat);
 	c->stats.completed++;
-	if (res == -ETIMEDOUT)
-		c->stats.timed_out++;
-	else if (res < 0)
-		c->stats.failed++;
 	io->cb(io, res, io->arg);
 }
 
 /*
- * The CQE of a bare op, inlined into the reap loop.  A NOP, or a READ/WRITE
- * that moved all its bytes, is done: it is answered here.  Anything else
- * (an error, a short transfer, a cancel) returns false, having changed
- * nothing; the caller then hands the op to req_bare_slow, which gives it a
- * request.
+ * The one answer to an op submitted at submit_ns, bare or with a request:
+ * its latency and counters, then its callback.  The caller has already
+ * detached io from its request, if it had one.
  */
-static inline bool bare_complete(struct urt_core *c, struct urt_io *io, int32_t res)
+static inline void io_answer(struct urt_core *c, struct urt_io *io, int res, uint64_t submit_ns)
 {
-	if (res < 0 || (io->op != URT_OP_NOP && (uint64_t)res != io->len))
+	if (res == -ETIMEDOUT)
+		c->stats.timed_out++;
+	else if (res < 0)
+		c->stats.failed++;
+	io_answer_ok(c, io, res, submit_ns);
+}
+
+/*
+ * The CQE of a bare op, inlined into the reap loop.  A NOP (result 0), or
+ * a READ/WRITE that moved all its bytes, is done: it is answered here.
+ * Anything else (an error, a short transfer, a cancel) returns false,
+ * having changed nothing; the caller then hands the op to req_bare_slow,
+ * which gives it a request.  One compare settles the common case: a
+ * READ/WRITE's full result equals io->len, and a NOP prepared by
+ * urt_io_prep_nop has len 0; an error, sign-extended, equals no length
+ * (lengths are at most 2 GiB), so a result that passes is not negative.
+ */
+static inline __attribute__((always_inline)) bool bare_complete(struct urt_core *c, struct urt_io *io, int32_t res)
+{
+	if (urt_unlikely((uint64_t)(int64_t)res != io->len) && (res < 0 || io->op != URT_OP_NOP))
 		return false;
 	if (io->op != URT_OP_NOP && io->dev->sched) {
 		/* Its depth unit comes back (queue.c Q3). */
 		sched_bare_put(io->dev->sched->q[c->index]);
 	}
 	c->ops_live--;
-	io_answer(c, io, res, bare_submit_ns(io));
+	io_answer_ok(c, io, res, bare_submit_ns(io));
 	return true;
 }
 

@@ -60,6 +60,24 @@
  *   poll-wait    (under valgrind, or URT_WAIT=poll; wait_poll.h) submit
  *                without sleeping, then sleep in poll(2) on the main
  *                ring's fd for at most 1 ms (ring_wait_poll).
+ *   plain        (c->wait_plain: the main ring alone, INTERRUPT, no
+ *                SQPOLL; kept by ring_setup and ring_teardown) INTERRUPT
+ *                reduced to its two outcomes, inline in the loop (ring.h
+ *                ring_wait): flush the SQ and make one io_uring_enter
+ *                (GETEVENTS; min_complete 1 after the sleep handshake when
+ *                idle with ops in flight), without liburing's submit
+ *                wrapper or ring_submit's mode tests; everything else goes
+ *                to ring_wait_general.
+ *
+ * Reaping (ring_reap_ring in ring.h, inline in the loop for the main
+ * ring): copy the published CQEs into a local batch (one memcpy per
+ * contiguous run of the CQ, one move for a single CQE) and release them
+ * with one store of the head; then answer them in order.  A bare op's CQE
+ * is counted and leaves the ring's in-flight count once per batch
+ * (callbacks only add to it meanwhile, so the count is exact again at the
+ * end of the batch, where more bare CQEs than it held aborts); every other
+ * CQE (requests, wakeups, eventfd reads) goes out of line to
+ * ring_cqe_other.
  */
 #include <errno.h>
 #include <poll.h>
@@ -214,6 +232,18 @@ static int ring_big_sleep_setup(struct urt_core *c)
 	return 0;
 }
 
+/*
+ * Whether ring_wait may take its plain path: the main ring alone, in
+ * interrupt mode, without SQPOLL.  Kept by ring_setup and ring_teardown.
+ */
+static void ring_wait_plain_update(struct urt_core *c)
+{
+	const struct urt_ring *main = &c->rings[RING_MAIN];
+
+	c->wait_plain = main->ready && !c->rings_extra && c->rt->opts.mode == URT_POLL_INTERRUPT &&
+			!(main->flags & IORING_SETUP_SQPOLL);
+}
+
 int ring_setup(struct urt_core *c, enum ring_kind kind)
 {
 	struct urt_ring *r = &c->rings[kind];
@@ -312,8 +342,11 @@ int ring_setup(struct urt_core *c, enum ring_kind kind)
 	 * kernel without it keeps the plain fd.
 	 */
 	r->fd_registered = io_uring_register_ring_fd(&r->ring) == 1;
+	/* liburing points enter_ring_fd at the registered index when that worked. */
+	r->enter_flags = IORING_ENTER_GETEVENTS | (r->fd_registered ? IORING_ENTER_REGISTERED_RING : 0);
 	if (kind != RING_MAIN)
 		c->rings_extra = true;
+	ring_wait_plain_update(c);
 	return 0;
 
 err_exit:
@@ -340,6 +373,7 @@ void ring_teardown(struct urt_core *c, enum ring_kind kind)
 	r->efd = -1;
 	r->ready = false;
 	c->rings_extra = c->rings[RING_POLL].ready || c->rings[RING_BIG].ready;
+	ring_wait_plain_update(c);
 }
 
 /*
@@ -594,10 +628,23 @@ static void ring_wait_big(struct urt_core *c)
 	io_uring_cq_eventfd_toggle(&main->ring, false);
 }
 
-void ring_wait(struct urt_core *c)
+/*
+ * The poll-wait mode's sleep after ring_enter_plain (wait_poll.h): in
+ * poll(2) on the ring's fd, at most WAIT_POLL_MS, unless a CQE or task
+ * work is already there.
+ */
+void ring_wait_poll_sleep(struct urt_ring *r)
 {
-	bool idle = !fiber_has_ready(c) && !atomic_load_explicit(&c->doorbell, memory_order_acquire) &&
-		    STAILQ_EMPTY(&c->backlog);
+	struct pollfd pfd = { .fd = r->ring.ring_fd, .events = POLLIN };
+
+	if (!io_uring_cq_ready(&r->ring) &&
+	    !(IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
+		(void)poll(&pfd, 1, WAIT_POLL_MS);	/* A timeout or EINTR only means: look again. */
+}
+
+/* ring_wait for every other case: secondary rings, SQPOLL, HYBRID, sleeping on the big ring. */
+void ring_wait_general(struct urt_core *c, bool idle)
+{
 	bool on_big = idle && ring_big_sleeps(c);
 	struct urt_ring *big = &c->rings[RING_BIG];
 	bool polling = false;
@@ -664,100 +711,57 @@ void ring_wait(struct urt_core *c)
 }
 
 
-#define REAP_BATCH 128
+/*
+ * memcpy of a run of CQEs into the reap batch, out of line: inlined, the
+ * compiler makes a variable-length copy a `rep movsq`, whose start-up
+ * costs more than the library's vector copy at these sizes.
+ */
+__attribute__((noinline)) void ring_cqe_copy(void *dst, const void *src, size_t bytes)
+{
+	memcpy(dst, src, bytes);
+}
 
 /*
- * Copy up to REAP_BATCH CQEs of r into batch (two 16-byte slots per CQE)
- * and release their ring slots.  This is io_uring_peek_batch_cqe without
- * the array of pointers and the library call: the ring is read once, from
- * head to the tail the kernel published.  As in liburing, an empty CQ with
- * IORING_SQ_CQ_OVERFLOW or IORING_SQ_TASKRUN set means completions wait in
- * the kernel: one enter flushes them, then the ring is read again.
+ * A CQE that is not a bare op's: a request's, or the runtime's own
+ * (wakeups, eventfd reads).  Out of line, so that the reap loop of the
+ * common case stays small.
  */
-static unsigned ring_peek_batch(struct urt_ring *r, struct io_uring_cqe *batch, bool big)
+__attribute__((noinline)) void ring_cqe_other(struct urt_core *c, struct urt_ring *r,
+						     const struct io_uring_cqe *cqe)
 {
-	struct io_uring_cq *cq = &r->ring.cq;
-	unsigned head = *cq->khead;
-	/* Acquire: the CQE contents are read after the tail that publishes them. */
-	unsigned n = io_uring_smp_load_acquire(cq->ktail) - head;
+	uint64_t ud = cqe->user_data;
 
-	if (n == 0) {
-		if (!(IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
-			return 0;
-		io_uring_get_events(&r->ring);
-		n = io_uring_smp_load_acquire(cq->ktail) - head;
+	/* A multishot result with MORE is not the op's last CQE. */
+	if (ud != UD_WAKE_MSG && !(cqe->flags & IORING_CQE_F_MORE)) {
+		if (urt_unlikely(r->inflight == 0))
+			abort();	/* Accounting bug: a CQE we never asked for. */
+		r->inflight--;
 	}
-	if (n > REAP_BATCH)
-		n = REAP_BATCH;
-	if (big) {
-		for (unsigned i = 0; i < n; i++)
-			memcpy(&batch[2 * i], &cq->cqes[((head + i) & cq->ring_mask) << 1], 2 * sizeof(batch[0]));
-	} else {
-		for (unsigned i = 0; i < n; i++)
-			batch[2 * i] = cq->cqes[(head + i) & cq->ring_mask];
+	if (ud >= UD_SPECIAL_MAX) {
+		req_complete_cqe(c, ud, cqe->res, cqe);
+		return;
 	}
-	/* Release the slots before any callback can submit and need CQ room. */
-	io_uring_cq_advance(&r->ring, n);
-	return n;
+	if (ud == UD_WAKE_EFD) {
+		ring_arm_efd(c, RING_MAIN);
+	} else if (ud >= UD_RING_EFD && ud < UD_RING_EFD + RING_KINDS) {
+		c->rings[ud - UD_RING_EFD].efd_armed = false;
+		/* The main ring's is armed again when the core next sleeps on the big ring. */
+		if (ud != UD_RING_EFD + RING_MAIN)
+			ring_arm_efd(c, (enum ring_kind)(ud - UD_RING_EFD));
+	}
+	/* UD_WAKE_MSG and UD_IGNORE need nothing: the loop drains posts. */
+}
+
+static __attribute__((noinline)) unsigned ring_reap_big(struct urt_core *c, struct urt_ring *r)
+{
+	return ring_reap_ring(c, r, true);
 }
 
 unsigned ring_reap(struct urt_core *c, enum ring_kind kind)
 {
 	struct urt_ring *r = &c->rings[kind];
-	/*
-	 * Local copies, two 16-byte slots per CQE: the second holds the CQE32
-	 * extra words (big_cqe[], the passthrough result) of a big ring.
-	 */
-	struct io_uring_cqe batch[2 * REAP_BATCH];
-	bool big = r->ring.flags & IORING_SETUP_CQE32;
-	unsigned total = 0, n;
 
-	do {
-		n = ring_peek_batch(r, batch, big);
-		c->stats.cqes_reaped += n;
-		for (unsigned i = 0; i < n; i++) {
-			const struct io_uring_cqe *cqe = &batch[2 * i];
-			uint64_t ud = cqe->user_data;
-
-			/* First the common case: the only CQE of a bare op (io.c). */
-			if ((ud & UD_TAG_MASK) == UD_TAG_BARE) {
-				struct urt_io *io = (struct urt_io *)(uintptr_t)(ud & ~(uint64_t)UD_TAG_MASK);
-
-				if (urt_unlikely(r->inflight == 0))
-					abort();	/* Accounting bug: a CQE we never asked for. */
-				r->inflight--;
-				/*
-				 * On the big ring (passthrough, zero_is_whole) 0 is the
-				 * whole transfer, and anything else (an NVMe status or
-				 * -errno) needs the backend: the slow path.
-				 */
-				int32_t res = !big ? cqe->res : cqe->res == 0 ? (int32_t)io->len : INT32_MIN;
-
-				if (!io_is_bare(io) || !bare_complete(c, io, res))
-					req_bare_slow(c, io, cqe->res, cqe);
-				continue;
-			}
-			/* A multishot result with MORE is not the op's last CQE. */
-			if (ud != UD_WAKE_MSG && !(cqe->flags & IORING_CQE_F_MORE)) {
-				if (urt_unlikely(r->inflight == 0))
-					abort();	/* Accounting bug: a CQE we never asked for. */
-				r->inflight--;
-			}
-			if (ud >= UD_SPECIAL_MAX) {
-				req_complete_cqe(c, ud, cqe->res, cqe);
-				continue;
-			}
-			if (ud == UD_WAKE_EFD) {
-				ring_arm_efd(c, RING_MAIN);
-			} else if (ud >= UD_RING_EFD && ud < UD_RING_EFD + RING_KINDS) {
-				c->rings[ud - UD_RING_EFD].efd_armed = false;
-				/* The main ring's is armed again when the core next sleeps on the big ring. */
-				if (ud != UD_RING_EFD + RING_MAIN)
-					ring_arm_efd(c, (enum ring_kind)(ud - UD_RING_EFD));
-			}
-			/* UD_WAKE_MSG and UD_IGNORE need nothing: the loop drains posts. */
-		}
-		total += n;
-	} while (n == REAP_BATCH);
-	return total;
+	if (r->ring.flags & IORING_SETUP_CQE32)
+		return ring_reap_big(c, r);
+	return ring_reap_ring(c, r, false);
 }

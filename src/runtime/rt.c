@@ -140,7 +140,8 @@ static void core_loop(struct urt_core *c)
 	struct urt_rt *rt = c->rt;
 
 	for (;;) {
-		msg_drain(c);
+		if (atomic_load_explicit(&c->doorbell, memory_order_relaxed))
+			msg_drain(c);
 		if (fiber_has_ready(c))
 			fiber_run_ready(c);
 		if (!STAILQ_EMPTY(&c->backlog))
@@ -162,10 +163,11 @@ static void core_loop(struct urt_core *c)
 			break;
 		ring_wait(c);
 		now_tick(&c->clock);
-		ring_reap(c, RING_MAIN);
-		for (int k = RING_POLL; urt_unlikely(c->rings_extra) && k < RING_KINDS; k++)
-			if (c->rings[k].ready)
-				ring_reap(c, k);
+		ring_reap_main(c);
+		if (urt_unlikely(c->rings_extra))
+			for (int k = RING_POLL; k < RING_KINDS; k++)
+				if (c->rings[k].ready)
+					ring_reap(c, k);
 	}
 }
 
@@ -196,6 +198,8 @@ static int core_setup(struct urt_core *c)
 	c->faults_on = rt->opts.fault.rate_ppm != 0 && rt->opts.fault.kinds != 0;
 	c->io_checked = c->faults_on || rt->opts.mode == URT_POLL_IOPOLL;
 	c->lat_ewma_on = rt->opts.mode == URT_POLL_HYBRID;
+	if (c->lat_ewma_on)
+		c->lat_run_v = LAT_RUN_NONE;	/* Every latency reaches the average (req.h). */
 	c->wait_poll = wait_poll_wanted();
 	now_init(&c->clock);
 	urt_hist_init(&c->stats.lat);

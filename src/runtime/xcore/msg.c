@@ -64,8 +64,6 @@
 
 #include "runtime/core.h"
 
-/* Cross-core traffic this recent (loop time) makes a core spin before sleeping. */
-#define POST_SPIN_WINDOW_NS 1000000ull
 /* Floor of the adaptive spin budget: a few cache-line round trips. */
 #define POST_SPIN_MIN_NS 2000ull
 
@@ -265,28 +263,10 @@ static bool msg_spin(struct urt_core *c)
 	return false;
 }
 
-bool msg_sleep_begin(struct urt_core *c)
+bool msg_sleep_spin(struct urt_core *c)
 {
-	/* Not in poll-wait mode: under valgrind threads run one at a time, so a spin only delays the peer. */
-	if (c->post_spin_ns && !c->stopping && !c->wait_poll &&
-	    core_now(c) - c->post_last_ns < POST_SPIN_WINDOW_NS) {
-		/* Send the wakeups we owe before spinning, not after it. */
-		if (c->rings[RING_MAIN].queued)
-			ring_submit(c, RING_MAIN, false);
-		if (msg_spin(c))
-			return false;
-	}
-	/* The consumer's half of the Dekker pair (see the design notes). */
-	atomic_store(&c->sleeping, 1);
-	if (atomic_load(&c->doorbell)) {
-		atomic_store(&c->sleeping, 0);
-		return false;
-	}
-	c->stats.sleeps++;
-	return true;
-}
-
-void msg_sleep_end(struct urt_core *c)
-{
-	atomic_store(&c->sleeping, 0);
+	/* Send the wakeups we owe before spinning, not after it. */
+	if (c->rings[RING_MAIN].queued)
+		ring_submit(c, RING_MAIN, false);
+	return msg_spin(c);
 }

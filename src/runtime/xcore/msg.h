@@ -11,13 +11,39 @@
 int msg_init(struct urt_core *c);
 void msg_exit(struct urt_core *c);
 void msg_drain(struct urt_core *c);
+/* Cross-core traffic this recent (loop time) makes a core spin before sleeping. */
+#define POST_SPIN_WINDOW_NS 1000000ull
+
+/* The spin of msg_sleep_begin: true when a post or a CQE came (msg.c). */
+bool msg_sleep_spin(struct urt_core *c);
+
 /*
  * Before a sleep on the main ring: spin a little while posts flow between
  * cores, then tell producers that the core may sleep.  Returns false when
  * the core must not sleep (a post or a CQE came); true when it may, and
- * then the caller calls msg_sleep_end after the sleep.
+ * then the caller calls msg_sleep_end after the sleep.  Inline: a core
+ * with no recent cross-core traffic only does the consumer's half of the
+ * Dekker pair (msg.c's design notes).
  */
-bool msg_sleep_begin(struct urt_core *c);
-void msg_sleep_end(struct urt_core *c);
+static inline bool msg_sleep_begin(struct urt_core *c)
+{
+	/* Not in poll-wait mode: under valgrind threads run one at a time, so a spin only delays the peer. */
+	if (urt_unlikely(core_now(c) - c->post_last_ns < POST_SPIN_WINDOW_NS) && c->post_spin_ns &&
+	    !c->stopping && !c->wait_poll && msg_sleep_spin(c))
+		return false;
+	/* The consumer's half of the Dekker pair (see the design notes). */
+	atomic_store(&c->sleeping, 1);
+	if (atomic_load(&c->doorbell)) {
+		atomic_store(&c->sleeping, 0);
+		return false;
+	}
+	c->stats.sleeps++;
+	return true;
+}
+
+static inline void msg_sleep_end(struct urt_core *c)
+{
+	atomic_store(&c->sleeping, 0);
+}
 
 #endif /* URT_RUNTIME_XCORE_MSG_H */

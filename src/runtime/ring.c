@@ -458,6 +458,25 @@ static bool ring_sqpoll_needs_wakeup(const struct urt_ring *r)
  * the CQ is backed up) by reaping before trying again, and never waits with
  * nothing in flight.
  */
+/*
+ * Whether an enter without SQEs and without waiting would bring nothing
+ * from r.  With TASKRUN_FLAG the kernel raises IORING_SQ_TASKRUN whenever
+ * completions of r wait for this thread's task work (deferred or not), and
+ * IORING_SQ_CQ_OVERFLOW when CQEs wait for room; with neither raised, and
+ * r neither polled (IOPOLL completions are found only by entering) nor
+ * driven by an SQ thread, the enter would only cost a syscall.  An IOPOLL
+ * core polls in every loop iteration and used to enter its main ring each
+ * time too: two enters per poll, half of them for nothing.  A flag raised
+ * just after this check is seen by the next reap (ring_peek_batch) or by
+ * the next wait, which enters anyway.
+ */
+static bool ring_nothing_to_get(const struct urt_ring *r)
+{
+	if (r->polled || !(r->ring.flags & IORING_SETUP_TASKRUN_FLAG) || (r->ring.flags & IORING_SETUP_SQPOLL))
+		return false;
+	return !(IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
+}
+
 int ring_submit(struct urt_core *c, enum ring_kind kind, bool wait)
 {
 	struct urt_ring *r = &c->rings[kind];
@@ -477,6 +496,8 @@ int ring_submit(struct urt_core *c, enum ring_kind kind, bool wait)
 	if (wait && r->inflight == 0)
 		wait = false;
 	if (!wait && r->queued == 0 && r->inflight == 0)
+		return 0;
+	if (!wait && r->queued == 0 && ring_nothing_to_get(r))
 		return 0;
 	if (wait)
 		entered = true;

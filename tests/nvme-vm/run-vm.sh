@@ -5,7 +5,7 @@
 #   tests/nvme-vm/run-vm.sh [--timeout S] [--smp N] [--mem MB] [--keep]
 #                           [--args 'ARGS'] [--shell] [--trace 'EVENTS']
 #                           [--trace-out FILE] [--check 'CMD'] [--with EXE]
-#                           BIN [BIN...]
+#                           [--icount SHIFT] BIN [BIN...]
 #
 #   --timeout S  stop the guest after S seconds, boot included (default 600)
 #   --smp N      guest vCPUs, also the nvme poll_queues count (default 2)
@@ -24,6 +24,12 @@
 #                serial console, CR-free) set; its exit status is the verdict
 #   --with EXE   also copy EXE (and its libraries) to /urt/bin/ in the guest
 #                without running it, for a BIN that runs it; repeatable
+#   --icount SHIFT  run the guest under QEMU's instruction counting: one
+#                guest instruction is 2^SHIFT ns of the guest's clock while
+#                it runs (sleep=on: idle time still follows the host's
+#                clock), on single-threaded TCG.  The guest's CPU time
+#                (getrusage, /proc/stat) then counts instructions, not host
+#                time, so it does not move with the host's load
 #
 # Exit status: 0 when every binary passed, 1 when one failed or the guest
 # hung, crashed or could not be set up, 2 on a usage error, and 77 (skip)
@@ -87,6 +93,7 @@ shell=0
 extra_args=""
 trace_events=""
 trace_out=""
+icount=""
 check_cmd=""
 with_exes=()
 
@@ -111,6 +118,7 @@ while [ $# -gt 0 ]; do
 	--admin-timeout) ADMIN_TIMEOUT_S=${2:?}; shift 2 ;;
 	--trace) trace_events=${2:?}; shift 2 ;;
 	--trace-out) trace_out=${2:?}; shift 2 ;;
+	--icount) icount=${2:?}; shift 2 ;;
 	--check) check_cmd=${2:?}; shift 2 ;;
 	--with) with_exes+=("${2:?}"); shift 2 ;;
 	-h|--help) usage 0 ;;
@@ -125,6 +133,7 @@ for b in "$@" ${with_exes[@]+"${with_exes[@]}"}; do
 done
 [[ "$timeout_s" =~ ^[0-9]+$ ]] || { log "--timeout wants seconds"; exit 2; }
 [[ "$smp" =~ ^[1-9][0-9]*$ ]] || { log "--smp wants a positive count"; exit 2; }
+[[ "$icount" =~ ^([0-9]|10)?$ ]] || { log "--icount wants a shift of 0 to 10"; exit 2; }
 [[ "$IO_TIMEOUT_S" =~ ^[1-9][0-9]*$ ]] || { log "--io-timeout wants seconds"; exit 2; }
 [[ "$ADMIN_TIMEOUT_S" =~ ^([1-9][0-9]*)?$ ]] || { log "--admin-timeout wants seconds"; exit 2; }
 poll_queues=$smp
@@ -432,8 +441,15 @@ fi
 accel=${URT_VM_ACCEL:-tcg,thread=multi}
 cpu=max
 [[ "$accel" == kvm* ]] && cpu=host
+qemu_icount=()
+if [ -n "$icount" ]; then
+	# Instruction counting needs single-threaded TCG (QEMU refuses it with MTTCG).
+	[[ "$accel" == tcg* ]] || die "--icount needs TCG, not $accel"
+	accel=tcg,thread=single
+	qemu_icount=(-icount "shift=$icount,sleep=on")
+fi
 t_boot=$(date +%s.%N)
-log "booting: $smp vCPUs, ${mem_mb} MiB, accel $accel, timeout ${timeout_s}s, $# binaries"
+log "booting: $smp vCPUs, ${mem_mb} MiB, accel $accel${icount:+ icount shift=$icount}, timeout ${timeout_s}s, $# binaries"
 # Only --shell gives the guest our stdin; otherwise QEMU must not touch it.
 stdin=/dev/null
 [ "$shell" = 0 ] || stdin=/dev/stdin
@@ -447,7 +463,7 @@ timeout --foreground -k 10 "$timeout_s" "$QEMU" \
 	-append "console=ttyS0 panic=-1 loglevel=4 quiet" \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-device nvme,id=nvme0,serial=urtvm0001 \
-	"${qemu_ns[@]}" "${qemu_trace[@]}" < "$stdin" > "$WORK/console.log" 2>&1 &
+	"${qemu_ns[@]}" "${qemu_trace[@]}" ${qemu_icount[@]+"${qemu_icount[@]}"} < "$stdin" > "$WORK/console.log" 2>&1 &
 qemu_pid=$!
 tail -n +1 -s 0.2 -f --pid="$qemu_pid" "$WORK/console.log" &
 tail_pid=$!

@@ -10,12 +10,14 @@
  * (run), alone in their pipeline position.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "base/assert.h"
 #include "cluster.h"
 #include "cmd_ext.h"
 #include "urkv.h"
@@ -717,14 +719,62 @@ static void command_run(struct urkv_conn *c, struct urkv_slot *s)
 	}
 }
 
+/*
+ * Command names by hash: an open-addressed table of command numbers + 1,
+ * built once (pthread_once: every core looks commands up), at most a
+ * quarter full, so a lookup hashes the name once and compares about one
+ * entry instead of scanning the table.
+ */
+#define CMD_HASH_SLOTS 512u
+#define CMD_NAME_MAX 16u
+
+static uint8_t cmd_hash[CMD_HASH_SLOTS];
+static uint8_t cmd_name_len[NCMDS];
+static pthread_once_t cmd_hash_once = PTHREAD_ONCE_INIT;
+
+_Static_assert(NCMDS < 255 && NCMDS * 4 <= CMD_HASH_SLOTS, "the command hash stays sparse");
+
+/* FNV-1a over the name in lower case. */
+static uint32_t cmd_name_hash(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)(s[i] | 0x20)) * 16777619u;
+	return h;
+}
+
+static void cmd_hash_build(void)
+{
+	for (size_t i = 0; i < NCMDS; i++) {
+		size_t n = strlen(cmds[i].name);
+		uint32_t h;
+
+		URT_ASSERT(n > 0 && n <= CMD_NAME_MAX);
+		cmd_name_len[i] = (uint8_t)n;
+		h = cmd_name_hash(cmds[i].name, n) & (CMD_HASH_SLOTS - 1);
+		while (cmd_hash[h])
+			h = (h + 1) & (CMD_HASH_SLOTS - 1);
+		cmd_hash[h] = (uint8_t)(i + 1);
+	}
+}
+
 const struct urkv_cmd *urkv_cmd_lookup(const struct resp_arg *name)
 {
-	if (name->len == 0 || name->len > 16)
+	uint32_t h;
+
+	if (name->len == 0 || name->len > CMD_NAME_MAX)
 		return NULL;
-	for (size_t i = 0; i < NCMDS; i++)
-		if (strlen(cmds[i].name) == name->len &&
+	pthread_once(&cmd_hash_once, cmd_hash_build);
+	/* "| 0x20" folds letters only approximately: the compare below decides. */
+	h = cmd_name_hash(name->ptr, name->len) & (CMD_HASH_SLOTS - 1);
+	for (; cmd_hash[h]; h = (h + 1) & (CMD_HASH_SLOTS - 1)) {
+		size_t i = cmd_hash[h] - 1u;
+
+		if (cmd_name_len[i] == name->len &&
 		    strncasecmp(cmds[i].name, name->ptr, name->len) == 0)
 			return &cmds[i];
+	}
 	return NULL;
 }
 

@@ -53,6 +53,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include "base/assert.h"
 #include "base/clock.h"
 #include "base/mem.h"
 #include "cluster.h"
@@ -119,6 +120,8 @@ struct urkv_conn {
 	size_t arena_used;		/* Handed out by urkv_conn_value_buf. */
 	size_t arena_res;		/* Reserved by the commands of the batch. */
 	unsigned pending;		/* Requests submitted and not done. */
+	struct urt_kv_req *deferred[CONN_REQS];	/* Reads held for one urt_kv_submit_batch. */
+	unsigned ndeferred;		/* Entries of deferred. */
 	struct urt_waitq wq;		/* The fiber, waiting for them. */
 	enum urkv_class cur_cls;	/* Class of what is in flight. */
 	unsigned fmt_next;		/* First slot whose reply is not written. */
@@ -401,15 +404,42 @@ static void req_done(struct urt_kv_req *req)
 		urt_waitq_wake_one(&c->wq);
 }
 
+/* Starts the reads held back, together (the store runs a shard's reads in one transaction). */
+static void submit_deferred(struct urkv_conn *c)
+{
+	size_t failed;
+
+	if (c->ndeferred == 0)
+		return;
+	failed = urt_kv_submit_batch(c->cc->srv->kv, c->deferred, c->ndeferred);
+	c->ndeferred = 0;
+	/* Those that could not start have their error in res and no done call. */
+	URT_ASSERT(failed <= c->pending);
+	c->pending -= (unsigned)failed;
+}
+
+/*
+ * Reads are held until the connection waits (or a write comes), then
+ * started in one urt_kv_submit_batch, so the reads of a pipeline share a
+ * read transaction per shard; writes start at once.  Order is kept: a
+ * write first starts every read held before it.
+ */
 void urkv_conn_submit(struct urkv_conn *c, struct urt_kv_req *req)
 {
 	int ret;
 
 	req->done = req_done;
 	req->arg = c;
+	c->pending++;
+	if (req->op == URT_KV_OP_GET || req->op == URT_KV_OP_EXISTS) {
+		if (c->ndeferred == CONN_REQS)
+			submit_deferred(c);
+		c->deferred[c->ndeferred++] = req;
+		return;
+	}
+	submit_deferred(c);
 	if (c->nosync < 0 && (req->flags & URT_KV_NOSYNC))
 		urkv_fsync_adjust(c->cc, req);	/* appendfsync everysec. */
-	c->pending++;
 	ret = urt_kv_submit(c->cc->srv->kv, req);
 	if (ret) {
 		req->res = ret;
@@ -427,6 +457,7 @@ void urkv_conn_value_buf(struct urkv_conn *c, struct urt_kv_req *req)
 
 void urkv_conn_wait(struct urkv_conn *c)
 {
+	submit_deferred(c);
 	while (c->pending)
 		urt_waitq_wait(&c->wq);
 }

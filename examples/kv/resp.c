@@ -406,6 +406,61 @@ static int parse_inline(struct resp_parser *p, char *buf, size_t len, struct res
 	return STEP_DONE;
 }
 
+/*
+ * A plain length ("123\r\n": digits only, no leading zero, at most 18) at
+ * *pos; moves *pos past its CRLF.  False for anything else, an incomplete
+ * line included: the state machine then parses it and reports what it is.
+ */
+static bool fast_len(const char *buf, size_t len, size_t *pos, size_t *out)
+{
+	size_t i = *pos, start = i, v = 0;
+
+	while (i < len && is_digit(buf[i])) {
+		v = v * 10 + (size_t)(buf[i] - '0');
+		if (++i - start > 18)
+			return false;
+	}
+	if (i == start || i + 1 >= len || buf[i] != '\r' || buf[i + 1] != '\n' ||
+	    (buf[start] == '0' && i - start > 1))
+		return false;
+	*out = v;
+	*pos = i + 2;
+	return true;
+}
+
+/*
+ * The common request in one pass: a whole multibulk command already in
+ * buf, with plain lengths within every limit.  Returns its length with cmd
+ * filled, or 0 to leave it to the state machine (incomplete, unusual or
+ * wrong), which then gives exactly the answer it always gives: this path
+ * only ever accepts what the state machine accepts.
+ */
+static size_t parse_fast(const struct resp_parser *p, const char *buf, size_t len,
+			 struct resp_cmd *cmd)
+{
+	size_t pos = 1, argc, n;
+
+	if (!fast_len(buf, len, &pos, &argc) || argc == 0 || argc > p->opts.args_max ||
+	    argc > cmd->argv_max)
+		return 0;
+	for (size_t i = 0; i < argc; i++) {
+		if (pos >= len || buf[pos] != '$')
+			return 0;
+		pos++;
+		if (!fast_len(buf, len, &pos, &n) || n > p->opts.bulk_len_max || n + 2 > len - pos ||
+		    buf[pos + n] != '\r' || buf[pos + n + 1] != '\n')
+			return 0;
+		cmd->argv[i].ptr = buf + pos;
+		cmd->argv[i].len = n;
+		pos += n + 2;
+	}
+	/* Every position the state machine checks is at most the end. */
+	if (pos > p->opts.request_len_max)
+		return 0;
+	cmd->argc = argc;
+	return pos;
+}
+
 ssize_t resp_parse(struct resp_parser *p, char *buf, size_t len, struct resp_cmd *cmd)
 {
 	size_t end;
@@ -418,6 +473,8 @@ ssize_t resp_parse(struct resp_parser *p, char *buf, size_t len, struct resp_cmd
 	if (p->state == ST_START) {
 		if (len == 0)
 			return 0;
+		if (buf[0] == '*' && (end = parse_fast(p, buf, len, cmd)) > 0)
+			return (ssize_t)end;
 		p->argv = cmd->argv;
 		p->pos = 0;
 		if (buf[0] == '*') {

@@ -404,6 +404,17 @@ URT_API int urt_kv_update(struct urt_kv *kv, struct urt_kv_req *req);
  */
 URT_API int urt_kv_submit(struct urt_kv *kv, struct urt_kv_req *req);
 
+/**
+ * Starts n requests, in order, as n calls of urt_kv_submit would, except
+ * that reads of one shard of this core that follow each other, submitted
+ * from a fiber, run together in one read transaction (their tree's upper
+ * pages are looked up once, not once per read): what a client's pipeline
+ * of GETs costs.  Each read sees at least every write completed before the
+ * call, as with urt_kv_submit.  A request that cannot start gets its error
+ * in req->res and no done call; returns how many of them there were.
+ */
+URT_API size_t urt_kv_submit_batch(struct urt_kv *kv, struct urt_kv_req *const *reqs, size_t n);
+
 URT_END_DECLS
 
 #endif /* URT_KV_H */

@@ -259,6 +259,119 @@ static int submit_to(struct urt_kv *kv, struct urt_kv_req *req, unsigned shard)
 	return ret;
 }
 
+/*
+ * Runs reqs[0, n), reads of the local shard `shard` (validated, in a
+ * fiber), in one read transaction, counted and finished as submit_to
+ * counts and finishes a local read.  Returns -ESHUTDOWN, none started, if
+ * the store is closing.
+ */
+static int submit_reads_local(struct urt_kv *kv, struct urt_kv_req *const *reqs, size_t n,
+			      unsigned shard)
+{
+	unsigned core = urt_core_id();
+
+	atomic_fetch_add(&kv->inflight[core].inflight, (long)n);
+	if (atomic_load(&kv->closing)) {
+		atomic_fetch_sub(&kv->inflight[core].inflight, (long)n);
+		return -ESHUTDOWN;
+	}
+	for (size_t i = 0; i < n; i++) {
+		reqs[i]->kv = kv;
+		reqs[i]->origin = core;
+		reqs[i]->shard = shard;
+	}
+	kv_shard_read_many(kv->shards[shard], reqs, n);
+	for (size_t i = 0; i < n; i++)
+		req_finish(reqs[i]);
+	return 0;
+}
+
+/* Reads of one urt_kv_submit_batch segment grouped at most (a bitmap on the stack). */
+#define KV_BATCH_SEGMENT 256u
+
+/*
+ * A segment of reads, all valid, their shards in req->shard: the local
+ * ones run grouped by shard (reads do not conflict, so their order among
+ * themselves is free), the others start one by one.
+ */
+static void submit_read_segment(struct urt_kv *kv, struct urt_kv_req *const *reqs, size_t n,
+				size_t *failed)
+{
+	unsigned core = urt_core_id();
+	uint64_t done[KV_BATCH_SEGMENT / 64] = { 0 };
+	struct urt_kv_req *group[KV_READ_GROUP];
+
+	URT_ASSERT(n <= KV_BATCH_SEGMENT);
+	for (size_t i = 0; i < n; i++) {
+		unsigned shard = reqs[i]->shard;
+		size_t ng = 0;
+		int ret;
+
+		if (done[i / 64] & (1ull << (i % 64)))
+			continue;
+		if (kv->shards[shard]->core != core) {
+			ret = submit_to(kv, reqs[i], shard);
+			if (ret) {
+				reqs[i]->res = ret;
+				(*failed)++;
+			}
+			continue;
+		}
+		for (size_t j = i; j < n && ng < KV_READ_GROUP; j++) {
+			if (reqs[j]->shard != shard || (done[j / 64] & (1ull << (j % 64))))
+				continue;
+			done[j / 64] |= 1ull << (j % 64);
+			group[ng++] = reqs[j];
+		}
+		ret = ng > 1 ? submit_reads_local(kv, group, ng, shard) : submit_to(kv, group[0], shard);
+		if (ret) {
+			for (size_t k = 0; k < ng; k++)
+				group[k]->res = ret;
+			*failed += ng;
+		}
+	}
+}
+
+size_t urt_kv_submit_batch(struct urt_kv *kv, struct urt_kv_req *const *reqs, size_t n)
+{
+	bool fiber = urt_in_fiber();
+	size_t failed = 0, i = 0;
+
+	URT_ASSERT(urt_core_id() != URT_CORE_NONE && urt_core_id() < kv->ncores);
+	while (i < n) {
+		struct urt_kv_req *req = reqs[i];
+		size_t j = i;
+		int ret = req_check(req);
+
+		if (ret == 0 && req->op == KV_OP_CLEAR)
+			ret = -EINVAL;	/* Internal: urt_kv_clear only. */
+		if (ret) {
+			req->res = ret;
+			failed++;
+			i++;
+			continue;
+		}
+		if (fiber && is_read(req->op)) {
+			/* The valid reads that follow: a segment that writes do not cut. */
+			while (j < n && j - i < KV_BATCH_SEGMENT && is_read(reqs[j]->op) &&
+			       req_check(reqs[j]) == 0) {
+				reqs[j]->shard = urt_kv_shard_of(kv, reqs[j]->key, reqs[j]->klen);
+				j++;
+			}
+			submit_read_segment(kv, reqs + i, j - i, &failed);
+			i = j;
+			continue;
+		}
+		ret = submit_to(kv, req, urt_kv_shard_of(kv, req->key, req->klen));
+		if (ret) {
+			req->res = ret;
+			failed++;
+		}
+		i++;
+	}
+	return failed;
+}
+
 int kv_submit_shard(struct urt_kv *kv, struct urt_kv_req *req, unsigned shard)
 {
 	return submit_to(kv, req, shard);

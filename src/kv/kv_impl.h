@@ -174,6 +174,10 @@ void kv_shard_write(struct kv_shard *s, struct urt_kv_req *req);
 void kv_shard_read_async(struct kv_shard *s, struct urt_kv_req *req);
 /* Serves a read in the calling fiber; returns the result (also in req->res). */
 int kv_shard_read(struct kv_shard *s, struct urt_kv_req *req);
+/* Most reads kv_shard_read_many runs in one transaction. */
+#define KV_READ_GROUP 64u
+/* Runs n (<= KV_READ_GROUP) reads of s in one read transaction; sets each req->res. */
+void kv_shard_read_many(struct kv_shard *s, struct urt_kv_req *const *reqs, size_t n);
 int kv_shard_count(struct kv_shard *s, uint64_t *count);
 int kv_shard_checkpoint(struct kv_shard *s);
 int kv_shard_stats(struct kv_shard *s, struct urt_kv_shard_stats *out);

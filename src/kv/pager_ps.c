@@ -80,13 +80,35 @@ static void track(struct kv_pps *p, uint64_t pgno, bool write)
 	}
 }
 
+static struct kv_pps_memo *memo_slot(struct kv_pps *p, uint64_t pgno)
+{
+	return &p->memo[slot_hash(pgno) & (KV_PPS_MEMO - 1)];
+}
+
+/*
+ * A read of a page the transaction already pinned gets the pointer the
+ * store gave last: its private copy once written, else the committed
+ * frame, exactly what urt_page_get(READ) would return, and the page is
+ * tracked already.  Writes always go to the store, which must learn that
+ * the page is written through a pointer (and may hand out its copy).
+ */
 static int page_intent(struct kv_pps *p, uint64_t pgno, enum urt_page_intent intent, void **data)
 {
-	int ret = urt_page_get(p->tx, pgno, intent, data);
+	struct kv_pps_memo *m = memo_slot(p, pgno);
+	int ret;
 
+	if (intent == URT_PAGE_READ && m->gen == p->gen && m->pgno == pgno) {
+		*data = m->data;
+		p->gets++;
+		return 0;
+	}
+	ret = urt_page_get(p->tx, pgno, intent, data);
 	if (ret == 0) {
 		p->gets++;
 		track(p, pgno, intent != URT_PAGE_READ);
+		m->gen = p->gen;
+		m->pgno = pgno;
+		m->data = *data;
 	}
 	return ret;
 }
@@ -128,6 +150,8 @@ static int pps_write_at(struct kv_pager *kp, uint64_t pgno, size_t off, const vo
 		return URT_E_CORRUPT;
 	if (!p->writer)
 		return -EPERM;
+	/* The write may move the page to its private copy: forget the pointer. */
+	memo_slot(p, pgno)->gen = 0;
 	ret = urt_page_write_at(p->tx, pgno, (uint32_t)off, src, (uint32_t)len);
 	if (ret == 0) {
 		p->gets++;
@@ -350,6 +374,7 @@ int kv_pps_bind(struct kv_pps *p, struct urt_tx *tx)
 		/* Generation wrapped: clear the set once so no stale slot matches. */
 		if (p->set)
 			memset(p->set, 0, (p->set_mask + 1) * sizeof(*p->set));
+		memset(p->memo, 0, sizeof(p->memo));
 		p->gen = 1;
 	}
 	ret = urt_page_get(tx, 0, p->writer ? URT_PAGE_WRITE : URT_PAGE_READ, &pg);

@@ -67,6 +67,21 @@ struct kv_pps_slot {
 	uint32_t written;	/* The page was pinned for write. */
 };
 
+/*
+ * Pages already pinned in the bound transaction, by page number: a read of
+ * one of them again (the meta page, the root and the inner nodes, once per
+ * request of a batch) takes its pointer from here instead of asking the
+ * page store and the touched-page set again.  Direct-mapped, tagged with
+ * the transaction's generation.
+ */
+#define KV_PPS_MEMO 64u
+
+struct kv_pps_memo {
+	uint64_t pgno;		/* Page number. */
+	void *data;		/* What urt_page_get gave for it last in the transaction. */
+	uint32_t gen;		/* Valid when equal to the pager's gen. */
+};
+
 struct kv_pps {
 	struct kv_pager_ops ops;	/* Pager table handed to the tree (ops.page_usable set). */
 	struct urt_ps *ps;		/* Shard's page store. */
@@ -83,6 +98,7 @@ struct kv_pps {
 	uint32_t gen;			/* Generation of the page set. */
 	uint32_t set_mask;		/* Slots in set minus one (power of two). */
 	struct kv_pps_slot *set;	/* Pages touched by tx (writer only). */
+	struct kv_pps_memo memo[KV_PPS_MEMO];	/* Pages pinned in tx (see above). */
 };
 
 /*

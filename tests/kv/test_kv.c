@@ -651,6 +651,178 @@ Test(kv, nosync_async_and_clear)
 	env_close(&e);
 }
 
+/*
+ * urt_kv_submit_batch: a pipeline of reads (hits, misses, EXISTS, values on
+ * overflow pages and a value too large for one transaction), a bad request
+ * and a write in the middle give what single submits give, every done runs
+ * once, and a shard's reads share read transactions.
+ */
+#define BATCH_KEYS 120u
+#define BATCH_BIG (1536u << 10)
+
+struct batch_t {
+	struct urt_kv *kv;
+	unsigned shards;	/* Shards of kv (one per core). */
+	bool one_core;		/* Every shard is local: all reads may share. */
+	struct kvx_fail f;
+	unsigned pending, calls;
+	struct urt_waitq wq;
+};
+
+static void batch_done(struct urt_kv_req *req)
+{
+	struct batch_t *t = req->arg;
+
+	t->calls++;
+	if (--t->pending == 0)
+		urt_waitq_wake_one(&t->wq);
+}
+
+static size_t batch_vlen(unsigned i)
+{
+	return i == 7 ? BATCH_BIG : i % 10 == 3 ? 20000 : 8 + i % 13;
+}
+
+static void batch_fill(uint8_t *v, size_t n, unsigned i)
+{
+	for (size_t j = 0; j < n; j++)
+		v[j] = (uint8_t)(i * 31 + j);
+}
+
+static void batch_body(void *p)
+{
+	struct batch_t *t = p;
+	static struct urt_kv_req reqs[2 * BATCH_KEYS + 2];
+	static struct urt_kv_req *ptrs[2 * BATCH_KEYS + 2];
+	static char keys[2 * BATCH_KEYS][16];
+	static uint8_t bufs[2 * BATCH_KEYS][64], val[BATCH_BIG], want[BATCH_BIG];
+	struct urt_kv_shard_stats st0[2] = { 0 }, st1[2] = { 0 };
+	unsigned n = 0, reads = 0;
+	size_t failed, vlen;
+
+	/* Keys 0..BATCH_KEYS-1 exist (every fourth is then deleted), the rest never did. */
+	for (unsigned i = 0; i < BATCH_KEYS; i++) {
+		snprintf(keys[i], 16, "b%u", i);
+		batch_fill(val, batch_vlen(i), i);
+		if (urt_kv_put(t->kv, keys[i], strlen(keys[i]), val, batch_vlen(i), 0) != 0)
+			kvx_failf(&t->f, "put %u", i);
+		if (i % 4 == 1 && urt_kv_del(t->kv, keys[i], strlen(keys[i]), 0) != 0)
+			kvx_failf(&t->f, "del %u", i);
+	}
+	for (unsigned i = BATCH_KEYS; i < 2 * BATCH_KEYS; i++)
+		snprintf(keys[i], 16, "b%u", i);
+	for (unsigned s = 0; s < t->shards; s++)
+		if (urt_kv_shard_stats(t->kv, s, &st0[s]) != 0)
+			kvx_failf(&t->f, "stats");
+	memset(reqs, 0, sizeof(reqs));
+	for (unsigned i = 0; i < 2 * BATCH_KEYS; i++) {
+		struct urt_kv_req *r = &reqs[n];
+
+		r->op = i % 5 == 4 ? URT_KV_OP_EXISTS : URT_KV_OP_GET;
+		r->key = keys[i];
+		r->klen = strlen(keys[i]);
+		r->buf = bufs[i];
+		r->buf_len = r->op == URT_KV_OP_GET ? sizeof(bufs[i]) : 0;
+		r->done = batch_done;
+		r->arg = t;
+		ptrs[n++] = r;
+		reads++;
+		if (i == 50) {
+			/* A bad request: refused, res set, no done. */
+			reqs[n] = (struct urt_kv_req){ .op = URT_KV_OP_GET, .key = "x", .klen = 0,
+						       .done = batch_done, .arg = t };
+			ptrs[n] = &reqs[n];
+			n++;
+		}
+		if (i == 90) {
+			/* A write between reads (of a key no read asks for). */
+			reqs[n] = (struct urt_kv_req){ .op = URT_KV_OP_PUT, .key = "bw", .klen = 2,
+						       .val = "w", .vlen = 1, .done = batch_done,
+						       .arg = t };
+			ptrs[n] = &reqs[n];
+			n++;
+		}
+	}
+	t->pending = n - 1;	/* All but the bad one call back. */
+	failed = urt_kv_submit_batch(t->kv, ptrs, n);
+	if (failed != 1 || reqs[51].res != -EINVAL)
+		kvx_failf(&t->f, "failed %zu, bad request's res %d", failed, reqs[51].res);
+	while (t->pending)
+		urt_waitq_wait(&t->wq);
+	if (t->calls != n - 1)
+		kvx_failf(&t->f, "%u done calls for %u requests", t->calls, n - 1);
+	for (unsigned k = 0; k < n; k++) {
+		struct urt_kv_req *r = &reqs[k];
+		unsigned i;
+		int res;
+
+		if (r->klen == 0 || r->op == URT_KV_OP_PUT) {
+			if (r->op == URT_KV_OP_PUT && r->res != 0)
+				kvx_failf(&t->f, "put in the batch: %d", r->res);
+			continue;
+		}
+		i = (unsigned)atoi((const char *)r->key + 1);
+		if (r->op == URT_KV_OP_EXISTS) {
+			res = urt_kv_exists(t->kv, r->key, r->klen);
+			if (r->res != res)
+				kvx_failf(&t->f, "EXISTS %s: %d, single %d", keys[i], r->res, res);
+			continue;
+		}
+		res = urt_kv_get(t->kv, r->key, r->klen, val, sizeof(val), &vlen);
+		if (r->res != res || (res == 0 && r->vlen_out != vlen))
+			kvx_failf(&t->f, "GET %s: %d (%zu bytes), single %d (%zu)", keys[i], r->res,
+				  r->vlen_out, res, vlen);
+		if (res == 0) {
+			batch_fill(want, vlen, i);
+			if (memcmp(r->buf, want, vlen < 64 ? vlen : 64) != 0)
+				kvx_failf(&t->f, "GET %s: wrong bytes", keys[i]);
+		}
+		if ((i < BATCH_KEYS && i % 4 != 1) != (res == 0))
+			kvx_failf(&t->f, "GET %s: %d", keys[i], res);
+	}
+	for (unsigned s = 0; s < t->shards; s++)
+		if (urt_kv_shard_stats(t->kv, s, &st1[s]) != 0)
+			kvx_failf(&t->f, "stats");
+	{
+		/*
+		 * The single reads above took one transaction each.  On one
+		 * core the batch's reads, all local, share them: a transaction
+		 * per KV_READ_GROUP reads of a segment, a few in all.  On two,
+		 * reads of the other core's shard each take their own.
+		 */
+		uint64_t txs = 0, served = 0;
+
+		for (unsigned s = 0; s < t->shards; s++) {
+			txs += st1[s].ps.commits_readonly - st0[s].ps.commits_readonly;
+			served += st1[s].reads - st0[s].reads;
+		}
+		if (served < 2ull * reads ||
+		    (t->one_core ? txs > served - reads + 10 : txs >= served))
+			kvx_failf(&t->f, "%llu read transactions for %llu reads: the batch shared "
+				  "too few", (unsigned long long)txs, (unsigned long long)served);
+	}
+}
+
+Test(kv, submit_batch_matches_single_submits, .timeout = 120)
+{
+	struct env e;
+	struct batch_t t = { 0 };
+
+	env_open(&e, 2, 5);
+	t.kv = e.kv;
+	t.shards = 2;
+	env_run_ok(&e, 1, batch_body, &t, &t.f);
+	env_close(&e);
+
+	t = (struct batch_t){ 0 };
+	env_open(&e, 1, 6);
+	t.kv = e.kv;
+	t.shards = 1;
+	t.one_core = true;
+	env_run_ok(&e, 0, batch_body, &t, &t.f);
+	env_close(&e);
+}
+
 /* A data file: created on first open, reopened, shard count fixed at creation. */
 
 struct file_t {

@@ -274,6 +274,102 @@ Test(resp_parse, split_at_every_byte)
 	CHECK_EVERY_SPLIT("SET \"abc\r\n");
 }
 
+/* xorshift64: the random commands below are the same on every run. */
+static uint64_t rnd_next(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* A length line's digits: mostly right, sometimes one of the forms the parser must judge. */
+static int rnd_len(uint64_t *s, char *out, size_t cap, size_t want)
+{
+	static const char *const odd[] = { "0", "-1", "-2", "01", "007", "", "+3", "1x",
+					   "99999999999999999999", "123456789012345678",
+					   "9223372036854775807", " 3" };
+
+	if (rnd_next(s) % 6 != 0)
+		return snprintf(out, cap, "%zu", want);
+	if (rnd_next(s) % 2 == 0)
+		return snprintf(out, cap, "%zu", want + 1 - rnd_next(s) % 3);
+	return snprintf(out, cap, "%s", odd[rnd_next(s) % (sizeof(odd) / sizeof(odd[0]))]);
+}
+
+/* A line end: mostly CRLF, sometimes broken. */
+static const char *rnd_crlf(uint64_t *s)
+{
+	static const char *const odd[] = { "\n", "\r", "\r\r", "", "\n\r" };
+
+	return rnd_next(s) % 8 != 0 ? "\r\n" : odd[rnd_next(s) % 5];
+}
+
+/*
+ * Random multibulk commands, right and wrong in the ways a client can get
+ * them wrong, and cut short at random: a whole buffer (which the parser
+ * may take in one pass) and the same bytes one more byte per call (which
+ * it must take state by state) give the same answer, the same error, or
+ * both wait for more.
+ */
+Test(resp_parse, random_commands_whole_and_split_agree)
+{
+	struct resp_arg argv_a[ARGV_MAX], argv_b[ARGV_MAX];
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	unsigned ok = 0, bad = 0, wait = 0;
+
+	for (unsigned it = 0; it < 3000; it++) {
+		char in[512], num[32];
+		size_t n = 0, argc = 1 + rnd_next(&seed) % 4;
+		struct resp_cmd a = { .argv = argv_a, .argv_max = ARGV_MAX };
+		struct resp_cmd b = { .argv = argv_b, .argv_max = ARGV_MAX };
+		struct resp_parser pa, pb;
+		ssize_t ra, rb = 0;
+		char *buf;
+
+		rnd_len(&seed, num, sizeof(num), argc);
+		n += (size_t)snprintf(in + n, sizeof(in) - n, "*%s%s", num, rnd_crlf(&seed));
+		for (size_t i = 0; i < argc && n < sizeof(in) - 128; i++) {
+			size_t dl = rnd_next(&seed) % 20;
+
+			rnd_len(&seed, num, sizeof(num), dl);
+			n += (size_t)snprintf(in + n, sizeof(in) - n, "%c%s%s",
+					      rnd_next(&seed) % 16 ? '$' : ':', num, rnd_crlf(&seed));
+			for (size_t j = 0; j < dl; j++)
+				in[n++] = (char)("ab\r\n$*0"[rnd_next(&seed) % 7]);
+			n += (size_t)snprintf(in + n, sizeof(in) - n, "%s", rnd_crlf(&seed));
+		}
+		if (rnd_next(&seed) % 4 == 0)
+			n = rnd_next(&seed) % (n + 1);
+		if (n == 0)
+			continue;
+
+		pa = new_parser(NULL);
+		buf = copy_exact(in, n);
+		ra = resp_parse(&pa, buf, n, &a);
+		pb = new_parser(NULL);
+		for (size_t k = 1; k <= n && rb == 0; k++)
+			rb = resp_parse(&pb, buf, k, &b);
+		cr_assert_eq(ra, rb, "input %u: whole %zd, byte by byte %zd: \"%.*s\"", it, ra, rb,
+			     (int)n, in);
+		if (ra > 0) {
+			cr_assert_eq(a.argc, b.argc, "input %u", it);
+			for (size_t i = 0; i < a.argc; i++) {
+				cr_assert_eq(a.argv[i].len, b.argv[i].len, "input %u arg %zu", it, i);
+				cr_assert_eq(a.argv[i].ptr, b.argv[i].ptr, "input %u arg %zu", it, i);
+			}
+			ok++;
+		} else if (ra < 0) {
+			bad++;
+		} else {
+			wait++;
+		}
+		free(buf);
+	}
+	/* The generator must reach all three outcomes, or the test checks less than it says. */
+	cr_assert(ok > 300 && bad > 300 && wait > 50, "ok %u, bad %u, wait %u", ok, bad, wait);
+}
+
 Test(resp_parse, buffer_moves_between_calls)
 {
 	static const char in[] = "*2\r\n$4\r\nECHO\r\n$5\r\nhello\r\n";

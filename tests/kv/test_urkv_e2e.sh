@@ -71,6 +71,15 @@ expect "CONFIG GET *" 1 "$(cli CONFIG GET '*' | grep -c '^save$')"
 expect "CONFIG SET save ''" "OK" "$(cli CONFIG SET save '')"
 expect "COMMAND COUNT" 1 "$(cli COMMAND COUNT | grep -c '^[0-9][0-9]*$')"
 expect "COMMAND DOCS" "" "$(cli COMMAND DOCS)"
+# Every command is found whatever the case of its name (the lookup hashes
+# names), and a name that is not a command is not.
+names=$(cli COMMAND LIST)
+[ "$(echo "$names" | wc -l)" -gt 50 ] || fail "COMMAND LIST: [$names]"
+for name in $names; do
+	mixed=$(echo "$name" | awk '{ s = ""; for (i = 1; i <= length($0); i++) { c = substr($0, i, 1); s = s (i % 2 ? toupper(c) : tolower(c)) } print s }')
+	expect "COMMAND INFO $mixed" "$name" "$(cli COMMAND INFO "$mixed" | head -1)"
+done
+expect "COMMAND INFO nosuchcmd" "" "$(cli COMMAND INFO nosuchcmd | head -1)"
 expect "SELECT 0" OK "$(cli SELECT 0)"
 expect "SELECT 1" "ERR DB index is out of range" "$(cli SELECT 1)"
 expect "CLIENT SETNAME" OK "$(cli CLIENT SETNAME me)"

@@ -754,17 +754,6 @@ out:
  * Builds one transaction from the head of the queue and commits it.  Called
  * with the build turn free; returns with it free.
  */
-/*
- * Requests applied between two yields of a transaction being built.  A
- * large transaction takes a few hundred microseconds of CPU; without a
- * yield the log writer could not seal and write the next batch (nor the
- * reactor reap the flush that ends the current one) until it is done, and
- * the device would sit idle while the core builds, then the core while the
- * device flushes.  The transaction stays open across the yield (the build
- * turn is held, nothing is installed), so nothing else changes.
- */
-#define KV_BUILD_YIELD 32u
-
 static void commit_batch(struct kv_writer *w)
 {
 	struct kv_shard *s = w->shard;
@@ -829,8 +818,7 @@ again:
 		if (is_answer(ret)) {
 			req->res = ret;
 			STAILQ_INSERT_TAIL(&batch, req, next);
-			if (++n % KV_BUILD_YIELD == 0)
-				urt_fiber_yield();
+			n++;
 			continue;
 		}
 		/* A failure: drop the transaction and redo the others (invariant 4). */

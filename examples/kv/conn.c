@@ -14,7 +14,10 @@
  * Order.  Replies go out in command order.  Reads of a batch run
  * concurrently with each other, writes with each other; before a read
  * that follows a write (or the reverse) the connection waits for what is
- * in flight, so a client always reads its own writes.  SYNC commands
+ * in flight, so a client always reads its own writes.  Reads are held
+ * (deferred) until the connection waits or a write is submitted, then
+ * started together by urt_kv_submit_batch, which runs a shard's reads in
+ * one read transaction.  SYNC commands
  * (DBSIZE, SCAN, FLUSHALL, INFO, ...) run alone.  Writes of one
  * connection to one shard are applied in order by the store.
  *

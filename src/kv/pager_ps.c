@@ -28,6 +28,18 @@
  * the distinct pages they touch in a small generation-tagged hash set, so
  * the shard can size its batches to the page store's per-transaction
  * limit without an allocation per transaction.
+ *
+ * Memo.  A transaction that carries many requests (a writer's batch, a
+ * pipeline's reads) reads the meta page, the root and the inner nodes once
+ * per request.  page_intent answers a read of a page already pinned in the
+ * transaction from a direct-mapped memo (kv_pps_memo, tagged with gen)
+ * holding the pointer the store gave last: the private copy once the page
+ * is written, else the committed frame, which is what urt_page_get(READ)
+ * would return.  Writes always go to the store (it must learn that the
+ * page is written through a pointer), and write_at, which may move the
+ * page to its copy, clears the entry.  States of an entry: empty (gen
+ * differs) -> filled by page_intent -> emptied by pps_write_at or by the
+ * next bind's gen.
  */
 #include <errno.h>
 #include <stdlib.h>

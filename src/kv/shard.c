@@ -37,7 +37,10 @@
  *     past the page store's page limit is redone with fewer requests.
  *
  * Reads.  A read runs in its own read-only transaction in the caller's
- * fiber (or a worker fiber for reads forwarded from other cores).  Pages
+ * fiber (or a worker fiber for reads forwarded from other cores); the
+ * local reads of one urt_kv_submit_batch run up to KV_READ_GROUP at a time
+ * in one transaction (kv_shard_read_many), each keeping its own result,
+ * and one that needs more (a large value's chain) is then read alone.  Pages
  * are installed by commits while a reader may be suspended on a page read,
  * so a reader could combine an old parent with a new child.  Readers
  * therefore check page 0's tx_seq before and after (a seqlock: installs

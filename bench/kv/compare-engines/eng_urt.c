@@ -77,6 +77,17 @@ static int urt_open(const struct ce_cfg *c, void **out)
 	ko.size_bytes = (c->keys * (CE_KEY_BYTES + c->value + 64) * 4 + (512ull << 20)) & ~((1ull << 20) - 1);
 	ko.cache_bytes = c->cache_bytes;
 	ko.batch_bytes_max = 512u << 10;
+	/*
+	 * For A/B runs of the log size (docs/engine.md): each shard's log in
+	 * MiB (the region grows by as much); unset: 1/8 of the region.
+	 */
+	/* For A/B runs of the sync policy: "fua" (one RWF_DSYNC write per batch) or "flush". */
+	if (getenv("CE_URT_SYNC"))
+		ko.sync = strcmp(getenv("CE_URT_SYNC"), "fua") == 0 ? URT_PS_SYNC_FUA : URT_PS_SYNC_FLUSH;
+	if (getenv("CE_URT_LOG_MB")) {
+		ko.log_bytes = strtoull(getenv("CE_URT_LOG_MB"), NULL, 10) << 20;
+		ko.size_bytes += 2 * ko.log_bytes;
+	}
 	urt_rt_opts_default(&ro);
 	/* For A/B runs of the cross-core spin (docs/engine.md); unset: the runtime's default. */
 	if (getenv("CE_URT_POST_SPIN_NS"))

@@ -220,6 +220,40 @@ static int req_check(const struct urt_kv_req *req)
 	return 0;
 }
 
+/*
+ * Counts n requests of this core in flight, then looks at closing (both
+ * sequentially consistent): with urt_kv_close's store of closing and its
+ * reads of the counts, either this submit sees closing or close sees the
+ * count.  -ESHUTDOWN, nothing counted, once the store is closing.
+ */
+static int inflight_enter(struct urt_kv *kv, unsigned core, long n)
+{
+	atomic_fetch_add(&kv->inflight[core].inflight, n);
+	if (atomic_load(&kv->closing)) {
+		atomic_fetch_sub(&kv->inflight[core].inflight, n);
+		return -ESHUTDOWN;
+	}
+	return 0;
+}
+
+/* The store's private fields of a request started on core for shard. */
+static void req_bind(struct urt_kv_req *req, struct urt_kv *kv, unsigned core, unsigned shard)
+{
+	req->kv = kv;
+	req->origin = core;
+	req->shard = shard;
+}
+
+/* What urt_kv_submit refuses before routing: a bad request, or the internal CLEAR. */
+static int submit_check(const struct urt_kv_req *req)
+{
+	int ret = req_check(req);
+
+	if (ret == 0 && req->op == KV_OP_CLEAR)
+		ret = -EINVAL;	/* Internal: urt_kv_clear only. */
+	return ret;
+}
+
 /* Starts req on shard (already validated). */
 static int submit_to(struct urt_kv *kv, struct urt_kv_req *req, unsigned shard)
 {
@@ -228,19 +262,10 @@ static int submit_to(struct urt_kv *kv, struct urt_kv_req *req, unsigned shard)
 	int ret;
 
 	URT_ASSERT(core != URT_CORE_NONE && core < kv->ncores && req->done != NULL);
-	/*
-	 * Count, then look at closing (both sequentially consistent): with
-	 * urt_kv_close's store of closing and its reads of the counts, either
-	 * this submit sees closing or close sees the count.
-	 */
-	atomic_fetch_add(&kv->inflight[core].inflight, 1);
-	if (atomic_load(&kv->closing)) {
-		atomic_fetch_sub(&kv->inflight[core].inflight, 1);
-		return -ESHUTDOWN;
-	}
-	req->kv = kv;
-	req->origin = core;
-	req->shard = shard;
+	ret = inflight_enter(kv, core, 1);
+	if (ret)
+		return ret;
+	req_bind(req, kv, core, shard);
 	s = kv->shards[shard];
 	if (s->core == core) {
 		if (!is_read(req->op)) {
@@ -269,17 +294,12 @@ static int submit_reads_local(struct urt_kv *kv, struct urt_kv_req *const *reqs,
 			      unsigned shard)
 {
 	unsigned core = urt_core_id();
+	int ret = inflight_enter(kv, core, (long)n);
 
-	atomic_fetch_add(&kv->inflight[core].inflight, (long)n);
-	if (atomic_load(&kv->closing)) {
-		atomic_fetch_sub(&kv->inflight[core].inflight, (long)n);
-		return -ESHUTDOWN;
-	}
-	for (size_t i = 0; i < n; i++) {
-		reqs[i]->kv = kv;
-		reqs[i]->origin = core;
-		reqs[i]->shard = shard;
-	}
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < n; i++)
+		req_bind(reqs[i], kv, core, shard);
 	kv_shard_read_many(kv->shards[shard], reqs, n);
 	for (size_t i = 0; i < n; i++)
 		req_finish(reqs[i]);
@@ -340,11 +360,9 @@ size_t urt_kv_submit_batch(struct urt_kv *kv, struct urt_kv_req *const *reqs, si
 	URT_ASSERT(urt_core_id() != URT_CORE_NONE && urt_core_id() < kv->ncores);
 	while (i < n) {
 		struct urt_kv_req *req = reqs[i];
-		size_t j = i;
-		int ret = req_check(req);
+		size_t j = i + 1;
+		int ret = submit_check(req);
 
-		if (ret == 0 && req->op == KV_OP_CLEAR)
-			ret = -EINVAL;	/* Internal: urt_kv_clear only. */
 		if (ret) {
 			req->res = ret;
 			failed++;
@@ -352,7 +370,8 @@ size_t urt_kv_submit_batch(struct urt_kv *kv, struct urt_kv_req *const *reqs, si
 			continue;
 		}
 		if (fiber && is_read(req->op)) {
-			/* The valid reads that follow: a segment that writes do not cut. */
+			/* req and the valid reads that follow: a segment that writes do not cut. */
+			req->shard = urt_kv_shard_of(kv, req->key, req->klen);
 			while (j < n && j - i < KV_BATCH_SEGMENT && is_read(reqs[j]->op) &&
 			       req_check(reqs[j]) == 0) {
 				reqs[j]->shard = urt_kv_shard_of(kv, reqs[j]->key, reqs[j]->klen);
@@ -379,12 +398,10 @@ int kv_submit_shard(struct urt_kv *kv, struct urt_kv_req *req, unsigned shard)
 
 int urt_kv_submit(struct urt_kv *kv, struct urt_kv_req *req)
 {
-	int ret = req_check(req);
+	int ret = submit_check(req);
 
 	if (ret)
 		return ret;
-	if (req->op == KV_OP_CLEAR)
-		return -EINVAL;	/* Internal: urt_kv_clear only. */
 	return submit_to(kv, req, urt_kv_shard_of(kv, req->key, req->klen));
 }
 

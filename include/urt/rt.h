@@ -87,6 +87,8 @@ struct urt_stats {
 	uint64_t timed_out;	/**< Ops delivered as -ETIMEDOUT. */
 	uint64_t failed;	/**< Ops delivered with another negative result. */
 	uint64_t enters;	/**< io_uring_enter syscalls. */
+	uint64_t waits_inline;	/**< Loop waits on the inline path (main ring alone, interrupt, no SQPOLL). */
+	uint64_t waits_general;	/**< Loop waits on the general path (SQPOLL, hybrid, IOPOLL, passthrough). */
 	uint64_t sqes_submitted;/**< SQEs handed to the kernel. */
 	uint64_t cqes_reaped;	/**< CQEs consumed. */
 	uint64_t faults;	/**< Faults injected. */

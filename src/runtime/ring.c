@@ -67,7 +67,10 @@
  *                (GETEVENTS; min_complete 1 after the sleep handshake when
  *                idle with ops in flight), without liburing's submit
  *                wrapper or ring_submit's mode tests; everything else goes
- *                to ring_wait_general.
+ *                to ring_wait_general.  stats.waits_inline and
+ *                waits_general count the waits of each path, so a core
+ *                that silently lost the plain path shows it
+ *                (tests/runtime/test_wait_path.c, test_sqpoll.c).
  *
  * Reaping (ring_reap_ring in ring.h, inline in the loop for the main
  * ring): copy the published CQEs into a local batch (one memcpy per
@@ -670,6 +673,7 @@ void ring_wait_general(struct urt_core *c, bool idle)
 	struct urt_ring *big = &c->rings[RING_BIG];
 	bool polling = false;
 
+	c->stats.waits_general++;
 	/* The secondary rings, when the core has one: submit, and see whether one must be polled. */
 	if (urt_unlikely(c->rings_extra)) {
 		for (int k = RING_POLL; k < RING_KINDS; k++) {

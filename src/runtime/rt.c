@@ -556,6 +556,8 @@ URT_API int urt_rt_stats_total(struct urt_rt *rt, struct urt_stats *out)
 		out->timed_out += one->timed_out;
 		out->failed += one->failed;
 		out->enters += one->enters;
+		out->waits_inline += one->waits_inline;
+		out->waits_general += one->waits_general;
 		out->sqes_submitted += one->sqes_submitted;
 		out->cqes_reaped += one->cqes_reaped;
 		out->faults += one->faults;

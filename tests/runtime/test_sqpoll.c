@@ -164,3 +164,26 @@ Test(sqpoll, unshared_threads_are_one_per_ring_next_to_their_reactor)
 		  "SQ threads on CPUs %d and %d, wanted %d and %d", seen[0], seen[1], want[0], want[1]);
 	urt_rt_stop(rt);
 }
+
+/*
+ * An SQPOLL ring never waits on the loop's inline path (ring.h ring_wait),
+ * which would skip the SQ thread's wakeup: every wait of both cores goes
+ * to ring_wait_general (urt_stats.waits_general; test_wait_path.c has the
+ * interrupt mode's side).
+ */
+Test(sqpoll, waits_take_the_general_path)
+{
+	int cpus[2];
+	struct urt_rt *rt = sqpoll_start(false, -1, cpus);
+	struct urt_stats st;
+
+	both_cores_submit(rt);
+	for (unsigned core = 0; core < 2; core++) {
+		cr_assert_eq(urt_rt_stats(rt, core, &st), 0);
+		cr_expect_geq(st.waits_general, 100, "core %u: %llu general waits for 100 NOPs", core,
+			      (unsigned long long)st.waits_general);
+		cr_expect_eq(st.waits_inline, 0, "core %u: %llu waits took the inline path under SQPOLL", core,
+			     (unsigned long long)st.waits_inline);
+	}
+	urt_rt_stop(rt);
+}

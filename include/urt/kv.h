@@ -302,6 +302,8 @@ struct urt_kv_shard_stats {
 	uint64_t forwarded;	/**< Operations that came from another core. */
 	uint64_t volatile_keys;	/**< Keys with an expiry (expired ones not yet deleted included). */
 	uint64_t expired;	/**< Keys deleted by expiry (lazy and active) since open. */
+	uint64_t pager_memo_hits;/**< Page reads the pager answered from its memo of pages the transaction had pinned. */
+	uint64_t pager_memo_misses;/**< Page reads the pager passed to the page store (first in the transaction, or after a write). */
 	struct urt_ps_stats ps;	/**< The shard's page store. */
 };
 

@@ -39,7 +39,10 @@
  * page is written through a pointer), and write_at, which may move the
  * page to its copy, clears the entry.  States of an entry: empty (gen
  * differs) -> filled by page_intent -> emptied by pps_write_at or by the
- * next bind's gen.
+ * next bind's gen.  memo_hits and memo_misses count the reads
+ * it answered and those it sent to the store (writes are neither), so a
+ * memo that silently stopped answering shows in urt_kv_shard_stats
+ * (tests/kv/test_kv_tree.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -109,10 +112,14 @@ static int page_intent(struct kv_pps *p, uint64_t pgno, enum urt_page_intent int
 	struct kv_pps_memo *m = memo_slot(p, pgno);
 	int ret;
 
-	if (intent == URT_PAGE_READ && m->gen == p->gen && m->pgno == pgno) {
-		*data = m->data;
-		p->gets++;
-		return 0;
+	if (intent == URT_PAGE_READ) {
+		if (m->gen == p->gen && m->pgno == pgno) {
+			*data = m->data;
+			p->gets++;
+			p->memo_hits++;
+			return 0;
+		}
+		p->memo_misses++;
 	}
 	ret = urt_page_get(p->tx, pgno, intent, data);
 	if (ret == 0) {

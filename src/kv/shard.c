@@ -1424,6 +1424,14 @@ int kv_shard_stats(struct kv_shard *s, struct urt_kv_shard_stats *st)
 	st->write_tx_retries = s->write_tx_retries;
 	st->forwarded = s->forwarded;
 	st->expired = s->expired_keys;
+	for (unsigned i = 0; i < KV_WRITERS; i++) {
+		st->pager_memo_hits += s->writers[i].pager.memo_hits;
+		st->pager_memo_misses += s->writers[i].pager.memo_misses;
+	}
+	for (unsigned i = 0; i < s->kv->opts.readers_max; i++) {
+		st->pager_memo_hits += s->readers[i].pager.memo_hits;
+		st->pager_memo_misses += s->readers[i].pager.memo_misses;
+	}
 	urt_ps_stats(s->ps, &st->ps);
 	return read_consistent(s, meta_fn, st);
 }

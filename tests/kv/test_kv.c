@@ -790,16 +790,29 @@ static void batch_body(void *p)
 		 * per KV_READ_GROUP reads of a segment, a few in all.  On two,
 		 * reads of the other core's shard each take their own.
 		 */
-		uint64_t txs = 0, served = 0;
+		uint64_t txs = 0, served = 0, hits = 0;
 
 		for (unsigned s = 0; s < t->shards; s++) {
 			txs += st1[s].ps.commits_readonly - st0[s].ps.commits_readonly;
 			served += st1[s].reads - st0[s].reads;
+			hits += st1[s].pager_memo_hits - st0[s].pager_memo_hits;
 		}
 		if (served < 2ull * reads ||
 		    (t->one_core ? txs > served - reads + 10 : txs >= served))
 			kvx_failf(&t->f, "%llu read transactions for %llu reads: the batch shared "
 				  "too few", (unsigned long long)txs, (unsigned long long)served);
+		/*
+		 * A read after the first of its transaction finds at least the
+		 * tree's meta page in the pager's memo (pager_ps.c).
+		 */
+		if (t->one_core && hits < served - txs)
+			kvx_failf(&t->f, "the pagers' memo answered %llu page reads for %llu reads in "
+				  "%llu transactions", (unsigned long long)hits,
+				  (unsigned long long)served, (unsigned long long)txs);
+		if (getenv("KV_DEBUG"))
+			fprintf(stderr, "batch: %llu reads, %llu transactions, %llu memo hits\n",
+				(unsigned long long)served, (unsigned long long)txs,
+				(unsigned long long)hits);
 	}
 }
 

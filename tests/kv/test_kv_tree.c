@@ -214,17 +214,16 @@ static void step(struct tree_t *t, uint64_t keys, int insert_pct, uint8_t *key, 
 	end(t, tx, commit);
 }
 
-static void tree_body(void *p)
+/* Formats a store on t->dev and opens an empty tree in it through a writer pager; 0 or failed. */
+static int tree_create(struct tree_t *t)
 {
-	struct tree_t *t = p;
-	uint8_t *key = malloc(URT_KV_KEY_MAX), *val = malloc(URT_KV_UPDATE_VALUE_MAX);
 	struct urt_tx *tx = NULL;
 	int ret;
 
 	ret = ps_open(t, true);
 	if (ret) {
 		kvx_failf(&t->f, "ps open: %d %s", ret, urt_last_error());
-		goto out;
+		return ret;
 	}
 	ret = urt_tx_begin(t->ps, &tx);
 	if (ret == 0)
@@ -240,8 +239,20 @@ static void tree_body(void *p)
 	}
 	if (ret || !t->tree) {
 		kvx_failf(&t->f, "setup: %d", ret);
-		goto out;
+		return ret ? ret : -EIO;
 	}
+	return 0;
+}
+
+static void tree_body(void *p)
+{
+	struct tree_t *t = p;
+	uint8_t *key = malloc(URT_KV_KEY_MAX), *val = malloc(URT_KV_UPDATE_VALUE_MAX);
+	struct urt_tx *tx = NULL;
+	int ret;
+
+	if (tree_create(t))
+		goto out;
 	if (!t->pager.ops.nodes_checked) {
 		kvx_failf(&t->f, "the pager does not see the store's node check");
 		goto out;
@@ -382,4 +393,194 @@ Test(kv_tree, page_check_refuses_damaged_node_headers)
 	cr_expect_null(kv_pps_page_check(page, u, NULL));
 	memset(page, 0, u);
 	cr_expect_null(kv_pps_page_check(page, u, NULL));
+}
+
+/*
+ * The writer pager's memo (pager_ps.c): a transaction that reads the same
+ * pages again (every put of a batch walks the tree meta page, the root and
+ * the inner nodes) takes them from the memo, not from the page store.
+ * The results are the same either way, so only the counters show a memo
+ * that stopped answering: memo_hits (answered) and memo_misses (sent to
+ * the store).  It must not answer across transactions (their pins are
+ * gone), nor give the read pointer of a leaf that write_at has since moved
+ * to its private copy.
+ */
+#define MEMO_KEYS 300		/* 6-byte keys, 100-byte values: a tree of two levels. */
+#define MEMO_PUTS 64		/* Puts into the first leaves, in one transaction. */
+#define MEMO_VLEN 100
+
+struct memo_t {
+	struct tree_t t;	/* Store, pager and tree. */
+	unsigned height;	/* Levels of the tree after the load. */
+	uint64_t same_hits, same_misses, same_overwrites;/* MEMO_PUTS same-size puts (write_at). */
+	uint64_t grow_hits, grow_misses;	/* MEMO_PUTS puts that grow their cell (make_writable). */
+	uint64_t first_hits, first_misses;	/* One get, first operation of a transaction. */
+	uint64_t again_hits, again_misses;	/* The same get again in that transaction. */
+	uint64_t after_hits, after_misses;	/* The get after a write_at of its leaf. */
+	bool after_ok;		/* That get returned the value just written. */
+};
+
+static size_t memo_key(unsigned i, char *key)
+{
+	return (size_t)snprintf(key, 16, "m%05u", i);
+}
+
+/* The pager's counters since *h, *m; updates them. */
+static void memo_delta(struct tree_t *t, uint64_t *h, uint64_t *m, uint64_t *dh, uint64_t *dm)
+{
+	*dh = t->pager.memo_hits - *h;
+	*dm = t->pager.memo_misses - *m;
+	*h = t->pager.memo_hits;
+	*m = t->pager.memo_misses;
+}
+
+static void memo_body(void *p)
+{
+	struct memo_t *mt = p;
+	struct tree_t *t = &mt->t;
+	uint8_t val[2 * MEMO_VLEN], got[2 * MEMO_VLEN];
+	struct kv_btree_counters c0, c1;
+	uint64_t h = 0, m = 0, dh, dm;
+	struct urt_tx *tx;
+	char key[16];
+	size_t klen, vlen = 0;
+	int ret;
+
+	if (tree_create(t))
+		goto out;
+	/* Load, in one transaction, and note the height. */
+	if (!(tx = begin(t)))
+		goto out;
+	for (unsigned i = 0; i < MEMO_KEYS; i++) {
+		klen = memo_key(i, key);
+		kvx_fill(val, MEMO_VLEN, i, 0);
+		if ((ret = kv_btree_put(t->tree, key, klen, val, MEMO_VLEN, 0)) != 1)
+			kvx_failf(&t->f, "load put %u: %d", i, ret);
+	}
+	end(t, tx, true);
+	if (!(tx = begin(t)))
+		goto out;
+	if ((ret = kv_btree_check(t->tree, &t->st)) != 0)
+		kvx_failf(&t->f, "check: %d: %s", ret, t->st.why);
+	mt->height = t->st.height;
+	end(t, tx, false);
+
+	/* Same-size puts: each rewrites its cell by write_at, which empties the leaf's memo entry. */
+	if (!(tx = begin(t)))
+		goto out;
+	kv_btree_get_counters(t->tree, &c0);
+	memo_delta(t, &h, &m, &dh, &dm);
+	for (unsigned i = 0; i < MEMO_PUTS; i++) {
+		klen = memo_key(i, key);
+		kvx_fill(val, MEMO_VLEN, i, 1);
+		if ((ret = kv_btree_put(t->tree, key, klen, val, MEMO_VLEN, 0)) != 0)
+			kvx_failf(&t->f, "same-size put %u: %d", i, ret);
+	}
+	memo_delta(t, &h, &m, &mt->same_hits, &mt->same_misses);
+	kv_btree_get_counters(t->tree, &c1);
+	mt->same_overwrites = c1.overwrites - c0.overwrites;
+	end(t, tx, true);
+
+	/* Growing puts: the leaf is made writable, and the memo keeps its copy. */
+	if (!(tx = begin(t)))
+		goto out;
+	memo_delta(t, &h, &m, &dh, &dm);
+	for (unsigned i = 0; i < MEMO_PUTS; i++) {
+		klen = memo_key(i, key);
+		kvx_fill(val, MEMO_VLEN + 8, i, 2);
+		if ((ret = kv_btree_put(t->tree, key, klen, val, MEMO_VLEN + 8, 0)) != 0)
+			kvx_failf(&t->f, "growing put %u: %d", i, ret);
+	}
+	memo_delta(t, &h, &m, &mt->grow_hits, &mt->grow_misses);
+	end(t, tx, true);
+
+	/* A fresh transaction: nothing of the last one may answer. */
+	if (!(tx = begin(t)))
+		goto out;
+	klen = memo_key(200, key);
+	memo_delta(t, &h, &m, &dh, &dm);
+	ret = kv_btree_get(t->tree, key, klen, got, sizeof(got), &vlen);
+	memo_delta(t, &h, &m, &mt->first_hits, &mt->first_misses);
+	kvx_fill(val, MEMO_VLEN, 200, 0);
+	if (ret != 0 || vlen != MEMO_VLEN || memcmp(got, val, vlen) != 0)
+		kvx_failf(&t->f, "first get: %d, %zu bytes", ret, vlen);
+	ret = kv_btree_get(t->tree, key, klen, got, sizeof(got), &vlen);
+	memo_delta(t, &h, &m, &mt->again_hits, &mt->again_misses);
+	if (ret != 0 || vlen != MEMO_VLEN || memcmp(got, val, vlen) != 0)
+		kvx_failf(&t->f, "second get: %d, %zu bytes", ret, vlen);
+	/*
+	 * The leaf is memoised as read (the committed frame).  A same-size
+	 * put moves it to the transaction's copy (write_at); the get after it
+	 * must read the copy, not the frame the memo held.
+	 */
+	kvx_fill(val, MEMO_VLEN, 200, 3);
+	if ((ret = kv_btree_put(t->tree, key, klen, val, MEMO_VLEN, 0)) != 0)
+		kvx_failf(&t->f, "put between gets: %d", ret);
+	memo_delta(t, &h, &m, &dh, &dm);
+	ret = kv_btree_get(t->tree, key, klen, got, sizeof(got), &vlen);
+	memo_delta(t, &h, &m, &mt->after_hits, &mt->after_misses);
+	mt->after_ok = ret == 0 && vlen == MEMO_VLEN && memcmp(got, val, vlen) == 0;
+	end(t, tx, false);
+out:
+	if (t->tree)
+		kv_btree_close(t->tree);
+	kv_pps_exit(&t->pager);
+	if (t->ps)
+		urt_ps_close(t->ps);
+}
+
+Test(kv_tree, pager_memo_answers_repeated_reads_of_one_transaction_only, .timeout = 60)
+{
+	struct urt_kv_opts ko;
+	struct memo_t *mt = calloc(1, sizeof(*mt));
+	struct urt_rt *rt;
+	uint64_t walk;
+
+	urt_kv_opts_default(&ko);
+	ko.shards = 1;
+	ko.cache_bytes = 8192ull * 4096;
+	ko.batch_bytes_max = BATCH_BYTES;
+	rt = kvx_start(1, &ko);
+	mt->t.dev = kvx_sim(64ull << 20, 11);
+	kvx_run(rt, 0, memo_body, mt);
+	urt_rt_stop(rt);
+	urt_dev_close(mt->t.dev);
+	kvx_assert_ok(&mt->t.f);
+	cr_log_info("height %u; same-size puts: %llu hits %llu misses; growing: %llu hits %llu misses; "
+		    "get: first %llu/%llu, again %llu/%llu, after write_at %llu/%llu", mt->height,
+		    (unsigned long long)mt->same_hits, (unsigned long long)mt->same_misses,
+		    (unsigned long long)mt->grow_hits, (unsigned long long)mt->grow_misses,
+		    (unsigned long long)mt->first_hits, (unsigned long long)mt->first_misses,
+		    (unsigned long long)mt->again_hits, (unsigned long long)mt->again_misses,
+		    (unsigned long long)mt->after_hits, (unsigned long long)mt->after_misses);
+	cr_assert_geq(mt->height, 2, "the load made a tree of %u levels", mt->height);
+	/* A new transaction's first walk: every page from the store, none from the last one's memo. */
+	cr_expect_eq(mt->first_hits, 0, "%llu pages of the last transaction answered a new one",
+		     (unsigned long long)mt->first_hits);
+	walk = mt->first_misses;
+	cr_assert_geq(walk, mt->height, "a walk read %llu pages of a %u-level tree", (unsigned long long)walk,
+		      mt->height);
+	/* The same walk again: every page from the memo. */
+	cr_expect_eq(mt->again_hits, walk);
+	cr_expect_eq(mt->again_misses, 0);
+	/* After write_at the leaf comes from the store (its copy), the pages above it from the memo. */
+	cr_expect(mt->after_ok, "a get after write_at in the same transaction read the old value");
+	cr_expect_eq(mt->after_misses, 1, "%llu memo misses for the get after write_at",
+		     (unsigned long long)mt->after_misses);
+	cr_expect_eq(mt->after_hits, walk - 1);
+	/* Same size: write_at each time, so each leaf read goes to the store, the rest to the memo. */
+	cr_expect_eq(mt->same_overwrites, MEMO_PUTS, "%llu of %d puts rewrote in place",
+		     (unsigned long long)mt->same_overwrites, MEMO_PUTS);
+	cr_expect_geq(mt->same_hits, (MEMO_PUTS - 1) * (walk - 1),
+		      "%llu memo hits for %d puts walking %llu pages above their leaf",
+		      (unsigned long long)mt->same_hits, MEMO_PUTS, (unsigned long long)walk - 1);
+	cr_expect_leq(mt->same_misses, MEMO_PUTS + walk + 4, "%llu memo misses for %d puts",
+		      (unsigned long long)mt->same_misses, MEMO_PUTS);
+	/* Growing: the memo holds the leaf's writable copy too; a few leaves split. */
+	cr_expect_geq(mt->grow_hits, (MEMO_PUTS - 1) * walk - 8,
+		      "%llu memo hits for %d puts walking %llu pages each", (unsigned long long)mt->grow_hits,
+		      MEMO_PUTS, (unsigned long long)walk);
+	cr_expect_leq(mt->grow_misses, walk + 8, "%llu memo misses for %d growing puts",
+		      (unsigned long long)mt->grow_misses, MEMO_PUTS);
+	free(mt);
 }

@@ -418,6 +418,7 @@ struct memo_t {
 	uint64_t again_hits, again_misses;	/* The same get again in that transaction. */
 	uint64_t after_hits, after_misses;	/* The get after a write_at of its leaf. */
 	bool after_ok;		/* That get returned the value just written. */
+	uint64_t hits, misses;	/* The pager's counters at the end. */
 };
 
 static size_t memo_key(unsigned i, char *key)
@@ -521,6 +522,8 @@ static void memo_body(void *p)
 	memo_delta(t, &h, &m, &mt->after_hits, &mt->after_misses);
 	mt->after_ok = ret == 0 && vlen == MEMO_VLEN && memcmp(got, val, vlen) == 0;
 	end(t, tx, false);
+	mt->hits = t->pager.memo_hits;
+	mt->misses = t->pager.memo_misses;
 out:
 	if (t->tree)
 		kv_btree_close(t->tree);
@@ -547,12 +550,14 @@ Test(kv_tree, pager_memo_answers_repeated_reads_of_one_transaction_only, .timeou
 	urt_dev_close(mt->t.dev);
 	kvx_assert_ok(&mt->t.f);
 	cr_log_info("height %u; same-size puts: %llu hits %llu misses; growing: %llu hits %llu misses; "
-		    "get: first %llu/%llu, again %llu/%llu, after write_at %llu/%llu", mt->height,
+		    "get: first %llu/%llu, again %llu/%llu, after write_at %llu/%llu; in all %llu/%llu",
+		    mt->height,
 		    (unsigned long long)mt->same_hits, (unsigned long long)mt->same_misses,
 		    (unsigned long long)mt->grow_hits, (unsigned long long)mt->grow_misses,
 		    (unsigned long long)mt->first_hits, (unsigned long long)mt->first_misses,
 		    (unsigned long long)mt->again_hits, (unsigned long long)mt->again_misses,
-		    (unsigned long long)mt->after_hits, (unsigned long long)mt->after_misses);
+		    (unsigned long long)mt->after_hits, (unsigned long long)mt->after_misses,
+		    (unsigned long long)mt->hits, (unsigned long long)mt->misses);
 	cr_assert_geq(mt->height, 2, "the load made a tree of %u levels", mt->height);
 	/* A new transaction's first walk: every page from the store, none from the last one's memo. */
 	cr_expect_eq(mt->first_hits, 0, "%llu pages of the last transaction answered a new one",

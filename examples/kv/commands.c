@@ -723,7 +723,10 @@ static void command_run(struct urkv_conn *c, struct urkv_slot *s)
  * Command names by hash: an open-addressed table of command numbers + 1,
  * built once (pthread_once: every core looks commands up), at most a
  * quarter full, so a lookup hashes the name once and compares about one
- * entry instead of scanning the table.
+ * entry instead of scanning the table.  It gives the same answers as a
+ * scan, so a hash that silently degraded (everything in one run of
+ * slots) would only cost time: urkv_cmd_probes counts the slots a lookup
+ * examines, and tests/kv/test_urkv_commands.c bounds it.
  */
 #define CMD_HASH_SLOTS 512u
 #define CMD_NAME_MAX 16u
@@ -759,7 +762,14 @@ static void cmd_hash_build(void)
 	}
 }
 
-const struct urkv_cmd *urkv_cmd_lookup(const struct resp_arg *name)
+/*
+ * The command named name (any case), or NULL; adds to *probes the slots
+ * it examined: the entries compared, plus the empty slot that ends a miss.
+ * Inlined into both callers; urkv_cmd_lookup's count is never read, so
+ * the compiler drops it.
+ */
+static inline __attribute__((always_inline)) const struct urkv_cmd *cmd_find(const struct resp_arg *name,
+									   unsigned *probes)
 {
 	uint32_t h;
 
@@ -771,11 +781,28 @@ const struct urkv_cmd *urkv_cmd_lookup(const struct resp_arg *name)
 	for (; cmd_hash[h]; h = (h + 1) & (CMD_HASH_SLOTS - 1)) {
 		size_t i = cmd_hash[h] - 1u;
 
+		(*probes)++;
 		if (cmd_name_len[i] == name->len &&
 		    strncasecmp(cmds[i].name, name->ptr, name->len) == 0)
 			return &cmds[i];
 	}
+	(*probes)++;
 	return NULL;
+}
+
+const struct urkv_cmd *urkv_cmd_lookup(const struct resp_arg *name)
+{
+	unsigned probes = 0;
+
+	return cmd_find(name, &probes);
+}
+
+unsigned urkv_cmd_probes(const struct resp_arg *name)
+{
+	unsigned probes = 0;
+
+	(void)cmd_find(name, &probes);
+	return probes;
 }
 
 /* Appends 'arg' (at most 48 bytes of it, printable) to buf. */

@@ -227,6 +227,8 @@ static inline enum urkv_class urkv_slot_class(const struct urkv_slot *s)
 
 /* commands.c */
 const struct urkv_cmd *urkv_cmd_lookup(const struct resp_arg *name);
+/* Slots of the command hash urkv_cmd_lookup(name) examines (0: a name no command can have). */
+unsigned urkv_cmd_probes(const struct resp_arg *name);
 /* The table: its size, an entry, the index of an entry. */
 unsigned urkv_cmd_count(void);
 const struct urkv_cmd *urkv_cmd_at(unsigned i);

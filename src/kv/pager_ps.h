@@ -97,7 +97,7 @@ struct kv_pps {
 	uint32_t gets;			/* Page gets in tx (reader: bounds the pins). */
 	uint32_t gen;			/* Generation of the page set. */
 	uint32_t set_mask;		/* Slots in set minus one (power of two). */
-	uint64_t memo_hits;		/* Page reads answered by memo (since init; next to gets). */
+	uint64_t memo_hits;		/* Page reads memo answered, since init (in the cache line of gets). */
 	uint64_t memo_misses;		/* Page reads memo could not answer (asked the store). */
 	struct kv_pps_slot *set;	/* Pages touched by tx (writer only). */
 	struct kv_pps_memo memo[KV_PPS_MEMO];	/* Pages pinned in tx (see above). */

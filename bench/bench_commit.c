@@ -274,6 +274,21 @@ static int file_zero(const char *path, uint64_t bytes)
  * rt, at most n), formatting each shard's region first, and merges the
  * shards' figures into res.
  */
+/* URT_BENCH_SYNC=fua|flush for A/B runs of the sync policy; unset: AUTO. */
+static enum urt_ps_sync sync_policy(void)
+{
+	const char *s = getenv("URT_BENCH_SYNC");
+
+	if (!s || !*s)
+		return URT_PS_SYNC_AUTO;
+	if (strcmp(s, "fua") == 0)
+		return URT_PS_SYNC_FUA;
+	if (strcmp(s, "flush") == 0)
+		return URT_PS_SYNC_FLUSH;
+	fprintf(stderr, "bench_commit: URT_BENCH_SYNC wants fua or flush, not '%s'\n", s);
+	exit(2);
+}
+
 static int run_engine(struct urt_rt *rt, struct urt_dev *dev, enum urt_ps_sync sync, unsigned n,
 		      unsigned shards, uint64_t seconds, struct result *res)
 {
@@ -658,7 +673,7 @@ int main(int argc, char **argv)
 			int cpus[64];
 			unsigned ncpus = 0;
 
-			if (run_engine(rt, dev, URT_PS_SYNC_AUTO, n, shards, seconds, &e))
+			if (run_engine(rt, dev, sync_policy(), n, shards, seconds, &e))
 				return 1;
 			/* The baseline runs on the CPUs the engine's shards ran on. */
 			while (ncpus < e.shards && ncpus < 64) {
@@ -703,7 +718,7 @@ int main(int argc, char **argv)
 			uint64_t flushes;
 
 			urt_sim_stats(dev, &s0);
-			if (run_engine(rt, dev, URT_PS_SYNC_AUTO, n, 1, seconds, &e))
+			if (run_engine(rt, dev, sync_policy(), n, 1, seconds, &e))
 				return 1;
 			urt_sim_stats(dev, &s1);
 			print_result("engine/sim", n, &e);

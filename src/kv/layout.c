@@ -50,6 +50,7 @@
 #include "urt/error.h"
 
 #define KV_LOG_MAX (1ull << 30)		/* Largest automatic log per shard. */
+#define KV_LOG_BY_CACHE_MAX (256ull << 20)	/* Largest log the cache rule asks for. */
 #define KV_REGION_PAGES_MIN 256u	/* Smallest page region a shard may have. */
 #define KV_SUPERBLOCKS_BYTES 8192u	/* The page store's two 4 KiB superblock slots. */
 #define KV_ZERO_CHUNK (1u << 20)	/* Unit of zero-filling a new file's logs. */
@@ -68,7 +69,25 @@ int kv_layout_plan(const struct urt_kv_opts *o, uint64_t dev_bytes, unsigned sha
 	region = (dev_bytes - KV_REGION_ALIGN) / shards / KV_REGION_ALIGN * KV_REGION_ALIGN;
 	log = o->log_bytes;
 	if (!log) {
+		/*
+		 * An eighth of the region, and at least twice the shard's share
+		 * of the cache (up to half the region, or 256 MiB).  The first
+		 * change of a page after a checkpoint is logged as a full image
+		 * (wal.c, rule D1), so a log smaller than the pages a workload
+		 * keeps changing fills with images, checkpoints again, and
+		 * writes kilobytes per small change (docs/engine.md, "Log
+		 * size").  The cache is the best guess at format time of how
+		 * many pages stay hot.
+		 */
+		uint64_t by_cache = o->cache_bytes / shards * 2;
+
+		if (by_cache > region / 2)
+			by_cache = region / 2;
+		if (by_cache > KV_LOG_BY_CACHE_MAX)
+			by_cache = KV_LOG_BY_CACHE_MAX;
 		log = region / 8;
+		if (log < by_cache)
+			log = by_cache;
 		if (log < 4ull * o->batch_bytes_max)
 			log = 4ull * o->batch_bytes_max;
 		if (log > KV_LOG_MAX)

@@ -47,6 +47,7 @@ Test(layout, plan_places_aligned_regions_that_fit)
 	struct kv_store_hdr h;
 
 	urt_kv_opts_default(&o);
+	o.cache_bytes = 16 * MiB;	/* Small: the eighth of the region decides. */
 	h = planned(&o, GiB, 2);
 	cr_expect_eq(h.shard_count, 2);
 	cr_expect_eq(h.page_size, 4096, "default page size");
@@ -71,10 +72,24 @@ Test(layout, plan_clamps_the_automatic_log)
 	struct urt_kv_opts o;
 
 	urt_kv_opts_default(&o);
+	o.cache_bytes = 0;	/* The eighth of the region alone (the cache rule below). */
 	/* Small regions: at least four batches of log. */
 	cr_expect_eq(planned(&o, 64 * MiB, 2).log_bytes, 4ull * o.batch_bytes_max);
 	/* Large regions: at most 1 GiB of log. */
 	cr_expect_eq(planned(&o, 64 * GiB, 1).log_bytes, GiB);
+	/* A large cache asks for twice each shard's share... */
+	o.cache_bytes = 180 * MiB;
+	cr_expect_eq(planned(&o, GiB, 2).log_bytes, 180 * MiB, "2 x 90 MiB, more than 511 MiB / 8");
+	/* ...up to half the region... */
+	cr_expect_eq(planned(&o, 512 * MiB, 2).log_bytes, 255 * MiB / 2 / 4096 * 4096,
+		     "half of a 255 MiB region");
+	/* ...and up to 256 MiB, where the eighth of the region still wins if larger. */
+	o.cache_bytes = 8 * GiB;
+	cr_expect_eq(planned(&o, GiB, 1).log_bytes, 256 * MiB);
+	cr_expect_eq(planned(&o, 8 * GiB, 1).log_bytes, 8191 * MiB / 8 / 4096 * 4096);
+	cr_expect_eq(planned(&o, 64 * GiB, 1).log_bytes, GiB);
+	o.cache_bytes = 0;
+	cr_expect_eq(planned(&o, GiB, 1).log_bytes, 1023 * MiB / 8 / 4096 * 4096, "no cache: the eighth");
 	/* An explicit log is kept, rounded down to whole 4 KiB blocks. */
 	o.log_bytes = 5 * MiB + 100;
 	cr_expect_eq(planned(&o, GiB, 1).log_bytes, 5 * MiB);
@@ -87,6 +102,7 @@ Test(layout, plan_refuses_devices_too_small)
 
 	urt_kv_opts_default(&o);
 	o.batch_bytes_max = 256u << 10;	/* Smallest log: 1 MiB. */
+	o.cache_bytes = 0;		/* No cache rule: the smallest log decides. */
 	cr_expect_eq(kv_layout_plan(&o, MiB, 1, &h), -EINVAL, "no room after the header");
 	cr_expect(strstr(urt_last_error(), "too few"), "message: %s", urt_last_error());
 	/* A 2 MiB region cannot hold 8 KiB of superblocks, a 1 MiB log and 256 pages... */
@@ -107,6 +123,7 @@ Test(layout, header_round_trip_and_magic)
 	uint8_t buf[KV_HDR_BYTES];
 
 	urt_kv_opts_default(&o);
+	o.cache_bytes = 16 * MiB;	/* Small: the eighth of the region decides. */
 	h = planned(&o, GiB, 2);
 	h.store_id = 0x1122334455667788ull;
 	h.created_ns = 42;

@@ -114,9 +114,17 @@ static uint32_t ring_wanted_flags(struct urt_core *c, enum ring_kind kind)
 
 	switch (kind) {
 	case RING_MAIN:
-		f |= IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+		/*
+		 * The kernel refuses the task-run flags with SQPOLL (the SQ
+		 * thread, not this one, runs the task work: EINVAL for each of
+		 * DEFER_TASKRUN, COOP_TASKRUN and TASKRUN_FLAG), so an SQPOLL
+		 * ring does not ask for them.  Each refused attempt could
+		 * leave an SQ thread that exits on its own time.
+		 */
 		if (o->mode == URT_POLL_SQPOLL)
 			f |= IORING_SETUP_SQPOLL;
+		else
+			f |= IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
 		break;
 	case RING_POLL:
 		f |= IORING_SETUP_IOPOLL | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;

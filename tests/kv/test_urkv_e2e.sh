@@ -128,6 +128,10 @@ echo "$out" | grep -q "errors: 0, replies: 20000" || fail "redis-cli --pipe: $ou
 expect "pipe INCR" 10000 "$(cli GET pcount)"
 expect "pipe SET" "val:7777" "$(cli GET pk:7777)"
 expect "pipe MGET" "$(printf 'val:1\nval:10000')" "$(cli MGET pk:1 pk:10000)"
+# The writers' memo of pinned pages answered repeated reads in those
+# transactions (INFO urt; 0 would mean every read went back to the store).
+hits=$(cli INFO urt | tr -d '\r' | sed -n 's/.*pager_memo_hits=\([0-9]*\).*/\1/p' | head -1)
+[ -n "$hits" ] && [ "$hits" -gt 0 ] || fail "INFO urt: pager_memo_hits is [$hits] after 20000 piped writes"
 
 echo "== SCAN"
 cli FLUSHALL > /dev/null

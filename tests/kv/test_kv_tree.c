@@ -88,6 +88,16 @@ static void end(struct tree_t *t, struct urt_tx *tx, bool commit)
 }
 
 /* Full check: invariants, then every key and value against the model by a cursor. */
+/* Closes what a test body opened: the tree, its pager and the store (each if open). */
+static void tree_close(struct tree_t *t)
+{
+	if (t->tree)
+		kv_btree_close(t->tree);
+	kv_pps_exit(&t->pager);
+	if (t->ps)
+		urt_ps_close(t->ps);
+}
+
 static void check(struct tree_t *t)
 {
 	struct urt_tx *tx = begin(t);
@@ -325,11 +335,7 @@ static void tree_body(void *p)
 			kvx_failf(&t->f, "an empty tree used %llu pages", (unsigned long long)live);
 	}
 out:
-	if (t->tree)
-		kv_btree_close(t->tree);
-	kv_pps_exit(&t->pager);
-	if (t->ps)
-		urt_ps_close(t->ps);
+	tree_close(t);
 	free(key);
 	free(val);
 }
@@ -525,11 +531,7 @@ static void memo_body(void *p)
 	mt->hits = t->pager.memo_hits;
 	mt->misses = t->pager.memo_misses;
 out:
-	if (t->tree)
-		kv_btree_close(t->tree);
-	kv_pps_exit(&t->pager);
-	if (t->ps)
-		urt_ps_close(t->ps);
+	tree_close(t);
 }
 
 Test(kv_tree, pager_memo_answers_repeated_reads_of_one_transaction_only, .timeout = 60)

@@ -7,7 +7,8 @@
  * default, or -c bytes of it (-c 100: the urkv case, a few bytes of a leaf;
  * the changed range moves along the page from one commit to the next):
  *   engine/file   urt page store on an O_DIRECT file (sync AUTO: on this
- *                 disk, write + flush per batch), thread per core: one
+ *                 disk, write + flush per batch; URT_BENCH_SYNC=fua or
+ *                 flush picks a policy for A/B runs), thread per core: one
  *                 shard per CPU (its own log and pages, urt_ps_shard_region),
  *                 the N committers split evenly across the shards, as many
  *                 shards as CPUs but at most N (-S sets the count);
@@ -269,11 +270,6 @@ static int file_zero(const char *path, uint64_t bytes)
 	return 0;
 }
 
-/*
- * Runs n committers for `seconds` on `shards` shards (cores 0..shards-1 of
- * rt, at most n), formatting each shard's region first, and merges the
- * shards' figures into res.
- */
 /* URT_BENCH_SYNC=fua|flush for A/B runs of the sync policy; unset: AUTO. */
 static enum urt_ps_sync sync_policy(void)
 {
@@ -289,6 +285,11 @@ static enum urt_ps_sync sync_policy(void)
 	exit(2);
 }
 
+/*
+ * Runs n committers for `seconds` on `shards` shards (cores 0..shards-1 of
+ * rt, at most n), formatting each shard's region first, and merges the
+ * shards' figures into res.
+ */
 static int run_engine(struct urt_rt *rt, struct urt_dev *dev, enum urt_ps_sync sync, unsigned n,
 		      unsigned shards, uint64_t seconds, struct result *res)
 {
@@ -599,6 +600,7 @@ int main(int argc, char **argv)
 	unsigned shards = 0;
 	bool baselines = true;
 	unsigned only_n = 0;
+	enum urt_ps_sync sync;
 	int opt, ret;
 
 	while ((opt = getopt(argc, argv, "f:s:m:S:c:Bn:D:")) != -1) {
@@ -617,6 +619,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* A bad URT_BENCH_SYNC stops the run here, before any output. */
+	sync = sync_policy();
 	/* One reactor per online CPU (the default); the file runs use them all. */
 	urt_rt_opts_default(&ro);
 	ro.buf_region_bytes = 32u << 20;
@@ -673,7 +677,7 @@ int main(int argc, char **argv)
 			int cpus[64];
 			unsigned ncpus = 0;
 
-			if (run_engine(rt, dev, sync_policy(), n, shards, seconds, &e))
+			if (run_engine(rt, dev, sync, n, shards, seconds, &e))
 				return 1;
 			/* The baseline runs on the CPUs the engine's shards ran on. */
 			while (ncpus < e.shards && ncpus < 64) {
@@ -718,7 +722,7 @@ int main(int argc, char **argv)
 			uint64_t flushes;
 
 			urt_sim_stats(dev, &s0);
-			if (run_engine(rt, dev, sync_policy(), n, 1, seconds, &e))
+			if (run_engine(rt, dev, sync, n, 1, seconds, &e))
 				return 1;
 			urt_sim_stats(dev, &s1);
 			print_result("engine/sim", n, &e);

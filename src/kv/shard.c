@@ -1412,6 +1412,13 @@ static int meta_fn(struct kv_reader *rd, void *arg)
 	return 0;
 }
 
+/* Adds a pager's memo counters to the shard's. */
+static void memo_stats_add(struct urt_kv_shard_stats *st, const struct kv_pps *p)
+{
+	st->pager_memo_hits += p->memo_hits;
+	st->pager_memo_misses += p->memo_misses;
+}
+
 int kv_shard_stats(struct kv_shard *s, struct urt_kv_shard_stats *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -1424,14 +1431,10 @@ int kv_shard_stats(struct kv_shard *s, struct urt_kv_shard_stats *st)
 	st->write_tx_retries = s->write_tx_retries;
 	st->forwarded = s->forwarded;
 	st->expired = s->expired_keys;
-	for (unsigned i = 0; i < KV_WRITERS; i++) {
-		st->pager_memo_hits += s->writers[i].pager.memo_hits;
-		st->pager_memo_misses += s->writers[i].pager.memo_misses;
-	}
-	for (unsigned i = 0; i < s->kv->opts.readers_max; i++) {
-		st->pager_memo_hits += s->readers[i].pager.memo_hits;
-		st->pager_memo_misses += s->readers[i].pager.memo_misses;
-	}
+	for (unsigned i = 0; i < KV_WRITERS; i++)
+		memo_stats_add(st, &s->writers[i].pager);
+	for (unsigned i = 0; i < s->kv->opts.readers_max; i++)
+		memo_stats_add(st, &s->readers[i].pager);
 	urt_ps_stats(s->ps, &st->ps);
 	return read_consistent(s, meta_fn, st);
 }

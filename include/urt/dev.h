@@ -68,6 +68,8 @@ struct urt_sched_stats {
 	uint64_t seek_bytes;		/**< Sum of |offset - previous end| over commands dispatched from the queue (not fast ones). */
 	uint64_t wait_ns_max;		/**< Longest time an op waited in a queue. */
 	uint64_t fast;			/**< Ops sent at submit time, past an empty queue (fast path). */
+	uint64_t timed_out;		/**< Ops answered -ETIMEDOUT while queued (their deadline passed
+					 * before dispatch): they never reached the device. */
 };
 
 /** Fill o with the defaults listed in struct urt_sched_opts. */

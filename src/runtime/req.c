@@ -33,10 +33,16 @@
  *   any but HELD             BACKOFF     req_prep_failed (answered; only timers remain)
  *   INFLIGHT                 HELD        req_hold (fault DELAY)
  *   HELD                     INFLIGHT    req_held_release
- *   FREE                     QUEUED      req_start (a device with a scheduler: sched_enqueue)
+ *   FREE                     QUEUED      req_start (a device with a scheduler: sched_enqueue;
+ *                                        with a deadline, req_queue_timer arms its timer)
  *   QUEUED                   INFLIGHT    req_issue (from sched_dispatch_all), req_member_start
- *                                        (a merged command), req_cancel, req_cancel_all
+ *                                        (a merged command)
  *   QUEUED                   BACKLOG     backlog_push (dispatched without SQ room)
+ *   QUEUED                   BACKOFF     req_unqueue_answer (answered without reaching the
+ *                                        device; only its timer's CQEs remain): from
+ *                                        req_on_timer (the deadline passed in the queue),
+ *                                        req_queued_expired (sched_dispatch_all found it
+ *                                        past its deadline), req_cancel, req_cancel_all
  *   BACKLOG, INFLIGHT,       FREE        req_put (from req_maybe_free: answered, no CQE
  *   BACKOFF                              pending, not linked in the backlog)
  *
@@ -47,6 +53,12 @@
  *       deadline answers it while it waits stays linked until the next
  *       flush takes it off and recycles it (never recycled while linked).
  *   R3. Its caller is answered exactly once, by req_deliver.
+ *   R4. A QUEUED request with a deadline has its standalone timer armed
+ *       (req_queue_timer), unless that timer already fired (-ETIMEDOUT
+ *       answered it and took it out of the queue) or was cancelled by
+ *       the stop; a dispatched one keeps that timer, so the deadline
+ *       counts from submission, queue wait included, and no LINK_TIMEOUT
+ *       is added.
 
  * Delivery happens exactly once, through req_deliver(), which detaches the
  * caller's urt_io.  After that the request may still wait for CQEs (an op
@@ -56,8 +68,14 @@
  * Deadlines.  On the main ring an op with a deadline is linked to an
  * IORING_OP_LINK_TIMEOUT; elsewhere (IOPOLL and passthrough rings, whose
  * ops cannot be cancelled, and held faults) a standalone TIMEOUT on the
- * main ring stands in, followed by an ASYNC_CANCEL when it fires.  When the
- * timer fires:
+ * main ring stands in, followed by an ASYNC_CANCEL when it fires.  An op
+ * queued in its device's scheduler (sched/queue.c) gets that standalone
+ * timer when it is queued (req_queue_timer) and keeps it once dispatched
+ * (R4): if it fires first, the op leaves the queue answered -ETIMEDOUT
+ * and never reaches the device (req_on_timer); if the loop's clock is past
+ * the deadline when the op would be dispatched, the same happens there
+ * (req_queued_expired).  The deadline is the op's whole budget, queue
+ * wait, retries and backoff included.  When the timer fires:
  *   - the buffer is a urt_buf (reference held) or there is none: deliver
  *     -ETIMEDOUT now; the buffer is recycled at the real completion;
  *   - other memory: deliver -ETIMEDOUT when the op's CQE says the device
@@ -216,6 +234,37 @@ static void req_send_cancel(struct urt_core *c, struct urt_req *req, enum ud_tag
 	req->pending++;
 }
 
+/*
+ * Transition QUEUED -> BACKOFF: req, already out of its scheduler's queue
+ * (sched_take), is answered res without ever reaching the device.  Only
+ * its deadline's timer can still owe a CQE; it is removed unless it
+ * already fired, so the request is recycled at once, not at the deadline.
+ * BACKOFF, not INFLIGHT: a timer that fires anyway must not send an
+ * ASYNC_CANCEL for an op that was never issued (req_on_timer).
+ */
+static void req_unqueue_answer(struct urt_core *c, struct urt_req *req, int res)
+{
+	req_set_state(req, REQ_BACKOFF);
+	req_deliver(c, req, res);
+	if (req->timer_armed && !req->timer_remove_sent) {
+		req->timer_remove_sent = true;
+		req_send_cancel(c, req, UD_TAG_TIMER);
+	}
+	req_maybe_free(c, req);
+}
+
+/*
+ * From sched_dispatch_all: req, just taken out of the queue to be
+ * dispatched, is past its deadline by the loop's clock (its timer's CQE
+ * has not been reaped yet): answered -ETIMEDOUT, not dispatched.
+ */
+void req_queued_expired(struct urt_core *c, struct urt_req *req)
+{
+	URT_ASSERT(req->state == REQ_QUEUED && req->deadline_ns);
+	req->timer_fired = true;
+	req_unqueue_answer(c, req, -ETIMEDOUT);
+}
+
 static bool req_buffer_safe(const struct urt_req *req)
 {
 	/* Either no memory is involved or the runtime holds a reference on it. */
@@ -314,7 +363,8 @@ void req_issue(struct urt_core *c, struct urt_req *req)
 		}
 	}
 	r = &c->rings[kind];
-	link = kind == RING_MAIN && req->deadline_ns && req->op != URT_OP_TIMEOUT &&
+	/* An op that waited in its scheduler's queue keeps the timer armed there (R4). */
+	link = kind == RING_MAIN && req->deadline_ns && !req->timer_armed && req->op != URT_OP_TIMEOUT &&
 	       (!req->dev || req->dev->be->cancellable);
 	if (io_uring_sq_space_left(&r->ring) < (link ? 2u : 1u) ||
 	    (req->deadline_ns && !link && io_uring_sq_space_left(&c->rings[RING_MAIN].ring) < 2u)) {
@@ -657,6 +707,12 @@ static void req_on_timer(struct urt_core *c, struct urt_req *req, int32_t res)
 		return;
 	}
 	req->timer_fired = true;
+	if (req->state == REQ_QUEUED) {
+		/* The deadline passed in the scheduler's queue: the device never sees the op (R4). */
+		sched_remove(c, req);
+		req_unqueue_answer(c, req, -ETIMEDOUT);
+		return;
+	}
 	if (req->io && (req_buffer_safe(req) || req->state == REQ_HELD || req->state == REQ_BACKOFF ||
 			req->state == REQ_BACKLOG))
 		req_deliver(c, req, -ETIMEDOUT);
@@ -742,11 +798,8 @@ void req_cancel_all(struct urt_core *c)
 		r->inflight++;
 	}
 	/* Requests waiting in user space never reached the kernel. */
-	while ((req = sched_pop_any(c))) {
-		req_set_state(req, REQ_INFLIGHT);
-		req_deliver(c, req, -ECANCELED);
-		req_maybe_free(c, req);
-	}
+	while ((req = sched_pop_any(c)))
+		req_unqueue_answer(c, req, -ECANCELED);
 	while ((req = STAILQ_FIRST(&c->backlog))) {
 		STAILQ_REMOVE_HEAD(&c->backlog, link);
 		req->queued = false;
@@ -766,7 +819,8 @@ void req_cancel(struct urt_core *c, struct urt_req *req)
 	}
 	if (req->state == REQ_QUEUED) {
 		sched_remove(c, req);
-		req_set_state(req, REQ_INFLIGHT);
+		req_unqueue_answer(c, req, -ECANCELED);
+		return;
 	}
 	if (req->state == REQ_BACKLOG) {
 		URT_ASSERT(req->queued);
@@ -777,6 +831,23 @@ void req_cancel(struct urt_core *c, struct urt_req *req)
 	/* BACKOFF and HELD keep their timers; the request waits for those CQEs. */
 	req_deliver(c, req, -ECANCELED);
 	req_maybe_free(c, req);
+}
+
+/*
+ * req, just queued in its device's scheduler, has a deadline: its
+ * standalone timer starts now, so the deadline runs while it waits there
+ * and stays its timer once dispatched (R4).  The deadline is
+ * submit_ns + timeout_ns and submit_ns is this iteration's clock, so it is
+ * still ahead.
+ */
+static __attribute__((noinline)) void req_queue_timer(struct urt_core *c, struct urt_req *req)
+{
+	uint64_t now = core_now(c);
+
+	URT_ASSERT(req->state == REQ_QUEUED && !req->timer_armed);
+	req_arm_timer(c, req, UD_TAG_TIMER, req->deadline_ns > now ? req->deadline_ns - now : 1, &req->ts);
+	req->timer_armed = true;
+	req->timer_linked = false;
 }
 
 /* Submission from io.c: req is filled in.  Always 0 (the op is under way or answered). */
@@ -791,6 +862,8 @@ int req_start(struct urt_core *c, struct urt_req *req)
 		}
 		req_set_state(req, REQ_QUEUED);
 		sched_enqueue(c, req);
+		if (req->deadline_ns)
+			req_queue_timer(c, req);
 		return 0;
 	}
 	req_issue(c, req);

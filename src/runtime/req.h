@@ -197,6 +197,7 @@ static inline __attribute__((always_inline)) bool bare_complete(struct urt_core 
 int req_start(struct urt_core *c, struct urt_req *req);
 void req_issue(struct urt_core *c, struct urt_req *req);
 void req_member_start(struct urt_core *c, struct urt_req *req, const struct urt_req *cr);
+void req_queued_expired(struct urt_core *c, struct urt_req *req);
 void req_member_end(struct urt_core *c, struct urt_req *req, int res);
 void req_member_retry(struct urt_core *c, struct urt_req *req);
 void req_bare_slow(struct urt_core *c, struct urt_io *io, int32_t res, const struct io_uring_cqe *cqe);

@@ -17,7 +17,22 @@
  *   FREE --req_start: sched_fast--> INFLIGHT (req_issue at once, the fast path)
  *   FREE --req_start: sched_enqueue--> QUEUED --sched_dispatch_all--+--> INFLIGHT (req_issue, alone)
  *                                        |                          +--> INFLIGHT (a merged command, merge.c)
+ *                                        |                          +--> answered -ETIMEDOUT (past its
+ *                                        |                               deadline: req_queued_expired)
+ *                                        +--its deadline's timer fires: sched_remove--> answered -ETIMEDOUT
  *                                        +--urt_io_cancel / stop: sched_remove, sched_pop_any--> answered
+ *
+ * An op with a deadline has the deadline's timer armed from the moment it
+ * is queued (req.c req_queue_timer, R4): the deadline counts from
+ * submission, queue wait included.  When the timer fires first, req.c
+ * takes the op out (sched_remove: its class list, sorted array and counts;
+ * it holds no depth unit yet) and answers it -ETIMEDOUT; the device never
+ * sees it.  An op picked for dispatch while the loop's clock is past its
+ * deadline (the timer's CQE not reaped yet) is answered the same way
+ * instead of being sent, before it takes a unit or counts as a command
+ * (st.timed_out counts both).  Such ops never merge (sched_mergeable), so
+ * none is ever inside a merged command.  An op that leaves in time keeps
+ * that timer, with what is left of its deadline.
  *
  * A dispatch picks, in this order:
  *   1. expiry: the oldest op of any class whose wait reached its class's
@@ -198,12 +213,18 @@ static void queue_idle_check(struct urt_core *c, struct sched_queue *q)
 	}
 }
 
-/* urt_io_cancel of a QUEUED op: out of the queue; req.c answers it. */
+/*
+ * urt_io_cancel of a QUEUED op, or its deadline's timer firing while it
+ * is QUEUED (req.c req_on_timer, which then counts in st.timed_out): out of
+ * the queue; req.c answers it.
+ */
 void sched_remove(struct urt_core *c, struct urt_req *req)
 {
 	struct sched_queue *q = req->dev->sched->q[c->index];
 
 	sched_take(q, req);
+	if (req->timer_fired)
+		q->st.timed_out++;
 	queue_idle_check(c, q);
 }
 
@@ -417,6 +438,11 @@ static void queue_dispatch(struct urt_core *c, struct sched_queue *q)
 		if (!req)
 			req = queue_pick_op(q, (unsigned)k);
 		sched_take(q, req);
+		if (urt_unlikely(req->deadline_ns) && core_now(c) >= req->deadline_ns) {
+			q->st.timed_out++;
+			req_queued_expired(c, req);	/* Answered -ETIMEDOUT; it never reaches the device. */
+			continue;
+		}
 		q->st.dispatched++;
 		if (sched_mergeable(req) && sched_merge_try(c, q, (unsigned)k, req))
 			continue;	/* merge.c sent it with the ops that joined it. */

@@ -157,6 +157,7 @@ URT_API int urt_dev_sched_stats(const struct urt_dev *dev, struct urt_sched_stat
 		out->merged += q->st.merged;
 		out->merge_retries += q->st.merge_retries;
 		out->expired += q->st.expired;
+		out->timed_out += q->st.timed_out;
 		out->background_turns += q->st.background_turns;
 		out->seek_bytes += q->st.seek_bytes;
 		out->fast += fast;

@@ -106,6 +106,13 @@
  *       shut != 0 (queue_check).
  *   Q6. since_bg is 0 while no BACKGROUND op is queued (sched_take), so
  *       an op passing the empty queue leaves it as it is.
+ *   Q7. No op is sent past its deadline by the loop's clock: the dispatch
+ *       step tests it after sched_take and before the op takes a unit or
+ *       counts as a command (st.timed_out instead of st.dispatched); a
+ *       queued op holds no unit, so taking it out for its deadline or a
+ *       cancel gives none back.  This test is the one cost of deadlines
+ *       for ops without one, on the queued path only (one predictable
+ *       branch); the fast path has none (sched_pass, sched_pass_quick).
  */
 #include <errno.h>
 #include <string.h>

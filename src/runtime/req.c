@@ -54,11 +54,13 @@
  *       flush takes it off and recycles it (never recycled while linked).
  *   R3. Its caller is answered exactly once, by req_deliver.
  *   R4. A QUEUED request with a deadline has its standalone timer armed
- *       (req_queue_timer), unless that timer already fired (-ETIMEDOUT
- *       answered it and took it out of the queue) or was cancelled by
- *       the stop; a dispatched one keeps that timer, so the deadline
- *       counts from submission, queue wait included, and no LINK_TIMEOUT
- *       is added.
+ *       (req_queue_timer): when it fires with -ETIME the request leaves
+ *       the queue at once (req_on_timer), so none waits there past its
+ *       deadline's CQE.  A dispatched one keeps that timer (req_issue adds
+ *       no LINK_TIMEOUT while timer_armed), so the deadline counts from
+ *       submission, queue wait included.  (Were the timer to end with
+ *       another error while queued, it would stay queued with none, and
+ *       req_issue would arm one at dispatch as for any op.)
 
  * Delivery happens exactly once, through req_deliver(), which detaches the
  * caller's urt_io.  After that the request may still wait for CQEs (an op

@@ -116,6 +116,29 @@ Test(layout, plan_refuses_devices_too_small)
 	cr_expect_eq(kv_layout_plan(&o, 4 * MiB, 2, &h), -EINVAL);
 }
 
+/*
+ * The cache rule's log never takes the room the smallest page region
+ * needs: a device that fits with the smallest log still fits with a cache
+ * larger than it (16 KiB pages: 256 of them are 4 MiB of a 6 MiB region).
+ */
+Test(layout, plan_cache_rule_leaves_room_for_the_pages)
+{
+	struct urt_kv_opts o;
+	struct kv_store_hdr h;
+
+	urt_kv_opts_default(&o);
+	o.batch_bytes_max = 256u << 10;	/* Smallest log: 1 MiB. */
+	o.page_size = 16384;
+	o.cache_bytes = 0;
+	h = planned(&o, 7 * MiB, 1);
+	cr_expect_eq(h.log_bytes, MiB, "no cache: the smallest log");
+	o.cache_bytes = 64 * MiB;	/* Twice it is far more than the region. */
+	h = planned(&o, 7 * MiB, 1);
+	cr_expect_geq(h.log_bytes, MiB);
+	cr_expect_leq(h.log_bytes + 8192 + 256ull * 16384, h.region_bytes, "log %llu in a %llu-byte region",
+		      (unsigned long long)h.log_bytes, (unsigned long long)h.region_bytes);
+}
+
 Test(layout, header_round_trip_and_magic)
 {
 	struct urt_kv_opts o;

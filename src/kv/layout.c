@@ -80,10 +80,12 @@ int kv_layout_plan(const struct urt_kv_opts *o, uint64_t dev_bytes, unsigned sha
 		 * size").  The cache is the best guess at format time of how
 		 * many pages stay hot.
 		 */
-		uint64_t by_cache = o->cache_bytes / shards * 2;
+		uint64_t by_cache = o->cache_bytes / shards;
 		/* What the smallest page region leaves (0 when it does not fit: refused below). */
 		uint64_t room = region > pages_min ? region - pages_min : 0;
 
+		/* Doubled without wrapping: a share above 2^63 asks for the most. */
+		by_cache = by_cache > UINT64_MAX / 2 ? UINT64_MAX : by_cache * 2;
 		if (by_cache > region / 2)
 			by_cache = region / 2;
 		/* A guess, so never more than fits beside the smallest page region. */

@@ -139,6 +139,21 @@ Test(layout, plan_cache_rule_leaves_room_for_the_pages)
 		      (unsigned long long)h.log_bytes, (unsigned long long)h.region_bytes);
 }
 
+/* A cache near the top of uint64_t does not wrap the cache rule. */
+Test(layout, plan_huge_cache)
+{
+	struct urt_kv_opts o;
+
+	urt_kv_opts_default(&o);
+	/* A cache whose double wraps to 0 still asks for the largest log of the rule. */
+	o.cache_bytes = 1ull << 63;
+	cr_expect_eq(planned(&o, GiB, 1).log_bytes, 256 * MiB);
+	o.cache_bytes = UINT64_MAX;
+	cr_expect_eq(planned(&o, GiB, 1).log_bytes, 256 * MiB);
+	/* 256 shards of 255 MiB: each shard's share, ~2^56, is capped at half its region. */
+	cr_expect_eq(planned(&o, 64 * GiB, 256).log_bytes, 255 * MiB / 2 / 4096 * 4096);
+}
+
 Test(layout, header_round_trip_and_magic)
 {
 	struct urt_kv_opts o;

@@ -102,7 +102,8 @@ int kv_layout_plan(const struct urt_kv_opts *o, uint64_t dev_bytes, unsigned sha
 			log = KV_LOG_MAX;
 	}
 	log = log / 4096 * 4096;
-	if (log + pages_min > region) {
+	/* Compared without adding to log, which an explicit log_bytes near 2^64 would wrap. */
+	if (region < pages_min || log > region - pages_min) {
 		urt_set_error("kv: %llu bytes give each of %u shards %llu bytes, too few for a "
 			      "%llu-byte log and %u pages", (unsigned long long)dev_bytes, shards,
 			      (unsigned long long)region, (unsigned long long)log, KV_REGION_PAGES_MIN);

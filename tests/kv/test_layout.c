@@ -139,10 +139,11 @@ Test(layout, plan_cache_rule_leaves_room_for_the_pages)
 		      (unsigned long long)h.log_bytes, (unsigned long long)h.region_bytes);
 }
 
-/* A cache near the top of uint64_t does not wrap the cache rule. */
-Test(layout, plan_huge_cache)
+/* Sizes near the top of uint64_t neither wrap the cache rule nor slip past the fit check. */
+Test(layout, plan_extreme_sizes)
 {
 	struct urt_kv_opts o;
+	struct kv_store_hdr h = { 0 };
 
 	urt_kv_opts_default(&o);
 	/* A cache whose double wraps to 0 still asks for the largest log of the rule. */
@@ -152,6 +153,14 @@ Test(layout, plan_huge_cache)
 	cr_expect_eq(planned(&o, GiB, 1).log_bytes, 256 * MiB);
 	/* 256 shards of 255 MiB: each shard's share, ~2^56, is capped at half its region. */
 	cr_expect_eq(planned(&o, 64 * GiB, 256).log_bytes, 255 * MiB / 2 / 4096 * 4096);
+	/* An explicit log larger than the region, however large, is refused. */
+	o.cache_bytes = 64 * MiB;
+	o.log_bytes = UINT64_MAX;
+	cr_expect_eq(kv_layout_plan(&o, GiB, 1, &h), -EINVAL, "log_bytes UINT64_MAX planned: log %llu",
+		     (unsigned long long)h.log_bytes);
+	cr_expect(strstr(urt_last_error(), "too few"), "message: %s", urt_last_error());
+	o.log_bytes = UINT64_MAX - 2 * MiB;
+	cr_expect_eq(kv_layout_plan(&o, GiB, 1, &h), -EINVAL);
 }
 
 Test(layout, header_round_trip_and_magic)

@@ -101,6 +101,11 @@ int kv_layout_plan(const struct urt_kv_opts *o, uint64_t dev_bytes, unsigned sha
 		if (log > KV_LOG_MAX)
 			log = KV_LOG_MAX;
 	}
+	if (log < 4096) {
+		urt_set_error("kv: log_bytes %llu is less than one 4 KiB block (0 sizes the log "
+			      "automatically)", (unsigned long long)log);
+		return -EINVAL;
+	}
 	log = log / 4096 * 4096;
 	/* Compared without adding to log, which an explicit log_bytes near 2^64 would wrap. */
 	if (region < pages_min || log > region - pages_min) {

@@ -161,6 +161,13 @@ Test(layout, plan_extreme_sizes)
 	cr_expect(strstr(urt_last_error(), "too few"), "message: %s", urt_last_error());
 	o.log_bytes = UINT64_MAX - 2 * MiB;
 	cr_expect_eq(kv_layout_plan(&o, GiB, 1, &h), -EINVAL);
+	/* An explicit log of less than one 4 KiB block (it would round to none) is refused. */
+	h = (struct kv_store_hdr){ 0 };
+	o.log_bytes = 100;
+	cr_expect_eq(kv_layout_plan(&o, GiB, 1, &h), -EINVAL, "a 100-byte log planned as %llu bytes",
+		     (unsigned long long)h.log_bytes);
+	cr_expect(strstr(urt_last_error(), "log_bytes"), "message: %s", urt_last_error());
+	cr_expect_eq(h.shard_count, 0, "nothing planned on failure");
 }
 
 Test(layout, header_round_trip_and_magic)

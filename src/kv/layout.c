@@ -59,7 +59,7 @@ int kv_layout_plan(const struct urt_kv_opts *o, uint64_t dev_bytes, unsigned sha
 		   struct kv_store_hdr *h)
 {
 	uint32_t page_size = o->page_size ? o->page_size : 4096;
-	uint64_t region, log;
+	uint64_t region, log, pages_min;
 
 	if (dev_bytes < 2ull * KV_REGION_ALIGN) {
 		urt_set_error("kv: the device has %llu bytes, too few for a store",
@@ -67,6 +67,7 @@ int kv_layout_plan(const struct urt_kv_opts *o, uint64_t dev_bytes, unsigned sha
 		return -EINVAL;
 	}
 	region = (dev_bytes - KV_REGION_ALIGN) / shards / KV_REGION_ALIGN * KV_REGION_ALIGN;
+	pages_min = KV_SUPERBLOCKS_BYTES + (uint64_t)KV_REGION_PAGES_MIN * page_size;
 	log = o->log_bytes;
 	if (!log) {
 		/*
@@ -79,10 +80,17 @@ int kv_layout_plan(const struct urt_kv_opts *o, uint64_t dev_bytes, unsigned sha
 		 * size").  The cache is the best guess at format time of how
 		 * many pages stay hot.
 		 */
-		uint64_t by_cache = o->cache_bytes / shards * 2;
+		uint64_t by_cache = o->cache_bytes / shards;
+		/* What the smallest page region leaves (0 when it does not fit: refused below). */
+		uint64_t room = region > pages_min ? region - pages_min : 0;
 
+		/* Doubled without wrapping: a share above 2^63 asks for the most. */
+		by_cache = by_cache > UINT64_MAX / 2 ? UINT64_MAX : by_cache * 2;
 		if (by_cache > region / 2)
 			by_cache = region / 2;
+		/* A guess, so never more than fits beside the smallest page region. */
+		if (by_cache > room)
+			by_cache = room;
 		if (by_cache > KV_LOG_BY_CACHE_MAX)
 			by_cache = KV_LOG_BY_CACHE_MAX;
 		log = region / 8;
@@ -93,8 +101,14 @@ int kv_layout_plan(const struct urt_kv_opts *o, uint64_t dev_bytes, unsigned sha
 		if (log > KV_LOG_MAX)
 			log = KV_LOG_MAX;
 	}
+	if (log < 4096) {
+		urt_set_error("kv: log_bytes %llu is less than one 4 KiB block (0 sizes the log "
+			      "automatically)", (unsigned long long)log);
+		return -EINVAL;
+	}
 	log = log / 4096 * 4096;
-	if (log + KV_SUPERBLOCKS_BYTES + (uint64_t)KV_REGION_PAGES_MIN * page_size > region) {
+	/* Compared without adding to log, which an explicit log_bytes near 2^64 would wrap. */
+	if (region < pages_min || log > region - pages_min) {
 		urt_set_error("kv: %llu bytes give each of %u shards %llu bytes, too few for a "
 			      "%llu-byte log and %u pages", (unsigned long long)dev_bytes, shards,
 			      (unsigned long long)region, (unsigned long long)log, KV_REGION_PAGES_MIN);

@@ -116,6 +116,60 @@ Test(layout, plan_refuses_devices_too_small)
 	cr_expect_eq(kv_layout_plan(&o, 4 * MiB, 2, &h), -EINVAL);
 }
 
+/*
+ * The cache rule's log never takes the room the smallest page region
+ * needs: a device that fits with the smallest log still fits with a cache
+ * larger than it (16 KiB pages: 256 of them are 4 MiB of a 6 MiB region).
+ */
+Test(layout, plan_cache_rule_leaves_room_for_the_pages)
+{
+	struct urt_kv_opts o;
+	struct kv_store_hdr h;
+
+	urt_kv_opts_default(&o);
+	o.batch_bytes_max = 256u << 10;	/* Smallest log: 1 MiB. */
+	o.page_size = 16384;
+	o.cache_bytes = 0;
+	h = planned(&o, 7 * MiB, 1);
+	cr_expect_eq(h.log_bytes, MiB, "no cache: the smallest log");
+	o.cache_bytes = 64 * MiB;	/* Twice it is far more than the region. */
+	h = planned(&o, 7 * MiB, 1);
+	cr_expect_geq(h.log_bytes, MiB);
+	cr_expect_leq(h.log_bytes + 8192 + 256ull * 16384, h.region_bytes, "log %llu in a %llu-byte region",
+		      (unsigned long long)h.log_bytes, (unsigned long long)h.region_bytes);
+}
+
+/* Sizes near the top of uint64_t neither wrap the cache rule nor slip past the fit check. */
+Test(layout, plan_extreme_sizes)
+{
+	struct urt_kv_opts o;
+	struct kv_store_hdr h = { 0 };
+
+	urt_kv_opts_default(&o);
+	/* A cache whose double wraps to 0 still asks for the largest log of the rule. */
+	o.cache_bytes = 1ull << 63;
+	cr_expect_eq(planned(&o, GiB, 1).log_bytes, 256 * MiB);
+	o.cache_bytes = UINT64_MAX;
+	cr_expect_eq(planned(&o, GiB, 1).log_bytes, 256 * MiB);
+	/* 256 shards of 255 MiB: each shard's share, ~2^56, is capped at half its region. */
+	cr_expect_eq(planned(&o, 64 * GiB, 256).log_bytes, 255 * MiB / 2 / 4096 * 4096);
+	/* An explicit log larger than the region, however large, is refused. */
+	o.cache_bytes = 64 * MiB;
+	o.log_bytes = UINT64_MAX;
+	cr_expect_eq(kv_layout_plan(&o, GiB, 1, &h), -EINVAL, "log_bytes UINT64_MAX planned: log %llu",
+		     (unsigned long long)h.log_bytes);
+	cr_expect(strstr(urt_last_error(), "too few"), "message: %s", urt_last_error());
+	o.log_bytes = UINT64_MAX - 2 * MiB;
+	cr_expect_eq(kv_layout_plan(&o, GiB, 1, &h), -EINVAL);
+	/* An explicit log of less than one 4 KiB block (it would round to none) is refused. */
+	h = (struct kv_store_hdr){ 0 };
+	o.log_bytes = 100;
+	cr_expect_eq(kv_layout_plan(&o, GiB, 1, &h), -EINVAL, "a 100-byte log planned as %llu bytes",
+		     (unsigned long long)h.log_bytes);
+	cr_expect(strstr(urt_last_error(), "log_bytes"), "message: %s", urt_last_error());
+	cr_expect_eq(h.shard_count, 0, "nothing planned on failure");
+}
+
 Test(layout, header_round_trip_and_magic)
 {
 	struct urt_kv_opts o;

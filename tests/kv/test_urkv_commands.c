@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "urkv.h"
 
@@ -166,5 +167,7 @@ Test(urkv_commands, names_are_distinct)
 {
 	for (unsigned i = 0; i < urkv_cmd_count(); i++)
 		for (unsigned j = i + 1; j < urkv_cmd_count(); j++)
-			cr_expect_str_neq(urkv_cmd_at(i)->name, urkv_cmd_at(j)->name, "entries %u and %u", i, j);
+			cr_expect_neq(strcasecmp(urkv_cmd_at(i)->name, urkv_cmd_at(j)->name), 0,
+				      "entries %u and %u: '%s' and '%s'", i, j, urkv_cmd_at(i)->name,
+				      urkv_cmd_at(j)->name);
 }

@@ -8,6 +8,7 @@
  * SQPOLL's side is asserted in test_sqpoll.c, so that a kernel refusing
  * SQPOLL shows as a skip of that program.
  */
+#include "runtime/core.h"	/* White-box: hybrid_mode_alone_waits_general closes the IOPOLL ring. */
 #include "fixture.h"
 
 #define NOPS 500
@@ -16,6 +17,8 @@
 
 struct wait_run {
 	struct urt_dev *dev;	/* Scratch file, or NULL for NOPs only. */
+	bool drop_poll_ring;	/* Close the core's IOPOLL ring first, as if the kernel had refused it. */
+	bool had_poll_ring;	/* It had one to close. */
 	int bad;		/* Ops that failed or read wrong bytes. */
 };
 
@@ -25,6 +28,12 @@ static void ops_body(void *p)
 	struct urt_io io;
 	uint8_t *buf;
 
+	if (r->drop_poll_ring) {
+		struct urt_core *c = core_self();
+
+		r->had_poll_ring = c->rings[RING_POLL].ready;
+		ring_teardown(c, RING_POLL);
+	}
 	for (int i = 0; i < NOPS; i++) {
 		urt_io_prep_nop(&io);
 		r->bad += urt_io_wait(&io) != 0;
@@ -56,11 +65,15 @@ static void ops_body(void *p)
 	urt_buf_put(buf);
 }
 
-/* Runs ops_body on a one-core runtime started with o; the counters of the whole run. */
-static void run_ops(const struct urt_rt_opts *o, bool reads, struct urt_stats *st)
+/*
+ * Runs ops_body on a one-core runtime started with o, with its IOPOLL ring
+ * closed first if drop_poll_ring; the counters of the whole run, and
+ * whether there was a ring to close.
+ */
+static bool run_ops_with(const struct urt_rt_opts *o, bool reads, bool drop_poll_ring, struct urt_stats *st)
 {
 	struct fx_file f;
-	struct wait_run r = { 0 };
+	struct wait_run r = { .drop_poll_ring = drop_poll_ring };
 	struct urt_rt *rt;
 
 	if (reads) {
@@ -77,6 +90,12 @@ static void run_ops(const struct urt_rt_opts *o, bool reads, struct urt_stats *s
 	cr_log_info("mode %d (IOPOLL ring flags 0x%x): %llu inline waits, %llu general, %llu enters",
 		    (int)o->mode, st->poll_ring_flags, (unsigned long long)st->waits_inline,
 		    (unsigned long long)st->waits_general, (unsigned long long)st->enters);
+	return r.had_poll_ring;
+}
+
+static void run_ops(const struct urt_rt_opts *o, bool reads, struct urt_stats *st)
+{
+	(void)run_ops_with(o, reads, false, st);
 }
 
 /*
@@ -118,29 +137,72 @@ Test(wait_path, hybrid_mode_waits_general)
 		     (unsigned long long)st.waits_inline);
 }
 
-/* The totals over cores carry both counters. */
-Test(wait_path, totals_sum_both_counters)
+/*
+ * Hybrid mode's own condition.  Above, its IOPOLL ring alone sends every
+ * wait to the general path on a kernel that sets that ring up, so a
+ * wait_plain that ignored the mode would pass there.  Here the core closes
+ * the ring before its ops (white-box, as on a kernel that refused it): the
+ * mode alone must keep the waits general.
+ */
+Test(wait_path, hybrid_mode_alone_waits_general)
+{
+	struct urt_rt_opts o;
+	struct urt_stats st;
+	bool had;
+
+	fx_opts_one_core(&o);
+	o.mode = URT_POLL_HYBRID;
+	had = run_ops_with(&o, false, true, &st);
+	cr_log_info("hybrid core %s an IOPOLL ring to close", had ? "had" : "had no");
+	cr_expect_geq(st.waits_general, NOPS, "%llu general waits for %d NOPs",
+		      (unsigned long long)st.waits_general, NOPS);
+	cr_expect_eq(st.waits_inline, 0, "%llu waits took the inline path in hybrid mode without its IOPOLL ring",
+		     (unsigned long long)st.waits_inline);
+}
+
+/* Both cores of a two-core runtime in mode run ops_body: each core's counters and the totals. */
+static void run_two_cores(enum urt_poll_mode mode, struct urt_stats one[2], struct urt_stats *all)
 {
 	static const int cpus[] = { 0, 0 };
 	struct urt_rt_opts o;
-	struct urt_stats one[2], all;
 	struct wait_run r = { 0 };
 	struct urt_rt *rt;
 
 	fx_opts_one_core(&o);
 	o.cpus = cpus;
 	o.ncpus = 2;
+	o.mode = mode;
 	rt = fx_start(&o);
 	fx_run(rt, 0, ops_body, &r);
 	fx_run(rt, 1, ops_body, &r);
 	/* Core 1 first: the total is read last, so no core can have waited more since. */
 	cr_assert_eq(urt_rt_stats(rt, 1, &one[1]), 0);
 	cr_assert_eq(urt_rt_stats(rt, 0, &one[0]), 0);
-	cr_assert_eq(urt_rt_stats_total(rt, &all), 0);
+	cr_assert_eq(urt_rt_stats_total(rt, all), 0);
 	urt_rt_stop(rt);
 	cr_assert_eq(r.bad, 0);
+}
+
+/*
+ * The totals over cores carry both counters: the inline waits of two
+ * interrupt-mode cores, the general waits of two hybrid ones (each sum
+ * is checked where it is not 0, so a total that left it out fails).
+ */
+Test(wait_path, totals_sum_both_counters)
+{
+	struct urt_stats one[2], all;
+
+	run_two_cores(URT_POLL_INTERRUPT, one, &all);
 	cr_expect_geq(one[0].waits_inline, NOPS);
 	cr_expect_geq(one[1].waits_inline, NOPS);
 	cr_expect_geq(all.waits_inline, one[0].waits_inline + one[1].waits_inline);
 	cr_expect_eq(all.waits_general, 0);
+
+	run_two_cores(URT_POLL_HYBRID, one, &all);
+	cr_expect_geq(one[0].waits_general, NOPS);
+	cr_expect_geq(one[1].waits_general, NOPS);
+	cr_expect_geq(all.waits_general, one[0].waits_general + one[1].waits_general,
+		      "total %llu general waits, cores %llu and %llu", (unsigned long long)all.waits_general,
+		      (unsigned long long)one[0].waits_general, (unsigned long long)one[1].waits_general);
+	cr_expect_eq(all.waits_inline, 0);
 }

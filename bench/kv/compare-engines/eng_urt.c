@@ -64,6 +64,7 @@ static int urt_open(const struct ce_cfg *c, void **out)
 	struct urt_db *db = calloc(1, sizeof(*db));
 	struct urt_rt_opts ro;
 	struct urt_kv_opts ko;
+	const char *env;
 	int ret;
 
 	if (!db)
@@ -77,15 +78,37 @@ static int urt_open(const struct ce_cfg *c, void **out)
 	ko.size_bytes = (c->keys * (CE_KEY_BYTES + c->value + 64) * 4 + (512ull << 20)) & ~((1ull << 20) - 1);
 	ko.cache_bytes = c->cache_bytes;
 	ko.batch_bytes_max = 512u << 10;
+	/* For A/B runs of the sync policy: "fua" (one RWF_DSYNC write per batch) or "flush". */
+	env = getenv("CE_URT_SYNC");
+	if (env && *env) {
+		if (strcmp(env, "fua") == 0) {
+			ko.sync = URT_PS_SYNC_FUA;
+		} else if (strcmp(env, "flush") == 0) {
+			ko.sync = URT_PS_SYNC_FLUSH;
+		} else {
+			free(db);
+			ce_set_error("CE_URT_SYNC wants fua or flush, not '%s'", env);
+			return -EINVAL;
+		}
+	}
 	/*
 	 * For A/B runs of the log size (docs/engine.md): each shard's log in
-	 * MiB (the region grows by as much); unset: 1/8 of the region.
+	 * MiB (the region grows by as much); unset: the automatic size
+	 * (urt_kv_opts.log_bytes 0).
 	 */
-	/* For A/B runs of the sync policy: "fua" (one RWF_DSYNC write per batch) or "flush". */
-	if (getenv("CE_URT_SYNC"))
-		ko.sync = strcmp(getenv("CE_URT_SYNC"), "fua") == 0 ? URT_PS_SYNC_FUA : URT_PS_SYNC_FLUSH;
-	if (getenv("CE_URT_LOG_MB")) {
-		ko.log_bytes = strtoull(getenv("CE_URT_LOG_MB"), NULL, 10) << 20;
+	env = getenv("CE_URT_LOG_MB");
+	if (env && *env) {
+		char *end;
+		unsigned long long mb;
+
+		errno = 0;
+		mb = strtoull(env, &end, 10);
+		if (errno || *end || *env == '-' || mb == 0 || mb > (1ull << 20)) {
+			free(db);
+			ce_set_error("CE_URT_LOG_MB wants a whole number of MiB in [1, 1048576], not '%s'", env);
+			return -EINVAL;
+		}
+		ko.log_bytes = mb << 20;
 		ko.size_bytes += 2 * ko.log_bytes;
 	}
 	urt_rt_opts_default(&ro);

@@ -304,6 +304,7 @@ struct urt_kv_shard_stats {
 	uint64_t expired;	/**< Keys deleted by expiry (lazy and active) since open. */
 	uint64_t pager_memo_hits;/**< Page reads the pager answered from its memo of pages the transaction had pinned. */
 	uint64_t pager_memo_misses;/**< Page reads the pager passed to the page store (first in the transaction, or after a write). */
+	uint64_t read_prefetches;/**< Leaves prefetched for a batch's reads (urt_kv_submit_batch: a leaf's slots, then the key's cell, are asked of the CPU before the reads run). */
 	struct urt_ps_stats ps;	/**< The shard's page store. */
 };
 

@@ -251,6 +251,24 @@ URT_API int urt_page_write_at(struct urt_tx *tx, uint64_t pgno, uint32_t off, co
 			      uint32_t len);
 
 /**
+ * The committed bytes of page pgno (its data, past the page header) when
+ * the buffer pool holds them, else NULL.  No pin, no device read, no wait:
+ * the pointer is good only until the calling fiber next suspends, and a
+ * transaction's own uncommitted writes are not in it.  For hints that may
+ * be wrong at no cost, such as choosing what to prefetch.  Call on the
+ * store's core.
+ */
+URT_API const void *urt_page_peek(struct urt_ps *ps, uint64_t pgno);
+
+/**
+ * Asks the CPU to bring bytes [off, off + len) of the data of page pgno
+ * (offsets past the page header, as urt_page_peek's pointer) into its
+ * cache.  Does nothing for a page the pool does not hold.  Never reads the
+ * device, never blocks, cannot fail.  Call on the store's core.
+ */
+URT_API void urt_page_prefetch(struct urt_ps *ps, uint64_t pgno, uint32_t off, uint32_t len);
+
+/**
  * Commits: installs the changed parts of each written page and logs them
  * (as a page delta, or as a full image for the first change of a page
  * after a checkpoint; changes of one page by the commits of one log batch

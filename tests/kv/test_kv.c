@@ -790,12 +790,13 @@ static void batch_body(void *p)
 		 * per KV_READ_GROUP reads of a segment, a few in all.  On two,
 		 * reads of the other core's shard each take their own.
 		 */
-		uint64_t txs = 0, served = 0, hits = 0;
+		uint64_t txs = 0, served = 0, hits = 0, prefetched = 0;
 
 		for (unsigned s = 0; s < t->shards; s++) {
 			txs += st1[s].ps.commits_readonly - st0[s].ps.commits_readonly;
 			served += st1[s].reads - st0[s].reads;
 			hits += st1[s].pager_memo_hits - st0[s].pager_memo_hits;
+			prefetched += st1[s].read_prefetches - st0[s].read_prefetches;
 		}
 		if (served < 2ull * reads ||
 		    (t->one_core ? txs > served - reads + 10 : txs >= served))
@@ -809,6 +810,13 @@ static void batch_body(void *p)
 			kvx_failf(&t->f, "the pagers' memo answered %llu page reads for %llu reads in "
 				  "%llu transactions", (unsigned long long)hits,
 				  (unsigned long long)served, (unsigned long long)txs);
+		/*
+		 * Reads that share a transaction have their leaves prefetched
+		 * first (kv_shard_read_many): at most one per read served.
+		 */
+		if (t->one_core && (prefetched == 0 || prefetched > served))
+			kvx_failf(&t->f, "%llu leaves prefetched for %llu reads served",
+				  (unsigned long long)prefetched, (unsigned long long)served);
 		if (getenv("KV_DEBUG"))
 			fprintf(stderr, "batch: %llu reads, %llu transactions, %llu memo hits\n",
 				(unsigned long long)served, (unsigned long long)txs,

@@ -261,6 +261,17 @@ URT_API int urt_page_write_at(struct urt_tx *tx, uint64_t pgno, uint32_t off, co
 URT_API const void *urt_page_peek(struct urt_ps *ps, uint64_t pgno);
 
 /**
+ * The first steps of prefetching page pgno, for a batch of pages: step 0
+ * asks the CPU for the pool's index entry of pgno, step 1 (called a little
+ * later, for every page of the batch in turn) for the pool's record of the
+ * frame that entry names.  urt_page_prefetch after both then finds its
+ * bookkeeping in the cache, and a batch waits for its misses together
+ * instead of one page after another.  Hints only: nothing for a page out
+ * of range or not in the pool; never blocks.  Call on the store's core.
+ */
+URT_API void urt_page_prefetch_locate(struct urt_ps *ps, uint64_t pgno, unsigned step);
+
+/**
  * Asks the CPU to bring bytes [off, off + len) of the data of page pgno
  * (offsets past the page header, as urt_page_peek's pointer) into its
  * cache.  Does nothing for a page the pool does not hold.  Never reads the

@@ -430,6 +430,25 @@ const void *urt_page_peek(struct urt_ps *ps, uint64_t pgno)
 	return f->data + URT_PAGE_HDR_SIZE;
 }
 
+void urt_page_prefetch_locate(struct urt_ps *ps, uint64_t pgno, unsigned step)
+{
+	struct frame *f;
+
+	URT_ASSERT(urt_core_id() == ps->core);
+	if (pgno >= ps->sb.page_count)
+		return;
+	if (step == 0) {
+		if (ps->index)
+			__builtin_prefetch(&ps->index[pgno]);
+		else
+			__builtin_prefetch(&ps->hash[hash_pgno(ps, pgno)]);
+		return;
+	}
+	f = lookup(ps, pgno);
+	if (f)
+		__builtin_prefetch(f);
+}
+
 void urt_page_prefetch(struct urt_ps *ps, uint64_t pgno, uint32_t off, uint32_t len)
 {
 	uint32_t usable = ps->page_size - URT_PAGE_HDR_SIZE;

@@ -1091,8 +1091,18 @@ uint64_t kv_btree_prefetch_leaf(struct kv_btree *t, const void *key, size_t klen
 		/* Committed nodes the pager checked (nodes_checked): safe to search. */
 		pgno = kv_internal_child(pg, kv_internal_child_index(pg, key, klen));
 	}
-	t->ops->prefetch(t->pager, pgno, 0, PREFETCH_SLOT_BYTES);
+	t->ops->locate(t->pager, pgno, 0);
 	return pgno;
+}
+
+void kv_btree_prefetch_node(struct kv_btree *t, uint64_t leaf, unsigned step)
+{
+	if (leaf == 0 || !t->ops->peek)
+		return;
+	if (step == 0)
+		t->ops->locate(t->pager, leaf, 1);
+	else
+		t->ops->prefetch(t->pager, leaf, 0, PREFETCH_SLOT_BYTES);
 }
 
 void kv_btree_prefetch_cell(struct kv_btree *t, uint64_t leaf, const void *key, size_t klen)

@@ -126,19 +126,24 @@ void kv_btree_close(struct kv_btree *t);
 void kv_btree_set_pager(struct kv_btree *t, struct kv_pager *pager);
 
 /*
- * Prefetching for a batch of operations: hints that take no pin, do no
- * I/O and cannot fail, for pagers that have peek (pager.h) and promise
- * nodes_checked; otherwise they do nothing.  kv_btree_prefetch_leaf
- * descends to key's leaf through the pages the pager holds, asks the CPU
- * for the leaf's header and slot array, and returns the leaf's page number
- * (0 when a page on the way is not in memory).  kv_btree_prefetch_cell,
- * called a little later for that leaf (whose slots should be cached by
- * then), searches it by key heads and asks for key's cell.  A batch of
- * lookups that runs
- * the first over all its keys, then the second, then the lookups, waits
- * for its cache misses in parallel instead of one after the other.
+ * Prefetching for a batch of lookups, in stages, each run over the whole
+ * batch before the next, so that the batch waits for its cache misses
+ * together instead of one lookup after another: hints that take no pin,
+ * do no I/O and cannot fail, for pagers that have peek (pager.h) and
+ * promise nodes_checked; otherwise they do nothing.
+ *   kv_btree_prefetch_leaf   descends to key's leaf through the internal
+ *                            nodes the pager holds and returns the leaf's
+ *                            page number (0 when a page on the way is not
+ *                            in memory), asking the CPU for the pager's
+ *                            index entry of it;
+ *   kv_btree_prefetch_node   step 0: the pager's record of that leaf;
+ *                            step 1: the leaf's header and slot array;
+ *   kv_btree_prefetch_cell   searches the leaf by key heads and asks for
+ *                            key's cell.
+ * The lookups then start at the leaf (kv_btree_get_hinted).
  */
 uint64_t kv_btree_prefetch_leaf(struct kv_btree *t, const void *key, size_t klen);
+void kv_btree_prefetch_node(struct kv_btree *t, uint64_t leaf, unsigned step);
 void kv_btree_prefetch_cell(struct kv_btree *t, uint64_t leaf, const void *key, size_t klen);
 
 /* Smallest page_usable that holds three maximal cells per node. */

@@ -79,6 +79,12 @@ struct kv_pager_ops {
 	 */
 	const void *(*peek)(struct kv_pager *p, uint64_t pgno);
 	/*
+	 * Asks the CPU for the pager's bookkeeping of page pgno: step 0, then
+	 * (for a batch, after step 0 of every page) step 1; prefetch after
+	 * both finds it cached.  A hint: no I/O, cannot fail.
+	 */
+	void (*locate)(struct kv_pager *p, uint64_t pgno, unsigned step);
+	/*
 	 * Asks the CPU to cache bytes [off, off + len) of page pgno's data (as
 	 * peek returns it).  A hint: no I/O, cannot fail.
 	 */

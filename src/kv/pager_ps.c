@@ -333,6 +333,14 @@ static const void *pps_peek(struct kv_pager *kp, uint64_t pgno)
 	return pgno < p->page_count ? urt_page_peek(p->ps, pgno) : NULL;
 }
 
+static void pps_locate(struct kv_pager *kp, uint64_t pgno, unsigned step)
+{
+	struct kv_pps *p = pps(kp);
+
+	if (pgno < p->page_count)
+		urt_page_prefetch_locate(p->ps, pgno, step);
+}
+
 static void pps_prefetch(struct kv_pager *kp, uint64_t pgno, size_t off, size_t len)
 {
 	struct kv_pps *p = pps(kp);
@@ -352,6 +360,7 @@ const struct kv_pager_ops kv_pps_ops_template = {
 	.get_root = pps_get_root,
 	.set_root = pps_set_root,
 	.peek = pps_peek,
+	.locate = pps_locate,
 	.prefetch = pps_prefetch,
 };
 

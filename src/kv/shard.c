@@ -1165,10 +1165,12 @@ struct kv_read_many {
 
 /*
  * Reads of a group whose pages are prefetched together: for each window,
- * the leaves of its keys are asked of the CPU, then their cells, then the
- * reads run, so their cache misses overlap instead of stalling one read
- * after another (kv_btree_prefetch_leaf).  Sixteen leaves' slot arrays
- * (twelve lines each) stay well inside L1.
+ * the stages of kv_btree.h's prefetching run over all its keys in turn
+ * (leaf found and its pool index entry, the pool's frame record, the
+ * leaf's slots, the key's cell), then the reads run from those leaves,
+ * so the cache misses of a window overlap instead of stalling one read
+ * after another.  Sixteen leaves' slot arrays (twelve lines each) stay
+ * well inside L1.
  */
 #define KV_READ_PREFETCH 16u
 
@@ -1176,20 +1178,27 @@ struct kv_read_many {
 static int read_many_fn(struct kv_reader *rd, void *arg)
 {
 	struct kv_read_many *m = arg;
+	const struct kv_shard_meta *meta = rd->pager.meta;
 	uint64_t leaf[KV_READ_PREFETCH];
+	/* Pages in use, in bytes of page: against the tree size the caches hold (urt_kv_opts). */
+	bool big = (meta->hwm - meta->free_pages) * rd->pager.ops.page_usable >=
+		   rd->shard->kv->opts.read_prefetch_min_bytes;
 
 	for (size_t i = 0; i < m->n; i += KV_READ_PREFETCH) {
 		size_t w = m->n - i < KV_READ_PREFETCH ? m->n - i : KV_READ_PREFETCH;
 
 		for (size_t j = 0; j < w; j++)
 			leaf[j] = 0;
-		if (w > 1) {
+		if (w > 1 && big) {
 			for (size_t j = 0; j < w; j++) {
 				const struct urt_kv_req *req = m->r[i + j].req;
 
 				leaf[j] = kv_btree_prefetch_leaf(rd->tree, req->key, req->klen);
 				rd->shard->read_prefetches += leaf[j] != 0;
 			}
+			for (unsigned step = 0; step < 2; step++)
+				for (size_t j = 0; j < w; j++)
+					kv_btree_prefetch_node(rd->tree, leaf[j], step);
 			for (size_t j = 0; j < w; j++) {
 				const struct urt_kv_req *req = m->r[i + j].req;
 

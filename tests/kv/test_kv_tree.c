@@ -648,6 +648,8 @@ static void prefetch_body(void *p)
 			continue;
 		pt->hinted++;
 		pt->leaves_seen += i == 0 || pt->hint[i] != pt->hint[i - 1];
+		kv_btree_prefetch_node(t->tree, pt->hint[i], 0);
+		kv_btree_prefetch_node(t->tree, pt->hint[i], 1);
 		kv_btree_prefetch_cell(t->tree, pt->hint[i], key, klen);
 	}
 	for (unsigned i = 0; i < 2 * MEMO_KEYS; i += 2) {

@@ -4,7 +4,8 @@
  *   urkv [CONFIG-FILE] [--bind ADDR] [--port N] [--data PATH] [--size BYTES] [--cache BYTES]
  *        [--cores N] [--max-clients N] [--max-request BYTES] [--idle-timeout SEC]
  *        [--requirepass PW] [--protected-mode yes|no] [--appendfsync always|everysec|no]
- *        [--nosync] [--sync auto|fua|flush|none] [--group-delay-us N] [--poll MODE] [--no-pin]
+ *        [--nosync] [--sync auto|fua|flush|none] [--group-delay-us N] [--read-prefetch-min BYTES]
+ *        [--poll MODE] [--no-pin]
  *        [--port-file PATH] [--quiet]
  *
  * CONFIG-FILE is redis.conf syntax (config.c); options given after it override it.
@@ -61,6 +62,8 @@ static void usage(FILE *f)
 		"  --nosync              same as --appendfsync no (per connection: NOSYNC ON)\n"
 		"  --sync POLICY         log durability: auto (default), fua, flush, none (unsafe)\n"
 		"  --group-delay-us N    extra wait of the log writer to fill a batch (default 0)\n"
+		"  --read-prefetch-min BYTES  a pipeline's GETs prefetch their pages when a shard's\n"
+		"                        tree is at least this big (default 16M; 0 = always)\n"
 		"  --poll MODE           reactor wait: interrupt (default), hybrid (spin, then sleep),\n"
 		"                        sqpoll\n"
 		"  --no-pin              do not pin each reactor to its CPU\n"
@@ -87,6 +90,7 @@ static const struct option longs[] = {
 	{ "idle-timeout", required_argument, NULL, 't' },
 	{ "sync", required_argument, NULL, 'S' },
 	{ "group-delay-us", required_argument, NULL, 'g' },
+	{ "read-prefetch-min", required_argument, NULL, 'R' },
 	{ "poll", required_argument, NULL, 'o' },
 	{ "requirepass", required_argument, NULL, 'A' },
 	{ "protected-mode", required_argument, NULL, 'M' },
@@ -235,6 +239,7 @@ int main(int argc, char **argv)
 	ko.cache_bytes = o->cache_bytes;
 	ko.sync = o->sync;
 	ko.group_delay_ns = o->group_delay_ns;
+	ko.read_prefetch_min_bytes = o->read_prefetch_min;
 	ko.clock_ms = urkv_store_clock;	/* The real clock plus DEBUG CLOCK-ADVANCE's offset. */
 	ko.clock_arg = &srv;
 

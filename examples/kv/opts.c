@@ -25,6 +25,7 @@ void urkv_opts_default(struct urkv_opts *o)
 		.proto_max_bulk_len = URT_KV_VALUE_MAX,
 		.max_args = 65536,
 		.sync = URT_PS_SYNC_AUTO,
+		.read_prefetch_min = 16ull << 20,
 		.appendfsync = URKV_FSYNC_ALWAYS,
 		.protected_mode = true,
 		.dir = ".",
@@ -99,6 +100,7 @@ static const struct opt_def defs[] = {
 	{ "idle-timeout", "seconds, 0 = never" },
 	{ "sync", "auto, fua, flush or none" },
 	{ "group-delay-us", "microseconds" },
+	{ "read-prefetch-min", "a size such as 16M, 0 = always" },
 	{ "poll", "interrupt, hybrid or sqpoll" },
 	{ "requirepass", "a password" },
 	{ "protected-mode", "yes or no" },
@@ -176,6 +178,8 @@ int urkv_opt_set(struct urkv_opts *o, const char *name, const char *val, char *w
 	} else if (strcmp(name, "group-delay-us") == 0) {
 		ok = !parse_size(val, &v) && v <= 1000000;
 		o->group_delay_ns = v * 1000;
+	} else if (strcmp(name, "read-prefetch-min") == 0) {
+		ok = !parse_size(val, &o->read_prefetch_min);
 	} else if (strcmp(name, "poll") == 0) {
 		if (strcmp(val, "interrupt") == 0)
 			o->poll_mode = URT_POLL_INTERRUPT;

@@ -52,6 +52,7 @@ struct urkv_opts {
 	uint64_t idle_timeout_ns;	/* Close a connection idle this long (0 = never; default 0). */
 	enum urt_ps_sync sync;		/* Log durability policy (default AUTO). */
 	uint64_t group_delay_ns;	/* Log writer's extra batching delay (default 0). */
+	uint64_t read_prefetch_min;	/* urt_kv_opts.read_prefetch_min_bytes (default 16 MiB). */
 	int poll_mode;			/* enum urt_poll_mode of the reactors (default INTERRUPT). */
 	bool no_pin;			/* Let the scheduler move the reactors between CPUs. */
 	bool quiet;			/* No informational messages on stderr. */

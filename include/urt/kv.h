@@ -135,6 +135,7 @@ struct urt_kv_opts {
 	void *clock_arg;	/**< Argument of clock_ms. */
 	uint32_t expire_interval_ms;/**< Active expiry: pause between passes (default 100); 0 = no active pass. */
 	uint32_t expire_scan_keys;/**< Active expiry: keys examined per pass (default 256). */
+	uint64_t read_prefetch_min_bytes;/**< A batch's reads (urt_kv_submit_batch) prefetch their pages only when the shard's tree spans at least this many bytes of pages (default 16 MiB: a tree the CPU's caches hold has no misses to hide, and the prefetch pass would only add to each batch); 0 = always. */
 };
 
 /** Fills o with the defaults documented above. */
@@ -304,6 +305,7 @@ struct urt_kv_shard_stats {
 	uint64_t expired;	/**< Keys deleted by expiry (lazy and active) since open. */
 	uint64_t pager_memo_hits;/**< Page reads the pager answered from its memo of pages the transaction had pinned. */
 	uint64_t pager_memo_misses;/**< Page reads the pager passed to the page store (first in the transaction, or after a write). */
+	uint64_t read_prefetches;/**< Leaves prefetched for a batch's reads (urt_kv_submit_batch: a leaf's slots, then the key's cell, are asked of the CPU before the reads run). */
 	struct urt_ps_stats ps;	/**< The shard's page store. */
 };
 

@@ -251,6 +251,35 @@ URT_API int urt_page_write_at(struct urt_tx *tx, uint64_t pgno, uint32_t off, co
 			      uint32_t len);
 
 /**
+ * The committed bytes of page pgno (its data, past the page header) when
+ * the buffer pool holds them, else NULL.  No pin, no device read, no wait:
+ * the pointer is good only until the calling fiber next suspends, and a
+ * transaction's own uncommitted writes are not in it.  For hints that may
+ * be wrong at no cost, such as choosing what to prefetch.  Call on the
+ * store's core.
+ */
+URT_API const void *urt_page_peek(struct urt_ps *ps, uint64_t pgno);
+
+/**
+ * The first steps of prefetching page pgno, for a batch of pages: step 0
+ * asks the CPU for the pool's index entry of pgno, step 1 (called a little
+ * later, for every page of the batch in turn) for the pool's record of the
+ * frame that entry names.  urt_page_prefetch after both then finds its
+ * bookkeeping in the cache, and a batch waits for its misses together
+ * instead of one page after another.  Hints only: nothing for a page out
+ * of range or not in the pool; never blocks.  Call on the store's core.
+ */
+URT_API void urt_page_prefetch_locate(struct urt_ps *ps, uint64_t pgno, unsigned step);
+
+/**
+ * Asks the CPU to bring bytes [off, off + len) of the data of page pgno
+ * (offsets past the page header, as urt_page_peek's pointer) into its
+ * cache.  Does nothing for a page the pool does not hold.  Never reads the
+ * device, never blocks, cannot fail.  Call on the store's core.
+ */
+URT_API void urt_page_prefetch(struct urt_ps *ps, uint64_t pgno, uint32_t off, uint32_t len);
+
+/**
  * Commits: installs the changed parts of each written page and logs them
  * (as a page delta, or as a full image for the first change of a page
  * after a checkpoint; changes of one page by the commits of one log batch

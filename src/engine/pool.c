@@ -407,6 +407,64 @@ static int read_page(struct urt_ps *ps, struct frame *f)
 	return 0;
 }
 
+/* Lines of [p + off, p + off + len), for urt_page_prefetch. */
+static void prefetch_range(const uint8_t *p, uint32_t off, uint32_t len)
+{
+	const uint8_t *a = p + (off & ~63u), *end = p + off + len;
+
+	for (; a < end; a += 64)
+		__builtin_prefetch(a);
+}
+
+const void *urt_page_peek(struct urt_ps *ps, uint64_t pgno)
+{
+	struct frame *f;
+
+	URT_ASSERT(urt_core_id() == ps->core);
+	if (pgno >= ps->sb.page_count)
+		return NULL;
+	f = lookup(ps, pgno);
+	/* Only VALID frames hold a whole page: READING ones are being filled. */
+	if (!f || f->state != FRAME_VALID)
+		return NULL;
+	return f->data + URT_PAGE_HDR_SIZE;
+}
+
+void urt_page_prefetch_locate(struct urt_ps *ps, uint64_t pgno, unsigned step)
+{
+	struct frame *f;
+
+	URT_ASSERT(urt_core_id() == ps->core);
+	if (pgno >= ps->sb.page_count)
+		return;
+	if (step == 0) {
+		if (ps->index)
+			__builtin_prefetch(&ps->index[pgno]);
+		else
+			__builtin_prefetch(&ps->hash[hash_pgno(ps, pgno)]);
+		return;
+	}
+	f = lookup(ps, pgno);
+	if (f)
+		__builtin_prefetch(f);
+}
+
+void urt_page_prefetch(struct urt_ps *ps, uint64_t pgno, uint32_t off, uint32_t len)
+{
+	uint32_t usable = ps->page_size - URT_PAGE_HDR_SIZE;
+	struct frame *f;
+
+	URT_ASSERT(urt_core_id() == ps->core);
+	if (pgno >= ps->sb.page_count || off >= usable || len == 0)
+		return;
+	if (len > usable - off)
+		len = usable - off;
+	f = lookup(ps, pgno);
+	if (!f || f->state != FRAME_VALID)
+		return;
+	prefetch_range(f->data, URT_PAGE_HDR_SIZE + off, len);
+}
+
 /*
  * Returns pgno's frame pinned.  load false: the caller overwrites the
  * whole page (recovery) or its old contents are dead (URT_PAGE_NEW), so a

@@ -1061,6 +1061,66 @@ static int key_valid(const void *key, size_t klen)
 	return 0;
 }
 
+/*
+ * Bytes of a leaf that its binary search reads: the header and up to 88
+ * slots (a leaf of short keys holds about 85), twelve cache lines.
+ */
+#define PREFETCH_SLOT_BYTES 768u
+#define PREFETCH_CELL_BYTES 128u	/* A short key and value: two lines. */
+
+uint64_t kv_btree_prefetch_leaf(struct kv_btree *t, const void *key, size_t klen)
+{
+	uint64_t pgno;
+	unsigned height;
+
+	if (!t->ops->peek || !t->ops->nodes_checked || t->meta_pgno == 0 ||
+	    key_valid(key, klen) != 0)
+		return 0;
+	/*
+	 * The last meta the tree read: a root that moved since only makes the
+	 * hint wrong.  The leaf itself is not read here (that is the miss to
+	 * hide), so the height says where the internal levels end.
+	 */
+	pgno = t->meta_cached.root;
+	height = t->meta_cached.height;
+	for (unsigned level = height; level > 1; level--) {
+		const void *pg = t->ops->peek(t->pager, pgno);
+
+		if (!pg || kv_node_hdr_const(pg)->type != KV_PAGE_INTERNAL)
+			return 0;
+		/* Committed nodes the pager checked (nodes_checked): safe to search. */
+		pgno = kv_internal_child(pg, kv_internal_child_index(pg, key, klen));
+	}
+	t->ops->locate(t->pager, pgno, 0);
+	return pgno;
+}
+
+void kv_btree_prefetch_node(struct kv_btree *t, uint64_t leaf, unsigned step)
+{
+	if (leaf == 0 || !t->ops->peek)
+		return;
+	if (step == 0)
+		t->ops->locate(t->pager, leaf, 1);
+	else
+		t->ops->prefetch(t->pager, leaf, 0, PREFETCH_SLOT_BYTES);
+}
+
+void kv_btree_prefetch_cell(struct kv_btree *t, uint64_t leaf, const void *key, size_t klen)
+{
+	const void *pg;
+	unsigned idx;
+
+	if (leaf == 0 || !t->ops->peek || key_valid(key, klen) != 0)
+		return;
+	pg = t->ops->peek(t->pager, leaf);
+	if (!pg || kv_node_hdr_const(pg)->type != KV_PAGE_LEAF)
+		return;
+	/* By key heads only: reading cells to settle ties would wait for the misses to hide. */
+	idx = kv_node_guess(pg, key, klen);
+	if (idx < kv_node_count(pg))
+		t->ops->prefetch(t->pager, leaf, kv_node_slot(pg, idx), PREFETCH_CELL_BYTES);
+}
+
 int kv_btree_put(struct kv_btree *t, const void *key, size_t klen, const void *val,
 		 size_t vlen, unsigned flags)
 {
@@ -1195,8 +1255,39 @@ static int cell_value(struct kv_btree *t, uint64_t pgno, const uint8_t *c, void 
 	return ovf_read(t, lc.ovf, lc.vlen, buf, want);
 }
 
-/* The lookup of get_x and get_or_ref. */
-static int get_value(struct kv_btree *t, const void *key, size_t klen, void *buf,
+/*
+ * The leaf hint of a hinted lookup: when hint is a leaf the pager holds
+ * and key is in it, returns 0 with the leaf pinned in *pg; else pins
+ * nothing and returns -ENOENT (look the key up from the root), or an
+ * error of the page get.  A key lives in one leaf of the committed tree,
+ * so finding it in the hinted leaf is the answer a descent would give;
+ * not finding it says nothing (the key may be absent, or the hint stale),
+ * and only a descent can tell.
+ */
+static int hint_leaf(struct kv_btree *t, uint64_t hint, const void *key, size_t klen,
+		     void **pg, unsigned *idx)
+{
+	const void *peek = t->ops->peek ? t->ops->peek(t->pager, hint) : NULL;
+	bool found;
+	int rc;
+
+	if (!peek || kv_node_hdr_const(peek)->type != KV_PAGE_LEAF)
+		return -ENOENT;
+	rc = node_get(t, hint, false, 1, pg);
+	if (rc != 0)
+		return rc;
+	*idx = kv_node_lower_bound(*pg, key, klen, &found);
+	if (found)
+		return 0;
+	page_put(t, hint);
+	return -ENOENT;
+}
+
+/*
+ * The lookup of get_x and get_or_ref; hint (0: none) is the leaf
+ * kv_btree_prefetch_leaf named for key, tried first (hint_leaf).
+ */
+static int get_value(struct kv_btree *t, uint64_t hint, const void *key, size_t klen, void *buf,
 		     size_t buf_len, size_t *vlen, uint64_t *expire_at, uint64_t *chain)
 {
 	uint64_t pgno;
@@ -1208,6 +1299,16 @@ static int get_value(struct kv_btree *t, const void *key, size_t klen, void *buf
 	if (rc != 0)
 		return rc;
 	URT_ASSERT(buf != NULL || buf_len == 0);
+	if (hint != 0) {
+		rc = hint_leaf(t, hint, key, klen, &pg, &idx);
+		if (rc == 0) {
+			t->cnt.hinted_gets++;
+			return cell_value(t, hint, kv_node_cell(pg, idx), buf, buf_len, vlen, expire_at,
+					  chain);
+		}
+		if (rc != -ENOENT)
+			return rc;
+	}
 	rc = descend(t, key, klen, &pgno, &pg);
 	if (rc != 0)
 		return rc;
@@ -1224,19 +1325,26 @@ static int get_value(struct kv_btree *t, const void *key, size_t klen, void *buf
 int kv_btree_get(struct kv_btree *t, const void *key, size_t klen, void *buf,
 		 size_t buf_len, size_t *vlen)
 {
-	return get_value(t, key, klen, buf, buf_len, vlen, NULL, NULL);
+	return get_value(t, 0, key, klen, buf, buf_len, vlen, NULL, NULL);
 }
 
 int kv_btree_get_x(struct kv_btree *t, const void *key, size_t klen, void *buf,
 		   size_t buf_len, size_t *vlen, uint64_t *expire_at)
 {
-	return get_value(t, key, klen, buf, buf_len, vlen, expire_at, NULL);
+	return get_value(t, 0, key, klen, buf, buf_len, vlen, expire_at, NULL);
 }
 
 int kv_btree_get_or_ref(struct kv_btree *t, const void *key, size_t klen, void *buf,
 			size_t buf_len, size_t *vlen, uint64_t *expire_at, uint64_t *chain)
 {
-	return get_value(t, key, klen, buf, buf_len, vlen, expire_at, chain);
+	return get_value(t, 0, key, klen, buf, buf_len, vlen, expire_at, chain);
+}
+
+int kv_btree_get_hinted(struct kv_btree *t, uint64_t hint, const void *key, size_t klen,
+			void *buf, size_t buf_len, size_t *vlen, uint64_t *expire_at,
+			uint64_t *chain)
+{
+	return get_value(t, hint, key, klen, buf, buf_len, vlen, expire_at, chain);
 }
 
 int kv_btree_exists(struct kv_btree *t, const void *key, size_t klen)

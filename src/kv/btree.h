@@ -125,6 +125,27 @@ void kv_btree_close(struct kv_btree *t);
  */
 void kv_btree_set_pager(struct kv_btree *t, struct kv_pager *pager);
 
+/*
+ * Prefetching for a batch of lookups, in stages, each run over the whole
+ * batch before the next, so that the batch waits for its cache misses
+ * together instead of one lookup after another: hints that take no pin,
+ * do no I/O and cannot fail, for pagers that have peek (pager.h) and
+ * promise nodes_checked; otherwise they do nothing.
+ *   kv_btree_prefetch_leaf   descends to key's leaf through the internal
+ *                            nodes the pager holds and returns the leaf's
+ *                            page number (0 when a page on the way is not
+ *                            in memory), asking the CPU for the pager's
+ *                            index entry of it;
+ *   kv_btree_prefetch_node   step 0: the pager's record of that leaf;
+ *                            step 1: the leaf's header and slot array;
+ *   kv_btree_prefetch_cell   searches the leaf by key heads and asks for
+ *                            key's cell.
+ * The lookups then start at the leaf (kv_btree_get_hinted).
+ */
+uint64_t kv_btree_prefetch_leaf(struct kv_btree *t, const void *key, size_t klen);
+void kv_btree_prefetch_node(struct kv_btree *t, uint64_t leaf, unsigned step);
+void kv_btree_prefetch_cell(struct kv_btree *t, uint64_t leaf, const void *key, size_t klen);
+
 /* Smallest page_usable that holds three maximal cells per node. */
 #define KV_BTREE_PAGE_USABLE_MIN 3200u
 
@@ -185,6 +206,17 @@ int kv_btree_chain_read(struct kv_btree *t, uint64_t *pgno, size_t *off, size_t 
  */
 int kv_btree_get_or_ref(struct kv_btree *t, const void *key, size_t klen, void *buf,
 			size_t buf_len, size_t *vlen, uint64_t *expire_at, uint64_t *chain);
+/*
+ * kv_btree_get_or_ref (chain non-NULL) or kv_btree_get_x (chain NULL) that
+ * first tries the leaf hint (0: none), as kv_btree_prefetch_leaf returned
+ * it earlier in the same read transaction: when the key is in that leaf
+ * the descent from the root is skipped.  A hint that is stale, wrong or
+ * not in memory costs a page peek, then the lookup descends as without
+ * one: same results either way.  The pager must have peek.
+ */
+int kv_btree_get_hinted(struct kv_btree *t, uint64_t hint, const void *key, size_t klen,
+			void *buf, size_t buf_len, size_t *vlen, uint64_t *expire_at,
+			uint64_t *chain);
 /* get that also sets *expire_at (may be NULL) to the key's expiry, 0 = never. */
 int kv_btree_get_x(struct kv_btree *t, const void *key, size_t klen, void *buf,
 		   size_t buf_len, size_t *vlen, uint64_t *expire_at);
@@ -273,6 +305,7 @@ struct kv_btree_counters {
 	uint64_t overflow_pages_written; /* Pages of new overflow chains. */
 	uint64_t overflow_pages_freed;	 /* Pages of dropped overflow chains. */
 	uint64_t overwrites;	   /* Puts that rewrote a cell of the same size in place. */
+	uint64_t hinted_gets;	   /* kv_btree_get_hinted lookups answered by their hint's leaf. */
 };
 
 void kv_btree_get_counters(const struct kv_btree *t, struct kv_btree_counters *out);

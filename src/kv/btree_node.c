@@ -188,6 +188,25 @@ unsigned kv_node_lower_bound(const void *pg, const void *key, size_t klen, bool 
 	return lo;
 }
 
+unsigned kv_node_guess(const void *pg, const void *key, size_t klen)
+{
+	const struct kv_node_hdr *h = kv_node_hdr_const(pg);
+	const struct kv_slot *slot = kv_node_slots_const(pg);
+	size_t p = h->prefix < klen ? h->prefix : klen;
+	uint32_t kh = kv_key_head((const uint8_t *)key + p, klen - p);
+	unsigned lo = 0, hi = h->count;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (slot[mid].head < kh)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* Rewrites every head of the node for prefix p. */
 static void set_prefix(void *pg, size_t p)
 {

@@ -325,6 +325,13 @@ static inline uint64_t kv_internal_cell_child(const uint8_t *c)
  * node prefix once (cell 0's key bytes), then searches the heads.
  */
 unsigned kv_node_lower_bound(const void *pg, const void *key, size_t klen, bool *found);
+/*
+ * A guess at kv_node_lower_bound's answer from the slots' key heads alone,
+ * reading no cell: the first slot whose head is not below the key's (past
+ * the node's prefix, which is assumed to match).  For prefetching: where
+ * heads tie, or the prefix differs, the guess may be off.
+ */
+unsigned kv_node_guess(const void *pg, const void *key, size_t klen);
 /* Index (0..count) of the child of an internal node whose range holds key. */
 unsigned kv_internal_child_index(const void *pg, const void *key, size_t klen);
 uint64_t kv_internal_child(const void *pg, unsigned ci);

@@ -64,6 +64,7 @@ void urt_kv_opts_default(struct urt_kv_opts *o)
 	o->readers_max = 64;
 	o->expire_interval_ms = 100;
 	o->expire_scan_keys = 256;
+	o->read_prefetch_min_bytes = 16ull << 20;
 }
 
 static uint64_t pow2_at_least(uint64_t x)

@@ -128,6 +128,7 @@ struct kv_shard {
 	struct kv_big_read *big_reads;	/* Reads of large values in progress (their chains). */
 	/* Counters (struct urt_kv_shard_stats). */
 	uint64_t reads, read_retries, writes, write_txs, write_tx_retries, forwarded;
+	uint64_t read_prefetches;	/* Leaves kv_shard_read_many asked the CPU for. */
 	uint64_t expired_keys;		/* Keys deleted by expiry. */
 };
 

@@ -71,6 +71,24 @@ struct kv_pager_ops {
 	 * lookup.  Cannot fail.
 	 */
 	uint64_t (*epoch)(struct kv_pager *p);
+	/*
+	 * Optional (may be NULL, then so is prefetch).  The committed bytes of
+	 * page pgno if the pager holds them in memory, else NULL: no pin, no
+	 * I/O, no wait, good only until the caller next suspends, and maybe
+	 * older than the caller's own writes.  For hints only (prefetching).
+	 */
+	const void *(*peek)(struct kv_pager *p, uint64_t pgno);
+	/*
+	 * Asks the CPU for the pager's bookkeeping of page pgno: step 0, then
+	 * (for a batch, after step 0 of every page) step 1; prefetch after
+	 * both finds it cached.  A hint: no I/O, cannot fail.
+	 */
+	void (*locate)(struct kv_pager *p, uint64_t pgno, unsigned step);
+	/*
+	 * Asks the CPU to cache bytes [off, off + len) of page pgno's data (as
+	 * peek returns it).  A hint: no I/O, cannot fail.
+	 */
+	void (*prefetch)(struct kv_pager *p, uint64_t pgno, size_t off, size_t len);
 	/* Usable bytes per page: the page size minus the pager's own header. */
 	size_t page_usable;
 	/*

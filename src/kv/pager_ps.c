@@ -326,6 +326,29 @@ const char *kv_pps_page_check(const void *data, size_t len, void *arg)
 	return kv_node_check_header(data, len);
 }
 
+static const void *pps_peek(struct kv_pager *kp, uint64_t pgno)
+{
+	struct kv_pps *p = pps(kp);
+
+	return pgno < p->page_count ? urt_page_peek(p->ps, pgno) : NULL;
+}
+
+static void pps_locate(struct kv_pager *kp, uint64_t pgno, unsigned step)
+{
+	struct kv_pps *p = pps(kp);
+
+	if (pgno < p->page_count)
+		urt_page_prefetch_locate(p->ps, pgno, step);
+}
+
+static void pps_prefetch(struct kv_pager *kp, uint64_t pgno, size_t off, size_t len)
+{
+	struct kv_pps *p = pps(kp);
+
+	if (pgno < p->page_count)
+		urt_page_prefetch(p->ps, pgno, (uint32_t)off, (uint32_t)len);
+}
+
 const struct kv_pager_ops kv_pps_ops_template = {
 	.epoch = pps_epoch,
 	.get = pps_get,
@@ -336,6 +359,9 @@ const struct kv_pager_ops kv_pps_ops_template = {
 	.free = pps_free,
 	.get_root = pps_get_root,
 	.set_root = pps_set_root,
+	.peek = pps_peek,
+	.locate = pps_locate,
+	.prefetch = pps_prefetch,
 };
 
 int kv_pps_init(struct kv_pps *p, struct urt_ps *ps, bool writer, uint32_t pages_write_max,

@@ -20,15 +20,24 @@ struct env {
 	struct urt_kv_opts o;
 };
 
-static void env_open(struct env *e, unsigned ncores, uint64_t seed)
+
+/* env_open with read_prefetch_min_bytes set (UINT64_MAX: keep the default). */
+static void env_open_prefetch(struct env *e, unsigned ncores, uint64_t seed, uint64_t min_bytes)
 {
 	int ret;
 
 	e->dev = kvx_sim(DEV_BYTES, seed);
 	kvx_opts(&e->o, e->dev);
+	if (min_bytes != UINT64_MAX)
+		e->o.read_prefetch_min_bytes = min_bytes;
 	e->rt = kvx_start(ncores, &e->o);
 	ret = urt_kv_open(e->rt, &e->o, &e->kv);
 	cr_assert_eq(ret, 0, "urt_kv_open: %d (%s) %s", ret, urt_strerror(ret), urt_last_error());
+}
+
+static void env_open(struct env *e, unsigned ncores, uint64_t seed)
+{
+	env_open_prefetch(e, ncores, seed, UINT64_MAX);
 }
 
 static __attribute__((unused)) void env_reopen(struct env *e)
@@ -664,6 +673,7 @@ struct batch_t {
 	struct urt_kv *kv;
 	unsigned shards;	/* Shards of kv (one per core). */
 	bool one_core;		/* Every shard is local: all reads may share. */
+	bool prefetch;		/* read_prefetch_min_bytes 0: one-core batches must prefetch. */
 	struct kvx_fail f;
 	unsigned pending, calls;
 	struct urt_waitq wq;
@@ -790,12 +800,13 @@ static void batch_body(void *p)
 		 * per KV_READ_GROUP reads of a segment, a few in all.  On two,
 		 * reads of the other core's shard each take their own.
 		 */
-		uint64_t txs = 0, served = 0, hits = 0;
+		uint64_t txs = 0, served = 0, hits = 0, prefetched = 0;
 
 		for (unsigned s = 0; s < t->shards; s++) {
 			txs += st1[s].ps.commits_readonly - st0[s].ps.commits_readonly;
 			served += st1[s].reads - st0[s].reads;
 			hits += st1[s].pager_memo_hits - st0[s].pager_memo_hits;
+			prefetched += st1[s].read_prefetches - st0[s].read_prefetches;
 		}
 		if (served < 2ull * reads ||
 		    (t->one_core ? txs > served - reads + 10 : txs >= served))
@@ -809,6 +820,18 @@ static void batch_body(void *p)
 			kvx_failf(&t->f, "the pagers' memo answered %llu page reads for %llu reads in "
 				  "%llu transactions", (unsigned long long)hits,
 				  (unsigned long long)served, (unsigned long long)txs);
+		/*
+		 * Reads that share a transaction have their leaves prefetched
+		 * first (kv_shard_read_many): at most one per read served; but
+		 * none while the tree is smaller than read_prefetch_min_bytes
+		 * (the default 16 MiB, far above this test's tree).
+		 */
+		if (t->one_core && t->prefetch && (prefetched == 0 || prefetched > served))
+			kvx_failf(&t->f, "%llu leaves prefetched for %llu reads served",
+				  (unsigned long long)prefetched, (unsigned long long)served);
+		if (!t->prefetch && prefetched != 0)
+			kvx_failf(&t->f, "%llu leaves prefetched in a tree below read_prefetch_min_bytes",
+				  (unsigned long long)prefetched);
 		if (getenv("KV_DEBUG"))
 			fprintf(stderr, "batch: %llu reads, %llu transactions, %llu memo hits\n",
 				(unsigned long long)served, (unsigned long long)txs,
@@ -827,13 +850,17 @@ Test(kv, submit_batch_matches_single_submits, .timeout = 120)
 	env_run_ok(&e, 1, batch_body, &t, &t.f);
 	env_close(&e);
 
-	t = (struct batch_t){ 0 };
-	env_open(&e, 1, 6);
-	t.kv = e.kv;
-	t.shards = 1;
-	t.one_core = true;
-	env_run_ok(&e, 0, batch_body, &t, &t.f);
-	env_close(&e);
+	/* One core, with the default threshold (no prefetch), then with prefetching always on. */
+	for (int pf = 0; pf < 2; pf++) {
+		t = (struct batch_t){ 0 };
+		env_open_prefetch(&e, 1, 6, pf ? 0 : UINT64_MAX);
+		t.kv = e.kv;
+		t.shards = 1;
+		t.one_core = true;
+		t.prefetch = pf;
+		env_run_ok(&e, 0, batch_body, &t, &t.f);
+		env_close(&e);
+	}
 }
 
 /* A data file: created on first open, reopened, shard count fixed at creation. */

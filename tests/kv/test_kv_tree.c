@@ -591,3 +591,165 @@ Test(kv_tree, pager_memo_answers_repeated_reads_of_one_transaction_only, .timeou
 		      (unsigned long long)mt->grow_misses, MEMO_PUTS);
 	free(mt);
 }
+
+/*
+ * The read prefetch hint (kv_btree_prefetch_leaf, used by a batch's reads
+ * in kv_shard_read_many): a wrong leaf would only cost time, so nothing
+ * else would notice one.  After a load, every stored key's hint must be
+ * the leaf that holds the key, and a key between stored ones must get the
+ * leaf its insert would go to (not found there, but inside its range);
+ * a page outside the store has nothing to peek.
+ */
+struct prefetch_t {
+	struct tree_t t;
+	unsigned height;
+	uint64_t hint[2 * MEMO_KEYS];	/* kv_btree_prefetch_leaf's answer per key. */
+	unsigned hinted, right, leaves_seen;
+	uint64_t hinted_gets;	/* Lookups kv_btree_get_hinted answered from the hint. */
+	bool outside_null;
+};
+
+static void prefetch_body(void *p)
+{
+	struct prefetch_t *pt = p;
+	struct tree_t *t = &pt->t;
+	uint8_t val[MEMO_VLEN], got[MEMO_VLEN];
+	struct kv_btree_counters c0, c1;
+	uint64_t inner = 0;
+	struct urt_tx *tx;
+	char key[16];
+	size_t klen, vlen;
+	int ret;
+
+	if (tree_create(t))
+		goto out;
+	if (!(tx = begin(t)))
+		goto out;
+	for (unsigned i = 0; i < MEMO_KEYS; i++) {
+		klen = memo_key(2 * i, key);	/* Even keys stored, odd ones between them. */
+		kvx_fill(val, MEMO_VLEN, i, 0);
+		if ((ret = kv_btree_put(t->tree, key, klen, val, MEMO_VLEN, 0)) != 1)
+			kvx_failf(&t->f, "load put %u: %d", i, ret);
+	}
+	end(t, tx, true);
+	if (!(tx = begin(t)))
+		goto out;
+	if ((ret = kv_btree_check(t->tree, &t->st)) != 0)
+		kvx_failf(&t->f, "check: %d: %s", ret, t->st.why);
+	pt->height = t->st.height;
+	/* A lookup first, as a batch's first read does: the tree knows its root. */
+	klen = memo_key(0, key);
+	if ((ret = kv_btree_get(t->tree, key, klen, got, sizeof(got), &vlen)) != 0)
+		kvx_failf(&t->f, "get: %d", ret);
+	for (unsigned i = 0; i < 2 * MEMO_KEYS; i++) {
+		klen = memo_key(i, key);
+		pt->hint[i] = kv_btree_prefetch_leaf(t->tree, key, klen);
+		if (pt->hint[i] == 0)
+			continue;
+		pt->hinted++;
+		pt->leaves_seen += i == 0 || pt->hint[i] != pt->hint[i - 1];
+		kv_btree_prefetch_node(t->tree, pt->hint[i], 0);
+		kv_btree_prefetch_node(t->tree, pt->hint[i], 1);
+		kv_btree_prefetch_cell(t->tree, pt->hint[i], key, klen);
+	}
+	for (unsigned i = 0; i < 2 * MEMO_KEYS; i += 2) {
+		/* A stored key: found in the hinted leaf. */
+		const void *pg = pt->hint[i] ? urt_page_peek(t->ps, pt->hint[i]) : NULL;
+		bool found = false;
+
+		klen = memo_key(i, key);
+		if (!pg || kv_node_hdr_const(pg)->type != KV_PAGE_LEAF) {
+			kvx_failf(&t->f, "key %u: the hint %llu is not a leaf in memory", i,
+				  (unsigned long long)pt->hint[i]);
+			continue;
+		}
+		(void)kv_node_lower_bound(pg, key, klen, &found);
+		if (!found)
+			kvx_failf(&t->f, "key %u: not in the hinted leaf %llu", i,
+				  (unsigned long long)pt->hint[i]);
+		else
+			pt->right++;
+	}
+	for (unsigned i = 1; i < 2 * MEMO_KEYS; i += 2) {
+		/* A key between two stored ones: the leaf of one of them. */
+		if (pt->hint[i] != 0 && (pt->hint[i] == pt->hint[i - 1] ||
+					 (i + 1 < 2 * MEMO_KEYS && pt->hint[i] == pt->hint[i + 1])))
+			pt->right++;
+		else
+			kvx_failf(&t->f, "key %u: hint %llu, its neighbours' %llu and %llu", i,
+				  (unsigned long long)pt->hint[i], (unsigned long long)pt->hint[i - 1],
+				  (unsigned long long)(i + 1 < 2 * MEMO_KEYS ? pt->hint[i + 1] : 0));
+	}
+	/*
+	 * Hinted lookups (kv_btree_get_hinted) give what plain ones give, with
+	 * the right hint, with the first key's leaf as a wrong hint for every
+	 * key, and with a page that is not a leaf; only the right hints of
+	 * stored keys skip the descent (hinted_gets).
+	 */
+	for (uint64_t pgno = 1; pgno < 1024 && inner == 0; pgno++) {
+		const void *pg = urt_page_peek(t->ps, pgno);
+
+		if (pg && kv_node_hdr_const(pg)->type == KV_PAGE_INTERNAL)
+			inner = pgno;
+	}
+	if (inner == 0)
+		kvx_failf(&t->f, "no internal node among the first 1024 pages");
+	kv_btree_get_counters(t->tree, &c0);
+	for (unsigned i = 0; i < 2 * MEMO_KEYS; i++) {
+		uint64_t hints[3] = { pt->hint[i], pt->hint[0], inner };
+		size_t vlen0 = 0;
+		int ret0;
+
+		klen = memo_key(i, key);
+		ret0 = kv_btree_get(t->tree, key, klen, val, sizeof(val), &vlen0);
+		for (unsigned h = 0; h < 3; h++) {
+			uint64_t chain = 1;
+
+			vlen = 0;
+			memset(got, 0, sizeof(got));
+			ret = kv_btree_get_hinted(t->tree, hints[h], key, klen, got, sizeof(got), &vlen,
+						  NULL, &chain);
+			if (ret != ret0 || vlen != vlen0 || (ret == 0 && memcmp(got, val, vlen) != 0) ||
+			    (ret == 0 && chain != 0))
+				kvx_failf(&t->f, "key %u, hint %u (%llu): %d, %zu bytes; plain get %d, %zu",
+					  i, h, (unsigned long long)hints[h], ret, vlen, ret0, vlen0);
+		}
+	}
+	kv_btree_get_counters(t->tree, &c1);
+	pt->hinted_gets = c1.hinted_gets - c0.hinted_gets;
+	pt->outside_null = urt_page_peek(t->ps, urt_ps_page_count(t->ps)) == NULL;
+	end(t, tx, false);
+out:
+	tree_close(t);
+}
+
+Test(kv_tree, read_prefetch_hint_names_the_leaf_of_each_key, .timeout = 60)
+{
+	struct urt_kv_opts ko;
+	struct prefetch_t *pt = calloc(1, sizeof(*pt));
+	struct urt_rt *rt;
+
+	urt_kv_opts_default(&ko);
+	ko.shards = 1;
+	ko.cache_bytes = 8192ull * 4096;
+	ko.batch_bytes_max = BATCH_BYTES;
+	rt = kvx_start(1, &ko);
+	pt->t.dev = kvx_sim(64ull << 20, 12);
+	kvx_run(rt, 0, prefetch_body, pt);
+	urt_rt_stop(rt);
+	urt_dev_close(pt->t.dev);
+	kvx_assert_ok(&pt->t.f);
+	cr_log_info("height %u: %u of %u keys hinted, %u leaves", pt->height, pt->hinted,
+		    2 * MEMO_KEYS, pt->leaves_seen);
+	cr_assert_geq(pt->height, 2, "the load made a tree of %u levels", pt->height);
+	cr_expect_eq(pt->hinted, 2 * MEMO_KEYS, "only %u of %u keys got a hint", pt->hinted, 2 * MEMO_KEYS);
+	cr_expect_eq(pt->right, pt->hinted);
+	cr_expect_geq(pt->leaves_seen, 2, "every hint named the same leaf");
+	cr_expect(pt->outside_null, "urt_page_peek answered a page outside the store");
+	/* Right hints of the stored keys, plus the wrong hint pt->hint[0] where it is right. */
+	cr_expect_geq(pt->hinted_gets, MEMO_KEYS, "%llu hinted lookups skipped the descent",
+		      (unsigned long long)pt->hinted_gets);
+	cr_expect_lt(pt->hinted_gets, 2 * MEMO_KEYS, "%llu hinted lookups: wrong hints answered too",
+		     (unsigned long long)pt->hinted_gets);
+	free(pt);
+}

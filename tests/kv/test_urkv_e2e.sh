@@ -9,7 +9,7 @@
 . "$(dirname "$0")/urkv_lib.sh"
 need_redis_tools redis-cli redis-benchmark
 
-start_urkv main --data "$WORK/data" --size 256M --cache 32M --max-request 2M || exit 1
+start_urkv main --data "$WORK/data" --size 256M --cache 32M --max-request 2M --read-prefetch-min 0 || exit 1
 
 # Raw connections for exact replies: raw_open FD, raw_send FD BYTES, raw_read FD N.
 raw_open() { eval "exec $1<>/dev/tcp/127.0.0.1/$PORT"; }
@@ -132,6 +132,14 @@ expect "pipe MGET" "$(printf 'val:1\nval:10000')" "$(cli MGET pk:1 pk:10000)"
 # transactions (INFO urt; 0 would mean every read went back to the store).
 hits=$(cli INFO urt | tr -d '\r' | sed -n 's/.*pager_memo_hits=\([0-9]*\).*/\1/p' | head -1)
 [ -n "$hits" ] && [ "$hits" -gt 0 ] || fail "INFO urt: pager_memo_hits is [$hits] after 20000 piped writes"
+# Pipelined GETs share a read transaction and have their leaves prefetched
+# first (--read-prefetch-min 0 above: at any tree size; INFO urt
+# read_prefetches, 0 would mean the batch ran unprefetched).
+for i in $(seq 1 2000); do printf 'GET pk:%d\r\n' "$i"; done > "$WORK/gets.txt"
+out=$(timeout 60 redis-cli -p "$PORT" --pipe < "$WORK/gets.txt" 2>&1)
+echo "$out" | grep -q "errors: 0, replies: 2000" || fail "redis-cli --pipe GETs: $out"
+pf=$(cli INFO urt | tr -d '\r' | sed -n 's/.*read_prefetches=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+[ "$pf" -gt 0 ] || fail "INFO urt: read_prefetches is [$pf] after 2000 piped GETs"
 
 echo "== SCAN"
 cli FLUSHALL > /dev/null

@@ -1224,7 +1224,8 @@ void kv_shard_read_many(struct kv_shard *s, struct urt_kv_req *const *reqs, size
 	for (size_t i = 0; i < n; i++)
 		m.r[i] = (struct kv_read){ .req = reqs[i] };
 	ret = read_consistent(s, read_many_fn, &m);
-	s->reads += n - 1;	/* read_consistent counted one. */
+	/* read_consistent counted one read: each answered here counts instead, each redone counts there. */
+	s->reads--;
 	for (size_t i = 0; i < n; i++) {
 		struct urt_kv_req *req = reqs[i];
 
@@ -1233,6 +1234,7 @@ void kv_shard_read_many(struct kv_shard *s, struct urt_kv_req *const *reqs, size
 			kv_shard_read(s, req);
 			continue;
 		}
+		s->reads++;
 		read_finish(s, req, m.res[i]);
 	}
 }

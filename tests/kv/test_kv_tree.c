@@ -340,10 +340,16 @@ out:
 	free(val);
 }
 
-Test(kv_tree, random_ops_against_the_model, .timeout = 600)
+/*
+ * Runs body(arg) in a fiber of a one-core runtime whose kv options size
+ * the store as the tests here expect, on t's device (a sim device of
+ * dev_bytes, seed): t->dev is opened before and closed after, and the
+ * body's failures (t->f) are asserted.
+ */
+static void tree_run(struct tree_t *t, uint64_t dev_bytes, uint64_t seed, void (*body)(void *),
+		     void *arg)
 {
 	struct urt_kv_opts ko;
-	struct tree_t *t = calloc(1, sizeof(*t));
 	struct urt_rt *rt;
 
 	urt_kv_opts_default(&ko);
@@ -351,12 +357,19 @@ Test(kv_tree, random_ops_against_the_model, .timeout = 600)
 	ko.cache_bytes = 8192ull * 4096;
 	ko.batch_bytes_max = BATCH_BYTES;
 	rt = kvx_start(1, &ko);
-	t->dev = kvx_sim(DEV_BYTES, 7);
-	t->rng = 0x9e3779b97f4a7c15ull;
-	kvx_run(rt, 0, tree_body, t);
+	t->dev = kvx_sim(dev_bytes, seed);
+	kvx_run(rt, 0, body, arg);
 	urt_rt_stop(rt);
 	urt_dev_close(t->dev);
 	kvx_assert_ok(&t->f);
+}
+
+Test(kv_tree, random_ops_against_the_model, .timeout = 600)
+{
+	struct tree_t *t = calloc(1, sizeof(*t));
+
+	t->rng = 0x9e3779b97f4a7c15ull;
+	tree_run(t, DEV_BYTES, 7, tree_body, t);
 	cr_expect_geq(t->height_max, 4, "the tree reached height %u", t->height_max);
 	for (unsigned l = 0; l + 1 < t->height_max && l < KV_BTREE_LEVELS; l++) {
 		cr_expect_gt(t->cnt.splits[l], 0, "no split at level %u", l + 1);
@@ -536,21 +549,10 @@ out:
 
 Test(kv_tree, pager_memo_answers_repeated_reads_of_one_transaction_only, .timeout = 60)
 {
-	struct urt_kv_opts ko;
 	struct memo_t *mt = calloc(1, sizeof(*mt));
-	struct urt_rt *rt;
 	uint64_t walk;
 
-	urt_kv_opts_default(&ko);
-	ko.shards = 1;
-	ko.cache_bytes = 8192ull * 4096;
-	ko.batch_bytes_max = BATCH_BYTES;
-	rt = kvx_start(1, &ko);
-	mt->t.dev = kvx_sim(64ull << 20, 11);
-	kvx_run(rt, 0, memo_body, mt);
-	urt_rt_stop(rt);
-	urt_dev_close(mt->t.dev);
-	kvx_assert_ok(&mt->t.f);
+	tree_run(&mt->t, 64ull << 20, 11, memo_body, mt);
 	cr_log_info("height %u; same-size puts: %llu hits %llu misses; growing: %llu hits %llu misses; "
 		    "get: first %llu/%llu, again %llu/%llu, after write_at %llu/%llu; in all %llu/%llu",
 		    mt->height,
@@ -725,20 +727,9 @@ out:
 
 Test(kv_tree, read_prefetch_hint_names_the_leaf_of_each_key, .timeout = 60)
 {
-	struct urt_kv_opts ko;
 	struct prefetch_t *pt = calloc(1, sizeof(*pt));
-	struct urt_rt *rt;
 
-	urt_kv_opts_default(&ko);
-	ko.shards = 1;
-	ko.cache_bytes = 8192ull * 4096;
-	ko.batch_bytes_max = BATCH_BYTES;
-	rt = kvx_start(1, &ko);
-	pt->t.dev = kvx_sim(64ull << 20, 12);
-	kvx_run(rt, 0, prefetch_body, pt);
-	urt_rt_stop(rt);
-	urt_dev_close(pt->t.dev);
-	kvx_assert_ok(&pt->t.f);
+	tree_run(&pt->t, 64ull << 20, 12, prefetch_body, pt);
 	cr_log_info("height %u: %u of %u keys hinted, %u leaves", pt->height, pt->hinted,
 		    2 * MEMO_KEYS, pt->leaves_seen);
 	cr_assert_geq(pt->height, 2, "the load made a tree of %u levels", pt->height);

@@ -1053,7 +1053,6 @@ static int read_consistent(struct kv_shard *s, kv_read_fn fn, void *arg)
 		s->read_retries++;
 	}
 	reader_put(s, rd);
-	s->reads++;
 	return ret;
 }
 
@@ -1153,6 +1152,7 @@ int kv_shard_read(struct kv_shard *s, struct urt_kv_req *req)
 		if (ret == 0 && r.big.head != 0 && !expired(req->expire_out, urt_kv_now_ms(s->kv)))
 			ret = big_read(s, &r);
 	} while (ret == -EAGAIN);
+	s->reads++;	/* One call served, however many transactions its value took. */
 	return read_finish(s, req, ret);
 }
 
@@ -1224,8 +1224,7 @@ void kv_shard_read_many(struct kv_shard *s, struct urt_kv_req *const *reqs, size
 	for (size_t i = 0; i < n; i++)
 		m.r[i] = (struct kv_read){ .req = reqs[i] };
 	ret = read_consistent(s, read_many_fn, &m);
-	/* read_consistent counted one read: each answered here counts instead, each redone counts there. */
-	s->reads--;
+	/* Each read answered here counts once; one redone alone counts in kv_shard_read. */
 	for (size_t i = 0; i < n; i++) {
 		struct urt_kv_req *req = reqs[i];
 
@@ -1438,6 +1437,7 @@ static int scan_fn(struct kv_reader *rd, void *arg)
 void kv_shard_scan(struct kv_shard *s, struct kv_scan_part *part)
 {
 	part->res = read_consistent(s, scan_fn, part);
+	s->reads++;
 }
 
 int kv_shard_checkpoint(struct kv_shard *s)

@@ -808,6 +808,14 @@ static void batch_body(void *p)
 			hits += st1[s].pager_memo_hits - st0[s].pager_memo_hits;
 			prefetched += st1[s].read_prefetches - st0[s].read_prefetches;
 		}
+		/*
+		 * Every read counted once (urt_kv_shard_stats.reads): the batch's,
+		 * a large value redone alone included, and the singles'; not the
+		 * stats calls' own reads.
+		 */
+		if (served != 2ull * reads)
+			kvx_failf(&t->f, "%llu reads served for %u in the batch and %u single",
+				  (unsigned long long)served, reads, reads);
 		if (served < 2ull * reads ||
 		    (t->one_core ? txs > served - reads + 10 : txs >= served))
 			kvx_failf(&t->f, "%llu read transactions for %llu reads: the batch shared "

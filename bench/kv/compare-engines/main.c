@@ -143,6 +143,12 @@ const char *ce_last_error(void)
 	return last_error;
 }
 
+/* ce_last_error for a message: never an empty field when an engine set none. */
+static const char *ce_detail(void)
+{
+	return last_error[0] ? last_error : "no detail from the engine";
+}
+
 void ce_key(uint64_t k, char *buf)
 {
 	char tmp[CE_KEY_BYTES + 1];
@@ -262,7 +268,7 @@ static int worker_fail(struct worker *w, int err, const char *what)
 	if (w->err == 0) {
 		w->err = err;
 		snprintf(w->errtext, sizeof(w->errtext), "%s %s: %s (%s)", w->ph->e->name, what,
-			 ce_last_error()[0] ? ce_last_error() : "no detail", urt_strerror(err));
+			 ce_detail(), urt_strerror(err));
 	}
 	return err;
 }
@@ -524,7 +530,7 @@ static int engine_load(const struct opts *o, const struct ce_engine *e)
 	}
 	ret = e->open(&c, &db);
 	if (ret) {
-		fprintf(stderr, "compare-engines: %s: open %s: %s (%s)\n", e->name, dir, ce_last_error(),
+		fprintf(stderr, "compare-engines: %s: open %s: %s (%s)\n", e->name, dir, ce_detail(),
 			urt_strerror(ret));
 		return ret;
 	}
@@ -533,10 +539,10 @@ static int engine_load(const struct opts *o, const struct ce_engine *e)
 		ret = e->sync(db);
 		if (ret)
 			fprintf(stderr, "compare-engines: %s: sync after load: %s (%s)\n", e->name,
-				ce_last_error(), urt_strerror(ret));
+				ce_detail(), urt_strerror(ret));
 	}
 	if (e->close(db) && ret == 0) {
-		fprintf(stderr, "compare-engines: %s: close: %s\n", e->name, ce_last_error());
+		fprintf(stderr, "compare-engines: %s: close: %s\n", e->name, ce_detail());
 		ret = -EIO;
 	}
 	if (ret == 0)
@@ -559,7 +565,7 @@ static int engine_round(const struct opts *o, const struct ce_engine *e, unsigne
 	engine_dir(o, e, dir, sizeof(dir));
 	ret = e->open(&c, &db);
 	if (ret) {
-		fprintf(stderr, "compare-engines: %s: open: %s (%s)\n", e->name, ce_last_error(), urt_strerror(ret));
+		fprintf(stderr, "compare-engines: %s: open: %s (%s)\n", e->name, ce_detail(), urt_strerror(ret));
 		return ret;
 	}
 	ret = phase_run(o, e, db, K_WARM, 1, NULL);
@@ -581,12 +587,12 @@ static int engine_round(const struct opts *o, const struct ce_engine *e, unsigne
 	if (ret == 0) {
 		ret = e->sync(db);
 		if (ret)
-			fprintf(stderr, "compare-engines: %s: sync: %s (%s)\n", e->name, ce_last_error(),
+			fprintf(stderr, "compare-engines: %s: sync: %s (%s)\n", e->name, ce_detail(),
 				urt_strerror(ret));
 	}
 	ret2 = e->close(db);
 	if (ret2 && ret == 0) {
-		fprintf(stderr, "compare-engines: %s: close: %s (%s)\n", e->name, ce_last_error(),
+		fprintf(stderr, "compare-engines: %s: close: %s (%s)\n", e->name, ce_detail(),
 			urt_strerror(ret2));
 		ret = ret2;
 	}
@@ -598,7 +604,7 @@ static int engine_round(const struct opts *o, const struct ce_engine *e, unsigne
 	c.direct = true;
 	ret = e->open(&c, &db);
 	if (ret) {
-		fprintf(stderr, "compare-engines: %s: open (10x): %s (%s)\n", e->name, ce_last_error(),
+		fprintf(stderr, "compare-engines: %s: open (10x): %s (%s)\n", e->name, ce_detail(),
 			urt_strerror(ret));
 		return ret;
 	}
@@ -610,7 +616,7 @@ static int engine_round(const struct opts *o, const struct ce_engine *e, unsigne
 	}
 	ret2 = e->close(db);
 	if (ret2 && ret == 0) {
-		fprintf(stderr, "compare-engines: %s: close (10x): %s (%s)\n", e->name, ce_last_error(),
+		fprintf(stderr, "compare-engines: %s: close (10x): %s (%s)\n", e->name, ce_detail(),
 			urt_strerror(ret2));
 		ret = ret2;
 	}

@@ -407,10 +407,10 @@ static int read_page(struct urt_ps *ps, struct frame *f)
 	return 0;
 }
 
-/* Lines of [p + off, p + off + len), for urt_page_prefetch. */
-static void prefetch_range(const uint8_t *p, uint32_t off, uint32_t len)
+/* The cache lines of [start, start + len), for urt_page_prefetch. */
+static void prefetch_range(const uint8_t *start, uint32_t len)
 {
-	const uint8_t *a = p + (off & ~63u), *end = p + off + len;
+	const uint8_t *a = (const uint8_t *)((uintptr_t)start & ~(uintptr_t)63), *end = start + len;
 
 	for (; a < end; a += 64)
 		__builtin_prefetch(a);
@@ -452,17 +452,15 @@ void urt_page_prefetch_locate(struct urt_ps *ps, uint64_t pgno, unsigned step)
 void urt_page_prefetch(struct urt_ps *ps, uint64_t pgno, uint32_t off, uint32_t len)
 {
 	uint32_t usable = ps->page_size - URT_PAGE_HDR_SIZE;
-	struct frame *f;
+	const uint8_t *data;
 
-	URT_ASSERT(urt_core_id() == ps->core);
-	if (pgno >= ps->sb.page_count || off >= usable || len == 0)
+	if (off >= usable || len == 0)
 		return;
 	if (len > usable - off)
 		len = usable - off;
-	f = lookup(ps, pgno);
-	if (!f || f->state != FRAME_VALID)
-		return;
-	prefetch_range(f->data, URT_PAGE_HDR_SIZE + off, len);
+	data = urt_page_peek(ps, pgno);	/* The same frame test: held whole, or nothing to ask for. */
+	if (data)
+		prefetch_range(data + off, len);
 }
 
 /*

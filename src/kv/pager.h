@@ -72,7 +72,7 @@ struct kv_pager_ops {
 	 */
 	uint64_t (*epoch)(struct kv_pager *p);
 	/*
-	 * Optional (may be NULL, then so is prefetch).  The committed bytes of
+	 * Optional (may be NULL, then so are locate and prefetch).  The committed bytes of
 	 * page pgno if the pager holds them in memory, else NULL: no pin, no
 	 * I/O, no wait, good only until the caller next suspends, and maybe
 	 * older than the caller's own writes.  For hints only (prefetching).

@@ -326,27 +326,20 @@ const char *kv_pps_page_check(const void *data, size_t len, void *arg)
 	return kv_node_check_header(data, len);
 }
 
+/* The page store's hints check pgno against its page count (the pager's) themselves. */
 static const void *pps_peek(struct kv_pager *kp, uint64_t pgno)
 {
-	struct kv_pps *p = pps(kp);
-
-	return pgno < p->page_count ? urt_page_peek(p->ps, pgno) : NULL;
+	return urt_page_peek(pps(kp)->ps, pgno);
 }
 
 static void pps_locate(struct kv_pager *kp, uint64_t pgno, unsigned step)
 {
-	struct kv_pps *p = pps(kp);
-
-	if (pgno < p->page_count)
-		urt_page_prefetch_locate(p->ps, pgno, step);
+	urt_page_prefetch_locate(pps(kp)->ps, pgno, step);
 }
 
 static void pps_prefetch(struct kv_pager *kp, uint64_t pgno, size_t off, size_t len)
 {
-	struct kv_pps *p = pps(kp);
-
-	if (pgno < p->page_count)
-		urt_page_prefetch(p->ps, pgno, (uint32_t)off, (uint32_t)len);
+	urt_page_prefetch(pps(kp)->ps, pgno, (uint32_t)off, (uint32_t)len);
 }
 
 const struct kv_pager_ops kv_pps_ops_template = {

@@ -236,6 +236,15 @@ static void req_send_cancel(struct urt_core *c, struct urt_req *req, enum ud_tag
 	req->pending++;
 }
 
+/* Removes req's standalone timer, once: the request is recycled without waiting for its deadline. */
+static void req_timer_remove(struct urt_core *c, struct urt_req *req)
+{
+	if (req->timer_armed && !req->timer_remove_sent) {
+		req->timer_remove_sent = true;
+		req_send_cancel(c, req, UD_TAG_TIMER);
+	}
+}
+
 /*
  * Transition QUEUED -> BACKOFF: req, already out of its scheduler's queue
  * (sched_take), is answered res without ever reaching the device.  Only
@@ -248,10 +257,7 @@ static void req_unqueue_answer(struct urt_core *c, struct urt_req *req, int res)
 {
 	req_set_state(req, REQ_BACKOFF);
 	req_deliver(c, req, res);
-	if (req->timer_armed && !req->timer_remove_sent) {
-		req->timer_remove_sent = true;
-		req_send_cancel(c, req, UD_TAG_TIMER);
-	}
+	req_timer_remove(c, req);
 	req_maybe_free(c, req);
 }
 
@@ -594,11 +600,8 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 	req_deliver(c, req, res);
 out:
 	/* A standalone timer must not outlive the answer by its whole deadline. */
-	if (!req->io && req->timer_armed && !req->timer_linked && !req->timer_fired &&
-	    !req->timer_remove_sent) {
-		req->timer_remove_sent = true;
-		req_send_cancel(c, req, UD_TAG_TIMER);
-	}
+	if (!req->io && !req->timer_linked && !req->timer_fired)
+		req_timer_remove(c, req);
 	req_maybe_free(c, req);
 }
 

@@ -454,6 +454,36 @@ static void memo_delta(struct tree_t *t, uint64_t *h, uint64_t *m, uint64_t *dh,
 	*m = t->pager.memo_misses;
 }
 
+/*
+ * Loads MEMO_KEYS keys, memo_key(stride * i) with MEMO_VLEN-byte values,
+ * in one transaction, then checks the tree in another; returns its height
+ * (t->st), 0 when a transaction could not begin (recorded in t->f).
+ */
+static unsigned memo_load(struct tree_t *t, unsigned stride)
+{
+	uint8_t val[MEMO_VLEN];
+	struct urt_tx *tx;
+	char key[16];
+	size_t klen;
+	int ret;
+
+	if (!(tx = begin(t)))
+		return 0;
+	for (unsigned i = 0; i < MEMO_KEYS; i++) {
+		klen = memo_key(stride * i, key);
+		kvx_fill(val, MEMO_VLEN, i, 0);
+		if ((ret = kv_btree_put(t->tree, key, klen, val, MEMO_VLEN, 0)) != 1)
+			kvx_failf(&t->f, "load put %u: %d", i, ret);
+	}
+	end(t, tx, true);
+	if (!(tx = begin(t)))
+		return 0;
+	if ((ret = kv_btree_check(t->tree, &t->st)) != 0)
+		kvx_failf(&t->f, "check: %d: %s", ret, t->st.why);
+	end(t, tx, false);
+	return t->st.height;
+}
+
 static void memo_body(void *p)
 {
 	struct memo_t *mt = p;
@@ -469,21 +499,8 @@ static void memo_body(void *p)
 	if (tree_create(t))
 		goto out;
 	/* Load, in one transaction, and note the height. */
-	if (!(tx = begin(t)))
+	if (!(mt->height = memo_load(t, 1)))
 		goto out;
-	for (unsigned i = 0; i < MEMO_KEYS; i++) {
-		klen = memo_key(i, key);
-		kvx_fill(val, MEMO_VLEN, i, 0);
-		if ((ret = kv_btree_put(t->tree, key, klen, val, MEMO_VLEN, 0)) != 1)
-			kvx_failf(&t->f, "load put %u: %d", i, ret);
-	}
-	end(t, tx, true);
-	if (!(tx = begin(t)))
-		goto out;
-	if ((ret = kv_btree_check(t->tree, &t->st)) != 0)
-		kvx_failf(&t->f, "check: %d: %s", ret, t->st.why);
-	mt->height = t->st.height;
-	end(t, tx, false);
 
 	/* Same-size puts: each rewrites its cell by write_at, which empties the leaf's memo entry. */
 	if (!(tx = begin(t)))
@@ -625,20 +642,9 @@ static void prefetch_body(void *p)
 
 	if (tree_create(t))
 		goto out;
-	if (!(tx = begin(t)))
+	/* Even keys stored, odd ones between them. */
+	if (!(pt->height = memo_load(t, 2)) || !(tx = begin(t)))
 		goto out;
-	for (unsigned i = 0; i < MEMO_KEYS; i++) {
-		klen = memo_key(2 * i, key);	/* Even keys stored, odd ones between them. */
-		kvx_fill(val, MEMO_VLEN, i, 0);
-		if ((ret = kv_btree_put(t->tree, key, klen, val, MEMO_VLEN, 0)) != 1)
-			kvx_failf(&t->f, "load put %u: %d", i, ret);
-	}
-	end(t, tx, true);
-	if (!(tx = begin(t)))
-		goto out;
-	if ((ret = kv_btree_check(t->tree, &t->st)) != 0)
-		kvx_failf(&t->f, "check: %d: %s", ret, t->st.why);
-	pt->height = t->st.height;
 	/* A lookup first, as a batch's first read does: the tree knows its root. */
 	klen = memo_key(0, key);
 	if ((ret = kv_btree_get(t->tree, key, klen, got, sizeof(got), &vlen)) != 0)

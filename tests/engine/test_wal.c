@@ -1,10 +1,13 @@
 /*
  * The write-ahead log: concurrent commits are grouped into few batches and
  * all survive a power cut; the sync policy picks FUA or write+flush from
- * the device's capabilities (and `none` issues neither for the log); a log
+ * the device's capabilities, on the sim device and on a file (and `none`
+ * issues neither for the log); a log
  * much smaller than the data written wraps and checkpoints itself, and
  * commits wait for space instead of overwriting live log.
  */
+#include <unistd.h>
+
 #include "ps_fixture.h"
 
 #define NCOMMITTERS 64
@@ -173,6 +176,90 @@ Test(wal, group_commit_fua_device)
 	cr_expect_leq(s.ss1.flushes - s.ss0.flushes, 4 * s.st.checkpoints,
 		      "flushes come from checkpoints only: %llu",
 		      (unsigned long long)(s.ss1.flushes - s.ss0.flushes));
+}
+
+/*
+ * A file through the kernel: AUTO follows the disk under the file system
+ * (FUA where it is native or there is no volatile cache, else write +
+ * flush); the explicit policies do what they say.
+ */
+static void body_file(void *arg)
+{
+	struct wl_state *s = arg;
+
+	s->ps = psx_open(s->dev, &s->o, &s->fail);
+	if (!s->ps)
+		return;
+	run_committers(s, committer, 16);
+	urt_ps_stats(s->ps, &s->st);
+	s->ret[0] = urt_ps_close(s->ps);
+}
+
+/* Runs 16 committers on a new file with policy sync; *native: AUTO's rule says FUA for this disk. */
+static void run_file(enum urt_ps_sync sync, struct wl_state *s, bool *native)
+{
+	char path[] = "/tmp/urt-wal-file-XXXXXX";
+	struct urt_dev_opts d;
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	cr_assert_eq(ftruncate(fd, 16 << 20), 0);
+	close(fd);
+	urt_dev_opts_default(&d);
+	if (urt_dev_open(path, &d, &s->dev) == -EINVAL) {
+		d.direct = false;	/* A file system without O_DIRECT (tmpfs): the page cache. */
+		cr_assert_eq(urt_dev_open(path, &d, &s->dev), 0, "%s", urt_last_error());
+	}
+	cr_assert_not_null(s->dev, "%s", urt_last_error());
+	*native = urt_dev_info(s->dev)->fua || !urt_dev_info(s->dev)->volatile_cache;
+	wl_opts(s, sync);
+	s->o.pool_pages = 128;
+	psx_run_and_close(body_file, s, &s->dev, NULL, &s->fail);
+	unlink(path);
+	cr_expect_eq(s->errors, 0);
+	cr_expect_eq(s->ret[0], 0);
+	cr_expect_eq(s->st.commits, 16 * COMMITS_EACH);
+	cr_expect_gt(s->st.log_writes, 0);
+}
+
+/* Every log write has FUA, and the flushes come from checkpoints only. */
+static void expect_fua(const struct wl_state *s)
+{
+	cr_expect_eq(s->st.fua_writes, s->st.log_writes, "%llu FUA writes of %llu log writes",
+		     (unsigned long long)s->st.fua_writes, (unsigned long long)s->st.log_writes);
+	cr_expect_leq(s->st.flushes, 4 * (s->st.checkpoints + 1), "flushes come from checkpoints only: %llu",
+		      (unsigned long long)s->st.flushes);
+}
+
+/* No log write has FUA, and a flush follows every batch. */
+static void expect_flush(const struct wl_state *s)
+{
+	cr_expect_eq(s->st.fua_writes, 0);
+	cr_expect_geq(s->st.flushes, s->st.batches, "%llu flushes for %llu batches",
+		      (unsigned long long)s->st.flushes, (unsigned long long)s->st.batches);
+}
+
+Test(wal, auto_on_a_file_follows_the_disk)
+{
+	struct wl_state s = { 0 };
+	bool native;
+
+	run_file(URT_PS_SYNC_AUTO, &s, &native);
+	if (native)
+		expect_fua(&s);
+	else
+		expect_flush(&s);
+}
+
+Test(wal, fua_and_flush_on_a_file)
+{
+	struct wl_state fua = { 0 }, flush = { 0 };
+	bool native;
+
+	run_file(URT_PS_SYNC_FUA, &fua, &native);
+	expect_fua(&fua);
+	run_file(URT_PS_SYNC_FLUSH, &flush, &native);
+	expect_flush(&flush);
 }
 
 static void body_none(void *arg)

@@ -901,7 +901,7 @@ void req_member_end(struct urt_core *c, struct urt_req *req, int res)
 /* The merged command failed or fell short before req's part: req goes again, alone. */
 void req_member_retry(struct urt_core *c, struct urt_req *req)
 {
-	struct sched_queue *q = req->dev->sched->q[c->index];
+	struct sched_queue *q = req->dev->sched_q[c->index];
 
 	URT_ASSERT(req->state == REQ_INFLIGHT && req->pending > 0);
 	req->pending--;

@@ -185,7 +185,7 @@ static inline __attribute__((always_inline)) bool bare_complete(struct urt_core 
 		return false;
 	if (io->op != URT_OP_NOP && io->dev->sched) {
 		/* Its depth unit comes back (queue.c Q3). */
-		sched_bare_put(io->dev->sched->q[c->index]);
+		sched_bare_put(io->dev->sched_q[c->index]);
 	}
 	c->ops_live--;
 	io_answer_ok(c, io, res, bare_submit_ns(io));

@@ -164,7 +164,7 @@ _Static_assert(sizeof(((struct urt_req *)0)->life) >= __builtin_offsetof(struct 
 	       __builtin_offsetof(struct urt_req, life), "life covers every lifecycle field");
 _Static_assert(_Alignof(struct urt_req) >= 8, "tag bits need 8-byte alignment");
 _Static_assert(_Alignof(struct urt_io) >= 8, "a bare op's user_data is its urt_io with a tag");
-_Static_assert(sizeof(void *) == 8, "a bare op's io->priv holds a 63-bit time");
+_Static_assert(sizeof(void *) == 8, "a bare op's io->priv holds a 62-bit time and two flag bits");
 
 /* A posted function. */
 struct post_msg {

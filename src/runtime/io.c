@@ -25,7 +25,8 @@
  * takes no request:
  *
  *   submit  its SQE's user_data is the urt_io tagged UD_TAG_BARE, and
- *           io->priv holds its submission time with bit 0 set (core.h);
+ *           io->priv holds its submission time with bit 0 set, and bit 1
+ *           when it holds a scheduler's depth unit (req.h bare_priv);
  *   CQE     a NOP, or a READ/WRITE that moved all its bytes, is done:
  *           bare_complete (core.h) records it in the histogram and the
  *           counters and calls back, as req_deliver does;
@@ -415,7 +416,7 @@ static inline __attribute__((always_inline)) int io_queue_sched_sqe(struct urt_c
 	struct urt_ring *r = &c->rings[RING_MAIN];
 	struct io_uring_sqe *sqe = ring_sqe_take(r);
 
-	io->priv = bare_priv(core_now(c));
+	io->priv = bare_priv(core_now(c), true);
 	dev_prep_plain_rw(c, io->dev, sqe, op, io->buf, io->len, io->off, io->flags, true);
 	sqe->ioprio = ioprio;	/* A READ/WRITE: sched_set_ioprio's case. */
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)io | UD_TAG_BARE);
@@ -484,7 +485,8 @@ static inline __attribute__((always_inline)) int io_queue(struct urt_core *c, st
 		return io_queue_req(c, io);
 	if (fast && urt_unlikely(io->dev->sched))
 		return op == URT_OP_READ ? io_queue_sched_read(c, io) : io_queue_sched_write(c, io);
-	io->priv = bare_priv(core_now(c));
+	/* Not fast: io_bare_ok took a depth unit for a READ/WRITE on a device with a scheduler. */
+	io->priv = bare_priv(core_now(c), !fast && op != URT_OP_NOP && io->dev->sched);
 	/* The fast path's devices are plain files: never passthrough. */
 	if (!fast && op != URT_OP_NOP && urt_unlikely(io->dev->be->zero_is_whole))
 		return io_queue_big(c, io, op);

@@ -901,7 +901,7 @@ void req_member_end(struct urt_core *c, struct urt_req *req, int res)
 /* The merged command failed or fell short before req's part: req goes again, alone. */
 void req_member_retry(struct urt_core *c, struct urt_req *req)
 {
-	struct sched_queue *q = req->dev->sched->q[c->index];
+	struct sched_queue *q = req->dev->sched_q[c->index];
 
 	URT_ASSERT(req->state == REQ_INFLIGHT && req->pending > 0);
 	req->pending--;
@@ -922,7 +922,9 @@ void req_member_retry(struct urt_core *c, struct urt_req *req)
 static struct urt_req *req_from_bare(struct urt_core *c, struct urt_io *io)
 {
 	struct urt_req *req = req_take(c);	/* The op is already counted in ops_live. */
-	uint64_t submit_ns = bare_submit_ns(io);	/* Read before io->priv becomes req. */
+	/* Read before io->priv becomes req. */
+	uint64_t submit_ns = bare_submit_ns(io);
+	bool holds_unit = bare_holds_unit(io);
 
 	req_bind_io(req, io);
 	req->submit_ns = submit_ns;
@@ -932,7 +934,7 @@ static struct urt_req *req_from_bare(struct urt_core *c, struct urt_io *io)
 	req->ring = io->op != URT_OP_NOP && io->dev->be->needs_big_sqe ? RING_BIG : RING_MAIN;
 	memset(req->be, 0, sizeof(req->be));
 	/* A bare op on a device with a scheduler holds a depth unit (sched_fast_bare): the request has it now. */
-	req->sched_on = io->dev && io->dev->sched;
+	req->sched_on = holds_unit;
 	req_set_state(req, REQ_INFLIGHT);
 	req->pending = 1;
 	return req;

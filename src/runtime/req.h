@@ -119,12 +119,17 @@ static inline void req_put(struct urt_core *c, struct urt_req *req)
 
 /*
  * Bare ops (io.c has the design notes).  While one is in flight, its
- * io->priv holds its submission time shifted left by one, with bit 0 set;
- * a request pointer, 64-byte aligned, never has bit 0 set.
+ * io->priv holds its submission time shifted left by two, with bit 0 set
+ * (a request pointer, 64-byte aligned, never has it) and bit 1 set when
+ * the op holds a depth unit of its device's scheduler (sched_fast_bare):
+ * so its CQE knows whether to give one back from the word it has already
+ * read, without loading the device.
  */
-static inline void *bare_priv(uint64_t submit_ns)
+#define BARE_PRIV_SCHED ((uintptr_t)2)
+
+static inline void *bare_priv(uint64_t submit_ns, bool sched_unit)
 {
-	return (void *)(uintptr_t)(submit_ns << 1 | 1);
+	return (void *)(uintptr_t)(submit_ns << 2 | (sched_unit ? BARE_PRIV_SCHED : 0) | 1);
 }
 
 static inline bool io_is_bare(const struct urt_io *io)
@@ -134,7 +139,13 @@ static inline bool io_is_bare(const struct urt_io *io)
 
 static inline uint64_t bare_submit_ns(const struct urt_io *io)
 {
-	return (uint64_t)(uintptr_t)io->priv >> 1;
+	return (uint64_t)(uintptr_t)io->priv >> 2;
+}
+
+/* Whether the bare op io holds a depth unit of its device's scheduler. */
+static inline bool bare_holds_unit(const struct urt_io *io)
+{
+	return (uintptr_t)io->priv & BARE_PRIV_SCHED;
 }
 
 /*
@@ -183,9 +194,10 @@ static inline __attribute__((always_inline)) bool bare_complete(struct urt_core 
 {
 	if (urt_unlikely((uint64_t)(int64_t)res != io->len) && (res < 0 || io->op != URT_OP_NOP))
 		return false;
-	if (io->op != URT_OP_NOP && io->dev->sched) {
+	if (bare_holds_unit(io)) {
 		/* Its depth unit comes back (queue.c Q3). */
-		sched_bare_put(io->dev->sched->q[c->index]);
+		URT_DEBUG_ASSERT(io->op != URT_OP_NOP && io->dev->sched);
+		sched_bare_put(io->dev->sched_q[c->index]);
 	}
 	c->ops_live--;
 	io_answer_ok(c, io, res, bare_submit_ns(io));

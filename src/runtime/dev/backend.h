@@ -28,6 +28,10 @@
 struct urt_core;
 struct urt_io;
 struct urt_req;
+struct sched_queue;
+
+/* Cores a device's scheduler can have queues on (sched.h SCHED_CORES_MAX; rt.c never starts more). */
+#define DEV_SCHED_CORES_MAX 256
 struct sched_dev;
 
 struct urt_backend {
@@ -105,6 +109,15 @@ struct urt_dev {
 	struct urt_rt *reg_rt;		/* Runtime it is registered with. */
 	bool readonly;			/* Opened read-only: writes get -EPERM. */
 	struct sched_dev *sched;	/* Its I/O scheduler (sched/), NULL = ops go straight to the ring. */
+	/*
+	 * With a scheduler, each core's queue (sched/sched.c: sched_queue_absent
+	 * until the core's first op), by core index; NULL without one.  Here
+	 * and not in struct sched_dev so that the pass-through (sched_pass_quick)
+	 * and a bare op's CQE (bare_complete) reach the queue from the device in
+	 * one load rather than two dependent ones: that chain, at every CQE,
+	 * cost more time than its instructions (docs/runtime.md, issue 13).
+	 */
+	struct sched_queue *sched_q[DEV_SCHED_CORES_MAX];
 	struct dev_health health;	/* Recovery from timeouts (dev/health.c). */
 	bool deadline_abort;		/* opts.deadline_abort: deadlines go to the device (passthru). */
 	/*

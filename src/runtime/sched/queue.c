@@ -227,7 +227,7 @@ static void queue_idle_check(struct urt_core *c, struct sched_queue *q)
  */
 void sched_remove(struct urt_core *c, struct urt_req *req)
 {
-	struct sched_queue *q = req->dev->sched->q[c->index];
+	struct sched_queue *q = req->dev->sched_q[c->index];
 
 	sched_take(q, req);
 	if (req->timer_fired)
@@ -264,7 +264,7 @@ void sched_command_done(struct sched_queue *q, unsigned prio)
 void sched_put(struct urt_core *c, struct urt_req *req)
 {
 	req->sched_on = false;
-	sched_command_done(req->dev->sched->q[c->index], req->prio);
+	sched_command_done(req->dev->sched_q[c->index], req->prio);
 }
 
 void sched_set_ioprio(const struct urt_dev *dev, struct io_uring_sqe *sqe, unsigned prio)

@@ -5,7 +5,10 @@
  * A queue is made the first time a core queues an op on the device (one
  * allocation per core and device, never per op), and lives until the
  * device's scheduler is replaced or the device is closed, when no I/O is
- * in flight (so no queue is on any core's busy list, queue.c Q2).
+ * in flight (so no queue is on any core's busy list, queue.c Q2).  The
+ * queue pointers are in the device (urt_dev.sched_q, by core index), not
+ * in struct sched_dev, so that the per-op paths reach a queue in one load
+ * from the device they already hold.
  */
 #include <errno.h>
 #include <linux/capability.h>
@@ -67,7 +70,7 @@ struct sched_queue sched_queue_absent;
 
 static void queue_free(struct sched_queue *q)
 {
-	if (q == &sched_queue_absent)
+	if (!q || q == &sched_queue_absent)
 		return;
 	URT_ASSERT(q->queued == 0 && !q->busy && "a device's scheduler goes away with no I/O queued");
 	for (unsigned k = 0; k < SCHED_CLASSES; k++)
@@ -82,10 +85,12 @@ void sched_dev_free(struct urt_dev *dev)
 
 	if (!sd)
 		return;
-	for (unsigned i = 0; i < SCHED_CORES_MAX; i++)
-		queue_free(sd->q[i]);
-	free(sd);
 	dev->sched = NULL;
+	for (unsigned i = 0; i < SCHED_CORES_MAX; i++) {
+		queue_free(dev->sched_q[i]);
+		dev->sched_q[i] = NULL;
+	}
+	free(sd);
 }
 
 static int sched_opts_check(const struct urt_dev *dev, const struct urt_sched_opts *o)
@@ -121,8 +126,6 @@ URT_API int urt_dev_sched_set(struct urt_dev *dev, const struct urt_sched_opts *
 	sd = calloc(1, sizeof(*sd));
 	if (!sd)
 		return -ENOMEM;
-	for (unsigned i = 0; i < SCHED_CORES_MAX; i++)
-		sd->q[i] = &sched_queue_absent;
 	sd->o = *o;
 	if (!sd->o.merge_ops_max)
 		sd->o.merge_ops_max = SCHED_MERGE_OPS_MAX;
@@ -132,6 +135,8 @@ URT_API int urt_dev_sched_set(struct urt_dev *dev, const struct urt_sched_opts *
 	for (unsigned k = 0; k < SCHED_CLASSES; k++)
 		sd->ioprio[k] = sched_ioprio_of(k, rt_ok);
 	sched_dev_free(dev);
+	for (unsigned i = 0; i < SCHED_CORES_MAX; i++)
+		dev->sched_q[i] = &sched_queue_absent;
 	dev->sched = sd;
 	return 0;
 }
@@ -144,7 +149,7 @@ URT_API int urt_dev_sched_stats(const struct urt_dev *dev, struct urt_sched_stat
 	if (!sd)
 		return -ENOENT;
 	for (unsigned i = 0; i < SCHED_CORES_MAX; i++) {
-		const struct sched_queue *q = sd->q[i];
+		const struct sched_queue *q = dev->sched_q[i];
 		uint64_t fast;
 
 		if (q == &sched_queue_absent)
@@ -217,16 +222,15 @@ err_free:
 
 struct sched_queue *sched_queue_get(struct urt_core *c, struct urt_dev *dev)
 {
-	struct sched_dev *sd = dev->sched;
 	struct sched_queue *q;
 
-	URT_ASSERT(c->index < SCHED_CORES_MAX);
-	q = sd->q[c->index];
+	URT_ASSERT(dev->sched && c->index < SCHED_CORES_MAX);
+	q = dev->sched_q[c->index];
 	if (urt_unlikely(q == &sched_queue_absent)) {
 		q = queue_new(c, dev);
 		if (!q)
 			abort();	/* A few KiB once per core and device: out of memory at startup. */
-		sd->q[c->index] = q;
+		dev->sched_q[c->index] = q;
 	}
 	URT_ASSERT(q->cap >= c->req_max);
 	return q;

@@ -16,6 +16,7 @@
 #include "base/fifo.h"
 #include "urt/dev.h"
 #include "urt/io.h"
+#include "runtime/dev/backend.h"
 
 struct urt_core;
 struct urt_req;
@@ -27,7 +28,7 @@ struct io_uring_sqe;
 /* Merged commands in flight per queue; more wait or go out unmerged. */
 #define SCHED_MERGES_MAX	32
 /* Cores a device's scheduler can have queues on (rt.c never starts more). */
-#define SCHED_CORES_MAX		256
+#define SCHED_CORES_MAX		DEV_SCHED_CORES_MAX
 /* Non-contiguous submissions in a row before a mergeable op may take the fast path (queue.c). */
 #define SCHED_FAST_CREDIT	16
 
@@ -114,7 +115,6 @@ struct sched_dev {
 	struct urt_sched_opts o;	/* Options, checked. */
 	uint32_t merge_bytes_max;	/* Resolved: min(merge_bytes_max, max_io_bytes). */
 	uint16_t ioprio[SCHED_CLASSES];	/* SQE ioprio of each class. */
-	struct sched_queue *q[SCHED_CORES_MAX];	/* By core index, made on first use; until then sched_queue_absent. */
 };
 
 /* Depth units free on q: depth_max - inflight (negative after merge retries, queue.c Q3). */
@@ -205,7 +205,7 @@ bool sched_pass_bare(struct urt_core *c, struct urt_dev *dev, const struct urt_i
 static inline struct sched_queue *sched_pass_quick(const struct urt_core *c, const struct urt_dev *dev,
 						   const struct urt_io *io)
 {
-	struct sched_queue *q = dev->sched->q[c->index];
+	struct sched_queue *q = dev->sched_q[c->index];
 
 	if (urt_unlikely(q->taken >= q->limit || io->off == q->sub_end))
 		return NULL;

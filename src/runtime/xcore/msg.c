@@ -15,7 +15,11 @@
  *   consumer, before it sleeps (msg_sleep_begin): store(sleeping, 1);
  *             if load(doorbell) == 1: store(sleeping, 0) and do not sleep
  *   consumer, after it slept (msg_sleep_end): store(sleeping, 0)
- * Every access to the two flags is sequentially consistent.  That makes
+ * Every access to the two flags is sequentially consistent but the
+ * consumer's two clears of `sleeping`, which are release stores (they are
+ * in no Dekker pair: a producer that reads the 1 just before a clear
+ * becomes visible sends one spurious wakeup, as it could just before the
+ * clear itself, and no more, since only its exchange takes that 1).  That makes
  * the sleep check a Dekker pair: of the consumer's store(sleeping, 1) and
  * a producer's exchange(doorbell, 1), whichever comes second in the single
  * order sees the other, so either the consumer sees the doorbell and stays

@@ -34,16 +34,24 @@ static inline bool msg_sleep_begin(struct urt_core *c)
 	/* The consumer's half of the Dekker pair (see the design notes). */
 	atomic_store(&c->sleeping, 1);
 	if (atomic_load(&c->doorbell)) {
-		atomic_store(&c->sleeping, 0);
+		atomic_store_explicit(&c->sleeping, 0, memory_order_release);	/* Release: see msg_sleep_end. */
 		return false;
 	}
 	c->stats.sleeps++;
 	return true;
 }
 
+/*
+ * After the sleep: clear the flag.  A release store, not a sequentially
+ * consistent one (an xchg on x86, a full barrier at every sleep): the
+ * clear is in no Dekker pair.  A producer that still reads the 1 sends one
+ * spurious wakeup, as one could just before the clear; it still takes the
+ * 1 to 0 itself, so there stays at most one wakeup per store of 1
+ * (msg.c's design notes).
+ */
 static inline void msg_sleep_end(struct urt_core *c)
 {
-	atomic_store(&c->sleeping, 0);
+	atomic_store_explicit(&c->sleeping, 0, memory_order_release);
 }
 
 #endif /* URT_RUNTIME_XCORE_MSG_H */

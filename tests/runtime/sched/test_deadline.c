@@ -104,7 +104,7 @@ static void dl_wait(struct dl *d, unsigned n)
 static void dl_snapshot(struct dl *d)
 {
 	struct urt_core *c = core_self();
-	struct sched_queue *q = d->dev->sched->q[c->index];
+	struct sched_queue *q = d->dev->sched_q[c->index];
 
 	/* Let the loop reap the CQEs of removed timers (a few ms: they come at once). */
 	urt_sleep_ns(5 * MS);

@@ -52,11 +52,11 @@ static void body(void *arg)
 
 	for (int i = 0; i < 64; i++)
 		f->bad += read_one(f, (rnd(&s) % FILE_PAGES) * PG, PG, 0) != (int)PG;
-	if ((f->leaked = (int)sched_inflight(f->dev->sched->q[0])))
+	if ((f->leaked = (int)sched_inflight(f->dev->sched_q[0])))
 		return;
 	/* Short: the last page and one past the end (buffered: no alignment rule). */
 	f->short_res = read_one(f, (FILE_PAGES - 1) * PG + PG / 2, PG, 0);
-	if ((f->leaked = (int)sched_inflight(f->dev->sched->q[0])))
+	if ((f->leaked = (int)sched_inflight(f->dev->sched_q[0])))
 		return;
 	for (int i = 0; i < 8; i++) {
 		int r = read_one(f, (rnd(&s) % FILE_PAGES) * PG, PG, 1000000000ull);
@@ -66,7 +66,7 @@ static void body(void *arg)
 	}
 	/* Nothing left to read: end of file (bare: no deadline). */
 	f->bad += read_one(f, (uint64_t)FILE_PAGES * PG * 2, PG, 0) != 0;
-	if ((f->leaked = (int)sched_inflight(f->dev->sched->q[0])))
+	if ((f->leaked = (int)sched_inflight(f->dev->sched_q[0])))
 		return;
 	for (int i = 0; i < 8; i++) {
 		int r = read_one(f, (rnd(&s) % FILE_PAGES) * PG, PG, 1000000000ull);
@@ -119,7 +119,7 @@ static void body_random(void *arg)
 
 	for (int i = 0; i < 64; i++)
 		f->bad += read_one(f, (rnd(&s) % FILE_PAGES) * PG, PG, 0) != (int)PG;
-	f->leaked = (int)sched_inflight(f->dev->sched->q[0]);
+	f->leaked = (int)sched_inflight(f->dev->sched_q[0]);
 }
 
 /*

@@ -48,6 +48,8 @@ static void usage(FILE *f)
 		"  --data PATH           data file or block device (default ./urkv.data)\n"
 		"  --size BYTES          size of a new data file (default 1G; K, M, G suffixes)\n"
 		"  --cache BYTES         page cache of all shards (default 256M)\n"
+		"  --log-size BYTES      log of each shard of a new data file (default 0: automatic;\n"
+		"                        a bigger log means fewer checkpoints and full page images)\n"
 		"  --cores N             reactor threads, one shard each (default: every CPU)\n"
 		"  --max-clients N       connections at once (default 1024)\n"
 		"  --max-request BYTES   largest request (default proto-max-bulk-len + 1M)\n"
@@ -82,6 +84,7 @@ static const struct option longs[] = {
 	{ "data", required_argument, NULL, 'd' },
 	{ "size", required_argument, NULL, 's' },
 	{ "cache", required_argument, NULL, 'c' },
+	{ "log-size", required_argument, NULL, 'L' },
 	{ "cores", required_argument, NULL, 'n' },
 	{ "max-clients", required_argument, NULL, 'm' },
 	{ "max-request", required_argument, NULL, 'r' },
@@ -237,6 +240,7 @@ int main(int argc, char **argv)
 	ko.path = srv.data_path;
 	ko.size_bytes = o->size_bytes;
 	ko.cache_bytes = o->cache_bytes;
+	ko.log_bytes = o->log_bytes;
 	ko.sync = o->sync;
 	ko.group_delay_ns = o->group_delay_ns;
 	ko.read_prefetch_min_bytes = o->read_prefetch_min;

@@ -92,6 +92,7 @@ static const struct opt_def defs[] = {
 	{ "data", "a path" },
 	{ "size", "a size such as 1G" },
 	{ "cache", "a size such as 256M" },
+	{ "log-size", "a size such as 512M, 0 = automatic" },
 	{ "cores", "a number from 1 to 1024" },
 	{ "max-clients", "a number from 1 to 1000000" },
 	{ "max-request", "a size from 1K to 1G" },
@@ -146,6 +147,8 @@ int urkv_opt_set(struct urkv_opts *o, const char *name, const char *val, char *w
 		ok = !parse_size(val, &o->size_bytes);
 	} else if (strcmp(name, "cache") == 0) {
 		ok = !parse_size(val, &o->cache_bytes);
+	} else if (strcmp(name, "log-size") == 0) {
+		ok = !parse_size(val, &o->log_bytes) && (o->log_bytes == 0 || o->log_bytes >= 4096);
 	} else if (strcmp(name, "cores") == 0) {
 		ok = !parse_size(val, &v) && v >= 1 && v <= 1024;
 		o->cores = (unsigned)v;

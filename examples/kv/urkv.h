@@ -44,6 +44,7 @@ struct urkv_opts {
 	const char *data_path;		/* Data file or block device (default ./urkv.data). */
 	uint64_t size_bytes;		/* Size of a new data file (default 1 GiB). */
 	uint64_t cache_bytes;		/* Page cache of all shards (default 256 MiB). */
+	uint64_t log_bytes;		/* Log of each shard of a new data file (0: automatic, kv.h). */
 	unsigned cores;			/* Reactors (0 = every online CPU). */
 	unsigned max_clients;		/* Connections at once (default 1024). */
 	size_t max_request;		/* Largest request in bytes (default proto_max_bulk_len + 1 MiB). */

@@ -1,7 +1,7 @@
 #!/bin/bash
 # urkv operations (docs/kv.md): AUTH and HELLO AUTH, protected mode, the
 # redis.conf-style config file, CONFIG GET/SET, CLIENT LIST/KILL, SHUTDOWN,
-# INFO commandstats/latencystats/persistence, LATENCY HISTOGRAM, and the
+# INFO commandstats/latencystats/persistence, LATENCY HISTOGRAM, --log-size, and the
 # messages for empty and truncated data files.  Loopback only.
 . "$(dirname "$0")/urkv_lib.sh"
 need_redis_tools redis-cli
@@ -237,6 +237,25 @@ if command -v redis-server > /dev/null; then
 else
 	skip_part "reply layouts not compared: redis-server is not installed (Debian package redis-server)"
 fi
+
+echo "== --log-size"
+# 600 SETs of 1,000 bytes log about 2 MB: a 256 KiB log checkpoints many
+# times on the way; the automatic log (MiBs) only at open.
+ckpts() {	# ckpts LOG-SIZE: sets CK to the checkpoints after the SETs
+	CK=
+	start_urkv "logsz$1" --data "$WORK/logsz$1.urkv" --size 64M --cores 1 --log-size "$1" || return 1
+	awk 'BEGIN { v = sprintf("%1000s", ""); gsub(/ /, "v", v)
+		for (i = 0; i < 600; i++) printf "*3\r\n$3\r\nSET\r\n$8\r\nk%07d\r\n$1000\r\n%s\r\n", i, v }' |
+		cli --pipe > /dev/null
+	CK=$(cli INFO persistence | tr -d '\r' | sed -n 's/^urkv_checkpoints://p')
+	stop_urkv || fail "stop after --log-size $1"
+}
+ckpts 256K
+[ "${CK:-0}" -ge 10 ] 2>/dev/null || fail "--log-size 256K: '$CK' checkpoints for 2 MB of log, want 10 or more"
+ckpts 0
+[ -n "$CK" ] && [ "$CK" -le 2 ] 2>/dev/null || fail "--log-size 0 (automatic): '$CK' checkpoints, want the open one or two"
+out=$("$URKV" --data "$WORK/logszbad.urkv" --log-size 1K --port 0 --quiet 2>&1)
+expect "--log-size below a block" "urkv: bad value '1K' for log-size (want a size such as 512M, 0 = automatic) (--log-size)" "$out"
 
 echo "== data files"
 : > "$WORK/empty.urkv"

@@ -126,7 +126,7 @@ struct urt_kv_opts {
 	unsigned shards;	/**< Shards of a new store; 0 = one per core.  Fixed at format. */
 	uint64_t cache_bytes;	/**< Page cache of all shards together (default 64 MiB). */
 	uint32_t page_size;	/**< 4096, 8192 or 16384; 0 (default): 4096 for a new store, any on open. */
-	uint64_t log_bytes;	/**< Log of each shard at format; 0 = the larger of 1/8 of its region and twice its share of cache_bytes (that part at most 1/2 of the region, what fits beside 256 pages, and 256 MiB), >= 4 batches, <= 1 GiB; else rounded down to 4 KiB blocks (at least one). */
+	uint64_t log_bytes;	/**< Log of each shard at format; 0 = the larger of 1/8 of its region and twice its share of cache_bytes (that part at most 1/2 of the region, what fits beside 256 pages, and 1 GiB), >= 4 batches, <= 1 GiB; else rounded down to 4 KiB blocks (at least one). */
 	uint32_t batch_bytes_max;/**< Largest log batch (default 2 MiB; holds a 1 MiB value). */
 	enum urt_ps_sync sync;	/**< How log batches are made durable (default URT_PS_SYNC_AUTO). */
 	uint64_t group_delay_ns;/**< Extra wait of the log writer to fill a batch (default 0). */

@@ -50,7 +50,7 @@
 #include "urt/error.h"
 
 #define KV_LOG_MAX (1ull << 30)		/* Largest automatic log per shard. */
-#define KV_LOG_BY_CACHE_MAX (256ull << 20)	/* Largest log the cache rule asks for. */
+#define KV_LOG_BY_CACHE_MAX (1ull << 30)	/* Largest log the cache rule asks for. */
 #define KV_REGION_PAGES_MIN 256u	/* Smallest page region a shard may have. */
 #define KV_SUPERBLOCKS_BYTES 8192u	/* The page store's two 4 KiB superblock slots. */
 #define KV_ZERO_CHUNK (1u << 20)	/* Unit of zero-filling a new file's logs. */
@@ -72,7 +72,7 @@ int kv_layout_plan(const struct urt_kv_opts *o, uint64_t dev_bytes, unsigned sha
 	if (!log) {
 		/*
 		 * An eighth of the region, and at least twice the shard's share
-		 * of the cache (up to half the region, or 256 MiB).  The first
+		 * of the cache (up to half the region, or 1 GiB).  The first
 		 * change of a page after a checkpoint is logged as a full image
 		 * (wal.c, rule D1), so a log smaller than the pages a workload
 		 * keeps changing fills with images, checkpoints again, and

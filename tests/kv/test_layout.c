@@ -83,10 +83,15 @@ Test(layout, plan_clamps_the_automatic_log)
 	/* ...up to half the region... */
 	cr_expect_eq(planned(&o, 512 * MiB, 2).log_bytes, 255 * MiB / 2 / 4096 * 4096,
 		     "half of a 255 MiB region");
-	/* ...and up to 256 MiB, where the eighth of the region still wins if larger. */
+	/* ...and up to 1 GiB, where the eighth of the region still wins if larger (up to 1 GiB too). */
 	o.cache_bytes = 8 * GiB;
-	cr_expect_eq(planned(&o, GiB, 1).log_bytes, 256 * MiB);
-	cr_expect_eq(planned(&o, 8 * GiB, 1).log_bytes, 8191 * MiB / 8 / 4096 * 4096);
+	cr_expect_eq(planned(&o, GiB, 1).log_bytes, 1023 * MiB / 2 / 4096 * 4096, "half of a 1023 MiB region");
+	cr_expect_eq(planned(&o, 4 * GiB, 1).log_bytes, GiB, "the cache rule's 1 GiB");
+	o.cache_bytes = 1 * GiB;
+	cr_expect_eq(planned(&o, 4 * GiB, 1).log_bytes, GiB, "2 x 1 GiB of cache, capped");
+	o.cache_bytes = 256 * MiB;
+	cr_expect_eq(planned(&o, 4 * GiB, 1).log_bytes, 512 * MiB, "2 x 256 MiB, more than 4095 MiB / 8");
+	o.cache_bytes = 8 * GiB;
 	cr_expect_eq(planned(&o, 64 * GiB, 1).log_bytes, GiB);
 	o.cache_bytes = 0;
 	cr_expect_eq(planned(&o, GiB, 1).log_bytes, 1023 * MiB / 8 / 4096 * 4096, "no cache: the eighth");
@@ -148,9 +153,9 @@ Test(layout, plan_extreme_sizes)
 	urt_kv_opts_default(&o);
 	/* A cache whose double wraps to 0 still asks for the largest log of the rule. */
 	o.cache_bytes = 1ull << 63;
-	cr_expect_eq(planned(&o, GiB, 1).log_bytes, 256 * MiB);
+	cr_expect_eq(planned(&o, 4 * GiB, 1).log_bytes, GiB);
 	o.cache_bytes = UINT64_MAX;
-	cr_expect_eq(planned(&o, GiB, 1).log_bytes, 256 * MiB);
+	cr_expect_eq(planned(&o, 4 * GiB, 1).log_bytes, GiB);
 	/* 256 shards of 255 MiB: each shard's share, ~2^56, is capped at half its region. */
 	cr_expect_eq(planned(&o, 64 * GiB, 256).log_bytes, 255 * MiB / 2 / 4096 * 4096);
 	/* An explicit log larger than the region, however large, is refused. */

@@ -496,19 +496,17 @@ t_boot=$(date +%s.%N)
 for attempt in 1 2; do
 	[ -z "$trace_events" ] || : > "$WORK/qemu-trace.log"
 	boot_once
-	if [ "$attempt" = 1 ] && [ "$rc" = 0 ] && grep -q 'Kernel panic\|Oops: ' "$WORK/console.log"; then
-		if ! grep -q 'URT-VM: ' "$WORK/console.log"; then
-			cp "$WORK/console.log" "$WORK/console-boot1.log"
-			log "the guest kernel panicked during boot, before /init printed its first line (no test started); booting again (attempt 2 of 2)"
-			continue
-		fi
-		if grep -q 'Oops: int3' "$WORK/console.log"; then
-			cp "$WORK/console.log" "$WORK/console-boot1.log"
-			log "the guest kernel hit a live-patching breakpoint (Oops: int3, an emulator fault; see console-boot1.log); running the suite again on a fresh boot (attempt 2 of 2)"
-			continue
+	again=
+	if [ "$attempt" = 1 ] && [ "$rc" = 0 ]; then
+		if ! grep -q 'URT-VM: ' "$WORK/console.log" && grep -q 'Kernel panic' "$WORK/console.log"; then
+			again="the guest kernel panicked during boot, before /init printed its first line (no test started); booting again"
+		elif grep -q 'Oops: int3' "$WORK/console.log"; then
+			again="the guest kernel hit a live-patching breakpoint (Oops: int3, an emulator fault; see console-boot1.log); running the suite again on a fresh boot"
 		fi
 	fi
-	break
+	[ -n "$again" ] || break
+	cp "$WORK/console.log" "$WORK/console-boot1.log"
+	log "$again (attempt 2 of 2)"
 done
 t_end=$(date +%s.%N)
 

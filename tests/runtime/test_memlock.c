@@ -44,6 +44,22 @@ static void ml_body(void *p)
  * bit 2 = fallback started, bit 3 = fallback unregistered, bit 4 = I/O worked. */
 static int become_nobody(void);
 
+/*
+ * urt_rt_start, again for up to 5 s while it fails with -ENOMEM: the
+ * kernel frees io_uring rings (and unpins their buffers) asynchronously
+ * after a ring is closed, and until then they still count against the
+ * user's locked memory.  That includes the rings of the start just refused
+ * here and those of the other tests' children, which ran as nobody too.
+ */
+static int start_retrying(struct urt_rt_opts *o, struct urt_rt **rt)
+{
+	int ret;
+
+	for (int i = 0; (ret = urt_rt_start(o, rt)) == -ENOMEM && i < 50; i++)
+		usleep(100000);
+	return ret;
+}
+
 static int child(void)
 {
 	struct rlimit rl = { 1 << 20, 1 << 20 };
@@ -71,7 +87,7 @@ static int child(void)
 	if (strstr(urt_last_error(), "RLIMIT_MEMLOCK") && strstr(urt_last_error(), "ulimit -l"))
 		code |= 2;
 	o.buf_allow_unregistered = true;
-	if (urt_rt_start(&o, &rt) == 0) {
+	if (start_retrying(&o, &rt) == 0) {
 		struct ml_run r = { 0 };
 
 		code |= 4;
@@ -156,13 +172,12 @@ static int poll_ring_child(enum urt_poll_mode mode, char *msg, size_t len)
 	/*
 	 * At the stated need the kernel takes everything: the count is not
 	 * short.  Rings of the probe above are freed asynchronously by the
-	 * kernel and count until then, so give that a moment first.
+	 * kernel and count until then (start_retrying).
 	 */
-	usleep(300000);
 	rl.rlim_cur = (rlim_t)stated * 1024;
 	if (setrlimit(RLIMIT_MEMLOCK, &rl))
 		return 100;
-	if (urt_rt_start(&o, &rt) != 0) {
+	if (start_retrying(&o, &rt) != 0) {
 		snprintf(msg, len, "%s", urt_last_error());
 		return 103;
 	}

@@ -87,6 +87,18 @@ enum urt_page_intent {
  */
 typedef const char *(*urt_ps_page_check_fn)(const void *data, size_t len, void *arg);
 
+/**
+ * Where a page's unused bytes are, as its user lays the page out: given a
+ * page's data bytes (urt_ps_page_data_bytes of them), returns the length of
+ * one run of bytes the user never reads (the free gap of a slotted page)
+ * and sets *off to its offset in data; 0 for none.  A page image in the log
+ * then leaves that run out (PAGE_IMAGE_HOLE, docs/format.md) when it is at
+ * least 64 bytes and all zero, and recovery writes zeros there.  The store
+ * checks the zeros itself, so a wrong answer costs log bytes, never data.
+ * Called on the committing fiber for every page logged as an image.
+ */
+typedef uint32_t (*urt_ps_page_hole_fn)(const void *data, size_t len, uint32_t *off, void *arg);
+
 /** Page-store options; start from urt_ps_opts_default(). */
 struct urt_ps_opts {
 	bool create;		/**< Format when the region is blank (superblock slots all zero); never over other data. */
@@ -112,6 +124,8 @@ struct urt_ps_opts {
 				 * Each takes page_size bytes of the core's buffer region. */
 	urt_ps_page_check_fn page_check;/**< Optional check of every page read from the device (NULL: none). */
 	void *page_check_arg;	/**< Passed to page_check. */
+	urt_ps_page_hole_fn page_hole;/**< Optional: the unused run of a page, left out of its log images (NULL: none). */
+	void *page_hole_arg;	/**< Passed to page_hole. */
 	uint32_t log_depth;	/**< Log batches written at once (default 1; 1..URT_PS_LOG_DEPTH_MAX).
 				 * Above 1, batch k+1 is written and flushed while batch k still is;
 				 * commits are still acknowledged in log order.  Each takes
@@ -143,7 +157,9 @@ struct urt_ps_stats {
 	uint64_t durable_lsn;	/**< Log durable up to this LSN. */
 	uint64_t bad_pgno;	/**< Page of the last URT_E_CORRUPT or read error; UINT64_MAX if none. */
 	int sticky_error;	/**< 0, or the error that made the store sticky. */
-	uint64_t log_images;	/**< PAGE_IMAGE records written (first change of a page after a checkpoint). */
+	uint64_t log_images;	/**< Page image records written (first change of a page after a checkpoint). */
+	uint64_t log_image_holes;/**< Of those, images that left out a zero hole (PAGE_IMAGE_HOLE). */
+	uint64_t log_image_hole_bytes;/**< Page bytes those images left out. */
 	uint64_t log_deltas;	/**< PAGE_DELTA records written (changed byte ranges of a page). */
 	uint64_t recovered_deltas;/**< Of recovered_pages, the page deltas. */
 	uint64_t recovery_ns;	/**< Time the last open spent replaying the log. */

@@ -93,11 +93,13 @@ static int apply_batch(struct urt_ps *ps, const uint8_t *buf, uint64_t len,
 	while ((ret = logrec_iter_next(&it, &rec, &why)) == 1) {
 		struct frame *f;
 
-		if (rec.type == LOGREC_PAGE_IMAGE) {
+		if (logrec_is_image(rec.type)) {
 			ret = pool_get(ps, rec.pgno, false, &f);
 			if (ret)
 				return ret;
-			memcpy(f->data, rec.payload, ps->page_size);
+			/* Checked by the iterator, so it cannot fail (a hole is zeroed). */
+			ret = logrec_apply(f->data, ps->page_size, &rec, &why);
+			URT_ASSERT(ret == 0);
 			f->chain = true;
 			f->img_lsn = rec.lsn;
 		} else if (rec.type == LOGREC_PAGE_DELTA) {

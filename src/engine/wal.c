@@ -224,15 +224,56 @@ int wal_checkpoint_begin(struct urt_ps *ps, uint64_t *lsn)
 	}
 }
 
-/* Bytes of the record page f will get in the fill batch: an image, or its delta if smaller. */
-static uint64_t frame_rec_bytes(const struct urt_ps *ps, bool image, const struct delta_mask *m)
+/*
+ * The hole an image of page may leave out (PAGE_IMAGE_HOLE): the run the
+ * store's user names as unused (opts.page_hole), if it is at least
+ * IMAGE_HOLE_MIN bytes, inside the page and all zero; else none (0).  The
+ * zero test makes the hint safe: a wrong hint costs bytes, never data.
+ * Returns the hole's length and sets *off (page offset).
+ */
+#define IMAGE_HOLE_MIN 64u
+static uint32_t image_hole(const struct urt_ps *ps, const uint8_t *page, uint32_t *off)
 {
-	uint64_t img = rec_bytes(ps->page_size), d;
+	uint32_t data = ps->page_size - URT_PAGE_HDR_SIZE, o = 0, len;
 
-	if (image)
-		return img;
-	d = delta_rec_bytes(m, ps->page_size);
-	return d < img ? d : img;
+	if (!ps->opts.page_hole)
+		return 0;
+	len = ps->opts.page_hole(page + URT_PAGE_HDR_SIZE, data, &o, ps->opts.page_hole_arg);
+	if (len < IMAGE_HOLE_MIN || o > data || len > data - o ||
+	    !urt_is_zero(page + URT_PAGE_HDR_SIZE + o, len))
+		return 0;
+	*off = URT_PAGE_HDR_SIZE + o;
+	return len;
+}
+
+/* Bytes of an image record of page, its hole left out (image_hole). */
+static uint64_t image_rec_bytes(const struct urt_ps *ps, const uint8_t *page)
+{
+	uint32_t off;
+
+	return rec_bytes(logrec_image_len(ps->page_size, image_hole(ps, page, &off)));
+}
+
+/*
+ * Is the fill batch's record of a page an image?  When rule D1 says so,
+ * or when the delta would take at least a whole page image (the hole is
+ * not weighed here, so that the common small delta costs no hole search).
+ */
+static bool fill_is_image(const struct urt_ps *ps, bool image, const struct delta_mask *m)
+{
+	return image || delta_rec_bytes(m, ps->page_size) >= rec_bytes(ps->page_size);
+}
+
+/*
+ * Bytes of the record page will get in the fill batch (page: its bytes
+ * once the change is installed): an image, or its delta (fill_is_image).
+ */
+static uint64_t frame_rec_bytes(const struct urt_ps *ps, bool image, const struct delta_mask *m,
+				const uint8_t *page)
+{
+	if (fill_is_image(ps, image, m))
+		return image_rec_bytes(ps, page);
+	return delta_rec_bytes(m, ps->page_size);
 }
 
 /* Rule D1 for a page's first change in a batch: does it need a full image? */
@@ -261,10 +302,10 @@ static uint64_t commit_bytes(const struct urt_ps *ps, struct urt_tx *tx)
 			continue;
 		if (f->in_fill) {
 			delta_mask_or(&m, &f->fill_mask);
-			tx->rec[i] = frame_rec_bytes(ps, f->fill_image, &m);
+			tx->rec[i] = frame_rec_bytes(ps, f->fill_image, &m, tx->shadow[i]);
 			need += tx->rec[i] - f->fill_bytes;
 		} else {
-			tx->rec[i] = frame_rec_bytes(ps, frame_needs_image(ps, f), &m);
+			tx->rec[i] = frame_rec_bytes(ps, frame_needs_image(ps, f), &m, tx->shadow[i]);
 			need += tx->rec[i];
 		}
 	}
@@ -472,7 +513,8 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 		pool_copy_keep(ps, f, tx->shadow[i]);
 		tx->shadow[i] = NULL;
 		delta_mask_or(&f->fill_mask, m);
-		URT_DEBUG_ASSERT(f->fill_bytes == frame_rec_bytes(ps, f->fill_image, &f->fill_mask));
+		URT_DEBUG_ASSERT(f->fill_bytes ==
+				 frame_rec_bytes(ps, f->fill_image, &f->fill_mask, f->data));
 		/* Above durable_lsn until the batch is: no home write before then. */
 		f->page_lsn = b->enc.lsn;
 		f->dirty = true;
@@ -508,10 +550,13 @@ static void batch_encode(struct urt_ps *ps, struct batch *b)
 		uint64_t lsn;
 
 		URT_ASSERT(f->in_fill && f->state == FRAME_VALID && f->dirty);
-		/* fill_bytes is the smaller of the delta and the image (frame_rec_bytes). */
-		if (f->fill_image || f->fill_bytes == rec_bytes(ps->page_size)) {
-			ret = logrec_enc_add(&b->enc, LOGREC_PAGE_IMAGE, b->last_txid, f->pgno,
-					     f->data, ps->page_size, &lsn);
+		/* The record frame_rec_bytes sized: the same bytes give the same choice and hole. */
+		if (fill_is_image(ps, f->fill_image, &f->fill_mask)) {
+			uint32_t off = 0, hole = image_hole(ps, f->data, &off);
+
+			ret = logrec_enc_image(&b->enc, b->last_txid, f->pgno, f->data, off, hole, &lsn);
+			ps->stats.log_image_holes += hole != 0;
+			ps->stats.log_image_hole_bytes += hole;
 			f->chain = true;
 			f->img_lsn = lsn;
 			ps->stats.log_images++;

@@ -326,6 +326,35 @@ const char *kv_pps_page_check(const void *data, size_t len, void *arg)
 	return kv_node_check_header(data, len);
 }
 
+uint32_t kv_pps_page_hole(const void *data, size_t len, uint32_t *off, void *arg)
+{
+	const uint8_t *p = data;
+	size_t start, end;
+
+	(void)arg;
+	if (len < KV_NODE_HDR_SIZE)
+		return 0;
+	if (p[0] == KV_PAGE_LEAF || p[0] == KV_PAGE_INTERNAL) {
+		const struct kv_node_hdr *h = kv_node_hdr_const(data);
+
+		start = KV_NODE_HDR_SIZE + KV_SLOT_SIZE * (size_t)h->count;
+		end = h->cell_start;
+	} else if (p[0] == KV_PAGE_OVERFLOW) {
+		struct kv_ovf_hdr h;
+
+		memcpy(&h, data, sizeof(h));
+		start = sizeof(h) + (size_t)h.len;
+		end = len;
+	} else {
+		return 0;
+	}
+	/* Whatever the header says, only a run inside the page; the store checks the zeros. */
+	if (start >= end || end > len)
+		return 0;
+	*off = (uint32_t)start;
+	return (uint32_t)(end - start);
+}
+
 /* The page store's hints check pgno against its page count (the pager's) themselves. */
 static const void *pps_peek(struct kv_pager *kp, uint64_t pgno)
 {

@@ -144,6 +144,14 @@ bool kv_pps_has_room(const struct kv_pps *p, uint32_t w, uint32_t r);
  */
 const char *kv_pps_page_check(const void *data, size_t len, void *arg);
 
+/*
+ * The store's page_hole (urt_ps_page_hole_fn): a node's free gap between
+ * its slot array and its cells, or the tail of an overflow page after its
+ * bytes.  The tree keeps both zeroed (btree_node.c), so page images in the
+ * log leave them out.
+ */
+uint32_t kv_pps_page_hole(const void *data, size_t len, uint32_t *off, void *arg);
+
 /* The pager ops table the tree is given. */
 extern const struct kv_pager_ops kv_pps_ops_template;
 

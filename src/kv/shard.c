@@ -1760,6 +1760,7 @@ int kv_shard_open(struct urt_kv *kv, unsigned id, struct kv_shard **out)
 	o.shard_id = id;
 	o.shard_count = kv->nshards;
 	o.page_check = kv_pps_page_check;	/* Node headers once per read, not per visit. */
+	o.page_hole = kv_pps_page_hole;		/* Log images leave out the zeroed free gap. */
 	ret = urt_ps_open(kv->dev, &o, &s->ps);
 	if (ret)
 		goto err_free;

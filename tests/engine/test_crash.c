@@ -21,7 +21,11 @@
  * go through urt_page_write_at, one call per 64-byte segment (so commit
  * logs the ranges it was told of, without comparing the page), and half of
  * those then also write the whole pattern through a WRITE get (the page is
- * compared again); the run fails if no ranged write happened.
+ * compared again); the run fails if no ranged write happened.  A third of
+ * the patterns leave a run of zeros that the store's page_hole callback
+ * names (the others fill it, so the store must find its hint wrong and log
+ * the whole page): page images then leave it out (PAGE_IMAGE_HOLE), and
+ * the run fails if none did.
  * Then it writes more on the recovered store and crashes again (the second
  * round checks that the stale log tail of the first incarnation is never
  * replayed).  One recovery in four is itself cut short by a crash a few
@@ -81,6 +85,7 @@ struct crash_state {
 	uint64_t recovered_deltas;	/* Of those, page deltas. */
 	uint64_t log_deltas;		/* Page delta records written before the crashes. */
 	uint64_t log_images;		/* Page image records written before the crashes. */
+	uint64_t log_image_holes;	/* Of those, images that left a zero hole out. */
 	uint64_t overlapped;		/* Batches sealed while an earlier one was in flight. */
 	uint64_t ranged_writes;		/* Pages written through urt_page_write_at. */
 	struct psx_fail fail;		/* First failure. */
@@ -91,8 +96,17 @@ struct crash_state {
  * segments, segment j derived from pg and txid >> (j % 6).  Consecutive
  * writers of a page thus differ in a few segments (a small delta) or, now
  * and then, in most of them (a delta as large as an image), and any mix of
- * two writers' bytes is recognised by crash_check.
+ * two writers' bytes is recognised by crash_check.  One txid in three
+ * leaves the hole crash_hole names as zeros.
  */
+static uint32_t crash_hole(const void *data, size_t len, uint32_t *off, void *arg)
+{
+	(void)data;
+	(void)arg;
+	*off = (uint32_t)(len / 2);
+	return (uint32_t)(len / 4);
+}
+
 static void crash_fill(void *data, size_t len, uint64_t txid, uint64_t pg)
 {
 	uint8_t *p = data;
@@ -109,6 +123,8 @@ static void crash_fill(void *data, size_t len, uint64_t txid, uint64_t pg)
 			p[i] = (uint8_t)x;
 		}
 	}
+	if (txid % 3 == 0)
+		memset(p + len / 2, 0, len / 4);
 }
 
 /* The txid crash_fill wrote on the page, 0 for a never written page, UINT64_MAX if mixed. */
@@ -281,6 +297,7 @@ static int open_store(struct crash_state *s, bool create)
 	o.tx_pages_max = PAGES_PER_TX_MAX;
 	o.sync = s->sync_flush ? URT_PS_SYNC_FLUSH : URT_PS_SYNC_AUTO;
 	o.log_depth = s->log_depth;
+	o.page_hole = crash_hole;
 	return urt_ps_open(s->dev, &o, &s->ps);
 }
 
@@ -451,6 +468,7 @@ static void iteration(void *arg)
 		urt_ps_stats(s->ps, &st);
 		s->log_deltas += st.log_deltas;
 		s->log_images += st.log_images;
+		s->log_image_holes += st.log_image_holes;
 		s->overlapped += st.batches_overlapped;
 		urt_ps_close(s->ps);
 		s->ps = NULL;
@@ -527,7 +545,7 @@ static void run_crash(bool sched, uint64_t iters_default)
 	uint64_t first = one ? one : 1;
 	struct crash_state *s = malloc(sizeof(*s));
 	uint64_t acked = 0, crashes = 0, replayed = 0, rec_crashes = 0, merged = 0;
-	uint64_t deltas = 0, images = 0, replayed_deltas = 0, ranged = 0;
+	uint64_t deltas = 0, images = 0, holes = 0, replayed_deltas = 0, ranged = 0;
 	static const uint32_t depths[] = { 1, 1, 2, 4 };	/* By (seed / 4) % 4: half at depth 1. */
 	uint64_t depth_crashes[5] = { 0 };			/* Crash points per log depth. */
 	uint64_t overlapped[5] = { 0 };				/* Overlapping batches per log depth. */
@@ -564,6 +582,7 @@ static void run_crash(bool sched, uint64_t iters_default)
 		replayed_deltas += s->recovered_deltas;
 		deltas += s->log_deltas;
 		images += s->log_images;
+		holes += s->log_image_holes;
 		ranged += s->ranged_writes;
 		rec_crashes += s->recovery_crashes;
 	}
@@ -575,10 +594,12 @@ static void run_crash(bool sched, uint64_t iters_default)
 		    (unsigned long long)replayed,
 		    (double)(t1 - t0) / 1e9);
 	fprintf(stderr, "crash: %llu crash points (+%llu inside recovery), %llu acknowledged commits "
-		"checked; written %llu page deltas and %llu images (%llu pages by ranges); replayed "
+		"checked; written %llu page deltas and %llu images (%llu with a hole; %llu pages by "
+		"ranges); replayed "
 		"%llu page records (%llu deltas)\n", (unsigned long long)crashes,
 		(unsigned long long)rec_crashes, (unsigned long long)acked,
-		(unsigned long long)deltas, (unsigned long long)images, (unsigned long long)ranged,
+		(unsigned long long)deltas, (unsigned long long)images, (unsigned long long)holes,
+		(unsigned long long)ranged,
 		(unsigned long long)replayed, (unsigned long long)replayed_deltas);
 	fprintf(stderr, "crash: crash points by log depth: %llu at 1, %llu at 2, %llu at 4; batches "
 		"sealed while another was in flight: %llu, %llu, %llu\n",
@@ -604,6 +625,8 @@ static void run_crash(bool sched, uint64_t iters_default)
 			     "log depth > 1 never had two batches in flight");
 	/* Delta records on: a run that wrote or replayed none did not test them. */
 	cr_expect_gt(deltas, 0, "no page delta record was written");
+	cr_expect_gt(holes, 0, "no page image left a hole out: PAGE_IMAGE_HOLE went untested");
+	cr_expect_lt(holes, images, "every image had a hole: the wrong-hint fallback went untested");
 	cr_expect_gt(replayed_deltas, 0, "no page delta record was replayed");
 	cr_expect_gt(ranged, 0, "no page was written through urt_page_write_at");
 }

@@ -4,6 +4,8 @@
  *     a few hundred bytes, and survives a power cut;
  *   - the changes of one page by the commits of one batch share one record;
  *   - the first change of a page after a checkpoint is a full image again;
+ *   - an image leaves out the zero hole the store's user names (page_hole),
+ *     and is whole when the named bytes are not zero; both recover;
  *   - a delta whose base image is missing (home unwritten, or home corrupt)
  *     makes the open fail with URT_E_CORRUPT naming the page;
  *   - a store of format version 1 opens and is upgraded by its first
@@ -160,6 +162,71 @@ Test(delta, small_change_is_a_delta_and_recovers)
 		     (unsigned long long)s.v[0]);
 	cr_expect_eq(s.st[3].log_images, 1, "first change after a checkpoint: an image");
 	cr_expect_eq(s.st[3].log_deltas, 0);
+}
+
+/* ---- Images leave out a named zero hole ------------------------------------ */
+
+/* The test's page layout: bytes from 1000 on are unused. */
+static uint32_t hole_after_1000(const void *data, size_t len, uint32_t *off, void *arg)
+{
+	(void)data;
+	(void)arg;
+	*off = 1000;
+	return (uint32_t)len - 1000;
+}
+
+static void body_hole(void *arg)
+{
+	struct dt_state *s = arg;
+	struct urt_ps *ps = psx_open(s->dev, &s->o, &s->fail);
+
+	if (!ps)
+		return;
+	urt_ps_stats(ps, &s->st[0]);
+	s->ret[0] = poke(ps, 3, 0, 1000, 0x11);		/* First change: an image with its hole out. */
+	urt_ps_stats(ps, &s->st[1]);
+	s->ret[1] = poke(ps, 5, 1500, 100, 0x44);	/* The named hole is not zero: a whole image. */
+	urt_ps_stats(ps, &s->st[2]);
+	urt_sim_crash(s->dev, 5);
+	urt_ps_close(ps);
+	s->ret[2] = psx_reopen_crashed(&s->dev, &s->crashed);
+	if (s->ret[2])
+		return;
+	s->o.create = false;
+	ps = psx_open(s->dev, &s->o, &s->fail);
+	if (!ps)
+		return;
+	urt_ps_stats(ps, &s->st[3]);
+	s->v[0] = page_is(ps, 3, 0, 1000, 0x11);
+	s->v[1] = page_is(ps, 5, 1500, 100, 0x44);
+	s->ret[3] = urt_ps_close(ps);
+}
+
+Test(delta, image_leaves_out_the_named_zero_hole_and_recovers)
+{
+	struct dt_state s = { 0 };
+	uint64_t first, second;
+
+	dt_opts(&s);
+	s.o.page_hole = hole_after_1000;
+	dt_run(&s, 0, body_hole);
+	for (int i = 0; i < 4; i++)
+		cr_expect_eq(s.ret[i], 0, "step %d: %d", i, s.ret[i]);
+	first = s.st[1].log_bytes - s.st[0].log_bytes;
+	second = s.st[2].log_bytes - s.st[1].log_bytes;
+	cr_expect_eq(s.st[1].log_images, 1);
+	cr_expect_eq(s.st[1].log_image_holes, 1, "the first image left its hole out");
+	cr_expect_eq(s.st[1].log_image_hole_bytes, 4096 - URT_PAGE_HDR_SIZE - 1000);
+	/* Batch header, the image (page header + 1000 bytes + hole header), COMMIT: one 4 KiB block. */
+	cr_expect_leq(first, 4096, "the holed image's batch took %llu bytes", (unsigned long long)first);
+	cr_expect_eq(s.st[2].log_images, 2);
+	cr_expect_eq(s.st[2].log_image_holes, 1, "a hint naming nonzero bytes was not refused");
+	cr_expect_gt(second, 4096, "the whole image's batch took only %llu bytes",
+		     (unsigned long long)second);
+	cr_expect_lt(first, second);
+	cr_expect_eq(s.st[3].recovered_pages, 2);
+	cr_expect(s.v[0], "page 3 is not its 1000 bytes and zeros after recovery");
+	cr_expect(s.v[1], "page 5 is not its 100 bytes and zeros after recovery");
 }
 
 /* ---- Written ranges (urt_page_write_at) ----------------------------------- */

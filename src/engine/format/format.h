@@ -115,12 +115,14 @@ static inline bool urt_is_zero(const void *buf, size_t len)
  * Bumped on any incompatible change; a newer value on disk is URT_E_VERSION.
  * Version 2 logs page deltas (PAGE_DELTA chains resting on a PAGE_IMAGE
  * logged at or after the checkpoint) and one COMMIT record per batch.
+ * Version 3 adds PAGE_IMAGE_HOLE: a page image that leaves out a run of
+ * zero bytes (the free gap of a slotted page).
  * Stores of versions URT_FORMAT_VERSION_MIN .. URT_FORMAT_VERSION - 1 are
- * read (their logs hold images only, which version 2 replays unchanged)
+ * read (their logs hold only record types this version replays unchanged)
  * and upgraded by the next superblock write, the checkpoint that ends
  * urt_ps_open.
  */
-#define URT_FORMAT_VERSION 2u
+#define URT_FORMAT_VERSION 3u
 #define URT_FORMAT_VERSION_MIN 1u
 
 /* Page sizes: 4 KiB by default; 8 and 16 KiB for larger records. */
@@ -367,6 +369,7 @@ enum logrec_type {
 	LOGREC_PAGE_DELTA = 2,		/* Payload: (u16 off, u16 len, len bytes)... */
 	LOGREC_COMMIT = 3,		/* No payload; txid (nonzero) is durable once this is. */
 	LOGREC_CHECKPOINT = 4,		/* No payload, txid 0, pgno 0: a checkpoint began here. */
+	LOGREC_PAGE_IMAGE_HOLE = 5,	/* Payload: urt_log_hole_disk, then the page without the hole. */
 };
 
 /* Records are 8-byte aligned within the body; padding bytes are zero. */
@@ -394,6 +397,25 @@ struct urt_log_delta_disk {
 _Static_assert(sizeof(struct urt_log_delta_disk) == 4, "delta entry header is 4 bytes");
 #define URT_LOG_DELTA_HDR_SIZE 4u
 _Static_assert(URT_PAGE_SIZE_MAX <= 65535u, "delta offsets and lengths are 16 bits");
+
+/*
+ * PAGE_IMAGE_HOLE payload: this header, then the page's bytes [0, off) and
+ * [off + len, page_size); the len bytes at off are zero (version 3).  So
+ * the payload is URT_LOG_HOLE_HDR_SIZE + page_size - len bytes, and len is
+ * at least 1 (a page without a hole is a PAGE_IMAGE).
+ */
+struct urt_log_hole_disk {
+	uint16_t off;			/* First byte of the hole. */
+	uint16_t len;			/* Zero bytes left out, >= 1; off + len <= page_size. */
+};
+_Static_assert(sizeof(struct urt_log_hole_disk) == 4, "hole header is 4 bytes");
+#define URT_LOG_HOLE_HDR_SIZE 4u
+
+/* Payload bytes of a page image of page_size bytes that leaves out hole_len zero bytes. */
+static inline uint32_t logrec_image_len(uint32_t page_size, uint32_t hole_len)
+{
+	return hole_len ? URT_LOG_HOLE_HDR_SIZE + page_size - hole_len : page_size;
+}
 
 /* The per-shard constants every batch and record is checked against. */
 struct logrec_geom {
@@ -503,8 +525,15 @@ void logrec_delta_iter_init(struct logrec_delta_iter *it, const struct logrec *r
 int logrec_delta_next(struct logrec_delta_iter *it, uint32_t *off, const uint8_t **data,
 		      uint32_t *len, const char **why);
 
+/* True for the record types that replace a whole page (PAGE_IMAGE, PAGE_IMAGE_HOLE). */
+static inline bool logrec_is_image(uint8_t type)
+{
+	return type == LOGREC_PAGE_IMAGE || type == LOGREC_PAGE_IMAGE_HOLE;
+}
+
 /*
- * Applies a PAGE_IMAGE or PAGE_DELTA record to page (page_size bytes).
+ * Applies a PAGE_IMAGE, PAGE_IMAGE_HOLE or PAGE_DELTA record to page
+ * (page_size bytes).
  * The whole record is checked first, so a malformed record leaves the page
  * untouched (URT_E_CORRUPT).  The page header is left for page_seal.
  */
@@ -553,6 +582,16 @@ size_t logrec_enc_room(const struct logrec_enc *e);
  */
 int logrec_enc_add(struct logrec_enc *e, uint8_t type, uint64_t txid, uint64_t pgno,
 		   const void *payload, uint32_t len, uint64_t *lsn_out);
+
+/*
+ * Appends an image of page (page_size bytes): a PAGE_IMAGE when hole_len
+ * is 0, else a PAGE_IMAGE_HOLE leaving out [hole_off, hole_off +
+ * hole_len), which must be zero bytes (-EINVAL otherwise, as for a hole
+ * past the page).  Its payload is logrec_image_len(page_size, hole_len)
+ * bytes.  Returns as logrec_enc_add.
+ */
+int logrec_enc_image(struct logrec_enc *e, uint64_t txid, uint64_t pgno, const void *page,
+		     uint32_t hole_off, uint32_t hole_len, uint64_t *lsn_out);
 
 /* Opens a PAGE_DELTA record for pgno; changes follow with logrec_enc_delta_add. */
 int logrec_enc_delta_begin(struct logrec_enc *e, uint64_t txid, uint64_t pgno,

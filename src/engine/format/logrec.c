@@ -227,6 +227,39 @@ static int delta_check(const struct logrec *rec, uint32_t page_size, const char 
 	return ret;
 }
 
+/*
+ * Checks a PAGE_IMAGE_HOLE payload: a hole of at least one byte inside the
+ * page, and exactly the page's other bytes after the header.  On success
+ * sets *off and *len to the hole.
+ */
+static int hole_decode(const struct logrec *rec, uint32_t page_size, uint32_t *off,
+		       uint32_t *len, const char **why)
+{
+	uint32_t o, n;
+
+	if (!rec->payload || rec->len < URT_LOG_HOLE_HDR_SIZE)
+		return fmt_reject(why, URT_E_CORRUPT, "page image with a hole has no hole header");
+	o = urt_load_le16(rec->payload + offsetof(struct urt_log_hole_disk, off));
+	n = urt_load_le16(rec->payload + offsetof(struct urt_log_hole_disk, len));
+	if (n == 0)
+		return fmt_reject(why, URT_E_CORRUPT, "page image with an empty hole");
+	if (o + n > page_size)
+		return fmt_reject(why, URT_E_CORRUPT, "page image hole runs past the page end");
+	if (rec->len != logrec_image_len(page_size, n))
+		return fmt_reject(why, URT_E_CORRUPT,
+				  "page image with a hole is not one page long without its hole");
+	*off = o;
+	*len = n;
+	return 0;
+}
+
+static int hole_check(const struct logrec *rec, uint32_t page_size, const char **why)
+{
+	uint32_t off, len;
+
+	return hole_decode(rec, page_size, &off, &len, why);
+}
+
 /* Marks the iterator failed, so that later calls keep failing. */
 static int iter_fail(struct logrec_iter *it, const char **why, const char *reason)
 {
@@ -278,6 +311,12 @@ int logrec_iter_next(struct logrec_iter *it, struct logrec *rec, const char **wh
 			return iter_fail(it, why, "page image is not one page long");
 		if (out.pgno >= g->page_count)
 			return iter_fail(it, why, "record names a page past the page region");
+		break;
+	case LOGREC_PAGE_IMAGE_HOLE:
+		if (out.pgno >= g->page_count)
+			return iter_fail(it, why, "record names a page past the page region");
+		if (hole_check(&out, g->page_size, &reason))
+			return iter_fail(it, why, reason);
 		break;
 	case LOGREC_PAGE_DELTA:
 		if (out.len == 0)
@@ -351,6 +390,18 @@ int logrec_apply(void *page, uint32_t page_size, const struct logrec *rec, const
 			return fmt_reject(why, URT_E_CORRUPT, "page image is not one page long");
 		memcpy(page, rec->payload, page_size);
 		return 0;
+	case LOGREC_PAGE_IMAGE_HOLE: {
+		const uint8_t *src;
+
+		ret = hole_decode(rec, page_size, &off, &len, why);
+		if (ret)
+			return ret;
+		src = rec->payload + URT_LOG_HOLE_HDR_SIZE;
+		memcpy(page, src, off);
+		memset((uint8_t *)page + off, 0, len);
+		memcpy((uint8_t *)page + off + len, src + off, page_size - off - len);
+		return 0;
+	}
 	case LOGREC_PAGE_DELTA:
 		/* Check everything first, so a bad record leaves the page untouched. */
 		if (rec->len == 0)
@@ -472,6 +523,38 @@ int logrec_enc_add(struct logrec_enc *e, uint8_t type, uint64_t txid, uint64_t p
 	enc_rec_hdr(r, type, txid, pgno, len);
 	if (len)
 		memcpy(r + URT_LOG_REC_HDR_SIZE, payload, len);
+	if (lsn_out)
+		*lsn_out = e->lsn + e->off;
+	e->off += enc_rec_seal(r, len);
+	e->nrec++;
+	return 0;
+}
+
+int logrec_enc_image(struct logrec_enc *e, uint64_t txid, uint64_t pgno, const void *page,
+		     uint32_t hole_off, uint32_t hole_len, uint64_t *lsn_out)
+{
+	const uint8_t *src = page;
+	uint32_t ps = e->geom.page_size, len;
+	uint8_t *r, *d;
+	int ret;
+
+	if (hole_len == 0)
+		return logrec_enc_add(e, LOGREC_PAGE_IMAGE, txid, pgno, page, ps, lsn_out);
+	if (e->delta_off || !page || pgno >= e->geom.page_count || hole_off > ps ||
+	    hole_len > ps - hole_off || !urt_is_zero(src + hole_off, hole_len))
+		return -EINVAL;
+	len = logrec_image_len(ps, hole_len);
+	ret = enc_fits(e, rec_size(len));
+	if (ret)
+		return ret;
+	r = e->buf + e->off;
+	enc_rec_hdr(r, LOGREC_PAGE_IMAGE_HOLE, txid, pgno, len);
+	d = r + URT_LOG_REC_HDR_SIZE;
+	urt_store_le16(d + offsetof(struct urt_log_hole_disk, off), (uint16_t)hole_off);
+	urt_store_le16(d + offsetof(struct urt_log_hole_disk, len), (uint16_t)hole_len);
+	d += URT_LOG_HOLE_HDR_SIZE;
+	memcpy(d, src, hole_off);
+	memcpy(d + hole_off, src + hole_off + hole_len, ps - hole_off - hole_len);
 	if (lsn_out)
 		*lsn_out = e->lsn + e->off;
 	e->off += enc_rec_seal(r, len);

@@ -277,7 +277,7 @@ static int walk_records(const uint8_t *buf, size_t len, const struct logrec_geom
 		CHECK(off >= 64 && off + 32 + rec.len <= len);
 		CHECK(off + 32 + rec.len <= 64 + (uint64_t)b->body_len);
 		CHECK(rec.len == 0 ? rec.payload == NULL : rec.payload == buf + off + 32);
-		if (rec.type == LOGREC_PAGE_IMAGE || rec.type == LOGREC_PAGE_DELTA)
+		if (logrec_is_image(rec.type) || rec.type == LOGREC_PAGE_DELTA)
 			CHECK(logrec_apply(page, g->page_size, &rec, &why) == 0);
 	}
 	CHECK(ret == 0 || ret == URT_E_CORRUPT);
@@ -425,13 +425,17 @@ static uint64_t build_batch(const uint8_t *data, size_t size, uint8_t mode, uint
 			/* A page image whose bytes come from the input, cycled. */
 			static uint8_t image[16384];
 
+			/* Odd ops leave a zero hole out (PAGE_IMAGE_HOLE), placed by the input. */
+			uint32_t hole = op & 1 ? 1 + a % (g.page_size / 2) : 0;
+			uint32_t hoff = hole ? (uint32_t)data[i - 1] * 13 % (g.page_size - hole + 1) : 0;
+
 			for (uint32_t k = 0; k < g.page_size; k++)
-				image[k] = (uint8_t)(k * 131 + op);
-			want[n].type = LOGREC_PAGE_IMAGE;
-			want[n].len = g.page_size;
+				image[k] = k >= hoff && k < hoff + hole ? 0 : (uint8_t)(k * 131 + op);
+			want[n].type = hole ? LOGREC_PAGE_IMAGE_HOLE : LOGREC_PAGE_IMAGE;
+			want[n].len = logrec_image_len(g.page_size, hole);
 			want[n].src = NULL;
-			ret = logrec_enc_add(&e, LOGREC_PAGE_IMAGE, want[n].txid, want[n].pgno, image,
-					     g.page_size, &want[n].lsn);
+			ret = logrec_enc_image(&e, want[n].txid, want[n].pgno, image, hoff, hole,
+					       &want[n].lsn);
 			break;
 		}
 		case 1:

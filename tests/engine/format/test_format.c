@@ -1081,6 +1081,126 @@ Test(logrec, malformed_deltas_are_corrupt_and_leave_the_page_alone)
 	}
 }
 
+/* A page of random bytes with [off, off + len) zero. */
+static void holed_page(uint8_t *page, size_t size, uint32_t off, uint32_t len)
+{
+	fill_random(page, size);
+	memset(page + off, 0, len);
+}
+
+Test(logrec, image_with_a_hole_round_trips_and_zeroes_the_hole)
+{
+	static uint8_t buf[16384], page[4096], got[4096];
+	struct logrec_geom g = make_geom(512, 4096, 1u << 20);
+	struct logrec_enc e;
+	struct logrec_batch b;
+	struct logrec_iter it;
+	struct logrec rec;
+	const char *why = NULL;
+	uint64_t span, lsn[3];
+
+	holed_page(page, sizeof(page), 1000, 2000);
+	cr_assert_eq(logrec_enc_begin(&e, buf, sizeof(buf), &g, 0, 1), 0);
+	cr_assert_eq(logrec_enc_image(&e, 4, 9, page, 1000, 2000, &lsn[0]), 0);
+	/* No hole: a plain PAGE_IMAGE.  A hole at the very end of the page. */
+	cr_assert_eq(logrec_enc_image(&e, 4, 10, page, 0, 0, &lsn[1]), 0);
+	memset(page + 4000, 0, 96);
+	cr_assert_eq(logrec_enc_image(&e, 4, 11, page, 4000, 96, &lsn[2]), 0);
+	cr_assert_eq(logrec_enc_finish(&e, &span), 0);
+	cr_assert_eq(span, (64 + (32 + 4 + 2096 + 4) + (32 + 4096) + (32 + 4 + 4000) + 511) / 512 * 512,
+		     "each image is its page without its hole, plus a 4-byte hole header");
+	cr_assert_eq(logrec_batch_decode(buf, span, &g, 0, 1, &b, &why), 0, "%s", why);
+	logrec_iter_init(&it, buf, span, &g, &b);
+
+	cr_assert_eq(logrec_iter_next(&it, &rec, &why), 1, "%s", why);
+	cr_assert_eq(rec.type, LOGREC_PAGE_IMAGE_HOLE);
+	cr_assert_eq(rec.len, logrec_image_len(4096, 2000));
+	cr_assert_eq(rec.lsn, lsn[0]);
+	cr_assert(logrec_is_image(rec.type));
+	memset(got, 0xa5, sizeof(got));
+	cr_assert_eq(logrec_apply(got, 4096, &rec, &why), 0, "%s", why);
+	cr_assert(urt_is_zero(got + 1000, 2000), "the hole is written as zeros");
+	cr_assert_eq(memcmp(got, page, 1000), 0);
+	cr_assert_eq(memcmp(got + 3000, page + 3000, 1000), 0, "bytes after the hole");
+
+	cr_assert_eq(logrec_iter_next(&it, &rec, &why), 1, "%s", why);
+	cr_assert_eq(rec.type, LOGREC_PAGE_IMAGE);
+	cr_assert_eq(rec.len, 4096);
+
+	cr_assert_eq(logrec_iter_next(&it, &rec, &why), 1, "%s", why);
+	cr_assert_eq(rec.type, LOGREC_PAGE_IMAGE_HOLE);
+	memset(got, 0xa5, sizeof(got));
+	cr_assert_eq(logrec_apply(got, 4096, &rec, &why), 0, "%s", why);
+	cr_assert_eq(memcmp(got, page, 4096), 0, "a hole that ends the page");
+	cr_assert_eq(logrec_iter_next(&it, &rec, &why), 0);
+}
+
+Test(logrec, image_encoder_refuses_a_hole_that_is_not_zero_or_not_inside)
+{
+	static uint8_t buf[16384], page[4096];
+	struct logrec_geom g = make_geom(512, 4096, 1u << 20);
+	struct logrec_enc e;
+	uint64_t span;
+
+	holed_page(page, sizeof(page), 100, 200);
+	page[299] = 1;
+	cr_assert_eq(logrec_enc_begin(&e, buf, sizeof(buf), &g, 0, 1), 0);
+	cr_assert_eq(logrec_enc_image(&e, 1, 2, page, 100, 200, NULL), -EINVAL, "last byte not zero");
+	cr_assert_eq(logrec_enc_image(&e, 1, 2, page, 100, 199, NULL), 0, "the zero part is fine");
+	cr_assert_eq(logrec_enc_image(&e, 1, 2, page, 4000, 97, NULL), -EINVAL, "past the page");
+	cr_assert_eq(logrec_enc_image(&e, 1, 2, page, 5000, 1, NULL), -EINVAL, "starts past the page");
+	cr_assert_eq(logrec_enc_image(&e, 1, 1000, page, 100, 199, NULL), -EINVAL, "page out of range");
+	cr_assert_eq(logrec_enc_image(&e, 1, 2, NULL, 100, 199, NULL), -EINVAL);
+	cr_assert_eq(e.nrec, 1, "refused images add nothing");
+	cr_assert_eq(logrec_enc_finish(&e, &span), 0);
+}
+
+Test(logrec, malformed_holes_are_corrupt_and_leave_the_page_alone)
+{
+	static uint8_t buf[16384], page[4096], before[4096], target[4096];
+	struct logrec_geom g = make_geom(512, 4096, 1u << 20);
+	struct logrec_enc e;
+	uint64_t span;
+	uint8_t *rec = buf + 64, *d = rec + 32;
+
+	static const struct {
+		uint16_t off, len;
+		int32_t len_delta;	/* Change to the record's payload length. */
+		const char *why;
+	} cases[] = {
+		{ 100, 0, 0, "empty hole" },
+		{ 4000, 200, 0, "runs past the page end" },
+		{ 100, 300, 0, "without its hole" },	/* Claims more hole than the payload left out. */
+		{ 100, 200, -8, "without its hole" },	/* Payload shorter than the page without the hole. */
+	};
+
+	holed_page(page, sizeof(page), 100, 200);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint32_t len = logrec_image_len(4096, 200) + (uint32_t)cases[i].len_delta;
+
+		cr_assert_eq(logrec_enc_begin(&e, buf, sizeof(buf), &g, 0, 1), 0);
+		cr_assert_eq(logrec_enc_image(&e, 1, 2, page, 100, 200, NULL), 0);
+		cr_assert_eq(logrec_enc_finish(&e, &span), 0);
+		urt_store_le16(d, cases[i].off);
+		urt_store_le16(d + 2, cases[i].len);
+		URT_PUT32(rec, lrd, len, len);
+		/* A shortened payload leaves padding behind it: keep that zero. */
+		memset(rec + 32 + len, 0, (32 + logrec_image_len(4096, 200) + 7) / 8 * 8 - 32 - len);
+		rec_reseal(rec, len);
+		batch_reseal(buf);
+		expect_corrupt(buf, span, &g, 0, cases[i].why);
+
+		struct logrec r = { .type = LOGREC_PAGE_IMAGE_HOLE, .payload = d, .len = len };
+		const char *why = NULL;
+
+		fill_random(before, sizeof(before));
+		memcpy(target, before, sizeof(target));
+		cr_assert_eq(logrec_apply(target, 4096, &r, &why), URT_E_CORRUPT, "case %zu", i);
+		cr_assert(why_has(why, cases[i].why), "case %zu: %s", i, why);
+		cr_assert_eq(memcmp(target, before, sizeof(target)), 0, "case %zu changed the page", i);
+	}
+}
+
 Test(logrec, batches_never_cross_the_region_end)
 {
 	static uint8_t buf[65536], blk[4096], image[4096];

@@ -165,6 +165,8 @@ struct urt_ps_stats {
 	uint64_t recovery_ns;	/**< Time the last open spent replaying the log. */
 	uint64_t write_copies;	/**< Pages copied for a write (no kept copy to take). */
 	uint64_t write_copies_reused;/**< Writes that took the copy a previous commit kept (no copy). */
+	uint64_t write_copies_sparse;/**< urt_page_write_at entries that copied only the chunks they wrote. */
+	uint64_t write_copies_filled;/**< Of those, copies made whole later (a get of the page, or an image). */
 	uint64_t batches_overlapped;/**< Log batches sealed while an earlier one was still in flight (log_depth > 1). */
 };
 

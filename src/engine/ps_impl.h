@@ -63,6 +63,7 @@ struct frame {
 	uint64_t img_lsn;	/* LSN of the full image the page's delta chain rests on (if chain). */
 	struct delta_mask fill_mask;/* Chunks changed in the fill batch (if in_fill). */
 	uint64_t fill_bytes;	/* Bytes the fill batch's record of the page takes (if in_fill, wal.c). */
+	uint64_t fill_rec;	/* What that record is: FILL_IMAGE and its hole, or 0 for a delta (wal.c). */
 	struct urt_waitq wq;	/* Fibers waiting for READING/EVICTING to end. */
 	uint8_t *twin;		/* Kept write copy equal to data, or NULL (pool.c "kept copies"). */
 	struct frame *twin_prev;/* Kept-copy list, oldest first (if twin). */
@@ -109,7 +110,9 @@ struct urt_tx {
 	uint8_t **shadow;	/* Private copy per wr entry (page_size, registered). */
 	struct delta_mask *diff;/* Chunks each wr entry changes (filled by wal_commit). */
 	uint64_t *rec;		/* Per wr entry: its page's fill record bytes once installed (wal_commit). */
+	uint64_t *hole;		/* Per wr entry: what that record is (frame fill_rec, wal.c). */
 	bool *ranged;		/* Per wr entry: diff holds every chunk written (urt_page_write_at only). */
+	bool *sparse;		/* Per wr entry: the shadow is valid only in diff's chunks (tx.c; implies ranged). */
 	struct tx_slot *slots;	/* Page index: pgno -> wr/rd entry (slot_mask + 1 entries). */
 	uint32_t slot_mask;	/* Index slots minus one (power of two, at most half full). */
 	uint32_t gen;		/* Generation of the index: slots of other generations are empty. */
@@ -254,5 +257,8 @@ int recovery_run(struct urt_ps *ps);
 
 /* tx.c */
 void tx_free_all(struct urt_ps *ps);
+
+/* Makes wr entry i's shadow a whole copy if it is sparse (tx.c, sparse copies). */
+void tx_materialize(struct urt_tx *tx, uint32_t i);
 
 #endif /* URT_ENGINE_PS_IMPL_H */

@@ -28,6 +28,21 @@
  * becomes a diffed one for the rest of the transaction (entry states:
  * ranged -> diffed, never back).
  *
+ * Sparse copies.  When urt_page_write_at opens the write entry of a page
+ * whose frame keeps no copy, it takes a buffer without copying the page
+ * into it: the entry is "sparse", and its shadow holds valid bytes only
+ * in the chunks of its mask (each range write first copies the chunks it
+ * touches from the frame, so a partly written chunk is whole).  Commit
+ * installs and logs exactly those chunks, so it never needs the rest; a
+ * urkv SET of a 1 KiB value into a leaf thus copies about 1 KiB instead
+ * of the 4 KiB page.  Anything that needs the whole copy first fills in
+ * the other chunks from the frame (tx_materialize): a get of the page in
+ * the same transaction (read-your-writes, or a write pointer), and commit
+ * when the page is logged as an image (the hole search reads the page).
+ * A sparse shadow is never kept with its frame (pool.c invariant 6: a
+ * kept copy equals the frame); commit gives its buffer back.  States of
+ * an entry: sparse+ranged -> ranged (materialized) -> diffed.
+ *
  * Transaction structs are recycled through a per-store free list, so the
  * steady state allocates nothing; shadows come from the core's buffer
  * region (a free-list allocator, no malloc).
@@ -96,7 +111,7 @@ int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out)
 	} else {
 		tx = calloc(1, sizeof(*tx) + n * (TX_READ_FACTOR + 2) * sizeof(void *) +
 				   n * sizeof(struct delta_mask) + slots * sizeof(struct tx_slot) +
-				   n * sizeof(uint64_t) + n * sizeof(bool));
+				   2 * n * sizeof(uint64_t) + 2 * n * sizeof(bool));
 		if (!tx)
 			return -ENOMEM;
 		tx->wr = (struct frame **)(tx + 1);
@@ -105,7 +120,9 @@ int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out)
 		tx->diff = (struct delta_mask *)(tx->rd + n * TX_READ_FACTOR);
 		tx->slots = (struct tx_slot *)(tx->diff + n);
 		tx->rec = (uint64_t *)(tx->slots + slots);
-		tx->ranged = (bool *)(tx->rec + n);
+		tx->hole = tx->rec + n;
+		tx->ranged = (bool *)(tx->hole + n);
+		tx->sparse = tx->ranged + n;
 		tx->slot_mask = slots - 1;
 	}
 	if (++tx->gen == 0) {
@@ -151,12 +168,27 @@ void tx_free_all(struct urt_ps *ps)
 	}
 }
 
+void tx_materialize(struct urt_tx *tx, uint32_t i)
+{
+	struct delta_mask rest;
+
+	if (!tx->sparse[i])
+		return;
+	for (unsigned w = 0; w < DELTA_WORDS; w++)
+		rest.w[w] = ~tx->diff[i].w[w];
+	delta_copy(tx->shadow[i], tx->wr[i]->data, tx->ps->page_size, &rest);
+	tx->sparse[i] = false;
+	tx->ps->stats.write_copies_filled++;
+}
+
+static int page_get_write(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, bool lazy,
+			  void **data);
+
 int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, void **data)
 {
 	struct urt_ps *ps = tx->ps;
 	struct tx_slot *slot;
 	struct frame *f;
-	uint8_t *shadow;
 	int ret;
 
 	URT_ASSERT(urt_core_id() == ps->core && urt_in_fiber());
@@ -166,7 +198,8 @@ int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, 
 		return -ERANGE;
 	slot = index_slot(tx, pgno);
 	if (slot->gen == tx->gen && slot->idx >= 0) {
-		/* Read-your-writes: a page this transaction writes is its shadow. */
+		/* Read-your-writes: a page this transaction writes is its shadow, made whole. */
+		tx_materialize(tx, (uint32_t)slot->idx);
 		*data = tx->shadow[slot->idx] + URT_PAGE_HDR_SIZE;
 		/* A write pointer into the copy: commit must diff it (READ pointers are not written). */
 		if (intent != URT_PAGE_READ)
@@ -189,6 +222,23 @@ int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, 
 		*data = f->data + URT_PAGE_HDR_SIZE;
 		return 0;
 	}
+	return page_get_write(tx, pgno, intent, false, data);
+}
+
+/*
+ * Opens the write entry of pgno (not held for writing yet) with its
+ * shadow: the frame's kept copy, or a copy of the page; with lazy, no copy
+ * at all (a sparse entry) when the frame keeps none.
+ */
+static int page_get_write(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, bool lazy,
+			  void **data)
+{
+	struct urt_ps *ps = tx->ps;
+	uint8_t *shadow;
+	struct frame *f;
+	bool sparse = false;
+	int ret;
+
 	if (tx->nwrite == ps->opts.tx_pages_max)
 		return URT_E_TOOBIG;
 	/* NEW: nobody reads a dead page, so a frame made without reading it holds an empty one. */
@@ -211,8 +261,14 @@ int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, 
 				      "buffer region is exhausted)", (unsigned long long)pgno);
 			return -ENOMEM;
 		}
-		memcpy(shadow, f->data, intent == URT_PAGE_NEW ? URT_PAGE_HDR_SIZE : ps->page_size);
-		ps->stats.write_copies++;
+		if (lazy) {
+			sparse = true;	/* urt_page_write_at copies what it touches. */
+			ps->stats.write_copies_sparse++;
+		} else {
+			memcpy(shadow, f->data,
+			       intent == URT_PAGE_NEW ? URT_PAGE_HDR_SIZE : ps->page_size);
+			ps->stats.write_copies++;
+		}
 	} else {
 		ps->stats.write_copies_reused++;
 	}
@@ -227,18 +283,37 @@ int urt_page_get(struct urt_tx *tx, uint64_t pgno, enum urt_page_intent intent, 
 	tx->wr[tx->nwrite] = f;
 	tx->shadow[tx->nwrite] = shadow;
 	tx->ranged[tx->nwrite] = false;
+	tx->sparse[tx->nwrite] = sparse;
 	tx->nwrite++;
 	*data = shadow + URT_PAGE_HDR_SIZE;
 	return 0;
+}
+
+/* Sets *m to exactly the chunks first..last. */
+static void range_mask(struct delta_mask *m, uint32_t first, uint32_t last)
+{
+	for (unsigned w = 0; w < DELTA_WORDS; w++) {
+		uint32_t lo = w * 64, hi = lo + 63;
+
+		if (last < lo || first > hi) {
+			m->w[w] = 0;
+			continue;
+		}
+		m->w[w] = ~0ull;
+		if (first > lo)
+			m->w[w] &= ~0ull << (first - lo);
+		if (last < hi)
+			m->w[w] &= ~0ull >> (hi - last);
+	}
 }
 
 int urt_page_write_at(struct urt_tx *tx, uint64_t pgno, uint32_t off, const void *src, uint32_t len)
 {
 	struct urt_ps *ps = tx->ps;
 	uint32_t cb = delta_chunk_bytes(ps->page_size), held = tx->nwrite, idx, first, last;
+	struct delta_mask touch;
 	struct tx_slot *slot;
 	uint8_t *dst;
-	bool ranged;
 	void *data;
 	int ret;
 
@@ -248,28 +323,39 @@ int urt_page_write_at(struct urt_tx *tx, uint64_t pgno, uint32_t off, const void
 		return URT_E_STICKY;
 	if (pgno >= ps->sb.page_count)
 		return -ERANGE;
-	/* A copy this transaction already holds stays ranged only if it was. */
+	/* A copy this transaction already holds stays ranged (and sparse) only if it was. */
 	slot = index_slot(tx, pgno);
-	ranged = !(slot->gen == tx->gen && slot->idx >= 0) || tx->ranged[slot->idx];
-	ret = urt_page_get(tx, pgno, URT_PAGE_WRITE, &data);
-	if (ret)
-		return ret;
-	slot = index_slot(tx, pgno);
-	idx = (uint32_t)slot->idx;
-	URT_ASSERT(slot->gen == tx->gen && slot->idx >= 0);
-	if (idx == held)	/* A new entry: its mask starts empty. */
-		delta_mask_clear(&tx->diff[idx]);
-	tx->ranged[idx] = ranged;
-	dst = (uint8_t *)data + off;
+	if (slot->gen == tx->gen && slot->idx >= 0) {
+		idx = (uint32_t)slot->idx;
+	} else {
+		ret = page_get_write(tx, pgno, URT_PAGE_WRITE, true, &data);
+		if (ret)
+			return ret;
+		idx = held;
+		URT_ASSERT(tx->nwrite == held + 1);
+		delta_mask_clear(&tx->diff[idx]);	/* A new entry: its mask starts empty. */
+		tx->ranged[idx] = true;
+	}
+	URT_ASSERT(!tx->sparse[idx] || tx->ranged[idx]);
+	first = (URT_PAGE_HDR_SIZE + off) / cb;
+	last = (URT_PAGE_HDR_SIZE + off + len - 1) / cb;
+	range_mask(&touch, first, last);
+	if (tx->sparse[idx]) {
+		/* Make the chunks this range touches whole from the frame, where not yet written. */
+		struct delta_mask fill;
+		uint64_t any = 0;
+
+		for (unsigned w = 0; w < DELTA_WORDS; w++)
+			any |= fill.w[w] = touch.w[w] & ~tx->diff[idx].w[w];
+		if (any)
+			delta_copy(tx->shadow[idx], tx->wr[idx]->data, ps->page_size, &fill);
+	}
+	dst = tx->shadow[idx] + URT_PAGE_HDR_SIZE + off;
 	if (memcmp(dst, src, len) == 0)
 		return 0;	/* Nothing changes: nothing to log. */
 	memcpy(dst, src, len);
-	if (ranged) {
-		first = (URT_PAGE_HDR_SIZE + off) / cb;
-		last = (URT_PAGE_HDR_SIZE + off + len - 1) / cb;
-		for (uint32_t c = first; c <= last; c++)
-			tx->diff[idx].w[c / 64] |= 1ull << (c % 64);
-	}
+	if (tx->ranged[idx])
+		delta_mask_or(&tx->diff[idx], &touch);
 	return 0;
 }
 

@@ -246,34 +246,38 @@ static uint32_t image_hole(const struct urt_ps *ps, const uint8_t *page, uint32_
 	return len;
 }
 
-/* Bytes of an image record of page, its hole left out (image_hole). */
-static uint64_t image_rec_bytes(const struct urt_ps *ps, const uint8_t *page)
-{
-	uint32_t off;
-
-	return rec_bytes(logrec_image_len(ps->page_size, image_hole(ps, page, &off)));
-}
 
 /*
- * Is the fill batch's record of a page an image?  When rule D1 says so,
- * or when the delta would take at least a whole page image (the hole is
- * not weighed here, so that the common small delta costs no hole search).
+ * How the fill batch logs a page (frame fill_rec, tx->hole): FILL_IMAGE set
+ * for an image, whose hole is then offset << 16 | length (0: none).
  */
-static bool fill_is_image(const struct urt_ps *ps, bool image, const struct delta_mask *m)
-{
-	return image || delta_rec_bytes(m, ps->page_size) >= rec_bytes(ps->page_size);
-}
+#define FILL_IMAGE (1ull << 32)
 
 /*
  * Bytes of the record page will get in the fill batch (page: its bytes
- * once the change is installed): an image, or its delta (fill_is_image).
+ * once the change is installed), and in *how what it is (FILL_IMAGE and
+ * hole, kept by the frame for batch_encode, so the zeros are checked once
+ * here).  An image when rule D1 says so, or when the delta would take at
+ * least a whole page image (the hole is not weighed there, so that the
+ * common small delta costs no hole search); else the delta.
  */
 static uint64_t frame_rec_bytes(const struct urt_ps *ps, bool image, const struct delta_mask *m,
-				const uint8_t *page)
+				const uint8_t *page, uint64_t *how)
 {
-	if (fill_is_image(ps, image, m))
-		return image_rec_bytes(ps, page);
-	return delta_rec_bytes(m, ps->page_size);
+	uint64_t full = rec_bytes(ps->page_size), d;
+	uint32_t off = 0, len;
+
+	if (!image) {
+		d = delta_rec_bytes(m, ps->page_size);
+		if (d < full) {
+			*how = 0;
+			return d;
+		}
+	}
+	len = image_hole(ps, page, &off);
+	_Static_assert(URT_PAGE_SIZE_MAX <= 65535u, "a hole's offset and length fit 16 bits each");
+	*how = FILL_IMAGE | off << 16 | len;
+	return rec_bytes(logrec_image_len(ps->page_size, len));
 }
 
 /* Rule D1 for a page's first change in a batch: does it need a full image? */
@@ -302,10 +306,18 @@ static uint64_t commit_bytes(const struct urt_ps *ps, struct urt_tx *tx)
 			continue;
 		if (f->in_fill) {
 			delta_mask_or(&m, &f->fill_mask);
-			tx->rec[i] = frame_rec_bytes(ps, f->fill_image, &m, tx->shadow[i]);
+			/* An image's hole is searched in the whole page: fill a sparse copy in. */
+			if (tx->sparse[i] && (f->fill_image || f->fill_rec & FILL_IMAGE ||
+					      delta_rec_bytes(&m, ps->page_size) >= rec_bytes(ps->page_size)))
+				tx_materialize(tx, i);
+			tx->rec[i] = frame_rec_bytes(ps, f->fill_image, &m, tx->shadow[i], &tx->hole[i]);
 			need += tx->rec[i] - f->fill_bytes;
 		} else {
-			tx->rec[i] = frame_rec_bytes(ps, frame_needs_image(ps, f), &m, tx->shadow[i]);
+			if (tx->sparse[i] && (frame_needs_image(ps, f) ||
+					      delta_rec_bytes(&m, ps->page_size) >= rec_bytes(ps->page_size)))
+				tx_materialize(tx, i);
+			tx->rec[i] = frame_rec_bytes(ps, frame_needs_image(ps, f), &m, tx->shadow[i],
+						     &tx->hole[i]);
 			need += tx->rec[i];
 		}
 	}
@@ -404,6 +416,20 @@ static bool ranged_mask_covers(const struct urt_ps *ps, const struct urt_tx *tx,
 	return true;
 }
 
+/*
+ * Hands tx's shadow i, now equal to its frame, to the frame as its kept
+ * copy (pool.c invariant 6); a sparse one equals the frame only in its
+ * mask, so its buffer goes back instead.
+ */
+static void shadow_release(struct urt_ps *ps, struct urt_tx *tx, uint32_t i)
+{
+	if (tx->sparse[i])
+		urt_buf_put(tx->shadow[i]);
+	else
+		pool_copy_keep(ps, tx->wr[i], tx->shadow[i]);
+	tx->shadow[i] = NULL;
+}
+
 int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 {
 	/* Worst case (full images), for the wrap decision of a batch this commit opens. */
@@ -422,7 +448,8 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 			continue;
 		}
 		changed += !delta_mask_empty(&tx->diff[i]);
-		URT_DEBUG_ASSERT(ranged_mask_covers(ps, tx, i));
+		/* A sparse copy differs from the frame outside its mask by design (tx.c). */
+		URT_DEBUG_ASSERT(tx->sparse[i] || ranged_mask_covers(ps, tx, i));
 	}
 	if (changed == 0) {
 		/*
@@ -445,8 +472,7 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 				last = f->page_lsn;
 				wait = true;
 			}
-			pool_copy_keep(ps, f, tx->shadow[i]);
-			tx->shadow[i] = NULL;
+			shadow_release(ps, tx, i);
 		}
 		ps->stats.commits_readonly++;
 		if (wait)
@@ -494,8 +520,7 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 
 		f->writer = NULL;
 		if (delta_mask_empty(m)) {
-			pool_copy_keep(ps, f, tx->shadow[i]);
-			tx->shadow[i] = NULL;
+			shadow_release(ps, tx, i);
 			continue;
 		}
 		if (!f->in_fill) {
@@ -508,13 +533,20 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 		/* commit_bytes sized this record just before, without a yield since. */
 		b->bytes += tx->rec[i] - f->fill_bytes;
 		f->fill_bytes = tx->rec[i];
+		f->fill_rec = tx->hole[i];
 		delta_copy(f->data, tx->shadow[i], ps->page_size, m);
 		/* Equal to the frame now: kept for its next writer (pool.c invariant 6). */
-		pool_copy_keep(ps, f, tx->shadow[i]);
-		tx->shadow[i] = NULL;
+		shadow_release(ps, tx, i);
 		delta_mask_or(&f->fill_mask, m);
-		URT_DEBUG_ASSERT(f->fill_bytes ==
-				 frame_rec_bytes(ps, f->fill_image, &f->fill_mask, f->data));
+#ifndef NDEBUG
+		{
+			uint64_t how;
+
+			URT_DEBUG_ASSERT(f->fill_bytes == frame_rec_bytes(ps, f->fill_image, &f->fill_mask,
+									  f->data, &how) &&
+					 how == f->fill_rec);
+		}
+#endif
 		/* Above durable_lsn until the batch is: no home write before then. */
 		f->page_lsn = b->enc.lsn;
 		f->dirty = true;
@@ -550,9 +582,9 @@ static void batch_encode(struct urt_ps *ps, struct batch *b)
 		uint64_t lsn;
 
 		URT_ASSERT(f->in_fill && f->state == FRAME_VALID && f->dirty);
-		/* The record frame_rec_bytes sized: the same bytes give the same choice and hole. */
-		if (fill_is_image(ps, f->fill_image, &f->fill_mask)) {
-			uint32_t off = 0, hole = image_hole(ps, f->data, &off);
+		/* The record frame_rec_bytes sized, with the hole it found (the bytes are the same). */
+		if (f->fill_rec & FILL_IMAGE) {
+			uint32_t off = (uint32_t)(f->fill_rec >> 16) & 0xffff, hole = f->fill_rec & 0xffff;
 
 			ret = logrec_enc_image(&b->enc, b->last_txid, f->pgno, f->data, off, hole, &lsn);
 			ps->stats.log_image_holes += hole != 0;

@@ -25,7 +25,10 @@
  * the patterns leave a run of zeros that the store's page_hole callback
  * names (the others fill it, so the store must find its hint wrong and log
  * the whole page): page images then leave it out (PAGE_IMAGE_HOLE), and
- * the run fails if none did.
+ * the run fails if none did.  One iteration in three keeps no write copies
+ * with the frames, so ranged writes start from sparse copies (tx.c) and
+ * are filled in when the whole-pattern write follows; the run fails if
+ * either never happened.
  * Then it writes more on the recovered store and crashes again (the second
  * round checks that the stale log tail of the first incarnation is never
  * replayed).  One recovery in four is itself cut short by a crash a few
@@ -86,6 +89,8 @@ struct crash_state {
 	uint64_t log_deltas;		/* Page delta records written before the crashes. */
 	uint64_t log_images;		/* Page image records written before the crashes. */
 	uint64_t log_image_holes;	/* Of those, images that left a zero hole out. */
+	uint64_t sparse;		/* Write entries opened sparse (urt_page_write_at). */
+	uint64_t filled;		/* Sparse entries filled in later. */
 	uint64_t overlapped;		/* Batches sealed while an earlier one was in flight. */
 	uint64_t ranged_writes;		/* Pages written through urt_page_write_at. */
 	struct psx_fail fail;		/* First failure. */
@@ -298,6 +303,8 @@ static int open_store(struct crash_state *s, bool create)
 	o.sync = s->sync_flush ? URT_PS_SYNC_FLUSH : URT_PS_SYNC_AUTO;
 	o.log_depth = s->log_depth;
 	o.page_hole = crash_hole;
+	if (s->seed % 3 == 1)
+		o.write_copies_kept = 0;	/* Ranged writes start sparse. */
 	return urt_ps_open(s->dev, &o, &s->ps);
 }
 
@@ -469,6 +476,8 @@ static void iteration(void *arg)
 		s->log_deltas += st.log_deltas;
 		s->log_images += st.log_images;
 		s->log_image_holes += st.log_image_holes;
+		s->sparse += st.write_copies_sparse;
+		s->filled += st.write_copies_filled;
 		s->overlapped += st.batches_overlapped;
 		urt_ps_close(s->ps);
 		s->ps = NULL;
@@ -546,6 +555,7 @@ static void run_crash(bool sched, uint64_t iters_default)
 	struct crash_state *s = malloc(sizeof(*s));
 	uint64_t acked = 0, crashes = 0, replayed = 0, rec_crashes = 0, merged = 0;
 	uint64_t deltas = 0, images = 0, holes = 0, replayed_deltas = 0, ranged = 0;
+	uint64_t sparse = 0, filled = 0;
 	static const uint32_t depths[] = { 1, 1, 2, 4 };	/* By (seed / 4) % 4: half at depth 1. */
 	uint64_t depth_crashes[5] = { 0 };			/* Crash points per log depth. */
 	uint64_t overlapped[5] = { 0 };				/* Overlapping batches per log depth. */
@@ -583,6 +593,8 @@ static void run_crash(bool sched, uint64_t iters_default)
 		deltas += s->log_deltas;
 		images += s->log_images;
 		holes += s->log_image_holes;
+		sparse += s->sparse;
+		filled += s->filled;
 		ranged += s->ranged_writes;
 		rec_crashes += s->recovery_crashes;
 	}
@@ -626,6 +638,11 @@ static void run_crash(bool sched, uint64_t iters_default)
 	/* Delta records on: a run that wrote or replayed none did not test them. */
 	cr_expect_gt(deltas, 0, "no page delta record was written");
 	cr_expect_gt(holes, 0, "no page image left a hole out: PAGE_IMAGE_HOLE went untested");
+	fprintf(stderr, "crash: %llu sparse write copies, %llu of them filled in later\n",
+		(unsigned long long)sparse, (unsigned long long)filled);
+	cr_expect_gt(sparse, 0, "no ranged write started from a sparse copy");
+	cr_expect_gt(filled, 0, "no sparse copy was filled in: tx_materialize went untested");
+	cr_expect_lt(filled, sparse, "every sparse copy was filled in: commits of sparse copies untested");
 	cr_expect_lt(holes, images, "every image had a hole: the wrong-hint fallback went untested");
 	cr_expect_gt(replayed_deltas, 0, "no page delta record was replayed");
 	cr_expect_gt(ranged, 0, "no page was written through urt_page_write_at");

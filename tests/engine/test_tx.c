@@ -3,7 +3,8 @@
  * across close/open, abort discards, read-your-writes, write-write
  * conflicts fail fast, page sizes and bounds are enforced; URT_PAGE_NEW
  * hands out a zeroed copy without reading the device, and commits and
- * aborts like a write; kept write copies (see kept_write_copies).
+ * aborts like a write; kept write copies (see kept_write_copies); sparse
+ * copies of urt_page_write_at (see sparse_write_copies).
  */
 #include "ps_fixture.h"
 
@@ -297,6 +298,141 @@ Test(tx, kept_write_copies)
 	cr_expect_eq(s.ret[2], 0);
 	cr_expect_eq(s.seen[2], 0xe5, "page 1 after reopen: %#llx", (unsigned long long)s.seen[2]);
 	cr_expect_eq(s.ret[3], 0);
+}
+
+/* ---- Sparse copies of urt_page_write_at --------------------------------- */
+
+/* The byte page 4 must hold at i of its data after body_sparse's commits (step k). */
+static uint8_t sparse_want(unsigned k, size_t i)
+{
+	if (k >= 1 && i >= 100 && i < 110)
+		return 0x22;
+	if (k >= 1 && i >= 1000 && i < 1003)
+		return 0x33;
+	if (k >= 2 && i >= 200 && i < 205)
+		return 0x44;
+	return 0x11;
+}
+
+/* Whether page 4 holds sparse_want(k); a READ of its own transaction when tx is given. */
+static bool sparse_page_ok(struct urt_ps *ps, struct urt_tx *tx, unsigned k)
+{
+	struct urt_tx *own = tx;
+	uint8_t *p;
+	bool ok = true;
+
+	if (!own && urt_tx_begin(ps, &own))
+		return false;
+	if (urt_page_get(own, 4, URT_PAGE_READ, (void **)&p)) {
+		ok = false;
+	} else {
+		for (size_t i = 0; i < urt_ps_page_data_bytes(ps); i++)
+			ok &= p[i] == sparse_want(k, i);
+	}
+	if (!tx)
+		urt_tx_abort(own);
+	return ok;
+}
+
+static int write_fill(struct urt_tx *tx, uint32_t off, uint32_t n, uint8_t v)
+{
+	uint8_t buf[16];
+
+	memset(buf, v, sizeof(buf));
+	return urt_page_write_at(tx, 4, off, buf, n);
+}
+
+static void body_sparse(void *arg)
+{
+	struct tx_state *s = arg;
+	struct urt_ps_opts o;
+	struct urt_ps_stats a, b, c, d;
+	struct urt_ps *ps;
+	struct urt_tx *tx;
+	uint8_t *p;
+
+	urt_ps_opts_default(&o);
+	o.create = true;
+	o.pool_pages = 16;
+	o.write_copies_kept = 0;	/* No kept copies: every ranged write starts sparse. */
+	ps = psx_open(s->dev, &o, &s->fail);
+	if (!ps)
+		return;
+	if (urt_tx_begin(ps, &tx) || urt_page_get(tx, 4, URT_PAGE_WRITE, (void **)&p)) {
+		psx_failf(&s->fail, "setup of page 4");
+		return;
+	}
+	memset(p, 0x11, urt_ps_page_data_bytes(ps));
+	s->ret[0] = urt_tx_commit(tx);
+	urt_ps_stats(ps, &a);
+
+	/* Two ranges in one entry, committed without ever copying the page. */
+	s->ret[1] = urt_tx_begin(ps, &tx);
+	if (!s->ret[1]) {
+		s->ret[1] |= write_fill(tx, 100, 10, 0x22);
+		s->ret[1] |= write_fill(tx, 1000, 3, 0x33);
+		s->ret[1] |= urt_tx_commit(tx);
+	}
+	urt_ps_stats(ps, &b);
+	s->seen[0] = b.write_copies_sparse - a.write_copies_sparse;
+	s->seen[1] = b.write_copies_filled - a.write_copies_filled;
+	s->seen[2] = b.write_copies - a.write_copies;
+	s->seen[3] = sparse_page_ok(ps, NULL, 1);
+
+	/* A READ of the page in the writing transaction sees the whole page, its write included. */
+	s->ret[2] = urt_tx_begin(ps, &tx);
+	if (!s->ret[2]) {
+		s->ret[2] |= write_fill(tx, 200, 5, 0x44);
+		s->seen[4] = sparse_page_ok(ps, tx, 2);
+		/* Still ranged after the READ: a write of bytes already there logs nothing new. */
+		s->ret[2] |= write_fill(tx, 202, 2, 0x44);
+		s->ret[2] |= urt_tx_commit(tx);
+	}
+	urt_ps_stats(ps, &c);
+	s->seen[5] = c.write_copies_filled - b.write_copies_filled;
+	s->seen[6] = sparse_page_ok(ps, NULL, 2);
+
+	/* Aborted and unchanged writes leave the page as it was. */
+	s->ret[3] = urt_tx_begin(ps, &tx);
+	if (!s->ret[3]) {
+		s->ret[3] |= write_fill(tx, 300, 16, 0x55);
+		urt_tx_abort(tx);
+	}
+	s->ret[4] = urt_tx_begin(ps, &tx);
+	if (!s->ret[4]) {
+		s->ret[4] |= write_fill(tx, 500, 16, 0x11);
+		s->ret[4] |= urt_tx_commit(tx);
+	}
+	urt_ps_stats(ps, &d);
+	s->seen[7] = d.commits_readonly - c.commits_readonly;
+	s->seen[8] = sparse_page_ok(ps, NULL, 2);
+	s->ret[5] = urt_ps_close(ps);
+	o.create = false;
+	ps = psx_open(s->dev, &o, &s->fail);
+	if (!ps)
+		return;
+	s->seen[9] = sparse_page_ok(ps, NULL, 2);
+	s->ret[6] = urt_ps_close(ps);
+}
+
+/* urt_page_write_at without a kept copy copies only what it writes, and nothing reads the rest. */
+Test(tx, sparse_write_copies)
+{
+	struct tx_state s = { .page_size = 4096 };
+
+	tx_run(&s, 11, body_sparse);
+	for (int i = 0; i < 7; i++)
+		cr_expect_eq(s.ret[i], 0, "step %d: %d", i, s.ret[i]);
+	cr_expect_eq(s.seen[0], 1, "the ranged entry was not sparse");
+	cr_expect_eq(s.seen[1], 0, "a commit of ranges alone filled the copy in");
+	cr_expect_eq(s.seen[2], 0, "a ranged write copied the page");
+	cr_expect(s.seen[3], "page 4 wrong after the ranged commit");
+	cr_expect(s.seen[4], "a READ in the writing transaction did not see the whole page");
+	cr_expect_eq(s.seen[5], 1, "the READ did not fill the copy in once");
+	cr_expect(s.seen[6], "page 4 wrong after the second commit");
+	cr_expect_eq(s.seen[7], 1, "a write of unchanged bytes was logged");
+	cr_expect(s.seen[8], "an aborted or unchanged write changed page 4");
+	cr_expect(s.seen[9], "page 4 wrong after reopen");
 }
 
 /* URT_PAGE_NEW: no device read for a page not in the pool, a zeroed copy, commit and abort as WRITE. */

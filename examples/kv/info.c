@@ -142,7 +142,8 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 			   "commits_per_batch=%.2f,log_bytes=%llu,flushes=%llu,fua_writes=%llu,"
 			   "hits=%llu,misses=%llu,evictions=%llu,checkpoints=%llu,log_waits=%llu,"
 			   "recovered_batches=%llu,sticky_error=%d,volatile_keys=%llu,expired=%llu,"
-			   "pager_memo_hits=%llu,pager_memo_misses=%llu,read_prefetches=%llu\r\n",
+			   "pager_memo_hits=%llu,pager_memo_misses=%llu,read_prefetches=%llu,"
+			   "log_image_holes=%llu\r\n",
 			s, st.core, (unsigned long long)st.keys, (unsigned long long)st.page_count,
 			(unsigned long long)st.pages_used, (unsigned long long)st.pages_free,
 			(unsigned long long)st.reads, (unsigned long long)st.read_retries,
@@ -157,7 +158,8 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 			st.ps.sticky_error, (unsigned long long)st.volatile_keys,
 			(unsigned long long)st.expired, (unsigned long long)st.pager_memo_hits,
 			(unsigned long long)st.pager_memo_misses,
-			(unsigned long long)st.read_prefetches);
+			(unsigned long long)st.read_prefetches,
+			(unsigned long long)st.ps.log_image_holes);
 	}
 	if (want(section, len, "urt"))
 		fprintf(f, "\r\n");

@@ -162,6 +162,7 @@ struct urt_ps_stats {
 	uint64_t log_image_hole_bytes;/**< Page bytes those images left out. */
 	uint64_t log_deltas;	/**< PAGE_DELTA records written (changed byte ranges of a page). */
 	uint64_t recovered_deltas;/**< Of recovered_pages, the page deltas. */
+	uint64_t recovered_image_holes;/**< Of recovered_pages, the images that left a zero hole out. */
 	uint64_t recovery_ns;	/**< Time the last open spent replaying the log. */
 	uint64_t write_copies;	/**< Pages copied for a write (no kept copy to take). */
 	uint64_t write_copies_reused;/**< Writes that took the copy a previous commit kept (no copy). */

@@ -116,6 +116,7 @@ static int apply_batch(struct urt_ps *ps, const uint8_t *buf, uint64_t len,
 			f->dirty = true;
 			ps->stats.recovered_pages++;
 			ps->stats.recovered_deltas += rec.type == LOGREC_PAGE_DELTA;
+			ps->stats.recovered_image_holes += rec.type == LOGREC_PAGE_IMAGE_HOLE;
 		}
 		pool_unpin(ps, f);
 		if (ret)

@@ -816,7 +816,10 @@ static enum parse_result batch_fill(struct urkv_conn *c, int *err, bool *alone)
  * provided buffers.  Its callback (reactor context) copies the bytes to
  * stage and recycles the buffer at once, so one slow connection never
  * holds buffers the others need; the fiber moves stage into in between
- * batches, when no argument points into in.  When stage passes the limit,
+ * batches, when no argument points into in: when in holds nothing left
+ * to parse (a pipeline ended on a command boundary) the two buffers swap,
+ * so no byte is copied again; otherwise stage is appended to what is left.
+ * When stage passes the limit,
  * the receive is cancelled (back-pressure) and re-armed once drained.
  */
 static size_t stage_max(const struct urkv_conn *c)
@@ -901,6 +904,26 @@ static bool in_take(struct urkv_conn *c)
 	size_t used = c->in_len - c->in_off;
 	size_t need = used + c->stage_len;
 
+	/*
+	 * Everything in in was parsed: hand stage over as in, and in's buffer
+	 * to stage, instead of copying the bytes (each byte of a pipeline is
+	 * then copied once in user space on its way in, not twice).
+	 */
+	if (used == 0 && c->stage_len > 0) {
+		char *b = c->in;
+		size_t cap = c->in_cap;
+
+		c->in = c->stage;
+		c->in_cap = c->stage_cap;
+		c->in_len = c->stage_len;
+		c->in_off = 0;
+		c->stage = b;
+		c->stage_cap = cap;
+		c->stage_len = 0;
+		if (c->rx_paused && !c->rx_active && !c->eof)
+			rx_arm(c);
+		return true;
+	}
 	/* Drop what was parsed; the parser only keeps offsets into the command. */
 	if (c->in_off) {
 		memmove(c->in, c->in + c->in_off, used);

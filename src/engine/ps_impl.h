@@ -110,7 +110,7 @@ struct urt_tx {
 	uint8_t **shadow;	/* Private copy per wr entry (page_size, registered). */
 	struct delta_mask *diff;/* Chunks each wr entry changes (filled by wal_commit). */
 	uint64_t *rec;		/* Per wr entry: its page's fill record bytes once installed (wal_commit). */
-	uint64_t *hole;		/* Per wr entry: what that record is (frame fill_rec, wal.c). */
+	uint64_t *rec_how;	/* Per wr entry: what that record is (frame fill_rec, wal.c). */
 	bool *ranged;		/* Per wr entry: diff holds every chunk written (urt_page_write_at only). */
 	bool *sparse;		/* Per wr entry: the shadow is valid only in diff's chunks (tx.c; implies ranged). */
 	struct tx_slot *slots;	/* Page index: pgno -> wr/rd entry (slot_mask + 1 entries). */

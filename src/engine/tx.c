@@ -120,8 +120,8 @@ int urt_tx_begin(struct urt_ps *ps, struct urt_tx **out)
 		tx->diff = (struct delta_mask *)(tx->rd + n * TX_READ_FACTOR);
 		tx->slots = (struct tx_slot *)(tx->diff + n);
 		tx->rec = (uint64_t *)(tx->slots + slots);
-		tx->hole = tx->rec + n;
-		tx->ranged = (bool *)(tx->hole + n);
+		tx->rec_how = tx->rec + n;
+		tx->ranged = (bool *)(tx->rec_how + n);
 		tx->sparse = tx->ranged + n;
 		tx->slot_mask = slots - 1;
 	}

@@ -246,39 +246,56 @@ static uint32_t image_hole(const struct urt_ps *ps, const uint8_t *page, uint32_
 	return len;
 }
 
-
 /*
- * How the fill batch logs a page (frame fill_rec, tx->hole): FILL_IMAGE set
+ * How the fill batch logs a page (frame fill_rec, tx->rec_how): FILL_IMAGE set
  * for an image, whose hole is then offset << 16 | length (0: none).
  */
 #define FILL_IMAGE (1ull << 32)
 
 /*
- * Bytes of the record page will get in the fill batch (page: its bytes
- * once the change is installed), and in *how what it is (FILL_IMAGE and
- * hole, kept by the frame for batch_encode, so the zeros are checked once
- * here).  An image when rule D1 says so, or when the delta would take at
- * least a whole page image (the hole is not weighed there, so that the
- * common small delta costs no hole search); else the delta.
+ * Is the fill batch's record of a page (changed chunks m) an image?  When
+ * rule D1 says so (image), or when the delta would take at least a whole
+ * page image (the hole is not weighed there, so that the common small
+ * delta costs no hole search).  Otherwise *d gets the delta's bytes.
  */
-static uint64_t frame_rec_bytes(const struct urt_ps *ps, bool image, const struct delta_mask *m,
-				const uint8_t *page, uint64_t *how)
+static bool rec_is_image(const struct urt_ps *ps, bool image, const struct delta_mask *m,
+			 uint64_t *d)
 {
-	uint64_t full = rec_bytes(ps->page_size), d;
-	uint32_t off = 0, len;
+	if (image)
+		return true;
+	*d = delta_rec_bytes(m, ps->page_size);
+	return *d >= rec_bytes(ps->page_size);
+}
 
-	if (!image) {
-		d = delta_rec_bytes(m, ps->page_size);
-		if (d < full) {
-			*how = 0;
-			return d;
-		}
-	}
-	len = image_hole(ps, page, &off);
+/*
+ * Bytes of an image record of page, and in *how FILL_IMAGE and its hole,
+ * which the frame keeps for batch_encode, so the zeros are checked once.
+ */
+static uint64_t image_rec_bytes(const struct urt_ps *ps, const uint8_t *page, uint64_t *how)
+{
+	uint32_t off = 0, len = image_hole(ps, page, &off);
+
 	_Static_assert(URT_PAGE_SIZE_MAX <= 65535u, "a hole's offset and length fit 16 bits each");
 	*how = FILL_IMAGE | off << 16 | len;
 	return rec_bytes(logrec_image_len(ps->page_size, len));
 }
+
+#ifndef NDEBUG
+/*
+ * Debug builds: the record bytes and kind of a page as commit_bytes
+ * chooses them, recomputed from the installed frame after the install.
+ */
+static uint64_t frame_rec_bytes(const struct urt_ps *ps, bool image, const struct delta_mask *m,
+				const uint8_t *page, uint64_t *how)
+{
+	uint64_t d;
+
+	if (rec_is_image(ps, image, m, &d))
+		return image_rec_bytes(ps, page, how);
+	*how = 0;
+	return d;
+}
+#endif
 
 /* Rule D1 for a page's first change in a batch: does it need a full image? */
 static bool frame_needs_image(const struct urt_ps *ps, const struct frame *f)
@@ -289,7 +306,8 @@ static bool frame_needs_image(const struct urt_ps *ps, const struct frame *f)
 /*
  * Bytes tx's changes add to the fill batch (exact: what batch_encode will
  * emit for them).  Sets tx->rec[i] to what the record of page i takes once
- * the change is installed, which the install uses as it is, provided
+ * the change is installed, and tx->rec_how[i] to what it is (FILL_IMAGE
+ * and hole), which the install uses as they are, provided
  * nothing yields in between (the batch, in_fill and rule D1 stay as they
  * were): each record's size is computed once per commit, not per step.
  */
@@ -300,26 +318,23 @@ static uint64_t commit_bytes(const struct urt_ps *ps, struct urt_tx *tx)
 	for (uint32_t i = 0; i < tx->nwrite; i++) {
 		const struct frame *f = tx->wr[i];
 		struct delta_mask m = tx->diff[i];
+		bool image = f->in_fill ? f->fill_image : frame_needs_image(ps, f);
+		uint64_t d;
 
 		tx->rec[i] = 0;
 		if (delta_mask_empty(&m))
 			continue;
-		if (f->in_fill) {
+		if (f->in_fill)
 			delta_mask_or(&m, &f->fill_mask);
-			/* An image's hole is searched in the whole page: fill a sparse copy in. */
-			if (tx->sparse[i] && (f->fill_image || f->fill_rec & FILL_IMAGE ||
-					      delta_rec_bytes(&m, ps->page_size) >= rec_bytes(ps->page_size)))
-				tx_materialize(tx, i);
-			tx->rec[i] = frame_rec_bytes(ps, f->fill_image, &m, tx->shadow[i], &tx->hole[i]);
-			need += tx->rec[i] - f->fill_bytes;
+		if (rec_is_image(ps, image, &m, &d)) {
+			/* The hole is searched in the whole page: fill a sparse copy in. */
+			tx_materialize(tx, i);
+			tx->rec[i] = image_rec_bytes(ps, tx->shadow[i], &tx->rec_how[i]);
 		} else {
-			if (tx->sparse[i] && (frame_needs_image(ps, f) ||
-					      delta_rec_bytes(&m, ps->page_size) >= rec_bytes(ps->page_size)))
-				tx_materialize(tx, i);
-			tx->rec[i] = frame_rec_bytes(ps, frame_needs_image(ps, f), &m, tx->shadow[i],
-						     &tx->hole[i]);
-			need += tx->rec[i];
+			tx->rec[i] = d;
+			tx->rec_how[i] = 0;
 		}
+		need += tx->rec[i] - (f->in_fill ? f->fill_bytes : 0);
 	}
 	return need;
 }
@@ -533,7 +548,7 @@ int wal_commit(struct urt_ps *ps, struct urt_tx *tx)
 		/* commit_bytes sized this record just before, without a yield since. */
 		b->bytes += tx->rec[i] - f->fill_bytes;
 		f->fill_bytes = tx->rec[i];
-		f->fill_rec = tx->hole[i];
+		f->fill_rec = tx->rec_how[i];
 		delta_copy(f->data, tx->shadow[i], ps->page_size, m);
 		/* Equal to the frame now: kept for its next writer (pool.c invariant 6). */
 		shadow_release(ps, tx, i);

@@ -71,6 +71,22 @@ static int poke(struct urt_ps *ps, uint64_t pgno, uint32_t off, uint32_t n, uint
 	return urt_tx_commit(tx);
 }
 
+/*
+ * Cuts the power after the device's seed-chosen command, closes ps, and
+ * opens the store again from the crashed image (the fixture's device
+ * swap).  NULL when the reopen (*ret) or the open (s->fail) failed.
+ */
+static struct urt_ps *crash_and_reopen(struct dt_state *s, struct urt_ps *ps, uint64_t seed, int *ret)
+{
+	urt_sim_crash(s->dev, seed);
+	urt_ps_close(ps);
+	*ret = psx_reopen_crashed(&s->dev, &s->crashed);
+	if (*ret)
+		return NULL;
+	s->o.create = false;
+	return psx_open(s->dev, &s->o, &s->fail);
+}
+
 /* Whether page pgno holds v at [off, off+n) and zeros elsewhere, except for other_off. */
 static bool page_is(struct urt_ps *ps, uint64_t pgno, uint32_t off, uint32_t n, uint8_t v)
 {
@@ -105,13 +121,7 @@ static void body_small(void *arg)
 	urt_ps_stats(ps, &s->st[0]);
 	s->ret[1] = poke(ps, 3, 500, 100, 0x22);	/* 100 bytes: a delta. */
 	urt_ps_stats(ps, &s->st[1]);
-	urt_sim_crash(s->dev, 3);
-	urt_ps_close(ps);
-	s->ret[2] = psx_reopen_crashed(&s->dev, &s->crashed);
-	if (s->ret[2])
-		return;
-	s->o.create = false;
-	ps = psx_open(s->dev, &s->o, &s->fail);
+	ps = crash_and_reopen(s, ps, 3, &s->ret[2]);
 	if (!ps)
 		return;
 	urt_ps_stats(ps, &s->st[2]);
@@ -187,13 +197,7 @@ static void body_hole(void *arg)
 	urt_ps_stats(ps, &s->st[1]);
 	s->ret[1] = poke(ps, 5, 1500, 100, 0x44);	/* The named hole is not zero: a whole image. */
 	urt_ps_stats(ps, &s->st[2]);
-	urt_sim_crash(s->dev, 5);
-	urt_ps_close(ps);
-	s->ret[2] = psx_reopen_crashed(&s->dev, &s->crashed);
-	if (s->ret[2])
-		return;
-	s->o.create = false;
-	ps = psx_open(s->dev, &s->o, &s->fail);
+	ps = crash_and_reopen(s, ps, 5, &s->ret[2]);
 	if (!ps)
 		return;
 	urt_ps_stats(ps, &s->st[3]);
@@ -292,13 +296,7 @@ static void body_ranges(void *arg)
 	s->ret[3] |= write_at_fill(tx, 3, 500, 100, 0x22);
 	s->ret[3] |= urt_tx_commit(tx);
 	urt_ps_stats(ps, &s->st[2]);
-	urt_sim_crash(s->dev, 5);
-	urt_ps_close(ps);
-	s->ret[4] = psx_reopen_crashed(&s->dev, &s->crashed);
-	if (s->ret[4])
-		return;
-	s->o.create = false;
-	ps = psx_open(s->dev, &s->o, &s->fail);
+	ps = crash_and_reopen(s, ps, 5, &s->ret[4]);
 	if (!ps)
 		return;
 	urt_ps_stats(ps, &s->st[3]);

@@ -109,12 +109,13 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 				continue;
 			fprintf(f, "urt_core%u:submitted=%llu,completed=%llu,failed=%llu,enters=%llu,"
 				   "ops_per_enter=%.2f,posts_sent=%llu,posts_run=%llu,fibers_spawned=%llu,"
-				   "lat_p50_us=%.1f,lat_p99_us=%.1f\r\n",
+				   "io_yields=%llu,urgent_polls=%llu,lat_p50_us=%.1f,lat_p99_us=%.1f\r\n",
 				i, (unsigned long long)a.st.submitted, (unsigned long long)a.st.completed,
 				(unsigned long long)a.st.failed, (unsigned long long)a.st.enters,
 				a.st.enters ? (double)a.st.sqes_submitted / (double)a.st.enters : 0.0,
 				(unsigned long long)a.st.posts_sent, (unsigned long long)a.st.posts_run,
-				(unsigned long long)a.st.fibers_spawned,
+				(unsigned long long)a.st.fibers_spawned, (unsigned long long)a.st.io_yields,
+				(unsigned long long)a.st.urgent_polls,
 				(double)urt_hist_percentile(&a.st.lat, 50) / 1000.0,
 				(double)urt_hist_percentile(&a.st.lat, 99) / 1000.0);
 		}

@@ -41,6 +41,17 @@ URT_API bool urt_in_fiber(void);
 URT_API void urt_fiber_yield(void);
 
 /**
+ * Yield only if completions are waiting for this core (the kernel has
+ * flagged task work on its ring, or CQEs are posted), and resume after the
+ * reactor has reaped them and run the fibers they woke.  For long
+ * computations in a fiber, such as building a transaction of hundreds of
+ * requests, so that they do not hold up other fibers' I/O (a log write
+ * waiting to be followed by its flush).  Costs a load or two when nothing
+ * waits.  Returns whether it yielded.  Fiber only; a no-op elsewhere.
+ */
+URT_API bool urt_fiber_yield_to_io(void);
+
+/**
  * Set the class (enum urt_io_prio) that urt_io_wait and the shorthands
  * below give this fiber's ops whose prio is left NORMAL; returns the
  * previous one.  A new fiber starts with NORMAL.  Fiber only.

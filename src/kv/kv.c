@@ -96,7 +96,7 @@ size_t urt_kv_buf_region_bytes(const struct urt_kv_opts *o, unsigned ncores)
 	 * the pool keeps after commit, the store's own pages.
 	 */
 	per_shard = cache_pages * page + 2 * pow2_at_least(o->batch_bytes_max) +
-		    KV_WRITERS * tx_pages * page + kv_copies_kept(cache_pages) * page + (64u << 10);
+		    KV_TX_COPY_SETS * tx_pages * page + kv_copies_kept(cache_pages) * page + (64u << 10);
 	/* Slack for the runtime's own buffers and fragmentation of the size classes. */
 	return (size_t)((per_core * per_shard + (16ull << 20) + (2u << 20) - 1) & ~((2ull << 20) - 1));
 }

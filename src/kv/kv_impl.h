@@ -64,7 +64,18 @@ struct kv_writer {
 	uint8_t *scratch;		/* Old values of updates (URT_KV_UPDATE_VALUE_MAX, at first use). */
 };
 
-#define KV_WRITERS 2	/* Committers per shard: one builds while the other's batch is written. */
+#define KV_WRITERS 8		/* Committers per shard: one builds while the others' batches are written. */
+#define KV_GROUP_MAX 128	/* Requests a transaction takes while another committer is idle (shard.c). */
+#define KV_BUILD_YIELD_EVERY 8	/* Requests a committer applies between looks for waiting completions. */
+/*
+ * Transactions whose page copies the buffer region holds at once.  Every
+ * write transaction takes page 0 for write first, and holds it until its
+ * commit installs (shard.c invariant 1), so only one transaction at a time
+ * has copies: the builder's, or the one waiting to install (the next
+ * builder then fails on page 0 before taking any).  One more as a margin;
+ * so the region does not grow with KV_WRITERS.
+ */
+#define KV_TX_COPY_SETS 2
 #define KV_COPIES_KEPT_MAX 4096u	/* Most write copies a shard's pool keeps (16 MiB of 4 KiB pages). */
 
 /*
@@ -93,6 +104,7 @@ struct kv_shard {
 	unsigned commits_inflight;	/* Transactions inside urt_tx_commit. */
 	unsigned excl_waiting;		/* Readers waiting for an exclusive read (committers hold off). */
 	unsigned writers_live;		/* Committers still running. */
+	unsigned committers_idle;	/* Committers waiting for work (committer_main). */
 	struct urt_waitq state_wq;	/* Woken when building ends or a commit returns. */
 	struct kv_writer writers[KV_WRITERS];
 	/* NOSYNC acknowledgements, waiting until their transaction is installed. */

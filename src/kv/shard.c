@@ -7,17 +7,30 @@
  * Writes.  Writes are queued (kv_shard_write) and applied by committer
  * fibers, several requests per page-store transaction:
  *
- *   idle --(queue not empty, nobody building)--> building
+ *   idle --(queue not empty, nobody building)--> building   (committer_main)
  *   building: begin tx, pin page 0 for write, apply queued requests in
  *             order while the transaction has room, bump meta.tx_seq
- *   building --> committing: hand the build turn to the other committer,
+ *             (commit_batch)
+ *   building --> committing: hand the build turn to an idle committer,
  *             then urt_tx_commit (installs the pages at once, then waits
  *             for the log batch to be durable)
  *   committing --> idle: complete the requests of the transaction
  *
- * With two committers the next transaction is built while the previous
- * one's log batch is being written, so the page store's group commit
- * always has a batch ready.  Invariants:
+ * KV_WRITERS (8) committers: while some wait for their batch to be
+ * durable, another builds from the requests that arrived meanwhile, so the
+ * page store's group commit always has a batch ready, and the core is not
+ * idle while the log is busy or the other way round.  Two things keep the
+ * transactions flowing into the batch being filled:
+ *  - A builder stops at KV_GROUP_MAX requests when another committer is
+ *    idle (committers_idle), commits, and that one builds the rest.  One
+ *    transaction of all the requests queued (800 at -c 50 -P 16) made the
+ *    core and the log take turns: the log idle while it was built, the
+ *    core idle while it was written.  With no committer idle the builder
+ *    takes everything, so the requests in commit are never capped.
+ *  - Every KV_BUILD_YIELD_EVERY requests a builder calls
+ *    urt_fiber_yield_to_io, so the log writer's completions (the end of a
+ *    write, to be followed by its flush) are not held up by a build.
+ * Invariants:
  *  1. At most one transaction is being built at a time (s->building).  The
  *     build turn passes before urt_tx_commit, and the commit installs the
  *     pages before it first suspends, so the next builder sees them.  In
@@ -816,12 +829,18 @@ again:
 	while ((req = STAILQ_FIRST(&s->wq)) && n < limit) {
 		if (n > 0 && (is_big_put(req) || !has_room(w, req)))
 			break;
+		/* A committer is free to build the rest: commit this part now (design notes). */
+		if (n >= KV_GROUP_MAX && s->committers_idle)
+			break;
 		STAILQ_REMOVE_HEAD(&s->wq, next);
 		ret = apply(w, req);
 		if (is_answer(ret)) {
 			req->res = ret;
 			STAILQ_INSERT_TAIL(&batch, req, next);
 			n++;
+			/* A long build lets waiting completions through (the log writer's). */
+			if (n % KV_BUILD_YIELD_EVERY == 0)
+				urt_fiber_yield_to_io();
 			continue;
 		}
 		/* A failure: drop the transaction and redo the others (invariant 4). */
@@ -913,13 +932,15 @@ static void committer_main(void *arg)
 		while (s->building || s->excl_waiting || STAILQ_EMPTY(&s->wq)) {
 			if (s->stopping && STAILQ_EMPTY(&s->wq))
 				goto out;
+			s->committers_idle++;
 			urt_waitq_wait(&s->commit_wq);
+			s->committers_idle--;
 		}
 		commit_batch(w);
 	}
 out:
 	s->writers_live--;
-	/* The other committer and the ack fiber may be waiting to see this. */
+	/* Other committers and the ack fiber may be waiting to see this. */
 	urt_waitq_wake_all(&s->commit_wq);
 	urt_waitq_wake_all(&s->ack_wq);
 	exit_fiber(s);

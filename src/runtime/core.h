@@ -243,6 +243,9 @@ struct urt_core {
 	struct urt_ctx loop_ctx;	/* The reactor loop's own context. */
 	struct urt_fiber *cur;		/* Running fiber or NULL. */
 	STAILQ_HEAD(, urt_fiber) run_q;	/* Runnable fibers, FIFO. */
+	STAILQ_HEAD(, urt_fiber) io_yield_q;	/* Yielded to I/O: run after the next reap (urt_fiber_yield_to_io). */
+	STAILQ_HEAD(, urt_fiber) urgent_q;	/* Woken URGENT fibers: run before the rest of the pass (fiber.c). */
+	unsigned urgent_io;		/* URGENT fibers suspended in urt_io_wait. */
 	struct urt_fiber *fiber_free;	/* Recycled fibers (stacks kept). */
 	struct urt_fiber *fiber_all;	/* Every fiber allocated, for teardown. */
 	unsigned fibers_live;		/* Fibers not yet exited. */

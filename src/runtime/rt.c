@@ -168,6 +168,7 @@ static void core_loop(struct urt_core *c)
 			for (int k = RING_POLL; k < RING_KINDS; k++)
 				if (c->rings[k].ready)
 					ring_reap(c, k);
+		fiber_io_yield_resume(c);
 	}
 }
 
@@ -380,6 +381,8 @@ URT_API int urt_rt_start(const struct urt_rt_opts *opts, struct urt_rt **out)
 		STAILQ_INIT(&c->backlog);
 		TAILQ_INIT(&c->sched_busy);
 		STAILQ_INIT(&c->run_q);
+		STAILQ_INIT(&c->io_yield_q);
+		STAILQ_INIT(&c->urgent_q);
 		pthread_mutex_init(&c->ext_lock, NULL);
 		atomic_init(&c->accepting, true);
 		ret = msg_init(c);
@@ -572,6 +575,8 @@ URT_API int urt_rt_stats_total(struct urt_rt *rt, struct urt_stats *out)
 		out->sleeps += one->sleeps;
 		out->wakeups_skipped += one->wakeups_skipped;
 		out->sqes_fixed_file += one->sqes_fixed_file;
+		out->io_yields += one->io_yields;
+		out->urgent_polls += one->urgent_polls;
 		out->sqes_plain_fd += one->sqes_plain_fd;
 		out->fixed_file_misses += one->fixed_file_misses;
 		out->sqes_fixed_buf += one->sqes_fixed_buf;

@@ -949,6 +949,83 @@ Test(kv, submit_batch_matches_single_submits, .timeout = 120)
 	}
 }
 
+/*
+ * A queue of writes is committed in several transactions (shard.c design
+ * notes): with committers idle, a builder stops at KV_GROUP_MAX requests
+ * and another builds the rest, so 1,000 writes queued at once take at least
+ * 1000 / KV_GROUP_MAX transactions (with one transaction for the whole
+ * queue, the core and the log took turns).  The queue's order still holds
+ * across them: a key written twice keeps its later value.
+ */
+#define GROUP_WRITES 1000u
+
+static void group_body(void *p)
+{
+	struct batch_t *t = p;
+	static struct urt_kv_req reqs[GROUP_WRITES];
+	static struct urt_kv_req *ptrs[GROUP_WRITES];
+	static char keys[GROUP_WRITES][16];
+	struct urt_kv_shard_stats st0, st1;
+	char buf[16];
+	size_t vlen;
+	uint64_t txs;
+
+	if (urt_kv_shard_stats(t->kv, 0, &st0) != 0)
+		kvx_failf(&t->f, "stats");
+	memset(reqs, 0, sizeof(reqs));
+	for (unsigned i = 0; i < GROUP_WRITES; i++) {
+		struct urt_kv_req *r = &reqs[i];
+
+		/* Requests 5 and 900 both write key "g5": the later one must win. */
+		snprintf(keys[i], sizeof(keys[i]), "g%u", i == 900 ? 5u : i);
+		r->op = URT_KV_OP_PUT;
+		r->key = keys[i];
+		r->klen = strlen(keys[i]);
+		r->val = i == 900 ? "later" : keys[i];
+		r->vlen = strlen(r->val);
+		r->done = batch_done;
+		r->arg = t;
+		ptrs[i] = r;
+	}
+	t->pending = GROUP_WRITES;
+	if (urt_kv_submit_batch(t->kv, ptrs, GROUP_WRITES) != 0)
+		kvx_failf(&t->f, "submit_batch refused a put");
+	while (t->pending)
+		urt_waitq_wait(&t->wq);
+	for (unsigned i = 0; i < GROUP_WRITES; i++)
+		if (reqs[i].res != 0)
+			kvx_failf(&t->f, "put %u: %d", i, reqs[i].res);
+	if (urt_kv_shard_stats(t->kv, 0, &st1) != 0)
+		kvx_failf(&t->f, "stats");
+	txs = st1.write_txs - st0.write_txs;
+	if (st1.writes - st0.writes != GROUP_WRITES)
+		kvx_failf(&t->f, "%llu writes applied for %u", (unsigned long long)(st1.writes - st0.writes),
+			  GROUP_WRITES);
+	if (txs < (GROUP_WRITES + KV_GROUP_MAX - 1) / KV_GROUP_MAX || txs > GROUP_WRITES)
+		kvx_failf(&t->f, "%u queued writes took %llu transactions: want at least %u "
+			  "(KV_GROUP_MAX %u while a committer is idle)", GROUP_WRITES,
+			  (unsigned long long)txs, (GROUP_WRITES + KV_GROUP_MAX - 1) / KV_GROUP_MAX,
+			  KV_GROUP_MAX);
+	if (urt_kv_get(t->kv, "g5", 2, buf, sizeof(buf), &vlen) != 0 || vlen != 5 ||
+	    memcmp(buf, "later", 5) != 0)
+		kvx_failf(&t->f, "g5 does not hold the later of its two writes");
+	if (urt_kv_get(t->kv, "g999", 4, buf, sizeof(buf), &vlen) != 0 || vlen != 4 ||
+	    memcmp(buf, "g999", 4) != 0)
+		kvx_failf(&t->f, "g999 missing or wrong");
+}
+
+Test(kv, queued_writes_commit_in_groups_in_order)
+{
+	struct env e;
+	struct batch_t t = { 0 };
+
+	env_open(&e, 1, 7);
+	t.kv = e.kv;
+	t.shards = 1;
+	env_run_ok(&e, 0, group_body, &t, &t.f);
+	env_close(&e);
+}
+
 /* A data file: created on first open, reopened, shard count fixed at creation. */
 
 struct file_t {

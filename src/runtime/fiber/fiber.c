@@ -21,6 +21,31 @@
  * Each pass runs only the fibers that were runnable when it started, so a
  * fiber that keeps yielding cannot starve I/O completions.
  *
+ * Urgent fibers.  A fiber whose I/O class is URT_PRIO_URGENT (the page
+ * store's log writer) is on the latency path of every commit: each of its
+ * writes and flushes is followed by the next only when it runs again.  So
+ * when its I/O completes it goes on urgent_q, and the pass runs urgent_q
+ * before its next fiber.  (A wait queue wakes it into the run queue like
+ * any fiber: those wakes come from fibers, whose order the callers of
+ * wait queues rely on, e.g. the KV store's NOSYNC test, test_kv_ack.)  And while
+ * one is suspended on I/O (c->urgent_io), the pass looks after each fiber
+ * whether completions wait (IORING_SQ_TASKRUN or posted CQEs, two loads);
+ * if so it submits and reaps the main ring there and then
+ * (fiber_urgent_poll), instead of at the end of a pass that may run for
+ * hundreds of microseconds, and submits what the urgent fiber queued
+ * before going on.  An urgent fiber that yields goes to the back of the
+ * run queue like any other, so it cannot starve the pass by yielding.
+ * States of a fiber, and who moves it:
+ *
+ *   running --urt_io_wait / waitq / sleep--> suspended   (fiber_suspend)
+ *   running --urt_fiber_yield--> run_q                   (run_push)
+ *   running --urt_fiber_yield_to_io--> io_yield_q        (completions waiting)
+ *   suspended --I/O done, class URGENT--> urgent_q       (wake_push)
+ *   suspended --I/O done, other class--> run_q           (wake_push)
+ *   suspended --wait queue woken--> run_q                (run_push)
+ *   io_yield_q --after the loop's reap--> run_q          (fiber_io_yield_resume)
+ *   run_q / urgent_q --> running                         (fiber_run_ready)
+ *
  * Exited fibers keep their stack for the next spawn (mmap and the guard
  * page cost microseconds).  At teardown every fiber is freed, including
  * those still blocked on a wait queue (rt.c documents that).
@@ -31,6 +56,8 @@
 #include "base/assert.h"
 #include "base/mem.h"
 #include "runtime/core.h"
+#include "runtime/ring.h"
+#include "runtime/sched/sched.h"
 
 static void run_push(struct urt_core *c, struct urt_fiber *f)
 {
@@ -38,6 +65,18 @@ static void run_push(struct urt_core *c, struct urt_fiber *f)
 		return;
 	f->runnable = true;
 	STAILQ_INSERT_TAIL(&c->run_q, f, link);
+}
+
+/* A fiber whose I/O completed: an URGENT one runs ahead of the rest of the pass (design notes). */
+static void wake_push(struct urt_core *c, struct urt_fiber *f)
+{
+	if (f->runnable)
+		return;
+	f->runnable = true;
+	if (urt_unlikely(f->io_prio == URT_PRIO_URGENT))
+		STAILQ_INSERT_TAIL(&c->urgent_q, f, link);
+	else
+		STAILQ_INSERT_TAIL(&c->run_q, f, link);
 }
 
 static void fiber_entry(void *arg)
@@ -50,6 +89,21 @@ static void fiber_entry(void *arg)
 	abort();	/* The loop never resumes an exited fiber. */
 }
 
+/*
+ * An URGENT fiber waits for I/O and completions wait in the kernel: submit
+ * what is queued and reap the main ring now (design notes).
+ */
+static void fiber_urgent_poll(struct urt_core *c)
+{
+	if (!TAILQ_EMPTY(&c->sched_busy))
+		sched_dispatch_all(c);
+	(void)ring_submit(c, RING_MAIN, false);	/* An error is the loop's to see again. */
+	ring_reap_main(c);
+	c->stats.urgent_polls++;
+}
+
+static bool core_io_waiting(struct urt_core *c);
+
 void fiber_run_ready(struct urt_core *c)
 {
 	/* This pass runs the fibers runnable now; those woken meanwhile wait for the next. */
@@ -57,8 +111,17 @@ void fiber_run_ready(struct urt_core *c)
 	struct urt_fiber *f;
 
 	STAILQ_CONCAT(&pass, &c->run_q);
-	while ((f = STAILQ_FIRST(&pass))) {
-		STAILQ_REMOVE_HEAD(&pass, link);
+	for (;;) {
+		bool urgent = !STAILQ_EMPTY(&c->urgent_q);
+
+		if (urt_unlikely(urgent)) {
+			f = STAILQ_FIRST(&c->urgent_q);
+			STAILQ_REMOVE_HEAD(&c->urgent_q, link);
+		} else if ((f = STAILQ_FIRST(&pass))) {
+			STAILQ_REMOVE_HEAD(&pass, link);
+		} else {
+			break;
+		}
 		f->runnable = false;
 		c->cur = f;
 		urt_ctx_switch(&c->loop_ctx, &f->ctx);
@@ -68,6 +131,16 @@ void fiber_run_ready(struct urt_core *c)
 			c->fibers_live--;
 			f->next = c->fiber_free;
 			c->fiber_free = f;
+		}
+		if (STAILQ_EMPTY(&pass))
+			continue;	/* The loop's wait comes next and does the same. */
+		if (urt_unlikely(urgent)) {
+			/* Its I/O goes out now, not after the rest of the pass. */
+			if (!TAILQ_EMPTY(&c->sched_busy))
+				sched_dispatch_all(c);
+			(void)ring_submit(c, RING_MAIN, false);
+		} else if (urt_unlikely(c->urgent_io) && core_io_waiting(c)) {
+			fiber_urgent_poll(c);
 		}
 	}
 }
@@ -174,6 +247,40 @@ URT_API void urt_fiber_yield(void)
 	fiber_suspend(c);
 }
 
+/*
+ * Whether completions wait for the core: task work the kernel flagged on
+ * the main ring (IORING_SQ_TASKRUN, set with TASKRUN_FLAG when a completion
+ * is queued as deferred or cooperative task work), or CQEs already posted.
+ * The main ring is where a core sleeps and where the kernel signals every
+ * other source (ring.c), so it is the one to look at.
+ */
+static bool core_io_waiting(struct urt_core *c)
+{
+	struct io_uring *r = &c->rings[RING_MAIN].ring;
+
+	return (IO_URING_READ_ONCE(*r->sq.kflags) & IORING_SQ_TASKRUN) || io_uring_cq_ready(r);
+}
+
+/*
+ * The fiber goes on io_yield_q, not the run queue: core_loop appends that
+ * queue to the run queue after the next reap, behind the fibers the reap
+ * woke, so they run first.  fiber_has_ready counts the queue, so the loop's
+ * wait before that reap never sleeps.
+ */
+URT_API bool urt_fiber_yield_to_io(void)
+{
+	struct urt_core *c = core_self();
+
+	if (!c || !c->cur || !core_io_waiting(c))
+		return false;
+	URT_ASSERT(!c->cur->runnable);
+	c->cur->runnable = true;
+	STAILQ_INSERT_TAIL(&c->io_yield_q, c->cur, link);
+	c->stats.io_yields++;
+	fiber_suspend(c);
+	return true;
+}
+
 static void fiber_io_done(struct urt_io *io, int res, void *arg)
 {
 	struct urt_fiber *f = arg;
@@ -181,7 +288,9 @@ static void fiber_io_done(struct urt_io *io, int res, void *arg)
 	(void)io;
 	f->io_res = res;
 	f->io_done = true;
-	run_push(f->core, f);
+	if (urt_unlikely(f->io_prio == URT_PRIO_URGENT))
+		f->core->urgent_io--;
+	wake_push(f->core, f);
 }
 
 URT_API int urt_io_wait(struct urt_io *io)
@@ -194,9 +303,15 @@ URT_API int urt_io_wait(struct urt_io *io)
 	f->io_done = false;
 	if (io->prio == URT_PRIO_NORMAL)
 		io->prio = f->io_prio;
+	/* Counted until fiber_io_done, which may run inside the submit (an op answered there). */
+	if (urt_unlikely(f->io_prio == URT_PRIO_URGENT))
+		c->urgent_io++;
 	ret = urt_io_submit(io, fiber_io_done, f);
-	if (ret)
+	if (ret) {
+		if (urt_unlikely(f->io_prio == URT_PRIO_URGENT))
+			c->urgent_io--;
 		return ret;
+	}
 	while (!f->io_done)
 		fiber_suspend(c);
 	return f->io_res;
@@ -327,5 +442,8 @@ void fiber_exit_all(struct urt_core *c)
 	c->fiber_all = NULL;
 	c->fiber_free = NULL;
 	STAILQ_INIT(&c->run_q);
+	STAILQ_INIT(&c->io_yield_q);
+	STAILQ_INIT(&c->urgent_q);
+	c->urgent_io = 0;
 	c->fibers_live = 0;
 }

@@ -149,3 +149,166 @@ Test(fiber, fiber_max_enforced)
 	cr_expect_eq(s->spawn_res[3], -EAGAIN);
 	free(s);
 }
+
+/*
+ * urt_fiber_yield_to_io and urgent fibers (fiber.c design notes).  The
+ * orders below are what the tests assert; their margins are wide (a 1 ms
+ * timer against seconds of spinning, a 200 us timer against 2 ms fibers),
+ * and no test asserts a time.
+ */
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct yio_state {
+	int order[8];		/* Events in the order they happened: 1 = sleeper woke, 2 = spinner resumed. */
+	int n;
+	bool sleeper_done;
+	int yielded;		/* urt_fiber_yield_to_io returned true. */
+	int idle_yield;		/* What it returned with no I/O in flight of ours. */
+	uint64_t spins;
+};
+
+static void yio_sleeper(void *p)
+{
+	struct yio_state *s = p;
+
+	cr_assert_eq(urt_sleep_ns(1000000), 0);
+	s->sleeper_done = true;
+	s->order[s->n++] = 1;
+}
+
+static void yio_body(void *p)
+{
+	struct yio_state *s = p;
+	uint64_t end;
+
+	/* Nothing of ours in flight: no completion can be waiting, so no yield. */
+	s->idle_yield = urt_fiber_yield_to_io();
+	cr_assert_eq(urt_fiber_spawn(yio_sleeper, s), 0);
+	/* Two passes: the sleeper queues its timer, then the loop's wait submits it. */
+	urt_fiber_yield();
+	urt_fiber_yield();
+	end = mono_ns() + 10ull * 1000000000ull;
+	while (!s->sleeper_done && mono_ns() < end) {
+		s->spins++;
+		if (urt_fiber_yield_to_io()) {
+			s->yielded++;
+			s->order[s->n++] = 2;
+		}
+	}
+}
+
+Test(fiber, yield_to_io_runs_the_woken_fiber_first)
+{
+	struct urt_rt_opts o;
+	struct urt_rt *rt;
+	struct urt_stats st;
+	struct yio_state *s = calloc(1, sizeof(*s));
+
+	urt_rt_opts_default(&o);
+	rt = fx_start(&o);
+	fx_run(rt, 0, yio_body, s);
+	cr_assert_eq(urt_rt_stats(rt, 0, &st), 0);
+	urt_rt_stop(rt);
+	cr_expect_eq(s->idle_yield, false, "yielded with no completion waiting");
+	cr_assert(s->sleeper_done, "the timer never woke its fiber while the other spun (%llu spins)",
+		  (unsigned long long)s->spins);
+	cr_assert_geq(s->yielded, 1, "the spinner never yielded to the completion");
+	/* The sleeper ran before the spinner came back from its yield. */
+	cr_expect_eq(s->order[0], 1, "first event %d, want the sleeper's (1)", s->order[0]);
+	cr_expect_eq(s->order[1], 2, "second event %d, want the spinner's return (2)", s->order[1]);
+	cr_expect_geq(st.io_yields, (uint64_t)s->yielded);
+	free(s);
+}
+
+#define URG_BUSY 20
+#define URG_BUSY_NS 2000000ull
+
+struct urg_state {
+	int busy_done;			/* Busy fibers finished so far. */
+	int wakes_mid_pass;		/* Sleeper wakes while busy fibers were left. */
+	int first_wake_at;		/* busy_done at the sleeper's first wake, -1 before. */
+	int wakes;
+	bool urgent;
+	bool stop;
+};
+
+static void urg_sleeper(void *p)
+{
+	struct urg_state *s = p;
+
+	if (s->urgent)
+		urt_fiber_io_prio(URT_PRIO_URGENT);
+	while (!s->stop) {
+		cr_assert_eq(urt_sleep_ns(200000), 0);
+		if (s->first_wake_at < 0)
+			s->first_wake_at = s->busy_done;
+		s->wakes++;
+		if (s->busy_done > 0 && s->busy_done < URG_BUSY)
+			s->wakes_mid_pass++;
+	}
+}
+
+static void urg_busy(void *p)
+{
+	struct urg_state *s = p;
+	uint64_t end = mono_ns() + URG_BUSY_NS;
+
+	while (mono_ns() < end)
+		;
+	if (++s->busy_done == URG_BUSY)
+		s->stop = true;
+}
+
+static void urg_body(void *p)
+{
+	struct urg_state *s = p;
+
+	cr_assert_eq(urt_fiber_spawn(urg_sleeper, s), 0);
+	urt_fiber_yield();	/* The sleeper queues its first timer. */
+	/* All busy fibers go into one pass, the one after the wait that submits the timer. */
+	for (int i = 0; i < URG_BUSY; i++)
+		cr_assert_eq(urt_fiber_spawn(urg_busy, s), 0);
+	while (s->busy_done < URG_BUSY || s->wakes == 0)
+		urt_fiber_yield();
+}
+
+static void urg_run(bool urgent, struct urg_state *s, struct urt_stats *st)
+{
+	struct urt_rt_opts o;
+	struct urt_rt *rt;
+
+	memset(s, 0, sizeof(*s));
+	s->first_wake_at = -1;
+	s->urgent = urgent;
+	urt_rt_opts_default(&o);
+	rt = fx_start(&o);
+	fx_run(rt, 0, urg_body, s);
+	cr_assert_eq(urt_rt_stats(rt, 0, st), 0);
+	urt_rt_stop(rt);
+}
+
+Test(fiber, urgent_fiber_runs_inside_a_long_pass)
+{
+	struct urg_state s;
+	struct urt_stats st;
+
+	/* URGENT: its timer's completion is reaped between the busy fibers, and it runs there. */
+	urg_run(true, &s, &st);
+	cr_assert_geq(s.wakes_mid_pass, 2, "the urgent fiber woke %d times inside a %d ms pass "
+		      "(first wake after %d busy fibers)", s.wakes_mid_pass,
+		      (int)(URG_BUSY * URG_BUSY_NS / 1000000), s.first_wake_at);
+	cr_expect_geq(st.urgent_polls, 2);
+
+	/* NORMAL: woken into the next pass, after every busy fiber, as before. */
+	urg_run(false, &s, &st);
+	cr_expect_eq(s.first_wake_at, URG_BUSY, "a normal fiber woke after %d of %d busy fibers",
+		     s.first_wake_at, URG_BUSY);
+	cr_expect_eq(s.wakes_mid_pass, 0);
+	cr_expect_eq(st.urgent_polls, 0);
+}

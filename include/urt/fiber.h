@@ -41,13 +41,14 @@ URT_API bool urt_in_fiber(void);
 URT_API void urt_fiber_yield(void);
 
 /**
- * Yield only if completions are waiting for this core (the kernel has
- * flagged task work on its ring, or CQEs are posted), and resume after the
- * reactor has reaped them and run the fibers they woke.  For long
- * computations in a fiber, such as building a transaction of hundreds of
- * requests, so that they do not hold up other fibers' I/O (a log write
- * waiting to be followed by its flush).  Costs a load or two when nothing
- * waits.  Returns whether it yielded.  Fiber only; a no-op elsewhere.
+ * For long computations in a fiber (a transaction of hundreds of requests
+ * being built): if an URT_PRIO_URGENT fiber of this core waits for I/O,
+ * completions wait, and the core has not reaped them for 50 us, reap them
+ * now, run the urgent fibers they woke, and come back; the fibers of other
+ * classes they woke run in the next pass as usual.  So a build does not
+ * hold up the log writer's next write or flush.  Costs a few loads when
+ * nothing is due.  Returns whether it yielded.  Fiber only; a no-op
+ * elsewhere.
  */
 URT_API bool urt_fiber_yield_to_io(void);
 

@@ -197,6 +197,7 @@ struct urt_fiber {
 	bool io_done;			/* That op completed. */
 	bool runnable;			/* On the run queue. */
 	bool exited;			/* fn returned: recycle. */
+	bool io_yield;			/* Parked by urt_fiber_yield_to_io; fiber_run_ready resumes it. */
 	uint8_t io_prio;		/* Class urt_io_wait gives ops left NORMAL (urt_fiber_io_prio). */
 };
 
@@ -243,9 +244,9 @@ struct urt_core {
 	struct urt_ctx loop_ctx;	/* The reactor loop's own context. */
 	struct urt_fiber *cur;		/* Running fiber or NULL. */
 	STAILQ_HEAD(, urt_fiber) run_q;	/* Runnable fibers, FIFO. */
-	STAILQ_HEAD(, urt_fiber) io_yield_q;	/* Yielded to I/O: run after the next reap (urt_fiber_yield_to_io). */
 	STAILQ_HEAD(, urt_fiber) urgent_q;	/* Woken URGENT fibers: run before the rest of the pass (fiber.c). */
 	unsigned urgent_io;		/* URGENT fibers suspended in urt_io_wait. */
+	uint64_t reap_ns;		/* Last reap of the main ring: the loop's, or an urgent poll's. */
 	struct urt_fiber *fiber_free;	/* Recycled fibers (stacks kept). */
 	struct urt_fiber *fiber_all;	/* Every fiber allocated, for teardown. */
 	unsigned fibers_live;		/* Fibers not yet exited. */

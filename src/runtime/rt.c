@@ -163,12 +163,12 @@ static void core_loop(struct urt_core *c)
 			break;
 		ring_wait(c);
 		now_tick(&c->clock);
+		c->reap_ns = core_now(c);
 		ring_reap_main(c);
 		if (urt_unlikely(c->rings_extra))
 			for (int k = RING_POLL; k < RING_KINDS; k++)
 				if (c->rings[k].ready)
 					ring_reap(c, k);
-		fiber_io_yield_resume(c);
 	}
 }
 
@@ -381,7 +381,6 @@ URT_API int urt_rt_start(const struct urt_rt_opts *opts, struct urt_rt **out)
 		STAILQ_INIT(&c->backlog);
 		TAILQ_INIT(&c->sched_busy);
 		STAILQ_INIT(&c->run_q);
-		STAILQ_INIT(&c->io_yield_q);
 		STAILQ_INIT(&c->urgent_q);
 		pthread_mutex_init(&c->ext_lock, NULL);
 		atomic_init(&c->accepting, true);

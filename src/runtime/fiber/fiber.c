@@ -27,23 +27,31 @@
  * when its I/O completes it goes on urgent_q, and the pass runs urgent_q
  * before its next fiber.  (A wait queue wakes it into the run queue like
  * any fiber: those wakes come from fibers, whose order the callers of
- * wait queues rely on, e.g. the KV store's NOSYNC test, test_kv_ack.)  And while
- * one is suspended on I/O (c->urgent_io), the pass looks after each fiber
- * whether completions wait (IORING_SQ_TASKRUN or posted CQEs, two loads);
- * if so it submits and reaps the main ring there and then
- * (fiber_urgent_poll), instead of at the end of a pass that may run for
- * hundreds of microseconds, and submits what the urgent fiber queued
- * before going on.  An urgent fiber that yields goes to the back of the
- * run queue like any other, so it cannot starve the pass by yielding.
- * States of a fiber, and who moves it:
+ * wait queues rely on, e.g. the KV store's NOSYNC test, test_kv_ack.)  And
+ * while one is suspended on I/O (c->urgent_io), completions may wait
+ * behind a pass that runs for hundreds of microseconds: with DEFER_TASKRUN
+ * the kernel runs their task work only at the next enter.  So the pass
+ * looks after each fiber whether a poll is due (urgent_poll_due: an urgent
+ * fiber waits, IORING_SQ_TASKRUN or posted CQEs say completions wait, and
+ * the main ring was last reaped URGENT_POLL_GAP_NS ago or more); if so it
+ * submits and reaps the main ring there (fiber_urgent_poll), runs the
+ * urgent fibers that woke, submits what they queued, and goes on.  Fibers
+ * of other classes woken by that reap run in the next pass, as they would
+ * have.  The gap bounds what the polls cost when completions (a busy
+ * network) never stop: one enter per gap at most.  A fiber inside a long
+ * computation calls urt_fiber_yield_to_io, which makes the same poll when
+ * it is due and resumes the caller right after the urgent fibers ran.  An
+ * urgent fiber that yields goes to the back of the run queue like any
+ * other, so it cannot starve the pass by yielding.  States of a fiber,
+ * and who moves it:
  *
  *   running --urt_io_wait / waitq / sleep--> suspended   (fiber_suspend)
  *   running --urt_fiber_yield--> run_q                   (run_push)
- *   running --urt_fiber_yield_to_io--> io_yield_q        (completions waiting)
+ *   running --urt_fiber_yield_to_io, poll due--> parked  (io_yield set)
+ *   parked --poll, urgent fibers run--> running           (fiber_run_ready)
  *   suspended --I/O done, class URGENT--> urgent_q       (wake_push)
  *   suspended --I/O done, other class--> run_q           (wake_push)
  *   suspended --wait queue woken--> run_q                (run_push)
- *   io_yield_q --after the loop's reap--> run_q          (fiber_io_yield_resume)
  *   run_q / urgent_q --> running                         (fiber_run_ready)
  *
  * Exited fibers keep their stack for the next spawn (mmap and the guard
@@ -89,20 +97,73 @@ static void fiber_entry(void *arg)
 	abort();	/* The loop never resumes an exited fiber. */
 }
 
+/* Shortest time between two reaps of the main ring made for an urgent fiber (design notes). */
+#define URGENT_POLL_GAP_NS 50000ull
+
 /*
- * An URGENT fiber waits for I/O and completions wait in the kernel: submit
- * what is queued and reap the main ring now (design notes).
+ * Whether completions wait for the core: task work the kernel flagged on
+ * the main ring (IORING_SQ_TASKRUN, set with TASKRUN_FLAG when a completion
+ * is queued as deferred or cooperative task work), or CQEs already posted.
+ * The main ring is where a core sleeps and where the kernel signals every
+ * other source (ring.c), so it is the one to look at.
  */
-static void fiber_urgent_poll(struct urt_core *c)
+static bool core_io_waiting(struct urt_core *c)
+{
+	struct io_uring *r = &c->rings[RING_MAIN].ring;
+
+	return (IO_URING_READ_ONCE(*r->sq.kflags) & IORING_SQ_TASKRUN) || io_uring_cq_ready(r);
+}
+
+/* An urgent fiber waits for I/O, completions wait, and the last reap is a gap ago. */
+static bool urgent_poll_due(struct urt_core *c)
+{
+	return c->urgent_io && core_io_waiting(c) &&
+	       now_read(&c->clock) - c->reap_ns >= URGENT_POLL_GAP_NS;
+}
+
+/* Submits what the running fibers queued on the main ring (their ops leave now). */
+static void fiber_submit_now(struct urt_core *c)
 {
 	if (!TAILQ_EMPTY(&c->sched_busy))
 		sched_dispatch_all(c);
 	(void)ring_submit(c, RING_MAIN, false);	/* An error is the loop's to see again. */
-	ring_reap_main(c);
-	c->stats.urgent_polls++;
 }
 
-static bool core_io_waiting(struct urt_core *c);
+/* Runs f until it suspends, yields or returns; recycles it if it returned. */
+static void fiber_resume(struct urt_core *c, struct urt_fiber *f)
+{
+	f->runnable = false;
+	c->cur = f;
+	urt_ctx_switch(&c->loop_ctx, &f->ctx);
+	c->cur = NULL;
+	if (f->exited) {
+		urt_ctx_destroy(&f->ctx);
+		c->fibers_live--;
+		f->next = c->fiber_free;
+		c->fiber_free = f;
+	}
+}
+
+/*
+ * A poll is due (urgent_poll_due): submit and reap the main ring now, run
+ * the urgent fibers that woke, and send what they queued (design notes).
+ */
+static void fiber_urgent_poll(struct urt_core *c)
+{
+	struct urt_fiber *u;
+
+	fiber_submit_now(c);
+	ring_reap_main(c);
+	c->reap_ns = now_read(&c->clock);
+	c->stats.urgent_polls++;
+	if (STAILQ_EMPTY(&c->urgent_q))
+		return;
+	while ((u = STAILQ_FIRST(&c->urgent_q))) {
+		STAILQ_REMOVE_HEAD(&c->urgent_q, link);
+		fiber_resume(c, u);
+	}
+	fiber_submit_now(c);
+}
 
 void fiber_run_ready(struct urt_core *c)
 {
@@ -122,26 +183,19 @@ void fiber_run_ready(struct urt_core *c)
 		} else {
 			break;
 		}
-		f->runnable = false;
-		c->cur = f;
-		urt_ctx_switch(&c->loop_ctx, &f->ctx);
-		c->cur = NULL;
-		if (f->exited) {
-			urt_ctx_destroy(&f->ctx);
-			c->fibers_live--;
-			f->next = c->fiber_free;
-			c->fiber_free = f;
+		fiber_resume(c, f);
+		while (urt_unlikely(!f->exited && f->io_yield)) {
+			/* Parked by urt_fiber_yield_to_io: poll, then it goes on at once. */
+			f->io_yield = false;
+			fiber_urgent_poll(c);
+			fiber_resume(c, f);
 		}
 		if (STAILQ_EMPTY(&pass))
 			continue;	/* The loop's wait comes next and does the same. */
-		if (urt_unlikely(urgent)) {
-			/* Its I/O goes out now, not after the rest of the pass. */
-			if (!TAILQ_EMPTY(&c->sched_busy))
-				sched_dispatch_all(c);
-			(void)ring_submit(c, RING_MAIN, false);
-		} else if (urt_unlikely(c->urgent_io) && core_io_waiting(c)) {
+		if (urt_unlikely(urgent))
+			fiber_submit_now(c);	/* Its I/O goes out now, not after the rest of the pass. */
+		else if (urt_unlikely(c->urgent_io) && urgent_poll_due(c))
 			fiber_urgent_poll(c);
-		}
 	}
 }
 
@@ -248,34 +302,22 @@ URT_API void urt_fiber_yield(void)
 }
 
 /*
- * Whether completions wait for the core: task work the kernel flagged on
- * the main ring (IORING_SQ_TASKRUN, set with TASKRUN_FLAG when a completion
- * is queued as deferred or cooperative task work), or CQEs already posted.
- * The main ring is where a core sleeps and where the kernel signals every
- * other source (ring.c), so it is the one to look at.
- */
-static bool core_io_waiting(struct urt_core *c)
-{
-	struct io_uring *r = &c->rings[RING_MAIN].ring;
-
-	return (IO_URING_READ_ONCE(*r->sq.kflags) & IORING_SQ_TASKRUN) || io_uring_cq_ready(r);
-}
-
-/*
- * The fiber goes on io_yield_q, not the run queue: core_loop appends that
- * queue to the run queue after the next reap, behind the fibers the reap
- * woke, so they run first.  fiber_has_ready counts the queue, so the loop's
- * wait before that reap never sleeps.
+ * Parks the fiber (io_yield) and goes to the loop, which polls and resumes
+ * it at once (fiber_run_ready).  Only when a poll is due, so a caller may
+ * ask often: the test is a few loads and, with an urgent fiber waiting,
+ * one clock read.
  */
 URT_API bool urt_fiber_yield_to_io(void)
 {
 	struct urt_core *c = core_self();
+	struct urt_fiber *f = c ? c->cur : NULL;
 
-	if (!c || !c->cur || !core_io_waiting(c))
+	/* An urgent fiber runs ahead anyway; and its poll would park it where nothing resumes it. */
+	if (!f || f->io_prio == URT_PRIO_URGENT || !urgent_poll_due(c))
 		return false;
-	URT_ASSERT(!c->cur->runnable);
-	c->cur->runnable = true;
-	STAILQ_INSERT_TAIL(&c->io_yield_q, c->cur, link);
+	URT_ASSERT(!f->runnable && !f->io_yield);
+	f->io_yield = true;
+	f->runnable = true;	/* On no queue, but resumed by the loop alone: no wake may push it. */
 	c->stats.io_yields++;
 	fiber_suspend(c);
 	return true;
@@ -442,7 +484,6 @@ void fiber_exit_all(struct urt_core *c)
 	c->fiber_all = NULL;
 	c->fiber_free = NULL;
 	STAILQ_INIT(&c->run_q);
-	STAILQ_INIT(&c->io_yield_q);
 	STAILQ_INIT(&c->urgent_q);
 	c->urgent_io = 0;
 	c->fibers_live = 0;

@@ -14,14 +14,7 @@ void fiber_exit_all(struct urt_core *c);
 /* Whether a fiber of c is runnable (inline: the loop asks every iteration). */
 static inline bool fiber_has_ready(const struct urt_core *c)
 {
-	return !STAILQ_EMPTY(&c->run_q) || !STAILQ_EMPTY(&c->io_yield_q) || !STAILQ_EMPTY(&c->urgent_q);
-}
-
-/* After a reap: the fibers that yielded to I/O run behind those it woke (urt_fiber_yield_to_io). */
-static inline void fiber_io_yield_resume(struct urt_core *c)
-{
-	if (!STAILQ_EMPTY(&c->io_yield_q))
-		STAILQ_CONCAT(&c->run_q, &c->io_yield_q);
+	return !STAILQ_EMPTY(&c->run_q) || !STAILQ_EMPTY(&c->urgent_q);
 }
 
 #endif /* URT_RUNTIME_FIBER_FIBER_H */

@@ -167,19 +167,24 @@ static uint64_t mono_ns(void)
 struct yio_state {
 	int order[8];		/* Events in the order they happened: 1 = sleeper woke, 2 = spinner resumed. */
 	int n;
+	bool urgent;		/* The sleeper's class: URGENT, else NORMAL. */
 	bool sleeper_done;
 	int yielded;		/* urt_fiber_yield_to_io returned true. */
 	int idle_yield;		/* What it returned with no I/O in flight of ours. */
 	uint64_t spins;
+	uint64_t spin_ns;	/* How long the spinner spins at most. */
 };
 
 static void yio_sleeper(void *p)
 {
 	struct yio_state *s = p;
 
+	if (s->urgent)
+		urt_fiber_io_prio(URT_PRIO_URGENT);
 	cr_assert_eq(urt_sleep_ns(1000000), 0);
 	s->sleeper_done = true;
-	s->order[s->n++] = 1;
+	if (s->n < 8)
+		s->order[s->n++] = 1;
 }
 
 static void yio_body(void *p)
@@ -193,36 +198,54 @@ static void yio_body(void *p)
 	/* Two passes: the sleeper queues its timer, then the loop's wait submits it. */
 	urt_fiber_yield();
 	urt_fiber_yield();
-	end = mono_ns() + 10ull * 1000000000ull;
+	end = mono_ns() + s->spin_ns;
 	while (!s->sleeper_done && mono_ns() < end) {
 		s->spins++;
 		if (urt_fiber_yield_to_io()) {
 			s->yielded++;
-			s->order[s->n++] = 2;
+			if (s->n < 8)
+				s->order[s->n++] = 2;
 		}
 	}
 }
 
-Test(fiber, yield_to_io_runs_the_woken_fiber_first)
+static void yio_run(struct yio_state *s, bool urgent, uint64_t spin_ns, struct urt_stats *st)
 {
 	struct urt_rt_opts o;
 	struct urt_rt *rt;
-	struct urt_stats st;
-	struct yio_state *s = calloc(1, sizeof(*s));
 
+	memset(s, 0, sizeof(*s));
+	s->urgent = urgent;
+	s->spin_ns = spin_ns;
 	urt_rt_opts_default(&o);
 	rt = fx_start(&o);
 	fx_run(rt, 0, yio_body, s);
-	cr_assert_eq(urt_rt_stats(rt, 0, &st), 0);
+	cr_assert_eq(urt_rt_stats(rt, 0, st), 0);
 	urt_rt_stop(rt);
+}
+
+Test(fiber, yield_to_io_runs_the_urgent_fiber_and_comes_back)
+{
+	struct urt_stats st;
+	struct yio_state *s = calloc(1, sizeof(*s));
+
+	/* URGENT sleeper: its timer's completion is reaped inside the spin, and it runs there. */
+	yio_run(s, true, 10ull * 1000000000ull, &st);
 	cr_expect_eq(s->idle_yield, false, "yielded with no completion waiting");
-	cr_assert(s->sleeper_done, "the timer never woke its fiber while the other spun (%llu spins)",
+	cr_assert(s->sleeper_done, "the urgent timer never woke its fiber while the other spun (%llu spins)",
 		  (unsigned long long)s->spins);
-	cr_assert_geq(s->yielded, 1, "the spinner never yielded to the completion");
+	cr_assert_eq(s->yielded, 1, "the spinner yielded %d times for one completion", s->yielded);
 	/* The sleeper ran before the spinner came back from its yield. */
 	cr_expect_eq(s->order[0], 1, "first event %d, want the sleeper's (1)", s->order[0]);
 	cr_expect_eq(s->order[1], 2, "second event %d, want the spinner's return (2)", s->order[1]);
-	cr_expect_geq(st.io_yields, (uint64_t)s->yielded);
+	cr_expect_eq(st.io_yields, 1);
+	cr_expect_geq(st.urgent_polls, 1);
+
+	/* NORMAL sleeper: nothing urgent waits, so the spinner never yields (50 ms of spinning). */
+	yio_run(s, false, 50000000ull, &st);
+	cr_expect_eq(s->yielded, 0, "yielded %d times with no urgent fiber waiting", s->yielded);
+	cr_expect_eq(st.io_yields, 0);
+	cr_expect_eq(st.urgent_polls, 0);
 	free(s);
 }
 

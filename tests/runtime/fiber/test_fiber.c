@@ -209,19 +209,25 @@ static void yio_body(void *p)
 	}
 }
 
-static void yio_run(struct yio_state *s, bool urgent, uint64_t spin_ns, struct urt_stats *st)
+/* Runs body(arg) in a fiber on a runtime of its own and copies core 0's counters to *st. */
+static void run_counted(void (*body)(void *), void *arg, struct urt_stats *st)
 {
 	struct urt_rt_opts o;
 	struct urt_rt *rt;
 
+	urt_rt_opts_default(&o);
+	rt = fx_start(&o);
+	fx_run(rt, 0, body, arg);
+	cr_assert_eq(urt_rt_stats(rt, 0, st), 0);
+	urt_rt_stop(rt);
+}
+
+static void yio_run(struct yio_state *s, bool urgent, uint64_t spin_ns, struct urt_stats *st)
+{
 	memset(s, 0, sizeof(*s));
 	s->urgent = urgent;
 	s->spin_ns = spin_ns;
-	urt_rt_opts_default(&o);
-	rt = fx_start(&o);
-	fx_run(rt, 0, yio_body, s);
-	cr_assert_eq(urt_rt_stats(rt, 0, st), 0);
-	urt_rt_stop(rt);
+	run_counted(yio_body, s, st);
 }
 
 Test(fiber, yield_to_io_runs_the_urgent_fiber_and_comes_back)
@@ -303,17 +309,10 @@ static void urg_body(void *p)
 
 static void urg_run(bool urgent, struct urg_state *s, struct urt_stats *st)
 {
-	struct urt_rt_opts o;
-	struct urt_rt *rt;
-
 	memset(s, 0, sizeof(*s));
 	s->first_wake_at = -1;
 	s->urgent = urgent;
-	urt_rt_opts_default(&o);
-	rt = fx_start(&o);
-	fx_run(rt, 0, urg_body, s);
-	cr_assert_eq(urt_rt_stats(rt, 0, st), 0);
-	urt_rt_stop(rt);
+	run_counted(urg_body, s, st);
 }
 
 Test(fiber, urgent_fiber_runs_inside_a_long_pass)

@@ -92,8 +92,9 @@ size_t urt_kv_buf_region_bytes(const struct urt_kv_opts *o, unsigned ncores)
 	if (cache_pages < 4 * tx_pages + 256)
 		cache_pages = 4 * tx_pages + 256;
 	/*
-	 * Pool frames, two log batches, the committers' page copies, the copies
-	 * the pool keeps after commit, the store's own pages.
+	 * Pool frames, two log batches, the page copies of KV_TX_COPY_SETS
+	 * transactions (kv_impl.h), the copies the pool keeps after commit, the
+	 * store's own pages.
 	 */
 	per_shard = cache_pages * page + 2 * pow2_at_least(o->batch_bytes_max) +
 		    KV_TX_COPY_SETS * tx_pages * page + kv_copies_kept(cache_pages) * page + (64u << 10);

@@ -243,8 +243,8 @@ struct urt_core {
 	/* Fibers. */
 	struct urt_ctx loop_ctx;	/* The reactor loop's own context. */
 	struct urt_fiber *cur;		/* Running fiber or NULL. */
-	STAILQ_HEAD(, urt_fiber) run_q;	/* Runnable fibers, FIFO. */
-	STAILQ_HEAD(, urt_fiber) urgent_q;	/* Woken URGENT fibers: run before the rest of the pass (fiber.c). */
+	STAILQ_HEAD(fiber_queue, urt_fiber) run_q;	/* Runnable fibers, FIFO. */
+	struct fiber_queue urgent_q;	/* Woken URGENT fibers: run before the rest of the pass (fiber.c). */
 	unsigned urgent_io;		/* URGENT fibers suspended in urt_io_wait. */
 	uint64_t reap_ns;		/* Last reap of the main ring: the loop's, or an urgent poll's. */
 	struct urt_fiber *fiber_free;	/* Recycled fibers (stacks kept). */

@@ -574,11 +574,11 @@ URT_API int urt_rt_stats_total(struct urt_rt *rt, struct urt_stats *out)
 		out->sleeps += one->sleeps;
 		out->wakeups_skipped += one->wakeups_skipped;
 		out->sqes_fixed_file += one->sqes_fixed_file;
-		out->io_yields += one->io_yields;
-		out->urgent_polls += one->urgent_polls;
 		out->sqes_plain_fd += one->sqes_plain_fd;
 		out->fixed_file_misses += one->fixed_file_misses;
 		out->sqes_fixed_buf += one->sqes_fixed_buf;
+		out->io_yields += one->io_yields;
+		out->urgent_polls += one->urgent_polls;
 		out->fibers_spawned += one->fibers_spawned;
 		out->ring_flags = one->ring_flags;
 		out->poll_ring_flags = one->poll_ring_flags;

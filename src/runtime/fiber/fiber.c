@@ -67,24 +67,23 @@
 #include "runtime/ring.h"
 #include "runtime/sched/sched.h"
 
-static void run_push(struct urt_core *c, struct urt_fiber *f)
+static void queue_push(struct fiber_queue *q, struct urt_fiber *f)
 {
 	if (f->runnable)
 		return;
 	f->runnable = true;
-	STAILQ_INSERT_TAIL(&c->run_q, f, link);
+	STAILQ_INSERT_TAIL(q, f, link);
+}
+
+static void run_push(struct urt_core *c, struct urt_fiber *f)
+{
+	queue_push(&c->run_q, f);
 }
 
 /* A fiber whose I/O completed: an URGENT one runs ahead of the rest of the pass (design notes). */
 static void wake_push(struct urt_core *c, struct urt_fiber *f)
 {
-	if (f->runnable)
-		return;
-	f->runnable = true;
-	if (urt_unlikely(f->io_prio == URT_PRIO_URGENT))
-		STAILQ_INSERT_TAIL(&c->urgent_q, f, link);
-	else
-		STAILQ_INSERT_TAIL(&c->run_q, f, link);
+	queue_push(urt_unlikely(f->io_prio == URT_PRIO_URGENT) ? &c->urgent_q : &c->run_q, f);
 }
 
 static void fiber_entry(void *arg)
@@ -194,7 +193,7 @@ void fiber_run_ready(struct urt_core *c)
 			continue;	/* The loop's wait comes next and does the same. */
 		if (urt_unlikely(urgent))
 			fiber_submit_now(c);	/* Its I/O goes out now, not after the rest of the pass. */
-		else if (urt_unlikely(c->urgent_io) && urgent_poll_due(c))
+		else if (urt_unlikely(urgent_poll_due(c)))
 			fiber_urgent_poll(c);
 	}
 }
@@ -339,6 +338,7 @@ URT_API int urt_io_wait(struct urt_io *io)
 {
 	struct urt_core *c = core_self();
 	struct urt_fiber *f = c ? c->cur : NULL;
+	bool urgent;
 	int ret;
 
 	URT_ASSERT(f && "urt_io_wait runs inside a fiber");
@@ -346,12 +346,11 @@ URT_API int urt_io_wait(struct urt_io *io)
 	if (io->prio == URT_PRIO_NORMAL)
 		io->prio = f->io_prio;
 	/* Counted until fiber_io_done, which may run inside the submit (an op answered there). */
-	if (urt_unlikely(f->io_prio == URT_PRIO_URGENT))
-		c->urgent_io++;
+	urgent = f->io_prio == URT_PRIO_URGENT;
+	c->urgent_io += urgent;
 	ret = urt_io_submit(io, fiber_io_done, f);
 	if (ret) {
-		if (urt_unlikely(f->io_prio == URT_PRIO_URGENT))
-			c->urgent_io--;
+		c->urgent_io -= urgent;
 		return ret;
 	}
 	while (!f->io_done)

@@ -101,13 +101,19 @@
  * batches unacknowledged) -> sealing (ps->sealing; optionally waits
  * group_delay_ns to gather more; batch_seal) -> writing (batch_write) ->
  * written (batch_ack acknowledges it and any later written batches once
- * every earlier one is) -> idle.  wal_commit wakes a writer when one could
- * seal; batch_ack wakes one when it frees a slot; ps close sets stopping
- * and the writers exit when idle.
+ * every earlier one is) -> idle.  Two other steps from idle: flushing for
+ * wal_flush callers (writer_shared_flush, when no batch flush will serve
+ * them) -> idle; and, once the store is sticky, dropping the fill batch
+ * (batch_drop: its committers get the error, nothing is written) -> idle.
+ * wal_commit wakes a writer when one could seal; batch_ack wakes one when
+ * it frees a slot; ps close sets stopping and the writers exit when idle.
  *
- * Batch buffer states: free (!open) -> fill (open, batch_open) -> sealed
- * (in flight, batch_seal) -> written (batch_write ended) -> free
- * (batch_ack, in ring order).
+ * Batch buffer states: free (!open) -> fill (open, batch_open) -> closed
+ * (still the fill, b->closed: a checkpoint waits for its seal and no
+ * further commit joins it, wal_checkpoint_begin) -> sealed (in flight,
+ * batch_seal) -> written (batch_write ended) -> free (batch_ack, in ring
+ * order).  A sticky error takes a fill (or closed) batch straight to free
+ * (batch_drop).
  */
 #include <errno.h>
 #include <string.h>

@@ -122,7 +122,7 @@ struct kv_shard {
 	unsigned fibers_live;		/* Committers, workers and the ack fiber still running. */
 	struct urt_waitq exit_wq;	/* Close waits here for fibers_live == 0. */
 	/* Expiry (expire_main in shard.c). */
-	struct urt_waitq expire_wq;	/* The expiry fiber: a key noted, or its deletes done. */
+	struct urt_waitq expire_wq;	/* The expiry fiber: its deletes done, or the shard closing. */
 	struct kv_expire_slot lazy[KV_EXPIRE_LAZY];	/* Ring of keys reads found expired. */
 	unsigned lazy_head, lazy_n;	/* Its first slot and its length. */
 	struct kv_expire_slot exp_lazy[KV_EXPIRE_BATCH];	/* Lazy keys being deleted. */

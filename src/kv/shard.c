@@ -69,12 +69,21 @@
  * (KV_OP_EXPIRE_DEL, which deletes only a key still expired when it is
  * applied) from one fiber per shard, expire_main:
  *
- *   sleeping --interval, or a read queued a key--> collecting
- *   collecting: under a read transaction, take the keys reads reported
- *               (the lazy ring), then walk at most expire_scan_keys keys
- *               from where the last pass stopped, noting expired ones
+ *   sleeping --expire_interval_ms (urt_sleep_ns)--> collecting
+ *   collecting: first queue one delete per key that reads reported expired
+ *               (the lazy ring, filled by expire_note; at most
+ *               KV_EXPIRE_BATCH) and wait for them, outside any
+ *               transaction; then, under a read transaction
+ *               (read_consistent), walk at most expire_scan_keys keys from
+ *               where the last pass stopped, noting expired ones
  *   collecting --> deleting: queue one delete per noted key, wait for them
- *   deleting --> collecting (a quarter or more were expired) or sleeping
+ *   deleting --> collecting (a quarter or more were expired, or the lazy
+ *               ring is not empty: urt_fiber_yield) or sleeping
+ *
+ * A key a read finds expired is already absent to every reader, so it
+ * waits for the next pass; nothing wakes the sleep early.  expire_wq
+ * only wakes the fiber waiting for its deletes (expire_del_done) and at
+ * close.
  *
  * The work per pass is bounded (expire_scan_keys keys examined, at most
  * KV_EXPIRE_BATCH deletes), so a store full of expired keys is freed a
@@ -131,7 +140,6 @@ static void expire_note(struct kv_shard *s, const void *key, size_t klen)
 	memcpy(e->key, key, klen);
 	e->klen = (uint16_t)klen;
 	s->lazy_n++;
-	urt_waitq_wake_one(&s->expire_wq);
 }
 
 /* Maps the tree's and the store's errors onto the store's public codes. */

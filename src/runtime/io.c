@@ -28,7 +28,7 @@
  *           io->priv holds its submission time with bit 0 set, and bit 1
  *           when it holds a scheduler's depth unit (req.h bare_priv);
  *   CQE     a NOP, or a READ/WRITE that moved all its bytes, is done:
- *           bare_complete (core.h) records it in the histogram and the
+ *           bare_complete (req.h) records it in the histogram and the
  *           counters and calls back, as req_deliver does;
  *   else    any other result (an error, a short transfer, -EAGAIN), and
  *           urt_io_cancel, give it a request at that moment, in the state

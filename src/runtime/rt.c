@@ -1,9 +1,11 @@
 /*
  * src/runtime: the reactor.  This folder holds rt.c (this file: lifecycle
- * and the loop), ring.c, req.c, io.c, probe.c, net.c, buf.c, fault.c and
- * core.h (the structs); fiber/ (fibers and the context switch), xcore/
- * (cross-core posts, running work on other cores) and dev/ (the device
- * registry and the file, psync and sim backends).  It may include src/base
+ * and the loop), ring.c and ring.h, req.c, io.c, now.c, probe.c,
+ * blocked.c, net.c, buf.c, memlock.c, fault.c and core.h (the structs);
+ * fiber/ (fibers and the context switch), xcore/ (cross-core posts,
+ * running work on other cores), dev/ (the device registry and the file,
+ * psync and sim backends) and sched/ (the device I/O scheduler).  It may
+ * include src/base
  * and include/urt; nothing above it (engine, kv, passthru: the backend list
  * that names passthru is src/backends.c).
  *

@@ -24,15 +24,19 @@
  *   RESETTING --M resets in a row failed or did not cure--> OFFLINE <+
  *
  *   from        to         function
- *   HEALTHY     DEGRADED   health_on_timeout (a new round)
+ *   HEALTHY     DEGRADED   health_on_timeout (a new round; or any timeout when
+ *                          timeouts_max is 0: no escalation policy, the state
+ *                          only shows that timeouts happen)
  *   DEGRADED    RESETTING  health_on_timeout -> health_reset_start (N rounds within
  *                          window_ns, or a timeout that judges the last reset failed)
  *   RESETTING   DEGRADED   health_reset_main (the backend's reset returned 0: the
  *                          controller is live again)
  *   RESETTING   RESETTING  health_reset_main (a reset failed; fewer than M in a row)
- *   RESETTING   DEGRADED   health_reset_start (no thread could be started: a failed reset)
+ *   RESETTING   DEGRADED   health_reset_start (no thread could be started: a failed reset,
+ *                          fewer than M in a row)
  *   RESETTING,  OFFLINE    health_go_offline (from health_reset_main: M failures in a
- *   DEGRADED               row; from health_on_timeout: a failed verdict that is the Mth)
+ *   DEGRADED               row; from health_reset_start: the failed thread start is the
+ *                          Mth; from health_on_timeout: a failed verdict that is the Mth)
  *   DEGRADED    HEALTHY    health_quiet (from health_on_success, health_on_timeout and
  *                          urt_dev_health: window_ns without a timeout, no verdict due)
  *   OFFLINE     -          terminal until the device is closed and reopened

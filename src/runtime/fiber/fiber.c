@@ -14,9 +14,11 @@
  * stack is live in the loop's call chain and the loop always regains
  * control between two fibers.
  *
- * A fiber is on at most one list at a time: the run queue, one wait queue,
- * or the free list.  `runnable` marks run-queue membership, so a double
- * wake is harmless.
+ * A fiber is on at most one list at a time: the run queue, the urgent
+ * queue, one wait queue, or the free list.  `runnable` marks membership of
+ * the run or urgent queue (queue_push sets it, fiber_resume clears it), so
+ * a double wake is harmless; a parked fiber (io_yield) is runnable too, on
+ * no queue, so that no wake can queue it while the loop holds it.
  *
  * Each pass runs only the fibers that were runnable when it started, so a
  * fiber that keeps yielding cannot starve I/O completions.
@@ -45,6 +47,7 @@
  * other, so it cannot starve the pass by yielding.  States of a fiber,
  * and who moves it:
  *
+ *   (new) --urt_fiber_spawn--> run_q                     (run_push)
  *   running --urt_io_wait / waitq / sleep--> suspended   (fiber_suspend)
  *   running --urt_fiber_yield--> run_q                   (run_push)
  *   running --urt_fiber_yield_to_io, poll due--> parked  (io_yield set)
@@ -53,6 +56,8 @@
  *   suspended --I/O done, other class--> run_q           (wake_push)
  *   suspended --wait queue woken--> run_q                (run_push)
  *   run_q / urgent_q --> running                         (fiber_run_ready)
+ *   running --fn returned--> exited, free list          (fiber_entry,
+ *                                                         fiber_resume)
  *
  * Exited fibers keep their stack for the next spawn (mmap and the guard
  * page cost microseconds).  At teardown every fiber is freed, including

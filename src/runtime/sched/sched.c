@@ -2,8 +2,14 @@
  * The device scheduler's public API and lifetime: options, a device's
  * scheduler (struct sched_dev) and its per-core queues.
  *
- * A queue is made the first time a core queues an op on the device (one
- * allocation per core and device, never per op), and lives until the
+ * The queue's states and the op's path through it are in queue.c's design
+ * notes (and the SCHED_SHUT_* bits, sched.h); this file only makes, finds
+ * and frees queues.
+ *
+ * A queue is made (sched_queue_get) the first time a core submits an op to
+ * the device, whether the op is then queued or passes at once
+ * (sched_pass_bare and sched_enqueue both need it: one allocation per core
+ * and device, never per op), and lives until the
  * device's scheduler is replaced or the device is closed, when no I/O is
  * in flight (so no queue is on any core's busy list, queue.c Q2).  The
  * queue pointers are in the device (urt_dev.sched_q, by core index), not

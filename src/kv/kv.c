@@ -931,6 +931,10 @@ static int dev_open(struct urt_kv *kv, const char *path)
 			      "file", path, (unsigned long long)kv->opts.size_bytes);
 		return URT_E_BADFORMAT;
 	}
+	/* One store per file, and no format over someone's data (layout.c invariants 3, 4). */
+	ret = kv_layout_claim(path, kv->opts.create, kv->fresh, &kv->lock_fd);
+	if (ret)
+		return ret;
 	urt_dev_opts_default(&o);
 	ret = urt_dev_open(path, &o, &kv->dev);
 	if (ret == -EINVAL) {
@@ -971,6 +975,8 @@ static void kv_free(struct urt_kv *kv)
 {
 	if (kv->own_dev)
 		urt_dev_close(kv->dev);
+	if (kv->lock_fd >= 0)
+		close(kv->lock_fd);	/* Releases the store's lock, after the device is closed. */
 	free(kv->inflight);
 	free(kv);
 }
@@ -988,6 +994,7 @@ int urt_kv_open(struct urt_rt *rt, const struct urt_kv_opts *o, struct urt_kv **
 	if (!kv)
 		return -ENOMEM;
 	kv->rt = rt;
+	kv->lock_fd = -1;
 	kv->opts = *o;
 	kv->opts.path = NULL;
 	kv->ncores = urt_rt_ncores(rt);

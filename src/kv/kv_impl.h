@@ -161,6 +161,7 @@ struct urt_kv {
 	unsigned nshards;		/* Shards of the store. */
 	struct urt_dev *dev;		/* Device. */
 	bool own_dev;			/* Opened by urt_kv_open, closed by urt_kv_close. */
+	int lock_fd;			/* Holds the flock on the path (kv_layout_claim), or -1. */
 	struct kv_store_hdr hdr;	/* The store header. */
 	bool fresh;			/* The file was created by this open (reads as zeros). */
 	uint32_t batch_bytes;		/* Log batch size in use (options clamped to the log). */

@@ -18,12 +18,23 @@
  *     aligned, and each holds the superblocks, a log of whole 4 KiB blocks
  *     and at least KV_REGION_PAGES_MIN pages (kv_layout_plan).
  *  3. A device whose first 4 KiB is neither blank nor a valid header is
- *     never written to (URT_E_BADFORMAT): it may hold someone's data.
+ *     never written to (URT_E_BADFORMAT): it may hold someone's data.  Nor
+ *     is a blank-headed one whose first MiB holds data (an ISO image, a ZFS
+ *     label, a file system, a file with only its first block zeroed), or a
+ *     block device whose last MiB does (GPT backup, MD superblocks):
+ *     kv_layout_claim reads those before a header may be written.  Zeroing
+ *     the first MiB (and a device's last) is how a user says "reuse it", as
+ *     wipefs does for mkfs.
+ *  4. One store at a time: kv_layout_claim holds an exclusive flock on the
+ *     path for the store's life, so two opens of one file never both
+ *     write it.
  *
  * States of a store's device and the function performing each transition:
  *
  *   no file --kv_layout_file_create--> blank (sized, superblocks and logs
  *       zero, fsynced)
+ *   any --kv_layout_claim--> locked by this store (a blank one that is not
+ *       fresh checked to hold no data: invariant 3)
  *   blank --kv_layout_load (create set)--> shards' superblock slots zeroed
  *       and flushed, then the header written (flushed)
  *   header written --kv_shard_open (shard.c), per shard--> page 0 formatted
@@ -38,7 +49,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kv/kv_impl.h"
@@ -52,8 +65,18 @@
 #define KV_LOG_MAX (1ull << 30)		/* Largest automatic log per shard. */
 #define KV_LOG_BY_CACHE_MAX (1ull << 30)	/* Largest log the cache rule asks for. */
 #define KV_REGION_PAGES_MIN 256u	/* Smallest page region a shard may have. */
+/*
+ * Smallest log of a shard.  A log batch is at most a quarter of the log
+ * (ps.c) and must hold the pages of the largest tree transaction (a split
+ * up the tree, the chain of a big value: kv_tx_pages, KV_CHAIN_TX_PAGES
+ * in shard.c); a 64 KiB batch does, and 256 KiB is the smallest log the
+ * urkv tests run (test_urkv_ops.sh).  Smaller logs were accepted at plan
+ * time and then refused by the page store after the header was written,
+ * leaving a file no later open could use.
+ */
+#define KV_LOG_MIN (256u << 10)
 #define KV_SUPERBLOCKS_BYTES 8192u	/* The page store's two 4 KiB superblock slots. */
-#define KV_ZERO_CHUNK (1u << 20)	/* Unit of zero-filling a new file's logs. */
+#define KV_ZERO_CHUNK (1u << 20)	/* Unit of zero-filling a new file's logs; the MiB checked for data. */
 
 int kv_layout_plan(const struct urt_kv_opts *o, uint64_t dev_bytes, unsigned shards,
 		   struct kv_store_hdr *h)
@@ -101,9 +124,10 @@ int kv_layout_plan(const struct urt_kv_opts *o, uint64_t dev_bytes, unsigned sha
 		if (log > KV_LOG_MAX)
 			log = KV_LOG_MAX;
 	}
-	if (log < 4096) {
-		urt_set_error("kv: log_bytes %llu is less than one 4 KiB block (0 sizes the log "
-			      "automatically)", (unsigned long long)log);
+	if (log < KV_LOG_MIN) {
+		/* Checked here, before anything is written: a store formatted with it could never open. */
+		urt_set_error("kv: log_bytes %llu is below the smallest log of a shard, %u KiB (0 sizes "
+			      "the log automatically)", (unsigned long long)log, KV_LOG_MIN >> 10);
 		return -EINVAL;
 	}
 	log = log / 4096 * 4096;
@@ -271,6 +295,122 @@ int kv_layout_load(struct urt_dev *dev, const struct urt_kv_opts *o, unsigned sh
 		*out = h;
 out:
 	urt_buf_put(buf);
+	return ret;
+}
+
+/* Reads [off, end) of fd; *bad is set to the offset of the first non-zero byte, if any. */
+static int zero_check(int fd, uint8_t *buf, uint64_t off, uint64_t end, uint64_t *bad)
+{
+	while (off < end) {
+		size_t len = end - off < KV_ZERO_CHUNK ? (size_t)(end - off) : KV_ZERO_CHUNK;
+		ssize_t n = pread(fd, buf, len, (off_t)off);
+
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;	/* The file ends here. */
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i]) {
+				*bad = off + (uint64_t)i;
+				return 0;
+			}
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Finds the first non-zero byte where other data keeps its signature
+ * (kv_layout_claim): the first MiB of any device (partition tables, file
+ * systems, LVM and RAID labels, ISO images, ZFS's front labels), and on a
+ * block device also its last MiB (GPT's backup header, MD 0.90 and 1.0
+ * superblocks, ZFS's back labels).  UINT64_MAX if none.
+ */
+static int data_find(int fd, const struct stat *st, uint64_t *bad)
+{
+	uint8_t *buf = malloc(KV_ZERO_CHUNK);
+	uint64_t size;
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	*bad = UINT64_MAX;
+	if (S_ISREG(st->st_mode)) {
+		size = (uint64_t)st->st_size;
+	} else {
+		off_t end = lseek(fd, 0, SEEK_END);
+
+		if (end < 0) {
+			ret = -errno;
+			goto out;
+		}
+		size = (uint64_t)end;
+	}
+	ret = zero_check(fd, buf, 0, size < KV_ZERO_CHUNK ? size : KV_ZERO_CHUNK, bad);
+	if (ret == 0 && *bad == UINT64_MAX && !S_ISREG(st->st_mode) && size > KV_ZERO_CHUNK)
+		ret = zero_check(fd, buf, size - KV_ZERO_CHUNK, size, bad);
+out:
+	free(buf);
+	return ret;
+}
+
+int kv_layout_claim(const char *path, bool create, bool fresh, int *lock_fd)
+{
+	uint8_t head[KV_HDR_BYTES];
+	struct stat st;
+	uint64_t bad;
+	ssize_t n;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		urt_set_error("kv: cannot open %s: %s", path, strerror(errno));
+		return ret;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		ret = -errno;
+		if (ret == -EWOULDBLOCK) {
+			urt_set_error("kv: %s is in use by another store (an urkv server, or a program "
+				      "on urt_kv, holds its lock): two stores on one file would overwrite "
+				      "each other's writes", path);
+			ret = -EBUSY;
+		} else {
+			urt_set_error("kv: cannot lock %s: %s", path, strerror(-ret));
+		}
+		goto err;
+	}
+	if (fresh || !create)
+		goto out;
+	/* Only a blank header may be followed by a format (kv_layout_load): check that case. */
+	n = pread(fd, head, sizeof(head), 0);
+	if (n != (ssize_t)sizeof(head) || !all_zero(head, sizeof(head)))
+		goto out;	/* A store, or something kv_layout_load refuses with its own message. */
+	if (fstat(fd, &st) != 0) {
+		ret = -errno;
+		urt_set_error("kv: cannot stat %s: %s", path, strerror(errno));
+		goto err;
+	}
+	ret = data_find(fd, &st, &bad);
+	if (ret) {
+		urt_set_error("kv: reading %s to check that it holds no data failed: %s", path,
+			      strerror(-ret));
+		goto err;
+	}
+	if (bad != UINT64_MAX) {
+		urt_set_error("kv: %s has no store header (its first %u bytes are zero) but holds "
+			      "data at offset %llu, where file systems, partition tables and images "
+			      "keep their signatures: creating a store there would overwrite that "
+			      "data; name another file, or delete it (a device: zero its first and "
+			      "last MiB) first", path, KV_HDR_BYTES, (unsigned long long)bad);
+		ret = URT_E_BADFORMAT;
+		goto err;
+	}
+out:
+	*lock_fd = fd;
+	return 0;
+err:
+	close(fd);
 	return ret;
 }
 

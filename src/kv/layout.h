@@ -7,6 +7,7 @@
 #ifndef URT_KV_LAYOUT_H
 #define URT_KV_LAYOUT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct urt_dev;
@@ -73,6 +74,22 @@ void kv_layout_hdr_encode(struct kv_store_hdr *h, void *buf);
  */
 int kv_layout_load(struct urt_dev *dev, const struct urt_kv_opts *o, unsigned shards,
 		   struct kv_store_hdr *out);
+
+/*
+ * Claims the data file or block device at path for one store: opens it
+ * and takes an exclusive flock(2) on it, kept until *lock_fd is closed
+ * (urt_kv_close), so that a second store (another urkv, another program
+ * on urt_kv, or a second urt_kv_open in this process) is refused with
+ * -EBUSY instead of overwriting the first one's writes.  Unless fresh (the
+ * file was just made by kv_layout_file_create) and when create is set, a
+ * device whose first KV_HDR_BYTES are zero is also checked before it may
+ * be formatted (invariant 3): its first MiB, and a block device's last
+ * MiB, must be zero (where partition tables, RAID and volume labels, file
+ * systems and images keep their signatures); otherwise URT_E_BADFORMAT,
+ * naming the offset.  Returns 0, or a negative code with
+ * urt_last_error set and nothing held.
+ */
+int kv_layout_claim(const char *path, bool create, bool fresh, int *lock_fd);
 
 /*
  * Creates the data file path of o->size_bytes for `shards` shards: sized,

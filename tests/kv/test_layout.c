@@ -318,3 +318,109 @@ Test(layout, file_create_too_small_leaves_no_file)
 	cr_expect_neq(access(path, F_OK), 0, "a file was left behind");
 	unlink(path);
 }
+
+Test(layout, plan_refuses_a_log_below_the_smallest)
+{
+	struct urt_kv_opts o;
+	struct kv_store_hdr h = { 0 };
+	char path[256];
+
+	urt_kv_opts_default(&o);
+	o.size_bytes = 64 * MiB;
+	/* 4 KiB used to pass the plan, and the page store then refused the written store. */
+	o.log_bytes = 4096;
+	cr_expect_eq(kv_layout_plan(&o, o.size_bytes, 1, &h), -EINVAL);
+	cr_expect(strstr(urt_last_error(), "256 KiB") != NULL, "message: %s", urt_last_error());
+	tmp_path(path, sizeof(path), "tinylog");
+	cr_expect_eq(kv_layout_file_create(&o, path, 1), -EINVAL);
+	cr_expect_neq(access(path, F_OK), 0, "a file was left behind");
+	o.log_bytes = 256u << 10;
+	cr_expect_eq(kv_layout_plan(&o, o.size_bytes, 1, &h), 0, "%s", urt_last_error());
+	cr_expect_eq(h.log_bytes, 256u << 10);
+	unlink(path);
+}
+
+/* Writes len bytes of value v at off of path (creating it). */
+static void put_bytes(const char *path, uint64_t off, size_t len, int v)
+{
+	char buf[4096];
+	int fd = open(path, O_RDWR | O_CREAT, 0644);
+
+	cr_assert_geq(fd, 0);
+	memset(buf, v, sizeof(buf));
+	for (size_t done = 0; done < len; done += sizeof(buf))
+		cr_assert_eq(pwrite(fd, buf, sizeof(buf), (off_t)(off + done)), (ssize_t)sizeof(buf));
+	close(fd);
+}
+
+Test(layout, claim_locks_the_file_against_a_second_store)
+{
+	char path[256];
+	int a = -1, b = -1;
+
+	tmp_path(path, sizeof(path), "claim");
+	put_bytes(path, 0, 4096, 0);
+	cr_assert_eq(kv_layout_claim(path, true, false, &a), 0, "%s", urt_last_error());
+	/* A second open file description, as another process or a second urt_kv_open would have. */
+	cr_expect_eq(kv_layout_claim(path, true, false, &b), -EBUSY);
+	cr_expect(strstr(urt_last_error(), "in use by another store") != NULL, "message: %s",
+		  urt_last_error());
+	close(a);
+	cr_expect_eq(kv_layout_claim(path, true, false, &b), 0, "released: %s", urt_last_error());
+	close(b);
+	cr_expect_eq(kv_layout_claim("/nonexistent-dir/x", true, false, &b), -ENOENT);
+	unlink(path);
+}
+
+Test(layout, claim_refuses_to_format_over_data_behind_a_blank_header)
+{
+	uint8_t buf[4096];
+	char path[256];
+	int fd = -1;
+
+	tmp_path(path, sizeof(path), "foreign");
+	unlink(path);
+	/* Zero first block, someone's data at 512 KiB (an image's, a file system's): never formatted. */
+	put_bytes(path, 0, 4096, 0);
+	put_bytes(path, 512 << 10, 4096, 0x5a);
+	put_bytes(path, 5 * MiB, 4096, 0x5a);
+	cr_expect_eq(kv_layout_claim(path, true, false, &fd), URT_E_BADFORMAT);
+	cr_expect(strstr(urt_last_error(), "holds data at offset 524288") != NULL, "message: %s",
+		  urt_last_error());
+	/* The same file may be opened when nothing would be formatted: create not set. */
+	cr_expect_eq(kv_layout_claim(path, false, false, &fd), 0, "%s", urt_last_error());
+	close(fd);
+	/* Just created by this open (fresh): not scanned. */
+	cr_expect_eq(kv_layout_claim(path, true, true, &fd), 0, "%s", urt_last_error());
+	close(fd);
+	/* The data is still there. */
+	fd = open(path, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, buf, sizeof(buf), 512 << 10), (ssize_t)sizeof(buf));
+	cr_expect_eq(buf[0], 0x5a);
+	cr_expect_eq(buf[4095], 0x5a);
+	close(fd);
+	unlink(path);
+
+	/* A file whose first MiB was zeroed (as with dd, to reuse it) may be formatted. */
+	put_bytes(path, 0, MiB, 0);
+	put_bytes(path, 5 * MiB, 4096, 0x5a);
+	cr_expect_eq(kv_layout_claim(path, true, false, &fd), 0, "wiped: %s", urt_last_error());
+	close(fd);
+	unlink(path);
+
+	/* So may a sparse file and one of written zeros (a creation the crash interrupted). */
+	put_bytes(path, 0, 4096, 0);
+	cr_assert_eq(truncate(path, 64 * MiB), 0);
+	cr_expect_eq(kv_layout_claim(path, true, false, &fd), 0, "sparse: %s", urt_last_error());
+	close(fd);
+	put_bytes(path, 3 * MiB, 2 * MiB, 0);
+	cr_expect_eq(kv_layout_claim(path, true, false, &fd), 0, "zeros: %s", urt_last_error());
+	close(fd);
+	/* A store header is kv_layout_load's to judge: the claim does not read past it. */
+	put_bytes(path, 0, 4096, 0x11);
+	put_bytes(path, 9 * MiB, 4096, 0x22);
+	cr_expect_eq(kv_layout_claim(path, true, false, &fd), 0, "%s", urt_last_error());
+	close(fd);
+	unlink(path);
+}

@@ -12,6 +12,15 @@
  * batch ends it).  A good checksum over impossible contents is
  * URT_E_CORRUPT, never a silent end.
  *
+ * Nor is damage to a batch that had been acknowledged: a crash tears only
+ * batches in flight, and every batch sealed after one became durable
+ * records that in its header (durable_lsn, format version 4).  So where
+ * the log seems to end, end_check looks past it; a later batch of this
+ * store and incarnation whose durable_lsn lies above the end proves the
+ * batch there was durable once and is damaged now: URT_E_CORRUPT naming
+ * both, where ending the log would silently drop that batch and every
+ * acknowledged commit after it.
+ *
  * Every record of a valid batch is applied: a batch holds whole
  * transactions only (wal.c invariant 1), and only durable batches can be
  * followed by further valid ones in LSN order (wal.c invariant 2), so the
@@ -128,6 +137,101 @@ static int apply_batch(struct urt_ps *ps, const uint8_t *buf, uint64_t len,
 	return ret < 0 ? ret : 0;
 }
 
+/* Batches end_check follows past the end: more than log_depth can leave in flight. */
+#define END_CHAIN_MAX (URT_PS_LOG_DEPTH_MAX + 1)
+/* Bytes end_check searches for the next batch when the end has no whole header. */
+#define END_SCAN_MIN (4u << 20)
+
+/*
+ * Reads and checks the header of the batch expected at lsn; 0 when it is
+ * a valid header of this store and incarnation, else positive (no batch
+ * there) or an I/O error.  Anything but a valid header is only "no
+ * evidence" here: end_check must not fail where recovery would not.
+ */
+static int end_header(struct urt_ps *ps, uint8_t *buf, uint64_t lsn, uint64_t min_epoch,
+		      struct logrec_batch *b)
+{
+	const char *why = NULL;
+	int ret = disk_read(ps, buf, ps->block_size, ps->sb.log_start + lsn % ps->sb.log_len);
+
+	if (ret)
+		return ret;
+	return logrec_batch_check_header(buf, ps->block_size, &ps->geom, lsn, min_epoch, b,
+					 &why) == 0 ? 0 : 1;
+}
+
+/*
+ * The log seems to end at lsn: the batch expected there was never written,
+ * is torn, or is damaged (design notes).  next is lsn + its span when its
+ * header was whole (only the body failed), else 0: then the next batch is
+ * searched for block by block over max(cap, END_SCAN_MIN) bytes.  From the
+ * first valid header found, up to END_CHAIN_MAX batches are followed; the
+ * ones sealed while lsn's batch was in flight (at most log_depth - 1)
+ * claim nothing, and any claim above lsn is URT_E_CORRUPT.  Returns 0 when
+ * lsn may end the log.
+ */
+static int end_check(struct urt_ps *ps, uint64_t lsn, uint64_t next, uint64_t min_epoch,
+		     const char *why_end, uint8_t *buf, size_t cap)
+{
+	uint64_t window = cap > END_SCAN_MIN ? cap : END_SCAN_MIN;
+	struct logrec_batch b;
+	uint64_t q = 0;
+	int ret;
+
+	if (window > ps->sb.log_len)
+		window = ps->sb.log_len;
+	if (next) {
+		ret = end_header(ps, buf, next, min_epoch, &b);
+		if (ret)
+			return ret < 0 ? ret : 0;
+		q = next;
+	}
+	for (uint64_t done = ps->block_size; !q && done < window;) {
+		uint64_t at = lsn + done, pos = at % ps->sb.log_len;
+		uint64_t len = window - done;
+
+		if (len > cap)
+			len = cap;
+		if (len > ps->sb.log_len - pos)
+			len = ps->sb.log_len - pos;	/* Up to the region's end; the next lap follows. */
+		len = len / ps->block_size * ps->block_size;
+		URT_ASSERT(len > 0);
+		ret = disk_read(ps, buf, len, ps->sb.log_start + pos);
+		if (ret)
+			return ret;
+		for (uint64_t k = 0; k < len; k += ps->block_size) {
+			const char *why = NULL;
+
+			if (memcmp(buf + k, URT_LOG_MAGIC, 4) != 0)
+				continue;
+			if (logrec_batch_check_header(buf + k, ps->block_size, &ps->geom, at + k,
+						      min_epoch, &b, &why) == 0) {
+				q = at + k;
+				break;
+			}
+		}
+		done += len;
+	}
+	for (unsigned i = 0; q && i < END_CHAIN_MAX; i++) {
+		if (b.durable_lsn > lsn) {
+			urt_set_error("page store: the log batch at LSN %llu is damaged (%s), but the "
+				      "batch at LSN %llu, sealed once the log was durable up to LSN "
+				      "%llu, is intact: the damaged batch had been acknowledged, so this "
+				      "is not a crash's torn tail; refusing to open the store, since "
+				      "ending the log there would drop it and every commit after it",
+				      (unsigned long long)lsn, why_end, (unsigned long long)b.lsn,
+				      (unsigned long long)b.durable_lsn);
+			return URT_E_CORRUPT;
+		}
+		min_epoch = b.epoch;
+		q += b.span;
+		ret = end_header(ps, buf, q, min_epoch, &b);
+		if (ret)
+			return ret < 0 ? ret : 0;
+	}
+	return 0;
+}
+
 int recovery_run(struct urt_ps *ps)
 {
 	uint64_t lsn = ps->sb.checkpoint_lsn;
@@ -156,8 +260,12 @@ int recovery_run(struct urt_ps *ps)
 			goto out;
 		ret = logrec_batch_check_header(buf, ps->block_size, &ps->geom, lsn, min_epoch, &b,
 						&why);
-		if (ret == LOGREC_END)
+		if (ret == LOGREC_END) {
+			ret = end_check(ps, lsn, 0, min_epoch, why, buf, cap);
+			if (ret)
+				goto out;
 			break;
+		}
 		if (ret < 0) {
 			urt_set_error("page store: log batch at LSN %llu: %s",
 				      (unsigned long long)lsn, why ? why : "?");
@@ -180,8 +288,12 @@ int recovery_run(struct urt_ps *ps)
 					goto out;
 			}
 			ret = logrec_batch_check_body(p, b.span, &ps->geom, &b, &why);
-			if (ret == LOGREC_END)
+			if (ret == LOGREC_END) {
+				ret = end_check(ps, lsn, lsn + b.span, b.epoch, why, buf, cap);
+				if (ret)
+					goto out;
 				break;
+			}
 			if (ret < 0) {
 				urt_set_error("page store: log batch at LSN %llu: %s",
 					      (unsigned long long)lsn, why ? why : "?");

@@ -705,6 +705,13 @@ static uint64_t batch_seal(struct urt_ps *ps, struct batch *b)
 	int ret;
 
 	batch_encode(ps, b);
+	/*
+	 * The durable point now: every batch below it is on stable media, so
+	 * a crash cannot have torn it, and recovery may call it damaged if
+	 * this batch is found after it (recovery.c, end_check).  Under
+	 * NONE_UNSAFE acknowledged batches are not durable: 0, no claim.
+	 */
+	b->enc.durable_lsn = ps->use_flush ? ps->durable_lsn : 0;
 	ret = logrec_enc_finish(&b->enc, &span);
 	URT_ASSERT(ret == 0);
 	if (b->has_wrap) {

@@ -117,12 +117,16 @@ static inline bool urt_is_zero(const void *buf, size_t len)
  * logged at or after the checkpoint) and one COMMIT record per batch.
  * Version 3 adds PAGE_IMAGE_HOLE: a page image that leaves out a run of
  * zero bytes (the free gap of a slotted page).
+ * Version 4 gives the batch header's last 8 bytes (zero before) to
+ * durable_lsn, the log's durable point when the batch was sealed, so
+ * recovery can tell a damaged batch that had been acknowledged from a
+ * crash's torn tail (recovery.c, end_check).
  * Stores of versions URT_FORMAT_VERSION_MIN .. URT_FORMAT_VERSION - 1 are
  * read (their logs hold only record types this version replays unchanged)
  * and upgraded by the next superblock write, the checkpoint that ends
  * urt_ps_open.
  */
-#define URT_FORMAT_VERSION 3u
+#define URT_FORMAT_VERSION 4u
 #define URT_FORMAT_VERSION_MIN 1u
 
 /* Page sizes: 4 KiB by default; 8 and 16 KiB for larger records. */
@@ -357,7 +361,9 @@ struct urt_log_batch_disk {
 	uint32_t nrec;			/* Number of records in the body. */
 	uint16_t type;			/* enum logrec_batch_type. */
 	uint16_t flags;			/* No flags are defined; must be zero. */
-	uint8_t reserved[8];		/* Zero. */
+	uint64_t durable_lsn;		/* Version 4: every batch below this LSN was durable when this
+					 * one was sealed (at most lsn; 0: not known, as in versions
+					 * 1-3, WRAP batches and the NONE policy). */
 };
 _Static_assert(sizeof(struct urt_log_batch_disk) == 64, "batch header is 64 bytes");
 _Static_assert(offsetof(struct urt_log_batch_disk, span) == 32, "layout");
@@ -438,6 +444,7 @@ struct logrec_batch {
 	uint32_t body_crc;		/* Checksum of the record bytes. */
 	uint32_t nrec;			/* Record count. */
 	uint16_t type;			/* enum logrec_batch_type. */
+	uint64_t durable_lsn;		/* Durable point when sealed (0: not known). */
 };
 
 /* A decoded record; payload points into the batch buffer. */
@@ -562,6 +569,7 @@ struct logrec_enc {
 	uint32_t nrec;			/* Records added. */
 	uint64_t lsn;			/* LSN of the batch. */
 	uint64_t epoch;			/* Epoch stamped on the batch. */
+	uint64_t durable_lsn;		/* Stamped on the batch; 0 from begin, set before finish. */
 	struct logrec_geom geom;	/* Store constants. */
 };
 

@@ -136,8 +136,9 @@ int logrec_batch_check_header(const void *buf, size_t len, const struct logrec_g
 		return fmt_reject(why, URT_E_CORRUPT, "batch LSN is not block aligned");
 	if (URT_GET16(p, lbd, flags) != 0)
 		return fmt_reject(why, URT_E_CORRUPT, "unknown batch flags are set");
-	if (!urt_is_zero(p + offsetof(lbd, reserved), sizeof(((lbd *)0)->reserved)))
-		return fmt_reject(why, URT_E_CORRUPT, "reserved batch header bytes are not zero");
+	b.durable_lsn = URT_GET64(p, lbd, durable_lsn);
+	if (b.durable_lsn > b.lsn)
+		return fmt_reject(why, URT_E_CORRUPT, "batch claims a durable point past itself");
 	max_span = g->log_len - pos;
 	switch (b.type) {
 	case LOGREC_BATCH_DATA:
@@ -440,6 +441,7 @@ int logrec_enc_begin(struct logrec_enc *e, void *buf, size_t cap, const struct l
 	e->nrec = 0;
 	e->lsn = lsn;
 	e->epoch = epoch;
+	e->durable_lsn = 0;
 	e->geom = *g;
 	return 0;
 }
@@ -630,7 +632,7 @@ void logrec_enc_delta_cancel(struct logrec_enc *e)
 /* Writes a batch header into p. */
 static void enc_batch_hdr(uint8_t *p, const struct logrec_geom *g, uint64_t lsn, uint64_t epoch,
 			  uint64_t span, uint32_t body_len, uint32_t body_crc, uint32_t nrec,
-			  uint16_t type)
+			  uint16_t type, uint64_t durable_lsn)
 {
 	memset(p, 0, URT_LOG_BATCH_HDR_SIZE);
 	memcpy(p, URT_LOG_MAGIC, sizeof(((lbd *)0)->magic));
@@ -642,6 +644,8 @@ static void enc_batch_hdr(uint8_t *p, const struct logrec_geom *g, uint64_t lsn,
 	URT_PUT32(p, lbd, body_crc, body_crc);
 	URT_PUT32(p, lbd, nrec, nrec);
 	URT_PUT16(p, lbd, type, type);
+	URT_ASSERT(durable_lsn <= lsn);
+	URT_PUT64(p, lbd, durable_lsn, durable_lsn);
 	URT_PUT32(p, lbd, hdr_crc, batch_hdr_crc(p));
 }
 
@@ -658,7 +662,7 @@ int logrec_enc_finish(struct logrec_enc *e, uint64_t *span)
 	memset(e->buf + e->off, 0, end - e->off);
 	enc_batch_hdr(e->buf, &e->geom, e->lsn, e->epoch, end, body_len,
 		      urt_crc32c(0, e->buf + URT_LOG_BATCH_HDR_SIZE, body_len), e->nrec,
-		      LOGREC_BATCH_DATA);
+		      LOGREC_BATCH_DATA, e->durable_lsn);
 	*span = end;
 	return 0;
 }
@@ -673,7 +677,7 @@ int logrec_wrap_encode(void *buf, size_t cap, const struct logrec_geom *g, uint6
 		return -EINVAL;
 	room = logrec_room_before_wrap(g, lsn);
 	memset(buf, 0, g->block_size);
-	enc_batch_hdr(buf, g, lsn, epoch, room, 0, 0, 0, LOGREC_BATCH_WRAP);
+	enc_batch_hdr(buf, g, lsn, epoch, room, 0, 0, 0, LOGREC_BATCH_WRAP, 0);
 	*span = room;
 	return 0;
 }

@@ -425,8 +425,21 @@ int kv_layout_file_create(const struct urt_kv_opts *o, const char *path, unsigne
 		return ret;
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
+		char target[256];
+		struct stat st;
+		ssize_t n;
+
 		ret = -errno;
-		urt_set_error("kv: cannot create %s: %s", path, strerror(errno));
+		if (ret == -EEXIST && lstat(path, &st) == 0 && S_ISLNK(st.st_mode) &&
+		    (n = readlink(path, target, sizeof(target) - 1)) >= 0) {
+			/* O_EXCL never follows a link, and stat found nothing behind it. */
+			target[n] = 0;
+			urt_set_error("kv: cannot create %s: it is a symbolic link to %s, which does not "
+				      "exist; create the store at the target's path or fix the link",
+				      path, target);
+		} else {
+			urt_set_error("kv: cannot create %s: %s", path, strerror(-ret));
+		}
 		return ret;
 	}
 	zero = calloc(1, KV_ZERO_CHUNK);

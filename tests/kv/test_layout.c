@@ -424,3 +424,18 @@ Test(layout, claim_refuses_to_format_over_data_behind_a_blank_header)
 	close(fd);
 	unlink(path);
 }
+
+Test(layout, file_create_names_a_dangling_symlink)
+{
+	struct urt_kv_opts o;
+	char path[256];
+
+	urt_kv_opts_default(&o);
+	o.size_bytes = 32 * MiB;
+	tmp_path(path, sizeof(path), "dangling");
+	cr_assert_eq(symlink("/nonexistent-dir/store.urkv", path), 0);
+	cr_expect_eq(kv_layout_file_create(&o, path, 1), -EEXIST);
+	cr_expect(strstr(urt_last_error(), "symbolic link to /nonexistent-dir/store.urkv, which does "
+		  "not exist") != NULL, "message: %s", urt_last_error());
+	unlink(path);
+}

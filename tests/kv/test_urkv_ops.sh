@@ -82,6 +82,20 @@ expect "CONFIG SET port" "ERR CONFIG SET failed (possibly related to argument 'p
 	"$(cli "${A[@]}" CONFIG SET port 1)"
 expect "CONFIG SET maxclients abc" "ERR CONFIG SET failed (possibly related to argument 'maxclients') - argument couldn't be parsed into an integer" \
 	"$(cli "${A[@]}" CONFIG SET maxclients abc)"
+# Out of range: the error names both bounds (maxclients' upper one is its value at start, 5).
+CSF="ERR CONFIG SET failed (possibly related to argument"
+expect "CONFIG SET timeout -1" "$CSF 'timeout') - argument must be between 0 and 1000000000 inclusive" \
+	"$(cli "${A[@]}" CONFIG SET timeout -1)"
+expect "CONFIG SET timeout too big" "$CSF 'timeout') - argument must be between 0 and 1000000000 inclusive" \
+	"$(cli "${A[@]}" CONFIG SET timeout 1000000001)"
+for n in -1 0; do
+	expect "CONFIG SET maxclients $n" "$CSF 'maxclients') - argument must be between 1 and 5 inclusive" \
+		"$(cli "${A[@]}" CONFIG SET maxclients $n)"
+done
+expect "CONFIG SET maxclients 2000000" "$CSF 'maxclients') - argument must be between 1 and 5 inclusive: urkv cannot raise maxclients above its value at start (its fibers are sized then)" \
+	"$(cli "${A[@]}" CONFIG SET maxclients 2000000)"
+expect "refused CONFIG SETs set nothing" "maxclients 5 timeout 0 " \
+	"$(cli "${A[@]}" CONFIG GET maxclients timeout | tr '\n' ' ' | sed 's/^timeout 0 maxclients 5 /maxclients 5 timeout 0 /')"
 expect "CONFIG SET several" "OK" "$(cli "${A[@]}" CONFIG SET maxclients 2 appendfsync always)"
 expect "CONFIG GET after SET" "maxclients 2 appendfsync always " \
 	"$(cli "${A[@]}" CONFIG GET maxclients appendfsync | tr '\n' ' ' | sed 's/^appendfsync always maxclients 2 /maxclients 2 appendfsync always /')"
@@ -100,7 +114,7 @@ got=$(cli "${A[@]}" PING)
 case "$got" in *"ERR max number of clients reached"*) ;; *) fail "maxclients set at run time: [$got]" ;; esac
 exec 5>&- 6>&-
 sleep 0.2
-expect "CONFIG SET maxclients above the start value" "ERR CONFIG SET failed (possibly related to argument 'maxclients') - urkv cannot raise maxclients above its value at start (its fibers are sized then)" \
+expect "CONFIG SET maxclients above the start value" "ERR CONFIG SET failed (possibly related to argument 'maxclients') - argument must be between 1 and 5 inclusive: urkv cannot raise maxclients above its value at start (its fibers are sized then)" \
 	"$(cli "${A[@]}" CONFIG SET maxclients 6)"
 expect "CONFIG SET timeout" "OK" "$(cli "${A[@]}" CONFIG SET timeout 1 maxclients 5)"
 exec 5<>/dev/tcp/127.0.0.1/"$PORT"

@@ -43,6 +43,7 @@
  * slot moved; the file is small, and the wait is one or two device
  * flushes (FACTS.md: 20-50 us here).  Keyed commands never wait for it.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -121,6 +122,17 @@ static bool id_ok(const char *s, size_t len)
 	return true;
 }
 
+/* A numeric IPv4 or IPv6 address shorter than len (the node's ip field). */
+static bool ip_ok(const char *s, size_t len)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (strlen(s) == 0 || strlen(s) >= len)
+		return false;
+	return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1;
+}
+
 /* A decimal number without sign of at most max; false if not one. */
 static bool num_ok(const char *s, size_t len, uint64_t max, uint64_t *out)
 {
@@ -196,8 +208,10 @@ static int node_line(struct urkv_topo *t, char *line, unsigned lineno, unsigned 
 		snprintf(err, errlen, "line %u: duplicate node id %s", lineno, f[0]);
 		return -1;
 	}
-	if (strlen(f[1]) == 0 || strlen(f[1]) >= sizeof(nd->ip)) {
-		snprintf(err, errlen, "line %u: invalid ip '%.64s'", lineno, f[1]);
+	if (!ip_ok(f[1], sizeof(nd->ip))) {
+		/* Clients dial it from -MOVED and -ASK as it is, with no resolver (as Redis's). */
+		snprintf(err, errlen, "line %u: invalid ip '%.64s' (want an IPv4 or IPv6 address, "
+			 "such as 10.0.0.7 or fd00::7)", lineno, f[1]);
 		return -1;
 	}
 	if (!num_ok(f[2], strlen(f[2]), 65535, &port) || port == 0) {

@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/assert.h"
@@ -542,13 +543,25 @@ int urkv_cluster_open(struct urkv_server *srv)
 		goto err;
 	}
 	if (f) {
+		struct stat st;
 		size_t len;
+		int rerr = 0;
 
+		/* fopen opens a directory for reading; only its read fails, with EISDIR. */
+		if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "urkv: cannot read the cluster file %s: it is a directory "
+				"(--cluster-config-file takes a file's path)\n", cl->path);
+			fclose(f);
+			goto err;
+		}
 		text = malloc(CLUSTER_FILE_MAX + 1);
+		errno = 0;
 		len = text ? fread(text, 1, CLUSTER_FILE_MAX + 1, f) : 0;
-		if (!text || ferror(f) || len > CLUSTER_FILE_MAX) {
+		if (text && ferror(f))
+			rerr = errno ? errno : EIO;
+		if (!text || rerr || len > CLUSTER_FILE_MAX) {
 			fprintf(stderr, "urkv: cannot read the cluster file %s: %s\n", cl->path,
-				!text ? "out of memory" : ferror(f) ? "read error" : "larger than 4 MiB");
+				!text ? "out of memory" : rerr ? strerror(rerr) : "larger than 4 MiB");
 			fclose(f);
 			goto err;
 		}

@@ -336,6 +336,12 @@ expect "truncated file: exit status" "1" "$rc"
 grep -q "a.urkv.cluster:5: no 'end' line (the file is truncated or damaged)" "$WORK/bad.log" ||
 	fail "truncated file: [$(cat "$WORK/bad.log")]"
 expect "the damaged file is left as it was" "5" "$(wc -l < "$WORK/a.urkv.cluster")"
+mkdir "$WORK/cfdir"
+"$URKV" --port 0 --data "$WORK/a.urkv" --size 64M --cores 1 --cluster-enabled yes --quiet \
+	--cluster-config-file "$WORK/cfdir" 2> "$WORK/bad.log"
+rc=$?
+expect "cluster file a directory: exit status" "1" "$rc"
+expect "cluster file a directory: message" "urkv: cannot read the cluster file $WORK/cfdir: it is a directory (--cluster-config-file takes a file's path)" "$(cat "$WORK/bad.log")"
 cp "$WORK/a.good" "$WORK/a.urkv.cluster"
 start_urkv a --data "$WORK/a.urkv" --size 64M --cores 2 --cluster-enabled yes --cluster-config-file "$WORK/a.urkv.cluster" || exit 1
 expect "restored file" "$ID_A" "$(clip "$PORT" CLUSTER MYID)"

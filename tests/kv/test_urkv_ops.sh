@@ -271,6 +271,21 @@ ckpts 0
 out=$("$URKV" --data "$WORK/logszbad.urkv" --log-size 1K --port 0 --quiet 2>&1)
 expect "--log-size below a block" "urkv: bad value '1K' for log-size (want a size such as 512M, 0 = automatic) (--log-size)" "$out"
 
+echo "== --cores beyond memory"
+# Each core pins its buffer region (about 1 GiB with --cache 1T), so 1024
+# cores need 1 TiB: refused at start with both memory figures and the CPU
+# count, before a core starts or the data file is made.  More cores than
+# CPUs is otherwise allowed (test_urkv_reopen).  ulimit -v: a urkv that
+# tried anyway fails to map its regions here instead of waking the OOM killer.
+out=$( (ulimit -v 4194304; "$URKV" --data "$WORK/cores.urkv" --size 64M --cores 1024 --cache 1T \
+	--port 0 --quiet) 2>&1); rc=$?
+expect "--cores 1024: exit" 1 "$rc"
+case "$out" in
+"urkv: 1024 cores need about "*" MiB of memory ("*" MiB each: a 1024 MiB buffer region, which io_uring pins, and about 2 MiB more), but "*" MiB is available: give fewer --cores (this process may run on $(nproc) CPU"*")") ;;
+*) fail "--cores 1024: message [$out]" ;;
+esac
+[ -e "$WORK/cores.urkv" ] && fail "--cores 1024: the data file was made"
+
 echo "== data files"
 : > "$WORK/empty.urkv"
 out=$("$URKV" --data "$WORK/empty.urkv" --port 0 --quiet 2>&1); rc=$?

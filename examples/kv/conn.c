@@ -60,6 +60,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "cluster.h"
+#include "cmd_ext.h"
 #include "urkv.h"
 #include "urt/urt.h"
 
@@ -386,10 +387,14 @@ void urkv_out_value(struct urkv_conn *c, struct urt_kv_req *req)
 		}
 		free(buf);
 	}
-	if (ret == URT_E_NOTFOUND)
+	if (ret == URT_E_NOTFOUND) {
 		urkv_out_null(c);
-	else
+	} else {
+		struct resp_arg key = { .ptr = req->key, .len = req->klen };
+
+		urkv_store_error_log(c, ret, &key);
 		urkv_out_errorf(c, "ERR store: %s", ret ? urt_strerror(ret) : "value keeps changing");
+	}
 }
 
 /* Requests. */

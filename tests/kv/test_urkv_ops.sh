@@ -271,6 +271,50 @@ ckpts 0
 out=$("$URKV" --data "$WORK/logszbad.urkv" --log-size 1K --port 0 --quiet 2>&1)
 expect "--log-size below a block" "urkv: bad value '1K' for log-size (want a size such as 512M, 0 = automatic) (--log-size)" "$out"
 
+echo "== a corrupt page is logged, once"
+# 100 keys over several leaves; then a byte of ck000's value and one of
+# ck099's is changed in their home pages (the last copy in the file: the
+# log comes before the pages), so both pages fail their checksums.
+start_urkv dmg --data "$WORK/dmg.urkv" --size 64M --cache 16M --cores 1 || exit 1
+awk 'BEGIN { v = sprintf("%300s", ""); gsub(/ /, "q", v)
+	for (i = 0; i < 100; i++) printf "*3\r\n$3\r\nSET\r\n$5\r\nck%03d\r\n$307\r\nMARK%03d%s\r\n", i, i, v }' |
+	cli --pipe > /dev/null
+stop_urkv || fail "stop before damaging pages"
+pages=$(python3 - "$WORK/dmg.urkv" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    data = f.read()
+    pages = []
+    for mark in (b"MARK000qqq", b"MARK099qqq"):
+        at = data.rfind(mark)
+        f.seek(at + 100)
+        f.write(b"Z")
+        pages.append(at // 4096)
+print(pages[0] != pages[1])
+PY
+)
+expect "two distinct pages damaged" True "$pages"
+start_urkv dmg2 --data "$WORK/dmg.urkv" --cache 16M --cores 1 || exit 1
+CORRUPT="ERR store error: urt: on-disk data is corrupt (checksum or consistency check failed)"
+for i in $(seq 1 20); do
+	got=$(cli GET ck000)
+	[ "$got" = "$CORRUPT" ] || { fail "GET of a corrupt page: [$got]"; break; }
+done
+expect "MGET hides it as nil, as Redis" "" "$(cli MGET ck000)"
+dmg_lines() { grep -c '^urkv: store error' "$WORK/dmg2.log"; }
+expect "21 reads of one corrupt page: one line" 1 "$(dmg_lines)"
+line1=$(grep '^urkv: store error' "$WORK/dmg2.log" | head -1)
+case "$line1" in
+"urkv: store error (shard 0, page "[0-9]*") in get of key \"ck000\": $(echo "$CORRUPT" | sed 's/^ERR store error: //'); repeats are logged once a minute") ;;
+*) fail "the corrupt page's line: [$line1]" ;;
+esac
+expect "GET of the second corrupt page" "$CORRUPT" "$(cli GET ck099)"
+expect "a second page: a second line" 2 "$(dmg_lines)"
+p1=$(grep '^urkv: store error' "$WORK/dmg2.log" | sed -n '1s/.*page \([0-9]*\)).*/\1/p')
+p2=$(grep '^urkv: store error' "$WORK/dmg2.log" | sed -n '2s/.*page \([0-9]*\)).*/\1/p')
+[ -n "$p1" ] && [ -n "$p2" ] && [ "$p1" != "$p2" ] || fail "the two lines name pages [$p1] and [$p2]"
+stop_urkv || fail "stop after the corrupt pages"
+
 echo "== --cores beyond memory"
 # Each core pins its buffer region (about 1 GiB with --cache 1T), so 1024
 # cores need 1 TiB: refused at start with both memory figures and the CPU

@@ -7,6 +7,8 @@
 need_redis_tools redis-cli
 command -v python3 > /dev/null || { echo "SKIP: python3 is not installed"; exit 77; }
 RAW="python3 $(dirname "$0")/urkv_raw.py"
+# grep -q reads from a here-string, never a pipe: under pipefail, a writer
+# cut off by grep's early exit (SIGPIPE) would fail a check that matched.
 NOAUTH="'-NOAUTH Authentication required.\\r\\n'"
 WRONGPASS="'-WRONGPASS invalid username-password pair or user is disabled.\\r\\n'"
 
@@ -162,15 +164,15 @@ case "$stats" in
 *"cmdstat_set:calls=6,usec="*",usec_per_call="*",rejected_calls=0,failed_calls=0"*) ;;
 *) fail "cmdstat_set: [$stats]" ;;
 esac
-echo "$stats" | grep -Eq '^cmdstat_incr:calls=1,usec=[0-9]+,usec_per_call=[0-9]+\.[0-9]{2},rejected_calls=0,failed_calls=1$' ||
+grep -Eq '^cmdstat_incr:calls=1,usec=[0-9]+,usec_per_call=[0-9]+\.[0-9]{2},rejected_calls=0,failed_calls=1$' <<< "$stats" ||
 	fail "cmdstat_incr failed_calls: [$stats]"
-echo "$stats" | grep -Eq '^cmdstat_get:calls=0,usec=0,usec_per_call=0\.00,rejected_calls=1,failed_calls=0$' ||
+grep -Eq '^cmdstat_get:calls=0,usec=0,usec_per_call=0\.00,rejected_calls=1,failed_calls=0$' <<< "$stats" ||
 	fail "cmdstat_get rejected_calls: [$stats]"
 lat=$(cli INFO latencystats | tr -d '\r')
-echo "$lat" | grep -Eq '^latency_percentiles_usec_set:p50=[0-9]+\.[0-9]{3},p99=[0-9]+\.[0-9]{3},p99\.9=[0-9]+\.[0-9]{3}$' ||
+grep -Eq '^latency_percentiles_usec_set:p50=[0-9]+\.[0-9]{3},p99=[0-9]+\.[0-9]{3},p99\.9=[0-9]+\.[0-9]{3}$' <<< "$lat" ||
 	fail "latencystats: [$lat]"
-cli INFO | tr -d '\r' | grep -q '^cmdstat_' && fail "INFO (default) must not carry commandstats, as Redis"
-cli INFO all | tr -d '\r' | grep -q '^cmdstat_set:' || fail "INFO all carries commandstats"
+grep -q '^cmdstat_' <<< "$(cli INFO | tr -d '\r')" && fail "INFO (default) must not carry commandstats, as Redis"
+grep -q '^cmdstat_set:' <<< "$(cli INFO all | tr -d '\r')" || fail "INFO all carries commandstats"
 hist=$($RAW "$PORT" 'LATENCY HISTOGRAM set')
 case "$hist" in
 "'*2\\r\\n\$3\\r\\nset\\r\\n*4\\r\\n\$5\\r\\ncalls\\r\\n:6\\r\\n\$14\\r\\nhistogram_usec\\r\\n*"*":6\\r\\n'") ;;
@@ -178,15 +180,15 @@ case "$hist" in
 esac
 pers=$(cli INFO persistence | tr -d '\r')
 for f in aof_enabled:1 appendfsync:always aof_last_write_status:ok rdb_saves:0; do
-	echo "$pers" | grep -qx "$f" || fail "INFO persistence: no $f in [$pers]"
+	grep -qx "$f" <<< "$pers" || fail "INFO persistence: no $f in [$pers]"
 done
 fl=$(echo "$pers" | sed -n 's/^urkv_log_flushes://p'); fua=$(echo "$pers" | sed -n 's/^urkv_log_fua_writes://p')
 [ $((fl + fua)) -gt 0 ] 2>/dev/null || fail "INFO persistence: no log flush or FUA write counted [$pers]"
 for f in urkv_log_bytes urkv_log_batches urkv_checkpoints rdb_last_save_time; do
-	echo "$pers" | grep -Eq "^$f:[1-9][0-9]*\$" || fail "INFO persistence: $f not a positive number"
+	grep -Eq "^$f:[1-9][0-9]*\$" <<< "$pers" || fail "INFO persistence: $f not a positive number"
 done
 expect "SAVE" "OK" "$(cli SAVE)"
-cli INFO persistence | tr -d '\r' | grep -qx 'rdb_saves:1' || fail "rdb_saves after SAVE"
+grep -qx 'rdb_saves:1' <<< "$(cli INFO persistence | tr -d '\r')" || fail "rdb_saves after SAVE"
 # CLIENT: a held connection with a name, listed with Redis's fields, killed by ID and by address.
 exec 5<>/dev/tcp/127.0.0.1/"$PORT"
 printf 'CLIENT SETNAME held\r\nCLIENT ID\r\n' >&5
@@ -196,7 +198,7 @@ id=${id#:}; id=${id%$'\r'}
 expect "SETNAME" "+OK" "${ok%$'\r'}"
 list=$(cli CLIENT LIST)
 line=$(echo "$list" | grep " name=held ")
-echo "$line" | grep -Eq "^id=$id addr=127\.0\.0\.1:[0-9]+ laddr=127\.0\.0\.1:$PORT fd=[0-9]+ name=held age=[0-9]+ idle=[0-9]+ flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=[0-9]+ qbuf-free=[0-9]+ argv-mem=[0-9]+ multi-mem=0 rbs=[0-9]+ rbp=[0-9]+ obl=0 oll=0 omem=0 tot-mem=[0-9]+ events=r cmd=client user=default redir=-1 resp=2\$" ||
+grep -Eq "^id=$id addr=127\.0\.0\.1:[0-9]+ laddr=127\.0\.0\.1:$PORT fd=[0-9]+ name=held age=[0-9]+ idle=[0-9]+ flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=[0-9]+ qbuf-free=[0-9]+ argv-mem=[0-9]+ multi-mem=0 rbs=[0-9]+ rbp=[0-9]+ obl=0 oll=0 omem=0 tot-mem=[0-9]+ events=r cmd=client user=default redir=-1 resp=2\$" <<< "$line" ||
 	fail "CLIENT LIST line: [$list]"
 expect "CLIENT KILL ID unknown" "0" "$(cli CLIENT KILL ID 999999)"
 expect "CLIENT KILL ID" "1" "$(cli CLIENT KILL ID "$id")"

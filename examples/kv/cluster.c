@@ -43,6 +43,7 @@
  * slot moved; the file is small, and the wait is one or two device
  * flushes (FACTS.md: 20-50 us here).  Keyed commands never wait for it.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -50,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/assert.h"
@@ -119,6 +121,17 @@ static bool id_ok(const char *s, size_t len)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
 	return true;
+}
+
+/* A numeric IPv4 or IPv6 address shorter than len (the node's ip field). */
+static bool ip_ok(const char *s, size_t len)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (strlen(s) == 0 || strlen(s) >= len)
+		return false;
+	return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1;
 }
 
 /* A decimal number without sign of at most max; false if not one. */
@@ -196,8 +209,10 @@ static int node_line(struct urkv_topo *t, char *line, unsigned lineno, unsigned 
 		snprintf(err, errlen, "line %u: duplicate node id %s", lineno, f[0]);
 		return -1;
 	}
-	if (strlen(f[1]) == 0 || strlen(f[1]) >= sizeof(nd->ip)) {
-		snprintf(err, errlen, "line %u: invalid ip '%.64s'", lineno, f[1]);
+	if (!ip_ok(f[1], sizeof(nd->ip))) {
+		/* Clients dial it from -MOVED and -ASK as it is, with no resolver (as Redis's). */
+		snprintf(err, errlen, "line %u: invalid ip '%.64s' (want an IPv4 or IPv6 address, "
+			 "such as 10.0.0.7 or fd00::7)", lineno, f[1]);
 		return -1;
 	}
 	if (!num_ok(f[2], strlen(f[2]), 65535, &port) || port == 0) {
@@ -528,13 +543,25 @@ int urkv_cluster_open(struct urkv_server *srv)
 		goto err;
 	}
 	if (f) {
+		struct stat st;
 		size_t len;
+		int rerr = 0;
 
+		/* fopen opens a directory for reading; only its read fails, with EISDIR. */
+		if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "urkv: cannot read the cluster file %s: it is a directory "
+				"(--cluster-config-file takes a file's path)\n", cl->path);
+			fclose(f);
+			goto err;
+		}
 		text = malloc(CLUSTER_FILE_MAX + 1);
+		errno = 0;
 		len = text ? fread(text, 1, CLUSTER_FILE_MAX + 1, f) : 0;
-		if (!text || ferror(f) || len > CLUSTER_FILE_MAX) {
+		if (text && ferror(f))
+			rerr = errno ? errno : EIO;
+		if (!text || rerr || len > CLUSTER_FILE_MAX) {
 			fprintf(stderr, "urkv: cannot read the cluster file %s: %s\n", cl->path,
-				!text ? "out of memory" : ferror(f) ? "read error" : "larger than 4 MiB");
+				!text ? "out of memory" : rerr ? strerror(rerr) : "larger than 4 MiB");
 			fclose(f);
 			goto err;
 		}

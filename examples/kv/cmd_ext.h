@@ -17,8 +17,20 @@
 
 /* cmd_common.c */
 
-/* The error reply for a store error (Redis's words where Redis has them). */
+/*
+ * The error reply for a store error (Redis's words where Redis has them);
+ * damage is logged first (urkv_store_error_log, without a key).
+ */
 void urkv_out_store_error(struct urkv_conn *c, int err);
+/* Whether err means damaged data or a failing device (corrupt page, I/O error, sticky store). */
+bool urkv_store_error_is_damage(int err);
+/*
+ * Logs a damage error met by c's command on stderr, one line per damage
+ * (shard and page) and rate-limited (cmd_common.c); nothing for other
+ * errors.  key: the key the error came from, or NULL (every shard that
+ * recorded damage is named).  Fiber (asks the shards for their bad page).
+ */
+void urkv_store_error_log(struct urkv_conn *c, int err, const struct resp_arg *key);
 /* A key urkv can never hold (empty, too long): the error text, or NULL. */
 const char *urkv_key_error(const struct resp_arg *key);
 /* Redis's string2ll on an argument. */

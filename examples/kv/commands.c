@@ -60,6 +60,7 @@ static void out_store_error(struct urkv_conn *c, int err, const struct resp_arg 
 {
 	const char *msg = store_error(err, key, vlen);
 
+	urkv_store_error_log(c, err, key);
 	if (msg)
 		urkv_out_error(c, msg);
 	else
@@ -117,11 +118,13 @@ static void mget_reply(struct urkv_conn *c, struct urkv_slot *s)
 	for (unsigned i = 0; i < s->nreq; i++) {
 		struct urt_kv_req *req = urkv_conn_req(c, s, i);
 
-		/* Redis answers nil for anything that is not a readable string. */
-		if (req->res != 0 && req->res != URT_E_NOTFOUND)
+		/* Redis answers nil for anything that is not a readable string; damage is logged. */
+		if (req->res != 0 && req->res != URT_E_NOTFOUND) {
+			urkv_store_error_log(c, req->res, &s->argv[1 + i]);
 			urkv_out_null(c);
-		else
+		} else {
 			urkv_out_value(c, req);
+		}
 	}
 }
 
@@ -143,13 +146,21 @@ static void exists_prepare(struct urkv_conn *c, struct urkv_slot *s)
 /* Counts results equal to hit (EXISTS: 1, DEL: 0); keeps the first real error. */
 static void tally(struct urkv_conn *c, struct urkv_slot *s, int hit, int miss)
 {
+	size_t stride = s->cmd->key_stride ? s->cmd->key_stride : 1;
+
 	s->num = 0;
 	for (unsigned i = 0; i < s->nreq; i++) {
 		struct urt_kv_req *req = urkv_conn_req(c, s, i);
 
-		if (req->res == hit)
+		if (req->res == hit) {
 			s->num++;
-		else if (req->res != miss && !s->err) {
+			continue;
+		}
+		if (req->res == miss)
+			continue;
+		/* Every damaged key is logged; the reply carries the first error. */
+		urkv_store_error_log(c, req->res, &s->argv[1 + i * stride]);
+		if (!s->err) {
 			const char *msg = store_error(req->res, &s->argv[1 + i], 0);
 
 			if (msg) {

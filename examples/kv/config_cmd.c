@@ -135,11 +135,15 @@ struct set_val {
 	const struct resp_arg *arg;	/* The value as given. */
 };
 
-/* Checks one pair; NULL, or the reason after "- " in Redis's error. */
-static const char *set_check(struct urkv_conn *c, struct set_val *v)
+/* Largest timeout in seconds: --idle-timeout's bound (opts.c). */
+#define TIMEOUT_MAX 1000000000ll
+
+/* Checks one pair; NULL, or the reason after "- " in Redis's error (in why, or static). */
+static const char *set_check(struct urkv_conn *c, struct set_val *v, char *why, size_t whylen)
 {
 	const struct resp_arg *a = v->arg;
-	long long n;
+	bool maxclients = strcmp(v->p->name, "maxclients") == 0;
+	long long n, lo, hi;
 
 	switch (v->p->kind) {
 	case P_FIXED:
@@ -149,14 +153,20 @@ static const char *set_check(struct urkv_conn *c, struct set_val *v)
 	case P_UINT:
 		if (resp_parse_ll(a->ptr, a->len, &n) != 0)
 			return "argument couldn't be parsed into an integer";
-		if (n < 0 || n > (strcmp(v->p->name, "maxclients") == 0 ? 1000000 : 1000000000))
-			return "argument must be between 0 and the limit";
-		if (n == 0 && strcmp(v->p->name, "maxclients") == 0)
-			return "argument must be between 1 and 1000000 inclusive";
-		if (strcmp(v->p->name, "maxclients") == 0 &&
-		    (unsigned long long)n > urkv_conn_server(c)->o.max_clients)
-			return "urkv cannot raise maxclients above its value at start (its fibers are "
-			       "sized then)";
+		/*
+		 * maxclients may go down to 1 and back up to its value at start
+		 * (at most 1000000, opts.c), which sized the fibers; timeout is
+		 * 0 (never) to --idle-timeout's bound.
+		 */
+		lo = maxclients ? 1 : 0;
+		hi = maxclients ? (long long)urkv_conn_server(c)->o.max_clients : TIMEOUT_MAX;
+		if (n < lo || n > hi) {
+			/* Redis's words, with urkv's bounds. */
+			snprintf(why, whylen, "argument must be between %lld and %lld inclusive%s", lo, hi,
+				 maxclients && n > hi ? ": urkv cannot raise maxclients above its value "
+							"at start (its fibers are sized then)" : "");
+			return why;
+		}
 		v->num = (unsigned long long)n;
 		return NULL;
 	case P_FSYNC:
@@ -209,6 +219,7 @@ static int set_apply(struct urkv_conn *c, const struct set_val *v)
 static void set_run(struct urkv_conn *c, struct urkv_slot *s)
 {
 	struct set_val vals[NPARAMS];
+	char whybuf[192];
 	size_t n = 0;
 
 	if (s->argc < 4 || (s->argc - 2) % 2 != 0) {
@@ -232,7 +243,7 @@ static void set_run(struct urkv_conn *c, struct urkv_slot *s)
 				return;
 			}
 		vals[n] = (struct set_val){ .p = p, .arg = &s->argv[a + 1] };
-		why = set_check(c, &vals[n]);
+		why = set_check(c, &vals[n], whybuf, sizeof(whybuf));
 		if (why) {
 			urkv_out_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - %s",
 					p->name, why);

@@ -60,6 +60,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "cluster.h"
+#include "cmd_ext.h"
 #include "urkv.h"
 #include "urt/urt.h"
 
@@ -386,10 +387,14 @@ void urkv_out_value(struct urkv_conn *c, struct urt_kv_req *req)
 		}
 		free(buf);
 	}
-	if (ret == URT_E_NOTFOUND)
+	if (ret == URT_E_NOTFOUND) {
 		urkv_out_null(c);
-	else
+	} else {
+		struct resp_arg key = { .ptr = req->key, .len = req->klen };
+
+		urkv_store_error_log(c, ret, &key);
 		urkv_out_errorf(c, "ERR store: %s", ret ? urt_strerror(ret) : "value keeps changing");
+	}
 }
 
 /* Requests. */
@@ -1077,6 +1082,16 @@ static void conn_main(void *arg)
 			else if (err == RESP_E_ARG_TOO_LARGE || err == RESP_E_REQUEST_TOO_LARGE)
 				urkv_out_errorf(c, "ERR %s (over urkv's --max-request %zu)",
 						resp_strerror(err), srv->o.max_request);
+			else if (err == RESP_E_INLINE_TOO_LARGE &&
+				 c->parser.opts.inline_len_max + 2 == srv->o.max_request)
+				/* A --max-request below 64 KiB bounds inline lines too (conn_start). */
+				urkv_out_errorf(c, "ERR %s (over %zu bytes, urkv's --max-request %zu "
+						"less its CRLF)", resp_strerror(err),
+						c->parser.opts.inline_len_max, srv->o.max_request);
+			else if (err == RESP_E_INLINE_TOO_LARGE)
+				urkv_out_errorf(c, "ERR %s (over urkv's inline limit of %zu bytes; "
+						"send larger commands as RESP arrays)", resp_strerror(err),
+						c->parser.opts.inline_len_max);
 			else if (err == RESP_E_TOO_MANY_ARGS)
 				urkv_out_errorf(c, "ERR %s (over urkv's --max-args %zu)",
 						resp_strerror(err), srv->o.max_args);

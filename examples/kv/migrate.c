@@ -563,6 +563,8 @@ void urkv_migrate_run(struct urkv_conn *c, struct urkv_slot *s)
 		if (!keys[i].acked)
 			continue;
 		dret = urt_kv_del(srv->kv, keys[i].key->ptr, keys[i].key->len, 0);
+		if (dret && dret != URT_E_NOTFOUND)
+			urkv_store_error_log(c, dret, keys[i].key);
 		if (dret && dret != URT_E_NOTFOUND && !err[0])
 			snprintf(err, sizeof(err), "ERR store error deleting a migrated key here: %s "
 				 "(it is on both nodes; MIGRATE it again with REPLACE)", urt_strerror(dret));

@@ -388,7 +388,7 @@ static int parse_inline(struct resp_parser *p, char *buf, size_t len, struct res
 		size_t line_min = len - (buf[len - 1] == '\r');
 
 		if (line_min > p->opts.inline_len_max)
-			return RESP_E_REQUEST_TOO_LARGE;
+			return RESP_E_INLINE_TOO_LARGE;
 		p->scan = len;
 		return STEP_WAIT;
 	}
@@ -397,7 +397,7 @@ static int parse_inline(struct resp_parser *p, char *buf, size_t len, struct res
 	if (line_len > 0 && buf[line_len - 1] == '\r')
 		line_len--;
 	if (line_len > p->opts.inline_len_max)
-		return RESP_E_REQUEST_TOO_LARGE;
+		return RESP_E_INLINE_TOO_LARGE;
 	argc = split_inline(p, buf, line_len, cmd);
 	if (argc < 0)
 		return (int)argc;
@@ -544,6 +544,8 @@ const char *resp_strerror(int error)
 		return "Protocol error: unbalanced quotes in request";
 	case RESP_E_NO_CRLF:
 		return "Protocol error: expected CRLF";
+	case RESP_E_INLINE_TOO_LARGE:
+		return "Protocol error: too big inline request";	/* Redis's text. */
 	}
 	/* strerrordesc_np() is thread-safe, unlike strerror(). */
 	s = error < 0 && error > -4096 ? strerrordesc_np(-error) : NULL;

@@ -49,9 +49,10 @@ enum resp_error {
 	RESP_E_BAD_LENGTH = -4402,	  /* A count or length was not a valid integer in range. */
 	RESP_E_TOO_MANY_ARGS = -4403,	  /* More arguments than args_max or the argv capacity. */
 	RESP_E_ARG_TOO_LARGE = -4404,	  /* A bulk argument longer than bulk_len_max. */
-	RESP_E_REQUEST_TOO_LARGE = -4405, /* A request longer than request_len_max or an inline line longer than inline_len_max. */
+	RESP_E_REQUEST_TOO_LARGE = -4405, /* A multibulk request longer than request_len_max. */
 	RESP_E_BAD_QUOTING = -4406,	  /* An inline command with unbalanced or misplaced quotes. */
 	RESP_E_NO_CRLF = -4407,		  /* A line or bulk was not terminated by "\r\n". */
+	RESP_E_INLINE_TOO_LARGE = -4408,  /* An inline line longer than inline_len_max. */
 };
 
 /* Limits of the parser; build them with resp_opts_default() and adjust. */

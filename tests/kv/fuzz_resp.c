@@ -70,6 +70,7 @@ static bool is_resp_error(ssize_t rc)
 	case RESP_E_REQUEST_TOO_LARGE:
 	case RESP_E_BAD_QUOTING:
 	case RESP_E_NO_CRLF:
+	case RESP_E_INLINE_TOO_LARGE:
 		return true;
 	default:
 		return false;

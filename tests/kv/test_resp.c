@@ -493,11 +493,13 @@ Test(resp_parse, request_too_large)
 	opts.inline_len_max = 8;
 	cr_assert_eq(parse_with("12345678\r\n", 10, &opts, ARGV_MAX), 10);
 	cr_assert_eq(parse_with("12345678\n", 9, &opts, ARGV_MAX), 9);
-	cr_assert_eq(parse_with("123456789\r\n", 11, &opts, ARGV_MAX), RESP_E_REQUEST_TOO_LARGE);
+	cr_assert_eq(parse_with("123456789\r\n", 11, &opts, ARGV_MAX), RESP_E_INLINE_TOO_LARGE);
 	/* Without a newline: 9 bytes may still end in "\r\n", 10 may not. */
 	cr_assert_eq(parse_with("12345678\r", 9, &opts, ARGV_MAX), 0);
-	cr_assert_eq(parse_with("123456789", 9, &opts, ARGV_MAX), RESP_E_REQUEST_TOO_LARGE);
-	cr_assert_eq(parse_with("12345678\r\r", 10, &opts, ARGV_MAX), RESP_E_REQUEST_TOO_LARGE);
+	cr_assert_eq(parse_with("123456789", 9, &opts, ARGV_MAX), RESP_E_INLINE_TOO_LARGE);
+	cr_assert_eq(parse_with("12345678\r\r", 10, &opts, ARGV_MAX), RESP_E_INLINE_TOO_LARGE);
+	/* The inline limit has its own error, with Redis's text: it is not the request limit. */
+	cr_assert_str_eq(resp_strerror(RESP_E_INLINE_TOO_LARGE), "Protocol error: too big inline request");
 }
 
 Test(resp_parse, bad_inline_quoting)
@@ -658,7 +660,7 @@ Test(resp_parse, init_rejects_bad_limits)
 	cr_assert_eq(resp_parser_init(&p, &opts), 0);
 	cr_assert_eq(parse_with("12345678901234\r\n", 16, &opts, ARGV_MAX), 16);
 	cr_assert_eq(parse_with("123456789012345\r\n", 17, &opts, ARGV_MAX),
-		     RESP_E_REQUEST_TOO_LARGE);
+		     RESP_E_INLINE_TOO_LARGE);
 }
 
 Test(resp_strerror, names_every_code)
@@ -666,7 +668,7 @@ Test(resp_strerror, names_every_code)
 	static const int codes[] = { RESP_E_BAD_TYPE,	   RESP_E_BAD_LENGTH,
 				     RESP_E_TOO_MANY_ARGS, RESP_E_ARG_TOO_LARGE,
 				     RESP_E_REQUEST_TOO_LARGE, RESP_E_BAD_QUOTING,
-				     RESP_E_NO_CRLF };
+				     RESP_E_NO_CRLF, RESP_E_INLINE_TOO_LARGE };
 	size_t n = sizeof(codes) / sizeof(codes[0]);
 
 	for (size_t i = 0; i < n; i++) {

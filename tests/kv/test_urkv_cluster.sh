@@ -141,6 +141,13 @@ refused "bad port" "ERR Invalid cluster topology: line 1: invalid port '70000' (
 	"$ID_A 127.0.0.1 70000 master - 0-10" 2
 refused "port 0" "ERR Invalid cluster topology: line 1: invalid port '0' (want 1..65535)" \
 	"$ID_A 127.0.0.1 0 master - 0-10" 2
+# The ip goes to clients as it is (-MOVED, -ASK, CLUSTER NODES): a numeric address, nothing saved.
+for ip in 999.0.0.1 not..an..ip 1.2.3.4:5 '::1::2' localhost; do
+	refused "ip $ip" "ERR Invalid cluster topology: line 2: invalid ip '$ip' (want an IPv4 or IPv6 address, such as 10.0.0.7 or fd00::7)" \
+		"$LA 0-8191
+$ID_B $ip $PORT_B master - 8192-16383" 2
+	grep -qF -- " $ip " "$WORK/a.urkv.cluster" && fail "ip $ip: written to the cluster file"
+done
 refused "malformed line" "ERR Invalid cluster topology: line 1 is malformed: want '<node-id> <ip> <port> master - [<slot>|<start>-<end> ...]', got 3 fields" \
 	"$ID_A 127.0.0.1 $PORT_A" 2
 refused "replica role" "ERR Invalid cluster topology: line 1: role 'slave' is not supported (urkv nodes are all 'master': no replicas)" \
@@ -329,9 +336,19 @@ expect "truncated file: exit status" "1" "$rc"
 grep -q "a.urkv.cluster:5: no 'end' line (the file is truncated or damaged)" "$WORK/bad.log" ||
 	fail "truncated file: [$(cat "$WORK/bad.log")]"
 expect "the damaged file is left as it was" "5" "$(wc -l < "$WORK/a.urkv.cluster")"
+mkdir "$WORK/cfdir"
+"$URKV" --port 0 --data "$WORK/a.urkv" --size 64M --cores 1 --cluster-enabled yes --quiet \
+	--cluster-config-file "$WORK/cfdir" 2> "$WORK/bad.log"
+rc=$?
+expect "cluster file a directory: exit status" "1" "$rc"
+expect "cluster file a directory: message" "urkv: cannot read the cluster file $WORK/cfdir: it is a directory (--cluster-config-file takes a file's path)" "$(cat "$WORK/bad.log")"
 cp "$WORK/a.good" "$WORK/a.urkv.cluster"
 start_urkv a --data "$WORK/a.urkv" --size 64M --cores 2 --cluster-enabled yes --cluster-config-file "$WORK/a.urkv.cluster" || exit 1
 expect "restored file" "$ID_A" "$(clip "$PORT" CLUSTER MYID)"
+# An IPv6 address is an address: accepted, and clients are sent to it.
+expect "IPv6 node address accepted" "OK" "$(clip "$PORT" CLUSTERX SETNODES "$LA 0-8191
+$ID_B ::1 $PORT_B master - 8192-16383" 100)"
+expect "MOVED to an IPv6 node" "'-MOVED $SLOT_FOO ::1:$PORT_B\\r\\n'" "$($RAW "$PORT" 'GET foo')"
 stop_urkv || fail "stop A"
 use_node B
 stop_urkv || fail "stop B"

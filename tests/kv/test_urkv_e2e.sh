@@ -205,6 +205,20 @@ raw_open 6
 reply=$(timeout 10 head -c 200 <&6 | tr -d '\r')
 case "$reply" in -ERR*) ;; *) fail "oversized request: reply [$reply]" ;; esac
 exec 6>&-
+# Inline commands have their own limit, 64 KiB (as Redis's): the error names
+# it, not --max-request.  70 KiB with no newline, then a GET of a 1 MiB key
+# (within --max-request 2M) sent inline.
+INLINE_ERR="-ERR Protocol error: too big inline request (over urkv's inline limit of 65536 bytes; send larger commands as RESP arrays)"
+inline_70k() { head -c 71680 /dev/zero | tr '\0' x; }
+inline_get_1m() { printf 'GET '; head -c 1048576 /dev/zero | tr '\0' k; printf '\r\n'; }
+for sender in inline_70k inline_get_1m; do
+	raw_open 6
+	"$sender" >&6 2>/dev/null &
+	sender_pid=$!
+	expect "$sender: the inline limit is named" "$INLINE_ERR" "$(raw_tail 6)"
+	exec 6>&-
+	wait $sender_pid
+done
 # error_then_eof NAME FUNC: FUNC writes to a new connection in the
 # background; the server must answer a protocol error and then end the
 # stream cleanly (the lingering close), even while FUNC is still sending.

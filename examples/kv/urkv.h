@@ -314,6 +314,15 @@ bool urkv_auth_password_ok(struct urkv_server *srv, const char *pw, size_t len);
 /* Replaces the password (CONFIG SET requirepass, start); -ENOMEM. */
 int urkv_auth_set_password(struct urkv_server *srv, const char *pw, size_t len);
 void urkv_auth_free(struct urkv_server *srv);
+
+/*
+ * memfit.c: 0 when ncores reactors with ro's buffer regions fit in the
+ * memory still available (MemAvailable, free huge pages, the memory
+ * cgroup's room), else -ENOMEM after a message on stderr naming what to
+ * lower.
+ */
+int urkv_cores_fit_memory(const struct urkv_opts *o, const struct urt_kv_opts *ko,
+			  const struct urt_rt_opts *ro, unsigned ncores);
 void urkv_auth_run(struct urkv_conn *c, struct urkv_slot *s);
 void urkv_hello_run(struct urkv_conn *c, struct urkv_slot *s);
 

@@ -138,8 +138,15 @@ int ub_main(int argc, char **argv, FILE *out, FILE *errf)
 	char err[512];
 	int ret;
 
-	if (argc == 2 && strcmp(argv[1], "--list") == 0)
-		return ub_list(out, errf);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--list") != 0)
+			continue;
+		if (argc == 2)
+			return ub_list(out, errf);
+		/* getopt does not know --list: it would call it an unknown option. */
+		fprintf(errf, "urbench: --list takes no other arguments or options: run urbench --list alone\n");
+		return UB_EXIT_USAGE;
+	}
 	ub_opts_default(&o);
 	ret = ub_opts_parse(argc, argv, &o, err, sizeof(err));
 	if (ret) {
@@ -154,6 +161,11 @@ int ub_main(int argc, char **argv, FILE *out, FILE *errf)
 		return run_default(&o, out, errf);
 	if (o.plot[0] && !ub_gnuplot_found()) {
 		fprintf(errf, "urbench: gnuplot not found: install gnuplot-nox (or drop --plot)\n");
+		return UB_EXIT_USAGE;
+	}
+	/* Before the run: a plot that cannot be written would throw the run's figures away. */
+	if (o.plot[0] && ub_plot_path_check(o.plot, err, sizeof(err))) {
+		fprintf(errf, "urbench: %s\n", err);
 		return UB_EXIT_USAGE;
 	}
 	ret = ub_target_open(&o, o.ncompare ? o.compare : &o.mode, o.ncompare ? o.ncompare : 1, &t, &created, err,

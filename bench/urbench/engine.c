@@ -8,12 +8,16 @@
 #include "urbench/engine.h"
 #include "urt/error.h"
 
-/* Errors that mean "change the command line or the setup", exit status 2. */
+/*
+ * Errors that mean "change the command line or the setup", exit status 2.
+ * ENOSYS is io_uring missing or blocked (a seccomp filter may answer it as
+ * well as EPERM): the kernel cannot do the mode, the run did not fail.
+ */
 static bool err_is_usage(int err)
 {
 	switch (-err) {
 	case EINVAL: case EOPNOTSUPP: case ENOENT: case EACCES: case EPERM: case ENODEV: case ENXIO:
-	case ENOTTY: case ENOMEM: case ENFILE: case EMFILE: case EROFS: case EBUSY: case ENOSPC:
+	case ENOTTY: case ENOMEM: case ENFILE: case EMFILE: case EROFS: case EBUSY: case ENOSPC: case ENOSYS:
 		return true;
 	default:
 		return false;

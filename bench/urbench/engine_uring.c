@@ -290,6 +290,7 @@ int ub_engine_uring(struct ub_run *run)
 	struct urt_rt *rt = NULL;
 	struct urt_dev *dev = NULL;
 	unsigned posted = 0;
+	char hint[128] = "";	/* ro.memlock_hint: outlives the runtime, stopped below. */
 	int ret;
 
 	cores = calloc(o->ncpus, sizeof(*cores));
@@ -313,6 +314,13 @@ int ub_engine_uring(struct ub_run *run)
 	} else {
 		ro.buf_region_bytes = 64u << 10;	/* The smallest region: nothing is carved from it. */
 	}
+	/* Too little RLIMIT_MEMLOCK: after the ulimit advice, what urbench's command line can lower, if anything. */
+	if (o->ncpus > 1)
+		snprintf(hint, sizeof(hint), "use fewer --cores");
+	if ((mods & UB_MOD_FIXEDBUFS) && ro.buf_region_bytes > (64u << 10))
+		snprintf(hint + strlen(hint), sizeof(hint) - strlen(hint), "%s a smaller --qd or --bs (+fixedbufs "
+			 "registers their buffers)", hint[0] ? " or" : "use");
+	ro.memlock_hint = hint;
 	ret = urt_rt_start(&ro, &rt);
 	if (ret) {
 		setup_fail(run, ret, "cannot start the runtime");

@@ -191,8 +191,12 @@ static char *reader(char *str, int num, void *stream)
 		return l->err ? NULL : str;
 	}
 	if (!strchr(s, '=') && !strchr(s, ':')) {
-		load_fail(l, "[%s] %s: a key without a value; write %s=1 (urbench reads key=value lines only)",
-			  l->cur ? l->cur->name : "", s, s);
+		if (!l->cur)
+			load_fail(l, "%s: a line without a value before the first [section]: write key=value lines "
+				  "under [global] or a job", s);
+		else
+			load_fail(l, "[%s] %s: a key without a value; write %s=1 (urbench reads key=value lines only)",
+				  l->cur->name, s, s);
 		return NULL;
 	}
 	return str;
@@ -652,7 +656,12 @@ int ub_jobfile_job_argv(const struct ub_jobfile *jf, unsigned i, int nextra, cha
 	 * Depth: fio's sync engines run one I/O per job whatever iodepth says,
 	 * so numjobs is the depth (urbench psync: threads per core); io_uring
 	 * runs iodepth per job and a job per CPU (urbench: one reactor per core).
+	 * A depth that is not a number of 1 or more is an error in the file
+	 * whether or not the engine uses it (fio refuses it too); --qd checks
+	 * the upper bound when it is passed on.
 	 */
+	if ((e = t.last[K_IODEPTH]) && (number(&t, e, UINT32_MAX, &v) || v == 0))
+		return entry_fail(&t, e, "give a whole number, 1 or more");
 	if ((e = t.last[K_QD])) {
 		if ((ret = push2(&t, e, "--qd", e->value)))
 			return ret;

@@ -406,9 +406,9 @@ static int opts_check(struct ub_opts *o, bool size_given, bool rwmix_given, bool
 		o->size_given = true;
 		struct urt_sim_opts so;
 
+		/* The runtime's message names the path and its bad part. */
 		if (urt_sim_opts_parse(o->target, &so))
-			return fail(err, errlen, "bad target %s: give sim:SIZE, e.g. sim:1G or sim:1G,hdd (%s)",
-				    o->target, urt_last_error());
+			return fail(err, errlen, "bad target: %s", urt_last_error());
 		o->size_bytes = so.size_bytes;
 	} else {
 		o->target_kind = UB_TARGET_PATH;

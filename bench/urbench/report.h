@@ -32,6 +32,13 @@ struct json_object *ub_report_json_object(const struct ub_opts *o, const struct 
  */
 int ub_plot(const struct ub_opts *o, const struct ub_result *r, unsigned n, char *err, size_t errlen);
 
+/*
+ * Whether --plot path can be written (created, or opened for writing when
+ * it exists), before any run: 0, or -errno with the reason in err.  A file
+ * it creates is removed again.
+ */
+int ub_plot_path_check(const char *path, char *err, size_t errlen);
+
 /* Whether gnuplot is on PATH. */
 bool ub_gnuplot_found(void);
 

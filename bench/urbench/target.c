@@ -107,6 +107,24 @@ err_close:
 	return ret;
 }
 
+/*
+ * path is a symbolic link whose destination is missing: creating the
+ * target would fail with EEXIST (O_EXCL does not follow links), which
+ * names neither the link nor where it points.
+ */
+static int dangling_link(const char *path, char *err, size_t errlen)
+{
+	char dest[UB_PATH_MAX];
+	ssize_t n = readlink(path, dest, sizeof(dest) - 1);
+
+	if (n < 0)
+		return fail(err, errlen, -ENOENT, "%s is a dangling symbolic link: fix or remove the link, or give "
+			    "another target", path);
+	dest[n] = '\0';
+	return fail(err, errlen, -ENOENT, "%s is a dangling symbolic link to %s, which does not exist: fix or "
+		    "remove the link, or give another target", path, dest);
+}
+
 static void dio_align(int fd, const struct stat *st, uint32_t *mem, uint32_t *off)
 {
 	struct statx stx;
@@ -162,6 +180,8 @@ int ub_target_open(const struct ub_opts *o, const struct ub_mode *modes, unsigne
 	if (stat(o->target, &st)) {
 		if (errno != ENOENT)
 			return fail(err, errlen, -errno, "%s: %s", o->target, strerror(errno));
+		if (lstat(o->target, &st) == 0 && S_ISLNK(st.st_mode))
+			return dangling_link(o->target, err, errlen);
 		if (passthru)
 			return fail(err, errlen, -ENOENT, "%s does not exist: --mode %s needs an NVMe generic char "
 				    "device /dev/ngXnY (ls /dev/ng*)", o->target, name);

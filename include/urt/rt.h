@@ -69,6 +69,10 @@ struct urt_rt_opts {
 	size_t buf_region_bytes;	/**< Registered buffer region per core (default 8 MiB). */
 	bool buf_hugepages;		/**< Try 2 MiB huge pages for the region (default true). */
 	bool buf_allow_unregistered;	/**< On ENOMEM/EPERM from registration, run unregistered. */
+	const char *memlock_hint;	/**< How the program's user makes it pin less, said after the ulimit
+					 * advice when RLIMIT_MEMLOCK is too low (e.g. "use fewer --cores");
+					 * NULL: generic words; "": the ulimit advice alone.  Must outlive
+					 * the runtime (a literal, or the caller's buffer). */
 	unsigned files_max;		/**< Registered file slots per core (default 64). */
 	unsigned retry_max;		/**< Retries of a transient error (default 3). */
 	uint64_t retry_backoff_ns;	/**< First backoff; doubles each retry (default 1 ms). */
@@ -209,7 +213,12 @@ struct urt_kernel_features {
 	bool link_timeout;	/**< IORING_OP_LINK_TIMEOUT supported. */
 	bool rw_vec_fixed;	/**< IORING_OP_READV_FIXED and WRITEV_FIXED supported (6.15). */
 };
-/** Probe the running kernel once (cached) and copy the result; returns 0.  Any thread. */
+/**
+ * Probe the running kernel and copy the result; returns 0.  Any thread.
+ * Answers are kept: only a probe that got none (ENOMEM from a low
+ * RLIMIT_MEMLOCK, EPERM from a policy) is tried again by the next call,
+ * and its feature reads false meanwhile.
+ */
 URT_API int urt_kernel_probe(struct urt_kernel_features *out);
 
 /**

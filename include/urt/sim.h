@@ -162,11 +162,13 @@ URT_API void urt_sim_opts_default(struct urt_sim_opts *o);
 
 /**
  * Parse the options of a "sim:" path into o (which it first resets to the
- * defaults): "sim:SIZE[,KEY[=VALUE]]...", SIZE with an optional K, M or G,
+ * defaults): "sim:SIZE[,KEY[=VALUE]]...", SIZE with an optional K, M, G or T,
  * keys hdd, ssd, par=N (parallelism), read_us=, write_us=, flush_us=,
  * rpm=, seek_ms= (full stroke).  For example "sim:1G,hdd" or
  * "sim:256M,ssd,par=4,write_us=100,flush_us=1000".  0 or -EINVAL with
- * urt_last_error() naming the bad part.
+ * urt_last_error() naming the bad part: an unknown key, a size above
+ * 64 GiB, or a value outside its range (par 0..64, rpm 1..1000000, the
+ * _us keys up to one hour, seek_ms up to 3600000).
  */
 URT_API int urt_sim_opts_parse(const char *path, struct urt_sim_opts *o);
 
@@ -174,7 +176,7 @@ URT_API int urt_sim_opts_parse(const char *path, struct urt_sim_opts *o);
  * Open a sim device with an all-zero image.  NULL o means the defaults.
  * Returns 0, -EINVAL for an inconsistent option (urt_last_error() says
  * which), or -ENOMEM.  urt_dev_open("sim:SIZE", opts with backend "sim" or
- * NULL) opens one too, with default options and SIZE bytes (suffixes K, M, G
+ * NULL) opens one too, with default options and SIZE bytes (suffixes K, M, G, T
  * accepted, and the options of urt_sim_opts_parse).  Close it with urt_dev_close.
  */
 URT_API int urt_sim_open(const struct urt_sim_opts *o, struct urt_dev **out);

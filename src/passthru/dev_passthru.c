@@ -89,13 +89,14 @@ static bool pt_match(const char *path)
 
 static int pt_open(struct urt_dev *dev, const char *path, const struct urt_dev_opts *o)
 {
-	const struct urt_kernel_features *kf = probe_features();
+	const struct urt_kernel_features *kf = probe_refresh();
 	struct pt_dev *pt;
 	char name[32];
 	struct stat st;
 	int fd, ret;
 
-	if (!kf->uring_cmd || !kf->sqe128) {
+	/* Only the kernel's answer counts: a probe that met ENOMEM or EPERM has none (probe.c). */
+	if ((probe_answered(PROBE_OPCODES) && !kf->uring_cmd) || probe_refused(PROBE_SQE128)) {
 		urt_set_error("%s: this kernel lacks %s, which NVMe passthrough needs (Linux 5.19+); use the block "
 			      "device /dev/nvmeXnY with the file backend", path,
 			      !kf->uring_cmd ? "IORING_OP_URING_CMD" : "IORING_SETUP_SQE128|CQE32");

@@ -93,22 +93,24 @@ int buf_register(struct urt_core *c, struct io_uring *ring)
 {
 	struct buf_region *b = &c->bufs;
 	struct iovec iov = { .iov_base = b->base, .iov_len = b->bytes };
+	char what[64];
+	unsigned kinds;
 	int ret;
 
 	if (!b->registered && c->rings[RING_MAIN].ready && ring != &c->rings[RING_MAIN].ring)
 		return 0;	/* The main ring already fell back to unregistered memory. */
 	/* Every ring of every core registers the region: count them all, this ring's kind included. */
-	ret = memlock_check(&c->rt->opts, c->rt->ncores,
-			    memlock_start_kinds(&c->rt->opts) |
-				    (ring == &c->rings[RING_BIG].ring ? 1u << RING_BIG : 0u), true);
+	kinds = memlock_start_kinds(&c->rt->opts) | (ring == &c->rings[RING_BIG].ring ? 1u << RING_BIG : 0u);
+	ret = memlock_check(&c->rt->opts, c->rt->ncores, kinds, true);
 	if (!ret) {
 		ret = io_uring_register_buffers(ring, &iov, 1);
-		if (ret == -ENOMEM || ret == -EPERM || ret == -ENOBUFS || ret == -EFAULT)
-			urt_set_error("registering the %zu KiB buffer region failed (%s): raise RLIMIT_MEMLOCK "
-				      "(ulimit -l), lower buf_region_bytes, or set buf_allow_unregistered",
-				      b->bytes / 1024, strerror(-ret));
-		else if (ret)
-			urt_set_error("registering the buffer region failed: %s", strerror(-ret));
+		if (ret == -ENOMEM && !memlock_unlimited()) {
+			snprintf(what, sizeof(what), "registering the %zu KiB buffer region", b->bytes / 1024);
+			memlock_refused(&c->rt->opts, c->rt->ncores, kinds, true, what, ret);
+		} else if (ret) {
+			urt_set_error("registering the %zu KiB buffer region failed: %s", b->bytes / 1024,
+				      strerror(-ret));
+		}
 	}
 	if (ret) {
 		if (!c->rt->opts.buf_allow_unregistered)

@@ -258,8 +258,8 @@ static void ring_wait_plain_update(struct urt_core *c)
 int ring_setup(struct urt_core *c, enum ring_kind kind)
 {
 	struct urt_ring *r = &c->rings[kind];
-	const struct urt_kernel_features *kf = probe_features();
 	uint32_t flags = ring_wanted_flags(c, kind);
+	unsigned kinds;
 	int ret;
 
 	ret = probe_uring_usable();
@@ -267,20 +267,27 @@ int ring_setup(struct urt_core *c, enum ring_kind kind)
 		uring_blocked_set_error(ret);
 		return ret;
 	}
-	if ((flags & IORING_SETUP_SQPOLL) && !kf->sqpoll) {
+	/*
+	 * Only the kernel's answer refuses a mode here: a probe that met
+	 * ENOMEM or EPERM has none (probe.c), and the setup below meets the
+	 * same error and names its cause.  No new probe here: urt_rt_start
+	 * probed before its memlock count, and a probe ring made now would
+	 * count against the limit uncounted.
+	 */
+	if ((flags & IORING_SETUP_SQPOLL) && probe_refused(PROBE_SQPOLL)) {
 		urt_set_error("this kernel refuses IORING_SETUP_SQPOLL; use the interrupt mode");
 		return -EOPNOTSUPP;
 	}
-	if ((flags & IORING_SETUP_IOPOLL) && !kf->iopoll) {
+	if ((flags & IORING_SETUP_IOPOLL) && probe_refused(PROBE_IOPOLL)) {
 		urt_set_error("this kernel refuses IORING_SETUP_IOPOLL");
 		return -EOPNOTSUPP;
 	}
-	if ((flags & IORING_SETUP_HYBRID_IOPOLL) && !kf->hybrid_iopoll) {
+	if ((flags & IORING_SETUP_HYBRID_IOPOLL) && probe_refused(PROBE_HYBRID_IOPOLL)) {
 		urt_set_error("this kernel lacks IORING_SETUP_HYBRID_IOPOLL (Linux 6.13+)%s",
 			      c->rt->opts.mode == URT_POLL_HYBRID ? "; hybrid mode spins in user space only" : "");
 		return -EOPNOTSUPP;
 	}
-	if ((flags & IORING_SETUP_SQE128) && !kf->sqe128) {
+	if ((flags & IORING_SETUP_SQE128) && probe_refused(PROBE_SQE128)) {
 		urt_set_error("this kernel lacks IORING_SETUP_SQE128 (Linux 5.19+), needed for NVMe passthrough");
 		return -EOPNOTSUPP;
 	}
@@ -289,19 +296,17 @@ int ring_setup(struct urt_core *c, enum ring_kind kind)
 	 * passthrough ring opens at first use: count it, for every core,
 	 * before it is made.
 	 */
+	kinds = memlock_start_kinds(&c->rt->opts) | (kind == RING_BIG ? 1u << RING_BIG : 0u);
 	if (kind == RING_BIG) {
-		ret = memlock_check(&c->rt->opts, c->rt->ncores,
-				    memlock_start_kinds(&c->rt->opts) | (1u << RING_BIG),
-				    !c->rt->opts.buf_allow_unregistered);
+		ret = memlock_check(&c->rt->opts, c->rt->ncores, kinds, !c->rt->opts.buf_allow_unregistered);
 		if (ret)
 			return ret;
 	}
 	ret = ring_init_fallback(c, kind, &r->ring, flags);
 	if (ret == -ENOMEM && !memlock_unlimited()) {
-		/* Our count fell short (other rings of this user count too): still name the limit. */
-		urt_set_error("io_uring_setup: %s: the ring's memory counts against RLIMIT_MEMLOCK (%llu KiB for "
-			      "this ring): raise it (ulimit -l), or lower sq_entries, req_max or cq_entries",
-			      strerror(-ret), (unsigned long long)memlock_ring_bytes(&c->rt->opts, kind) / 1024);
+		/* Our count fits the limit, so other locked memory of this user takes the rest: say how much to add. */
+		memlock_refused(&c->rt->opts, c->rt->ncores, kinds, !c->rt->opts.buf_allow_unregistered,
+				"io_uring_setup", ret);
 		return ret;
 	}
 	if (ret == -EPERM || ret == -EACCES || ret == -ENOSYS) {

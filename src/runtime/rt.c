@@ -343,6 +343,8 @@ URT_API int urt_rt_start(const struct urt_rt_opts *opts, struct urt_rt **out)
 		uring_blocked_set_error(ret);
 		return ret;
 	}
+	/* Probes without an answer yet (an earlier ENOMEM) try again now, before the memlock count includes them. */
+	probe_refresh();
 	rt = calloc(1, sizeof(*rt));
 	if (!rt)
 		return -ENOMEM;

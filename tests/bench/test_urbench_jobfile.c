@@ -217,6 +217,7 @@ Test(urbench_jobfile, syntax_errors_name_the_line)
 {
 	LOAD_FAILS("[j]\ntime_based\n", "job.ini:2", "[j] time_based", "time_based=1");
 	LOAD_FAILS("bs=4k\n[j]\n", "job.ini:1", "before the first [section]");
+	LOAD_FAILS("no section\n[j]\n", "job.ini:1: no section: ", "before the first [section]");
 	LOAD_FAILS("[j\nbs=4k\n", "job.ini:1", "no closing ]");
 	LOAD_FAILS("[a]\n[a]\n", "job.ini:2", "[a] appears twice");
 	LOAD_FAILS("[global]\nbs=4k\n", "no job");
@@ -265,6 +266,42 @@ Test(urbench_jobfile, values_urbench_cannot_honour)
 	ARGV_FAILS("[j]\nfilename=x\nsize=1m\nsync=1\n", "[j] sync=1", "dsync");
 	ARGV_FAILS("[j]\nfilename=x\nsize=1m\nmode=uring\nioengine=io_uring\n", "ioengine=io_uring", "not both");
 	ARGV_FAILS("[j]\nfilename=x\nsize=1m\nramp_time=3d\n", "[j] ramp_time=3d", "unit");
+}
+
+/* The lines above name no empty section "[]". */
+Test(urbench_jobfile, no_empty_brackets_before_a_section)
+{
+	struct ub_jobfile *jf = NULL;
+	char err[768];
+
+	write_ini("time_based\n[j]\n");
+	cr_assert_eq(ub_jobfile_load(ini, &jf, err, sizeof(err)), -EINVAL);
+	cr_assert_null(strstr(err, "[]"), "%s", err);
+}
+
+/*
+ * iodepth is checked whatever the engine: psync (fio's default) runs one
+ * I/O per job and ignores a valid depth, as fio does, but a malformed one
+ * is an error in the file, not a value to skip.
+ */
+Test(urbench_jobfile, bad_iodepth_refused_with_any_engine)
+{
+	struct ub_jobfile *jf;
+	struct ub_opts o;
+	char err[768];
+
+	ARGV_FAILS("[j]\nfilename=x\nsize=1m\niodepth=abc\n", "job.ini:4: [j] iodepth=abc", "1 or more");
+	ARGV_FAILS("[j]\nfilename=x\nsize=1m\niodepth=0\n", "job.ini:4: [j] iodepth=0", "1 or more");
+	ARGV_FAILS("[j]\nfilename=x\nsize=1m\niodepth=-1\n", "job.ini:4: [j] iodepth=-1", "1 or more");
+	ARGV_FAILS("[global]\niodepth=4x\n[j]\nfilename=x\nsize=1m\nioengine=psync\n", "job.ini:2: [j] iodepth=4x");
+	ARGV_FAILS("[j]\nfilename=x\nsize=1m\nqd=2\niodepth=abc\n", "[j] iodepth=abc");
+	/* A valid depth with psync is accepted and, as in fio, has no effect. */
+	write_ini("[j]\nfilename=x\nsize=1m\niodepth=16\n");
+	cr_assert_eq(ub_jobfile_load(ini, &jf, err, sizeof(err)), 0, "%s", err);
+	job_opts(jf, 0, &o);
+	cr_assert_eq(o.mode.engine, UB_ENGINE_PSYNC);
+	cr_assert_eq(o.qd, 1);
+	ub_jobfile_free(jf);
 }
 
 Test(urbench_jobfile, bad_value_in_a_later_job_runs_nothing)

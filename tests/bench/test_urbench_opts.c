@@ -117,6 +117,58 @@ Test(urbench_opts, targets_nop_and_sim)
 	cr_assert_eq(o.size_bytes, 2ull << 30);
 }
 
+/*
+ * sim: targets: an unknown option names itself, a size or value too large
+ * for its field is refused with its range instead of wrapping, and T is a
+ * suffix as for --size.
+ */
+Test(urbench_opts, sim_target_errors_name_the_part)
+{
+	static const struct {
+		const char *target;
+		const char *says[3];
+	} cases[] = {
+		{ "sim:8M,bogus", { "\"bogus\"", "hdd, ssd, par=" } },
+		{ "sim:8M,bogus=1", { "\"bogus\"", "hdd, ssd, par=" } },
+		{ "sim:8M,hdd,bogus", { "\"bogus\"" } },
+		{ "sim:8M,", { "empty option" } },
+		{ "sim:8M,,hdd", { "empty option" } },
+		{ "sim:8M,hdd=1", { "hdd takes no value" } },
+		{ "sim:8M,par=x", { "par=x", "0..64" } },
+		{ "sim:8M,par=4294967296", { "par=4294967296", "0..64" } },
+		{ "sim:8M,par=65", { "par=65", "0..64" } },
+		{ "sim:8M,rpm=4294967296", { "rpm=4294967296" } },
+		{ "sim:8M,read_us=99999999999999999", { "read_us=99999999999999999", "0.." } },
+		{ "sim:8M,seek_ms=99999999999999999", { "seek_ms=99999999999999999", "0.." } },
+		{ "sim:17179869185G", { "17179869185G", "too large", "64G" } },
+		{ "sim:18446744073709551616", { "18446744073709551616", "too large" } },
+		{ "sim:1T", { "1T", "too large", "64G" } },
+		{ "sim:8X", { "sim:SIZE" } },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct ub_opts o;
+		char err[512];
+
+		cr_assert_eq(PARSE(&o, err, cases[i].target), -EINVAL, "%s was accepted", cases[i].target);
+		for (size_t k = 0; k < 3 && cases[i].says[k]; k++)
+			cr_expect(strstr(err, cases[i].says[k]), "%s: \"%s\" does not say \"%s\"", cases[i].target, err,
+				  cases[i].says[k]);
+		cr_expect_null(strstr(err, "near \"\""), "%s: points at nothing: %s", cases[i].target, err);
+	}
+}
+
+Test(urbench_opts, sim_target_sizes_and_values)
+{
+	struct ub_opts o;
+	char err[512];
+
+	cr_assert_eq(PARSE(&o, err, "sim:64G"), 0, "%s", err);
+	cr_assert_eq(o.size_bytes, 64ull << 30);
+	cr_assert_eq(PARSE(&o, err, "sim:8M,hdd,par=64,rpm=5400,read_us=100"), 0, "%s", err);
+	cr_assert_eq(o.size_bytes, 8ull << 20);
+}
+
 Test(urbench_opts, compare_list_in_order)
 {
 	struct ub_opts o;

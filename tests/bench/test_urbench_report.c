@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "urbench/app.h"
@@ -219,6 +221,88 @@ Test(urbench_report, plot_without_gnuplot_says_what_to_install)
 	free(old);
 	cr_assert_eq(status, 2);
 	cr_assert(strstr(err, "gnuplot not found: install gnuplot-nox"), "%s", err);
+	free(out);
+	free(err);
+}
+
+/*
+ * A --plot path that cannot be created is refused before the run (the
+ * target is not even created), with one line and exit 2; and gnuplot never
+ * writes to urbench's stdout, so --json stays one JSON document.  The real
+ * program runs, since gnuplot would write to the process's stdout.
+ */
+Test(urbench_report, plot_path_checked_before_the_run)
+{
+	char cmd[2000], outf[300], errf[300], svg[300], *out = NULL, *err = NULL;
+	size_t len = 0;
+	struct stat st;
+	FILE *f;
+	int status;
+
+	if (!ub_gnuplot_found())
+		cr_skip_test("gnuplot not found: install gnuplot-nox");
+	snprintf(outf, sizeof(outf), "%s/out.txt", dir);
+	snprintf(errf, sizeof(errf), "%s/err.txt", dir);
+	snprintf(svg, sizeof(svg), "%s/no-such-dir/x.svg", dir);
+	snprintf(cmd, sizeof(cmd), "'%s' '%s' --size 8M --ops 10 --json --no-progress --plot '%s' >'%s' 2>'%s'",
+		 URBENCH_PATH, path, svg, outf, errf);
+	status = system(cmd);
+	cr_assert(WIFEXITED(status));
+	f = fopen(outf, "r");
+	cr_assert_not_null(f);
+	cr_assert_geq(getdelim(&out, &len, '\0', f), -1);
+	fclose(f);
+	f = fopen(errf, "r");
+	cr_assert_not_null(f);
+	len = 0;
+	cr_assert_geq(getdelim(&err, &len, '\0', f), -1);
+	fclose(f);
+	cr_expect_eq(WEXITSTATUS(status), 2, "exit status %d; stderr: %s", WEXITSTATUS(status), err ? err : "");
+	cr_expect(out == NULL || strstr(out, "<svg") == NULL, "gnuplot wrote to stdout: %.200s", out);
+	cr_expect(err && strstr(err, svg) && strstr(err, "--plot"), "the path is not named: %s", err ? err : "");
+	cr_expect(err && count_lines(err) == 1, "stderr is not one line: %s", err ? err : "");
+	cr_expect_eq(stat(path, &st), -1, "the run started (target created) before the plot path was checked");
+	free(out);
+	free(err);
+}
+
+/* --list takes nothing else; with more, say so instead of calling it unknown. */
+Test(urbench_report, list_takes_no_other_arguments)
+{
+	const char *const *cases[] = {
+		(const char *const[]){ "--list", "--json", NULL },
+		(const char *const[]){ "--list", "x", NULL },
+		(const char *const[]){ "x", "--list", NULL },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *out, *err;
+		int status = run_main(&out, &err, cases[i]);
+
+		cr_expect_eq(status, 2, "case %zu: status %d, stderr %s", i, status, err);
+		cr_expect(strstr(err, "--list takes no other") != NULL, "case %zu: %s", i, err);
+		cr_expect(strstr(err, "unknown option") == NULL, "case %zu: %s", i, err);
+		cr_expect_eq(count_lines(err), 1, "case %zu: stderr is not one line: %s", i, err);
+		free(out);
+		free(err);
+	}
+}
+
+/* A target that is a symbolic link to nothing: say so, and where it points. */
+Test(urbench_report, dangling_symlink_target_is_named)
+{
+	char link[300], dest[300], *out, *err;
+	int status;
+
+	snprintf(link, sizeof(link), "%s/link.dat", dir);
+	snprintf(dest, sizeof(dest), "%s/gone/target.dat", dir);
+	cr_assert_eq(symlink(dest, link), 0);
+	status = RUN(&out, &err, link, "--size", "8M", "--ops", "10", "--no-progress");
+	cr_expect_eq(status, 2, "status %d, stderr %s", status, err);
+	cr_expect(strstr(err, "dangling symbolic link") != NULL, "%s", err);
+	cr_expect(strstr(err, dest) != NULL, "where it points is not said: %s", err);
+	cr_expect(strstr(err, "File exists") == NULL, "%s", err);
+	unlink(link);
 	free(out);
 	free(err);
 }

@@ -43,8 +43,8 @@ static bool drain(int fd, char *buf, size_t *used)
 	return true;
 }
 
-/* Run argv with io_uring blocked, capturing both streams; kill it after timeout_s. */
-static void run_blocked(char *const argv[], int timeout_s, struct prog_run *r)
+/* Run argv with io_uring_setup answering err, capturing both streams; kill it after timeout_s. */
+static void run_blocked_errno(char *const argv[], int err, int timeout_s, struct prog_run *r)
 {
 	int po[2], pe[2], ws;
 	size_t no = 0, ne = 0;
@@ -60,7 +60,7 @@ static void run_blocked(char *const argv[], int timeout_s, struct prog_run *r)
 	if (pid == 0) {
 		dup2(po[1], 1);
 		dup2(pe[1], 2);
-		if (tests_block_io_uring())
+		if (tests_block_io_uring_errno(err))
 			_exit(126);
 		execv(argv[0], argv);
 		_exit(127);
@@ -87,6 +87,12 @@ static void run_blocked(char *const argv[], int timeout_s, struct prog_run *r)
 		cr_skip_test("cannot install a seccomp filter here");
 	cr_assert_neq(r->status, 127, "cannot run %s", argv[0]);
 	cr_assert(!open_o && !open_e, "%s did not finish within %d s; stderr: %s", argv[0], timeout_s, r->err);
+}
+
+/* The usual filter: io_uring_setup answers EPERM. */
+static void run_blocked(char *const argv[], int timeout_s, struct prog_run *r)
+{
+	run_blocked_errno(argv, EPERM, timeout_s, r);
 }
 
 /* The cause and the fix, as the runtime words them (tests/runtime/test_uring_blocked.c checks the rest). */
@@ -195,6 +201,29 @@ Test(uring_blocked_apps, urbench_single_uring_mode)
 	run_blocked(argv, 60, r);
 	cr_expect_eq(r->status, 2, "exit status %d; stderr: %s", r->status, r->err);
 	expect_reason(r->err);
+	free(r);
+}
+
+/*
+ * A filter that answers ENOSYS, as if the kernel had no io_uring: still a
+ * setup the user must change, so exit 2 with the reason, not 1 ("the run
+ * failed"), alone and in a compare whose psync row runs.
+ */
+Test(uring_blocked_apps, urbench_enosys_is_bad_setup)
+{
+	char *one[] = { URBENCH_PATH, path, "--size", "8M", "--ops", "100", "--mode", "uring", "--no-progress", NULL };
+	char *two[] = { URBENCH_PATH, path, "--size", "8M", "--ops", "100", "--compare", "psync,uring",
+			"--no-progress", NULL };
+	struct prog_run *r = malloc(sizeof(*r));
+
+	cr_assert_not_null(r);
+	run_blocked_errno(one, ENOSYS, 60, r);
+	cr_expect_eq(r->status, 2, "exit status %d; stderr: %s", r->status, r->err);
+	cr_expect(strstr(r->err, "io_uring is unavailable to this process") != NULL, "no reason: %s", r->err);
+	cr_expect(strstr(r->err, "Function not implemented") != NULL, "the errno is not named: %s", r->err);
+	run_blocked_errno(two, ENOSYS, 60, r);
+	cr_expect_eq(r->status, 2, "compare: exit status %d; stderr: %s", r->status, r->err);
+	cr_expect(strstr(r->out, "\npsync ") != NULL, "compare: no psync row: %s%s", r->out, r->err);
 	free(r);
 }
 

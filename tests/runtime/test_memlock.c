@@ -7,6 +7,7 @@
  * capability in a forked child first.
  */
 #include <grp.h>
+#include <liburing.h>
 #include <linux/capability.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -220,3 +221,197 @@ static void poll_ring_case(enum urt_poll_mode mode)
 Test(memlock, iopoll_counts_both_rings) { poll_ring_case(URT_POLL_IOPOLL); }
 /* Hybrid on a kernel with HYBRID_IOPOLL opens the same two rings. */
 Test(memlock, hybrid_counts_both_rings) { poll_ring_case(URT_POLL_HYBRID); }
+
+/*
+ * A user id of the child's own: the kernel counts locked memory per user,
+ * and the rings of other tests' children (freed asynchronously after they
+ * exit), or of the same tests in another build, must not count here.
+ */
+static int become_own_user(void)
+{
+	uid_t uid = 300000 + (uid_t)(getpid() % 100000);
+
+	return setgroups(0, NULL) || setresgid(uid, uid, uid) || setresuid(uid, uid, uid) ? -1 : 0;
+}
+
+/* The number after "ulimit -l " in msg, or 0. */
+static unsigned long long advised_kib(const char *msg)
+{
+	const char *p = strstr(msg, "ulimit -l ");
+	unsigned long long kib = 0;
+
+	if (!p || sscanf(p, "ulimit -l %llu", &kib) != 1)
+		return 0;
+	return kib;
+}
+
+/*
+ * Exit codes: 100 cannot switch user or set the limit, 101 start not
+ * refused, 102 no number in the message, 105 the kernel refuses the mode;
+ * else bit 0: the message names library settings, bit 1: the start at the
+ * advised limit failed (msg has its message).
+ */
+static int advised_child(enum urt_poll_mode mode, char *msg, size_t len)
+{
+	struct urt_rt_opts o;
+	struct urt_rt *rt;
+	struct rlimit rl;
+	unsigned long long kib;
+	int ret, code = 0;
+
+	/* Nothing of urt before the switch: the probe's rings must be charged to the new user. */
+	if (getrlimit(RLIMIT_MEMLOCK, &rl))
+		return 100;
+	rl.rlim_cur = 16 << 10;
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) || become_own_user())
+		return 100;
+	urt_rt_opts_default(&o);
+	o.mode = mode;
+	o.buf_region_bytes = 64u << 10;
+	if (urt_rt_start(&o, &rt) != -ENOMEM)
+		return 101;
+	snprintf(msg, len, "%s", urt_last_error());
+	kib = advised_kib(msg);
+	if (kib == 0)
+		return 102;
+	if (strstr(msg, "buf_region_bytes") || strstr(msg, "buf_allow_unregistered"))
+		code |= 1;
+	if (rl.rlim_max != RLIM_INFINITY && kib * 1024 > rl.rlim_max)
+		return 100;
+	rl.rlim_cur = (rlim_t)kib * 1024;
+	if (setrlimit(RLIMIT_MEMLOCK, &rl))
+		return 100;
+	/* At once, no retry: the probe's rings may still count, and the advice must cover them. */
+	ret = urt_rt_start(&o, &rt);
+	if (ret == -EOPNOTSUPP)
+		return 105;
+	if (ret) {
+		snprintf(msg, len, "%s", urt_last_error());
+		return code | 2;
+	}
+	urt_rt_stop(rt);
+	return code;
+}
+
+static void advised_case(enum urt_poll_mode mode)
+{
+	char *msg = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pid_t pid;
+	int status;
+
+	cr_assert_neq(msg, MAP_FAILED);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(advised_child(mode, msg, 4096));
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "the child crashed");
+	if (WEXITSTATUS(status) == 100)
+		cr_skip_test("cannot switch to a user of the test's own or set RLIMIT_MEMLOCK here");
+	if (WEXITSTATUS(status) == 105)
+		cr_skip_test("the kernel refuses this mode: %s", msg);
+	cr_assert_neq(WEXITSTATUS(status), 101, "start under 16 KiB was not refused");
+	cr_assert_neq(WEXITSTATUS(status), 102, "no ulimit -l number: %s", msg);
+	cr_expect_not(WEXITSTATUS(status) & 2, "the advised limit was not enough: %s", msg);
+	cr_expect_not(WEXITSTATUS(status) & 1, "the message names library settings: %s", msg);
+	munmap(msg, 4096);
+}
+
+/* The advised "ulimit -l N" is enough at once, the probe's own rings included, in each mode's ring set. */
+Test(memlock, advised_limit_suffices_interrupt) { advised_case(URT_POLL_INTERRUPT); }
+Test(memlock, advised_limit_suffices_sqpoll) { advised_case(URT_POLL_SQPOLL); }
+Test(memlock, advised_limit_suffices_iopoll) { advised_case(URT_POLL_IOPOLL); }
+Test(memlock, advised_limit_suffices_hybrid) { advised_case(URT_POLL_HYBRID); }
+
+/*
+ * Another process of the same user holds nearly all of RLIMIT_MEMLOCK (here
+ * a ring of the child's own with a registered buffer, which counts the
+ * same): the probe's rings fail with ENOMEM, which says nothing about the
+ * kernel.  SQPOLL must then fail as a memory-lock shortage that names the
+ * limit and a number, not as "this kernel refuses SQPOLL", and once the
+ * memory is free a new start in SQPOLL mode must work: the shortage was
+ * not kept as the kernel's answer.  Exit codes: 0 done, 100 cannot set up,
+ * 101 the kernel refuses SQPOLL, 102 the start did not fail with -ENOMEM,
+ * 103 the message is wrong, 104 no start after the memory was freed.
+ */
+#define HOLD_LIMIT (1u << 20)
+
+static int sqpoll_short_child(char *msg, size_t len)
+{
+	struct io_uring_params p = { .flags = IORING_SETUP_SQPOLL, .sq_thread_idle = 1 };
+	struct io_uring hold;
+	struct urt_rt_opts o;
+	struct urt_rt *rt;
+	struct rlimit rl;
+	struct iovec iov;
+	int ret;
+
+	/* Whether the kernel takes SQPOLL at all, asked while still exempt from the limit (CAP_IPC_LOCK). */
+	if (io_uring_queue_init_params(4, &hold, &p))
+		return 101;
+	io_uring_queue_exit(&hold);
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) || (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < HOLD_LIMIT))
+		return 100;
+	rl.rlim_cur = HOLD_LIMIT;
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) || become_own_user())
+		return 100;
+	/* Hold all but 4 KiB: the ring's own 8 KiB and a buffer of the rest, in small pages (one charge each). */
+	iov.iov_len = HOLD_LIMIT - (8u << 10) - (4u << 10);
+	iov.iov_base = mmap(NULL, iov.iov_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (iov.iov_base == MAP_FAILED || madvise(iov.iov_base, iov.iov_len, MADV_NOHUGEPAGE) ||
+	    io_uring_queue_init(2, &hold, 0))
+		return 100;
+	if (io_uring_register_buffers(&hold, &iov, 1)) {
+		io_uring_queue_exit(&hold);
+		return 100;
+	}
+	urt_rt_opts_default(&o);
+	o.mode = URT_POLL_SQPOLL;
+	o.sq_entries = 8;
+	o.req_max = 16;
+	o.buf_region_bytes = 64u << 10;
+	o.memlock_hint = "";
+	ret = urt_rt_start(&o, &rt);
+	snprintf(msg, len, "%s", urt_last_error());
+	if (ret != -ENOMEM) {
+		if (ret == 0)
+			urt_rt_stop(rt);
+		io_uring_queue_exit(&hold);
+		return 102;
+	}
+	if (!strstr(msg, "RLIMIT_MEMLOCK") || advised_kib(msg) == 0 || strstr(msg, "refuses"))
+		return 103;
+	/* Free the memory (the kernel does so asynchronously: start_retrying), then start again. */
+	io_uring_unregister_buffers(&hold);
+	io_uring_queue_exit(&hold);
+	if (start_retrying(&o, &rt) != 0) {
+		snprintf(msg, len, "%s", urt_last_error());
+		return 104;
+	}
+	urt_rt_stop(rt);
+	return 0;
+}
+
+Test(memlock, sqpoll_under_others_locked_memory_is_a_memlock_error)
+{
+	char *msg = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pid_t pid;
+	int status;
+
+	cr_assert_neq(msg, MAP_FAILED);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(sqpoll_short_child(msg, 4096));
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "the child crashed");
+	if (WEXITSTATUS(status) == 100)
+		cr_skip_test("cannot switch user, set RLIMIT_MEMLOCK or hold locked memory here");
+	if (WEXITSTATUS(status) == 101)
+		cr_skip_test("the kernel refuses IORING_SETUP_SQPOLL");
+	cr_expect_neq(WEXITSTATUS(status), 102, "the start did not fail with -ENOMEM: %s", msg);
+	cr_expect_neq(WEXITSTATUS(status), 103, "not a memlock message with a number: %s", msg);
+	cr_expect_neq(WEXITSTATUS(status), 104, "no SQPOLL start once the memory was free: %s", msg);
+	cr_expect_eq(WEXITSTATUS(status), 0);
+	munmap(msg, 4096);
+}

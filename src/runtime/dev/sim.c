@@ -85,6 +85,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,87 +256,157 @@ static int sim_opts_check(const struct urt_sim_opts *o)
 	return 0;
 }
 
-/* A number at *p with an optional K, M or G suffix (powers of two); *p moves past it. */
-static int sim_parse_num(const char **p, unsigned long long *out, bool suffix)
-{
-	unsigned long long v;
-	char *end;
+/*
+ * The NAME=VALUE options of a sim: path: the field each sets, the unit of
+ * VALUE in that field, and the values accepted, so that none is truncated
+ * to its field or overflows on scaling.
+ */
+#define SIM_US_MAX	3600000000ull	/* One hour of added latency, in microseconds. */
+#define SIM_RPM_MAX	1000000u
 
-	if (**p < '0' || **p > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(*p, &end, 10);
-	if (errno)
-		return -EINVAL;
-	if (suffix) {
-		switch (*end) {
-		case 'K': case 'k': v <<= 10; end++; break;
-		case 'M': case 'm': v <<= 20; end++; break;
-		case 'G': case 'g': v <<= 30; end++; break;
-		default: break;
-		}
+static const struct sim_key {
+	const char *name;	/* The key before '='. */
+	size_t off;		/* Offset of its field in struct urt_sim_opts. */
+	bool wide;		/* The field is uint64_t (else uint32_t). */
+	uint64_t scale;		/* Field units per VALUE unit (ns per us, ...). */
+	uint64_t min, max;	/* VALUE range. */
+} sim_keys[] = {
+	{ "par", offsetof(struct urt_sim_opts, parallelism), false, 1, 0, SIM_SLOTS_MAX },
+	{ "read_us", offsetof(struct urt_sim_opts, read_latency_ns), true, 1000, 0, SIM_US_MAX },
+	{ "write_us", offsetof(struct urt_sim_opts, write_latency_ns), true, 1000, 0, SIM_US_MAX },
+	{ "flush_us", offsetof(struct urt_sim_opts, flush_latency_ns), true, 1000, 0, SIM_US_MAX },
+	{ "rpm", offsetof(struct urt_sim_opts, hdd_rpm), false, 1, 1, SIM_RPM_MAX },
+	{ "seek_ms", offsetof(struct urt_sim_opts, hdd_seek_full_ns), true, 1000000, 0, SIM_US_MAX / 1000 },
+};
+
+#define SIM_KEYS_SAID "hdd, ssd, par=, read_us=, write_us=, flush_us=, rpm=, seek_ms="
+
+/* A decimal number that is all of s[0..len); false when it is not one or exceeds UINT64_MAX. */
+static bool sim_parse_u64(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
 	}
-	*p = end;
 	*out = v;
+	return true;
+}
+
+/* SIZE, s[0..len): bytes with an optional K, M, G or T suffix (powers of two), and "iB" or "B" after it. */
+static int sim_parse_size(const char *path, const char *s, size_t len, uint64_t *out)
+{
+	static const char units[4] = { 'K', 'M', 'G', 'T' };
+	size_t digits = 0, rest;
+	unsigned shift = 0;
+	const char *u, *tail;
+	uint64_t v;
+
+	while (digits < len && s[digits] >= '0' && s[digits] <= '9')
+		digits++;
+	tail = s + digits;
+	rest = len - digits;
+	/* & ~0x20: the upper case of a letter, so k, m, g and t count too. */
+	if (rest && (u = memchr(units, *tail & ~0x20, sizeof(units)))) {
+		shift = 10 * (unsigned)(u - units + 1);
+		tail++;
+		rest--;
+		if ((rest == 2 && !strncmp(tail, "iB", 2)) || (rest == 1 && *tail == 'B'))
+			rest = 0;
+	}
+	if (digits == 0 || rest)
+		goto bad;
+	if (!sim_parse_u64(s, digits, &v) || v > (SIM_SIZE_MAX >> shift)) {
+		urt_set_error("sim: size %.*s in \"%s\" is too large: at most %lluG", (int)len, s, path,
+			      SIM_SIZE_MAX >> 30);
+		return -EINVAL;
+	}
+	*out = v << shift;
+	return 0;
+bad:
+	urt_set_error("sim: \"%s\" is not sim:SIZE[,option...]: give sim:SIZE, SIZE in bytes with an optional K, M, "
+		      "G or T suffix (for example sim:64M or sim:1G,hdd)", path);
+	return -EINVAL;
+}
+
+/* One option, s[0..len) between commas. */
+static int sim_parse_option(const char *path, const char *s, size_t len, struct urt_sim_opts *o)
+{
+	const char *eq = memchr(s, '=', len);
+	size_t klen = eq ? (size_t)(eq - s) : len;
+	const struct sim_key *k = NULL;
+	uint64_t v;
+
+	if (len == 0) {
+		urt_set_error("sim: empty option in \"%s\": remove the extra comma", path);
+		return -EINVAL;
+	}
+	if ((klen == 3 && !strncmp(s, "hdd", 3)) || (klen == 3 && !strncmp(s, "ssd", 3))) {
+		if (eq) {
+			urt_set_error("sim: %.3s takes no value in \"%s\": write ,%.3s", s, path, s);
+			return -EINVAL;
+		}
+		o->profile = s[0] == 'h' ? URT_SIM_HDD : URT_SIM_SSD;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(sim_keys) / sizeof(sim_keys[0]); i++)
+		if (strlen(sim_keys[i].name) == klen && !strncmp(s, sim_keys[i].name, klen))
+			k = &sim_keys[i];
+	if (!k) {
+		urt_set_error("sim: unknown option \"%.*s\" in \"%s\" (options: " SIM_KEYS_SAID ")", (int)klen, s,
+			      path);
+		return -EINVAL;
+	}
+	if (!eq) {
+		urt_set_error("sim: %s needs a value in \"%s\": write %s=N, N in %llu..%llu", k->name, path, k->name,
+			      (unsigned long long)k->min, (unsigned long long)k->max);
+		return -EINVAL;
+	}
+	if (!sim_parse_u64(eq + 1, len - klen - 1, &v) || v < k->min || v > k->max) {
+		urt_set_error("sim: %.*s in \"%s\": give %s=N, N a whole number in %llu..%llu",
+			      (int)len, s, path, k->name, (unsigned long long)k->min, (unsigned long long)k->max);
+		return -EINVAL;
+	}
+	/* max * scale fits its field: checked at build time below for the wide ones, by max for the rest. */
+	v *= k->scale;
+	if (k->wide) {
+		memcpy((char *)o + k->off, &v, sizeof(uint64_t));
+	} else {
+		uint32_t w = (uint32_t)v;
+
+		URT_ASSERT(v <= UINT32_MAX);
+		memcpy((char *)o + k->off, &w, sizeof(w));
+	}
 	return 0;
 }
 
+_Static_assert(SIM_US_MAX <= UINT64_MAX / 1000, "read_us= and the like scale to ns without overflow");
+_Static_assert(SIM_SLOTS_MAX <= UINT32_MAX && SIM_RPM_MAX <= UINT32_MAX, "narrow sim options fit 32 bits");
+
 URT_API int urt_sim_opts_parse(const char *path, struct urt_sim_opts *o)
 {
-	const char *p = path;
-	unsigned long long v;
+	const char *p, *end;
+	int ret;
 
 	urt_sim_opts_default(o);
-	if (!path || strncmp(path, "sim:", 4) != 0)
-		goto bad;
-	p += 4;
-	if (sim_parse_num(&p, &v, true))
-		goto bad;
-	o->size_bytes = v;
-	while (*p == ',') {
-		const char *key = ++p;
-		size_t klen = strcspn(p, "=,");
-
-		p += klen;
-		if (klen == 3 && strncmp(key, "hdd", 3) == 0) {
-			o->profile = URT_SIM_HDD;
-			continue;
-		}
-		if (klen == 3 && strncmp(key, "ssd", 3) == 0) {
-			o->profile = URT_SIM_SSD;
-			continue;
-		}
-		if (*p != '=')
-			goto bad_key;
-		p++;
-		if (sim_parse_num(&p, &v, false))
-			goto bad_key;
-		if (klen == 3 && strncmp(key, "par", 3) == 0)
-			o->parallelism = (uint32_t)v;
-		else if (klen == 7 && strncmp(key, "read_us", 7) == 0)
-			o->read_latency_ns = v * 1000;
-		else if (klen == 8 && strncmp(key, "write_us", 8) == 0)
-			o->write_latency_ns = v * 1000;
-		else if (klen == 8 && strncmp(key, "flush_us", 8) == 0)
-			o->flush_latency_ns = v * 1000;
-		else if (klen == 3 && strncmp(key, "rpm", 3) == 0)
-			o->hdd_rpm = (uint32_t)v;
-		else if (klen == 7 && strncmp(key, "seek_ms", 7) == 0)
-			o->hdd_seek_full_ns = v * 1000000;
-		else
-			goto bad_key;
+	if (!path || strncmp(path, "sim:", 4) != 0) {
+		urt_set_error("sim: path \"%s\" does not start with sim: (for example sim:64M or sim:1G,hdd)",
+			      path ? path : "");
+		return -EINVAL;
 	}
-	if (*p)
-		goto bad;
-	return sim_opts_check(o);
-bad_key:
-	urt_set_error("sim: bad option in \"%s\" near \"%s\" (hdd, ssd, par=, read_us=, write_us=, flush_us=, "
-		      "rpm=, seek_ms=)", path, p);
-	return -EINVAL;
-bad:
-	urt_set_error("sim: path \"%s\" is not sim:SIZE[,option...] (for example sim:64M or sim:1G,hdd)",
-		      path ? path : "");
-	return -EINVAL;
+	p = path + 4;
+	end = p + strcspn(p, ",");
+	ret = sim_parse_size(path, p, (size_t)(end - p), &o->size_bytes);
+	while (!ret && *end == ',') {
+		p = end + 1;
+		end = p + strcspn(p, ",");
+		ret = sim_parse_option(path, p, (size_t)(end - p), o);
+	}
+	return ret ? ret : sim_opts_check(o);
 }
 
 static bool sim_match(const char *path)

@@ -124,6 +124,27 @@ Test(memlock, too_low_limit_gives_clear_error)
 }
 
 /*
+ * Runs fn(mode, msg, 4096) in a forked process (limits and user ids
+ * changed there stay there) and returns its exit status; msg is shared
+ * memory the child writes its message into.
+ */
+static int in_child(int (*fn)(enum urt_poll_mode, char *, size_t), enum urt_poll_mode mode,
+		    char *msg)
+{
+	pid_t pid;
+	int status;
+
+	cr_assert_neq(msg, MAP_FAILED);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(fn(mode, msg, 4096));
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "the child crashed");
+	return WEXITSTATUS(status);
+}
+
+/*
  * Every ring kind registers the buffer region again, and each ring's own
  * memory counts too.  The child runs as user nobody: the kernel charges
  * locked memory per user, and root's other processes (other tests) must not
@@ -194,26 +215,19 @@ static void poll_ring_case(enum urt_poll_mode mode)
 {
 	struct urt_kernel_features kf;
 	char *msg = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	pid_t pid;
-	int status;
+	int code;
 
 	urt_kernel_probe(&kf);
 	if (!kf.iopoll || (mode == URT_POLL_HYBRID && !kf.hybrid_iopoll))
 		cr_skip_test("the kernel refuses the IOPOLL ring of this mode");
-	cr_assert_neq(msg, MAP_FAILED);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0)
-		_exit(poll_ring_child(mode, msg, 4096));
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status), "the child crashed");
-	if (WEXITSTATUS(status) == 100)
+	code = in_child(poll_ring_child, mode, msg);
+	if (code == 100)
 		cr_skip_test("cannot switch to user nobody or set RLIMIT_MEMLOCK here");
-	cr_expect_neq(WEXITSTATUS(status), 101, "start was not refused although the IOPOLL ring registers too");
-	cr_expect_neq(WEXITSTATUS(status), 102, "the message does not count both rings: %s", msg);
-	cr_expect_neq(WEXITSTATUS(status), 103, "the kernel refused at the stated need: %s", msg);
-	cr_expect_neq(WEXITSTATUS(status), 104, "started without registered buffers or without the IOPOLL ring");
-	cr_expect_eq(WEXITSTATUS(status), 0);
+	cr_expect_neq(code, 101, "start was not refused although the IOPOLL ring registers too");
+	cr_expect_neq(code, 102, "the message does not count both rings: %s", msg);
+	cr_expect_neq(code, 103, "the kernel refused at the stated need: %s", msg);
+	cr_expect_neq(code, 104, "started without registered buffers or without the IOPOLL ring");
+	cr_expect_eq(code, 0);
 	munmap(msg, 4096);
 }
 
@@ -296,24 +310,16 @@ static int advised_child(enum urt_poll_mode mode, char *msg, size_t len)
 static void advised_case(enum urt_poll_mode mode)
 {
 	char *msg = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	pid_t pid;
-	int status;
+	int code = in_child(advised_child, mode, msg);
 
-	cr_assert_neq(msg, MAP_FAILED);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0)
-		_exit(advised_child(mode, msg, 4096));
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status), "the child crashed");
-	if (WEXITSTATUS(status) == 100)
+	if (code == 100)
 		cr_skip_test("cannot switch to a user of the test's own or set RLIMIT_MEMLOCK here");
-	if (WEXITSTATUS(status) == 105)
+	if (code == 105)
 		cr_skip_test("the kernel refuses this mode: %s", msg);
-	cr_assert_neq(WEXITSTATUS(status), 101, "start under 16 KiB was not refused");
-	cr_assert_neq(WEXITSTATUS(status), 102, "no ulimit -l number: %s", msg);
-	cr_expect_not(WEXITSTATUS(status) & 2, "the advised limit was not enough: %s", msg);
-	cr_expect_not(WEXITSTATUS(status) & 1, "the message names library settings: %s", msg);
+	cr_assert_neq(code, 101, "start under 16 KiB was not refused");
+	cr_assert_neq(code, 102, "no ulimit -l number: %s", msg);
+	cr_expect_not(code & 2, "the advised limit was not enough: %s", msg);
+	cr_expect_not(code & 1, "the message names library settings: %s", msg);
 	munmap(msg, 4096);
 }
 
@@ -336,7 +342,7 @@ Test(memlock, advised_limit_suffices_hybrid) { advised_case(URT_POLL_HYBRID); }
  */
 #define HOLD_LIMIT (1u << 20)
 
-static int sqpoll_short_child(char *msg, size_t len)
+static int sqpoll_short_child(enum urt_poll_mode mode, char *msg, size_t len)
 {
 	struct io_uring_params p = { .flags = IORING_SETUP_SQPOLL, .sq_thread_idle = 1 };
 	struct io_uring hold;
@@ -366,7 +372,7 @@ static int sqpoll_short_child(char *msg, size_t len)
 		return 100;
 	}
 	urt_rt_opts_default(&o);
-	o.mode = URT_POLL_SQPOLL;
+	o.mode = mode;	/* URT_POLL_SQPOLL */
 	o.sq_entries = 8;
 	o.req_max = 16;
 	o.buf_region_bytes = 64u << 10;
@@ -395,23 +401,15 @@ static int sqpoll_short_child(char *msg, size_t len)
 Test(memlock, sqpoll_under_others_locked_memory_is_a_memlock_error)
 {
 	char *msg = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	pid_t pid;
-	int status;
+	int code = in_child(sqpoll_short_child, URT_POLL_SQPOLL, msg);
 
-	cr_assert_neq(msg, MAP_FAILED);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0)
-		_exit(sqpoll_short_child(msg, 4096));
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status), "the child crashed");
-	if (WEXITSTATUS(status) == 100)
+	if (code == 100)
 		cr_skip_test("cannot switch user, set RLIMIT_MEMLOCK or hold locked memory here");
-	if (WEXITSTATUS(status) == 101)
+	if (code == 101)
 		cr_skip_test("the kernel refuses IORING_SETUP_SQPOLL");
-	cr_expect_neq(WEXITSTATUS(status), 102, "the start did not fail with -ENOMEM: %s", msg);
-	cr_expect_neq(WEXITSTATUS(status), 103, "not a memlock message with a number: %s", msg);
-	cr_expect_neq(WEXITSTATUS(status), 104, "no SQPOLL start once the memory was free: %s", msg);
-	cr_expect_eq(WEXITSTATUS(status), 0);
+	cr_expect_neq(code, 102, "the start did not fail with -ENOMEM: %s", msg);
+	cr_expect_neq(code, 103, "not a memlock message with a number: %s", msg);
+	cr_expect_neq(code, 104, "no SQPOLL start once the memory was free: %s", msg);
+	cr_expect_eq(code, 0);
 	munmap(msg, 4096);
 }

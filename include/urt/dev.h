@@ -131,7 +131,9 @@ struct urt_dev_opts {
 	bool direct;		/**< O_DIRECT (default true; false for the page cache). */
 	bool readonly;		/**< Open read-only. */
 	bool create;		/**< Create a regular file when missing. */
-	uint64_t size_bytes;	/**< With create: extend the file to this size. */
+	uint64_t size_bytes;	/**< With create: the size of a file created now (or of an empty one);
+				 *   an existing non-empty file smaller than this is refused
+				 *   (-EINVAL: it may be truncated), never grown. */
 	uint32_t nvme_timeout_ms;/**< passthru: device-side command timeout, 0 = driver default. */
 	const struct urt_sched_opts *sched;/**< NULL or policy NONE: no scheduler (default). */
 	const struct urt_dev_health_opts *health;/**< Recovery from timeouts; NULL = the defaults. */

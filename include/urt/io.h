@@ -46,6 +46,9 @@ URT_BEGIN_DECLS
 struct urt_dev;
 struct urt_io;
 
+/** Largest timeout_ns (2^62 ns, about 146 years): a deadline past it could wrap. */
+#define URT_IO_TIMEOUT_MAX_NS (1ull << 62)
+
 /** The operation a struct urt_io describes. */
 enum urt_op {
 	URT_OP_NOP = 0,		/**< Nothing: a round trip through the ring. */
@@ -110,7 +113,8 @@ struct urt_io {
 	};
 	uint64_t len;		/**< Bytes (READ, WRITE, WRITE_ZEROES, DEALLOCATE, RECV, SEND). */
 	uint64_t off;		/**< Device offset in bytes. */
-	uint64_t timeout_ns;	/**< Deadline relative to submission; 0 = none. For TIMEOUT: the sleep. */
+	uint64_t timeout_ns;	/**< Deadline relative to submission; 0 = none. For TIMEOUT: the sleep.
+				 *   At most URT_IO_TIMEOUT_MAX_NS (else -EINVAL). */
 	urt_io_cb cb;		/**< Set by urt_io_submit. */
 	void *arg;		/**< Set by urt_io_submit. */
 	void *priv;		/**< Runtime-private: the request while in flight. */

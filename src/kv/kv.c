@@ -914,6 +914,17 @@ static int dev_open(struct urt_kv *kv, const char *path)
 	struct stat st;
 	int ret;
 
+	if (strncmp(path, "sim:", 4) == 0) {
+		/*
+		 * The simulated device (urt_sim_opts_parse has the syntax): no
+		 * file to create, claim or check; urt_dev_open parses it and
+		 * names what is wrong.  Its store lives as long as the process.
+		 */
+		urt_dev_opts_default(&o);
+		ret = urt_dev_open(path, &o, &kv->dev);
+		kv->own_dev = ret == 0;
+		return ret;
+	}
 	if (stat(path, &st) != 0) {
 		if (errno != ENOENT || !kv->opts.create) {
 			ret = -errno;

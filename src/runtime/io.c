@@ -181,6 +181,13 @@ static int io_validate(struct urt_core *c, const struct urt_io *io)
 		urt_set_error("unknown priority class %u", io->prio);
 		return -EINVAL;
 	}
+	if (urt_unlikely(io->timeout_ns > URT_IO_TIMEOUT_MAX_NS)) {
+		/* submit_ns + timeout_ns would wrap to a deadline in the past. */
+		urt_set_error("timeout_ns %llu is above the largest deadline or sleep, %llu ns (about "
+			      "146 years)", (unsigned long long)io->timeout_ns,
+			      (unsigned long long)URT_IO_TIMEOUT_MAX_NS);
+		return -EINVAL;
+	}
 	if (io->op == URT_OP_NOP || io->op == URT_OP_TIMEOUT)
 		return 0;
 	if (io->op == URT_OP_ACCEPT || io->op == URT_OP_RECV || io->op == URT_OP_SEND) {

@@ -45,4 +45,18 @@ case "$out" in
 *) fail "--log-size 16K: message [$out]" ;;
 esac
 [ -e "$WORK/tiny" ] && fail "--log-size 16K left a data file behind"
+
+# A sim: data path is the simulated device, never a file of that name.
+cd "$WORK" || exit 1
+out=$(timeout 20 "$URKV" --port 0 --quiet --data sim:abc --cores 1 --cache 16M 2>&1)
+expect "--data sim:abc: exit status" 1 "$?"
+case "$out" in
+*"is not sim:SIZE"*) ;;
+*) fail "--data sim:abc: message [$out]" ;;
+esac
+[ -e "$WORK/sim:abc" ] && fail "--data sim:abc created a file named sim:abc"
+start_urkv sim --data sim:64M --cache 16M --cores 1 || exit 1
+expect "SET on a sim: store" OK "$(cli SET s 1)"
+stop_urkv || fail "urkv on sim:64M did not stop cleanly"
+[ -e "$WORK/sim:64M" ] && fail "--data sim:64M created a file named sim:64M"
 finish

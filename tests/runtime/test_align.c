@@ -2,6 +2,8 @@
  * Misaligned O_DIRECT I/O is rejected with -EINVAL before it reaches the
  * kernel, with a message naming the rule; the callback never runs.
  */
+#include <sys/stat.h>
+
 #include "fixture.h"
 
 struct align_run {
@@ -114,4 +116,72 @@ Test(align, bad_paths)
 		  urt_last_error());
 	o.backend = "nosuch";
 	cr_expect_eq(urt_dev_open("/tmp", &o, &dev), -ENODEV);
+}
+
+/* A deadline or sleep too long to add to the submission time is refused, not wrapped (urt-cp crashed). */
+static void huge_timeout_body(void *p)
+{
+	struct align_run *r = p;
+	uint8_t *buf = urt_buf_get(4096);
+	struct urt_io io;
+
+	urt_io_prep_read(&io, r->dev, buf, 4096, 0);
+	io.timeout_ns = UINT64_MAX;
+	r->res[0] = urt_io_submit(&io, never_cb, r);
+	snprintf(r->msg[0], sizeof(r->msg[0]), "%s", urt_last_error());
+	urt_io_prep_timeout(&io, URT_IO_TIMEOUT_MAX_NS + 1);
+	r->res[1] = urt_io_submit(&io, never_cb, r);
+	urt_io_prep_read(&io, r->dev, buf, 4096, 0);
+	io.timeout_ns = URT_IO_TIMEOUT_MAX_NS;		/* The largest: accepted, and the read completes. */
+	r->res[2] = (int)urt_io_wait(&io);
+	urt_buf_put(buf);
+}
+
+Test(align, huge_timeouts_are_refused)
+{
+	struct urt_rt_opts o;
+	struct urt_rt *rt;
+	struct fx_file f;
+	struct align_run r = { 0 };
+
+	urt_rt_opts_default(&o);
+	rt = fx_start(&o);
+	fx_file_open(&f, 1 << 20, true);
+	r.dev = f.dev;
+	fx_run(rt, 0, huge_timeout_body, &r);
+	fx_file_close(&f);
+	urt_rt_stop(rt);
+	cr_expect_eq(r.res[0], -EINVAL, "timeout_ns UINT64_MAX gave %d", r.res[0]);
+	cr_expect(strstr(r.msg[0], "above the largest deadline") != NULL, "%s", r.msg[0]);
+	cr_expect_eq(r.res[1], -EINVAL, "a sleep past the bound gave %d", r.res[1]);
+	cr_expect_eq(r.res[2], 4096);
+	cr_expect_eq(r.callbacks, 0, "a refused op must not call back");
+}
+
+Test(align, existing_file_is_never_grown)
+{
+	char path[] = "/tmp/urt-grow-XXXXXX";
+	struct urt_dev *dev;
+	struct urt_dev_opts o;
+	struct stat st;
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "hello\n", 6), 6);
+	close(fd);
+	urt_dev_opts_default(&o);
+	o.direct = false;
+	o.create = true;
+	o.size_bytes = 8u << 20;
+	cr_expect_eq(urt_dev_open(path, &o, &dev), -EINVAL);
+	cr_expect(strstr(urt_last_error(), "has 6 bytes, fewer than the 8388608 asked for") != NULL,
+		  "%s", urt_last_error());
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq(st.st_size, 6, "the file was grown to %lld bytes", (long long)st.st_size);
+	/* An empty file is sized, as a new one is. */
+	cr_assert_eq(truncate(path, 0), 0);
+	cr_assert_eq(urt_dev_open(path, &o, &dev), 0, "%s", urt_last_error());
+	cr_expect_eq(urt_dev_info(dev)->size_bytes, 8u << 20);
+	urt_dev_close(dev);
+	unlink(path);
 }

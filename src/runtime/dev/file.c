@@ -111,6 +111,19 @@ static int file_open(struct urt_dev *dev, const char *path, const struct urt_dev
 		goto err_close;
 	}
 	if (S_ISREG(st.st_mode) && o->create && (uint64_t)st.st_size < o->size_bytes) {
+		if (st.st_size > 0 && !(flags & O_CREAT)) {
+			/*
+			 * Growing a file that already holds data would hide a
+			 * truncation (a partial copy, a full disk) from the store
+			 * above, which would then read zeros where its data was.
+			 */
+			urt_set_error("%s has %llu bytes, fewer than the %llu asked for: it may be "
+				      "truncated, and an existing file is never grown (open it without "
+				      "a size, or delete it to create a new one)", path,
+				      (unsigned long long)st.st_size, (unsigned long long)o->size_bytes);
+			ret = -EINVAL;
+			goto err_close;
+		}
 		if (ftruncate(fd, (off_t)o->size_bytes)) {
 			ret = -errno;
 			urt_set_error("%s: extending to %llu bytes: %s", path, (unsigned long long)o->size_bytes,

@@ -86,8 +86,15 @@ static void body_stall(void *arg)
 		psx_failf(&s->fail, "spawn failed");
 		return;
 	}
-	/* Let the first batch be sealed and reach its stalled write. */
-	urt_sleep_ns(10 * 1000000);
+	/*
+	 * Let the first batch be sealed and reach its stalled write.  10 ms
+	 * once let both commits join one batch on a loaded machine (ctest -j2
+	 * beside a CI run and two builds); 30 ms leaves the later commit 120
+	 * ms of the 150 ms stall to wait, above the STALL_NS / 2 it is held to.
+	 * (The sim device counts the stalled command only when it times out,
+	 * so its counters cannot tell when the write went out.)
+	 */
+	urt_sleep_ns(30 * 1000000);
 	if (urt_fiber_spawn(wd_committer, &a[1])) {
 		psx_failf(&s->fail, "spawn failed");
 		return;

@@ -10,15 +10,27 @@
  * store (recovering from the log if the last run crashed), checks what the
  * earlier runs committed, and commits 16 more.  Exit 0 when everything
  * committed before is there.
+ *
+ * The page store assumes it is the only writer of its device: the library
+ * takes no lock, because the caller owns the device and knows who else may
+ * use it (a partition, a file shared with a backup tool).  Two programs
+ * committing to one store at once would each overwrite the other's pages
+ * and log, and both would report success.  So this program, as the owner,
+ * holds an exclusive flock(2) on DATA_FILE for its whole run and refuses
+ * when another process holds one (another ps-example, or urkv, which locks
+ * its file the same way).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <urt/urt.h>
 
@@ -97,23 +109,54 @@ static void demo_fiber(void *arg)
 	sem_post(&d->done);
 }
 
+/*
+ * Claims path for this run: opens it (creating it when missing) and takes an
+ * exclusive flock(2), held until the returned descriptor is closed.  Returns
+ * the descriptor, or -1 after saying why on stderr.
+ */
+static int store_claim(const char *path)
+{
+	int fd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "ps-example: cannot open %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno == EWOULDBLOCK)
+			fprintf(stderr, "ps-example: %s is in use: another process (another ps-example?) holds "
+					"its lock; not opening it, as two writers would overwrite each other's "
+					"transactions\n", path);
+		else
+			fprintf(stderr, "ps-example: cannot lock %s: %s\n", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int main(int argc, char **argv)
 {
 	struct urt_rt_opts ro;
 	struct urt_dev_opts dopts;
 	struct demo d = { 0 };
 	struct urt_rt *rt;
-	int ret;
+	int lock_fd, ret;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: ps-example DATA_FILE\n");
 		return 2;
 	}
+	lock_fd = store_claim(argv[1]);
+	if (lock_fd < 0)
+		return 1;
 	urt_rt_opts_default(&ro);
 	ret = urt_rt_start(&ro, &rt);
 	if (ret) {
 		fprintf(stderr, "ps-example: %s%s%s%s\n", urt_strerror(ret),
 			*urt_last_error() ? " (" : "", urt_last_error(), *urt_last_error() ? ")" : "");
+		close(lock_fd);
 		return 1;
 	}
 	urt_dev_opts_default(&dopts);
@@ -123,6 +166,7 @@ int main(int argc, char **argv)
 	if (ret) {
 		fprintf(stderr, "ps-example: %s\n", urt_last_error());
 		urt_rt_stop(rt);
+		close(lock_fd);
 		return 1;
 	}
 	sem_init(&d.done, 0, 0);
@@ -130,6 +174,7 @@ int main(int argc, char **argv)
 	sem_wait(&d.done);
 	urt_dev_close(d.dev);
 	urt_rt_stop(rt);
+	close(lock_fd);
 	if (d.ret) {
 		fprintf(stderr, "ps-example: %s: %s%s%s%s\n", argv[1], urt_strerror(d.ret), d.why[0] ? " (" : "",
 			d.why, d.why[0] ? ")" : "");

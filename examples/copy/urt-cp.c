@@ -6,6 +6,10 @@
  *
  * One fiber keeps QD reads in flight; each finished read starts its write
  * at the same offset.  O_DIRECT is used when both files allow it.
+ * timeout_ms, the deadline of each read and write, is a whole number of
+ * milliseconds from 1 to TIMEOUT_MS_MAX (default 10000).  Exit 0 when DST
+ * holds a flushed copy, 1 when an open, read, write or flush failed, 2 on a
+ * bad command line.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -13,8 +17,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <semaphore.h>
+#include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +27,8 @@
 
 #define QD 8
 #define CHUNK (256u << 10)
+#define TIMEOUT_MS_DEFAULT 10000u
+#define TIMEOUT_MS_MAX 86400000u	/* One day: a deadline longer than that is a mistake. */
 
 struct copy {
 	struct urt_dev *src, *dst;
@@ -76,6 +82,30 @@ static void copy_fiber(void *arg)
 	sem_post(&cp->done);
 }
 
+/*
+ * Parses a timeout_ms argument into *timeout_ns: only digits, 1 to
+ * TIMEOUT_MS_MAX.  strtoull would take "-1" as 2^64 - 1 (a deadline that
+ * overflows in nanoseconds), "abc" as 0 (no deadline) and "5x" as 5.
+ */
+static bool timeout_parse(const char *arg, uint64_t *timeout_ns)
+{
+	uint64_t ms = 0;
+
+	if (!*arg)
+		return false;
+	for (const char *c = arg; *c; c++) {
+		if (*c < '0' || *c > '9')
+			return false;
+		ms = ms * 10 + (uint64_t)(*c - '0');
+		if (ms > TIMEOUT_MS_MAX)
+			return false;	/* Also stops before ms * 10 could overflow. */
+	}
+	if (ms == 0)
+		return false;
+	*timeout_ns = ms * 1000000ull;
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	struct urt_rt_opts ro;
@@ -85,8 +115,14 @@ int main(int argc, char **argv)
 	struct stat st;
 	int ret;
 
-	if (argc < 3) {
+	if (argc < 3 || argc > 4) {
 		fprintf(stderr, "usage: urt-cp SRC DST [timeout_ms]\n");
+		return 2;
+	}
+	cp.timeout_ns = TIMEOUT_MS_DEFAULT * 1000000ull;
+	if (argc > 3 && !timeout_parse(argv[3], &cp.timeout_ns)) {
+		fprintf(stderr, "urt-cp: bad timeout_ms \"%s\": want a whole number of milliseconds from 1 to %u "
+				"(one day)\n", argv[3], TIMEOUT_MS_MAX);
 		return 2;
 	}
 	if (stat(argv[1], &st)) {
@@ -94,7 +130,6 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	cp.size = (uint64_t)st.st_size;
-	cp.timeout_ns = argc > 3 ? strtoull(argv[3], NULL, 10) * 1000000ull : 10000000000ull;
 	urt_rt_opts_default(&ro);
 	ro.ncpus = 1;
 	ro.cpus = (int[]){ 0 };

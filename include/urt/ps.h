@@ -185,12 +185,20 @@ URT_API void urt_ps_opts_default(struct urt_ps_opts *opts);
  *                    device, or a page size other
  *                    than opts->page_size;
  *   URT_E_VERSION    a store of a newer format version;
- *   URT_E_CORRUPT    both superblock copies fail their checksums, or the log
- *                    is inconsistent under good checksums;
+ *   URT_E_CORRUPT    both superblock copies fail their checksums, the log
+ *                    is inconsistent under good checksums, or a log batch
+ *                    that had been acknowledged is damaged (format version
+ *                    4: a later batch vouches for it);
  *   -EINVAL          bad options (misaligned region, bad page size);
  *   -ENOMEM          the pool does not fit the core's buffer region;
  *   an I/O error of the device.
  * urt_last_error() has the details.
+ *
+ * One store, one writer: the page store takes no lock on the device, which
+ * the caller opened and owns.  Two stores open on one region at once, in
+ * one process or two, overwrite each other's log and pages.  The caller
+ * makes sure that cannot happen (urt_kv_open takes an exclusive flock(2)
+ * on its path; examples/ps/ps-example.c does the same).
  */
 URT_API int urt_ps_open(struct urt_dev *dev, const struct urt_ps_opts *opts, struct urt_ps **out);
 

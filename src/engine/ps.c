@@ -237,9 +237,17 @@ static int check_opts(struct urt_ps *ps, const struct urt_dev_info *info, uint64
 		return -EINVAL;
 	}
 	*region_bytes = o->region_bytes ? o->region_bytes : info->size_bytes - o->region_offset;
-	if (o->region_offset + *region_bytes > info->size_bytes) {
+	if (o->region_offset > info->size_bytes ||
+	    o->region_offset + *region_bytes > info->size_bytes) {
 		urt_set_error("page store: region ends past the device (%llu bytes)",
 			      (unsigned long long)info->size_bytes);
+		return URT_E_BADFORMAT;
+	}
+	if (*region_bytes < URT_SB_REGION_SIZE) {
+		/* A short read of the superblocks would only say "Input/output error". */
+		urt_set_error("page store: the region has %llu bytes, fewer than the %u of its two "
+			      "superblocks: the device is truncated, or not a store",
+			      (unsigned long long)*region_bytes, URT_SB_REGION_SIZE);
 		return URT_E_BADFORMAT;
 	}
 	if (o->batch_bytes_max > URT_BUF_MAX_BYTES)

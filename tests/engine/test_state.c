@@ -434,3 +434,35 @@ Test(state, recovery_after_crash_reaches_open)
 	cr_expect_eq(s.v[0], 0, "%llu acknowledged pages lost", (unsigned long long)s.v[0]);
 	cr_expect_eq(s.ret[3], 0);
 }
+
+/* ---- A region too small for the superblocks ---------------------------- */
+
+static char tiny_msg[2][256];
+
+static void body_tiny(void *arg)
+{
+	struct st_state *s = arg;
+	struct urt_ps *ps = NULL;
+
+	/* Whether or not it may format, a 4 KiB device holds no store: refused, and named. */
+	s->o.create = false;
+	s->ret[0] = urt_ps_open(s->dev, &s->o, &ps);
+	snprintf(tiny_msg[0], sizeof(tiny_msg[0]), "%s", urt_last_error());
+	s->o.create = true;
+	s->ret[1] = urt_ps_open(s->dev, &s->o, &ps);
+	snprintf(tiny_msg[1], sizeof(tiny_msg[1]), "%s", urt_last_error());
+}
+
+Test(state, region_smaller_than_the_superblocks_is_named)
+{
+	struct st_state s = { 0 };
+
+	st_opts(&s);
+	s.dev = psx_sim(4096, 3);
+	psx_run_and_close(body_tiny, &s, &s.dev, &s.crashed, &s.fail);
+	for (int i = 0; i < 2; i++) {
+		cr_expect_eq(s.ret[i], URT_E_BADFORMAT, "open %d: %d (%s)", i, s.ret[i], tiny_msg[i]);
+		cr_expect(strstr(tiny_msg[i], "fewer than the 8192 of its two superblocks") != NULL,
+			  "open %d: %s", i, tiny_msg[i]);
+	}
+}

@@ -88,8 +88,8 @@ struct opt_def {
 static const struct opt_def defs[] = {
 	{ "bind", "an IPv4 or IPv6 address" },
 	{ "port", "a number from 0 to 65535" },
-	{ "port-file", "a path" },
-	{ "data", "a path" },
+	{ "port-file", "a path, not empty" },
+	{ "data", "a path of a data file or block device, not empty" },
 	{ "size", "a size such as 1G" },
 	{ "cache", "a size such as 256M" },
 	{ "log-size", "a size such as 512M, 0 = automatic" },
@@ -139,8 +139,10 @@ int urkv_opt_set(struct urkv_opts *o, const char *name, const char *val, char *w
 		ok = !parse_size(val, &v) && v <= 65535;
 		o->port = (uint16_t)v;
 	} else if (strcmp(name, "port-file") == 0) {
+		ok = *val != 0;
 		o->port_file = val;
 	} else if (strcmp(name, "data") == 0) {
+		ok = *val != 0;	/* "" would reach the store as a path and fail there, unclearly. */
 		o->data_path = val;
 		o->data_set = true;
 	} else if (strcmp(name, "size") == 0) {

@@ -4,6 +4,7 @@
 #  - A start that fails to listen (an address not on this host) or to
 #    write --port-file removes the data file it created, and keeps one that
 #    was there before.
+#  - --data "" is refused at option parsing.
 #
 # usage: URKV=path/to/urkv test_urkv_listen.sh
 . "$(dirname "$0")/urkv_lib.sh"
@@ -33,4 +34,9 @@ expect "existing store, --bind 1.2.3.4: exit status" 1 "$?"
 start_urkv kept2 --data "$WORK/kept.data" "${SMALL[@]}" || exit 1
 expect "the kept store's key" kept "$(cli GET kk)"
 stop_urkv || fail "stop of the kept store, again"
+
+echo "== --data \"\""
+out=$(timeout 20 "$URKV" --port 0 --data "" "${SMALL[@]}" --quiet 2>&1)
+expect "--data '': exit status" 2 "$?"
+expect "--data '': message" "urkv: bad value '' for data (want a path of a data file or block device, not empty) (--data)" "$out"
 finish

@@ -77,10 +77,54 @@ int urkv_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss, so
 	return 0;
 }
 
+/* The IPv4 address of ss when it is IPv4 or IPv4-mapped IPv6. */
+static bool addr_v4(const struct sockaddr_storage *ss, struct in_addr *v4)
+{
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
+
+	if (ss->ss_family == AF_INET) {
+		*v4 = ((const struct sockaddr_in *)ss)->sin_addr;
+		return true;
+	}
+	if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+		memcpy(&v4->s_addr, &a6->sin6_addr.s6_addr[12], 4);
+		return true;
+	}
+	return false;
+}
+
 static uint16_t addr_port(const struct sockaddr_storage *ss)
 {
 	return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
 					       : ((const struct sockaddr_in *)ss)->sin_port);
+}
+
+bool urkv_server_listens_on(struct urkv_server *srv, const struct sockaddr_storage *to)
+{
+	const struct in6_addr *to6 = &((const struct sockaddr_in6 *)to)->sin6_addr;
+	const struct in6_addr *me6;
+	struct sockaddr_storage me;
+	struct in_addr to4, me4;
+	socklen_t len;
+	int v6only = 0;
+	bool to_is_v4 = addr_v4(to, &to4);
+
+	if (srv->port == 0 || addr_port(to) != srv->port ||
+	    urkv_sockaddr(srv->o.bind_addr, srv->port, &me, &len) != 0)
+		return false;
+	if (addr_v4(&me, &me4))	/* 0.0.0.0 covers every IPv4 address, 1.2.3.4 itself. */
+		return to_is_v4 && (me4.s_addr == htonl(INADDR_ANY) || me4.s_addr == to4.s_addr);
+	me6 = &((const struct sockaddr_in6 *)&me)->sin6_addr;
+	if (!IN6_IS_ADDR_UNSPECIFIED(me6))
+		return !to_is_v4 && IN6_ARE_ADDR_EQUAL(me6, to6);
+	if (!to_is_v4)
+		return true;
+	/* :: covers IPv4 too unless its sockets are IPv6-only (net.ipv6.bindv6only). */
+	len = sizeof(v6only);
+	if (srv->cores && srv->cores[0].lfd >= 0 &&
+	    getsockopt(srv->cores[0].lfd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len) != 0)
+		v6only = 0;
+	return !v6only;
 }
 
 static int listen_socket(const char *addr, uint16_t port, uint16_t *bound)

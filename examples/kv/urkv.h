@@ -160,6 +160,11 @@ struct urkv_server {
 int urkv_server_start(struct urkv_server *srv);
 /* ip (IPv4 or IPv6 literal) and port as a socket address; -EINVAL if ip is neither. */
 int urkv_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
+/*
+ * True if a connection to the address to (a local one: the caller checks)
+ * reaches this server: its port, and an address its listeners cover.
+ */
+bool urkv_server_listens_on(struct urkv_server *srv, const struct sockaddr_storage *to);
 /* Starts the idle-timeout fiber of cc unless it runs; on cc's core. */
 int urkv_server_reaper_start(struct urkv_core *cc);
 /* Stops accepting, lets every connection finish its request and leave; blocks (main thread). */

@@ -71,7 +71,8 @@ static void usage(FILE *f)
 		"                        sqpoll\n"
 		"  --no-pin              do not pin each reactor to its CPU\n"
 		"  --quiet               no messages on stderr but errors\n"
-		"  --enable-debug-command  allow DEBUG CLOCK-ADVANCE (tests of key expiry)\n"
+		"  --enable-debug-command  allow DEBUG CLOCK-ADVANCE (tests of key expiry); in a\n"
+		"                        config file: enable-debug-command yes|no|local\n"
 		"  --cluster-enabled yes|no  a Redis Cluster node (topology pushed with CLUSTERX\n"
 		"                        SETNODES, e.g. by urkv-cluster; docs/kv.md)\n"
 		"  --cluster-config-file PATH  node id and topology (default <data file>.cluster)\n");
@@ -133,7 +134,7 @@ static int parse_opts(int argc, char **argv, struct urkv_opts *o, bool apply)
 		case 'N': o->appendfsync = URKV_FSYNC_NO; break;
 		case 'U': o->no_pin = true; break;
 		case 'q': o->quiet = true; break;
-		case 'D': o->enable_debug = true; break;
+		case 'D': o->enable_debug = URKV_DEBUG_YES; break;
 		case 'h': usage(stdout); exit(0);
 		case '?': usage(stderr); return -1;
 		default:

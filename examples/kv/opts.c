@@ -110,6 +110,7 @@ static const struct opt_def defs[] = {
 	{ "dbfilename", "a file name without '/'" },
 	{ "cluster-enabled", "yes or no" },
 	{ "cluster-config-file", "a path" },
+	{ "enable-debug-command", "yes, no or local" },
 };
 
 bool urkv_opt_known(const char *name)
@@ -208,6 +209,13 @@ int urkv_opt_set(struct urkv_opts *o, const char *name, const char *val, char *w
 		o->dbfilename = val;
 	} else if (strcmp(name, "cluster-enabled") == 0) {
 		ok = !parse_yesno(val, &o->cluster_enabled);
+	} else if (strcmp(name, "enable-debug-command") == 0) {
+		bool yes;
+
+		if (strcasecmp(val, "local") == 0)
+			o->enable_debug = URKV_DEBUG_LOCAL;
+		else if ((ok = !parse_yesno(val, &yes)))
+			o->enable_debug = yes ? URKV_DEBUG_YES : URKV_DEBUG_NO;
 	} else if (strcmp(name, "cluster-config-file") == 0) {
 		ok = *val != 0;
 		o->cluster_config_file = val;

@@ -38,7 +38,8 @@ static const char denied_msg[] =
 	"adopt one of the following solutions: 1) Just disable protected mode sending the command "
 	"'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from "
 	"the same host the server is running, however MAKE SURE Redis is not publicly accessible "
-	"from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) "
+	"from internet if you do so. This lasts until the server restarts: to make it permanent, use "
+	"2) or 3). 2) "
 	"Alternatively you can just disable the protected mode by editing the Redis configuration "
 	"file, and setting the protected mode option to 'no', and then restarting the server. 3) "
 	"If you started the server manually just for testing, restart it with the "
@@ -137,6 +138,14 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 		       memcmp(&a->sin6_addr, mapped, sizeof(mapped)) == 0;
 	}
 	return ss->ss_family == AF_UNIX;
+}
+
+bool urkv_auth_peer_is_local(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	return getpeername(fd, (struct sockaddr *)&ss, &len) == 0 && is_loopback(&ss);
 }
 
 const char *urkv_auth_denied(struct urkv_server *srv, int fd)

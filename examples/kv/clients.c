@@ -1,5 +1,5 @@
 /*
- * CLIENT: LIST, KILL, INFO, ID, SETNAME, GETNAME, SETINFO, in Redis's
+ * CLIENT: LIST, KILL, INFO, ID, SETNAME, GETNAME, SETINFO, HELP, in Redis's
  * formats.
  *
  * A connection belongs to the core that accepted it and only that core's
@@ -110,6 +110,19 @@ static bool parse_id(const struct resp_arg *a, uint64_t *out)
 	return true;
 }
 
+/* A client type Redis knows (CLIENT LIST and KILL TYPE); urkv's clients are all normal. */
+static bool type_known(const struct resp_arg *v)
+{
+	return resp_arg_eq_nocase(v, "normal") || resp_arg_eq_nocase(v, "master") ||
+	       resp_arg_eq_nocase(v, "replica") || resp_arg_eq_nocase(v, "slave") ||
+	       resp_arg_eq_nocase(v, "pubsub");
+}
+
+static void type_error(struct urkv_conn *c, const struct resp_arg *v)
+{
+	urkv_out_errorf(c, "ERR Unknown client type '%.*s'", (int)(v->len > 64 ? 64 : v->len), v->ptr);
+}
+
 static void list_run(struct urkv_conn *c, struct urkv_slot *s)
 {
 	struct client_filter fl = { 0 };
@@ -120,6 +133,10 @@ static void list_run(struct urkv_conn *c, struct urkv_slot *s)
 	for (size_t i = 2; i < s->argc; i++) {
 		if (resp_arg_eq_nocase(&s->argv[i], "TYPE") && i + 1 < s->argc) {
 			i++;
+			if (!type_known(&s->argv[i])) {
+				type_error(c, &s->argv[i]);
+				return;
+			}
 			fl.none |= !resp_arg_eq_nocase(&s->argv[i], "normal");
 		} else if (resp_arg_eq_nocase(&s->argv[i], "ID") && i + 1 < s->argc) {
 			for (i++; i < s->argc && fl.nids < 16; i++) {
@@ -183,11 +200,8 @@ static void kill_run(struct urkv_conn *c, struct urkv_slot *s)
 		} else if (resp_arg_eq_nocase(k, "USER")) {
 			fl.none |= !arg_eq(v, "default");
 		} else if (resp_arg_eq_nocase(k, "TYPE")) {
-			if (!resp_arg_eq_nocase(v, "normal") && !resp_arg_eq_nocase(v, "master") &&
-			    !resp_arg_eq_nocase(v, "replica") && !resp_arg_eq_nocase(v, "slave") &&
-			    !resp_arg_eq_nocase(v, "pubsub")) {
-				urkv_out_errorf(c, "ERR Unknown client type '%.*s'",
-						(int)(v->len > 64 ? 64 : v->len), v->ptr);
+			if (!type_known(v)) {
+				type_error(c, v);
 				return;
 			}
 			fl.none |= !resp_arg_eq_nocase(v, "normal");
@@ -233,6 +247,45 @@ static void setname_run(struct urkv_conn *c, struct urkv_slot *s)
 	urkv_out_simple(c, "OK");
 }
 
+static void help_run(struct urkv_conn *c)
+{
+	static const char *const lines[] = {
+		"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+		"GETNAME",
+		"    Return the name of the current connection.",
+		"ID",
+		"    Return the ID of the current connection.",
+		"INFO",
+		"    Return information about the current client connection.",
+		"KILL <ip:port>",
+		"    Kill connection made from <ip:port>.",
+		"KILL <option> <value> [<option> <value> [...]]",
+		"    Kill connections. Options are:",
+		"    * ADDR (<ip:port>|<unixsocket>:0)",
+		"      Kill connections made from the specified address",
+		"    * LADDR (<ip:port>|<unixsocket>:0)",
+		"      Kill connections made to specified local address",
+		"    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+		"      Kill connections by type.",
+		"    * USER <username>",
+		"      Kill connections authenticated by <username>.",
+		"    * SKIPME (YES|NO)",
+		"      Skip killing current connection (default: yes).",
+		"    * ID <client-id>",
+		"      Kill connections by client id.",
+		"LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <client-id> [...]]",
+		"    Return information about client connections. urkv's clients are all NORMAL.",
+		"SETINFO <option> <value>",
+		"    Accepted (LIB-NAME, LIB-VER) and not shown.",
+		"SETNAME <name>",
+		"    Assign the name <name> to the current connection.",
+		"HELP",
+		"    Print this help.",
+	};
+
+	urkv_out_help(c, lines, sizeof(lines) / sizeof(lines[0]));
+}
+
 void urkv_client_run(struct urkv_conn *c, struct urkv_slot *s)
 {
 	struct urkv_client *cl = urkv_conn_client(c);
@@ -264,6 +317,8 @@ void urkv_client_run(struct urkv_conn *c, struct urkv_slot *s)
 		fclose(f);
 		urkv_out_bulk(c, text, size);
 		free(text);
+	} else if (resp_arg_eq_nocase(sub, "HELP") && s->argc == 2) {
+		help_run(c);
 	} else if (resp_arg_eq_nocase(sub, "SETINFO")) {
 		/* lib-name / lib-ver: accepted, not shown (as Redis 7.0, which lacks them, would refuse). */
 		urkv_out_simple(c, "OK");

@@ -557,9 +557,7 @@ static void cluster_help(struct urkv_conn *c)
 		"urkv: the topology is pushed with CLUSTERX SETNODES <topology> <version>",
 	};
 
-	urkv_out_array(c, sizeof(lines) / sizeof(lines[0]));
-	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
-		urkv_out_simple(c, lines[i]);
+	urkv_out_help(c, lines, sizeof(lines) / sizeof(lines[0]));
 }
 
 /* Subcommand sub with want arguments in all (argc), else the arity error.  True: run it. */

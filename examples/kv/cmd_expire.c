@@ -556,7 +556,8 @@ void urkv_persist_run(struct urkv_conn *c, struct urkv_slot *s)
 /*
  * DEBUG CLOCK-ADVANCE ms: moves the store's expiry clock forward (tests of
  * expiry without waiting).  Refused unless urkv runs with
- * --enable-debug-command, as Redis 7 refuses DEBUG without
+ * --enable-debug-command (or enable-debug-command yes in its config file;
+ * local: from a loopback client only), as Redis 7 refuses DEBUG without
  * enable-debug-command.
  */
 void urkv_debug_run(struct urkv_conn *c, struct urkv_slot *s)
@@ -564,7 +565,8 @@ void urkv_debug_run(struct urkv_conn *c, struct urkv_slot *s)
 	struct urkv_server *srv = urkv_conn_server(c);
 	long long ms;
 
-	if (!srv->o.enable_debug) {
+	if (srv->o.enable_debug == URKV_DEBUG_NO ||
+	    (srv->o.enable_debug == URKV_DEBUG_LOCAL && !urkv_auth_peer_is_local(urkv_conn_fd(c)))) {
 		urkv_out_error(c, "ERR DEBUG command not allowed. If the enable-debug-command option is "
 				  "set to \"local\", you can run it from a local connection, otherwise "
 				  "you need to set this option in the configuration file, and then "

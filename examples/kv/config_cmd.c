@@ -1,6 +1,6 @@
 /*
- * CONFIG GET, CONFIG SET and CONFIG RESETSTAT, with Redis's parameter
- * names, replies and error texts.
+ * CONFIG GET, CONFIG SET, CONFIG RESETSTAT and CONFIG HELP, with Redis's
+ * parameter names, replies and error texts.
  *
  * CONFIG SET changes the settings urkv can change while it runs
  * (maxclients, timeout, appendfsync, requirepass, protected-mode), each an
@@ -259,9 +259,30 @@ static void set_run(struct urkv_conn *c, struct urkv_slot *s)
 	urkv_out_simple(c, "OK");
 }
 
+static void help_run(struct urkv_conn *c)
+{
+	static const char *const lines[] = {
+		"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+		"GET <pattern> [<pattern> ...]",
+		"    Return parameters matching the glob-like <pattern> and their values.",
+		"SET <directive> <value> [<directive> <value> ...]",
+		"    Set the configuration <directive> to <value>. urkv can change maxclients, timeout,",
+		"    appendfsync, requirepass and protected-mode; the others are fixed at start.",
+		"RESETSTAT",
+		"    Reset statistics reported by the INFO command.",
+		"HELP",
+		"    Print this help.",
+		"urkv has no CONFIG REWRITE: settings meant to last go in its config file or options.",
+	};
+
+	urkv_out_help(c, lines, sizeof(lines) / sizeof(lines[0]));
+}
+
 void urkv_config_run(struct urkv_conn *c, struct urkv_slot *s)
 {
-	if (resp_arg_eq_nocase(&s->argv[1], "GET")) {
+	if (resp_arg_eq_nocase(&s->argv[1], "HELP") && s->argc == 2) {
+		help_run(c);
+	} else if (resp_arg_eq_nocase(&s->argv[1], "GET")) {
 		get_run(c, s);
 	} else if (resp_arg_eq_nocase(&s->argv[1], "SET")) {
 		set_run(c, s);

@@ -333,6 +333,13 @@ void urkv_out_array(struct urkv_conn *c, size_t n)
 	out_number_line(c, '*', false, n);
 }
 
+void urkv_out_help(struct urkv_conn *c, const char *const *lines, size_t n)
+{
+	urkv_out_array(c, n);
+	for (size_t i = 0; i < n; i++)
+		urkv_out_simple(c, lines[i]);
+}
+
 void urkv_out_null(struct urkv_conn *c)
 {
 	out_put(c, "$-1\r\n", 5);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,7 +71,8 @@ static void usage(FILE *f)
 		"                        sqpoll\n"
 		"  --no-pin              do not pin each reactor to its CPU\n"
 		"  --quiet               no messages on stderr but errors\n"
-		"  --enable-debug-command  allow DEBUG CLOCK-ADVANCE (tests of key expiry)\n"
+		"  --enable-debug-command  allow DEBUG CLOCK-ADVANCE (tests of key expiry); in a\n"
+		"                        config file: enable-debug-command yes|no|local\n"
 		"  --cluster-enabled yes|no  a Redis Cluster node (topology pushed with CLUSTERX\n"
 		"                        SETNODES, e.g. by urkv-cluster; docs/kv.md)\n"
 		"  --cluster-config-file PATH  node id and topology (default <data file>.cluster)\n");
@@ -132,7 +134,7 @@ static int parse_opts(int argc, char **argv, struct urkv_opts *o, bool apply)
 		case 'N': o->appendfsync = URKV_FSYNC_NO; break;
 		case 'U': o->no_pin = true; break;
 		case 'q': o->quiet = true; break;
-		case 'D': o->enable_debug = true; break;
+		case 'D': o->enable_debug = URKV_DEBUG_YES; break;
 		case 'h': usage(stdout); exit(0);
 		case '?': usage(stderr); return -1;
 		default:
@@ -167,6 +169,69 @@ static const char *detail(char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * The data file this start created, if it did: a start that fails before
+ * it served anyone (an address not on this host, a port in use) removes
+ * it, rather than leave a new file of --size bytes behind.  A file that
+ * was there before is never removed, nor one that is no longer the file
+ * this start created (same device and inode).
+ */
+struct new_data_file {
+	bool created;		/* The path named no file before the store was opened. */
+	dev_t dev;		/* Device of the file the store created. */
+	ino_t ino;		/* Its inode. */
+};
+
+/* Before urt_kv_open: whether the path names a file already (an lstat error but ENOENT counts as yes). */
+static bool data_file_exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 || errno != ENOENT;
+}
+
+/* After a successful urt_kv_open: remembers the file it created (a regular file only). */
+static void data_file_note(struct new_data_file *nf, const char *path, bool existed)
+{
+	struct stat st;
+
+	nf->created = !existed && lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+	if (nf->created) {
+		nf->dev = st.st_dev;
+		nf->ino = st.st_ino;
+	}
+}
+
+/*
+ * Removes the file this start created.  Called while the store still
+ * holds the file's lock (kv_layout_claim's flock): between an unlink
+ * after the close and the close itself, another urkv could open the file
+ * as a store and then lose it to the unlink.  The close then writes to the
+ * unlinked inode, which is freed when it closes.
+ */
+static void data_file_remove(const struct new_data_file *nf, const char *path, bool quiet)
+{
+	struct stat st;
+
+	if (!nf->created || lstat(path, &st) != 0 || st.st_dev != nf->dev || st.st_ino != nf->ino)
+		return;
+	if (unlink(path) != 0)
+		fprintf(stderr, "urkv: cannot remove %s, which this failed start created: %s\n", path,
+			strerror(errno));
+	else if (!quiet)
+		fprintf(stderr, "urkv: removed %s, which this failed start created\n", path);
+}
+
+/* Connections the cores accepted (every one might have written). */
+static uint64_t connections_accepted(const struct urkv_server *srv)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; srv->cores && i < srv->ncores; i++)
+		n += atomic_load(&srv->cores[i].st.connections);
+	return n;
+}
+
 static int write_port_file(const char *path, uint16_t port)
 {
 	char tmp[4096];
@@ -189,7 +254,9 @@ int main(int argc, char **argv)
 	struct urkv_opts *o = &srv.o;
 	struct urt_rt_opts ro;
 	struct urt_kv_opts ko;
+	struct new_data_file nf = { 0 };
 	sigset_t sigs;
+	bool existed;
 	int sig = 0, ret;
 
 	char dbuf[1024];
@@ -289,6 +356,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	srv.ncores = urt_rt_ncores(srv.rt);
+	existed = data_file_exists(srv.data_path);
 	ret = urt_kv_open(srv.rt, &ko, &srv.kv);
 	if (ret) {
 		fprintf(stderr, "urkv: cannot open %s: %s%s\n", srv.data_path, urt_strerror(ret),
@@ -299,6 +367,7 @@ int main(int argc, char **argv)
 		urkv_config_free();
 		return 1;
 	}
+	data_file_note(&nf, srv.data_path, existed);
 	srv.start_ns = urt_clock_ns();
 	ret = urkv_server_start(&srv);
 	if (ret == 0 && o->port_file && write_port_file(o->port_file, srv.port) != 0) {
@@ -318,6 +387,8 @@ int main(int argc, char **argv)
 				atomic_load(&srv.shutdown_req) ? "SHUTDOWN" : strsignal(sig));
 	}
 	urkv_server_stop(&srv);
+	if (ret && connections_accepted(&srv) == 0)
+		data_file_remove(&nf, srv.data_path, o->quiet);
 	ret = urt_kv_close(srv.kv) || ret;
 	urt_rt_stop(srv.rt);
 	for (unsigned i = 0; srv.cores && i < srv.ncores; i++) {

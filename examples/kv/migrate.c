@@ -262,7 +262,9 @@ static int out_bulk(struct mig_link *l, const void *p, size_t n)
 	return 0;
 }
 
-static int link_open(struct mig_link *l, const struct resp_arg *host, uint16_t port)
+/* Connects l to host:port (the target's address into to); 0, -EINVAL (not an address) or -errno. */
+static int link_open(struct mig_link *l, const struct resp_arg *host, uint16_t port,
+		     struct sockaddr_storage *to)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -277,6 +279,7 @@ static int link_open(struct mig_link *l, const struct resp_arg *host, uint16_t p
 		snprintf(ip, sizeof(ip), "127.0.0.1");
 	if (urkv_sockaddr(ip, port, &ss, &len))
 		return -EINVAL;
+	*to = ss;
 	l->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (l->fd < 0)
 		return -errno;
@@ -302,6 +305,61 @@ static int link_open(struct mig_link *l, const struct resp_arg *host, uint16_t p
 		return err;
 	}
 	return 0;
+}
+
+/* The IP of ss as IPv6 (an IPv4 one mapped: ::ffff:a.b.c.d), so both families compare. */
+static struct in6_addr ip_mapped(const struct sockaddr_storage *ss)
+{
+	struct in6_addr a = { 0 };
+
+	if (ss->ss_family == AF_INET6)
+		return ((const struct sockaddr_in6 *)ss)->sin6_addr;
+	a.s6_addr[10] = a.s6_addr[11] = 0xff;
+	memcpy(&a.s6_addr[12], &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	return a;
+}
+
+/*
+ * Whether the link goes to this very server.  A MIGRATE onto itself would
+ * RESTORE each key onto itself, get +OK, and then delete it: the key
+ * would be lost (Redis, single-threaded, times out instead and keeps it).
+ * The target is on this host when it is a loopback address (127.0.0.0/8,
+ * ::1, and 0.0.0.0 or ::, which the kernel connects to loopback) or the
+ * address the connection leaves from (the route to an address of this
+ * host takes that address as the source; to any other host, one of ours).
+ * It is this server when it is also on this server's port and on an
+ * address its listeners cover (urkv_server_listens_on).
+ */
+static bool link_is_self(const struct mig_link *l, struct urkv_server *srv,
+			 const struct sockaddr_storage *to)
+{
+	struct sockaddr_storage from, at = { 0 };
+	struct sockaddr_in6 *at6 = (struct sockaddr_in6 *)&at;
+	struct in6_addr ip = ip_mapped(to), src;
+	socklen_t len = sizeof(from);
+	bool v4 = IN6_IS_ADDR_V4MAPPED(&ip), local;
+	static const uint8_t zero4[4];
+
+	if (IN6_IS_ADDR_UNSPECIFIED(&ip) || (v4 && memcmp(&ip.s6_addr[12], zero4, 4) == 0)) {
+		/* 0.0.0.0 and ::, which the kernel connects to 127.0.0.1 and ::1. */
+		if (v4) {
+			ip.s6_addr[12] = 127;
+			ip.s6_addr[15] = 1;
+		} else {
+			ip = in6addr_loopback;
+		}
+	}
+	local = (v4 && ip.s6_addr[12] == 127) || IN6_IS_ADDR_LOOPBACK(&ip);
+	if (!local && getsockname(l->fd, (struct sockaddr *)&from, &len) == 0) {
+		src = ip_mapped(&from);
+		local = IN6_ARE_ADDR_EQUAL(&src, &ip);
+	}
+	/* One form for both families: urkv_server_listens_on reads a mapped one as IPv4. */
+	at6->sin6_family = AF_INET6;
+	at6->sin6_port = to->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)to)->sin6_port
+						   : ((const struct sockaddr_in *)to)->sin_port;
+	at6->sin6_addr = ip;
+	return local && urkv_server_listens_on(srv, &at);
 }
 
 static int link_send(struct mig_link *l)
@@ -396,6 +454,7 @@ void urkv_migrate_run(struct urkv_conn *c, struct urkv_slot *s)
 	struct urkv_server *srv = urkv_conn_server(c);
 	const struct resp_arg *auth_user = NULL, *auth_pw = NULL;
 	struct mig_link l = { .fd = -1 };
+	struct sockaddr_storage to;
 	struct mig_key *keys = NULL;
 	unsigned *slots = NULL, nslots = 0;
 	size_t first = 3, nkeys = 1, present = 0, nreplies = 0;
@@ -490,13 +549,19 @@ void urkv_migrate_run(struct urkv_conn *c, struct urkv_slot *s)
 		goto out;
 	}
 	/* 3. Send [AUTH] and the RESTOREs. */
-	ret = link_open(&l, &s->argv[1], (uint16_t)port);
+	ret = link_open(&l, &s->argv[1], (uint16_t)port, &to);
 	if (ret == -EINVAL) {
 		urkv_out_error(c, "ERR MIGRATE host must be a numeric IPv4 or IPv6 address (or localhost)");
 		goto out;
 	}
 	if (ret) {
 		urkv_out_errorf(c, "IOERR error or timeout connecting to the client (%s)", strerror(-ret));
+		goto out;
+	}
+	if (link_is_self(&l, srv, &to)) {
+		urkv_out_errorf(c, "ERR Target instance is this instance (%.*s port %lld is where this "
+				   "server listens): the keys stay here",
+				(int)s->argv[1].len, s->argv[1].ptr, port);
 		goto out;
 	}
 	if (auth_pw) {

@@ -88,8 +88,8 @@ struct opt_def {
 static const struct opt_def defs[] = {
 	{ "bind", "an IPv4 or IPv6 address" },
 	{ "port", "a number from 0 to 65535" },
-	{ "port-file", "a path" },
-	{ "data", "a path" },
+	{ "port-file", "a path, not empty" },
+	{ "data", "a path of a data file or block device, not empty" },
 	{ "size", "a size such as 1G" },
 	{ "cache", "a size such as 256M" },
 	{ "log-size", "a size such as 512M, 0 = automatic" },
@@ -110,6 +110,7 @@ static const struct opt_def defs[] = {
 	{ "dbfilename", "a file name without '/'" },
 	{ "cluster-enabled", "yes or no" },
 	{ "cluster-config-file", "a path" },
+	{ "enable-debug-command", "yes, no or local" },
 };
 
 bool urkv_opt_known(const char *name)
@@ -139,8 +140,10 @@ int urkv_opt_set(struct urkv_opts *o, const char *name, const char *val, char *w
 		ok = !parse_size(val, &v) && v <= 65535;
 		o->port = (uint16_t)v;
 	} else if (strcmp(name, "port-file") == 0) {
+		ok = *val != 0;
 		o->port_file = val;
 	} else if (strcmp(name, "data") == 0) {
+		ok = *val != 0;	/* "" would reach the store as a path and fail there, unclearly. */
 		o->data_path = val;
 		o->data_set = true;
 	} else if (strcmp(name, "size") == 0) {
@@ -206,6 +209,13 @@ int urkv_opt_set(struct urkv_opts *o, const char *name, const char *val, char *w
 		o->dbfilename = val;
 	} else if (strcmp(name, "cluster-enabled") == 0) {
 		ok = !parse_yesno(val, &o->cluster_enabled);
+	} else if (strcmp(name, "enable-debug-command") == 0) {
+		bool yes;
+
+		if (strcasecmp(val, "local") == 0)
+			o->enable_debug = URKV_DEBUG_LOCAL;
+		else if ((ok = !parse_yesno(val, &yes)))
+			o->enable_debug = yes ? URKV_DEBUG_YES : URKV_DEBUG_NO;
 	} else if (strcmp(name, "cluster-config-file") == 0) {
 		ok = *val != 0;
 		o->cluster_config_file = val;

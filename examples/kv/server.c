@@ -9,18 +9,48 @@
  * before their replies go out), sends the replies and leaves; the main
  * thread waits until every core has no connection left, and only then
  * closes the store (which checkpoints).
+ *
+ * One server per address (design notes).  Linux lets any socket of the
+ * same user that sets SO_REUSEPORT join a reuseport group: a second urkv
+ * on the port would bind, listen, and take part of the connections to a
+ * store of its own, so acknowledged writes would seem to vanish.  No
+ * socket option keeps a same-user process out of the group and still
+ * lets our own cores in, so the start takes the address in steps:
+ *
+ *  1. With a fixed port, take the start lock of that port: an abstract
+ *     unix socket "urkv-listen-<port>" of this network namespace (the
+ *     kernel frees it when the process exits, however it exits).  Two
+ *     urkv starting on one port at once take turns here.
+ *  2. Bind a probe socket to the address without SO_REUSEPORT (with
+ *     SO_REUSEADDR, so connections of an earlier server in TIME_WAIT do
+ *     not count): EADDRINUSE when any socket, reuseport or not, listens on
+ *     an overlapping address and port (0.0.0.0 and :: overlap every
+ *     address).  Close it: it would block our own reuseport binds.
+ *  3. Bind every core's listener with SO_REUSEPORT and listen.
+ *  4. Release the start lock.  From now on a later urkv's probe (step 2)
+ *     meets these listeners and is refused.
+ *
+ * With --port 0 the first listener is bound first and picks the port (the
+ * kernel gives a wildcard-port bind a port no socket holds, reuseport or
+ * not); the later cores join it, and a later urkv's probe on that port
+ * meets it.  What remains: a program other than urkv, of the same user,
+ * that sets SO_REUSEPORT itself can still join (docs/kv.md, "Starting").
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <semaphore.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "base/assert.h"
 #include "urkv.h"
 #include "urt/urt.h"
 
@@ -47,6 +77,56 @@ int urkv_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss, so
 	return 0;
 }
 
+/* The IPv4 address of ss when it is IPv4 or IPv4-mapped IPv6. */
+static bool addr_v4(const struct sockaddr_storage *ss, struct in_addr *v4)
+{
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
+
+	if (ss->ss_family == AF_INET) {
+		*v4 = ((const struct sockaddr_in *)ss)->sin_addr;
+		return true;
+	}
+	if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+		memcpy(&v4->s_addr, &a6->sin6_addr.s6_addr[12], 4);
+		return true;
+	}
+	return false;
+}
+
+static uint16_t addr_port(const struct sockaddr_storage *ss)
+{
+	return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+					       : ((const struct sockaddr_in *)ss)->sin_port);
+}
+
+bool urkv_server_listens_on(struct urkv_server *srv, const struct sockaddr_storage *to)
+{
+	const struct in6_addr *to6 = &((const struct sockaddr_in6 *)to)->sin6_addr;
+	const struct in6_addr *me6;
+	struct sockaddr_storage me;
+	struct in_addr to4, me4;
+	socklen_t len;
+	int v6only = 0;
+	bool to_is_v4 = addr_v4(to, &to4);
+
+	if (srv->port == 0 || addr_port(to) != srv->port ||
+	    urkv_sockaddr(srv->o.bind_addr, srv->port, &me, &len) != 0)
+		return false;
+	if (addr_v4(&me, &me4))	/* 0.0.0.0 covers every IPv4 address, 1.2.3.4 itself. */
+		return to_is_v4 && (me4.s_addr == htonl(INADDR_ANY) || me4.s_addr == to4.s_addr);
+	me6 = &((const struct sockaddr_in6 *)&me)->sin6_addr;
+	if (!IN6_IS_ADDR_UNSPECIFIED(me6))
+		return !to_is_v4 && IN6_ARE_ADDR_EQUAL(me6, to6);
+	if (!to_is_v4)
+		return true;
+	/* :: covers IPv4 too unless its sockets are IPv6-only (net.ipv6.bindv6only). */
+	len = sizeof(v6only);
+	if (srv->cores && srv->cores[0].lfd >= 0 &&
+	    getsockopt(srv->cores[0].lfd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len) != 0)
+		v6only = 0;
+	return !v6only;
+}
+
 static int listen_socket(const char *addr, uint16_t port, uint16_t *bound)
 {
 	struct sockaddr_storage ss;
@@ -67,8 +147,7 @@ static int listen_socket(const char *addr, uint16_t port, uint16_t *bound)
 		close(fd);
 		return err;
 	}
-	*bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						: ((struct sockaddr_in *)&ss)->sin_port);
+	*bound = addr_port(&ss);
 	return fd;
 }
 
@@ -166,29 +245,144 @@ static int core_start(void *p)
 	return ret;
 }
 
-int urkv_server_start(struct urkv_server *srv)
+#define START_LOCK_WAIT_MS 5000	/* Longest wait for another urkv's start on the port. */
+
+/*
+ * The start lock of port (step 1 of the notes): a socket fd, or -EBUSY
+ * when another process held it for START_LOCK_WAIT_MS.
+ */
+static int start_lock(uint16_t port)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	/* An abstract name: sun_path[0] is 0, the name follows, no NUL counted. */
+	int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "urkv-listen-%u", port);
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	for (unsigned ms = 0;; ms += 10) {
+		struct timespec ts = { .tv_nsec = 10 * 1000000L };
+
+		if (bind(fd, (struct sockaddr *)&a, len) == 0)
+			return fd;
+		if (errno != EADDRINUSE || ms >= START_LOCK_WAIT_MS) {
+			int err = errno == EADDRINUSE ? -EBUSY : -errno;
+
+			close(fd);
+			return err;
+		}
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Step 2 of the notes: 0 when nothing listens on addr:port or an overlapping address. */
+static int probe_free(const char *addr, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, ret = urkv_sockaddr(addr, port, &ss, &len);
+
+	if (ret)
+		return ret;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	ret = 0;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&ss, len))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* "addr:port", an IPv6 address in brackets. */
+static const char *addr_name(const char *addr, uint16_t port, char *buf, size_t len)
+{
+	snprintf(buf, len, strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr, port);
+	return buf;
+}
+
+static void listen_error(struct urkv_server *srv, uint16_t port, int err)
+{
+	char name[96];
+
+	addr_name(srv->o.bind_addr, port, name, sizeof(name));
+	if (err == -EADDRINUSE)
+		fprintf(stderr, "urkv: cannot listen on %s: the address is in use (another server "
+				"listens on it, or on an address that covers it such as 0.0.0.0 or ::); "
+				"stop that server or give another --port\n", name);
+	else if (err == -EBUSY)
+		fprintf(stderr, "urkv: cannot listen on %s: another urkv has been starting on port %u "
+				"for %u s (it holds the start lock, the abstract socket @urkv-listen-%u)\n",
+			name, port, START_LOCK_WAIT_MS / 1000, port);
+	else
+		fprintf(stderr, "urkv: cannot listen on %s: %s\n", name, strerror(-err));
+}
+
+/* Steps 1 to 4 of the notes: every core's listener, or a negative errno (printed). */
+static int listen_all(struct urkv_server *srv)
 {
 	uint16_t port = srv->o.port;
+	unsigned first = 0;
+	int lock = -1, ret = 0;
+
+	if (port == 0) {
+		/* The first listener picks a port nobody holds; the others join it. */
+		struct urkv_core *cc = &srv->cores[0];
+
+		cc->lfd = listen_socket(srv->o.bind_addr, 0, &port);
+		if (cc->lfd < 0) {
+			listen_error(srv, 0, cc->lfd);
+			return cc->lfd;
+		}
+		first = 1;
+	} else {
+		lock = start_lock(port);
+		if (lock < 0) {
+			listen_error(srv, port, lock);
+			return lock;
+		}
+		ret = probe_free(srv->o.bind_addr, port);
+		if (ret) {
+			listen_error(srv, port, ret);
+			goto out_unlock;
+		}
+	}
+	for (unsigned i = first; i < srv->ncores; i++) {
+		struct urkv_core *cc = &srv->cores[i];
+		uint16_t bound;
+
+		cc->lfd = listen_socket(srv->o.bind_addr, port, &bound);
+		if (cc->lfd < 0) {
+			ret = cc->lfd;
+			listen_error(srv, port, ret);
+			goto out_unlock;
+		}
+		URT_ASSERT(bound == port);
+	}
+	srv->port = port;
+out_unlock:
+	if (lock >= 0)
+		close(lock);
+	return ret;
+}
+
+int urkv_server_start(struct urkv_server *srv)
+{
 	int ret;
 
 	srv->cores = calloc(srv->ncores, sizeof(*srv->cores));
 	if (!srv->cores)
 		return -ENOMEM;
 	for (unsigned i = 0; i < srv->ncores; i++) {
-		struct urkv_core *cc = &srv->cores[i];
-
-		cc->srv = srv;
-		cc->core = i;
-		/* The first socket may pick the port (0); the others share it. */
-		cc->lfd = listen_socket(srv->o.bind_addr, port, &port);
-		if (cc->lfd < 0) {
-			ret = cc->lfd;
-			fprintf(stderr, "urkv: cannot listen on %s:%u: %s\n", srv->o.bind_addr,
-				srv->o.port, strerror(-ret));
-			return ret;
-		}
+		srv->cores[i].srv = srv;
+		srv->cores[i].core = i;
+		srv->cores[i].lfd = -1;
 	}
-	srv->port = port;
+	ret = listen_all(srv);
+	if (ret)
+		return ret;
 	for (unsigned i = 0; i < srv->ncores; i++) {
 		ret = urt_core_run(srv->rt, i, core_start, &srv->cores[i]);
 		if (ret) {
@@ -211,7 +405,8 @@ static int core_stop(void *p)
 	urkv_conn_stop_all(cc);
 	while (cc->nconns || cc->accepting || cc->reaper)
 		urt_waitq_wait(&cc->drained_wq);
-	close(cc->lfd);
+	if (cc->lfd >= 0)
+		close(cc->lfd);
 	cc->lfd = -1;
 	if (cc->pb)
 		urt_pbuf_destroy(cc->pb);

@@ -37,6 +37,13 @@ enum urkv_fsync {
 #define URKV_VALUE_MAX_TEXT "536870912"
 #define URKV_E_VALUE_TOO_LARGE "ERR value too large (urkv values are at most " URKV_VALUE_MAX_TEXT " bytes)"
 
+/* enable-debug-command: who may run DEBUG (Redis's no, yes, local). */
+enum urkv_debug {
+	URKV_DEBUG_NO = 0,	/* Nobody (default). */
+	URKV_DEBUG_YES,		/* Every client. */
+	URKV_DEBUG_LOCAL,	/* Clients on a loopback address or a unix socket. */
+};
+
 struct urkv_opts {
 	const char *bind_addr;		/* Listen address (default 127.0.0.1). */
 	uint16_t port;			/* TCP port (default 6379; 0 = any free one). */
@@ -57,7 +64,7 @@ struct urkv_opts {
 	int poll_mode;			/* enum urt_poll_mode of the reactors (default INTERRUPT). */
 	bool no_pin;			/* Let the scheduler move the reactors between CPUs. */
 	bool quiet;			/* No informational messages on stderr. */
-	bool enable_debug;		/* DEBUG (CLOCK-ADVANCE) allowed (--enable-debug-command). */
+	enum urkv_debug enable_debug;	/* Who may run DEBUG (CLOCK-ADVANCE): enable-debug-command. */
 	/* Redis-style settings (opts.c, config.c; the ones CONFIG SET changes are in urkv_live). */
 	enum urkv_fsync appendfsync;	/* appendfsync (default always; --nosync: no). */
 	const char *requirepass;	/* Password of the default user (NULL: none). */
@@ -160,6 +167,11 @@ struct urkv_server {
 int urkv_server_start(struct urkv_server *srv);
 /* ip (IPv4 or IPv6 literal) and port as a socket address; -EINVAL if ip is neither. */
 int urkv_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
+/*
+ * True if a connection to the address to (a local one: the caller checks)
+ * reaches this server: its port, and an address its listeners cover.
+ */
+bool urkv_server_listens_on(struct urkv_server *srv, const struct sockaddr_storage *to);
 /* Starts the idle-timeout fiber of cc unless it runs; on cc's core. */
 int urkv_server_reaper_start(struct urkv_core *cc);
 /* Stops accepting, lets every connection finish its request and leave; blocks (main thread). */
@@ -270,6 +282,8 @@ void urkv_out_int(struct urkv_conn *c, long long v);
 void urkv_out_bulk(struct urkv_conn *c, const void *data, size_t len);
 void urkv_out_null(struct urkv_conn *c);
 void urkv_out_array(struct urkv_conn *c, size_t n);
+/* A HELP reply: an array of n simple strings, as Redis's addReplyHelp. */
+void urkv_out_help(struct urkv_conn *c, const char *const *lines, size_t n);
 /* Writes the value of a GET request (refetching it when it did not fit its buffer). */
 void urkv_out_value(struct urkv_conn *c, struct urt_kv_req *req);
 
@@ -305,6 +319,8 @@ size_t urkv_conn_qbuf(struct urkv_conn *c);
 /* auth.c */
 /* Fills the client's addresses and authed state of a new connection. */
 void urkv_auth_conn_init(struct urkv_server *srv, struct urkv_client *cl, int fd);
+/* True if the peer of fd is a loopback address (127.0.0.1, ::1) or a unix socket: Redis's "local". */
+bool urkv_auth_peer_is_local(int fd);
 /* Protected mode: the DENIED reply for a connection on fd, or NULL to accept it. */
 const char *urkv_auth_denied(struct urkv_server *srv, int fd);
 /* NOAUTH: the error for slot s before AUTH, or NULL when it may run. */

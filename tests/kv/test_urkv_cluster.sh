@@ -56,6 +56,16 @@ print(" | ".join(x.decode() if isinstance(x, bytes) else str(x) for x in out))
 PY
 )
 expect "DUMP/RESTORE" "True | -BUSYKEY Target key name already exists. | +OK | hello | +OK | True | -ERR DUMP payload version or checksum are wrong | -ERR DUMP payload version or checksum are wrong | -ERR Invalid TTL value, must be >= 0 | \$-1" "$got"
+# MIGRATE to this very server is refused and the keys stay: it would
+# RESTORE each key onto itself, get +OK, then delete it.
+cli SET selfk precious > /dev/null
+for host in 127.0.0.1 0.0.0.0 localhost; do
+	expect "MIGRATE to itself at $host" "ERR Target instance is this instance ($host port $PORT is where this server listens): the keys stay here" \
+		"$(cli MIGRATE "$host" "$PORT" selfk 0 1000 REPLACE)"
+done
+expect "MIGRATE KEYS to itself" "ERR Target instance is this instance (127.0.0.1 port $PORT is where this server listens): the keys stay here" \
+	"$(cli MIGRATE 127.0.0.1 "$PORT" '' 0 1000 REPLACE KEYS selfk dk)"
+expect "the keys after MIGRATEs to itself" "precious hello" "$(cli MGET selfk dk | tr '\n' ' ' | sed 's/ $//')"
 # MIGRATE without the cluster, to a node with a password: AUTH and AUTH2.
 save_node P
 start_urkv pw --data "$WORK/pw.urkv" --size 64M --cores 1 --requirepass pw || exit 1
@@ -72,6 +82,18 @@ expect "gone from the source" "0" "$(clip "$PORT_P" EXISTS m1 m2 m3)"
 stop_urkv || fail "stop pw"
 use_node P
 stop_urkv || fail "stop plain"
+# A server on every address (0.0.0.0) is also reached at 127.0.0.2 and at
+# this host's own addresses; another loopback address does not reach one on 127.0.0.1.
+start_urkv wild --data "$WORK/wild.urkv" --size 64M --cores 1 --bind 0.0.0.0 --protected-mode no || exit 1
+cli SET selfk precious > /dev/null
+hosts="127.0.0.2 0.0.0.0 ::ffff:127.0.0.1 $(ip -4 -o addr show scope global 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4; exit }')"
+for host in $hosts; do
+	cli SET selfk precious > /dev/null	# Each host on its own: a lost key shows there.
+	expect "MIGRATE to itself (on 0.0.0.0) at $host" "ERR Target instance is this instance ($host port $PORT is where this server listens): the keys stay here" \
+		"$(cli MIGRATE "$host" "$PORT" selfk 0 1000 REPLACE)"
+done
+expect "the key after MIGRATEs to itself on 0.0.0.0" precious "$(cli GET selfk)"
+stop_urkv || fail "stop wild"
 
 echo "== two cluster nodes (one from a config file)"
 printf 'cluster-enabled yes\nappendfsync everysec\n' > "$WORK/b.conf"

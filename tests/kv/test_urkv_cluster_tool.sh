@@ -37,6 +37,24 @@ tool reshard "$(addr a)" --from x; expect_tool "reshard without --to" 2 "--from 
 tool info "$(addr a)" --slots 3; expect_tool "--slots outside reshard" 2 "belong to reshard"
 tool check "$(addr a)"; expect_tool "check before create" 1 "run urkv-cluster create first"
 tool create "$(addr a)" "$(addr a)"; expect_tool "create same node twice" 2 "is the same node as"
+# An unspecified address would be what MOVED sends clients to.
+for any in "0.0.0.0:${NODE_PORT[a]}" "[::]:${NODE_PORT[a]}"; do
+	tool create "$any" "$(addr b)"
+	expect_tool "create $any" 2 "is no address a client can connect to (MOVED and ASK replies send clients to the addresses given to create): give the node's address on the network, or 127.0.0.1 when every client runs on this host"
+done
+expect "no topology pushed by a create with 0.0.0.0" 0 "$(ncli a CLUSTERX VERSION)"
+# A node that accepts but never answers: the tool says it timed out, and where.
+# (The kernel completes the handshakes of its backlog; it never reads.)
+python3 -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+print(s.getsockname()[1], flush=True)
+time.sleep(120)' > "$WORK/mute.port" &
+PIDS+=("$!")
+for _ in $(seq 1 200); do [ -s "$WORK/mute.port" ] && break; sleep 0.05; done
+mute=$(cat "$WORK/mute.port")
+tool --timeout 500 check "127.0.0.1:$mute"
+expect_tool "a node that does not answer" 1 \
+	"urkv-cluster: node 127.0.0.1:$mute: CLUSTER MYID: no reply within 500 ms (timed out; --timeout MS sets the limit)"
 # Node d first runs without cluster support: the tool names it and says why.
 NODE_PORT[d]=$(free_port)
 "$URKV" --port "${NODE_PORT[d]}" --data "$WORK/d.data" --size 128M --cache 16M --cores 1 --no-pin --quiet \

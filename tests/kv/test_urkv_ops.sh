@@ -44,6 +44,12 @@ case "$DENIED" in
 *"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface."*"accepting connections from the outside.\\r\\n"*) ;;
 *) fail "127.0.0.2 without a password: got [$DENIED]" ;;
 esac
+# Its advice is what urkv supports: no CONFIG REWRITE (urkv has none).
+case "$DENIED" in
+*"CONFIG REWRITE"*) fail "DENIED advises CONFIG REWRITE, which urkv refuses: [$DENIED]" ;;
+*"from internet if you do so. This lasts until the server restarts: to make it permanent, use 2) or 3). 2) Alternatively"*) ;;
+*) fail "DENIED: the advice on making the change permanent: [$DENIED]" ;;
+esac
 expect "127.0.0.1 is local" "'+PONG\\r\\n'" "$($RAW "$PORT" PING)"
 expect "CONFIG SET protected-mode no" "OK" "$(cli CONFIG SET protected-mode no)"
 expect "127.0.0.2 once protected mode is off" "'+PONG\\r\\n'" "$($RAW "$PORT" --src 127.0.0.2 PING)"
@@ -157,6 +163,22 @@ bad_conf quote "$WORK/quote.conf:1: cannot parse the line" 'requirepass "open'
 bad_conf aof "$WORK/aof.conf:1: urkv always keeps its log" "appendonly no"
 bad_conf dbf "$WORK/dbf.conf:1: bad value 'a/b' for dbfilename" "dbfilename a/b"
 bad_conf noarg "$WORK/noarg.conf:1: 'port' takes one argument, got 0" "port"
+bad_conf dbg "$WORK/dbg.conf:1: bad value 'maybe' for enable-debug-command (want yes, no or local)" \
+	"enable-debug-command maybe"
+# enable-debug-command, the directive DEBUG's refusal names: local allows
+# loopback clients only (127.0.0.2 is not one, as in Redis), yes everyone.
+DEBUG_REFUSED="'-ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.\\r\\n'"
+for mode in local yes no; do
+	printf 'enable-debug-command %s\nbind 0.0.0.0\nprotected-mode no\n' "$mode" > "$WORK/dbg-$mode.conf"
+	start_urkv "dbg-$mode" "$WORK/dbg-$mode.conf" --data "$WORK/dbg.urkv" --size 64M --cores 1 || exit 1
+	want_local="'+OK\\r\\n'" want_other="'+OK\\r\\n'"
+	[ "$mode" = yes ] || want_other=$DEBUG_REFUSED
+	[ "$mode" = no ] && want_local=$DEBUG_REFUSED
+	expect "enable-debug-command $mode: DEBUG from 127.0.0.1" "$want_local" "$($RAW "$PORT" 'DEBUG CLOCK-ADVANCE 0')"
+	expect "enable-debug-command $mode: DEBUG from 127.0.0.2" "$want_other" \
+		"$($RAW "$PORT" --src 127.0.0.2 'DEBUG CLOCK-ADVANCE 0')"
+	stop_urkv || fail "stop after enable-debug-command $mode"
+done
 
 echo "== CLIENT, stats, SHUTDOWN"
 start_urkv ops --data "$WORK/ops.urkv" --size 64M --cores 2 || exit 1
@@ -216,6 +238,28 @@ addr=$(echo "$info" | sed -n 's/.* addr=\([^ ]*\) .*/\1/p')
 expect "CLIENT KILL addr" "OK" "$(cli CLIENT KILL "$addr")"
 expect "CLIENT KILL addr again" "ERR No such client" "$(cli CLIENT KILL "$addr")"
 exec 5>&-
+expect "CLIENT LIST TYPE bogus" "ERR Unknown client type 'bogus'" "$(cli CLIENT LIST TYPE bogus)"
+expect "CLIENT LIST TYPE pubsub" "" "$(cli CLIENT LIST TYPE pubsub)"
+expect "CLIENT LIST TYPE normal" 1 "$(cli CLIENT LIST TYPE NORMAL | grep -c ' cmd=client ')"
+# HELP: an array of lines, as Redis (redis-cli prints one per line).
+expect "CONFIG HELP" "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:
+GET <pattern> [<pattern> ...]
+    Return parameters matching the glob-like <pattern> and their values.
+SET <directive> <value> [<directive> <value> ...]
+    Set the configuration <directive> to <value>. urkv can change maxclients, timeout,
+    appendfsync, requirepass and protected-mode; the others are fixed at start.
+RESETSTAT
+    Reset statistics reported by the INFO command.
+HELP
+    Print this help.
+urkv has no CONFIG REWRITE: settings meant to last go in its config file or options." \
+	"$(cli CONFIG HELP)"
+got=$(cli CLIENT HELP)
+case "$got" in
+"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"*"KILL <option> <value> [<option> <value> [...]]"*"LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <client-id> [...]]"*"SETNAME <name>"*"HELP"*) ;;
+*) fail "CLIENT HELP: [$got]" ;;
+esac
+expect "CONFIG HELP as a RESP array of simple strings" "'*" "$($RAW "$PORT" 'CONFIG HELP' | head -c 2)"
 expect "SHUTDOWN bad" "ERR syntax error" "$(cli SHUTDOWN SOON)"
 cli SHUTDOWN NOSAVE > /dev/null
 for i in $(seq 1 200); do kill -0 "$URKV_PID" 2>/dev/null || break; sleep 0.05; done

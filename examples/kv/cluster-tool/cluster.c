@@ -173,7 +173,9 @@ int ct_cluster_push(struct ct_cluster *cl, const struct ct_topo *topo, int first
 		if (i == first || !cl->node[i].ctx)
 			continue;
 		if (redisGetReply(cl->node[i].ctx, &reply) != REDIS_OK) {
-			ct_err(&cl->node[i], "%s: %s", what, cl->node[i].ctx->errstr);
+			char buf[96];
+
+			ct_err(&cl->node[i], "%s: %s", what, ct_node_failure(&cl->node[i], buf, sizeof(buf)));
 			ct_node_close(&cl->node[i]);
 			rc = -EIO;
 			continue;

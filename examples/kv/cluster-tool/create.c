@@ -3,13 +3,29 @@
  * the topology is pushed with version max(current)+1 to every node, and
  * check runs on the result.  Nodes that hold keys are refused: their keys
  * would land in slots other nodes own. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctool.h"
+
+/* 0.0.0.0 or :: (numeric, as ct_parse_hostport gives it): a node listens there, nobody connects there. */
+static bool ip_unspecified(const char *ip)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET, ip, &a4) == 1)
+		return a4.s_addr == htonl(INADDR_ANY);
+	return inet_pton(AF_INET6, ip, &a6) == 1 &&
+	       (IN6_IS_ADDR_UNSPECIFIED(&a6) ||
+		(IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 0 && a6.s6_addr[13] == 0 &&
+		 a6.s6_addr[14] == 0 && a6.s6_addr[15] == 0));
+}
 
 int ct_cmd_create(int n, char **addrs, const struct ct_opts *opts)
 {
@@ -34,6 +50,14 @@ int ct_cmd_create(int n, char **addrs, const struct ct_opts *opts)
 
 		if (ct_parse_hostport(addrs[i], ip, sizeof(ip), &port)) {
 			ct_err(NULL, "'%s' is not host:port (or the host does not resolve)", addrs[i]);
+			rc = CT_EXIT_USAGE;
+			goto out;
+		}
+		if (ip_unspecified(ip)) {
+			ct_err(NULL, "'%s': %s is no address a client can connect to (MOVED and ASK replies "
+			       "send clients to the addresses given to create): give the node's address "
+			       "on the network, or 127.0.0.1 when every client runs on this host",
+			       addrs[i], ip);
 			rc = CT_EXIT_USAGE;
 			goto out;
 		}

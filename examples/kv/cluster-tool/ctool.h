@@ -19,9 +19,11 @@
 #ifndef URKV_CLUSTER_TOOL_H
 #define URKV_CLUSTER_TOOL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <hiredis/hiredis.h>
 
@@ -76,6 +78,7 @@ struct ct_node {
 	char ip[64];			/* Address connected to. */
 	int port;			/* Port connected to. */
 	char id[CT_ID_LEN + 1];		/* Its CLUSTER MYID. */
+	int timeout_ms;			/* Socket timeout of each command (--timeout). */
 };
 
 /* A cluster as seen from all of its nodes. */
@@ -87,7 +90,23 @@ struct ct_cluster {
 	struct ct_topo *ref;		/* The newest topology seen (owned copy). */
 };
 
+/* True if ctx's last failure was a socket timeout: SO_RCVTIMEO makes the
+ * read fail with EAGAIN, which hiredis 0.14 and 1.x report as the I/O error
+ * "Resource temporarily unavailable"; hiredis 1.1 and later may name it
+ * REDIS_ERR_TIMEOUT. */
+static inline bool ct_ctx_timed_out(const redisContext *ctx)
+{
+#ifdef REDIS_ERR_TIMEOUT
+	if (ctx->err == REDIS_ERR_TIMEOUT)
+		return true;
+#endif
+	return ctx->err == REDIS_ERR_IO &&
+	       (strcmp(ctx->errstr, strerror(EAGAIN)) == 0 || strcmp(ctx->errstr, strerror(EWOULDBLOCK)) == 0);
+}
+
 /* node.c */
+/* Why the last command on node failed: hiredis's text, or a timeout said as one, naming the limit. */
+const char *ct_node_failure(const struct ct_node *node, char *buf, size_t len);
 int ct_node_open(struct ct_node *node, const char *ip, int port, const struct ct_opts *opts);
 void ct_node_close(struct ct_node *node);
 redisReply *ct_node_cmd(struct ct_node *node, int argc, const char **argv, const size_t *len);

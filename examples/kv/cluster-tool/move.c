@@ -115,7 +115,9 @@ static int flush(struct ct_node *node)
 
 	while (!done) {
 		if (redisBufferWrite(node->ctx, &done) != REDIS_OK) {
-			ct_err(node, "write: %s", node->ctx->errstr);
+			char buf[96];
+
+			ct_err(node, "write: %s", ct_node_failure(node, buf, sizeof(buf)));
 			ct_node_close(node);
 			return -EIO;
 		}
@@ -130,7 +132,9 @@ static int setslot_reply(struct ct_node *node, int slot, const char *state, cons
 	char what[96];
 
 	if (redisGetReply(node->ctx, (void **)&r) != REDIS_OK) {
-		ct_err(node, "CLUSTER SETSLOT %d %s: %s", slot, state, node->ctx->errstr);
+		char buf[96];
+
+		ct_err(node, "CLUSTER SETSLOT %d %s: %s", slot, state, ct_node_failure(node, buf, sizeof(buf)));
 		ct_node_close(node);
 		return -EIO;
 	}

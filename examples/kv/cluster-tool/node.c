@@ -83,6 +83,7 @@ int ct_node_open(struct ct_node *node, const char *ip, int port, const struct ct
 	memset(node, 0, sizeof(*node));
 	snprintf(node->ip, sizeof(node->ip), "%s", ip);
 	node->port = port;
+	node->timeout_ms = opts->timeout_ms;
 	if (strchr(ip, ':'))
 		snprintf(node->name, sizeof(node->name), "[%s]:%d", ip, port);
 	else
@@ -137,6 +138,26 @@ void ct_node_close(struct ct_node *node)
 	node->ctx = NULL;
 }
 
+const char *ct_node_failure(const struct ct_node *node, char *buf, size_t len)
+{
+	if (ct_ctx_timed_out(node->ctx)) {
+		snprintf(buf, len, "no reply within %d ms (timed out; --timeout MS sets the limit)",
+			 node->timeout_ms);
+		return buf;
+	}
+	return node->ctx->errstr[0] ? node->ctx->errstr : "no reply";
+}
+
+/* Says what failed on node and why (ct_node_failure), then closes the connection. */
+static void cmd_failed(struct ct_node *node, const char *what)
+{
+	char buf[96];
+
+	ct_err(node, "%s: %s", what, ct_node_failure(node, buf, sizeof(buf)));
+	redisFree(node->ctx);
+	node->ctx = NULL;
+}
+
 /* A command; NULL (with a message naming the node) when the connection
  * failed.  An error reply is returned to the caller to judge. */
 redisReply *ct_node_cmd(struct ct_node *node, int argc, const char **argv, const size_t *len)
@@ -148,11 +169,8 @@ redisReply *ct_node_cmd(struct ct_node *node, int argc, const char **argv, const
 		return NULL;
 	}
 	r = redisCommandArgv(node->ctx, argc, argv, len);
-	if (!r) {
-		ct_err(node, "%s: %s", argv[0], node->ctx->errstr[0] ? node->ctx->errstr : "no reply");
-		redisFree(node->ctx);
-		node->ctx = NULL;
-	}
+	if (!r)
+		cmd_failed(node, argv[0]);
 	return r;
 }
 
@@ -168,11 +186,8 @@ redisReply *ct_node_cmdf(struct ct_node *node, const char *fmt, ...)
 	va_start(ap, fmt);
 	r = redisvCommand(node->ctx, fmt, ap);
 	va_end(ap);
-	if (!r) {
-		ct_err(node, "%s: %s", fmt, node->ctx->errstr[0] ? node->ctx->errstr : "no reply");
-		redisFree(node->ctx);
-		node->ctx = NULL;
-	}
+	if (!r)
+		cmd_failed(node, fmt);
 	return r;
 }
 

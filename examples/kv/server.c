@@ -127,19 +127,33 @@ bool urkv_server_listens_on(struct urkv_server *srv, const struct sockaddr_stora
 	return !v6only;
 }
 
+/* A TCP socket of addr's family with SO_REUSEADDR, and addr:port in *ss; the fd or -errno. */
+static int tcp_socket(const char *addr, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	int fd, one = 1, ret = urkv_sockaddr(addr, port, ss, len);
+
+	if (ret)
+		return ret;
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one))) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
 static int listen_socket(const char *addr, uint16_t port, uint16_t *bound)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int fd, one = 1, ret = urkv_sockaddr(addr, port, &ss, &len);
+	int one = 1, fd = tcp_socket(addr, port, &ss, &len);
 
-	if (ret)
-		return ret;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+		return fd;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
 	    bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 511) ||
 	    getsockname(fd, (struct sockaddr *)&ss, &len)) {
 		int err = -errno;
@@ -281,16 +295,11 @@ static int probe_free(const char *addr, uint16_t port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int fd, one = 1, ret = urkv_sockaddr(addr, port, &ss, &len);
+	int ret = 0, fd = tcp_socket(addr, port, &ss, &len);
 
-	if (ret)
-		return ret;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -errno;
-	ret = 0;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(fd, (struct sockaddr *)&ss, len))
+		return fd;
+	if (bind(fd, (struct sockaddr *)&ss, len))
 		ret = -errno;
 	close(fd);
 	return ret;

@@ -91,15 +91,18 @@ static int pt_open(struct urt_dev *dev, const char *path, const struct urt_dev_o
 {
 	const struct urt_kernel_features *kf = probe_refresh();
 	struct pt_dev *pt;
+	bool no_cmd;
 	char name[32];
 	struct stat st;
 	int fd, ret;
 
 	/* Only the kernel's answer counts: a probe that met ENOMEM or EPERM has none (probe.c). */
-	if ((probe_answered(PROBE_OPCODES) && !kf->uring_cmd) || probe_refused(PROBE_SQE128)) {
+	no_cmd = probe_answered(PROBE_OPCODES) && !kf->uring_cmd;
+	if (no_cmd || probe_refused(PROBE_SQE128)) {
+		/* An unanswered opcode probe reads as "no URING_CMD", so name what the kernel refused. */
 		urt_set_error("%s: this kernel lacks %s, which NVMe passthrough needs (Linux 5.19+); use the block "
 			      "device /dev/nvmeXnY with the file backend", path,
-			      !kf->uring_cmd ? "IORING_OP_URING_CMD" : "IORING_SETUP_SQE128|CQE32");
+			      no_cmd ? "IORING_OP_URING_CMD" : "IORING_SETUP_SQE128|CQE32");
 		return -EOPNOTSUPP;
 	}
 	if (stat(path, &st)) {

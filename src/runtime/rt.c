@@ -5,9 +5,8 @@
  * fiber/ (fibers and the context switch), xcore/ (cross-core posts,
  * running work on other cores), dev/ (the device registry and the file,
  * psync and sim backends) and sched/ (the device I/O scheduler).  It may
- * include src/base
- * and include/urt; nothing above it (engine, kv, passthru: the backend list
- * that names passthru is src/backends.c).
+ * include src/base and include/urt; nothing above it (engine, kv,
+ * passthru: the backend list that names passthru is src/backends.c).
  *
  * Runtime lifecycle and the reactor loop.
  *

@@ -8,6 +8,8 @@
 
 struct align_run {
 	struct urt_dev *dev;
+	bool direct;		/* The file was opened O_DIRECT. */
+	uint32_t off_align;	/* Its offset alignment. */
 	int res[5];
 	char msg[5][256];
 	int callbacks;
@@ -43,22 +45,31 @@ static void align_body(void *p)
 	urt_buf_put(buf);
 }
 
-Test(align, misaligned_direct_io_rejected)
+/* Runs body(r) in a fiber on a fresh runtime, with r->dev a 1 MiB test file (O_DIRECT or not). */
+static void align_on_file(bool direct, void (*body)(void *), struct align_run *r)
 {
 	struct urt_rt_opts o;
 	struct urt_rt *rt;
 	struct fx_file f;
-	struct align_run r = { 0 };
 
 	urt_rt_opts_default(&o);
 	rt = fx_start(&o);
-	fx_file_open(&f, 1 << 20, true);
-	cr_assert(urt_dev_info(f.dev)->direct);
-	cr_assert_gt(urt_dev_info(f.dev)->off_align, 1);
-	r.dev = f.dev;
-	fx_run(rt, 0, align_body, &r);
+	fx_file_open(&f, 1 << 20, direct);
+	r->dev = f.dev;
+	r->direct = urt_dev_info(f.dev)->direct;
+	r->off_align = urt_dev_info(f.dev)->off_align;
+	fx_run(rt, 0, body, r);
 	fx_file_close(&f);
 	urt_rt_stop(rt);
+}
+
+Test(align, misaligned_direct_io_rejected)
+{
+	struct align_run r = { 0 };
+
+	align_on_file(true, align_body, &r);
+	cr_assert(r.direct);
+	cr_assert_gt(r.off_align, 1);
 	for (int i = 0; i < 4; i++)
 		cr_expect_eq(r.res[i], -EINVAL, "case %d gave %d", i, r.res[i]);
 	cr_expect(strstr(r.msg[0], "not aligned") != NULL, "%s", r.msg[0]);
@@ -86,18 +97,9 @@ static void buffered_body(void *p)
 
 Test(align, buffered_io_unrestricted)
 {
-	struct urt_rt_opts o;
-	struct urt_rt *rt;
-	struct fx_file f;
 	struct align_run r = { 0 };
 
-	urt_rt_opts_default(&o);
-	rt = fx_start(&o);
-	fx_file_open(&f, 1 << 20, false);
-	r.dev = f.dev;
-	fx_run(rt, 0, buffered_body, &r);
-	fx_file_close(&f);
-	urt_rt_stop(rt);
+	align_on_file(false, buffered_body, &r);
 	cr_expect_eq(r.res[0], 1000);
 	cr_expect_eq(r.res[1], 1000);
 	cr_expect_eq(r.callbacks, 1, "data read back differs");
@@ -139,18 +141,9 @@ static void huge_timeout_body(void *p)
 
 Test(align, huge_timeouts_are_refused)
 {
-	struct urt_rt_opts o;
-	struct urt_rt *rt;
-	struct fx_file f;
 	struct align_run r = { 0 };
 
-	urt_rt_opts_default(&o);
-	rt = fx_start(&o);
-	fx_file_open(&f, 1 << 20, true);
-	r.dev = f.dev;
-	fx_run(rt, 0, huge_timeout_body, &r);
-	fx_file_close(&f);
-	urt_rt_stop(rt);
+	align_on_file(true, huge_timeout_body, &r);
 	cr_expect_eq(r.res[0], -EINVAL, "timeout_ns UINT64_MAX gave %d", r.res[0]);
 	cr_expect(strstr(r.msg[0], "above the largest deadline") != NULL, "%s", r.msg[0]);
 	cr_expect_eq(r.res[1], -EINVAL, "a sleep past the bound gave %d", r.res[1]);

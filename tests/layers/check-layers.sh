@@ -2,7 +2,11 @@
 # The folder-level walls of src/ (docs/ARCHITECTURE.md, "Folders and what
 # they may include"): each folder includes only the folders below it, so no
 # circle exists between folders.  Fails naming every include that breaks a
-# wall.  Usage: check-layers.sh SRC_DIR
+# wall, every folder of src/ the table below does not place (a new folder
+# would otherwise go unchecked), and every folder of the table that is
+# missing (its walls would otherwise pass on nothing).  A grep that fails
+# (status 2: unreadable folder) fails the check too; it never reads as
+# "no include found".  Usage: check-layers.sh SRC_DIR
 set -euo pipefail
 src=$1
 bad=0
@@ -17,8 +21,37 @@ declare -A allowed=(
 	[kv]="base"
 )
 
+# grep_src PATTERN PATH...: grep -rn over the C sources, with the matches
+# on stdout.  Returns 0 for matches, 1 for none; any other status (an error)
+# ends the check.
+grep_src() {
+	local rc=0
+	grep -rn --include='*.[ch]' "$@" || rc=$?
+	if [ "$rc" -gt 1 ]; then
+		echo "layers: grep failed (status $rc) on $*" >&2
+		exit 2
+	fi
+	return "$rc"
+}
+
+[ -d "$src" ] || { echo "layers: $src is not a folder" >&2; exit 2; }
+for path in "$src"/*/; do
+	dir=$(basename "$path")
+	if [ -z "${allowed[$dir]+set}" ]; then
+		echo "wall unknown: src/$dir is not in check-layers.sh's table (docs/ARCHITECTURE.md places every folder)" >&2
+		bad=1
+	fi
+done
+
 for dir in "${!allowed[@]}"; do
+	if [ ! -d "$src/$dir" ]; then
+		echo "wall missing: src/$dir is in check-layers.sh's table but not in $src" >&2
+		bad=1
+		continue
+	fi
+	lines=$(grep_src '^#include "' "$src/$dir") || true
 	while IFS= read -r line; do
+		[ -n "$line" ] || continue
 		file=${line%%:*}
 		inc=$(sed -E 's/.*#include "([^"]+)".*/\1/' <<<"${line#*:}")
 		top=${inc%%/*}
@@ -33,16 +66,16 @@ for dir in "${!allowed[@]}"; do
 			echo "wall broken: $file includes \"$inc\" (src/$dir may include: ${allowed[$dir]:-nothing else})" >&2
 			bad=1
 		fi
-	done < <(grep -rn --include='*.[ch]' '^#include "' "$src/$dir" || true)
+	done <<<"$lines"
 done
 
 # The layers above the runtime never see a ring.
-if grep -rn --include='*.[ch]' 'liburing' "$src/engine" "$src/kv" "$src/base"; then
+if grep_src 'liburing' "$src/engine" "$src/kv" "$src/base"; then
 	echo "wall broken: engine, kv and base must not include liburing.h" >&2
 	bad=1
 fi
 # The runtime names no backend outside its own folder: src/backends.c does.
-if grep -rn --include='*.[ch]' 'urt_backend_passthru' "$src/runtime"; then
+if grep_src 'urt_backend_passthru' "$src/runtime"; then
 	echo "wall broken: src/runtime names the passthru backend (list it in src/backends.c)" >&2
 	bad=1
 fi

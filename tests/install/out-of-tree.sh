@@ -48,10 +48,19 @@ for dir in "$work/pc" "$work/cm"; do
 	rm -f "$work/out" "$work/ps.dat" "$work/kv.dat"
 	"$dir/urt-cp" "$work/in" "$work/out" 5000
 	cmp "$work/in" "$work/out"
-	"$dir/ps-example" "$work/ps.dat" | grep -q "0 transactions found"
-	"$dir/ps-example" "$work/ps.dat" | grep -q "16 transactions found"
-	"$dir/kv_example" "$work/kv.dat" > /dev/null
-	"$dir/kv_example" "$work/kv.dat" > /dev/null
+	# Whole lines: "0 transactions found" is also a substring of "160 ...".
+	"$dir/ps-example" "$work/ps.dat" > "$work/ps.out"
+	grep -qx "ps-example: 0 transactions found, 16 more committed" "$work/ps.out" ||
+		{ cat "$work/ps.out"; echo "$dir: ps-example's first run did not start from an empty store"; exit 1; }
+	"$dir/ps-example" "$work/ps.dat" > "$work/ps.out"
+	grep -qx "ps-example: 16 transactions found, 16 more committed" "$work/ps.out" ||
+		{ cat "$work/ps.out"; echo "$dir: ps-example's commits did not persist"; exit 1; }
+	# The store counts its runs in a key: the second run must see the first's.
+	for run in 1 2; do
+		"$dir/kv_example" "$work/kv.dat" > "$work/kv.out"
+		grep -qx "this program ran $run time(s) on this data file" "$work/kv.out" ||
+			{ cat "$work/kv.out"; echo "$dir: kv_example run $run did not count $run run(s)"; exit 1; }
+	done
 	echo "$dir: urt-cp, ps-example and kv_example OK"
 done
 # A bad path gets a clear error and exit status 1.

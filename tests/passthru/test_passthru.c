@@ -296,6 +296,16 @@ static void roundtrip(const char *role, bool registered, enum urt_poll_mode mode
 	urt_rt_stop(rt);
 	cr_assert_eq(r.bufs_fixed, registered);
 	cr_assert(!registered || st.bufs_registered, "the urt_buf region is not registered: FIXED untested");
+	/*
+	 * The commands really named the registered buffer (IORING_URING_CMD_FIXED):
+	 * a prep that silently fell back to plain memory moves the same data.
+	 * Heap memory must never be sent as FIXED.
+	 */
+	if (registered)
+		cr_assert_gt(st.sqes_fixed_buf, 0, "no passthrough command used IORING_URING_CMD_FIXED on urt_buf memory");
+	else
+		cr_assert_eq(st.sqes_fixed_buf, 0, "%llu commands on heap memory were sent as FIXED",
+			     (unsigned long long)st.sqes_fixed_buf);
 	cr_assert_eq(r.w, (ssize_t)r.len, "write: %zd (%s)", r.w, urt_strerror((int)r.w));
 	cr_assert_eq(r.r, (ssize_t)r.len, "read: %zd (%s)", r.r, urt_strerror((int)r.r));
 	cr_assert_eq(r.bad, -1, "read back differs at byte %zd", r.bad);

@@ -248,14 +248,17 @@ static size_t pow2_at_least(size_t v)
  * +regfiles and +fixedbufs must not degrade silently: the runtime counts
  * how each device SQE named its file and memory, and a run in which the
  * registered file went by its plain fd, or no op used a fixed buffer,
- * fails (status 1) instead of reporting figures of another mode.  st is
+ * fails (status 1) instead of reporting figures of another mode.  Both
+ * engines on a device: uring (READ/WRITE_FIXED) and passthru (URING_CMD
+ * with IORING_URING_CMD_FIXED), which the runtime counts alike.  st is
  * scratch for the counters.
  */
 static void fixed_paths_check(struct ub_run *run, struct urt_rt *rt, struct urt_stats *st)
 {
 	uint64_t fixed_file = 0, plain_fd = 0, misses = 0, fixed_buf = 0;
 
-	if (run->t->kind != UB_TARGET_PATH || run->mode.engine != UB_ENGINE_URING || run->r->total.ops == 0)
+	if (run->t->kind != UB_TARGET_PATH || run->r->total.ops == 0 ||
+	    (run->mode.engine != UB_ENGINE_URING && run->mode.engine != UB_ENGINE_PASSTHRU))
 		return;
 	for (unsigned c = 0; c < run->o->ncpus; c++) {
 		if (urt_rt_stats(rt, c, st))
@@ -269,7 +272,8 @@ static void fixed_paths_check(struct ub_run *run, struct urt_rt *rt, struct urt_
 		ub_run_fail(run, -EIO, "%s: +regfiles, but %llu of %llu device SQEs named the plain fd", run->r->mode_name,
 			    (unsigned long long)plain_fd, (unsigned long long)(plain_fd + fixed_file));
 	else if ((run->mode.mods & UB_MOD_FIXEDBUFS) && fixed_buf == 0)
-		ub_run_fail(run, -EIO, "%s: +fixedbufs, but no op used READ_FIXED/WRITE_FIXED", run->r->mode_name);
+		ub_run_fail(run, -EIO, "%s: +fixedbufs, but no op used a registered buffer (%s)", run->r->mode_name,
+			    run->mode.engine == UB_ENGINE_PASSTHRU ? "IORING_URING_CMD_FIXED" : "READ_FIXED/WRITE_FIXED");
 }
 
 /* Errors of setup that mean "change the command line", with the runtime's reason. */

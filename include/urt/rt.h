@@ -109,7 +109,7 @@ struct urt_stats {
 	uint64_t sqes_fixed_file;/**< Device SQEs naming a registered file (IOSQE_FIXED_FILE). */
 	uint64_t sqes_plain_fd;	/**< Device SQEs naming a plain fd. */
 	uint64_t fixed_file_misses;/**< Of those, SQEs of a device registered with this runtime (a silent fallback). */
-	uint64_t sqes_fixed_buf;/**< SQEs on registered buffers: READ/WRITE_FIXED, URING_CMD with IORING_URING_CMD_FIXED. */
+	uint64_t sqes_fixed_buf;/**< SQEs on registered buffers: READ/WRITE_FIXED, READV/WRITEV_FIXED, URING_CMD with IORING_URING_CMD_FIXED. */
 	uint64_t io_yields;	/**< urt_fiber_yield_to_io calls that yielded (a poll for an URGENT fiber was due). */
 	uint64_t urgent_polls;	/**< Reaps inside a pass for an URGENT fiber's I/O (fiber.c). */
 	uint64_t fibers_spawned;/**< Fibers created. */

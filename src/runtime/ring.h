@@ -71,8 +71,12 @@ static inline void ring_count_dev_sqe(struct urt_core *c, const struct urt_dev *
 		if (urt_unlikely(dev->reg_rt == c->rt))
 			c->stats.fixed_file_misses++;
 	}
-	/* Registered memory: READ/WRITE_FIXED, or a passthrough command with IORING_URING_CMD_FIXED. */
+	/*
+	 * Registered memory: READ/WRITE_FIXED, READV/WRITEV_FIXED, or a
+	 * passthrough command with IORING_URING_CMD_FIXED.
+	 */
 	if (sqe->opcode == IORING_OP_READ_FIXED || sqe->opcode == IORING_OP_WRITE_FIXED ||
+	    sqe->opcode == URT_IORING_OP_READV_FIXED || sqe->opcode == URT_IORING_OP_WRITEV_FIXED ||
 	    (sqe->opcode == IORING_OP_URING_CMD && (sqe->uring_cmd_flags & IORING_URING_CMD_FIXED)))
 		c->stats.sqes_fixed_buf++;
 }

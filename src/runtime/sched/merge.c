@@ -240,6 +240,8 @@ bool sched_merge_try(struct urt_core *c, struct sched_queue *q, unsigned k, stru
 		return true;
 	}
 	URT_ASSERT((uint64_t)n == len && "a merged command fits in one device command");
+	/* Counted as req.c counts a lone op's SQE: a merged command's file and memory show in the stats too. */
+	ring_count_dev_sqe(c, dev, sqe);
 	cr->seg = (uint64_t)n;
 	cr->op_ud = (uint64_t)(uintptr_t)cr | UD_TAG_OP;
 	io_uring_sqe_set_data64(sqe, cr->op_ud);

@@ -48,10 +48,16 @@ static void io_fiber(void *arg)
 		memset(b, i, 8192);
 		if (urt_write(dev, b, 8192, (uint64_t)(urt_core_id() * 1048576 + (i % 64) * 8192)) != 8192)
 			abort();
+		/* Read into other bytes, so that only a read that brought the data back passes. */
+		memset(b, ~i, 8192);
 		if (urt_read(dev, b, 8192, (uint64_t)(urt_core_id() * 1048576 + (i % 64) * 8192)) != 8192)
 			abort();
+		for (int k = 0; k < 8192; k++)
+			if (b[k] != (char)i)
+				abort();
 	}
-	urt_flush(dev);
+	if (urt_flush(dev))
+		abort();
 	urt_buf_put(b);
 	atomic_fetch_add(&fibers_done, 1);
 	sem_post(&done);

@@ -100,9 +100,31 @@ static void hop(void *arg)
 		pp->wrong++;
 }
 
-static void pingpong_run(struct urt_rt_opts *o, struct urt_stats *st)
+/*
+ * write(2) calls of the whole process so far (/proc/self/io syscw, summed
+ * over its threads): an eventfd wakeup is one write, a MSG_RING wakeup
+ * none.  -1 when the kernel keeps no such count.
+ */
+static long long process_writes(void)
+{
+	FILE *f = fopen("/proc/self/io", "r");
+	char line[128];
+	long long n = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "syscw: %lld", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+/* 5000 hops between the cores of a runtime started with o; *writes gets the write(2) calls they made, or -1. */
+static void pingpong_run(struct urt_rt_opts *o, struct urt_stats *st, long long *writes)
 {
 	struct pingpong pp = { .hops_left = 5000, .last_core = ~0u };
+	long long w0;
 
 	pp.rt = fx_start(o);
 	if (urt_rt_ncores(pp.rt) < 2) {
@@ -110,8 +132,10 @@ static void pingpong_run(struct urt_rt_opts *o, struct urt_stats *st)
 		cr_skip_test("needs two CPUs");
 	}
 	sem_init(&pp.done, 0, 0);
+	w0 = process_writes();
 	cr_assert_eq(urt_core_post(pp.rt, 0, hop, &pp), 0);
 	sem_wait(&pp.done);
+	*writes = w0 < 0 ? -1 : process_writes() - w0;
 	cr_assert_eq(urt_rt_stats_total(pp.rt, st), 0);
 	urt_rt_stop(pp.rt);
 	cr_expect_eq(pp.hops_done, 5000);
@@ -124,12 +148,30 @@ Test(post, core_to_core_pingpong)
 {
 	struct urt_rt_opts o;
 	struct urt_stats st;
+	struct urt_kernel_features kf;
+	long long writes;
 
+	urt_kernel_probe(&kf);
+	if (!kf.msg_ring)
+		cr_skip_test("the kernel has no IORING_OP_MSG_RING");
+	if (process_writes() < 0)
+		cr_skip_test("no /proc/self/io syscw: the wakeups' way cannot be seen");
 	urt_rt_opts_default(&o);
 	o.post_spin_max_ns = 0;
-	pingpong_run(&o, &st);
+	pingpong_run(&o, &st, &writes);
 	cr_expect_gt(st.wakeups_sent, 0, "core-to-core posts are woken with MSG_RING");
 	cr_expect_eq(st.post_spin_hits + st.post_spin_misses, 0, "post_spin_max_ns = 0 still spun");
+	/*
+	 * The wakeups counted above come as MSG_RING, not as writes to the
+	 * other core's eventfd (the fallback for posts from outside threads,
+	 * which would count the same): the hops make almost no write(2).  The
+	 * first post, from this thread, writes once.
+	 */
+	cr_log_info("%llu wakeups sent, %lld write(2) calls during the hops", (unsigned long long)st.wakeups_sent,
+		    writes);
+	cr_assert_geq(writes, 0, "/proc/self/io could not be read after the hops");
+	cr_expect_lt(writes, 16, "%lld write(2) calls for %llu core-to-core wakeups: eventfd, not MSG_RING", writes,
+		     (unsigned long long)st.wakeups_sent);
 }
 
 /*
@@ -147,8 +189,10 @@ Test(post, core_to_core_pingpong_spin)
 
 	if (getenv("URT_WAIT") && strcmp(getenv("URT_WAIT"), "poll") == 0)
 		cr_skip_test("the pre-sleep spin is off in poll-wait mode (URT_WAIT=poll)");
+	long long writes;
+
 	urt_rt_opts_default(&o);
-	pingpong_run(&o, &st);
+	pingpong_run(&o, &st, &writes);
 	cr_expect_gt(st.post_spin_hits, 0, "no hop was caught by the pre-sleep spin (%llu misses)",
 		     (unsigned long long)st.post_spin_misses);
 	cr_expect_gt(st.wakeups_skipped, 0, "every post woke its core, although it was spinning");

@@ -1,4 +1,4 @@
-/* Every public header compiles on its own as C11 (this file) and C++17 (headers.cpp). */
+/* Every public header, all in one file, compiles and links as C11 (this file) and C++17 (headers.cpp); each one alone: check-headers-alone.sh. */
 #include <urt/buf.h>
 #include <urt/common.h>
 #include <urt/dev.h>

@@ -1,4 +1,4 @@
-/* Every public header compiles on its own as C++17 (this file) and C11 (headers.c). */
+/* Every public header, all in one file, compiles and links as C++17 (this file) and C11 (headers.c); each one alone: check-headers-alone.sh. */
 #include <urt/buf.h>
 #include <urt/common.h>
 #include <urt/dev.h>

@@ -420,6 +420,9 @@ wait "$URKV_PID" 2>/dev/null
 wait "$writer" 2>/dev/null
 acked=$(awk '$0 != "OK" { exit } { n++ } END { print n + 0 }' "$WORK/crash.out")
 far_acked=$(( (acked + 1) / 2 ))
+# With nothing acknowledged every check below holds trivially (a SET ... PXAT
+# refused from its first reply on would pass): the writer must have got replies.
+[ "$far_acked" -gt 0 ] || fail "kill -9 mid-load: no SET ... PXAT was acknowledged: $(head -3 "$WORK/crash.out")"
 start_urkv crash2 --data "$WORK/crash.urkv" --cores 2 --enable-debug-command || exit 1
 for i in $(seq 1 $((far_acked + 50))); do
 	echo "PEXPIRETIME far:$i"

@@ -19,6 +19,7 @@ struct pl_state {
 	struct urt_ps_stats st;
 	struct urt_sim_stats ss0, ss1;
 	size_t free0, free1, free2;
+	bool hashed;		/* The open store looked pages up through the hash, not the index. */
 	struct psx_fail fail;
 };
 
@@ -153,6 +154,7 @@ static void body_evict(void *arg)
 	if (!s->ps)
 		return;
 	s->free1 = urt_buf_free_bytes();
+	s->hashed = s->ps->hash && !s->ps->index;
 	for (uint64_t i = 0; i < n; i++)
 		s->ret[0] |= psx_write_page(s->ps, i, 1000 + i);
 	/* Read back through the 4-frame pool: most come from the device. */
@@ -191,6 +193,7 @@ Test(pool, eviction_round_trip_and_bounded_memory)
 	struct pl_state s = { 0 };
 
 	evict_round_trip(&s, 22);
+	cr_expect_not(s.hashed, "an 8 MiB store took the hash, not the direct index");
 	cr_expect_gt(s.st.evict_writes + s.st.checkpoint_pages, 0);
 	/* Pool (4 frames + checkpoint copies) + two batch buffers + two wrap blocks. */
 	cr_expect_leq(s.free0 - s.free1, (4 + CKPT_WRITES_MAX) * 4096 + 2 * (256u << 10) + 2 * 4096,
@@ -204,6 +207,8 @@ Test(pool, eviction_round_trip_through_the_hash)
 
 	pool_direct_pages_max = 0;	/* Criterion runs each test in its own process. */
 	evict_round_trip(&s, 24);
+	/* Without this the test passes on the direct index whatever the hash does. */
+	cr_expect(s.hashed, "pool_direct_pages_max 0: the store still used the direct index");
 }
 
 /* The user's page check: counts its calls, rejects the page whose txid is 1007. */

@@ -5,8 +5,8 @@
 # a value over --proto-max-bulk-len refused with the option named while the
 # old value stays; APPEND, SETRANGE, SETBIT, GETRANGE, INCRBYFLOAT, RENAME,
 # GETSET, GETDEL and SET ... GET on 3-5 MiB values, byte for byte, a
-# SETRANGE past proto-max-bulk-len refused as Redis refuses it, and every
-# page back once the values are gone.
+# SETRANGE and an APPEND past proto-max-bulk-len refused as Redis refuses
+# them, and every page back once the values are gone.
 #
 # usage: URKV=path/to/urkv test_urkv_big.sh
 . "$(dirname "$0")/urkv_lib.sh"
@@ -98,6 +98,12 @@ cli SET big small GET | head -c $((3 << 20)) > "$WORK/got"
 cmp -s "$WORK/v3" "$WORK/got" || fail "SET ... GET: the old 3 MiB value differs"
 expect "SETRANGE past --proto-max-bulk-len" "ERR string exceeds maximum allowed size (proto-max-bulk-len)" \
 	"$(cli SETRANGE big $((80 << 20)) x)"
+expect "SETRANGE past --proto-max-bulk-len: value kept" small "$(cli GET big)"
+# 80 MiB is a bulk the protocol takes, but appended to "small" it makes a string over the limit.
+head -c $((80 << 20)) /dev/zero > "$WORK/v80"
+expect "APPEND past --proto-max-bulk-len" "ERR string exceeds maximum allowed size (proto-max-bulk-len)" \
+	"$(cli -x APPEND big < "$WORK/v80")"
+rm -f "$WORK/v80"
 expect "APPEND past --proto-max-bulk-len: value kept" small "$(cli GET big)"
 expect "DEL big2, big3" 2 "$(cli DEL big2 big3)"
 expect "SET small after the updates" OK "$(cli SET big small)"

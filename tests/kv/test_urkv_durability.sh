@@ -56,6 +56,12 @@ check_round() {
 		n=$(acked "$WORK/out.$round.$w")
 		total=$((total + n))
 		[ "$n" -gt 0 ] || fail "round $round writer $w: no SET was acknowledged"
+		# After the acknowledged ones, only the kill: an error reply (or an OK
+		# after the connection was lost) would end the count early, unnoticed.
+		awk -v n=$n 'NR > n && !/^(Error: (Server closed the connection|Connection reset by peer|Broken pipe)|Could not connect to Redis at )/ {
+			print "round " r " writer " w ": reply " NR " after the last acknowledged one: [" $0 "]"; bad++
+			if (bad == 3) exit } END { exit bad > 0 }' r=$round w=$w "$WORK/out.$round.$w" ||
+			fail "round $round writer $w: a reply that is neither OK nor the kill (see above)"
 		# The acknowledged keys and 50 more (in flight or never sent): MGET in chunks of 200.
 		awk -v w=$w -v n=$((n + 50)) 'BEGIN {
 			for (i = 1; i <= n; i += 200) {

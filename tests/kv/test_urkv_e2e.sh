@@ -294,8 +294,11 @@ stop_urkv || fail "second SIGTERM"
 echo "== max clients and idle timeout"
 start_urkv limits --data "$WORK/data2" --size 64M --cache 8M --cores 1 --max-clients 2 \
 	--idle-timeout 1 || exit 1
-raw_open 3; raw_send 3 'PING\r\n'; raw_read 3 7 > /dev/null
-raw_open 4; raw_send 4 'PING\r\n'; raw_read 4 7 > /dev/null
+# Both connections within --max-clients are served; only the third is refused.
+raw_open 3; raw_send 3 'PING\r\n'
+expect "first of --max-clients 2" "$(esc '+PONG\r\n')" "$(raw_read 3 7)"
+raw_open 4; raw_send 4 'PING\r\n'
+expect "second of --max-clients 2" "$(esc '+PONG\r\n')" "$(raw_read 4 7)"
 raw_open 5
 expect "max clients" "-ERR max number of clients reached" "$(timeout 5 head -c 100 <&5 | tr -d '\r\n')"
 exec 5>&-

@@ -30,7 +30,9 @@ for round in 1 2; do
 	kill -KILL "$URKV_PID"
 	KILLED=$(date +%s.%N)
 	wait "$URKV_PID" 2>/dev/null
-	wait "$WPID"
+	# The writer ends cleanly when the server goes away; it exits 1 on an
+	# error reply, which the count of acknowledged writes alone would miss.
+	wait "$WPID" || fail "round $round: the writer failed: $(cat "$WORK/writer$round.out")"
 	cat "$WORK/writer$round.out"
 	[ "$(wc -l < "$WORK/acks$round")" -gt 1000 ] || fail "round $round: too few writes acknowledged"
 	start_urkv ev${round}b --data "$WORK/ev.urkv" --cores 2 || exit 1

@@ -311,7 +311,10 @@ ckpts() {	# ckpts LOG-SIZE: sets CK to the checkpoints after the SETs
 	start_urkv "logsz$1" --data "$WORK/logsz$1.urkv" --size 64M --cores 1 --log-size "$1" || return 1
 	awk 'BEGIN { v = sprintf("%1000s", ""); gsub(/ /, "v", v)
 		for (i = 0; i < 600; i++) printf "*3\r\n$3\r\nSET\r\n$8\r\nk%07d\r\n$1000\r\n%s\r\n", i, v }' |
-		cli --pipe > /dev/null
+		cli --pipe > "$WORK/logsz$1.pipe"
+	# Refused SETs log nothing: few checkpoints would then pass for the automatic log.
+	grep -q "errors: 0, replies: 600" "$WORK/logsz$1.pipe" ||
+		fail "--log-size $1: the 600 SETs: $(tail -2 "$WORK/logsz$1.pipe")"
 	CK=$(cli INFO persistence | tr -d '\r' | sed -n 's/^urkv_checkpoints://p')
 	stop_urkv || fail "stop after --log-size $1"
 }

@@ -420,6 +420,14 @@ wait "$URKV_PID" 2>/dev/null
 wait "$writer" 2>/dev/null
 acked=$(awk '$0 != "OK" { exit } { n++ } END { print n + 0 }' "$WORK/crash.out")
 far_acked=$(( (acked + 1) / 2 ))
+# With nothing acknowledged every check below holds trivially (a SET ... PXAT
+# refused from its first reply on would pass): the writer must have got replies.
+[ "$far_acked" -gt 0 ] || fail "kill -9 mid-load: no SET ... PXAT was acknowledged: $(head -3 "$WORK/crash.out")"
+# After the acknowledged SETs, only the kill: an error reply would end the count early, unnoticed.
+awk -v n="$acked" 'NR > n && !/^(Error: (Server closed the connection|Connection reset by peer|Broken pipe)|Could not connect to Redis at )/ {
+	print "reply " NR " after the last acknowledged one: [" $0 "]"; bad++
+	if (bad == 3) exit } END { exit bad > 0 }' "$WORK/crash.out" ||
+	fail "kill -9 mid-load: a reply that is neither OK nor the kill (see above)"
 start_urkv crash2 --data "$WORK/crash.urkv" --cores 2 --enable-debug-command || exit 1
 for i in $(seq 1 $((far_acked + 50))); do
 	echo "PEXPIRETIME far:$i"

@@ -38,8 +38,8 @@ def write(port, log, tag):
                 sent += 1
             s.sendall(burst)
             line = f.readline()
-            if not line:
-                break
+            if not line.endswith(b"\r\n"):
+                break  # The end of the stream, or a reply cut off by the kill.
             now = time.time()
             if line != b"+OK\r\n":
                 print("unexpected reply %r" % line)

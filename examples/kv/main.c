@@ -373,6 +373,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	data_file_note(&nf, srv.data_path, existed);
+	urkv_watch_init(&srv);
 	srv.start_ns = urt_clock_ns();
 	ret = urkv_server_start(&srv);
 	if (ret == 0 && o->port_file && write_port_file(o->port_file, srv.port) != 0) {

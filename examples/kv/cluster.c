@@ -20,7 +20,10 @@
  *
  * States of the node's view: NO FILE -> (urkv_cluster_open creates it,
  * version 0, no nodes) -> EMPTY -> (setnodes) -> VERSION N -> (setnodes
- * with a higher version, or setslot) -> VERSION N'.  An update that fails
+ * with a higher version, or setslot) -> VERSION N'.  A start that fails
+ * before it serves anyone goes from EMPTY back to NO FILE when this start
+ * created the file (urkv_cluster_remove_created, as main.c does for a new
+ * data file).  An update that fails
  * validation or cannot write the file leaves the state as it was.
  *
  * Transitions and the functions doing them:
@@ -582,6 +585,7 @@ int urkv_cluster_open(struct urkv_server *srv)
 		text = NULL;
 	} else {
 		unsigned char rnd[URKV_NODE_ID_LEN / 2];
+		struct stat st;
 
 		/* A new node: a random id, version 0, no topology yet. */
 		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
@@ -601,6 +605,12 @@ int urkv_cluster_open(struct urkv_server *srv)
 				strerror(-ret));
 			goto err;
 		}
+		/* Remembered so that a failed start removes only this file (urkv_cluster_remove_created). */
+		cl->created = lstat(cl->path, &st) == 0 && S_ISREG(st.st_mode);
+		if (cl->created) {
+			cl->created_dev = st.st_dev;
+			cl->created_ino = st.st_ino;
+		}
 	}
 	atomic_init(&cl->topo, t);
 	srv->cluster = cl;
@@ -611,6 +621,23 @@ err:
 	pthread_mutex_destroy(&cl->lock);
 	free(cl);
 	return -1;
+}
+
+void urkv_cluster_remove_created(struct urkv_server *srv, bool quiet)
+{
+	struct urkv_cluster *cl = srv->cluster;
+	struct stat st;
+
+	if (!cl || !cl->created || lstat(cl->path, &st) != 0 || st.st_dev != cl->created_dev ||
+	    st.st_ino != cl->created_ino)
+		return;
+	if (unlink(cl->path) != 0)
+		fprintf(stderr, "urkv: cannot remove the cluster file %s, which this failed start "
+			"created: %s\n", cl->path, strerror(errno));
+	else if (!quiet)
+		fprintf(stderr, "urkv: removed the cluster file %s, which this failed start created\n",
+			cl->path);
+	cl->created = false;
 }
 
 void urkv_cluster_close(struct urkv_server *srv)

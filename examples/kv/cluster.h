@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sys/types.h>
+
 #include "urkv.h"
 
 #define URKV_SLOTS 16384u		/* Hash slots, as Redis Cluster. */
@@ -51,6 +53,9 @@ struct urkv_topo {
 struct urkv_cluster {
 	char myid[URKV_NODE_ID_LEN + 1];/* This node's id. */
 	char path[4200];		/* The cluster file. */
+	bool created;			/* urkv_cluster_open created the file (a new node). */
+	dev_t created_dev;		/* Device of the file it created. */
+	ino_t created_ino;		/* Its inode (a later update renames a new one in). */
 	_Atomic(struct urkv_topo *) topo;/* Current snapshot. */
 	pthread_mutex_t lock;		/* Serialises updates (taken with trylock from fibers). */
 	/* The slot gate (cluster_cmd.c): MIGRATE holds a slot, keyed commands pass it. */
@@ -66,6 +71,13 @@ struct urkv_cluster {
  */
 int urkv_cluster_open(struct urkv_server *srv);
 void urkv_cluster_close(struct urkv_server *srv);
+/*
+ * A start that failed before it served anyone: removes the cluster file
+ * if urkv_cluster_open created it and the path still names that file (a
+ * file that was there before, or one an update replaced, is kept).  Says
+ * so on stderr unless quiet; a failed unlink is always said.
+ */
+void urkv_cluster_remove_created(struct urkv_server *srv, bool quiet);
 /* Prints " a-b c ..." (each range with a space before it): the slots node serves in t. */
 void urkv_topo_ranges(const struct urkv_topo *t, int node, FILE *f);
 /* The current snapshot (valid until the caller blocks). */

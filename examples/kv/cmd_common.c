@@ -10,8 +10,10 @@
  * ...", which names no page and which no operator reads.  So the first
  * such error of each damage is also one line on stderr, with the shard
  * and the page (the shard's bad_pgno, from urt_kv_shard_stats: the page
- * store records the page of every checksum or read failure; the tree's
- * own consistency checks record none, and the line then says so).
+ * store records the page of every checksum or read failure, and the
+ * store the page its tree's own checks found wrong; a damage with no page
+ * to name, such as a pointer past the shard's end, records none, and the
+ * line then says so).
  *
  * Invariants.
  *  1. A damage (error, shard, page) gets one line, and then no other for

@@ -724,6 +724,13 @@ static void batch_run(struct urkv_conn *c, bool alone)
 			s->cmd = NULL;
 			cls = URKV_NONE;
 		}
+		if (cls != URKV_NONE && (s->err = urkv_watch_refusal(c->cc->srv, s->cmd)) != NULL) {
+			/* The data file left its path: -MISCONF for writes (watch.c). */
+			gate_exit(c, s);
+			s->rejected = s->cmd;
+			s->cmd = NULL;
+			cls = URKV_NONE;
+		}
 		if (cls == URKV_NONE)
 			continue;
 		c->cl.last_cmd = s->cmd->name;
@@ -1205,6 +1212,8 @@ void urkv_conn_reaper(void *arg)
 	struct urkv_server *srv = cc->srv;
 
 	while (!atomic_load(&srv->stopping)) {
+		if (cc->core == 0)
+			urkv_watch_tick(srv);
 		/* CONFIG SET timeout changes it at run time; 0 = never (the reaper just ticks). */
 		uint64_t timeout = atomic_load_explicit(&srv->live.timeout_ns, memory_order_relaxed);
 		uint64_t tick = timeout / 4 < 1000000000ull ? timeout / 4 : 1000000000ull;

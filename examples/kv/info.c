@@ -166,6 +166,9 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 		fprintf(f, "\r\n");
 	if (want(section, len, "persistence")) {
 		enum urkv_fsync fs = (enum urkv_fsync)atomic_load(&srv->live.appendfsync);
+		const char *file = urkv_watch_status(srv);
+		/* Writes fail (a sticky shard) or are refused (the data file left its path: watch.c). */
+		bool write_err = sticky || strcmp(file, "deleted") == 0 || strcmp(file, "replaced") == 0;
 
 		/* Redis's names where the meaning matches; urkv_* for the log's own figures. */
 		fprintf(f, "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_bgsave_in_progress:0\r\n"
@@ -175,9 +178,10 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 			   "urkv_durability:%s\r\nurkv_log_bytes:%llu\r\nurkv_log_batches:%llu\r\n"
 			   "urkv_log_flushes:%llu\r\nurkv_log_fua_writes:%llu\r\nurkv_checkpoints:%llu\r\n"
 			   "urkv_last_save_time:%llu\r\nurkv_everysec_durable_writes:%llu\r\n"
-			   "urkv_log_writes:%llu\r\nurkv_log_bytes_per_write:%.1f\r\n\r\n",
+			   "urkv_log_writes:%llu\r\nurkv_log_bytes_per_write:%.1f\r\n"
+			   "urkv_data_file:%s\r\nurkv_data_file_status:%s\r\n\r\n",
 			(unsigned long long)(atomic_load(&srv->live.last_save_wall_ns) / 1000000000ull),
-			atomic_load(&srv->live.saves), sticky ? "err" : "ok", urkv_fsync_name(fs),
+			atomic_load(&srv->live.saves), write_err ? "err" : "ok", urkv_fsync_name(fs),
 			fs == URKV_FSYNC_ALWAYS ? "acknowledged once durable"
 			: fs == URKV_FSYNC_EVERYSEC ? "acknowledged once applied, durable within about 1 s"
 						    : "acknowledged once applied",
@@ -186,7 +190,7 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 			(unsigned long long)checkpoints,
 			(unsigned long long)(atomic_load(&srv->live.last_save_wall_ns) / 1000000000ull),
 			(unsigned long long)SUM(srv, fsync_points), (unsigned long long)log_writes,
-			log_writes ? (double)log_bytes / (double)log_writes : 0.0);
+			log_writes ? (double)log_bytes / (double)log_writes : 0.0, srv->data_path, file);
 	}
 	if (want(section, len, "commandstats") || want(section, len, "latencystats"))
 		urkv_stats_info(srv, f, want(section, len, "commandstats"),

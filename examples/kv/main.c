@@ -174,7 +174,8 @@ static const char *detail(char *buf, size_t len)
  * it served anyone (an address not on this host, a port in use) removes
  * it, rather than leave a new file of --size bytes behind.  A file that
  * was there before is never removed, nor one that is no longer the file
- * this start created (same device and inode).
+ * this start created (same device and inode).  A cluster node's new
+ * cluster file goes the same way (urkv_cluster_remove_created).
  */
 struct new_data_file {
 	bool created;		/* The path named no file before the store was opened. */
@@ -287,6 +288,7 @@ int main(int argc, char **argv)
 	atomic_init(&srv.next_client_id, 1);
 	if (o->requirepass && urkv_auth_set_password(&srv, o->requirepass, strlen(o->requirepass))) {
 		fprintf(stderr, "urkv: out of memory\n");
+		urkv_cluster_remove_created(&srv, o->quiet);
 		urkv_cluster_close(&srv);
 		urkv_config_free();
 		return 1;
@@ -337,6 +339,7 @@ int main(int argc, char **argv)
 			(unsigned long long)(ko.cache_bytes >> 20));
 	if (urkv_cores_fit_memory(o, &ko, &ro, srv.ncores) != 0) {
 		urkv_auth_free(&srv);
+		urkv_cluster_remove_created(&srv, o->quiet);
 		urkv_cluster_close(&srv);
 		urkv_config_free();
 		return 1;
@@ -351,6 +354,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "urkv: cannot start the runtime: %s%s\n", urt_strerror(ret),
 			detail(dbuf, sizeof(dbuf)));
 		urkv_auth_free(&srv);
+		urkv_cluster_remove_created(&srv, o->quiet);
 		urkv_cluster_close(&srv);
 		urkv_config_free();
 		return 1;
@@ -363,11 +367,13 @@ int main(int argc, char **argv)
 			detail(dbuf, sizeof(dbuf)));
 		urt_rt_stop(srv.rt);
 		urkv_auth_free(&srv);
+		urkv_cluster_remove_created(&srv, o->quiet);
 		urkv_cluster_close(&srv);
 		urkv_config_free();
 		return 1;
 	}
 	data_file_note(&nf, srv.data_path, existed);
+	urkv_watch_init(&srv);
 	srv.start_ns = urt_clock_ns();
 	ret = urkv_server_start(&srv);
 	if (ret == 0 && o->port_file && write_port_file(o->port_file, srv.port) != 0) {
@@ -387,8 +393,10 @@ int main(int argc, char **argv)
 				atomic_load(&srv.shutdown_req) ? "SHUTDOWN" : strsignal(sig));
 	}
 	urkv_server_stop(&srv);
-	if (ret && connections_accepted(&srv) == 0)
+	if (ret && connections_accepted(&srv) == 0) {
 		data_file_remove(&nf, srv.data_path, o->quiet);
+		urkv_cluster_remove_created(&srv, o->quiet);
+	}
 	ret = urt_kv_close(srv.kv) || ret;
 	urt_rt_stop(srv.rt);
 	for (unsigned i = 0; srv.cores && i < srv.ncores; i++) {

@@ -229,7 +229,7 @@ static void on_accept(struct urt_io *io, int res, void *arg)
 #define PBUF_COUNT 256u		/* Provided buffers per core (power of two). */
 #define PBUF_BYTES (16u << 10)	/* Bytes of each. */
 
-/* Starts the idle-timeout fiber of cc unless it runs (at start, or CONFIG SET timeout); on cc's core. */
+/* Starts the housekeeping fiber of cc unless it runs (at start, or CONFIG SET timeout); on cc's core. */
 int urkv_server_reaper_start(struct urkv_core *cc)
 {
 	int ret;
@@ -252,7 +252,8 @@ static int core_start(void *p)
 		ret = urkv_stats_core_init(cc);
 	if (ret == 0)
 		ret = urkv_fsync_core_init(cc);
-	if (ret == 0 && atomic_load(&cc->srv->live.timeout_ns))
+	/* Core 0's always runs: it also watches the data file (watch.c). */
+	if (ret == 0 && (cc->core == 0 || atomic_load(&cc->srv->live.timeout_ns)))
 		ret = urkv_server_reaper_start(cc);
 	if (ret == 0)
 		ret = accept_arm(cc);

@@ -235,13 +235,41 @@ static void histogram_reply(struct urkv_conn *c, const struct urkv_cmd *cmd, con
 		urkv_out_int(c, pairs[i]);
 }
 
-/* LATENCY HISTOGRAM [command ...] | LATENCY LATEST | LATENCY RESET. */
+/* LATENCY HELP: Redis's lines for the subcommands urkv has, and what urkv's differ in. */
+static void latency_help(struct urkv_conn *c)
+{
+	static const char *const lines[] = {
+		"LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+		"LATEST",
+		"    Return the latest latency samples for all events.",
+		"    urkv has no latency monitor, so it records no events: the reply is always empty.",
+		"RESET [<event> ...]",
+		"    Reset the command latency histograms and the INFO commandstats counters.",
+		"    urkv records no events, so the reply (events reset) is always 0.",
+		"HISTOGRAM [COMMAND ...]",
+		"    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+		"    If no commands are specified then all histograms are replied.",
+		"HELP",
+		"    Prints this help.",
+	};
+
+	urkv_out_help(c, lines, sizeof(lines) / sizeof(lines[0]));
+}
+
+/* LATENCY HISTOGRAM [command ...] | LATENCY LATEST | LATENCY RESET | LATENCY HELP. */
 void urkv_latency_run(struct urkv_conn *c, struct urkv_slot *s)
 {
 	struct urkv_server *srv = urkv_conn_server(c);
 	struct urkv_cmdstat *sum;
 	unsigned n = urkv_cmd_count(), shown = 0;
 
+	if (resp_arg_eq_nocase(&s->argv[1], "HELP")) {
+		if (s->argc == 2)
+			latency_help(c);
+		else
+			urkv_out_error(c, "ERR wrong number of arguments for 'latency|help' command");
+		return;
+	}
 	if (resp_arg_eq_nocase(&s->argv[1], "RESET")) {
 		urkv_stats_reset(srv);
 		urkv_out_int(c, 0);

@@ -138,11 +138,27 @@ struct urkv_core {
 	struct urkv_conn *conns;	/* Live connections (list). */
 	unsigned nconns;		/* Entries of conns. */
 	struct urt_pbuf *pb;		/* Provided buffers of the connections' receives. */
-	bool reaper;			/* The idle-timeout fiber runs. */
+	bool reaper;			/* The housekeeping fiber runs (idle timeouts; core 0: the data file watch). */
 	struct urt_waitq drained_wq;	/* Stop waits here for nconns == 0. */
 	struct urkv_core_stats st;	/* Counters. */
 	struct urkv_cmdstat *cmdstats;	/* Per command of the table (stats.c); this core only writes. */
 	uint64_t *fsync_sec;		/* Per shard: second of this core's last durable write (fsync.c). */
+};
+
+/* watch.c: whether the data path still names the file the store opened. */
+enum urkv_watch_state {
+	URKV_WATCH_OK = 0,	/* The path names the open file (or the store is not watched). */
+	URKV_WATCH_GONE,	/* The path names no file: deleted or renamed away. */
+	URKV_WATCH_REPLACED,	/* The path names another file. */
+};
+
+struct urkv_watch {
+	bool on;			/* The store has a file of its own (urt_kv_file_id): watched. */
+	uint64_t dev;			/* That file's st_dev... */
+	uint64_t ino;			/* ...and st_ino. */
+	uint64_t last_ns;		/* Last check (core 0's housekeeping fiber only). */
+	atomic_int state;		/* enum urkv_watch_state; core 0 writes, every core reads. */
+	char msg[3][4400];		/* The refusal of each state but OK, formatted at start. */
 };
 
 struct urkv_server {
@@ -161,6 +177,7 @@ struct urkv_server {
 	atomic_int shutdown_req;	/* SHUTDOWN: 1 save, 2 nosave (main thread acts on it). */
 	char data_path[4096];		/* The data file in use. */
 	struct urkv_cluster *cluster;	/* Cluster state (cluster-enabled), else NULL. */
+	struct urkv_watch watch;	/* The data file watch (watch.c). */
 };
 
 /* server.c */
@@ -172,7 +189,7 @@ int urkv_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss, so
  * reaches this server: its port, and an address its listeners cover.
  */
 bool urkv_server_listens_on(struct urkv_server *srv, const struct sockaddr_storage *to);
-/* Starts the idle-timeout fiber of cc unless it runs; on cc's core. */
+/* Starts the housekeeping fiber of cc unless it runs; on cc's core. */
 int urkv_server_reaper_start(struct urkv_core *cc);
 /* Stops accepting, lets every connection finish its request and leave; blocks (main thread). */
 void urkv_server_stop(struct urkv_server *srv);
@@ -182,7 +199,11 @@ void urkv_server_stop(struct urkv_server *srv);
 void urkv_conn_start(struct urkv_core *cc, int fd);
 /* Ends the receive of every connection of the calling core, so each leaves. */
 void urkv_conn_stop_all(struct urkv_core *cc);
-/* Closes the connections of the calling core idle for longer than the timeout (fiber). */
+/*
+ * Housekeeping fiber of a core: closes its connections idle for longer
+ * than the timeout; on core 0 (where it always runs) also ticks the data
+ * file watch.
+ */
 void urkv_conn_reaper(void *cc);
 
 /* Classes of commands, for ordering within a pipeline (conn.c). */
@@ -372,6 +393,16 @@ void urkv_config_run(struct urkv_conn *c, struct urkv_slot *s);
 /* shutdown.c */
 void urkv_shutdown_run(struct urkv_conn *c, struct urkv_slot *s);
 void urkv_save_run(struct urkv_conn *c, struct urkv_slot *s);
+
+/* watch.c */
+/* Notes the file the store opened and formats the refusals (main thread, after urt_kv_open). */
+void urkv_watch_init(struct urkv_server *srv);
+/* Compares the path with the open file once a second; core 0's housekeeping fiber. */
+void urkv_watch_tick(struct urkv_server *srv);
+/* The MISCONF refusal of cmd while the path does not name the open file and cmd writes, else NULL. */
+const char *urkv_watch_refusal(struct urkv_server *srv, const struct urkv_cmd *cmd);
+/* INFO's urkv_data_file_status: ok, deleted, replaced, or unwatched. */
+const char *urkv_watch_status(struct urkv_server *srv);
 
 /* info.c: the INFO reply text for section (NULL or "all" or "default": all). */
 char *urkv_info(struct urkv_conn *c, const char *section, size_t len);

@@ -28,8 +28,8 @@
  * runtime or in a fiber of it.  Every other function runs in a fiber on any
  * core of the runtime passed to urt_kv_open (asserted), except
  * urt_kv_submit, which runs on any reactor thread of it (fiber or not), and
- * the pure helpers urt_kv_shards/shard_of/shard_core/buf_region_bytes,
- * which run anywhere.  The blocking functions suspend the calling fiber,
+ * the pure helpers urt_kv_shards/shard_of/shard_core/buf_region_bytes
+ * and urt_kv_file_id, which run anywhere.  The blocking functions suspend the calling fiber,
  * never the thread.
  *
  * Durability.  A put, del, incr or clear returns (or calls back) once the
@@ -184,6 +184,17 @@ URT_API unsigned urt_kv_shard_of(const struct urt_kv *kv, const void *key, size_
 
 /** Core that runs shard.  Runs anywhere. */
 URT_API unsigned urt_kv_shard_core(const struct urt_kv *kv, unsigned shard);
+
+/**
+ * The device and inode numbers (st_dev, st_ino) of the file the store
+ * opened at o->path (fstat of the descriptor that holds its lock), so a
+ * caller can tell whether that path still names it: a data file renamed
+ * or deleted under a running store keeps taking writes that a later open
+ * of the path will not see.  Runs anywhere.  Returns 0, -ENOTSUP for a
+ * store with no file of its own (o->dev, or a device name urt_dev_open
+ * parses), or -errno of fstat.
+ */
+URT_API int urt_kv_file_id(const struct urt_kv *kv, uint64_t *dev, uint64_t *ino);
 
 /**
  * Copies up to buf_len bytes of key's value into buf (NULL when buf_len is

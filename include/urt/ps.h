@@ -155,7 +155,7 @@ struct urt_ps_stats {
 	uint64_t recovered_pages;/**< Page records (images and deltas) replayed by the last open. */
 	uint64_t checkpoint_lsn;/**< Current checkpoint LSN. */
 	uint64_t durable_lsn;	/**< Log durable up to this LSN. */
-	uint64_t bad_pgno;	/**< Page of the last URT_E_CORRUPT or read error; UINT64_MAX if none. */
+	uint64_t bad_pgno;	/**< Page of the last URT_E_CORRUPT (a checksum, page_check or urt_ps_page_corrupt) or read error; UINT64_MAX if none. */
 	int sticky_error;	/**< 0, or the error that made the store sticky. */
 	uint64_t log_images;	/**< Page image records written (first change of a page after a checkpoint). */
 	uint64_t log_image_holes;/**< Of those, images that left out a zero hole (PAGE_IMAGE_HOLE). */
@@ -217,6 +217,17 @@ URT_API size_t urt_ps_page_data_bytes(const struct urt_ps *ps);
 
 /** The page_check the store was opened with (NULL if none). */
 URT_API urt_ps_page_check_fn urt_ps_page_check(const struct urt_ps *ps);
+
+/**
+ * Records that the caller found page pgno (< page count) damaged by a
+ * check of its own beyond page_check, such as a structure that does not
+ * hold together across pages: urt_ps_stats bad_pgno names the page, as
+ * for a page that failed its checksum, and urt_last_error says
+ * "page store: page N is corrupt (why)".  Nothing else changes (the store
+ * does not turn sticky; the caller returns URT_E_CORRUPT).  Call on the
+ * store's core.
+ */
+URT_API void urt_ps_page_corrupt(struct urt_ps *ps, uint64_t pgno, const char *why);
 
 /**
  * Writes every dirty page whose last change is durable home, flushes,

@@ -416,6 +416,14 @@ urt_ps_page_check_fn urt_ps_page_check(const struct urt_ps *ps)
 	return ps->opts.page_check;
 }
 
+void urt_ps_page_corrupt(struct urt_ps *ps, uint64_t pgno, const char *why)
+{
+	URT_ASSERT(urt_core_id() == ps->core);
+	URT_ASSERT(pgno < ps->sb.page_count && why);
+	ps->stats.bad_pgno = pgno;
+	urt_set_error("page store: page %llu is corrupt (%s)", (unsigned long long)pgno, why);
+}
+
 int urt_ps_checkpoint(struct urt_ps *ps)
 {
 	URT_ASSERT(urt_core_id() == ps->core && urt_in_fiber());

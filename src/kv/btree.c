@@ -79,7 +79,10 @@
  * back); the struct kv_btree itself holds scratch buffers, the cursor
  * generation and a copy of the meta page that is used only while the
  * pager's epoch is unchanged and is dropped by every modification, so it
- * stays usable.
+ * stays usable.  A check of the tree's own that fails names the page it
+ * found wrong to the pager (ops->corrupt, through corrupt()) before it
+ * returns URT_E_CORRUPT, so the error can be traced to a page as a
+ * checksum failure can.
  *
  * Trust.  Every node's header (type, slot array and cell area bounds) is
  * checked: once per device read when the pager says so (nodes_checked:
@@ -169,6 +172,14 @@ static bool value_overflows(const struct kv_btree *t, size_t klen, size_t vlen)
 
 /* Pager wrappers: they check alignment and node headers. */
 
+/* Page pgno does not hold what the tree expects (why, a literal): the pager records it. */
+static int corrupt(struct kv_btree *t, uint64_t pgno, const char *why)
+{
+	if (t->ops->corrupt)
+		t->ops->corrupt(t->pager, pgno, why);
+	return URT_E_CORRUPT;
+}
+
 static int page_get(struct kv_btree *t, uint64_t pgno, bool write, void **pg)
 {
 	int rc = t->ops->get(t->pager, pgno, write, pg);
@@ -188,21 +199,25 @@ static int node_get(struct kv_btree *t, uint64_t pgno, bool write, int want_leaf
 		    void **pg)
 {
 	int rc = page_get(t, pgno, write, pg);
+	const char *why = NULL;
 	uint8_t type;
 
 	if (rc != 0)
 		return rc;
 	type = kv_node_hdr_const(*pg)->type;
-	if (t->ops->nodes_checked ? type != KV_PAGE_LEAF && type != KV_PAGE_INTERNAL
-				  : kv_node_check_header(*pg, t->u) != NULL)
-		goto corrupt;
-	if (want_leaf >= 0 && (type == KV_PAGE_LEAF) != (want_leaf != 0))
-		goto corrupt;
-	return 0;
-
-corrupt:
+	if (t->ops->nodes_checked) {
+		if (type != KV_PAGE_LEAF && type != KV_PAGE_INTERNAL)
+			why = "the tree points at a page that is not a node";
+	} else {
+		why = kv_node_check_header(*pg, t->u);
+	}
+	if (!why && want_leaf >= 0 && (type == KV_PAGE_LEAF) != (want_leaf != 0))
+		why = want_leaf ? "an internal node where the tree expects a leaf"
+				: "a leaf where the tree expects an internal node";
+	if (!why)
+		return 0;
 	page_put(t, pgno);
-	return URT_E_CORRUPT;
+	return corrupt(t, pgno, why);
 }
 
 static int make_writable(struct kv_btree *t, uint64_t pgno, void **pg)
@@ -261,7 +276,7 @@ static int meta_read(struct kv_btree *t, uint64_t *mpgno, struct kv_btree_meta *
 		return URT_E_VERSION;
 	}
 	if (!meta_valid(t, m))
-		return URT_E_CORRUPT;
+		return corrupt(t, *mpgno, "not a valid tree meta page");
 	t->meta_epoch = epoch;
 	t->meta_pgno = *mpgno;
 	t->meta_cached = *m;
@@ -358,7 +373,7 @@ static int ovf_write(struct kv_btree *t, const uint8_t *val, size_t vlen, uint64
 static int ovf_read(struct kv_btree *t, uint64_t head, size_t vlen, uint8_t *buf,
 		    size_t want)
 {
-	uint64_t pgno = head;
+	uint64_t pgno = head, prev = 0;
 	size_t done = 0;
 
 	while (done < want) {
@@ -369,7 +384,8 @@ static int ovf_read(struct kv_btree *t, uint64_t head, size_t vlen, uint8_t *buf
 		int rc;
 
 		if (pgno == 0)
-			return URT_E_CORRUPT;
+			return prev ? corrupt(t, prev, "overflow chain ends before its value")
+				    : URT_E_CORRUPT;
 		rc = page_get(t, pgno, false, &pg);
 		if (rc != 0)
 			return rc;
@@ -377,13 +393,14 @@ static int ovf_read(struct kv_btree *t, uint64_t head, size_t vlen, uint8_t *buf
 		if (h->type != KV_PAGE_OVERFLOW || h->len == 0 ||
 		    h->len > t->ovf_chunk || done + h->len > vlen) {
 			page_put(t, pgno);
-			return URT_E_CORRUPT;
+			return corrupt(t, pgno, "not an overflow page of this value");
 		}
 		n = h->len < want - done ? h->len : want - done;
 		memcpy(buf + done, (const uint8_t *)pg + KV_OVF_HDR_SIZE, n);
 		next = h->next;
 		page_put(t, pgno);
 		done += n;
+		prev = pgno;
 		pgno = next;
 	}
 	return 0;
@@ -399,7 +416,7 @@ static int ovf_free_page(struct kv_btree *t, uint64_t pgno, uint64_t *next)
 		return rc;
 	if (((const struct kv_ovf_hdr *)pg)->type != KV_PAGE_OVERFLOW) {
 		page_put(t, pgno);
-		return URT_E_CORRUPT;
+		return corrupt(t, pgno, "not an overflow page");
 	}
 	*next = ((const struct kv_ovf_hdr *)pg)->next;
 	page_put(t, pgno);
@@ -420,7 +437,7 @@ static int ovf_free(struct kv_btree *t, uint64_t head)
 		int rc;
 
 		if (++steps > OVF_PAGES_MAX(t->ovf_chunk))
-			return URT_E_CORRUPT;
+			return corrupt(t, pgno, "overflow chain longer than any value");
 		rc = ovf_free_page(t, pgno, &pgno);
 		if (rc != 0)
 			return rc;
@@ -500,7 +517,7 @@ int kv_btree_chain_read(struct kv_btree *t, uint64_t *pgno, size_t *off, size_t 
 		if (h->type != KV_PAGE_OVERFLOW || h->len == 0 || h->len > t->ovf_chunk ||
 		    *off + h->len > vlen) {
 			page_put(t, *pgno);
-			return URT_E_CORRUPT;
+			return corrupt(t, *pgno, "not an overflow page of this value");
 		}
 		len = h->len < want - *off ? h->len : want - *off;
 		memcpy((uint8_t *)buf + *off, (const uint8_t *)pg + KV_OVF_HDR_SIZE, len);
@@ -681,7 +698,7 @@ static int fix_child(struct kv_btree *t, uint64_t ppgno, unsigned level, unsigne
 	if (rc != 0)
 		return rc;
 	if (kv_node_count(pp) == 0) {
-		rc = URT_E_CORRUPT;
+		rc = corrupt(t, ppgno, "an internal node with no cells");
 		goto err_put_parent;
 	}
 	/* Pair the child with its right sibling, or its left one if it is last. */
@@ -1031,7 +1048,7 @@ static int tree_modify(struct kv_btree *t, struct kv_op *op)
 	}
 	if (op->removed && (m.flags & KV_BTREE_META_COUNTED)) {
 		if (m.count == 0)
-			return URT_E_CORRUPT;
+			return corrupt(t, mpgno, "the tree's key count is 0 with a key in it");
 		m.count--;
 		dirty = true;
 	}
@@ -1391,12 +1408,12 @@ static int count_leaves(struct kv_btree *t, uint64_t *count)
 			key = kv_node_key(pg, 0, &klen);
 			if (last_len != 0 && kv_key_cmp(last, last_len, key, klen) >= 0) {
 				page_put(t, pgno);
-				return URT_E_CORRUPT;
+				return corrupt(t, pgno, "a leaf's keys do not follow the previous leaf's");
 			}
 			key = kv_node_key(pg, cells - 1, &klen);
 			if (klen == 0 || klen > KV_BTREE_KEY_MAX) {
 				page_put(t, pgno);
-				return URT_E_CORRUPT;
+				return corrupt(t, pgno, "a key of impossible length");
 			}
 			memcpy(last, key, klen);
 			last_len = klen;
@@ -1496,14 +1513,14 @@ static int cursor_load(struct kv_btree_cursor *c, uint64_t pgno, void *pg, unsig
 		/* Only the root leaf may be empty, and it has no successor. */
 		if (kv_node_count(pg) == 0) {
 			page_put(t, pgno);
-			return URT_E_CORRUPT;
+			return corrupt(t, pgno, "an empty leaf that is not the root");
 		}
 		idx = 0;
 	}
 	kv_leaf_cell_decode(kv_node_cell(pg, idx), &lc);
 	if (lc.klen == 0 || lc.klen > KV_BTREE_KEY_MAX) {
 		page_put(t, pgno);
-		return URT_E_CORRUPT;
+		return corrupt(t, pgno, "a key of impossible length");
 	}
 	memcpy(c->key, lc.key, lc.klen);
 	c->klen = lc.klen;
@@ -1560,7 +1577,7 @@ int kv_btree_cursor_next(struct kv_btree_cursor *c)
 	if (c->idx >= kv_node_count(pg)) {
 		page_put(c->tree, c->leaf);
 		c->valid = false;
-		return URT_E_CORRUPT;
+		return corrupt(c->tree, c->leaf, "a leaf lost cells under a cursor");
 	}
 	rc = cursor_load(c, c->leaf, pg, c->idx + 1);
 	if (rc != 0)
@@ -1611,13 +1628,13 @@ int kv_btree_cursor_value(struct kv_btree_cursor *c, void *buf, size_t buf_len,
 		return rc;
 	if (c->idx >= kv_node_count(pg)) {
 		page_put(t, c->leaf);
-		return URT_E_CORRUPT;
+		return corrupt(t, c->leaf, "a leaf lost cells under a cursor");
 	}
 	cell = kv_node_cell(pg, c->idx);
 	klen = kv_ld16(cell);
 	if (kv_key_cmp(cell + KV_LEAF_CELL_HDR, klen, c->key, c->klen) != 0) {
 		page_put(t, c->leaf);
-		return URT_E_CORRUPT;
+		return corrupt(t, c->leaf, "a leaf's key changed under a cursor");
 	}
 	return cell_value(t, c->leaf, cell, buf, buf_len, vlen, NULL, NULL);
 }

@@ -107,6 +107,19 @@ unsigned urt_kv_shards(const struct urt_kv *kv)
 	return kv->nshards;
 }
 
+int urt_kv_file_id(const struct urt_kv *kv, uint64_t *dev, uint64_t *ino)
+{
+	struct stat st;
+
+	if (kv->lock_fd < 0)
+		return -ENOTSUP;
+	if (fstat(kv->lock_fd, &st) != 0)
+		return -errno;
+	*dev = (uint64_t)st.st_dev;
+	*ino = (uint64_t)st.st_ino;
+	return 0;
+}
+
 unsigned urt_kv_shard_of(const struct urt_kv *kv, const void *key, size_t klen)
 {
 	/* One shard: nothing to choose, and no hash to pay (about 90 instructions a request). */

@@ -89,6 +89,13 @@ struct kv_pager_ops {
 	 * peek returns it).  A hint: no I/O, cannot fail.
 	 */
 	void (*prefetch)(struct kv_pager *p, uint64_t pgno, size_t off, size_t len);
+	/*
+	 * Optional (may be NULL).  The tree found page pgno not holding what
+	 * it expects (why: a string literal) and is about to return
+	 * URT_E_CORRUPT; the pager records it where its user looks for
+	 * damaged pages.  Cannot fail.
+	 */
+	void (*corrupt)(struct kv_pager *p, uint64_t pgno, const char *why);
 	/* Usable bytes per page: the page size minus the pager's own header. */
 	size_t page_usable;
 	/*

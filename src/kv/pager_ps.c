@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/assert.h"
 #include "kv/btree_node.h"
 #include "kv/pager_ps.h"
 #include "urt/error.h"
@@ -143,6 +144,40 @@ static bool pgno_valid(const struct kv_pps *p, uint64_t pgno)
 	return pgno != 0 && pgno < p->meta->hwm;
 }
 
+/* Damage found in pgno: recorded now (writer) or once confirmed (reader); see pager_ps.h. */
+static int damage(struct kv_pps *p, uint64_t pgno, const char *why)
+{
+	URT_ASSERT(pgno < p->page_count);
+	if (p->writer)
+		urt_ps_page_corrupt(p->ps, pgno, why);
+	else if (!p->bad_why) {
+		p->bad_pgno = pgno;
+		p->bad_why = why;
+	}
+	return URT_E_CORRUPT;
+}
+
+static void pps_corrupt(struct kv_pager *kp, uint64_t pgno, const char *why)
+{
+	struct kv_pps *p = pps(kp);
+
+	/* A page number the tree read from a damaged pointer may be out of range: none to name. */
+	if (pgno < p->page_count)
+		damage(p, pgno, why);
+}
+
+void kv_pps_corrupt_confirm(struct kv_pps *p)
+{
+	if (p->bad_why)
+		urt_ps_page_corrupt(p->ps, p->bad_pgno, p->bad_why);
+	p->bad_why = NULL;
+}
+
+void kv_pps_corrupt_forget(struct kv_pps *p)
+{
+	p->bad_why = NULL;
+}
+
 static int pps_get(struct kv_pager *kp, uint64_t pgno, bool write, void **data)
 {
 	struct kv_pps *p = pps(kp);
@@ -205,24 +240,24 @@ static int pps_alloc(struct kv_pager *kp, uint64_t *out, void **data)
 	p->store_full = false;
 	if (m->free_head) {
 		if (!pgno_valid(p, m->free_head))
-			return URT_E_CORRUPT;
+			return damage(p, 0, "free-list head out of range");
 		ret = page(p, m->free_head, true, &pg);
 		if (ret)
 			return ret;
 		t = pg;
 		if (t->magic != KV_TRUNK_MAGIC || t->count > trunk_cap(p))
-			return URT_E_CORRUPT;
+			return damage(p, m->free_head, "not a free-list trunk");
 		if (t->count) {
 			pgno = t->pgno[--t->count];
 			if (!pgno_valid(p, pgno))
-				return URT_E_CORRUPT;
+				return damage(p, m->free_head, "free-list entry out of range");
 		} else {
 			/* The empty trunk is the page handed out. */
 			pgno = m->free_head;
 			m->free_head = t->next;
 		}
 		if (m->free_pages == 0)
-			return URT_E_CORRUPT;
+			return damage(p, 0, "free-page count is 0 with a free list");
 		m->free_pages--;
 	} else {
 		if (m->hwm >= p->page_count) {
@@ -255,13 +290,13 @@ static int pps_free(struct kv_pager *kp, uint64_t pgno)
 		return URT_E_CORRUPT;
 	if (m->free_head) {
 		if (!pgno_valid(p, m->free_head))
-			return URT_E_CORRUPT;
+			return damage(p, 0, "free-list head out of range");
 		ret = page(p, m->free_head, true, &pg);
 		if (ret)
 			return ret;
 		t = pg;
 		if (t->magic != KV_TRUNK_MAGIC || t->count > trunk_cap(p))
-			return URT_E_CORRUPT;
+			return damage(p, m->free_head, "not a free-list trunk");
 		if (t->count < trunk_cap(p)) {
 			t->pgno[t->count++] = pgno;
 			m->free_pages++;
@@ -384,6 +419,7 @@ const struct kv_pager_ops kv_pps_ops_template = {
 	.peek = pps_peek,
 	.locate = pps_locate,
 	.prefetch = pps_prefetch,
+	.corrupt = pps_corrupt,
 };
 
 int kv_pps_init(struct kv_pps *p, struct urt_ps *ps, bool writer, uint32_t pages_write_max,
@@ -437,6 +473,7 @@ int kv_pps_bind(struct kv_pps *p, struct urt_tx *tx)
 	p->nread = 0;
 	p->gets = 0;
 	p->store_full = false;
+	p->bad_why = NULL;
 	if (++p->gen == 0) {
 		/* Generation wrapped: clear the set once so no stale slot matches. */
 		if (p->set)
@@ -454,6 +491,8 @@ int kv_pps_bind(struct kv_pps *p, struct urt_tx *tx)
 	if (!meta_valid(p, p->meta)) {
 		p->tx = NULL;
 		p->meta = NULL;
+		/* Installs are atomic for fibers: page 0 as any transaction sees it is a commit's. */
+		urt_ps_page_corrupt(p->ps, 0, "not a shard meta page of this layout");
 		return URT_E_CORRUPT;
 	}
 	return 0;

@@ -97,6 +97,8 @@ struct kv_pps {
 	uint32_t gets;			/* Page gets in tx (reader: bounds the pins). */
 	uint32_t gen;			/* Generation of the page set. */
 	uint32_t set_mask;		/* Slots in set minus one (power of two). */
+	uint64_t bad_pgno;		/* Reader: the first page the tree found damaged in tx... */
+	const char *bad_why;		/* ...and why; NULL: none (see kv_pps_corrupt_confirm). */
 	uint64_t memo_hits;		/* Page reads memo answered, since init (in the cache line of gets). */
 	uint64_t memo_misses;		/* Page reads memo could not answer (asked the store). */
 	struct kv_pps_slot *set;	/* Pages touched by tx (writer only). */
@@ -121,6 +123,22 @@ int kv_pps_bind(struct kv_pps *p, struct urt_tx *tx);
 
 /* Forgets the transaction (the caller commits or aborts it). */
 void kv_pps_unbind(struct kv_pps *p);
+
+/*
+ * Damage the tree finds (ops.corrupt) and the pager's own checks find
+ * (the free list, page 0) is recorded in the page store (urt_ps_page_corrupt:
+ * urt_ps_stats bad_pgno, which urt_kv_shard_stats passes on), so that an
+ * URT_E_CORRUPT names its page.  A writer's transaction sees the tree as
+ * its last commit left it, so a writer records at once.  A reader may
+ * combine pages of two commits (shard.c's seqlock) and find a damage that
+ * is not there, so a reader only notes its first finding; the shard calls
+ * kv_pps_corrupt_confirm once the transaction proved consistent (no commit
+ * installed while it ran), which records it, and the next bind forgets it.
+ * kv_pps_corrupt_forget drops it (a read of pages that may have been
+ * reused, such as a stale large value's chain).
+ */
+void kv_pps_corrupt_confirm(struct kv_pps *p);
+void kv_pps_corrupt_forget(struct kv_pps *p);
 
 /*
  * Writes a fresh meta page for shard id of count into page 0 of tx (a

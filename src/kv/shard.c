@@ -1057,6 +1057,9 @@ static int read_once(struct kv_shard *s, struct kv_reader *rd, kv_read_fn fn, vo
 	ret = fn(rd, arg);
 	/* rd->pager.meta is the pinned committed frame: commits install into it. */
 	*changed = rd->pager.meta->tx_seq != seq;
+	/* A damage the tree found in a consistent view is there: its page is recorded. */
+	if (!*changed)
+		kv_pps_corrupt_confirm(&rd->pager);
 	kv_pps_unbind(&rd->pager);
 	urt_tx_commit(tx);
 	return ret;
@@ -1136,6 +1139,9 @@ static int read_chunk(struct kv_reader *rd, void *arg)
 		r->pgno = pgno;
 		r->off = off;
 	}
+	/* Nor is a damage found in them one (the read starts over). */
+	if (r->big.stale)
+		kv_pps_corrupt_forget(&rd->pager);
 	return ret;
 }
 

@@ -542,10 +542,28 @@ Test(resp_parse, waits_for_more_data)
 }
 
 /*
+ * Invariant 2 of resp.c, after a call that returned 0 for the first k bytes:
+ * the parser stands where those bytes ran out, so the next call goes on from
+ * there.  Either it waits for a bulk's data to reach bulk_end (and its CRLF),
+ * comparing lengths only, or the line it searches has been searched up to
+ * the last byte (scan; at most the '\r' of a "\r\n" is looked at again).
+ * A parser that went back to the command's start (its fast path tried again,
+ * a state reset, a line searched from its start) fails this at once.
+ */
+static void expect_resumes_at_end(const struct resp_parser *p, size_t k)
+{
+	if (p->scan + 1 >= k || p->bulk_end + 1 >= k)
+		return;
+	cr_assert_fail("after a prefix of %zu bytes the parser resumes from scan %zu / bulk_end %zu: "
+		       "it would read the command again", k, p->scan, p->bulk_end);
+}
+
+/*
  * A 1 MiB bulk fed one byte per call, then a command of 100000 one-byte
- * arguments and a 4 MiB inline line fed the same way.  If the parser rescanned from the start each
- * call this would take about 10^12 steps and hit the test timeout; with its
- * saved state it takes milliseconds.
+ * arguments and a 4 MiB inline line fed the same way.  Each call must leave
+ * the parser where the bytes ran out (expect_resumes_at_end), so the work is
+ * linear in the input; a parser that rescanned from the start each call
+ * would also take about 10^12 steps (the timeout only stops such a run).
  */
 Test(resp_parse, byte_at_a_time_is_linear, .timeout = 60)
 {
@@ -569,6 +587,8 @@ Test(resp_parse, byte_at_a_time_is_linear, .timeout = 60)
 		rc = resp_parse(&p, buf, k, &cmd);
 		if (k < n && rc != 0)
 			cr_assert_fail("prefix %zu of %zu gave %zd", k, n, rc);
+		if (k < n)
+			expect_resumes_at_end(&p, k);
 	}
 	cr_assert_eq(rc, (ssize_t)n);
 	cr_assert_eq(cmd.argc, 1);
@@ -582,6 +602,8 @@ Test(resp_parse, byte_at_a_time_is_linear, .timeout = 60)
 		rc = resp_parse(&p, buf, k, &cmd);
 		if (k < n && rc != 0)
 			cr_assert_fail("prefix %zu of %zu gave %zd", k, n, rc);
+		if (k < n)
+			expect_resumes_at_end(&p, k);
 	}
 	cr_assert_eq(rc, (ssize_t)n);
 	cr_assert_eq(cmd.argc, ARGS);
@@ -605,6 +627,8 @@ Test(resp_parse, byte_at_a_time_is_linear, .timeout = 60)
 		rc = resp_parse(&p, buf, k, &cmd);
 		if (k < n && rc != 0)
 			cr_assert_fail("prefix %zu of %zu gave %zd", k, n, rc);
+		if (k < n)
+			expect_resumes_at_end(&p, k);
 	}
 	cr_assert_eq(rc, (ssize_t)n);
 	cr_assert_eq(cmd.argc, 2);

@@ -517,9 +517,15 @@ echo
 echo "==== run-vm summary ===="
 echo "guest kernel: $(sed -n 's/^URT-VM: kernel \([^ ]*\).*/\1/p' "$WORK/console.txt" | head -n 1) (package $kpkg)"
 grep -E '^URT-VM: (PASS|FAIL|SKIP|SETUP-FAILED) ' "$WORK/console.txt" | sed 's/^URT-VM: /  /' || true
+# A binary the guest never reported on (left out of /etc/urt/tests, or
+# /init lost it) has tested nothing: the run cannot pass or skip with it.
+not_run=0
 for b in "$@"; do
 	name=$(basename "$b")
-	grep -qE "^URT-VM: (PASS|FAIL|SKIP) $name" "$WORK/console.txt" || echo "  NOT RUN $name"
+	if ! grep -qE "^URT-VM: (PASS|FAIL|SKIP) $name( |\$)" "$WORK/console.txt"; then
+		echo "  NOT RUN $name"
+		not_run=$((not_run + 1))
+	fi
 done
 awk -v s="$t_start" -v k="$t_kernel" -v b="$t_boot" -v e="$t_end" 'BEGIN {
 	printf "wall time: %.1f s (kernel %.1f s, staging %.1f s, qemu %.1f s)\n", e - s, k - s, b - k, e - b }'
@@ -542,6 +548,10 @@ if [ "$rc" = 33 ] && [ -n "$check_cmd" ]; then
 	77) echo "result: SKIP (the host check skipped)"; exit 77 ;;
 	*) echo "result: FAIL (the host check failed with status $crc)"; exit 1 ;;
 	esac
+fi
+if [ "$not_run" -gt 0 ] && { [ "$rc" = 33 ] || [ "$rc" = 35 ]; }; then
+	echo "result: FAIL ($not_run of the $# test binaries did not run in the guest)"
+	exit 1
 fi
 case "$rc" in
 33) echo "result: PASS"; exit 0 ;;

@@ -250,6 +250,12 @@ struct urkv_cmd {
 	bool ok_reply;
 	/* When set: the class of this call, which depends on its arguments (SET ... GET). */
 	enum urkv_class (*classify)(const struct resp_arg *argv, size_t argc);
+	/*
+	 * Writes the data file: changes the data set (Redis's "write" flag) or
+	 * checkpoints it (SAVE).  Refused while the data file is not at its
+	 * path (watch.c).
+	 */
+	bool writes;
 };
 
 /* The class of slot s's command (its classify, else cls). */

@@ -9,7 +9,11 @@
  * acknowledged after such a change is lost at restart.  So once a second
  * the path's (st_dev, st_ino) is compared with the open file's
  * (urt_kv_file_id), and while they differ writes are refused, as Redis
- * refuses them with -MISCONF when it cannot persist; reads go on.
+ * refuses them with -MISCONF when it cannot persist; reads go on.  The
+ * commands refused are those the command table marks `writes`: every
+ * command that changes the data set, and SAVE (its checkpoint would go to
+ * the file the next start does not open, and an OK would say the data is
+ * safe).
  *
  * Design notes.
  *
@@ -38,12 +42,13 @@
  *     hears of).
  *
  * The check is a stat(2) of the path on core 0's reactor thread once a
- * second: microseconds, and the fiber's only blocking call.
+ * second: microseconds, and the fiber's only blocking call (a data path on
+ * a network file system that hangs would stall core 0's connections with
+ * it; the store's own I/O to that file would hang too).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 #include "base/assert.h"
@@ -53,26 +58,11 @@
 
 #define WATCH_PERIOD_NS 1000000000ull	/* Checks once a second. */
 
-/* Commands that change the data set (Redis's "write" flag), refused while the file is away. */
-static const char *const write_cmds[] = {
-	"set", "setnx", "setex", "psetex", "getex", "getdel", "getset", "mset", "msetnx",
-	"del", "unlink", "incr", "decr", "incrby", "decrby", "incrbyfloat", "append",
-	"setrange", "setbit", "expire", "pexpire", "expireat", "pexpireat", "persist",
-	"rename", "renamenx", "copy", "flushall", "flushdb", "restore", "restore-asking",
-	"migrate",
-};
-
 void urkv_watch_init(struct urkv_server *srv)
 {
 	struct urkv_watch *w = &srv->watch;
-	uint64_t dev, ino;
+	uint64_t dev = 0, ino = 0;
 
-	/* A name the table does not have would never be refused: a programmer error. */
-	for (size_t i = 0; i < sizeof(write_cmds) / sizeof(write_cmds[0]); i++) {
-		struct resp_arg name = { .ptr = write_cmds[i], .len = strlen(write_cmds[i]) };
-
-		URT_ASSERT(urkv_cmd_lookup(&name) != NULL);
-	}
 	atomic_init(&w->state, URKV_WATCH_OK);
 	/* A store without a file of its own (a device name urt_dev_open parses) is not watched. */
 	w->on = urt_kv_file_id(srv->kv, &dev, &ino) == 0;
@@ -131,12 +121,9 @@ const char *urkv_watch_refusal(struct urkv_server *srv, const struct urkv_cmd *c
 {
 	int st = atomic_load_explicit(&srv->watch.state, memory_order_relaxed);
 
-	if (st == URKV_WATCH_OK)
+	if (st == URKV_WATCH_OK || !cmd->writes)
 		return NULL;
-	for (size_t i = 0; i < sizeof(write_cmds) / sizeof(write_cmds[0]); i++)
-		if (strcmp(cmd->name, write_cmds[i]) == 0)
-			return srv->watch.msg[st];
-	return NULL;
+	return srv->watch.msg[st];
 }
 
 const char *urkv_watch_status(struct urkv_server *srv)

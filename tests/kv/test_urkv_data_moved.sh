@@ -43,7 +43,7 @@ expect "EXISTS" 1 "$(cli EXISTS k1)"
 expect "TTL" -1 "$(cli TTL k1)"
 expect "PING" PONG "$(cli PING)"
 for cmd in "SET k2 v" "SET k1 v GET" "MSET a 1 b 2" "DEL k1" "INCR n" "EXPIRE k1 100" "APPEND k1 x" \
-	"FLUSHALL" "GETDEL k1" "RENAME k1 k3"; do
+	"FLUSHALL" "GETDEL k1" "RENAME k1 k3" "SAVE"; do
 	# shellcheck disable=SC2086
 	expect "$cmd refused" "$GONE" "$(cli $cmd)"
 done

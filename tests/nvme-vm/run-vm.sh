@@ -522,7 +522,7 @@ grep -E '^URT-VM: (PASS|FAIL|SKIP|SETUP-FAILED) ' "$WORK/console.txt" | sed 's/^
 not_run=0
 for b in "$@"; do
 	name=$(basename "$b")
-	if ! grep -qE "^URT-VM: (PASS|FAIL|SKIP) $name( |\$)" "$WORK/console.txt"; then
+	if ! grep -E "^URT-VM: (PASS|FAIL|SKIP) " "$WORK/console.txt" | awk -v n="$name" '$3 == n { f = 1 } END { exit !f }'; then
 		echo "  NOT RUN $name"
 		not_run=$((not_run + 1))
 	fi
@@ -536,6 +536,10 @@ if [ -n "$trace_events" ]; then
 		echo "QEMU trace copied to $trace_out"
 	fi
 fi
+if [ "$not_run" -gt 0 ] && { [ "$rc" = 33 ] || [ "$rc" = 35 ]; }; then
+	echo "result: FAIL ($not_run of the $# test binaries did not run in the guest)"
+	exit 1
+fi
 if [ "$rc" = 33 ] && [ -n "$check_cmd" ]; then
 	echo "==== host check: $check_cmd"
 	set +e
@@ -548,10 +552,6 @@ if [ "$rc" = 33 ] && [ -n "$check_cmd" ]; then
 	77) echo "result: SKIP (the host check skipped)"; exit 77 ;;
 	*) echo "result: FAIL (the host check failed with status $crc)"; exit 1 ;;
 	esac
-fi
-if [ "$not_run" -gt 0 ] && { [ "$rc" = 33 ] || [ "$rc" = 35 ]; }; then
-	echo "result: FAIL ($not_run of the $# test binaries did not run in the guest)"
-	exit 1
 fi
 case "$rc" in
 33) echo "result: PASS"; exit 0 ;;

@@ -585,7 +585,6 @@ int urkv_cluster_open(struct urkv_server *srv)
 		text = NULL;
 	} else {
 		unsigned char rnd[URKV_NODE_ID_LEN / 2];
-		struct stat st;
 
 		/* A new node: a random id, version 0, no topology yet. */
 		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
@@ -606,11 +605,7 @@ int urkv_cluster_open(struct urkv_server *srv)
 			goto err;
 		}
 		/* Remembered so that a failed start removes only this file (urkv_cluster_remove_created). */
-		cl->created = lstat(cl->path, &st) == 0 && S_ISREG(st.st_mode);
-		if (cl->created) {
-			cl->created_dev = st.st_dev;
-			cl->created_ino = st.st_ino;
-		}
+		urkv_new_file_note(&cl->created, cl->path, false);
 	}
 	atomic_init(&cl->topo, t);
 	srv->cluster = cl;
@@ -625,19 +620,9 @@ err:
 
 void urkv_cluster_remove_created(struct urkv_server *srv, bool quiet)
 {
-	struct urkv_cluster *cl = srv->cluster;
-	struct stat st;
-
-	if (!cl || !cl->created || lstat(cl->path, &st) != 0 || st.st_dev != cl->created_dev ||
-	    st.st_ino != cl->created_ino)
-		return;
-	if (unlink(cl->path) != 0)
-		fprintf(stderr, "urkv: cannot remove the cluster file %s, which this failed start "
-			"created: %s\n", cl->path, strerror(errno));
-	else if (!quiet)
-		fprintf(stderr, "urkv: removed the cluster file %s, which this failed start created\n",
-			cl->path);
-	cl->created = false;
+	if (srv->cluster)
+		urkv_new_file_remove(&srv->cluster->created, srv->cluster->path, "the cluster file ",
+				     quiet);
 }
 
 void urkv_cluster_close(struct urkv_server *srv)

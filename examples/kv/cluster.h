@@ -18,8 +18,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <sys/types.h>
-
 #include "urkv.h"
 
 #define URKV_SLOTS 16384u		/* Hash slots, as Redis Cluster. */
@@ -53,9 +51,7 @@ struct urkv_topo {
 struct urkv_cluster {
 	char myid[URKV_NODE_ID_LEN + 1];/* This node's id. */
 	char path[4200];		/* The cluster file. */
-	bool created;			/* urkv_cluster_open created the file (a new node). */
-	dev_t created_dev;		/* Device of the file it created. */
-	ino_t created_ino;		/* Its inode (a later update renames a new one in). */
+	struct urkv_new_file created;	/* The file urkv_cluster_open created (a new node). */
 	_Atomic(struct urkv_topo *) topo;/* Current snapshot. */
 	pthread_mutex_t lock;		/* Serialises updates (taken with trylock from fibers). */
 	/* The slot gate (cluster_cmd.c): MIGRATE holds a slot, keyed commands pass it. */

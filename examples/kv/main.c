@@ -172,55 +172,16 @@ static const char *detail(char *buf, size_t len)
 /*
  * The data file this start created, if it did: a start that fails before
  * it served anyone (an address not on this host, a port in use) removes
- * it, rather than leave a new file of --size bytes behind.  A file that
- * was there before is never removed, nor one that is no longer the file
- * this start created (same device and inode).  A cluster node's new
- * cluster file goes the same way (urkv_cluster_remove_created).
+ * it, rather than leave a new file of --size bytes behind (new_file.c).
+ * A cluster node's new cluster file goes the same way
+ * (urkv_cluster_remove_created).  Before urt_kv_open: whether the path
+ * names a file already (an lstat error but ENOENT counts as yes).
  */
-struct new_data_file {
-	bool created;		/* The path named no file before the store was opened. */
-	dev_t dev;		/* Device of the file the store created. */
-	ino_t ino;		/* Its inode. */
-};
-
-/* Before urt_kv_open: whether the path names a file already (an lstat error but ENOENT counts as yes). */
 static bool data_file_exists(const char *path)
 {
 	struct stat st;
 
 	return lstat(path, &st) == 0 || errno != ENOENT;
-}
-
-/* After a successful urt_kv_open: remembers the file it created (a regular file only). */
-static void data_file_note(struct new_data_file *nf, const char *path, bool existed)
-{
-	struct stat st;
-
-	nf->created = !existed && lstat(path, &st) == 0 && S_ISREG(st.st_mode);
-	if (nf->created) {
-		nf->dev = st.st_dev;
-		nf->ino = st.st_ino;
-	}
-}
-
-/*
- * Removes the file this start created.  Called while the store still
- * holds the file's lock (kv_layout_claim's flock): between an unlink
- * after the close and the close itself, another urkv could open the file
- * as a store and then lose it to the unlink.  The close then writes to the
- * unlinked inode, which is freed when it closes.
- */
-static void data_file_remove(const struct new_data_file *nf, const char *path, bool quiet)
-{
-	struct stat st;
-
-	if (!nf->created || lstat(path, &st) != 0 || st.st_dev != nf->dev || st.st_ino != nf->ino)
-		return;
-	if (unlink(path) != 0)
-		fprintf(stderr, "urkv: cannot remove %s, which this failed start created: %s\n", path,
-			strerror(errno));
-	else if (!quiet)
-		fprintf(stderr, "urkv: removed %s, which this failed start created\n", path);
 }
 
 /* Connections the cores accepted (every one might have written). */
@@ -255,7 +216,7 @@ int main(int argc, char **argv)
 	struct urkv_opts *o = &srv.o;
 	struct urt_rt_opts ro;
 	struct urt_kv_opts ko;
-	struct new_data_file nf = { 0 };
+	struct urkv_new_file nf = { 0 };
 	sigset_t sigs;
 	bool existed;
 	int sig = 0, ret;
@@ -372,7 +333,7 @@ int main(int argc, char **argv)
 		urkv_config_free();
 		return 1;
 	}
-	data_file_note(&nf, srv.data_path, existed);
+	urkv_new_file_note(&nf, srv.data_path, existed);
 	urkv_watch_init(&srv);
 	srv.start_ns = urt_clock_ns();
 	ret = urkv_server_start(&srv);
@@ -394,7 +355,13 @@ int main(int argc, char **argv)
 	}
 	urkv_server_stop(&srv);
 	if (ret && connections_accepted(&srv) == 0) {
-		data_file_remove(&nf, srv.data_path, o->quiet);
+		/*
+		 * While the store still holds the file's lock (kv_layout_claim's
+		 * flock): unlinked after the close, another urkv could open it as
+		 * a store in between and lose it.  The close then writes to the
+		 * unlinked inode, freed when it closes.
+		 */
+		urkv_new_file_remove(&nf, srv.data_path, "", o->quiet);
 		urkv_cluster_remove_created(&srv, o->quiet);
 	}
 	ret = urt_kv_close(srv.kv) || ret;

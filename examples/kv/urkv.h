@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "resp.h"
 #include "urt/urt.h"
@@ -399,6 +400,21 @@ void urkv_config_run(struct urkv_conn *c, struct urkv_slot *s);
 /* shutdown.c */
 void urkv_shutdown_run(struct urkv_conn *c, struct urkv_slot *s);
 void urkv_save_run(struct urkv_conn *c, struct urkv_slot *s);
+
+/* new_file.c: a file this start created, removed again if the start fails. */
+struct urkv_new_file {
+	bool created;			/* The path names the file this start created... */
+	dev_t dev;			/* ...on this device... */
+	ino_t ino;			/* ...with this inode. */
+};
+/* After creating path (existed: it named a file before): notes it if it is a new regular file. */
+void urkv_new_file_note(struct urkv_new_file *nf, const char *path, bool existed);
+/*
+ * Unlinks path if it still names the noted file, and says so on stderr
+ * ("urkv: removed <what><path>, ...") unless quiet; a failed unlink is
+ * always said.  Then nothing is noted.
+ */
+void urkv_new_file_remove(struct urkv_new_file *nf, const char *path, const char *what, bool quiet);
 
 /* watch.c */
 /* Notes the file the store opened and formats the refusals (main thread, after urt_kv_open). */

@@ -249,10 +249,7 @@ int main(int argc, char **argv)
 	atomic_init(&srv.next_client_id, 1);
 	if (o->requirepass && urkv_auth_set_password(&srv, o->requirepass, strlen(o->requirepass))) {
 		fprintf(stderr, "urkv: out of memory\n");
-		urkv_cluster_remove_created(&srv, o->quiet);
-		urkv_cluster_close(&srv);
-		urkv_config_free();
-		return 1;
+		goto fail;
 	}
 	_Static_assert(URT_KV_VALUE_MAX == 536870912u, "URKV_VALUE_MAX_TEXT");
 	if (o->max_request == 0)
@@ -298,13 +295,8 @@ int main(int argc, char **argv)
 	if (ko.cache_bytes != o->cache_bytes && !o->quiet)
 		fprintf(stderr, "urkv: --cache lowered to %llu MiB (1 GiB of registered buffers per core)\n",
 			(unsigned long long)(ko.cache_bytes >> 20));
-	if (urkv_cores_fit_memory(o, &ko, &ro, srv.ncores) != 0) {
-		urkv_auth_free(&srv);
-		urkv_cluster_remove_created(&srv, o->quiet);
-		urkv_cluster_close(&srv);
-		urkv_config_free();
-		return 1;
-	}
+	if (urkv_cores_fit_memory(o, &ko, &ro, srv.ncores) != 0)
+		goto fail;
 	ro.fiber_max = o->max_clients + 1024;
 	ro.mode = (enum urt_poll_mode)o->poll_mode;
 	if (o->no_pin)
@@ -314,11 +306,7 @@ int main(int argc, char **argv)
 	if (ret) {
 		fprintf(stderr, "urkv: cannot start the runtime: %s%s\n", urt_strerror(ret),
 			detail(dbuf, sizeof(dbuf)));
-		urkv_auth_free(&srv);
-		urkv_cluster_remove_created(&srv, o->quiet);
-		urkv_cluster_close(&srv);
-		urkv_config_free();
-		return 1;
+		goto fail;
 	}
 	srv.ncores = urt_rt_ncores(srv.rt);
 	existed = data_file_exists(srv.data_path);
@@ -327,11 +315,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "urkv: cannot open %s: %s%s\n", srv.data_path, urt_strerror(ret),
 			detail(dbuf, sizeof(dbuf)));
 		urt_rt_stop(srv.rt);
-		urkv_auth_free(&srv);
-		urkv_cluster_remove_created(&srv, o->quiet);
-		urkv_cluster_close(&srv);
-		urkv_config_free();
-		return 1;
+		goto fail;
 	}
 	urkv_new_file_note(&nf, srv.data_path, existed);
 	urkv_watch_init(&srv);
@@ -377,4 +361,11 @@ int main(int argc, char **argv)
 	if (ret == 0 && !o->quiet)
 		fprintf(stderr, "urkv: stopped cleanly\n");
 	return ret ? 1 : 0;
+
+fail:	/* A start that failed before the store was open: no data file of its own yet. */
+	urkv_auth_free(&srv);
+	urkv_cluster_remove_created(&srv, o->quiet);
+	urkv_cluster_close(&srv);
+	urkv_config_free();
+	return 1;
 }

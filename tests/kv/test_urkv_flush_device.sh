@@ -42,7 +42,7 @@ flushes() {
 }
 
 DISK=$(disk_dir) || { echo "SKIP: cannot find the block device under $WORK"; exit 77; }
-if [ -z "$(awk '{ print $16 }' "$DISK/stat")" ]; then
+if [ -z "$(flushes)" ]; then
 	echo "SKIP: $DISK/stat has no flush count (kernel before 5.5)"
 	exit 77
 fi

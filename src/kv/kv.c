@@ -944,7 +944,7 @@ static int dev_open(struct urt_kv *kv, const char *path)
 			urt_set_error("kv: %s: %s", path, strerror(errno));
 			return ret;
 		}
-		ret = kv_layout_file_create(&kv->opts, path, shards_wanted(kv));
+		ret = kv_layout_file_create(&kv->opts, path, shards_wanted(kv), &kv->lock_fd);
 		if (ret)
 			return ret;
 		kv->fresh = true;
@@ -956,9 +956,11 @@ static int dev_open(struct urt_kv *kv, const char *path)
 		return URT_E_BADFORMAT;
 	}
 	/* One store per file, and no format over someone's data (layout.c invariants 3, 4). */
-	ret = kv_layout_claim(path, kv->opts.create, kv->fresh, &kv->lock_fd);
-	if (ret)
-		return ret;
+	if (!kv->fresh) {
+		ret = kv_layout_claim(path, kv->opts.create, &kv->lock_fd);
+		if (ret)
+			return ret;
+	}
 	urt_dev_opts_default(&o);
 	ret = urt_dev_open(path, &o, &kv->dev);
 	if (ret == -EINVAL) {
@@ -969,7 +971,8 @@ static int dev_open(struct urt_kv *kv, const char *path)
 	if (ret)
 		return ret;
 	kv->own_dev = true;
-	return 0;
+	/* The device must be the file locked (and checked) above, not one moved over the path since. */
+	return kv_layout_same_file(path, kv->lock_fd, urt_dev_info(kv->dev));
 }
 
 static int opts_check(const struct urt_kv_opts *o)

@@ -32,9 +32,11 @@
  * States of a store's device and the function performing each transition:
  *
  *   no file --kv_layout_file_create--> blank (sized, superblocks and logs
- *       zero, fsynced)
- *   any --kv_layout_claim--> locked by this store (a blank one that is not
- *       fresh checked to hold no data: invariant 3)
+ *       zero, fsynced), locked by this store from its creation
+ *   any existing --kv_layout_claim--> locked by this store (a blank one
+ *       checked to hold no data: invariant 3)
+ *   locked --kv_layout_same_file--> the device opened from the path is
+ *       the locked file (else the open fails, nothing written)
  *   blank --kv_layout_load (create set)--> shards' superblock slots zeroed
  *       and flushed, then the header written (flushed)
  *   header written --kv_shard_open (shard.c), per shard--> page 0 formatted
@@ -354,7 +356,7 @@ out:
 	return ret;
 }
 
-int kv_layout_claim(const char *path, bool create, bool fresh, int *lock_fd)
+int kv_layout_claim(const char *path, bool create, int *lock_fd)
 {
 	uint8_t head[KV_HDR_BYTES];
 	struct stat st;
@@ -380,7 +382,7 @@ int kv_layout_claim(const char *path, bool create, bool fresh, int *lock_fd)
 		}
 		goto err;
 	}
-	if (fresh || !create)
+	if (!create)
 		goto out;
 	/* Only a blank header may be followed by a format (kv_layout_load): check that case. */
 	n = pread(fd, head, sizeof(head), 0);
@@ -414,7 +416,16 @@ err:
 	return ret;
 }
 
-int kv_layout_file_create(const struct urt_kv_opts *o, const char *path, unsigned shards)
+/* Removes path only while it still names the file open as fd: never a file moved over it since. */
+static void unlink_if_same(const char *path, int fd)
+{
+	struct stat a, b;
+
+	if (fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+		unlink(path);
+}
+
+int kv_layout_file_create(const struct urt_kv_opts *o, const char *path, unsigned shards, int *lock_fd)
 {
 	struct kv_store_hdr h = { 0 };
 	uint8_t *zero;
@@ -441,6 +452,17 @@ int kv_layout_file_create(const struct urt_kv_opts *o, const char *path, unsigne
 			urt_set_error("kv: cannot create %s: %s", path, strerror(-ret));
 		}
 		return ret;
+	}
+	/*
+	 * Locked before anything is written, through the descriptor that made
+	 * it: a second open of the path could find another file there (moved
+	 * over it meanwhile), which would be locked, and formatted, unchecked.
+	 * A new file is nobody else's, so the lock cannot be refused.
+	 */
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		ret = -errno;
+		urt_set_error("kv: cannot lock %s, which this open just created: %s", path, strerror(-ret));
+		goto err_unlink;
 	}
 	zero = calloc(1, KV_ZERO_CHUNK);
 	if (!zero) {
@@ -475,13 +497,33 @@ int kv_layout_file_create(const struct urt_kv_opts *o, const char *path, unsigne
 		goto err_free;
 	}
 	free(zero);
-	close(fd);
+	*lock_fd = fd;
 	return 0;
 
 err_free:
 	free(zero);
 err_unlink:
+	unlink_if_same(path, fd);
 	close(fd);
-	unlink(path);
 	return ret;
+}
+
+int kv_layout_same_file(const char *path, int lock_fd, const struct urt_dev_info *in)
+{
+	struct stat st;
+
+	if (fstat(lock_fd, &st) != 0) {
+		int ret = -errno;
+
+		urt_set_error("kv: cannot stat %s: %s", path, strerror(-ret));
+		return ret;
+	}
+	if ((uint64_t)st.st_dev == in->file_dev && (uint64_t)st.st_ino == in->file_ino)
+		return 0;
+	urt_set_error("kv: %s was replaced while the store was being opened (its lock is held on one "
+		      "file, device %llu inode %llu, and the path then named another, device %llu "
+		      "inode %llu): nothing was written; open it again", path,
+		      (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+		      (unsigned long long)in->file_dev, (unsigned long long)in->file_ino);
+	return -EAGAIN;
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 struct urt_dev;
+struct urt_dev_info;
 struct urt_kv_opts;
 
 /* Device layout: the store header in the first 4 KiB, shard regions from 1 MiB. */
@@ -80,8 +81,7 @@ int kv_layout_load(struct urt_dev *dev, const struct urt_kv_opts *o, unsigned sh
  * and takes an exclusive flock(2) on it, kept until *lock_fd is closed
  * (urt_kv_close), so that a second store (another urkv, another program
  * on urt_kv, or a second urt_kv_open in this process) is refused with
- * -EBUSY instead of overwriting the first one's writes.  Unless fresh (the
- * file was just made by kv_layout_file_create) and when create is set, a
+ * -EBUSY instead of overwriting the first one's writes.  When create is set, a
  * device whose first KV_HDR_BYTES are zero is also checked before it may
  * be formatted (invariant 3): its first MiB, and a block device's last
  * MiB, must be zero (where partition tables, RAID and volume labels, file
@@ -89,14 +89,27 @@ int kv_layout_load(struct urt_dev *dev, const struct urt_kv_opts *o, unsigned sh
  * naming the offset.  Returns 0, or a negative code with
  * urt_last_error set and nothing held.
  */
-int kv_layout_claim(const char *path, bool create, bool fresh, int *lock_fd);
+int kv_layout_claim(const char *path, bool create, int *lock_fd);
 
 /*
  * Creates the data file path of o->size_bytes for `shards` shards: sized,
  * each shard's superblocks and log written as zeros, fsynced; its header
- * is left blank for kv_layout_load.  The file is removed again on failure.
+ * is left blank for kv_layout_load.  On success *lock_fd is the file's
+ * descriptor, holding the store's exclusive flock from the moment the
+ * file exists (as kv_layout_claim's would; the caller closes it).  The
+ * file is removed again on failure, if the path still names it.
  * Thread context (plain syscalls).
  */
-int kv_layout_file_create(const struct urt_kv_opts *o, const char *path, unsigned shards);
+int kv_layout_file_create(const struct urt_kv_opts *o, const char *path, unsigned shards, int *lock_fd);
+
+/*
+ * Whether the device opened from path (in: urt_dev_info) is the file
+ * locked as lock_fd.  The lock and the device are two opens of one path,
+ * and a file moved over the path between them would leave the store
+ * writing a file it holds no lock on (and, if it was created or checked
+ * through lock_fd, one it never checked).  Returns 0, or -EAGAIN naming
+ * both files (nothing has been written by then).
+ */
+int kv_layout_same_file(const char *path, int lock_fd, const struct urt_dev_info *in);
 
 #endif /* URT_KV_LAYOUT_H */

@@ -19,6 +19,7 @@
 
 #include "kv/kv_impl.h"
 #include "kv/layout.h"
+#include "urt/dev.h"
 #include "urt/error.h"
 #include "urt/kv.h"
 
@@ -285,12 +286,15 @@ Test(layout, file_create_sizes_the_file_and_leaves_the_header_blank)
 	uint8_t buf[KV_HDR_BYTES];
 	char path[256];
 	struct stat st;
-	int fd;
+	int fd = -1, lock = -1;
 
 	urt_kv_opts_default(&o);
 	o.size_bytes = 32 * MiB;
 	tmp_path(path, sizeof(path), "create");
-	cr_assert_eq(kv_layout_file_create(&o, path, 2), 0, "%s", urt_last_error());
+	cr_assert_eq(kv_layout_file_create(&o, path, 2, &lock), 0, "%s", urt_last_error());
+	/* Locked from its creation: a second store is refused at once. */
+	cr_expect_eq(kv_layout_claim(path, false, &fd), -EBUSY, "the new file was not locked");
+	close(lock);
 	cr_assert_eq(stat(path, &st), 0);
 	cr_expect_eq((uint64_t)st.st_size, o.size_bytes);
 	fd = open(path, O_RDONLY);
@@ -300,7 +304,7 @@ Test(layout, file_create_sizes_the_file_and_leaves_the_header_blank)
 	close(fd);
 
 	/* Never over an existing file, which stays as it was. */
-	cr_expect_eq(kv_layout_file_create(&o, path, 2), -EEXIST);
+	cr_expect_eq(kv_layout_file_create(&o, path, 2, &lock), -EEXIST);
 	cr_assert_eq(stat(path, &st), 0, "the existing file was removed");
 	cr_expect_eq((uint64_t)st.st_size, o.size_bytes);
 	unlink(path);
@@ -310,11 +314,12 @@ Test(layout, file_create_too_small_leaves_no_file)
 {
 	struct urt_kv_opts o;
 	char path[256];
+	int lock = -1;
 
 	urt_kv_opts_default(&o);
 	o.size_bytes = 4 * MiB;	/* A 3 MiB region, too small for an 8 MiB log. */
 	tmp_path(path, sizeof(path), "small");
-	cr_expect_eq(kv_layout_file_create(&o, path, 1), -EINVAL);
+	cr_expect_eq(kv_layout_file_create(&o, path, 1, &lock), -EINVAL);
 	cr_expect_neq(access(path, F_OK), 0, "a file was left behind");
 	unlink(path);
 }
@@ -324,6 +329,7 @@ Test(layout, plan_refuses_a_log_below_the_smallest)
 	struct urt_kv_opts o;
 	struct kv_store_hdr h = { 0 };
 	char path[256];
+	int lock = -1;
 
 	urt_kv_opts_default(&o);
 	o.size_bytes = 64 * MiB;
@@ -332,7 +338,7 @@ Test(layout, plan_refuses_a_log_below_the_smallest)
 	cr_expect_eq(kv_layout_plan(&o, o.size_bytes, 1, &h), -EINVAL);
 	cr_expect(strstr(urt_last_error(), "256 KiB") != NULL, "message: %s", urt_last_error());
 	tmp_path(path, sizeof(path), "tinylog");
-	cr_expect_eq(kv_layout_file_create(&o, path, 1), -EINVAL);
+	cr_expect_eq(kv_layout_file_create(&o, path, 1, &lock), -EINVAL);
 	cr_expect_neq(access(path, F_OK), 0, "a file was left behind");
 	o.log_bytes = 256u << 10;
 	cr_expect_eq(kv_layout_plan(&o, o.size_bytes, 1, &h), 0, "%s", urt_last_error());
@@ -360,15 +366,15 @@ Test(layout, claim_locks_the_file_against_a_second_store)
 
 	tmp_path(path, sizeof(path), "claim");
 	put_bytes(path, 0, 4096, 0);
-	cr_assert_eq(kv_layout_claim(path, true, false, &a), 0, "%s", urt_last_error());
+	cr_assert_eq(kv_layout_claim(path, true, &a), 0, "%s", urt_last_error());
 	/* A second open file description, as another process or a second urt_kv_open would have. */
-	cr_expect_eq(kv_layout_claim(path, true, false, &b), -EBUSY);
+	cr_expect_eq(kv_layout_claim(path, true, &b), -EBUSY);
 	cr_expect(strstr(urt_last_error(), "in use by another store") != NULL, "message: %s",
 		  urt_last_error());
 	close(a);
-	cr_expect_eq(kv_layout_claim(path, true, false, &b), 0, "released: %s", urt_last_error());
+	cr_expect_eq(kv_layout_claim(path, true, &b), 0, "released: %s", urt_last_error());
 	close(b);
-	cr_expect_eq(kv_layout_claim("/nonexistent-dir/x", true, false, &b), -ENOENT);
+	cr_expect_eq(kv_layout_claim("/nonexistent-dir/x", true, &b), -ENOENT);
 	unlink(path);
 }
 
@@ -384,14 +390,11 @@ Test(layout, claim_refuses_to_format_over_data_behind_a_blank_header)
 	put_bytes(path, 0, 4096, 0);
 	put_bytes(path, 512 << 10, 4096, 0x5a);
 	put_bytes(path, 5 * MiB, 4096, 0x5a);
-	cr_expect_eq(kv_layout_claim(path, true, false, &fd), URT_E_BADFORMAT);
+	cr_expect_eq(kv_layout_claim(path, true, &fd), URT_E_BADFORMAT);
 	cr_expect(strstr(urt_last_error(), "holds data at offset 524288") != NULL, "message: %s",
 		  urt_last_error());
 	/* The same file may be opened when nothing would be formatted: create not set. */
-	cr_expect_eq(kv_layout_claim(path, false, false, &fd), 0, "%s", urt_last_error());
-	close(fd);
-	/* Just created by this open (fresh): not scanned. */
-	cr_expect_eq(kv_layout_claim(path, true, true, &fd), 0, "%s", urt_last_error());
+	cr_expect_eq(kv_layout_claim(path, false, &fd), 0, "%s", urt_last_error());
 	close(fd);
 	/* The data is still there. */
 	fd = open(path, O_RDONLY);
@@ -405,22 +408,22 @@ Test(layout, claim_refuses_to_format_over_data_behind_a_blank_header)
 	/* A file whose first MiB was zeroed (as with dd, to reuse it) may be formatted. */
 	put_bytes(path, 0, MiB, 0);
 	put_bytes(path, 5 * MiB, 4096, 0x5a);
-	cr_expect_eq(kv_layout_claim(path, true, false, &fd), 0, "wiped: %s", urt_last_error());
+	cr_expect_eq(kv_layout_claim(path, true, &fd), 0, "wiped: %s", urt_last_error());
 	close(fd);
 	unlink(path);
 
 	/* So may a sparse file and one of written zeros (a creation the crash interrupted). */
 	put_bytes(path, 0, 4096, 0);
 	cr_assert_eq(truncate(path, 64 * MiB), 0);
-	cr_expect_eq(kv_layout_claim(path, true, false, &fd), 0, "sparse: %s", urt_last_error());
+	cr_expect_eq(kv_layout_claim(path, true, &fd), 0, "sparse: %s", urt_last_error());
 	close(fd);
 	put_bytes(path, 3 * MiB, 2 * MiB, 0);
-	cr_expect_eq(kv_layout_claim(path, true, false, &fd), 0, "zeros: %s", urt_last_error());
+	cr_expect_eq(kv_layout_claim(path, true, &fd), 0, "zeros: %s", urt_last_error());
 	close(fd);
 	/* A store header is kv_layout_load's to judge: the claim does not read past it. */
 	put_bytes(path, 0, 4096, 0x11);
 	put_bytes(path, 9 * MiB, 4096, 0x22);
-	cr_expect_eq(kv_layout_claim(path, true, false, &fd), 0, "%s", urt_last_error());
+	cr_expect_eq(kv_layout_claim(path, true, &fd), 0, "%s", urt_last_error());
 	close(fd);
 	unlink(path);
 }
@@ -429,13 +432,70 @@ Test(layout, file_create_names_a_dangling_symlink)
 {
 	struct urt_kv_opts o;
 	char path[256];
+	int lock = -1;
 
 	urt_kv_opts_default(&o);
 	o.size_bytes = 32 * MiB;
 	tmp_path(path, sizeof(path), "dangling");
 	cr_assert_eq(symlink("/nonexistent-dir/store.urkv", path), 0);
-	cr_expect_eq(kv_layout_file_create(&o, path, 1), -EEXIST);
+	cr_expect_eq(kv_layout_file_create(&o, path, 1, &lock), -EEXIST);
 	cr_expect(strstr(urt_last_error(), "symbolic link to /nonexistent-dir/store.urkv, which does "
 		  "not exist") != NULL, "message: %s", urt_last_error());
+	unlink(path);
+}
+
+/*
+ * The lock and the device are two opens of one path.  A file moved over
+ * the path between them would leave the store writing a file it holds no
+ * lock on, and one never checked for someone's data: the open must fail.
+ */
+Test(layout, same_file_refuses_a_device_that_is_not_the_locked_file)
+{
+	struct urt_dev_info in = { 0 };
+	char path[256], other[256];
+	struct stat st;
+	int lock = -1;
+
+	tmp_path(path, sizeof(path), "same");
+	tmp_path(other, sizeof(other), "moved-over");
+	put_bytes(path, 0, 4096, 0);
+	put_bytes(other, 0, 4096, 0);
+	cr_assert_eq(kv_layout_claim(path, true, &lock), 0, "%s", urt_last_error());
+
+	cr_assert_eq(stat(path, &st), 0);
+	in.file_dev = (uint64_t)st.st_dev;
+	in.file_ino = (uint64_t)st.st_ino;
+	cr_expect_eq(kv_layout_same_file(path, lock, &in), 0, "%s", urt_last_error());
+
+	/* mv other path: the path now names another file; the lock stays on the first. */
+	cr_assert_eq(rename(other, path), 0);
+	cr_assert_eq(stat(path, &st), 0);
+	in.file_dev = (uint64_t)st.st_dev;
+	in.file_ino = (uint64_t)st.st_ino;
+	cr_expect_eq(kv_layout_same_file(path, lock, &in), -EAGAIN);
+	cr_expect(strstr(urt_last_error(), "was replaced while the store was being opened") != NULL,
+		  "message: %s", urt_last_error());
+	close(lock);
+	unlink(path);
+}
+
+/* urt_dev_info names the file the device has open: what kv_layout_same_file compares. */
+Test(layout, dev_info_names_the_open_file)
+{
+	struct urt_dev_opts o;
+	struct urt_dev *dev = NULL;
+	char path[256];
+	struct stat st;
+
+	tmp_path(path, sizeof(path), "devid");
+	put_bytes(path, 0, 1 << 20, 0);
+	urt_dev_opts_default(&o);
+	o.direct = false;
+	cr_assert_eq(urt_dev_open(path, &o, &dev), 0, "%s", urt_last_error());
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq(urt_dev_info(dev)->file_dev, (uint64_t)st.st_dev);
+	cr_expect_eq(urt_dev_info(dev)->file_ino, (uint64_t)st.st_ino);
+	cr_expect_neq(urt_dev_info(dev)->file_ino, 0);
+	urt_dev_close(dev);
 	unlink(path);
 }

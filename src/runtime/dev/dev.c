@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "runtime/dev/backend.h"
@@ -33,6 +34,7 @@ URT_API int urt_dev_open(const char *path, const struct urt_dev_opts *opts, stru
 	struct urt_dev_opts def;
 	const struct urt_backend *be = NULL;
 	struct urt_dev *dev;
+	struct stat st;
 	int ret;
 
 	urt_clear_error();
@@ -72,6 +74,10 @@ URT_API int urt_dev_open(const char *path, const struct urt_dev_opts *opts, stru
 	if (ret) {
 		free(dev);
 		return ret;
+	}
+	if (dev->fd >= 0 && fstat(dev->fd, &st) == 0) {
+		dev->info.file_dev = (uint64_t)st.st_dev;
+		dev->info.file_ino = (uint64_t)st.st_ino;
 	}
 	health_init(dev, opts->health);
 	dev->deadline_abort = opts->deadline_abort;

@@ -195,6 +195,20 @@ static void req_deliver(struct urt_core *c, struct urt_req *req, int res)
 	io_answer(c, io, res, req->submit_ns);
 }
 
+/*
+ * req_deliver from req_result: the op's own CQE is in, so the device holds
+ * nothing of it, and its depth unit comes back now even while its timer's
+ * or a cancel's CQE is still due (queue.c Q3).  Otherwise the op that the
+ * callback submits would find the unit taken and queue for an iteration
+ * (a deadline op's LINK_TIMEOUT CQE often comes a reap later).
+ */
+static void req_deliver_done(struct urt_core *c, struct urt_req *req, int res)
+{
+	if (req->sched_on && req->io)
+		sched_put(c, req);
+	req_deliver(c, req, res);
+}
+
 static struct __kernel_timespec ns_to_ts(uint64_t ns)
 {
 	struct __kernel_timespec ts = {
@@ -498,17 +512,17 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 		res = 0;
 	if (res == -ECANCELED) {
 		if (req->cancel_asked || c->stopping || !req->deadline_ns)
-			req_deliver(c, req, -ECANCELED);
+			req_deliver_done(c, req, -ECANCELED);
 		else
-			req_deliver(c, req, -ETIMEDOUT);
+			req_deliver_done(c, req, -ETIMEDOUT);
 		goto out;
 	}
 	if (req->timer_fired) {
-		req_deliver(c, req, -ETIMEDOUT);
+		req_deliver_done(c, req, -ETIMEDOUT);
 		goto out;
 	}
 	if ((res == -EAGAIN || res == -EINTR) && c->stopping) {
-		req_deliver(c, req, -ECANCELED);	/* The stop's cancel-all has passed: no resubmission. */
+		req_deliver_done(c, req, -ECANCELED);	/* The stop's cancel-all has passed: no resubmission. */
 		goto out;
 	}
 	if (res == -EAGAIN || res == -EINTR) {
@@ -521,7 +535,7 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 		req->buf = (uint8_t *)req->buf + res;
 		req->len -= (uint64_t)res;
 		if (req->len == 0 || res == 0 || c->stopping) {
-			req_deliver(c, req, req->len == 0 ? (int)req->done : -EPIPE);
+			req_deliver_done(c, req, req->len == 0 ? (int)req->done : -EPIPE);
 			goto out;
 		}
 		c->stats.retried++;
@@ -532,18 +546,18 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 		uint32_t align = dev->info.direct ? dev->info.off_align : 1;
 
 		if (res == 0 && req->seg) {
-			req_deliver(c, req, (int)req->done);	/* End of file. */
+			req_deliver_done(c, req, (int)req->done);	/* End of file. */
 			goto out;
 		}
 		req_advance(req, (uint64_t)res);
 		if (req->len == 0 || c->stopping) {
-			req_deliver(c, req, (int)req->done);
+			req_deliver_done(c, req, (int)req->done);
 			goto out;
 		}
 		if ((uint64_t)res < req->seg) {
 			/* A short transfer: resume unless the rest is misaligned (end of file). */
 			if ((uint64_t)res % align) {
-				req_deliver(c, req, (int)req->done);
+				req_deliver_done(c, req, (int)req->done);
 				goto out;
 			}
 			c->stats.retried++;
@@ -559,7 +573,7 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 		 * idempotent; a flush covers at least what the first one did).
 		 */
 		if (health == -ENODEV) {
-			req_deliver(c, req, health_offline_error(dev));
+			req_deliver_done(c, req, health_offline_error(dev));
 			goto out;
 		}
 		if (!c->stopping && req->retries < dev->health.o.op_timeouts_max) {
@@ -580,7 +594,7 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 		 * write plus a flush, and the error may be the flush's.
 		 */
 		dev_set_sticky(dev, res);
-		req_deliver(c, req, res);
+		req_deliver_done(c, req, res);
 		goto out;
 	}
 	if (res < 0 && res != -ETIMEDOUT && dev && !c->stopping && req->retries < o->retry_max) {
@@ -597,7 +611,7 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 	}
 	if (res >= 0 && req->op != URT_OP_NOP && req->op != URT_OP_TIMEOUT && !op_is_socket(req->op))
 		res = 0;	/* Flush, fsync, zeroes, deallocate: success is 0 (recv: bytes, accept: the fd). */
-	req_deliver(c, req, res);
+	req_deliver_done(c, req, res);
 out:
 	/* A standalone timer must not outlive the answer by its whole deadline. */
 	if (!req->io && !req->timer_linked && !req->timer_fired)

@@ -84,9 +84,11 @@
  *   Q2. A queue is on its core's sched_busy list exactly while queued > 0,
  *       so a device being closed (no I/O in flight) is on no core's list.
  *   Q3. inflight counts commands holding a depth unit: a request with
- *       sched_on until its answer with no CQE pending (req_deliver: the
- *       device is done, and the callback may submit the next op into the
- *       freed unit) or else until req_put (sched_put); a bare op admitted
+ *       sched_on until its answer after its op's CQE (req_deliver_done:
+ *       the device is done, and the callback may submit the next op into
+ *       the freed unit, even while its timer's or a cancel's CQE is still
+ *       due), or its answer with no CQE pending (req_deliver), or else
+ *       until req_put (sched_put); a bare op admitted
  *       by sched_fast_bare until bare_complete, or, when it takes a
  *       request (req_from_bare), as that request's sched_on; a merged
  *       command until its completion is split (sched_merge_done).  It is
@@ -260,7 +262,7 @@ void sched_command_done(struct sched_queue *q, unsigned prio)
 	sched_unit_put(q, prio);
 }
 
-/* From req_deliver or req_put: req's depth unit comes back (Q3). */
+/* From req_deliver(_done) or req_put: req's depth unit comes back (Q3). */
 void sched_put(struct urt_core *c, struct urt_req *req)
 {
 	req->sched_on = false;

@@ -158,3 +158,79 @@ Test(sched_fast_bare, queue_outlives_runtime)
 	free(f.buf);
 	fx_file_close(&file);
 }
+
+/*
+ * A deadline op's depth unit comes back at its answer (queue.c Q3), not
+ * at its LINK_TIMEOUT's CQE, which the kernel posts after the op's own:
+ * inside the op's callback the queue must have no command in flight, so
+ * that the op the callback submits finds the unit free.  (Held until the
+ * timer's CQE, every op after a deadline op queued for an iteration; the
+ * depth test above then failed on tmpfs, where reads complete inline and
+ * the timer's CQE comes a reap later.)
+ */
+struct cb_state {
+	struct sched_queue *q;
+	int calls;
+	int held;		/* Units in flight seen inside the callbacks. */
+	int bad;
+};
+
+static void deadline_cb(struct urt_io *io, int res, void *arg)
+{
+	struct cb_state *s = arg;
+
+	(void)io;
+	s->calls++;
+	s->held += (int)sched_inflight(s->q);
+	s->bad += res != (int)PG;
+}
+
+static void body_deadline_cb(void *arg)
+{
+	struct fb *f = arg;
+	struct cb_state s = { 0 };
+	uint64_t seed = 977ull;
+
+	/* The core's queue is made by its first op. */
+	f->bad += read_one(f, 0, PG, 0) != (int)PG;
+	s.q = f->dev->sched_q[0];
+	for (int i = 0; i < 32; i++) {
+		struct urt_io io;
+
+		urt_io_prep_read(&io, f->dev, f->buf, PG, (rnd(&seed) % FILE_PAGES) * PG);
+		io.timeout_ns = 1000000000ull;
+		if (urt_io_submit(&io, deadline_cb, &s) != 0) {
+			f->bad++;
+			continue;
+		}
+		while (s.calls <= i)
+			urt_fiber_yield();
+	}
+	f->leaked = s.held;
+	f->bad += s.bad;
+	f->short_res = s.calls;
+}
+
+Test(sched_fast_bare, deadline_op_gives_its_unit_back_at_its_answer)
+{
+	struct fx_file file;
+	struct urt_sched_opts sc;
+	struct fb f = { 0 };
+	struct urt_rt *rt;
+
+	fx_file_open(&file, (uint64_t)FILE_PAGES * PG, false);
+	urt_sched_opts_default(&sc);
+	sc.policy = URT_SCHED_FIFO;
+	sc.depth_max = 1;
+	cr_assert_eq(urt_dev_sched_set(file.dev, &sc), 0, "%s", urt_last_error());
+	f.dev = file.dev;
+	f.buf = aligned_alloc(4096, PG);
+	rt = fx_start_one_core();
+	fx_run(rt, 0, body_deadline_cb, &f);
+	urt_rt_stop(rt);
+	cr_expect_eq(f.short_res, 32, "%d callbacks for 32 reads", f.short_res);
+	cr_expect_eq(f.bad, 0, "%d reads with a wrong result", f.bad);
+	cr_expect_eq(f.leaked, 0, "a depth unit was still held inside %d of 32 answers", f.leaked);
+	free(f.buf);
+	fx_file_close(&file);
+}

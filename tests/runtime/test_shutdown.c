@@ -21,6 +21,8 @@ struct sd_state {
 	_Atomic int submitted;
 	struct urt_waitq forever;
 	sem_t armed;
+	sem_t blocked;		/* The blocked fiber is waiting. */
+	_Atomic int resumed;	/* It came back from its wait (must not). */
 };
 
 static void sd_cb(struct urt_io *io, int res, void *arg)
@@ -55,7 +57,9 @@ static void sd_blocked_fiber(void *p)
 {
 	struct sd_state *s = p;
 
-	urt_waitq_wait(&s->forever);	/* Never woken: destroyed at stop. */
+	sem_post(&s->blocked);
+	urt_waitq_wait(&s->forever);	/* Never woken: destroyed at stop, never resumed. */
+	atomic_store(&s->resumed, 1);
 }
 
 Test(shutdown, stop_with_ops_in_flight)
@@ -70,10 +74,13 @@ Test(shutdown, stop_with_ops_in_flight)
 	fx_file_open(&f, 1 << 20, true);
 	s->dev = f.dev;
 	sem_init(&s->armed, 0, 0);
+	sem_init(&s->blocked, 0, 0);
 	cr_assert_eq(urt_core_post(rt, 0, sd_submit, s), 0);
 	sem_wait(&s->armed);
 	cr_assert_eq(urt_fiber_spawn_on(rt, 0, sd_blocked_fiber, s), 0);
+	sem_wait(&s->blocked);
 	urt_rt_stop(rt);
+	cr_expect_eq(atomic_load(&s->resumed), 0, "the fiber blocked on a waitq was resumed by the stop");
 	fx_file_close(&f);
 	cr_expect_eq(atomic_load(&s->submitted), STALLED + SLEEPS);
 	for (int i = 0; i < STALLED + SLEEPS; i++) {

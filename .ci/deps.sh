@@ -12,7 +12,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 	build-essential cmake pkg-config git ca-certificates \
 	liburing-dev libnvme-dev libjson-c-dev libssl-dev libjemalloc-dev libcriterion-dev libisal-dev \
 	libhiredis-dev \
-	clang llvm \
+	clang llvm libclang-rt-14-dev valgrind \
 	fio gnuplot-nox python3 \
 	qemu-system-x86 busybox-static cpio xz-utils kmod \
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static \

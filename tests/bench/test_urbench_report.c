@@ -4,9 +4,11 @@
  * errors, --help, and --plot.
  */
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -305,4 +307,110 @@ Test(urbench_report, dangling_symlink_target_is_named)
 	unlink(link);
 	free(out);
 	free(err);
+}
+
+/*
+ * A target on a file system in memory gets a note on stderr saying what
+ * the figures measure there; a target on disk none.  The tmpfs is mounted
+ * on the test's directory in a child with a mount namespace of its own
+ * (skipped without the privilege for that).
+ */
+Test(urbench_report, memory_target_is_named)
+{
+	char *out, *err, got[4096] = "";
+	int pfd[2], st;
+	ssize_t n = 0, k;
+	pid_t pid;
+
+	cr_assert_eq(pipe(pfd), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int status;
+
+		close(pfd[0]);
+		if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+		    mount("tmpfs", dir, "tmpfs", 0, "size=64m") != 0)
+			_exit(77);
+		status = RUN(&out, &err, path, "--size", "8M", "--ops", "2000", "--qd", "4", "--mode", "psync");
+		dprintf(pfd[1], "status %d\n%s", status, err);
+		_exit(0);
+	}
+	close(pfd[1]);
+	while (n < (ssize_t)sizeof(got) - 1 && (k = read(pfd[0], got + n, sizeof(got) - 1 - (size_t)n)) > 0)
+		n += k;
+	close(pfd[0]);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 77)
+		cr_skip_test("no mount namespace here (needs CAP_SYS_ADMIN): no tmpfs target to check the note on");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	cr_assert(strncmp(got, "status 0\n", 9) == 0, "urbench failed: %s", got);
+	cr_expect(strstr(got, "is on a file system in memory (tmpfs or ramfs)") != NULL, "stderr: %s", got);
+}
+
+Test(urbench_report, disk_target_gets_no_memory_note)
+{
+	char *out, *err;
+	int status;
+
+	if (ub_in_memory(dir))
+		cr_skip_test("TMPDIR (%s) is a tmpfs here: no disk-backed target to check", dir);
+	status = RUN(&out, &err, path, "--size", "8M", "--ops", "2000", "--qd", "4", "--mode", "psync");
+	cr_assert_eq(status, 0, "%s", err);
+	cr_expect(strstr(err, "in memory") == NULL, "stderr: %s", err);
+	free(out);
+	free(err);
+}
+
+/*
+ * The default target's directory: TMPDIR when set; else /tmp, or /var/tmp
+ * when /tmp is a tmpfs (checked in a child with a tmpfs mounted on /tmp in
+ * a mount namespace of its own; skipped without the privilege for that).
+ */
+Test(urbench_report, default_dir_avoids_a_tmpfs_tmp)
+{
+	const char *why, *old = getenv("TMPDIR");
+	char *saved = old ? strdup(old) : NULL;
+	int pfd[2], st;
+	char got[300] = "";
+	ssize_t n;
+	pid_t pid;
+
+	setenv("TMPDIR", "/some/where", 1);
+	cr_expect_str_eq(ub_default_dir(&why), "/some/where");
+	cr_expect_str_eq(why, "");
+	unsetenv("TMPDIR");
+	if (ub_in_memory("/var/tmp") || access("/var/tmp", W_OK) != 0) {
+		if (saved)
+			setenv("TMPDIR", saved, 1);
+		free(saved);
+		cr_skip_test("/var/tmp is not a writable disk-backed directory here");
+	}
+	cr_assert_eq(pipe(pfd), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		const char *d;
+
+		close(pfd[0]);
+		if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+		    mount("tmpfs", "/tmp", "tmpfs", 0, "size=1m") != 0)
+			_exit(77);
+		d = ub_default_dir(&why);
+		dprintf(pfd[1], "%s|%s", d, why);
+		_exit(0);
+	}
+	close(pfd[1]);
+	n = read(pfd[0], got, sizeof(got) - 1);
+	close(pfd[0]);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	if (saved)
+		setenv("TMPDIR", saved, 1);
+	free(saved);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 77)
+		cr_skip_test("no mount namespace here (needs CAP_SYS_ADMIN): the tmpfs /tmp case is not checked");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	cr_assert_gt(n, 0);
+	cr_expect(strncmp(got, "/var/tmp|", 9) == 0, "with /tmp a tmpfs the default directory was: %s", got);
+	cr_expect(strstr(got, "/tmp is in memory") != NULL, "no reason given: %s", got);
 }

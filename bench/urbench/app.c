@@ -109,7 +109,7 @@ bool ub_in_memory(const char *path)
 	return statfs(path, &sf) == 0 && (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC);
 }
 
-/* A target file on tmpfs or ramfs: say what the figures then measure. */
+/* A target file on tmpfs or ramfs: say what the figures measured (after them, on success). */
 static void memory_target_note(const struct ub_opts *o, FILE *errf)
 {
 	if (o->target_kind != UB_TARGET_PATH || !ub_in_memory(o->target))
@@ -155,7 +155,6 @@ static int run_default(struct ub_opts *o, FILE *out, FILE *errf)
 		fprintf(errf, "urbench: %s (set TMPDIR to a directory on a disk with 1 GiB free)\n", err);
 		return UB_EXIT_USAGE;
 	}
-	memory_target_note(o, errf);
 	for (size_t i = 0; i < sizeof(qds) / sizeof(qds[0]); i++) {
 		o->qd = qds[i];
 		fprintf(out, "\n");
@@ -164,6 +163,8 @@ static int run_default(struct ub_opts *o, FILE *out, FILE *errf)
 		if (status != UB_EXIT_OK && !(status == UB_EXIT_USAGE && urt_io_uring_check(NULL, 0)))
 			break;
 	}
+	if (status == UB_EXIT_OK)
+		memory_target_note(o, errf);
 	if (created)
 		unlink(o->target);
 	return status;
@@ -216,6 +217,8 @@ int ub_main(int argc, char **argv, FILE *out, FILE *errf)
 	if (created && !o.json)
 		fprintf(out, "created %s (%llu bytes, filled with the verification signature)\n", o.target,
 			(unsigned long long)o.size_bytes);
-	memory_target_note(&o, errf);
-	return run_modes(&o, &t, out, errf);
+	ret = run_modes(&o, &t, out, errf);
+	if (ret == UB_EXIT_OK)
+		memory_target_note(&o, errf);	/* After the figures; an error stays one line. */
+	return ret;
 }

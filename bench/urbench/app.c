@@ -15,6 +15,7 @@
 #include <linux/magic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -105,7 +106,11 @@ static int run_modes(const struct ub_opts *o, const struct ub_target *t, FILE *o
 bool ub_in_memory(const char *path)
 {
 	struct statfs sf;
+	struct stat st;
 
+	/* A device node lives on devtmpfs, which statfs calls a tmpfs: its device is what counts. */
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		return false;
 	return statfs(path, &sf) == 0 && (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC);
 }
 
@@ -128,7 +133,7 @@ const char *ub_default_dir(const char **why)
 	if (dir && *dir)
 		return dir;
 	if (ub_in_memory("/tmp") && access("/var/tmp", W_OK) == 0 && !ub_in_memory("/var/tmp")) {
-		*why = " (/tmp is in memory, a tmpfs: /var/tmp is on disk; TMPDIR chooses)";
+		*why = " (/tmp is in memory, so /var/tmp, on disk; set TMPDIR to choose another directory)";
 		return "/var/tmp";
 	}
 	return "/tmp";

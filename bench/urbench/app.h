@@ -19,7 +19,11 @@ int ub_main(int argc, char **argv, FILE *out, FILE *err);
  */
 const char *ub_default_dir(const char **why);
 
-/* Whether path's file system keeps its files in memory (tmpfs, ramfs); false when statfs fails. */
+/*
+ * Whether path, a regular file or a directory, is on a file system that
+ * keeps its files in memory (tmpfs, ramfs).  False for a device node (its
+ * node is on devtmpfs, its data on the device) and when statfs fails.
+ */
 bool ub_in_memory(const char *path);
 
 /* urbench --list (list.c): print the NVMe controllers and namespaces.  Returns enum ub_exit. */

@@ -189,8 +189,14 @@ static void req_deliver(struct urt_core *c, struct urt_req *req, int res)
 	if (!io)
 		return;
 	req->io = NULL;
-	/* The device is done with the op: its depth unit serves the op the callback may submit (queue.c Q3). */
-	if (req->sched_on && req->pending == 0)
+	/*
+	 * The device is done with the op (nothing pending, or the op is not in
+	 * a ring: backoff, held, backlog): its depth unit serves the op the
+	 * callback may submit (queue.c Q3).  INFLIGHT with CQEs pending, the op
+	 * may still be in the device (a deadline answered before it): the unit
+	 * stays until the request is freed.
+	 */
+	if (req->sched_on && (req->pending == 0 || req->state != REQ_INFLIGHT))
 		sched_put(c, req);
 	io_answer(c, io, res, req->submit_ns);
 }

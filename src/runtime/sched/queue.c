@@ -84,11 +84,12 @@
  *   Q2. A queue is on its core's sched_busy list exactly while queued > 0,
  *       so a device being closed (no I/O in flight) is on no core's list.
  *   Q3. inflight counts commands holding a depth unit: a request with
- *       sched_on until its answer after its op's CQE (req_deliver_done:
- *       the device is done, and the callback may submit the next op into
- *       the freed unit, even while its timer's or a cancel's CQE is still
- *       due), or its answer with no CQE pending (req_deliver), or else
- *       until req_put (sched_put); a bare op admitted
+ *       sched_on until its answer once the device is done with it (so the
+ *       callback may submit the next op into the freed unit, even while
+ *       its timer's or a cancel's CQE is still due): after its op's CQE
+ *       (req_deliver_done), or with the op in no ring or no CQE pending
+ *       (req_deliver); an answer while the op may still be in the device
+ *       (a deadline) keeps it until req_put (sched_put); a bare op admitted
  *       by sched_fast_bare until bare_complete, or, when it takes a
  *       request (req_from_bare), as that request's sched_on; a merged
  *       command until its completion is split (sched_merge_done).  It is

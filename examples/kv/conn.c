@@ -38,6 +38,17 @@
  * connection is closed; nothing else is affected.  A failed send, an idle
  * timeout or the server stopping also ends the connection.
  *
+ * A gone client.  Once a send fails or the receive sees a reset
+ * (ECONNRESET, EPIPE), send_failed is set and stays set: output is
+ * dropped, batch_run starts no further command of the batch, a read too
+ * big for a batch stops between its chunks (run_alone) and KEYS between
+ * its scan steps (urkv_keys_reply).  A command already started that
+ * writes runs to its end, so what it applied stays applied; the commands
+ * after it are not run, as in Redis, which frees a client on a write
+ * error and never runs the rest of its query buffer.  Without this, a
+ * client that pipelined KEYS and reset kept its slot busy until every
+ * KEYS had run, output dropped.
+ *
  * Closing.  When the server ends a connection the client is still
  * sending on (a protocol error, QUIT followed by more commands), a plain
  * close() with unread input makes the kernel answer with a reset, and the
@@ -101,7 +112,7 @@ struct urkv_conn {
 	bool close_after;		/* QUIT: close once the replies are out. */
 	bool lingering;			/* Write side shut: input is discarded. */
 	bool linger_over;		/* The linger timer fired (or was cancelled). */
-	bool send_failed;		/* The peer is gone: drop output. */
+	bool send_failed;		/* The peer is gone (urkv_conn_gone): drop output, start nothing. */
 	struct urt_io *sending;		/* The send in flight (cancelled at stop), or NULL. */
 	int8_t nosync;			/* NOSYNC ON (1) / OFF (0), or -1: the appendfsync policy. */
 	struct urkv_client cl;		/* Identity, AUTH state, name (CLIENT, auth.c). */
@@ -201,6 +212,11 @@ void urkv_conn_kill(struct urkv_conn *c)
 	if (c->rx_active)
 		urt_io_cancel(&c->rx);
 	urt_waitq_wake_one(&c->rx_wq);
+}
+
+bool urkv_conn_gone(const struct urkv_conn *c)
+{
+	return c->send_failed;
 }
 
 void urkv_conn_close_after_reply(struct urkv_conn *c)
@@ -665,6 +681,10 @@ static void run_alone(struct urkv_conn *c, struct urkv_slot *s)
 		struct urkv_slot sub = *s;
 		size_t n = nkeys - k < per ? nkeys - k : per;
 
+		/* A gone client's read stops here; a write runs whole (it may have applied a chunk). */
+		if (c->send_failed && !cmd->writes)
+			break;
+
 		/* sub.argv[0] is not the name: prepare and tally look at argv[1..] only. */
 		sub.argv = s->argv + k * stride;
 		sub.argc = 1 + n * stride;
@@ -710,6 +730,11 @@ static void batch_run(struct urkv_conn *c, bool alone)
 		struct urkv_slot *s = &c->slots[i];
 		enum urkv_class cls = urkv_slot_class(s);
 
+		if (c->send_failed) {
+			/* The client is gone: what has started finishes, nothing more starts. */
+			end = i;
+			break;
+		}
 		atomic_fetch_add_explicit(&c->cc->st.commands, 1, memory_order_relaxed);
 		if (cls != URKV_NONE && (s->err = urkv_auth_check(c, s)) != NULL) {
 			/* Before AUTH: refused in order, as Redis does (auth.c). */
@@ -898,6 +923,8 @@ static void conn_rx(struct urt_io *io, int res, void *arg)
 			urt_io_cancel(&c->rx);
 		}
 	}
+	if (res == -ECONNRESET || res == -EPIPE)
+		c->send_failed = true;	/* Reset: nothing sent can arrive; stop the batch. */
 	if (!(io->flags & URT_IO_MORE)) {
 		c->rx_active = false;
 		if (c->lingering && !c->eof && (res > 0 || res == -ENOBUFS ||

@@ -348,6 +348,11 @@ struct urkv_client *urkv_conn_client(struct urkv_conn *c);
 /* The connections of core cc: first, and the one after c (iteration on cc's own core). */
 struct urkv_conn *urkv_conn_first(struct urkv_core *cc);
 struct urkv_conn *urkv_conn_next(struct urkv_conn *c);
+/*
+ * True once c's client is gone (a send failed, or the receive saw a
+ * reset): a long command checks it between steps and stops early.
+ */
+bool urkv_conn_gone(const struct urkv_conn *c);
 /* Ends connection c after its current batch (CLIENT KILL); on c's core. */
 void urkv_conn_kill(struct urkv_conn *c);
 /* Socket, idle time and buffered input/output of c, for CLIENT LIST. */

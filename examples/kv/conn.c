@@ -1175,13 +1175,14 @@ static void conn_main(void *arg)
 			break;
 		in_shrink(c);
 		/*
-		 * No complete command is left, so what is unparsed is part of
-		 * one request, within max_request (the parser refuses more):
-		 * input is not full, and rx_resume above armed rx.  Should that
-		 * ever not hold, a waiting fiber still gets its receive (here
-		 * and in conn_rx) rather than wait for ever.
+		 * No complete command is left, so what is unparsed in `in` is
+		 * part of one request, within max_request (the parser refuses
+		 * more).  (stage may have filled while flush waited on the
+		 * socket: then the wait below does not wait.)  Should rx still
+		 * be paused, a waiting fiber gets its receive (here and in
+		 * conn_rx) rather than wait for ever.
 		 */
-		URT_DEBUG_ASSERT(!input_full(c));
+		URT_DEBUG_ASSERT(c->in_len - c->in_off <= c->in_max);
 		if (c->rx_paused && !c->rx_active && !c->eof)
 			rx_arm(c);
 		c->waiting = true;

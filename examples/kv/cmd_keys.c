@@ -53,8 +53,11 @@ void urkv_keys_reply(struct urkv_conn *c, urkv_key_keep *keep, const void *arg, 
 	}
 	urt_kv_cursor_init(cur, NULL, 0);
 	while (!cur->done && n < max) {
-		int got = urt_kv_scan(kv, cur, ents, KEYS_BATCH, buf, buf_len, URT_KV_KEYS_ONLY);
+		int got;
 
+		if (urkv_conn_gone(c))
+			goto out;	/* Nobody to read the reply (conn.c). */
+		got = urt_kv_scan(kv, cur, ents, KEYS_BATCH, buf, buf_len, URT_KV_KEYS_ONLY);
 		if (got < 0) {
 			urkv_out_store_error(c, got);
 			goto out;
@@ -74,7 +77,7 @@ void urkv_keys_reply(struct urkv_conn *c, urkv_key_keep *keep, const void *arg, 
 		goto out;
 	}
 	urkv_out_array(c, n);
-	for (size_t at = 0; at < out_len;) {
+	for (size_t at = 0; at < out_len && !urkv_conn_gone(c);) {
 		uint16_t kl;
 
 		memcpy(&kl, out + at, sizeof(kl));

@@ -24,8 +24,11 @@
  * Memory.  Everything a connection holds is bounded: the input buffer
  * grows to max_request + CONN_IN_MIN and shrinks back to 2 * CONN_IN_MIN
  * once the connection waits for input (in_shrink), received bytes wait in
- * stage (at most CONN_STAGE_MAX plus one receive: the receive pauses), the
- * output buffer is CONN_OUT_CAP (larger bulks are sent straight from their
+ * stage (at most CONN_STAGE_MAX plus one receive: the receive pauses), and
+ * the two together hold at most in_max (max_request + CONN_IN_MIN) of
+ * unparsed input plus the receives in flight when the receive pauses (see
+ * Receiving, below): a client that pipelines without reading its replies
+ * is held there, whatever it sends.  The output buffer is CONN_OUT_CAP (larger bulks are sent straight from their
  * buffer), the argument vector grows to max_args, a value that does not fit
  * its CONN_VALUE_SLICE is fetched again into a buffer of its size (at most
  * proto-max-bulk-len, URT_KV_VALUE_MAX) while its reply is written, and
@@ -37,6 +40,17 @@
  * Errors.  A malformed or oversized request gets a RESP error and the
  * connection is closed; nothing else is affected.  A failed send, an idle
  * timeout or the server stopping also ends the connection.
+ *
+ * A gone client.  Once a send fails or the receive sees a reset
+ * (ECONNRESET, EPIPE), send_failed is set and stays set: output is
+ * dropped, batch_run starts no further command of the batch, a read too
+ * big for a batch stops between its chunks (run_alone) and KEYS between
+ * its scan steps (urkv_keys_reply).  A command already started that
+ * writes runs to its end, so what it applied stays applied; the commands
+ * after it are not run, as in Redis, which frees a client on a write
+ * error and never runs the rest of its query buffer.  Without this, a
+ * client that pipelined KEYS and reset kept its slot busy until every
+ * KEYS had run, output dropped.
  *
  * Closing.  When the server ends a connection the client is still
  * sending on (a protocol error, QUIT followed by more commands), a plain
@@ -90,7 +104,7 @@ struct urkv_conn {
 	int fd;				/* Socket. */
 	struct urt_io rx;		/* The multishot receive. */
 	bool rx_active;			/* rx is armed: its last callback has not run. */
-	bool rx_paused;			/* rx was cancelled because stage is full. */
+	bool rx_paused;			/* rx was cancelled (or not re-armed) because input_full. */
 	bool eof;			/* No more input: peer gone, error, timeout or stop. */
 	bool waiting;			/* The fiber waits for input (idle). */
 	bool timed_out;			/* Closed by the idle timeout. */
@@ -98,10 +112,11 @@ struct urkv_conn {
 	struct urt_waitq rx_wq;		/* The fiber, waiting for input or rx's end. */
 	char *stage;			/* Bytes received, not yet moved to in. */
 	size_t stage_len, stage_cap;	/* Held and allocated bytes of stage. */
+	size_t in_max;			/* Unparsed plus staged input that pauses rx: max_request + CONN_IN_MIN. */
 	bool close_after;		/* QUIT: close once the replies are out. */
 	bool lingering;			/* Write side shut: input is discarded. */
 	bool linger_over;		/* The linger timer fired (or was cancelled). */
-	bool send_failed;		/* The peer is gone: drop output. */
+	bool send_failed;		/* The peer is gone (urkv_conn_gone): drop output, start nothing. */
 	struct urt_io *sending;		/* The send in flight (cancelled at stop), or NULL. */
 	int8_t nosync;			/* NOSYNC ON (1) / OFF (0), or -1: the appendfsync policy. */
 	struct urkv_client cl;		/* Identity, AUTH state, name (CLIENT, auth.c). */
@@ -201,6 +216,11 @@ void urkv_conn_kill(struct urkv_conn *c)
 	if (c->rx_active)
 		urt_io_cancel(&c->rx);
 	urt_waitq_wake_one(&c->rx_wq);
+}
+
+bool urkv_conn_gone(const struct urkv_conn *c)
+{
+	return c->send_failed;
 }
 
 void urkv_conn_close_after_reply(struct urkv_conn *c)
@@ -665,6 +685,10 @@ static void run_alone(struct urkv_conn *c, struct urkv_slot *s)
 		struct urkv_slot sub = *s;
 		size_t n = nkeys - k < per ? nkeys - k : per;
 
+		/* A gone client's read stops here; a write runs whole (it may have applied a chunk). */
+		if (c->send_failed && !cmd->writes)
+			break;
+
 		/* sub.argv[0] is not the name: prepare and tally look at argv[1..] only. */
 		sub.argv = s->argv + k * stride;
 		sub.argc = 1 + n * stride;
@@ -710,6 +734,11 @@ static void batch_run(struct urkv_conn *c, bool alone)
 		struct urkv_slot *s = &c->slots[i];
 		enum urkv_class cls = urkv_slot_class(s);
 
+		if (c->send_failed) {
+			/* The client is gone: what has started finishes, nothing more starts. */
+			end = i;
+			break;
+		}
 		atomic_fetch_add_explicit(&c->cc->st.commands, 1, memory_order_relaxed);
 		if (cls != URKV_NONE && (s->err = urkv_auth_check(c, s)) != NULL) {
 			/* Before AUTH: refused in order, as Redis does (auth.c). */
@@ -838,14 +867,25 @@ static enum parse_result batch_fill(struct urkv_conn *c, int *err, bool *alone)
  * batches, when no argument points into in: when in holds nothing left
  * to parse (a pipeline ended on a command boundary) the two buffers swap,
  * so no byte is copied again; otherwise stage is appended to what is left.
- * When stage passes the limit,
- * the receive is cancelled (back-pressure) and re-armed once drained.
+ *
+ * Back-pressure.  States of rx: armed (rx_active), pausing (rx_active and
+ * rx_paused: cancelled, its last callback to come), paused (rx_paused
+ * only), ended (eof).  Transitions: conn_rx pauses it when input_full;
+ * its last callback re-arms it at once unless input is still full;
+ * rx_resume (the fiber: in_take, after each batch, before waiting for
+ * input) re-arms a paused one once input is no longer full.  Input is
+ * full when stage holds more than CONN_STAGE_MAX (bytes wait there only
+ * while a batch runs) or when unparsed plus staged bytes pass in_max:
+ * without that second bound a client pipelining without reading its
+ * replies had everything staged moved into in between batches, whatever
+ * in already held, and grew it without limit.  It cannot deadlock: the
+ * parser refuses a request over max_request, so with more than in_max
+ * bytes unparsed the first command is complete (or refused), the fiber
+ * runs it and never waits for input while input is full.
  */
-static size_t stage_max(const struct urkv_conn *c)
+static bool input_full(const struct urkv_conn *c)
 {
-	/* Bytes wait here only while a batch runs: the request itself grows in, not here. */
-	(void)c;
-	return CONN_STAGE_MAX;
+	return c->stage_len > CONN_STAGE_MAX || c->in_len - c->in_off + c->stage_len > c->in_max;
 }
 
 static void conn_rx(struct urt_io *io, int res, void *arg);
@@ -893,28 +933,39 @@ static void conn_rx(struct urt_io *io, int res, void *arg)
 		urt_pbuf_recycle(pb, io->buf_id);
 		c->last_active_ns = urt_clock_ns();
 		atomic_fetch_add_explicit(&c->cc->st.bytes_in, (uint64_t)res, memory_order_relaxed);
-		if (c->stage_len > stage_max(c) && !c->rx_paused && (io->flags & URT_IO_MORE)) {
+		if (!c->lingering && input_full(c) && !c->rx_paused && (io->flags & URT_IO_MORE)) {
 			c->rx_paused = true;
 			urt_io_cancel(&c->rx);
 		}
 	}
+	if (res == -ECONNRESET || res == -EPIPE)
+		c->send_failed = true;	/* Reset: nothing sent can arrive; stop the batch. */
 	if (!(io->flags & URT_IO_MORE)) {
+		/*
+		 * The receive ended.  Ended with data (the kernel may end a
+		 * multishot so), out of the core's buffers for a moment, or
+		 * cancelled for back-pressure: go on, now or once the fiber
+		 * has made room (rx_resume).  Anything else (end of stream,
+		 * an error, a cancel for a timeout, a kill or the stop): eof.
+		 */
+		bool goes_on = res > 0 || res == -ENOBUFS || (res == -ECANCELED && c->rx_paused);
+
 		c->rx_active = false;
-		if (c->lingering && !c->eof && (res > 0 || res == -ENOBUFS ||
-						(res == -ECANCELED && c->rx_paused)))
-			rx_arm(c);	/* Keep reading to the client's end of stream. */
-		else if (res == -ENOBUFS && !c->eof && !c->rx_paused)
-			rx_arm(c);	/* The core's buffers ran out for a moment. */
-		else if (res == -ECANCELED && c->rx_paused && !c->eof && c->stage_len == 0)
-			rx_arm(c);	/* in_take drained stage before the cancel landed. */
-		else if (res == -ECANCELED && c->rx_paused && !c->eof)
-			;		/* Back-pressure: in_take re-arms. */
-		else if (res > 0 && !c->eof && !c->rx_paused)
-			rx_arm(c);	/* Ended with data (the kernel may end a multishot so). */
-		else if (!c->rx_paused || res != -ECANCELED)
-			c->eof = true;	/* End of stream, error, timeout or stop. */
+		if (c->eof || !goes_on)
+			c->eof = true;
+		else if (c->lingering || c->waiting || !input_full(c))
+			rx_arm(c);	/* Room, a fiber waiting for input, or a lingering close. */
+		else
+			c->rx_paused = true;	/* Full: rx_resume re-arms. */
 	}
 	urt_waitq_wake_one(&c->rx_wq);
+}
+
+/* Re-arms a paused receive once input is no longer full (the fiber). */
+static void rx_resume(struct urkv_conn *c)
+{
+	if (c->rx_paused && !c->rx_active && !c->eof && !input_full(c))
+		rx_arm(c);
 }
 
 /* Moves the staged bytes into in (between batches only); false: out of memory. */
@@ -939,8 +990,7 @@ static bool in_take(struct urkv_conn *c)
 		c->stage = b;
 		c->stage_cap = cap;
 		c->stage_len = 0;
-		if (c->rx_paused && !c->rx_active && !c->eof)
-			rx_arm(c);
+		rx_resume(c);
 		return true;
 	}
 	/* Drop what was parsed; the parser only keeps offsets into the command. */
@@ -967,8 +1017,7 @@ static bool in_take(struct urkv_conn *c)
 		c->stage = NULL;
 		c->stage_cap = 0;
 	}
-	if (c->rx_paused && !c->rx_active && !c->eof)
-		rx_arm(c);
+	rx_resume(c);
 	return true;
 }
 
@@ -1086,6 +1135,7 @@ static void conn_main(void *arg)
 		r = batch_fill(c, &err, &alone);
 		if (c->nslots)
 			batch_run(c, alone);
+		rx_resume(c);	/* The batch consumed its input. */
 		if (r == PARSE_ERROR && !c->close_after) {	/* Bytes after QUIT get no reply. */
 			/* A limit that was hit is named with its option and value. */
 			if (err == RESP_E_ARG_TOO_LARGE &&
@@ -1124,6 +1174,17 @@ static void conn_main(void *arg)
 		if (c->send_failed)
 			break;
 		in_shrink(c);
+		/*
+		 * No complete command is left, so what is unparsed in `in` is
+		 * part of one request, within max_request (the parser refuses
+		 * more).  (stage may have filled while flush waited on the
+		 * socket: then the wait below does not wait.)  Should rx still
+		 * be paused, a waiting fiber gets its receive (here and in
+		 * conn_rx) rather than wait for ever.
+		 */
+		URT_DEBUG_ASSERT(c->in_len - c->in_off <= c->in_max);
+		if (c->rx_paused && !c->rx_active && !c->eof)
+			rx_arm(c);
 		c->waiting = true;
 		while (!c->stage_len && !c->eof)
 			urt_waitq_wait(&c->rx_wq);
@@ -1155,6 +1216,7 @@ void urkv_conn_start(struct urkv_core *cc, int fd)
 	c->cl.last_cmd = "NULL";
 	urkv_auth_conn_init(srv, &c->cl, fd);
 	c->in_cap = 2 * CONN_IN_MIN;
+	c->in_max = srv->o.max_request + CONN_IN_MIN;	/* Room for a length line past a whole request. */
 	c->in = mem_core_malloc(c->in_cap);
 	c->out = mem_core_malloc(CONN_OUT_CAP);
 	c->arena = mem_core_malloc(CONN_ARENA);

@@ -321,6 +321,8 @@ int main(int argc, char **argv)
 	urkv_watch_init(&srv);
 	srv.start_ns = urt_clock_ns();
 	ret = urkv_server_start(&srv);
+	if (ret == 0)
+		ret = urkv_server_fit_fds(&srv);	/* --max-clients against ulimit -n. */
 	if (ret == 0 && o->port_file && write_port_file(o->port_file, srv.port) != 0) {
 		fprintf(stderr, "urkv: cannot write %s: %s\n", o->port_file, strerror(errno));
 		ret = -EIO;

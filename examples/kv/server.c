@@ -30,6 +30,20 @@
  *  4. Release the start lock.  From now on a later urkv's probe (step 2)
  *     meets these listeners and is refused.
  *
+ * Out of file descriptors (design notes).  A multishot accept that fails
+ * (EMFILE: RLIMIT_NOFILE reached; ENFILE: the system's limit; ENOBUFS,
+ * ENOMEM) ends, and the connection stays in the listen queue.  Re-armed at
+ * once, it fails again at once: a core spinning on accept and a line on
+ * stderr per failure (millions a second), while the client waits for an
+ * answer that never comes.  So a failed accept (1) refuses the waiting
+ * connections with Redis's "max number of clients reached": the core
+ * closes the fd it keeps in reserve (spare_fd), accepts, sends the error,
+ * closes, and reopens the reserve (nginx and libev do the same), and
+ * (2) re-arms the accept only after ACCEPT_PAUSE_NS, by a timer.  The
+ * message goes to stderr once a minute per core, with the count refused.
+ * main.c checks RLIMIT_NOFILE against --max-clients at start, so this is
+ * the exception: fds used by something else, or the system's limit.
+ *
  * With --port 0 the first listener is bound first and picks the port (the
  * kernel gives a wildcard-port bind a port no socket holds, reuseport or
  * not); the later cores join it, and a later urkv's probe on that port
@@ -40,17 +54,22 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <semaphore.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/assert.h"
+#include "base/clock.h"
 #include "urkv.h"
 #include "urt/urt.h"
 
@@ -186,6 +205,78 @@ static void reject(struct urkv_core *cc, int fd, const char *msg)
 	(void)cc;
 }
 
+#define ACCEPT_PAUSE_NS 100000000ull	/* After a failed accept: 0.1 s before the next (no spin). */
+#define ACCEPT_MSG_NS 60000000000ull	/* One "accept failed" message a minute per core. */
+#define ACCEPT_REFUSE_MAX 64u		/* Waiting connections refused per failed accept. */
+
+static const char max_clients_msg[] = "-ERR max number of clients reached\r\n";
+
+/*
+ * Out of fds (design notes): close the reserve fd, and with the slot it
+ * frees accept each connection waiting on this core's listener and refuse
+ * it; then take the reserve back.  Only this core accepts on its listener
+ * (SO_REUSEPORT), and its multishot accept has ended, so poll() says
+ * whether accept4() would block.  Returns the connections refused.
+ */
+static unsigned refuse_waiting(struct urkv_core *cc)
+{
+	struct pollfd pfd = { .fd = cc->lfd, .events = POLLIN };
+	unsigned n = 0;
+
+	if (cc->spare_fd < 0)
+		cc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);	/* Lost to a race before. */
+	if (cc->spare_fd < 0)
+		return 0;
+	close(cc->spare_fd);
+	cc->spare_fd = -1;
+	while (n < ACCEPT_REFUSE_MAX && poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN)) {
+		int fd = accept4(cc->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0)
+			break;	/* Another thread took the slot, or the client left. */
+		reject(cc, fd, max_clients_msg);
+		n++;
+	}
+	cc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	atomic_fetch_add_explicit(&cc->st.rejected, n, memory_order_relaxed);
+	return n;
+}
+
+static void accept_resume(struct urt_io *io, int res, void *arg)
+{
+	struct urkv_core *cc = arg;
+
+	(void)io;
+	(void)res;
+	cc->acc_paused = false;
+	if (atomic_load(&cc->srv->stopping)) {
+		urt_waitq_wake_all(&cc->drained_wq);
+		return;
+	}
+	if (!cc->accepting && accept_arm(cc) != 0 && !cc->srv->o.quiet)
+		fprintf(stderr, "urkv: core %u stopped accepting\n", cc->core);
+}
+
+/* A failed accept: refuse who waits, say so (rarely), and try again after a pause. */
+static void accept_failed(struct urkv_core *cc, int res)
+{
+	struct urkv_server *srv = cc->srv;
+	uint64_t now = urt_clock_ns();
+
+	cc->acc_err_refused += refuse_waiting(cc);
+	if (cc->acc_err_ns == 0 || now - cc->acc_err_ns >= ACCEPT_MSG_NS) {
+		fprintf(stderr, "urkv: accept on core %u: %s (%u clients connected); new connections "
+			"get -ERR max number of clients reached until it succeeds again; %llu refused "
+			"so far (see ulimit -n, RLIMIT_NOFILE)\n", cc->core, urt_strerror(res),
+			atomic_load(&srv->clients), (unsigned long long)cc->acc_err_refused);
+		cc->acc_err_ns = now;
+		cc->acc_err_refused = 0;
+	}
+	urt_io_prep_timeout(&cc->acc_pause, ACCEPT_PAUSE_NS);
+	if (urt_io_submit(&cc->acc_pause, accept_resume, cc) == 0)
+		cc->acc_paused = true;
+}
+
 static void on_accept(struct urt_io *io, int res, void *arg)
 {
 	struct urkv_core *cc = arg;
@@ -210,7 +301,7 @@ static void on_accept(struct urt_io *io, int res, void *arg)
 		} else if (atomic_fetch_add(&srv->clients, 1) >=
 			   atomic_load_explicit(&srv->live.max_clients, memory_order_relaxed)) {
 			atomic_fetch_sub(&srv->clients, 1);
-			reject(cc, res, "-ERR max number of clients reached\r\n");
+			reject(cc, res, max_clients_msg);
 			atomic_fetch_add_explicit(&cc->st.rejected, 1, memory_order_relaxed);
 		} else {
 			setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -218,9 +309,14 @@ static void on_accept(struct urt_io *io, int res, void *arg)
 			urkv_conn_start(cc, res);
 		}
 	} else if (res != -ECANCELED && !atomic_load(&srv->stopping)) {
-		/* -EMFILE and the like: the next connection may succeed. */
-		if (!cc->srv->o.quiet)
+		/* EMFILE and the like: re-armed now, it would fail again now (design notes). */
+		if (!cc->accepting) {
+			accept_failed(cc, res);
+			if (cc->acc_paused)
+				return;
+		} else if (!srv->o.quiet) {
 			fprintf(stderr, "urkv: accept on core %u: %s\n", cc->core, urt_strerror(res));
+		}
 	}
 	if (!cc->accepting && !atomic_load(&srv->stopping) && accept_arm(cc) != 0 && !srv->o.quiet)
 		fprintf(stderr, "urkv: core %u stopped accepting\n", cc->core);
@@ -247,6 +343,8 @@ static int core_start(void *p)
 	struct urkv_core *cc = p;
 	int ret;
 
+	/* Without a reserve fd a core still pauses after a failed accept; it just cannot answer. */
+	cc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	ret = urt_pbuf_create(PBUF_COUNT, PBUF_BYTES, &cc->pb);
 	if (ret == 0)
 		ret = urkv_stats_core_init(cc);
@@ -389,6 +487,7 @@ int urkv_server_start(struct urkv_server *srv)
 		srv->cores[i].srv = srv;
 		srv->cores[i].core = i;
 		srv->cores[i].lfd = -1;
+		srv->cores[i].spare_fd = -1;
 	}
 	ret = listen_all(srv);
 	if (ret)
@@ -403,6 +502,61 @@ int urkv_server_start(struct urkv_server *srv)
 	return 0;
 }
 
+#define FD_SLACK 32u	/* fds kept beyond the clients' and urkv's own at start (cluster links, MIGRATE, files), as Redis's 32. */
+
+/* File descriptors the process holds now; 0 when /proc cannot say. */
+static unsigned fds_open(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	unsigned n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n ? n - 1 : 0;	/* Not the directory's own fd. */
+}
+
+int urkv_server_fit_fds(struct urkv_server *srv)
+{
+	unsigned held = fds_open();
+	unsigned long long need = (unsigned long long)srv->o.max_clients + held + FD_SLACK;
+	unsigned long long cur;
+	struct rlimit rl;
+
+	if (held == 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= need)
+		return 0;
+	/* As Redis: raise the soft limit as far as the hard one lets us. */
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > rl.rlim_cur) {
+		struct rlimit up = rl;
+
+		up.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl = up;
+		if (rl.rlim_cur >= need)
+			return 0;
+	}
+	cur = rl.rlim_cur;
+	if (cur < (unsigned long long)held + FD_SLACK + 1) {
+		fprintf(stderr, "urkv: the open file limit (ulimit -n, RLIMIT_NOFILE) is %llu: urkv "
+			"holds %u file descriptors itself and keeps %u spare, so no client could "
+			"connect; raise it to at least %llu for --max-clients %u\n",
+			cur, held, FD_SLACK, need, srv->o.max_clients);
+		return -EMFILE;
+	}
+	fprintf(stderr, "urkv: --max-clients lowered from %u to %llu: the open file limit (ulimit "
+		"-n, RLIMIT_NOFILE) is %llu and urkv holds %u file descriptors itself and keeps %u "
+		"spare; raise the limit to %llu for %u clients\n", srv->o.max_clients,
+		cur - held - FD_SLACK, cur, held, FD_SLACK, need, srv->o.max_clients);
+	srv->o.max_clients = (unsigned)(cur - held - FD_SLACK);
+	atomic_store(&srv->live.max_clients, srv->o.max_clients);
+	return 0;
+}
+
 /* Runs on every core (urt_core_run_all): waits until that core's connections have left. */
 static int core_stop(void *p)
 {
@@ -411,13 +565,18 @@ static int core_stop(void *p)
 
 	if (cc->accepting)
 		urt_io_cancel(&cc->acc);
+	if (cc->acc_paused)
+		urt_io_cancel(&cc->acc_pause);
 	urt_waitq_wake_all(&cc->drained_wq);
 	urkv_conn_stop_all(cc);
-	while (cc->nconns || cc->accepting || cc->reaper)
+	while (cc->nconns || cc->accepting || cc->acc_paused || cc->reaper)
 		urt_waitq_wait(&cc->drained_wq);
 	if (cc->lfd >= 0)
 		close(cc->lfd);
 	cc->lfd = -1;
+	if (cc->spare_fd >= 0)
+		close(cc->spare_fd);
+	cc->spare_fd = -1;
 	if (cc->pb)
 		urt_pbuf_destroy(cc->pb);
 	cc->pb = NULL;

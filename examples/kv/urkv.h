@@ -136,6 +136,11 @@ struct urkv_core {
 	int lfd;			/* Listening socket (SO_REUSEPORT). */
 	struct urt_io acc;		/* Multishot accept. */
 	bool accepting;			/* acc is in flight. */
+	struct urt_io acc_pause;	/* Timer that re-arms acc after a failed accept (server.c). */
+	bool acc_paused;		/* acc_pause is in flight. */
+	int spare_fd;			/* Held in reserve: closed to refuse a connection when out of fds, or -1. */
+	uint64_t acc_err_ns;		/* Last "accept failed" message of this core (one a minute). */
+	uint64_t acc_err_refused;	/* Connections refused for want of fds since that message. */
 	struct urkv_conn *conns;	/* Live connections (list). */
 	unsigned nconns;		/* Entries of conns. */
 	struct urt_pbuf *pb;		/* Provided buffers of the connections' receives. */
@@ -183,6 +188,12 @@ struct urkv_server {
 
 /* server.c */
 int urkv_server_start(struct urkv_server *srv);
+/*
+ * After the start: raises RLIMIT_NOFILE's soft limit to fit --max-clients,
+ * else lowers max-clients to what fits (with a message); -EMFILE when not
+ * even one client fits.
+ */
+int urkv_server_fit_fds(struct urkv_server *srv);
 /* ip (IPv4 or IPv6 literal) and port as a socket address; -EINVAL if ip is neither. */
 int urkv_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
 /*
@@ -337,6 +348,11 @@ struct urkv_client *urkv_conn_client(struct urkv_conn *c);
 /* The connections of core cc: first, and the one after c (iteration on cc's own core). */
 struct urkv_conn *urkv_conn_first(struct urkv_core *cc);
 struct urkv_conn *urkv_conn_next(struct urkv_conn *c);
+/*
+ * True once c's client is gone (a send failed, or the receive saw a
+ * reset): a long command checks it between steps and stops early.
+ */
+bool urkv_conn_gone(const struct urkv_conn *c);
 /* Ends connection c after its current batch (CLIENT KILL); on c's core. */
 void urkv_conn_kill(struct urkv_conn *c);
 /* Socket, idle time and buffered input/output of c, for CLIENT LIST. */

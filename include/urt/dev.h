@@ -165,10 +165,8 @@ struct urt_dev_info {
 	bool is_blockdev;	/**< A block device (or NVMe namespace). */
 	bool is_nvme;		/**< NVMe passthrough. */
 	uint32_t nsid;		/**< NVMe namespace id (passthrough). */
-	uint64_t file_dev;	/**< st_dev of the open file or device node (fstat of its descriptor), so a
-				 * caller that also opened the path (a lock, a check) can tell that both
-				 * name the same file; 0 with file_ino 0 when there is no descriptor (sim). */
-	uint64_t file_ino;	/**< st_ino of the same. */
+	uint64_t file_dev;	/**< st_dev of the open file (fstat of its fd); 0 with file_ino 0 if none (sim). */
+	uint64_t file_ino;	/**< st_ino of the same: tells a caller's own open of the path is this file. */
 };
 
 /** Fill *opts with the defaults: backend by path, O_DIRECT, read-write. */

@@ -162,6 +162,9 @@ URT_API size_t urt_kv_buf_region_bytes(const struct urt_kv_opts *o, unsigned nco
  *                    stores;
  *   -ENOMEM          the page cache does not fit the buffer region (see
  *                    urt_kv_buf_region_bytes);
+ *   -EBUSY           another store holds the file (its flock);
+ *   -EAGAIN          the file was replaced at its path while this open ran
+ *                    (nothing was written; open again);
  *   an error of urt_dev_open or urt_ps_open.
  * urt_last_error() of the calling thread has the details.
  */

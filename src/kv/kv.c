@@ -961,6 +961,8 @@ static int dev_open(struct urt_kv *kv, const char *path)
 		if (ret)
 			return ret;
 	}
+	if (kv_layout_open_hook)
+		kv_layout_open_hook(path);
 	urt_dev_opts_default(&o);
 	ret = urt_dev_open(path, &o, &kv->dev);
 	if (ret == -EINVAL) {

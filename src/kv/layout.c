@@ -25,9 +25,14 @@
  *     kv_layout_claim reads those before a header may be written.  Zeroing
  *     the first MiB (and a device's last) is how a user says "reuse it", as
  *     wipefs does for mkfs.
- *  4. One store at a time: kv_layout_claim holds an exclusive flock on the
- *     path for the store's life, so two opens of one file never both
- *     write it.
+ *  4. One store at a time: an exclusive flock on the file for the store's
+ *     life (taken by kv_layout_file_create through the descriptor that
+ *     created it, or by kv_layout_claim on an existing file), so two opens
+ *     of one file never both write it.
+ *  5. The device is the locked file: kv_layout_same_file compares the
+ *     device's descriptor with the lock's (st_dev, st_ino) before anything
+ *     is written, so a file moved over the path between the two opens is
+ *     refused, never written unlocked or unchecked.
  *
  * States of a store's device and the function performing each transition:
  *
@@ -457,7 +462,9 @@ int kv_layout_file_create(const struct urt_kv_opts *o, const char *path, unsigne
 	 * Locked before anything is written, through the descriptor that made
 	 * it: a second open of the path could find another file there (moved
 	 * over it meanwhile), which would be locked, and formatted, unchecked.
-	 * A new file is nobody else's, so the lock cannot be refused.
+	 * A new file is nobody else's, so the lock is practically never
+	 * refused (another process would have to flock it in the moment
+	 * between the open and this call).
 	 */
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		ret = -errno;
@@ -508,6 +515,8 @@ err_unlink:
 	return ret;
 }
 
+void (*kv_layout_open_hook)(const char *path);
+
 int kv_layout_same_file(const char *path, int lock_fd, const struct urt_dev_info *in)
 {
 	struct stat st;
@@ -517,6 +526,11 @@ int kv_layout_same_file(const char *path, int lock_fd, const struct urt_dev_info
 
 		urt_set_error("kv: cannot stat %s: %s", path, strerror(-ret));
 		return ret;
+	}
+	if (in->file_dev == 0 && in->file_ino == 0) {
+		urt_set_error("kv: cannot tell which file the device opened from %s is (its descriptor "
+			      "could not be examined): not opened", path);
+		return -EIO;
 	}
 	if ((uint64_t)st.st_dev == in->file_dev && (uint64_t)st.st_ino == in->file_ino)
 		return 0;

@@ -112,4 +112,11 @@ int kv_layout_file_create(const struct urt_kv_opts *o, const char *path, unsigne
  */
 int kv_layout_same_file(const char *path, int lock_fd, const struct urt_dev_info *in);
 
+/*
+ * Tests only (NULL otherwise): called by urt_kv_open between locking the
+ * path and opening the device from it, the window kv_layout_same_file
+ * guards, so a test can move another file over the path there.
+ */
+extern void (*kv_layout_open_hook)(const char *path);
+
 #endif /* URT_KV_LAYOUT_H */

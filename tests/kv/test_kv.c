@@ -6,6 +6,7 @@
  */
 #include <stdint.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kv/kv_impl.h"
@@ -1104,6 +1105,70 @@ Test(kv, data_file_create_and_reopen)
 	o.path = NULL;
 	ret = urt_kv_open(rt, &o, &kv);
 	cr_expect_eq(ret, -EINVAL, "neither path nor dev: %d", ret);
+	unlink(path);
+	urt_rt_stop(rt);
+}
+
+/*
+ * A file moved over the store's path between its lock and its device's
+ * open (kv_layout_open_hook stands in for the other process): the open is
+ * refused with -EAGAIN naming the replacement, neither file is written,
+ * and the lock is released (a second open then succeeds).
+ */
+static char moved_from[256];
+
+static void move_over(const char *path)
+{
+	cr_assert_eq(rename(moved_from, path), 0, "rename: %s", strerror(errno));
+}
+
+Test(kv, open_refuses_a_file_moved_over_its_path_while_opening)
+{
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char path[256], junk[4096];
+	struct urt_kv_opts o;
+	struct urt_rt *rt;
+	struct urt_kv *kv;
+	struct stat st;
+	FILE *f;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/urkv-moved-%d", tmp, getpid());
+	snprintf(moved_from, sizeof(moved_from), "%s/urkv-moved-%d.other", tmp, getpid());
+	unlink(path);
+	memset(junk, 0x5a, sizeof(junk));
+	f = fopen(moved_from, "w");
+	cr_assert_not_null(f);
+	for (int i = 0; i < 256; i++)
+		fwrite(junk, 1, sizeof(junk), f);
+	fclose(f);
+	urt_kv_opts_default(&o);
+	o.path = path;
+	o.size_bytes = 64ull << 20;
+	o.cache_bytes = 4u << 20;
+	o.batch_bytes_max = 512u << 10;
+	o.readers_max = 4;
+	rt = kvx_start(1, &o);
+	kv_layout_open_hook = move_over;
+	ret = urt_kv_open(rt, &o, &kv);
+	kv_layout_open_hook = NULL;
+	cr_expect_eq(ret, -EAGAIN, "open with the file replaced: %d %s", ret, urt_last_error());
+	cr_expect(strstr(urt_last_error(), "was replaced while the store was being opened") != NULL, "message: %s",
+		  urt_last_error());
+	/* The file moved in is untouched: 1 MiB of 0x5a. */
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq(st.st_size, 1 << 20, "the replacement was resized to %lld", (long long)st.st_size);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	cr_expect_eq(fread(junk, 1, sizeof(junk), f), sizeof(junk));
+	cr_expect(junk[0] == 0x5a && junk[4095] == 0x5a, "the replacement was written");
+	fclose(f);
+	/* Nothing is held: with the path free again a store is created there. */
+	unlink(path);
+	ret = urt_kv_open(rt, &o, &kv);
+	cr_expect_eq(ret, 0, "open after: %d %s", ret, urt_last_error());
+	if (ret == 0)
+		cr_expect_eq(urt_kv_close(kv), 0);
 	unlink(path);
 	urt_rt_stop(rt);
 }

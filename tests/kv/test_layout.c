@@ -478,24 +478,3 @@ Test(layout, same_file_refuses_a_device_that_is_not_the_locked_file)
 	close(lock);
 	unlink(path);
 }
-
-/* urt_dev_info names the file the device has open: what kv_layout_same_file compares. */
-Test(layout, dev_info_names_the_open_file)
-{
-	struct urt_dev_opts o;
-	struct urt_dev *dev = NULL;
-	char path[256];
-	struct stat st;
-
-	tmp_path(path, sizeof(path), "devid");
-	put_bytes(path, 0, 1 << 20, 0);
-	urt_dev_opts_default(&o);
-	o.direct = false;
-	cr_assert_eq(urt_dev_open(path, &o, &dev), 0, "%s", urt_last_error());
-	cr_assert_eq(stat(path, &st), 0);
-	cr_expect_eq(urt_dev_info(dev)->file_dev, (uint64_t)st.st_dev);
-	cr_expect_eq(urt_dev_info(dev)->file_ino, (uint64_t)st.st_ino);
-	cr_expect_neq(urt_dev_info(dev)->file_ino, 0);
-	urt_dev_close(dev);
-	unlink(path);
-}

@@ -178,3 +178,17 @@ Test(align, existing_file_is_never_grown)
 	urt_dev_close(dev);
 	unlink(path);
 }
+
+/* urt_dev_info names the file the device has open (kv's lock compares it with its own open). */
+Test(align, dev_info_names_the_open_file)
+{
+	struct fx_file f;
+	struct stat st;
+
+	fx_file_open(&f, 1 << 20, false);
+	cr_assert_eq(stat(f.path, &st), 0);
+	cr_expect_eq(urt_dev_info(f.dev)->file_dev, (uint64_t)st.st_dev);
+	cr_expect_eq(urt_dev_info(f.dev)->file_ino, (uint64_t)st.st_ino);
+	cr_expect_neq(urt_dev_info(f.dev)->file_ino, 0);
+	fx_file_close(&f);
+}

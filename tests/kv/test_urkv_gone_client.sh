@@ -16,8 +16,10 @@ command -v python3 > /dev/null || { echo "SKIP: python3 is not installed"; exit 
 
 start_urkv main --data "$WORK/data" --size 256M --cache 64M --cores 2 --no-pin || exit 1
 
-got=$(timeout 200 python3 - "$PORT" <<'EOF'
+got=$(PYTHONPATH="$(dirname "$0")" timeout 200 python3 - "$PORT" <<'EOF'
 import socket, struct, sys, time
+
+from resp_wire import cmd, read_reply
 
 port = int(sys.argv[1])
 NKEYS, NKEYS_CMDS = 20000, 100
@@ -30,28 +32,6 @@ def conn(rcvbuf=None):
     s.settimeout(60)
     s.connect(("127.0.0.1", port))
     return s
-
-
-def cmd(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
-
-def read_reply(f):
-    line = f.readline()
-    t = line[:1]
-    if t == b"$":
-        n = int(line[1:-2])
-        return line + (f.read(n + 2) if n >= 0 else b"")
-    if t == b"*":
-        out = line
-        for _ in range(max(int(line[1:-2]), 0)):
-            out += read_reply(f)
-        return out
-    return line
 
 
 ctl = conn()

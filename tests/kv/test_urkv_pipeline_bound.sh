@@ -21,8 +21,10 @@ MAX_REQUEST=$((1 << 20))
 start_urkv main --data "$WORK/data" --size 256M --cache 64M --cores 2 --no-pin \
 	--max-request "$MAX_REQUEST" || exit 1
 
-got=$(timeout 200 python3 - "$PORT" <<'EOF'
+got=$(PYTHONPATH="$(dirname "$0")" timeout 200 python3 - "$PORT" <<'EOF'
 import socket, sys, threading, time
+
+from resp_wire import cmd, read_reply
 
 port = int(sys.argv[1])
 NKEYS, NMGET = 10000, 200
@@ -35,33 +37,12 @@ def conn():
     return s
 
 
-def cmd(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-
-def read_reply(f):
-    line = f.readline()
-    t = line[:1]
-    if t == b"$":
-        n = int(line[1:-2])
-        return line + (f.read(n + 2) if n >= 0 else b"")
-    if t == b"*":
-        out = line
-        for _ in range(max(int(line[1:-2]), 0)):
-            out += read_reply(f)
-        return out
-    return line
-
-
 ctl = conn()
 cf = ctl.makefile("rb")
 
 
 def call(*args):
-    ctl.sendall(cmd(*[a if isinstance(a, bytes) else str(a).encode() for a in args]))
+    ctl.sendall(cmd(*args))
     return read_reply(cf)
 
 

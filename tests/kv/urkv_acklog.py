@@ -14,15 +14,9 @@ import socket
 import sys
 import time
 
+from resp_wire import cmd
+
 DEPTH = 32
-
-
-def cmd(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
 
 
 def write(port, log, tag):

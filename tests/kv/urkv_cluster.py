@@ -32,6 +32,8 @@ import sys
 import threading
 import time
 
+from resp_wire import cmd
+
 SLOTS = 16384
 
 
@@ -60,14 +62,6 @@ def key_slot(key):
     for b in key:
         crc = ((crc << 8) & 0xFFFF) ^ CRC16[((crc >> 8) ^ b) & 0xFF]
     return crc & (SLOTS - 1)
-
-
-def cmd(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
 
 
 class Conn:

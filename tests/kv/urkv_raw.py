@@ -8,26 +8,7 @@ Each CMD is one inline command line; the replies are read one by one.
 import socket
 import sys
 
-
-def read_reply(f):
-    line = f.readline()
-    if not line:
-        return b"<EOF>"
-    t = line[:1]
-    if t in (b"+", b"-", b":"):
-        return line
-    if t == b"$":
-        n = int(line[1:-2])
-        if n < 0:
-            return line
-        return line + f.read(n + 2)
-    if t == b"*":
-        n = int(line[1:-2])
-        out = line
-        for _ in range(max(n, 0)):
-            out += read_reply(f)
-        return out
-    return line
+from resp_wire import read_reply
 
 
 def main():

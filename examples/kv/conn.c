@@ -48,7 +48,10 @@
  * its scan steps (urkv_keys_reply).  A command already started that
  * writes runs to its end, so what it applied stays applied; the commands
  * after it are not run, as in Redis, which frees a client on a write
- * error and never runs the rest of its query buffer.  Without this, a
+ * error and never runs the rest of its query buffer.  CLIENT KILL
+ * (killed) stops the batch the same way, also for a client that kills
+ * itself: its replies so far go out, nothing after the kill runs (Redis:
+ * close after reply).  Without this, a
  * client that pipelined KEYS and reset kept its slot busy until every
  * KEYS had run, output dropped.
  *
@@ -116,7 +119,7 @@ struct urkv_conn {
 	bool close_after;		/* QUIT: close once the replies are out. */
 	bool lingering;			/* Write side shut: input is discarded. */
 	bool linger_over;		/* The linger timer fired (or was cancelled). */
-	bool send_failed;		/* The peer is gone (urkv_conn_gone): drop output, start nothing. */
+	bool send_failed;		/* The peer is gone: drop output, start nothing (urkv_conn_gone, as killed). */
 	struct urt_io *sending;		/* The send in flight (cancelled at stop), or NULL. */
 	int8_t nosync;			/* NOSYNC ON (1) / OFF (0), or -1: the appendfsync policy. */
 	struct urkv_client cl;		/* Identity, AUTH state, name (CLIENT, auth.c). */
@@ -220,7 +223,7 @@ void urkv_conn_kill(struct urkv_conn *c)
 
 bool urkv_conn_gone(const struct urkv_conn *c)
 {
-	return c->send_failed;
+	return c->send_failed || c->cl.killed;
 }
 
 void urkv_conn_close_after_reply(struct urkv_conn *c)
@@ -686,7 +689,7 @@ static void run_alone(struct urkv_conn *c, struct urkv_slot *s)
 		size_t n = nkeys - k < per ? nkeys - k : per;
 
 		/* A gone client's read stops here; a write runs whole (it may have applied a chunk). */
-		if (c->send_failed && !cmd->writes)
+		if (urkv_conn_gone(c) && !cmd->writes)
 			break;
 
 		/* sub.argv[0] is not the name: prepare and tally look at argv[1..] only. */
@@ -734,8 +737,8 @@ static void batch_run(struct urkv_conn *c, bool alone)
 		struct urkv_slot *s = &c->slots[i];
 		enum urkv_class cls = urkv_slot_class(s);
 
-		if (c->send_failed) {
-			/* The client is gone: what has started finishes, nothing more starts. */
+		if (urkv_conn_gone(c)) {
+			/* The client is gone or killed: what has started finishes, nothing more starts. */
 			end = i;
 			break;
 		}

@@ -9,6 +9,8 @@
 #    100 ran, their output dropped), and connected_clients is back to 1.
 #  - A write pipelined before a reset stays applied, and the server still
 #    serves (PING, DBSIZE).
+#  - CLIENT KILL of itself stops the batch as Redis does (reply, end of
+#    stream, nothing after it run); CLIENT KILL ID skips the caller.
 #
 # usage: URKV=path/to/urkv test_urkv_gone_client.sh
 . "$(dirname "$0")/urkv_lib.sh"
@@ -103,6 +105,23 @@ wait_for(lambda: info_field("clients", "connected_clients") == "1",
          "the second reset client to leave", 120)
 print("written", call("GET", "written").decode().split("\r\n")[1])
 print("ping", call("PING").decode().strip())
+
+# CLIENT KILL of itself, pipelined: as Redis 7 answers (checked against
+# redis-server 7.0.15).  Old style (ADDR) kills it: its reply, then the end
+# of stream, and the SET after it never runs.  New style (ID) skips the
+# caller (SKIPME yes): :0, and the rest runs.
+me = conn()
+mf = me.makefile("rb")
+addr = "%s:%d" % me.getsockname()
+me.sendall(cmd("CLIENT", "KILL", addr) + cmd("SET", "after-self-kill", "1") + cmd("PING"))
+print("selfkill", b"|".join(read_reply(mf) for _ in range(3)).decode().replace("\r\n", ""))
+print("after_self_kill", call("EXISTS", "after-self-kill").decode().strip())
+me = conn()
+mf = me.makefile("rb")
+me.sendall(cmd("CLIENT", "ID"))
+myid = int(read_reply(mf)[1:-2])
+me.sendall(cmd("CLIENT", "KILL", "ID", myid) + cmd("PING"))
+print("skipme", b"|".join(read_reply(mf) for _ in range(2)).decode().replace("\r\n", ""))
 EOF
 )
 echo "$got"
@@ -111,5 +130,8 @@ expect "KEYS run for a reset client" "keys_few yes" "$(grep '^keys_few' <<< "$go
 expect "connected_clients after the reset" "clients_after 1" "$(grep '^clients_after' <<< "$got")"
 expect "a SET pipelined before a reset" "written before-reset" "$(grep '^written' <<< "$got")"
 expect "PING after the resets" "ping +PONG" "$(grep '^ping' <<< "$got")"
+expect "CLIENT KILL of itself, pipelined" "selfkill +OK|<EOF>|<EOF>" "$(grep '^selfkill' <<< "$got")"
+expect "a SET pipelined after a self-kill" "after_self_kill :0" "$(grep '^after_self_kill' <<< "$got")"
+expect "CLIENT KILL ID of itself (SKIPME)" "skipme :0|+PONG" "$(grep '^skipme' <<< "$got")"
 stop_urkv || fail "urkv did not stop cleanly"
 finish

@@ -27,8 +27,9 @@
  * stage (at most CONN_STAGE_MAX plus one receive: the receive pauses), and
  * the two together hold at most in_max (max_request + CONN_IN_MIN) of
  * unparsed input plus the receives in flight when the receive pauses (see
- * Receiving, below): a client that pipelines without reading its replies
- * is held there, whatever it sends.  The output buffer is CONN_OUT_CAP (larger bulks are sent straight from their
+ * Back-pressure, below): a client that pipelines without reading its
+ * replies is held there, whatever it sends.  The output buffer is
+ * CONN_OUT_CAP (larger bulks are sent straight from their
  * buffer), the argument vector grows to max_args, a value that does not fit
  * its CONN_VALUE_SLICE is fetched again into a buffer of its size (at most
  * proto-max-bulk-len, URT_KV_VALUE_MAX) while its reply is written, and
@@ -204,14 +205,14 @@ uint64_t urkv_conn_idle_ns(struct urkv_conn *c, uint64_t now)
 	return now > c->last_active_ns ? now - c->last_active_ns : 0;
 }
 
-size_t urkv_conn_qbuf(struct urkv_conn *c)
+size_t urkv_conn_qbuf(const struct urkv_conn *c)
 {
 	return c->in_len - c->in_off + c->stage_len;
 }
 
 void urkv_conn_kill(struct urkv_conn *c)
 {
-	/* As the idle reaper does: an idle one leaves now, a busy one after its batch. */
+	/* An idle one leaves now, a busy one once its running command is done (urkv_conn_gone). */
 	c->cl.killed = true;
 	c->eof = true;
 	if (c->sending)
@@ -888,7 +889,7 @@ static enum parse_result batch_fill(struct urkv_conn *c, int *err, bool *alone)
  */
 static bool input_full(const struct urkv_conn *c)
 {
-	return c->stage_len > CONN_STAGE_MAX || c->in_len - c->in_off + c->stage_len > c->in_max;
+	return c->stage_len > CONN_STAGE_MAX || urkv_conn_qbuf(c) > c->in_max;
 }
 
 static void conn_rx(struct urt_io *io, int res, void *arg);
@@ -1168,7 +1169,7 @@ static void conn_main(void *arg)
 			atomic_fetch_add_explicit(&c->cc->st.protocol_errors, 1,
 						  memory_order_relaxed);
 		}
-		if (r == PARSE_ERROR || c->close_after || c->send_failed || c->cl.killed)
+		if (r == PARSE_ERROR || c->close_after || urkv_conn_gone(c))
 			break;
 		if (r == PARSE_RUN || c->stage_len)
 			continue;

@@ -350,15 +350,15 @@ struct urkv_conn *urkv_conn_first(struct urkv_core *cc);
 struct urkv_conn *urkv_conn_next(struct urkv_conn *c);
 /*
  * True once c's client is gone (a send failed, or the receive saw a
- * reset): a long command checks it between steps and stops early.
+ * reset) or killed: a long command checks it between steps and stops early.
  */
 bool urkv_conn_gone(const struct urkv_conn *c);
-/* Ends connection c after its current batch (CLIENT KILL); on c's core. */
+/* Ends connection c once its running command is done (CLIENT KILL); on c's core. */
 void urkv_conn_kill(struct urkv_conn *c);
 /* Socket, idle time and buffered input/output of c, for CLIENT LIST. */
 int urkv_conn_fd(struct urkv_conn *c);
 uint64_t urkv_conn_idle_ns(struct urkv_conn *c, uint64_t now);
-size_t urkv_conn_qbuf(struct urkv_conn *c);
+size_t urkv_conn_qbuf(const struct urkv_conn *c);
 
 /* auth.c */
 /* Fills the client's addresses and authed state of a new connection. */

@@ -1,6 +1,8 @@
-"""RESP on the wire for the urkv tests: a command as a RESP array, and one
-whole reply read from a socket file (its raw bytes, nested arrays included).
+"""RESP on the wire for the urkv tests: a command as a RESP array, one
+whole reply read from a socket file (its raw bytes, nested arrays included),
+and a loopback connection that sends commands and reads their replies.
 """
+import socket
 
 
 def cmd(*args):
@@ -27,3 +29,28 @@ def read_reply(f):
             out += read_reply(f)
         return out
     return line
+
+
+def connect(port, timeout=60, rcvbuf=None):
+    """A socket connected to 127.0.0.1:port (rcvbuf: SO_RCVBUF, set before the connect)."""
+    s = socket.socket()
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(timeout)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+class Conn:
+    """A connection whose call() sends one command and returns its raw reply."""
+
+    def __init__(self, port, timeout=60):
+        self.sock = connect(port, timeout)
+        self.f = self.sock.makefile("rb")
+
+    def reply(self):
+        return read_reply(self.f)
+
+    def call(self, *args):
+        self.sock.sendall(cmd(*args))
+        return self.reply()

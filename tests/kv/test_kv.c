@@ -1050,6 +1050,17 @@ static void file_get(void *p)
 	t->get = urt_kv_get(t->kv, "persist", 7, t->buf, sizeof(t->buf), &t->vlen);
 }
 
+/* A small store in the data file path. */
+static void file_opts(struct urt_kv_opts *o, const char *path)
+{
+	urt_kv_opts_default(o);
+	o->path = path;
+	o->size_bytes = 64ull << 20;
+	o->cache_bytes = 4u << 20;
+	o->batch_bytes_max = 512u << 10;
+	o->readers_max = 4;
+}
+
 Test(kv, data_file_create_and_reopen)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -1062,12 +1073,7 @@ Test(kv, data_file_create_and_reopen)
 
 	snprintf(path, sizeof(path), "%s/urkv-test-%d", tmp, getpid());
 	unlink(path);
-	urt_kv_opts_default(&o);
-	o.path = path;
-	o.size_bytes = 64ull << 20;
-	o.cache_bytes = 4u << 20;
-	o.batch_bytes_max = 512u << 10;
-	o.readers_max = 4;
+	file_opts(&o, path);
 	rt = kvx_start(2, &o);
 	ret = urt_kv_open(rt, &o, &kv);
 	cr_assert_eq(ret, 0, "open: %d %s", ret, urt_last_error());
@@ -1142,12 +1148,7 @@ Test(kv, open_refuses_a_file_moved_over_its_path_while_opening)
 	for (int i = 0; i < 256; i++)
 		fwrite(junk, 1, sizeof(junk), f);
 	fclose(f);
-	urt_kv_opts_default(&o);
-	o.path = path;
-	o.size_bytes = 64ull << 20;
-	o.cache_bytes = 4u << 20;
-	o.batch_bytes_max = 512u << 10;
-	o.readers_max = 4;
+	file_opts(&o, path);
 	rt = kvx_start(1, &o);
 	kv_layout_open_hook = move_over;
 	ret = urt_kv_open(rt, &o, &kv);

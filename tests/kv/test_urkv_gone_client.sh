@@ -21,28 +21,14 @@ start_urkv main --data "$WORK/data" --size 256M --cache 64M --cores 2 --no-pin |
 got=$(PYTHONPATH="$(dirname "$0")" timeout 200 python3 - "$PORT" <<'EOF'
 import socket, struct, sys, time
 
-from resp_wire import cmd, read_reply
+from resp_wire import Conn, cmd, connect
 
 port = int(sys.argv[1])
 NKEYS, NKEYS_CMDS = 20000, 100
 
 
-def conn(rcvbuf=None):
-    s = socket.socket()
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.settimeout(60)
-    s.connect(("127.0.0.1", port))
-    return s
-
-
-ctl = conn()
-cf = ctl.makefile("rb")
-
-
-def call(*args):
-    ctl.sendall(cmd(*args))
-    return read_reply(cf)
+ctl = Conn(port)
+call = ctl.call
 
 
 def info_field(section, name):
@@ -74,13 +60,13 @@ for b in range(0, NKEYS, 500):
     for i in range(b, b + 500):
         pairs += [b"k%099d" % i, b"v"]
     reqs += cmd("MSET", *pairs)
-ctl.sendall(reqs)
+ctl.sock.sendall(reqs)
 for _ in range(NKEYS // 500):
-    assert read_reply(cf) == b"+OK\r\n"
+    assert ctl.reply() == b"+OK\r\n"
 print("dbsize", call("DBSIZE").decode().strip())
 
 # 100 KEYS * pipelined, nothing read, then a reset.
-bad = conn(rcvbuf=4096)
+bad = connect(port, rcvbuf=4096)
 bad.sendall(cmd("KEYS", "*") * NKEYS_CMDS)
 wait_for(lambda: keys_calls() >= 1, "the first KEYS to run")
 time.sleep(0.3)
@@ -96,7 +82,7 @@ print("keys_few", "yes" if calls < 20 else "no: %d of %d ran" % (calls, NKEYS_CM
 print("clients_after", info_field("clients", "connected_clients"))
 
 # A write before the reset was applied; the server still serves.
-w = conn(rcvbuf=4096)
+w = connect(port, rcvbuf=4096)
 w.sendall(cmd("SET", "written", "before-reset") + cmd("KEYS", "*") * 10)
 wait_for(lambda: call("GET", "written") == b"$12\r\nbefore-reset\r\n", "the SET", 30)
 w.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -110,18 +96,15 @@ print("ping", call("PING").decode().strip())
 # redis-server 7.0.15).  Old style (ADDR) kills it: its reply, then the end
 # of stream, and the SET after it never runs.  New style (ID) skips the
 # caller (SKIPME yes): :0, and the rest runs.
-me = conn()
-mf = me.makefile("rb")
-addr = "%s:%d" % me.getsockname()
-me.sendall(cmd("CLIENT", "KILL", addr) + cmd("SET", "after-self-kill", "1") + cmd("PING"))
-print("selfkill", b"|".join(read_reply(mf) for _ in range(3)).decode().replace("\r\n", ""))
+me = Conn(port)
+addr = "%s:%d" % me.sock.getsockname()
+me.sock.sendall(cmd("CLIENT", "KILL", addr) + cmd("SET", "after-self-kill", "1") + cmd("PING"))
+print("selfkill", b"|".join(me.reply() for _ in range(3)).decode().replace("\r\n", ""))
 print("after_self_kill", call("EXISTS", "after-self-kill").decode().strip())
-me = conn()
-mf = me.makefile("rb")
-me.sendall(cmd("CLIENT", "ID"))
-myid = int(read_reply(mf)[1:-2])
-me.sendall(cmd("CLIENT", "KILL", "ID", myid) + cmd("PING"))
-print("skipme", b"|".join(read_reply(mf) for _ in range(2)).decode().replace("\r\n", ""))
+me = Conn(port)
+myid = int(me.call("CLIENT", "ID")[1:-2])
+me.sock.sendall(cmd("CLIENT", "KILL", "ID", myid) + cmd("PING"))
+print("skipme", b"|".join(me.reply() for _ in range(2)).decode().replace("\r\n", ""))
 EOF
 )
 echo "$got"

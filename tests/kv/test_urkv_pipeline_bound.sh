@@ -22,28 +22,16 @@ start_urkv main --data "$WORK/data" --size 256M --cache 64M --cores 2 --no-pin \
 	--max-request "$MAX_REQUEST" || exit 1
 
 got=$(PYTHONPATH="$(dirname "$0")" timeout 200 python3 - "$PORT" <<'EOF'
-import socket, sys, threading, time
+import sys, threading, time
 
-from resp_wire import cmd, read_reply
+from resp_wire import Conn, cmd, connect
 
 port = int(sys.argv[1])
 NKEYS, NMGET = 10000, 200
 
 
-def conn():
-    s = socket.socket()
-    s.settimeout(120)
-    s.connect(("127.0.0.1", port))
-    return s
-
-
-ctl = conn()
-cf = ctl.makefile("rb")
-
-
-def call(*args):
-    ctl.sendall(cmd(*args))
-    return read_reply(cf)
+ctl = Conn(port, 120)
+call = ctl.call
 
 
 keys = [b"k:%05d" % i for i in range(NKEYS)]
@@ -64,7 +52,7 @@ reqs = b"".join(reqs)
 want = b"".join(want)
 
 ctl_id = int(call("CLIENT", "ID")[1:-2])
-flood = conn()
+flood = connect(port, 120)
 sent = [0]
 
 

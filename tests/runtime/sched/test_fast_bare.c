@@ -38,6 +38,20 @@ static uint64_t rnd(uint64_t *s)
 	return *s;
 }
 
+/* A scratch file with a FIFO scheduler of depth 1 (a lost unit then stops every later op), and f on it. */
+static void fb_open(struct fx_file *file, struct fb *f)
+{
+	struct urt_sched_opts sc;
+
+	fx_file_open(file, (uint64_t)FILE_PAGES * PG, false);
+	urt_sched_opts_default(&sc);
+	sc.policy = URT_SCHED_FIFO;
+	sc.depth_max = 1;
+	cr_assert_eq(urt_dev_sched_set(file->dev, &sc), 0, "%s", urt_last_error());
+	f->dev = file->dev;
+	f->buf = aligned_alloc(4096, PG);
+}
+
 static int read_one(struct fb *f, uint64_t off, size_t len, uint64_t timeout_ns)
 {
 	struct urt_io io;
@@ -83,7 +97,6 @@ Test(sched_fast_bare, depth_units_come_back)
 	struct urt_rt_opts o;
 	struct urt_rt *rt;
 	struct fx_file file;
-	struct urt_sched_opts sc;
 	struct urt_sched_stats st;
 	struct fb f = { 0 };
 
@@ -92,13 +105,7 @@ Test(sched_fast_bare, depth_units_come_back)
 	o.cpus = (int[]){ 0 };
 	o.buf_region_bytes = 64u << 10;
 	rt = fx_start(&o);
-	fx_file_open(&file, (uint64_t)FILE_PAGES * PG, false);
-	urt_sched_opts_default(&sc);
-	sc.policy = URT_SCHED_FIFO;
-	sc.depth_max = 1;
-	cr_assert_eq(urt_dev_sched_set(file.dev, &sc), 0, "%s", urt_last_error());
-	f.dev = file.dev;
-	f.buf = aligned_alloc(4096, PG);
+	fb_open(&file, &f);
 	fx_run(rt, 0, body, &f);
 	cr_expect_eq(f.bad, 0, "%d reads with a wrong result", f.bad);
 	cr_expect_eq(f.leaked, 0, "%d depth units held with nothing in flight", f.leaked);
@@ -132,17 +139,11 @@ static void body_random(void *arg)
 Test(sched_fast_bare, queue_outlives_runtime)
 {
 	struct fx_file file;
-	struct urt_sched_opts sc;
 	struct urt_sched_stats st;
 	struct fb f = { 0 };
 	uint64_t fast[2];
 
-	fx_file_open(&file, (uint64_t)FILE_PAGES * PG, false);
-	urt_sched_opts_default(&sc);
-	sc.depth_max = 1;
-	cr_assert_eq(urt_dev_sched_set(file.dev, &sc), 0, "%s", urt_last_error());
-	f.dev = file.dev;
-	f.buf = aligned_alloc(4096, PG);
+	fb_open(&file, &f);
 	for (int run = 0; run < 2; run++) {
 		struct urt_rt *rt = fx_start_one_core();
 
@@ -216,17 +217,10 @@ static void body_deadline_cb(void *arg)
 Test(sched_fast_bare, deadline_op_gives_its_unit_back_at_its_answer)
 {
 	struct fx_file file;
-	struct urt_sched_opts sc;
 	struct fb f = { 0 };
 	struct urt_rt *rt;
 
-	fx_file_open(&file, (uint64_t)FILE_PAGES * PG, false);
-	urt_sched_opts_default(&sc);
-	sc.policy = URT_SCHED_FIFO;
-	sc.depth_max = 1;
-	cr_assert_eq(urt_dev_sched_set(file.dev, &sc), 0, "%s", urt_last_error());
-	f.dev = file.dev;
-	f.buf = aligned_alloc(4096, PG);
+	fb_open(&file, &f);
 	rt = fx_start_one_core();
 	fx_run(rt, 0, body_deadline_cb, &f);
 	urt_rt_stop(rt);

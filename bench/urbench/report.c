@@ -62,8 +62,9 @@ static void health_line(FILE *f, const char *label, const struct urt_dev_health 
 {
 	if (!has || (!always && h->state == URT_DEV_HEALTHY && !h->timeouts && !h->resets))
 		return;
-	fprintf(f, "%s: %s (timeouts %" PRIu64 ", retries %" PRIu64 ", resets %" PRIu64 ", failed resets %" PRIu64
-		")\n", label, urt_dev_state_name(h->state), h->timeouts, h->retries, h->resets, h->reset_failures);
+	fprintf(f, "%s: %s%s (timeouts %" PRIu64 ", retries %" PRIu64 ", resets %" PRIu64 ", failed resets %" PRIu64
+		")\n", label, urt_dev_state_name(h->state), h->gone ? ", the device is gone" : "", h->timeouts,
+		h->retries, h->resets, h->reset_failures);
 }
 
 static void report_one(FILE *f, const struct ub_result *r)
@@ -236,6 +237,7 @@ json_object *ub_report_json_object(const struct ub_opts *o, const struct ub_resu
 			add(h, "retries", u64(x->health.retries));
 			add(h, "resets", u64(x->health.resets));
 			add(h, "reset_failures", u64(x->health.reset_failures));
+			add(h, "gone", json_object_new_boolean(x->health.gone));
 			add(run, "device_health", h);
 		}
 		add(run, "total", json_core(&x->total, uring));

@@ -117,6 +117,9 @@ struct urt_dev_health {
 	uint64_t resets;		/**< Controller resets urt asked for. */
 	uint64_t reset_failures;	/**< Resets that failed or did not cure the timeouts. */
 	int last_reset_err;		/**< 0, or the -errno of the last failed reset. */
+	bool gone;			/**< OFFLINE because the device went away (a command failed with
+					 * ENODEV: its driver removed the controller or namespace), not
+					 * because resets failed. */
 };
 
 /** Fill o with the defaults listed in struct urt_dev_health_opts. */

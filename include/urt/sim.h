@@ -105,6 +105,11 @@ enum urt_sim_fault {
 					 * dev/health.c) removes every armed HANG: a hung controller
 					 * that a reset revives. */
 	URT_SIM_FAULT_RESET_FAIL,	/**< A controller reset fails with -EIO (range ignored). */
+	URT_SIM_FAULT_GONE,		/**< The device is gone, as when the driver removes a controller
+					 * whose reset failed or the drive is pulled: a command fails at
+					 * once with -ENODEV (range ignored, one count per command), and
+					 * while the rule is armed a controller reset fails with -ENODEV.
+					 * The runtime takes the device OFFLINE at the first such result. */
 };
 
 /** Counters of a simulated device, from urt_sim_stats(). */

@@ -13,8 +13,11 @@
  * A reset already under way (the driver's own, after a command's abort
  * failed) shows as -EWOULDBLOCK from open (the driver lets /dev/nvmeX be
  * opened only while the controller is live) or -EBUSY from the ioctl:
- * urt then joins it, and waiting for "live" is all there is to do.  A controller that reaches "dead" or "deleting" will not
- * come back: -ENODEV at once.
+ * urt then joins it, and waiting for "live" is all there is to do.  A
+ * controller that reaches "dead" or "deleting", or whose /dev/nvmeX is
+ * gone (the driver removed it, as Linux does after a reset of its own
+ * failed), will not come back: -ENODEV at once, which dev/health.c takes
+ * as the device gone (OFFLINE, no further reset).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +56,11 @@ int nvme_reset_wait(const char *ctrl, const char *path, uint32_t wait_ms)
 	if (fd < 0) {
 		ret = -errno;
 		/* The driver opens the controller only while it is live: EWOULDBLOCK = a reset is under way. */
+		if (ret == -ENOENT || ret == -ENXIO || ret == -ENODEV) {
+			urt_set_error("%s: its controller %s is gone (%s): the driver removed it, so there is "
+				      "nothing to reset", path, dev, strerror(-ret));
+			return -ENODEV;
+		}
 		if (ret != -EWOULDBLOCK) {
 			urt_set_error("%s: cannot open its controller %s to reset it: %s", path, dev,
 				      strerror(-ret));

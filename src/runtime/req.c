@@ -509,6 +509,10 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 	/* The device's recovery hears of every timeout, even one nobody waits for (dev/health.c). */
 	if (urt_unlikely(res == -ETIMEDOUT) && dev)
 		health = health_on_timeout(dev, req->issue_ns, core_now(c));
+	else if (urt_unlikely(res == -ENODEV) && dev) {
+		health_on_gone(dev);	/* The driver removed it: OFFLINE, nothing to reset. */
+		health_offline_error(dev);	/* The op that found it gone says so too. */
+	}
 	else if (urt_unlikely(res >= 0 && dev && health_state(&dev->health) != URT_DEV_HEALTHY))
 		health_on_success(dev, req->issue_ns, core_now(c));
 	if (!req->io)

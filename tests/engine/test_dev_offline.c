@@ -5,7 +5,9 @@
  * in flight fails with -ENODEV, the store turns sticky and refuses every
  * later commit (URT_E_STICKY, urt_ps_error -ENODEV, a message saying so),
  * and after a power cycle the acknowledged data is intact while the failed
- * commit is absent: nothing was acknowledged that was not durable.
+ * commit is absent: nothing was acknowledged that was not durable.  The
+ * same holds when the device is simply gone (its driver removed it: the
+ * sim's GONE fault), which takes it OFFLINE at the first command.
  */
 #include "ps_fixture.h"
 
@@ -20,6 +22,7 @@ struct off_state {
 	uint64_t v[4];
 	char msg[512];
 	struct urt_dev_health h;
+	bool gone;		/* The device is removed (GONE) instead of stalling with failed resets. */
 };
 
 static void body_offline(void *arg)
@@ -32,8 +35,12 @@ static void body_offline(void *arg)
 		return;
 	/* Acknowledged, so durable; pages 2 and 3 also stay cached, so only writes meet the stall. */
 	s->ret[0] = psx_write_page(ps, 1, 10) | psx_write_page(ps, 2, 11) | psx_write_page(ps, 3, 12);
-	urt_sim_inject(s->dev, URT_SIM_FAULT_TIMEOUT, 0, 0, URT_SIM_FOREVER);
-	urt_sim_inject(s->dev, URT_SIM_FAULT_RESET_FAIL, 0, 0, URT_SIM_FOREVER);
+	if (s->gone) {
+		urt_sim_inject(s->dev, URT_SIM_FAULT_GONE, 0, 0, URT_SIM_FOREVER);
+	} else {
+		urt_sim_inject(s->dev, URT_SIM_FAULT_TIMEOUT, 0, 0, URT_SIM_FOREVER);
+		urt_sim_inject(s->dev, URT_SIM_FAULT_RESET_FAIL, 0, 0, URT_SIM_FOREVER);
+	}
 	s->ret[1] = psx_write_page(ps, 2, 20);		/* The device goes offline under it. */
 	urt_dev_health(s->dev, &s->h);
 	s->ret[2] = psx_write_page(ps, 3, 30);		/* Refused. */
@@ -50,9 +57,9 @@ static void body_offline(void *arg)
 	s->ret[7] = urt_ps_close(ps);
 }
 
-Test(dev_offline, page_store_refuses_commits)
+static void run_offline(bool gone)
 {
-	struct off_state s = { 0 };
+	struct off_state s = { .gone = gone };
 	struct urt_sim_opts so;
 	struct urt_dev_health_opts ho;
 
@@ -73,9 +80,16 @@ Test(dev_offline, page_store_refuses_commits)
 	cr_expect_eq(s.ret[0], 0);
 	cr_expect_eq(s.ret[1], -ENODEV, "the commit in flight fails with the device's error: %d", s.ret[1]);
 	cr_expect_eq(s.h.state, URT_DEV_OFFLINE, "the device is %s", urt_dev_state_name(s.h.state));
-	cr_expect_eq(s.h.resets, 1);
-	cr_expect_eq(s.h.reset_failures, 1);
-	cr_expect_geq(s.h.timeouts, 2);
+	if (gone) {
+		cr_expect(s.h.gone, "offline because the device is gone");
+		cr_expect_eq(s.h.resets, 0, "nothing to reset");
+		cr_expect_eq(s.h.timeouts, 0);
+	} else {
+		cr_expect(!s.h.gone);
+		cr_expect_eq(s.h.resets, 1);
+		cr_expect_eq(s.h.reset_failures, 1);
+		cr_expect_geq(s.h.timeouts, 2);
+	}
 	cr_expect_eq(s.ret[2], URT_E_STICKY, "later commits are refused: %d", s.ret[2]);
 	cr_expect(strstr(s.msg, "refuses") && strstr(s.msg, urt_strerror(-ENODEV)), "a clear message: %s", s.msg);
 	cr_expect_eq(s.ret[3], -ENODEV, "urt_ps_error names the cause: %d", s.ret[3]);
@@ -87,3 +101,6 @@ Test(dev_offline, page_store_refuses_commits)
 	cr_expect_eq(s.ret[6], 0);
 	cr_expect_eq(s.ret[7], 0);
 }
+
+Test(dev_offline, page_store_refuses_commits) { run_offline(false); }
+Test(dev_offline, page_store_refuses_commits_on_a_device_gone) { run_offline(true); }

@@ -25,13 +25,29 @@
  *                    reissued and their data verified, DEGRADED; a stall
  *                    that does not end: M resets, OFFLINE, -ENODEV at once
  *                    with the device named.
+ *   removal/controller_removed_under_io
+ *                    the driver removes the controller while commands are
+ *                    in flight (PCI remove through sysfs: the driver's own
+ *                    path after a reset of its own failed, "Removing after
+ *                    probe failure", and a pulled drive's): the device goes
+ *                    OFFLINE as gone, without a reset, later ops fail at
+ *                    once naming it; after a PCI rescan brings the
+ *                    controller back, every write that was acknowledged
+ *                    reads back.  It runs last (suites run in name order):
+ *                    the controller it brings back may have new names.
  *
  * Run it in a boot of its own: the resets disturb every later test.
  */
+#include <dirent.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
 #include <sys/klog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../nvme-vm/guest_env.h"
+#include "base/sysfs.h"
 #include "../runtime/fixture.h"
 #include "passthru/passthru.h"
 #include "urt/dev.h"
@@ -408,4 +424,258 @@ Test(rec, cascade)
 	cr_expect_geq(s.b_h.rounds, 4, "N = 2 rounds, then one per failed reset");
 	cr_expect_eq(s.b_sticky, -ENODEV);
 	cr_expect_geq(s.b_inits, 2, "the controller was reset (and came back) at least twice");
+}
+
+/* --- The controller removed under I/O --------------------------------------- */
+
+struct removal {
+	const char *ng;
+	char bdf[64];			/* The controller's PCI address, e.g. 0000:00:04.0. */
+	struct tests_fail fail;
+	int w_res[2];			/* The two writes in flight when the controller went. */
+	int after, after_write;		/* The first read and write after the removal. */
+	uint64_t after_ns;		/* How long that read took. */
+	char after_msg[512];
+	struct urt_dev_health h;	/* Once all that is done. */
+	int sticky;
+	uint64_t remove_ns;		/* How long the sysfs remove took (the driver's teardown). */
+	int remove_err;
+};
+
+/* The PCI address of the controller behind URT_NVME_CTRL (/sys/class/nvme/nvmeX/device). */
+static void ctrl_bdf(char *buf, size_t len)
+{
+	char path[96], target[256];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/sys/class/nvme/%s/device", ctrl_name());
+	n = readlink(path, target, sizeof(target) - 1);
+	cr_assert_gt(n, 0, "readlink %s: %s", path, strerror(errno));
+	target[n] = '\0';
+	snprintf(buf, len, "%s", basename(target));
+}
+
+/* Writes s into a sysfs file; 0 or -errno. */
+static int sysfs_put(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, s, strlen(s)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* Off the reactor: the remove blocks while the driver tears the controller down. */
+static void *remove_main(void *arg)
+{
+	struct removal *s = arg;
+	char path[128];
+	uint64_t t0 = urt_clock_ns();
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", s->bdf);
+	s->remove_err = sysfs_put(path, "1");
+	s->remove_ns = urt_clock_ns() - t0;
+	return NULL;
+}
+
+#define RM_OFF_A (4u << 20)	/* The two writes in flight: 4 KiB at 4 MiB and at 5 MiB. */
+#define RM_OFF_B (5u << 20)
+#define RM_SEED 0x72656d76u
+
+static void removal_body(void *arg)
+{
+	struct removal *s = arg;
+	struct urt_dev_health_opts ho;
+	struct urt_dev_opts o;
+	struct urt_dev *dev = NULL;
+	uint8_t *wa = urt_buf_get(4096), *wb = urt_buf_get(4096), *rbuf = urt_buf_get(4096);
+	struct op_wait w[2] = { { 0 }, { 0 } };
+	struct urt_io io[2];
+	pthread_t t;
+	uint64_t t0;
+	int ret;
+
+	urt_dev_health_opts_default(&ho);
+	urt_dev_opts_default(&o);
+	o.health = &ho;
+	ret = urt_dev_open(s->ng, &o, &dev);
+	if (ret) {
+		tests_failf(&s->fail, "urt_dev_open(%s): %d (%s)", s->ng, ret, urt_last_error());
+		return;
+	}
+	for (uint32_t i = 0; i < 4096; i++) {
+		wa[i] = fx_pattern(RM_SEED, RM_OFF_A + i);
+		wb[i] = fx_pattern(RM_SEED, RM_OFF_B + i);
+	}
+	/* A full bucket, so the two writes wait in QEMU's throttle (about 6 s) while the controller goes. */
+	if (prime(&(struct cascade){ .ng = s->ng }, 0, STALL_BYTES, SEED_R))
+		tests_failf(&s->fail, "the priming write failed");
+	urt_io_prep_write(&io[0], dev, wa, 4096, RM_OFF_A);
+	urt_io_prep_write(&io[1], dev, wb, 4096, RM_OFF_B);
+	if (urt_io_submit(&io[0], op_cb, &w[0]) || urt_io_submit(&io[1], op_cb, &w[1])) {
+		tests_failf(&s->fail, "submit: %s", urt_last_error());
+		return;
+	}
+	urt_sleep_ns(500000000ull);
+	if (pthread_create(&t, NULL, remove_main, s)) {
+		tests_failf(&s->fail, "pthread_create failed");
+		return;
+	}
+	t0 = urt_clock_ns();
+	while ((!w[0].done || !w[1].done) && urt_clock_ns() - t0 < 60000000000ull)
+		urt_sleep_ns(10000000);
+	s->w_res[0] = w[0].done ? w[0].res : 1;
+	s->w_res[1] = w[1].done ? w[1].res : 1;
+	/* The sysfs write returns once the driver has let go of the controller. */
+	while (!s->remove_ns && urt_clock_ns() - t0 < 60000000000ull)
+		urt_sleep_ns(10000000);
+	pthread_join(t, NULL);
+	t0 = urt_clock_ns();
+	s->after = (int)urt_read(dev, rbuf, 4096, 0);
+	s->after_ns = urt_clock_ns() - t0;
+	snprintf(s->after_msg, sizeof(s->after_msg), "%s", urt_last_error());
+	s->after_write = (int)urt_write(dev, wa, 4096, RM_OFF_A);
+	urt_dev_health(dev, &s->h);
+	s->sticky = urt_dev_error(dev);
+	urt_dev_close(dev);
+	urt_buf_put(wa);
+	urt_buf_put(wb);
+	urt_buf_put(rbuf);
+}
+
+/*
+ * After the rescan the driver names the namespaces again in the order it
+ * finds them, so the nsid's generic device may have another name:
+ * /dev/ngXnY of the /sys/block/nvmeXnY whose nsid is nsid; 0 or -ENOENT.
+ */
+static int ng_of_nsid(uint32_t nsid, char *ng, size_t len)
+{
+	DIR *d = opendir("/sys/block");
+	struct dirent *e;
+	int ret = -ENOENT;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		char path[300], line[32];
+
+		/* Hidden per-path disks of multipath heads (nvmeXcYnZ) have no node. */
+		if (strncmp(e->d_name, "nvme", 4) || strchr(e->d_name + 4, 'c'))
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%s/nsid", e->d_name);
+		if (urt_sysfs_line(path, line, sizeof(line)) || strtoul(line, NULL, 10) != nsid)
+			continue;
+		snprintf(ng, len, "/dev/ng%s", e->d_name + 4);
+		ret = access(ng, F_OK) ? -ENOENT : 0;
+		break;
+	}
+	closedir(d);
+	return ret;
+}
+
+/* After the rescan: read back what was acknowledged at off on the namespace ng. */
+static int reread(const char *ng, uint64_t off, int *verified)
+{
+	struct urt_dev *dev = NULL;
+	uint8_t *buf;
+	ssize_t n;
+	int ret = urt_dev_open(ng, NULL, &dev);
+
+	if (ret)
+		return ret;
+	buf = urt_buf_get(4096);
+	n = urt_read(dev, buf, 4096, off);
+	*verified = n == 4096 ? check(buf, 4096, RM_SEED, off) : (int)n;
+	urt_buf_put(buf);
+	urt_dev_close(dev);
+	return 0;
+}
+
+struct reread_arg {
+	const char *ng;
+	int ret[2], verified[2];
+};
+
+static void reread_body(void *arg)
+{
+	struct reread_arg *a = arg;
+
+	a->ret[0] = reread(a->ng, RM_OFF_A, &a->verified[0]);
+	a->ret[1] = reread(a->ng, RM_OFF_B, &a->verified[1]);
+}
+
+Test(removal, controller_removed_under_io)
+{
+	static const int cpu0[] = { 0 };
+	struct removal s = { 0 };
+	struct reread_arg ra = { 0 };
+	struct urt_rt_opts o;
+	struct urt_rt *rt;
+	char state[32], path[96], ng_after[64] = "";
+	uint32_t nsid, lbs;
+	const char *blk;
+	uint64_t t0;
+	int ret;
+
+	guest_ns_env("SLOW", &s.ng, &blk, &lbs, &nsid);
+	ctrl_bdf(s.bdf, sizeof(s.bdf));
+	urt_rt_opts_default(&o);
+	o.cpus = cpu0;
+	o.ncpus = 1;
+	o.buf_region_bytes = 4u << 20;
+	rt = fx_start(&o);
+	fx_run(rt, 0, removal_body, &s);
+	urt_rt_stop(rt);
+	cr_log_info("removal of %s: %d after %.2f s; writes in flight %d, %d; then read %d after %.3f s (%s), "
+		    "write %d; %s, gone %d, timeouts %llu, resets %llu, failed %llu (last %d)", s.bdf,
+		    s.remove_err, s.remove_ns / 1e9, s.w_res[0], s.w_res[1], s.after, s.after_ns / 1e9,
+		    s.after_msg, s.after_write, urt_dev_state_name(s.h.state), s.h.gone,
+		    (unsigned long long)s.h.timeouts, (unsigned long long)s.h.resets,
+		    (unsigned long long)s.h.reset_failures, s.h.last_reset_err);
+
+	/* Bring the controller back for the data check (and for anything after this test). */
+	cr_assert_eq(sysfs_put("/sys/bus/pci/rescan", "1"), 0, "PCI rescan: %s", strerror(errno));
+	snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", ctrl_name());
+	t0 = urt_clock_ns();
+	do {
+		usleep(50000);
+		ret = urt_sysfs_line(path, state, sizeof(state));
+		if (ret == 0 && strcmp(state, "live") == 0)
+			ret = ng_of_nsid(nsid, ng_after, sizeof(ng_after));
+	} while ((ret || strcmp(state, "live")) && urt_clock_ns() - t0 < 30000000000ull);
+	cr_log_info("after the rescan: %s %s; nsid %u is %s (was %s)", path, ret ? "not ready" : state, nsid,
+		    ng_after[0] ? ng_after : "absent", s.ng);
+
+	cr_assert_eq(s.fail.failed, 0, "%s", s.fail.msg);
+	cr_expect_eq(s.remove_err, 0, "the PCI remove: %d", s.remove_err);
+	for (int i = 0; i < 2; i++)
+		cr_expect(s.w_res[i] == 4096 || s.w_res[i] == -ENODEV,
+			  "write %d in flight: either done before the controller went, or -ENODEV: %d", i,
+			  s.w_res[i]);
+	cr_expect_eq(s.after, -ENODEV, "a read after the removal: %d", s.after);
+	cr_expect_lt(s.after_ns, 1000000000ull, "fails at once (%.3f s)", s.after_ns / 1e9);
+	cr_expect(strstr(s.after_msg, s.ng) && strstr(s.after_msg, "gone"), "names the device and says it "
+		  "is gone: %s", s.after_msg);
+	cr_expect_eq(s.after_write, -ENODEV);
+	cr_expect_eq(s.h.state, URT_DEV_OFFLINE, "%s", urt_dev_state_name(s.h.state));
+	cr_expect(s.h.gone, "offline because the controller is gone, not after failed resets");
+	cr_expect_eq(s.h.resets, 0, "nothing to reset: %llu resets", (unsigned long long)s.h.resets);
+	cr_expect_eq(s.sticky, -ENODEV);
+
+	/* Every acknowledged write is on the namespace once the controller is back. */
+	cr_assert_eq(ret, 0, "the controller and nsid %u came back after the rescan", nsid);
+	cr_assert_str_eq(state, "live");
+	ra.ng = ng_after;
+	rt = fx_start(&o);
+	fx_run(rt, 0, reread_body, &ra);
+	urt_rt_stop(rt);
+	for (int i = 0; i < 2; i++) {
+		if (s.w_res[i] != 4096)
+			continue;
+		cr_expect_eq(ra.ret[i], 0, "reopen %s: %d", s.ng, ra.ret[i]);
+		cr_expect_eq(ra.verified[i], 0, "acknowledged write %d reads back: %d", i, ra.verified[i]);
+	}
 }

@@ -23,6 +23,8 @@
  *              (the reset did not cure it)--> RESETTING             |
  *   RESETTING --M resets in a row failed or did not cure--> OFFLINE <+
  *
+ *   any state --a command, or a reset, fails with ENODEV (the device is gone)--> OFFLINE
+ *
  *   from        to         function
  *   HEALTHY     DEGRADED   health_on_timeout (a new round; or any timeout when
  *                          timeouts_max is 0: no escalation policy, the state
@@ -35,11 +37,17 @@
  *   RESETTING   DEGRADED   health_reset_start (no thread could be started: a failed reset,
  *                          fewer than M in a row)
  *   RESETTING,  OFFLINE    health_go_offline (from health_reset_main: M failures in a
- *   DEGRADED               row; from health_reset_start: the failed thread start is the
- *                          Mth; from health_on_timeout: a failed verdict that is the Mth)
+ *   DEGRADED               row, or a reset that failed with ENODEV, the controller gone;
+ *                          from health_reset_start: the failed thread start is the Mth;
+ *                          from health_on_timeout: a failed verdict that is the Mth)
  *   DEGRADED    HEALTHY    health_quiet (from health_on_success, health_on_timeout and
  *                          urt_dev_health: window_ns without a timeout, no verdict due)
- *   OFFLINE     -          terminal until the device is closed and reopened
+ *   HEALTHY,    OFFLINE    health_on_gone (a command of the device failed with ENODEV:
+ *   DEGRADED,              the driver removed the controller or the namespace, as Linux
+ *   RESETTING              does after a reset that failed, or the drive was pulled;
+ *                          there is nothing left to reset)
+ *   OFFLINE     -          terminal until the device is closed and reopened; a reset
+ *                          thread that returns after it changes nothing (H5)
  *
  * Rounds.  One stall usually ends many commands at once (a controller
  * reset by the driver cancels every command in flight), so counting each
@@ -70,6 +78,10 @@
  *   H4. The reset runs on its own thread, never on a reactor: it blocks
  *       for up to reset_wait_ms, and the reactors keep serving the other
  *       devices (and park this device's retries) meanwhile.
+ *   H5. OFFLINE is terminal: health_reset_main looks at the state after
+ *       every reset and stops without a transition when the device went
+ *       offline meanwhile (health_on_gone), so a reset that returns 0 on
+ *       a device already gone cannot bring it back to DEGRADED.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -155,11 +167,20 @@ static void health_go_offline(struct urt_dev *dev)
 	dev_set_sticky(dev, -ENODEV);
 	health_set_state(h, URT_DEV_OFFLINE);
 	/* The one event an operator must see even if no caller prints its error. */
-	fprintf(stderr,
-		"urt: %s: device offline after %u controller resets in a row that failed or did not end "
-		"the timeouts (%llu timeouts, last reset error %d): every op now fails with ENODEV until "
-		"it is reopened\n",
-		dev->path, h->failed_in_row, (unsigned long long)h->st.timeouts, h->st.last_reset_err);
+	if (h->st.gone)
+		fprintf(stderr,
+			"urt: %s: device offline: it is gone (a command failed with ENODEV: its driver "
+			"removed the controller or the namespace, or the drive was pulled; %llu timeouts "
+			"and %llu resets before): every op now fails with ENODEV until it is reopened\n",
+			dev->path, (unsigned long long)h->st.timeouts, (unsigned long long)h->st.resets);
+	else
+		fprintf(stderr,
+			"urt: %s: device offline after %u controller resets in a row that failed or did "
+			"not end the timeouts (%llu timeouts, last reset error %s): every op now fails with "
+			"ENODEV until it is reopened\n",
+			dev->path, h->failed_in_row, (unsigned long long)h->st.timeouts,
+			h->st.last_reset_err ? urt_strerror(h->st.last_reset_err)
+					     : "none: the resets worked, the timeouts went on");
 }
 
 /* DEGRADED -> HEALTHY, or a pending verdict judged good, after a quiet window (locked). */
@@ -186,6 +207,12 @@ static void *health_reset_main(void *arg)
 	for (;;) {
 		ret = dev->be->reset ? dev->be->reset(dev, h->o.reset_wait_ms) : -EOPNOTSUPP;
 		pthread_mutex_lock(&h->lock);
+		if (health_state(h) == URT_DEV_OFFLINE) {
+			/* H5: gone meanwhile (health_on_gone); nothing to bring back. */
+			if (ret)
+				h->st.last_reset_err = ret;
+			break;
+		}
 		if (ret == 0) {
 			uint64_t now = urt_clock_ns();
 
@@ -199,6 +226,12 @@ static void *health_reset_main(void *arg)
 		h->st.reset_failures++;
 		h->st.last_reset_err = ret;
 		h->failed_in_row++;
+		if (ret == -ENODEV) {
+			/* The controller is gone (removed, dead): no reset can bring it back. */
+			h->st.gone = true;
+			health_go_offline(dev);
+			break;
+		}
 		if (h->failed_in_row >= h->o.resets_max) {
 			health_go_offline(dev);
 			break;
@@ -291,6 +324,18 @@ out:
 	return state == URT_DEV_OFFLINE ? -ENODEV : 0;
 }
 
+void health_on_gone(struct urt_dev *dev)
+{
+	struct dev_health *h = &dev->health;
+
+	pthread_mutex_lock(&h->lock);
+	if (health_state(h) != URT_DEV_OFFLINE) {
+		h->st.gone = true;
+		health_go_offline(dev);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
 void health_count_retry(struct urt_dev *dev)
 {
 	struct dev_health *h = &dev->health;
@@ -316,9 +361,17 @@ void health_on_success(struct urt_dev *dev, uint64_t issue_ns, uint64_t now_ns)
 
 int health_offline_error(const struct urt_dev *dev)
 {
-	urt_set_error("%s: device offline: urt's controller resets failed after repeated command timeouts "
-		      "(urt_dev_health has the counts); every op fails with ENODEV until the device is "
-		      "closed and reopened (docs/passthru.md, \"When a device goes offline\")", dev->path);
+	/* st.gone is written once, under the lock, before the state turns OFFLINE (acquire: H1). */
+	if (dev->health.st.gone)
+		urt_set_error("%s: device offline: it is gone (a command failed with ENODEV: its driver "
+			      "removed the controller or the namespace, or the drive was pulled); every op "
+			      "fails with ENODEV until the device is closed and reopened (docs/passthru.md, "
+			      "\"When a device goes offline\")", dev->path);
+	else
+		urt_set_error("%s: device offline: urt's controller resets failed after repeated command "
+			      "timeouts (urt_dev_health has the counts); every op fails with ENODEV until the "
+			      "device is closed and reopened (docs/passthru.md, \"When a device goes "
+			      "offline\")", dev->path);
 	return -ENODEV;
 }
 

@@ -45,6 +45,12 @@ void health_exit(struct urt_dev *dev);
  */
 int health_on_timeout(struct urt_dev *dev, uint64_t issue_ns, uint64_t now_ns);
 
+/*
+ * A command of dev failed with ENODEV: the device is gone (its driver
+ * removed it).  OFFLINE at once, whatever the state; no reset is tried.
+ */
+void health_on_gone(struct urt_dev *dev);
+
 /* An op retried after a timeout (the counter of urt_dev_health). */
 void health_count_retry(struct urt_dev *dev);
 

@@ -71,6 +71,8 @@
  *   HANG)                       ring's TIMEOUT ends it cmd_timeout_ns later with -ETIMEDOUT
  *   controller reset            sim_reset (from dev/health.c's reset thread): clears HANG
  *                               rules unless a RESET_FAIL rule makes it fail
+ *   device gone (GONE)          sim_prep: the command fails with -ENODEV before it reaches
+ *                               the model; sim_reset fails with -ENODEV while GONE is armed
  *
  * Locking: one mutex per device guards the whole model, so a device can be
  * used by every core of a runtime at once.  This is a test device: the
@@ -588,7 +590,8 @@ static bool sim_fault_hit(struct sim *s, uint32_t kind, uint64_t off, uint64_t l
 
 		if (r->kind != kind || r->count == 0)
 			continue;
-		if (kind != URT_SIM_FAULT_FLUSH_EIO && kind != URT_SIM_FAULT_RESET_FAIL && r->len &&
+		if (kind != URT_SIM_FAULT_FLUSH_EIO && kind != URT_SIM_FAULT_RESET_FAIL &&
+		    kind != URT_SIM_FAULT_GONE && r->len &&
 		    (len == 0 || off >= r->off + r->len || off + len <= r->off))
 			continue;
 		if (r->count != URT_SIM_FOREVER && --r->count == 0)
@@ -596,6 +599,15 @@ static bool sim_fault_hit(struct sim *s, uint32_t kind, uint64_t off, uint64_t l
 		s->st.faults++;
 		return true;
 	}
+	return false;
+}
+
+/* Whether a rule of kind is armed (locked); consumes nothing. */
+static bool sim_fault_armed(const struct sim *s, uint32_t kind)
+{
+	for (unsigned i = 0; i < SIM_RULES_MAX; i++)
+		if (s->rules[i].kind == kind && s->rules[i].count)
+			return true;
 	return false;
 }
 
@@ -1001,6 +1013,12 @@ static int sim_reset(struct urt_dev *dev, uint32_t wait_ms)
 	}
 	pthread_mutex_lock(&s->lock);
 	s->st.resets++;
+	if (sim_fault_armed(s, URT_SIM_FAULT_GONE)) {
+		pthread_mutex_unlock(&s->lock);
+		urt_set_error("%s: simulated controller reset failed: the device is gone (URT_SIM_FAULT_GONE)",
+			      dev->path);
+		return -ENODEV;
+	}
 	fail = sim_fault_hit(s, URT_SIM_FAULT_RESET_FAIL, 0, 0);
 	if (!fail)
 		for (unsigned i = 0; i < SIM_RULES_MAX; i++)
@@ -1025,6 +1043,15 @@ static int64_t sim_prep(struct urt_dev *dev, struct urt_core *c, struct urt_req 
 	req->be[BE_DONE] = DONE_NONE;
 	req->be[BE_ARG] = 0;
 	pthread_mutex_lock(&s->lock);
+	if (sim_fault_hit(s, URT_SIM_FAULT_GONE, 0, 0)) {
+		/* Removed: the command never reaches the model, and fails at once. */
+		n = req->op == URT_OP_READ || req->op == URT_OP_READV || req->op == URT_OP_WRITE ||
+		    req->op == URT_OP_WRITEV ? sim_req_len(s, req) : 0;
+		pthread_mutex_unlock(&s->lock);
+		req->be[BE_RES] = (uint64_t)(int64_t)-ENODEV;
+		sim_prep_timer(req, sqe, 0);
+		return (int64_t)n;
+	}
 	if (sim_timeout_hit(s, req)) {
 		/* A stalled command: nothing happens, and the driver gives up on it later. */
 		n = req->op == URT_OP_FLUSH || req->op == URT_OP_FSYNC ? 0 : sim_req_len(s, req);
@@ -1258,7 +1285,7 @@ URT_API int urt_sim_inject(struct urt_dev *dev, enum urt_sim_fault kind, uint64_
 	struct sim *s = sim_of(dev);
 	int ret = -ENOSPC;
 
-	if (!s || kind < URT_SIM_FAULT_READ_EIO || kind > URT_SIM_FAULT_RESET_FAIL || off > s->o.size_bytes ||
+	if (!s || kind < URT_SIM_FAULT_READ_EIO || kind > URT_SIM_FAULT_GONE || off > s->o.size_bytes ||
 	    len > s->o.size_bytes - off)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);

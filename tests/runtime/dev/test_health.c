@@ -11,6 +11,9 @@
  *     OFFLINE after M in a row: the op gets -ENODEV with a message naming
  *     the device, later ops fail at once without reaching the device, and
  *     urt_dev_error is -ENODEV;
+ *   - a device that is gone (GONE: its driver removed it) goes OFFLINE at
+ *     the first command that fails with ENODEV, with no reset tried, and at
+ *     a reset that fails with ENODEV, with no second one;
  *   - without a policy (timeouts_max 0) an op gives up after op_timeouts_max;
  *   - with op_timeouts_max 0 a timed-out flush fails and the device is sticky.
  */
@@ -331,6 +334,117 @@ static void run_offline(bool resets_fail)
 
 Test(health, failed_resets_go_offline) { run_offline(true); }
 Test(health, resets_that_do_not_cure_go_offline) { run_offline(false); }
+
+/* ---- a device that is gone: OFFLINE at once, nothing to reset --------------- */
+
+static void body_gone(void *arg)
+{
+	struct ht *s = arg;
+
+	s->ret[0] = ht_write(s, 0, 0x33);
+	urt_sim_stats(s->dev, &s->before);
+	urt_sim_inject(s->dev, URT_SIM_FAULT_GONE, 0, 0, URT_SIM_FOREVER);
+	s->ret[1] = ht_read(s, 0, 0x33);	/* Reaches the device: ENODEV. */
+	s->ret[2] = ht_read(s, 0, 0x33);	/* Offline: refused at submit. */
+	s->ret[3] = ht_write(s, 4096, 0x44);
+	s->ret[4] = urt_flush(s->dev);
+}
+
+Test(health, gone_goes_offline_at_once)
+{
+	struct ht s = { 0 };
+	struct urt_dev_health h;
+	struct urt_sim_stats ss;
+
+	s.dev = ht_dev(3, 2, 10ull * 1000000000ull);
+	ht_run(&s, body_gone);
+	cr_expect_eq(s.ret[0], 0);
+	cr_expect_eq(s.ret[1], -ENODEV, "the command that found the device gone: %d", s.ret[1]);
+	cr_expect_eq(s.ret[2], -ENODEV);
+	cr_expect_lt(s.ns, CMD_TIMEOUT_NS, "an op on a gone device fails at once (%llu ns)",
+		     (unsigned long long)s.ns);
+	cr_expect(strstr(s.msg, "sim:16777216") && strstr(s.msg, "offline") && strstr(s.msg, "gone"),
+		  "the message names the device and says it is gone: %s", s.msg);
+	cr_expect_eq(s.ret[3], -ENODEV);
+	cr_expect_eq(s.ret[4], -ENODEV);
+	urt_sim_stats(s.dev, &ss);
+	cr_expect_eq(ss.resets, 0, "nothing to reset: %llu resets", (unsigned long long)ss.resets);
+	cr_expect_eq(ss.faults, s.before.faults + 1, "one command reached the gone device, the rest were "
+		     "refused at submit: %llu", (unsigned long long)(ss.faults - s.before.faults));
+	h = ht_health(s.dev);
+	cr_expect_eq(h.state, URT_DEV_OFFLINE, "state %s", urt_dev_state_name(h.state));
+	cr_expect(h.gone);
+	cr_expect_eq(h.resets, 0);
+	cr_expect_eq(urt_dev_error(s.dev), -ENODEV, "offline is sticky");
+	urt_dev_close(s.dev);
+}
+
+struct gone_wait {
+	int res;
+	bool done;
+};
+
+static void gone_cb(struct urt_io *io, int res, void *arg)
+{
+	struct gone_wait *w = arg;
+
+	(void)io;
+	w->res = res;
+	w->done = true;
+}
+
+/* A stalled read makes the recovery reset (N = 1); the controller is gone by then. */
+static void body_gone_in_reset(void *arg)
+{
+	struct ht *s = arg;
+	uint8_t *buf = urt_buf_get(4096);
+	struct gone_wait w = { 0 };
+	struct urt_io io;
+
+	s->ret[0] = ht_write(s, 0, 0x55);
+	urt_sim_inject(s->dev, URT_SIM_FAULT_HANG, 0, 4096, URT_SIM_FOREVER);
+	urt_io_prep_read(&io, s->dev, buf, 4096, 0);
+	s->ret[1] = urt_io_submit(&io, gone_cb, &w);
+	/* The read is stalled in the device now; then the driver removes the controller. */
+	urt_sim_inject(s->dev, URT_SIM_FAULT_GONE, 0, 0, URT_SIM_FOREVER);
+	while (s->ret[1] == 0 && !w.done)
+		urt_sleep_ns(1000000);
+	s->ret[2] = w.res;
+	urt_buf_put(buf);
+}
+
+Test(health, reset_that_finds_the_controller_gone_goes_offline)
+{
+	struct urt_sim_opts so;
+	struct urt_dev_health_opts ho;
+	struct ht s = { 0 };
+	struct urt_dev_health h;
+	struct urt_sim_stats ss;
+
+	urt_sim_opts_default(&so);
+	so.size_bytes = 16u << 20;
+	so.cmd_timeout_ns = CMD_TIMEOUT_NS;
+	s.dev = tests_sim_open(&so);
+	urt_dev_health_opts_default(&ho);
+	ho.timeouts_max = 1;	/* N = 1: the first stall resets. */
+	ho.resets_max = 3;	/* M = 3: offline after one reset only because the controller is gone. */
+	ho.window_ns = 10ull * 1000000000ull;
+	cr_assert_eq(urt_dev_health_set(s.dev, &ho), 0);
+	ht_run(&s, body_gone_in_reset);
+	cr_expect_eq(s.ret[0], 0);
+	cr_expect_eq(s.ret[1], 0, "submit: %d", s.ret[1]);
+	cr_expect_eq(s.ret[2], -ENODEV, "the stalled read, parked behind the reset: %d", s.ret[2]);
+	urt_sim_stats(s.dev, &ss);
+	cr_expect_eq(ss.resets, 1, "one reset, not M = 3: %llu", (unsigned long long)ss.resets);
+	h = ht_health(s.dev);
+	cr_expect_eq(h.state, URT_DEV_OFFLINE, "state %s", urt_dev_state_name(h.state));
+	cr_expect(h.gone);
+	cr_expect_eq(h.resets, 1);
+	cr_expect_eq(h.reset_failures, 1);
+	cr_expect_eq(h.last_reset_err, -ENODEV);
+	cr_expect_eq(urt_dev_error(s.dev), -ENODEV);
+	urt_dev_close(s.dev);
+}
 
 /* ---- no policy: an op gives up after op_timeouts_max ------------------------ */
 

@@ -16,7 +16,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 	fio gnuplot-nox python3 \
 	qemu-system-x86 busybox-static cpio xz-utils kmod \
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static \
-	redis-tools redis-server prometheus-redis-exporter curl \
+	redis-tools redis-server python3-redis prometheus-redis-exporter curl \
 	librocksdb-dev liblmdb-dev libwiredtiger-dev libinih-dev libseccomp-dev \
 	doxygen \
 	> /dev/null

@@ -288,6 +288,7 @@ void urkv_config_run(struct urkv_conn *c, struct urkv_slot *s)
 		set_run(c, s);
 	} else if (resp_arg_eq_nocase(&s->argv[1], "RESETSTAT")) {
 		urkv_stats_reset(urkv_conn_server(c));
+		urkv_errstats_reset(urkv_conn_server(c));
 		urkv_out_simple(c, "OK");
 	} else {
 		urkv_out_errorf(c, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.",

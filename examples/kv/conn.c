@@ -297,6 +297,7 @@ void urkv_out_error(struct urkv_conn *c, const char *msg)
 	size_t len = strlen(msg);
 
 	c->cl.errors_out++;	/* failed_calls of INFO commandstats (stats.c). */
+	urkv_errstats_count(c->cc, msg);	/* INFO errorstats (errstats.c). */
 	out_put(c, "-", 1);
 	for (size_t i = 0; i < len; i++)
 		out_put(c, msg[i] == '\r' || msg[i] == '\n' ? " " : &msg[i], 1);

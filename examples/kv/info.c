@@ -1,6 +1,6 @@
 /*
  * The INFO reply: Redis's sections that clients read (server, clients,
- * stats, persistence, keyspace) and urt's own: each core's runtime
+ * stats, errorstats, persistence, cluster, keyspace) and urt's own: each core's runtime
  * counters and each shard's page store.
  */
 #include <stdio.h>
@@ -81,13 +81,15 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 			   "total_commands_processed:%llu\r\nrejected_connections:%llu\r\n"
 			   "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
 			   "protocol_errors:%llu\r\nidle_timeouts:%llu\r\n"
-			   "urkv_protected_mode_denied:%llu\r\nurkv_auth_failures:%llu\r\n\r\n",
+			   "urkv_protected_mode_denied:%llu\r\nurkv_auth_failures:%llu\r\n"
+			   "total_error_replies:%llu\r\n\r\n",
 			(unsigned long long)SUM(srv, connections), (unsigned long long)SUM(srv, commands),
 			(unsigned long long)SUM(srv, rejected), (unsigned long long)SUM(srv, bytes_in),
 			(unsigned long long)SUM(srv, bytes_out),
 			(unsigned long long)SUM(srv, protocol_errors),
 			(unsigned long long)SUM(srv, timeouts), (unsigned long long)SUM(srv, denied),
-			(unsigned long long)SUM(srv, auth_failures));
+			(unsigned long long)SUM(srv, auth_failures),
+			(unsigned long long)urkv_errstats_info(srv, NULL));
 	if (want(section, len, "stats")) {
 		/* Keys deleted by expiry (lazy and active), as Redis's expired_keys (# Stats). */
 		uint64_t expired = 0;
@@ -195,6 +197,8 @@ char *urkv_info(struct urkv_conn *c, const char *section, size_t len)
 	if (want(section, len, "commandstats") || want(section, len, "latencystats"))
 		urkv_stats_info(srv, f, want(section, len, "commandstats"),
 				want(section, len, "latencystats"));
+	if (want(section, len, "errorstats"))
+		urkv_errstats_info(srv, f);
 	if (want(section, len, "cluster"))
 		fprintf(f, "# Cluster\r\ncluster_enabled:%d\r\n\r\n", srv->cluster ? 1 : 0);
 	if (want(section, len, "keyspace")) {

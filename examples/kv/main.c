@@ -354,6 +354,7 @@ int main(int argc, char **argv)
 	urt_rt_stop(srv.rt);
 	for (unsigned i = 0; srv.cores && i < srv.ncores; i++) {
 		urkv_stats_core_free(&srv.cores[i]);
+		urkv_errstats_core_free(&srv.cores[i]);
 		free(srv.cores[i].fsync_sec);
 	}
 	free(srv.cores);

@@ -349,6 +349,8 @@ static int core_start(void *p)
 	if (ret == 0)
 		ret = urkv_stats_core_init(cc);
 	if (ret == 0)
+		ret = urkv_errstats_core_init(cc);
+	if (ret == 0)
 		ret = urkv_fsync_core_init(cc);
 	/* Core 0's always runs: it also watches the data file (watch.c). */
 	if (ret == 0 && (cc->core == 0 || atomic_load(&cc->srv->live.timeout_ns)))

@@ -148,6 +148,7 @@ struct urkv_core {
 	struct urt_waitq drained_wq;	/* Stop waits here for nconns == 0. */
 	struct urkv_core_stats st;	/* Counters. */
 	struct urkv_cmdstat *cmdstats;	/* Per command of the table (stats.c); this core only writes. */
+	struct urkv_errstats *errstats;	/* Error replies by kind (errstats.c); this core only writes. */
 	uint64_t *fsync_sec;		/* Per shard: second of this core's last durable write (fsync.c). */
 };
 
@@ -404,6 +405,15 @@ void urkv_stats_core_free(struct urkv_core *cc);
 void urkv_stats_call(struct urkv_core *cc, const struct urkv_cmd *cmd, uint64_t dt_ns, bool failed);
 /* A command refused before it ran (arity, NOAUTH). */
 void urkv_stats_rejected(struct urkv_core *cc, const struct urkv_cmd *cmd);
+/* errstats.c: error replies by kind (INFO errorstats, total_error_replies). */
+#define URKV_ERRSTAT_MAX 128	/* Kinds tracked per core; later ones count in the total only. */
+int urkv_errstats_core_init(struct urkv_core *cc);
+void urkv_errstats_core_free(struct urkv_core *cc);
+/* An error reply msg (without its '-') on cc's connection; on cc's core. */
+void urkv_errstats_count(struct urkv_core *cc, const char *msg);
+/* The # Errorstats section into f (NULL: none), summed over the cores; returns the total. */
+uint64_t urkv_errstats_info(struct urkv_server *srv, FILE *f);
+void urkv_errstats_reset(struct urkv_server *srv);
 /* INFO commandstats and latencystats sections, merged over all cores. */
 void urkv_stats_info(struct urkv_server *srv, FILE *f, bool commandstats, bool latencystats);
 void urkv_stats_reset(struct urkv_server *srv);

@@ -3,8 +3,9 @@
 # Debian's prometheus-redis-exporter scrapes urkv (loopback only), and the
 # metrics it derives must carry urkv's own figures: the instance is up with
 # no scrape error, per-command call counts, time and failed calls from
-# INFO commandstats, latency percentiles from INFO latencystats, the key
-# count from INFO keyspace, connected clients, and the AOF status.  A field
+# INFO commandstats, error replies by kind from INFO errorstats, latency
+# percentiles from INFO latencystats, the key count from INFO keyspace,
+# connected clients, and the AOF status.  A field
 # urkv renamed or reformatted makes the exporter drop the metric (or set
 # redis_up 0), which fails a check here.
 #
@@ -38,7 +39,7 @@ for _ in $(seq 1 100); do
 	case "$metrics" in *redis_up*) break ;; esac
 	sleep 0.1
 done
-echo "$metrics" | grep -E '^redis_(up|commands_total|db_keys|connected_clients|aof_last|latency_percentiles_usec\{cmd="set")' | head -20
+echo "$metrics" | grep -E '^redis_(up|commands_total|db_keys|connected_clients|aof_last|latency_percentiles_usec\{cmd="set"|errors_total)' | head -20
 
 # metric NAME: the value of the first sample whose name and labels are NAME.
 metric() {
@@ -49,6 +50,7 @@ expect "scrape error" 0 "$(metric 'redis_exporter_last_scrape_error{err=""}')"
 expect "SET calls" 21 "$(metric 'redis_commands_total{cmd="set"}')"
 expect "GET calls" 7 "$(metric 'redis_commands_total{cmd="get"}')"
 expect "INCR failed calls" 1 "$(metric 'redis_commands_failed_calls_total{cmd="incr"}')"
+expect "ERR replies (INFO errorstats)" 1 "$(metric 'redis_errors_total{err="ERR"}')"
 dur=$(metric 'redis_commands_duration_seconds_total{cmd="set"}')
 awk -v d="${dur:-0}" 'BEGIN { exit !(d > 0) }' || fail "SET duration: want > 0, got [$dur]"
 p50=$(metric 'redis_latency_percentiles_usec{cmd="set",quantile="50"}')

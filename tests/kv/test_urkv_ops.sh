@@ -1,7 +1,7 @@
 #!/bin/bash
 # urkv operations (docs/kv.md): AUTH and HELLO AUTH, protected mode, the
 # redis.conf-style config file, CONFIG GET/SET, CLIENT LIST/KILL, SHUTDOWN,
-# INFO commandstats/latencystats/persistence, LATENCY HISTOGRAM, --log-size, and the
+# INFO commandstats/latencystats/errorstats/persistence, LATENCY HISTOGRAM, --log-size, and the
 # messages for empty and truncated data files.  Loopback only.
 . "$(dirname "$0")/urkv_lib.sh"
 need_redis_tools redis-cli
@@ -216,6 +216,14 @@ for f in urkv_log_bytes urkv_log_batches urkv_checkpoints rdb_last_save_time; do
 done
 expect "SAVE" "OK" "$(cli SAVE)"
 grep -qx 'rdb_saves:1' <<< "$(cli INFO persistence | tr -d '\r')" || fail "rdb_saves after SAVE"
+# Error replies by kind (Redis's # Errorstats): the INCR and the GET above, both ERR.
+expect "INFO errorstats" "# Errorstats
+errorstat_ERR:count=2" "$(cli INFO errorstats | tr -d '\r' | sed '/^$/d')"
+grep -qx 'total_error_replies:2' <<< "$(cli INFO stats | tr -d '\r')" || fail "total_error_replies: [$(cli INFO stats)]"
+grep -qx 'errorstat_ERR:count=2' <<< "$(cli INFO | tr -d '\r')" || fail "INFO (default) carries errorstats, as Redis"
+expect "CONFIG RESETSTAT" "OK" "$(cli CONFIG RESETSTAT)"
+expect "INFO errorstats after RESETSTAT" "# Errorstats" "$(cli INFO errorstats | tr -d '\r' | sed '/^$/d')"
+grep -qx 'total_error_replies:0' <<< "$(cli INFO stats | tr -d '\r')" || fail "total_error_replies after RESETSTAT"
 # CLIENT: a held connection with a name, listed with Redis's fields, killed by ID and by address.
 exec 5<>/dev/tcp/127.0.0.1/"$PORT"
 printf 'CLIENT SETNAME held\r\nCLIENT ID\r\n' >&5

@@ -1279,8 +1279,6 @@ void urkv_conn_reaper(void *arg)
 	struct urkv_server *srv = cc->srv;
 
 	while (!atomic_load(&srv->stopping)) {
-		if (cc->core == 0)
-			urkv_watch_tick(srv);
 		/* CONFIG SET timeout changes it at run time; 0 = never (the reaper just ticks). */
 		uint64_t timeout = atomic_load_explicit(&srv->live.timeout_ns, memory_order_relaxed);
 		uint64_t tick = timeout / 4 < 1000000000ull ? timeout / 4 : 1000000000ull;

@@ -320,7 +320,9 @@ int main(int argc, char **argv)
 	urkv_new_file_note(&nf, srv.data_path, existed);
 	urkv_watch_init(&srv);
 	srv.start_ns = urt_clock_ns();
-	ret = urkv_server_start(&srv);
+	ret = urkv_watch_start(&srv);
+	if (ret == 0)
+		ret = urkv_server_start(&srv);
 	if (ret == 0)
 		ret = urkv_server_fit_fds(&srv);	/* --max-clients against ulimit -n. */
 	if (ret == 0 && o->port_file && write_port_file(o->port_file, srv.port) != 0) {
@@ -340,6 +342,7 @@ int main(int argc, char **argv)
 				atomic_load(&srv.shutdown_req) ? "SHUTDOWN" : strsignal(sig));
 	}
 	urkv_server_stop(&srv);
+	urkv_watch_stop(&srv);	/* Before the store closes: the watch asks it for nothing, but names its file. */
 	if (ret && connections_accepted(&srv) == 0) {
 		/*
 		 * While the store still holds the file's lock (kv_layout_claim's

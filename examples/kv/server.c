@@ -352,8 +352,7 @@ static int core_start(void *p)
 		ret = urkv_errstats_core_init(cc);
 	if (ret == 0)
 		ret = urkv_fsync_core_init(cc);
-	/* Core 0's always runs: it also watches the data file (watch.c). */
-	if (ret == 0 && (cc->core == 0 || atomic_load(&cc->srv->live.timeout_ns)))
+	if (ret == 0 && atomic_load(&cc->srv->live.timeout_ns))
 		ret = urkv_server_reaper_start(cc);
 	if (ret == 0)
 		ret = accept_arm(cc);

@@ -15,6 +15,7 @@
 #ifndef URKV_SERVER_H
 #define URKV_SERVER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -144,7 +145,7 @@ struct urkv_core {
 	struct urkv_conn *conns;	/* Live connections (list). */
 	unsigned nconns;		/* Entries of conns. */
 	struct urt_pbuf *pb;		/* Provided buffers of the connections' receives. */
-	bool reaper;			/* The housekeeping fiber runs (idle timeouts; core 0: the data file watch). */
+	bool reaper;			/* The housekeeping fiber runs (idle timeouts). */
 	struct urt_waitq drained_wq;	/* Stop waits here for nconns == 0. */
 	struct urkv_core_stats st;	/* Counters. */
 	struct urkv_cmdstat *cmdstats;	/* Per command of the table (stats.c); this core only writes. */
@@ -163,8 +164,12 @@ struct urkv_watch {
 	bool on;			/* The store has a file of its own (urt_kv_file_id): watched. */
 	uint64_t dev;			/* That file's st_dev... */
 	uint64_t ino;			/* ...and st_ino. */
-	uint64_t last_ns;		/* Last check (core 0's housekeeping fiber only). */
-	atomic_int state;		/* enum urkv_watch_state; core 0 writes, every core reads. */
+	atomic_int state;		/* enum urkv_watch_state; the watch thread writes, every core reads. */
+	pthread_t thread;		/* The watch thread (watch_main), while running. */
+	pthread_mutex_t lock;		/* Guards stop; the thread sleeps on wake under it. */
+	pthread_cond_t wake;		/* Signalled by urkv_watch_stop. */
+	bool stop;			/* urkv_watch_stop asked the thread to end. */
+	bool running;			/* The thread was started and not yet joined. */
 	char msg[3][4400];		/* The refusal of each state but OK, formatted at start. */
 };
 
@@ -445,8 +450,10 @@ void urkv_new_file_remove(struct urkv_new_file *nf, const char *path, const char
 /* watch.c */
 /* Notes the file the store opened and formats the refusals (main thread, after urt_kv_open). */
 void urkv_watch_init(struct urkv_server *srv);
-/* Compares the path with the open file once a second; core 0's housekeeping fiber. */
-void urkv_watch_tick(struct urkv_server *srv);
+/* Starts the thread that compares the path with the open file once a second (main thread). */
+int urkv_watch_start(struct urkv_server *srv);
+/* Ends and joins it (main thread, before the store closes); nothing when it does not run. */
+void urkv_watch_stop(struct urkv_server *srv);
 /* The MISCONF refusal of cmd while the path does not name the open file and cmd writes, else NULL. */
 const char *urkv_watch_refusal(struct urkv_server *srv, const struct urkv_cmd *cmd);
 /* INFO's urkv_data_file_status: ok, deleted, replaced, or unwatched. */

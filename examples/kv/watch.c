@@ -29,11 +29,10 @@
  * nothing and changes nothing.
  *
  * Invariants.
- *  1. Only core 0's housekeeping fiber (urkv_conn_reaper, which always
- *     runs there) checks and writes state; every core reads it with one
- *     relaxed atomic load per command, and looks at the command only when
- *     it is not OK, so a healthy server pays no syscall and no compare per
- *     request.
+ *  1. Only the watch thread (watch_main) checks and writes state; every
+ *     core reads it with one relaxed atomic load per command, and looks at
+ *     the command only when it is not OK, so a healthy server pays no
+ *     syscall and no compare per request.
  *  2. The refusals (msg) are formatted once at start and never change, so
  *     a core may hold one while core 0 moves the state.
  *  3. A write that passed the check just before the change is applied and
@@ -41,18 +40,22 @@
  *     about a second, it cannot close it (the change is not an event urkv
  *     hears of).
  *
- * The check is a stat(2) of the path on core 0's reactor thread once a
- * second: microseconds, and the fiber's only blocking call (a data path on
- * a network file system that hangs would stall core 0's connections with
- * it; the store's own I/O to that file would hang too).
+ *  4. The check is a stat(2) of the path once a second on a thread of its
+ *     own, started after the store opened (urkv_watch_start) and joined
+ *     before it closes (urkv_watch_stop): stat blocks, for microseconds on
+ *     a local disk and without bound on a network file system that hangs,
+ *     and no reactor may block.  The thread inherits main's signal mask
+ *     (signals go to main's sigwait) and sleeps on a condition variable, so
+ *     urkv_watch_stop ends it at once.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "base/assert.h"
-#include "base/clock.h"
 #include "urkv.h"
 #include "urt/urt.h"
 
@@ -68,7 +71,8 @@ void urkv_watch_init(struct urkv_server *srv)
 	w->on = urt_kv_file_id(srv->kv, &dev, &ino) == 0;
 	w->dev = dev;
 	w->ino = ino;
-	w->last_ns = urt_clock_ns();
+	w->stop = false;
+	w->running = false;
 	snprintf(w->msg[URKV_WATCH_GONE], sizeof(w->msg[0]),
 		 "MISCONF the data file %s was deleted or renamed while urkv ran (no file has that "
 		 "path now): writes are refused, since the next start would not see them; reads "
@@ -92,15 +96,12 @@ static int watch_look(const struct urkv_server *srv)
 	return URKV_WATCH_REPLACED;
 }
 
-void urkv_watch_tick(struct urkv_server *srv)
+/* One check: the state the path shows now, printed when it changed (watch thread). */
+static void watch_check(struct urkv_server *srv)
 {
 	struct urkv_watch *w = &srv->watch;
-	uint64_t now = urt_clock_ns();
 	int was, is;
 
-	if (!w->on || now - w->last_ns < WATCH_PERIOD_NS)
-		return;
-	w->last_ns = now;
 	is = watch_look(srv);
 	was = atomic_load_explicit(&w->state, memory_order_relaxed);
 	if (is < 0 || is == was)
@@ -115,6 +116,69 @@ void urkv_watch_tick(struct urkv_server *srv)
 			"to the open file, which the next start will not open\n", srv->data_path,
 			is == URKV_WATCH_GONE ? "was deleted or renamed (no file has that path now)"
 					      : "was replaced (that path names another file now)");
+}
+
+static void *watch_main(void *arg)
+{
+	struct urkv_server *srv = arg;
+	struct urkv_watch *w = &srv->watch;
+	struct timespec until;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += WATCH_PERIOD_NS / 1000000000ull;
+		while (!w->stop && pthread_cond_timedwait(&w->wake, &w->lock, &until) != ETIMEDOUT)
+			;
+		if (w->stop)
+			break;
+		pthread_mutex_unlock(&w->lock);
+		watch_check(srv);
+		pthread_mutex_lock(&w->lock);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+int urkv_watch_start(struct urkv_server *srv)
+{
+	struct urkv_watch *w = &srv->watch;
+	pthread_condattr_t ca;
+	int ret;
+
+	if (!w->on)
+		return 0;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	ret = -pthread_create(&w->thread, NULL, watch_main, srv);
+	if (ret) {
+		pthread_cond_destroy(&w->wake);
+		pthread_mutex_destroy(&w->lock);
+		fprintf(stderr, "urkv: cannot start the data file watch: %s\n", urt_strerror(ret));
+		return ret;
+	}
+	pthread_setname_np(w->thread, "urkv-watch");	/* As ps -L and /proc/PID/task show it. */
+	w->running = true;
+	return 0;
+}
+
+void urkv_watch_stop(struct urkv_server *srv)
+{
+	struct urkv_watch *w = &srv->watch;
+
+	if (!w->running)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->wake);
+	pthread_mutex_destroy(&w->lock);
+	w->running = false;
 }
 
 const char *urkv_watch_refusal(struct urkv_server *srv, const struct urkv_cmd *cmd)

@@ -4,7 +4,8 @@
 # second; while they differ, writes get a -MISCONF reply naming the path
 # and the reason (the next start would not see them), reads go on, INFO
 # persistence says so, and stderr has one line per change.  A file put
-# back at its path takes writes again.
+# back at its path takes writes again.  The stat runs on a thread of its
+# own (urkv-watch), not on a reactor.
 #
 # usage: URKV=path/to/urkv test_urkv_data_moved.sh
 . "$(dirname "$0")/urkv_lib.sh"
@@ -34,6 +35,8 @@ start_urkv w --data "$D" --size 64M --cache 16M --cores 2 || exit 1
 expect "SET before" OK "$(cli SET k1 v1)"
 expect "INFO: the data file" "$D" "$(status urkv_data_file)"
 expect "INFO: its status" ok "$(status urkv_data_file_status)"
+# The stat runs on a thread of its own, never on a reactor (it can block on a hung network file system).
+expect "the watch thread" 1 "$(cat /proc/"$URKV_PID"/task/*/comm 2>/dev/null | grep -cx urkv-watch)"
 
 echo "== renamed away: writes refused, reads served"
 mv "$D" "$WORK/w.keep"

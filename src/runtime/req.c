@@ -555,6 +555,17 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 	if (res >= 0 && op_is_xfer(req->op)) {
 		uint32_t align = dev->info.direct ? dev->info.off_align : 1;
 
+		if (res == 0 && req->seg && dev->info.is_blockdev && !dev->info.is_nvme &&
+		    req->off < dev->info.size_bytes) {
+			/*
+			 * A block device ends before the size it had at open: its disk
+			 * was removed (the kernel sets a dead disk's capacity to 0) or
+			 * shrunk under us.  Not an end of file: the device is gone.
+			 */
+			health_on_gone(dev);
+			req_deliver_done(c, req, health_offline_error(dev));
+			goto out;
+		}
 		if (res == 0 && req->seg) {
 			req_deliver_done(c, req, (int)req->done);	/* End of file. */
 			goto out;

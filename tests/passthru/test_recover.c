@@ -434,6 +434,10 @@ struct removal {
 	struct tests_fail fail;
 	int w_res[2];			/* The two writes in flight when the controller went. */
 	int after, after_write;		/* The first read and write after the removal. */
+	const char *blk;		/* The same namespace's block device, opened before the removal. */
+	int blk_after, blk_write;	/* A read, then a write, through it after the removal. */
+	char blk_msg[512];
+	struct urt_dev_health blk_h;	/* Its health then. */
 	uint64_t after_ns;		/* How long that read took. */
 	char after_msg[512];
 	struct urt_dev_health h;	/* Once all that is done. */
@@ -490,7 +494,7 @@ static void removal_body(void *arg)
 	struct removal *s = arg;
 	struct urt_dev_health_opts ho;
 	struct urt_dev_opts o;
-	struct urt_dev *dev = NULL;
+	struct urt_dev *dev = NULL, *bdev = NULL;
 	uint8_t *wa = urt_buf_get(4096), *wb = urt_buf_get(4096), *rbuf = urt_buf_get(4096);
 	struct op_wait w[2] = { { 0 }, { 0 } };
 	struct urt_io io[2];
@@ -513,6 +517,12 @@ static void removal_body(void *arg)
 	/* A full bucket, so the two writes wait in QEMU's throttle (about 6 s) while the controller goes. */
 	if (prime(&(struct cascade){ .ng = s->ng }, 0, STALL_BYTES, SEED_R))
 		tests_failf(&s->fail, "the priming write failed");
+	/* The block path of the same namespace (O_DIRECT), to see what the removal does to it. */
+	ret = urt_dev_open(s->blk, &o, &bdev);
+	if (ret) {
+		tests_failf(&s->fail, "urt_dev_open(%s): %d (%s)", s->blk, ret, urt_last_error());
+		return;
+	}
 	urt_io_prep_write(&io[0], dev, wa, 4096, RM_OFF_A);
 	urt_io_prep_write(&io[1], dev, wb, 4096, RM_OFF_B);
 	if (urt_io_submit(&io[0], op_cb, &w[0]) || urt_io_submit(&io[1], op_cb, &w[1])) {
@@ -541,6 +551,11 @@ static void removal_body(void *arg)
 	urt_dev_health(dev, &s->h);
 	s->sticky = urt_dev_error(dev);
 	urt_dev_close(dev);
+	s->blk_after = (int)urt_read(bdev, rbuf, 4096, 0);
+	snprintf(s->blk_msg, sizeof(s->blk_msg), "%s", urt_last_error());
+	s->blk_write = (int)urt_write(bdev, wa, 4096, RM_OFF_A);
+	urt_dev_health(bdev, &s->blk_h);
+	urt_dev_close(bdev);
 	urt_buf_put(wa);
 	urt_buf_put(wb);
 	urt_buf_put(rbuf);
@@ -621,6 +636,7 @@ Test(removal, controller_removed_under_io)
 	int ret;
 
 	guest_ns_env("SLOW", &s.ng, &blk, &lbs, &nsid);
+	s.blk = blk;
 	ctrl_bdf(s.bdf, sizeof(s.bdf));
 	urt_rt_opts_default(&o);
 	o.cpus = cpu0;
@@ -664,6 +680,15 @@ Test(removal, controller_removed_under_io)
 	cr_expect(s.h.gone, "offline because the controller is gone, not after failed resets");
 	cr_expect_eq(s.h.resets, 0, "nothing to reset: %llu resets", (unsigned long long)s.h.resets);
 	cr_expect_eq(s.sticky, -ENODEV);
+	cr_log_info("the block device %s after the removal: read %d (%s), write %d; %s, gone %d", s.blk,
+		    s.blk_after, s.blk_msg, s.blk_write, urt_dev_state_name(s.blk_h.state), s.blk_h.gone);
+	/* The kernel gives a dead disk capacity 0: the read looks like an end of file, not an error. */
+	cr_expect_eq(s.blk_after, -ENODEV, "a read through the removed namespace's block device: %d", s.blk_after);
+	cr_expect(strstr(s.blk_msg, s.blk) && strstr(s.blk_msg, "gone"), "names it and says it is gone: %s",
+		  s.blk_msg);
+	cr_expect_eq(s.blk_write, -ENODEV, "%d", s.blk_write);
+	cr_expect_eq(s.blk_h.state, URT_DEV_OFFLINE, "%s", urt_dev_state_name(s.blk_h.state));
+	cr_expect(s.blk_h.gone);
 
 	/* Every acknowledged write is on the namespace once the controller is back. */
 	cr_assert_eq(ret, 0, "the controller and nsid %u came back after the rescan", nsid);

@@ -45,7 +45,9 @@
  *   HEALTHY,    OFFLINE    health_on_gone (a command of the device failed with ENODEV:
  *   DEGRADED,              the driver removed the controller or the namespace, as Linux
  *   RESETTING              does after a reset that failed, or the drive was pulled;
- *                          there is nothing left to reset)
+ *                          or a block device read ended before the size it had at open:
+ *                          the kernel sets a removed disk's capacity to 0, so its reads
+ *                          look like an end of file; there is nothing left to reset)
  *   OFFLINE     -          terminal until the device is closed and reopened; a reset
  *                          thread that returns after it changes nothing (H5)
  *
@@ -169,9 +171,10 @@ static void health_go_offline(struct urt_dev *dev)
 	/* The one event an operator must see even if no caller prints its error. */
 	if (h->st.gone)
 		fprintf(stderr,
-			"urt: %s: device offline: it is gone (a command failed with ENODEV: its driver "
-			"removed the controller or the namespace, or the drive was pulled; %llu timeouts "
-			"and %llu resets before): every op now fails with ENODEV until it is reopened\n",
+			"urt: %s: device offline: it is gone (its driver removed the controller or the "
+			"namespace, or the drive was pulled: a command failed with ENODEV, or a read found "
+			"the device ending before the size it had at open; %llu timeouts and %llu resets "
+			"before): every op now fails with ENODEV until it is reopened\n",
 			dev->path, (unsigned long long)h->st.timeouts, (unsigned long long)h->st.resets);
 	else
 		fprintf(stderr,
@@ -363,10 +366,11 @@ int health_offline_error(const struct urt_dev *dev)
 {
 	/* st.gone is written once, under the lock, before the state turns OFFLINE (acquire: H1). */
 	if (dev->health.st.gone)
-		urt_set_error("%s: device offline: it is gone (a command failed with ENODEV: its driver "
-			      "removed the controller or the namespace, or the drive was pulled); every op "
-			      "fails with ENODEV until the device is closed and reopened (docs/passthru.md, "
-			      "\"When a device goes offline\")", dev->path);
+		urt_set_error("%s: device offline: it is gone (its driver removed the controller or the "
+			      "namespace, or the drive was pulled: a command failed with ENODEV, or a read found "
+			      "the device ending before the size it had at open); every op fails with ENODEV "
+			      "until the device is closed and reopened (docs/passthru.md, \"When a device goes "
+			      "offline\")", dev->path);
 	else
 		urt_set_error("%s: device offline: urt's controller resets failed after repeated command "
 			      "timeouts (urt_dev_health has the counts); every op fails with ENODEV until the "

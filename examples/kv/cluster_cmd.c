@@ -58,7 +58,8 @@ static const struct {
 	{ "keys", { 0, 0, 0 } }, { "randomkey", { 0, 0, 0 } }, { "auth", { 0, 0, 0 } },
 	{ "hello", { 0, 0, 0 } }, { "shutdown", { 0, 0, 0 } }, { "latency", { 0, 0, 0 } },
 	{ "cluster", { 0, 0, 0 } }, { "clusterx", { 0, 0, 0 } }, { "asking", { 0, 0, 0 } },
-	{ "readonly", { 0, 0, 0 } }, { "readwrite", { 0, 0, 0 } },
+	{ "readonly", { 0, 0, 0 } }, { "readwrite", { 0, 0, 0 } }, { "time", { 0, 0, 0 } },
+	{ "lastsave", { 0, 0, 0 } },
 	/* MIGRATE moves what this node holds: it is never redirected (Redis runs it locally
 	 * whenever the slot is open, which is when the tool calls it). */
 	{ "migrate", { 0, 0, 0 } },

@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "base/assert.h"
+#include "base/clock.h"
 #include "cluster.h"
 #include "cmd_ext.h"
 #include "urkv.h"
@@ -583,6 +584,27 @@ static void nosync_run(struct urkv_conn *c, struct urkv_slot *s)
 
 static void command_run(struct urkv_conn *c, struct urkv_slot *s);
 
+/* TIME: the wall clock as Redis gives it, seconds and microseconds as two bulk strings. */
+static void time_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	uint64_t now = urt_clock_wall_ns();
+	char sec[24], usec[8];
+	int ns = snprintf(sec, sizeof(sec), "%llu", (unsigned long long)(now / 1000000000ull));
+	int nu = snprintf(usec, sizeof(usec), "%llu", (unsigned long long)(now % 1000000000ull / 1000));
+
+	(void)s;
+	urkv_out_array(c, 2);
+	urkv_out_bulk(c, sec, (size_t)ns);
+	urkv_out_bulk(c, usec, (size_t)nu);
+}
+
+/* LASTSAVE: when the last SAVE or SHUTDOWN checkpoint ended (or the start), as INFO's rdb_last_save_time. */
+static void lastsave_run(struct urkv_conn *c, struct urkv_slot *s)
+{
+	(void)s;
+	urkv_out_int(c, (long long)(atomic_load(&urkv_conn_server(c)->live.last_save_wall_ns) / 1000000000ull));
+}
+
 static const struct urkv_cmd cmds[] = {
 	{ "get", 2, URKV_READ, 0, true, get_prepare, NULL, get_reply, NULL, false },
 	{ "mget", -2, URKV_READ, 1, true, get_prepare, NULL, mget_reply, NULL, false },
@@ -621,6 +643,8 @@ static const struct urkv_cmd cmds[] = {
 	{ "client", -2, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_client_run, false },
 	{ "command", -1, URKV_SYNC, 0, false, NULL, NULL, NULL, command_run, false },
 	{ "nosync", 2, URKV_SYNC, 0, false, NULL, NULL, NULL, nosync_run, false },
+	{ "time", 1, URKV_SYNC, 0, false, NULL, NULL, NULL, time_run, false },
+	{ "lastsave", 1, URKV_SYNC, 0, false, NULL, NULL, NULL, lastsave_run, false },
 	/* Expiry, string and keyspace commands (cmd_expire.c, cmd_string.c, cmd_keys.c). */
 	{ "setex", 4, URKV_SYNC, 0, false, NULL, NULL, NULL, urkv_setex_run, false,
 	  .writes = true },
@@ -725,9 +749,47 @@ static void command_entry(struct urkv_conn *c, const struct urkv_cmd *cmd)
 }
 
 /*
- * COMMAND [COUNT | DOCS | INFO name... | LIST]: what redis-cli asks at
- * start, and what cluster clients (redis-py's RedisCluster) read to find
- * each command's keys.
+ * COMMAND GETKEYS cmd arg...: the keys of that call, by the command's key
+ * positions (first, last, step), with Redis 7's checks in Redis's order:
+ * an unknown command, a command without keys, then its arity.
+ */
+static void command_getkeys(struct urkv_conn *c, struct urkv_slot *s)
+{
+	const struct urkv_cmd *cmd;
+	size_t n = s->argc - 2, last;
+	int first, lastk, step;
+
+	if (s->argc < 4) {
+		urkv_out_error(c, "ERR wrong number of arguments for 'command|getkeys' command");
+		return;
+	}
+	cmd = urkv_cmd_lookup(&s->argv[2]);
+	if (!cmd) {
+		urkv_out_error(c, "ERR Invalid command specified");
+		return;
+	}
+	urkv_cmd_keys(cmd, &first, &lastk, &step);
+	if (first == 0) {
+		urkv_out_error(c, "ERR The command has no key arguments");
+		return;
+	}
+	if ((cmd->arity > 0 && (size_t)cmd->arity != n) || (cmd->arity < 0 && n < (size_t)-cmd->arity)) {
+		urkv_out_error(c, "ERR Invalid number of arguments specified for command");
+		return;
+	}
+	last = lastk < 0 ? (size_t)((long)n + lastk) : (size_t)lastk;
+	if (last >= n)
+		last = n - 1;
+	URT_ASSERT(step > 0 && first > 0);
+	urkv_out_array(c, (last - (size_t)first) / (size_t)step + 1);
+	for (size_t i = (size_t)first; i <= last; i += (size_t)step)
+		urkv_out_bulk(c, s->argv[2 + i].ptr, s->argv[2 + i].len);
+}
+
+/*
+ * COMMAND [COUNT | DOCS | INFO name... | LIST | GETKEYS cmd arg...]: what
+ * redis-cli asks at start, and what cluster clients (redis-py's
+ * RedisCluster) read to find each command's keys.
  */
 static void command_run(struct urkv_conn *c, struct urkv_slot *s)
 {
@@ -740,6 +802,8 @@ static void command_run(struct urkv_conn *c, struct urkv_slot *s)
 		urkv_out_array(c, 0);
 	} else if (arg_is(&s->argv[1], "COUNT")) {
 		urkv_out_int(c, (long long)NCMDS);
+	} else if (arg_is(&s->argv[1], "GETKEYS")) {
+		command_getkeys(c, s);
 	} else if (arg_is(&s->argv[1], "LIST")) {
 		urkv_out_array(c, NCMDS);
 		for (size_t i = 0; i < NCMDS; i++)

@@ -214,7 +214,14 @@ fl=$(echo "$pers" | sed -n 's/^urkv_log_flushes://p'); fua=$(echo "$pers" | sed 
 for f in urkv_log_bytes urkv_log_batches urkv_checkpoints rdb_last_save_time; do
 	grep -Eq "^$f:[1-9][0-9]*\$" <<< "$pers" || fail "INFO persistence: $f not a positive number"
 done
+t0=$(date +%s)
 expect "SAVE" "OK" "$(cli SAVE)"
+ls=$(cli LASTSAVE)
+[ "$ls" -ge "$t0" ] 2>/dev/null && [ "$ls" -le "$(date +%s)" ] || fail "LASTSAVE after SAVE at $t0: [$ls]"
+# TIME: seconds and microseconds of the wall clock, as Redis.
+read -r tsec tusec <<< "$(cli TIME | tr '\n' ' ')"
+[ "$((tsec - $(date +%s)))" -le 1 ] 2>/dev/null && [ "$(($(date +%s) - tsec))" -le 1 ] &&
+	[ "$tusec" -ge 0 ] && [ "$tusec" -le 999999 ] || fail "TIME: [$tsec $tusec]"
 grep -qx 'rdb_saves:1' <<< "$(cli INFO persistence | tr -d '\r')" || fail "rdb_saves after SAVE"
 # Error replies by kind (Redis's # Errorstats): the INCR and the GET above, both ERR.
 expect "INFO errorstats" "# Errorstats

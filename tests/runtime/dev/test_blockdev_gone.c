@@ -1,0 +1,130 @@
+/*
+ * A block device that ends before the size it had at open is gone
+ * (src/runtime/req.c, dev/health.c): the kernel gives a removed disk a
+ * capacity of 0, so its reads return 0 bytes, which looks like an end of
+ * file.  Here a loop device shrinks under an open urt device (its backing
+ * file truncated, LOOP_SET_CAPACITY): a read below the size at open but
+ * past the new end must fail with -ENODEV naming the device, and the
+ * device go OFFLINE as gone, instead of handing back a short read.  The
+ * NVMe guest's removal test (tests/passthru/test_recover.c) shows the same
+ * on a removed controller's block device.
+ *
+ * Needs loop devices (root and the loop module): without them the test is
+ * skipped, and ctest shows Skipped (its only test).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "../../fiber_run.h"
+#include "urt/buf.h"
+#include "urt/dev.h"
+#include "urt/error.h"
+#include "urt/io.h"
+
+static struct urt_rt *ht_start(void)
+{
+	static const int cpu0 = 0;
+	struct urt_rt_opts o;
+
+	urt_rt_opts_default(&o);
+	o.cpus = &cpu0;
+	o.ncpus = 1;
+	o.buf_region_bytes = 4u << 20;
+	return tests_rt_start(&o);
+}
+
+#define LOOP_BYTES (16u << 20)
+
+struct loop_state {
+	char path[32];		/* /dev/loopN */
+	char file[64];		/* Its backing file. */
+	int fd, file_fd;
+	struct tests_fail fail;
+	int ret[4];
+	char msg[512];
+	struct urt_dev_health h;
+};
+
+/* A loop device over a 16 MiB file; skips the test where loop devices cannot be had. */
+static void loop_setup(struct loop_state *l)
+{
+	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC), n;
+
+	if (ctl < 0)
+		cr_skip_test("/dev/loop-control: %s (loop devices need root and the loop module)",
+			     strerror(errno));
+	n = ioctl(ctl, LOOP_CTL_GET_FREE);
+	close(ctl);
+	if (n < 0)
+		cr_skip_test("LOOP_CTL_GET_FREE: %s", strerror(errno));
+	snprintf(l->path, sizeof(l->path), "/dev/loop%d", n);
+	snprintf(l->file, sizeof(l->file), "/var/tmp/urt-loop-%d.img", (int)getpid());
+	l->file_fd = open(l->file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	cr_assert_geq(l->file_fd, 0, "%s: %s", l->file, strerror(errno));
+	cr_assert_eq(ftruncate(l->file_fd, LOOP_BYTES), 0);
+	l->fd = open(l->path, O_RDWR | O_CLOEXEC);
+	if (l->fd < 0 || ioctl(l->fd, LOOP_SET_FD, l->file_fd) != 0) {
+		int err = errno;
+
+		unlink(l->file);
+		cr_skip_test("%s: %s (loop devices need root)", l->path, strerror(err));
+	}
+}
+
+static void loop_teardown(struct loop_state *l)
+{
+	ioctl(l->fd, LOOP_CLR_FD, 0);
+	close(l->fd);
+	close(l->file_fd);
+	unlink(l->file);
+}
+
+static void body_loop_shrinks(void *arg)
+{
+	struct loop_state *l = arg;
+	struct urt_dev *dev = NULL;
+	uint8_t *buf = urt_buf_get(4096);
+	int ret = urt_dev_open(l->path, NULL, &dev);
+
+	if (ret) {
+		tests_failf(&l->fail, "urt_dev_open(%s): %d (%s)", l->path, ret, urt_last_error());
+		return;
+	}
+	memset(buf, 0x6c, 4096);
+	l->ret[0] = (int)urt_write(dev, buf, 4096, 8u << 20);
+	/* The device shrinks to 4 MiB under the open handle: the file, then the loop's capacity. */
+	if (ftruncate(l->file_fd, 4u << 20) != 0 || ioctl(l->fd, LOOP_SET_CAPACITY, 0) != 0)
+		tests_failf(&l->fail, "shrinking %s: %s", l->path, strerror(errno));
+	l->ret[1] = (int)urt_read(dev, buf, 4096, 8u << 20);	/* Below the size at open: gone. */
+	snprintf(l->msg, sizeof(l->msg), "%s", urt_last_error());
+	l->ret[2] = (int)urt_read(dev, buf, 4096, 0);		/* Offline: refused. */
+	urt_dev_health(dev, &l->h);
+	urt_buf_put(buf);
+	urt_dev_close(dev);
+}
+
+Test(blockdev, ends_before_its_size_so_it_is_gone)
+{
+	struct loop_state l = { 0 };
+	struct urt_rt *rt;
+
+	loop_setup(&l);
+	rt = ht_start();
+	tests_fiber_run(rt, 0, body_loop_shrinks, &l);
+	urt_rt_stop(rt);
+	loop_teardown(&l);
+	cr_assert_eq(l.fail.failed, 0, "%s", l.fail.msg);
+	cr_expect_eq(l.ret[0], 4096, "the write before: %d", l.ret[0]);
+	cr_expect_eq(l.ret[1], -ENODEV, "a read below the size at open, past the new end: %d (0 would be "
+		     "an end of file handed back as a short read)", l.ret[1]);
+	cr_expect(strstr(l.msg, l.path) && strstr(l.msg, "gone"), "names the device, says gone: %s", l.msg);
+	cr_expect_eq(l.ret[2], -ENODEV);
+	cr_expect_eq(l.h.state, URT_DEV_OFFLINE, "%s", urt_dev_state_name(l.h.state));
+	cr_expect(l.h.gone);
+}

@@ -56,6 +56,35 @@ print(" | ".join(x.decode() if isinstance(x, bytes) else str(x) for x in out))
 PY
 )
 expect "DUMP/RESTORE" "True | -BUSYKEY Target key name already exists. | +OK | hello | +OK | True | -ERR DUMP payload version or checksum are wrong | -ERR DUMP payload version or checksum are wrong | -ERR Invalid TTL value, must be >= 0 | \$-1" "$got"
+# RESTORE's bad TTLs and options, Redis's replies, nothing stored: a
+# relative TTL whose sum with now passes 2^63 - 1 was stored and read back
+# as PEXPIRETIME 0; FREQ 256 and IDLETIME with FREQ were accepted.
+got=$(python3 - "$PORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = s.makefile("rb")
+def q(*a):
+    s.sendall(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
+    line = f.readline()
+    if line[:1] == b"$" and int(line[1:-2]) >= 0:
+        return f.read(int(line[1:-2]) + 2)[:-2]
+    return line.rstrip(b"\r\n")
+p = q(b"DUMP", b"dk")
+out = [q(b"RESTORE", b"dk4", b"9223372036854775807", p),
+       q(b"RESTORE", b"dk4", b"9223372036854775807", p, b"REPLACE"),
+       q(b"RESTORE", b"dk4", b"0", p, b"FREQ", b"256"),
+       q(b"RESTORE", b"dk4", b"0", p, b"IDLETIME", b"1", b"FREQ", b"1"),
+       q(b"RESTORE", b"dk4", b"0", p, b"FREQ", b"1", b"IDLETIME", b"1"),
+       q(b"RESTORE", b"dk4", b"0", p, b"IDLETIME", b"abc"),
+       q(b"EXISTS", b"dk4"),
+       q(b"RESTORE", b"dk4", b"9223372036854775807", p, b"ABSTTL"),
+       q(b"PEXPIRETIME", b"dk4"),
+       q(b"RESTORE", b"dk5", b"0", p, b"FREQ", b"255"),
+       q(b"GET", b"dk5")]
+print(" | ".join(x.decode() for x in out))
+PY
+)
+expect "RESTORE bad TTLs and options" "-ERR invalid expire time in 'restore' command | -ERR invalid expire time in 'restore' command | -ERR Invalid FREQ value, must be >= 0 and <= 255 | -ERR syntax error | -ERR syntax error | -ERR value is not an integer or out of range | :0 | +OK | :9223372036854775807 | +OK | hello" "$got"
 # MIGRATE to this very server is refused and the keys stay: it would
 # RESTORE each key onto itself, get +OK, then delete it.
 cli SET selfk precious > /dev/null
@@ -305,6 +334,21 @@ expect "MIGRATE KEYS with a key" "ERR When using MIGRATE KEYS option, the key ar
 	"$(clip "$PORT_A" MIGRATE 127.0.0.1 "$PORT_B" x 0 5000 KEYS '{k}stay')"
 expect "MIGRATE to a closed port" "IOERR error or timeout connecting to the client (Connection refused)" \
 	"$(clip "$PORT_A" MIGRATE 127.0.0.1 1 '' 0 1000 KEYS '{k}stay')"
+# A timeout past the runtime's bound per I/O (146 years) failed the first
+# send with EINVAL ("error writing to target instance (Invalid argument)").
+expect "MIGRATE with a huge timeout" "IOERR error or timeout connecting to the client (Connection refused)" \
+	"$(clip "$PORT_A" MIGRATE 127.0.0.1 1 '' 0 9223372036854775807 KEYS '{k}stay')"
+# A target that accepts and never answers: IOERR once the timeout passes, the key kept.
+python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1])); __import__("os").rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(120)' "$WORK/silent.port" &
+PIDS+=("$!")
+for _ in $(seq 1 100); do [ -s "$WORK/silent.port" ] && break; sleep 0.05; done
+expect "MIGRATE to a silent target" "IOERR error or timeout reading to target instance (Connection timed out)" \
+	"$(clip "$PORT_A" MIGRATE 127.0.0.1 "$(cat "$WORK/silent.port")" '' 0 300 KEYS '{k}stay')"
+expect "the key stays after a timed-out MIGRATE" "v3" "$(clip "$PORT_A" GET '{k}stay')"
 
 echo "== the open slot states survive a restart; the cluster file is durable"
 use_node A

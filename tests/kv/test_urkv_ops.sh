@@ -86,6 +86,19 @@ expect "CONFIG SET appendfsync bad" "ERR CONFIG SET failed (possibly related to 
 	"$(cli "${A[@]}" CONFIG SET appendfsync sometimes)"
 expect "CONFIG SET unknown" "ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'" \
 	"$(cli "${A[@]}" CONFIG SET nosuch 1)"
+# Redis's replies to a malformed CONFIG: an odd argument count is a syntax
+# error (urkv said arity), extra arguments to HELP, RESETSTAT and REWRITE
+# an arity error (urkv ran RESETSTAT, called HELP unknown); REWRITE says
+# urkv has none rather than "unknown subcommand".
+expect "CONFIG SET odd pair" "ERR syntax error" "$(cli "${A[@]}" CONFIG SET timeout 1 maxclients)"
+expect "CONFIG SET one word too many" "ERR syntax error" "$(cli "${A[@]}" CONFIG SET requirepass a b)"
+expect "CONFIG SET no value" "ERR wrong number of arguments for 'config|set' command" "$(cli "${A[@]}" CONFIG SET timeout)"
+expect "CONFIG RESETSTAT x" "ERR wrong number of arguments for 'config|resetstat' command" \
+	"$(cli "${A[@]}" CONFIG RESETSTAT x)"
+expect "CONFIG HELP x" "ERR wrong number of arguments for 'config|help' command" "$(cli "${A[@]}" CONFIG help x)"
+expect "CONFIG REWRITE" "ERR urkv has no CONFIG REWRITE: settings meant to last go in its config file or on its command line (docs/kv.md)" \
+	"$(cli "${A[@]}" CONFIG REWRITE)"
+expect "CONFIG REWRITE x" "ERR wrong number of arguments for 'config|rewrite' command" "$(cli "${A[@]}" CONFIG REWRITE x)"
 expect "CONFIG SET port" "ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config" \
 	"$(cli "${A[@]}" CONFIG SET port 1)"
 expect "CONFIG SET maxclients abc" "ERR CONFIG SET failed (possibly related to argument 'maxclients') - argument couldn't be parsed into an integer" \

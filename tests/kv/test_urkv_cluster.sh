@@ -402,6 +402,20 @@ expect "truncated file: exit status" "1" "$rc"
 grep -q "a.urkv.cluster:5: no 'end' line (the file is truncated or damaged)" "$WORK/bad.log" ||
 	fail "truncated file: [$(cat "$WORK/bad.log")]"
 expect "the damaged file is left as it was" "5" "$(wc -l < "$WORK/a.urkv.cluster")"
+# A bad node line names its line once (it read "FILE:5: line 5: ...").
+sed '5s/ master - .*/ master - 99999-3/' "$WORK/a.good" > "$WORK/a.urkv.cluster"
+cp "$WORK/a.urkv.cluster" "$WORK/a.bad"
+"$URKV" --port 0 --data "$WORK/a.urkv" --size 64M --cores 1 --cluster-enabled yes --quiet 2> "$WORK/bad.log"
+expect "bad node line: exit status" "1" "$?"
+expect "bad node line: message" "urkv: $WORK/a.urkv.cluster:5: invalid slot range '99999-3' (slots are 0..16383)" \
+	"$(head -1 "$WORK/bad.log")"
+cmp -s "$WORK/a.urkv.cluster" "$WORK/a.bad" || fail "bad node line: the file was changed"
+# An empty file (a crash of an editor, a full disk): refused, kept empty.
+: > "$WORK/a.urkv.cluster"
+"$URKV" --port 0 --data "$WORK/a.urkv" --size 64M --cores 1 --cluster-enabled yes --quiet 2> "$WORK/bad.log"
+expect "empty cluster file: exit status" "1" "$?"
+grep -q "a.urkv.cluster:1: the cluster file is empty" "$WORK/bad.log" || fail "empty cluster file: [$(cat "$WORK/bad.log")]"
+expect "empty cluster file kept empty" "0" "$(stat -c %s "$WORK/a.urkv.cluster")"
 mkdir "$WORK/cfdir"
 "$URKV" --port 0 --data "$WORK/a.urkv" --size 64M --cores 1 --cluster-enabled yes --quiet \
 	--cluster-config-file "$WORK/cfdir" 2> "$WORK/bad.log"

@@ -451,8 +451,15 @@ static int file_load(struct urkv_cluster *cl, char *text, struct urkv_topo **out
 				goto err;
 			}
 			if (node_line(t, line + 5, lineno, line_of, nlines, f, err, sizeof(err))) {
-				/* err begins with "line N": the file name goes first. */
-				fprintf(stderr, "urkv: %s:%u: %s\n", cl->path, lineno, err);
+				/*
+				 * err is worded for a push ("line N: ..."); FILE:N says
+				 * the line already, so its "line N: " is dropped.
+				 */
+				char pre[32];
+				int k = snprintf(pre, sizeof(pre), "line %u: ", lineno);
+				const char *why = strncmp(err, pre, (size_t)k) == 0 ? err + k : err;
+
+				fprintf(stderr, "urkv: %s:%u: %s\n", cl->path, lineno, why);
 				goto err;
 			}
 		} else if (strncmp(line, "migrating ", 10) == 0 || strncmp(line, "importing ", 10) == 0) {

@@ -75,15 +75,20 @@ static bool parse_exp_opt(const struct resp_arg *argv, size_t argc, size_t *i, b
 	for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
 		if (!opt_is(a, opts[k].name))
 			continue;
-		/* One expiry option at most, and it needs its value. */
-		if (*kind != EXP_NONE || *i + 1 >= argc)
+		/*
+		 * One kind of expiry at most, and it needs its value.  The same
+		 * option again replaces the value, unchecked (Redis parses only
+		 * the last one: `EX abc EX 10` is EX 10).
+		 */
+		if ((*kind != EXP_NONE && *kind != opts[k].kind) || *i + 1 >= argc)
 			return false;
 		*kind = opts[k].kind;
 		*val = &argv[*i + 1];
 		*i += 2;
 		return true;
 	}
-	if (opt_is(a, getex ? "PERSIST" : "KEEPTTL") && *kind == EXP_NONE) {
+	if (opt_is(a, getex ? "PERSIST" : "KEEPTTL") &&
+	    (*kind == EXP_NONE || *kind == (getex ? EXP_PERSIST : EXP_KEEPTTL))) {
 		*kind = getex ? EXP_PERSIST : EXP_KEEPTTL;
 		*i += 1;
 		return true;

@@ -222,8 +222,13 @@ static void set_run(struct urkv_conn *c, struct urkv_slot *s)
 	char whybuf[192];
 	size_t n = 0;
 
-	if (s->argc < 4 || (s->argc - 2) % 2 != 0) {
+	/* Redis: fewer than one pair is an arity error, an odd count a syntax error. */
+	if (s->argc < 4) {
 		urkv_out_error(c, "ERR wrong number of arguments for 'config|set' command");
+		return;
+	}
+	if ((s->argc - 2) % 2 != 0) {
+		urkv_out_error(c, "ERR syntax error");
 		return;
 	}
 	for (size_t a = 2; a < s->argc; a += 2) {
@@ -280,16 +285,33 @@ static void help_run(struct urkv_conn *c)
 
 void urkv_config_run(struct urkv_conn *c, struct urkv_slot *s)
 {
-	if (resp_arg_eq_nocase(&s->argv[1], "HELP") && s->argc == 2) {
+	const struct resp_arg *sub = &s->argv[1];
+	bool fixed = resp_arg_eq_nocase(sub, "HELP") || resp_arg_eq_nocase(sub, "RESETSTAT") ||
+		     resp_arg_eq_nocase(sub, "REWRITE");
+
+	if (fixed && s->argc != 2) {
+		/* Redis's arity error for a subcommand without arguments, e.g. 'config|help'. */
+		char name[16];
+		size_t i;
+
+		for (i = 0; i < sub->len && i < sizeof(name) - 1; i++)
+			name[i] = (char)(sub->ptr[i] | 0x20);
+		name[i] = 0;
+		urkv_out_errorf(c, "ERR wrong number of arguments for 'config|%s' command", name);
+	} else if (resp_arg_eq_nocase(sub, "HELP")) {
 		help_run(c);
-	} else if (resp_arg_eq_nocase(&s->argv[1], "GET")) {
+	} else if (resp_arg_eq_nocase(sub, "GET")) {
 		get_run(c, s);
-	} else if (resp_arg_eq_nocase(&s->argv[1], "SET")) {
+	} else if (resp_arg_eq_nocase(sub, "SET")) {
 		set_run(c, s);
-	} else if (resp_arg_eq_nocase(&s->argv[1], "RESETSTAT")) {
+	} else if (resp_arg_eq_nocase(sub, "RESETSTAT")) {
 		urkv_stats_reset(urkv_conn_server(c));
 		urkv_errstats_reset(urkv_conn_server(c));
 		urkv_out_simple(c, "OK");
+	} else if (resp_arg_eq_nocase(sub, "REWRITE")) {
+		/* Not "unknown subcommand": the operator asked for a real Redis feature. */
+		urkv_out_error(c, "ERR urkv has no CONFIG REWRITE: settings meant to last go in its "
+				  "config file or on its command line (docs/kv.md)");
 	} else {
 		urkv_out_errorf(c, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.",
 				(int)(s->argv[1].len > 64 ? 64 : s->argv[1].len), s->argv[1].ptr);

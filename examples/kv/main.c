@@ -286,6 +286,14 @@ int main(int argc, char **argv)
 		ro.pin = o->cores <= (unsigned)online;
 	}
 	srv.ncores = o->cores ? o->cores : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	/*
+	 * The loop below steps the cache down 64 MiB at a time: from --cache
+	 * 1000T that is 2^24 steps, and from a larger one hours, with SIGTERM
+	 * already blocked.  No core's region holds more than URKV_REGION_MAX
+	 * of cache, so a larger cache starts the loop from there.
+	 */
+	if (ko.cache_bytes > (uint64_t)srv.ncores * URKV_REGION_MAX)
+		ko.cache_bytes = (uint64_t)srv.ncores * URKV_REGION_MAX;
 	ro.buf_region_bytes = urt_kv_buf_region_bytes(&ko, srv.ncores);
 	while (ro.buf_region_bytes > URKV_REGION_MAX && ko.cache_bytes > (64ull << 20)) {
 		/* A core's registered region is at most 1 GiB: fewer cores get less cache. */

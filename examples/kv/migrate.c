@@ -43,6 +43,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -147,28 +148,38 @@ void urkv_restore_run(struct urkv_conn *c, struct urkv_slot *s)
 {
 	struct urt_kv *kv = urkv_conn_server(c)->kv;
 	const struct resp_arg *key = &s->argv[1];
-	bool replace = false, absttl = false;
-	uint64_t expire_at = 0;
+	bool replace = false, absttl = false, seen_idle = false, seen_freq = false;
+	uint64_t expire_at = 0, now;
 	const uint8_t *val;
 	size_t vlen;
 	long long ttl, v;
 	const char *err;
 	int ret;
 
+	/*
+	 * Redis's options: IDLETIME and FREQ are accepted for redis-cli's sake
+	 * (urkv keeps no LRU/LFU data) with Redis's checks, one or the other.
+	 */
 	for (size_t i = 4; i < s->argc; i++) {
+		bool idle = arg_is(&s->argv[i], "IDLETIME"), freq = arg_is(&s->argv[i], "FREQ");
+
 		if (arg_is(&s->argv[i], "REPLACE")) {
 			replace = true;
 		} else if (arg_is(&s->argv[i], "ABSTTL")) {
 			absttl = true;
-		} else if ((arg_is(&s->argv[i], "IDLETIME") || arg_is(&s->argv[i], "FREQ")) &&
-			   i + 1 < s->argc) {
-			/* Accepted for redis-cli's sake; urkv keeps no LRU/LFU data. */
-			if (!urkv_arg_ll(&s->argv[i + 1], &v) || v < 0) {
-				urkv_out_error(c, arg_is(&s->argv[i], "FREQ")
-						  ? "ERR Invalid FREQ value, must be >= 0 and <= 255"
-						  : "ERR Invalid IDLETIME value, must be >= 0");
+		} else if ((idle && i + 1 < s->argc && !seen_freq) ||
+			   (freq && i + 1 < s->argc && !seen_idle)) {
+			if (!urkv_arg_ll(&s->argv[i + 1], &v)) {
+				urkv_out_error(c, "ERR value is not an integer or out of range");
 				return;
 			}
+			if (v < 0 || (freq && v > 255)) {
+				urkv_out_error(c, freq ? "ERR Invalid FREQ value, must be >= 0 and <= 255"
+						       : "ERR Invalid IDLETIME value, must be >= 0");
+				return;
+			}
+			seen_idle |= idle;
+			seen_freq |= freq;
 			i++;
 		} else {
 			urkv_out_error(c, "ERR syntax error");
@@ -183,6 +194,17 @@ void urkv_restore_run(struct urkv_conn *c, struct urkv_slot *s)
 		urkv_out_error(c, "ERR Invalid TTL value, must be >= 0");
 		return;
 	}
+	now = urkv_now_ms(c);
+	if (ttl > 0 && !absttl && (unsigned long long)ttl > (unsigned long long)LLONG_MAX - now) {
+		/*
+		 * now + ttl past 2^63 - 1: stored, it read back as PEXPIRETIME 0
+		 * and a TTL of 292 million years.  Redis's own sum overflows into
+		 * "already expired" and stores nothing while answering +OK; the
+		 * words are those of its EXPIRE and SET for the same overflow.
+		 */
+		urkv_out_error(c, "ERR invalid expire time in 'restore' command");
+		return;
+	}
 	if (!dump_check((const uint8_t *)s->argv[3].ptr, s->argv[3].len, &val, &vlen)) {
 		urkv_out_error(c, E_PAYLOAD);
 		return;
@@ -193,7 +215,7 @@ void urkv_restore_run(struct urkv_conn *c, struct urkv_slot *s)
 		return;
 	}
 	if (ttl > 0)
-		expire_at = absttl ? (uint64_t)ttl : urkv_now_ms(c) + (uint64_t)ttl;
+		expire_at = absttl ? (uint64_t)ttl : now + (uint64_t)ttl;
 	/* Durable before +OK whatever appendfsync says: MIGRATE deletes its copy on this reply. */
 	ret = urt_kv_put_expire(kv, key->ptr, key->len, val, vlen, expire_at, replace ? 0 : URT_KV_NX);
 	if (ret == -EEXIST)
@@ -507,6 +529,13 @@ void urkv_migrate_run(struct urkv_conn *c, struct urkv_slot *s)
 	}
 	if (timeout <= 0)
 		timeout = MIGRATE_TIMEOUT_DEFAULT_MS;
+	/*
+	 * The runtime takes at most URT_IO_TIMEOUT_MAX_NS (146 years) per I/O;
+	 * above it every send failed with EINVAL, reported as an error writing
+	 * to the target.  A longer timeout is that one.
+	 */
+	if ((unsigned long long)timeout > URT_IO_TIMEOUT_MAX_NS / 1000000ull)
+		timeout = (long long)(URT_IO_TIMEOUT_MAX_NS / 1000000ull);
 	if (nkeys == 0) {
 		urkv_out_simple(c, "NOKEY");
 		return;

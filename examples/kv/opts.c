@@ -3,6 +3,7 @@
  * by the command line (main.c) and the config file (config.c), so that
  * `--max-clients 10` and `maxclients 10` are checked by the same code.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,31 +43,65 @@ const char *urkv_opts_data_path(const struct urkv_opts *o, char *buf, size_t len
 	return buf;
 }
 
+/*
+ * A size: digits, then K/M/G/T as powers of 1024 (urkv's own) or Redis's
+ * kb/mb/gb.  A size whose unit carries it past 2^64 - 1 is refused: the
+ * shift would wrap it silently (99999999999T read as a few hundred MiB,
+ * or as 2^60 bytes of cache).
+ */
 static int parse_size(const char *s, uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
+	unsigned shift = 0;
 
-	if (*s == '-' || *s == '+' || *s == ' ')
+	if (*s < '0' || *s > '9')
 		return -1;
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno || end == s)
 		return -1;
-	/* K/M/G/T as powers of 1024 (urkv's own) and Redis's kb/mb/gb. */
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	case 't': case 'T': v <<= 40; end++; break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
 	default: break;
 	}
 	if (*end == 'b' || *end == 'B')
 		end++;
-	if (*end)
+	if (*end || v > (UINT64_MAX >> shift))
+		return -1;
+	*out = v << shift;
+	return 0;
+}
+
+/*
+ * A count (a port, clients, cores, seconds, microseconds): digits only.
+ * Redis refuses a unit on these too ("timeout 1m" is not a minute); read
+ * as a size it would be 1048576 seconds.
+ */
+static int parse_count(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
 		return -1;
 	*out = v;
 	return 0;
+}
+
+static bool is_numeric_ip(const char *s)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1;
 }
 
 static int parse_yesno(const char *s, bool *out)
@@ -86,7 +121,7 @@ struct opt_def {
 };
 
 static const struct opt_def defs[] = {
-	{ "bind", "an IPv4 or IPv6 address" },
+	{ "bind", "a numeric IPv4 or IPv6 address, such as 127.0.0.1 or ::1" },
 	{ "port", "a number from 0 to 65535" },
 	{ "port-file", "a path, not empty" },
 	{ "data", "a path of a data file or block device, not empty" },
@@ -98,9 +133,9 @@ static const struct opt_def defs[] = {
 	{ "max-request", "a size from 1K to 1G" },
 	{ "proto-max-bulk-len", "a size from 1K to 512M" },
 	{ "max-args", "a number from 3 to 1048576" },
-	{ "idle-timeout", "seconds, 0 = never" },
+	{ "idle-timeout", "seconds from 0 (never) to 1000000000, digits only" },
 	{ "sync", "auto, fua, flush or none" },
-	{ "group-delay-us", "microseconds" },
+	{ "group-delay-us", "microseconds from 0 to 1000000" },
 	{ "read-prefetch-min", "a size such as 16M, 0 = always" },
 	{ "poll", "interrupt, hybrid or sqpoll" },
 	{ "requirepass", "a password" },
@@ -135,9 +170,11 @@ int urkv_opt_set(struct urkv_opts *o, const char *name, const char *val, char *w
 		return -1;
 	}
 	if (strcmp(name, "bind") == 0) {
+		/* Checked here, so a host name is refused with its file and line, not at listen(). */
+		ok = is_numeric_ip(val);
 		o->bind_addr = val;
 	} else if (strcmp(name, "port") == 0) {
-		ok = !parse_size(val, &v) && v <= 65535;
+		ok = !parse_count(val, &v) && v <= 65535;
 		o->port = (uint16_t)v;
 	} else if (strcmp(name, "port-file") == 0) {
 		ok = *val != 0;
@@ -153,10 +190,10 @@ int urkv_opt_set(struct urkv_opts *o, const char *name, const char *val, char *w
 	} else if (strcmp(name, "log-size") == 0) {
 		ok = !parse_size(val, &o->log_bytes) && (o->log_bytes == 0 || o->log_bytes >= 4096);
 	} else if (strcmp(name, "cores") == 0) {
-		ok = !parse_size(val, &v) && v >= 1 && v <= 1024;
+		ok = !parse_count(val, &v) && v >= 1 && v <= 1024;
 		o->cores = (unsigned)v;
 	} else if (strcmp(name, "max-clients") == 0) {
-		ok = !parse_size(val, &v) && v >= 1 && v <= 1000000;
+		ok = !parse_count(val, &v) && v >= 1 && v <= 1000000;
 		o->max_clients = (unsigned)v;
 	} else if (strcmp(name, "max-request") == 0) {
 		ok = !parse_size(val, &v) && v >= 1024 && v <= (1ull << 30);
@@ -165,10 +202,10 @@ int urkv_opt_set(struct urkv_opts *o, const char *name, const char *val, char *w
 		ok = !parse_size(val, &v) && v >= 1024 && v <= URT_KV_VALUE_MAX;
 		o->proto_max_bulk_len = (size_t)v;
 	} else if (strcmp(name, "max-args") == 0) {
-		ok = !parse_size(val, &v) && v >= 3 && v <= (1u << 20);
+		ok = !parse_count(val, &v) && v >= 3 && v <= (1u << 20);
 		o->max_args = (size_t)v;
 	} else if (strcmp(name, "idle-timeout") == 0) {
-		ok = !parse_size(val, &v) && v <= 1000000000ull;
+		ok = !parse_count(val, &v) && v <= 1000000000ull;
 		o->idle_timeout_ns = v * 1000000000ull;
 	} else if (strcmp(name, "sync") == 0) {
 		if (strcmp(val, "auto") == 0)
@@ -182,7 +219,7 @@ int urkv_opt_set(struct urkv_opts *o, const char *name, const char *val, char *w
 		else
 			ok = false;
 	} else if (strcmp(name, "group-delay-us") == 0) {
-		ok = !parse_size(val, &v) && v <= 1000000;
+		ok = !parse_count(val, &v) && v <= 1000000;
 		o->group_delay_ns = v * 1000;
 	} else if (strcmp(name, "read-prefetch-min") == 0) {
 		ok = !parse_size(val, &o->read_prefetch_min);

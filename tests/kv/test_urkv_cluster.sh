@@ -56,6 +56,35 @@ print(" | ".join(x.decode() if isinstance(x, bytes) else str(x) for x in out))
 PY
 )
 expect "DUMP/RESTORE" "True | -BUSYKEY Target key name already exists. | +OK | hello | +OK | True | -ERR DUMP payload version or checksum are wrong | -ERR DUMP payload version or checksum are wrong | -ERR Invalid TTL value, must be >= 0 | \$-1" "$got"
+# RESTORE's bad TTLs and options, Redis's replies, nothing stored: a
+# relative TTL whose sum with now passes 2^63 - 1 was stored and read back
+# as PEXPIRETIME 0; FREQ 256 and IDLETIME with FREQ were accepted.
+got=$(python3 - "$PORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = s.makefile("rb")
+def q(*a):
+    s.sendall(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
+    line = f.readline()
+    if line[:1] == b"$" and int(line[1:-2]) >= 0:
+        return f.read(int(line[1:-2]) + 2)[:-2]
+    return line.rstrip(b"\r\n")
+p = q(b"DUMP", b"dk")
+out = [q(b"RESTORE", b"dk4", b"9223372036854775807", p),
+       q(b"RESTORE", b"dk4", b"9223372036854775807", p, b"REPLACE"),
+       q(b"RESTORE", b"dk4", b"0", p, b"FREQ", b"256"),
+       q(b"RESTORE", b"dk4", b"0", p, b"IDLETIME", b"1", b"FREQ", b"1"),
+       q(b"RESTORE", b"dk4", b"0", p, b"FREQ", b"1", b"IDLETIME", b"1"),
+       q(b"RESTORE", b"dk4", b"0", p, b"IDLETIME", b"abc"),
+       q(b"EXISTS", b"dk4"),
+       q(b"RESTORE", b"dk4", b"9223372036854775807", p, b"ABSTTL"),
+       q(b"PEXPIRETIME", b"dk4"),
+       q(b"RESTORE", b"dk5", b"0", p, b"FREQ", b"255"),
+       q(b"GET", b"dk5")]
+print(" | ".join(x.decode() for x in out))
+PY
+)
+expect "RESTORE bad TTLs and options" "-ERR invalid expire time in 'restore' command | -ERR invalid expire time in 'restore' command | -ERR Invalid FREQ value, must be >= 0 and <= 255 | -ERR syntax error | -ERR syntax error | -ERR value is not an integer or out of range | :0 | +OK | :9223372036854775807 | +OK | hello" "$got"
 # MIGRATE to this very server is refused and the keys stay: it would
 # RESTORE each key onto itself, get +OK, then delete it.
 cli SET selfk precious > /dev/null
@@ -305,6 +334,21 @@ expect "MIGRATE KEYS with a key" "ERR When using MIGRATE KEYS option, the key ar
 	"$(clip "$PORT_A" MIGRATE 127.0.0.1 "$PORT_B" x 0 5000 KEYS '{k}stay')"
 expect "MIGRATE to a closed port" "IOERR error or timeout connecting to the client (Connection refused)" \
 	"$(clip "$PORT_A" MIGRATE 127.0.0.1 1 '' 0 1000 KEYS '{k}stay')"
+# A timeout past the runtime's bound per I/O (146 years) failed the first
+# send with EINVAL ("error writing to target instance (Invalid argument)").
+expect "MIGRATE with a huge timeout" "IOERR error or timeout connecting to the client (Connection refused)" \
+	"$(clip "$PORT_A" MIGRATE 127.0.0.1 1 '' 0 9223372036854775807 KEYS '{k}stay')"
+# A target that accepts and never answers: IOERR once the timeout passes, the key kept.
+python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1])); __import__("os").rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(120)' "$WORK/silent.port" &
+PIDS+=("$!")
+for _ in $(seq 1 100); do [ -s "$WORK/silent.port" ] && break; sleep 0.05; done
+expect "MIGRATE to a silent target" "IOERR error or timeout reading to target instance (Connection timed out)" \
+	"$(clip "$PORT_A" MIGRATE 127.0.0.1 "$(cat "$WORK/silent.port")" '' 0 300 KEYS '{k}stay')"
+expect "the key stays after a timed-out MIGRATE" "v3" "$(clip "$PORT_A" GET '{k}stay')"
 
 echo "== the open slot states survive a restart; the cluster file is durable"
 use_node A
@@ -358,6 +402,20 @@ expect "truncated file: exit status" "1" "$rc"
 grep -q "a.urkv.cluster:5: no 'end' line (the file is truncated or damaged)" "$WORK/bad.log" ||
 	fail "truncated file: [$(cat "$WORK/bad.log")]"
 expect "the damaged file is left as it was" "5" "$(wc -l < "$WORK/a.urkv.cluster")"
+# A bad node line names its line once (it read "FILE:5: line 5: ...").
+sed '5s/ master - .*/ master - 99999-3/' "$WORK/a.good" > "$WORK/a.urkv.cluster"
+cp "$WORK/a.urkv.cluster" "$WORK/a.bad"
+"$URKV" --port 0 --data "$WORK/a.urkv" --size 64M --cores 1 --cluster-enabled yes --quiet 2> "$WORK/bad.log"
+expect "bad node line: exit status" "1" "$?"
+expect "bad node line: message" "urkv: $WORK/a.urkv.cluster:5: invalid slot range '99999-3' (slots are 0..16383)" \
+	"$(head -1 "$WORK/bad.log")"
+cmp -s "$WORK/a.urkv.cluster" "$WORK/a.bad" || fail "bad node line: the file was changed"
+# An empty file (a crash of an editor, a full disk): refused, kept empty.
+: > "$WORK/a.urkv.cluster"
+"$URKV" --port 0 --data "$WORK/a.urkv" --size 64M --cores 1 --cluster-enabled yes --quiet 2> "$WORK/bad.log"
+expect "empty cluster file: exit status" "1" "$?"
+grep -q "a.urkv.cluster:1: the cluster file is empty" "$WORK/bad.log" || fail "empty cluster file: [$(cat "$WORK/bad.log")]"
+expect "empty cluster file kept empty" "0" "$(stat -c %s "$WORK/a.urkv.cluster")"
 mkdir "$WORK/cfdir"
 "$URKV" --port 0 --data "$WORK/a.urkv" --size 64M --cores 1 --cluster-enabled yes --quiet \
 	--cluster-config-file "$WORK/cfdir" 2> "$WORK/bad.log"

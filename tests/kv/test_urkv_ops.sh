@@ -86,6 +86,19 @@ expect "CONFIG SET appendfsync bad" "ERR CONFIG SET failed (possibly related to 
 	"$(cli "${A[@]}" CONFIG SET appendfsync sometimes)"
 expect "CONFIG SET unknown" "ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'" \
 	"$(cli "${A[@]}" CONFIG SET nosuch 1)"
+# Redis's replies to a malformed CONFIG: an odd argument count is a syntax
+# error (urkv said arity), extra arguments to HELP, RESETSTAT and REWRITE
+# an arity error (urkv ran RESETSTAT, called HELP unknown); REWRITE says
+# urkv has none rather than "unknown subcommand".
+expect "CONFIG SET odd pair" "ERR syntax error" "$(cli "${A[@]}" CONFIG SET timeout 1 maxclients)"
+expect "CONFIG SET one word too many" "ERR syntax error" "$(cli "${A[@]}" CONFIG SET requirepass a b)"
+expect "CONFIG SET no value" "ERR wrong number of arguments for 'config|set' command" "$(cli "${A[@]}" CONFIG SET timeout)"
+expect "CONFIG RESETSTAT x" "ERR wrong number of arguments for 'config|resetstat' command" \
+	"$(cli "${A[@]}" CONFIG RESETSTAT x)"
+expect "CONFIG HELP x" "ERR wrong number of arguments for 'config|help' command" "$(cli "${A[@]}" CONFIG help x)"
+expect "CONFIG REWRITE" "ERR urkv has no CONFIG REWRITE: settings meant to last go in its config file or on its command line (docs/kv.md)" \
+	"$(cli "${A[@]}" CONFIG REWRITE)"
+expect "CONFIG REWRITE x" "ERR wrong number of arguments for 'config|rewrite' command" "$(cli "${A[@]}" CONFIG REWRITE x)"
 expect "CONFIG SET port" "ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config" \
 	"$(cli "${A[@]}" CONFIG SET port 1)"
 expect "CONFIG SET maxclients abc" "ERR CONFIG SET failed (possibly related to argument 'maxclients') - argument couldn't be parsed into an integer" \
@@ -147,7 +160,8 @@ bad_conf() {	# NAME WANT-IN-STDERR LINES...
 	local name=$1 want=$2 out
 	shift 2
 	printf '%s\n' "$@" > "$WORK/$name.conf"
-	out=$("$URKV" "$WORK/$name.conf" --port 0 2>&1)
+	# Bounded, and by SIGKILL: a start that spins does so with SIGTERM blocked.
+	out=$(timeout -s KILL 30 "$URKV" "$WORK/$name.conf" --port 0 --data "$WORK/$name.urkv" --size 64M 2>&1)
 	local rc=$?
 	[ $rc -eq 2 ] || fail "$name: exit $rc, want 2 ($out)"
 	case "$out" in
@@ -165,6 +179,24 @@ bad_conf dbf "$WORK/dbf.conf:1: bad value 'a/b' for dbfilename" "dbfilename a/b"
 bad_conf noarg "$WORK/noarg.conf:1: 'port' takes one argument, got 0" "port"
 bad_conf dbg "$WORK/dbg.conf:1: bad value 'maybe' for enable-debug-command (want yes, no or local)" \
 	"enable-debug-command maybe"
+# A size whose unit carries it past 2^64 - 1 wrapped (cache 99999999999T
+# was 2^60 bytes, and the start spun for hours lowering it); a count with a
+# unit was read as a size (timeout 1m was 1048576 s, port 1k was 1024); a
+# host name passed the file and failed at listen() without file or line.
+bad_conf bigsize "$WORK/bigsize.conf:1: bad value '99999999999T' for cache" "cache 99999999999T"
+bad_conf bigsize2 "$WORK/bigsize2.conf:1: bad value '16777216T' for size" "size 16777216T"
+bad_conf unitcount "$WORK/unitcount.conf:2: bad value '1m' for idle-timeout" "# a minute?" "timeout 1m"
+bad_conf unitport "$WORK/unitport.conf:1: bad value '1k' for port" "port 1k"
+bad_conf unitclients "$WORK/unitclients.conf:1: bad value '1k' for max-clients" "maxclients 1k"
+bad_conf hostbind "$WORK/hostbind.conf:1: bad value 'localhost' for bind" "bind localhost"
+# A huge cache that does not wrap is lowered to what the cores can hold, at once.
+printf 'cache 1000000T\n' > "$WORK/hugecache.conf"
+if start_urkv hugecache "$WORK/hugecache.conf" --data "$WORK/hugecache.urkv" --size 64M --cores 1; then
+	expect "cache 1000000T answers" "PONG" "$(cli PING)"
+	stop_urkv || fail "stop after cache 1000000T"
+else
+	fail "cache 1000000T: no start within 10 s"
+fi
 # enable-debug-command, the directive DEBUG's refusal names: local allows
 # loopback clients only (127.0.0.2 is not one, as in Redis), yes everyone.
 DEBUG_REFUSED="'-ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.\\r\\n'"

@@ -205,7 +205,7 @@ struct pol_variant {
 	uint64_t expire_ns;
 };
 
-static void bench_policies(unsigned reps, unsigned nops, unsigned qd)
+static void bench_policies(unsigned reps, unsigned nops, unsigned qd, uint64_t span)
 {
 	static const struct pol_variant var[] = {
 		{ "fifo", URT_SCHED_FIFO, 500000000 },
@@ -225,7 +225,7 @@ static void bench_policies(unsigned reps, unsigned nops, unsigned qd)
 
 	urt_sim_opts_default(&model);
 	for (unsigned i = 0; i < nops; i++)
-		offs[i] = xrand(&seed) % ((1ull << 30) / PG) * PG;
+		offs[i] = xrand(&seed) % (span / PG) * PG;
 	ub_cpu_times_read(&c0);
 	for (unsigned r = 0; r < reps; r++) {
 		for (unsigned v = 0; v < NV; v++) {
@@ -280,8 +280,9 @@ static void bench_policies(unsigned reps, unsigned nops, unsigned qd)
 	}
 	ub_cpu_times_read(&c1);
 	urt_rt_stop(rt);
-	printf("sim hdd 1 GiB, 7200 rpm, 4 KiB random reads, QD%u, drive depth 1, %u ops, median of %u, "
-	       "steal %.1f%%\n", qd, nops, reps, ub_steal_pct(&c0, &c1));
+	printf("sim hdd 1 GiB, 7200 rpm, 4 KiB random reads over the first %llu MiB, QD%u, drive depth 1, "
+	       "%u ops, median of %u, steal %.1f%%\n", (unsigned long long)(span >> 20), qd, nops, reps,
+	       ub_steal_pct(&c0, &c1));
 	printf("%-16s %7s %6s %9s %7s %8s %9s %8s %8s %8s %8s %8s %8s\n", "policy", "IOPS", "x fifo", "seek GiB",
 	       "x fifo", "mean ms", "p99.9 ms", "max ms", "seek/op", "rot/op", "xfer/op", "svc/op", "expired");
 	{
@@ -298,7 +299,11 @@ static void bench_policies(unsigned reps, unsigned nops, unsigned qd)
 			       median(maxl[v], reps), median(sk[v], reps), median(rot[v], reps), median(xf[v], reps),
 			       svc, median(expd[v], reps));
 		}
-		/* The least a command can cost on this model, whatever the order: every seek a track-to-track. */
+		/*
+		 * The least a command can cost on this model, whatever the order, while the queued ops lie
+		 * on different tracks: every seek a track-to-track.  A span of few tracks per queued op
+		 * (SPAN_MIB) goes below it: ops of one track are served in one turn, in offset order.
+		 */
 		floor_ms = model.hdd_seek_track_ns / 1e6 + period_ms / 2 + xfer_ms;
 		f_ms = 1000.0 / f_iops;
 		printf("ceiling: fifo %.2f ms a command (wall) / floor %.2f ms (track seek %.2f + half a turn %.2f + "
@@ -584,7 +589,13 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench_sched: QD %s: give 1 to %u\n", argv[4], QD_MAX);
 			return 2;
 		}
-		bench_policies(reps, argc > 3 ? (unsigned)atoi(argv[3]) : 1000, qd);
+		uint64_t span = argc > 5 ? strtoull(argv[5], NULL, 10) << 20 : 1ull << 30;
+
+		if (span < (1u << 20) || span > (1ull << 30)) {
+			fprintf(stderr, "bench_sched: SPAN_MIB %s: give 1 to 1024\n", argv[5]);
+			return 2;
+		}
+		bench_policies(reps, argc > 3 ? (unsigned)atoi(argv[3]) : 1000, qd, span);
 		return 0;
 	}
 	if (argc > 1 && strcmp(argv[1], "merge") == 0) {
@@ -595,6 +606,6 @@ int main(int argc, char **argv)
 		bench_prio(reps);
 		return 0;
 	}
-	fprintf(stderr, "usage: bench_sched policies [REPS] [OPS] [QD] | merge [REPS] [FILE] | prio [REPS]\n");
+	fprintf(stderr, "usage: bench_sched policies [REPS] [OPS] [QD] [SPAN_MIB] | merge [REPS] [FILE] | prio [REPS]\n");
 	return 2;
 }

@@ -84,12 +84,19 @@
  * returns URT_E_CORRUPT, so the error can be traced to a page as a
  * checksum failure can.
  *
- * Trust.  Every node's header (type, slot array and cell area bounds) is
- * checked: once per device read when the pager says so (nodes_checked:
- * the page store runs kv_pps_page_check on every page it reads, and the
- * pages it did not read are the tree's own writes), so a visit checks the
- * type byte only; otherwise on every visit (kv_node_check_header, inline).
- * Cells, slots and heads are trusted, since the page store checksums pages.  kv_btree_check() verifies everything.  The assertions (URT_ASSERT,
+ * Trust.  A checksum says that a page is what was written, not that it
+ * was written right, so every node is checked before it is searched:
+ * kv_node_check_cells (its header, and every slot's cell in the cell area
+ * with its key, value and expiry, with the node prefix and a matching
+ * head), after which no search, decode or insert reads or writes outside
+ * the page.  It runs once per device read when the pager says so
+ * (nodes_checked: the page store runs kv_pps_page_check on every page it
+ * reads, and the pages it did not read are the tree's own writes), so a
+ * visit checks the type byte only; otherwise on every visit (node_get).
+ * Key order and cell overlap are not checked there: damage of that kind
+ * gives wrong answers, never a read outside the page.  What crosses pages
+ * (a child pointer, the leaf chain, an overflow chain) is checked where it
+ * is followed.  kv_btree_check() verifies everything.  The assertions (URT_ASSERT,
  * here and in btree_node.c) stay on in release builds: they are cheap (API
  * misuse, cut points, cell fits) and a failed one means a page is about to
  * be written wrong.
@@ -209,7 +216,7 @@ static int node_get(struct kv_btree *t, uint64_t pgno, bool write, int want_leaf
 		if (type != KV_PAGE_LEAF && type != KV_PAGE_INTERNAL)
 			why = "the tree points at a page that is not a node";
 	} else {
-		why = kv_node_check_header(*pg, t->u);
+		why = kv_node_check_cells(*pg, t->u);
 	}
 	if (!why && want_leaf >= 0 && (type == KV_PAGE_LEAF) != (want_leaf != 0))
 		why = want_leaf ? "an internal node where the tree expects a leaf"
@@ -1127,7 +1134,8 @@ void kv_btree_prefetch_cell(struct kv_btree *t, uint64_t leaf, const void *key, 
 	const void *pg;
 	unsigned idx;
 
-	if (leaf == 0 || !t->ops->peek || key_valid(key, klen) != 0)
+	/* A peeked page is searched unchecked: only one the pager checked on read. */
+	if (leaf == 0 || !t->ops->peek || !t->ops->nodes_checked || key_valid(key, klen) != 0)
 		return;
 	pg = t->ops->peek(t->pager, leaf);
 	if (!pg || kv_node_hdr_const(pg)->type != KV_PAGE_LEAF)

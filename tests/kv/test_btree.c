@@ -1632,6 +1632,69 @@ Test(btree, operations_report_corruption)
 }
 
 /*
+ * Damage inside a node whose header is sound (found by fuzz_btree_node):
+ * before the tree checked cells, a GET of the damaged key read out of the
+ * page (ASan: SEGV in kv_leaf_cell_decode, reading expire_at 60000 bytes
+ * past a cell; heap-buffer-overflow in kv_node_lower_bound's key compare
+ * of a cell whose slot points 4 bytes before the page end).  Now each is
+ * URT_E_CORRUPT from every kind of read and write, pinning nothing.
+ */
+Test(btree, damaged_cells_are_corrupt)
+{
+	const struct kv_pager_ops *ops;
+	struct kv_btree_cursor c;
+	struct kv_btree_stats st;
+	struct model m = { 0 };
+	struct kv_pager *pp;
+	uint64_t leaf, parent;
+	char want[128];
+	size_t vlen;
+	struct fx f;
+	void *pg;
+
+	leaf = fx_open_damage_target(&f, &m, 100, &parent);
+	pp = mem_pager_pager(f.mp);
+	ops = mem_pager_ops(f.mp);
+	for (unsigned kind = 0; kind < 2; kind++) {
+		uint8_t *cell;
+
+		cr_assert_eq(ops->get(pp, leaf, true, &pg), 0);
+		if (kind == 0) {
+			/* Cell 0: an inline value of 60000 bytes with an expiry after it. */
+			uint32_t big = 60000;
+
+			cell = (uint8_t *)kv_node_cell(pg, 0);
+			cell[2] = KV_CELL_EXPIRES;
+			memcpy(cell + 4, &big, sizeof(big));
+		} else {
+			/* Slot 0 points at the page's last 4 bytes: the cell's header runs past it. */
+			kv_node_slots(pg)[0].off = (uint16_t)(f.u - 4);
+		}
+		ops->put(pp, leaf);
+		cr_assert_eq(kv_btree_get(f.t, m.e[0].key, m.e[0].klen, f.vbuf, 100, &vlen),
+			     URT_E_CORRUPT, "damage %u: get", kind);
+		cr_assert_eq(kv_btree_exists(f.t, m.e[0].key, m.e[0].klen), URT_E_CORRUPT,
+			     "damage %u: exists", kind);
+		kv_btree_cursor_init(&c, f.t);
+		cr_assert_eq(kv_btree_cursor_seek(&c, NULL, 0), URT_E_CORRUPT, "damage %u: seek", kind);
+		cr_assert(!kv_btree_cursor_valid(&c));
+		cr_assert_eq(kv_btree_put(f.t, m.e[1].key, m.e[1].klen, "x", 1, 0), URT_E_CORRUPT,
+			     "damage %u: put", kind);
+		cr_assert_eq(kv_btree_check(f.t, &st), URT_E_CORRUPT, "damage %u: check", kind);
+		snprintf(want, sizeof(want), "page %llu: %s", (unsigned long long)leaf,
+			 kind == 0 ? "cell runs past the end of the page"
+				   : "slot points outside the cell area");
+		cr_assert_str_eq(st.why, want, "damage %u", kind);
+		cr_assert_eq(mem_pager_pinned(f.mp), 0);
+		mem_pager_rollback(f.mp);
+		kv_btree_invalidate_cursors(f.t);
+	}
+	verify(&f, &m);
+	model_free(&m);
+	fx_close(&f);
+}
+
+/*
  * What a put writes: an insert that fits its leaf writes the leaf and, when
  * the tree counts keys, the meta page; an overwrite writes only the leaf.
  */

@@ -1391,13 +1391,16 @@ int kv_btree_exists(struct kv_btree *t, const void *key, size_t klen)
 
 /*
  * Sums the cell counts of the leaves, following the chain from the first.
- * Each leaf's first key must follow the previous leaf's last key, so a
- * damaged chain that loops is reported instead of followed forever.
+ * Each leaf's first key must follow the previous leaf's first and last
+ * keys, and only a lone root leaf may be empty, so the first keys of the
+ * leaves strictly increase and a damaged chain that loops is reported
+ * instead of followed forever (even through leaves whose keys are out of
+ * order).
  */
 static int count_leaves(struct kv_btree *t, uint64_t *count)
 {
-	uint8_t last[KV_BTREE_KEY_MAX];
-	uint16_t last_len = 0;
+	uint8_t last[KV_BTREE_KEY_MAX], first[KV_BTREE_KEY_MAX];
+	uint16_t last_len = 0, first_len = 0;
 	uint64_t pgno, n = 0;
 	void *pg;
 	int rc = descend(t, empty_key, 0, &pgno, &pg);
@@ -1412,12 +1415,23 @@ static int count_leaves(struct kv_btree *t, uint64_t *count)
 		uint16_t klen;
 		const uint8_t *key;
 
+		if (cells == 0 && (n > 0 || next != 0)) {
+			page_put(t, pgno);
+			return corrupt(t, pgno, "an empty leaf that is not the root");
+		}
 		if (cells > 0) {
 			key = kv_node_key(pg, 0, &klen);
-			if (last_len != 0 && kv_key_cmp(last, last_len, key, klen) >= 0) {
+			if (klen == 0 || klen > KV_BTREE_KEY_MAX) {
+				page_put(t, pgno);
+				return corrupt(t, pgno, "a key of impossible length");
+			}
+			if (last_len != 0 && (kv_key_cmp(last, last_len, key, klen) >= 0 ||
+					      kv_key_cmp(first, first_len, key, klen) >= 0)) {
 				page_put(t, pgno);
 				return corrupt(t, pgno, "a leaf's keys do not follow the previous leaf's");
 			}
+			memcpy(first, key, klen);
+			first_len = klen;
 			key = kv_node_key(pg, cells - 1, &klen);
 			if (klen == 0 || klen > KV_BTREE_KEY_MAX) {
 				page_put(t, pgno);
@@ -1498,9 +1512,13 @@ void kv_btree_cursor_init(struct kv_btree_cursor *c, struct kv_btree *t)
 
 /*
  * Positions c on cell idx of the pinned leaf pgno, or on the first cell of
- * the leaves after it if idx is past the end; unpins what it pinned.
+ * the leaves after it if idx is past the end; unpins what it pinned.  The
+ * key found must sort after floor[0, flen) (strict) or not before it: so
+ * a cursor's keys strictly increase, and a leaf chain that a damaged link
+ * turns into a loop is reported, not walked for ever.
  */
-static int cursor_load(struct kv_btree_cursor *c, uint64_t pgno, void *pg, unsigned idx)
+static int cursor_load(struct kv_btree_cursor *c, uint64_t pgno, void *pg, unsigned idx,
+		       const uint8_t *floor, size_t flen, bool strict)
 {
 	struct kv_btree *t = c->tree;
 	struct kv_leaf_cell lc;
@@ -1530,6 +1548,10 @@ static int cursor_load(struct kv_btree_cursor *c, uint64_t pgno, void *pg, unsig
 		page_put(t, pgno);
 		return corrupt(t, pgno, "a key of impossible length");
 	}
+	if (kv_key_cmp(lc.key, lc.klen, floor, flen) < (strict ? 1 : 0)) {
+		page_put(t, pgno);
+		return corrupt(t, pgno, "a key out of order in the leaf chain");
+	}
 	memcpy(c->key, lc.key, lc.klen);
 	c->klen = lc.klen;
 	c->vlen = lc.vlen;
@@ -1557,7 +1579,8 @@ int kv_btree_cursor_seek(struct kv_btree_cursor *c, const void *key, size_t klen
 	rc = descend(c->tree, key, klen, &pgno, &pg);
 	if (rc != 0 || pgno == 0)
 		return rc;
-	return cursor_load(c, pgno, pg, kv_node_lower_bound(pg, key, klen, &found));
+	return cursor_load(c, pgno, pg, kv_node_lower_bound(pg, key, klen, &found), key, klen,
+			   false);
 }
 
 int kv_btree_cursor_next(struct kv_btree_cursor *c)
@@ -1587,7 +1610,8 @@ int kv_btree_cursor_next(struct kv_btree_cursor *c)
 		c->valid = false;
 		return corrupt(c->tree, c->leaf, "a leaf lost cells under a cursor");
 	}
-	rc = cursor_load(c, c->leaf, pg, c->idx + 1);
+	/* c->key is read before cursor_load overwrites it. */
+	rc = cursor_load(c, c->leaf, pg, c->idx + 1, c->key, c->klen, true);
 	if (rc != 0)
 		c->valid = false;
 	return rc;

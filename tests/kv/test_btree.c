@@ -1032,14 +1032,14 @@ static uint64_t first_leaf(struct fx *f, uint64_t *parent)
  * undoes the damage.  Returns its first leaf, and that leaf's parent in
  * *parent (0 when the leaf is the root).
  */
-static uint64_t fx_open_damage_target(struct fx *f, struct model *m, unsigned nkeys,
-				      uint64_t *parent)
+static uint64_t fx_open_damage_target_opts(struct fx *f, struct model *m, unsigned nkeys,
+					   uint64_t *parent, bool count_keys)
 {
 	const struct profile p = { .prefix = 300, .key_min = 310, .key_max = 600 };
 	uint8_t key[KV_BTREE_KEY_MAX], *val = malloc(20000);
 
 	cr_assert_not_null(val);
-	fx_open(f, 4096);
+	fx_open_opts(f, 4096, count_keys);
 	for (unsigned i = 0; i < nkeys; i++) {
 		size_t klen = make_key(&p, i, key);
 
@@ -1050,6 +1050,12 @@ static uint64_t fx_open_damage_target(struct fx *f, struct model *m, unsigned nk
 	verify(f, m);
 	cr_assert_eq(mem_pager_snapshot(f->mp), 0);
 	return first_leaf(f, parent);
+}
+
+static uint64_t fx_open_damage_target(struct fx *f, struct model *m, unsigned nkeys,
+				      uint64_t *parent)
+{
+	return fx_open_damage_target_opts(f, m, nkeys, parent, true);
 }
 
 /* Swaps the first two slots of leaf, so that its keys are out of order. */
@@ -1689,6 +1695,97 @@ Test(btree, damaged_cells_are_corrupt)
 		mem_pager_rollback(f.mp);
 		kv_btree_invalidate_cursors(f.t);
 	}
+	verify(&f, &m);
+	model_free(&m);
+	fx_close(&f);
+}
+
+/*
+ * A leaf chain that damage turned into a loop (found with fuzz_btree_node's
+ * harness, whose scan is bounded): before, a cursor walked the last leaf's
+ * link back to the first leaf and returned the same keys for ever (so
+ * would urkv's SCAN, and DBSIZE's walk of expiring keys on its core), and
+ * kv_btree_count of an uncounted tree spun on an empty leaf linking to
+ * itself.  Now a cursor's keys must strictly increase, count_leaves
+ * refuses an empty leaf that is not the root and first keys that do not
+ * increase, and each ends in URT_E_CORRUPT.
+ */
+/* Scans every key with its value; returns the first error and counts the keys passed. */
+static int scan_all(struct fx *f, unsigned *steps)
+{
+	struct kv_btree_cursor c;
+	size_t vlen;
+	int rc;
+
+	*steps = 0;
+	kv_btree_cursor_init(&c, f->t);
+	rc = kv_btree_cursor_seek(&c, NULL, 0);
+	while (rc == 0 && kv_btree_cursor_valid(&c)) {
+		cr_assert_eq(kv_btree_cursor_value(&c, f->vbuf, 100, &vlen), 0);
+		rc = kv_btree_cursor_next(&c);
+		++*steps;
+	}
+	return rc;
+}
+
+Test(btree, looping_leaf_chain_is_corrupt, .timeout = 60)
+{
+	const struct kv_pager_ops *ops;
+	struct kv_btree_cursor c;
+	struct model m = { 0 };
+	struct kv_pager *pp;
+	uint64_t first, parent, last, next, count;
+	unsigned steps;
+	struct fx f;
+	void *pg;
+	int rc;
+
+	first = fx_open_damage_target_opts(&f, &m, 200, &parent, false);
+	pp = mem_pager_pager(f.mp);
+	ops = mem_pager_ops(f.mp);
+	for (last = first;; last = next) {
+		cr_assert_eq(ops->get(pp, last, false, &pg), 0);
+		next = kv_node_hdr(pg)->link;
+		ops->put(pp, last);
+		if (next == 0)
+			break;
+	}
+	cr_assert_neq(last, first, "the tree has a single leaf");
+
+	/* The last leaf links back to the first: the scan stops at the first repeated key. */
+	cr_assert_eq(ops->get(pp, last, true, &pg), 0);
+	kv_node_hdr(pg)->link = first;
+	ops->put(pp, last);
+	rc = scan_all(&f, &steps);
+	cr_assert_eq(rc, URT_E_CORRUPT, "scan: %d after %u keys", rc, steps);
+	cr_assert_eq(steps, m.n, "the scan stopped after %u keys of %zu", steps, m.n);
+	cr_assert_eq(kv_btree_count(f.t, &count), URT_E_CORRUPT);
+	cr_assert_eq(mem_pager_pinned(f.mp), 0);
+	mem_pager_rollback(f.mp);
+	kv_btree_invalidate_cursors(f.t);
+
+	/* The first leaf emptied, linking to itself. */
+	cr_assert_eq(ops->get(pp, first, true, &pg), 0);
+	kv_node_init(pg, f.u, KV_PAGE_LEAF, first);
+	ops->put(pp, first);
+	cr_assert_eq(kv_btree_count(f.t, &count), URT_E_CORRUPT);
+	kv_btree_cursor_init(&c, f.t);
+	cr_assert_eq(kv_btree_cursor_seek(&c, NULL, 0), URT_E_CORRUPT);
+	cr_assert_eq(mem_pager_pinned(f.mp), 0);
+	mem_pager_rollback(f.mp);
+	kv_btree_invalidate_cursors(f.t);
+
+	/* The first leaf's keys out of order, and the last leaf linking to it. */
+	swap_first_slots(&f, first);
+	cr_assert_eq(ops->get(pp, last, true, &pg), 0);
+	kv_node_hdr(pg)->link = first;
+	ops->put(pp, last);
+	cr_assert_eq(kv_btree_count(f.t, &count), URT_E_CORRUPT);
+	cr_assert_eq(scan_all(&f, &steps), URT_E_CORRUPT);
+	cr_assert_eq(steps, 1, "the scan went on after the second key, below the first");
+	cr_assert_eq(mem_pager_pinned(f.mp), 0);
+	mem_pager_rollback(f.mp);
+	kv_btree_invalidate_cursors(f.t);
 	verify(&f, &m);
 	model_free(&m);
 	fx_close(&f);

@@ -376,9 +376,12 @@ static int ovf_write(struct kv_btree *t, const uint8_t *val, size_t vlen, uint64
 	return 0;
 }
 
-/* Copies the first want bytes of the vlen-byte value in chain head to buf. */
-static int ovf_read(struct kv_btree *t, uint64_t head, size_t vlen, uint8_t *buf,
-		    size_t want)
+/*
+ * Copies the first want bytes of the vlen-byte value in chain head to buf;
+ * leaf is the page holding head, named if head is 0.
+ */
+static int ovf_read(struct kv_btree *t, uint64_t leaf, uint64_t head, size_t vlen,
+		    uint8_t *buf, size_t want)
 {
 	uint64_t pgno = head, prev = 0;
 	size_t done = 0;
@@ -392,7 +395,7 @@ static int ovf_read(struct kv_btree *t, uint64_t head, size_t vlen, uint8_t *buf
 
 		if (pgno == 0)
 			return prev ? corrupt(t, prev, "overflow chain ends before its value")
-				    : URT_E_CORRUPT;
+				    : corrupt(t, leaf, "an overflow value with no chain");
 		rc = page_get(t, pgno, false, &pg);
 		if (rc != 0)
 			return rc;
@@ -1277,7 +1280,7 @@ static int cell_value(struct kv_btree *t, uint64_t pgno, const uint8_t *c, void 
 		return 0;
 	}
 	page_put(t, pgno);
-	return ovf_read(t, lc.ovf, lc.vlen, buf, want);
+	return ovf_read(t, pgno, lc.ovf, lc.vlen, buf, want);
 }
 
 /*

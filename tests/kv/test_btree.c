@@ -1791,6 +1791,64 @@ Test(btree, looping_leaf_chain_is_corrupt, .timeout = 60)
 	fx_close(&f);
 }
 
+/* The last page a tree reported through ops->corrupt, and why. */
+static uint64_t named_pgno;
+static const char *named_why;
+
+static void record_corrupt(struct kv_pager *p, uint64_t pgno, const char *why)
+{
+	(void)p;
+	named_pgno = pgno;
+	named_why = why;
+}
+
+/*
+ * A leaf cell whose overflow value has no chain (first page 0), found by
+ * fuzz_btree_node: GET answered URT_E_CORRUPT naming no page (urkv logs
+ * "no bad page recorded"), though the leaf holding the pointer is known.
+ * Now the leaf is named.
+ */
+Test(btree, overflow_value_without_chain_names_its_leaf)
+{
+	struct kv_pager_ops ops;
+	struct model m = { 0 };
+	struct kv_btree *t;
+	struct kv_pager *pp;
+	uint64_t leaf, parent;
+	size_t vlen;
+	struct fx f;
+	void *pg;
+
+	leaf = fx_open_damage_target(&f, &m, 100, &parent);
+	pp = mem_pager_pager(f.mp);
+	ops = *mem_pager_ops(f.mp);
+	ops.corrupt = record_corrupt;
+	cr_assert_eq(kv_btree_open(&ops, pp, NULL, &t), 0);
+	cr_assert_eq(ops.get(pp, leaf, true, &pg), 0);
+	{
+		uint8_t *cell = (uint8_t *)kv_node_cell(pg, 0);
+		struct kv_leaf_cell lc;
+
+		kv_leaf_cell_decode(cell, &lc);
+		cr_assert(lc.overflow, "key 0 should have an overflow value");
+		kv_st64(cell + KV_LEAF_CELL_HDR + lc.klen, 0);
+	}
+	ops.put(pp, leaf);
+	named_pgno = 0;
+	named_why = NULL;
+	cr_assert_eq(kv_btree_get(t, m.e[0].key, m.e[0].klen, f.vbuf, 100, &vlen), URT_E_CORRUPT);
+	cr_assert_eq(named_pgno, leaf, "named page %llu, not the leaf %llu",
+		     (unsigned long long)named_pgno, (unsigned long long)leaf);
+	cr_assert_str_eq(named_why, "an overflow value with no chain");
+	cr_assert_eq(mem_pager_pinned(f.mp), 0);
+	kv_btree_close(t);
+	mem_pager_rollback(f.mp);
+	kv_btree_invalidate_cursors(f.t);
+	verify(&f, &m);
+	model_free(&m);
+	fx_close(&f);
+}
+
 /*
  * What a put writes: an insert that fits its leaf writes the leaf and, when
  * the tree counts keys, the meta page; an overwrite writes only the leaf.

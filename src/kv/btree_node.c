@@ -232,10 +232,20 @@ void kv_node_refresh_prefix(void *pg)
 	bool leaf = kv_node_is_leaf(pg);
 	size_t p = 0;
 
-	if (n > 1)
-		p = common_prefix(cell_key((const uint8_t *)pg + slot[0].off, leaf), slot[0].klen,
+	if (n > 1) {
+		const uint8_t *k0 = cell_key((const uint8_t *)pg + slot[0].off, leaf);
+
+		p = common_prefix(k0, slot[0].klen,
 				  cell_key((const uint8_t *)pg + slot[n - 1].off, leaf),
 				  slot[n - 1].klen, KV_PREFIX_MAX);
+		/*
+		 * In key order every key between shares it; keys a damaged page
+		 * has out of order may not, and set_prefix asserts that all do.
+		 */
+		for (unsigned i = 1; i + 1 < n && p > 0; i++)
+			p = common_prefix(k0, p, cell_key((const uint8_t *)pg + slot[i].off, leaf),
+					  slot[i].klen, p);
+	}
 	if (p != kv_node_hdr(pg)->prefix)
 		set_prefix(pg, p);
 }

@@ -1850,6 +1850,38 @@ Test(btree, overflow_value_without_chain_names_its_leaf)
 }
 
 /*
+ * A split of a leaf whose keys are out of order (fuzz_btree_node, mode
+ * 0x8f: a generated leaf in the tree, then puts): kv_node_refresh_prefix
+ * took the prefix its first and last keys share, which a shorter key
+ * between them lacks, and set_prefix's assertion aborted the process.
+ * Now the prefix is what every key shares.
+ */
+Test(btree, refresh_prefix_of_keys_out_of_order)
+{
+	static uint64_t page[4064 / 8], tmp[4064 / 8];
+	static const char *const keys[] = { "ab", "abcdef1", "abcdef2" };
+	const size_t u = sizeof(page);
+	struct kv_slot *slot = kv_node_slots(page), s;
+	uint8_t cell[64];
+
+	kv_node_init(page, u, KV_PAGE_LEAF, 0);
+	for (unsigned i = 0; i < 3; i++) {
+		size_t n = kv_leaf_cell_encode(cell, keys[i], strlen(keys[i]), "v", 1, false, 0);
+
+		cr_assert(kv_node_insert(page, u, i, cell, n, tmp));
+	}
+	cr_assert_eq(kv_node_hdr(page)->prefix, 2);
+	/* "abcdef1", "ab", "abcdef2": every cell sound, the order wrong. */
+	s = slot[0];
+	slot[0] = slot[1];
+	slot[1] = s;
+	cr_assert_null(kv_node_check_cells(page, u));
+	kv_node_refresh_prefix(page);
+	cr_assert_eq(kv_node_hdr(page)->prefix, 2);
+	cr_assert_null(kv_node_check_cells(page, u));
+}
+
+/*
  * What a put writes: an insert that fits its leaf writes the leaf and, when
  * the tree counts keys, the meta page; an overwrite writes only the leaf.
  */

@@ -84,12 +84,19 @@
  * returns URT_E_CORRUPT, so the error can be traced to a page as a
  * checksum failure can.
  *
- * Trust.  Every node's header (type, slot array and cell area bounds) is
- * checked: once per device read when the pager says so (nodes_checked:
- * the page store runs kv_pps_page_check on every page it reads, and the
- * pages it did not read are the tree's own writes), so a visit checks the
- * type byte only; otherwise on every visit (kv_node_check_header, inline).
- * Cells, slots and heads are trusted, since the page store checksums pages.  kv_btree_check() verifies everything.  The assertions (URT_ASSERT,
+ * Trust.  A checksum says that a page is what was written, not that it
+ * was written right, so every node is checked before it is searched:
+ * kv_node_check_cells (its header, and every slot's cell in the cell area
+ * with its key, value and expiry, with the node prefix and a matching
+ * head), after which no search, decode or insert reads or writes outside
+ * the page.  It runs once per device read when the pager says so
+ * (nodes_checked: the page store runs kv_pps_page_check on every page it
+ * reads, and the pages it did not read are the tree's own writes), so a
+ * visit checks the type byte only; otherwise on every visit (node_get).
+ * Key order and cell overlap are not checked there: damage of that kind
+ * gives wrong answers, never a read outside the page.  What crosses pages
+ * (a child pointer, the leaf chain, an overflow chain) is checked where it
+ * is followed.  kv_btree_check() verifies everything.  The assertions (URT_ASSERT,
  * here and in btree_node.c) stay on in release builds: they are cheap (API
  * misuse, cut points, cell fits) and a failed one means a page is about to
  * be written wrong.
@@ -209,7 +216,7 @@ static int node_get(struct kv_btree *t, uint64_t pgno, bool write, int want_leaf
 		if (type != KV_PAGE_LEAF && type != KV_PAGE_INTERNAL)
 			why = "the tree points at a page that is not a node";
 	} else {
-		why = kv_node_check_header(*pg, t->u);
+		why = kv_node_check_cells(*pg, t->u);
 	}
 	if (!why && want_leaf >= 0 && (type == KV_PAGE_LEAF) != (want_leaf != 0))
 		why = want_leaf ? "an internal node where the tree expects a leaf"
@@ -369,9 +376,12 @@ static int ovf_write(struct kv_btree *t, const uint8_t *val, size_t vlen, uint64
 	return 0;
 }
 
-/* Copies the first want bytes of the vlen-byte value in chain head to buf. */
-static int ovf_read(struct kv_btree *t, uint64_t head, size_t vlen, uint8_t *buf,
-		    size_t want)
+/*
+ * Copies the first want bytes of the vlen-byte value in chain head to buf;
+ * leaf is the page holding head, named if head is 0.
+ */
+static int ovf_read(struct kv_btree *t, uint64_t leaf, uint64_t head, size_t vlen,
+		    uint8_t *buf, size_t want)
 {
 	uint64_t pgno = head, prev = 0;
 	size_t done = 0;
@@ -385,7 +395,7 @@ static int ovf_read(struct kv_btree *t, uint64_t head, size_t vlen, uint8_t *buf
 
 		if (pgno == 0)
 			return prev ? corrupt(t, prev, "overflow chain ends before its value")
-				    : URT_E_CORRUPT;
+				    : corrupt(t, leaf, "an overflow value with no chain");
 		rc = page_get(t, pgno, false, &pg);
 		if (rc != 0)
 			return rc;
@@ -1127,7 +1137,8 @@ void kv_btree_prefetch_cell(struct kv_btree *t, uint64_t leaf, const void *key, 
 	const void *pg;
 	unsigned idx;
 
-	if (leaf == 0 || !t->ops->peek || key_valid(key, klen) != 0)
+	/* A peeked page is searched unchecked: only one the pager checked on read. */
+	if (leaf == 0 || !t->ops->peek || !t->ops->nodes_checked || key_valid(key, klen) != 0)
 		return;
 	pg = t->ops->peek(t->pager, leaf);
 	if (!pg || kv_node_hdr_const(pg)->type != KV_PAGE_LEAF)
@@ -1269,7 +1280,7 @@ static int cell_value(struct kv_btree *t, uint64_t pgno, const uint8_t *c, void 
 		return 0;
 	}
 	page_put(t, pgno);
-	return ovf_read(t, lc.ovf, lc.vlen, buf, want);
+	return ovf_read(t, pgno, lc.ovf, lc.vlen, buf, want);
 }
 
 /*
@@ -1383,13 +1394,16 @@ int kv_btree_exists(struct kv_btree *t, const void *key, size_t klen)
 
 /*
  * Sums the cell counts of the leaves, following the chain from the first.
- * Each leaf's first key must follow the previous leaf's last key, so a
- * damaged chain that loops is reported instead of followed forever.
+ * Each leaf's first key must follow the previous leaf's first and last
+ * keys, and only a lone root leaf may be empty, so the first keys of the
+ * leaves strictly increase and a damaged chain that loops is reported
+ * instead of followed forever (even through leaves whose keys are out of
+ * order).
  */
 static int count_leaves(struct kv_btree *t, uint64_t *count)
 {
-	uint8_t last[KV_BTREE_KEY_MAX];
-	uint16_t last_len = 0;
+	uint8_t last[KV_BTREE_KEY_MAX], first[KV_BTREE_KEY_MAX];
+	uint16_t last_len = 0, first_len = 0;
 	uint64_t pgno, n = 0;
 	void *pg;
 	int rc = descend(t, empty_key, 0, &pgno, &pg);
@@ -1404,12 +1418,23 @@ static int count_leaves(struct kv_btree *t, uint64_t *count)
 		uint16_t klen;
 		const uint8_t *key;
 
+		if (cells == 0 && (n > 0 || next != 0)) {
+			page_put(t, pgno);
+			return corrupt(t, pgno, "an empty leaf that is not the root");
+		}
 		if (cells > 0) {
 			key = kv_node_key(pg, 0, &klen);
-			if (last_len != 0 && kv_key_cmp(last, last_len, key, klen) >= 0) {
+			if (klen == 0 || klen > KV_BTREE_KEY_MAX) {
+				page_put(t, pgno);
+				return corrupt(t, pgno, "a key of impossible length");
+			}
+			if (last_len != 0 && (kv_key_cmp(last, last_len, key, klen) >= 0 ||
+					      kv_key_cmp(first, first_len, key, klen) >= 0)) {
 				page_put(t, pgno);
 				return corrupt(t, pgno, "a leaf's keys do not follow the previous leaf's");
 			}
+			memcpy(first, key, klen);
+			first_len = klen;
 			key = kv_node_key(pg, cells - 1, &klen);
 			if (klen == 0 || klen > KV_BTREE_KEY_MAX) {
 				page_put(t, pgno);
@@ -1490,9 +1515,13 @@ void kv_btree_cursor_init(struct kv_btree_cursor *c, struct kv_btree *t)
 
 /*
  * Positions c on cell idx of the pinned leaf pgno, or on the first cell of
- * the leaves after it if idx is past the end; unpins what it pinned.
+ * the leaves after it if idx is past the end; unpins what it pinned.  The
+ * key found must sort after floor[0, flen) (strict) or not before it: so
+ * a cursor's keys strictly increase, and a leaf chain that a damaged link
+ * turns into a loop is reported, not walked for ever.
  */
-static int cursor_load(struct kv_btree_cursor *c, uint64_t pgno, void *pg, unsigned idx)
+static int cursor_load(struct kv_btree_cursor *c, uint64_t pgno, void *pg, unsigned idx,
+		       const uint8_t *floor, size_t flen, bool strict)
 {
 	struct kv_btree *t = c->tree;
 	struct kv_leaf_cell lc;
@@ -1522,6 +1551,10 @@ static int cursor_load(struct kv_btree_cursor *c, uint64_t pgno, void *pg, unsig
 		page_put(t, pgno);
 		return corrupt(t, pgno, "a key of impossible length");
 	}
+	if (kv_key_cmp(lc.key, lc.klen, floor, flen) < (strict ? 1 : 0)) {
+		page_put(t, pgno);
+		return corrupt(t, pgno, "a key out of order in the leaf chain");
+	}
 	memcpy(c->key, lc.key, lc.klen);
 	c->klen = lc.klen;
 	c->vlen = lc.vlen;
@@ -1549,7 +1582,8 @@ int kv_btree_cursor_seek(struct kv_btree_cursor *c, const void *key, size_t klen
 	rc = descend(c->tree, key, klen, &pgno, &pg);
 	if (rc != 0 || pgno == 0)
 		return rc;
-	return cursor_load(c, pgno, pg, kv_node_lower_bound(pg, key, klen, &found));
+	return cursor_load(c, pgno, pg, kv_node_lower_bound(pg, key, klen, &found), key, klen,
+			   false);
 }
 
 int kv_btree_cursor_next(struct kv_btree_cursor *c)
@@ -1579,7 +1613,8 @@ int kv_btree_cursor_next(struct kv_btree_cursor *c)
 		c->valid = false;
 		return corrupt(c->tree, c->leaf, "a leaf lost cells under a cursor");
 	}
-	rc = cursor_load(c, c->leaf, pg, c->idx + 1);
+	/* c->key is read before cursor_load overwrites it. */
+	rc = cursor_load(c, c->leaf, pg, c->idx + 1, c->key, c->klen, true);
 	if (rc != 0)
 		c->valid = false;
 	return rc;

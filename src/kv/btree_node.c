@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 #include "base/assert.h"
+#include "btree.h"
 
 void kv_node_init(void *pg, size_t u, uint8_t type, uint64_t link)
 {
@@ -231,10 +232,20 @@ void kv_node_refresh_prefix(void *pg)
 	bool leaf = kv_node_is_leaf(pg);
 	size_t p = 0;
 
-	if (n > 1)
-		p = common_prefix(cell_key((const uint8_t *)pg + slot[0].off, leaf), slot[0].klen,
+	if (n > 1) {
+		const uint8_t *k0 = cell_key((const uint8_t *)pg + slot[0].off, leaf);
+
+		p = common_prefix(k0, slot[0].klen,
 				  cell_key((const uint8_t *)pg + slot[n - 1].off, leaf),
 				  slot[n - 1].klen, KV_PREFIX_MAX);
+		/*
+		 * In key order every key between shares it; keys a damaged page
+		 * has out of order may not, and set_prefix asserts that all do.
+		 */
+		for (unsigned i = 1; i + 1 < n && p > 0; i++)
+			p = common_prefix(k0, p, cell_key((const uint8_t *)pg + slot[i].off, leaf),
+					  slot[i].klen, p);
+	}
 	if (p != kv_node_hdr(pg)->prefix)
 		set_prefix(pg, p);
 }
@@ -366,49 +377,69 @@ static int extent_cmp(const void *a, const void *b)
 	return (x->off > y->off) - (x->off < y->off);
 }
 
+const char *kv_node_check_cells(const void *pg, size_t u)
+{
+	const struct kv_node_hdr *h = kv_node_hdr_const(pg);
+	const struct kv_slot *slot = kv_node_slots_const(pg);
+	bool leaf = h->type == KV_PAGE_LEAF;
+	size_t hdr = leaf ? KV_LEAF_CELL_HDR : KV_INTERNAL_CELL_HDR;
+	const char *why = kv_node_check_header(pg, u);
+	const uint8_t *key0 = NULL;
+	size_t live = 0;
+
+	if (why)
+		return why;
+	for (unsigned i = 0; i < h->count; i++) {
+		unsigned off = slot[i].off;
+		const uint8_t *c = (const uint8_t *)pg + off, *key = c + hdr;
+		size_t sz;
+
+		/* The cell's header first: its size is read from it. */
+		if (off < h->cell_start || off + hdr > u)
+			return "slot points outside the cell area";
+		sz = kv_cell_size(c, leaf);
+		if (off + sz > u)
+			return "cell runs past the end of the page";
+		if (leaf && (c[2] & ~(KV_CELL_OVERFLOW | KV_CELL_EXPIRES)))
+			return "unknown leaf cell flags";
+		if (leaf && (c[2] & KV_CELL_OVERFLOW) && kv_ld32(c + 4) > KV_BTREE_BIG_MAX)
+			return "value length out of range";
+		if (slot[i].klen != kv_ld16(c))
+			return "slot key length differs from its cell";
+		if (slot[i].klen == 0 || slot[i].klen > KV_BTREE_KEY_MAX)
+			return "key length out of range";
+		if (slot[i].klen < h->prefix)
+			return "key shorter than the node prefix";
+		if (i == 0)
+			key0 = key;
+		if (memcmp(key, key0, h->prefix) != 0)
+			return "key outside the node prefix";
+		if (slot[i].head != kv_key_head(key + h->prefix, slot[i].klen - h->prefix))
+			return "slot head differs from its key";
+		live += sz;
+	}
+	/* So a compaction packs the cells into [cell_start, u) (node_compact). */
+	if (live + h->frag != u - h->cell_start)
+		return "cell bytes and fragments do not add up to the cell area";
+	return NULL;
+}
+
 const char *kv_node_check_layout(const void *pg, size_t u, void *tmp)
 {
 	const struct kv_node_hdr *h = kv_node_hdr_const(pg);
 	struct cell_extent *ext = tmp;
-	bool leaf = kv_node_is_leaf(pg);
-	const char *why = kv_node_check_header(pg, u);
-	size_t live = 0;
+	const char *why = kv_node_check_cells(pg, u);
 
 	if (why)
 		return why;
 	/* Each extent takes 4 bytes and each cell at least 17 with its slot, so tmp fits. */
 	for (unsigned i = 0; i < h->count; i++) {
-		const struct kv_slot *slot = &kv_node_slots_const(pg)[i];
-		unsigned off = slot->off;
-		size_t hdr = leaf ? KV_LEAF_CELL_HDR : KV_INTERNAL_CELL_HDR;
-		const uint8_t *key;
-		size_t sz;
-
-		if (off < h->cell_start || off + hdr > u)
-			return "slot points outside the cell area";
-		sz = kv_node_cell_size(pg, i);
-		if (off + sz > u)
-			return "cell runs past the end of the page";
-		if (leaf && (kv_node_cell(pg, i)[2] & ~(KV_CELL_OVERFLOW | KV_CELL_EXPIRES)))
-			return "unknown leaf cell flags";
-		if (slot->klen != kv_ld16(kv_node_cell(pg, i)))
-			return "slot key length differs from its cell";
-		if (slot->klen < h->prefix)
-			return "key shorter than the node prefix";
-		key = cell_key(kv_node_cell(pg, i), leaf);
-		if (memcmp(key, cell_key(kv_node_cell(pg, 0), leaf), h->prefix) != 0)
-			return "key outside the node prefix";
-		if (slot->head != kv_key_head(key + h->prefix, slot->klen - h->prefix))
-			return "slot head differs from its key";
-		ext[i].off = (uint16_t)off;
-		ext[i].len = (uint16_t)sz;
-		live += sz;
+		ext[i].off = (uint16_t)kv_node_slot(pg, i);
+		ext[i].len = (uint16_t)kv_node_cell_size(pg, i);
 	}
 	qsort(ext, h->count, sizeof(*ext), extent_cmp);
 	for (unsigned i = 1; i < h->count; i++)
 		if (ext[i - 1].off + ext[i - 1].len > ext[i].off)
 			return "cells overlap";
-	if (live + h->frag != u - h->cell_start)
-		return "cell bytes and fragments do not add up to the cell area";
 	return NULL;
 }

@@ -350,9 +350,8 @@ void kv_node_remove(void *pg, size_t u, unsigned idx);
 /*
  * Checks the header of a node against a page of u bytes: its type, and that
  * the slot array and the cell area fit.  Returns NULL or a static
- * description of the problem.  Inline: the tree runs it on every node it
- * pins, and it reads only the header's cache line, which the search that
- * follows needs anyway.
+ * description of the problem.  Reads only the header's cache line; the
+ * first step of kv_node_check_cells().
  */
 static inline const char *kv_node_check_header(const void *pg, size_t u)
 {
@@ -369,9 +368,23 @@ static inline const char *kv_node_check_header(const void *pg, size_t u)
 }
 
 /*
- * Checks the header, the slot and cell bounds, and the prefix and the heads
- * of a node against a page of u bytes.  Returns NULL or a static
- * description of the first problem.  O(count log count).
+ * Checks everything of a node that a search, a cell decode or an insert
+ * reads, against a page of u bytes: the header; for each slot, that its
+ * cell lies in the cell area with its key, value and expiry, has known
+ * flags, a key of 1..KV_BTREE_KEY_MAX bytes (as the slot says) that starts
+ * with the node prefix, a head that matches, and an overflow value of at
+ * most KV_BTREE_BIG_MAX bytes; and that the cells and frag fill the cell
+ * area.  Returns NULL or a static description of the first problem.
+ * O(count): a read check (kv_pps_page_check) and, for a pager that has
+ * none, node_get's check of every visit.  A node that passes can be
+ * searched and decoded without a read outside the page; whether its keys
+ * are in order and its cells apart is for kv_node_check_layout().
+ */
+const char *kv_node_check_cells(const void *pg, size_t u);
+
+/*
+ * kv_node_check_cells(), and that no two cells overlap (tmp: u bytes).
+ * O(count log count); for the tree checker.
  */
 const char *kv_node_check_layout(const void *pg, size_t u, void *tmp);
 

@@ -99,12 +99,12 @@ struct kv_pager_ops {
 	/* Usable bytes per page: the page size minus the pager's own header. */
 	size_t page_usable;
 	/*
-	 * True when the pager promises that every page get() returns whose
-	 * type byte is KV_PAGE_LEAF or KV_PAGE_INTERNAL has a header that
-	 * passes kv_node_check_header(): it checked it when it read the page
-	 * from its device, and every other page is the tree's own write.  The
-	 * tree then checks only the type byte on each visit.  False: the tree
-	 * checks the whole header on every visit.
+	 * True when the pager promises that every page get() or peek()
+	 * returns whose type byte is KV_PAGE_LEAF or KV_PAGE_INTERNAL passes
+	 * kv_node_check_cells(): it checked it when it read the page from its
+	 * device, and every other page is the tree's own write.  The tree
+	 * then checks only the type byte on each visit.  False: the tree
+	 * checks the whole node on every visit, and searches no peeked page.
 	 */
 	bool nodes_checked;
 };

@@ -358,7 +358,7 @@ const char *kv_pps_page_check(const void *data, size_t len, void *arg)
 	(void)arg;
 	if (type != KV_PAGE_LEAF && type != KV_PAGE_INTERNAL)
 		return NULL;
-	return kv_node_check_header(data, len);
+	return kv_node_check_cells(data, len);
 }
 
 uint32_t kv_pps_page_hole(const void *data, size_t len, uint32_t *off, void *arg)

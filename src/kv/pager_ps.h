@@ -155,10 +155,10 @@ bool kv_pps_has_room(const struct kv_pps *p, uint32_t w, uint32_t r);
 
 /*
  * The page store's read check for a store of B+tree pages (urt_ps_opts
- * page_check, arg unused): a node's header must pass
- * kv_node_check_header(); other page types are checked where they are
- * used.  A pager over a store opened with it sets ops.nodes_checked, so
- * the tree checks node headers once per device read, not per visit.
+ * page_check, arg unused): a node must pass kv_node_check_cells() (its
+ * header and every slot's cell); other page types are checked where they
+ * are used.  A pager over a store opened with it sets ops.nodes_checked,
+ * so the tree checks nodes once per device read, not per visit.
  */
 const char *kv_pps_page_check(const void *data, size_t len, void *arg);
 

@@ -380,6 +380,11 @@ uint64_t mem_pager_live_pages(const struct mem_pager *mp)
 	return mp->live;
 }
 
+bool mem_pager_has_page(const struct mem_pager *mp, uint64_t pgno)
+{
+	return pgno != 0 && pgno < mp->npages && mp->pages[pgno].data != NULL;
+}
+
 unsigned mem_pager_pinned(const struct mem_pager *mp)
 {
 	return mp->pinned;

@@ -40,6 +40,11 @@ struct kv_pager *mem_pager_pager(struct mem_pager *mp);
 
 /* Pages allocated and not freed. */
 uint64_t mem_pager_live_pages(const struct mem_pager *mp);
+/*
+ * Is pgno an allocated page?  The pager aborts on any other, so a caller
+ * that follows page numbers out of damaged bytes asks first.
+ */
+bool mem_pager_has_page(const struct mem_pager *mp, uint64_t pgno);
 /* Pins held now, and the most held at once since creation. */
 unsigned mem_pager_pinned(const struct mem_pager *mp);
 unsigned mem_pager_pinned_max(const struct mem_pager *mp);

@@ -1032,14 +1032,14 @@ static uint64_t first_leaf(struct fx *f, uint64_t *parent)
  * undoes the damage.  Returns its first leaf, and that leaf's parent in
  * *parent (0 when the leaf is the root).
  */
-static uint64_t fx_open_damage_target(struct fx *f, struct model *m, unsigned nkeys,
-				      uint64_t *parent)
+static uint64_t fx_open_damage_target_opts(struct fx *f, struct model *m, unsigned nkeys,
+					   uint64_t *parent, bool count_keys)
 {
 	const struct profile p = { .prefix = 300, .key_min = 310, .key_max = 600 };
 	uint8_t key[KV_BTREE_KEY_MAX], *val = malloc(20000);
 
 	cr_assert_not_null(val);
-	fx_open(f, 4096);
+	fx_open_opts(f, 4096, count_keys);
 	for (unsigned i = 0; i < nkeys; i++) {
 		size_t klen = make_key(&p, i, key);
 
@@ -1050,6 +1050,12 @@ static uint64_t fx_open_damage_target(struct fx *f, struct model *m, unsigned nk
 	verify(f, m);
 	cr_assert_eq(mem_pager_snapshot(f->mp), 0);
 	return first_leaf(f, parent);
+}
+
+static uint64_t fx_open_damage_target(struct fx *f, struct model *m, unsigned nkeys,
+				      uint64_t *parent)
+{
+	return fx_open_damage_target_opts(f, m, nkeys, parent, true);
 }
 
 /* Swaps the first two slots of leaf, so that its keys are out of order. */
@@ -1629,6 +1635,250 @@ Test(btree, operations_report_corruption)
 	verify(&f, &m);
 	model_free(&m);
 	fx_close(&f);
+}
+
+/*
+ * Damage inside a node whose header is sound (found by fuzz_btree_node):
+ * before the tree checked cells, a GET of the damaged key read out of the
+ * page (ASan: SEGV in kv_leaf_cell_decode, reading expire_at 60000 bytes
+ * past a cell; heap-buffer-overflow in kv_node_lower_bound's key compare
+ * of a cell whose slot points 4 bytes before the page end).  Now each is
+ * URT_E_CORRUPT from every kind of read and write, pinning nothing.
+ */
+Test(btree, damaged_cells_are_corrupt)
+{
+	const struct kv_pager_ops *ops;
+	struct kv_btree_cursor c;
+	struct kv_btree_stats st;
+	struct model m = { 0 };
+	struct kv_pager *pp;
+	uint64_t leaf, parent;
+	char want[128];
+	size_t vlen;
+	struct fx f;
+	void *pg;
+
+	leaf = fx_open_damage_target(&f, &m, 100, &parent);
+	pp = mem_pager_pager(f.mp);
+	ops = mem_pager_ops(f.mp);
+	for (unsigned kind = 0; kind < 2; kind++) {
+		uint8_t *cell;
+
+		cr_assert_eq(ops->get(pp, leaf, true, &pg), 0);
+		if (kind == 0) {
+			/* Cell 0: an inline value of 60000 bytes with an expiry after it. */
+			uint32_t big = 60000;
+
+			cell = (uint8_t *)kv_node_cell(pg, 0);
+			cell[2] = KV_CELL_EXPIRES;
+			memcpy(cell + 4, &big, sizeof(big));
+		} else {
+			/* Slot 0 points at the page's last 4 bytes: the cell's header runs past it. */
+			kv_node_slots(pg)[0].off = (uint16_t)(f.u - 4);
+		}
+		ops->put(pp, leaf);
+		cr_assert_eq(kv_btree_get(f.t, m.e[0].key, m.e[0].klen, f.vbuf, 100, &vlen),
+			     URT_E_CORRUPT, "damage %u: get", kind);
+		cr_assert_eq(kv_btree_exists(f.t, m.e[0].key, m.e[0].klen), URT_E_CORRUPT,
+			     "damage %u: exists", kind);
+		kv_btree_cursor_init(&c, f.t);
+		cr_assert_eq(kv_btree_cursor_seek(&c, NULL, 0), URT_E_CORRUPT, "damage %u: seek", kind);
+		cr_assert(!kv_btree_cursor_valid(&c));
+		cr_assert_eq(kv_btree_put(f.t, m.e[1].key, m.e[1].klen, "x", 1, 0), URT_E_CORRUPT,
+			     "damage %u: put", kind);
+		cr_assert_eq(kv_btree_check(f.t, &st), URT_E_CORRUPT, "damage %u: check", kind);
+		snprintf(want, sizeof(want), "page %llu: %s", (unsigned long long)leaf,
+			 kind == 0 ? "cell runs past the end of the page"
+				   : "slot points outside the cell area");
+		cr_assert_str_eq(st.why, want, "damage %u", kind);
+		cr_assert_eq(mem_pager_pinned(f.mp), 0);
+		mem_pager_rollback(f.mp);
+		kv_btree_invalidate_cursors(f.t);
+	}
+	verify(&f, &m);
+	model_free(&m);
+	fx_close(&f);
+}
+
+/*
+ * A leaf chain that damage turned into a loop (found with fuzz_btree_node's
+ * harness, whose scan is bounded): before, a cursor walked the last leaf's
+ * link back to the first leaf and returned the same keys for ever (so
+ * would urkv's SCAN, and DBSIZE's walk of expiring keys on its core), and
+ * kv_btree_count of an uncounted tree spun on an empty leaf linking to
+ * itself.  Now a cursor's keys must strictly increase, count_leaves
+ * refuses an empty leaf that is not the root and first keys that do not
+ * increase, and each ends in URT_E_CORRUPT.
+ */
+/* Scans every key with its value; returns the first error and counts the keys passed. */
+static int scan_all(struct fx *f, unsigned *steps)
+{
+	struct kv_btree_cursor c;
+	size_t vlen;
+	int rc;
+
+	*steps = 0;
+	kv_btree_cursor_init(&c, f->t);
+	rc = kv_btree_cursor_seek(&c, NULL, 0);
+	while (rc == 0 && kv_btree_cursor_valid(&c)) {
+		cr_assert_eq(kv_btree_cursor_value(&c, f->vbuf, 100, &vlen), 0);
+		rc = kv_btree_cursor_next(&c);
+		++*steps;
+	}
+	return rc;
+}
+
+Test(btree, looping_leaf_chain_is_corrupt, .timeout = 60)
+{
+	const struct kv_pager_ops *ops;
+	struct kv_btree_cursor c;
+	struct model m = { 0 };
+	struct kv_pager *pp;
+	uint64_t first, parent, last, next, count;
+	unsigned steps;
+	struct fx f;
+	void *pg;
+	int rc;
+
+	first = fx_open_damage_target_opts(&f, &m, 200, &parent, false);
+	pp = mem_pager_pager(f.mp);
+	ops = mem_pager_ops(f.mp);
+	for (last = first;; last = next) {
+		cr_assert_eq(ops->get(pp, last, false, &pg), 0);
+		next = kv_node_hdr(pg)->link;
+		ops->put(pp, last);
+		if (next == 0)
+			break;
+	}
+	cr_assert_neq(last, first, "the tree has a single leaf");
+
+	/* The last leaf links back to the first: the scan stops at the first repeated key. */
+	cr_assert_eq(ops->get(pp, last, true, &pg), 0);
+	kv_node_hdr(pg)->link = first;
+	ops->put(pp, last);
+	rc = scan_all(&f, &steps);
+	cr_assert_eq(rc, URT_E_CORRUPT, "scan: %d after %u keys", rc, steps);
+	cr_assert_eq(steps, m.n, "the scan stopped after %u keys of %zu", steps, m.n);
+	cr_assert_eq(kv_btree_count(f.t, &count), URT_E_CORRUPT);
+	cr_assert_eq(mem_pager_pinned(f.mp), 0);
+	mem_pager_rollback(f.mp);
+	kv_btree_invalidate_cursors(f.t);
+
+	/* The first leaf emptied, linking to itself. */
+	cr_assert_eq(ops->get(pp, first, true, &pg), 0);
+	kv_node_init(pg, f.u, KV_PAGE_LEAF, first);
+	ops->put(pp, first);
+	cr_assert_eq(kv_btree_count(f.t, &count), URT_E_CORRUPT);
+	kv_btree_cursor_init(&c, f.t);
+	cr_assert_eq(kv_btree_cursor_seek(&c, NULL, 0), URT_E_CORRUPT);
+	cr_assert_eq(mem_pager_pinned(f.mp), 0);
+	mem_pager_rollback(f.mp);
+	kv_btree_invalidate_cursors(f.t);
+
+	/* The first leaf's keys out of order, and the last leaf linking to it. */
+	swap_first_slots(&f, first);
+	cr_assert_eq(ops->get(pp, last, true, &pg), 0);
+	kv_node_hdr(pg)->link = first;
+	ops->put(pp, last);
+	cr_assert_eq(kv_btree_count(f.t, &count), URT_E_CORRUPT);
+	cr_assert_eq(scan_all(&f, &steps), URT_E_CORRUPT);
+	cr_assert_eq(steps, 1, "the scan went on after the second key, below the first");
+	cr_assert_eq(mem_pager_pinned(f.mp), 0);
+	mem_pager_rollback(f.mp);
+	kv_btree_invalidate_cursors(f.t);
+	verify(&f, &m);
+	model_free(&m);
+	fx_close(&f);
+}
+
+/* The last page a tree reported through ops->corrupt, and why. */
+static uint64_t named_pgno;
+static const char *named_why;
+
+static void record_corrupt(struct kv_pager *p, uint64_t pgno, const char *why)
+{
+	(void)p;
+	named_pgno = pgno;
+	named_why = why;
+}
+
+/*
+ * A leaf cell whose overflow value has no chain (first page 0), found by
+ * fuzz_btree_node: GET answered URT_E_CORRUPT naming no page (urkv logs
+ * "no bad page recorded"), though the leaf holding the pointer is known.
+ * Now the leaf is named.
+ */
+Test(btree, overflow_value_without_chain_names_its_leaf)
+{
+	struct kv_pager_ops ops;
+	struct model m = { 0 };
+	struct kv_btree *t;
+	struct kv_pager *pp;
+	uint64_t leaf, parent;
+	size_t vlen;
+	struct fx f;
+	void *pg;
+
+	leaf = fx_open_damage_target(&f, &m, 100, &parent);
+	pp = mem_pager_pager(f.mp);
+	ops = *mem_pager_ops(f.mp);
+	ops.corrupt = record_corrupt;
+	cr_assert_eq(kv_btree_open(&ops, pp, NULL, &t), 0);
+	cr_assert_eq(ops.get(pp, leaf, true, &pg), 0);
+	{
+		uint8_t *cell = (uint8_t *)kv_node_cell(pg, 0);
+		struct kv_leaf_cell lc;
+
+		kv_leaf_cell_decode(cell, &lc);
+		cr_assert(lc.overflow, "key 0 should have an overflow value");
+		kv_st64(cell + KV_LEAF_CELL_HDR + lc.klen, 0);
+	}
+	ops.put(pp, leaf);
+	named_pgno = 0;
+	named_why = NULL;
+	cr_assert_eq(kv_btree_get(t, m.e[0].key, m.e[0].klen, f.vbuf, 100, &vlen), URT_E_CORRUPT);
+	cr_assert_eq(named_pgno, leaf, "named page %llu, not the leaf %llu",
+		     (unsigned long long)named_pgno, (unsigned long long)leaf);
+	cr_assert_str_eq(named_why, "an overflow value with no chain");
+	cr_assert_eq(mem_pager_pinned(f.mp), 0);
+	kv_btree_close(t);
+	mem_pager_rollback(f.mp);
+	kv_btree_invalidate_cursors(f.t);
+	verify(&f, &m);
+	model_free(&m);
+	fx_close(&f);
+}
+
+/*
+ * A split of a leaf whose keys are out of order (fuzz_btree_node, mode
+ * 0x8f: a generated leaf in the tree, then puts): kv_node_refresh_prefix
+ * took the prefix its first and last keys share, which a shorter key
+ * between them lacks, and set_prefix's assertion aborted the process.
+ * Now the prefix is what every key shares.
+ */
+Test(btree, refresh_prefix_of_keys_out_of_order)
+{
+	static uint64_t page[4064 / 8], tmp[4064 / 8];
+	static const char *const keys[] = { "ab", "abcdef1", "abcdef2" };
+	const size_t u = sizeof(page);
+	struct kv_slot *slot = kv_node_slots(page), s;
+	uint8_t cell[64];
+
+	kv_node_init(page, u, KV_PAGE_LEAF, 0);
+	for (unsigned i = 0; i < 3; i++) {
+		size_t n = kv_leaf_cell_encode(cell, keys[i], strlen(keys[i]), "v", 1, false, 0);
+
+		cr_assert(kv_node_insert(page, u, i, cell, n, tmp));
+	}
+	cr_assert_eq(kv_node_hdr(page)->prefix, 2);
+	/* "abcdef1", "ab", "abcdef2": every cell sound, the order wrong. */
+	s = slot[0];
+	slot[0] = slot[1];
+	slot[1] = s;
+	cr_assert_null(kv_node_check_cells(page, u));
+	kv_node_refresh_prefix(page);
+	cr_assert_eq(kv_node_hdr(page)->prefix, 2);
+	cr_assert_null(kv_node_check_cells(page, u));
 }
 
 /*

@@ -750,8 +750,10 @@ static void command_entry(struct urkv_conn *c, const struct urkv_cmd *cmd)
 
 /*
  * COMMAND GETKEYS cmd arg...: the keys of that call, by the command's key
- * positions (first, last, step), with Redis 7's checks in Redis's order:
- * an unknown command, a command without keys, then its arity.
+ * positions (first, last, step), with Redis 7.0's checks in its order: an
+ * unknown command, a command without keys, then its arity.  (7.0 requires
+ * an argument after cmd; 7.2 takes `COMMAND GETKEYS mget` and answers it
+ * with "Invalid number of arguments".)
  */
 static void command_getkeys(struct urkv_conn *c, struct urkv_slot *s)
 {

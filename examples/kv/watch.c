@@ -34,7 +34,7 @@
  *     the command only when it is not OK, so a healthy server pays no
  *     syscall and no compare per request.
  *  2. The refusals (msg) are formatted once at start and never change, so
- *     a core may hold one while core 0 moves the state.
+ *     a core may hold one while the watch thread moves the state.
  *  3. A write that passed the check just before the change is applied and
  *     acknowledged into the old file: the watch narrows the window to
  *     about a second, it cannot close it (the change is not an event urkv
@@ -46,7 +46,9 @@
  *     a local disk and without bound on a network file system that hangs,
  *     and no reactor may block.  The thread inherits main's signal mask
  *     (signals go to main's sigwait) and sleeps on a condition variable, so
- *     urkv_watch_stop ends it at once.
+ *     urkv_watch_stop ends it at once while it sleeps; one stuck in stat is
+ *     waited for WATCH_JOIN_S, then left (detached) with a line on stderr,
+ *     and the process exits around it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -60,6 +62,7 @@
 #include "urt/urt.h"
 
 #define WATCH_PERIOD_NS 1000000000ull	/* Checks once a second. */
+#define WATCH_JOIN_S 2			/* How long the stop waits for a thread stuck in stat. */
 
 void urkv_watch_init(struct urkv_server *srv)
 {
@@ -168,6 +171,7 @@ int urkv_watch_start(struct urkv_server *srv)
 void urkv_watch_stop(struct urkv_server *srv)
 {
 	struct urkv_watch *w = &srv->watch;
+	struct timespec until;
 
 	if (!w->running)
 		return;
@@ -175,7 +179,16 @@ void urkv_watch_stop(struct urkv_server *srv)
 	w->stop = true;
 	pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->lock);
-	pthread_join(w->thread, NULL);
+	/* Bounded (design note 4): a stat that hangs must not hang the shutdown with it. */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += WATCH_JOIN_S;
+	if (pthread_timedjoin_np(w->thread, NULL, &until) != 0) {
+		fprintf(stderr, "urkv: the data file watch is still in stat(%s) after %d s; not waiting "
+			"for it\n", srv->data_path, WATCH_JOIN_S);
+		pthread_detach(w->thread);
+		w->running = false;
+		return;	/* Its lock and condition stay: the thread may still take them. */
+	}
 	pthread_cond_destroy(&w->wake);
 	pthread_mutex_destroy(&w->lock);
 	w->running = false;

@@ -89,7 +89,8 @@ enum urt_dev_state {
 	URT_DEV_HEALTHY = 0,	/**< No timeout within the window. */
 	URT_DEV_DEGRADED,	/**< A command timed out lately; ops that time out are retried. */
 	URT_DEV_RESETTING,	/**< A controller reset is under way; retries wait for it. */
-	URT_DEV_OFFLINE,	/**< Resets failed: every op fails at once with -ENODEV until reopened. */
+	URT_DEV_OFFLINE,	/**< Resets failed, or the device is gone: every op fails at once with -ENODEV
+				 * until reopened. */
 };
 
 /** The recovery policy of a device; start from urt_dev_health_opts_default(). */
@@ -117,9 +118,9 @@ struct urt_dev_health {
 	uint64_t resets;		/**< Controller resets urt asked for. */
 	uint64_t reset_failures;	/**< Resets that failed or did not cure the timeouts. */
 	int last_reset_err;		/**< 0, or the -errno of the last failed reset. */
-	bool gone;			/**< OFFLINE because the device went away (a command failed with
-					 * ENODEV: its driver removed the controller or namespace), not
-					 * because resets failed. */
+	bool gone;			/**< OFFLINE because the device went away, not because resets failed:
+					 * a command failed with ENODEV, a reset found the controller gone,
+					 * or a block device ended before its size at open. */
 };
 
 /** Fill o with the defaults listed in struct urt_dev_health_opts. */

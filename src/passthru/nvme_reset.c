@@ -79,6 +79,12 @@ int nvme_reset_wait(const char *ctrl, const char *path, uint32_t wait_ms)
 		ret = ctrl_state(ctrl, state, sizeof(state));
 		if (ret == 0 && strcmp(state, "live") == 0)
 			return 0;
+		if (ret == -ENOENT) {
+			/* Its sysfs directory went with it: removed during the reset. */
+			urt_set_error("%s: controller %s is gone (removed during its reset): nothing to wait for",
+				      path, ctrl);
+			return -ENODEV;
+		}
 		if (ret == 0 && (strcmp(state, "dead") == 0 || strcmp(state, "deleting") == 0 ||
 				 strcmp(state, "deleting (no IO)") == 0)) {
 			urt_set_error("%s: controller %s is %s after its reset", path, ctrl, state);

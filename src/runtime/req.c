@@ -499,6 +499,32 @@ static bool errno_transient(int res)
 	return res == -EIO || res == -ENOMEM || res == -EBUSY || res == -ETIMEDOUT || res == -ENOLINK;
 }
 
+/*
+ * Whether res of req's data command says its device is gone (dev/health.c,
+ * health_on_gone): ENODEV from the driver (a removed controller's or
+ * disk's queue is dying); or, on a block device, a read that ends (0) or
+ * a write that finds no space (ENOSPC) below the size the device had at
+ * open, when its capacity now ends there (a removed disk has capacity 0;
+ * ENOSPC of a thin pool that is full keeps the capacity, so it is not
+ * taken for gone).
+ */
+static bool req_dev_gone(const struct urt_req *req, int res)
+{
+	const struct urt_dev *dev = req->dev;
+	bool read = req->op == URT_OP_READ || req->op == URT_OP_READV;
+	bool write = req->op == URT_OP_WRITE || req->op == URT_OP_WRITEV;
+
+	if (!read && !write && req->op != URT_OP_FLUSH && req->op != URT_OP_FSYNC)
+		return false;	/* Not zeroes or deallocate: fallocate's ENODEV means "not here". */
+	if (res == -ENODEV)
+		return true;
+	if (req->off >= dev->info.size_bytes)
+		return false;
+	if ((read && res == 0 && req->seg) || (write && res == -ENOSPC))
+		return dev_blk_ends_before(dev, req->off);
+	return false;
+}
+
 /* Decide what a result means for req (see the classification above). */
 static void req_result(struct urt_core *c, struct urt_req *req, int res)
 {
@@ -507,14 +533,17 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 	int health = 0;
 
 	/* The device's recovery hears of every timeout, even one nobody waits for (dev/health.c). */
-	if (urt_unlikely(res == -ETIMEDOUT) && dev)
+	if (urt_unlikely(res == -ETIMEDOUT) && dev) {
 		health = health_on_timeout(dev, req->issue_ns, core_now(c));
-	else if (urt_unlikely(res == -ENODEV) && dev) {
-		health_on_gone(dev);	/* The driver removed it: OFFLINE, nothing to reset. */
-		health_offline_error(dev);	/* The op that found it gone says so too. */
-	}
-	else if (urt_unlikely(res >= 0 && dev && health_state(&dev->health) != URT_DEV_HEALTHY))
+	} else if (urt_unlikely(res <= 0) && dev && req_dev_gone(req, res)) {
+		/* Removed: OFFLINE, nothing to reset; the op that found it says so too. */
+		health_on_gone(dev);
+		res = -ENODEV;
+		if (req->io)
+			health_offline_error(dev);
+	} else if (urt_unlikely(res >= 0 && dev && health_state(&dev->health) != URT_DEV_HEALTHY)) {
 		health_on_success(dev, req->issue_ns, core_now(c));
+	}
 	if (!req->io)
 		goto out;
 	/* A sleep that ran its course is a success (io.h), not a failed op. */
@@ -555,17 +584,6 @@ static void req_result(struct urt_core *c, struct urt_req *req, int res)
 	if (res >= 0 && op_is_xfer(req->op)) {
 		uint32_t align = dev->info.direct ? dev->info.off_align : 1;
 
-		if (res == 0 && req->seg && dev->info.is_blockdev && !dev->info.is_nvme &&
-		    req->off < dev->info.size_bytes) {
-			/*
-			 * A block device ends before the size it had at open: its disk
-			 * was removed (the kernel sets a dead disk's capacity to 0) or
-			 * shrunk under us.  Not an end of file: the device is gone.
-			 */
-			health_on_gone(dev);
-			req_deliver_done(c, req, health_offline_error(dev));
-			goto out;
-		}
 		if (res == 0 && req->seg) {
 			req_deliver_done(c, req, (int)req->done);	/* End of file. */
 			goto out;

@@ -32,14 +32,14 @@ tool create "$(addr a)" "$(addr b)" "$(addr c)"
 expect_tool create 0 "OK: 3 nodes agree"
 
 echo "== 1. the commands an application uses"
-timeout 120 $REDISPY basic "${NODE_PORT[c]}" 2> "$WORK/basic.err"
+timeout 60 $REDISPY basic "${NODE_PORT[c]}" 2> "$WORK/basic.err"
 rc=$?
 expect "redis-py command tour" 0 "$rc"
 [ "$rc" = 0 ] || tail -20 "$WORK/basic.err"
 
 echo "== 2. reshard under redis-py writes"
 rm -f "$WORK/stop"
-timeout 240 $REDISPY write "${NODE_PORT[c]}" "$WORK/acks" "$WORK/stop" > "$WORK/writer.out" 2> "$WORK/writer.err" &
+timeout 120 $REDISPY write "${NODE_PORT[c]}" "$WORK/acks" "$WORK/stop" > "$WORK/writer.out" 2> "$WORK/writer.err" &
 WRITER=$!
 PIDS+=("$!")
 sleep 1
@@ -54,7 +54,7 @@ cat "$WORK/writer.out"
 [ -s "$WORK/writer.err" ] && { echo "writer's stderr:"; tail -20 "$WORK/writer.err"; }
 [ "$before" -gt 500 ] || fail "only $before acknowledged writes by the end of the reshard"
 ncli a CLUSTER NODES | grep myself | grep -q " connected 2730-5460$" || fail "a's slots: $(ncli a CLUSTER NODES | grep myself)"
-timeout 120 $REDISPY check "${NODE_PORT[a]}" "$WORK/acks"
+timeout 60 $REDISPY check "${NODE_PORT[a]}" "$WORK/acks"
 expect "every acknowledged write reads back through redis-py" 0 "$?"
 # The writer met the moving slots: -ASK or -MOVED replies, counted by kind in INFO errorstats.
 redirects=0

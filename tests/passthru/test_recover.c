@@ -42,6 +42,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/klog.h>
 #include <time.h>
 #include <unistd.h>
@@ -435,7 +436,7 @@ struct removal {
 	int w_res[2];			/* The two writes in flight when the controller went. */
 	int after, after_write;		/* The first read and write after the removal. */
 	const char *blk;		/* The same namespace's block device, opened before the removal. */
-	int blk_after, blk_write;	/* A read, then a write, through it after the removal. */
+	int blk_write, blk_after;	/* A write, then a read, through it after the removal. */
 	char blk_msg[512];
 	struct urt_dev_health blk_h;	/* Its health then. */
 	uint64_t after_ns;		/* How long that read took. */
@@ -444,6 +445,7 @@ struct removal {
 	int sticky;
 	uint64_t remove_ns;		/* How long the sysfs remove took (the driver's teardown). */
 	int remove_err;
+	atomic_bool removed;		/* remove_main is done: remove_ns and remove_err are set. */
 };
 
 /* The PCI address of the controller behind URT_NVME_CTRL (/sys/class/nvme/nvmeX/device). */
@@ -482,12 +484,24 @@ static void *remove_main(void *arg)
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", s->bdf);
 	s->remove_err = sysfs_put(path, "1");
 	s->remove_ns = urt_clock_ns() - t0;
+	atomic_store(&s->removed, true);	/* Releases remove_err and remove_ns to the fiber. */
 	return NULL;
 }
 
 #define RM_OFF_A (4u << 20)	/* The two writes in flight: 4 KiB at 4 MiB and at 5 MiB. */
 #define RM_OFF_B (5u << 20)
 #define RM_SEED 0x72656d76u
+#define RM_WAIT_NS 60000000000ull	/* The longest the fiber waits for the writes or the removal. */
+
+/* Waits (bounded) until every op of w[0, n) has answered: none may outlive the fiber's frame. */
+static void wait_ops(struct op_wait *w, unsigned n)
+{
+	uint64_t t0 = urt_clock_ns();
+
+	for (unsigned i = 0; i < n; i++)
+		while (!w[i].done && urt_clock_ns() - t0 < RM_WAIT_NS)
+			urt_sleep_ns(10000000);
+}
 
 static void removal_body(void *arg)
 {
@@ -498,6 +512,7 @@ static void removal_body(void *arg)
 	uint8_t *wa = urt_buf_get(4096), *wb = urt_buf_get(4096), *rbuf = urt_buf_get(4096);
 	struct op_wait w[2] = { { 0 }, { 0 } };
 	struct urt_io io[2];
+	unsigned submitted = 0;
 	pthread_t t;
 	uint64_t t0;
 	int ret;
@@ -508,7 +523,7 @@ static void removal_body(void *arg)
 	ret = urt_dev_open(s->ng, &o, &dev);
 	if (ret) {
 		tests_failf(&s->fail, "urt_dev_open(%s): %d (%s)", s->ng, ret, urt_last_error());
-		return;
+		goto out;
 	}
 	for (uint32_t i = 0; i < 4096; i++) {
 		wa[i] = fx_pattern(RM_SEED, RM_OFF_A + i);
@@ -521,26 +536,27 @@ static void removal_body(void *arg)
 	ret = urt_dev_open(s->blk, &o, &bdev);
 	if (ret) {
 		tests_failf(&s->fail, "urt_dev_open(%s): %d (%s)", s->blk, ret, urt_last_error());
-		return;
+		goto out;
 	}
 	urt_io_prep_write(&io[0], dev, wa, 4096, RM_OFF_A);
 	urt_io_prep_write(&io[1], dev, wb, 4096, RM_OFF_B);
-	if (urt_io_submit(&io[0], op_cb, &w[0]) || urt_io_submit(&io[1], op_cb, &w[1])) {
-		tests_failf(&s->fail, "submit: %s", urt_last_error());
-		return;
+	for (; submitted < 2; submitted++) {
+		if (urt_io_submit(&io[submitted], op_cb, &w[submitted])) {
+			tests_failf(&s->fail, "submit: %s", urt_last_error());
+			goto out;
+		}
 	}
 	urt_sleep_ns(500000000ull);
 	if (pthread_create(&t, NULL, remove_main, s)) {
 		tests_failf(&s->fail, "pthread_create failed");
-		return;
+		goto out;
 	}
-	t0 = urt_clock_ns();
-	while ((!w[0].done || !w[1].done) && urt_clock_ns() - t0 < 60000000000ull)
-		urt_sleep_ns(10000000);
+	wait_ops(w, 2);
 	s->w_res[0] = w[0].done ? w[0].res : 1;
 	s->w_res[1] = w[1].done ? w[1].res : 1;
 	/* The sysfs write returns once the driver has let go of the controller. */
-	while (!s->remove_ns && urt_clock_ns() - t0 < 60000000000ull)
+	t0 = urt_clock_ns();
+	while (!atomic_load(&s->removed) && urt_clock_ns() - t0 < RM_WAIT_NS)
 		urt_sleep_ns(10000000);
 	pthread_join(t, NULL);
 	t0 = urt_clock_ns();
@@ -550,12 +566,17 @@ static void removal_body(void *arg)
 	s->after_write = (int)urt_write(dev, wa, 4096, RM_OFF_A);
 	urt_dev_health(dev, &s->h);
 	s->sticky = urt_dev_error(dev);
-	urt_dev_close(dev);
-	s->blk_after = (int)urt_read(bdev, rbuf, 4096, 0);
-	snprintf(s->blk_msg, sizeof(s->blk_msg), "%s", urt_last_error());
+	/* The block device: a write first (the kernel answers ENOSPC past a dead disk's end), then a read. */
 	s->blk_write = (int)urt_write(bdev, wa, 4096, RM_OFF_A);
+	snprintf(s->blk_msg, sizeof(s->blk_msg), "%s", urt_last_error());
 	urt_dev_health(bdev, &s->blk_h);
-	urt_dev_close(bdev);
+	s->blk_after = (int)urt_read(bdev, rbuf, 4096, 0);
+out:
+	wait_ops(w, submitted);
+	if (dev)
+		urt_dev_close(dev);
+	if (bdev)
+		urt_dev_close(bdev);
 	urt_buf_put(wa);
 	urt_buf_put(wb);
 	urt_buf_put(rbuf);
@@ -680,15 +701,19 @@ Test(removal, controller_removed_under_io)
 	cr_expect(s.h.gone, "offline because the controller is gone, not after failed resets");
 	cr_expect_eq(s.h.resets, 0, "nothing to reset: %llu resets", (unsigned long long)s.h.resets);
 	cr_expect_eq(s.sticky, -ENODEV);
-	cr_log_info("the block device %s after the removal: read %d (%s), write %d; %s, gone %d", s.blk,
-		    s.blk_after, s.blk_msg, s.blk_write, urt_dev_state_name(s.blk_h.state), s.blk_h.gone);
-	/* The kernel gives a dead disk capacity 0: the read looks like an end of file, not an error. */
-	cr_expect_eq(s.blk_after, -ENODEV, "a read through the removed namespace's block device: %d", s.blk_after);
+	cr_log_info("the block device %s after the removal: write %d (%s), then read %d; %s, gone %d", s.blk,
+		    s.blk_write, s.blk_msg, s.blk_after, urt_dev_state_name(s.blk_h.state), s.blk_h.gone);
+	/*
+	 * The kernel gives a dead disk capacity 0: a write past it is ENOSPC, a
+	 * read an end of file; neither is an error that says the disk is gone.
+	 */
+	cr_expect_eq(s.blk_write, -ENODEV, "a write through the removed namespace's block device: %d",
+		     s.blk_write);
 	cr_expect(strstr(s.blk_msg, s.blk) && strstr(s.blk_msg, "gone"), "names it and says it is gone: %s",
 		  s.blk_msg);
-	cr_expect_eq(s.blk_write, -ENODEV, "%d", s.blk_write);
 	cr_expect_eq(s.blk_h.state, URT_DEV_OFFLINE, "%s", urt_dev_state_name(s.blk_h.state));
 	cr_expect(s.blk_h.gone);
+	cr_expect_eq(s.blk_after, -ENODEV, "%d", s.blk_after);
 
 	/* Every acknowledged write is on the namespace once the controller is back. */
 	cr_assert_eq(ret, 0, "the controller and nsid %u came back after the rescan", nsid);

@@ -14,9 +14,11 @@
  * fixed-file table, on every ring; rings opened later copy the registry.
  */
 #include <errno.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -278,4 +280,15 @@ void dev_registry_drop(struct urt_rt *rt)
 		dev->reg_rt = NULL;
 		rt->devs[i] = NULL;
 	}
+}
+
+bool dev_blk_ends_before(const struct urt_dev *dev, uint64_t off)
+{
+	uint64_t size = 0;
+
+	if (!dev->info.is_blockdev || dev->info.is_nvme || dev->fd < 0)
+		return false;
+	if (ioctl(dev->fd, BLKGETSIZE64, &size) != 0)
+		return errno == ENODEV || errno == ENXIO;	/* The disk is gone. */
+	return size <= off;
 }

@@ -10,6 +10,12 @@
 int dev_fixed_slot(const struct urt_dev *dev, const struct urt_core *c);
 void dev_registry_drop(struct urt_rt *rt);
 int dev_registry_ring_init(struct urt_core *c, struct io_uring *ring);
+/*
+ * dev.c: whether the block device dev now ends at or before off (its
+ * capacity asked again, BLKGETSIZE64): a removed disk's is 0.  False for
+ * other devices, or when the size cannot be read for another reason.
+ */
+bool dev_blk_ends_before(const struct urt_dev *dev, uint64_t off);
 
 /*
  * Fill sqe with the READ (op URT_OP_READ) or WRITE of len bytes at buf and

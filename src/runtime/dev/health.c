@@ -45,9 +45,10 @@
  *   HEALTHY,    OFFLINE    health_on_gone (a command of the device failed with ENODEV:
  *   DEGRADED,              the driver removed the controller or the namespace, as Linux
  *   RESETTING              does after a reset that failed, or the drive was pulled;
- *                          or a block device read ended before the size it had at open:
- *                          the kernel sets a removed disk's capacity to 0, so its reads
- *                          look like an end of file; there is nothing left to reset)
+ *                          or a block device read (0 bytes) or write (ENOSPC) below the
+ *                          size it had at open, with its capacity now ending there: the
+ *                          kernel sets a removed disk's capacity to 0, so its reads look
+ *                          like an end of file (req_dev_gone); there is nothing to reset)
  *   OFFLINE     -          terminal until the device is closed and reopened; a reset
  *                          thread that returns after it changes nothing (H5)
  *
@@ -80,10 +81,11 @@
  *   H4. The reset runs on its own thread, never on a reactor: it blocks
  *       for up to reset_wait_ms, and the reactors keep serving the other
  *       devices (and park this device's retries) meanwhile.
- *   H5. OFFLINE is terminal: health_reset_main looks at the state after
- *       every reset and stops without a transition when the device went
- *       offline meanwhile (health_on_gone), so a reset that returns 0 on
- *       a device already gone cannot bring it back to DEGRADED.
+ *   H5. OFFLINE is terminal: health_reset_main looks at the state before
+ *       and after every reset and stops without a transition when the
+ *       device went offline meanwhile (health_on_gone), so no reset runs
+ *       on a device already gone, and one that returns 0 then cannot bring
+ *       it back to DEGRADED.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -172,9 +174,9 @@ static void health_go_offline(struct urt_dev *dev)
 	if (h->st.gone)
 		fprintf(stderr,
 			"urt: %s: device offline: it is gone (its driver removed the controller or the "
-			"namespace, or the drive was pulled: a command failed with ENODEV, or a read found "
-			"the device ending before the size it had at open; %llu timeouts and %llu resets "
-			"before): every op now fails with ENODEV until it is reopened\n",
+			"namespace, or the drive was pulled: a command failed with ENODEV, or the device now "
+			"ends before the size it had at open; %llu timeouts and %llu resets before): every "
+			"op now fails with ENODEV until it is reopened\n",
 			dev->path, (unsigned long long)h->st.timeouts, (unsigned long long)h->st.resets);
 	else
 		fprintf(stderr,
@@ -208,6 +210,10 @@ static void *health_reset_main(void *arg)
 	int ret;
 
 	for (;;) {
+		pthread_mutex_lock(&h->lock);
+		if (health_state(h) == URT_DEV_OFFLINE)
+			break;	/* H5: gone between two resets (health_on_gone): no further reset. */
+		pthread_mutex_unlock(&h->lock);
 		ret = dev->be->reset ? dev->be->reset(dev, h->o.reset_wait_ms) : -EOPNOTSUPP;
 		pthread_mutex_lock(&h->lock);
 		if (health_state(h) == URT_DEV_OFFLINE) {
@@ -367,9 +373,9 @@ int health_offline_error(const struct urt_dev *dev)
 	/* st.gone is written once, under the lock, before the state turns OFFLINE (acquire: H1). */
 	if (dev->health.st.gone)
 		urt_set_error("%s: device offline: it is gone (its driver removed the controller or the "
-			      "namespace, or the drive was pulled: a command failed with ENODEV, or a read found "
-			      "the device ending before the size it had at open); every op fails with ENODEV "
-			      "until the device is closed and reopened (docs/passthru.md, \"When a device goes "
+			      "namespace, or the drive was pulled: a command failed with ENODEV, or the device "
+			      "now ends before the size it had at open); every op fails with ENODEV until the "
+			      "device is closed and reopened (docs/passthru.md, \"When a device goes "
 			      "offline\")", dev->path);
 	else
 		urt_set_error("%s: device offline: urt's controller resets failed after repeated command "

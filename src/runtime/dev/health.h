@@ -46,8 +46,9 @@ void health_exit(struct urt_dev *dev);
 int health_on_timeout(struct urt_dev *dev, uint64_t issue_ns, uint64_t now_ns);
 
 /*
- * A command of dev failed with ENODEV, or a block device's read ended
- * before its size at open: the device is gone (its driver removed it).
+ * A command of dev failed with ENODEV, or a block device now ends before
+ * its size at open (req.c, req_dev_gone): the device is gone (its driver
+ * removed it).
  * OFFLINE at once, whatever the state; no reset is tried.
  */
 void health_on_gone(struct urt_dev *dev);

@@ -54,3 +54,10 @@ class Conn:
     def call(self, *args):
         self.sock.sendall(cmd(*args))
         return self.reply()
+
+    def value(self, *args):
+        """call(), as a value: a bulk string's bytes, else the reply's line without CRLF."""
+        r = self.call(*args)
+        if r[:1] == b"$" and not r.startswith(b"$-1"):
+            return r[r.index(b"\r\n") + 2:-2]
+        return r.rstrip(b"\r\n")

@@ -30,16 +30,10 @@ expect "no cluster file" "" "$(ls "$WORK" | grep 'plain.urkv.cluster')"
 # DUMP / RESTORE work without the cluster, as in Redis.
 cli SET dk hello > /dev/null
 cli PEXPIRE dk 100000 > /dev/null
-got=$(python3 - "$PORT" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-f = s.makefile("rb")
-def q(*a):
-    s.sendall(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
-    line = f.readline()
-    if line[:1] == b"$" and int(line[1:-2]) >= 0:
-        return f.read(int(line[1:-2]) + 2)[:-2]
-    return line.rstrip(b"\r\n")
+got=$(PYTHONPATH="$(dirname "$0")" python3 - "$PORT" <<'PY'
+import sys
+from resp_wire import Conn
+q = Conn(int(sys.argv[1])).value
 p = q(b"DUMP", b"dk")
 out = [p[:1] == b"\x00" and p[1:6] == b"hello" and len(p) == 12]
 out.append(q(b"RESTORE", b"dk", b"0", p))
@@ -59,16 +53,10 @@ expect "DUMP/RESTORE" "True | -BUSYKEY Target key name already exists. | +OK | h
 # RESTORE's bad TTLs and options, Redis's replies, nothing stored: a
 # relative TTL whose sum with now passes 2^63 - 1 was stored and read back
 # as PEXPIRETIME 0; FREQ 256 and IDLETIME with FREQ were accepted.
-got=$(python3 - "$PORT" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-f = s.makefile("rb")
-def q(*a):
-    s.sendall(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
-    line = f.readline()
-    if line[:1] == b"$" and int(line[1:-2]) >= 0:
-        return f.read(int(line[1:-2]) + 2)[:-2]
-    return line.rstrip(b"\r\n")
+got=$(PYTHONPATH="$(dirname "$0")" python3 - "$PORT" <<'PY'
+import sys
+from resp_wire import Conn
+q = Conn(int(sys.argv[1])).value
 p = q(b"DUMP", b"dk")
 out = [q(b"RESTORE", b"dk4", b"9223372036854775807", p),
        q(b"RESTORE", b"dk4", b"9223372036854775807", p, b"REPLACE"),

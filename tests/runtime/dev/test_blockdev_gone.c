@@ -23,23 +23,11 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "../../fiber_run.h"
+#include "../fixture.h"
 #include "urt/buf.h"
 #include "urt/dev.h"
 #include "urt/error.h"
 #include "urt/io.h"
-
-static struct urt_rt *ht_start(void)
-{
-	static const int cpu0 = 0;
-	struct urt_rt_opts o;
-
-	urt_rt_opts_default(&o);
-	o.cpus = &cpu0;
-	o.ncpus = 1;
-	o.buf_region_bytes = 4u << 20;
-	return tests_rt_start(&o);
-}
 
 #define LOOP_BYTES (16u << 20)
 #define LOOP_TRIES 8	/* Loop devices tried when another process takes the free one first. */
@@ -145,11 +133,13 @@ static void body_loop_shrinks(void *arg)
 static void run_shrink(bool write_first)
 {
 	struct loop_state l = { .write_first = write_first };
+	struct urt_rt_opts o;
 	struct urt_rt *rt;
 
 	loop_setup(&l);
-	rt = ht_start();
-	tests_fiber_run(rt, 0, body_loop_shrinks, &l);
+	fx_opts_cpu0(&o);
+	rt = fx_start(&o);
+	fx_run(rt, 0, body_loop_shrinks, &l);
 	urt_rt_stop(rt);
 	loop_teardown(&l);
 	cr_assert_eq(l.fail.failed, 0, "%s", l.fail.msg);
